@@ -1,0 +1,20 @@
+#ifndef EVONAS_COMMON_METRICS_H_
+#define EVONAS_COMMON_METRICS_H_
+
+#include <vector>
+
+#include "evonas/v1/types.pb.h"
+
+namespace evonas {
+
+// Compares `predicted` with `target` element by element (same length;
+// row-major rows x outputs) and fills max absolute error, fraction of
+// elements with |error| <= within_tolerance, RMSE and MAE. `row_count` is
+// target.size() / outputs. A NaN prediction counts as an infinite error.
+v1::Evaluation EvaluatePredictions(const std::vector<double>& predicted,
+                                   const std::vector<double>& target,
+                                   int64_t outputs, double within_tolerance);
+
+}  // namespace evonas
+
+#endif  // EVONAS_COMMON_METRICS_H_

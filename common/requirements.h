@@ -1,0 +1,32 @@
+#ifndef EVONAS_COMMON_REQUIREMENTS_H_
+#define EVONAS_COMMON_REQUIREMENTS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "evonas/v1/types.pb.h"
+
+namespace evonas {
+
+// OK when every set requirement is positive and finite, fractions are in
+// [0, 1], and min_fraction_within comes with within_tolerance; otherwise
+// InvalidArgument naming the field.
+absl::Status ValidateRequirements(const v1::Requirements& requirements);
+
+// How far a candidate's metrics are from the requirements.
+struct Assessment {
+  bool feasible = true;
+  // Sum over violated requirements of the relative excess (e.g. an error of
+  // 3e-3 against a limit of 1e-3 adds 2); 0 when feasible.
+  double violation = 0;
+  // One sentence per violated requirement, e.g. "validation max abs error
+  // 3.0e-03 > 1.0e-03".
+  std::vector<std::string> violations;
+};
+Assessment Assess(const v1::Requirements& requirements,
+                  const v1::Metrics& metrics);
+
+}  // namespace evonas
+
+#endif  // EVONAS_COMMON_REQUIREMENTS_H_

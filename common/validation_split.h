@@ -1,0 +1,26 @@
+#ifndef EVONAS_COMMON_VALIDATION_SPLIT_H_
+#define EVONAS_COMMON_VALIDATION_SPLIT_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "evonas/v1/types.pb.h"
+
+namespace evonas {
+
+// SplitMix64 finaliser (Steele, Lea, Flood 2014); see v1::ValidationSplit.
+uint64_t SplitMix64(uint64_t x);
+
+// True when row `row` is a validation row under `split`.
+bool IsValidationRow(const v1::ValidationSplit& split, int64_t row);
+
+// Row indices of [0, rows) split into training and validation rows.
+struct RowPartition {
+  std::vector<int64_t> training;
+  std::vector<int64_t> validation;
+};
+RowPartition PartitionRows(const v1::ValidationSplit& split, int64_t rows);
+
+}  // namespace evonas
+
+#endif  // EVONAS_COMMON_VALIDATION_SPLIT_H_

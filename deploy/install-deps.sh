@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs every build and run dependency of evonas from Debian bookworm.
+# The README, .ci/run and deploy/docker/Dockerfile all call this one script,
+# so the three can never drift apart.
+#   deploy/install-deps.sh          build + test dependencies
+#   deploy/install-deps.sh runtime  only what the binaries need at run time
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+runtime_packages=(
+  libtorch1.13 libgrpc++1.51 libprotobuf32 libabsl20220623 libsqlite3-0 libssl3
+  # Without OpenBLAS, Debian's libtorch falls back to the reference BLAS and
+  # trains about 4x slower.
+  libopenblas0-openmp
+)
+build_packages=(
+  build-essential cmake ninja-build pkg-config
+  libtorch-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libsqlite3-dev libssl-dev libcli11-dev libgtest-dev libgmock-dev
+  libopenblas0-openmp
+  # Tests check that downloaded models load in Debian's PyTorch.
+  python3 python3-torch
+)
+
+if [[ "${1:-}" == "runtime" ]]; then
+  packages=("${runtime_packages[@]}")
+else
+  packages=("${build_packages[@]}")
+fi
+
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${packages[@]}"

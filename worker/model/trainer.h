@@ -1,0 +1,65 @@
+#ifndef EVONAS_WORKER_MODEL_TRAINER_H_
+#define EVONAS_WORKER_MODEL_TRAINER_H_
+
+// The only interface through which the rest of evonas reaches LibTorch. It
+// passes plain structs and protos; no torch header may be included here.
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "evonas/v1/types.pb.h"
+
+namespace evonas::model {
+
+// A row-major matrix of doubles.
+struct Matrix {
+  int64_t rows = 0;
+  int64_t cols = 0;
+  std::vector<double> data;  // rows * cols
+};
+
+// Inputs and targets of one set of rows.
+struct Samples {
+  Matrix x;
+  Matrix y;
+};
+
+struct TrainJob {
+  v1::Genome genome;  // must pass ValidateGenome
+  Samples training;
+  Samples validation;
+  std::optional<Samples> test;
+  uint64_t seed = 0;
+  // Tolerance for Evaluation.fraction_within.
+  double within_tolerance = 1e-6;
+  // Intra-op threads for LibTorch.
+  int threads = 1;
+  // Polled during training; when it becomes true, Train returns Cancelled.
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+struct TrainOutput {
+  v1::Metrics metrics;
+  // The TorchScript model file: raw float64 inputs [N, in] -> raw float64
+  // outputs [N, out], standardisation built in.
+  std::string model_file;
+};
+
+// Trains the MLP of `job.genome` in float64: standardised inputs and outputs,
+// Adam, then an L-BFGS polish with strong-Wolfe line search. Evaluates the
+// exported model on the validation (and test) rows, so the metrics are those
+// of the file a user downloads. Returns Cancelled when `*job.cancel` became
+// true, Aborted when training diverged (non-finite loss), InvalidArgument for
+// a bad job. Never throws.
+absl::StatusOr<TrainOutput> Train(const TrainJob& job);
+
+// Loads a TorchScript model file and predicts `x`; for tests and checks.
+absl::StatusOr<Matrix> Predict(const std::string& model_file, const Matrix& x);
+
+}  // namespace evonas::model
+
+#endif  // EVONAS_WORKER_MODEL_TRAINER_H_
