@@ -1,0 +1,679 @@
+#include "server/controller.h"
+
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/genome.h"
+#include "common/requirements.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+#include "common/table.h"
+#include "common/validation_split.h"
+#include "server/search/pareto.h"
+
+namespace evonas {
+namespace {
+
+constexpr int kMaxNameLength = 200;
+constexpr int64_t kMaxBudgetCandidates = 1000000;
+constexpr double kDefaultValidationFraction = 0.2;
+constexpr double kDefaultWithinTolerance = 1e-6;
+
+// Unguessable ids: a lease id is a capability of the worker holding it.
+std::string RandomId(absl::string_view prefix, int bytes) {
+  std::string raw(bytes, '\0');
+  RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), bytes);
+  return absl::StrCat(prefix, absl::BytesToHexString(raw));
+}
+
+google::protobuf::Timestamp ToProto(int64_t unix_ms) {
+  google::protobuf::Timestamp ts;
+  ts.set_seconds(unix_ms / 1000);
+  ts.set_nanos(static_cast<int32_t>(unix_ms % 1000) * 1000000);
+  return ts;
+}
+
+int64_t ToMs(const google::protobuf::Timestamp& ts) {
+  return ts.seconds() * 1000 + ts.nanos() / 1000000;
+}
+
+bool IsFinal(v1::CandidateState state) {
+  return state == v1::CANDIDATE_STATE_SUCCEEDED ||
+         state == v1::CANDIDATE_STATE_FAILED ||
+         state == v1::CANDIDATE_STATE_CANCELLED;
+}
+
+absl::Status CheckColumns(const std::vector<std::string>& wanted,
+                          absl::string_view field, const v1::Dataset& dataset) {
+  if (wanted.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": name at least one column"));
+  }
+  std::set<std::string> available(dataset.columns().begin(),
+                                  dataset.columns().end());
+  std::set<std::string> seen;
+  for (const std::string& column : wanted) {
+    if (!available.count(column)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ": data set ", dataset.id().substr(0, 12), " has no column \"",
+          column, "\"; its columns are ",
+          absl::StrJoin(dataset.columns(), ", ")));
+    }
+    if (!seen.insert(column).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": column \"", column, "\" is named twice"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::vector<std::string> ToVector(
+    const google::protobuf::RepeatedPtrField<std::string>& field) {
+  return {field.begin(), field.end()};
+}
+
+absl::Status CheckEvaluation(const v1::Evaluation& e, absl::string_view what) {
+  for (double v : {e.max_abs_error(), e.fraction_within(), e.rmse(), e.mae()}) {
+    if (!std::isfinite(v) || v < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "report: ", what, " metrics must be finite and non-negative"));
+    }
+  }
+  if (e.fraction_within() > 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("report: ", what, ".fraction_within must be <= 1"));
+  }
+  if (e.row_count() <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("report: ", what, ".row_count must be positive"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status DatasetUpload::Append(absl::string_view chunk) {
+  if (static_cast<int64_t>(bytes_.size() + chunk.size()) >
+      controller_->options_.max_upload_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "upload exceeds the limit of ", controller_->options_.max_upload_bytes,
+        " bytes"));
+  }
+  bytes_.append(chunk.data(), chunk.size());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Dataset> DatasetUpload::Finish() {
+  return controller_->StoreDataset(name_, bytes_);
+}
+
+absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(
+    ControllerOptions options) {
+  EVONAS_ASSIGN_OR_RETURN(auto store, store::Store::Open(options.db_path));
+  EVONAS_ASSIGN_OR_RETURN(
+      auto blobs, store::BlobStore::Open(options.data_dir + "/blobs"));
+  return std::unique_ptr<Controller>(
+      new Controller(std::move(options), std::move(store), std::move(blobs)));
+}
+
+int64_t Controller::NowMs() const {
+  return absl::ToUnixMillis(options_.clock());
+}
+
+// ---------------------------------------------------------------- data sets
+
+absl::StatusOr<std::unique_ptr<DatasetUpload>> Controller::BeginUpload(
+    std::string name, int64_t declared_size) {
+  if (declared_size > options_.max_upload_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "upload of ", declared_size, " bytes exceeds the limit of ",
+        options_.max_upload_bytes, " bytes"));
+  }
+  if (name.size() > kMaxNameLength) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "metadata.name is longer than ", kMaxNameLength, " characters"));
+  }
+  return std::unique_ptr<DatasetUpload>(
+      new DatasetUpload(this, std::move(name)));
+}
+
+absl::StatusOr<v1::Dataset> Controller::StoreDataset(const std::string& name,
+                                                     const std::string& bytes) {
+  // Parsing is the expensive part and touches no shared state: outside the
+  // lock.
+  CsvLimits limits;
+  limits.max_bytes = options_.max_upload_bytes;
+  EVONAS_ASSIGN_OR_RETURN(Table table, ParseCsv(bytes, limits));
+  v1::Dataset dataset;
+  dataset.set_id(Sha256Hex(bytes));
+  dataset.set_name(name);
+  for (std::string& column : table.columns) dataset.add_columns(column);
+  dataset.set_row_count(table.rows);
+  dataset.set_size_bytes(static_cast<int64_t>(bytes.size()));
+  *dataset.mutable_created_at() = ToProto(NowMs());
+
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<v1::Dataset> existing = store_->GetDataset(dataset.id());
+  if (existing.ok()) return existing;
+  // The blob is durable before the row that references it commits.
+  EVONAS_ASSIGN_OR_RETURN(std::string sha, blobs_->Put(bytes));
+  if (sha != dataset.id()) return absl::InternalError("blob hash mismatch");
+  EVONAS_RETURN_IF_ERROR(store_->InsertDataset(dataset));
+  return dataset;
+}
+
+absl::StatusOr<v1::Dataset> Controller::GetDataset(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  return store_->GetDataset(id);
+}
+
+absl::StatusOr<std::vector<v1::Dataset>> Controller::ListDatasets() {
+  absl::MutexLock lock(&mu_);
+  return store_->ListDatasets();
+}
+
+absl::StatusOr<std::string> Controller::ReadDataset(const std::string& id) {
+  {
+    absl::MutexLock lock(&mu_);
+    EVONAS_RETURN_IF_ERROR(store_->GetDataset(id).status());
+  }
+  return blobs_->Read(id);
+}
+
+// -------------------------------------------------------------- experiments
+
+absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec) {
+  if (spec.name().size() > kMaxNameLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("name is longer than ", kMaxNameLength, " characters"));
+  }
+  if (spec.dataset_id().empty()) {
+    return absl::InvalidArgumentError("dataset_id is required");
+  }
+  absl::StatusOr<v1::Dataset> dataset = store_->GetDataset(spec.dataset_id());
+  if (!dataset.ok()) {
+    return absl::NotFoundError(absl::StrCat(
+        "dataset_id: no data set ", spec.dataset_id(), "; upload it first"));
+  }
+  const auto inputs = ToVector(spec.input_columns());
+  const auto outputs = ToVector(spec.output_columns());
+  EVONAS_RETURN_IF_ERROR(CheckColumns(inputs, "input_columns", *dataset));
+  EVONAS_RETURN_IF_ERROR(CheckColumns(outputs, "output_columns", *dataset));
+  for (const std::string& column : outputs) {
+    if (std::find(inputs.begin(), inputs.end(), column) != inputs.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "column \"", column, "\" is both an input and an output"));
+    }
+  }
+  if (!spec.test_dataset_id().empty()) {
+    absl::StatusOr<v1::Dataset> test = store_->GetDataset(spec.test_dataset_id());
+    if (!test.ok()) {
+      return absl::NotFoundError(
+          absl::StrCat("test_dataset_id: no data set ", spec.test_dataset_id(),
+                       "; upload it first"));
+    }
+    EVONAS_RETURN_IF_ERROR(CheckColumns(inputs, "test data set inputs", *test));
+    EVONAS_RETURN_IF_ERROR(
+        CheckColumns(outputs, "test data set outputs", *test));
+  }
+  EVONAS_RETURN_IF_ERROR(ValidateRequirements(spec.requirements()));
+
+  const v1::Budget& budget = spec.budget();
+  if (budget.max_candidates() < 0 || budget.max_candidates() > kMaxBudgetCandidates) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "budget.max_candidates must be in 0..", kMaxBudgetCandidates));
+  }
+  if (!std::isfinite(budget.max_wall_seconds()) || budget.max_wall_seconds() < 0) {
+    return absl::InvalidArgumentError(
+        "budget.max_wall_seconds must be finite and non-negative");
+  }
+  if (budget.max_candidates() == 0 && budget.max_wall_seconds() == 0) {
+    return absl::InvalidArgumentError(
+        "budget: set max_candidates or max_wall_seconds (or both)");
+  }
+
+  if (spec.validation_fraction() == 0) {
+    spec.set_validation_fraction(kDefaultValidationFraction);
+  }
+  if (!(spec.validation_fraction() > 0 && spec.validation_fraction() <= 0.9)) {
+    return absl::InvalidArgumentError("validation_fraction must be in (0, 0.9]");
+  }
+  v1::ValidationSplit split;
+  split.set_seed(spec.seed());
+  split.set_fraction(spec.validation_fraction());
+  RowPartition rows = PartitionRows(split, dataset->row_count());
+  if (rows.training.empty() || rows.validation.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data set has ", dataset->row_count(),
+        " rows: too few to split into training and validation rows"));
+  }
+  if (spec.strategy() == v1::STRATEGY_UNSPECIFIED) {
+    spec.set_strategy(v1::STRATEGY_RANDOM);
+  }
+  EVONAS_ASSIGN_OR_RETURN(*spec.mutable_search_space(),
+                          search::NormalizeSearchSpace(spec.search_space()));
+  return search::MakeStrategy(spec).status();
+}
+
+absl::StatusOr<v1::Experiment> Controller::CreateExperiment(
+    v1::ExperimentSpec spec) {
+  absl::MutexLock lock(&mu_);
+  EVONAS_RETURN_IF_ERROR(ValidateSpec(spec));
+  v1::Experiment experiment;
+  experiment.set_id(RandomId("exp-", 6));
+  *experiment.mutable_spec() = std::move(spec);
+  experiment.set_state(v1::EXPERIMENT_STATE_RUNNING);
+  *experiment.mutable_created_at() = ToProto(NowMs());
+  EVONAS_RETURN_IF_ERROR(store_->InsertExperiment(experiment));
+  return store_->GetExperiment(experiment.id());
+}
+
+absl::StatusOr<v1::Experiment> Controller::GetExperiment(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  return store_->GetExperiment(id);
+}
+
+absl::StatusOr<std::vector<v1::Experiment>> Controller::ListExperiments() {
+  absl::MutexLock lock(&mu_);
+  return store_->ListExperiments();
+}
+
+absl::StatusOr<v1::Experiment> Controller::CancelExperiment(
+    const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment, store_->GetExperiment(id));
+  if (experiment.state() != v1::EXPERIMENT_STATE_RUNNING) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("experiment ", id, " is not running"));
+  }
+  EVONAS_ASSIGN_OR_RETURN(auto txn, store_->BeginTransaction());
+  EVONAS_ASSIGN_OR_RETURN(auto candidates, store_->ListCandidates(id));
+  for (store::StoredCandidate& stored : candidates) {
+    if (stored.candidate.state() != v1::CANDIDATE_STATE_QUEUED) continue;
+    stored.candidate.set_state(v1::CANDIDATE_STATE_CANCELLED);
+    *stored.candidate.mutable_finished_at() = ToProto(NowMs());
+    EVONAS_RETURN_IF_ERROR(store_->UpdateCandidate(stored));
+  }
+  EVONAS_RETURN_IF_ERROR(
+      store_->SetExperimentState(id, v1::EXPERIMENT_STATE_CANCELLED, NowMs()));
+  EVONAS_RETURN_IF_ERROR(txn->Commit());
+  return store_->GetExperiment(id);
+}
+
+absl::StatusOr<std::vector<v1::Candidate>> Controller::ListCandidates(
+    const std::string& experiment_id) {
+  absl::MutexLock lock(&mu_);
+  EVONAS_RETURN_IF_ERROR(store_->GetExperiment(experiment_id).status());
+  EVONAS_ASSIGN_OR_RETURN(auto stored, store_->ListCandidates(experiment_id));
+  std::vector<v1::Candidate> candidates;
+  candidates.reserve(stored.size());
+  for (auto& s : stored) candidates.push_back(std::move(s.candidate));
+  return candidates;
+}
+
+absl::StatusOr<v1::Candidate> Controller::GetCandidate(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
+                          store_->GetCandidate(id));
+  return stored.candidate;
+}
+
+absl::StatusOr<v1::ParetoFront> Controller::GetParetoFront(
+    const std::string& experiment_id) {
+  absl::MutexLock lock(&mu_);
+  EVONAS_RETURN_IF_ERROR(store_->GetExperiment(experiment_id).status());
+  EVONAS_ASSIGN_OR_RETURN(auto stored, store_->ListCandidates(experiment_id));
+  std::vector<const store::StoredCandidate*> succeeded;
+  std::vector<search::ObjectivePoint> points;
+  for (const store::StoredCandidate& s : stored) {
+    if (s.candidate.state() != v1::CANDIDATE_STATE_SUCCEEDED) continue;
+    const v1::Metrics& m = s.candidate.metrics();
+    succeeded.push_back(&s);
+    points.push_back({{m.validation().max_abs_error(),
+                       static_cast<double>(m.parameter_count()),
+                       m.training_seconds()},
+                      s.candidate.feasible(),
+                      s.violation});
+  }
+  v1::ParetoFront front;
+  front.set_experiment_id(experiment_id);
+  front.add_objectives(v1::OBJECTIVE_VALIDATION_MAX_ABS_ERROR);
+  front.add_objectives(v1::OBJECTIVE_PARAMETER_COUNT);
+  front.add_objectives(v1::OBJECTIVE_TRAINING_SECONDS);
+  for (size_t i : search::NonDominated(points)) {
+    *front.add_candidates() = succeeded[i]->candidate;
+    if (points[i].feasible) front.set_has_feasible(true);
+  }
+  std::sort(front.mutable_candidates()->begin(),
+            front.mutable_candidates()->end(),
+            [](const v1::Candidate& a, const v1::Candidate& b) {
+              return a.metrics().validation().max_abs_error() <
+                     b.metrics().validation().max_abs_error();
+            });
+  return front;
+}
+
+absl::StatusOr<std::string> Controller::ReadModel(
+    const std::string& candidate_id) {
+  std::string sha;
+  {
+    absl::MutexLock lock(&mu_);
+    EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
+                            store_->GetCandidate(candidate_id));
+    if (stored.candidate.state() != v1::CANDIDATE_STATE_SUCCEEDED) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "candidate ", candidate_id, " has no model: it is ",
+          v1::CandidateState_Name(stored.candidate.state())));
+    }
+    sha = stored.model_sha256;
+  }
+  return blobs_->Read(sha);
+}
+
+// ------------------------------------------------------------------ workers
+
+absl::StatusOr<bool> Controller::BudgetLeft(const v1::Experiment& experiment) {
+  const v1::Budget& budget = experiment.spec().budget();
+  if (budget.max_wall_seconds() > 0 &&
+      NowMs() - ToMs(experiment.created_at()) >=
+          budget.max_wall_seconds() * 1000) {
+    return false;
+  }
+  if (budget.max_candidates() > 0) {
+    EVONAS_ASSIGN_OR_RETURN(int64_t total,
+                            store_->CandidateTotal(experiment.id()));
+    if (total >= budget.max_candidates()) return false;
+  }
+  return true;
+}
+
+absl::Status Controller::FinishIfDone(const std::string& experiment_id) {
+  EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment,
+                          store_->GetExperiment(experiment_id));
+  if (experiment.state() != v1::EXPERIMENT_STATE_RUNNING) {
+    return absl::OkStatus();
+  }
+  EVONAS_ASSIGN_OR_RETURN(bool budget_left, BudgetLeft(experiment));
+  if (budget_left) return absl::OkStatus();
+  EVONAS_ASSIGN_OR_RETURN(auto txn, store_->BeginTransaction());
+  const bool wall_spent =
+      experiment.spec().budget().max_wall_seconds() > 0 &&
+      NowMs() - ToMs(experiment.created_at()) >=
+          experiment.spec().budget().max_wall_seconds() * 1000;
+  int64_t unfinished = experiment.counts().running();
+  if (wall_spent) {
+    // Out of time: queued work is dropped; running work may still report.
+    EVONAS_ASSIGN_OR_RETURN(auto candidates,
+                            store_->ListCandidates(experiment_id));
+    for (store::StoredCandidate& stored : candidates) {
+      if (stored.candidate.state() != v1::CANDIDATE_STATE_QUEUED) continue;
+      stored.candidate.set_state(v1::CANDIDATE_STATE_CANCELLED);
+      *stored.candidate.mutable_finished_at() = ToProto(NowMs());
+      EVONAS_RETURN_IF_ERROR(store_->UpdateCandidate(stored));
+    }
+  } else {
+    unfinished += experiment.counts().queued();
+  }
+  if (unfinished == 0) {
+    EVONAS_RETURN_IF_ERROR(store_->SetExperimentState(
+        experiment_id, v1::EXPERIMENT_STATE_COMPLETED, NowMs()));
+  }
+  return txn->Commit();
+}
+
+absl::Status Controller::Maintain() {
+  absl::MutexLock lock(&mu_);
+  return MaintainLocked();
+}
+
+absl::Status Controller::MaintainLocked() {
+  EVONAS_ASSIGN_OR_RETURN(auto expired, store_->ExpiredLeases(NowMs()));
+  for (store::StoredCandidate& stored : expired) {
+    v1::Candidate& c = stored.candidate;
+    stored.lease_id.clear();
+    stored.lease_deadline_ms = 0;
+    if (c.attempts() >= options_.max_attempts) {
+      c.set_state(v1::CANDIDATE_STATE_FAILED);
+      c.set_failure_reason(absl::StrCat("lease expired ", c.attempts(),
+                                        " times; last worker ", c.worker_id()));
+      *c.mutable_finished_at() = ToProto(NowMs());
+    } else {
+      c.set_state(v1::CANDIDATE_STATE_QUEUED);
+      c.clear_worker_id();
+    }
+    EVONAS_RETURN_IF_ERROR(store_->UpdateCandidate(stored));
+  }
+  EVONAS_ASSIGN_OR_RETURN(auto running, store_->ListRunningExperimentIds());
+  for (const std::string& id : running) {
+    EVONAS_RETURN_IF_ERROR(FinishIfDone(id));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<store::StoredCandidate>>
+Controller::ProposeCandidate(const v1::Experiment& experiment) {
+  EVONAS_ASSIGN_OR_RETURN(bool budget_left, BudgetLeft(experiment));
+  if (!budget_left) return std::nullopt;
+  auto it = strategies_.find(experiment.id());
+  if (it == strategies_.end()) {
+    EVONAS_ASSIGN_OR_RETURN(auto strategy,
+                            search::MakeStrategy(experiment.spec()));
+    it = strategies_.emplace(experiment.id(), std::move(strategy)).first;
+  }
+  EVONAS_ASSIGN_OR_RETURN(auto all, store_->ListCandidates(experiment.id()));
+  std::vector<v1::Candidate> finished;
+  for (auto& s : all) {
+    if (IsFinal(s.candidate.state())) finished.push_back(s.candidate);
+  }
+  const int64_t sequence = static_cast<int64_t>(all.size());
+  store::StoredCandidate stored;
+  v1::Candidate& c = stored.candidate;
+  c.set_id(absl::StrFormat("%s-c%05d", experiment.id(), sequence));
+  c.set_experiment_id(experiment.id());
+  c.set_sequence(sequence);
+  *c.mutable_genome() = it->second->Propose(sequence, finished);
+  c.set_state(v1::CANDIDATE_STATE_QUEUED);
+  *c.mutable_created_at() = ToProto(NowMs());
+  EVONAS_RETURN_IF_ERROR(ValidateGenome(c.genome()));
+  EVONAS_RETURN_IF_ERROR(store_->InsertCandidate(stored));
+  return stored;
+}
+
+absl::StatusOr<v1::Lease> Controller::MakeLease(
+    const store::StoredCandidate& stored) {
+  EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment,
+                          store_->GetExperiment(stored.candidate.experiment_id()));
+  const v1::ExperimentSpec& spec = experiment.spec();
+  v1::Lease lease;
+  lease.set_lease_id(stored.lease_id);
+  lease.set_candidate_id(stored.candidate.id());
+  lease.set_experiment_id(experiment.id());
+  *lease.mutable_genome() = stored.candidate.genome();
+  lease.set_dataset_id(spec.dataset_id());
+  *lease.mutable_input_columns() = spec.input_columns();
+  *lease.mutable_output_columns() = spec.output_columns();
+  lease.mutable_validation_split()->set_seed(spec.seed());
+  lease.mutable_validation_split()->set_fraction(spec.validation_fraction());
+  lease.set_test_dataset_id(spec.test_dataset_id());
+  lease.set_within_tolerance(spec.requirements().has_within_tolerance()
+                                 ? spec.requirements().within_tolerance()
+                                 : kDefaultWithinTolerance);
+  lease.set_seed(SplitMix64(spec.seed() ^ SplitMix64(stored.candidate.sequence())));
+  *lease.mutable_deadline() = ToProto(stored.lease_deadline_ms);
+  lease.set_heartbeat_interval_seconds(
+      absl::ToDoubleSeconds(options_.heartbeat_interval));
+  return lease;
+}
+
+absl::StatusOr<v1::Lease> Controller::GrantLease(store::StoredCandidate& stored,
+                                                 const std::string& worker_id) {
+  v1::Candidate& c = stored.candidate;
+  c.set_state(v1::CANDIDATE_STATE_RUNNING);
+  c.set_worker_id(worker_id);
+  c.set_attempts(c.attempts() + 1);
+  stored.lease_id = RandomId("lease-", 16);
+  stored.lease_deadline_ms =
+      NowMs() + absl::ToInt64Milliseconds(options_.lease_timeout);
+  EVONAS_RETURN_IF_ERROR(store_->UpdateCandidate(stored));
+  return MakeLease(stored);
+}
+
+absl::StatusOr<std::optional<v1::Lease>> Controller::LeaseWork(
+    const std::string& worker_id) {
+  if (worker_id.empty() || worker_id.size() > kMaxNameLength) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "worker_id is required and at most ", kMaxNameLength, " characters"));
+  }
+  absl::MutexLock lock(&mu_);
+  EVONAS_RETURN_IF_ERROR(MaintainLocked());
+  EVONAS_ASSIGN_OR_RETURN(auto active, store_->ActiveLeaseOf(worker_id));
+  if (active) {
+    // A retried call gets the same lease back: no double work.
+    active->lease_deadline_ms =
+        NowMs() + absl::ToInt64Milliseconds(options_.lease_timeout);
+    EVONAS_RETURN_IF_ERROR(store_->UpdateCandidate(*active));
+    return MakeLease(*active);
+  }
+  EVONAS_ASSIGN_OR_RETURN(auto queued, store_->NextQueuedCandidate());
+  if (queued) return GrantLease(*queued, worker_id);
+  EVONAS_ASSIGN_OR_RETURN(auto running, store_->ListRunningExperimentIds());
+  for (const std::string& id : running) {
+    EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment,
+                            store_->GetExperiment(id));
+    EVONAS_ASSIGN_OR_RETURN(auto proposed, ProposeCandidate(experiment));
+    if (proposed) return GrantLease(*proposed, worker_id);
+  }
+  return std::nullopt;
+}
+
+absl::StatusOr<store::StoredCandidate> Controller::HeldLease(
+    const std::string& worker_id, const std::string& lease_id) {
+  EVONAS_ASSIGN_OR_RETURN(auto found, store_->CandidateByLease(lease_id));
+  if (!found || found->candidate.worker_id() != worker_id) {
+    return absl::AbortedError(absl::StrCat(
+        "lease ", lease_id, " is not held by worker ", worker_id,
+        " (it expired, was released, or never existed); drop the work"));
+  }
+  if (found->candidate.state() != v1::CANDIDATE_STATE_RUNNING) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "lease ", lease_id, " was already reported (candidate ",
+        found->candidate.id(), " is ",
+        v1::CandidateState_Name(found->candidate.state()), ")"));
+  }
+  return std::move(*found);
+}
+
+absl::StatusOr<absl::Time> Controller::Heartbeat(const std::string& worker_id,
+                                                 const std::string& lease_id) {
+  absl::MutexLock lock(&mu_);
+  EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
+                          HeldLease(worker_id, lease_id));
+  stored.lease_deadline_ms =
+      NowMs() + absl::ToInt64Milliseconds(options_.lease_timeout);
+  EVONAS_RETURN_IF_ERROR(store_->UpdateCandidate(stored));
+  return absl::FromUnixMillis(stored.lease_deadline_ms);
+}
+
+absl::Status Controller::ReleaseLease(const std::string& worker_id,
+                                      const std::string& lease_id) {
+  absl::MutexLock lock(&mu_);
+  EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
+                          HeldLease(worker_id, lease_id));
+  stored.candidate.set_state(v1::CANDIDATE_STATE_QUEUED);
+  stored.candidate.clear_worker_id();
+  stored.candidate.set_attempts(std::max(0, stored.candidate.attempts() - 1));
+  stored.lease_id.clear();
+  stored.lease_deadline_ms = 0;
+  return store_->UpdateCandidate(stored);
+}
+
+absl::Status Controller::CheckMetrics(const v1::WorkResult& result,
+                                      const std::string& model,
+                                      const store::StoredCandidate& stored) {
+  const v1::Metrics& m = result.metrics();
+  EVONAS_RETURN_IF_ERROR(CheckEvaluation(m.validation(), "validation"));
+  EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment,
+                          store_->GetExperiment(stored.candidate.experiment_id()));
+  if (!experiment.spec().test_dataset_id().empty()) {
+    EVONAS_RETURN_IF_ERROR(CheckEvaluation(m.test(), "test"));
+  }
+  for (double v : {m.training_seconds(), m.inference_latency_seconds()}) {
+    if (!std::isfinite(v) || v < 0) {
+      return absl::InvalidArgumentError(
+          "report: times must be finite and non-negative");
+    }
+  }
+  const int64_t expected_params =
+      ParameterCount(stored.candidate.genome(),
+                     experiment.spec().input_columns_size(),
+                     experiment.spec().output_columns_size());
+  if (m.parameter_count() != expected_params) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "report: parameter_count ", m.parameter_count(),
+        " does not match the genome, which has ", expected_params));
+  }
+  if (model.empty() ||
+      static_cast<int64_t>(model.size()) != result.model_size_bytes() ||
+      m.model_bytes() != result.model_size_bytes()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "report: model is ", model.size(), " bytes but the report declares ",
+        result.model_size_bytes(), " (metrics say ", m.model_bytes(), ")"));
+  }
+  if (Sha256Hex(model) != result.model_sha256()) {
+    return absl::InvalidArgumentError(
+        "report: model_sha256 does not match the model bytes received");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<bool> Controller::Report(const v1::WorkResult& result,
+                                        const std::string& model) {
+  if (static_cast<int64_t>(model.size()) > options_.max_model_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "model exceeds the limit of ", options_.max_model_bytes, " bytes"));
+  }
+  absl::MutexLock lock(&mu_);
+  EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
+                          HeldLease(result.worker_id(), result.lease_id()));
+  v1::Candidate& c = stored.candidate;
+  const bool succeeded = result.failure_reason().empty();
+  if (succeeded) {
+    if (!result.has_metrics()) {
+      return absl::InvalidArgumentError(
+          "report: set metrics on success or failure_reason on failure");
+    }
+    EVONAS_RETURN_IF_ERROR(CheckMetrics(result, model, stored));
+    // Durable blob first; the row referencing it commits after.
+    EVONAS_ASSIGN_OR_RETURN(stored.model_sha256, blobs_->Put(model));
+    EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment,
+                            store_->GetExperiment(c.experiment_id()));
+    Assessment assessment =
+        Assess(experiment.spec().requirements(), result.metrics());
+    c.set_state(v1::CANDIDATE_STATE_SUCCEEDED);
+    *c.mutable_metrics() = result.metrics();
+    c.set_feasible(assessment.feasible);
+    for (std::string& v : assessment.violations) c.add_violations(std::move(v));
+    stored.violation = assessment.violation;
+  } else {
+    if (!model.empty() || result.has_metrics()) {
+      return absl::InvalidArgumentError(
+          "report: a failure report carries no metrics and no model");
+    }
+    c.set_state(v1::CANDIDATE_STATE_FAILED);
+    c.set_failure_reason(result.failure_reason().substr(0, 2000));
+  }
+  *c.mutable_finished_at() = ToProto(NowMs());
+  stored.lease_deadline_ms = 0;  // lease_id stays: a repeat report is detected
+  EVONAS_RETURN_IF_ERROR(store_->UpdateCandidate(stored));
+  EVONAS_RETURN_IF_ERROR(FinishIfDone(c.experiment_id()));
+  return c.feasible();
+}
+
+}  // namespace evonas

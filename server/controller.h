@@ -1,0 +1,163 @@
+#ifndef EVONAS_SERVER_CONTROLLER_H_
+#define EVONAS_SERVER_CONTROLLER_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "evonas/v1/types.pb.h"
+#include "evonas/v1/worker_service.pb.h"
+#include "server/search/strategy.h"
+#include "server/store/blob_store.h"
+#include "server/store/store.h"
+
+namespace evonas {
+
+struct ControllerOptions {
+  std::string db_path = "evonas.db";
+  std::string data_dir = "evonas-data";
+  // A lease not heartbeated for this long expires and its candidate is
+  // queued again.
+  absl::Duration lease_timeout = absl::Seconds(60);
+  absl::Duration heartbeat_interval = absl::Seconds(10);
+  // Leases handed out per candidate before it is marked failed.
+  int max_attempts = 3;
+  // Largest data set upload accepted.
+  int64_t max_upload_bytes = int64_t{1} << 30;
+  // Largest model a worker may report.
+  int64_t max_model_bytes = int64_t{256} << 20;
+  // What a worker is told to wait when there is no work.
+  absl::Duration no_work_retry = absl::Seconds(1);
+  // Time source; tests replace it.
+  std::function<absl::Time()> clock = [] { return absl::Now(); };
+};
+
+class Controller;
+
+// One data set upload in progress. Not thread-safe (one per stream).
+// Nothing is stored until Finish() has validated the whole file.
+class DatasetUpload {
+ public:
+  // ResourceExhausted once the upload exceeds the size limit.
+  absl::Status Append(absl::string_view chunk);
+  // Validates the CSV and stores it; returns the (possibly pre-existing)
+  // data set. InvalidArgument names the first problem in the file.
+  absl::StatusOr<v1::Dataset> Finish();
+
+ private:
+  friend class Controller;
+  DatasetUpload(Controller* controller, std::string name)
+      : controller_(controller), name_(std::move(name)) {}
+  Controller* controller_;
+  std::string name_;
+  std::string bytes_;
+};
+
+// All state of the evonas controller: data sets, experiments, candidates,
+// leases and the search. Thread-safe; every method is one critical section
+// over the store, so concurrent RPCs see consistent states.
+class Controller {
+ public:
+  static absl::StatusOr<std::unique_ptr<Controller>> Create(
+      ControllerOptions options);
+
+  // --- Data sets ---
+  // Starts an upload; ResourceExhausted when `declared_size` is over the
+  // limit, InvalidArgument for a bad name.
+  absl::StatusOr<std::unique_ptr<DatasetUpload>> BeginUpload(
+      std::string name, int64_t declared_size);
+  absl::StatusOr<v1::Dataset> GetDataset(const std::string& id);
+  absl::StatusOr<std::vector<v1::Dataset>> ListDatasets();
+  // The stored CSV bytes of a data set.
+  absl::StatusOr<std::string> ReadDataset(const std::string& id);
+
+  // --- Experiments ---
+  // Validates `spec` (InvalidArgument or NotFound naming the field) and
+  // starts the search.
+  absl::StatusOr<v1::Experiment> CreateExperiment(v1::ExperimentSpec spec);
+  absl::StatusOr<v1::Experiment> GetExperiment(const std::string& id);
+  absl::StatusOr<std::vector<v1::Experiment>> ListExperiments();
+  absl::StatusOr<v1::Experiment> CancelExperiment(const std::string& id);
+  absl::StatusOr<std::vector<v1::Candidate>> ListCandidates(
+      const std::string& experiment_id);
+  absl::StatusOr<v1::Candidate> GetCandidate(const std::string& id);
+  absl::StatusOr<v1::ParetoFront> GetParetoFront(
+      const std::string& experiment_id);
+  // The TorchScript file of a SUCCEEDED candidate.
+  absl::StatusOr<std::string> ReadModel(const std::string& candidate_id);
+
+  // --- Workers ---
+  // The worker's active lease if it has one, else the next candidate, else
+  // nullopt (no work).
+  absl::StatusOr<std::optional<v1::Lease>> LeaseWork(
+      const std::string& worker_id);
+  // Extends the lease; Aborted when the worker no longer holds it.
+  absl::StatusOr<absl::Time> Heartbeat(const std::string& worker_id,
+                                       const std::string& lease_id);
+  // Requeues the candidate without counting an attempt.
+  absl::Status ReleaseLease(const std::string& worker_id,
+                            const std::string& lease_id);
+  // Checks and records a result; `model` is the TorchScript file (empty on
+  // failure). Returns whether the candidate is feasible. Aborted: lease not
+  // held; FailedPrecondition: already reported; InvalidArgument: the report
+  // is inconsistent (nothing is stored).
+  absl::StatusOr<bool> Report(const v1::WorkResult& result,
+                              const std::string& model);
+
+  // Expires overdue leases and finishes experiments whose budget is spent.
+  // The server calls it periodically; it is also run on every LeaseWork.
+  absl::Status Maintain();
+
+ private:
+  friend class DatasetUpload;
+  Controller(ControllerOptions options, std::unique_ptr<store::Store> store,
+             std::unique_ptr<store::BlobStore> blobs)
+      : options_(std::move(options)),
+        store_(std::move(store)),
+        blobs_(std::move(blobs)) {}
+
+  absl::StatusOr<v1::Dataset> StoreDataset(const std::string& name,
+                                           const std::string& bytes);
+  absl::Status ValidateSpec(v1::ExperimentSpec& spec)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status MaintainLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // True while the experiment may propose more candidates.
+  absl::StatusOr<bool> BudgetLeft(const v1::Experiment& experiment)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status FinishIfDone(const std::string& experiment_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::optional<store::StoredCandidate>> ProposeCandidate(
+      const v1::Experiment& experiment) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::Lease> GrantLease(store::StoredCandidate& stored,
+                                       const std::string& worker_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::Lease> MakeLease(const store::StoredCandidate& stored)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<store::StoredCandidate> HeldLease(const std::string& worker_id,
+                                                   const std::string& lease_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckMetrics(const v1::WorkResult& result,
+                            const std::string& model,
+                            const store::StoredCandidate& stored)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int64_t NowMs() const;
+
+  const ControllerOptions options_;
+  absl::Mutex mu_;
+  std::unique_ptr<store::Store> store_ ABSL_GUARDED_BY(mu_);
+  const std::unique_ptr<store::BlobStore> blobs_;  // thread-safe itself
+  // Strategies are rebuilt from the stored spec after a restart.
+  std::map<std::string, std::unique_ptr<search::Strategy>> strategies_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace evonas
+
+#endif  // EVONAS_SERVER_CONTROLLER_H_

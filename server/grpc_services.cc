@@ -1,0 +1,226 @@
+#include "server/grpc_services.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/sha256.h"
+
+namespace evonas {
+namespace {
+
+constexpr size_t kChunkBytes = 1 << 20;
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+template <typename T, typename Fill>
+grpc::Status Respond(const absl::StatusOr<T>& result, Fill fill) {
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  fill(*result);
+  return grpc::Status::OK;
+}
+
+// Streams `bytes` in chunks; the first message also gets `first`.
+template <typename Response, typename Writer, typename First>
+grpc::Status StreamChunks(const std::string& bytes, Writer* writer,
+                          First first) {
+  size_t offset = 0;
+  do {
+    Response response;
+    if (offset == 0) first(response);
+    size_t n = std::min(kChunkBytes, bytes.size() - offset);
+    response.set_chunk(bytes.substr(offset, n));
+    offset += n;
+    if (!writer->Write(response)) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+    }
+  } while (offset < bytes.size());
+  return grpc::Status::OK;
+}
+
+}  // namespace
+
+grpc::Status EvonasServiceImpl::UploadDataset(
+    grpc::ServerContext*, grpc::ServerReader<v1::UploadDatasetRequest>* reader,
+    v1::Dataset* response) {
+  v1::UploadDatasetRequest request;
+  if (!reader->Read(&request)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "upload stream is empty; send metadata first");
+  }
+  if (!request.has_metadata()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "the first upload message must carry metadata");
+  }
+  auto upload = controller_->BeginUpload(request.metadata().name(),
+                                         request.metadata().size_bytes());
+  if (!upload.ok()) return ToGrpcStatus(upload.status());
+  do {
+    if (request.chunk().size() > kChunkBytes) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "upload chunks must be at most 1 MiB");
+    }
+    absl::Status status = (*upload)->Append(request.chunk());
+    if (!status.ok()) return ToGrpcStatus(status);
+  } while (reader->Read(&request));
+  return Respond((*upload)->Finish(),
+                 [&](const v1::Dataset& d) { *response = d; });
+}
+
+grpc::Status EvonasServiceImpl::GetDataset(grpc::ServerContext*,
+                                           const v1::GetDatasetRequest* request,
+                                           v1::Dataset* response) {
+  return Respond(controller_->GetDataset(request->dataset_id()),
+                 [&](const v1::Dataset& d) { *response = d; });
+}
+
+grpc::Status EvonasServiceImpl::ListDatasets(grpc::ServerContext*,
+                                             const v1::ListDatasetsRequest*,
+                                             v1::ListDatasetsResponse* response) {
+  return Respond(controller_->ListDatasets(), [&](const auto& datasets) {
+    for (const auto& d : datasets) *response->add_datasets() = d;
+  });
+}
+
+grpc::Status EvonasServiceImpl::CreateExperiment(
+    grpc::ServerContext*, const v1::CreateExperimentRequest* request,
+    v1::Experiment* response) {
+  return Respond(controller_->CreateExperiment(request->spec()),
+                 [&](const v1::Experiment& e) { *response = e; });
+}
+
+grpc::Status EvonasServiceImpl::GetExperiment(
+    grpc::ServerContext*, const v1::GetExperimentRequest* request,
+    v1::Experiment* response) {
+  return Respond(controller_->GetExperiment(request->experiment_id()),
+                 [&](const v1::Experiment& e) { *response = e; });
+}
+
+grpc::Status EvonasServiceImpl::ListExperiments(
+    grpc::ServerContext*, const v1::ListExperimentsRequest*,
+    v1::ListExperimentsResponse* response) {
+  return Respond(controller_->ListExperiments(), [&](const auto& experiments) {
+    for (const auto& e : experiments) *response->add_experiments() = e;
+  });
+}
+
+grpc::Status EvonasServiceImpl::CancelExperiment(
+    grpc::ServerContext*, const v1::CancelExperimentRequest* request,
+    v1::Experiment* response) {
+  return Respond(controller_->CancelExperiment(request->experiment_id()),
+                 [&](const v1::Experiment& e) { *response = e; });
+}
+
+grpc::Status EvonasServiceImpl::ListCandidates(
+    grpc::ServerContext*, const v1::ListCandidatesRequest* request,
+    v1::ListCandidatesResponse* response) {
+  return Respond(controller_->ListCandidates(request->experiment_id()),
+                 [&](const auto& candidates) {
+                   for (const auto& c : candidates) {
+                     *response->add_candidates() = c;
+                   }
+                 });
+}
+
+grpc::Status EvonasServiceImpl::GetCandidate(
+    grpc::ServerContext*, const v1::GetCandidateRequest* request,
+    v1::Candidate* response) {
+  return Respond(controller_->GetCandidate(request->candidate_id()),
+                 [&](const v1::Candidate& c) { *response = c; });
+}
+
+grpc::Status EvonasServiceImpl::GetParetoFront(
+    grpc::ServerContext*, const v1::GetParetoFrontRequest* request,
+    v1::ParetoFront* response) {
+  return Respond(controller_->GetParetoFront(request->experiment_id()),
+                 [&](const v1::ParetoFront& f) { *response = f; });
+}
+
+grpc::Status EvonasServiceImpl::DownloadModel(
+    grpc::ServerContext*, const v1::DownloadModelRequest* request,
+    grpc::ServerWriter<v1::DownloadModelResponse>* writer) {
+  absl::StatusOr<std::string> model =
+      controller_->ReadModel(request->candidate_id());
+  if (!model.ok()) return ToGrpcStatus(model.status());
+  const std::string sha = Sha256Hex(*model);
+  return StreamChunks<v1::DownloadModelResponse>(
+      *model, writer, [&](v1::DownloadModelResponse& first) {
+        first.set_total_bytes(static_cast<int64_t>(model->size()));
+        first.set_sha256(sha);
+      });
+}
+
+grpc::Status WorkerServiceImpl::LeaseWork(grpc::ServerContext*,
+                                          const v1::LeaseWorkRequest* request,
+                                          v1::LeaseWorkResponse* response) {
+  return Respond(controller_->LeaseWork(request->worker_id()),
+                 [&](const std::optional<v1::Lease>& lease) {
+                   if (lease) {
+                     *response->mutable_lease() = *lease;
+                   } else {
+                     response->set_retry_after_seconds(1.0);
+                   }
+                 });
+}
+
+grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*,
+                                          const v1::HeartbeatRequest* request,
+                                          v1::HeartbeatResponse* response) {
+  return Respond(
+      controller_->Heartbeat(request->worker_id(), request->lease_id()),
+      [&](absl::Time deadline) {
+        int64_t ms = absl::ToUnixMillis(deadline);
+        response->mutable_deadline()->set_seconds(ms / 1000);
+        response->mutable_deadline()->set_nanos((ms % 1000) * 1000000);
+      });
+}
+
+grpc::Status WorkerServiceImpl::ReleaseLease(
+    grpc::ServerContext*, const v1::ReleaseLeaseRequest* request,
+    v1::ReleaseLeaseResponse*) {
+  return ToGrpcStatus(
+      controller_->ReleaseLease(request->worker_id(), request->lease_id()));
+}
+
+grpc::Status WorkerServiceImpl::ReportResult(
+    grpc::ServerContext*, grpc::ServerReader<v1::ReportResultRequest>* reader,
+    v1::ReportResultResponse* response) {
+  v1::ReportResultRequest request;
+  if (!reader->Read(&request) || !request.has_result()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "the first report message must carry result");
+  }
+  const v1::WorkResult result = request.result();
+  if (result.model_size_bytes() < 0) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "report: model_size_bytes is negative");
+  }
+  std::string model;
+  do {
+    if (model.size() + request.model_chunk().size() >
+        static_cast<size_t>(result.model_size_bytes())) {
+      return grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          absl::StrCat("report: more model bytes than the declared ",
+                       result.model_size_bytes()));
+    }
+    model.append(request.model_chunk());
+  } while (reader->Read(&request));
+  return Respond(controller_->Report(result, model),
+                 [&](bool feasible) { response->set_feasible(feasible); });
+}
+
+grpc::Status WorkerServiceImpl::FetchDataset(
+    grpc::ServerContext*, const v1::FetchDatasetRequest* request,
+    grpc::ServerWriter<v1::FetchDatasetResponse>* writer) {
+  absl::StatusOr<std::string> bytes =
+      controller_->ReadDataset(request->dataset_id());
+  if (!bytes.ok()) return ToGrpcStatus(bytes.status());
+  return StreamChunks<v1::FetchDatasetResponse>(
+      *bytes, writer, [&](v1::FetchDatasetResponse& first) {
+        first.set_total_bytes(static_cast<int64_t>(bytes->size()));
+      });
+}
+
+}  // namespace evonas

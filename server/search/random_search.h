@@ -1,0 +1,25 @@
+#ifndef EVONAS_SERVER_SEARCH_RANDOM_SEARCH_H_
+#define EVONAS_SERVER_SEARCH_RANDOM_SEARCH_H_
+
+#include "server/search/strategy.h"
+
+namespace evonas::search {
+
+// Samples every genome independently and uniformly from the search space:
+// depth and width uniform, one activation for all layers, learning rate
+// log-uniform, Adam steps uniform. Candidate n depends only on (seed, n).
+class RandomSearch : public Strategy {
+ public:
+  RandomSearch(v1::SearchSpace space, uint64_t seed)
+      : space_(std::move(space)), seed_(seed) {}
+  v1::Genome Propose(int64_t sequence,
+                     const std::vector<v1::Candidate>& finished) override;
+
+ private:
+  v1::SearchSpace space_;
+  uint64_t seed_;
+};
+
+}  // namespace evonas::search
+
+#endif  // EVONAS_SERVER_SEARCH_RANDOM_SEARCH_H_

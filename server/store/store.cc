@@ -1,0 +1,388 @@
+#include "server/store/store.h"
+
+#include <array>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace evonas::store {
+namespace {
+
+// Each entry migrates from version i to i + 1. Never edit a released entry;
+// append a new one.
+constexpr std::array<absl::string_view, 1> kMigrations = {
+    R"sql(
+CREATE TABLE datasets (
+  id TEXT PRIMARY KEY,
+  created_at_ms INTEGER NOT NULL,
+  proto BLOB NOT NULL
+);
+CREATE TABLE experiments (
+  id TEXT PRIMARY KEY,
+  created_at_ms INTEGER NOT NULL,
+  state INTEGER NOT NULL,
+  proto BLOB NOT NULL
+);
+CREATE TABLE candidates (
+  id TEXT PRIMARY KEY,
+  experiment_id TEXT NOT NULL REFERENCES experiments(id),
+  sequence INTEGER NOT NULL,
+  state INTEGER NOT NULL,
+  worker_id TEXT NOT NULL DEFAULT '',
+  lease_id TEXT NOT NULL DEFAULT '',
+  lease_deadline_ms INTEGER NOT NULL DEFAULT 0,
+  model_sha256 TEXT NOT NULL DEFAULT '',
+  violation REAL NOT NULL DEFAULT 0,
+  proto BLOB NOT NULL,
+  UNIQUE (experiment_id, sequence)
+);
+CREATE INDEX candidates_by_state ON candidates(state);
+CREATE INDEX candidates_by_lease ON candidates(lease_id);
+)sql",
+};
+
+constexpr absl::string_view kCandidateColumns =
+    "lease_id, lease_deadline_ms, model_sha256, violation, proto";
+
+template <typename Message>
+absl::StatusOr<Message> ParseProto(const std::string& bytes,
+                                   absl::string_view what) {
+  Message message;
+  if (!message.ParseFromString(bytes)) {
+    return absl::DataLossError(absl::StrCat("corrupt ", what, " row"));
+  }
+  return message;
+}
+
+absl::StatusOr<StoredCandidate> ReadCandidate(const Statement& stmt) {
+  StoredCandidate stored;
+  stored.lease_id = stmt.ColumnText(0);
+  stored.lease_deadline_ms = stmt.ColumnInt(1);
+  stored.model_sha256 = stmt.ColumnText(2);
+  stored.violation = stmt.ColumnDouble(3);
+  EVONAS_ASSIGN_OR_RETURN(stored.candidate,
+                          ParseProto<v1::Candidate>(stmt.ColumnBlob(4),
+                                                    "candidate"));
+  return stored;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+  EVONAS_ASSIGN_OR_RETURN(auto db, Database::Open(path));
+  std::unique_ptr<Store> store(new Store(std::move(db)));
+  EVONAS_RETURN_IF_ERROR(store->Migrate());
+  return store;
+}
+
+absl::Status Store::Migrate() {
+  EVONAS_RETURN_IF_ERROR(db_->Exec(
+      "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
+  EVONAS_ASSIGN_OR_RETURN(int64_t version, SchemaVersion());
+  if (version > static_cast<int64_t>(kMigrations.size())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "database schema version ", version, " is newer than this controller (",
+        kMigrations.size(), "); upgrade evonas-controller"));
+  }
+  for (size_t v = static_cast<size_t>(version); v < kMigrations.size(); ++v) {
+    EVONAS_ASSIGN_OR_RETURN(auto txn, Transaction::Begin(db_.get()));
+    EVONAS_RETURN_IF_ERROR(db_->Exec(kMigrations[v]));
+    EVONAS_RETURN_IF_ERROR(db_->Exec("DELETE FROM schema_version"));
+    EVONAS_ASSIGN_OR_RETURN(
+        Statement stmt,
+        db_->Prepare("INSERT INTO schema_version (version) VALUES (?)"));
+    EVONAS_RETURN_IF_ERROR(stmt.Bind(1, static_cast<int64_t>(v + 1)).Run());
+    EVONAS_RETURN_IF_ERROR(txn->Commit());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> Store::SchemaVersion() {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt, db_->Prepare("SELECT MAX(version) FROM schema_version"));
+  EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row || stmt.ColumnIsNull(0)) return 0;
+  return stmt.ColumnInt(0);
+}
+
+absl::StatusOr<std::unique_ptr<Transaction>> Store::BeginTransaction() {
+  return Transaction::Begin(db_.get());
+}
+
+absl::Status Store::InsertDataset(const v1::Dataset& dataset) {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("INSERT OR IGNORE INTO datasets (id, created_at_ms, proto) "
+                   "VALUES (?, ?, ?)"));
+  int64_t created_ms = dataset.created_at().seconds() * 1000 +
+                       dataset.created_at().nanos() / 1000000;
+  return stmt.Bind(1, dataset.id())
+      .Bind(2, created_ms)
+      .BindBlob(3, dataset.SerializeAsString())
+      .Run();
+}
+
+absl::StatusOr<v1::Dataset> Store::GetDataset(const std::string& id) {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt, db_->Prepare("SELECT proto FROM datasets WHERE id = ?"));
+  stmt.Bind(1, id);
+  EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return absl::NotFoundError(absl::StrCat("no data set ", id));
+  return ParseProto<v1::Dataset>(stmt.ColumnBlob(0), "data set");
+}
+
+absl::StatusOr<std::vector<v1::Dataset>> Store::ListDatasets() {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT proto FROM datasets ORDER BY created_at_ms DESC, id"));
+  std::vector<v1::Dataset> datasets;
+  while (true) {
+    EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    EVONAS_ASSIGN_OR_RETURN(
+        datasets.emplace_back(),
+        ParseProto<v1::Dataset>(stmt.ColumnBlob(0), "data set"));
+  }
+  return datasets;
+}
+
+absl::Status Store::InsertExperiment(const v1::Experiment& experiment) {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("INSERT INTO experiments (id, created_at_ms, state, proto) "
+                   "VALUES (?, ?, ?, ?)"));
+  v1::Experiment stored = experiment;
+  stored.clear_counts();
+  int64_t created_ms = experiment.created_at().seconds() * 1000 +
+                       experiment.created_at().nanos() / 1000000;
+  return stmt.Bind(1, experiment.id())
+      .Bind(2, created_ms)
+      .Bind(3, static_cast<int64_t>(experiment.state()))
+      .BindBlob(4, stored.SerializeAsString())
+      .Run();
+}
+
+absl::StatusOr<v1::Experiment> Store::FillCounts(v1::Experiment experiment) {
+  EVONAS_ASSIGN_OR_RETURN(*experiment.mutable_counts(),
+                          CountCandidates(experiment.id()));
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT COUNT(*) FROM candidates WHERE experiment_id = ? "
+                   "AND state = ? AND violation = 0"));
+  stmt.Bind(1, experiment.id())
+      .Bind(2, static_cast<int64_t>(v1::CANDIDATE_STATE_SUCCEEDED));
+  EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  experiment.set_feasible_count(row ? stmt.ColumnInt(0) : 0);
+  return experiment;
+}
+
+absl::StatusOr<v1::Experiment> Store::GetExperiment(const std::string& id) {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT proto FROM experiments WHERE id = ?"));
+  stmt.Bind(1, id);
+  EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return absl::NotFoundError(absl::StrCat("no experiment ", id));
+  EVONAS_ASSIGN_OR_RETURN(
+      v1::Experiment experiment,
+      ParseProto<v1::Experiment>(stmt.ColumnBlob(0), "experiment"));
+  return FillCounts(std::move(experiment));
+}
+
+absl::StatusOr<std::vector<v1::Experiment>> Store::ListExperiments() {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare(
+          "SELECT proto FROM experiments ORDER BY created_at_ms DESC, id"));
+  std::vector<v1::Experiment> experiments;
+  while (true) {
+    EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    EVONAS_ASSIGN_OR_RETURN(
+        v1::Experiment experiment,
+        ParseProto<v1::Experiment>(stmt.ColumnBlob(0), "experiment"));
+    EVONAS_ASSIGN_OR_RETURN(experiments.emplace_back(),
+                            FillCounts(std::move(experiment)));
+  }
+  return experiments;
+}
+
+absl::StatusOr<std::vector<std::string>> Store::ListRunningExperimentIds() {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT id FROM experiments WHERE state = ? "
+                   "ORDER BY created_at_ms, id"));
+  stmt.Bind(1, static_cast<int64_t>(v1::EXPERIMENT_STATE_RUNNING));
+  std::vector<std::string> ids;
+  while (true) {
+    EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    ids.push_back(stmt.ColumnText(0));
+  }
+  return ids;
+}
+
+absl::Status Store::SetExperimentState(const std::string& id,
+                                       v1::ExperimentState state,
+                                       int64_t finished_at_ms) {
+  EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment, GetExperiment(id));
+  experiment.clear_counts();
+  experiment.clear_feasible_count();
+  experiment.set_state(state);
+  if (finished_at_ms > 0) {
+    experiment.mutable_finished_at()->set_seconds(finished_at_ms / 1000);
+    experiment.mutable_finished_at()->set_nanos(
+        static_cast<int32_t>(finished_at_ms % 1000) * 1000000);
+  }
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("UPDATE experiments SET state = ?, proto = ? WHERE id = ?"));
+  return stmt.Bind(1, static_cast<int64_t>(state))
+      .BindBlob(2, experiment.SerializeAsString())
+      .Bind(3, id)
+      .Run();
+}
+
+absl::Status Store::InsertCandidate(const StoredCandidate& stored) {
+  const v1::Candidate& c = stored.candidate;
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare(absl::StrCat(
+          "INSERT INTO candidates (id, experiment_id, sequence, state, "
+          "worker_id, ",
+          kCandidateColumns, ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")));
+  return stmt.Bind(1, c.id())
+      .Bind(2, c.experiment_id())
+      .Bind(3, c.sequence())
+      .Bind(4, static_cast<int64_t>(c.state()))
+      .Bind(5, c.worker_id())
+      .Bind(6, stored.lease_id)
+      .Bind(7, stored.lease_deadline_ms)
+      .Bind(8, stored.model_sha256)
+      .Bind(9, stored.violation)
+      .BindBlob(10, c.SerializeAsString())
+      .Run();
+}
+
+absl::Status Store::UpdateCandidate(const StoredCandidate& stored) {
+  const v1::Candidate& c = stored.candidate;
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("UPDATE candidates SET state = ?, worker_id = ?, "
+                   "lease_id = ?, lease_deadline_ms = ?, model_sha256 = ?, "
+                   "violation = ?, proto = ? WHERE id = ?"));
+  EVONAS_RETURN_IF_ERROR(stmt.Bind(1, static_cast<int64_t>(c.state()))
+                             .Bind(2, c.worker_id())
+                             .Bind(3, stored.lease_id)
+                             .Bind(4, stored.lease_deadline_ms)
+                             .Bind(5, stored.model_sha256)
+                             .Bind(6, stored.violation)
+                             .BindBlob(7, c.SerializeAsString())
+                             .Bind(8, c.id())
+                             .Run());
+  if (db_->Changes() != 1) {
+    return absl::NotFoundError(absl::StrCat("no candidate ", c.id()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<StoredCandidate>> Store::QueryCandidates(
+    absl::string_view where, const std::string& arg) {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt, db_->Prepare(absl::StrCat("SELECT ", kCandidateColumns,
+                                                " FROM candidates WHERE ",
+                                                where)));
+  if (!arg.empty()) stmt.Bind(1, arg);
+  std::vector<StoredCandidate> candidates;
+  while (true) {
+    EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    EVONAS_ASSIGN_OR_RETURN(candidates.emplace_back(), ReadCandidate(stmt));
+  }
+  return candidates;
+}
+
+absl::StatusOr<std::optional<StoredCandidate>> Store::QueryOneCandidate(
+    absl::string_view where, const std::string& arg) {
+  EVONAS_ASSIGN_OR_RETURN(auto candidates,
+                          QueryCandidates(absl::StrCat(where, " LIMIT 1"), arg));
+  if (candidates.empty()) return std::nullopt;
+  return std::move(candidates.front());
+}
+
+absl::StatusOr<StoredCandidate> Store::GetCandidate(const std::string& id) {
+  EVONAS_ASSIGN_OR_RETURN(auto found, QueryOneCandidate("id = ?", id));
+  if (!found) return absl::NotFoundError(absl::StrCat("no candidate ", id));
+  return std::move(*found);
+}
+
+absl::StatusOr<std::vector<StoredCandidate>> Store::ListCandidates(
+    const std::string& experiment_id) {
+  return QueryCandidates("experiment_id = ? ORDER BY sequence", experiment_id);
+}
+
+absl::StatusOr<v1::CandidateCounts> Store::CountCandidates(
+    const std::string& experiment_id) {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT state, COUNT(*) FROM candidates "
+                   "WHERE experiment_id = ? GROUP BY state"));
+  stmt.Bind(1, experiment_id);
+  v1::CandidateCounts counts;
+  while (true) {
+    EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    int64_t n = stmt.ColumnInt(1);
+    switch (static_cast<v1::CandidateState>(stmt.ColumnInt(0))) {
+      case v1::CANDIDATE_STATE_QUEUED: counts.set_queued(n); break;
+      case v1::CANDIDATE_STATE_RUNNING: counts.set_running(n); break;
+      case v1::CANDIDATE_STATE_SUCCEEDED: counts.set_succeeded(n); break;
+      case v1::CANDIDATE_STATE_FAILED: counts.set_failed(n); break;
+      case v1::CANDIDATE_STATE_CANCELLED: counts.set_cancelled(n); break;
+      default: break;
+    }
+  }
+  return counts;
+}
+
+absl::StatusOr<int64_t> Store::CandidateTotal(const std::string& experiment_id) {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT COUNT(*) FROM candidates WHERE experiment_id = ?"));
+  stmt.Bind(1, experiment_id);
+  EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  return row ? stmt.ColumnInt(0) : 0;
+}
+
+absl::StatusOr<std::optional<StoredCandidate>> Store::NextQueuedCandidate() {
+  return QueryOneCandidate(
+      absl::StrCat("state = ", v1::CANDIDATE_STATE_QUEUED,
+                   " AND experiment_id IN (SELECT id FROM experiments WHERE "
+                   "state = ",
+                   v1::EXPERIMENT_STATE_RUNNING,
+                   ") ORDER BY rowid"),
+      "");
+}
+
+absl::StatusOr<std::optional<StoredCandidate>> Store::ActiveLeaseOf(
+    const std::string& worker_id) {
+  return QueryOneCandidate(
+      absl::StrCat("worker_id = ? AND state = ", v1::CANDIDATE_STATE_RUNNING),
+      worker_id);
+}
+
+absl::StatusOr<std::optional<StoredCandidate>> Store::CandidateByLease(
+    const std::string& lease_id) {
+  if (lease_id.empty()) return std::nullopt;
+  return QueryOneCandidate("lease_id = ?", lease_id);
+}
+
+absl::StatusOr<std::vector<StoredCandidate>> Store::ExpiredLeases(
+    int64_t now_ms) {
+  return QueryCandidates(absl::StrCat("state = ", v1::CANDIDATE_STATE_RUNNING,
+                                      " AND lease_deadline_ms < ",
+                                      now_ms),
+                         "");
+}
+
+}  // namespace evonas::store

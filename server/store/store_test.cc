@@ -1,0 +1,153 @@
+#include "server/store/store.h"
+
+#include <filesystem>
+
+#include "gtest/gtest.h"
+
+namespace evonas::store {
+namespace {
+
+v1::Experiment MakeExperiment(const std::string& id, int64_t created_s) {
+  v1::Experiment experiment;
+  experiment.set_id(id);
+  experiment.set_state(v1::EXPERIMENT_STATE_RUNNING);
+  experiment.mutable_created_at()->set_seconds(created_s);
+  experiment.mutable_spec()->set_dataset_id("d1");
+  return experiment;
+}
+
+StoredCandidate MakeCandidate(const std::string& experiment_id, int64_t seq,
+                              v1::CandidateState state) {
+  StoredCandidate stored;
+  stored.candidate.set_id(experiment_id + "-c" + std::to_string(seq));
+  stored.candidate.set_experiment_id(experiment_id);
+  stored.candidate.set_sequence(seq);
+  stored.candidate.set_state(state);
+  stored.candidate.mutable_genome()->add_hidden_layers()->set_width(8);
+  return stored;
+}
+
+TEST(StoreTest, MigratesToNewestSchema) {
+  auto store = Store::Open(":memory:").value();
+  EXPECT_EQ(store->SchemaVersion().value(), 1);
+}
+
+TEST(StoreTest, ReopeningKeepsDataAndSchema) {
+  std::string path = ::testing::TempDir() + "/reopen.db";
+  std::filesystem::remove(path);
+  {
+    auto store = Store::Open(path).value();
+    v1::Dataset dataset;
+    dataset.set_id("abc");
+    dataset.add_columns("x");
+    ASSERT_TRUE(store->InsertDataset(dataset).ok());
+  }
+  auto store = Store::Open(path).value();
+  EXPECT_EQ(store->SchemaVersion().value(), 1);
+  EXPECT_EQ(store->GetDataset("abc").value().columns(0), "x");
+}
+
+TEST(StoreTest, DatasetInsertIsIdempotent) {
+  auto store = Store::Open(":memory:").value();
+  v1::Dataset dataset;
+  dataset.set_id("abc");
+  dataset.set_name("first");
+  ASSERT_TRUE(store->InsertDataset(dataset).ok());
+  dataset.set_name("second");
+  ASSERT_TRUE(store->InsertDataset(dataset).ok());
+  EXPECT_EQ(store->GetDataset("abc").value().name(), "first");
+  EXPECT_EQ(store->ListDatasets().value().size(), 1u);
+  EXPECT_EQ(store->GetDataset("nope").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(StoreTest, ExperimentsListNewestFirstWithCounts) {
+  auto store = Store::Open(":memory:").value();
+  ASSERT_TRUE(store->InsertExperiment(MakeExperiment("e1", 100)).ok());
+  ASSERT_TRUE(store->InsertExperiment(MakeExperiment("e2", 200)).ok());
+  ASSERT_TRUE(store->InsertCandidate(
+      MakeCandidate("e1", 0, v1::CANDIDATE_STATE_QUEUED)).ok());
+  StoredCandidate done = MakeCandidate("e1", 1, v1::CANDIDATE_STATE_SUCCEEDED);
+  ASSERT_TRUE(store->InsertCandidate(done).ok());
+  StoredCandidate infeasible =
+      MakeCandidate("e1", 2, v1::CANDIDATE_STATE_SUCCEEDED);
+  infeasible.violation = 0.5;
+  ASSERT_TRUE(store->InsertCandidate(infeasible).ok());
+
+  auto experiments = store->ListExperiments().value();
+  ASSERT_EQ(experiments.size(), 2u);
+  EXPECT_EQ(experiments[0].id(), "e2");
+  v1::Experiment e1 = store->GetExperiment("e1").value();
+  EXPECT_EQ(e1.counts().queued(), 1);
+  EXPECT_EQ(e1.counts().succeeded(), 2);
+  EXPECT_EQ(e1.feasible_count(), 1);
+  EXPECT_EQ(store->CandidateTotal("e1").value(), 3);
+}
+
+TEST(StoreTest, DuplicateSequenceIsRejected) {
+  auto store = Store::Open(":memory:").value();
+  ASSERT_TRUE(store->InsertExperiment(MakeExperiment("e1", 1)).ok());
+  ASSERT_TRUE(store->InsertCandidate(
+      MakeCandidate("e1", 0, v1::CANDIDATE_STATE_QUEUED)).ok());
+  StoredCandidate twin = MakeCandidate("e1", 0, v1::CANDIDATE_STATE_QUEUED);
+  twin.candidate.set_id("other");
+  EXPECT_FALSE(store->InsertCandidate(twin).ok());
+}
+
+TEST(StoreTest, QueueLeaseAndExpiry) {
+  auto store = Store::Open(":memory:").value();
+  ASSERT_TRUE(store->InsertExperiment(MakeExperiment("e1", 1)).ok());
+  v1::Experiment stopped = MakeExperiment("e0", 0);
+  stopped.set_state(v1::EXPERIMENT_STATE_CANCELLED);
+  ASSERT_TRUE(store->InsertExperiment(stopped).ok());
+  ASSERT_TRUE(store->InsertCandidate(
+      MakeCandidate("e0", 0, v1::CANDIDATE_STATE_QUEUED)).ok());
+  ASSERT_TRUE(store->InsertCandidate(
+      MakeCandidate("e1", 0, v1::CANDIDATE_STATE_QUEUED)).ok());
+  ASSERT_TRUE(store->InsertCandidate(
+      MakeCandidate("e1", 1, v1::CANDIDATE_STATE_QUEUED)).ok());
+
+  // Queued candidates of stopped experiments are never handed out.
+  auto next = store->NextQueuedCandidate().value();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->candidate.id(), "e1-c0");
+
+  next->candidate.set_state(v1::CANDIDATE_STATE_RUNNING);
+  next->candidate.set_worker_id("w1");
+  next->lease_id = "lease-1";
+  next->lease_deadline_ms = 1000;
+  ASSERT_TRUE(store->UpdateCandidate(*next).ok());
+
+  EXPECT_EQ(store->ActiveLeaseOf("w1").value()->candidate.id(), "e1-c0");
+  EXPECT_FALSE(store->ActiveLeaseOf("w2").value().has_value());
+  EXPECT_EQ(store->CandidateByLease("lease-1").value()->candidate.id(),
+            "e1-c0");
+  EXPECT_FALSE(store->CandidateByLease("").value().has_value());
+  EXPECT_TRUE(store->ExpiredLeases(999).value().empty());
+  EXPECT_EQ(store->ExpiredLeases(1001).value().size(), 1u);
+  EXPECT_EQ(store->NextQueuedCandidate().value()->candidate.id(), "e1-c1");
+}
+
+TEST(StoreTest, RolledBackTransactionLeavesNoTrace) {
+  auto store = Store::Open(":memory:").value();
+  {
+    auto txn = store->BeginTransaction().value();
+    ASSERT_TRUE(store->InsertExperiment(MakeExperiment("e1", 1)).ok());
+  }
+  EXPECT_EQ(store->GetExperiment("e1").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(StoreTest, SetExperimentStateRecordsFinish) {
+  auto store = Store::Open(":memory:").value();
+  ASSERT_TRUE(store->InsertExperiment(MakeExperiment("e1", 1)).ok());
+  ASSERT_TRUE(store->SetExperimentState("e1", v1::EXPERIMENT_STATE_COMPLETED,
+                                        5000).ok());
+  v1::Experiment e1 = store->GetExperiment("e1").value();
+  EXPECT_EQ(e1.state(), v1::EXPERIMENT_STATE_COMPLETED);
+  EXPECT_EQ(e1.finished_at().seconds(), 5);
+  EXPECT_TRUE(store->ListRunningExperimentIds().value().empty());
+}
+
+}  // namespace
+}  // namespace evonas::store
