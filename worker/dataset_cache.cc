@@ -1,0 +1,100 @@
+#include "worker/dataset_cache.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+#include "grpcpp/grpcpp.h"
+
+namespace evonas::worker {
+namespace fs = std::filesystem;
+
+DatasetCache::DatasetCache(v1::WorkerService::StubInterface* stub,
+                           std::string dir, int64_t max_bytes)
+    : stub_(stub), dir_(std::move(dir)), max_bytes_(max_bytes) {
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+}
+
+absl::StatusOr<std::string> DatasetCache::Fetch(const std::string& id) {
+  const fs::path path = fs::path(dir_) / id;
+  std::ifstream in(path, std::ios::binary);
+  if (in) {
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
+    if (Sha256Hex(bytes.str()) == id) {
+      std::error_code ec;
+      fs::last_write_time(path, fs::file_time_type::clock::now(), ec);
+      return std::move(bytes).str();
+    }
+  }
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::minutes(10));
+  v1::FetchDatasetRequest request;
+  request.set_dataset_id(id);
+  auto reader = stub_->FetchDataset(&context, request);
+  std::string bytes;
+  v1::FetchDatasetResponse response;
+  while (reader->Read(&response)) {
+    if (response.total_bytes() > 0) bytes.reserve(response.total_bytes());
+    bytes.append(response.chunk());
+  }
+  grpc::Status status = reader->Finish();
+  if (!status.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                        absl::StrCat("fetching data set ", id, ": ",
+                                     status.error_message()));
+  }
+  if (Sha256Hex(bytes) != id) {
+    return absl::DataLossError(
+        absl::StrCat("data set ", id, " arrived corrupted (hash mismatch)"));
+  }
+  // Written under a temporary name and renamed: a reader never sees half.
+  const fs::path tmp = fs::path(dir_) / (id + ".tmp");
+  std::ofstream(tmp, std::ios::binary) << bytes;
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  Evict(id);
+  return bytes;
+}
+
+void DatasetCache::Evict(const std::string& keep) {
+  std::error_code ec;
+  std::vector<fs::directory_entry> files;
+  int64_t total = 0;
+  for (const auto& entry : fs::directory_iterator(dir_, ec)) {
+    if (!entry.is_regular_file()) continue;
+    files.push_back(entry);
+    total += static_cast<int64_t>(entry.file_size(ec));
+  }
+  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) {
+    return a.last_write_time() < b.last_write_time();
+  });
+  for (const auto& entry : files) {
+    if (total <= max_bytes_) break;
+    if (entry.path().filename() == keep) continue;
+    total -= static_cast<int64_t>(entry.file_size(ec));
+    fs::remove(entry.path(), ec);
+  }
+}
+
+absl::StatusOr<std::shared_ptr<const Table>> DatasetCache::Get(
+    const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  constexpr size_t kParsedKept = 4;
+  if (auto it = parsed_.find(id); it != parsed_.end()) return it->second;
+  EVONAS_ASSIGN_OR_RETURN(std::string bytes, Fetch(id));
+  EVONAS_ASSIGN_OR_RETURN(Table table, ParseCsv(bytes));
+  if (parsed_.size() >= kParsedKept) parsed_.clear();
+  auto parsed = std::make_shared<const Table>(std::move(table));
+  parsed_[id] = parsed;
+  return parsed;
+}
+
+}  // namespace evonas::worker

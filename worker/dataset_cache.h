@@ -1,0 +1,43 @@
+#ifndef EVONAS_WORKER_DATASET_CACHE_H_
+#define EVONAS_WORKER_DATASET_CACHE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/table.h"
+#include "evonas/v1/worker_service.grpc.pb.h"
+
+namespace evonas::worker {
+
+// Data sets by content hash: on disk under `dir` (bounded by `max_bytes`,
+// least recently used evicted first) and the few most recent ones parsed in
+// memory (a training and a test set alternate on every lease). A fetched file is checked against its hash before use.
+// Thread-safe.
+class DatasetCache {
+ public:
+  DatasetCache(v1::WorkerService::StubInterface* stub, std::string dir,
+               int64_t max_bytes);
+
+  // The parsed data set, fetched from the controller on a miss.
+  absl::StatusOr<std::shared_ptr<const Table>> Get(const std::string& id);
+
+ private:
+  absl::StatusOr<std::string> Fetch(const std::string& id);
+  void Evict(const std::string& keep);
+
+  v1::WorkerService::StubInterface* const stub_;
+  const std::string dir_;
+  const int64_t max_bytes_;
+  absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<const Table>> parsed_
+      ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace evonas::worker
+
+#endif  // EVONAS_WORKER_DATASET_CACHE_H_

@@ -1,0 +1,252 @@
+#include "worker/worker.h"
+
+#include <condition_variable>
+#include <iostream>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+#include "common/validation_split.h"
+#include "grpcpp/grpcpp.h"
+#include "worker/model/trainer.h"
+
+namespace evonas::worker {
+namespace {
+
+constexpr size_t kChunkBytes = 1 << 20;
+
+absl::Status FromGrpc(const grpc::Status& status, absl::string_view what) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat(what, ": ", status.error_message()));
+}
+
+void SetDeadline(grpc::ClientContext& context, absl::Duration timeout) {
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+}
+
+model::Samples Select(const Table& table, const std::vector<int64_t>& rows,
+                      const std::vector<int64_t>& inputs,
+                      const std::vector<int64_t>& outputs) {
+  model::Samples samples;
+  const int64_t n = static_cast<int64_t>(rows.size());
+  samples.x = {n, static_cast<int64_t>(inputs.size()),
+               SelectColumns(table, rows, inputs)};
+  samples.y = {n, static_cast<int64_t>(outputs.size()),
+               SelectColumns(table, rows, outputs)};
+  return samples;
+}
+
+std::vector<std::string> ToVector(
+    const google::protobuf::RepeatedPtrField<std::string>& field) {
+  return {field.begin(), field.end()};
+}
+
+// Builds the training job of a lease from the cached data sets.
+absl::StatusOr<model::TrainJob> MakeJob(const v1::Lease& lease,
+                                        DatasetCache& cache, int threads) {
+  model::TrainJob job;
+  job.genome = lease.genome();
+  job.seed = lease.seed();
+  job.within_tolerance = lease.within_tolerance();
+  job.threads = threads;
+  const auto input_names = ToVector(lease.input_columns());
+  const auto output_names = ToVector(lease.output_columns());
+
+  EVONAS_ASSIGN_OR_RETURN(auto table, cache.Get(lease.dataset_id()));
+  EVONAS_ASSIGN_OR_RETURN(auto inputs, ColumnIndices(*table, input_names));
+  EVONAS_ASSIGN_OR_RETURN(auto outputs, ColumnIndices(*table, output_names));
+  RowPartition rows = PartitionRows(lease.validation_split(), table->rows);
+  job.training = Select(*table, rows.training, inputs, outputs);
+  job.validation = Select(*table, rows.validation, inputs, outputs);
+
+  if (!lease.test_dataset_id().empty()) {
+    EVONAS_ASSIGN_OR_RETURN(auto test, cache.Get(lease.test_dataset_id()));
+    EVONAS_ASSIGN_OR_RETURN(auto test_in, ColumnIndices(*test, input_names));
+    EVONAS_ASSIGN_OR_RETURN(auto test_out, ColumnIndices(*test, output_names));
+    std::vector<int64_t> all(test->rows);
+    for (int64_t i = 0; i < test->rows; ++i) all[i] = i;
+    job.test = Select(*test, all, test_in, test_out);
+  }
+  return job;
+}
+
+}  // namespace
+
+Worker::Worker(WorkerOptions options, std::shared_ptr<grpc::Channel> channel)
+    : options_(std::move(options)),
+      stub_(v1::WorkerService::NewStub(channel)),
+      cache_(stub_.get(), options_.cache_dir, options_.cache_max_bytes) {}
+
+void Worker::Wait(absl::Duration duration) {
+  const absl::Time until = absl::Now() + duration;
+  while (!stop_.load() && absl::Now() < until) {
+    absl::SleepFor(std::min(absl::Milliseconds(100), until - absl::Now()));
+  }
+}
+
+void Worker::Run() {
+  std::mt19937_64 jitter(std::random_device{}());
+  absl::Duration backoff = absl::Milliseconds(250);
+  while (!stop_.load()) {
+    grpc::ClientContext context;
+    SetDeadline(context, options_.rpc_timeout);
+    v1::LeaseWorkRequest request;
+    request.set_worker_id(options_.worker_id);
+    request.mutable_info()->set_threads(options_.threads);
+    v1::LeaseWorkResponse response;
+    grpc::Status status = stub_->LeaseWork(&context, request, &response);
+    if (!status.ok()) {
+      // Controller down or restarting: back off with jitter so that many
+      // workers do not reconnect in lockstep.
+      std::cerr << "evonas-worker: lease failed: " << status.error_message()
+                << "; retrying\n";
+      std::uniform_real_distribution<double> factor(0.5, 1.0);
+      Wait(backoff * factor(jitter));
+      backoff = std::min(backoff * 2, options_.max_backoff);
+      continue;
+    }
+    backoff = absl::Milliseconds(250);
+    if (!response.has_lease()) {
+      Wait(absl::Seconds(std::max(0.1, response.retry_after_seconds())));
+      continue;
+    }
+    Process(response.lease());
+  }
+}
+
+void Worker::Process(const v1::Lease& lease) {
+  std::cerr << "evonas-worker: training " << lease.candidate_id() << "\n";
+  std::atomic<bool> cancel{false};
+  std::atomic<bool> lease_lost{false};
+
+  // Heartbeats while training; a lost lease or a stop request cancels it.
+  std::mutex mu;
+  std::condition_variable done_cv;
+  bool done = false;
+  std::thread heartbeat([&] {
+    const auto interval = std::chrono::milliseconds(static_cast<int64_t>(
+        std::max(0.05, lease.heartbeat_interval_seconds()) * 1000));
+    auto next_beat = std::chrono::steady_clock::now() + interval;
+    std::unique_lock<std::mutex> lock(mu);
+    while (!done) {
+      done_cv.wait_for(lock, std::chrono::milliseconds(100));
+      if (done) break;
+      if (stop_.load()) cancel.store(true);
+      if (std::chrono::steady_clock::now() < next_beat) continue;
+      next_beat += interval;
+      lock.unlock();
+      grpc::ClientContext context;
+      SetDeadline(context, options_.rpc_timeout);
+      v1::HeartbeatRequest request;
+      request.set_worker_id(options_.worker_id);
+      request.set_lease_id(lease.lease_id());
+      v1::HeartbeatResponse response;
+      grpc::Status status = stub_->Heartbeat(&context, request, &response);
+      if (status.error_code() == grpc::StatusCode::ABORTED ||
+          status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+        std::cerr << "evonas-worker: lost lease of " << lease.candidate_id()
+                  << ": " << status.error_message() << "\n";
+        lease_lost.store(true);
+        cancel.store(true);
+      }
+      lock.lock();
+    }
+  });
+
+  absl::StatusOr<model::TrainOutput> output = [&]() -> absl::StatusOr<model::TrainOutput> {
+    EVONAS_ASSIGN_OR_RETURN(model::TrainJob job,
+                            MakeJob(lease, cache_, options_.threads));
+    job.cancel = &cancel;
+    return model::Train(job);
+  }();
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+  }
+  done_cv.notify_all();
+  heartbeat.join();
+
+  if (lease_lost.load()) return;  // someone else owns the candidate now
+  if (!output.ok() && output.status().code() == absl::StatusCode::kCancelled) {
+    Release(lease);
+    return;
+  }
+  if (!output.ok() &&
+      output.status().code() == absl::StatusCode::kUnavailable) {
+    // Could not fetch the data: not the candidate's fault.
+    std::cerr << "evonas-worker: " << output.status() << "\n";
+    Release(lease);
+    return;
+  }
+  v1::WorkResult result;
+  result.set_worker_id(options_.worker_id);
+  result.set_lease_id(lease.lease_id());
+  std::string model;
+  if (output.ok()) {
+    *result.mutable_metrics() = output->metrics;
+    model = std::move(output->model_file);
+    result.set_model_size_bytes(static_cast<int64_t>(model.size()));
+    result.set_model_sha256(Sha256Hex(model));
+  } else {
+    result.set_failure_reason(std::string(output.status().message()));
+  }
+  absl::Status status = Report(result, model);
+  if (!status.ok()) {
+    std::cerr << "evonas-worker: report of " << lease.candidate_id()
+              << " refused: " << status << "\n";
+  }
+}
+
+absl::Status Worker::Report(const v1::WorkResult& result,
+                            const std::string& model) {
+  // The result is kept until the controller accepts or refuses it for good:
+  // a controller restart only delays the report.
+  absl::Duration backoff = absl::Milliseconds(250);
+  std::mt19937_64 jitter(std::random_device{}());
+  while (true) {
+    grpc::ClientContext context;
+    SetDeadline(context, options_.rpc_timeout +
+                             absl::Seconds(model.size() / (1 << 20)));
+    v1::ReportResultResponse response;
+    auto writer = stub_->ReportResult(&context, &response);
+    v1::ReportResultRequest first;
+    *first.mutable_result() = result;
+    bool sent = writer->Write(first);
+    for (size_t offset = 0; sent && offset < model.size();
+         offset += kChunkBytes) {
+      v1::ReportResultRequest chunk;
+      chunk.set_model_chunk(model.substr(offset, kChunkBytes));
+      sent = writer->Write(chunk);
+    }
+    writer->WritesDone();
+    grpc::Status status = writer->Finish();
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE &&
+        status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
+      return FromGrpc(status, "report");
+    }
+    if (stop_.load()) return FromGrpc(status, "report (worker stopping)");
+    std::uniform_real_distribution<double> factor(0.5, 1.0);
+    Wait(backoff * factor(jitter));
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+void Worker::Release(const v1::Lease& lease) {
+  grpc::ClientContext context;
+  SetDeadline(context, options_.rpc_timeout);
+  v1::ReleaseLeaseRequest request;
+  request.set_worker_id(options_.worker_id);
+  request.set_lease_id(lease.lease_id());
+  v1::ReleaseLeaseResponse response;
+  grpc::Status status = stub_->ReleaseLease(&context, request, &response);
+  std::cerr << "evonas-worker: gave back " << lease.candidate_id()
+            << (status.ok() ? "" : " (controller did not answer: " +
+                                       status.error_message() + ")")
+            << "\n";
+}
+
+}  // namespace evonas::worker

@@ -1,0 +1,53 @@
+#ifndef EVONAS_WORKER_WORKER_H_
+#define EVONAS_WORKER_WORKER_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "evonas/v1/worker_service.grpc.pb.h"
+#include "worker/dataset_cache.h"
+
+namespace evonas::worker {
+
+struct WorkerOptions {
+  std::string worker_id;
+  int threads = 1;
+  std::string cache_dir = "evonas-worker-cache";
+  int64_t cache_max_bytes = int64_t{2} << 30;
+  // Deadline of unary RPCs.
+  absl::Duration rpc_timeout = absl::Seconds(30);
+  // Longest wait between retries while the controller is unreachable.
+  absl::Duration max_backoff = absl::Seconds(30);
+};
+
+// The lease loop: lease, fetch data, train, heartbeat meanwhile, report.
+// Holds no state that matters beyond one lease, so it can die any time.
+class Worker {
+ public:
+  Worker(WorkerOptions options, std::shared_ptr<grpc::Channel> channel);
+
+  // Works until RequestStop(); a lease in progress is then given back.
+  void Run();
+  // Thread-safe; may be called from any thread (not a signal handler).
+  void RequestStop() { stop_.store(true); }
+
+ private:
+  // Trains one lease and reports it (or gives it back on stop).
+  void Process(const v1::Lease& lease);
+  absl::Status Report(const v1::WorkResult& result, const std::string& model);
+  void Release(const v1::Lease& lease);
+  // Sleeps up to `duration`, returning early on stop.
+  void Wait(absl::Duration duration);
+
+  const WorkerOptions options_;
+  std::unique_ptr<v1::WorkerService::Stub> stub_;
+  DatasetCache cache_;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace evonas::worker
+
+#endif  // EVONAS_WORKER_WORKER_H_
