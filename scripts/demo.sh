@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The demo: builds evonas, starts a controller on an embedded SQLite
+# database and local workers, searches networks for the bundled hartmann3
+# task (requirements from data/hartmann3/task.json), prints the Pareto front
+# and downloads the most accurate model.
+#   DEMO_SECONDS  wall-clock budget of the search (default 240)
+#   DEMO_WORKERS  local workers, one per core is fastest here (default 2)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${DEMO_SECONDS:-240}
+workers=${DEMO_WORKERS:-2}
+
+scripts/build.sh evonas-controller evonas-worker evonas
+run=demo-run
+rm -rf "$run" && mkdir -p "$run"
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait; }
+trap cleanup EXIT
+
+build/server/evonas-controller --listen=127.0.0.1:0 --port_file="$run/port" \
+  --db="$run/evonas.db" --data_dir="$run/data" 2>"$run/controller.log" &
+pids+=($!)
+for _ in $(seq 100); do [[ -s "$run/port" ]] && break; sleep 0.1; done
+[[ -s "$run/port" ]] || { cat "$run/controller.log"; exit 1; }
+export EVONAS_CONTROLLER="127.0.0.1:$(cat "$run/port")"
+for i in $(seq "$workers"); do
+  build/worker/evonas-worker --worker_id="local-$i" --threads=1 \
+    --cache_dir="$run/cache" 2>"$run/worker-$i.log" &
+  pids+=($!)
+done
+
+evonas=build/client/evonas
+json_id() { /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
+train=$($evonas dataset upload data/hartmann3/train.csv --output json | json_id)
+holdout=$($evonas dataset upload data/hartmann3/holdout.csv --output json | json_id)
+echo "uploaded hartmann3: train $train, holdout $holdout"
+
+experiment=$($evonas experiment create --name hartmann3-demo \
+  --dataset "$train" --test-dataset "$holdout" --inputs x1,x2,x3 --outputs y \
+  --max-abs-error 1e-3 --within-tolerance 1e-5 --min-fraction-within 0.1 \
+  --max-model-bytes 30000000 --max-training-seconds 900 \
+  --budget-seconds "$seconds" --seed 1 --output json | json_id)
+echo "experiment $experiment: searching for ${seconds}s with $workers workers"
+$evonas experiment wait "$experiment" --poll-seconds 5
+echo
+$evonas experiment front "$experiment"
+best=$($evonas experiment front "$experiment" --output json |
+  /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["candidates"][0]["id"])')
+$evonas model download "$best" -o "$run/best.pt"
+echo "most accurate model: $run/best.pt (TorchScript; torch.jit.load it)"

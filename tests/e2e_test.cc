@@ -1,0 +1,237 @@
+// End to end: a real evonas-controller and evonas-worker as processes on a
+// loopback port, driven through the evonas CLI. A model downloaded through
+// the CLI must reproduce, in Debian's PyTorch, the error the front reports.
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fcntl.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "evonas/v1/evonas_service.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+
+extern char** environ;
+
+namespace evonas {
+namespace {
+namespace fs = std::filesystem;
+
+// A child process killed (SIGKILL) on destruction unless stopped first.
+class Process {
+ public:
+  explicit Process(std::vector<std::string> argv, const fs::path& log) {
+    std::vector<char*> args;
+    for (std::string& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 2, log.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    EXPECT_EQ(posix_spawn(&pid_, args[0], &actions, nullptr, args.data(),
+                          environ),
+              0)
+        << argv[0];
+    posix_spawn_file_actions_destroy(&actions);
+  }
+  ~Process() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  // Sends SIGTERM and returns the exit status (-1 if it did not exit within
+  // the deadline).
+  int Terminate(std::chrono::seconds deadline) {
+    kill(pid_, SIGTERM);
+    auto until = std::chrono::steady_clock::now() + deadline;
+    while (std::chrono::steady_clock::now() < until) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+struct CommandResult {
+  int exit_code;
+  std::string output;
+};
+
+CommandResult RunCommand(const std::string& command) {
+  CommandResult result{-1, ""};
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) {
+    result.output.append(buffer, n);
+  }
+  int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+template <typename Message>
+Message ParseJson(const std::string& json) {
+  Message message;
+  auto status = google::protobuf::util::JsonStringToMessage(json, &message);
+  EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << json;
+  return message;
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// y = sin(3 x1) + x2 * x3 on [0,1]^3, 400 rows.
+void WriteSmoothCsv(const fs::path& path) {
+  std::ofstream out(path);
+  out.precision(17);
+  out << "x1,x2,x3,y\n";
+  for (int i = 0; i < 400; ++i) {
+    double x1 = std::fmod(i * 0.6180339887, 1.0);
+    double x2 = std::fmod(i * 0.7548776662, 1.0);
+    double x3 = std::fmod(i * 0.5698402910, 1.0);
+    out << x1 << "," << x2 << "," << x3 << ","
+        << std::sin(3 * x1) + x2 * x3 << "\n";
+  }
+}
+
+bool PythonTorchAvailable() {
+  return RunCommand("/usr/bin/python3 -c 'import torch' 2>/dev/null")
+             .exit_code == 0;
+}
+
+TEST(EndToEndTest, SearchTrainFrontDownload) {
+  const fs::path dir = fs::path(::testing::TempDir()) / "evonas-e2e";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path port_file = dir / "port";
+
+  Process controller({EVONAS_CONTROLLER_BIN, "--listen=127.0.0.1:0",
+                      "--port_file=" + port_file.string(),
+                      "--db=" + (dir / "evonas.db").string(),
+                      "--data_dir=" + (dir / "data").string(),
+                      "--heartbeat_seconds=1"},
+                     dir / "controller.log");
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!fs::exists(port_file) && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(fs::exists(port_file)) << ReadFile(dir / "controller.log");
+  const std::string address = "127.0.0.1:" + std::to_string(std::stoi(
+                                                 ReadFile(port_file)));
+  Process worker({EVONAS_WORKER_BIN, "--controller=" + address,
+                  "--cache_dir=" + (dir / "cache").string()},
+                 dir / "worker.log");
+
+  const std::string cli = std::string(EVONAS_CLI_BIN) +
+                          " --controller " + address + " --output json ";
+  WriteSmoothCsv(dir / "smooth.csv");
+  CommandResult upload =
+      RunCommand(cli + "dataset upload " + (dir / "smooth.csv").string());
+  ASSERT_EQ(upload.exit_code, 0) << upload.output;
+  auto dataset = ParseJson<v1::Dataset>(upload.output);
+  EXPECT_EQ(dataset.row_count(), 400);
+
+  CommandResult create = RunCommand(
+      cli + "experiment create --dataset " + dataset.id() +
+      " --inputs x1,x2,x3 --outputs y --max-abs-error 0.5"
+      " --within-tolerance 1e-2 --min-fraction-within 0.01"
+      " --budget-candidates 3 --seed 7");
+  ASSERT_EQ(create.exit_code, 0) << create.output;
+  auto experiment = ParseJson<v1::Experiment>(create.output);
+
+  CommandResult wait = RunCommand(cli + "experiment wait " + experiment.id() +
+                                  " --poll-seconds 0.5 --timeout-seconds 600");
+  ASSERT_EQ(wait.exit_code, 0) << wait.output << ReadFile(dir / "worker.log");
+  CommandResult status = RunCommand(cli + "experiment status " + experiment.id());
+  experiment = ParseJson<v1::Experiment>(status.output);
+  EXPECT_EQ(experiment.state(), v1::EXPERIMENT_STATE_COMPLETED);
+  EXPECT_EQ(experiment.counts().succeeded(), 3)
+      << status.output << ReadFile(dir / "worker.log");
+
+  CommandResult front_out =
+      RunCommand(cli + "experiment front " + experiment.id());
+  ASSERT_EQ(front_out.exit_code, 0) << front_out.output;
+  auto front = ParseJson<v1::ParetoFront>(front_out.output);
+  ASSERT_GE(front.candidates_size(), 1);
+  const v1::Candidate& best = front.candidates(0);
+  EXPECT_EQ(best.state(), v1::CANDIDATE_STATE_SUCCEEDED);
+  // A smooth function and the default search space: far better than the
+  // constant predictor (whose error is of order 1).
+  EXPECT_LT(best.metrics().validation().max_abs_error(), 0.05);
+  EXPECT_TRUE(front.has_feasible());
+
+  const fs::path model = dir / "best.pt";
+  CommandResult download = RunCommand(cli + "model download " + best.id() +
+                                      " -o " + model.string());
+  ASSERT_EQ(download.exit_code, 0) << download.output;
+  ASSERT_EQ(static_cast<int64_t>(fs::file_size(model)),
+            best.metrics().model_bytes());
+
+  // Unknown ids are refused with NOT_FOUND and exit code 1.
+  CommandResult missing = RunCommand(cli + "experiment status exp-nope 2>&1");
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.output.find("NOT_FOUND"), std::string::npos)
+      << missing.output;
+
+  if (PythonTorchAvailable()) {
+    // Recompute the validation rows from the documented split and the max
+    // error of the downloaded model in Debian's PyTorch.
+    const fs::path script = dir / "check.py";
+    std::ofstream(script) << R"py(
+import csv, sys, torch
+M = (1 << 64) - 1
+def splitmix64(x):
+    z = (x + 0x9E3779B97F4A7C15) & M
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M
+    return z ^ (z >> 31)
+path, model_path, seed, fraction = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+rows = list(csv.reader(open(path)))[1:]
+val = [r for i, r in enumerate(rows) if splitmix64((seed + i) & M) / 2.0**64 < fraction]
+x = torch.tensor([[float(v) for v in r[:3]] for r in val], dtype=torch.float64)
+y = torch.tensor([[float(r[3])] for r in val], dtype=torch.float64)
+m = torch.jit.load(model_path)
+print(repr((m(x) - y).abs().max().item()))
+)py";
+    CommandResult check = RunCommand(
+        "/usr/bin/python3 " + script.string() + " " +
+        (dir / "smooth.csv").string() + " " + model.string() + " 7 0.2 2>&1");
+    ASSERT_EQ(check.exit_code, 0) << check.output;
+    const double python_error = std::stod(check.output);
+    EXPECT_NEAR(python_error, best.metrics().validation().max_abs_error(),
+                1e-12 + 1e-9 * python_error);
+  } else {
+    GTEST_LOG_(WARNING) << "python3-torch missing: model not checked in Python";
+  }
+
+  EXPECT_EQ(worker.Terminate(std::chrono::seconds(30)), 0);
+  EXPECT_EQ(controller.Terminate(std::chrono::seconds(30)), 0);
+}
+
+}  // namespace
+}  // namespace evonas
