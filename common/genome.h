@@ -20,7 +20,8 @@ inline constexpr int kMaxLbfgsSteps = 100000;
 absl::Status ValidateGenome(const v1::Genome& genome);
 
 // Trainable parameters of the MLP `genome` describes with `inputs` inputs
-// and `outputs` outputs (weights and biases of every layer).
+// and `outputs` outputs: weights and biases of every hidden layer and of the
+// implicit linear output layer. Does not validate `genome`.
 int64_t ParameterCount(const v1::Genome& genome, int64_t inputs,
                        int64_t outputs);
 
@@ -28,7 +29,9 @@ int64_t ParameterCount(const v1::Genome& genome, int64_t inputs,
 // lbfgs=200 batch=full".
 std::string DescribeGenome(const v1::Genome& genome);
 
-// Name of an activation as used in descriptions and the CLI ("tanh", …).
+// Name of an activation as used in descriptions and the CLI: "tanh", "relu",
+// "silu", "gelu", "sine"; "unspecified" for 0 and "activationN" for an
+// unknown value N.
 std::string ActivationName(v1::Activation activation);
 
 }  // namespace evonas

@@ -10,7 +10,9 @@ namespace evonas {
 // Compares `predicted` with `target` element by element (same length;
 // row-major rows x outputs) and fills max absolute error, fraction of
 // elements with |error| <= within_tolerance, RMSE and MAE. `row_count` is
-// target.size() / outputs. A NaN prediction counts as an infinite error.
+// target.size() / outputs. A NaN prediction counts as an infinite error (so
+// max, RMSE and MAE become +inf and it is not within). With no elements
+// every field is 0.
 v1::Evaluation EvaluatePredictions(const std::vector<double>& predicted,
                                    const std::vector<double>& target,
                                    int64_t outputs, double within_tolerance);

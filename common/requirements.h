@@ -24,6 +24,9 @@ struct Assessment {
   // 3.0e-03 > 1.0e-03".
   std::vector<std::string> violations;
 };
+// Checks every set field of `requirements` against `metrics` (validation
+// accuracy only; the test set never counts). A NaN metric violates its
+// requirement with an infinite excess, so `violation` is never NaN.
 Assessment Assess(const v1::Requirements& requirements,
                   const v1::Metrics& metrics);
 

@@ -3,7 +3,8 @@
 
 #include <memory>
 #include <string>
-#include <string_view>
+
+#include "absl/strings/string_view.h"
 
 namespace evonas {
 
@@ -15,8 +16,10 @@ class Sha256 {
   Sha256(const Sha256&) = delete;
   Sha256& operator=(const Sha256&) = delete;
 
-  void Update(std::string_view bytes);
-  // Returns the lower-case hex digest. Call once.
+  // Appends `bytes` to the stream; ignored after HexDigest.
+  void Update(absl::string_view bytes);
+  // Returns the lower-case hex digest (64 characters) of everything passed
+  // to Update. Later calls return the same digest.
   std::string HexDigest();
 
  private:
@@ -25,7 +28,7 @@ class Sha256 {
 };
 
 // Lower-case hex SHA-256 of `bytes`.
-std::string Sha256Hex(std::string_view bytes);
+std::string Sha256Hex(absl::string_view bytes);
 
 }  // namespace evonas
 

@@ -11,10 +11,13 @@ namespace evonas {
 // SplitMix64 finaliser (Steele, Lea, Flood 2014); see v1::ValidationSplit.
 uint64_t SplitMix64(uint64_t x);
 
-// True when row `row` is a validation row under `split`.
+// True when row `row` is a validation row under `split`: exactly
+// SplitMix64(seed + row) / 2^64 < fraction, with seed + row modulo 2^64. A
+// fraction <= 0 or NaN selects no rows, a fraction >= 1 every row.
 bool IsValidationRow(const v1::ValidationSplit& split, int64_t row);
 
-// Row indices of [0, rows) split into training and validation rows.
+// Row indices of [0, rows) split into training and validation rows, each in
+// increasing order. A row's set does not depend on `rows`.
 struct RowPartition {
   std::vector<int64_t> training;
   std::vector<int64_t> validation;

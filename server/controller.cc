@@ -97,6 +97,16 @@ absl::Status CheckEvaluation(const v1::Evaluation& e, absl::string_view what) {
   return absl::OkStatus();
 }
 
+// Cuts `text` to at most `max_bytes` without splitting a UTF-8 character.
+std::string Truncate(const std::string& text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return text;
+  size_t end = max_bytes;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) {
+    --end;
+  }
+  return text.substr(0, end);
+}
+
 }  // namespace
 
 absl::Status DatasetUpload::Append(absl::string_view chunk) {
@@ -667,7 +677,7 @@ absl::StatusOr<bool> Controller::Report(const v1::WorkResult& result,
           "report: a failure report carries no metrics and no model");
     }
     c.set_state(v1::CANDIDATE_STATE_FAILED);
-    c.set_failure_reason(result.failure_reason().substr(0, 2000));
+    c.set_failure_reason(Truncate(result.failure_reason(), 2000));
   }
   *c.mutable_finished_at() = ToProto(NowMs());
   stored.lease_deadline_ms = 0;  // lease_id stays: a repeat report is detected

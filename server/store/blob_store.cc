@@ -94,7 +94,7 @@ absl::Status BlobStore::Writer::Append(absl::string_view bytes) {
     p += n;
     left -= static_cast<size_t>(n);
   }
-  hasher_->sha.Update({bytes.data(), bytes.size()});
+  hasher_->sha.Update(bytes);
   size_ += static_cast<int64_t>(bytes.size());
   return absl::OkStatus();
 }

@@ -1,0 +1,175 @@
+#include "common/genome.h"
+
+#include <limits>
+#include <string>
+
+#include "absl/status/status.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace evonas {
+namespace {
+
+using ::testing::HasSubstr;
+
+v1::Genome MakeGenome() {
+  v1::Genome genome;
+  v1::DenseLayer* layer = genome.add_hidden_layers();
+  layer->set_width(64);
+  layer->set_activation(v1::ACTIVATION_TANH);
+  layer = genome.add_hidden_layers();
+  layer->set_width(32);
+  layer->set_activation(v1::ACTIVATION_SILU);
+  genome.mutable_training()->set_learning_rate(3e-3);
+  genome.mutable_training()->set_adam_steps(2000);
+  genome.mutable_training()->set_lbfgs_steps(200);
+  return genome;
+}
+
+void ExpectInvalid(const v1::Genome& genome, const std::string& message) {
+  const absl::Status status = ValidateGenome(genome);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr(message));
+}
+
+TEST(ValidateGenomeTest, AcceptsValidGenome) {
+  EXPECT_TRUE(ValidateGenome(MakeGenome()).ok());
+}
+
+TEST(ValidateGenomeTest, AcceptsLimits) {
+  v1::Genome genome = MakeGenome();
+  genome.clear_hidden_layers();
+  for (int i = 0; i < kMaxHiddenLayers; ++i) {
+    v1::DenseLayer* layer = genome.add_hidden_layers();
+    layer->set_width(i % 2 ? 1 : kMaxLayerWidth);
+    layer->set_activation(v1::ACTIVATION_SINE);
+  }
+  genome.mutable_training()->set_learning_rate(1);
+  genome.mutable_training()->set_adam_steps(kMaxAdamSteps);
+  genome.mutable_training()->set_lbfgs_steps(kMaxLbfgsSteps);
+  genome.mutable_training()->set_batch_size(1);
+  EXPECT_TRUE(ValidateGenome(genome).ok()) << ValidateGenome(genome);
+
+  genome.mutable_training()->set_adam_steps(0);
+  EXPECT_TRUE(ValidateGenome(genome).ok());
+  genome.mutable_training()->set_adam_steps(1);
+  genome.mutable_training()->set_lbfgs_steps(0);
+  EXPECT_TRUE(ValidateGenome(genome).ok());
+}
+
+TEST(ValidateGenomeTest, LayerCount) {
+  v1::Genome genome = MakeGenome();
+  genome.clear_hidden_layers();
+  ExpectInvalid(genome, "hidden_layers must hold 1..32 layers, got 0");
+  for (int i = 0; i < kMaxHiddenLayers + 1; ++i) {
+    v1::DenseLayer* layer = genome.add_hidden_layers();
+    layer->set_width(8);
+    layer->set_activation(v1::ACTIVATION_RELU);
+  }
+  ExpectInvalid(genome, "got 33");
+}
+
+TEST(ValidateGenomeTest, Width) {
+  v1::Genome genome = MakeGenome();
+  genome.add_hidden_layers()->set_activation(v1::ACTIVATION_GELU);
+  ExpectInvalid(genome, "hidden_layers[2].width must be in 1..4096, got 0");
+  genome.mutable_hidden_layers(2)->set_width(4097);
+  ExpectInvalid(genome, "hidden_layers[2].width must be in 1..4096, got 4097");
+  genome.mutable_hidden_layers(2)->set_width(-5);
+  ExpectInvalid(genome, "got -5");
+}
+
+TEST(ValidateGenomeTest, Activation) {
+  v1::Genome genome = MakeGenome();
+  genome.mutable_hidden_layers(1)->set_activation(v1::ACTIVATION_UNSPECIFIED);
+  ExpectInvalid(genome, "hidden_layers[1].activation must be specified");
+  genome.mutable_hidden_layers(1)->set_activation(
+      static_cast<v1::Activation>(99));
+  ExpectInvalid(genome, "hidden_layers[1].activation 99 is not a known");
+}
+
+TEST(ValidateGenomeTest, LearningRate) {
+  for (const double lr :
+       {0.0, -1e-3, 1.0000001, 2.0, std::numeric_limits<double>::quiet_NaN(),
+        std::numeric_limits<double>::infinity()}) {
+    SCOPED_TRACE(lr);
+    v1::Genome genome = MakeGenome();
+    genome.mutable_training()->set_learning_rate(lr);
+    ExpectInvalid(genome, "training.learning_rate must be in (0, 1]");
+  }
+  v1::Genome genome = MakeGenome();
+  genome.clear_training();
+  ExpectInvalid(genome, "training.learning_rate must be in (0, 1], got 0");
+}
+
+TEST(ValidateGenomeTest, Steps) {
+  v1::Genome genome = MakeGenome();
+  genome.mutable_training()->set_adam_steps(-1);
+  ExpectInvalid(genome, "training.adam_steps must be in 0..1000000, got -1");
+  genome.mutable_training()->set_adam_steps(kMaxAdamSteps + 1);
+  ExpectInvalid(genome, "training.adam_steps");
+  genome = MakeGenome();
+  genome.mutable_training()->set_lbfgs_steps(kMaxLbfgsSteps + 1);
+  ExpectInvalid(genome,
+                "training.lbfgs_steps must be in 0..100000, got 100001");
+  genome.mutable_training()->set_lbfgs_steps(-3);
+  ExpectInvalid(genome, "training.lbfgs_steps");
+  genome = MakeGenome();
+  genome.mutable_training()->set_adam_steps(0);
+  genome.mutable_training()->set_lbfgs_steps(0);
+  ExpectInvalid(genome, "adam_steps + training.lbfgs_steps must be positive");
+}
+
+TEST(ValidateGenomeTest, BatchSize) {
+  v1::Genome genome = MakeGenome();
+  genome.mutable_training()->set_batch_size(-1);
+  ExpectInvalid(genome, "training.batch_size must be >= 0");
+}
+
+TEST(ParameterCountTest, CountsWeightsAndBiasesWithOutputLayer) {
+  // 3 -> 64 -> 32 -> 2: (3*64+64) + (64*32+32) + (32*2+2).
+  EXPECT_EQ(ParameterCount(MakeGenome(), 3, 2),
+            (3 * 64 + 64) + (64 * 32 + 32) + (32 * 2 + 2));
+}
+
+TEST(ParameterCountTest, SingleLayer) {
+  v1::Genome genome;
+  genome.add_hidden_layers()->set_width(10);
+  EXPECT_EQ(ParameterCount(genome, 1, 1), (1 * 10 + 10) + (10 * 1 + 1));
+}
+
+TEST(ParameterCountTest, LargestGenomeDoesNotOverflow) {
+  v1::Genome genome;
+  for (int i = 0; i < kMaxHiddenLayers; ++i) {
+    genome.add_hidden_layers()->set_width(kMaxLayerWidth);
+  }
+  const int64_t w = kMaxLayerWidth;
+  EXPECT_EQ(ParameterCount(genome, 10000, 10000),
+            (10000 * w + w) + 31 * (w * w + w) + (w * 10000 + 10000));
+}
+
+TEST(DescribeGenomeTest, Example) {
+  EXPECT_EQ(DescribeGenome(MakeGenome()),
+            "64tanh-32silu lr=3e-03 adam=2000 lbfgs=200 batch=full");
+}
+
+TEST(DescribeGenomeTest, BatchAndPreciseLearningRate) {
+  v1::Genome genome = MakeGenome();
+  genome.mutable_training()->set_batch_size(256);
+  genome.mutable_training()->set_learning_rate(0.0015);
+  EXPECT_EQ(DescribeGenome(genome),
+            "64tanh-32silu lr=1.5e-03 adam=2000 lbfgs=200 batch=256");
+}
+
+TEST(ActivationNameTest, Names) {
+  EXPECT_EQ(ActivationName(v1::ACTIVATION_TANH), "tanh");
+  EXPECT_EQ(ActivationName(v1::ACTIVATION_RELU), "relu");
+  EXPECT_EQ(ActivationName(v1::ACTIVATION_SILU), "silu");
+  EXPECT_EQ(ActivationName(v1::ACTIVATION_GELU), "gelu");
+  EXPECT_EQ(ActivationName(v1::ACTIVATION_SINE), "sine");
+  EXPECT_EQ(ActivationName(v1::ACTIVATION_UNSPECIFIED), "unspecified");
+  EXPECT_EQ(ActivationName(static_cast<v1::Activation>(42)), "activation42");
+}
+
+}  // namespace
+}  // namespace evonas

@@ -1,0 +1,77 @@
+#include "common/metrics.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "evonas/v1/types.pb.h"
+
+namespace evonas {
+namespace {
+
+// Neumaier's compensated sum of finite terms: accurate to a few ulps however
+// many terms there are.
+class CompensatedSum {
+ public:
+  void Add(double x) {
+    const double t = sum_ + x;
+    if (std::fabs(sum_) >= std::fabs(x)) {
+      compensation_ += (sum_ - t) + x;
+    } else {
+      compensation_ += (x - t) + sum_;
+    }
+    sum_ = t;
+  }
+  double Sum() const { return sum_ + compensation_; }
+
+ private:
+  double sum_ = 0;
+  double compensation_ = 0;
+};
+
+}  // namespace
+
+v1::Evaluation EvaluatePredictions(const std::vector<double>& predicted,
+                                   const std::vector<double>& target,
+                                   int64_t outputs, double within_tolerance) {
+  assert(predicted.size() == target.size());
+  v1::Evaluation evaluation;
+  const size_t n = std::min(predicted.size(), target.size());
+  evaluation.set_row_count(
+      outputs > 0 ? static_cast<int64_t>(target.size()) / outputs : 0);
+  if (n == 0) return evaluation;
+
+  constexpr double kInfinity = std::numeric_limits<double>::infinity();
+  double max_error = 0;
+  int64_t within = 0;
+  bool infinite = false;
+  CompensatedSum sum_abs, sum_sq;
+  for (size_t i = 0; i < n; ++i) {
+    const double error = std::fabs(predicted[i] - target[i]);
+    if (error <= within_tolerance) ++within;
+    if (!std::isfinite(error)) {  // NaN or infinite prediction
+      infinite = true;
+      continue;
+    }
+    max_error = std::max(max_error, error);
+    sum_abs.Add(error);
+    sum_sq.Add(error * error);
+  }
+  const double count = static_cast<double>(n);
+  evaluation.set_fraction_within(static_cast<double>(within) / count);
+  if (infinite) {
+    evaluation.set_max_abs_error(kInfinity);
+    evaluation.set_rmse(kInfinity);
+    evaluation.set_mae(kInfinity);
+  } else {
+    evaluation.set_max_abs_error(max_error);
+    evaluation.set_rmse(std::sqrt(sum_sq.Sum() / count));
+    evaluation.set_mae(sum_abs.Sum() / count);
+  }
+  return evaluation;
+}
+
+}  // namespace evonas
