@@ -29,9 +29,9 @@ struct Samples {
 };
 
 struct TrainJob {
-  v1::Genome genome;  // must pass ValidateGenome
-  Samples training;
-  Samples validation;
+  v1::Genome genome;   // normally one that passes ValidateGenome
+  Samples training;    // at least one row; fixes the input and output counts
+  Samples validation;  // may have no rows
   std::optional<Samples> test;
   uint64_t seed = 0;
   // Tolerance for Evaluation.fraction_within.
@@ -50,14 +50,25 @@ struct TrainOutput {
 };
 
 // Trains the MLP of `job.genome` in float64: standardised inputs and outputs,
-// Adam, then an L-BFGS polish with strong-Wolfe line search. Evaluates the
-// exported model on the validation (and test) rows, so the metrics are those
-// of the file a user downloads. Returns Cancelled when `*job.cancel` became
-// true, Aborted when training diverged (non-finite loss), InvalidArgument for
-// a bad job. Never throws.
+// Adam (cosine-decayed learning rate), then an L-BFGS polish with strong-Wolfe
+// line search; keeps the weights with the smallest validation max abs error
+// (training rows when there are no validation rows). Evaluates the exported
+// model on the validation (and test) rows, so the metrics are those of the
+// file a user downloads. The result depends only on the job (same job, same
+// thread count -> same model).
+//
+// Returns Cancelled when `*job.cancel` became true (polled every 10 steps),
+// Aborted when training diverged (non-finite loss), InvalidArgument for a bad
+// job: mismatched shapes, non-finite data, or a genome the trainer cannot
+// build (it accepts any finite positive learning rate; ValidateGenome's upper
+// bound is search policy), ResourceExhausted when out of memory, Internal for
+// any other LibTorch error. Never throws. Sets LibTorch's process-wide
+// intra-op thread count to `job.threads`.
 absl::StatusOr<TrainOutput> Train(const TrainJob& job);
 
-// Loads a TorchScript model file and predicts `x`; for tests and checks.
+// Loads a TorchScript model file and predicts `x` (raw units in and out).
+// InvalidArgument when `model_file` is not a TorchScript model or `x` does
+// not have the model's number of inputs. Never throws.
 absl::StatusOr<Matrix> Predict(const std::string& model_file, const Matrix& x);
 
 }  // namespace evonas::model
