@@ -1,0 +1,389 @@
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/genome.h"
+#include "common/metrics.h"
+#include "gtest/gtest.h"
+#include "worker/model/trainer.h"
+
+namespace evonas::model {
+namespace {
+
+// Rows of y = sin(x1) + x2^2 with x uniform in [-2, 2]^2.
+Samples SmoothFunction(int rows, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(-2.0, 2.0);
+  Samples s;
+  s.x = {rows, 2, {}};
+  s.y = {rows, 1, {}};
+  for (int i = 0; i < rows; ++i) {
+    const double x1 = u(rng), x2 = u(rng);
+    s.x.data.insert(s.x.data.end(), {x1, x2});
+    s.y.data.push_back(std::sin(x1) + x2 * x2);
+  }
+  return s;
+}
+
+v1::Genome MakeGenome(const std::vector<std::pair<int, v1::Activation>>& layers,
+                      double learning_rate, int adam_steps, int lbfgs_steps,
+                      int batch_size = 0) {
+  v1::Genome g;
+  for (const auto& [width, activation] : layers) {
+    v1::DenseLayer* layer = g.add_hidden_layers();
+    layer->set_width(width);
+    layer->set_activation(activation);
+  }
+  g.mutable_training()->set_learning_rate(learning_rate);
+  g.mutable_training()->set_adam_steps(adam_steps);
+  g.mutable_training()->set_lbfgs_steps(lbfgs_steps);
+  g.mutable_training()->set_batch_size(batch_size);
+  return g;
+}
+
+TrainJob SmoothJob() {
+  TrainJob job;
+  job.genome = MakeGenome(
+      {{32, v1::ACTIVATION_TANH}, {32, v1::ACTIVATION_TANH}}, 1e-2, 300, 200);
+  job.training = SmoothFunction(500, 1);
+  job.validation = SmoothFunction(150, 2);
+  job.test = SmoothFunction(100, 3);
+  job.seed = 7;
+  job.within_tolerance = 1e-2;
+  return job;
+}
+
+// The smooth-function job trained once and shared by several tests.
+const TrainOutput& SmoothResult() {
+  static const TrainOutput* const result = [] {
+    absl::StatusOr<TrainOutput> out = Train(SmoothJob());
+    EXPECT_TRUE(out.ok()) << out.status();
+    return new TrainOutput(out.ok() ? *std::move(out) : TrainOutput{});
+  }();
+  return *result;
+}
+
+// Largest |y - mean(training y)| on the validation rows: the error of the
+// best constant predictor's usual stand-in.
+double ConstantPredictorError(const TrainJob& job) {
+  double mean = 0;
+  for (double y : job.training.y.data) mean += y;
+  mean /= static_cast<double>(job.training.y.data.size());
+  double worst = 0;
+  for (double y : job.validation.y.data) {
+    worst = std::max(worst, std::fabs(y - mean));
+  }
+  return worst;
+}
+
+TEST(TrainTest, FitsSmoothFunction) {
+  const TrainJob job = SmoothJob();
+  const TrainOutput& out = SmoothResult();
+  ASSERT_FALSE(out.model_file.empty());
+  const v1::Metrics& m = out.metrics;
+  const double naive = ConstantPredictorError(job);
+  EXPECT_GT(naive, 2.0);
+  EXPECT_LT(m.validation().max_abs_error(), 2e-2)
+      << "naive constant predictor: " << naive;
+  EXPECT_LT(m.test().max_abs_error(), 3e-2);
+  EXPECT_LE(m.validation().rmse(), m.validation().max_abs_error());
+  EXPECT_EQ(m.validation().row_count(), 150);
+  EXPECT_EQ(m.test().row_count(), 100);
+  EXPECT_EQ(m.training_row_count(), 500);
+  EXPECT_EQ(m.model_bytes(), static_cast<int64_t>(out.model_file.size()));
+  EXPECT_GT(m.training_seconds(), 0);
+  EXPECT_GT(m.inference_latency_seconds(), 0);
+  EXPECT_LT(m.inference_latency_seconds(), 0.1);
+  std::printf(
+      "validation max abs error %.3g (constant predictor %.3g), test %.3g, "
+      "rmse %.3g, within 1e-2 %.3f; %.2f s; latency %.1f us; "
+      "%lld bytes\n",
+      m.validation().max_abs_error(), naive, m.test().max_abs_error(),
+      m.validation().rmse(), m.validation().fraction_within(),
+      m.training_seconds(), m.inference_latency_seconds() * 1e6,
+      static_cast<long long>(m.model_bytes()));
+}
+
+TEST(TrainTest, ParameterCountMatchesGenome) {
+  const TrainJob job = SmoothJob();
+  EXPECT_EQ(SmoothResult().metrics.parameter_count(),
+            ParameterCount(job.genome, 2, 1));
+}
+
+TEST(TrainTest, ExportedModelReproducesMetrics) {
+  const TrainJob job = SmoothJob();
+  const TrainOutput& out = SmoothResult();
+  absl::StatusOr<Matrix> val = Predict(out.model_file, job.validation.x);
+  ASSERT_TRUE(val.ok()) << val.status();
+  EXPECT_EQ(val->rows, 150);
+  EXPECT_EQ(val->cols, 1);
+  const v1::Evaluation e = EvaluatePredictions(val->data, job.validation.y.data,
+                                               1, job.within_tolerance);
+  EXPECT_EQ(e.max_abs_error(), out.metrics.validation().max_abs_error());
+  EXPECT_EQ(e.rmse(), out.metrics.validation().rmse());
+  EXPECT_EQ(e.fraction_within(), out.metrics.validation().fraction_within());
+
+  absl::StatusOr<Matrix> test = Predict(out.model_file, job.test->x);
+  ASSERT_TRUE(test.ok()) << test.status();
+  EXPECT_EQ(
+      EvaluatePredictions(test->data, job.test->y.data, 1, job.within_tolerance)
+          .max_abs_error(),
+      out.metrics.test().max_abs_error());
+}
+
+TEST(TrainTest, EveryActivationTrainsWithMiniBatches) {
+  // Two outputs, a constant input column and a constant output column.
+  Samples data = SmoothFunction(200, 4);
+  Samples s;
+  s.x = {200, 3, {}};
+  s.y = {200, 2, {}};
+  for (int i = 0; i < 200; ++i) {
+    s.x.data.insert(s.x.data.end(),
+                    {data.x.data[2 * i], 5.0, data.x.data[2 * i + 1]});
+    s.y.data.insert(s.y.data.end(), {data.y.data[i], -3.0});
+  }
+  for (v1::Activation a :
+       {v1::ACTIVATION_TANH, v1::ACTIVATION_RELU, v1::ACTIVATION_SILU,
+        v1::ACTIVATION_GELU, v1::ACTIVATION_SINE}) {
+    SCOPED_TRACE(ActivationName(a));
+    TrainJob job;
+    job.genome = MakeGenome({{16, a}, {8, a}}, 1e-2, 30, 5, /*batch_size=*/64);
+    job.training = s;
+    job.validation = {{20, 3, {s.x.data.begin(), s.x.data.begin() + 60}},
+                      {20, 2, {s.y.data.begin(), s.y.data.begin() + 40}}};
+    absl::StatusOr<TrainOutput> out = Train(job);
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_TRUE(std::isfinite(out->metrics.validation().max_abs_error()));
+    EXPECT_LT(out->metrics.validation().max_abs_error(), 5.0);
+    EXPECT_EQ(out->metrics.parameter_count(), ParameterCount(job.genome, 3, 2));
+    absl::StatusOr<Matrix> p = Predict(out->model_file, job.validation.x);
+    ASSERT_TRUE(p.ok()) << p.status();
+    ASSERT_EQ(p->cols, 2);
+    // A constant output column has standardised target 0 and a unit scale,
+    // so even a few steps keep the model near the constant.
+    EXPECT_NEAR(p->data[1], -3.0, 1.0);
+  }
+}
+
+TEST(TrainTest, EmptyValidationSetIsAllowed) {
+  TrainJob job;
+  job.genome = MakeGenome({{8, v1::ACTIVATION_TANH}}, 1e-2, 20, 5);
+  job.training = SmoothFunction(50, 5);
+  job.validation = {{0, 2, {}}, {0, 1, {}}};
+  absl::StatusOr<TrainOutput> out = Train(job);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->metrics.validation().row_count(), 0);
+}
+
+TEST(TrainTest, DivergenceIsAborted) {
+  // After one Adam step every weight has moved by about the learning rate,
+  // so the output, and with it the loss, overflows.
+  for (v1::Activation a : {v1::ACTIVATION_RELU, v1::ACTIVATION_TANH}) {
+    TrainJob job;
+    job.genome = MakeGenome({{16, a}, {16, a}}, 1e300, 20, 0);
+    job.training = SmoothFunction(100, 6);
+    job.validation = SmoothFunction(20, 7);
+    absl::StatusOr<TrainOutput> out = Train(job);
+    ASSERT_FALSE(out.ok());
+    EXPECT_EQ(out.status().code(), absl::StatusCode::kAborted) << out.status();
+    EXPECT_TRUE(absl::StrContains(out.status().message(),
+                                  "training diverged: loss became"))
+        << out.status().message();
+    EXPECT_TRUE(absl::StrContains(out.status().message(), "adam step"))
+        << out.status().message();
+  }
+}
+
+TEST(TrainTest, CancelFlagCancels) {
+  std::atomic<bool> cancel{true};
+  TrainJob job = SmoothJob();
+  job.cancel = &cancel;
+  absl::StatusOr<TrainOutput> out = Train(job);
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kCancelled) << out.status();
+  // Also during the L-BFGS phase.
+  job.genome.mutable_training()->set_adam_steps(0);
+  out = Train(job);
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kCancelled) << out.status();
+  EXPECT_TRUE(absl::StrContains(out.status().message(), "lbfgs"))
+      << out.status().message();
+}
+
+TEST(TrainTest, SameSeedGivesIdenticalModel) {
+  TrainJob job;
+  job.genome = MakeGenome({{16, v1::ACTIVATION_SILU}}, 1e-2, 50, 10,
+                          /*batch_size=*/32);
+  job.training = SmoothFunction(100, 8);
+  job.validation = SmoothFunction(30, 9);
+  job.seed = 42;
+  absl::StatusOr<TrainOutput> a = Train(job);
+  absl::StatusOr<TrainOutput> b = Train(job);
+  job.seed = 43;
+  absl::StatusOr<TrainOutput> c = Train(job);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  absl::StatusOr<Matrix> pa = Predict(a->model_file, job.validation.x);
+  absl::StatusOr<Matrix> pb = Predict(b->model_file, job.validation.x);
+  absl::StatusOr<Matrix> pc = Predict(c->model_file, job.validation.x);
+  ASSERT_TRUE(pa.ok() && pb.ok() && pc.ok());
+  EXPECT_EQ(pa->data, pb->data);
+  EXPECT_NE(pa->data, pc->data);
+  EXPECT_EQ(a->metrics.validation().max_abs_error(),
+            b->metrics.validation().max_abs_error());
+}
+
+// Throughput of a 3-64-64-1 tanh net on 5600 rows, full batch, one thread.
+// Not run by default: --gtest_also_run_disabled_tests
+// --gtest_filter=*Throughput*
+TEST(TrainTest, DISABLED_Throughput) {
+  std::mt19937_64 rng(12);
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  TrainJob job;
+  for (Samples* s : {&job.training, &job.validation}) {
+    const int rows = s == &job.training ? 5600 : 1400;
+    s->x = {rows, 3, {}};
+    s->y = {rows, 1, {}};
+    for (int i = 0; i < rows; ++i) {
+      const double a = u(rng), b = u(rng), c = u(rng);
+      s->x.data.insert(s->x.data.end(), {a, b, c});
+      s->y.data.push_back(std::sin(3 * a) * b + c * c);
+    }
+  }
+  job.genome = MakeGenome(
+      {{64, v1::ACTIVATION_TANH}, {64, v1::ACTIVATION_TANH}}, 3e-3, 1000, 0);
+  absl::StatusOr<TrainOutput> adam = Train(job);
+  ASSERT_TRUE(adam.ok()) << adam.status();
+  job.genome.mutable_training()->set_adam_steps(0);
+  job.genome.mutable_training()->set_lbfgs_steps(200);
+  absl::StatusOr<TrainOutput> lbfgs = Train(job);
+  ASSERT_TRUE(lbfgs.ok()) << lbfgs.status();
+  std::printf(
+      "adam: %.0f steps/s; lbfgs: %.0f iterations/s (upper bound "
+      "if it converged early)\n",
+      1000 / adam->metrics.training_seconds(),
+      200 / lbfgs->metrics.training_seconds());
+}
+
+TEST(TrainTest, RejectsBadJobs) {
+  TrainJob good;
+  good.genome = MakeGenome({{4, v1::ACTIVATION_TANH}}, 1e-2, 5, 0);
+  good.training = SmoothFunction(20, 10);
+  good.validation = SmoothFunction(5, 11);
+
+  TrainJob job = good;
+  job.training.y.data.pop_back();
+  EXPECT_EQ(Train(job).status().code(), absl::StatusCode::kInvalidArgument);
+
+  job = good;
+  job.validation.x = {5, 3, std::vector<double>(15, 0.0)};
+  EXPECT_EQ(Train(job).status().code(), absl::StatusCode::kInvalidArgument);
+
+  job = good;
+  job.training.x.data[3] = std::nan("");
+  EXPECT_EQ(Train(job).status().code(), absl::StatusCode::kInvalidArgument);
+
+  job = good;
+  job.training.y.data[0] = 1e300;
+  job.training.y.data[1] = -1e300;  // the variance overflows
+  EXPECT_EQ(Train(job).status().code(), absl::StatusCode::kInvalidArgument);
+
+  job = good;
+  job.genome.mutable_hidden_layers(0)->set_width(0);
+  EXPECT_EQ(Train(job).status().code(), absl::StatusCode::kInvalidArgument);
+
+  job = good;
+  job.genome.mutable_hidden_layers(0)->set_activation(
+      v1::ACTIVATION_UNSPECIFIED);
+  EXPECT_EQ(Train(job).status().code(), absl::StatusCode::kInvalidArgument);
+
+  job = good;
+  job.genome.clear_hidden_layers();
+  EXPECT_EQ(Train(job).status().code(), absl::StatusCode::kInvalidArgument);
+
+  job = good;
+  job.training = {{0, 2, {}}, {0, 1, {}}};
+  EXPECT_EQ(Train(job).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(PredictTest, RejectsBadInput) {
+  EXPECT_EQ(Predict("not a model", Matrix{1, 2, {0, 0}}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  const std::string& model = SmoothResult().model_file;
+  EXPECT_EQ(Predict(model, Matrix{1, 3, {0, 0, 0}}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Predict(model, Matrix{2, 2, {0, 0}}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<Matrix> empty = Predict(model, Matrix{0, 2, {}});
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(empty->rows, 0);
+}
+
+constexpr char kPython[] = "/usr/bin/python3";
+
+bool PythonHasTorch() {
+  return std::system(absl::StrCat(kPython, " -c 'import torch' >/dev/null 2>&1")
+                         .c_str()) == 0;
+}
+
+TEST(PredictTest, PythonLoadsTheModelFile) {
+  if (!PythonHasTorch()) GTEST_SKIP() << kPython << " cannot import torch";
+  const TrainJob job = SmoothJob();
+  const TrainOutput& out = SmoothResult();
+  const std::string dir = ::testing::TempDir();
+  const std::string model_path = dir + "/evonas_model_test.pt";
+  {
+    std::ofstream f(model_path, std::ios::binary);
+    f.write(out.model_file.data(),
+            static_cast<std::streamsize>(out.model_file.size()));
+    ASSERT_TRUE(f.good());
+  }
+  Matrix x{5, 2, {job.test->x.data.begin(), job.test->x.data.begin() + 10}};
+  std::string rows;
+  for (int64_t r = 0; r < x.rows; ++r) {
+    absl::StrAppend(&rows, "[", absl::StrFormat("%.17g", x.data[2 * r]), ",",
+                    absl::StrFormat("%.17g", x.data[2 * r + 1]), "],");
+  }
+  const std::string script = absl::StrCat(
+      "import torch\n"
+      "m = torch.jit.load('",
+      model_path, "')\n", "x = torch.tensor([", rows,
+      "], dtype=torch.float64)\n",
+      "with torch.no_grad():\n"
+      "    y = m(x)\n"
+      "print(' '.join(repr(v) for v in y.flatten().tolist()))\n");
+  const std::string script_path = dir + "/evonas_model_test.py";
+  {
+    std::ofstream f(script_path);
+    f << script;
+  }
+  FILE* pipe = popen(absl::StrCat(kPython, " ", script_path).c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string output;
+  char buffer[4096];
+  while (size_t n = fread(buffer, 1, sizeof(buffer), pipe)) {
+    output.append(buffer, n);
+  }
+  ASSERT_EQ(pclose(pipe), 0) << output;
+  std::istringstream in(output);
+  std::vector<double> python;
+  for (double v; in >> v;) python.push_back(v);
+
+  absl::StatusOr<Matrix> cpp = Predict(out.model_file, x);
+  ASSERT_TRUE(cpp.ok()) << cpp.status();
+  ASSERT_EQ(python.size(), cpp->data.size()) << output;
+  for (size_t i = 0; i < python.size(); ++i) {
+    EXPECT_NEAR(python[i], cpp->data[i], 1e-12) << i;
+  }
+  std::remove(model_path.c_str());
+  std::remove(script_path.c_str());
+}
+
+}  // namespace
+}  // namespace evonas::model
