@@ -1,0 +1,276 @@
+#include "client/commands.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "client/fake_evonas_service.h"
+#include "common/sha256.h"
+#include "gtest/gtest.h"
+
+namespace evonas::client {
+namespace {
+
+namespace fs = std::filesystem;
+
+class CommandsTest : public ::testing::Test {
+ protected:
+  CommandsTest() {
+    env_.client = &client_;
+    env_.out = &out_;
+    env_.err = &err_;
+    env_.now = [this] { return now_; };
+    env_.time_zone = absl::UTCTimeZone();
+    dir_ =
+        fs::path(::testing::TempDir()) /
+        ("client_test_" +
+         std::string(
+             ::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  ~CommandsTest() override { fs::remove_all(dir_); }
+
+  std::string ReadFile(const fs::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream content;
+    content << in.rdbuf();
+    return content.str();
+  }
+
+  // Makes DownloadModel stream `data` in `chunk`-byte pieces, announcing
+  // `sha256` and `total_bytes`.
+  void ServeModel(const std::string& data, const std::string& sha256,
+                  int64_t total_bytes, size_t chunk) {
+    fake_.service.candidate.set_id("c-1");
+    fake_.service.candidate.mutable_metrics()->set_model_bytes(total_bytes);
+    for (size_t i = 0; i < data.size() || i == 0; i += chunk) {
+      v1::DownloadModelResponse message;
+      if (i == 0) {
+        message.set_sha256(sha256);
+        message.set_total_bytes(total_bytes);
+      }
+      message.set_chunk(data.substr(i, chunk));
+      fake_.service.download.push_back(message);
+      if (data.empty()) break;
+    }
+  }
+
+  FakeController fake_;
+  ControllerClient client_{fake_.channel, ClientOptions()};
+  std::ostringstream out_;
+  std::ostringstream err_;
+  absl::Time now_ = absl::FromUnixSeconds(1000);
+  CommandEnv env_;
+  fs::path dir_;
+};
+
+TEST_F(CommandsTest, UploadNamesTheDatasetAfterTheFile) {
+  const fs::path file = dir_ / "points.csv";
+  std::ofstream(file) << "x,y\n1,2\n";
+  fake_.service.dataset.set_id("abc123");
+  fake_.service.dataset.set_row_count(1);
+  fake_.service.dataset.add_columns("x");
+  fake_.service.dataset.add_columns("y");
+
+  ASSERT_TRUE(RunDatasetUpload(env_, file.string(), "").ok());
+  const auto uploads = fake_.service.uploads();
+  ASSERT_EQ(uploads.size(), 1u);
+  EXPECT_EQ(uploads[0].metadata().name(), "points.csv");
+  EXPECT_EQ(uploads[0].metadata().size_bytes(), 8);
+  EXPECT_EQ(uploads[0].chunk(), "x,y\n1,2\n");
+  EXPECT_NE(out_.str().find("id       abc123\n"), std::string::npos)
+      << out_.str();
+  EXPECT_NE(out_.str().find("rows     1\n"), std::string::npos);
+  EXPECT_NE(out_.str().find("columns  x, y\n"), std::string::npos);
+}
+
+TEST_F(CommandsTest, UploadUsesGivenNameAndPrintsJson) {
+  const fs::path file = dir_ / "points.csv";
+  std::ofstream(file) << "x,y\n";
+  fake_.service.dataset.set_id("abc123");
+  env_.format = OutputFormat::kJson;
+  ASSERT_TRUE(RunDatasetUpload(env_, file.string(), "beam data").ok());
+  EXPECT_EQ(fake_.service.uploads()[0].metadata().name(), "beam data");
+  EXPECT_NE(out_.str().find("\"id\": \"abc123\""), std::string::npos);
+}
+
+TEST_F(CommandsTest, UploadOfMissingFileIsNotFound) {
+  EXPECT_EQ(RunDatasetUpload(env_, (dir_ / "nope.csv").string(), "").code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(CommandsTest, CreatePrintsTheNewId) {
+  fake_.service.created_experiment.set_id("exp-42");
+  v1::ExperimentSpec spec;
+  spec.set_dataset_id("d1");
+  ASSERT_TRUE(RunExperimentCreate(env_, spec).ok());
+  EXPECT_EQ(fake_.service.created_spec().dataset_id(), "d1");
+  EXPECT_EQ(out_.str().find("created experiment exp-42\n"), 0u) << out_.str();
+}
+
+TEST_F(CommandsTest, FrontPrintsTableOrJson) {
+  fake_.service.front.set_experiment_id("exp-1");
+  fake_.service.front.set_has_feasible(true);
+  v1::Candidate* c = fake_.service.front.add_candidates();
+  c->set_id("c-7");
+  c->set_feasible(true);
+  c->mutable_metrics()->mutable_validation()->set_max_abs_error(0.002);
+  ASSERT_TRUE(RunExperimentFront(env_, "exp-1").ok());
+  EXPECT_EQ(fake_.service.last_id(), "exp-1");
+  EXPECT_EQ(out_.str().find("Requirements met: yes"), 0u) << out_.str();
+  EXPECT_NE(out_.str().find("c-7"), std::string::npos);
+
+  out_.str("");
+  env_.format = OutputFormat::kJson;
+  ASSERT_TRUE(RunExperimentFront(env_, "exp-1").ok());
+  EXPECT_NE(out_.str().find("\"has_feasible\": true"), std::string::npos)
+      << out_.str();
+}
+
+TEST_F(CommandsTest, CandidatesListsEveryCandidate) {
+  for (const char* id : {"c-1", "c-2"}) {
+    v1::Candidate* c = fake_.service.candidates.add_candidates();
+    c->set_id(id);
+    c->set_state(v1::CANDIDATE_STATE_RUNNING);
+  }
+  ASSERT_TRUE(RunExperimentCandidates(env_, "exp-1").ok());
+  const std::vector<std::string> lines =
+      absl::StrSplit(out_.str(), '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u) << out_.str();
+  EXPECT_TRUE(absl::StartsWith(lines[1], "c-1  running"));
+}
+
+v1::Experiment WithCounts(v1::ExperimentState state, int64_t queued,
+                          int64_t succeeded) {
+  v1::Experiment e;
+  e.set_id("exp-1");
+  e.set_state(state);
+  e.mutable_counts()->set_queued(queued);
+  e.mutable_counts()->set_succeeded(succeeded);
+  return e;
+}
+
+WaitOptions FastPolling() {
+  WaitOptions options;
+  options.poll_interval = absl::Milliseconds(1);
+  return options;
+}
+
+TEST_F(CommandsTest, WaitPrintsALineOnlyWhenCountsChange) {
+  fake_.service.experiments = {
+      WithCounts(v1::EXPERIMENT_STATE_RUNNING, 2, 0),
+      WithCounts(v1::EXPERIMENT_STATE_RUNNING, 2, 0),
+      WithCounts(v1::EXPERIMENT_STATE_RUNNING, 1, 1),
+      WithCounts(v1::EXPERIMENT_STATE_COMPLETED, 0, 2),
+  };
+  ASSERT_TRUE(RunExperimentWait(env_, "exp-1", FastPolling()).ok());
+  const std::vector<std::string> lines =
+      absl::StrSplit(out_.str(), '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u) << out_.str();
+  EXPECT_TRUE(absl::StartsWith(lines[0], "exp-1: running, 2 queued"));
+  EXPECT_TRUE(absl::StartsWith(lines[1], "exp-1: running, 1 queued"));
+  EXPECT_TRUE(absl::StartsWith(lines[2], "exp-1: completed"));
+}
+
+TEST_F(CommandsTest, WaitInJsonModePrintsProgressToStderr) {
+  fake_.service.experiments = {
+      WithCounts(v1::EXPERIMENT_STATE_COMPLETED, 0, 2)};
+  env_.format = OutputFormat::kJson;
+  ASSERT_TRUE(RunExperimentWait(env_, "exp-1", FastPolling()).ok());
+  EXPECT_TRUE(absl::StartsWith(err_.str(), "exp-1: completed"));
+  EXPECT_TRUE(absl::StartsWith(out_.str(), "{"));
+}
+
+TEST_F(CommandsTest, WaitReportsCancellation) {
+  fake_.service.experiments = {
+      WithCounts(v1::EXPERIMENT_STATE_CANCELLED, 0, 1)};
+  EXPECT_EQ(RunExperimentWait(env_, "exp-1", FastPolling()).code(),
+            absl::StatusCode::kCancelled);
+}
+
+TEST_F(CommandsTest, WaitGivesUpAfterTimeout) {
+  fake_.service.experiments = {WithCounts(v1::EXPERIMENT_STATE_RUNNING, 1, 0)};
+  // Every reading of the clock advances it by one second.
+  env_.now = [this] { return now_ += absl::Seconds(1); };
+  WaitOptions options = FastPolling();
+  options.timeout = absl::Seconds(5);
+  const absl::Status status = RunExperimentWait(env_, "exp-1", options);
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_NE(status.message().find("still running"), std::string::npos);
+}
+
+TEST_F(CommandsTest, WaitReturnsRpcErrors) {
+  EXPECT_EQ(RunExperimentWait(env_, "exp-x", FastPolling()).code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(CommandsTest, DownloadWritesVerifiedModel) {
+  std::string model(2500, '\0');
+  for (size_t i = 0; i < model.size(); ++i) model[i] = static_cast<char>(i);
+  ServeModel(model, Sha256Hex(model), static_cast<int64_t>(model.size()), 1000);
+  const fs::path file = dir_ / "model.pt";
+
+  const absl::Status status = RunModelDownload(env_, "c-1", file.string());
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(ReadFile(file), model);
+  EXPECT_FALSE(fs::exists(dir_ / "model.pt.tmp"));
+  EXPECT_NE(out_.str().find("2500 bytes"), std::string::npos);
+  EXPECT_EQ(fake_.service.last_id(), "c-1");
+}
+
+TEST_F(CommandsTest, DownloadWithWrongHashLeavesNoFile) {
+  const std::string model = "torchscript bytes";
+  ServeModel(model, Sha256Hex("something else"),
+             static_cast<int64_t>(model.size()), 5);
+  const fs::path file = dir_ / "model.pt";
+  const absl::Status status = RunModelDownload(env_, "c-1", file.string());
+  EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(status.message().find("sha256"), std::string::npos);
+  EXPECT_FALSE(fs::exists(file));
+  EXPECT_FALSE(fs::exists(dir_ / "model.pt.tmp"));
+}
+
+TEST_F(CommandsTest, DownloadKeepsAnExistingFileOnError) {
+  const std::string model = "torchscript bytes";
+  ServeModel(model, Sha256Hex(model), static_cast<int64_t>(model.size()) + 10,
+             5);
+  const fs::path file = dir_ / "model.pt";
+  std::ofstream(file) << "old";
+  EXPECT_EQ(RunModelDownload(env_, "c-1", file.string()).code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(ReadFile(file), "old");
+  EXPECT_FALSE(fs::exists(dir_ / "model.pt.tmp"));
+}
+
+TEST_F(CommandsTest, DownloadRejectsMoreBytesThanAnnounced) {
+  const std::string model = "torchscript bytes";
+  ServeModel(model, Sha256Hex(model), 4, 5);
+  EXPECT_EQ(RunModelDownload(env_, "c-1", (dir_ / "m.pt").string()).code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_FALSE(fs::exists(dir_ / "m.pt.tmp"));
+}
+
+TEST_F(CommandsTest, DownloadPassesControllerErrorsOn) {
+  ServeModel("", Sha256Hex(""), 0, 5);
+  fake_.service.download.clear();
+  fake_.service.download_status =
+      grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "still running");
+  EXPECT_EQ(RunModelDownload(env_, "c-1", (dir_ / "m.pt").string()).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(fs::exists(dir_ / "m.pt.tmp"));
+}
+
+TEST_F(CommandsTest, EmptyModelDownloads) {
+  ServeModel("", Sha256Hex(""), 0, 5);
+  const fs::path file = dir_ / "empty.pt";
+  ASSERT_TRUE(RunModelDownload(env_, "c-1", file.string()).ok());
+  EXPECT_TRUE(fs::exists(file));
+  EXPECT_EQ(fs::file_size(file), 0u);
+}
+
+}  // namespace
+}  // namespace evonas::client

@@ -1,0 +1,60 @@
+#ifndef EVONAS_CLIENT_EXPERIMENT_FLAGS_H_
+#define EVONAS_CLIENT_EXPERIMENT_FLAGS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "evonas/v1/types.pb.h"
+
+namespace evonas::client {
+
+// The flags of `evonas experiment create`, as parsed; unset optionals were
+// not given on the command line.
+struct ExperimentFlags {
+  std::string name;
+  std::string dataset_id;
+  std::string test_dataset_id;
+  // Column lists as given; each entry may hold several comma-separated names
+  // ("--inputs x1,x2 --inputs x3").
+  std::vector<std::string> inputs;
+  std::vector<std::string> outputs;
+
+  std::optional<double> max_abs_error;
+  std::optional<double> within_tolerance;
+  std::optional<double> min_fraction_within;
+  std::optional<int64_t> max_parameters;
+  std::optional<int64_t> max_model_bytes;
+  std::optional<double> max_training_seconds;
+  std::optional<double> max_inference_latency_seconds;
+
+  std::optional<int64_t> budget_candidates;
+  std::optional<double> budget_seconds;
+  std::optional<uint64_t> seed;
+  std::optional<double> validation_fraction;
+  std::string strategy = "random";
+};
+
+// Splits comma-separated column lists into names, trimming blanks. Returns
+// InvalidArgument (naming `flag`) for an empty name, a duplicate, or an empty
+// list.
+absl::StatusOr<std::vector<std::string>> ParseColumnList(
+    absl::string_view flag, const std::vector<std::string>& values);
+
+// Maps a --strategy value ("random") to the enum; InvalidArgument otherwise.
+absl::StatusOr<v1::Strategy> ParseStrategy(absl::string_view name);
+
+// Builds the spec CreateExperiment takes. Only flags that were given become
+// set fields. Checks what the command line alone can tell: required flags,
+// column lists (inputs and outputs disjoint), --min-fraction-within needing
+// --within-tolerance, and a budget. Value ranges are left to the controller.
+// Errors are InvalidArgument naming the flag.
+absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
+    const ExperimentFlags& flags);
+
+}  // namespace evonas::client
+
+#endif  // EVONAS_CLIENT_EXPERIMENT_FLAGS_H_

@@ -1,0 +1,119 @@
+#include "client/experiment_flags.h"
+
+#include "gtest/gtest.h"
+
+namespace evonas::client {
+namespace {
+
+ExperimentFlags MinimalFlags() {
+  ExperimentFlags flags;
+  flags.dataset_id = "d1";
+  flags.inputs = {"x1,x2"};
+  flags.outputs = {"y"};
+  flags.budget_candidates = 10;
+  return flags;
+}
+
+TEST(ParseColumnListTest, SplitsTrimsAndJoinsRepeatedFlags) {
+  absl::StatusOr<std::vector<std::string>> names =
+      ParseColumnList("--inputs", {"x1, x2 ,x3", "x4"});
+  ASSERT_TRUE(names.ok()) << names.status();
+  EXPECT_EQ(*names, (std::vector<std::string>{"x1", "x2", "x3", "x4"}));
+}
+
+TEST(ParseColumnListTest, RejectsEmptyDuplicateAndMissingNames) {
+  EXPECT_EQ(ParseColumnList("--inputs", {"x1,,x2"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseColumnList("--inputs", {"x1,x1"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  const absl::Status none = ParseColumnList("--outputs", {}).status();
+  EXPECT_EQ(none.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(none.message().find("--outputs"), std::string::npos);
+}
+
+TEST(ParseStrategyTest, KnowsRandom) {
+  EXPECT_EQ(*ParseStrategy("random"), v1::STRATEGY_RANDOM);
+  EXPECT_FALSE(ParseStrategy("bayes").ok());
+}
+
+TEST(BuildExperimentSpecTest, MinimalFlagsLeaveRequirementsUnset) {
+  absl::StatusOr<v1::ExperimentSpec> spec = BuildExperimentSpec(MinimalFlags());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->dataset_id(), "d1");
+  EXPECT_EQ(spec->input_columns_size(), 2);
+  EXPECT_EQ(spec->output_columns(0), "y");
+  EXPECT_TRUE(spec->test_dataset_id().empty());
+  EXPECT_FALSE(spec->requirements().has_max_abs_error());
+  EXPECT_FALSE(spec->requirements().has_within_tolerance());
+  EXPECT_FALSE(spec->requirements().has_max_parameters());
+  EXPECT_EQ(spec->budget().max_candidates(), 10);
+  EXPECT_EQ(spec->budget().max_wall_seconds(), 0);
+  EXPECT_EQ(spec->seed(), 0u);
+  EXPECT_EQ(spec->validation_fraction(), 0);
+  EXPECT_EQ(spec->strategy(), v1::STRATEGY_RANDOM);
+}
+
+TEST(BuildExperimentSpecTest, CopiesEveryGivenFlag) {
+  ExperimentFlags flags = MinimalFlags();
+  flags.name = "beam";
+  flags.test_dataset_id = "d2";
+  flags.max_abs_error = 1e-3;
+  flags.within_tolerance = 1e-2;
+  flags.min_fraction_within = 0.95;
+  flags.max_parameters = 5000;
+  flags.max_model_bytes = 100000;
+  flags.max_training_seconds = 60;
+  flags.max_inference_latency_seconds = 0.001;
+  flags.budget_seconds = 3600;
+  flags.seed = 42;
+  flags.validation_fraction = 0.25;
+
+  absl::StatusOr<v1::ExperimentSpec> spec = BuildExperimentSpec(flags);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->name(), "beam");
+  EXPECT_EQ(spec->test_dataset_id(), "d2");
+  const v1::Requirements& r = spec->requirements();
+  EXPECT_DOUBLE_EQ(r.max_abs_error(), 1e-3);
+  EXPECT_DOUBLE_EQ(r.within_tolerance(), 1e-2);
+  EXPECT_DOUBLE_EQ(r.min_fraction_within(), 0.95);
+  EXPECT_EQ(r.max_parameters(), 5000);
+  EXPECT_EQ(r.max_model_bytes(), 100000);
+  EXPECT_DOUBLE_EQ(r.max_training_seconds(), 60);
+  EXPECT_DOUBLE_EQ(r.max_inference_latency_seconds(), 0.001);
+  EXPECT_EQ(spec->budget().max_candidates(), 10);
+  EXPECT_DOUBLE_EQ(spec->budget().max_wall_seconds(), 3600);
+  EXPECT_EQ(spec->seed(), 42u);
+  EXPECT_DOUBLE_EQ(spec->validation_fraction(), 0.25);
+}
+
+TEST(BuildExperimentSpecTest, RejectsOverlappingColumns) {
+  ExperimentFlags flags = MinimalFlags();
+  flags.outputs = {"x2"};
+  EXPECT_EQ(BuildExperimentSpec(flags).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(BuildExperimentSpecTest, FractionWithinNeedsTolerance) {
+  ExperimentFlags flags = MinimalFlags();
+  flags.min_fraction_within = 0.9;
+  const absl::Status status = BuildExperimentSpec(flags).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("--within-tolerance"), std::string::npos);
+}
+
+TEST(BuildExperimentSpecTest, NeedsABudget) {
+  ExperimentFlags flags = MinimalFlags();
+  flags.budget_candidates.reset();
+  EXPECT_FALSE(BuildExperimentSpec(flags).ok());
+  flags.budget_seconds = 60;
+  EXPECT_TRUE(BuildExperimentSpec(flags).ok());
+}
+
+TEST(BuildExperimentSpecTest, NeedsDataset) {
+  ExperimentFlags flags = MinimalFlags();
+  flags.dataset_id.clear();
+  EXPECT_FALSE(BuildExperimentSpec(flags).ok());
+}
+
+}  // namespace
+}  // namespace evonas::client

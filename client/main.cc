@@ -1,0 +1,394 @@
+// evonas: the command-line client of the evonas controller. This file only
+// parses flags; the commands live in commands.h.
+
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdlib>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/time/time.h"
+#include "client/commands.h"
+#include "client/controller_client.h"
+#include "client/experiment_flags.h"
+#include "client/output.h"
+
+#ifndef EVONAS_VERSION
+#define EVONAS_VERSION "unknown"
+#endif
+
+namespace evonas::client {
+namespace {
+
+constexpr char kDefaultController[] = "localhost:50051";
+
+// Exit codes.
+constexpr int kExitOk = 0;
+constexpr int kExitError = 1;
+constexpr int kExitUsage = 2;
+
+// Flags every command takes.
+struct GlobalFlags {
+  std::string controller;
+  std::string output = "table";
+};
+
+// A validator for numbers in a range; `lower_open` excludes `lower`.
+CLI::Validator NumberIn(double lower, double upper, bool lower_open,
+                        const std::string& description) {
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        double value = 0;
+        if (!absl::SimpleAtod(text, &value) || !std::isfinite(value) ||
+            value < lower || (lower_open && value == lower) || value > upper) {
+          return "must be " + description + ", got " + text;
+        }
+        return "";
+      },
+      "", description);
+}
+
+const CLI::Validator& Positive() {
+  static const CLI::Validator* validator =
+      new CLI::Validator(NumberIn(0, HUGE_VAL, true, "> 0"));
+  return *validator;
+}
+
+// Adds --controller and --output to `app`, bound to `flags`. They are added
+// to the top level and to every command, so both "evonas --output json
+// dataset list" and "evonas dataset list --output json" work and every
+// command's --help shows them.
+void AddGlobalFlags(CLI::App* app, GlobalFlags* flags) {
+  app->add_option("--controller", flags->controller,
+                  "Controller address host:port (default: $EVONAS_CONTROLLER, "
+                  "else localhost:50051)")
+      ->type_name("ADDR");
+  app->add_option("--output", flags->output,
+                  "Output format: table (for people) or json (the API "
+                  "message, for scripts)")
+      ->type_name("FORMAT")
+      ->check(CLI::IsMember({"table", "json"}));
+}
+
+// Adds an optional flag whose value lands in `target` only when given.
+template <typename T>
+CLI::Option* AddOptional(CLI::App* app, const std::string& name,
+                         std::optional<T>* target,
+                         const std::string& description) {
+  return app->add_option_function<T>(
+      name, [target](const T& value) { *target = value; }, description);
+}
+
+using Action = std::function<absl::Status(const CommandEnv&)>;
+
+// Sets `*action` to `run` when `command` is the one given.
+void OnRun(CLI::App* command, Action* action, Action run) {
+  command->callback([action, run = std::move(run)] { *action = run; });
+}
+
+void AddDatasetCommands(CLI::App* app, GlobalFlags* globals, Action* action) {
+  CLI::App* dataset =
+      app->add_subcommand("dataset", "Upload and inspect data sets");
+  dataset->require_subcommand(1);
+
+  struct UploadArgs {
+    std::string file;
+    std::string name;
+  };
+  auto upload_args = std::make_shared<UploadArgs>();
+  CLI::App* upload = dataset->add_subcommand(
+      "upload",
+      "Upload a CSV file (header row of column names, numeric cells) and "
+      "print the stored data set");
+  upload->add_option("FILE", upload_args->file, "CSV file to upload")
+      ->required()
+      ->check(CLI::ExistingFile);
+  upload->add_option("--name", upload_args->name,
+                     "Name to remember the data set by (default: the file's "
+                     "base name)");
+  AddGlobalFlags(upload, globals);
+  OnRun(upload, action, [upload_args](const CommandEnv& env) {
+    return RunDatasetUpload(env, upload_args->file, upload_args->name);
+  });
+
+  CLI::App* list =
+      dataset->add_subcommand("list", "List data sets, newest first");
+  AddGlobalFlags(list, globals);
+  OnRun(list, action,
+        [](const CommandEnv& env) { return RunDatasetList(env); });
+
+  auto show_id = std::make_shared<std::string>();
+  CLI::App* show = dataset->add_subcommand("show", "Show one data set");
+  show->add_option("ID", *show_id, "Data set id")->required();
+  AddGlobalFlags(show, globals);
+  OnRun(show, action, [show_id](const CommandEnv& env) {
+    return RunDatasetShow(env, *show_id);
+  });
+}
+
+void AddExperimentCreate(CLI::App* experiment, GlobalFlags* globals,
+                         Action* action) {
+  auto flags = std::make_shared<ExperimentFlags>();
+  CLI::App* create = experiment->add_subcommand(
+      "create",
+      "Start an architecture search on a data set and print the new "
+      "experiment");
+  create->add_option("--name", flags->name,
+                     "Human-readable name of the experiment");
+  create->add_option("--dataset", flags->dataset_id, "Training data set id")
+      ->type_name("ID")
+      ->required()
+      ->group("Data");
+  create
+      ->add_option("--inputs", flags->inputs,
+                   "Input columns, comma-separated (e.g. x1,x2,x3)")
+      ->type_name("COLS")
+      ->required()
+      ->group("Data");
+  create
+      ->add_option("--outputs", flags->outputs,
+                   "Output columns to predict, comma-separated")
+      ->type_name("COLS")
+      ->required()
+      ->group("Data");
+  create
+      ->add_option("--test-dataset", flags->test_dataset_id,
+                   "Data set with the same columns, never used for "
+                   "selection; every candidate is scored on it")
+      ->type_name("ID")
+      ->group("Data");
+  AddOptional(create, "--validation-fraction", &flags->validation_fraction,
+              "Fraction of rows held out for validation, in (0, 0.9] "
+              "(controller default 0.2)")
+      ->check(NumberIn(0, 0.9, true, "in (0, 0.9]"))
+      ->group("Data");
+
+  const std::string kReq = "Requirements (a candidate meeting all is feasible)";
+  AddOptional(create, "--max-abs-error", &flags->max_abs_error,
+              "Largest allowed |prediction - target| on validation rows")
+      ->check(Positive())
+      ->group(kReq);
+  AddOptional(create, "--within-tolerance", &flags->within_tolerance,
+              "Error tolerance for --min-fraction-within (and the reported "
+              "within fraction)")
+      ->check(Positive())
+      ->group(kReq);
+  AddOptional(create, "--min-fraction-within", &flags->min_fraction_within,
+              "Smallest allowed fraction (0..1) of validation points within "
+              "--within-tolerance")
+      ->check(NumberIn(0, 1, false, "in [0, 1]"))
+      ->group(kReq);
+  AddOptional(create, "--max-params", &flags->max_parameters,
+              "Largest allowed number of trainable parameters")
+      ->check(Positive())
+      ->group(kReq);
+  AddOptional(create, "--max-model-bytes", &flags->max_model_bytes,
+              "Largest allowed size of the exported model file")
+      ->check(Positive())
+      ->group(kReq);
+  AddOptional(create, "--max-training-seconds", &flags->max_training_seconds,
+              "Largest allowed training time of one candidate")
+      ->check(Positive())
+      ->group(kReq);
+  AddOptional(create, "--max-latency-seconds",
+              &flags->max_inference_latency_seconds,
+              "Largest allowed inference latency for one sample")
+      ->check(Positive())
+      ->group(kReq);
+
+  const std::string kSearch = "Search (at least one budget flag is required)";
+  AddOptional(create, "--budget-candidates", &flags->budget_candidates,
+              "Stop after training this many candidates")
+      ->check(Positive())
+      ->group(kSearch);
+  AddOptional(create, "--budget-seconds", &flags->budget_seconds,
+              "Stop handing out work this many seconds after creation")
+      ->check(Positive())
+      ->group(kSearch);
+  AddOptional(create, "--seed", &flags->seed,
+              "Seed of the search and of training (default 0)")
+      ->group(kSearch);
+  create->add_option("--strategy", flags->strategy, "Search strategy")
+      ->check(CLI::IsMember({"random"}))
+      ->capture_default_str()
+      ->group(kSearch);
+  AddGlobalFlags(create, globals);
+
+  create->callback([flags, action] {
+    absl::StatusOr<v1::ExperimentSpec> spec = BuildExperimentSpec(*flags);
+    if (!spec.ok())
+      throw CLI::ValidationError(std::string(spec.status().message()));
+    *action = [spec = *std::move(spec)](const CommandEnv& env) {
+      return RunExperimentCreate(env, spec);
+    };
+  });
+}
+
+void AddExperimentCommands(CLI::App* app, GlobalFlags* globals,
+                           Action* action) {
+  CLI::App* experiment = app->add_subcommand(
+      "experiment", "Start, follow and inspect architecture searches");
+  experiment->require_subcommand(1);
+  AddExperimentCreate(experiment, globals, action);
+
+  // The commands that take just an experiment id.
+  struct IdCommand {
+    const char* name;
+    const char* description;
+    absl::Status (*run)(const CommandEnv&, const std::string&);
+  };
+  const IdCommand id_commands[] = {
+      {"status",
+       "Show an experiment: state, candidate counts, feasible count, elapsed "
+       "time",
+       RunExperimentStatus},
+      {"cancel",
+       "Cancel an experiment: queued candidates are dropped, running ones "
+       "may still report",
+       RunExperimentCancel},
+      {"candidates",
+       "List an experiment's candidates in the order they were proposed",
+       RunExperimentCandidates},
+      {"front",
+       "Show the Pareto front (validation error vs. parameters vs. training "
+       "time) and whether any candidate meets all requirements",
+       RunExperimentFront},
+  };
+  for (const IdCommand& c : id_commands) {
+    auto id = std::make_shared<std::string>();
+    CLI::App* command = experiment->add_subcommand(c.name, c.description);
+    command->add_option("ID", *id, "Experiment id")->required();
+    AddGlobalFlags(command, globals);
+    OnRun(command, action,
+          [id, run = c.run](const CommandEnv& env) { return run(env, *id); });
+  }
+
+  CLI::App* list =
+      experiment->add_subcommand("list", "List experiments, newest first");
+  AddGlobalFlags(list, globals);
+  OnRun(list, action,
+        [](const CommandEnv& env) { return RunExperimentList(env); });
+
+  struct WaitArgs {
+    std::string id;
+    double poll_seconds = 2;
+    double timeout_seconds = 0;
+  };
+  auto wait_args = std::make_shared<WaitArgs>();
+  CLI::App* wait = experiment->add_subcommand(
+      "wait",
+      "Wait until an experiment finishes, printing a line whenever its "
+      "counts change; exit 0 when it completed, 1 when it was cancelled or "
+      "the timeout passed");
+  wait->add_option("ID", wait_args->id, "Experiment id")->required();
+  wait->add_option("--poll-seconds", wait_args->poll_seconds,
+                   "Seconds between status requests")
+      ->check(Positive())
+      ->capture_default_str();
+  wait->add_option("--timeout-seconds", wait_args->timeout_seconds,
+                   "Give up after this many seconds; 0 waits forever")
+      ->check(NumberIn(0, HUGE_VAL, false, ">= 0"))
+      ->capture_default_str();
+  AddGlobalFlags(wait, globals);
+  OnRun(wait, action, [wait_args](const CommandEnv& env) {
+    WaitOptions options;
+    options.poll_interval = absl::Seconds(wait_args->poll_seconds);
+    options.timeout = absl::Seconds(wait_args->timeout_seconds);
+    return RunExperimentWait(env, wait_args->id, options);
+  });
+}
+
+void AddModelCommands(CLI::App* app, GlobalFlags* globals, Action* action) {
+  CLI::App* model = app->add_subcommand("model", "Download trained models");
+  model->require_subcommand(1);
+
+  struct DownloadArgs {
+    std::string candidate_id;
+    std::string file;
+  };
+  auto args = std::make_shared<DownloadArgs>();
+  CLI::App* download = model->add_subcommand(
+      "download",
+      "Download a succeeded candidate's TorchScript model (raw inputs to raw "
+      "outputs, float64) and verify its SHA-256");
+  download->add_option("CANDIDATE_ID", args->candidate_id, "Candidate id")
+      ->required();
+  download
+      ->add_option("-o,--file", args->file,
+                   "Where to write the model; written to FILE.tmp first "
+                   "and renamed once verified")
+      ->type_name("FILE")
+      ->required();
+  AddGlobalFlags(download, globals);
+  OnRun(download, action, [args](const CommandEnv& env) {
+    return RunModelDownload(env, args->candidate_id, args->file);
+  });
+}
+
+int Main(int argc, char** argv) {
+  GlobalFlags globals;
+  const char* env_controller = std::getenv("EVONAS_CONTROLLER");
+  globals.controller = env_controller != nullptr && *env_controller != '\0'
+                           ? env_controller
+                           : kDefaultController;
+
+  CLI::App app(
+      "evonas: client of the evonas controller. Upload CSV data sets, search "
+      "for neural networks that meet your requirements, follow the search, "
+      "read the Pareto front and download trained models.",
+      "evonas");
+  app.set_version_flag("--version", std::string("evonas ") + EVONAS_VERSION);
+  app.require_subcommand(1);
+  app.get_formatter()->column_width(36);  // Shared with the subcommands.
+  AddGlobalFlags(&app, &globals);
+
+  Action action;
+  AddDatasetCommands(&app, &globals, &action);
+  AddExperimentCommands(&app, &globals, &action);
+  AddModelCommands(&app, &globals, &action);
+  // Set after adding the subcommands so that they do not inherit it.
+  app.footer(
+      "Environment:\n"
+      "  EVONAS_CONTROLLER  default for --controller\n"
+      "Exit status:\n"
+      "  0 success, 1 controller or RPC error (\"error: CODE: message\" on "
+      "stderr), 2 usage error\n"
+      "Run \"evonas COMMAND SUBCOMMAND --help\" for a command's flags.");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; every other parse error is a usage error.
+    return app.exit(e) == 0 ? kExitOk : kExitUsage;
+  }
+  if (!action) {
+    std::cerr << app.help();
+    return kExitUsage;
+  }
+
+  CommandEnv env;
+  env.format = *ParseOutputFormat(globals.output);  // Checked by CLI11.
+  env.out = &std::cout;
+  env.err = &std::cerr;
+  ControllerClient client(globals.controller, ClientOptions());
+  env.client = &client;
+  const absl::Status status = action(env);
+  std::cout.flush();
+  if (!status.ok()) {
+    std::cerr << "error: " << absl::StatusCodeToString(status.code());
+    if (!status.message().empty()) std::cerr << ": " << status.message();
+    std::cerr << "\n";
+    return kExitError;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+}  // namespace evonas::client
+
+int main(int argc, char** argv) { return evonas::client::Main(argc, argv); }
