@@ -17,15 +17,15 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait; }
 trap cleanup EXIT
 
-build/server/evonas-controller --listen=127.0.0.1:0 --port_file="$run/port" \
-  --db="$run/evonas.db" --data_dir="$run/data" 2>"$run/controller.log" &
+build/server/evonas-controller --listen=127.0.0.1:0 --port-file="$run/port" \
+  --db="$run/evonas.db" --data-dir="$run/data" 2>"$run/controller.log" &
 pids+=($!)
 for _ in $(seq 100); do [[ -s "$run/port" ]] && break; sleep 0.1; done
 [[ -s "$run/port" ]] || { cat "$run/controller.log"; exit 1; }
 export EVONAS_CONTROLLER="127.0.0.1:$(cat "$run/port")"
 for i in $(seq "$workers"); do
-  build/worker/evonas-worker --worker_id="local-$i" --threads=1 \
-    --cache_dir="$run/cache" 2>"$run/worker-$i.log" &
+  build/worker/evonas-worker --worker-id="local-$i" --threads=1 \
+    --cache-dir="$run/cache" 2>"$run/worker-$i.log" &
   pids+=($!)
 done
 

@@ -131,10 +131,10 @@ TEST(EndToEndTest, SearchTrainFrontDownload) {
   const fs::path port_file = dir / "port";
 
   Process controller({EVONAS_CONTROLLER_BIN, "--listen=127.0.0.1:0",
-                      "--port_file=" + port_file.string(),
+                      "--port-file=" + port_file.string(),
                       "--db=" + (dir / "evonas.db").string(),
-                      "--data_dir=" + (dir / "data").string(),
-                      "--heartbeat_seconds=1"},
+                      "--data-dir=" + (dir / "data").string(),
+                      "--heartbeat-seconds=1"},
                      dir / "controller.log");
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (!fs::exists(port_file) && std::chrono::steady_clock::now() < until) {
@@ -144,7 +144,7 @@ TEST(EndToEndTest, SearchTrainFrontDownload) {
   const std::string address = "127.0.0.1:" + std::to_string(std::stoi(
                                                  ReadFile(port_file)));
   Process worker({EVONAS_WORKER_BIN, "--controller=" + address,
-                  "--cache_dir=" + (dir / "cache").string()},
+                  "--cache-dir=" + (dir / "cache").string()},
                  dir / "worker.log");
 
   const std::string cli = std::string(EVONAS_CLI_BIN) +

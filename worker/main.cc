@@ -1,52 +1,53 @@
 // evonas-worker: a stateless daemon that leases candidates from an
-// evonas-controller, trains them with LibTorch and reports the results.
+// evonas-controller, trains them with LibTorch and reports the results. This
+// file only parses flags into WorkerOptions and runs the Worker.
 
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <csignal>
 #include <iostream>
 #include <thread>
 
-#include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
 #include "worker/worker.h"
 
-ABSL_FLAG(std::string, controller, "localhost:50051",
-          "Address of the evonas-controller.");
-ABSL_FLAG(std::string, worker_id, "",
-          "Stable id of this worker; default HOSTNAME-PID.");
-ABSL_FLAG(int, threads, 1, "Intra-op threads for training.");
-ABSL_FLAG(std::string, cache_dir, "evonas-worker-cache",
-          "Directory for cached data sets.");
-ABSL_FLAG(int64_t, cache_max_bytes, int64_t{2} << 30,
-          "Disk budget of the data set cache, in bytes.");
-
 namespace {
-// Set by the signal handler, polled by the main thread.
+// Set by the signal handler, polled by a watcher thread.
 volatile std::sig_atomic_t stop_signal = 0;
 void RecordSignal(int sig) { stop_signal = sig; }
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("evonas-worker --controller ADDR");
-  absl::ParseCommandLine(argc, argv);
-
   evonas::worker::WorkerOptions options;
-  options.worker_id = absl::GetFlag(FLAGS_worker_id);
+  std::string controller = "localhost:50051";
+  CLI::App app{"evonas-worker: leases candidates from an evonas-controller, "
+               "trains them and reports metrics and models. SIGTERM gives "
+               "the current lease back and exits."};
+  app.add_option("--controller", controller, "Address of the evonas-controller")
+      ->capture_default_str();
+  app.add_option("--worker-id", options.worker_id,
+                 "Stable id of this worker (default HOSTNAME-PID)");
+  app.add_option("--threads", options.threads, "Intra-op threads for training")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  app.add_option("--cache-dir", options.cache_dir,
+                 "Directory for cached data sets")
+      ->capture_default_str();
+  app.add_option("--cache-max-bytes", options.cache_max_bytes,
+                 "Disk budget of the data set cache, in bytes")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  CLI11_PARSE(app, argc, argv);
   if (options.worker_id.empty()) {
     char host[256] = {0};
     gethostname(host, sizeof(host) - 1);
     options.worker_id = absl::StrCat(host, "-", getpid());
   }
-  options.threads = absl::GetFlag(FLAGS_threads);
-  options.cache_dir = absl::GetFlag(FLAGS_cache_dir);
-  options.cache_max_bytes = absl::GetFlag(FLAGS_cache_max_bytes);
 
-  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_controller),
-                                     grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel(controller, grpc::InsecureChannelCredentials());
   evonas::worker::Worker worker(options, channel);
   std::signal(SIGINT, RecordSignal);
   std::signal(SIGTERM, RecordSignal);
@@ -56,9 +57,9 @@ int main(int argc, char** argv) {
     worker.RequestStop();
   });
   std::cerr << "evonas-worker " << options.worker_id << ": working for "
-            << absl::GetFlag(FLAGS_controller) << "\n";
+            << controller << "\n";
   worker.Run();
-  // Run() only returns after a stop request, so the watcher has finished.
+  // Run() returns only after a stop request, so the watcher has finished.
   watcher.join();
   return 0;
 }
