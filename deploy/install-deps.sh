@@ -18,8 +18,14 @@ build_packages=(
   libtorch-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libsqlite3-dev libssl-dev libcli11-dev libgtest-dev libgmock-dev
   libopenblas0-openmp
-  # Tests check that downloaded models load in Debian's PyTorch.
-  python3 python3-torch
+  # ONNX export (C++ protobuf classes and checker).
+  libonnx-dev
+  # gRPC health and reflection protos.
+  grpc-proto
+  # Tests check exported models in independent runtimes (PyTorch, ONNX's
+  # checker, OpenCV's dnn) and run the Python client against a controller.
+  python3 python3-torch python3-onnx python3-opencv python3-grpcio
+  python3-grpc-tools
 )
 
 if [[ "${1:-}" == "runtime" ]]; then

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 seconds=${DEMO_SECONDS:-240}
 workers=${DEMO_WORKERS:-2}
 
-scripts/build.sh evonas-controller evonas-worker evonas
+scripts/build.sh --target evonas-controller evonas-worker evonas
 run=demo-run
 rm -rf "$run" && mkdir -p "$run"
 pids=()
@@ -24,7 +24,8 @@ for _ in $(seq 100); do [[ -s "$run/port" ]] && break; sleep 0.1; done
 [[ -s "$run/port" ]] || { cat "$run/controller.log"; exit 1; }
 export EVONAS_CONTROLLER="127.0.0.1:$(cat "$run/port")"
 for i in $(seq "$workers"); do
-  build/worker/evonas-worker --worker-id="local-$i" --threads=1 \
+  build/worker/evonas-worker --controller="$EVONAS_CONTROLLER" \
+    --worker-id="local-$i" --threads=1 \
     --cache-dir="$run/cache" 2>"$run/worker-$i.log" &
   pids+=($!)
 done
@@ -45,6 +46,10 @@ $evonas experiment wait "$experiment" --poll-seconds 5
 echo
 $evonas experiment front "$experiment"
 best=$($evonas experiment front "$experiment" --output json |
-  /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["candidates"][0]["id"])')
+  /usr/bin/python3 -c 'import json,sys; print(next(iter(json.load(sys.stdin).get("candidates", [])), {}).get("id", ""))')
+if [[ -z "$best" ]]; then
+  echo "no candidate finished; see $run/*.log" >&2
+  exit 1
+fi
 $evonas model download "$best" -o "$run/best.pt"
 echo "most accurate model: $run/best.pt (TorchScript; torch.jit.load it)"

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "evonas/v1/types.pb.h"
+#include "worker/model/mlp.h"
 
 namespace evonas::model {
 
@@ -47,6 +48,8 @@ struct TrainOutput {
   // The TorchScript model file: raw float64 inputs [N, in] -> raw float64
   // outputs [N, out], standardisation built in.
   std::string model_file;
+  // The same trained network as plain numbers, for the other exporters.
+  MlpParameters parameters;
 };
 
 // Trains the MLP of `job.genome` in float64: standardised inputs and outputs,
