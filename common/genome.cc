@@ -92,6 +92,22 @@ int64_t ParameterCount(const v1::Genome& genome, int64_t inputs,
   return total;
 }
 
+std::string GenomeKey(const v1::Genome& genome) {
+  std::string key = "L";
+  for (int i = 0; i < genome.hidden_layers_size(); ++i) {
+    const v1::DenseLayer& layer = genome.hidden_layers(i);
+    absl::StrAppend(&key, i == 0 ? "" : "-", layer.width(), ".",
+                    static_cast<int>(layer.activation()));
+  }
+  const v1::TrainingConfig& training = genome.training();
+  // %a is exact and canonical for finite values; + 0.0 maps -0 to 0.
+  absl::StrAppend(&key, "|lr",
+                  absl::StrFormat("%a", training.learning_rate() + 0.0),
+                  "|a", training.adam_steps(), "|l", training.lbfgs_steps(),
+                  "|b", training.batch_size());
+  return key;
+}
+
 std::string DescribeGenome(const v1::Genome& genome) {
   std::string out;
   for (const v1::DenseLayer& layer : genome.hidden_layers()) {

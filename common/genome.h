@@ -25,6 +25,14 @@ absl::Status ValidateGenome(const v1::Genome& genome);
 int64_t ParameterCount(const v1::Genome& genome, int64_t inputs,
                        int64_t outputs);
 
+// Canonical key of everything that determines how `genome` is built and
+// trained: two genomes get the same key exactly when every field is equal
+// (floating-point fields compared bit for bit, after mapping -0 to 0).
+// Independent of protobuf's wire encoding and of unknown fields. Readable,
+// e.g. "L64.1-32.3|lr0x1.89374bc6a7efap-9|a2000|l200|b0". Every field of
+// Genome must appear in it; a new field must be added here.
+std::string GenomeKey(const v1::Genome& genome);
+
 // Short human-readable description, e.g. "64tanh-32silu lr=3e-03 adam=2000
 // lbfgs=200 batch=full".
 std::string DescribeGenome(const v1::Genome& genome);

@@ -1,7 +1,11 @@
 #include "common/genome.h"
 
+#include <cmath>
+#include <functional>
 #include <limits>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
@@ -159,6 +163,58 @@ TEST(DescribeGenomeTest, BatchAndPreciseLearningRate) {
   genome.mutable_training()->set_learning_rate(0.0015);
   EXPECT_EQ(DescribeGenome(genome),
             "64tanh-32silu lr=1.5e-03 adam=2000 lbfgs=200 batch=256");
+}
+
+TEST(GenomeKeyTest, Example) {
+  EXPECT_EQ(GenomeKey(MakeGenome()),
+            "L64.1-32.3|lr0x1.89374bc6a7efap-9|a2000|l200|b0");
+}
+
+TEST(GenomeKeyTest, EveryFieldChangesTheKey) {
+  const std::string base = GenomeKey(MakeGenome());
+  std::vector<std::function<void(v1::Genome&)>> changes = {
+      [](v1::Genome& g) { g.mutable_hidden_layers(0)->set_width(65); },
+      [](v1::Genome& g) {
+        g.mutable_hidden_layers(1)->set_activation(v1::ACTIVATION_GELU);
+      },
+      [](v1::Genome& g) { *g.add_hidden_layers() = g.hidden_layers(1); },
+      [](v1::Genome& g) { g.mutable_hidden_layers()->RemoveLast(); },
+      [](v1::Genome& g) {
+        // One ulp away: keys compare learning rates exactly.
+        g.mutable_training()->set_learning_rate(std::nextafter(3e-3, 1.0));
+      },
+      [](v1::Genome& g) { g.mutable_training()->set_adam_steps(2001); },
+      [](v1::Genome& g) { g.mutable_training()->set_lbfgs_steps(0); },
+      [](v1::Genome& g) { g.mutable_training()->set_batch_size(64); },
+  };
+  std::set<std::string> keys = {base};
+  for (size_t i = 0; i < changes.size(); ++i) {
+    v1::Genome genome = MakeGenome();
+    changes[i](genome);
+    EXPECT_TRUE(keys.insert(GenomeKey(genome)).second) << i;
+  }
+}
+
+TEST(GenomeKeyTest, IgnoresEncodingAndUnknownFields) {
+  v1::Genome a = MakeGenome();
+  v1::Genome b;
+  // Same values, set in another order, plus a field this version does not
+  // know (as a newer client might send).
+  b.mutable_training()->set_lbfgs_steps(200);
+  b.mutable_training()->set_adam_steps(2000);
+  b.mutable_training()->set_learning_rate(3e-3);
+  *b.add_hidden_layers() = a.hidden_layers(0);
+  *b.add_hidden_layers() = a.hidden_layers(1);
+  b.GetReflection()->MutableUnknownFields(&b)->AddVarint(999, 1);
+  EXPECT_EQ(GenomeKey(a), GenomeKey(b));
+}
+
+// Fails when a field is added to the genome: add it to GenomeKey (so that
+// genomes differing only in it are not taken for duplicates), then here.
+TEST(GenomeKeyTest, CoversEveryGenomeField) {
+  EXPECT_EQ(v1::Genome::descriptor()->field_count(), 2);
+  EXPECT_EQ(v1::DenseLayer::descriptor()->field_count(), 2);
+  EXPECT_EQ(v1::TrainingConfig::descriptor()->field_count(), 4);
 }
 
 TEST(ActivationNameTest, Names) {
