@@ -25,7 +25,7 @@ build_packages=(
   # Tests check exported models in independent runtimes (PyTorch, ONNX's
   # checker, OpenCV's dnn) and run the Python client against a controller.
   python3 python3-torch python3-onnx python3-opencv python3-grpcio
-  python3-grpc-tools
+  python3-protobuf
 )
 
 if [[ "${1:-}" == "runtime" ]]; then

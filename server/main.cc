@@ -8,7 +8,9 @@
 #include <fstream>
 #include <iostream>
 
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "server/controller.h"
 #include "server/grpc_services.h"
 
@@ -72,6 +74,11 @@ int main(int argc, char** argv) {
   }
   evonas::EvonasServiceImpl client_service(controller->get());
   evonas::WorkerServiceImpl worker_service(controller->get());
+
+  // Standard health (grpc.health.v1) and reflection services, so generic
+  // tools (grpcurl, grpc_health_probe, load balancers) work with evonas.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   int port = 0;
   grpc::ServerBuilder builder;

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""The whole evonas flow from Python: upload a training and a holdout set,
+search, watch, read the Pareto front, download the most accurate model and
+check it with PyTorch on the holdout rows.
+
+    clients/python/generate_stubs.sh /tmp/evonas-stubs
+    PYTHONPATH=/tmp/evonas-stubs:clients/python /usr/bin/python3 \
+        clients/python/example.py --controller localhost:50051 \
+        --train data/hartmann3/train.csv --holdout data/hartmann3/holdout.csv
+"""
+
+import argparse
+import csv
+import os
+import sys
+import tempfile
+
+from evonas.v1 import types_pb2
+from evonas_client import Client
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--controller", default="localhost:50051")
+    parser.add_argument("--train", required=True)
+    parser.add_argument("--holdout", required=True)
+    parser.add_argument("--inputs", default="x1,x2,x3")
+    parser.add_argument("--outputs", default="y")
+    parser.add_argument("--budget-candidates", type=int, default=6)
+    parser.add_argument("--max-abs-error", type=float, default=1e-2)
+    parser.add_argument("--max-adam-steps", type=int, default=0,
+                        help="cap training steps (0: the server's default)")
+    parser.add_argument("--max-width", type=int, default=0,
+                        help="cap layer widths (0: the server's default)")
+    args = parser.parse_args()
+
+    client = Client(args.controller)
+    train = client.upload_dataset(args.train)
+    holdout = client.upload_dataset(args.holdout)
+    print(f"uploaded {train.name}: {train.row_count} rows, id {train.id[:12]}")
+
+    spec = types_pb2.ExperimentSpec(
+        name="python-example",
+        dataset_id=train.id,
+        test_dataset_id=holdout.id,
+        input_columns=args.inputs.split(","),
+        output_columns=args.outputs.split(","),
+        requirements=types_pb2.Requirements(max_abs_error=args.max_abs_error),
+        budget=types_pb2.Budget(max_candidates=args.budget_candidates),
+        seed=1)
+    if args.max_adam_steps:
+        spec.search_space.min_adam_steps = min(100, args.max_adam_steps)
+        spec.search_space.max_adam_steps = args.max_adam_steps
+        spec.search_space.lbfgs_steps = 20
+    if args.max_width:
+        spec.search_space.min_width = min(8, args.max_width)
+        spec.search_space.max_width = args.max_width
+    experiment = client.create_experiment(spec)
+    print(f"experiment {experiment.id} created")
+
+    def progress(e):
+        c = e.counts
+        print(f"  {types_pb2.ExperimentState.Name(e.state)}: {c.succeeded} "
+              f"succeeded, {c.running} running, {c.failed} failed")
+
+    experiment = client.wait(experiment.id, poll_seconds=1, timeout=900,
+                             on_progress=progress)
+    front = client.pareto_front(experiment.id)
+    print(f"Pareto front ({len(front.candidates)} candidates, "
+          f"feasible: {front.has_feasible}):")
+    for c in front.candidates:
+        m = c.metrics
+        print(f"  {c.id}  val max err {m.validation.max_abs_error:.3e}  "
+              f"holdout max err {m.test.max_abs_error:.3e}  "
+              f"params {m.parameter_count}")
+    if not front.candidates:
+        sys.exit("no candidate succeeded")
+
+    best = front.candidates[0]
+    path = os.path.join(tempfile.mkdtemp(), "best.pt")
+    client.download_model(best.id, path)
+
+    import torch  # Debian's python3-torch
+    model = torch.jit.load(path)
+    inputs, outputs = args.inputs.split(","), args.outputs.split(",")
+    with open(args.holdout) as f:
+        rows = list(csv.DictReader(f))
+    x = torch.tensor([[float(r[c]) for c in inputs] for r in rows],
+                     dtype=torch.float64)
+    y = torch.tensor([[float(r[c]) for c in outputs] for r in rows],
+                     dtype=torch.float64)
+    error = (model(x) - y).abs().max().item()
+    reported = best.metrics.test.max_abs_error
+    print(f"holdout max abs error in PyTorch: {error:.6e} "
+          f"(evonas reported {reported:.6e})")
+    if abs(error - reported) > 1e-9 * max(1.0, reported):
+        sys.exit("the downloaded model does not reproduce the reported error")
+    client.close()
+
+
+if __name__ == "__main__":
+    main()

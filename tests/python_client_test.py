@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Runs the Python client example against a real controller and worker, and
+checks the controller's standard health and reflection services.
+
+    python_client_test.py CONTROLLER_BIN WORKER_BIN WORK_DIR
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+controller_bin, worker_bin, work = sys.argv[1:4]
+shutil.rmtree(work, ignore_errors=True)
+os.makedirs(work)
+stubs = os.path.join(work, "stubs")
+subprocess.run([os.path.join(repo, "clients/python/generate_stubs.sh"), stubs],
+               check=True)
+# Stubs of the standard health and reflection protos, for the checks below.
+# They go under a package of their own: "grpc" is grpcio's package.
+std = os.path.join(stubs, "grpc_std")
+os.makedirs(std)
+for proto in ("health/v1/health.proto", "reflection/v1alpha/reflection.proto"):
+    shutil.copy(os.path.join("/usr/share/grpc-proto/grpc", proto), std)
+subprocess.run(["protoc", f"-I{stubs}", f"--python_out={stubs}",
+                f"--grpc_python_out={stubs}",
+                "--plugin=protoc-gen-grpc_python=" +
+                shutil.which("grpc_python_plugin"),
+                "grpc_std/health.proto", "grpc_std/reflection.proto"],
+               check=True)
+sys.path[:0] = [stubs, os.path.join(repo, "clients/python")]
+
+import grpc  # noqa: E402
+from grpc_std import health_pb2, health_pb2_grpc  # noqa: E402
+from grpc_std import reflection_pb2, reflection_pb2_grpc  # noqa: E402
+
+port_file = os.path.join(work, "port")
+logs = [open(os.path.join(work, n), "w") for n in ("controller.log", "worker.log")]
+controller = subprocess.Popen(
+    [controller_bin, "--listen=127.0.0.1:0", f"--port-file={port_file}",
+     f"--db={work}/evonas.db", f"--data-dir={work}/data"], stderr=logs[0])
+processes = [controller]
+try:
+    deadline = time.monotonic() + 30
+    while not os.path.exists(port_file) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    address = "127.0.0.1:" + open(port_file).read().strip()
+    processes.append(subprocess.Popen(
+        [worker_bin, f"--controller={address}", f"--cache-dir={work}/cache"],
+        stderr=logs[1]))
+
+    channel = grpc.insecure_channel(address)
+    health = health_pb2_grpc.HealthStub(channel).Check(
+        health_pb2.HealthCheckRequest(service=""), timeout=10)
+    assert health.status == health_pb2.HealthCheckResponse.SERVING, health
+    reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+    responses = reflection.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
+        timeout=10)
+    services = {s.name for r in responses
+                for s in r.list_services_response.service}
+    for wanted in ("evonas.v1.EvonasService", "evonas.v1.WorkerService",
+                   "grpc.health.v1.Health"):
+        assert wanted in services, (wanted, services)
+    print("health SERVING; reflection lists", sorted(services))
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [stubs, os.path.join(repo, "clients/python")]))
+    subprocess.run(
+        [sys.executable, os.path.join(repo, "clients/python/example.py"),
+         "--controller", address,
+         "--train", os.path.join(repo, "data/hartmann3/train.csv"),
+         "--holdout", os.path.join(repo, "data/hartmann3/holdout.csv"),
+         "--budget-candidates", "2", "--max-adam-steps", "150",
+         "--max-width", "16", "--max-abs-error", "1"],
+        check=True, env=env, timeout=600)
+    print("1 passed, 0 failed")
+finally:
+    for p in reversed(processes):
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
