@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Runs the Python client example against a real controller and worker, and
-checks the controller's standard health and reflection services.
+"""Runs the Python and Node.js client examples against a real controller and
+worker, and checks the controller's standard health and reflection services.
+The Node.js example runs where node and npm are installed (its packages come
+from the npm registry into WORK_DIR).
 
-    python_client_test.py CONTROLLER_BIN WORKER_BIN WORK_DIR
+    client_examples_test.py CONTROLLER_BIN WORKER_BIN WORK_DIR
 """
 
 import os
@@ -67,17 +69,38 @@ try:
         assert wanted in services, (wanted, services)
     print("health SERVING; reflection lists", sorted(services))
 
+    # A tiny search: this checks the clients, not the search.
+    flow = ["--controller", address,
+            "--train", os.path.join(repo, "data/hartmann3/train.csv"),
+            "--holdout", os.path.join(repo, "data/hartmann3/holdout.csv"),
+            "--budget-candidates", "2", "--max-adam-steps", "150",
+            "--max-width", "16", "--max-abs-error", "1"]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [stubs, os.path.join(repo, "clients/python")]))
     subprocess.run(
-        [sys.executable, os.path.join(repo, "clients/python/example.py"),
-         "--controller", address,
-         "--train", os.path.join(repo, "data/hartmann3/train.csv"),
-         "--holdout", os.path.join(repo, "data/hartmann3/holdout.csv"),
-         "--budget-candidates", "2", "--max-adam-steps", "150",
-         "--max-width", "16", "--max-abs-error", "1"],
+        [sys.executable, os.path.join(repo, "clients/python/example.py")] + flow,
         check=True, env=env, timeout=600)
-    print("1 passed, 0 failed")
+    passed = 2
+
+    if shutil.which("node") and shutil.which("npm"):
+        node_dir = os.path.join(work, "node")
+        os.makedirs(node_dir)
+        for name in ("package.json", "package-lock.json"):
+            shutil.copy(os.path.join(repo, "clients/node", name), node_dir)
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"],
+                       cwd=node_dir, check=True, timeout=600)
+        model = os.path.join(work, "node-best.pt")
+        subprocess.run(
+            ["node", os.path.join(repo, "clients/node/example.js")] + flow +
+            ["--output", model],
+            check=True, timeout=600,
+            env=dict(os.environ,
+                     NODE_PATH=os.path.join(node_dir, "node_modules")))
+        assert os.path.getsize(model) > 0
+        passed += 1
+    else:
+        print("node or npm not installed: Node.js example skipped")
+    print(f"{passed} passed, 0 failed")
 finally:
     for p in reversed(processes):
         p.send_signal(signal.SIGTERM)
