@@ -72,6 +72,81 @@ const TrainOutput& SmoothResult() {
   return *result;
 }
 
+double Activate(v1::Activation a, double z) {
+  switch (a) {
+    case v1::ACTIVATION_TANH:
+      return std::tanh(z);
+    case v1::ACTIVATION_RELU:
+      return z > 0 ? z : 0.0;
+    case v1::ACTIVATION_SILU:
+      return z / (1 + std::exp(-z));
+    case v1::ACTIVATION_GELU:
+      return 0.5 * z * (1 + std::erf(z / std::sqrt(2.0)));
+    case v1::ACTIVATION_SINE:
+      return std::sin(z);
+    default:
+      return z;
+  }
+}
+
+// Raw outputs of the network `p` for the rows of `x`, one row and one neuron
+// at a time: an independent check of what TrainOutput.parameters describes.
+std::vector<double> PlainForward(const MlpParameters& p, const Matrix& x) {
+  std::vector<double> out;
+  for (int64_t r = 0; r < x.rows; ++r) {
+    std::vector<double> h(x.cols);
+    for (int64_t c = 0; c < x.cols; ++c) {
+      h[c] = (x.data[r * x.cols + c] - p.x_mean[c]) / p.x_std[c];
+    }
+    for (const DenseParameters& layer : p.layers) {
+      std::vector<double> z(layer.outputs);
+      for (int64_t o = 0; o < layer.outputs; ++o) {
+        double sum = layer.bias[o];
+        for (int64_t i = 0; i < layer.inputs; ++i) {
+          sum += layer.weight[o * layer.inputs + i] * h[i];
+        }
+        z[o] = Activate(layer.activation, sum);
+      }
+      h = std::move(z);
+    }
+    for (size_t o = 0; o < h.size(); ++o) {
+      out.push_back(h[o] * p.y_std[o] + p.y_mean[o]);
+    }
+  }
+  return out;
+}
+
+// Checks that `out.parameters` describes `genome` and computes what the
+// exported model file computes on `x`.
+void ExpectParametersMatchModelFile(const TrainOutput& out,
+                                    const v1::Genome& genome, const Matrix& x) {
+  const MlpParameters& p = out.parameters;
+  ASSERT_EQ(p.layers.size(), genome.hidden_layers_size() + 1u);
+  int64_t count = 0;
+  for (size_t i = 0; i < p.layers.size(); ++i) {
+    const DenseParameters& layer = p.layers[i];
+    EXPECT_EQ(layer.inputs, i == 0 ? x.cols : p.layers[i - 1].outputs);
+    EXPECT_EQ(layer.activation, i + 1 < p.layers.size()
+                                    ? genome.hidden_layers(i).activation()
+                                    : v1::ACTIVATION_UNSPECIFIED);
+    ASSERT_EQ(layer.weight.size(), layer.inputs * layer.outputs);
+    ASSERT_EQ(layer.bias.size(), layer.outputs);
+    count += layer.inputs * layer.outputs + layer.outputs;
+  }
+  EXPECT_EQ(count, out.metrics.parameter_count());
+  ASSERT_EQ(p.x_mean.size(), x.cols);
+  ASSERT_EQ(p.x_std.size(), x.cols);
+  ASSERT_EQ(p.y_mean.size(), p.layers.back().outputs);
+  ASSERT_EQ(p.y_std.size(), p.layers.back().outputs);
+  absl::StatusOr<Matrix> predicted = Predict(out.model_file, x);
+  ASSERT_TRUE(predicted.ok()) << predicted.status();
+  const std::vector<double> plain = PlainForward(p, x);
+  ASSERT_EQ(plain.size(), predicted->data.size());
+  for (size_t i = 0; i < plain.size(); ++i) {
+    EXPECT_NEAR(plain[i], predicted->data[i], 1e-12) << i;
+  }
+}
+
 // Largest |y - mean(training y)| on the validation rows: the error of the
 // best constant predictor's usual stand-in.
 double ConstantPredictorError(const TrainJob& job) {
@@ -116,7 +191,7 @@ TEST(TrainTest, FitsSmoothFunction) {
 TEST(TrainTest, ParameterCountMatchesGenome) {
   const TrainJob job = SmoothJob();
   EXPECT_EQ(SmoothResult().metrics.parameter_count(),
-            ParameterCount(job.genome, 2, 1));
+            evonas::ParameterCount(job.genome, 2, 1));
 }
 
 TEST(TrainTest, ExportedModelReproducesMetrics) {
@@ -138,6 +213,11 @@ TEST(TrainTest, ExportedModelReproducesMetrics) {
       EvaluatePredictions(test->data, job.test->y.data, 1, job.within_tolerance)
           .max_abs_error(),
       out.metrics.test().max_abs_error());
+}
+
+TEST(TrainTest, ParametersAreThoseOfTheModelFile) {
+  const TrainJob job = SmoothJob();
+  ExpectParametersMatchModelFile(SmoothResult(), job.genome, job.test->x);
 }
 
 TEST(TrainTest, EveryActivationTrainsWithMiniBatches) {
@@ -164,13 +244,15 @@ TEST(TrainTest, EveryActivationTrainsWithMiniBatches) {
     ASSERT_TRUE(out.ok()) << out.status();
     EXPECT_TRUE(std::isfinite(out->metrics.validation().max_abs_error()));
     EXPECT_LT(out->metrics.validation().max_abs_error(), 5.0);
-    EXPECT_EQ(out->metrics.parameter_count(), ParameterCount(job.genome, 3, 2));
+    EXPECT_EQ(out->metrics.parameter_count(),
+              evonas::ParameterCount(job.genome, 3, 2));
     absl::StatusOr<Matrix> p = Predict(out->model_file, job.validation.x);
     ASSERT_TRUE(p.ok()) << p.status();
     ASSERT_EQ(p->cols, 2);
     // A constant output column has standardised target 0 and a unit scale,
     // so even a few steps keep the model near the constant.
     EXPECT_NEAR(p->data[1], -3.0, 1.0);
+    ExpectParametersMatchModelFile(*out, job.genome, job.validation.x);
   }
 }
 

@@ -292,46 +292,85 @@ Mlp BuildMlp(const v1::Genome& genome, int64_t inputs, int64_t outputs,
   return mlp;
 }
 
+// Copies a float64 tensor's values.
+std::vector<double> Values(const torch::Tensor& t) {
+  torch::Tensor c = t.detach().to(torch::kFloat64).contiguous();
+  const double* p = c.data_ptr<double>();
+  return std::vector<double>(p, p + c.numel());
+}
+
+torch::Tensor ToTensor(const std::vector<double>& v,
+                       std::vector<int64_t> shape) {
+  return torch::from_blob(const_cast<double*>(v.data()), shape, torch::kFloat64)
+      .clone();
+}
+
+// The trained network in raw units as plain numbers.
+MlpParameters ToParameters(const Mlp& mlp, const torch::Tensor& x_mean,
+                           const torch::Tensor& x_std,
+                           const torch::Tensor& y_mean,
+                           const torch::Tensor& y_std) {
+  MlpParameters p;
+  p.x_mean = Values(x_mean);
+  p.x_std = Values(x_std);
+  p.y_mean = Values(y_mean);
+  p.y_std = Values(y_std);
+  for (size_t i = 0; i < mlp.weights.size(); ++i) {
+    DenseParameters layer;
+    layer.outputs = mlp.weights[i].size(0);
+    layer.inputs = mlp.weights[i].size(1);
+    layer.weight = Values(mlp.weights[i]);
+    layer.bias = Values(mlp.biases[i]);
+    if (i < mlp.activations.size()) layer.activation = mlp.activations[i];
+    p.layers.push_back(std::move(layer));
+  }
+  return p;
+}
+
 // Generated source of the exported module's forward().
-std::string ForwardSource(const Mlp& mlp) {
+std::string ForwardSource(const MlpParameters& p) {
   std::string src =
       "def forward(self, x):\n"
       "    h = (x - self.x_mean) / self.x_std\n";
-  for (size_t i = 0; i < mlp.activations.size(); ++i) {
+  const size_t last = p.layers.size() - 1;
+  for (size_t i = 0; i < last; ++i) {
     absl::StrAppend(
         &src, "    h = ",
         ScriptActivation(
-            mlp.activations[i],
+            p.layers[i].activation,
             absl::StrFormat("torch.addmm(self.b%d, h, self.W%d.t())", i, i)),
         "\n");
   }
-  const size_t last = mlp.weights.size() - 1;
   absl::StrAppend(&src, "    out = torch.addmm(self.b", last, ", h, self.W",
                   last, ".t())\n",
                   "    return out * self.y_std + self.y_mean\n");
   return src;
 }
 
-// Builds the TorchScript module (raw inputs -> raw outputs) and serialises it.
-std::string Export(const Mlp& mlp, const torch::Tensor& x_mean,
-                   const torch::Tensor& x_std, const torch::Tensor& y_mean,
-                   const torch::Tensor& y_std) {
+// Builds the TorchScript module (raw inputs -> raw outputs) holding exactly
+// the numbers of `p` and serialises it.
+std::string Export(const MlpParameters& p) {
   torch::jit::Module module("__torch__.evonas.Mlp");
-  for (size_t i = 0; i < mlp.weights.size(); ++i) {
+  for (size_t i = 0; i < p.layers.size(); ++i) {
+    const DenseParameters& layer = p.layers[i];
     module.register_parameter(
         absl::StrCat("W", i),
-        mlp.weights[i].detach().clone().requires_grad_(true),
+        ToTensor(layer.weight, {layer.outputs, layer.inputs})
+            .requires_grad_(true),
         /*is_buffer=*/false);
     module.register_parameter(
         absl::StrCat("b", i),
-        mlp.biases[i].detach().clone().requires_grad_(true),
+        ToTensor(layer.bias, {layer.outputs}).requires_grad_(true),
         /*is_buffer=*/false);
   }
-  module.register_buffer("x_mean", x_mean.clone());
-  module.register_buffer("x_std", x_std.clone());
-  module.register_buffer("y_mean", y_mean.clone());
-  module.register_buffer("y_std", y_std.clone());
-  module.define(ForwardSource(mlp));
+  const auto size = [](const std::vector<double>& v) {
+    return static_cast<int64_t>(v.size());
+  };
+  module.register_buffer("x_mean", ToTensor(p.x_mean, {size(p.x_mean)}));
+  module.register_buffer("x_std", ToTensor(p.x_std, {size(p.x_std)}));
+  module.register_buffer("y_mean", ToTensor(p.y_mean, {size(p.y_mean)}));
+  module.register_buffer("y_std", ToTensor(p.y_std, {size(p.y_std)}));
+  module.define(ForwardSource(p));
   module.eval();
   std::ostringstream out;
   module.save(out);
@@ -546,7 +585,9 @@ absl::StatusOr<TrainOutput> TrainImpl(const TrainJob& job) {
   const double training_seconds = Seconds(Clock::now() - start);
 
   TrainOutput output;
-  output.model_file = Export(training.mlp(), x_mean, x_std, y_mean, y_std);
+  output.parameters =
+      ToParameters(training.mlp(), x_mean, x_std, y_mean, y_std);
+  output.model_file = Export(output.parameters);
   v1::Metrics& m = output.metrics;
   EVONAS_ASSIGN_OR_RETURN(
       *m.mutable_validation(),
