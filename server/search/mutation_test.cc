@@ -1,0 +1,417 @@
+#include "server/search/mutation.h"
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/genome.h"
+#include "gtest/gtest.h"
+#include "server/search/random_search.h"
+#include "server/search/strategy.h"
+
+namespace evonas::search {
+namespace {
+
+using Operator = std::function<std::optional<v1::Genome>(
+    const v1::Genome&, const v1::SearchSpace&, std::mt19937_64&)>;
+
+v1::SearchSpace DefaultSpace() { return NormalizeSearchSpace({}).value(); }
+
+// A space with every kind of bound close by, so that operators hit them.
+v1::SearchSpace TightSpace() {
+  v1::SearchSpace space;
+  space.set_min_depth(2);
+  space.set_max_depth(3);
+  space.set_min_width(4);
+  space.set_max_width(9);
+  space.add_activations(v1::ACTIVATION_RELU);
+  space.add_activations(v1::ACTIVATION_SINE);
+  space.set_min_learning_rate(1e-3);
+  space.set_max_learning_rate(1.5e-3);
+  space.set_min_adam_steps(1);
+  space.set_max_adam_steps(3);
+  space.set_lbfgs_steps(7);
+  return NormalizeSearchSpace(space).value();
+}
+
+// Empty when `genome` is valid and inside `space`, else why not.
+std::string OutsideSpace(const v1::Genome& genome,
+                         const v1::SearchSpace& space) {
+  if (!ValidateGenome(genome).ok()) return ValidateGenome(genome).ToString();
+  const int depth = genome.hidden_layers_size();
+  if (depth < space.min_depth() || depth > space.max_depth()) return "depth";
+  for (const v1::DenseLayer& layer : genome.hidden_layers()) {
+    if (layer.width() < space.min_width() || layer.width() > space.max_width())
+      return "width";
+    if (std::find(space.activations().begin(), space.activations().end(),
+                  layer.activation()) == space.activations().end())
+      return "activation";
+  }
+  const v1::TrainingConfig& t = genome.training();
+  if (t.learning_rate() < space.min_learning_rate() ||
+      t.learning_rate() > space.max_learning_rate())
+    return "learning_rate";
+  if (t.adam_steps() < space.min_adam_steps() ||
+      t.adam_steps() > space.max_adam_steps())
+    return "adam_steps";
+  if (t.lbfgs_steps() != space.lbfgs_steps()) return "lbfgs_steps";
+  return "";
+}
+
+// Parents from random search over `space`, plus a few outside it.
+std::vector<v1::Genome> Parents(const v1::SearchSpace& space, int n) {
+  RandomSearch random(space, 11);
+  std::vector<v1::Genome> parents;
+  for (int i = 0; i < n; ++i) parents.push_back(random.Propose(i, {}));
+  v1::Genome wild = parents[0];
+  for (int i = 0; i < 6; ++i) *wild.add_hidden_layers() = wild.hidden_layers(0);
+  wild.mutable_hidden_layers(0)->set_width(4000);
+  wild.mutable_hidden_layers(1)->set_activation(v1::ACTIVATION_GELU);
+  wild.mutable_training()->set_learning_rate(0.9);
+  wild.mutable_training()->set_adam_steps(900000);
+  wild.mutable_training()->set_lbfgs_steps(0);
+  wild.mutable_training()->set_batch_size(-5);
+  parents.push_back(wild);
+  return parents;
+}
+
+// Which genes differ between two genomes of equal depth.
+struct Diff {
+  int widths = 0;
+  int activations = 0;
+  bool learning_rate = false;
+  bool adam_steps = false;
+  bool other_training = false;
+};
+Diff Compare(const v1::Genome& a, const v1::Genome& b) {
+  Diff d;
+  for (int i = 0; i < a.hidden_layers_size(); ++i) {
+    d.widths += a.hidden_layers(i).width() != b.hidden_layers(i).width();
+    d.activations +=
+        a.hidden_layers(i).activation() != b.hidden_layers(i).activation();
+  }
+  d.learning_rate =
+      a.training().learning_rate() != b.training().learning_rate();
+  d.adam_steps = a.training().adam_steps() != b.training().adam_steps();
+  d.other_training = a.training().lbfgs_steps() != b.training().lbfgs_steps() ||
+                     a.training().batch_size() != b.training().batch_size();
+  return d;
+}
+
+// Runs `op` five times on every parent, from one rng stream, and checks the
+// common contract; returns (clamped parent, child) pairs for operator checks.
+std::vector<std::pair<v1::Genome, v1::Genome>> Apply(
+    const Operator& op, const v1::SearchSpace& space, int* nullopts) {
+  std::vector<std::pair<v1::Genome, v1::Genome>> pairs;
+  *nullopts = 0;
+  std::mt19937_64 rng(23);  // one stream across all parents
+  for (const v1::Genome& parent : Parents(space, 60)) {
+    const v1::Genome clamped = ClampToSpace(parent, space);
+    for (int trial = 0; trial < 5; ++trial) {
+      std::optional<v1::Genome> child = op(parent, space, rng);
+      if (!child) {
+        ++*nullopts;
+        continue;
+      }
+      EXPECT_EQ(OutsideSpace(*child, space), "") << DescribeGenome(*child);
+      EXPECT_NE(GenomeKey(*child), GenomeKey(clamped));
+      pairs.emplace_back(clamped, *child);
+    }
+  }
+  return pairs;
+}
+
+TEST(ClampToSpaceTest, MovesEveryGeneInsideAndKeepsInsideGenomes) {
+  for (const v1::SearchSpace& space : {DefaultSpace(), TightSpace()}) {
+    for (const v1::Genome& parent : Parents(space, 30)) {
+      const v1::Genome clamped = ClampToSpace(parent, space);
+      EXPECT_EQ(OutsideSpace(clamped, space), "") << DescribeGenome(parent);
+      EXPECT_EQ(GenomeKey(ClampToSpace(clamped, space)), GenomeKey(clamped));
+    }
+  }
+  const v1::Genome inside = Parents(DefaultSpace(), 1)[0];
+  EXPECT_EQ(GenomeKey(ClampToSpace(inside, DefaultSpace())), GenomeKey(inside));
+  EXPECT_EQ(
+      OutsideSpace(ClampToSpace(v1::Genome(), TightSpace()), TightSpace()), "");
+}
+
+TEST(AddLayerTest, InsertsACopyOfANeighbour) {
+  for (const v1::SearchSpace& space : {DefaultSpace(), TightSpace()}) {
+    int nullopts = 0;
+    auto pairs = Apply(AddLayer, space, &nullopts);
+    EXPECT_GT(pairs.size(), 50u);
+    for (const auto& [parent, child] : pairs) {
+      ASSERT_EQ(child.hidden_layers_size(), parent.hidden_layers_size() + 1);
+      // Removing the inserted layer gives back the parent; the inserted
+      // layer equals the one before it (or after it, at the input).
+      bool found = false;
+      for (int p = 0; p < child.hidden_layers_size() && !found; ++p) {
+        v1::Genome without = child;
+        without.mutable_hidden_layers()->erase(
+            without.mutable_hidden_layers()->begin() + p);
+        const int neighbour = p > 0 ? p - 1 : 1;
+        found = GenomeKey(without) == GenomeKey(parent) &&
+                child.hidden_layers(p).SerializeAsString() ==
+                    child.hidden_layers(neighbour).SerializeAsString();
+      }
+      EXPECT_TRUE(found) << DescribeGenome(child);
+    }
+  }
+  // At max depth there is nothing to add.
+  v1::Genome deep = ClampToSpace(Parents(TightSpace(), 1)[0], TightSpace());
+  while (deep.hidden_layers_size() < 3)
+    *deep.add_hidden_layers() = deep.hidden_layers(0);
+  std::mt19937_64 rng(1);
+  EXPECT_FALSE(AddLayer(deep, TightSpace(), rng).has_value());
+}
+
+TEST(RemoveLayerTest, DropsOneLayer) {
+  for (const v1::SearchSpace& space : {DefaultSpace(), TightSpace()}) {
+    int nullopts = 0;
+    auto pairs = Apply(RemoveLayer, space, &nullopts);
+    EXPECT_GT(pairs.size(), 50u);
+    EXPECT_GT(nullopts, 0);  // parents at min depth
+    for (const auto& [parent, child] : pairs) {
+      ASSERT_EQ(child.hidden_layers_size(), parent.hidden_layers_size() - 1);
+      bool found = false;
+      for (int p = 0; p < parent.hidden_layers_size() && !found; ++p) {
+        v1::Genome without = parent;
+        without.mutable_hidden_layers()->erase(
+            without.mutable_hidden_layers()->begin() + p);
+        found = GenomeKey(without) == GenomeKey(child);
+      }
+      EXPECT_TRUE(found) << DescribeGenome(child);
+    }
+  }
+}
+
+TEST(WidenTest, GrowsOneLayerAtMostTwofold) {
+  for (const v1::SearchSpace& space : {DefaultSpace(), TightSpace()}) {
+    int nullopts = 0;
+    auto pairs = Apply(Widen, space, &nullopts);
+    EXPECT_GT(pairs.size(), 50u);
+    for (const auto& [parent, child] : pairs) {
+      ASSERT_EQ(child.hidden_layers_size(), parent.hidden_layers_size());
+      Diff d = Compare(parent, child);
+      EXPECT_EQ(d.widths, 1);
+      EXPECT_EQ(d.activations, 0);
+      EXPECT_FALSE(d.learning_rate || d.adam_steps || d.other_training);
+      for (int i = 0; i < child.hidden_layers_size(); ++i) {
+        const int before = parent.hidden_layers(i).width();
+        const int after = child.hidden_layers(i).width();
+        EXPECT_GE(after, before);
+        EXPECT_LE(after, std::max(2 * before, before + 1));
+      }
+    }
+  }
+  v1::Genome widest = ClampToSpace(Parents(TightSpace(), 1)[0], TightSpace());
+  for (auto& layer : *widest.mutable_hidden_layers()) layer.set_width(9);
+  std::mt19937_64 rng(1);
+  EXPECT_FALSE(Widen(widest, TightSpace(), rng).has_value());
+}
+
+TEST(NarrowTest, ShrinksOneLayerAtMostTwofold) {
+  for (const v1::SearchSpace& space : {DefaultSpace(), TightSpace()}) {
+    int nullopts = 0;
+    auto pairs = Apply(Narrow, space, &nullopts);
+    EXPECT_GT(pairs.size(), 50u);
+    for (const auto& [parent, child] : pairs) {
+      Diff d = Compare(parent, child);
+      EXPECT_EQ(d.widths, 1);
+      EXPECT_EQ(d.activations, 0);
+      EXPECT_FALSE(d.learning_rate || d.adam_steps || d.other_training);
+      for (int i = 0; i < child.hidden_layers_size(); ++i) {
+        const int before = parent.hidden_layers(i).width();
+        const int after = child.hidden_layers(i).width();
+        EXPECT_LE(after, before);
+        EXPECT_GE(after, std::min(before / 2, before - 1));
+      }
+    }
+  }
+  v1::Genome narrowest =
+      ClampToSpace(Parents(TightSpace(), 1)[0], TightSpace());
+  for (auto& layer : *narrowest.mutable_hidden_layers()) layer.set_width(4);
+  std::mt19937_64 rng(1);
+  EXPECT_FALSE(Narrow(narrowest, TightSpace(), rng).has_value());
+}
+
+TEST(ChangeActivationTest, ChangesOneLayerWithinTheSpace) {
+  for (const v1::SearchSpace& space : {DefaultSpace(), TightSpace()}) {
+    int nullopts = 0;
+    auto pairs = Apply(ChangeActivation, space, &nullopts);
+    EXPECT_EQ(nullopts, 0);
+    std::set<int> positions;
+    for (const auto& [parent, child] : pairs) {
+      Diff d = Compare(parent, child);
+      EXPECT_EQ(d.activations, 1);
+      EXPECT_EQ(d.widths, 0);
+      EXPECT_FALSE(d.learning_rate || d.adam_steps || d.other_training);
+      for (int i = 0; i < child.hidden_layers_size(); ++i) {
+        if (child.hidden_layers(i).activation() !=
+            parent.hidden_layers(i).activation()) {
+          positions.insert(i);
+        }
+      }
+    }
+    EXPECT_GE(positions.size(), 2u);  // per layer, not the whole network
+  }
+  v1::SearchSpace single = DefaultSpace();
+  single.clear_activations();
+  single.add_activations(v1::ACTIVATION_TANH);
+  single.add_activations(v1::ACTIVATION_TANH);
+  std::mt19937_64 rng(1);
+  EXPECT_FALSE(
+      ChangeActivation(Parents(single, 1)[0], single, rng).has_value());
+}
+
+TEST(PerturbLearningRateTest, LogScaleStepWithinBounds) {
+  for (const v1::SearchSpace& space : {DefaultSpace(), TightSpace()}) {
+    int nullopts = 0;
+    auto pairs = Apply(PerturbLearningRate, space, &nullopts);
+    EXPECT_EQ(nullopts, 0);
+    int up = 0, down = 0;
+    for (const auto& [parent, child] : pairs) {
+      Diff d = Compare(parent, child);
+      EXPECT_TRUE(d.learning_rate);
+      EXPECT_FALSE(d.widths || d.activations || d.adam_steps ||
+                   d.other_training);
+      const double ratio =
+          child.training().learning_rate() / parent.training().learning_rate();
+      EXPECT_GT(ratio, 0.5 * 0.99);
+      EXPECT_LT(ratio, 2 * 1.01);
+      (ratio > 1 ? up : down)++;
+    }
+    EXPECT_GT(up, 20);
+    EXPECT_GT(down, 20);
+  }
+  v1::SearchSpace fixed = DefaultSpace();
+  fixed.set_max_learning_rate(fixed.min_learning_rate());
+  std::mt19937_64 rng(1);
+  EXPECT_FALSE(
+      PerturbLearningRate(Parents(fixed, 1)[0], fixed, rng).has_value());
+}
+
+TEST(PerturbAdamStepsTest, LogScaleStepWithinBounds) {
+  for (const v1::SearchSpace& space : {DefaultSpace(), TightSpace()}) {
+    int nullopts = 0;
+    auto pairs = Apply(PerturbAdamSteps, space, &nullopts);
+    EXPECT_EQ(nullopts, 0);
+    for (const auto& [parent, child] : pairs) {
+      Diff d = Compare(parent, child);
+      EXPECT_TRUE(d.adam_steps);
+      EXPECT_FALSE(d.widths || d.activations || d.learning_rate ||
+                   d.other_training);
+      const int before = parent.training().adam_steps();
+      const int after = child.training().adam_steps();
+      EXPECT_LE(after, std::max(2 * before + 10, before + 1));
+      EXPECT_GE(after, std::min(before / 2 - 10, before - 1));
+    }
+  }
+  v1::SearchSpace fixed = DefaultSpace();
+  fixed.set_max_adam_steps(fixed.min_adam_steps());
+  std::mt19937_64 rng(1);
+  EXPECT_FALSE(PerturbAdamSteps(Parents(fixed, 1)[0], fixed, rng).has_value());
+}
+
+TEST(CrossoverTest, AlignsLayersFromTheInput) {
+  const v1::SearchSpace space = DefaultSpace();
+  const std::vector<v1::Genome> parents = Parents(space, 40);
+  int depth_from_a = 0, depth_from_b = 0, mixed = 0;
+  std::mt19937_64 rng(29);
+  for (size_t i = 0; i + 1 < parents.size() - 1; ++i) {
+    const v1::Genome& a = parents[i];
+    const v1::Genome& b = parents[i + 1];
+    for (int trial = 0; trial < 5; ++trial) {
+      v1::Genome child = Crossover(a, b, space, rng);
+      ASSERT_EQ(OutsideSpace(child, space), "");
+      const int depth = child.hidden_layers_size();
+      ASSERT_TRUE(depth == a.hidden_layers_size() ||
+                  depth == b.hidden_layers_size());
+      depth_from_a += depth == a.hidden_layers_size();
+      depth_from_b += depth == b.hidden_layers_size();
+      bool from_a = false, from_b = false;
+      for (int l = 0; l < depth; ++l) {
+        const std::string layer = child.hidden_layers(l).SerializeAsString();
+        const bool in_a = l < a.hidden_layers_size() &&
+                          layer == a.hidden_layers(l).SerializeAsString();
+        const bool in_b = l < b.hidden_layers_size() &&
+                          layer == b.hidden_layers(l).SerializeAsString();
+        EXPECT_TRUE(in_a || in_b) << l;
+        from_a |= in_a && !in_b;
+        from_b |= in_b && !in_a;
+      }
+      mixed += from_a && from_b;
+      const double lr = child.training().learning_rate();
+      EXPECT_TRUE(lr == a.training().learning_rate() ||
+                  lr == b.training().learning_rate());
+      const int steps = child.training().adam_steps();
+      EXPECT_TRUE(steps == a.training().adam_steps() ||
+                  steps == b.training().adam_steps());
+    }
+  }
+  EXPECT_GT(depth_from_a, 20);
+  EXPECT_GT(depth_from_b, 20);
+  EXPECT_GT(mixed, 20);
+}
+
+TEST(MutateTest, AlwaysChangesTheGenomeWithinTheSpace) {
+  for (const v1::SearchSpace& space : {DefaultSpace(), TightSpace()}) {
+    std::map<std::string, int> kinds;
+    std::mt19937_64 rng(17);  // one stream across all parents
+    for (const v1::Genome& parent : Parents(space, 100)) {
+      const v1::Genome clamped = ClampToSpace(parent, space);
+      for (int trial = 0; trial < 5; ++trial) {
+        v1::Genome child = Mutate(parent, space, rng);
+        ASSERT_EQ(OutsideSpace(child, space), "") << DescribeGenome(child);
+        ASSERT_NE(GenomeKey(child), GenomeKey(clamped));
+        if (child.hidden_layers_size() != clamped.hidden_layers_size()) {
+          kinds[child.hidden_layers_size() > clamped.hidden_layers_size()
+                    ? "add"
+                    : "remove"]++;
+          continue;
+        }
+        Diff d = Compare(clamped, child);
+        if (d.widths) kinds["width"]++;
+        if (d.activations) kinds["activation"]++;
+        if (d.learning_rate) kinds["learning_rate"]++;
+        if (d.adam_steps) kinds["adam_steps"]++;
+      }
+    }
+    EXPECT_EQ(kinds.size(), 6u);
+    for (const auto& [kind, count] : kinds) EXPECT_GT(count, 20) << kind;
+  }
+}
+
+TEST(MutateTest, DeterministicForTheSameRngState) {
+  const v1::SearchSpace space = DefaultSpace();
+  for (const v1::Genome& parent : Parents(space, 20)) {
+    std::mt19937_64 a(99), b(99);
+    EXPECT_EQ(GenomeKey(Mutate(parent, space, a)),
+              GenomeKey(Mutate(parent, space, b)));
+  }
+}
+
+TEST(MutateTest, ReturnsTheClampedGenomeWhenNothingCanChange) {
+  v1::SearchSpace point;
+  point.set_min_depth(2);
+  point.set_max_depth(2);
+  point.set_min_width(16);
+  point.set_max_width(16);
+  point.add_activations(v1::ACTIVATION_SILU);
+  point.set_min_learning_rate(3e-3);
+  point.set_max_learning_rate(3e-3);
+  point.set_min_adam_steps(100);
+  point.set_max_adam_steps(100);
+  point = NormalizeSearchSpace(point).value();
+  std::mt19937_64 rng(1);
+  const v1::Genome parent = Parents(DefaultSpace(), 1)[0];
+  v1::Genome child = Mutate(parent, point, rng);
+  EXPECT_EQ(OutsideSpace(child, point), "");
+  EXPECT_EQ(GenomeKey(child), GenomeKey(ClampToSpace(parent, point)));
+}
+
+}  // namespace
+}  // namespace evonas::search
