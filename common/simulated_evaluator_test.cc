@@ -1,0 +1,174 @@
+#include "common/simulated_evaluator.h"
+
+#include <cmath>
+#include <set>
+#include <vector>
+
+#include "common/genome.h"
+#include "gtest/gtest.h"
+
+namespace evonas {
+namespace {
+
+v1::Genome Mlp(std::vector<int> widths, v1::Activation activation,
+               double learning_rate = 3e-3, int adam_steps = 2000,
+               int lbfgs_steps = 200) {
+  v1::Genome genome;
+  for (int width : widths) {
+    v1::DenseLayer* layer = genome.add_hidden_layers();
+    layer->set_width(width);
+    layer->set_activation(activation);
+  }
+  genome.mutable_training()->set_learning_rate(learning_rate);
+  genome.mutable_training()->set_adam_steps(adam_steps);
+  genome.mutable_training()->set_lbfgs_steps(lbfgs_steps);
+  return genome;
+}
+
+SimulationOptions Hartmann3(uint64_t seed = 1) {
+  SimulationOptions options;
+  options.inputs = 3;
+  options.outputs = 1;
+  options.seed = seed;
+  options.within_tolerance = 1e-3;
+  return options;
+}
+
+// The noise-free error; the shape tests use it so that noise cannot flip
+// small differences.
+double Expected(const v1::Genome& genome) {
+  return SimulatedExpectedError(genome, Hartmann3());
+}
+
+TEST(SimulateTrainingTest, DeterministicAndConsistentWithTheController) {
+  const v1::Genome genome = Mlp({64, 32}, v1::ACTIVATION_TANH);
+  SimulationOptions options = Hartmann3(7);
+  options.with_test = true;
+  SimulatedTraining a = SimulateTraining(genome, options);
+  SimulatedTraining b = SimulateTraining(genome, options);
+  EXPECT_EQ(a.metrics.SerializeAsString(), b.metrics.SerializeAsString());
+  EXPECT_EQ(a.model_file, b.model_file);
+  // The controller checks both of these against the report.
+  EXPECT_EQ(a.metrics.parameter_count(), ParameterCount(genome, 3, 1));
+  EXPECT_EQ(a.metrics.model_bytes(), static_cast<int64_t>(a.model_file.size()));
+  EXPECT_NE(a.model_file.find("simulated"), std::string::npos);
+  EXPECT_NE(a.model_file.find(DescribeGenome(genome)), std::string::npos);
+  for (const v1::Evaluation& e : {a.metrics.validation(), a.metrics.test()}) {
+    EXPECT_GT(e.row_count(), 0);
+    EXPECT_TRUE(std::isfinite(e.max_abs_error()));
+    EXPECT_GT(e.max_abs_error(), e.rmse());
+    EXPECT_GT(e.rmse(), e.mae());
+    EXPECT_GT(e.mae(), 0);
+    EXPECT_GE(e.fraction_within(), 0);
+    EXPECT_LE(e.fraction_within(), 1);
+  }
+  EXPECT_GT(a.metrics.training_seconds(), 0);
+  EXPECT_GT(a.metrics.inference_latency_seconds(), 0);
+  EXPECT_GT(a.metrics.training_row_count(), 0);
+  // The validation result does not depend on whether a test set exists.
+  options.with_test = false;
+  SimulatedTraining c = SimulateTraining(genome, options);
+  EXPECT_FALSE(c.metrics.has_test());
+  EXPECT_EQ(c.metrics.validation().SerializeAsString(),
+            a.metrics.validation().SerializeAsString());
+}
+
+TEST(SimulateTrainingTest, SeedGivesALittleNoiseAroundTheExpectedError) {
+  const v1::Genome genome = Mlp({64, 32}, v1::ACTIVATION_TANH);
+  const double expected = Expected(genome);
+  std::set<double> errors;
+  double log_sum = 0;
+  for (uint64_t seed = 0; seed < 200; ++seed) {
+    const double error = SimulateTraining(genome, Hartmann3(seed))
+                             .metrics.validation()
+                             .max_abs_error();
+    EXPECT_LT(std::abs(std::log(error / expected)), 0.75);  // 5 sigma
+    errors.insert(error);
+    log_sum += std::log(error / expected);
+  }
+  EXPECT_EQ(errors.size(), 200u);
+  EXPECT_LT(std::abs(log_sum / 200), 0.05);  // lognormal around expected
+}
+
+TEST(SimulateTrainingTest, ErrorFallsWithParametersWithDiminishingReturns) {
+  std::vector<double> errors, params;
+  for (int width : {8, 16, 32, 64}) {
+    const v1::Genome genome = Mlp({width, width, width}, v1::ACTIVATION_TANH);
+    errors.push_back(Expected(genome));
+    params.push_back(ParameterCount(genome, 3, 1));
+  }
+  for (size_t i = 1; i < errors.size(); ++i) {
+    EXPECT_LT(errors[i], errors[i - 1]) << i;
+    if (i >= 2) {
+      // Less error removed per parameter added.
+      const double gain =
+          (errors[i - 1] - errors[i]) / (params[i] - params[i - 1]);
+      const double before =
+          (errors[i - 2] - errors[i - 1]) / (params[i - 1] - params[i - 2]);
+      EXPECT_LT(gain, before) << i;
+    }
+  }
+  // A toy network is far worse than a moderate one.
+  EXPECT_GT(errors[0], 10 * errors[3]);
+}
+
+TEST(SimulateTrainingTest, ErrorFallsWithStepsAndBigNetworksNeedThem) {
+  const v1::Genome small_short = Mlp({16}, v1::ACTIVATION_TANH, 3e-3, 500, 0);
+  const v1::Genome small_long = Mlp({16}, v1::ACTIVATION_TANH, 3e-3, 3000, 0);
+  const v1::Genome big_short =
+      Mlp({128, 128, 128}, v1::ACTIVATION_TANH, 3e-3, 500, 0);
+  const v1::Genome big_long =
+      Mlp({128, 128, 128}, v1::ACTIVATION_TANH, 3e-3, 3000, 200);
+  EXPECT_LT(Expected(small_long), Expected(small_short));
+  EXPECT_LT(Expected(big_long), Expected(big_short));
+  // Steps matter more for the big network.
+  EXPECT_GT(Expected(big_short) / Expected(big_long),
+            Expected(small_short) / Expected(small_long));
+}
+
+TEST(SimulateTrainingTest, LearningRateHasAnOptimumNear3e3) {
+  const double best = Expected(Mlp({32, 32}, v1::ACTIVATION_SILU, 3e-3));
+  EXPECT_LT(best, Expected(Mlp({32, 32}, v1::ACTIVATION_SILU, 1e-3)));
+  EXPECT_LT(best, Expected(Mlp({32, 32}, v1::ACTIVATION_SILU, 1e-2)));
+  EXPECT_LT(Expected(Mlp({32, 32}, v1::ACTIVATION_SILU, 1e-2)),
+            Expected(Mlp({32, 32}, v1::ACTIVATION_SILU, 1e-1)));
+}
+
+TEST(SimulateTrainingTest, ActivationMatters) {
+  const double gelu = Expected(Mlp({32, 32}, v1::ACTIVATION_GELU));
+  const double tanh = Expected(Mlp({32, 32}, v1::ACTIVATION_TANH));
+  const double relu = Expected(Mlp({32, 32}, v1::ACTIVATION_RELU));
+  EXPECT_LT(gelu, tanh);
+  EXPECT_LT(tanh, relu);
+}
+
+TEST(SimulateTrainingTest, TrainingSecondsProportionalToParametersTimesSteps) {
+  auto seconds = [](const v1::Genome& genome) {
+    return SimulateTraining(genome, Hartmann3()).metrics.training_seconds();
+  };
+  const v1::Genome base = Mlp({32}, v1::ACTIVATION_TANH, 3e-3, 1000, 0);
+  const v1::Genome twice_steps = Mlp({32}, v1::ACTIVATION_TANH, 3e-3, 2000, 0);
+  const v1::Genome wider = Mlp({64}, v1::ACTIVATION_TANH, 3e-3, 1000, 0);
+  EXPECT_NEAR(seconds(twice_steps) / seconds(base), 2, 1e-12);
+  EXPECT_NEAR(seconds(wider) / seconds(base),
+              double(ParameterCount(wider, 3, 1)) / ParameterCount(base, 3, 1),
+              1e-12);
+}
+
+TEST(SimulateTrainingTest, FractionWithinGrowsWithTolerance) {
+  const v1::Genome genome = Mlp({64, 32}, v1::ACTIVATION_TANH);
+  SimulationOptions options = Hartmann3();
+  double previous = -1;
+  for (double tolerance : {1e-7, 1e-5, 1e-4, 1e-3, 1e-1}) {
+    options.within_tolerance = tolerance;
+    const double fraction = SimulateTraining(genome, options)
+                                .metrics.validation()
+                                .fraction_within();
+    EXPECT_GE(fraction, previous);
+    previous = fraction;
+  }
+  EXPECT_GT(previous, 0.99);
+}
+
+}  // namespace
+}  // namespace evonas
