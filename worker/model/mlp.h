@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "evonas/v1/types.pb.h"
 
 namespace evonas::model {
@@ -28,6 +29,30 @@ struct MlpParameters {
   std::vector<double> y_mean, y_std;  // one per output
   std::vector<DenseParameters> layers;
 };
+
+// OK when `parameters` describes a network Forward and the exporters can
+// run: at least one layer, each layer's inputs equal to the previous one's
+// outputs, weight and bias sizes matching, one mean and deviation per input
+// of the first layer and per output of the last, a known activation on every
+// layer but the last and none on the last. Otherwise InvalidArgument naming
+// the field. Does not look at the values (NaN weights are "valid").
+absl::Status ValidateMlp(const MlpParameters& parameters);
+
+// The reference forward pass in plain float64 C++: `x` holds `rows` rows of
+// raw inputs (row-major, rows x inputs); returns rows x outputs raw outputs.
+// Computes what the trainer's TorchScript model computes, in the same order:
+// (x - x_mean) / x_std, per layer activation(W h + b) with tanh, relu,
+// silu(h) = h / (1 + exp(-h)), gelu(h) = (h / 2) (1 + erf(h / sqrt(2))) and
+// sin, a linear last layer, then out * y_std + y_mean. Results agree with
+// LibTorch to rounding (summation order differs). Returns an empty vector
+// when ValidateMlp fails or x.size() != rows * inputs. Thread-safe.
+std::vector<double> Forward(const MlpParameters& parameters,
+                            const std::vector<double>& x, int64_t rows);
+
+// Trainable parameters: every weight and bias (the standardisation constants
+// are not counted), as v1::Metrics.parameter_count and evonas::ParameterCount
+// of the genome count them.
+int64_t ParameterCount(const MlpParameters& parameters);
 
 }  // namespace evonas::model
 

@@ -1,0 +1,866 @@
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <limits>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "common/genome.h"
+#include "common/metrics.h"
+#include "evonas/v1/types.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "onnx/checker.h"
+#include "onnx/onnx_pb.h"
+#include "worker/model/mlp.h"
+#include "worker/model/model_card.h"
+#include "worker/model/onnx_export.h"
+#include "worker/model/quantize.h"
+
+namespace evonas::model {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr char kPython[] = "/usr/bin/python3";
+
+// --- Helpers ----------------------------------------------------------------
+
+using Hidden = std::vector<std::pair<int, v1::Activation>>;
+
+// A network with Glorot-uniform weights (times `gain`), small random biases and
+// standardisation constants far from 0 and 1, drawn from `seed`.
+MlpParameters RandomMlp(int64_t inputs, const Hidden& hidden, int64_t outputs,
+                        uint64_t seed, double gain = 1.0) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  MlpParameters p;
+  for (int64_t i = 0; i < inputs; ++i) {
+    p.x_mean.push_back(3.0 * u(rng));
+    p.x_std.push_back(1.25 + u(rng));
+  }
+  for (int64_t j = 0; j < outputs; ++j) {
+    p.y_mean.push_back(5.0 * u(rng));
+    p.y_std.push_back(std::pow(10.0, u(rng)));
+  }
+  int64_t fan_in = inputs;
+  for (size_t i = 0; i <= hidden.size(); ++i) {
+    const bool last = i == hidden.size();
+    DenseParameters layer;
+    layer.inputs = fan_in;
+    layer.outputs = last ? outputs : hidden[i].first;
+    layer.activation = last ? v1::ACTIVATION_UNSPECIFIED : hidden[i].second;
+    const double bound = gain * std::sqrt(6.0 / (layer.inputs + layer.outputs));
+    for (int64_t k = 0; k < layer.inputs * layer.outputs; ++k) {
+      layer.weight.push_back(bound * u(rng));
+    }
+    for (int64_t k = 0; k < layer.outputs; ++k) {
+      layer.bias.push_back(0.1 * u(rng));
+    }
+    fan_in = layer.outputs;
+    p.layers.push_back(std::move(layer));
+  }
+  return p;
+}
+
+// Every activation, 3 inputs, 2 outputs.
+const Hidden& MixedHidden() {
+  static const Hidden* hidden = new Hidden{{16, v1::ACTIVATION_TANH},
+                                           {16, v1::ACTIVATION_SILU},
+                                           {12, v1::ACTIVATION_GELU},
+                                           {8, v1::ACTIVATION_SINE},
+                                           {8, v1::ACTIVATION_RELU}};
+  return *hidden;
+}
+
+// `rows` rows of raw inputs around the network's standardisation.
+std::vector<double> RandomInputs(const MlpParameters& p, int64_t rows,
+                                 uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> n(0.0, 1.0);
+  std::vector<double> x;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (size_t j = 0; j < p.x_mean.size(); ++j) {
+      x.push_back(p.x_mean[j] + p.x_std[j] * n(rng));
+    }
+  }
+  return x;
+}
+
+// One input, one hidden neuron with `activation` and identity weights, one
+// linear output: Forward computes activation(x).
+MlpParameters SingleNeuron(v1::Activation activation) {
+  MlpParameters p;
+  p.x_mean = {0.0};
+  p.x_std = {1.0};
+  p.y_mean = {0.0};
+  p.y_std = {1.0};
+  p.layers.push_back({1, 1, {1.0}, {0.0}, activation});
+  p.layers.push_back({1, 1, {1.0}, {0.0}, v1::ACTIVATION_UNSPECIFIED});
+  return p;
+}
+
+v1::Genome GenomeOf(const Hidden& hidden) {
+  v1::Genome g;
+  for (const auto& [width, activation] : hidden) {
+    v1::DenseLayer* layer = g.add_hidden_layers();
+    layer->set_width(width);
+    layer->set_activation(activation);
+  }
+  g.mutable_training()->set_learning_rate(3e-3);
+  g.mutable_training()->set_adam_steps(1000);
+  g.mutable_training()->set_lbfgs_steps(200);
+  return g;
+}
+
+// A fresh directory under the test's temporary directory; removed by the
+// destructor.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    std::string pattern = testing::TempDir() + "/export_test_XXXXXX";
+    path_ = mkdtemp(pattern.data()) != nullptr ? pattern : "";
+  }
+  ~ScratchDir() {
+    std::error_code ignored;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
+  }
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+void WriteFile(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  ASSERT_TRUE(out.good()) << path;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+std::string DoublesBytes(const std::vector<double>& values) {
+  return std::string(reinterpret_cast<const char*>(values.data()),
+                     values.size() * sizeof(double));
+}
+
+std::vector<double> ReadDoubles(const std::string& path) {
+  const std::string bytes = ReadFile(path);
+  std::vector<double> values(bytes.size() / sizeof(double));
+  std::copy(bytes.begin(), bytes.begin() + values.size() * sizeof(double),
+            reinterpret_cast<char*>(values.data()));
+  return values;
+}
+
+// Runs `kPython script args...` in `dir`, output to dir/python.log. Returns
+// the exit code, or -1 when it could not run.
+int RunPython(const ScratchDir& dir, const std::string& script,
+              const std::vector<std::string>& args, std::string* log) {
+  WriteFile(dir.File("script.py"), script);
+  std::string command = absl::StrCat(kPython, " '", dir.File("script.py"), "'");
+  for (const std::string& a : args) absl::StrAppend(&command, " '", a, "'");
+  absl::StrAppend(&command, " > '", dir.File("python.log"), "' 2>&1");
+  const int status = std::system(command.c_str());
+  *log = ReadFile(dir.File("python.log"));
+  if (status == -1 || !WIFEXITED(status)) return -1;
+  return WEXITSTATUS(status);
+}
+
+// Exit code of the scripts below when a module they need is missing.
+constexpr int kMissingModule = 77;
+
+// How closely `a` reproduces the reference `b` (rows x outputs).
+struct Agreement {
+  // Largest |a - b|, in output units.
+  double max_abs = 0;
+  // Largest |a - b| / y_std of its output: relative to the output's spread.
+  double max_abs_per_std = 0;
+  // Largest |a - b| / max(|b|, y_std): the relative error, except that
+  // outputs near zero are measured against their spread (a plain relative
+  // error is dominated by cancellation there).
+  double max_rel = 0;
+};
+
+Agreement Compare(const std::vector<double>& a, const std::vector<double>& b,
+                  const std::vector<double>& y_std) {
+  Agreement g;
+  const size_t outputs = y_std.size();
+  EXPECT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    const double d = std::fabs(a[i] - b[i]);
+    const double spread = y_std[i % outputs];
+    g.max_abs = std::max(g.max_abs, d);
+    g.max_abs_per_std = std::max(g.max_abs_per_std, d / spread);
+    g.max_rel = std::max(g.max_rel, d / std::max(std::fabs(b[i]), spread));
+  }
+  return g;
+}
+
+// --- Forward ----------------------------------------------------------------
+
+TEST(ForwardTest, MatchesHandComputation) {
+  MlpParameters p;
+  p.x_mean = {1.0, 2.0};
+  p.x_std = {2.0, 4.0};
+  p.y_mean = {10.0};
+  p.y_std = {3.0};
+  p.layers.push_back(
+      {2, 2, {0.5, -1.0, 2.0, 0.25}, {0.1, -0.2}, v1::ACTIVATION_TANH});
+  p.layers.push_back({2, 1, {1.5, -0.5}, {0.3}, v1::ACTIVATION_UNSPECIFIED});
+  // x = (3, 6) standardises to (1, 1); h = tanh(-0.4, 2.05);
+  // y = 3 * (1.5 h0 - 0.5 h1 + 0.3) + 10.
+  const std::vector<double> y = Forward(p, {3.0, 6.0, 1.0, 2.0}, 2);
+  ASSERT_EQ(y.size(), 2u);
+  EXPECT_NEAR(y[0], 7.739137167965811, 1e-14);
+  EXPECT_NEAR(y[0],
+              3 * (1.5 * std::tanh(-0.4) - 0.5 * std::tanh(2.05) + 0.3) + 10,
+              1e-14);
+  // x = (1, 2) standardises to (0, 0): h = tanh(0.1, -0.2).
+  EXPECT_NEAR(y[1],
+              3 * (1.5 * std::tanh(0.1) - 0.5 * std::tanh(-0.2) + 0.3) + 10,
+              1e-14);
+}
+
+TEST(ForwardTest, ActivationsMatchTheirDefinitions) {
+  struct Case {
+    v1::Activation activation;
+    double x, expected;
+  };
+  for (const Case& c : std::vector<Case>{
+           {v1::ACTIVATION_TANH, 0.5, 0.46211715726000974},
+           {v1::ACTIVATION_RELU, -2.0, 0.0},
+           {v1::ACTIVATION_RELU, 1.5, 1.5},
+           {v1::ACTIVATION_SILU, 1.0, 0.7310585786300049},  // 1 / (1 + 1/e)
+           {v1::ACTIVATION_SILU, 0.5, 0.3112296656009273},
+           {v1::ACTIVATION_GELU, 1.0, 0.8413447460685429},  // Phi(1)
+           {v1::ACTIVATION_GELU, -1.0, -0.15865525393145707},
+           {v1::ACTIVATION_SINE, 0.5, 0.479425538604203},
+       }) {
+    const std::vector<double> y = Forward(SingleNeuron(c.activation), {c.x}, 1);
+    ASSERT_EQ(y.size(), 1u);
+    EXPECT_NEAR(y[0], c.expected, 1e-15)
+        << ActivationName(c.activation) << "(" << c.x << ")";
+  }
+}
+
+TEST(ForwardTest, RowsAreIndependent) {
+  const MlpParameters p = RandomMlp(3, MixedHidden(), 2, 1);
+  const std::vector<double> x = RandomInputs(p, 5, 2);
+  const std::vector<double> all = Forward(p, x, 5);
+  ASSERT_EQ(all.size(), 10u);
+  for (int r = 0; r < 5; ++r) {
+    const std::vector<double> one =
+        Forward(p, {x.begin() + 3 * r, x.begin() + 3 * r + 3}, 1);
+    ASSERT_EQ(one.size(), 2u);
+    EXPECT_EQ(one[0], all[2 * r]);
+    EXPECT_EQ(one[1], all[2 * r + 1]);
+  }
+}
+
+TEST(ForwardTest, BadInputGivesEmptyResult) {
+  const MlpParameters p = RandomMlp(3, MixedHidden(), 2, 1);
+  EXPECT_TRUE(Forward(p, {}, 0).empty());
+  EXPECT_TRUE(Forward(p, {1.0, 2.0}, 1).empty());  // 2 values, 3 inputs
+  EXPECT_TRUE(Forward(p, {1.0, 2.0, 3.0}, 2).empty());
+  MlpParameters broken = p;
+  broken.layers[1].bias.pop_back();
+  EXPECT_TRUE(Forward(broken, {1.0, 2.0, 3.0}, 1).empty());
+}
+
+TEST(ForwardTest, ParameterCountAgreesWithTheGenome) {
+  const MlpParameters p = RandomMlp(3, MixedHidden(), 2, 1);
+  EXPECT_EQ(ParameterCount(p), evonas::ParameterCount(GenomeOf(MixedHidden()),
+                                                      /*inputs=*/3,
+                                                      /*outputs=*/2));
+  EXPECT_EQ(ParameterCount(SingleNeuron(v1::ACTIVATION_TANH)), 4);
+}
+
+TEST(ValidateMlpTest, NamesWhatIsWrong) {
+  const MlpParameters good = RandomMlp(3, MixedHidden(), 2, 1);
+  EXPECT_TRUE(ValidateMlp(good).ok());
+
+  EXPECT_THAT(ValidateMlp(MlpParameters{}).message(), HasSubstr("no layers"));
+  MlpParameters p = good;
+  p.layers[2].inputs = 15;
+  EXPECT_THAT(ValidateMlp(p).message(), HasSubstr("layers[2].inputs"));
+  p = good;
+  p.layers[1].weight.push_back(0.0);
+  EXPECT_THAT(ValidateMlp(p).message(), HasSubstr("layers[1].weight"));
+  p = good;
+  p.layers[0].bias.clear();
+  EXPECT_THAT(ValidateMlp(p).message(), HasSubstr("layers[0].bias"));
+  p = good;
+  p.x_std.pop_back();
+  EXPECT_THAT(ValidateMlp(p).message(), HasSubstr("x_std"));
+  p = good;
+  p.y_mean.push_back(1.0);
+  EXPECT_THAT(ValidateMlp(p).message(), HasSubstr("y_mean"));
+  p = good;
+  p.layers.back().activation = v1::ACTIVATION_TANH;
+  EXPECT_THAT(ValidateMlp(p).message(), HasSubstr("must be linear"));
+  p = good;
+  p.layers[0].activation = v1::ACTIVATION_UNSPECIFIED;
+  EXPECT_THAT(ValidateMlp(p).message(), HasSubstr("unsupported activation"));
+  for (const MlpParameters& bad : {MlpParameters{}, p}) {
+    EXPECT_EQ(ValidateMlp(bad).code(), absl::StatusCode::kInvalidArgument);
+  }
+}
+
+// --- ONNX export, checked in C++ -------------------------------------------
+
+onnx::ModelProto ParseModel(const std::string& bytes) {
+  onnx::ModelProto model;
+  EXPECT_TRUE(model.ParseFromString(bytes));
+  return model;
+}
+
+std::vector<std::string> OpTypes(const onnx::ModelProto& model) {
+  std::vector<std::string> ops;
+  for (const onnx::NodeProto& n : model.graph().node()) {
+    ops.push_back(n.op_type());
+  }
+  return ops;
+}
+
+TEST(OnnxExportTest, PassesTheCheckerWithTheDocumentedGraph) {
+  const MlpParameters p = RandomMlp(3, MixedHidden(), 2, 1);
+  for (OnnxDtype dtype : {OnnxDtype::kFloat32, OnnxDtype::kFloat64}) {
+    OnnxOptions options;
+    options.dtype = dtype;
+    options.dataset_id = std::string(64, 'a');
+    options.input_columns = {"x1", "x2", "x3"};
+    options.output_columns = {"y1", "y2"};
+    auto bytes = ExportOnnx(p, options);
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    const onnx::ModelProto model = ParseModel(*bytes);
+    EXPECT_NO_THROW(onnx::checker::check_model(model));
+
+    ASSERT_EQ(model.opset_import_size(), 1);
+    EXPECT_EQ(model.opset_import(0).version(), kOnnxOpset);
+    EXPECT_EQ(model.producer_name(), "evonas");
+    const int32_t type = dtype == OnnxDtype::kFloat32
+                             ? onnx::TensorProto::FLOAT
+                             : onnx::TensorProto::DOUBLE;
+    const onnx::GraphProto& g = model.graph();
+    ASSERT_EQ(g.input_size(), 1);
+    ASSERT_EQ(g.output_size(), 1);
+    for (const auto& [value, columns] :
+         {std::pair{&g.input(0), int64_t{3}}, std::pair{&g.output(0), 2L}}) {
+      const onnx::TypeProto_Tensor& t = value->type().tensor_type();
+      EXPECT_EQ(t.elem_type(), type);
+      ASSERT_EQ(t.shape().dim_size(), 2);
+      EXPECT_EQ(t.shape().dim(0).dim_param(), "N");
+      EXPECT_EQ(t.shape().dim(1).dim_value(), columns);
+    }
+    EXPECT_EQ(g.input(0).name(), "x");
+    EXPECT_EQ(g.output(0).name(), "y");
+    EXPECT_THAT(g.input(0).doc_string(), HasSubstr("x1, x2, x3"));
+    EXPECT_THAT(g.output(0).doc_string(), HasSubstr("y1, y2"));
+    for (const onnx::TensorProto& t : g.initializer()) {
+      EXPECT_EQ(t.data_type(), type) << t.name();
+    }
+    EXPECT_THAT(
+        OpTypes(model),
+        ::testing::ElementsAre("Sub", "Div",                               //
+                               "Gemm", "Tanh",                             //
+                               "Gemm", "Sigmoid", "Mul",                   //
+                               "Gemm", "Mul", "Mul", "Erf", "Add", "Mul",  //
+                               "Gemm", "Sin",                              //
+                               "Gemm", "Relu",                             //
+                               "Gemm",                                     //
+                               "Mul", "Add"));
+    for (const onnx::NodeProto& n : g.node()) {
+      if (n.op_type() != "Gemm") continue;
+      ASSERT_EQ(n.attribute_size(), 1);
+      EXPECT_EQ(n.attribute(0).name(), "transB");
+      EXPECT_EQ(n.attribute(0).i(), 1);
+    }
+    std::map<std::string, std::string> metadata;
+    for (const auto& e : model.metadata_props()) metadata[e.key()] = e.value();
+    EXPECT_EQ(metadata["dataset_id"], options.dataset_id);
+    EXPECT_FALSE(metadata["evonas_version"].empty());
+  }
+}
+
+TEST(OnnxExportTest, Float64KeepsTheWeightsExactly) {
+  const MlpParameters p = RandomMlp(3, MixedHidden(), 2, 1);
+  OnnxOptions options;
+  options.dtype = OnnxDtype::kFloat64;
+  auto bytes = ExportOnnx(p, options);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  const onnx::ModelProto model = ParseModel(*bytes);
+  int checked = 0;
+  for (const onnx::TensorProto& t : model.graph().initializer()) {
+    if (t.name() == "W2") {
+      EXPECT_THAT(t.dims(), ::testing::ElementsAre(12, 16));
+      EXPECT_THAT(t.double_data(),
+                  ::testing::ElementsAreArray(p.layers[2].weight));
+      ++checked;
+    }
+    if (t.name() == "y_mean") {
+      EXPECT_THAT(t.double_data(), ::testing::ElementsAreArray(p.y_mean));
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 2);
+}
+
+TEST(OnnxExportTest, RejectsWhatItCannotExport) {
+  const MlpParameters p = RandomMlp(3, MixedHidden(), 2, 1);
+  MlpParameters broken = p;
+  broken.layers[0].weight.pop_back();
+  EXPECT_EQ(ExportOnnx(broken).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  OnnxOptions options;
+  options.input_columns = {"only one"};
+  EXPECT_THAT(ExportOnnx(p, options).status().message(),
+              HasSubstr("input_columns"));
+
+  MlpParameters huge = p;
+  huge.layers[1].weight[3] = 1e39;
+  auto status = ExportOnnx(huge).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("W1[3]"));
+  options = {};
+  options.dtype = OnnxDtype::kFloat64;
+  EXPECT_TRUE(ExportOnnx(huge, options).ok());
+}
+
+// --- ONNX export, checked by independent runtimes ---------------------------
+
+// Checks both files with Python's onnx.checker (full check), runs the float32
+// file in OpenCV's dnn and both files in a float64 numpy interpreter of the
+// graph that reads the initializers with onnx.numpy_helper.
+constexpr char kRunOnnxScript[] = R"PY(
+import math, sys
+try:
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+    import cv2
+except ImportError as e:
+    print(f"missing Python module: {e}")
+    sys.exit(77)
+
+
+def attribute(node, name, default):
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def interpret(model, x):
+    """Runs the graph node by node in float64 numpy."""
+    env = {t.name: numpy_helper.to_array(t).astype(np.float64)
+           for t in model.graph.initializer}
+    env[model.graph.input[0].name] = x
+    for n in model.graph.node:
+        a = [env[i] for i in n.input]
+        op = n.op_type
+        if op == "Sub": r = a[0] - a[1]
+        elif op == "Div": r = a[0] / a[1]
+        elif op == "Mul": r = a[0] * a[1]
+        elif op == "Add": r = a[0] + a[1]
+        elif op == "Gemm":
+            A = a[0].T if attribute(n, "transA", 0) else a[0]
+            B = a[1].T if attribute(n, "transB", 0) else a[1]
+            r = attribute(n, "alpha", 1.0) * (A @ B)
+            if len(a) > 2:
+                r = r + attribute(n, "beta", 1.0) * a[2]
+        elif op == "Tanh": r = np.tanh(a[0])
+        elif op == "Relu": r = np.maximum(a[0], 0.0)
+        elif op == "Sigmoid": r = 1.0 / (1.0 + np.exp(-a[0]))
+        elif op == "Erf": r = erf(a[0])
+        elif op == "Sin": r = np.sin(a[0])
+        else:
+            sys.exit(f"unexpected operator {op}")
+        env[n.output[0]] = r
+    return env[model.graph.output[0].name]
+
+
+d, rows, inputs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+x = np.fromfile(f"{d}/x.bin", dtype="<f8").reshape(rows, inputs)
+m32 = onnx.load(f"{d}/model32.onnx")
+m64 = onnx.load(f"{d}/model64.onnx")
+for m in (m32, m64):
+    onnx.checker.check_model(m, full_check=True)
+print("onnx.checker: both files pass (full_check)")
+
+interpret(m64, x).astype("<f8").tofile(f"{d}/y_numpy64.bin")
+x32 = x.astype(np.float32)
+interpret(m32, x32.astype(np.float64)).astype("<f8").tofile(
+    f"{d}/y_numpy_float32_graph.bin")
+
+cv2.setNumThreads(1)
+net = cv2.dnn.readNetFromONNX(f"{d}/model32.onnx")
+net.setInput(x32)
+net.forward().astype("<f8").tofile(f"{d}/y_opencv32.bin")
+try:
+    net64 = cv2.dnn.readNetFromONNX(f"{d}/model64.onnx")
+    net64.setInput(x)
+    net64.forward().astype("<f8").tofile(f"{d}/y_opencv64.bin")
+    print("opencv float64: runs")
+except cv2.error as e:
+    print("opencv float64: rejected:", str(e).strip().splitlines()[-1])
+)PY";
+
+struct RuntimeCase {
+  const char* name;
+  int64_t inputs;
+  Hidden hidden;
+  int64_t outputs;
+  // Multiplies the Glorot bound of the weights: trained networks often have
+  // larger weights than at initialisation, which amplifies float32 rounding.
+  double gain;
+};
+
+class OnnxRuntimeTest : public testing::TestWithParam<RuntimeCase> {};
+
+TEST_P(OnnxRuntimeTest, OpenCvAndNumpyReproduceForward) {
+  if (access(kPython, X_OK) != 0) GTEST_SKIP() << kPython << " not found";
+  const RuntimeCase& c = GetParam();
+  constexpr int64_t kRows = 1000;
+  const MlpParameters p = RandomMlp(c.inputs, c.hidden, c.outputs, 11, c.gain);
+  const std::vector<double> x = RandomInputs(p, kRows, 12);
+  const std::vector<double> reference = Forward(p, x, kRows);
+  ASSERT_EQ(reference.size(), static_cast<size_t>(kRows * c.outputs));
+
+  ScratchDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  for (const auto& [name, dtype] :
+       {std::pair{"model32.onnx", OnnxDtype::kFloat32},
+        std::pair{"model64.onnx", OnnxDtype::kFloat64}}) {
+    OnnxOptions options;
+    options.dtype = dtype;
+    auto bytes = ExportOnnx(p, options);
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    WriteFile(dir.File(name), *bytes);
+  }
+  WriteFile(dir.File("x.bin"), DoublesBytes(x));
+  std::string log;
+  const int code = RunPython(
+      dir, kRunOnnxScript,
+      {dir.path(), absl::StrCat(kRows), absl::StrCat(c.inputs)}, &log);
+  if (code == kMissingModule) GTEST_SKIP() << log;
+  ASSERT_EQ(code, 0) << log;
+  std::cout << log;
+
+  // float64: the numpy interpreter of the exported graph agrees with Forward
+  // to float64 rounding (the summation order differs).
+  const Agreement numpy64 =
+      Compare(ReadDoubles(dir.File("y_numpy64.bin")), reference, p.y_std);
+  // float32 in OpenCV: mostly the rounding of weights and inputs to float32.
+  const Agreement opencv32 =
+      Compare(ReadDoubles(dir.File("y_opencv32.bin")), reference, p.y_std);
+  // OpenCV against the float32 graph evaluated in float64: OpenCV's own
+  // float32 arithmetic.
+  const Agreement opencv_arith =
+      Compare(ReadDoubles(dir.File("y_opencv32.bin")),
+              ReadDoubles(dir.File("y_numpy_float32_graph.bin")), p.y_std);
+  std::vector<std::pair<std::string, Agreement>> results = {
+      {"numpy float64 graph vs Forward", numpy64},
+      {"OpenCV float32 graph vs Forward", opencv32},
+      {"OpenCV float32 vs float32 graph in float64", opencv_arith}};
+  // OpenCV 4.6 loads the float64 file too (and computes in float32);
+  // reported, not required.
+  if (std::filesystem::exists(dir.File("y_opencv64.bin"))) {
+    results.emplace_back(
+        "OpenCV float64 graph vs Forward",
+        Compare(ReadDoubles(dir.File("y_opencv64.bin")), reference, p.y_std));
+  }
+  for (const auto& [name, a] : results) {
+    std::cout << absl::StrFormat(
+        "%-44s max abs %.2e  max abs/y_std %.2e  max rel %.2e\n", name,
+        a.max_abs, a.max_abs_per_std, a.max_rel);
+    RecordProperty(name + " max rel", absl::StrFormat("%.3e", a.max_rel));
+  }
+  EXPECT_LT(numpy64.max_rel, 1e-12);
+  // The issue's target is 1e-6 in an independent runtime. OpenCV computes in
+  // float32: measured here 9e-8 for every_activation but up to 1e-6 for the
+  // wide networks with large weights, mostly from OpenCV's float32
+  // arithmetic rather than the rounding of the weights. So the bound is
+  // float32's, with margin for other CPUs' kernels.
+  EXPECT_LT(opencv32.max_rel, 1e-5);
+  EXPECT_LT(opencv_arith.max_rel, 1e-5);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Networks, OnnxRuntimeTest,
+    testing::Values(RuntimeCase{"every_activation", 3, MixedHidden(), 2, 1.0},
+                    RuntimeCase{"wide_tanh",
+                                3,
+                                {{64, v1::ACTIVATION_TANH},
+                                 {64, v1::ACTIVATION_TANH},
+                                 {64, v1::ACTIVATION_TANH}},
+                                1,
+                                2.0},
+                    RuntimeCase{"wide_gelu_silu",
+                                3,
+                                {{128, v1::ACTIVATION_GELU},
+                                 {128, v1::ACTIVATION_SILU}},
+                                2,
+                                2.0}),
+    [](const testing::TestParamInfo<RuntimeCase>& info) {
+      return std::string(info.param.name);
+    });
+
+// --- Quantisation -----------------------------------------------------------
+
+TEST(QuantizeTest, EveryWeightIsWithinHalfAStep) {
+  const MlpParameters p = RandomMlp(3, MixedHidden(), 2, 3);
+  const QuantizedMlp q = Quantize(p);
+  const MlpParameters d = Dequantize(q);
+  ASSERT_EQ(q.layers.size(), p.layers.size());
+  ASSERT_TRUE(ValidateMlp(d).ok());
+  for (size_t i = 0; i < p.layers.size(); ++i) {
+    const DenseParameters& w = p.layers[i];
+    const QuantizedDense& ql = q.layers[i];
+    EXPECT_EQ(d.layers[i].bias, w.bias);
+    EXPECT_EQ(d.layers[i].activation, w.activation);
+    for (int64_t o = 0; o < w.outputs; ++o) {
+      const double scale = ql.scale[o];
+      int max_q = 0;
+      for (int64_t k = 0; k < w.inputs; ++k) {
+        const int64_t at = o * w.inputs + k;
+        max_q = std::max(max_q, std::abs(static_cast<int>(ql.weight[at])));
+        EXPECT_LE(std::fabs(w.weight[at] - d.layers[i].weight[at]),
+                  scale * (0.5 + 1e-12))
+            << "layer " << i << " row " << o;
+      }
+      EXPECT_EQ(max_q, 127) << "the largest weight of a row maps to +-127";
+    }
+  }
+  EXPECT_EQ(d.x_mean, p.x_mean);
+  EXPECT_EQ(d.y_std, p.y_std);
+}
+
+TEST(QuantizeTest, LinearLayerErrorIsWithinTheTheoreticalBound) {
+  // One linear layer: |dy_o| <= y_std * (scale_o / 2) * sum_k |x_std_k|.
+  MlpParameters p = RandomMlp(4, {}, 3, 5);
+  const QuantizedMlp q = Quantize(p);
+  const MlpParameters d = Dequantize(q);
+  const std::vector<double> x = RandomInputs(p, 200, 6);
+  const std::vector<double> y = Forward(p, x, 200);
+  const std::vector<double> yq = Forward(d, x, 200);
+  ASSERT_EQ(y.size(), yq.size());
+  for (size_t r = 0; r < 200; ++r) {
+    double l1 = 0;
+    for (size_t k = 0; k < 4; ++k) {
+      l1 += std::fabs((x[r * 4 + k] - p.x_mean[k]) / p.x_std[k]);
+    }
+    for (size_t o = 0; o < 3; ++o) {
+      const double bound = p.y_std[o] * q.layers[0].scale[o] / 2 * l1;
+      EXPECT_LE(std::fabs(y[r * 3 + o] - yq[r * 3 + o]), bound * (1 + 1e-9))
+          << r << "," << o;
+    }
+  }
+}
+
+TEST(QuantizeTest, DeepNetworkStaysClose) {
+  const MlpParameters p = RandomMlp(3, MixedHidden(), 2, 7);
+  const std::vector<double> x = RandomInputs(p, 500, 8);
+  const std::vector<double> y = Forward(p, x, 500);
+  const std::vector<double> yq = Forward(Dequantize(Quantize(p)), x, 500);
+  const Agreement a = Compare(yq, y, p.y_std);
+  std::cout << absl::StrFormat(
+      "int8 weights vs float64: max abs/y_std %.2e  max rel %.2e\n",
+      a.max_abs_per_std, a.max_rel);
+  EXPECT_GT(a.max_abs_per_std, 0.0);
+  EXPECT_LT(a.max_abs_per_std, 2e-2);
+  // The worker's path: metrics of the quantised network.
+  const v1::Evaluation e = EvaluatePredictions(yq, y, 2, 1e-12);
+  EXPECT_EQ(e.row_count(), 500);
+  EXPECT_GT(e.max_abs_error(), 0.0);
+  EXPECT_TRUE(std::isfinite(e.rmse()));
+}
+
+TEST(QuantizeTest, ZeroAndNonFiniteRows) {
+  MlpParameters p = SingleNeuron(v1::ACTIVATION_TANH);
+  p.layers[0].weight = {0.0};
+  QuantizedMlp q = Quantize(p);
+  EXPECT_EQ(q.layers[0].scale[0], 0.0);
+  EXPECT_EQ(Dequantize(q).layers[0].weight[0], 0.0);
+
+  p.layers[0].weight = {std::numeric_limits<double>::quiet_NaN()};
+  q = Quantize(p);
+  EXPECT_TRUE(std::isnan(q.layers[0].scale[0]));
+  const std::vector<double> y = Forward(Dequantize(q), {0.5}, 1);
+  ASSERT_EQ(y.size(), 1u);
+  EXPECT_TRUE(std::isnan(y[0]));
+}
+
+TEST(QuantizeTest, Int8BytesAreAboutAnEighth) {
+  const MlpParameters p = RandomMlp(
+      3, {{64, v1::ACTIVATION_TANH}, {64, v1::ACTIVATION_TANH}}, 1, 9);
+  const QuantizedMlp q = Quantize(p);
+  const int64_t weights = 3 * 64 + 64 * 64 + 64 * 1;
+  const int64_t rows = 64 + 64 + 1;  // one scale and one bias each
+  const int64_t standardisation = 3 + 3 + 1 + 1;
+  EXPECT_EQ(Int8ModelBytes(q), weights + 8 * (2 * rows + standardisation));
+  EXPECT_EQ(Float64ModelBytes(p), 8 * (weights + rows + standardisation));
+  const double ratio = static_cast<double>(Int8ModelBytes(q)) /
+                       static_cast<double>(Float64ModelBytes(p));
+  std::cout << "int8 / float64 bytes: " << ratio << "\n";
+  EXPECT_GT(ratio, 0.125);
+  EXPECT_LT(ratio, 0.2);
+}
+
+// --- Model card -------------------------------------------------------------
+
+TEST(JsonQuoteTest, EscapesAndRepairs) {
+  EXPECT_EQ(JsonQuote("plain"), "\"plain\"");
+  EXPECT_EQ(JsonQuote("a\"b\\c"), "\"a\\\"b\\\\c\"");
+  EXPECT_EQ(JsonQuote("l1\nl2\t\x01"), "\"l1\\nl2\\t\\u0001\"");
+  EXPECT_EQ(JsonQuote("caf\xC3\xA9 \xF0\x9F\x99\x82"),
+            "\"caf\xC3\xA9 \xF0\x9F\x99\x82\"");  // é and an emoji stay
+  EXPECT_EQ(JsonQuote("bad\xFF"), "\"bad\\ufffd\"");
+  EXPECT_EQ(JsonQuote("\xC0\xAF"), "\"\\ufffd\\ufffd\"");  // overlong '/'
+  EXPECT_EQ(JsonQuote("\xED\xA0\x80"),                     // a surrogate
+            "\"\\ufffd\\ufffd\\ufffd\"");
+  EXPECT_EQ(JsonQuote("\xE2\x82"), "\"\\ufffd\\ufffd\"");  // truncated
+  EXPECT_EQ(JsonQuote(absl::string_view("nul\0", 4)), "\"nul\\u0000\"");
+}
+
+struct CardFixture {
+  MlpParameters parameters = RandomMlp(3, MixedHidden(), 2, 1);
+  v1::Genome genome = GenomeOf(MixedHidden());
+  v1::Metrics metrics;
+  v1::Requirements requirements;
+  CardFixture() {
+    metrics.mutable_validation()->set_row_count(1400);
+    metrics.mutable_validation()->set_max_abs_error(2.5e-4);
+    metrics.mutable_validation()->set_fraction_within(0.05);
+    metrics.mutable_validation()->set_rmse(3e-5);
+    metrics.mutable_validation()->set_mae(1e-5);
+    metrics.set_parameter_count(ParameterCount(parameters));
+    metrics.set_model_bytes(40000);
+    metrics.set_training_seconds(12.5);
+    metrics.set_inference_latency_seconds(std::nan(""));
+    requirements.set_max_abs_error(1e-3);  // met
+    requirements.set_within_tolerance(1e-5);
+    requirements.set_min_fraction_within(0.1);             // not met: 5% < 10%
+    requirements.set_max_parameters(1000);                 // met
+    requirements.set_max_model_bytes(30000);               // not met
+    requirements.set_max_inference_latency_seconds(1e-3);  // NaN: not met
+  }
+};
+
+TEST(ModelCardTest, StatesEachRequirementInCpp) {
+  CardFixture f;
+  auto card =
+      ModelCardJson(f.parameters, f.genome, f.metrics, f.requirements,
+                    std::string(64, 'c'), {"x1", "x2", "x3"}, {"y1", "y2"});
+  ASSERT_TRUE(card.ok()) << card.status();
+  EXPECT_THAT(*card, HasSubstr(R"("name": "max_abs_error", "limit": 0.001, )"
+                               R"("achieved": 0.00025, "met": true)"));
+  EXPECT_THAT(*card,
+              HasSubstr(R"("name": "min_fraction_within", "limit": 0.1, )"
+                        R"("within_tolerance": 1e-05, "achieved": 0.05, )"
+                        R"("met": false)"));
+  EXPECT_THAT(*card, HasSubstr(R"("achieved": "NaN", "met": false)"));
+  EXPECT_THAT(*card, HasSubstr(R"("feasible": false)"));
+  EXPECT_THAT(*card, HasSubstr("\"dataset_id\": \"" + std::string(64, 'c')));
+  EXPECT_TRUE(absl::EndsWith(*card, "}\n"));
+
+  EXPECT_THAT(ModelCardJson(f.parameters, f.genome, f.metrics, f.requirements,
+                            "id", {"x1"}, {})
+                  .status()
+                  .message(),
+              HasSubstr("1 input column names"));
+}
+
+// Parses the card with Python's json module and prints what the test checks.
+constexpr char kReadCardScript[] = R"PY(
+import json, sys
+card = json.loads(open(sys.argv[1], encoding="utf-8").read())
+with open(sys.argv[2], "w", encoding="utf-8") as out:
+    out.write("\n".join(card["input_columns"] + card["output_columns"]) + "\n")
+print("dataset", card["dataset_id"])
+print("feasible", card["feasible"])
+print("parameters", card["architecture"]["parameter_count"],
+      card["metrics"]["parameter_count"])
+print("layers", " ".join(l["activation"] for l in card["architecture"]["layers"]))
+print("genome", card["genome"]["hidden_layers"][2]["activation"])
+for r in card["requirements"]:
+    print("requirement", r["name"], r["limit"], r["achieved"], r["met"])
+print("violations", len(card["violations"]))
+)PY";
+
+TEST(ModelCardTest, PythonParsesItAndReadsTheOutcomes) {
+  if (access(kPython, X_OK) != 0) GTEST_SKIP() << kPython << " not found";
+  CardFixture f;
+  // Column names that need escaping, and one that is not valid UTF-8.
+  const std::vector<std::string> inputs = {"x \"one\"", "back\\slash\n",
+                                           "caf\xC3\xA9"};
+  const std::vector<std::string> outputs = {"tab\there", "bad\xFF"};
+  auto card = ModelCardJson(f.parameters, f.genome, f.metrics, f.requirements,
+                            std::string(64, 'c'), inputs, outputs);
+  ASSERT_TRUE(card.ok()) << card.status();
+  ScratchDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  WriteFile(dir.File("card.json"), *card);
+  std::string log;
+  const int code =
+      RunPython(dir, kReadCardScript,
+                {dir.File("card.json"), dir.File("columns.txt")}, &log);
+  ASSERT_EQ(code, 0) << log << "\n" << *card;
+
+  const std::string n = absl::StrCat(ParameterCount(f.parameters));
+  EXPECT_THAT(log, HasSubstr("dataset " + std::string(64, 'c') + "\n"));
+  EXPECT_THAT(log, HasSubstr("feasible False\n"));
+  EXPECT_THAT(log, HasSubstr(absl::StrCat("parameters ", n, " ", n, "\n")));
+  EXPECT_THAT(log, HasSubstr("layers tanh silu gelu sine relu linear\n"));
+  EXPECT_THAT(log, HasSubstr("genome ACTIVATION_GELU\n"));
+  EXPECT_THAT(log, HasSubstr("requirement max_abs_error 0.001 0.00025 True\n"
+                             "requirement min_fraction_within 0.1 0.05 False\n"
+                             "requirement max_parameters 1000 " +
+                             n +
+                             " True\n"
+                             "requirement max_model_bytes 30000 40000 False\n"
+                             "requirement max_inference_latency_seconds "
+                             "0.001 NaN False\n"));
+  EXPECT_THAT(log, HasSubstr("violations 3\n"));
+  EXPECT_EQ(
+      ReadFile(dir.File("columns.txt")),
+      "x \"one\"\nback\\slash\n\ncaf\xC3\xA9\ntab\there\nbad\xEF\xBF\xBD\n");
+}
+
+TEST(ModelCardTest, FeasibleCardWithoutRequirements) {
+  CardFixture f;
+  f.requirements.Clear();
+  auto card = ModelCardJson(f.parameters, f.genome, f.metrics, f.requirements,
+                            "", {}, {});
+  ASSERT_TRUE(card.ok()) << card.status();
+  EXPECT_THAT(*card, HasSubstr(R"("requirements": [])"));
+  EXPECT_THAT(*card, HasSubstr(R"("feasible": true)"));
+  EXPECT_THAT(*card, HasSubstr(R"("violations": [])"));
+}
+
+}  // namespace
+}  // namespace evonas::model

@@ -1,0 +1,251 @@
+#include "worker/model/onnx_export.h"
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "evonas/v1/types.pb.h"
+#include "onnx/checker.h"
+#include "onnx/onnx_pb.h"
+#include "onnx/shape_inference/implementation.h"
+#include "worker/model/mlp.h"
+
+#ifndef EVONAS_VERSION
+#define EVONAS_VERSION "unknown"
+#endif
+
+namespace evonas::model {
+namespace {
+
+// Builds one GraphProto whose tensors all have one element type.
+class GraphBuilder {
+ public:
+  GraphBuilder(onnx::GraphProto* graph, OnnxDtype dtype)
+      : graph_(graph), dtype_(dtype) {}
+
+  int32_t ElementType() const {
+    return dtype_ == OnnxDtype::kFloat32 ? onnx::TensorProto::FLOAT
+                                         : onnx::TensorProto::DOUBLE;
+  }
+
+  // Adds initializer `name` of shape `dims` holding `values`, rounded to
+  // float32 for kFloat32. InvalidArgument when a finite value overflows.
+  absl::Status AddInitializer(const std::string& name,
+                              const std::vector<int64_t>& dims,
+                              const std::vector<double>& values) {
+    onnx::TensorProto* t = graph_->add_initializer();
+    t->set_name(name);
+    t->set_data_type(ElementType());
+    for (int64_t d : dims) t->add_dims(d);
+    if (dtype_ == OnnxDtype::kFloat64) {
+      t->mutable_double_data()->Add(values.begin(), values.end());
+      return absl::OkStatus();
+    }
+    t->mutable_float_data()->Reserve(static_cast<int>(values.size()));
+    for (size_t i = 0; i < values.size(); ++i) {
+      const float f = static_cast<float>(values[i]);
+      if (std::isfinite(values[i]) && !std::isfinite(f)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(name, "[", i, "] = ", values[i],
+                         " does not fit in float32; export as float64"));
+      }
+      t->add_float_data(f);
+    }
+    return absl::OkStatus();
+  }
+
+  // Appends node `op_type` named `output` (its single output).
+  onnx::NodeProto* AddNode(const std::string& op_type,
+                           const std::vector<std::string>& inputs,
+                           const std::string& output) {
+    onnx::NodeProto* node = graph_->add_node();
+    node->set_op_type(op_type);
+    node->set_name(output);
+    for (const std::string& in : inputs) node->add_input(in);
+    node->add_output(output);
+    return node;
+  }
+
+  // Declares graph input or output `name` of shape [N, columns].
+  void Declare(onnx::ValueInfoProto* value, const std::string& name,
+               int64_t columns, const std::string& doc) {
+    value->set_name(name);
+    value->set_doc_string(doc);
+    onnx::TypeProto_Tensor* tensor =
+        value->mutable_type()->mutable_tensor_type();
+    tensor->set_elem_type(ElementType());
+    tensor->mutable_shape()->add_dim()->set_dim_param("N");
+    tensor->mutable_shape()->add_dim()->set_dim_value(columns);
+  }
+
+ private:
+  onnx::GraphProto* graph_;
+  OnnxDtype dtype_;
+};
+
+std::string ColumnDoc(const char* what, int64_t count,
+                      const std::vector<std::string>& columns) {
+  std::string doc = absl::StrCat(what, ", ", count, " columns");
+  if (!columns.empty())
+    absl::StrAppend(&doc, ": ", absl::StrJoin(columns, ", "));
+  return doc;
+}
+
+absl::Status CheckColumns(const char* field,
+                          const std::vector<std::string>& columns,
+                          int64_t expected) {
+  if (columns.empty() || static_cast<int64_t>(columns.size()) == expected) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("OnnxOptions.", field, " has ", columns.size(),
+                   " names but the network has ", expected));
+}
+
+// Appends the nodes applying `activation` to `in`; returns the output name.
+std::string AddActivation(GraphBuilder& b, v1::Activation activation,
+                          const std::string& in, const std::string& out) {
+  switch (activation) {
+    case v1::ACTIVATION_TANH:
+      b.AddNode("Tanh", {in}, out);
+      break;
+    case v1::ACTIVATION_RELU:
+      b.AddNode("Relu", {in}, out);
+      break;
+    case v1::ACTIVATION_SILU:
+      // h * sigmoid(h).
+      b.AddNode("Sigmoid", {in}, out + "_sigmoid");
+      b.AddNode("Mul", {in, out + "_sigmoid"}, out);
+      break;
+    case v1::ACTIVATION_GELU:
+      // (h * 0.5) * (1 + erf(h * (1 / sqrt(2)))), torch's order.
+      b.AddNode("Mul", {in, "gelu_half"}, out + "_half");
+      b.AddNode("Mul", {in, "gelu_inv_sqrt2"}, out + "_scaled");
+      b.AddNode("Erf", {out + "_scaled"}, out + "_erf");
+      b.AddNode("Add", {out + "_erf", "gelu_one"}, out + "_erf_plus_one");
+      b.AddNode("Mul", {out + "_half", out + "_erf_plus_one"}, out);
+      break;
+    case v1::ACTIVATION_SINE:
+      b.AddNode("Sin", {in}, out);
+      break;
+    default:
+      return in;  // the linear output layer
+  }
+  return out;
+}
+
+absl::StatusOr<onnx::ModelProto> BuildModel(const MlpParameters& p,
+                                            const OnnxOptions& options) {
+  const int64_t inputs = p.layers.front().inputs;
+  const int64_t outputs = p.layers.back().outputs;
+  onnx::ModelProto model;
+  model.set_ir_version(onnx::IR_VERSION);
+  model.set_producer_name("evonas");
+  model.set_producer_version(EVONAS_VERSION);
+  model.set_doc_string(
+      "evonas MLP: raw inputs x [N, inputs] -> raw outputs y [N, outputs]; "
+      "the standardisation is built in");
+  onnx::OperatorSetIdProto* opset = model.add_opset_import();
+  opset->set_domain("");
+  opset->set_version(kOnnxOpset);
+  auto add_metadata = [&model](const std::string& key,
+                               const std::string& value) {
+    onnx::StringStringEntryProto* entry = model.add_metadata_props();
+    entry->set_key(key);
+    entry->set_value(value);
+  };
+  add_metadata("evonas_version", EVONAS_VERSION);
+  if (!options.dataset_id.empty()) {
+    add_metadata("dataset_id", options.dataset_id);
+  }
+
+  onnx::GraphProto* graph = model.mutable_graph();
+  graph->set_name("evonas_mlp");
+  GraphBuilder b(graph, options.dtype);
+  b.Declare(graph->add_input(), "x", inputs,
+            ColumnDoc("raw inputs", inputs, options.input_columns));
+  b.Declare(graph->add_output(), "y", outputs,
+            ColumnDoc("raw outputs", outputs, options.output_columns));
+
+  EVONAS_RETURN_IF_ERROR(b.AddInitializer("x_mean", {inputs}, p.x_mean));
+  EVONAS_RETURN_IF_ERROR(b.AddInitializer("x_std", {inputs}, p.x_std));
+  b.AddNode("Sub", {"x", "x_mean"}, "x_centered");
+  b.AddNode("Div", {"x_centered", "x_std"}, "x_standardised");
+
+  bool has_gelu = false;
+  std::string h = "x_standardised";
+  for (size_t i = 0; i < p.layers.size(); ++i) {
+    const DenseParameters& layer = p.layers[i];
+    const std::string w = absl::StrCat("W", i), bias = absl::StrCat("b", i);
+    EVONAS_RETURN_IF_ERROR(
+        b.AddInitializer(w, {layer.outputs, layer.inputs}, layer.weight));
+    EVONAS_RETURN_IF_ERROR(b.AddInitializer(bias, {layer.outputs}, layer.bias));
+    const std::string linear = absl::StrCat("layer", i, "_linear");
+    onnx::AttributeProto* trans_b =
+        b.AddNode("Gemm", {h, w, bias}, linear)->add_attribute();
+    trans_b->set_name("transB");
+    trans_b->set_type(onnx::AttributeProto::INT);
+    trans_b->set_i(1);
+    h = AddActivation(b, layer.activation, linear, absl::StrCat("layer", i));
+    has_gelu = has_gelu || layer.activation == v1::ACTIVATION_GELU;
+  }
+  if (has_gelu) {
+    EVONAS_RETURN_IF_ERROR(b.AddInitializer("gelu_half", {1}, {0.5}));
+    EVONAS_RETURN_IF_ERROR(
+        b.AddInitializer("gelu_inv_sqrt2", {1}, {M_SQRT1_2}));
+    EVONAS_RETURN_IF_ERROR(b.AddInitializer("gelu_one", {1}, {1.0}));
+  }
+
+  EVONAS_RETURN_IF_ERROR(b.AddInitializer("y_std", {outputs}, p.y_std));
+  EVONAS_RETURN_IF_ERROR(b.AddInitializer("y_mean", {outputs}, p.y_mean));
+  b.AddNode("Mul", {h, "y_std"}, "y_scaled");
+  b.AddNode("Add", {"y_scaled", "y_mean"}, "y");
+  return model;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ExportOnnx(const MlpParameters& parameters,
+                                       const OnnxOptions& options) {
+  EVONAS_RETURN_IF_ERROR(ValidateMlp(parameters));
+  EVONAS_RETURN_IF_ERROR(CheckColumns("input_columns", options.input_columns,
+                                      parameters.layers.front().inputs));
+  EVONAS_RETURN_IF_ERROR(CheckColumns("output_columns", options.output_columns,
+                                      parameters.layers.back().outputs));
+  EVONAS_ASSIGN_OR_RETURN(onnx::ModelProto model,
+                          BuildModel(parameters, options));
+  try {
+    onnx::checker::check_model(model);
+    // Strict shape inference with type checks, as onnx.checker's full_check:
+    // it also proves that "y" comes out as [N, outputs].
+    onnx::ModelProto inferred = model;
+    onnx::shape_inference::InferShapes(
+        inferred, onnx::OpSchemaRegistry::Instance(),
+        onnx::ShapeInferenceOptions(/*check_type_val=*/true,
+                                    /*strict_mode_val=*/1));
+  } catch (const std::exception& e) {
+    return absl::InternalError(
+        absl::StrCat("exported ONNX model fails the ONNX checker: ", e.what()));
+  }
+  if (model.ByteSizeLong() > static_cast<size_t>(INT32_MAX)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the ONNX model would take ", model.ByteSizeLong(),
+                     " bytes, more than protobuf's 2 GiB limit"));
+  }
+  std::string bytes;
+  if (!model.SerializeToString(&bytes)) {
+    return absl::InternalError("cannot serialise the ONNX model");
+  }
+  return bytes;
+}
+
+}  // namespace evonas::model
