@@ -5,7 +5,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/genome.h"
+#include "common/status_macros.h"
 #include "server/search/random_search.h"
+#include "server/search/regularized_evolution.h"
 
 namespace evonas::search {
 namespace {
@@ -63,16 +65,61 @@ absl::StatusOr<v1::SearchSpace> NormalizeSearchSpace(v1::SearchSpace space) {
   return space;
 }
 
+absl::StatusOr<v1::EvolutionSettings> NormalizeEvolutionSettings(
+    v1::EvolutionSettings settings) {
+  if (settings.population_size() == 0) settings.set_population_size(20);
+  if (settings.tournament_size() == 0) {
+    settings.set_tournament_size(std::min(5, settings.population_size()));
+  }
+  absl::Status status;
+  status.Update(CheckRange("evolution.population_size",
+                           settings.population_size(),
+                           settings.population_size(), 1, 10000));
+  if (!(settings.tournament_size() >= 1 &&
+        settings.tournament_size() <= settings.population_size())) {
+    status.Update(absl::InvalidArgumentError(absl::StrCat(
+        "evolution.tournament_size ", settings.tournament_size(),
+        " must be in 1..population_size (", settings.population_size(), ")")));
+  }
+  if (!status.ok()) return status;
+  return settings;
+}
+
 absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(
     const v1::ExperimentSpec& spec) {
   switch (spec.strategy()) {
     case v1::STRATEGY_UNSPECIFIED:
     case v1::STRATEGY_RANDOM:
       return std::make_unique<RandomSearch>(spec.search_space(), spec.seed());
+    case v1::STRATEGY_REGULARIZED_EVOLUTION: {
+      EVONAS_ASSIGN_OR_RETURN(v1::EvolutionSettings settings,
+                              NormalizeEvolutionSettings(spec.evolution()));
+      return std::make_unique<RegularizedEvolution>(
+          spec.search_space(), std::move(settings), spec.requirements(),
+          spec.seed());
+    }
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("unknown strategy ", spec.strategy()));
   }
+}
+
+UniqueProposal ProposeUnique(Strategy& strategy, int64_t sequence,
+                             const std::vector<v1::Candidate>& finished,
+                             const std::unordered_set<std::string>& taken,
+                             int max_attempts) {
+  UniqueProposal first;
+  for (int k = 0; k < std::max(1, max_attempts); ++k) {
+    v1::Genome genome =
+        strategy.Propose(sequence + k * kResaltStride, finished);
+    if (!taken.count(GenomeKey(genome))) {
+      return {std::move(genome), k + 1, true};
+    }
+    if (k == 0) first.genome = std::move(genome);
+    first.attempts = k + 1;
+  }
+  first.unique = false;
+  return first;
 }
 
 }  // namespace evonas::search

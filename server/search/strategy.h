@@ -3,6 +3,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -28,10 +30,43 @@ class Strategy {
 // InvalidArgument naming the field on a contradiction (e.g. min > max).
 absl::StatusOr<v1::SearchSpace> NormalizeSearchSpace(v1::SearchSpace space);
 
+// Fills unset fields of `settings` with defaults (population_size 20,
+// tournament_size 5 or population_size if smaller) and checks them:
+// population_size in 1..10,000 and tournament_size in 1..population_size.
+// InvalidArgument naming the field otherwise.
+absl::StatusOr<v1::EvolutionSettings> NormalizeEvolutionSettings(
+    v1::EvolutionSettings settings);
+
 // Returns the strategy `spec.strategy` names, over `spec.search_space`
-// (which must be normalised), or InvalidArgument for an unknown strategy.
+// (which must be normalised). Evolution settings are normalised here, so
+// they may be unset. InvalidArgument for an unknown strategy or bad
+// settings.
 absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(
     const v1::ExperimentSpec& spec);
+
+// Re-proposals ask for sequence + k * kResaltStride (k = 1, 2, ...): far
+// beyond any real sequence number, so they are fresh draws of every
+// strategy, yet a function of the candidate's sequence alone.
+inline constexpr int64_t kResaltStride = int64_t{1} << 40;
+
+struct UniqueProposal {
+  v1::Genome genome;
+  // Proposals made, 1 when the first one was new.
+  int attempts = 0;
+  // False when every attempt was taken; then `genome` is the first one.
+  bool unique = true;
+};
+
+// Asks `strategy` for candidate `sequence` and, while the GenomeKey of the
+// answer is in `taken`, asks again with sequence + k * kResaltStride, up to
+// `max_attempts` proposals in all (at least one). Deterministic like the
+// strategy. When all are taken the first proposal is returned with
+// unique = false, so that a nearly exhausted search space cannot stall an
+// experiment.
+UniqueProposal ProposeUnique(Strategy& strategy, int64_t sequence,
+                             const std::vector<v1::Candidate>& finished,
+                             const std::unordered_set<std::string>& taken,
+                             int max_attempts);
 
 }  // namespace evonas::search
 

@@ -1,5 +1,9 @@
 #include "server/search/strategy.h"
+
 #include <set>
+#include <string>
+#include <unordered_set>
+#include <vector>
 
 #include "common/genome.h"
 #include "gtest/gtest.h"
@@ -90,6 +94,88 @@ TEST(RandomSearchTest, DeterministicPerSeedAndSequence) {
                  c->Propose(n, {}).SerializeAsString();
   }
   EXPECT_GT(differing, 15);
+}
+
+TEST(NormalizeEvolutionSettingsTest, FillsDefaultsAndChecksBounds) {
+  v1::EvolutionSettings settings = NormalizeEvolutionSettings({}).value();
+  EXPECT_EQ(settings.population_size(), 20);
+  EXPECT_EQ(settings.tournament_size(), 5);
+  v1::EvolutionSettings small;
+  small.set_population_size(3);
+  EXPECT_EQ(NormalizeEvolutionSettings(small).value().tournament_size(), 3);
+
+  v1::EvolutionSettings bad;
+  bad.set_population_size(4);
+  bad.set_tournament_size(5);
+  absl::Status status = NormalizeEvolutionSettings(bad).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("tournament_size"), std::string::npos);
+  bad.set_population_size(-1);
+  bad.set_tournament_size(1);
+  status = NormalizeEvolutionSettings(bad).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("population_size"), std::string::npos);
+}
+
+TEST(MakeStrategyTest, BuildsRegularizedEvolutionAndChecksItsSettings) {
+  v1::ExperimentSpec spec = SpecWithSeed(4);
+  spec.set_strategy(v1::STRATEGY_REGULARIZED_EVOLUTION);
+  auto strategy = MakeStrategy(spec);
+  ASSERT_TRUE(strategy.ok()) << strategy.status();
+  // Before the population fills it samples like random search.
+  auto random = MakeStrategy(SpecWithSeed(4)).value();
+  EXPECT_EQ(GenomeKey((*strategy)->Propose(3, {})),
+            GenomeKey(random->Propose(3, {})));
+  spec.mutable_evolution()->set_tournament_size(50);
+  EXPECT_EQ(MakeStrategy(spec).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  spec.set_strategy(static_cast<v1::Strategy>(99));
+  EXPECT_EQ(MakeStrategy(spec).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// Proposes from a fixed list by sequence; a re-proposal (sequence beyond
+// the list) answers with the list entry at k, the salt multiple.
+class ListStrategy : public Strategy {
+ public:
+  explicit ListStrategy(std::vector<v1::Genome> genomes)
+      : genomes_(std::move(genomes)) {}
+  v1::Genome Propose(int64_t sequence,
+                     const std::vector<v1::Candidate>&) override {
+    asked.push_back(sequence);
+    return genomes_[(sequence / kResaltStride) % genomes_.size()];
+  }
+  std::vector<int64_t> asked;
+
+ private:
+  std::vector<v1::Genome> genomes_;
+};
+
+TEST(ProposeUniqueTest, ReproposesWithSaltedSequencesUntilNew) {
+  auto random = MakeStrategy(SpecWithSeed(1)).value();
+  std::vector<v1::Genome> genomes;
+  for (int n = 0; n < 3; ++n) genomes.push_back(random->Propose(n, {}));
+  ListStrategy strategy(genomes);
+  std::unordered_set<std::string> taken = {GenomeKey(genomes[0]),
+                                           GenomeKey(genomes[1])};
+  UniqueProposal proposal = ProposeUnique(strategy, 7, {}, taken, 10);
+  EXPECT_TRUE(proposal.unique);
+  EXPECT_EQ(proposal.attempts, 3);
+  EXPECT_EQ(GenomeKey(proposal.genome), GenomeKey(genomes[2]));
+  EXPECT_EQ(strategy.asked, (std::vector<int64_t>{7, 7 + kResaltStride,
+                                                  7 + 2 * kResaltStride}));
+
+  // Everything taken: the first proposal comes back, marked not unique.
+  taken.insert(GenomeKey(genomes[2]));
+  proposal = ProposeUnique(strategy, 7, {}, taken, 5);
+  EXPECT_FALSE(proposal.unique);
+  EXPECT_EQ(proposal.attempts, 5);
+  EXPECT_EQ(GenomeKey(proposal.genome), GenomeKey(genomes[0]));
+
+  // Nothing taken: one proposal.
+  proposal = ProposeUnique(strategy, 7, {}, {}, 5);
+  EXPECT_TRUE(proposal.unique);
+  EXPECT_EQ(proposal.attempts, 1);
 }
 
 }  // namespace
