@@ -540,6 +540,10 @@ struct RuntimeCase {
   double gain;
 };
 
+// Names the case in test listings (and in CTest's names) instead of its
+// bytes.
+void PrintTo(const RuntimeCase& c, std::ostream* os) { *os << c.name; }
+
 class OnnxRuntimeTest : public testing::TestWithParam<RuntimeCase> {};
 
 TEST_P(OnnxRuntimeTest, OpenCvAndNumpyReproduceForward) {
