@@ -479,16 +479,27 @@ Controller::ProposeCandidate(const v1::Experiment& experiment) {
   }
   EVONAS_ASSIGN_OR_RETURN(auto all, store_->ListCandidates(experiment.id()));
   std::vector<v1::Candidate> finished;
+  // Every genome the experiment already holds, in any state: the same
+  // architecture and training config is never trained twice.
+  std::unordered_set<std::string> taken;
   for (auto& s : all) {
     if (IsFinal(s.candidate.state())) finished.push_back(s.candidate);
+    taken.insert(GenomeKey(s.candidate.genome()));
   }
   const int64_t sequence = static_cast<int64_t>(all.size());
+  // A duplicate is re-proposed with salted sequence numbers, which keeps the
+  // search deterministic. After this many duplicates in a row the search
+  // space is nearly exhausted and the duplicate is accepted rather than
+  // stalling the experiment.
+  constexpr int kMaxProposalAttempts = 20;
+  search::UniqueProposal proposal = search::ProposeUnique(
+      *it->second, sequence, finished, taken, kMaxProposalAttempts);
   store::StoredCandidate stored;
   v1::Candidate& c = stored.candidate;
   c.set_id(absl::StrFormat("%s-c%05d", experiment.id(), sequence));
   c.set_experiment_id(experiment.id());
   c.set_sequence(sequence);
-  *c.mutable_genome() = it->second->Propose(sequence, finished);
+  *c.mutable_genome() = std::move(proposal.genome);
   c.set_state(v1::CANDIDATE_STATE_QUEUED);
   *c.mutable_created_at() = ToProto(NowMs());
   EVONAS_RETURN_IF_ERROR(ValidateGenome(c.genome()));

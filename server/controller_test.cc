@@ -1,6 +1,8 @@
 #include "server/controller.h"
 
 #include <filesystem>
+#include <set>
+#include <string>
 
 #include "common/genome.h"
 #include "common/sha256.h"
@@ -352,6 +354,64 @@ TEST_F(ControllerTest, UnknownIdsAreNotFound) {
             absl::StatusCode::kNotFound);
   EXPECT_EQ(controller_->GetDataset("d").status().code(),
             absl::StatusCode::kNotFound);
+}
+
+TEST_F(ControllerTest, DuplicateGenomesAreReproposed) {
+  v1::Dataset dataset = Upload(kCsv);
+  v1::ExperimentSpec spec = Spec(dataset.id());
+  // A search space of exactly three genomes: one tanh layer of width 8, 9
+  // or 10 with fixed training genes.
+  v1::SearchSpace* space = spec.mutable_search_space();
+  space->set_min_depth(1);
+  space->set_max_depth(1);
+  space->set_min_width(8);
+  space->set_max_width(10);
+  space->add_activations(v1::ACTIVATION_TANH);
+  space->set_min_learning_rate(3e-3);
+  space->set_max_learning_rate(3e-3);
+  space->set_min_adam_steps(100);
+  space->set_max_adam_steps(100);
+  spec.mutable_budget()->set_max_candidates(4);
+  controller_->CreateExperiment(spec).value();
+  // Queued and running candidates count as taken, not only finished ones.
+  std::set<std::string> keys;
+  for (int i = 0; i < 3; ++i) {
+    auto lease = controller_->LeaseWork("w" + std::to_string(i)).value();
+    ASSERT_TRUE(lease);
+    keys.insert(GenomeKey(lease->genome()));
+  }
+  EXPECT_EQ(keys.size(), 3u);
+  // The space is exhausted: the fourth candidate repeats a genome rather
+  // than stalling the experiment.
+  auto fourth = controller_->LeaseWork("w3").value();
+  ASSERT_TRUE(fourth);
+  EXPECT_EQ(keys.count(GenomeKey(fourth->genome())), 1u);
+}
+
+TEST_F(ControllerTest, RunsRegularizedEvolutionWithoutDuplicates) {
+  v1::Dataset dataset = Upload(kCsv);
+  v1::ExperimentSpec spec = Spec(dataset.id());
+  spec.set_strategy(v1::STRATEGY_REGULARIZED_EVOLUTION);
+  spec.mutable_evolution()->set_population_size(3);
+  spec.mutable_evolution()->set_tournament_size(2);
+  spec.mutable_budget()->set_max_candidates(12);
+  v1::Experiment experiment = controller_->CreateExperiment(spec).value();
+  std::set<std::string> keys;
+  for (int i = 0; i < 12; ++i) {
+    auto lease = controller_->LeaseWork("w1").value();
+    ASSERT_TRUE(lease) << i;
+    EXPECT_TRUE(keys.insert(GenomeKey(lease->genome())).second) << i;
+    auto [result, model] = GoodResult(*lease, "w1", 0.5 / (i + 1));
+    ASSERT_TRUE(controller_->Report(result, model).ok());
+  }
+  EXPECT_EQ(controller_->GetExperiment(experiment.id()).value().state(),
+            v1::EXPERIMENT_STATE_COMPLETED);
+
+  // Bad evolution settings are refused when the experiment is created.
+  spec.mutable_evolution()->set_tournament_size(4);
+  absl::StatusOr<v1::Experiment> bad = controller_->CreateExperiment(spec);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("tournament_size"), std::string::npos);
 }
 
 }  // namespace
