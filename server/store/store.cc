@@ -3,6 +3,7 @@
 #include <array>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 
 namespace evonas::store {
@@ -383,6 +384,45 @@ absl::StatusOr<std::vector<StoredCandidate>> Store::ExpiredLeases(
                                       " AND lease_deadline_ms < ",
                                       now_ms),
                          "");
+}
+
+absl::StatusOr<std::map<std::string, int64_t>> Store::RowCounts() {
+  std::vector<std::string> tables;
+  {
+    EVONAS_ASSIGN_OR_RETURN(
+        Statement stmt,
+        db_->Prepare("SELECT name FROM sqlite_schema WHERE type = 'table' "
+                     "AND name NOT LIKE 'sqlite_%' ORDER BY name"));
+    while (true) {
+      EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+      if (!row) break;
+      tables.push_back(stmt.ColumnText(0));
+    }
+  }
+  std::map<std::string, int64_t> counts;
+  for (const std::string& table : tables) {
+    // Table names come from sqlite_schema, not from a caller; quoted anyway.
+    EVONAS_ASSIGN_OR_RETURN(
+        Statement stmt,
+        db_->Prepare(absl::StrCat("SELECT COUNT(*) FROM \"", table, "\"")));
+    EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    counts[table] = row ? stmt.ColumnInt(0) : 0;
+  }
+  return counts;
+}
+
+absl::Status Store::IntegrityCheck() {
+  EVONAS_ASSIGN_OR_RETURN(Statement stmt,
+                          db_->Prepare("PRAGMA integrity_check(20)"));
+  std::vector<std::string> findings;
+  while (true) {
+    EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    findings.push_back(stmt.ColumnText(0));
+  }
+  if (findings.size() == 1 && findings[0] == "ok") return absl::OkStatus();
+  return absl::DataLossError(absl::StrCat("database integrity check failed: ",
+                                          absl::StrJoin(findings, "; ")));
 }
 
 }  // namespace evonas::store

@@ -2,6 +2,7 @@
 #define EVONAS_SERVER_STORE_STORE_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -74,6 +75,13 @@ class Store {
       const std::string& lease_id);
   // RUNNING candidates whose lease deadline is before `now_ms`.
   absl::StatusOr<std::vector<StoredCandidate>> ExpiredLeases(int64_t now_ms);
+
+  // Number of rows in every table of the schema (schema_version included),
+  // by table name; for health checks and tests that prove nothing changed.
+  absl::StatusOr<std::map<std::string, int64_t>> RowCounts();
+  // Runs `PRAGMA integrity_check`: OK when SQLite answers "ok", otherwise
+  // DataLoss quoting (the first few of) its findings.
+  absl::Status IntegrityCheck();
 
  private:
   explicit Store(std::unique_ptr<Database> db) : db_(std::move(db)) {}

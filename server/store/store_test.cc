@@ -149,5 +149,23 @@ TEST(StoreTest, SetExperimentStateRecordsFinish) {
   EXPECT_TRUE(store->ListRunningExperimentIds().value().empty());
 }
 
+TEST(StoreTest, RowCountsCoverEveryTableAndIntegrityCheckPasses) {
+  auto store = Store::Open(":memory:").value();
+  ASSERT_TRUE(store->InsertExperiment(MakeExperiment("e1", 1)).ok());
+  ASSERT_TRUE(store->InsertCandidate(
+                       MakeCandidate("e1", 0, v1::CANDIDATE_STATE_QUEUED))
+                  .ok());
+  ASSERT_TRUE(store->InsertCandidate(
+                       MakeCandidate("e1", 1, v1::CANDIDATE_STATE_QUEUED))
+                  .ok());
+  const std::map<std::string, int64_t> counts = store->RowCounts().value();
+  const std::map<std::string, int64_t> expected = {{"candidates", 2},
+                                                   {"datasets", 0},
+                                                   {"experiments", 1},
+                                                   {"schema_version", 1}};
+  EXPECT_EQ(counts, expected);
+  EXPECT_TRUE(store->IntegrityCheck().ok());
+}
+
 }  // namespace
 }  // namespace evonas::store
