@@ -22,6 +22,13 @@ namespace evonas {
 namespace {
 
 constexpr int kMaxNameLength = 200;
+// Longest id (data set, experiment, candidate, lease, worker) accepted.
+constexpr size_t kMaxIdLength = 200;
+// Longest piece of client-supplied text quoted in an error message, and the
+// most column names listed in one, so that messages stay readable and far
+// below gRPC's metadata limits whatever the input.
+constexpr size_t kMaxQuotedBytes = 64;
+constexpr int kMaxListedColumns = 20;
 constexpr int64_t kMaxBudgetCandidates = 1000000;
 constexpr double kDefaultValidationFraction = 0.2;
 constexpr double kDefaultWithinTolerance = 1e-6;
@@ -44,6 +51,55 @@ int64_t ToMs(const google::protobuf::Timestamp& ts) {
   return ts.seconds() * 1000 + ts.nanos() / 1000000;
 }
 
+// Cuts `text` to at most `max_bytes` without splitting a UTF-8 character.
+std::string Truncate(const std::string& text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return text;
+  size_t end = max_bytes;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) {
+    --end;
+  }
+  return text.substr(0, end);
+}
+
+// `text` in double quotes for an error message: control characters and
+// quotes escaped, shortened to kMaxQuotedBytes (marked by "...").
+std::string Quote(const std::string& text) {
+  std::string shown = Truncate(text, kMaxQuotedBytes);
+  return absl::StrCat("\"", absl::Utf8SafeCHexEscape(shown), "\"",
+                      shown.size() < text.size() ? "..." : "");
+}
+
+// InvalidArgument unless `id` could be an id: non-empty and not too long.
+absl::Status CheckId(absl::string_view field, const std::string& id) {
+  if (id.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " is required"));
+  }
+  if (id.size() > kMaxIdLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " is ", id.size(), " bytes long; ids are at most ",
+                     kMaxIdLength, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+// A report is either a success (metrics and a model follow) or a failure
+// (a reason, nothing else).
+absl::Status CheckReportShape(const v1::WorkResult& result) {
+  if (result.failure_reason().empty()) {
+    if (!result.has_metrics()) {
+      return absl::InvalidArgumentError(
+          "report: set metrics on success or failure_reason on failure");
+    }
+    return absl::OkStatus();
+  }
+  if (result.has_metrics() || result.model_size_bytes() != 0 ||
+      !result.model_sha256().empty()) {
+    return absl::InvalidArgumentError(
+        "report: a failure report carries no metrics and no model");
+  }
+  return absl::OkStatus();
+}
+
 bool IsFinal(v1::CandidateState state) {
   return state == v1::CANDIDATE_STATE_SUCCEEDED ||
          state == v1::CANDIDATE_STATE_FAILED ||
@@ -61,14 +117,24 @@ absl::Status CheckColumns(const std::vector<std::string>& wanted,
   std::set<std::string> seen;
   for (const std::string& column : wanted) {
     if (!available.count(column)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, ": data set ", dataset.id().substr(0, 12), " has no column \"",
-          column, "\"; its columns are ",
-          absl::StrJoin(dataset.columns(), ", ")));
+      std::vector<std::string> known;
+      for (int i = 0; i < dataset.columns_size() && i < kMaxListedColumns;
+           ++i) {
+        known.push_back(Quote(dataset.columns(i)));
+      }
+      std::string list = absl::StrJoin(known, ", ");
+      if (dataset.columns_size() > kMaxListedColumns) {
+        absl::StrAppend(&list, " and ",
+                        dataset.columns_size() - kMaxListedColumns, " more");
+      }
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": data set ", dataset.id().substr(0, 12),
+                       " has no column ", Quote(column),
+                       "; its columns are ", list));
     }
     if (!seen.insert(column).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, ": column \"", column, "\" is named twice"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ": column ", Quote(column), " is named twice"));
     }
   }
   return absl::OkStatus();
@@ -97,16 +163,6 @@ absl::Status CheckEvaluation(const v1::Evaluation& e, absl::string_view what) {
   return absl::OkStatus();
 }
 
-// Cuts `text` to at most `max_bytes` without splitting a UTF-8 character.
-std::string Truncate(const std::string& text, size_t max_bytes) {
-  if (text.size() <= max_bytes) return text;
-  size_t end = max_bytes;
-  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) {
-    --end;
-  }
-  return text.substr(0, end);
-}
-
 }  // namespace
 
 absl::Status DatasetUpload::Append(absl::string_view chunk) {
@@ -116,11 +172,24 @@ absl::Status DatasetUpload::Append(absl::string_view chunk) {
         "upload exceeds the limit of ", controller_->options_.max_upload_bytes,
         " bytes"));
   }
+  if (declared_size_ > 0 &&
+      static_cast<int64_t>(bytes_.size() + chunk.size()) > declared_size_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "upload is longer than the ", declared_size_,
+        " bytes declared in metadata.size_bytes; nothing was stored"));
+  }
   bytes_.append(chunk.data(), chunk.size());
   return absl::OkStatus();
 }
 
 absl::StatusOr<v1::Dataset> DatasetUpload::Finish() {
+  if (declared_size_ > 0 &&
+      static_cast<int64_t>(bytes_.size()) != declared_size_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "upload ended after ", bytes_.size(), " of the ", declared_size_,
+        " bytes declared in metadata.size_bytes (cut off?); nothing was "
+        "stored, upload the file again"));
+  }
   return controller_->StoreDataset(name_, bytes_);
 }
 
@@ -141,6 +210,11 @@ int64_t Controller::NowMs() const {
 
 absl::StatusOr<std::unique_ptr<DatasetUpload>> Controller::BeginUpload(
     std::string name, int64_t declared_size) {
+  if (declared_size < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "metadata.size_bytes is ", declared_size,
+        "; give the file size in bytes, or 0 if unknown"));
+  }
   if (declared_size > options_.max_upload_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "upload of ", declared_size, " bytes exceeds the limit of ",
@@ -151,7 +225,7 @@ absl::StatusOr<std::unique_ptr<DatasetUpload>> Controller::BeginUpload(
         "metadata.name is longer than ", kMaxNameLength, " characters"));
   }
   return std::unique_ptr<DatasetUpload>(
-      new DatasetUpload(this, std::move(name)));
+      new DatasetUpload(this, std::move(name), declared_size));
 }
 
 absl::StatusOr<v1::Dataset> Controller::StoreDataset(const std::string& name,
@@ -180,6 +254,7 @@ absl::StatusOr<v1::Dataset> Controller::StoreDataset(const std::string& name,
 }
 
 absl::StatusOr<v1::Dataset> Controller::GetDataset(const std::string& id) {
+  EVONAS_RETURN_IF_ERROR(CheckId("dataset_id", id));
   absl::MutexLock lock(&mu_);
   return store_->GetDataset(id);
 }
@@ -190,6 +265,7 @@ absl::StatusOr<std::vector<v1::Dataset>> Controller::ListDatasets() {
 }
 
 absl::StatusOr<std::string> Controller::ReadDataset(const std::string& id) {
+  EVONAS_RETURN_IF_ERROR(CheckId("dataset_id", id));
   {
     absl::MutexLock lock(&mu_);
     EVONAS_RETURN_IF_ERROR(store_->GetDataset(id).status());
@@ -204,9 +280,7 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec) {
     return absl::InvalidArgumentError(
         absl::StrCat("name is longer than ", kMaxNameLength, " characters"));
   }
-  if (spec.dataset_id().empty()) {
-    return absl::InvalidArgumentError("dataset_id is required");
-  }
+  EVONAS_RETURN_IF_ERROR(CheckId("dataset_id", spec.dataset_id()));
   absl::StatusOr<v1::Dataset> dataset = store_->GetDataset(spec.dataset_id());
   if (!dataset.ok()) {
     return absl::NotFoundError(absl::StrCat(
@@ -219,10 +293,12 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec) {
   for (const std::string& column : outputs) {
     if (std::find(inputs.begin(), inputs.end(), column) != inputs.end()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "column \"", column, "\" is both an input and an output"));
+          "column ", Quote(column), " is both an input and an output"));
     }
   }
   if (!spec.test_dataset_id().empty()) {
+    EVONAS_RETURN_IF_ERROR(
+        CheckId("test_dataset_id", spec.test_dataset_id()));
     absl::StatusOr<v1::Dataset> test = store_->GetDataset(spec.test_dataset_id());
     if (!test.ok()) {
       return absl::NotFoundError(
@@ -269,6 +345,28 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec) {
   }
   EVONAS_ASSIGN_OR_RETURN(*spec.mutable_search_space(),
                           search::NormalizeSearchSpace(spec.search_space()));
+  const v1::SearchSpace& space = spec.search_space();
+  if (spec.requirements().has_max_parameters()) {
+    // A limit that no network of the search space meets would spend the
+    // whole budget on infeasible candidates. Parameters grow with depth and
+    // width, so the smallest network has min_depth layers of min_width.
+    v1::Genome smallest;
+    for (int i = 0; i < space.min_depth(); ++i) {
+      smallest.add_hidden_layers()->set_width(space.min_width());
+    }
+    const int64_t fewest =
+        ParameterCount(smallest, static_cast<int64_t>(inputs.size()),
+                       static_cast<int64_t>(outputs.size()));
+    if (spec.requirements().max_parameters() < fewest) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "requirements.max_parameters ", spec.requirements().max_parameters(),
+          " contradicts the search space: its smallest network (",
+          space.min_depth(), " hidden layer(s) of width ", space.min_width(),
+          ") has ", fewest,
+          " parameters; raise the limit or lower search_space.min_width "
+          "and min_depth"));
+    }
+  }
   return search::MakeStrategy(spec).status();
 }
 
@@ -286,6 +384,7 @@ absl::StatusOr<v1::Experiment> Controller::CreateExperiment(
 }
 
 absl::StatusOr<v1::Experiment> Controller::GetExperiment(const std::string& id) {
+  EVONAS_RETURN_IF_ERROR(CheckId("experiment_id", id));
   absl::MutexLock lock(&mu_);
   return store_->GetExperiment(id);
 }
@@ -297,6 +396,7 @@ absl::StatusOr<std::vector<v1::Experiment>> Controller::ListExperiments() {
 
 absl::StatusOr<v1::Experiment> Controller::CancelExperiment(
     const std::string& id) {
+  EVONAS_RETURN_IF_ERROR(CheckId("experiment_id", id));
   absl::MutexLock lock(&mu_);
   EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment, store_->GetExperiment(id));
   if (experiment.state() != v1::EXPERIMENT_STATE_RUNNING) {
@@ -319,6 +419,7 @@ absl::StatusOr<v1::Experiment> Controller::CancelExperiment(
 
 absl::StatusOr<std::vector<v1::Candidate>> Controller::ListCandidates(
     const std::string& experiment_id) {
+  EVONAS_RETURN_IF_ERROR(CheckId("experiment_id", experiment_id));
   absl::MutexLock lock(&mu_);
   EVONAS_RETURN_IF_ERROR(store_->GetExperiment(experiment_id).status());
   EVONAS_ASSIGN_OR_RETURN(auto stored, store_->ListCandidates(experiment_id));
@@ -329,6 +430,7 @@ absl::StatusOr<std::vector<v1::Candidate>> Controller::ListCandidates(
 }
 
 absl::StatusOr<v1::Candidate> Controller::GetCandidate(const std::string& id) {
+  EVONAS_RETURN_IF_ERROR(CheckId("candidate_id", id));
   absl::MutexLock lock(&mu_);
   EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
                           store_->GetCandidate(id));
@@ -337,6 +439,7 @@ absl::StatusOr<v1::Candidate> Controller::GetCandidate(const std::string& id) {
 
 absl::StatusOr<v1::ParetoFront> Controller::GetParetoFront(
     const std::string& experiment_id) {
+  EVONAS_RETURN_IF_ERROR(CheckId("experiment_id", experiment_id));
   absl::MutexLock lock(&mu_);
   EVONAS_RETURN_IF_ERROR(store_->GetExperiment(experiment_id).status());
   EVONAS_ASSIGN_OR_RETURN(auto stored, store_->ListCandidates(experiment_id));
@@ -372,6 +475,7 @@ absl::StatusOr<v1::ParetoFront> Controller::GetParetoFront(
 
 absl::StatusOr<std::string> Controller::ReadModel(
     const std::string& candidate_id) {
+  EVONAS_RETURN_IF_ERROR(CheckId("candidate_id", candidate_id));
   std::string sha;
   {
     absl::MutexLock lock(&mu_);
@@ -576,6 +680,8 @@ absl::StatusOr<std::optional<v1::Lease>> Controller::LeaseWork(
 
 absl::StatusOr<store::StoredCandidate> Controller::HeldLease(
     const std::string& worker_id, const std::string& lease_id) {
+  EVONAS_RETURN_IF_ERROR(CheckId("worker_id", worker_id));
+  EVONAS_RETURN_IF_ERROR(CheckId("lease_id", lease_id));
   EVONAS_ASSIGN_OR_RETURN(auto found, store_->CandidateByLease(lease_id));
   if (!found || found->candidate.worker_id() != worker_id) {
     return absl::AbortedError(absl::StrCat(
@@ -654,6 +760,26 @@ absl::Status Controller::CheckMetrics(const v1::WorkResult& result,
   return absl::OkStatus();
 }
 
+absl::Status Controller::BeginReport(const v1::WorkResult& result) {
+  EVONAS_RETURN_IF_ERROR(CheckId("worker_id", result.worker_id()));
+  EVONAS_RETURN_IF_ERROR(CheckId("lease_id", result.lease_id()));
+  if (result.model_size_bytes() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "report: model_size_bytes is ", result.model_size_bytes(),
+        "; give the model file's size in bytes"));
+  }
+  if (result.model_size_bytes() > options_.max_model_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "report: model_size_bytes ", result.model_size_bytes(),
+        " exceeds the controller's limit of ", options_.max_model_bytes,
+        " bytes per model"));
+  }
+  absl::MutexLock lock(&mu_);
+  EVONAS_RETURN_IF_ERROR(
+      HeldLease(result.worker_id(), result.lease_id()).status());
+  return CheckReportShape(result);
+}
+
 absl::StatusOr<bool> Controller::Report(const v1::WorkResult& result,
                                         const std::string& model) {
   if (static_cast<int64_t>(model.size()) > options_.max_model_bytes) {
@@ -664,12 +790,9 @@ absl::StatusOr<bool> Controller::Report(const v1::WorkResult& result,
   EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
                           HeldLease(result.worker_id(), result.lease_id()));
   v1::Candidate& c = stored.candidate;
+  EVONAS_RETURN_IF_ERROR(CheckReportShape(result));
   const bool succeeded = result.failure_reason().empty();
   if (succeeded) {
-    if (!result.has_metrics()) {
-      return absl::InvalidArgumentError(
-          "report: set metrics on success or failure_reason on failure");
-    }
     EVONAS_RETURN_IF_ERROR(CheckMetrics(result, model, stored));
     // Durable blob first; the row referencing it commits after.
     EVONAS_ASSIGN_OR_RETURN(stored.model_sha256, blobs_->Put(model));
@@ -695,6 +818,18 @@ absl::StatusOr<bool> Controller::Report(const v1::WorkResult& result,
   EVONAS_RETURN_IF_ERROR(store_->UpdateCandidate(stored));
   EVONAS_RETURN_IF_ERROR(FinishIfDone(c.experiment_id()));
   return c.feasible();
+}
+
+// --------------------------------------------------------------- operations
+
+absl::StatusOr<std::map<std::string, int64_t>> Controller::RowCounts() {
+  absl::MutexLock lock(&mu_);
+  return store_->RowCounts();
+}
+
+absl::Status Controller::IntegrityCheck() {
+  absl::MutexLock lock(&mu_);
+  return store_->IntegrityCheck();
 }
 
 }  // namespace evonas

@@ -45,18 +45,24 @@ class Controller;
 // Nothing is stored until Finish() has validated the whole file.
 class DatasetUpload {
  public:
-  // ResourceExhausted once the upload exceeds the size limit.
+  // ResourceExhausted once the upload exceeds the size limit;
+  // InvalidArgument once it exceeds its declared size.
   absl::Status Append(absl::string_view chunk);
   // Validates the CSV and stores it; returns the (possibly pre-existing)
-  // data set. InvalidArgument names the first problem in the file.
+  // data set. InvalidArgument names the first problem in the file, or says
+  // that fewer bytes arrived than were declared (a cut-off upload).
   absl::StatusOr<v1::Dataset> Finish();
 
  private:
   friend class Controller;
-  DatasetUpload(Controller* controller, std::string name)
-      : controller_(controller), name_(std::move(name)) {}
+  DatasetUpload(Controller* controller, std::string name,
+                int64_t declared_size)
+      : controller_(controller),
+        name_(std::move(name)),
+        declared_size_(declared_size) {}
   Controller* controller_;
   std::string name_;
+  int64_t declared_size_;  // 0: unknown
   std::string bytes_;
 };
 
@@ -70,7 +76,7 @@ class Controller {
 
   // --- Data sets ---
   // Starts an upload; ResourceExhausted when `declared_size` is over the
-  // limit, InvalidArgument for a bad name.
+  // limit, InvalidArgument for a bad name or a negative size (0: unknown).
   absl::StatusOr<std::unique_ptr<DatasetUpload>> BeginUpload(
       std::string name, int64_t declared_size);
   absl::StatusOr<v1::Dataset> GetDataset(const std::string& id);
@@ -104,6 +110,12 @@ class Controller {
   // Requeues the candidate without counting an attempt.
   absl::Status ReleaseLease(const std::string& worker_id,
                             const std::string& lease_id);
+  // Checks what can be checked from the first message of a report, before
+  // its model arrives, so that a hostile or stale report is refused without
+  // buffering the model: InvalidArgument for missing ids or an inconsistent
+  // report, ResourceExhausted for a declared model over the limit, Aborted
+  // and FailedPrecondition as for Report. Report checks everything again.
+  absl::Status BeginReport(const v1::WorkResult& result);
   // Checks and records a result; `model` is the TorchScript file (empty on
   // failure). Returns whether the candidate is feasible. Aborted: lease not
   // held; FailedPrecondition: already reported; InvalidArgument: the report
@@ -114,6 +126,12 @@ class Controller {
   // Expires overdue leases and finishes experiments whose budget is spent.
   // The server calls it periodically; it is also run on every LeaseWork.
   absl::Status Maintain();
+
+  // --- Operations ---
+  // Rows per database table, and PRAGMA integrity_check (DataLoss with the
+  // findings unless "ok"); for health checks and tests.
+  absl::StatusOr<std::map<std::string, int64_t>> RowCounts();
+  absl::Status IntegrityCheck();
 
  private:
   friend class DatasetUpload;

@@ -42,7 +42,8 @@ grpc::Status StreamChunks(const std::string& bytes, Writer* writer,
 }  // namespace
 
 grpc::Status EvonasServiceImpl::UploadDataset(
-    grpc::ServerContext*, grpc::ServerReader<v1::UploadDatasetRequest>* reader,
+    grpc::ServerContext* context,
+    grpc::ServerReader<v1::UploadDatasetRequest>* reader,
     v1::Dataset* response) {
   v1::UploadDatasetRequest request;
   if (!reader->Read(&request)) {
@@ -64,6 +65,17 @@ grpc::Status EvonasServiceImpl::UploadDataset(
     absl::Status status = (*upload)->Append(request.chunk());
     if (!status.ok()) return ToGrpcStatus(status);
   } while (reader->Read(&request));
+  // Read() also returns false when the stream broke (client cancelled or
+  // disconnected, deadline, a message over gRPC's limit): then the bytes so
+  // far are only a prefix of the file. A cancellation by the client shows in
+  // IsCancelled() at once; one that gRPC itself raises (an oversized
+  // message) may show only a moment later, so a declared size (which
+  // Finish() checks) is what reliably protects a client from a stored
+  // prefix.
+  if (context->IsCancelled()) {
+    return grpc::Status(grpc::StatusCode::CANCELLED,
+                        "upload was interrupted; nothing was stored");
+  }
   return Respond((*upload)->Finish(),
                  [&](const v1::Dataset& d) { *response = d; });
 }
@@ -184,7 +196,8 @@ grpc::Status WorkerServiceImpl::ReleaseLease(
 }
 
 grpc::Status WorkerServiceImpl::ReportResult(
-    grpc::ServerContext*, grpc::ServerReader<v1::ReportResultRequest>* reader,
+    grpc::ServerContext* context,
+    grpc::ServerReader<v1::ReportResultRequest>* reader,
     v1::ReportResultResponse* response) {
   v1::ReportResultRequest request;
   if (!reader->Read(&request) || !request.has_result()) {
@@ -192,12 +205,17 @@ grpc::Status WorkerServiceImpl::ReportResult(
                         "the first report message must carry result");
   }
   const v1::WorkResult result = request.result();
-  if (result.model_size_bytes() < 0) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "report: model_size_bytes is negative");
-  }
+  // Refuses a stale, inconsistent or oversized report before its model is
+  // buffered; model_size_bytes is then known to be within the limit.
+  absl::Status accepted = controller_->BeginReport(result);
+  if (!accepted.ok()) return ToGrpcStatus(accepted);
   std::string model;
+  model.reserve(static_cast<size_t>(result.model_size_bytes()));
   do {
+    if (request.model_chunk().size() > kChunkBytes) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "report: model chunks must be at most 1 MiB");
+    }
     if (model.size() + request.model_chunk().size() >
         static_cast<size_t>(result.model_size_bytes())) {
       return grpc::Status(
@@ -207,6 +225,10 @@ grpc::Status WorkerServiceImpl::ReportResult(
     }
     model.append(request.model_chunk());
   } while (reader->Read(&request));
+  if (context->IsCancelled()) {
+    return grpc::Status(grpc::StatusCode::CANCELLED,
+                        "report was interrupted; send it again");
+  }
   return Respond(controller_->Report(result, model),
                  [&](bool feasible) { response->set_feasible(feasible); });
 }
