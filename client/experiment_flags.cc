@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <set>
+#include <string>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -38,9 +39,12 @@ absl::StatusOr<std::vector<std::string>> ParseColumnList(
 }
 
 absl::StatusOr<v1::Strategy> ParseStrategy(absl::string_view name) {
-  if (absl::AsciiStrToLower(name) == "random") return v1::STRATEGY_RANDOM;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--strategy: unknown strategy \"", name, "\" (known: random)"));
+  const std::string lower = absl::AsciiStrToLower(name);
+  if (lower == "random") return v1::STRATEGY_RANDOM;
+  if (lower == "evolution") return v1::STRATEGY_REGULARIZED_EVOLUTION;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--strategy: unknown strategy \"", name,
+                   "\" (known: random, evolution)"));
 }
 
 absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(

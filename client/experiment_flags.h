@@ -44,7 +44,9 @@ struct ExperimentFlags {
 absl::StatusOr<std::vector<std::string>> ParseColumnList(
     absl::string_view flag, const std::vector<std::string>& values);
 
-// Maps a --strategy value ("random") to the enum; InvalidArgument otherwise.
+// Maps a --strategy value to the enum, ignoring case: "random" (uniform
+// random search) or "evolution" (regularized evolution); InvalidArgument
+// otherwise.
 absl::StatusOr<v1::Strategy> ParseStrategy(absl::string_view name);
 
 // Builds the spec CreateExperiment takes. Only flags that were given become

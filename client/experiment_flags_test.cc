@@ -31,9 +31,24 @@ TEST(ParseColumnListTest, RejectsEmptyDuplicateAndMissingNames) {
   EXPECT_NE(none.message().find("--outputs"), std::string::npos);
 }
 
-TEST(ParseStrategyTest, KnowsRandom) {
+TEST(ParseStrategyTest, KnowsRandomAndEvolution) {
   EXPECT_EQ(*ParseStrategy("random"), v1::STRATEGY_RANDOM);
-  EXPECT_FALSE(ParseStrategy("bayes").ok());
+  EXPECT_EQ(*ParseStrategy("evolution"), v1::STRATEGY_REGULARIZED_EVOLUTION);
+  EXPECT_EQ(*ParseStrategy("Evolution"), v1::STRATEGY_REGULARIZED_EVOLUTION);
+  const absl::Status unknown = ParseStrategy("bayes").status();
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(unknown.message().find("random, evolution"), std::string::npos);
+}
+
+TEST(BuildExperimentSpecTest, SetsTheStrategy) {
+  ExperimentFlags flags = MinimalFlags();
+  flags.strategy = "evolution";
+  absl::StatusOr<v1::ExperimentSpec> spec = BuildExperimentSpec(flags);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->strategy(), v1::STRATEGY_REGULARIZED_EVOLUTION);
+  flags.strategy = "annealing";
+  EXPECT_EQ(BuildExperimentSpec(flags).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(BuildExperimentSpecTest, MinimalFlagsLeaveRequirementsUnset) {

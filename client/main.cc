@@ -2,6 +2,8 @@
 // parses flags; the commands live in commands.h.
 
 #include <CLI/CLI.hpp>
+#include <unistd.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <functional>
@@ -26,11 +28,6 @@ namespace evonas::client {
 namespace {
 
 constexpr char kDefaultController[] = "localhost:50051";
-
-// Exit codes.
-constexpr int kExitOk = 0;
-constexpr int kExitError = 1;
-constexpr int kExitUsage = 2;
 
 // Flags every command takes.
 struct GlobalFlags {
@@ -69,10 +66,11 @@ void AddGlobalFlags(CLI::App* app, GlobalFlags* flags) {
                   "else localhost:50051)")
       ->type_name("ADDR");
   app->add_option("--output", flags->output,
-                  "Output format: table (for people) or json (the API "
-                  "message, for scripts)")
+                  "Output format: table (for people), json (the API "
+                  "message, for scripts) or csv (RFC 4180 with a header "
+                  "row, for spreadsheets)")
       ->type_name("FORMAT")
-      ->check(CLI::IsMember({"table", "json"}));
+      ->check(CLI::IsMember({"table", "json", "csv"}));
 }
 
 // Adds an optional flag whose value lands in `target` only when given.
@@ -213,8 +211,10 @@ void AddExperimentCreate(CLI::App* experiment, GlobalFlags* globals,
   AddOptional(create, "--seed", &flags->seed,
               "Seed of the search and of training (default 0)")
       ->group(kSearch);
-  create->add_option("--strategy", flags->strategy, "Search strategy")
-      ->check(CLI::IsMember({"random"}))
+  create->add_option("--strategy", flags->strategy,
+                     "Search strategy: random (uniform sampling) or evolution "
+                     "(regularized evolution)")
+      ->check(CLI::IsMember({"random", "evolution"}))
       ->capture_default_str()
       ->group(kSearch);
   AddGlobalFlags(create, globals);
@@ -283,8 +283,8 @@ void AddExperimentCommands(CLI::App* app, GlobalFlags* globals,
   CLI::App* wait = experiment->add_subcommand(
       "wait",
       "Wait until an experiment finishes, printing a line whenever its "
-      "counts change; exit 0 when it completed, 1 when it was cancelled or "
-      "the timeout passed");
+      "counts change; exit 0 when it completed, 5 when it was cancelled, 6 "
+      "when the timeout passed");
   wait->add_option("ID", wait_args->id, "Experiment id")->required();
   wait->add_option("--poll-seconds", wait_args->poll_seconds,
                    "Seconds between status requests")
@@ -300,6 +300,62 @@ void AddExperimentCommands(CLI::App* app, GlobalFlags* globals,
     options.poll_interval = absl::Seconds(wait_args->poll_seconds);
     options.timeout = absl::Seconds(wait_args->timeout_seconds);
     return RunExperimentWait(env, wait_args->id, options);
+  });
+
+  struct WatchArgs {
+    std::string id;
+    double timeout_seconds = 0;
+  };
+  auto watch_args = std::make_shared<WatchArgs>();
+  CLI::App* watch = experiment->add_subcommand(
+      "watch",
+      "Follow an experiment live until it finishes: candidates done, "
+      "running, queued and failed, best feasible error, front size, elapsed "
+      "and estimated remaining time. On a terminal one line is redrawn in "
+      "place; piped, a line per change (a JSON object or CSV row per change "
+      "with --output json|csv). Exit 0 when it completed, 5 when it was "
+      "cancelled, 6 when the timeout passed");
+  watch->add_option("ID", watch_args->id, "Experiment id")->required();
+  watch->add_option("--timeout-seconds", watch_args->timeout_seconds,
+                    "Give up after this many seconds; 0 watches until the "
+                    "experiment finishes")
+      ->check(NumberIn(0, HUGE_VAL, false, ">= 0"))
+      ->capture_default_str();
+  AddGlobalFlags(watch, globals);
+  OnRun(watch, action, [watch_args](const CommandEnv& env) {
+    WatchOptions options;
+    options.timeout = absl::Seconds(watch_args->timeout_seconds);
+    return RunExperimentWatch(env, watch_args->id, options);
+  });
+
+  struct ReportArgs {
+    std::string id;
+    ReportOptions options;
+  };
+  auto report_args = std::make_shared<ReportArgs>();
+  CLI::App* report = experiment->add_subcommand(
+      "report",
+      "Write the report for a customer: one self-contained HTML file (no "
+      "network needed to view it) with the requirements, the data set, the "
+      "Pareto front plotted against size and latency, a table of the front "
+      "with a tick or cross per requirement, and the search's progress. "
+      "--format svg writes just the front plot, for slides");
+  report->add_option("ID", report_args->id, "Experiment id")->required();
+  report
+      ->add_option("-o,--file", report_args->options.path,
+                   "Where to write (written to FILE.tmp first, then "
+                   "renamed); - writes to standard output")
+      ->type_name("FILE")
+      ->required();
+  report
+      ->add_option("--format", report_args->options.format,
+                   "html (the whole report) or svg (the front plot: error "
+                   "against parameters)")
+      ->check(CLI::IsMember({"html", "svg"}))
+      ->capture_default_str();
+  AddGlobalFlags(report, globals);
+  OnRun(report, action, [report_args](const CommandEnv& env) {
+    return RunExperimentReport(env, report_args->id, report_args->options);
   });
 }
 
@@ -355,9 +411,18 @@ int Main(int argc, char** argv) {
   app.footer(
       "Environment:\n"
       "  EVONAS_CONTROLLER  default for --controller\n"
-      "Exit status:\n"
-      "  0 success, 1 controller or RPC error (\"error: CODE: message\" on "
-      "stderr), 2 usage error\n"
+      "  NO_COLOR           set to print no colour on a terminal\n"
+      "Exit status (errors print \"error: CODE: message\" on stderr):\n"
+      "  0  success\n"
+      "  1  any other error: the controller refused the request (e.g.\n"
+      "     INVALID_ARGUMENT, FAILED_PRECONDITION) or a local failure\n"
+      "  2  usage error: unknown command or flag, bad flag value\n"
+      "  3  the controller cannot be reached (UNAVAILABLE)\n"
+      "  4  not found: unknown data set, experiment or candidate id, or a\n"
+      "     missing file (NOT_FOUND)\n"
+      "  5  the experiment that wait or watch followed was cancelled\n"
+      "  6  a deadline passed: --timeout-seconds of wait or watch, or a slow\n"
+      "     controller (DEADLINE_EXCEEDED)\n"
       "Run \"evonas COMMAND SUBCOMMAND --help\" for a command's flags.");
 
   try {
@@ -375,6 +440,11 @@ int Main(int argc, char** argv) {
   env.format = *ParseOutputFormat(globals.output);  // Checked by CLI11.
   env.out = &std::cout;
   env.err = &std::cerr;
+  const char* no_color = std::getenv("NO_COLOR");
+  const char* term = std::getenv("TERM");
+  env.tty = isatty(STDOUT_FILENO) == 1 &&
+            (term == nullptr || std::string(term) != "dumb");
+  env.color = env.tty && (no_color == nullptr || *no_color == '\0');
   ControllerClient client(globals.controller, ClientOptions());
   env.client = &client;
   const absl::Status status = action(env);
@@ -383,9 +453,8 @@ int Main(int argc, char** argv) {
     std::cerr << "error: " << absl::StatusCodeToString(status.code());
     if (!status.message().empty()) std::cerr << ": " << status.message();
     std::cerr << "\n";
-    return kExitError;
   }
-  return kExitOk;
+  return ExitCodeFor(status);
 }
 
 }  // namespace
