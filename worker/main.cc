@@ -39,6 +39,9 @@ int main(int argc, char** argv) {
                  "Disk budget of the data set cache, in bytes")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_flag("--simulate", options.simulate,
+               "Do not train: report the simulated evaluator's metrics and a "
+               "small text model (for testing strategies and load-testing)");
   CLI11_PARSE(app, argc, argv);
   if (options.worker_id.empty()) {
     char host[256] = {0};

@@ -7,7 +7,9 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/genome.h"
 #include "common/sha256.h"
+#include "common/simulated_evaluator.h"
 #include "common/status_macros.h"
 #include "common/validation_split.h"
 #include "grpcpp/grpcpp.h"
@@ -119,6 +121,35 @@ void Worker::Run() {
 }
 
 void Worker::Process(const v1::Lease& lease) {
+  if (options_.simulate) {
+    // No data and no training: the simulated evaluator stands in for both.
+    v1::WorkResult result;
+    result.set_worker_id(options_.worker_id);
+    result.set_lease_id(lease.lease_id());
+    std::string model;
+    if (absl::Status valid = ValidateGenome(lease.genome()); !valid.ok()) {
+      result.set_failure_reason(std::string(valid.message()));
+    } else {
+      SimulationOptions simulation;
+      simulation.inputs = lease.input_columns_size();
+      simulation.outputs = lease.output_columns_size();
+      simulation.seed = lease.seed();
+      simulation.within_tolerance = lease.within_tolerance();
+      simulation.with_test = !lease.test_dataset_id().empty();
+      SimulatedTraining simulated = SimulateTraining(lease.genome(), simulation);
+      *result.mutable_metrics() = simulated.metrics;
+      model = std::move(simulated.model_file);
+      result.set_model_size_bytes(static_cast<int64_t>(model.size()));
+      result.set_model_sha256(Sha256Hex(model));
+    }
+    std::cerr << "evonas-worker: simulated " << lease.candidate_id() << "\n";
+    absl::Status status = Report(result, model);
+    if (!status.ok()) {
+      std::cerr << "evonas-worker: report of " << lease.candidate_id()
+                << " refused: " << status << "\n";
+    }
+    return;
+  }
   std::cerr << "evonas-worker: training " << lease.candidate_id() << "\n";
   std::atomic<bool> cancel{false};
   std::atomic<bool> lease_lost{false};

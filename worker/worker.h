@@ -21,6 +21,10 @@ struct WorkerOptions {
   absl::Duration rpc_timeout = absl::Seconds(30);
   // Longest wait between retries while the controller is unreachable.
   absl::Duration max_backoff = absl::Seconds(30);
+  // Report SimulateTraining's metrics and model text instead of training:
+  // no data set is fetched and LibTorch does not run. For testing search
+  // strategies and load-testing the controller.
+  bool simulate = false;
 };
 
 // The lease loop: lease, fetch data, train, heartbeat meanwhile, report.
