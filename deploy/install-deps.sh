@@ -18,6 +18,9 @@ build_packages=(
   libtorch-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libsqlite3-dev libssl-dev libcli11-dev libgtest-dev libgmock-dev
   libopenblas0-openmp
+  # cblas.h and the link library for the trainer's own kernels
+  # (worker/model/mlp_kernels.cc), on the same OpenMP OpenBLAS LibTorch uses.
+  libopenblas-openmp-dev
   # ONNX export (C++ protobuf classes and checker).
   libonnx-dev
   # gRPC health and reflection protos.
@@ -26,6 +29,9 @@ build_packages=(
   # checker, OpenCV's dnn) and run the Python client against a controller.
   python3 python3-torch python3-onnx python3-opencv python3-grpcio
   python3-protobuf
+  # A test opens the HTML report in headless Chromium and screenshots it;
+  # DejaVu is the font it is drawn in.
+  chromium fonts-dejavu-core
 )
 
 if [[ "${1:-}" == "runtime" ]]; then

@@ -20,6 +20,7 @@
 #include "common/genome.h"
 #include "common/metrics.h"
 #include "common/status_macros.h"
+#include "worker/model/mlp_kernels.h"
 
 namespace evonas::model {
 namespace {
@@ -199,26 +200,8 @@ absl::StatusOr<std::pair<torch::Tensor, torch::Tensor>> ColumnStats(
 
 // --- The network ----------------------------------------------------------
 
-torch::Tensor Activate(const torch::Tensor& h, v1::Activation a) {
-  switch (a) {
-    case v1::ACTIVATION_TANH:
-      return torch::tanh(h);
-    case v1::ACTIVATION_RELU:
-      return torch::relu(h);
-    case v1::ACTIVATION_SILU:
-      return torch::silu(h);
-    case v1::ACTIVATION_GELU:
-      return torch::gelu(h);
-    case v1::ACTIVATION_SINE:
-      return torch::sin(h);
-    default:
-      break;
-  }
-  TORCH_CHECK(false, "unsupported activation ", static_cast<int>(a));
-  return h;
-}
-
-// TorchScript expression applying `a` to `arg`; must match Activate.
+// TorchScript expression applying `a` to `arg`; the same function as the
+// activation kernels of mlp_kernels.cc.
 std::string ScriptActivation(v1::Activation a, const std::string& arg) {
   switch (a) {
     case v1::ACTIVATION_TANH:
@@ -238,58 +221,23 @@ std::string ScriptActivation(v1::Activation a, const std::string& arg) {
   return arg;
 }
 
-// Weights W_i [out, in] and biases b_i [out] of every layer, the output layer
-// last, all float64 and trainable.
-struct Mlp {
-  std::vector<torch::Tensor> weights;
-  std::vector<torch::Tensor> biases;
-  std::vector<v1::Activation> activations;  // one per hidden layer
-
-  std::vector<torch::Tensor> Parameters() const {
-    std::vector<torch::Tensor> p;
-    for (size_t i = 0; i < weights.size(); ++i) {
-      p.push_back(weights[i]);
-      p.push_back(biases[i]);
-    }
-    return p;
-  }
-
-  // Maps standardised inputs to standardised outputs.
-  torch::Tensor Forward(torch::Tensor h) const {
-    for (size_t i = 0; i < activations.size(); ++i) {
-      h = Activate(torch::addmm(biases[i], h, weights[i].t()), activations[i]);
-    }
-    return torch::addmm(biases.back(), h, weights.back().t());
-  }
+// Layer sizes (inputs, hidden widths, outputs) and hidden activations of the
+// network `genome` describes.
+struct Architecture {
+  std::vector<int64_t> sizes;
+  std::vector<v1::Activation> activations;
 };
 
-// Glorot-uniform weights (He-uniform before ReLU), zero biases, drawn from
-// `gen`.
-Mlp BuildMlp(const v1::Genome& genome, int64_t inputs, int64_t outputs,
-             at::Generator& gen) {
-  Mlp mlp;
-  const auto opts = torch::TensorOptions().dtype(torch::kFloat64);
-  int64_t fan_in = inputs;
-  const int depth = genome.hidden_layers_size();
-  for (int i = 0; i <= depth; ++i) {
-    const bool output_layer = i == depth;
-    const int64_t fan_out =
-        output_layer ? outputs : genome.hidden_layers(i).width();
-    const bool relu = !output_layer && genome.hidden_layers(i).activation() ==
-                                           v1::ACTIVATION_RELU;
-    const double bound =
-        relu ? std::sqrt(6.0 / static_cast<double>(fan_in))
-             : std::sqrt(6.0 / static_cast<double>(fan_in + fan_out));
-    torch::Tensor w =
-        (torch::rand({fan_out, fan_in}, gen, opts) * 2 - 1) * bound;
-    mlp.weights.push_back(w.requires_grad_(true));
-    mlp.biases.push_back(torch::zeros({fan_out}, opts).requires_grad_(true));
-    if (!output_layer) {
-      mlp.activations.push_back(genome.hidden_layers(i).activation());
-    }
-    fan_in = fan_out;
+Architecture ArchitectureOf(const v1::Genome& genome, int64_t inputs,
+                            int64_t outputs) {
+  Architecture arch;
+  arch.sizes.push_back(inputs);
+  for (const v1::DenseLayer& layer : genome.hidden_layers()) {
+    arch.sizes.push_back(layer.width());
+    arch.activations.push_back(layer.activation());
   }
-  return mlp;
+  arch.sizes.push_back(outputs);
+  return arch;
 }
 
 // Copies a float64 tensor's values.
@@ -305,8 +253,33 @@ torch::Tensor ToTensor(const std::vector<double>& v,
       .clone();
 }
 
-// The trained network in raw units as plain numbers.
-MlpParameters ToParameters(const Mlp& mlp, const torch::Tensor& x_mean,
+// Glorot-uniform weights (He-uniform before ReLU) and zero biases, drawn
+// from `gen`, in MlpKernels' flat layout [W_0, b_0, W_1, b_1, ...].
+std::vector<double> InitialParameters(const Architecture& arch,
+                                      at::Generator& gen) {
+  const auto opts = torch::TensorOptions().dtype(torch::kFloat64);
+  std::vector<double> params;
+  for (size_t i = 0; i + 1 < arch.sizes.size(); ++i) {
+    const int64_t fan_in = arch.sizes[i], fan_out = arch.sizes[i + 1];
+    const bool relu = i < arch.activations.size() &&
+                      arch.activations[i] == v1::ACTIVATION_RELU;
+    const double bound =
+        relu ? std::sqrt(6.0 / static_cast<double>(fan_in))
+             : std::sqrt(6.0 / static_cast<double>(fan_in + fan_out));
+    torch::Tensor w =
+        (torch::rand({fan_out, fan_in}, gen, opts) * 2 - 1) * bound;
+    const std::vector<double> values = Values(w);
+    params.insert(params.end(), values.begin(), values.end());
+    params.insert(params.end(), fan_out, 0.0);
+  }
+  return params;
+}
+
+// The trained network in raw units as plain numbers: the flat parameters
+// `params` of `kernels` and the standardisation.
+MlpParameters ToParameters(const Architecture& arch, const MlpKernels& kernels,
+                           const std::vector<double>& params,
+                           const torch::Tensor& x_mean,
                            const torch::Tensor& x_std,
                            const torch::Tensor& y_mean,
                            const torch::Tensor& y_std) {
@@ -315,13 +288,17 @@ MlpParameters ToParameters(const Mlp& mlp, const torch::Tensor& x_mean,
   p.x_std = Values(x_std);
   p.y_mean = Values(y_mean);
   p.y_std = Values(y_std);
-  for (size_t i = 0; i < mlp.weights.size(); ++i) {
+  for (int i = 0; i < kernels.layer_count(); ++i) {
     DenseParameters layer;
-    layer.outputs = mlp.weights[i].size(0);
-    layer.inputs = mlp.weights[i].size(1);
-    layer.weight = Values(mlp.weights[i]);
-    layer.bias = Values(mlp.biases[i]);
-    if (i < mlp.activations.size()) layer.activation = mlp.activations[i];
+    layer.inputs = arch.sizes[i];
+    layer.outputs = arch.sizes[i + 1];
+    const double* w = params.data() + kernels.weight_offset(i);
+    const double* b = params.data() + kernels.bias_offset(i);
+    layer.weight.assign(w, w + layer.inputs * layer.outputs);
+    layer.bias.assign(b, b + layer.outputs);
+    if (i < static_cast<int>(arch.activations.size())) {
+      layer.activation = arch.activations[i];
+    }
     p.layers.push_back(std::move(layer));
   }
   return p;
@@ -386,32 +363,45 @@ torch::jit::Module Load(const std::string& model_file) {
 
 // --- Training -------------------------------------------------------------
 
-// Standardised data and the best-on-validation bookkeeping of one training.
+// Standardised data, the network's parameters and the best-on-validation
+// bookkeeping of one training. The forward and backward passes and Adam run
+// on MlpKernels; L-BFGS is LibTorch's, on a tensor that shares the
+// parameters' memory.
 class Training {
  public:
-  Training(const TrainJob& job, Mlp mlp, torch::Tensor x, torch::Tensor y,
-           torch::Tensor select_x, torch::Tensor select_y, torch::Tensor y_std)
+  // `x`, `y`: standardised training rows; `select_x`, `select_y`:
+  // standardised selection rows; `y_std`: one per output.
+  Training(const TrainJob& job, MlpKernels kernels, std::vector<double> params,
+           std::vector<double> x, std::vector<double> y,
+           std::vector<double> select_x, std::vector<double> select_y,
+           std::vector<double> y_std)
       : job_(job),
-        mlp_(std::move(mlp)),
+        kernels_(std::move(kernels)),
+        params_(std::move(params)),
+        grad_(params_.size()),
         x_(std::move(x)),
         y_(std::move(y)),
+        rows_(static_cast<int64_t>(y_.size()) / kernels_.outputs()),
         select_x_(std::move(select_x)),
         select_y_(std::move(select_y)),
+        select_rows_(static_cast<int64_t>(select_y_.size()) /
+                     kernels_.outputs()),
         y_std_(std::move(y_std)) {}
 
-  const Mlp& mlp() const { return mlp_; }
+  const MlpKernels& kernels() const { return kernels_; }
+  const std::vector<double>& params() const { return params_; }
 
   absl::Status RunAdam(at::Generator& gen) {
     const v1::TrainingConfig& cfg = job_.genome.training();
     const int steps = cfg.adam_steps();
     if (steps == 0) return absl::OkStatus();
     const double lr0 = cfg.learning_rate();
-    torch::optim::Adam adam(mlp_.Parameters(), torch::optim::AdamOptions(lr0));
-    auto& options = static_cast<torch::optim::AdamOptions&>(
-        adam.param_groups()[0].options());
-    const int64_t n = x_.size(0);
+    Adam adam(kernels_.parameter_count());
+    const int64_t n = rows_;
+    const int64_t inputs = kernels_.inputs(), outputs = kernels_.outputs();
     const int64_t batch =
         cfg.batch_size() > 0 && cfg.batch_size() < n ? cfg.batch_size() : 0;
+    std::vector<double> batch_x(batch * inputs), batch_y(batch * outputs);
     torch::Tensor perm;
     int64_t pos = n;  // forces a shuffle before the first mini-batch
     for (int step = 0; step < steps; ++step) {
@@ -420,25 +410,33 @@ class Training {
             absl::StrCat("training cancelled at adam step ", step));
       }
       const double progress = static_cast<double>(step) / steps;
-      options.lr(lr0 * (kFinalLrFraction + (1 - kFinalLrFraction) * 0.5 *
-                                               (1 + std::cos(kPi * progress))));
-      torch::Tensor xb = x_, yb = y_;
+      const double lr =
+          lr0 * (kFinalLrFraction +
+                 (1 - kFinalLrFraction) * 0.5 * (1 + std::cos(kPi * progress)));
+      const double* xb = x_.data();
+      const double* yb = y_.data();
+      int64_t rows = n;
       if (batch > 0) {
         if (pos + batch > n) {
           perm = torch::randperm(n, gen, torch::kLong);
           pos = 0;
         }
-        torch::Tensor idx = perm.slice(0, pos, pos + batch);
+        const int64_t* idx = perm.data_ptr<int64_t>() + pos;
+        for (int64_t i = 0; i < batch; ++i) {
+          std::copy_n(x_.data() + idx[i] * inputs, inputs,
+                      batch_x.data() + i * inputs);
+          std::copy_n(y_.data() + idx[i] * outputs, outputs,
+                      batch_y.data() + i * outputs);
+        }
         pos += batch;
-        xb = x_.index_select(0, idx);
-        yb = y_.index_select(0, idx);
+        xb = batch_x.data();
+        yb = batch_y.data();
+        rows = batch;
       }
-      adam.zero_grad();
-      torch::Tensor loss = torch::mse_loss(mlp_.Forward(xb), yb);
-      const double value = loss.item<double>();
-      if (!std::isfinite(value)) return Diverged(value, "adam step", step);
-      loss.backward();
-      adam.step();
+      const double loss =
+          kernels_.LossAndGradient(params_.data(), xb, yb, rows, grad_.data());
+      if (!std::isfinite(loss)) return Diverged(loss, "adam step", step);
+      adam.Step(lr, grad_.data(), params_.data());
       if ((step + 1) % kSelectEverySteps == 0 || step + 1 == steps) Select();
     }
     return absl::OkStatus();
@@ -456,14 +454,22 @@ class Training {
         .tolerance_change(1e-18)
         .history_size(kLbfgsHistory)
         .line_search_fn("strong_wolfe");
-    torch::optim::LBFGS lbfgs(mlp_.Parameters(), opts);
+    // One flat parameter tensor over params_ and its gradient over grad_:
+    // L-BFGS sees the same flat vector it would gather from the per-layer
+    // tensors, and its in-place updates land in params_.
+    const int64_t size = kernels_.parameter_count();
+    torch::Tensor param =
+        torch::from_blob(params_.data(), {size}, torch::kFloat64)
+            .requires_grad_(true);
+    param.mutable_grad() =
+        torch::from_blob(grad_.data(), {size}, torch::kFloat64);
+    torch::optim::LBFGS lbfgs(std::vector<torch::Tensor>{param}, opts);
     auto& options = static_cast<torch::optim::LBFGSOptions&>(
         lbfgs.param_groups()[0].options());
     auto closure = [&]() {
-      lbfgs.zero_grad();
-      torch::Tensor loss = torch::mse_loss(mlp_.Forward(x_), y_);
-      loss.backward();
-      return loss;
+      const double loss = kernels_.LossAndGradient(
+          params_.data(), x_.data(), y_.data(), rows_, grad_.data());
+      return torch::tensor(loss, torch::kFloat64);
     };
     double previous = std::numeric_limits<double>::quiet_NaN();
     for (int done = 0; done < iterations;) {
@@ -486,10 +492,7 @@ class Training {
 
   // Puts the best-on-validation weights (if any) into the network.
   void Restore() {
-    if (best_.empty()) return;
-    torch::NoGradGuard no_grad;
-    std::vector<torch::Tensor> params = mlp_.Parameters();
-    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(best_[i]);
+    if (!best_.empty()) params_ = best_;
   }
 
  private:
@@ -499,33 +502,48 @@ class Training {
                                            " at ", phase, " ", step));
   }
 
+  // Mean squared error on the training rows.
   double Loss() {
-    torch::NoGradGuard no_grad;
-    return torch::mse_loss(mlp_.Forward(x_), y_).item<double>();
+    predicted_.resize(y_.size());
+    kernels_.Forward(params_.data(), x_.data(), rows_, predicted_.data());
+    double sse = 0;
+    for (size_t i = 0; i < y_.size(); ++i) {
+      const double diff = predicted_[i] - y_[i];
+      sse += diff * diff;
+    }
+    return sse / static_cast<double>(y_.size());
   }
 
   // Evaluates the largest absolute error in output units on the selection
   // rows and keeps a copy of the weights when it is the best so far.
   void Select() {
-    torch::NoGradGuard no_grad;
-    const double error = ((mlp_.Forward(select_x_) - select_y_).abs() * y_std_)
-                             .max()
-                             .item<double>();
+    predicted_.resize(select_y_.size());
+    kernels_.Forward(params_.data(), select_x_.data(), select_rows_,
+                     predicted_.data());
+    const size_t outputs = y_std_.size();
+    double error = 0;
+    for (size_t i = 0; i < select_y_.size(); ++i) {
+      const double e =
+          std::fabs(predicted_[i] - select_y_[i]) * y_std_[i % outputs];
+      if (std::isnan(e)) return;
+      error = std::max(error, e);
+    }
     if (!std::isfinite(error) || error >= best_error_) return;
     best_error_ = error;
-    best_.clear();
-    for (const torch::Tensor& p : mlp_.Parameters()) {
-      best_.push_back(p.detach().clone());
-    }
+    best_ = params_;
   }
 
   const TrainJob& job_;
-  Mlp mlp_;
-  torch::Tensor x_, y_;                // standardised training rows
-  torch::Tensor select_x_, select_y_;  // standardised selection rows
-  torch::Tensor y_std_;                // [1, outputs]
+  MlpKernels kernels_;
+  std::vector<double> params_, grad_;
+  std::vector<double> x_, y_;  // standardised training rows
+  int64_t rows_;
+  std::vector<double> select_x_, select_y_;  // standardised selection rows
+  int64_t select_rows_;
+  std::vector<double> y_std_;  // one per output
+  std::vector<double> predicted_;
   double best_error_ = std::numeric_limits<double>::infinity();
-  std::vector<torch::Tensor> best_;
+  std::vector<double> best_;
 };
 
 absl::StatusOr<double> MedianLatency(const std::string& model_file,
@@ -573,20 +591,27 @@ absl::StatusOr<TrainOutput> TrainImpl(const TrainJob& job) {
   // rows when there are none.
   const Samples& select =
       job.validation.x.rows > 0 ? job.validation : job.training;
-  torch::Tensor select_x = (ToTensor(select.x) - x_mean) / x_std;
-  torch::Tensor select_y = (ToTensor(select.y) - y_mean) / y_std;
-
-  Training training(job, BuildMlp(job.genome, inputs, outputs, gen),
-                    (x - x_mean) / x_std, (y - y_mean) / y_std, select_x,
-                    select_y, y_std.unsqueeze(0));
+  const Architecture arch = ArchitectureOf(job.genome, inputs, outputs);
+  absl::StatusOr<MlpKernels> kernels =
+      MlpKernels::Create(arch.sizes, arch.activations);
+  if (!kernels.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("genome: ", kernels.status().message()));
+  }
+  std::vector<double> params = InitialParameters(arch, gen);
+  Training training(job, *std::move(kernels), std::move(params),
+                    Values((x - x_mean) / x_std), Values((y - y_mean) / y_std),
+                    Values((ToTensor(select.x) - x_mean) / x_std),
+                    Values((ToTensor(select.y) - y_mean) / y_std),
+                    Values(y_std));
   EVONAS_RETURN_IF_ERROR(training.RunAdam(gen));
   EVONAS_RETURN_IF_ERROR(training.RunLbfgs());
   training.Restore();
   const double training_seconds = Seconds(Clock::now() - start);
 
   TrainOutput output;
-  output.parameters =
-      ToParameters(training.mlp(), x_mean, x_std, y_mean, y_std);
+  output.parameters = ToParameters(arch, training.kernels(), training.params(),
+                                   x_mean, x_std, y_mean, y_std);
   output.model_file = Export(output.parameters);
   v1::Metrics& m = output.metrics;
   EVONAS_ASSIGN_OR_RETURN(

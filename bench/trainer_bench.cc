@@ -1,0 +1,368 @@
+// Benchmarks of the worker's trainer; bench/run_trainer_bench.sh drives them
+// and BENCHMARKS.md records the results.
+//
+//   trainer_bench steps   --data CSV --widths 64,64,64 --steps 300
+//       Adam steps per (CPU) second of model::Train (full batch, no L-BFGS)
+//       on the whole CSV (inputs x1..x3, output y) as training rows.
+//   trainer_bench kernels --data CSV --widths 64,64,64 --block 512
+//       The same steps on MlpKernels and Adam alone, for tuning the block.
+//   trainer_bench peak    --size 1024 --seconds 2
+//       DGEMM GFLOP/s of OpenBLAS on square matrices: the machine's peak.
+//   trainer_bench genomes --data CSV --test CSV --count 10 --seed 1
+//       Trains the first `count` genomes that random search proposes over the
+//       default search space, as a worker would, and prints the wall time.
+//
+// Every mode prints one line per measurement, "key=value" pairs separated by
+// spaces, for the driver script to parse.
+
+#include <cblas.h>
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/genome.h"
+#include "common/table.h"
+#include "common/validation_split.h"
+#include "server/search/strategy.h"
+#include "worker/model/mlp_kernels.h"
+#include "worker/model/trainer.h"
+
+namespace evonas::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+absl::StatusOr<Table> ReadCsv(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseCsv(text.str());
+}
+
+// Rows `rows` of the x1, x2, x3 -> y columns of `table`.
+absl::StatusOr<model::Samples> Hartmann3(const Table& table,
+                                         const std::vector<int64_t>& rows) {
+  auto inputs = ColumnIndices(table, {"x1", "x2", "x3"});
+  if (!inputs.ok()) return inputs.status();
+  auto outputs = ColumnIndices(table, {"y"});
+  if (!outputs.ok()) return outputs.status();
+  model::Samples s;
+  const int64_t n = static_cast<int64_t>(rows.size());
+  s.x = {n, 3, SelectColumns(table, rows, *inputs)};
+  s.y = {n, 1, SelectColumns(table, rows, *outputs)};
+  return s;
+}
+
+std::vector<int64_t> AllRows(const Table& table) {
+  std::vector<int64_t> rows(table.rows);
+  for (int64_t i = 0; i < table.rows; ++i) rows[i] = i;
+  return rows;
+}
+
+v1::Activation ParseActivation(const std::string& name) {
+  for (v1::Activation a :
+       {v1::ACTIVATION_TANH, v1::ACTIVATION_RELU, v1::ACTIVATION_SILU,
+        v1::ACTIVATION_GELU, v1::ACTIVATION_SINE}) {
+    if (ActivationName(a) == name) return a;
+  }
+  return v1::ACTIVATION_UNSPECIFIED;
+}
+
+struct StepsOptions {
+  std::string data;
+  std::string widths = "16,16";
+  std::string activation = "tanh";
+  int steps = 300;
+  int threads = 1;
+  double learning_rate = 1e-3;
+};
+
+// CPU seconds this process has used (every thread).
+double CpuSeconds() {
+  timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+// Times model::Train with `steps` and with 2 * `steps` Adam steps (no
+// L-BFGS): the difference is the cost of `steps` steps of the training loop
+// without Train's fixed costs (export, metrics, latency). Reports steps per
+// CPU second, which time-slicing on a shared machine does not distort, and
+// the wall-clock steps per second of the longer run's training loop.
+int RunSteps(const StepsOptions& o) {
+  absl::StatusOr<Table> table = ReadCsv(o.data);
+  if (!table.ok()) {
+    std::cerr << table.status() << "\n";
+    return 1;
+  }
+  model::TrainJob job;
+  absl::StatusOr<model::Samples> all = Hartmann3(*table, AllRows(*table));
+  if (!all.ok()) {
+    std::cerr << all.status() << "\n";
+    return 1;
+  }
+  job.training = *std::move(all);
+  job.validation = {{0, 3, {}}, {0, 1, {}}};
+  job.threads = o.threads;
+  job.seed = 1;
+  const v1::Activation activation = ParseActivation(o.activation);
+  for (absl::string_view w : absl::StrSplit(o.widths, ',')) {
+    int width = 0;
+    if (!absl::SimpleAtoi(w, &width)) {
+      std::cerr << "bad width " << w << "\n";
+      return 1;
+    }
+    v1::DenseLayer* layer = job.genome.add_hidden_layers();
+    layer->set_width(width);
+    layer->set_activation(activation);
+  }
+  job.genome.mutable_training()->set_learning_rate(o.learning_rate);
+  job.genome.mutable_training()->set_lbfgs_steps(0);
+  double cpu[2], wall = 0;
+  for (int run = 0; run < 2; ++run) {
+    job.genome.mutable_training()->set_adam_steps(o.steps * (run + 1));
+    const double start = CpuSeconds();
+    absl::StatusOr<model::TrainOutput> out = model::Train(job);
+    cpu[run] = CpuSeconds() - start;
+    if (!out.ok()) {
+      std::cerr << out.status() << "\n";
+      return 1;
+    }
+    wall = out->metrics.training_seconds();
+  }
+  std::printf(
+      "mode=steps impl=evonas widths=%s activation=%s rows=%lld "
+      "threads=%d steps=%d cpu_seconds=%.6f "
+      "steps_per_cpu_second=%.3f steps_per_second=%.3f\n",
+      o.widths.c_str(), o.activation.c_str(),
+      static_cast<long long>(job.training.x.rows), o.threads, o.steps,
+      cpu[1] - cpu[0], o.steps / (cpu[1] - cpu[0]), 2 * o.steps / wall);
+  return 0;
+}
+
+// Times MlpKernels::LossAndGradient plus an Adam step alone (no Train
+// around it) with `block` rows per block: for tuning the kernels.
+int RunKernels(const StepsOptions& o, int64_t block) {
+  absl::StatusOr<Table> table = ReadCsv(o.data);
+  if (!table.ok()) {
+    std::cerr << table.status() << "\n";
+    return 1;
+  }
+  absl::StatusOr<model::Samples> all = Hartmann3(*table, AllRows(*table));
+  if (!all.ok()) {
+    std::cerr << all.status() << "\n";
+    return 1;
+  }
+  std::vector<int64_t> sizes = {3};
+  std::vector<v1::Activation> activations;
+  for (absl::string_view w : absl::StrSplit(o.widths, ',')) {
+    int width = 0;
+    if (!absl::SimpleAtoi(w, &width)) return 1;
+    sizes.push_back(width);
+    activations.push_back(ParseActivation(o.activation));
+  }
+  sizes.push_back(1);
+  absl::StatusOr<model::MlpKernels> kernels =
+      model::MlpKernels::Create(sizes, activations, block);
+  if (!kernels.ok()) {
+    std::cerr << kernels.status() << "\n";
+    return 1;
+  }
+  std::vector<double> params(kernels->parameter_count());
+  for (size_t i = 0; i < params.size(); ++i) {
+    params[i] = 0.1 * std::sin(static_cast<double>(i));
+  }
+  std::vector<double> grad(params.size());
+  model::Adam adam(kernels->parameter_count());
+  const int64_t rows = all->x.rows;
+  const double start = CpuSeconds();
+  for (int step = 0; step < o.steps; ++step) {
+    kernels->LossAndGradient(params.data(), all->x.data.data(),
+                             all->y.data.data(), rows, grad.data());
+    adam.Step(1e-4, grad.data(), params.data());
+  }
+  const double cpu = CpuSeconds() - start;
+  std::printf(
+      "mode=kernels widths=%s activation=%s block=%lld steps=%d "
+      "steps_per_cpu_second=%.3f\n",
+      o.widths.c_str(), o.activation.c_str(), static_cast<long long>(block),
+      o.steps, o.steps / cpu);
+  return 0;
+}
+
+// OpenBLAS DGEMM GFLOP/s on size x size matrices with `threads` threads,
+// best of the repeats that fit in `seconds`, per wall and per CPU second.
+int RunPeak(int size, double seconds, int threads) {
+  openblas_set_num_threads(threads);
+  const int64_t n = size;
+  std::vector<double> a(n * n), b(n * n), c(n * n);
+  for (int64_t i = 0; i < n * n; ++i) {
+    a[i] = 1.0 / (1 + i % 7);
+    b[i] = 1.0 / (1 + i % 5);
+  }
+  double best = 0;
+  const auto start = Clock::now();
+  int runs = 0;
+  double best_cpu = 0;
+  while (runs < 3 || Seconds(Clock::now() - start) < seconds) {
+    const auto t0 = Clock::now();
+    const double c0 = CpuSeconds();
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0,
+                a.data(), n, b.data(), n, 0.0, c.data(), n);
+    const double s = Seconds(Clock::now() - t0);
+    best = std::max(best, 2.0 * n * n * n / s / 1e9);
+    best_cpu = std::max(best_cpu, 2.0 * n * n * n / (CpuSeconds() - c0) / 1e9);
+    ++runs;
+  }
+  std::printf(
+      "mode=peak impl=openblas size=%d threads=%d runs=%d "
+      "gflops=%.3f gflops_per_cpu_second=%.3f\n",
+      size, openblas_get_num_threads(), runs, best, best_cpu);
+  return 0;
+}
+
+struct GenomesOptions {
+  std::string data;
+  std::string test;
+  int count = 10;
+  uint64_t seed = 1;
+  int threads = 1;
+  double validation_fraction = 0.2;
+};
+
+// Trains the first `count` random-search genomes of the default search
+// space on `data` (split like the controller splits it) and reports the
+// wall-clock seconds of each and of all.
+int RunGenomes(const GenomesOptions& o) {
+  absl::StatusOr<Table> table = ReadCsv(o.data);
+  absl::StatusOr<Table> test_table = ReadCsv(o.test);
+  if (!table.ok() || !test_table.ok()) {
+    std::cerr << table.status() << " " << test_table.status() << "\n";
+    return 1;
+  }
+  v1::ExperimentSpec spec;
+  spec.set_seed(o.seed);
+  absl::StatusOr<v1::SearchSpace> space =
+      search::NormalizeSearchSpace(spec.search_space());
+  if (!space.ok()) {
+    std::cerr << space.status() << "\n";
+    return 1;
+  }
+  *spec.mutable_search_space() = *space;
+  absl::StatusOr<std::unique_ptr<search::Strategy>> strategy =
+      search::MakeStrategy(spec);
+  if (!strategy.ok()) {
+    std::cerr << strategy.status() << "\n";
+    return 1;
+  }
+  v1::ValidationSplit split;
+  split.set_seed(o.seed);
+  split.set_fraction(o.validation_fraction);
+  const RowPartition rows = PartitionRows(split, table->rows);
+  absl::StatusOr<model::Samples> training = Hartmann3(*table, rows.training);
+  absl::StatusOr<model::Samples> validation =
+      Hartmann3(*table, rows.validation);
+  absl::StatusOr<model::Samples> test =
+      Hartmann3(*test_table, AllRows(*test_table));
+  if (!training.ok() || !validation.ok() || !test.ok()) {
+    std::cerr << "bad data\n";
+    return 1;
+  }
+  const auto start = Clock::now();
+  for (int i = 0; i < o.count; ++i) {
+    model::TrainJob job;
+    job.genome = (*strategy)->Propose(i, {});
+    job.training = *training;
+    job.validation = *validation;
+    job.test = *test;
+    job.seed = SplitMix64(o.seed ^ SplitMix64(i));
+    job.within_tolerance = 1e-5;
+    job.threads = o.threads;
+    const auto t0 = Clock::now();
+    absl::StatusOr<model::TrainOutput> out = model::Train(job);
+    const double wall = Seconds(Clock::now() - t0);
+    std::printf(
+        "mode=genome index=%d genome=\"%s\" parameters=%lld threads=%d "
+        "ok=%d wall_seconds=%.3f training_seconds=%.3f "
+        "validation_max_abs_error=%.3g\n",
+        i, DescribeGenome(job.genome).c_str(),
+        static_cast<long long>(ParameterCount(job.genome, 3, 1)), o.threads,
+        out.ok() ? 1 : 0, wall, out.ok() ? out->metrics.training_seconds() : 0,
+        out.ok() ? out->metrics.validation().max_abs_error() : 0.0);
+    std::fflush(stdout);
+  }
+  std::printf("mode=genomes count=%d threads=%d wall_seconds=%.3f\n", o.count,
+              o.threads, Seconds(Clock::now() - start));
+  return 0;
+}
+
+}  // namespace
+}  // namespace evonas::bench
+
+int main(int argc, char** argv) {
+  using namespace evonas::bench;  // NOLINT
+  CLI::App app{"evonas trainer benchmarks (see BENCHMARKS.md)"};
+  app.require_subcommand(1);
+
+  StepsOptions steps;
+  CLI::App* steps_cmd = app.add_subcommand("steps", "Adam steps per second");
+  steps_cmd->add_option("--data", steps.data, "hartmann3 CSV")->required();
+  steps_cmd->add_option("--widths", steps.widths,
+                        "hidden widths, comma-separated");
+  steps_cmd->add_option("--activation", steps.activation);
+  steps_cmd->add_option("--steps", steps.steps);
+  steps_cmd->add_option("--threads", steps.threads);
+  steps_cmd->add_option("--learning-rate", steps.learning_rate);
+
+  StepsOptions kernel_opts;
+  int64_t block = evonas::model::MlpKernels::kDefaultRowsPerBlock;
+  CLI::App* kernels_cmd =
+      app.add_subcommand("kernels", "MlpKernels steps per CPU second");
+  kernels_cmd->add_option("--data", kernel_opts.data, "hartmann3 CSV")
+      ->required();
+  kernels_cmd->add_option("--widths", kernel_opts.widths);
+  kernels_cmd->add_option("--activation", kernel_opts.activation);
+  kernels_cmd->add_option("--steps", kernel_opts.steps);
+  kernels_cmd->add_option("--block", block);
+
+  int peak_size = 1024;
+  double peak_seconds = 2;
+  int peak_threads = 1;
+  CLI::App* peak_cmd = app.add_subcommand("peak", "DGEMM GFLOP/s");
+  peak_cmd->add_option("--size", peak_size);
+  peak_cmd->add_option("--seconds", peak_seconds);
+  peak_cmd->add_option("--threads", peak_threads);
+
+  GenomesOptions genomes;
+  CLI::App* genomes_cmd =
+      app.add_subcommand("genomes", "train random genomes like a worker");
+  genomes_cmd->add_option("--data", genomes.data, "training CSV")->required();
+  genomes_cmd->add_option("--test", genomes.test, "test CSV")->required();
+  genomes_cmd->add_option("--count", genomes.count);
+  genomes_cmd->add_option("--seed", genomes.seed);
+  genomes_cmd->add_option("--threads", genomes.threads);
+
+  CLI11_PARSE(app, argc, argv);
+  if (*steps_cmd) return RunSteps(steps);
+  if (*kernels_cmd) return RunKernels(kernel_opts, block);
+  if (*peak_cmd) return RunPeak(peak_size, peak_seconds, peak_threads);
+  return RunGenomes(genomes);
+}

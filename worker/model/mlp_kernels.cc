@@ -1,0 +1,390 @@
+#include "worker/model/mlp_kernels.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <new>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+// glibc's libmvec has vector variants of these functions (_ZGVdN4v_tanh and
+// friends; tanh within about 1 ulp, as accurate as the scalar one). math.h
+// declares them only under -ffast-math, which we do not want, so we declare
+// them here; with -fopenmp-simd GCC then calls them from the `omp simd` loops
+// below (link libmvec).
+extern "C" {
+__attribute__((simd("notinbranch"))) double tanh(double) noexcept;
+__attribute__((simd("notinbranch"))) double exp(double) noexcept;
+__attribute__((simd("notinbranch"))) double erf(double) noexcept;
+__attribute__((simd("notinbranch"))) double sin(double) noexcept;
+__attribute__((simd("notinbranch"))) double cos(double) noexcept;
+}
+
+// Compiles a function for AVX-512, AVX2+FMA and baseline x86-64 and picks one
+// at load time, so one binary runs everywhere and uses the widest vectors.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define EVONAS_VECTORISED \
+  __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define EVONAS_VECTORISED
+#endif
+
+namespace evonas::model {
+namespace {
+
+constexpr int64_t kAlignment = 64;  // bytes
+// Elementwise kernels run over whole multiples of this many values; the
+// remainder goes through a padded copy, so that every value takes the same
+// vector code path whatever its position.
+constexpr int64_t kChunk = 16;
+constexpr double kSqrtHalf = 0.70710678118654752440;
+// 1 / sqrt(2 pi), the standard normal density's constant.
+constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+
+bool NeedsDerivativeBuffer(v1::Activation a) {
+  return a == v1::ACTIVATION_SILU || a == v1::ACTIVATION_GELU ||
+         a == v1::ACTIVATION_SINE;
+}
+
+// h = activation(h) over n values; d = activation'(input) when the
+// activation needs a derivative buffer and d is not null. n must be a
+// multiple of kChunk, h and d aligned to kAlignment.
+EVONAS_VECTORISED
+void ActivateChunks(v1::Activation a, double* __restrict h,
+                    double* __restrict d, int64_t n) {
+  switch (a) {
+    case v1::ACTIVATION_TANH:
+#pragma omp simd aligned(h : kAlignment)
+      for (int64_t i = 0; i < n; ++i) h[i] = tanh(h[i]);
+      break;
+    case v1::ACTIVATION_RELU:
+      // NaN stays NaN, as in torch.relu.
+#pragma omp simd aligned(h : kAlignment)
+      for (int64_t i = 0; i < n; ++i) h[i] = h[i] < 0 ? 0.0 : h[i];
+      break;
+    case v1::ACTIVATION_SILU:
+      // silu(z) = z / (1 + exp(-z)) as torch.silu; its derivative is
+      // s (1 + z (1 - s)) with s = sigmoid(z).
+      if (d == nullptr) {
+#pragma omp simd aligned(h : kAlignment)
+        for (int64_t i = 0; i < n; ++i) h[i] = h[i] / (1.0 + exp(-h[i]));
+      } else {
+#pragma omp simd aligned(h, d : kAlignment)
+        for (int64_t i = 0; i < n; ++i) {
+          const double z = h[i];
+          const double e = 1.0 + exp(-z);
+          const double s = 1.0 / e;
+          h[i] = z / e;
+          d[i] = s * (1.0 + z * (1.0 - s));
+        }
+      }
+      break;
+    case v1::ACTIVATION_GELU:
+      // The exact GELU, z Phi(z), as torch.gelu; its derivative is
+      // Phi(z) + z phi(z).
+      if (d == nullptr) {
+#pragma omp simd aligned(h : kAlignment)
+        for (int64_t i = 0; i < n; ++i) {
+          h[i] = h[i] * 0.5 * (1.0 + erf(h[i] * kSqrtHalf));
+        }
+      } else {
+#pragma omp simd aligned(h, d : kAlignment)
+        for (int64_t i = 0; i < n; ++i) {
+          const double z = h[i];
+          const double cdf = 0.5 * (1.0 + erf(z * kSqrtHalf));
+          h[i] = z * 0.5 * (1.0 + erf(z * kSqrtHalf));
+          d[i] = cdf + z * (kInvSqrt2Pi * exp(-0.5 * z * z));
+        }
+      }
+      break;
+    case v1::ACTIVATION_SINE:
+      if (d != nullptr) {
+#pragma omp simd aligned(h, d : kAlignment)
+        for (int64_t i = 0; i < n; ++i) d[i] = cos(h[i]);
+      }
+#pragma omp simd aligned(h : kAlignment)
+      for (int64_t i = 0; i < n; ++i) h[i] = sin(h[i]);
+      break;
+    default:
+      break;
+  }
+}
+
+// ActivateChunks over any n: whole chunks in place, the rest through a
+// padded copy.
+void Activate(v1::Activation a, double* h, double* d, int64_t n) {
+  if (!NeedsDerivativeBuffer(a)) d = nullptr;
+  const int64_t whole = n - n % kChunk;
+  ActivateChunks(a, h, d, whole);
+  if (whole == n) return;
+  alignas(kAlignment) double th[kChunk] = {};
+  alignas(kAlignment) double td[kChunk] = {};
+  const int64_t rest = n - whole;
+  std::copy(h + whole, h + n, th);
+  ActivateChunks(a, th, d == nullptr ? nullptr : td, kChunk);
+  std::copy(th, th + rest, h + whole);
+  if (d != nullptr) std::copy(td, td + rest, d + whole);
+}
+
+// g *= activation'(z) over n values, from the activation h = activation(z)
+// (tanh, relu) or the derivative d stored by the forward pass.
+EVONAS_VECTORISED
+void MultiplyByDerivative(v1::Activation a, const double* __restrict h,
+                          const double* __restrict d, double* __restrict g,
+                          int64_t n) {
+  switch (a) {
+    case v1::ACTIVATION_TANH:
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) g[i] = g[i] * (1.0 - h[i] * h[i]);
+      break;
+    case v1::ACTIVATION_RELU:
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) g[i] = h[i] > 0 ? g[i] : 0.0;
+      break;
+    default:
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) g[i] = g[i] * d[i];
+      break;
+  }
+}
+
+// z[r, :] += b over rows x n.
+EVONAS_VECTORISED
+void AddBias(double* __restrict z, const double* __restrict b, int64_t rows,
+             int64_t n) {
+  for (int64_t r = 0; r < rows; ++r) {
+    double* zr = z + r * n;
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) zr[j] += b[j];
+  }
+}
+
+// sums[j] += sum over r of g[r, j], rows in order.
+EVONAS_VECTORISED
+void AddColumnSums(const double* __restrict g, int64_t rows, int64_t n,
+                   double* __restrict sums) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const double* gr = g + r * n;
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) sums[j] += gr[j];
+  }
+}
+
+// C = op(A) op(B) + beta C, row-major, C [m, n], op(A) [m, k], op(B) [k, n].
+// OpenBLAS dgemm, or dgemv when m or n is 1, or an outer product when k is 1:
+// the shapes of a network's first and last layers, where dgemm is slow.
+void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+          const double* a, int64_t lda, const double* b, int64_t ldb,
+          double beta, double* c, int64_t ldc) {
+  const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
+  const CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
+  if (n == 1) {
+    // c[:, 0] = op(A) times the column op(B)[:, 0].
+    const int64_t inc_b = trans_b ? 1 : ldb;
+    cblas_dgemv(CblasRowMajor, ta, trans_a ? k : m, trans_a ? m : k, 1.0, a,
+                lda, b, inc_b, beta, c, ldc);
+  } else if (m == 1) {
+    // The row c[0, :] = op(A)[0, :] op(B), i.e. op(B)^T times that row.
+    const int64_t inc_a = trans_a ? lda : 1;
+    cblas_dgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans,
+                trans_b ? n : k, trans_b ? k : n, 1.0, b, ldb, a, inc_a, beta,
+                c, 1);
+  } else if (k == 1) {
+    const int64_t inc_a = trans_a ? 1 : lda;
+    const int64_t inc_b = trans_b ? ldb : 1;
+    for (int64_t i = 0; i < m; ++i) {
+      const double ai = a[i * inc_a];
+      double* ci = c + i * ldc;
+      if (beta == 0) {
+        for (int64_t j = 0; j < n; ++j) ci[j] = ai * b[j * inc_b];
+      } else {
+        for (int64_t j = 0; j < n; ++j)
+          ci[j] = beta * ci[j] + ai * b[j * inc_b];
+      }
+    }
+  } else {
+    cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c,
+                ldc);
+  }
+}
+
+}  // namespace
+
+AlignedBuffer::AlignedBuffer(int64_t size) : size_(size) {
+  // Rounded up to whole cache lines, as aligned_alloc requires.
+  const size_t bytes =
+      (static_cast<size_t>(std::max<int64_t>(size, 1)) * sizeof(double) +
+       kAlignment - 1) /
+      kAlignment * kAlignment;
+  data_.reset(static_cast<double*>(std::aligned_alloc(kAlignment, bytes)));
+  if (data_ == nullptr) throw std::bad_alloc();
+  std::memset(data_.get(), 0, bytes);
+}
+
+absl::StatusOr<MlpKernels> MlpKernels::Create(
+    std::vector<int64_t> sizes, std::vector<v1::Activation> activations,
+    int64_t rows_per_block) {
+  if (sizes.size() < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "an MLP needs inputs and outputs, got ", sizes.size(), " layer sizes"));
+  }
+  if (activations.size() != sizes.size() - 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(activations.size(), " activations for ", sizes.size() - 2,
+                     " hidden layers"));
+  }
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    if (sizes[i] < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("layer size ", i, " is ", sizes[i]));
+    }
+  }
+  for (size_t i = 0; i < activations.size(); ++i) {
+    switch (activations[i]) {
+      case v1::ACTIVATION_TANH:
+      case v1::ACTIVATION_RELU:
+      case v1::ACTIVATION_SILU:
+      case v1::ACTIVATION_GELU:
+      case v1::ACTIVATION_SINE:
+        break;
+      default:
+        return absl::InvalidArgumentError(
+            absl::StrCat("hidden layer ", i, ": unsupported activation ",
+                         static_cast<int>(activations[i])));
+    }
+  }
+  if (rows_per_block < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rows_per_block is ", rows_per_block));
+  }
+  return MlpKernels(std::move(sizes), std::move(activations), rows_per_block);
+}
+
+MlpKernels::MlpKernels(std::vector<int64_t> sizes,
+                       std::vector<v1::Activation> activations,
+                       int64_t rows_per_block)
+    : sizes_(std::move(sizes)),
+      activations_(std::move(activations)),
+      rows_per_block_(rows_per_block) {
+  offsets_.push_back(0);
+  for (size_t i = 0; i + 1 < sizes_.size(); ++i) {
+    offsets_.push_back(offsets_.back() + sizes_[i] * sizes_[i + 1] +
+                       sizes_[i + 1]);
+  }
+  act_.resize(layer_count());
+  deriv_.resize(layer_count());
+  delta_.resize(layer_count());
+}
+
+void MlpKernels::Reserve(int64_t rows) {
+  rows = std::min(rows, rows_per_block_);
+  if (rows <= reserved_rows_) return;
+  for (int l = 0; l < layer_count(); ++l) {
+    const int64_t n = rows * sizes_[l + 1];
+    act_[l] = AlignedBuffer(n);
+    delta_[l] = AlignedBuffer(n);
+    if (l + 1 < layer_count() && NeedsDerivativeBuffer(activations_[l])) {
+      deriv_[l] = AlignedBuffer(n);
+    }
+  }
+  reserved_rows_ = rows;
+}
+
+void MlpKernels::ForwardBlock(const double* params, const double* x,
+                              int64_t rows, bool train) {
+  const double* in = x;
+  for (int l = 0; l < layer_count(); ++l) {
+    const int64_t fan_in = sizes_[l], fan_out = sizes_[l + 1];
+    double* z = act_[l].data();
+    Gemm(false, true, rows, fan_out, fan_in, in, fan_in,
+         params + weight_offset(l), fan_in, 0.0, z, fan_out);
+    AddBias(z, params + bias_offset(l), rows, fan_out);
+    if (l + 1 < layer_count()) {
+      Activate(activations_[l], z, train ? deriv_[l].data() : nullptr,
+               rows * fan_out);
+    }
+    in = z;
+  }
+}
+
+void MlpKernels::Forward(const double* params, const double* x, int64_t rows,
+                         double* out) {
+  Reserve(rows);
+  const int last = layer_count() - 1;
+  for (int64_t start = 0; start < rows; start += rows_per_block_) {
+    const int64_t n = std::min(rows_per_block_, rows - start);
+    ForwardBlock(params, x + start * inputs(), n, /*train=*/false);
+    std::copy(act_[last].data(), act_[last].data() + n * outputs(),
+              out + start * outputs());
+  }
+}
+
+double MlpKernels::LossAndGradient(const double* params, const double* x,
+                                   const double* y, int64_t rows,
+                                   double* grad) {
+  Reserve(rows);
+  std::fill(grad, grad + parameter_count(), 0.0);
+  const int last = layer_count() - 1;
+  const double count = static_cast<double>(rows) * outputs();
+  const double scale = 2.0 / count;
+  double sse = 0;
+  for (int64_t start = 0; start < rows; start += rows_per_block_) {
+    const int64_t n = std::min(rows_per_block_, rows - start);
+    const double* xb = x + start * inputs();
+    const double* yb = y + start * outputs();
+    ForwardBlock(params, xb, n, /*train=*/true);
+    // d loss / d output.
+    const double* out = act_[last].data();
+    double* g = delta_[last].data();
+    for (int64_t i = 0; i < n * outputs(); ++i) {
+      const double diff = out[i] - yb[i];
+      sse += diff * diff;
+      g[i] = scale * diff;
+    }
+    for (int l = last; l >= 0; --l) {
+      const int64_t fan_in = sizes_[l], fan_out = sizes_[l + 1];
+      const double* in = l == 0 ? xb : act_[l - 1].data();
+      const double* delta = delta_[l].data();
+      // dW_l += delta^T in; db_l += column sums of delta.
+      Gemm(true, false, fan_out, fan_in, n, delta, fan_out, in, fan_in, 1.0,
+           grad + weight_offset(l), fan_in);
+      AddColumnSums(delta, n, fan_out, grad + bias_offset(l));
+      if (l > 0) {
+        // delta_{l-1} = (delta W_l) * activation'.
+        double* prev = delta_[l - 1].data();
+        Gemm(false, false, n, fan_in, fan_out, delta, fan_out,
+             params + weight_offset(l), fan_in, 0.0, prev, fan_in);
+        MultiplyByDerivative(activations_[l - 1], act_[l - 1].data(),
+                             deriv_[l - 1].data(), prev, n * fan_in);
+      }
+    }
+  }
+  return sse / count;
+}
+
+Adam::Adam(int64_t size) : size_(size), exp_avg_(size), exp_avg_sq_(size) {}
+
+void Adam::Step(double lr, const double* grad, double* params) {
+  ++step_;
+  const double bias_correction1 = 1 - std::pow(kBeta1, step_);
+  const double bias_correction2 = 1 - std::pow(kBeta2, step_);
+  const double step_size = lr / bias_correction1;
+  const double bias_correction2_sqrt = std::sqrt(bias_correction2);
+  double* m = exp_avg_.data();
+  double* v = exp_avg_sq_.data();
+  // The operations and their order of torch::optim::Adam::step.
+#pragma omp simd
+  for (int64_t i = 0; i < size_; ++i) {
+    const double g = grad[i];
+    m[i] = m[i] * kBeta1 + (1 - kBeta1) * g;
+    v[i] = v[i] * kBeta2 + (1 - kBeta2) * g * g;
+    const double denom = std::sqrt(v[i]) / bias_correction2_sqrt + kEps;
+    params[i] = params[i] + (-step_size) * m[i] / denom;
+  }
+}
+
+}  // namespace evonas::model

@@ -1,0 +1,126 @@
+#ifndef EVONAS_WORKER_MODEL_MLP_KERNELS_H_
+#define EVONAS_WORKER_MODEL_MLP_KERNELS_H_
+
+// The trainer's hot loop in plain float64 C++: forward and hand-derived
+// backward passes of an MLP on OpenBLAS dgemm with fused, vectorised
+// activation kernels, and Adam. No LibTorch here; trainer.cc drives these and
+// exports the result through TorchScript.
+
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "evonas/v1/types.pb.h"
+
+namespace evonas::model {
+
+// A float64 array aligned to a cache line, for the kernels' buffers.
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  explicit AlignedBuffer(int64_t size);  // zero-filled
+  double* data() { return data_.get(); }
+  const double* data() const { return data_.get(); }
+  int64_t size() const { return size_; }
+
+ private:
+  struct Free {
+    void operator()(double* p) const { std::free(p); }
+  };
+  std::unique_ptr<double[], Free> data_;
+  int64_t size_ = 0;
+};
+
+// Forward and backward passes of a fully connected network whose parameters
+// live in one flat vector, layer after layer: [W_0, b_0, W_1, b_1, ...], each
+// W_i row-major [outputs_i, inputs_i] (PyTorch's nn.Linear layout), so the
+// vector is the concatenation of the flattened PyTorch parameters. Hidden
+// layer i computes activation_i(W_i h + b_i); the last layer is linear.
+//
+// Rows are processed in blocks of `rows_per_block`, which bounds the scratch
+// memory (about rows_per_block * 3 * sum(widths) doubles) and keeps a block's
+// activations in cache; the gradient sums the blocks in order. Results are a
+// deterministic function of the inputs, the block size and OpenBLAS's thread
+// count (matrix products use OpenBLAS with the calling thread's OpenMP
+// thread count). Not thread-safe: an instance owns its scratch memory.
+class MlpKernels {
+ public:
+  static constexpr int64_t kDefaultRowsPerBlock = 512;
+
+  // `sizes`: inputs, the hidden widths, outputs (at least two entries, all
+  // positive); `activations`: one per hidden layer (tanh, relu, silu, gelu
+  // or sine). InvalidArgument otherwise.
+  static absl::StatusOr<MlpKernels> Create(
+      std::vector<int64_t> sizes, std::vector<v1::Activation> activations,
+      int64_t rows_per_block = kDefaultRowsPerBlock);
+
+  int64_t inputs() const { return sizes_.front(); }
+  int64_t outputs() const { return sizes_.back(); }
+  // Affine layers, the output layer included.
+  int layer_count() const { return static_cast<int>(sizes_.size()) - 1; }
+  int64_t parameter_count() const { return offsets_.back(); }
+  // Offsets of W_i and b_i in the flat parameter vector.
+  int64_t weight_offset(int layer) const { return offsets_[layer]; }
+  int64_t bias_offset(int layer) const {
+    return offsets_[layer] + sizes_[layer] * sizes_[layer + 1];
+  }
+
+  // Writes the network's outputs for `rows` rows of `x` ([rows, inputs],
+  // row-major) to `out` ([rows, outputs]).
+  void Forward(const double* params, const double* x, int64_t rows,
+               double* out);
+
+  // Returns the mean squared error of the network on (x, y) -- the mean over
+  // all rows * outputs values, as torch.nn.functional.mse_loss -- and writes
+  // its gradient with respect to `params` to `grad` (parameter_count()
+  // values). A non-finite loss leaves an unspecified gradient.
+  double LossAndGradient(const double* params, const double* x, const double* y,
+                         int64_t rows, double* grad);
+
+ private:
+  MlpKernels(std::vector<int64_t> sizes,
+             std::vector<v1::Activation> activations, int64_t rows_per_block);
+
+  // Makes the block buffers hold `rows` rows.
+  void Reserve(int64_t rows);
+  // Runs the forward pass of one block of `rows` rows; leaves every layer's
+  // output in act_ and, when `train`, what the backward pass needs in deriv_.
+  void ForwardBlock(const double* params, const double* x, int64_t rows,
+                    bool train);
+
+  std::vector<int64_t> sizes_;
+  std::vector<v1::Activation> activations_;
+  std::vector<int64_t> offsets_;  // layer_count() + 1 entries
+  int64_t rows_per_block_;
+  int64_t reserved_rows_ = 0;
+  // Per affine layer, [block rows, outputs_i]: the activation (the network
+  // output for the last layer), the activation's derivative where it is not
+  // cheaper to recompute from the activation, and the gradient of the loss
+  // with respect to the layer's pre-activation.
+  std::vector<AlignedBuffer> act_, deriv_, delta_;
+};
+
+// Adam exactly as torch.optim.Adam computes it with betas (0.9, 0.999),
+// eps 1e-8, no weight decay and no AMSGrad. Not thread-safe.
+class Adam {
+ public:
+  explicit Adam(int64_t size);
+
+  // Takes one step with learning rate `lr`: updates the moments from `grad`
+  // and `params` in place (size values each).
+  void Step(double lr, const double* grad, double* params);
+
+ private:
+  static constexpr double kBeta1 = 0.9;
+  static constexpr double kBeta2 = 0.999;
+  static constexpr double kEps = 1e-8;
+  int64_t size_;
+  int64_t step_ = 0;
+  AlignedBuffer exp_avg_, exp_avg_sq_;
+};
+
+}  // namespace evonas::model
+
+#endif  // EVONAS_WORKER_MODEL_MLP_KERNELS_H_

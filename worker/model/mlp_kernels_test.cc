@@ -1,0 +1,222 @@
+#include "worker/model/mlp_kernels.h"
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "common/genome.h"
+#include "gtest/gtest.h"
+
+namespace evonas::model {
+namespace {
+
+constexpr v1::Activation kActivations[] = {
+    v1::ACTIVATION_TANH, v1::ACTIVATION_RELU, v1::ACTIVATION_SILU,
+    v1::ACTIVATION_GELU, v1::ACTIVATION_SINE};
+
+double Activate(v1::Activation a, double z) {
+  switch (a) {
+    case v1::ACTIVATION_TANH:
+      return std::tanh(z);
+    case v1::ACTIVATION_RELU:
+      return z > 0 ? z : 0.0;
+    case v1::ACTIVATION_SILU:
+      return z / (1 + std::exp(-z));
+    case v1::ACTIVATION_GELU:
+      return 0.5 * z * (1 + std::erf(z / std::sqrt(2.0)));
+    case v1::ACTIVATION_SINE:
+      return std::sin(z);
+    default:
+      return z;
+  }
+}
+
+std::vector<double> Random(int64_t n, double scale, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(-scale, scale);
+  std::vector<double> v(n);
+  for (double& x : v) x = u(rng);
+  return v;
+}
+
+// The network's outputs, one row and one neuron at a time.
+std::vector<double> NaiveForward(const MlpKernels& k,
+                                 const std::vector<int64_t>& sizes,
+                                 const std::vector<v1::Activation>& acts,
+                                 const std::vector<double>& params,
+                                 const std::vector<double>& x, int64_t rows) {
+  std::vector<double> out;
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<double> h(x.begin() + r * sizes[0],
+                          x.begin() + (r + 1) * sizes[0]);
+    for (int l = 0; l < k.layer_count(); ++l) {
+      std::vector<double> z(sizes[l + 1]);
+      for (int64_t o = 0; o < sizes[l + 1]; ++o) {
+        double sum = params[k.bias_offset(l) + o];
+        for (int64_t i = 0; i < sizes[l]; ++i) {
+          sum += params[k.weight_offset(l) + o * sizes[l] + i] * h[i];
+        }
+        z[o] = l + 1 < k.layer_count() ? Activate(acts[l], sum) : sum;
+      }
+      h = std::move(z);
+    }
+    out.insert(out.end(), h.begin(), h.end());
+  }
+  return out;
+}
+
+TEST(MlpKernelsTest, LayoutIsPyTorchs) {
+  absl::StatusOr<MlpKernels> k =
+      MlpKernels::Create({3, 5, 2}, {v1::ACTIVATION_TANH});
+  ASSERT_TRUE(k.ok()) << k.status();
+  EXPECT_EQ(k->parameter_count(), 3 * 5 + 5 + 5 * 2 + 2);
+  EXPECT_EQ(k->layer_count(), 2);
+  EXPECT_EQ(k->weight_offset(0), 0);
+  EXPECT_EQ(k->bias_offset(0), 15);
+  EXPECT_EQ(k->weight_offset(1), 20);
+  EXPECT_EQ(k->bias_offset(1), 30);
+}
+
+TEST(MlpKernelsTest, RejectsBadShapes) {
+  EXPECT_FALSE(MlpKernels::Create({3}, {}).ok());
+  EXPECT_FALSE(MlpKernels::Create({3, 4, 1}, {}).ok());
+  EXPECT_FALSE(MlpKernels::Create({3, 0, 1}, {v1::ACTIVATION_TANH}).ok());
+  EXPECT_FALSE(
+      MlpKernels::Create({3, 4, 1}, {v1::ACTIVATION_UNSPECIFIED}).ok());
+  EXPECT_FALSE(MlpKernels::Create({3, 4, 1}, {v1::ACTIVATION_TANH}, 0).ok());
+}
+
+// Widths that are not multiples of the vector length, blocks that do not
+// divide the rows, outputs of 1 (the dgemv paths) and 2.
+TEST(MlpKernelsTest, ForwardMatchesNaiveForward) {
+  for (v1::Activation a : kActivations) {
+    for (int64_t outputs : {1, 2}) {
+      for (int64_t block : {1, 7, 512}) {
+        SCOPED_TRACE(ActivationName(a) + " outputs " + std::to_string(outputs) +
+                     " block " + std::to_string(block));
+        const std::vector<int64_t> sizes = {3, 19, 33, outputs};
+        const std::vector<v1::Activation> acts = {a, a};
+        absl::StatusOr<MlpKernels> k = MlpKernels::Create(sizes, acts, block);
+        ASSERT_TRUE(k.ok()) << k.status();
+        const int64_t rows = 45;
+        const std::vector<double> params = Random(k->parameter_count(), 0.5, 1);
+        const std::vector<double> x = Random(rows * 3, 2.0, 2);
+        std::vector<double> out(rows * outputs);
+        k->Forward(params.data(), x.data(), rows, out.data());
+        const std::vector<double> want =
+            NaiveForward(*k, sizes, acts, params, x, rows);
+        for (size_t i = 0; i < out.size(); ++i) {
+          EXPECT_NEAR(out[i], want[i], 1e-13 * (1 + std::fabs(want[i]))) << i;
+        }
+      }
+    }
+  }
+}
+
+// The hand-derived gradient against central differences of the loss, which
+// the forward pass above pins.
+TEST(MlpKernelsTest, GradientMatchesFiniteDifferences) {
+  for (v1::Activation a : kActivations) {
+    SCOPED_TRACE(ActivationName(a));
+    const std::vector<int64_t> sizes = {3, 7, 5, 2};
+    absl::StatusOr<MlpKernels> k = MlpKernels::Create(sizes, {a, a}, 8);
+    ASSERT_TRUE(k.ok()) << k.status();
+    const int64_t rows = 37;
+    std::vector<double> params = Random(k->parameter_count(), 0.7, 3);
+    const std::vector<double> x = Random(rows * 3, 2.0, 4);
+    const std::vector<double> y = Random(rows * 2, 1.0, 5);
+    std::vector<double> grad(params.size()), scratch(params.size());
+    const double loss = k->LossAndGradient(params.data(), x.data(), y.data(),
+                                           rows, grad.data());
+    // The loss is the mean squared error of the forward pass.
+    const std::vector<double> out =
+        NaiveForward(*k, sizes, {a, a}, params, x, rows);
+    double sse = 0;
+    for (size_t i = 0; i < out.size(); ++i) {
+      sse += (out[i] - y[i]) * (out[i] - y[i]);
+    }
+    EXPECT_NEAR(loss, sse / out.size(), 1e-14 * loss);
+
+    const double h = 1e-6;
+    for (size_t i = 0; i < params.size(); ++i) {
+      const double saved = params[i];
+      params[i] = saved + h;
+      const double up = k->LossAndGradient(params.data(), x.data(), y.data(),
+                                           rows, scratch.data());
+      params[i] = saved - h;
+      const double down = k->LossAndGradient(params.data(), x.data(), y.data(),
+                                             rows, scratch.data());
+      params[i] = saved;
+      EXPECT_NEAR(grad[i], (up - down) / (2 * h), 1e-8) << "parameter " << i;
+    }
+  }
+}
+
+TEST(MlpKernelsTest, BlockSizeOnlyChangesRounding) {
+  const std::vector<int64_t> sizes = {3, 40, 40, 1};
+  const std::vector<v1::Activation> acts = {v1::ACTIVATION_GELU,
+                                            v1::ACTIVATION_TANH};
+  absl::StatusOr<MlpKernels> whole = MlpKernels::Create(sizes, acts, 10000);
+  absl::StatusOr<MlpKernels> blocks = MlpKernels::Create(sizes, acts, 64);
+  ASSERT_TRUE(whole.ok() && blocks.ok());
+  const int64_t rows = 1000;
+  const std::vector<double> params = Random(whole->parameter_count(), 0.3, 6);
+  const std::vector<double> x = Random(rows * 3, 1.0, 7);
+  const std::vector<double> y = Random(rows, 1.0, 8);
+  std::vector<double> g1(params.size()), g2(params.size());
+  const double l1 = whole->LossAndGradient(params.data(), x.data(), y.data(),
+                                           rows, g1.data());
+  const double l2 = blocks->LossAndGradient(params.data(), x.data(), y.data(),
+                                            rows, g2.data());
+  EXPECT_NEAR(l1, l2, 1e-14 * l1);
+  for (size_t i = 0; i < g1.size(); ++i) {
+    EXPECT_NEAR(g1[i], g2[i], 1e-13 * (1 + std::fabs(g1[i]))) << i;
+  }
+  // And the same inputs give bit-identical results again.
+  std::vector<double> g3(params.size());
+  EXPECT_EQ(blocks->LossAndGradient(params.data(), x.data(), y.data(), rows,
+                                    g3.data()),
+            l2);
+  EXPECT_EQ(g2, g3);
+}
+
+TEST(MlpKernelsTest, NonFiniteLossIsReported) {
+  absl::StatusOr<MlpKernels> k =
+      MlpKernels::Create({2, 4, 1}, {v1::ACTIVATION_RELU});
+  ASSERT_TRUE(k.ok());
+  std::vector<double> params(k->parameter_count(), 1e300);
+  const std::vector<double> x = {1, 1, 2, 2};
+  const std::vector<double> y = {0, 0};
+  std::vector<double> grad(params.size());
+  EXPECT_FALSE(std::isfinite(
+      k->LossAndGradient(params.data(), x.data(), y.data(), 2, grad.data())));
+  params[0] = std::nan("");
+  EXPECT_TRUE(std::isnan(
+      k->LossAndGradient(params.data(), x.data(), y.data(), 2, grad.data())));
+}
+
+// torch.optim.Adam's update, written out.
+TEST(AdamTest, MatchesTorchFormula) {
+  const int64_t n = 37;
+  std::vector<double> params = Random(n, 1.0, 9), want = params;
+  std::vector<double> m(n), v(n);
+  Adam adam(n);
+  for (int step = 1; step <= 5; ++step) {
+    const std::vector<double> grad = Random(n, 0.1 * step, 10 + step);
+    const double lr = 1e-2 / step;
+    adam.Step(lr, grad.data(), params.data());
+    for (int64_t i = 0; i < n; ++i) {
+      m[i] = 0.9 * m[i] + 0.1 * grad[i];
+      v[i] = 0.999 * v[i] + 0.001 * grad[i] * grad[i];
+      const double m_hat = m[i] / (1 - std::pow(0.9, step));
+      const double v_hat = v[i] / (1 - std::pow(0.999, step));
+      want[i] -= lr * m_hat / (std::sqrt(v_hat) + 1e-8);
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_NEAR(params[i], want[i], 1e-14) << "step " << step << " " << i;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace evonas::model
