@@ -1,6 +1,7 @@
 #include "server/grpc_services.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/sha256.h"
 
 namespace evonas {
@@ -243,6 +244,35 @@ grpc::Status WorkerServiceImpl::FetchDataset(
       *bytes, writer, [&](v1::FetchDatasetResponse& first) {
         first.set_total_bytes(static_cast<int64_t>(bytes->size()));
       });
+}
+
+grpc::Status EvonasServiceImpl::WatchExperiment(
+    grpc::ServerContext* context, const v1::WatchExperimentRequest* request,
+    grpc::ServerWriter<v1::Experiment>* writer) {
+  std::string last_sent;
+  while (!context->IsCancelled()) {
+    absl::StatusOr<v1::Experiment> experiment =
+        controller_->GetExperiment(request->experiment_id());
+    if (!experiment.ok()) return ToGrpcStatus(experiment.status());
+    // Only state and counts matter: time passing alone sends nothing.
+    const std::string key =
+        absl::StrCat(experiment->state(), "|",
+                     experiment->counts().SerializeAsString(), "|",
+                     experiment->feasible_count());
+    if (key != last_sent) {
+      if (!writer->Write(*experiment)) {
+        return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+      }
+      last_sent = key;
+    }
+    if (experiment->state() == v1::EXPERIMENT_STATE_COMPLETED ||
+        experiment->state() == v1::EXPERIMENT_STATE_CANCELLED) {
+      return grpc::Status::OK;
+    }
+    absl::SleepFor(kWatchInterval);
+  }
+  // The client cancelled, its deadline passed, or the server shuts down.
+  return grpc::Status(grpc::StatusCode::CANCELLED, "watch ended early");
 }
 
 }  // namespace evonas

@@ -1,6 +1,7 @@
 #ifndef EVONAS_SERVER_GRPC_SERVICES_H_
 #define EVONAS_SERVER_GRPC_SERVICES_H_
 
+#include "absl/time/time.h"
 #include "evonas/v1/evonas_service.grpc.pb.h"
 #include "evonas/v1/worker_service.grpc.pb.h"
 #include "server/controller.h"
@@ -47,6 +48,13 @@ class EvonasServiceImpl final : public v1::EvonasService::Service {
   grpc::Status DownloadModel(
       grpc::ServerContext* context, const v1::DownloadModelRequest* request,
       grpc::ServerWriter<v1::DownloadModelResponse>* writer) override;
+  // Polls the controller every kWatchInterval and writes the experiment
+  // whenever it changed; returns once it is finished or the client left.
+  grpc::Status WatchExperiment(
+      grpc::ServerContext* context, const v1::WatchExperimentRequest* request,
+      grpc::ServerWriter<v1::Experiment>* writer) override;
+
+  static constexpr absl::Duration kWatchInterval = absl::Milliseconds(500);
 
  private:
   Controller* const controller_;
