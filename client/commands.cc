@@ -7,10 +7,16 @@
 #include <fstream>
 #include <optional>
 #include <system_error>
+#include <thread>
 #include <tuple>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "client/csv.h"
+#include "client/report.h"
+#include "client/watch.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "google/protobuf/struct.pb.h"
@@ -29,13 +35,18 @@ absl::Status PrintJson(const CommandEnv& env,
   return absl::OkStatus();
 }
 
-// Prints `message` as JSON or, in table mode, as `table`.
+// Prints `message` as JSON, `table` or `csv` as env.format says.
 absl::Status Print(const CommandEnv& env,
                    const google::protobuf::Message& message,
-                   const std::string& table) {
+                   const std::string& table, const std::string& csv) {
   if (env.format == OutputFormat::kJson) return PrintJson(env, message);
-  *env.out << table;
+  *env.out << (env.format == OutputFormat::kCsv ? csv : table);
   return absl::OkStatus();
+}
+
+template <typename T>
+std::vector<T> ToVector(const google::protobuf::RepeatedPtrField<T>& items) {
+  return std::vector<T>(items.begin(), items.end());
 }
 
 absl::Status FileError(const std::string& what, const std::string& path,
@@ -140,21 +151,24 @@ absl::Status RunDatasetUpload(const CommandEnv& env, const std::string& path,
   EVONAS_ASSIGN_OR_RETURN(
       v1::Dataset dataset,
       env.client->UploadDataset(dataset_name, size_bytes, file));
-  return Print(env, dataset, DatasetTable(dataset, MakeTableContext(env)));
+  return Print(env, dataset, DatasetTable(dataset, MakeTableContext(env)),
+               DatasetsCsv({dataset}));
 }
 
 absl::Status RunDatasetList(const CommandEnv& env) {
   EVONAS_ASSIGN_OR_RETURN(v1::ListDatasetsResponse response,
                           env.client->ListDatasets());
   return Print(env, response,
-               DatasetListTable(response, MakeTableContext(env)));
+               DatasetListTable(response, MakeTableContext(env)),
+               DatasetsCsv(ToVector(response.datasets())));
 }
 
 absl::Status RunDatasetShow(const CommandEnv& env,
                             const std::string& dataset_id) {
   EVONAS_ASSIGN_OR_RETURN(v1::Dataset dataset,
                           env.client->GetDataset(dataset_id));
-  return Print(env, dataset, DatasetTable(dataset, MakeTableContext(env)));
+  return Print(env, dataset, DatasetTable(dataset, MakeTableContext(env)),
+               DatasetsCsv({dataset}));
 }
 
 absl::Status RunExperimentCreate(const CommandEnv& env,
@@ -164,7 +178,8 @@ absl::Status RunExperimentCreate(const CommandEnv& env,
   return Print(
       env, experiment,
       absl::StrCat("created experiment ", experiment.id(), "\n",
-                   ExperimentTable(experiment, MakeTableContext(env))));
+                   ExperimentTable(experiment, MakeTableContext(env))),
+      ExperimentsCsv({experiment}, env.now()));
 }
 
 absl::Status RunExperimentStatus(const CommandEnv& env,
@@ -172,14 +187,16 @@ absl::Status RunExperimentStatus(const CommandEnv& env,
   EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment,
                           env.client->GetExperiment(experiment_id));
   return Print(env, experiment,
-               ExperimentTable(experiment, MakeTableContext(env)));
+               ExperimentTable(experiment, MakeTableContext(env)),
+               ExperimentsCsv({experiment}, env.now()));
 }
 
 absl::Status RunExperimentList(const CommandEnv& env) {
   EVONAS_ASSIGN_OR_RETURN(v1::ListExperimentsResponse response,
                           env.client->ListExperiments());
   return Print(env, response,
-               ExperimentListTable(response, MakeTableContext(env)));
+               ExperimentListTable(response, MakeTableContext(env)),
+               ExperimentsCsv(ToVector(response.experiments()), env.now()));
 }
 
 absl::Status RunExperimentCancel(const CommandEnv& env,
@@ -189,21 +206,24 @@ absl::Status RunExperimentCancel(const CommandEnv& env,
   return Print(
       env, experiment,
       absl::StrCat("cancelled experiment ", experiment.id(), "\n",
-                   ExperimentTable(experiment, MakeTableContext(env))));
+                   ExperimentTable(experiment, MakeTableContext(env))),
+      ExperimentsCsv({experiment}, env.now()));
 }
 
 absl::Status RunExperimentCandidates(const CommandEnv& env,
                                      const std::string& experiment_id) {
   EVONAS_ASSIGN_OR_RETURN(v1::ListCandidatesResponse response,
                           env.client->ListCandidates(experiment_id));
-  return Print(env, response, CandidateListTable(response));
+  return Print(env, response, CandidateListTable(response),
+               CandidatesCsv(ToVector(response.candidates())));
 }
 
 absl::Status RunExperimentFront(const CommandEnv& env,
                                 const std::string& experiment_id) {
   EVONAS_ASSIGN_OR_RETURN(v1::ParetoFront front,
                           env.client->GetParetoFront(experiment_id));
-  return Print(env, front, ParetoFrontTable(front));
+  return Print(env, front, ParetoFrontTable(front),
+               CandidatesCsv(ToVector(front.candidates())));
 }
 
 absl::Status RunExperimentWait(const CommandEnv& env,
@@ -211,7 +231,7 @@ absl::Status RunExperimentWait(const CommandEnv& env,
                                const WaitOptions& options) {
   const absl::Time start = env.now();
   std::ostream& progress =
-      env.format == OutputFormat::kJson ? *env.err : *env.out;
+      env.format == OutputFormat::kTable ? *env.out : *env.err;
   std::string last_line_key;
   for (;;) {
     EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment,
@@ -227,8 +247,9 @@ absl::Status RunExperimentWait(const CommandEnv& env,
     const bool finished =
         experiment.state() == v1::EXPERIMENT_STATE_COMPLETED ||
         experiment.state() == v1::EXPERIMENT_STATE_CANCELLED;
-    if (finished && env.format == OutputFormat::kJson) {
-      EVONAS_RETURN_IF_ERROR(PrintJson(env, experiment));
+    if (finished && env.format != OutputFormat::kTable) {
+      EVONAS_RETURN_IF_ERROR(
+          Print(env, experiment, "", ExperimentsCsv({experiment}, env.now())));
     }
     if (experiment.state() == v1::EXPERIMENT_STATE_COMPLETED) {
       return absl::OkStatus();
@@ -289,10 +310,207 @@ absl::Status RunModelDownload(const CommandEnv& env,
     fields["sha256"].set_string_value(writer.sha256());
     return PrintJson(env, result);
   }
+  if (env.format == OutputFormat::kCsv) {
+    *env.out << CsvRecord({"candidate_id", "path", "size_bytes", "sha256"})
+             << CsvRecord({candidate_id, path, absl::StrCat(writer.bytes()),
+                           writer.sha256()});
+    return absl::OkStatus();
+  }
   *env.out << "downloaded model of candidate " << candidate_id << " to " << path
            << " (" << writer.bytes() << " bytes, sha256 " << writer.sha256()
            << ")\n";
   return absl::OkStatus();
+}
+
+absl::Status RunExperimentReport(const CommandEnv& env,
+                                 const std::string& experiment_id,
+                                 const ReportOptions& options) {
+  if (options.format != "html" && options.format != "svg") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown report format \"", options.format, "\" (html or svg)"));
+  }
+  ReportInput input;
+  EVONAS_ASSIGN_OR_RETURN(input.experiment,
+                          env.client->GetExperiment(experiment_id));
+  const v1::ExperimentSpec& spec = input.experiment.spec();
+  EVONAS_ASSIGN_OR_RETURN(input.dataset,
+                          env.client->GetDataset(spec.dataset_id()));
+  if (!spec.test_dataset_id().empty()) {
+    EVONAS_ASSIGN_OR_RETURN(input.test_dataset,
+                            env.client->GetDataset(spec.test_dataset_id()));
+  }
+  EVONAS_ASSIGN_OR_RETURN(v1::ListCandidatesResponse candidates,
+                          env.client->ListCandidates(experiment_id));
+  input.candidates = ToVector(candidates.candidates());
+  EVONAS_ASSIGN_OR_RETURN(input.front,
+                          env.client->GetParetoFront(experiment_id));
+  input.generated_at = env.now();
+  input.time_zone = env.time_zone;
+  const std::string text = options.format == "svg" ? RenderFrontSvg(input)
+                                                   : RenderReportHtml(input);
+  if (options.path == "-") {
+    *env.out << text;
+    return absl::OkStatus();
+  }
+
+  const std::string temp_path = options.path + ".tmp";
+  {
+    std::ofstream file(temp_path, std::ios::binary | std::ios::trunc);
+    if (!file) {
+      return FileError("cannot create", temp_path,
+                       std::error_code(errno, std::generic_category()));
+    }
+    file.write(text.data(), static_cast<std::streamsize>(text.size()));
+    file.close();
+    if (!file) {
+      const std::error_code error(errno, std::generic_category());
+      std::error_code ignored;
+      std::filesystem::remove(temp_path, ignored);
+      return FileError("cannot write", temp_path, error);
+    }
+  }
+  std::error_code error;
+  std::filesystem::rename(temp_path, options.path, error);
+  if (error) {
+    std::error_code ignored;
+    std::filesystem::remove(temp_path, ignored);
+    return FileError("cannot rename to", options.path, error);
+  }
+
+  const int64_t bytes = static_cast<int64_t>(text.size());
+  if (env.format == OutputFormat::kJson) {
+    google::protobuf::Struct result;
+    auto& fields = *result.mutable_fields();
+    fields["experiment_id"].set_string_value(experiment_id);
+    fields["path"].set_string_value(options.path);
+    fields["format"].set_string_value(options.format);
+    fields["size_bytes"].set_number_value(static_cast<double>(bytes));
+    return PrintJson(env, result);
+  }
+  if (env.format == OutputFormat::kCsv) {
+    *env.out << CsvRecord({"experiment_id", "path", "format", "size_bytes"})
+             << CsvRecord({experiment_id, options.path, options.format,
+                           absl::StrCat(bytes)});
+    return absl::OkStatus();
+  }
+  *env.out << "wrote the " << (options.format == "svg" ? "front plot" : "report")
+           << " of experiment " << experiment_id << " to " << options.path
+           << " (" << bytes << " bytes; " << input.candidates.size()
+           << " candidates, " << input.front.candidates_size()
+           << " on the front)\n";
+  return absl::OkStatus();
+}
+
+absl::Status RunExperimentWatch(const CommandEnv& env,
+                                const std::string& experiment_id,
+                                const WatchOptions& options) {
+  // The stream is read on its own thread, so that a terminal's line keeps
+  // ticking (elapsed and remaining time) between the controller's updates.
+  struct Shared {
+    absl::Mutex mu;
+    std::vector<WatchSnapshot> pending ABSL_GUARDED_BY(mu);
+    bool done ABSL_GUARDED_BY(mu) = false;
+    absl::Status status ABSL_GUARDED_BY(mu);
+  } shared;
+  std::thread reader([&env, &experiment_id, &options, &shared] {
+    WatchSnapshot snapshot;
+    const absl::Status status = env.client->WatchExperiment(
+        experiment_id, options.timeout, [&](const v1::Experiment& e) {
+          snapshot.experiment = e;
+          // Each message is a change of counts: the front may have moved.
+          absl::StatusOr<v1::ParetoFront> front =
+              env.client->GetParetoFront(experiment_id);
+          if (!front.ok()) return front.status();
+          SummarizeFront(*front, &snapshot);
+          absl::MutexLock lock(&shared.mu);
+          shared.pending.push_back(snapshot);
+          return absl::OkStatus();
+        });
+    absl::MutexLock lock(&shared.mu);
+    shared.done = true;
+    shared.status = status;
+  });
+
+  const bool live = env.tty && env.format == OutputFormat::kTable;
+  std::ostream& out = *env.out;
+  bool line_open = false;
+  bool header_printed = false;
+  absl::Status print_status;
+  std::optional<WatchSnapshot> latest;
+  absl::Status status;
+  for (bool done = false; !done;) {
+    std::vector<WatchSnapshot> updates;
+    {
+      absl::MutexLock lock(&shared.mu);
+      auto ready = [&shared]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared.mu) {
+        return shared.done || !shared.pending.empty();
+      };
+      shared.mu.AwaitWithTimeout(absl::Condition(&ready),
+                                 live ? env.redraw_interval
+                                      : absl::InfiniteDuration());
+      updates.swap(shared.pending);
+      done = shared.done;
+      status = shared.status;
+    }
+    if (!updates.empty()) latest = updates.back();
+    const absl::Time now = env.now();
+    if (live) {
+      // Redrawn on every tick, so that the times move on.
+      if (!latest.has_value()) continue;
+      out << "\r\033[K" << WatchLine(*latest, now, true, env.color)
+          << std::flush;
+      line_open = true;
+      continue;
+    }
+    for (const WatchSnapshot& update : updates) {
+      if (env.format == OutputFormat::kTable) {
+        out << WatchLine(update, now, false, false) << std::endl;
+      } else if (env.format == OutputFormat::kJson) {
+        // No early return: the reader thread must be joined first.
+        absl::StatusOr<std::string> json = ToJsonLine(update.experiment);
+        if (json.ok()) {
+          out << *json << std::flush;
+        } else {
+          print_status.Update(json.status());
+        }
+      } else {
+        if (!header_printed) out << WatchCsvHeader();
+        header_printed = true;
+        out << WatchCsvRow(update, now) << std::flush;
+      }
+    }
+  }
+  reader.join();
+  if (line_open) out << "\n";
+  if (!status.ok()) return status;
+  if (!print_status.ok()) return print_status;
+  const v1::ExperimentState state = latest.has_value()
+                                       ? latest->experiment.state()
+                                       : v1::EXPERIMENT_STATE_UNSPECIFIED;
+  if (state == v1::EXPERIMENT_STATE_COMPLETED) return absl::OkStatus();
+  if (state == v1::EXPERIMENT_STATE_CANCELLED) {
+    return absl::CancelledError(
+        absl::StrCat("experiment ", experiment_id, " was cancelled"));
+  }
+  return absl::UnavailableError(
+      "the controller ended the watch before the experiment finished");
+}
+
+int ExitCodeFor(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return kExitOk;
+    case absl::StatusCode::kUnavailable:
+      return kExitUnavailable;
+    case absl::StatusCode::kNotFound:
+      return kExitNotFound;
+    case absl::StatusCode::kCancelled:
+      return kExitCancelled;
+    case absl::StatusCode::kDeadlineExceeded:
+      return kExitTimeout;
+    default:
+      return kExitError;
+  }
 }
 
 }  // namespace evonas::client

@@ -19,12 +19,17 @@ struct CommandEnv {
   ControllerClient* client = nullptr;
   OutputFormat format = OutputFormat::kTable;
   // Results go to `out`; progress that is not the result (`experiment wait`
-  // in JSON mode) goes to `err`.
+  // in JSON or CSV mode) goes to `err`.
   std::ostream* out = nullptr;
   std::ostream* err = nullptr;
   // Clock and time zone of "elapsed" and printed timestamps.
   std::function<absl::Time()> now = [] { return absl::Now(); };
   absl::TimeZone time_zone = absl::LocalTimeZone();
+  // `out` is a terminal: `experiment watch` redraws one line in place every
+  // `redraw_interval` instead of printing lines, in colour if `color`.
+  bool tty = false;
+  bool color = false;
+  absl::Duration redraw_interval = absl::Seconds(1);
 };
 
 // Each command performs its RPCs and prints the result in env.format. They
@@ -72,6 +77,50 @@ absl::Status RunExperimentWait(const CommandEnv& env,
 absl::Status RunModelDownload(const CommandEnv& env,
                               const std::string& candidate_id,
                               const std::string& path);
+
+struct ReportOptions {
+  // Where to write; "-" is standard output.
+  std::string path;
+  // "html" (the whole report) or "svg" (the front plot alone).
+  std::string format = "html";
+};
+// `evonas experiment report ID -o FILE [--format html|svg]`: fetches the
+// experiment, its data sets, candidates and front, renders them (report.h)
+// and writes FILE.tmp, renamed to FILE when complete. Prints what it wrote
+// (in env.format) unless the report itself went to standard output.
+absl::Status RunExperimentReport(const CommandEnv& env,
+                                 const std::string& experiment_id,
+                                 const ReportOptions& options);
+
+struct WatchOptions {
+  // Zero watches until the experiment finishes.
+  absl::Duration timeout = absl::ZeroDuration();
+};
+// `evonas experiment watch ID`: follows WatchExperiment and shows counts,
+// best feasible error, front size, elapsed and estimated remaining time
+// (watch.h). On a terminal (env.tty, table format) one line is redrawn in
+// place; otherwise a plain line per change, or a JSON object (one line) or
+// CSV row per change in those formats. OK when the experiment completed,
+// Cancelled when it was cancelled, DeadlineExceeded after the timeout.
+absl::Status RunExperimentWatch(const CommandEnv& env,
+                                const std::string& experiment_id,
+                                const WatchOptions& options);
+
+// Exit status of the CLI for a command's result; documented in `evonas
+// --help` and the README.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitError = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitUnavailable = 3;
+inline constexpr int kExitNotFound = 4;
+inline constexpr int kExitCancelled = 5;
+inline constexpr int kExitTimeout = 6;
+// 0 for OK; 3 when the controller cannot be reached (UNAVAILABLE); 4 for
+// NOT_FOUND (an unknown id or a missing file); 5 when the experiment that
+// `wait` or `watch` followed was cancelled (CANCELLED); 6 when a deadline
+// passed (DEADLINE_EXCEEDED: `--timeout-seconds` or a slow controller);
+// 1 for any other error.
+int ExitCodeFor(const absl::Status& status);
 
 }  // namespace evonas::client
 

@@ -1,5 +1,6 @@
 #include "client/commands.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -270,6 +271,211 @@ TEST_F(CommandsTest, EmptyModelDownloads) {
   ASSERT_TRUE(RunModelDownload(env_, "c-1", file.string()).ok());
   EXPECT_TRUE(fs::exists(file));
   EXPECT_EQ(fs::file_size(file), 0u);
+}
+
+TEST_F(CommandsTest, CsvOutputHasAHeaderAndOneRowPerItem) {
+  env_.format = OutputFormat::kCsv;
+  for (const char* id : {"d1", "d2"}) {
+    v1::Dataset* d = fake_.service.dataset_list.add_datasets();
+    d->set_id(id);
+    d->set_name("beam, \"v2\"");
+    d->add_columns("x");
+    d->add_columns("y");
+  }
+  ASSERT_TRUE(RunDatasetList(env_).ok());
+  EXPECT_EQ(out_.str(),
+            "id,name,row_count,column_count,columns,size_bytes,created_at\r\n"
+            "d1,\"beam, \"\"v2\"\"\",0,2,\"x,y\",0,\r\n"
+            "d2,\"beam, \"\"v2\"\"\",0,2,\"x,y\",0,\r\n");
+
+  out_.str("");
+  *fake_.service.experiment_list.add_experiments() =
+      WithCounts(v1::EXPERIMENT_STATE_RUNNING, 2, 3);
+  ASSERT_TRUE(RunExperimentList(env_).ok());
+  std::vector<std::string> lines =
+      absl::StrSplit(out_.str(), "\r\n", absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u) << out_.str();
+  EXPECT_TRUE(absl::StartsWith(lines[1], "exp-1,,running,")) << lines[1];
+
+  out_.str("");
+  fake_.service.experiments = {WithCounts(v1::EXPERIMENT_STATE_RUNNING, 2, 3)};
+  ASSERT_TRUE(RunExperimentStatus(env_, "exp-1").ok());
+  lines = absl::StrSplit(out_.str(), "\r\n", absl::SkipEmpty());
+  EXPECT_EQ(lines.size(), 2u) << out_.str();
+
+  out_.str("");
+  for (const char* id : {"c-1", "c-2", "c-3"}) {
+    v1::Candidate* c = fake_.service.front.add_candidates();
+    c->set_id(id);
+    c->set_state(v1::CANDIDATE_STATE_SUCCEEDED);
+    c->mutable_metrics()->mutable_validation()->set_max_abs_error(0.001);
+  }
+  ASSERT_TRUE(RunExperimentFront(env_, "exp-1").ok());
+  lines = absl::StrSplit(out_.str(), "\r\n", absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 4u) << out_.str();
+  EXPECT_TRUE(absl::StartsWith(lines[0], "id,sequence,state,"));
+  EXPECT_NE(lines[1].find(",0.001,"), std::string::npos) << lines[1];
+
+  out_.str("");
+  *fake_.service.candidates.add_candidates() = fake_.service.front.candidates(0);
+  ASSERT_TRUE(RunExperimentCandidates(env_, "exp-1").ok());
+  lines = absl::StrSplit(out_.str(), "\r\n", absl::SkipEmpty());
+  EXPECT_EQ(lines.size(), 2u) << out_.str();
+}
+
+v1::Experiment Watched(v1::ExperimentState state, int64_t running,
+                       int64_t succeeded) {
+  v1::Experiment e = WithCounts(state, 0, succeeded);
+  e.mutable_counts()->set_running(running);
+  e.mutable_created_at()->set_seconds(900);
+  e.mutable_spec()->mutable_budget()->set_max_candidates(4);
+  return e;
+}
+
+void AddFeasible(v1::ParetoFront* front, double error) {
+  front->set_has_feasible(true);
+  v1::Candidate* c = front->add_candidates();
+  c->set_feasible(true);
+  c->mutable_metrics()->mutable_validation()->set_max_abs_error(error);
+}
+
+TEST_F(CommandsTest, WatchPrintsPlainLinesWhenPiped) {
+  fake_.service.experiments = {
+      Watched(v1::EXPERIMENT_STATE_RUNNING, 2, 0),
+      Watched(v1::EXPERIMENT_STATE_RUNNING, 1, 1),
+      Watched(v1::EXPERIMENT_STATE_COMPLETED, 0, 4),
+  };
+  AddFeasible(&fake_.service.front, 3.2e-4);
+  const absl::Status status = RunExperimentWatch(env_, "exp-1", {});
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(fake_.service.last_id(), "exp-1");
+  const std::vector<std::string> lines =
+      absl::StrSplit(out_.str(), '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u) << out_.str();
+  EXPECT_EQ(lines[0],
+            "exp-1 running 0% | 0 done, 2 running, 0 queued, 0 failed | "
+            "best feasible 3.20e-04 | front 1 | elapsed 1m40s, time left "
+            "unknown");
+  EXPECT_EQ(lines[1],
+            "exp-1 running 25% | 1 done, 1 running, 0 queued, 0 failed | "
+            "best feasible 3.20e-04 | front 1 | elapsed 1m40s, ~5m00s left");
+  EXPECT_TRUE(absl::StartsWith(lines[2], "exp-1 completed 100% | 4 done"))
+      << lines[2];
+  EXPECT_EQ(out_.str().find('\033'), std::string::npos);
+  EXPECT_EQ(out_.str().find('\r'), std::string::npos);
+}
+
+TEST_F(CommandsTest, WatchRedrawsOneColouredLineOnATerminal) {
+  env_.tty = true;
+  env_.color = true;
+  fake_.service.experiments = {
+      Watched(v1::EXPERIMENT_STATE_RUNNING, 2, 0),
+      Watched(v1::EXPERIMENT_STATE_COMPLETED, 0, 4),
+  };
+  ASSERT_TRUE(RunExperimentWatch(env_, "exp-1", {}).ok());
+  const std::string text = out_.str();
+  EXPECT_TRUE(absl::StartsWith(text, "\r\033[K")) << text;
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << text;
+  EXPECT_EQ(text.back(), '\n');
+  EXPECT_NE(text.find("\033[32m"), std::string::npos);  // green
+  EXPECT_NE(text.find("no feasible yet"), std::string::npos);
+  EXPECT_NE(text.find("████████████████"), std::string::npos);  // full bar
+}
+
+TEST_F(CommandsTest, WatchPrintsJsonLinesAndCsvRows) {
+  fake_.service.experiments = {
+      Watched(v1::EXPERIMENT_STATE_RUNNING, 2, 0),
+      Watched(v1::EXPERIMENT_STATE_COMPLETED, 0, 4),
+  };
+  env_.format = OutputFormat::kJson;
+  ASSERT_TRUE(RunExperimentWatch(env_, "exp-1", {}).ok());
+  std::vector<std::string> lines =
+      absl::StrSplit(out_.str(), '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u) << out_.str();
+  EXPECT_TRUE(absl::StartsWith(lines[1], "{\"id\":\"exp-1\"")) << lines[1];
+
+  out_.str("");
+  env_.format = OutputFormat::kCsv;
+  ASSERT_TRUE(RunExperimentWatch(env_, "exp-1", {}).ok());
+  lines = absl::StrSplit(out_.str(), "\r\n", absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u) << out_.str();
+  EXPECT_TRUE(absl::StartsWith(lines[0], "time,experiment_id,state,"));
+  EXPECT_NE(lines[2].find(",exp-1,completed,0,0,4,"), std::string::npos)
+      << lines[2];
+}
+
+TEST_F(CommandsTest, WatchReportsCancellationAndErrors) {
+  fake_.service.experiments = {Watched(v1::EXPERIMENT_STATE_CANCELLED, 0, 1)};
+  EXPECT_EQ(RunExperimentWatch(env_, "exp-1", {}).code(),
+            absl::StatusCode::kCancelled);
+
+  fake_.service.experiments.clear();
+  fake_.service.watch_status =
+      grpc::Status(grpc::StatusCode::NOT_FOUND, "no experiment exp-9");
+  const absl::Status status = RunExperimentWatch(env_, "exp-9", {});
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(status.message(), "no experiment exp-9");
+
+  // A stream that ends while the experiment still runs is not success.
+  fake_.service.watch_status = grpc::Status::OK;
+  fake_.service.experiments = {Watched(v1::EXPERIMENT_STATE_RUNNING, 1, 0)};
+  EXPECT_EQ(RunExperimentWatch(env_, "exp-1", {}).code(),
+            absl::StatusCode::kUnavailable);
+}
+
+TEST_F(CommandsTest, ReportWritesHtmlOrSvg) {
+  fake_.service.experiments = {Watched(v1::EXPERIMENT_STATE_COMPLETED, 0, 1)};
+  fake_.service.dataset.set_id("d1");
+  fake_.service.dataset.set_name("train<1>.csv");
+  AddFeasible(&fake_.service.front, 1e-3);
+  fake_.service.front.mutable_candidates(0)->set_id("c-1");
+  fake_.service.front.mutable_candidates(0)->set_state(
+      v1::CANDIDATE_STATE_SUCCEEDED);
+  *fake_.service.candidates.add_candidates() = fake_.service.front.candidates(0);
+
+  const fs::path html = dir_ / "report.html";
+  ReportOptions options;
+  options.path = html.string();
+  ASSERT_TRUE(RunExperimentReport(env_, "exp-1", options).ok());
+  const std::string page = ReadFile(html);
+  EXPECT_TRUE(absl::StartsWith(page, "<!DOCTYPE html>"));
+  EXPECT_NE(page.find("train&lt;1&gt;.csv"), std::string::npos);
+  EXPECT_FALSE(fs::exists(dir_ / "report.html.tmp"));
+  EXPECT_NE(out_.str().find("wrote the report of experiment exp-1 to"),
+            std::string::npos)
+      << out_.str();
+
+  options.path = (dir_ / "front.svg").string();
+  options.format = "svg";
+  ASSERT_TRUE(RunExperimentReport(env_, "exp-1", options).ok());
+  EXPECT_TRUE(absl::StartsWith(ReadFile(dir_ / "front.svg"), "<?xml"));
+
+  out_.str("");
+  options.path = "-";
+  ASSERT_TRUE(RunExperimentReport(env_, "exp-1", options).ok());
+  EXPECT_TRUE(absl::StartsWith(out_.str(), "<?xml")) << out_.str();
+
+  options.format = "pdf";
+  EXPECT_EQ(RunExperimentReport(env_, "exp-1", options).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(CommandsTest, ReportOfUnknownExperimentWritesNothing) {
+  ReportOptions options;
+  options.path = (dir_ / "report.html").string();
+  EXPECT_EQ(RunExperimentReport(env_, "exp-x", options).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_FALSE(fs::exists(dir_ / "report.html"));
+}
+
+TEST(ExitCodeTest, DocumentedCodes) {
+  EXPECT_EQ(ExitCodeFor(absl::OkStatus()), 0);
+  EXPECT_EQ(ExitCodeFor(absl::InvalidArgumentError("")), 1);
+  EXPECT_EQ(ExitCodeFor(absl::FailedPreconditionError("")), 1);
+  EXPECT_EQ(ExitCodeFor(absl::UnavailableError("")), 3);
+  EXPECT_EQ(ExitCodeFor(absl::NotFoundError("")), 4);
+  EXPECT_EQ(ExitCodeFor(absl::CancelledError("")), 5);
+  EXPECT_EQ(ExitCodeFor(absl::DeadlineExceededError("")), 6);
 }
 
 }  // namespace

@@ -200,4 +200,25 @@ absl::Status ControllerClient::DownloadModel(
   return FromGrpcStatus(reader->Finish());
 }
 
+absl::Status ControllerClient::WatchExperiment(
+    const std::string& experiment_id, absl::Duration timeout,
+    const WatchCallback& on_update) {
+  grpc::ClientContext context;
+  if (timeout > absl::ZeroDuration()) SetDeadline(&context, timeout);
+  v1::WatchExperimentRequest request;
+  request.set_experiment_id(experiment_id);
+  std::unique_ptr<grpc::ClientReader<v1::Experiment>> reader =
+      stub_->WatchExperiment(&context, request);
+  v1::Experiment experiment;
+  while (reader->Read(&experiment)) {
+    absl::Status status = on_update(experiment);
+    if (!status.ok()) {
+      context.TryCancel();
+      reader->Finish();  // Reports CANCELLED; the callback's error wins.
+      return status;
+    }
+  }
+  return FromGrpcStatus(reader->Finish());
+}
+
 }  // namespace evonas::client

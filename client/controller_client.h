@@ -78,6 +78,16 @@ class ControllerClient {
                              int64_t expected_bytes,
                              const DownloadCallback& on_message);
 
+  // Calls `on_update` for every experiment WatchExperiment streams, until the
+  // experiment is finished (OK). `timeout` bounds the whole stream
+  // (DeadlineExceeded); zero means no deadline, for a watch that lasts as
+  // long as the search. If `on_update` returns an error the call is
+  // cancelled and that error returned.
+  using WatchCallback = std::function<absl::Status(const v1::Experiment&)>;
+  absl::Status WatchExperiment(const std::string& experiment_id,
+                               absl::Duration timeout,
+                               const WatchCallback& on_update);
+
   // Deadline allowance for streaming `bytes` bytes (see ClientOptions).
   absl::Duration TransferTimeout(int64_t bytes) const;
 

@@ -108,7 +108,7 @@ TEST_F(ControllerClientRpcTest, UnaryCallReturnsNotFound) {
 }
 
 TEST_F(ControllerClientRpcTest, UnimplementedMethodsReportUnimplemented) {
-  EXPECT_EQ(client_.ListDatasets().status().code(),
+  EXPECT_EQ(client_.CancelExperiment("exp-1").status().code(),
             absl::StatusCode::kUnimplemented);
 }
 

@@ -30,6 +30,11 @@ class FakeEvonasService final : public v1::EvonasService::Service {
   v1::ParetoFront front;
   std::vector<v1::DownloadModelResponse> download;
   grpc::Status download_status = grpc::Status::OK;
+  v1::ListDatasetsResponse dataset_list;
+  v1::ListExperimentsResponse experiment_list;
+  // WatchExperiment streams every entry of `experiments`, then ends with
+  // this status.
+  grpc::Status watch_status = grpc::Status::OK;
 
   grpc::Status UploadDataset(
       grpc::ServerContext* context,
@@ -123,6 +128,42 @@ class FakeEvonasService final : public v1::EvonasService::Service {
       if (!writer->Write(message)) break;
     }
     return download_status;
+  }
+
+  grpc::Status ListDatasets(grpc::ServerContext* context,
+                            const v1::ListDatasetsRequest*,
+                            v1::ListDatasetsResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    Record(context);
+    *response = dataset_list;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListExperiments(grpc::ServerContext* context,
+                               const v1::ListExperimentsRequest*,
+                               v1::ListExperimentsResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    Record(context);
+    *response = experiment_list;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status WatchExperiment(
+      grpc::ServerContext* context, const v1::WatchExperimentRequest* request,
+      grpc::ServerWriter<v1::Experiment>* writer) override {
+    std::vector<v1::Experiment> updates;
+    grpc::Status status;
+    {
+      absl::MutexLock lock(&mu_);
+      Record(context);
+      last_id_ = request->experiment_id();
+      updates = experiments;
+      status = watch_status;
+    }
+    for (const v1::Experiment& experiment : updates) {
+      if (!writer->Write(experiment)) break;
+    }
+    return status;
   }
 
   std::vector<v1::UploadDatasetRequest> uploads() {

@@ -351,6 +351,7 @@ void AddExperimentCommands(CLI::App* app, GlobalFlags* globals,
       ->add_option("--format", report_args->options.format,
                    "html (the whole report) or svg (the front plot: error "
                    "against parameters)")
+      ->type_name("FORMAT")
       ->check(CLI::IsMember({"html", "svg"}))
       ->capture_default_str();
   AddGlobalFlags(report, globals);

@@ -75,8 +75,9 @@ std::string DescribeBudget(const v1::Budget& budget) {
 absl::StatusOr<OutputFormat> ParseOutputFormat(absl::string_view name) {
   if (name == "table") return OutputFormat::kTable;
   if (name == "json") return OutputFormat::kJson;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown output format \"", name, "\" (table or json)"));
+  if (name == "csv") return OutputFormat::kCsv;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown output format \"", name, "\" (table, json or csv)"));
 }
 
 TextTable::TextTable(std::vector<std::string> header)
@@ -148,6 +149,22 @@ absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message) {
   }
   if (json.empty() || json.back() != '\n') json += '\n';
   return json;
+}
+
+absl::StatusOr<std::string> ToJsonLine(
+    const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  std::string json;
+  const auto status =
+      google::protobuf::util::MessageToJsonString(message, &json, options);
+  if (!status.ok()) {
+    return absl::InternalError(absl::StrCat("cannot print ",
+                                            message.GetTypeName(),
+                                            " as JSON: ", status.ToString()));
+  }
+  return json + "\n";
 }
 
 std::string ExperimentStateName(v1::ExperimentState state) {

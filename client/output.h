@@ -22,9 +22,11 @@ enum class OutputFormat {
   kTable,
   // The response message in protobuf's JSON mapping, for scripts.
   kJson,
+  // RFC 4180 rows with a header row, for spreadsheets (see csv.h).
+  kCsv,
 };
 
-// Maps "table" / "json" to the enum; InvalidArgument otherwise.
+// Maps "table" / "json" / "csv" to the enum; InvalidArgument otherwise.
 absl::StatusOr<OutputFormat> ParseOutputFormat(absl::string_view name);
 
 // A text table with a header row. Columns are separated by two spaces and
@@ -54,6 +56,9 @@ std::string RenderFields(
 // .proto files (snake_case), fields without presence printed even when zero
 // (so "failed": "0" rather than a missing key), enums by name. Ends in '\n'.
 absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message);
+// The same on one line (JSON Lines), ending in '\n'.
+absl::StatusOr<std::string> ToJsonLine(
+    const google::protobuf::Message& message);
 
 // What the table renderers need beyond the message itself.
 struct TableContext {

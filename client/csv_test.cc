@@ -1,0 +1,86 @@
+#include "client/csv.h"
+
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+
+namespace evonas::client {
+namespace {
+
+TEST(CsvFieldTest, QuotesOnlyWhenNeeded) {
+  EXPECT_EQ(CsvField("plain"), "plain");
+  EXPECT_EQ(CsvField(""), "");
+  EXPECT_EQ(CsvField("a,b"), "\"a,b\"");
+  EXPECT_EQ(CsvField("say \"hi\""), "\"say \"\"hi\"\"\"");
+  EXPECT_EQ(CsvField("two\nlines"), "\"two\nlines\"");
+  EXPECT_EQ(CsvField("cr\r"), "\"cr\r\"");
+  EXPECT_EQ(CsvField(" padded"), "\" padded\"");
+}
+
+TEST(CsvRecordTest, JoinsWithCommasAndEndsInCrlf) {
+  EXPECT_EQ(CsvRecord({"a", "b,c", ""}), "a,\"b,c\",\r\n");
+  EXPECT_EQ(CsvRecord({}), "\r\n");
+}
+
+TEST(CsvNumberTest, ShortestRoundTrip) {
+  EXPECT_EQ(CsvNumber(0.001), "0.001");
+  EXPECT_EQ(CsvNumber(0.1 + 0.2), "0.30000000000000004");
+  EXPECT_EQ(CsvNumber(12345), "12345");
+  EXPECT_EQ(CsvNumber(1e-300), "1e-300");
+  EXPECT_EQ(CsvNumber(std::numeric_limits<double>::infinity()), "inf");
+  EXPECT_EQ(CsvNumber(-std::numeric_limits<double>::infinity()), "-inf");
+  EXPECT_EQ(CsvNumber(std::numeric_limits<double>::quiet_NaN()), "nan");
+}
+
+TEST(CandidatesCsvTest, OneRowPerCandidateWithEmptyFieldsWhenNotTrained) {
+  v1::Candidate done;
+  done.set_id("c-1");
+  done.set_state(v1::CANDIDATE_STATE_SUCCEEDED);
+  done.set_feasible(false);
+  done.add_violations("parameter count 900 > 500");
+  done.add_violations("model size 9 bytes > 8 bytes");
+  done.mutable_metrics()->mutable_validation()->set_max_abs_error(2.5e-4);
+  done.mutable_metrics()->set_parameter_count(900);
+  v1::Candidate failed;
+  failed.set_id("c-2");
+  failed.set_state(v1::CANDIDATE_STATE_FAILED);
+  failed.set_failure_reason("loss is NaN, giving up");
+
+  const std::string csv = CandidatesCsv({done, failed});
+  const std::vector<std::string> lines =
+      absl::StrSplit(csv, "\r\n", absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u) << csv;
+  const std::vector<std::string> header = absl::StrSplit(lines[0], ',');
+  EXPECT_EQ(header.size(), 26u);
+  EXPECT_NE(lines[1].find(",false,0,0.00025,"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find(",parameter count 900 > 500; model size 9 bytes > "
+                          "8 bytes,"),
+            std::string::npos)
+      << lines[1];
+  // A failed candidate has no metrics: empty fields, not zeros.
+  EXPECT_NE(lines[2].find("c-2,0,failed,"), std::string::npos) << lines[2];
+  EXPECT_NE(lines[2].find(",,,,,,,,,,,,,,,"), std::string::npos) << lines[2];
+  EXPECT_NE(lines[2].find("\"loss is NaN, giving up\""), std::string::npos);
+}
+
+TEST(ExperimentsCsvTest, ElapsedUntilNowWhileRunning) {
+  v1::Experiment e;
+  e.set_id("exp-1");
+  e.set_state(v1::EXPERIMENT_STATE_RUNNING);
+  e.mutable_created_at()->set_seconds(100);
+  e.mutable_spec()->mutable_budget()->set_max_candidates(50);
+  const std::string csv = ExperimentsCsv({e}, absl::FromUnixSeconds(130));
+  const std::vector<std::string> lines =
+      absl::StrSplit(csv, "\r\n", absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[1].find(",50,,0,"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find(",1970-01-01T00:01:40+00:00,,30"),
+            std::string::npos)
+      << lines[1];
+}
+
+}  // namespace
+}  // namespace evonas::client

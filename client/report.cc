@@ -1,0 +1,1504 @@
+#include "client/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "client/output.h"
+#include "common/genome.h"
+#include "common/requirements.h"
+
+namespace evonas::client {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// Colours of the report, shared by the CSS and the SVG plots.
+constexpr char kInk[] = "#1d2433";
+constexpr char kMuted[] = "#5b6472";
+constexpr char kFeasible[] = "#2a9d8f";
+constexpr char kInfeasible[] = "#9aa3af";
+constexpr char kFront[] = "#e4572e";
+constexpr char kLimit[] = "#b42318";
+constexpr char kBest[] = "#3d5a80";
+constexpr char kVolume[] = "#6a4c93";
+constexpr char kFontStack[] =
+    "system-ui, 'Segoe UI', 'Helvetica Neue', Arial, 'Liberation Sans', "
+    "'DejaVu Sans', sans-serif";
+
+bool IsSet(const google::protobuf::Timestamp& t) {
+  return t.seconds() != 0 || t.nanos() != 0;
+}
+
+absl::Time ToTime(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+bool Succeeded(const v1::Candidate& c) {
+  return c.state() == v1::CANDIDATE_STATE_SUCCEEDED;
+}
+
+// ---------------------------------------------------------------------------
+// Number formats.
+
+// "⁻¹²" for -12.
+std::string Superscript(int exponent) {
+  static const char* const kDigits[] = {"⁰", "¹", "²", "³", "⁴",
+                                        "⁵", "⁶", "⁷", "⁸", "⁹"};
+  std::string digits = absl::StrCat(std::abs(exponent));
+  std::string text = exponent < 0 ? "⁻" : "";
+  for (char d : digits) text += kDigits[d - '0'];
+  return text;
+}
+
+// 3.21e-04 as "3.21e-04"; the table's format of errors.
+std::string Sci(double value) {
+  if (!std::isfinite(value)) return absl::StrCat(value);
+  return absl::StrFormat("%.2e", value);
+}
+
+// 12345 as "12,345".
+std::string Grouped(int64_t value) {
+  std::string digits = absl::StrCat(value < 0 ? -value : value);
+  std::string text;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) text += ',';
+    text += digits[i];
+  }
+  return value < 0 ? "-" + text : text;
+}
+
+// Value with three significant digits and a unit prefix: "85.2 µs".
+std::string WithPrefix(double value, const std::string& unit) {
+  if (!std::isfinite(value)) return absl::StrCat(value, " ", unit);
+  struct Prefix {
+    double scale;
+    const char* name;
+  };
+  static const Prefix kPrefixes[] = {{1e9, "G"}, {1e6, "M"},  {1e3, "k"},
+                                     {1, ""},    {1e-3, "m"}, {1e-6, "µ"},
+                                     {1e-9, "n"}};
+  for (const Prefix& p : kPrefixes) {
+    if (std::abs(value) >= p.scale * 0.9995 || p.scale == 1e-9) {
+      return absl::StrFormat("%.3g %s%s", value / p.scale, p.name, unit);
+    }
+  }
+  return absl::StrFormat("%.3g %s", value, unit);
+}
+
+std::string Bytes(int64_t bytes) {
+  if (bytes < 1000) return absl::StrCat(bytes, " B");
+  return WithPrefix(static_cast<double>(bytes), "B");
+}
+
+std::string Latency(double seconds) {
+  if (seconds == 0) return "0 s";
+  return WithPrefix(seconds, "s");
+}
+
+std::string Percent(double fraction) {
+  return absl::StrFormat("%.1f%%", 100 * fraction);
+}
+
+// Axis labels. Errors as powers of ten: "10⁻³", "2×10⁻³", "1".
+std::string ErrorTick(double value) {
+  const int exponent = static_cast<int>(std::floor(std::log10(value) + 1e-9));
+  const double mantissa = value / std::pow(10.0, exponent);
+  if (exponent == 0) return absl::StrFormat("%g", value);
+  const std::string power = absl::StrCat("10", Superscript(exponent));
+  if (std::abs(mantissa - 1) < 1e-6) return power;
+  return absl::StrFormat("%g×%s", std::round(mantissa * 10) / 10, power);
+}
+
+// Counts: "500", "2k", "1M".
+std::string CountTick(double value) {
+  if (value >= 1e9) return absl::StrFormat("%gG", value / 1e9);
+  if (value >= 1e6) return absl::StrFormat("%gM", value / 1e6);
+  if (value >= 1e3) return absl::StrFormat("%gk", value / 1e3);
+  return absl::StrFormat("%g", value);
+}
+
+std::string LatencyTick(double seconds) {
+  return absl::StrReplaceAll(WithPrefix(seconds, "s"), {{" ", "\u00a0"}});
+}
+
+// Elapsed time: "0", "30s", "5m", "1h30m".
+std::string DurationTick(double seconds) {
+  const int64_t s = std::llround(seconds);
+  if (s == 0) return "0";
+  if (s % 3600 == 0) return absl::StrCat(s / 3600, "h");
+  if (s >= 3600 && s % 60 == 0) {
+    return absl::StrFormat("%dh%02dm", s / 3600, s / 60 % 60);
+  }
+  if (s % 60 == 0) return absl::StrCat(s / 60, "m");
+  if (s > 60) return absl::StrFormat("%dm%02ds", s / 60, s % 60);
+  return absl::StrCat(s, "s");
+}
+
+std::string PlainTick(double value) { return absl::StrFormat("%g", value); }
+
+// SVG coordinates.
+std::string Px(double value) { return absl::StrFormat("%.1f", value); }
+
+// ---------------------------------------------------------------------------
+// Requirements, one entry per set field.
+
+struct RequirementDef {
+  std::string name;
+  // Column header in the front table.
+  std::string short_name;
+  std::string limit;
+  // Requirements with just this field (and its tolerance), for Assess.
+  v1::Requirements only;
+  std::function<double(const v1::Metrics&)> value;
+  std::function<std::string(double)> format;
+  bool higher_is_better = false;
+};
+
+std::vector<RequirementDef> SetRequirements(const v1::Requirements& r) {
+  std::vector<RequirementDef> defs;
+  if (r.has_max_abs_error()) {
+    RequirementDef d;
+    d.name = "Validation max abs error";
+    d.short_name = "Error";
+    d.limit = absl::StrFormat("≤ %g", r.max_abs_error());
+    d.only.set_max_abs_error(r.max_abs_error());
+    d.value = [](const v1::Metrics& m) {
+      return m.validation().max_abs_error();
+    };
+    d.format = Sci;
+    defs.push_back(std::move(d));
+  }
+  if (r.has_min_fraction_within()) {
+    RequirementDef d;
+    d.name = absl::StrFormat("Fraction of validation points within %g",
+                             r.within_tolerance());
+    d.short_name = "Within";
+    d.limit = absl::StrCat("≥ ", Percent(r.min_fraction_within()));
+    d.only.set_min_fraction_within(r.min_fraction_within());
+    d.only.set_within_tolerance(r.within_tolerance());
+    d.value = [](const v1::Metrics& m) {
+      return m.validation().fraction_within();
+    };
+    d.format = Percent;
+    d.higher_is_better = true;
+    defs.push_back(std::move(d));
+  }
+  if (r.has_max_parameters()) {
+    RequirementDef d;
+    d.name = "Trainable parameters";
+    d.short_name = "Params";
+    d.limit = absl::StrCat("≤ ", Grouped(r.max_parameters()));
+    d.only.set_max_parameters(r.max_parameters());
+    d.value = [](const v1::Metrics& m) {
+      return static_cast<double>(m.parameter_count());
+    };
+    d.format = [](double v) { return Grouped(static_cast<int64_t>(v)); };
+    defs.push_back(std::move(d));
+  }
+  if (r.has_max_model_bytes()) {
+    RequirementDef d;
+    d.name = "Model file size";
+    d.short_name = "Size";
+    d.limit = absl::StrCat("≤ ", Bytes(r.max_model_bytes()));
+    d.only.set_max_model_bytes(r.max_model_bytes());
+    d.value = [](const v1::Metrics& m) {
+      return static_cast<double>(m.model_bytes());
+    };
+    d.format = [](double v) { return Bytes(static_cast<int64_t>(v)); };
+    defs.push_back(std::move(d));
+  }
+  if (r.has_max_training_seconds()) {
+    RequirementDef d;
+    d.name = "Training time";
+    d.short_name = "Train";
+    d.limit = absl::StrFormat("≤ %g s", r.max_training_seconds());
+    d.only.set_max_training_seconds(r.max_training_seconds());
+    d.value = [](const v1::Metrics& m) { return m.training_seconds(); };
+    d.format = [](double v) { return absl::StrFormat("%.1f s", v); };
+    defs.push_back(std::move(d));
+  }
+  if (r.has_max_inference_latency_seconds()) {
+    RequirementDef d;
+    d.name = "Inference latency (one sample)";
+    d.short_name = "Latency";
+    d.limit = absl::StrCat("≤ ", Latency(r.max_inference_latency_seconds()));
+    d.only.set_max_inference_latency_seconds(
+        r.max_inference_latency_seconds());
+    d.value = [](const v1::Metrics& m) {
+      return m.inference_latency_seconds();
+    };
+    d.format = Latency;
+    defs.push_back(std::move(d));
+  }
+  return defs;
+}
+
+// ---------------------------------------------------------------------------
+// Charts.
+
+struct Tick {
+  double value = 0;
+  // Empty for a grid line without a label.
+  std::string label;
+};
+
+struct Axis {
+  bool log = false;
+  double lo = 0;
+  double hi = 1;
+  std::string title;
+  std::vector<Tick> ticks;
+
+  // Position of `value` from 0 (lo) to 1 (hi).
+  double Fraction(double value) const {
+    if (log) {
+      return (std::log10(value) - std::log10(lo)) /
+             (std::log10(hi) - std::log10(lo));
+    }
+    return (value - lo) / (hi - lo);
+  }
+};
+
+// A logarithmic axis over [min, max] (both > 0) with a little room around,
+// ticks at decades, or at 1-2-5 steps when fewer than two decades show.
+Axis LogAxis(double min, double max, std::string title,
+             std::string (*format)(double)) {
+  Axis axis;
+  axis.log = true;
+  axis.title = std::move(title);
+  if (!(min > 0) || !std::isfinite(min)) min = 1e-3;
+  if (!(max >= min) || !std::isfinite(max)) max = min * 10;
+  const double span = std::log10(max) - std::log10(min);
+  const double pad = span == 0 ? 0.5 : std::max(0.06 * span, 0.12);
+  axis.lo = std::pow(10.0, std::log10(min) - pad);
+  axis.hi = std::pow(10.0, std::log10(max) + pad);
+  const int first = static_cast<int>(std::floor(std::log10(axis.lo)));
+  const int last = static_cast<int>(std::ceil(std::log10(axis.hi)));
+  auto in_range = [&](double v) {
+    return v >= axis.lo * (1 - 1e-9) && v <= axis.hi * (1 + 1e-9);
+  };
+  for (const std::vector<double>& mantissas :
+       std::vector<std::vector<double>>{{1}, {1, 2, 5}, {1, 2, 3, 4, 5, 6, 7,
+                                                         8, 9}}) {
+    axis.ticks.clear();
+    for (int e = first; e <= last; ++e) {
+      for (double m : mantissas) {
+        const double v = m * std::pow(10.0, e);
+        if (in_range(v)) axis.ticks.push_back({v, format(v)});
+      }
+    }
+    if (axis.ticks.size() >= 2) break;
+  }
+  // Many decades: label every k-th, keep the others as grid lines.
+  const size_t k = (axis.ticks.size() + 6) / 7;
+  if (k > 1) {
+    for (size_t i = 0; i < axis.ticks.size(); ++i) {
+      if (i % k != 0) axis.ticks[i].label.clear();
+    }
+  }
+  return axis;
+}
+
+// A linear axis from 0 to a round value at or above `max`.
+Axis LinearAxis(double max, std::string title, std::string (*format)(double),
+                bool durations) {
+  Axis axis;
+  axis.title = std::move(title);
+  if (!(max > 0) || !std::isfinite(max)) max = 1;
+  const double raw = max / 5;
+  double step = 0;
+  if (durations) {
+    static const double kSteps[] = {1,    2,    5,    10,    15,    30,
+                                    60,   120,  300,  600,   900,   1800,
+                                    3600, 7200, 10800, 21600, 43200, 86400};
+    for (double s : kSteps) {
+      if (s >= raw) {
+        step = s;
+        break;
+      }
+    }
+  }
+  if (step == 0) {
+    const double magnitude = std::pow(10.0, std::floor(std::log10(raw)));
+    for (double m : {1.0, 2.0, 2.5, 5.0, 10.0}) {
+      if (m * magnitude >= raw * (1 - 1e-9)) {
+        step = m * magnitude;
+        break;
+      }
+    }
+  }
+  // Ends just past the data rather than at the next round value, which
+  // could waste most of a step.
+  axis.lo = 0;
+  axis.hi = max * 1.03;
+  for (int i = 0; i * step <= axis.hi * (1 + 1e-9); ++i) {
+    axis.ticks.push_back({i * step, format(i * step)});
+  }
+  return axis;
+}
+
+struct LegendItem {
+  // Drawn centred on (0, 0).
+  std::string swatch;
+  std::string label;
+};
+
+std::string CircleSvg(double x, double y, double r, const std::string& fill,
+                      const std::string& stroke, double stroke_width) {
+  return absl::StrCat("<circle cx=\"", Px(x), "\" cy=\"", Px(y), "\" r=\"",
+                      Px(r), "\" fill=\"", fill, "\" stroke=\"", stroke,
+                      "\" stroke-width=\"", Px(stroke_width), "\"/>");
+}
+
+std::string CrossSvg(double x, double y, double r, const std::string& colour) {
+  return absl::StrFormat(
+      "<path d=\"M%s %sl%s %sM%s %sl%s %s\" stroke=\"%s\" "
+      "stroke-width=\"1.6\" stroke-linecap=\"round\"/>",
+      Px(x - r), Px(y - r), Px(2 * r), Px(2 * r), Px(x - r), Px(y + r),
+      Px(2 * r), Px(-2 * r), colour);
+}
+
+std::string LineSwatch(const std::string& colour, const std::string& dash,
+                       double width) {
+  return absl::StrCat("<line x1=\"-9\" y1=\"0\" x2=\"9\" y2=\"0\" stroke=\"",
+                      colour, "\" stroke-width=\"", Px(width), "\"",
+                      dash.empty() ? "" : " stroke-dasharray=\"" + dash + "\"",
+                      "/>");
+}
+
+// A plot with a title, a legend row, axes with grid lines, and a clipped
+// plot area that callers draw into in data coordinates.
+class Chart {
+ public:
+  Chart(double width, double height, std::string title, Axis x, Axis y,
+        std::string id)
+      : width_(width),
+        height_(height),
+        title_(std::move(title)),
+        x_(std::move(x)),
+        y_(std::move(y)),
+        id_(std::move(id)) {}
+
+  double left() const { return 70; }
+  double right() const { return width_ - 18; }
+  double top() const { return 62; }
+  double bottom() const { return height_ - 48; }
+
+  double X(double value) const {
+    return left() + x_.Fraction(value) * (right() - left());
+  }
+  double Y(double value) const {
+    return bottom() - y_.Fraction(value) * (bottom() - top());
+  }
+  const Axis& x() const { return x_; }
+  const Axis& y() const { return y_; }
+
+  void Draw(const std::string& svg) { body_ += svg; }
+  void AddLegend(std::string swatch, std::string label) {
+    legend_.push_back({std::move(swatch), std::move(label)});
+  }
+  // A centred note in the plot area (e.g. "no data yet").
+  void Note(const std::string& text) { note_ = text; }
+
+  // The <svg> element; `standalone` adds the XML namespace, a fixed size and
+  // the font, for a file of its own.
+  std::string Render(bool standalone) const {
+    std::string svg = absl::StrFormat(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %s %s\" "
+        "%s role=\"img\" aria-labelledby=\"%s-title\" font-family=\"%s\" "
+        "font-size=\"12\" fill=\"%s\" class=\"chart\">",
+        Px(width_), Px(height_),
+        standalone ? absl::StrFormat("width=\"%s\" height=\"%s\"", Px(width_),
+                                     Px(height_))
+                   : "",
+        id_, kFontStack, kInk);
+    absl::StrAppend(&svg, "<title id=\"", id_, "-title\">",
+                    HtmlEscape(title_), "</title>");
+    absl::StrAppend(&svg, "<rect width=\"", Px(width_), "\" height=\"",
+                    Px(height_), "\" fill=\"#ffffff\"/>");
+    absl::StrAppend(&svg, "<text x=\"", Px(left() - 58), "\" y=\"22\" ",
+                    "font-size=\"15\" font-weight=\"600\">",
+                    HtmlEscape(title_), "</text>");
+    // Legend, left to right under the title.
+    double lx = left() - 58 + 10;
+    for (const LegendItem& item : legend_) {
+      absl::StrAppend(&svg, "<g transform=\"translate(", Px(lx), " 42)\">",
+                      item.swatch, "</g>");
+      absl::StrAppend(&svg, "<text x=\"", Px(lx + 14), "\" y=\"46\" fill=\"",
+                      kMuted, "\">", HtmlEscape(item.label), "</text>");
+      lx += 14 + 6.8 * static_cast<double>(CharCount(item.label)) + 22;
+    }
+    // Frame and grid.
+    absl::StrAppend(&svg, "<defs><clipPath id=\"", id_, "-clip\"><rect x=\"",
+                    Px(left()), "\" y=\"", Px(top()), "\" width=\"",
+                    Px(right() - left()), "\" height=\"",
+                    Px(bottom() - top()), "\"/></clipPath></defs>");
+    absl::StrAppend(&svg, "<rect x=\"", Px(left()), "\" y=\"", Px(top()),
+                    "\" width=\"", Px(right() - left()), "\" height=\"",
+                    Px(bottom() - top()), "\" fill=\"#fbfcfd\"/>");
+    for (const Tick& t : x_.ticks) {
+      const double px = X(t.value);
+      absl::StrAppend(&svg, "<line x1=\"", Px(px), "\" y1=\"", Px(top()),
+                      "\" x2=\"", Px(px), "\" y2=\"", Px(bottom()),
+                      "\" stroke=\"", t.label.empty() ? "#f0f2f5" : "#e3e7ec",
+                      "\"/>");
+      if (!t.label.empty()) {
+        absl::StrAppend(&svg, "<text x=\"", Px(px), "\" y=\"",
+                        Px(bottom() + 17), "\" text-anchor=\"middle\" fill=\"",
+                        kMuted, "\">", HtmlEscape(t.label), "</text>");
+      }
+    }
+    for (const Tick& t : y_.ticks) {
+      const double py = Y(t.value);
+      absl::StrAppend(&svg, "<line x1=\"", Px(left()), "\" y1=\"", Px(py),
+                      "\" x2=\"", Px(right()), "\" y2=\"", Px(py),
+                      "\" stroke=\"", t.label.empty() ? "#f0f2f5" : "#e3e7ec",
+                      "\"/>");
+      if (!t.label.empty()) {
+        absl::StrAppend(&svg, "<text x=\"", Px(left() - 8), "\" y=\"",
+                        Px(py + 4), "\" text-anchor=\"end\" fill=\"", kMuted,
+                        "\">", HtmlEscape(t.label), "</text>");
+      }
+    }
+    absl::StrAppend(&svg, "<rect x=\"", Px(left()), "\" y=\"", Px(top()),
+                    "\" width=\"", Px(right() - left()), "\" height=\"",
+                    Px(bottom() - top()),
+                    "\" fill=\"none\" stroke=\"#c9ced6\"/>");
+    absl::StrAppend(&svg, "<text x=\"", Px((left() + right()) / 2), "\" y=\"",
+                    Px(height_ - 10), "\" text-anchor=\"middle\">",
+                    HtmlEscape(x_.title), "</text>");
+    absl::StrAppend(&svg, "<text transform=\"translate(16 ",
+                    Px((top() + bottom()) / 2),
+                    ") rotate(-90)\" text-anchor=\"middle\">",
+                    HtmlEscape(y_.title), "</text>");
+    absl::StrAppend(&svg, "<g clip-path=\"url(#", id_, "-clip)\">", body_,
+                    "</g>");
+    if (!note_.empty()) {
+      absl::StrAppend(&svg, "<text x=\"", Px((left() + right()) / 2),
+                      "\" y=\"", Px((top() + bottom()) / 2),
+                      "\" text-anchor=\"middle\" font-size=\"14\" fill=\"",
+                      kMuted, "\">", HtmlEscape(note_), "</text>");
+    }
+    svg += "</svg>";
+    return svg;
+  }
+
+ private:
+  // Characters, not bytes, of UTF-8 `text` (for the legend's layout).
+  static size_t CharCount(const std::string& text) {
+    size_t n = 0;
+    for (char c : text) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    return n;
+  }
+
+  double width_;
+  double height_;
+  std::string title_;
+  Axis x_;
+  Axis y_;
+  std::string id_;
+  std::string body_;
+  std::string note_;
+  std::vector<LegendItem> legend_;
+};
+
+// A succeeded candidate as a point of the front plots.
+struct Point {
+  const v1::Candidate* candidate = nullptr;
+  double error = 0;
+  // 1-based position on the front (best error first); 0 when not on it.
+  int front_rank = 0;
+};
+
+// Every succeeded candidate with a finite error, front members included even
+// if the candidate list missed them, worst drawn first.
+std::vector<Point> PlotPoints(const ReportInput& input) {
+  std::map<std::string, int> rank;
+  for (int i = 0; i < input.front.candidates_size(); ++i) {
+    rank[input.front.candidates(i).id()] = i + 1;
+  }
+  std::vector<Point> points;
+  std::set<std::string> seen;
+  auto add = [&](const v1::Candidate& c) {
+    if (!Succeeded(c) || !seen.insert(c.id()).second) return;
+    const double error = c.metrics().validation().max_abs_error();
+    if (!std::isfinite(error)) return;
+    const auto it = rank.find(c.id());
+    points.push_back({&c, std::max(error, kErrorFloor),
+                      it == rank.end() ? 0 : it->second});
+  };
+  for (const v1::Candidate& c : input.candidates) add(c);
+  for (const v1::Candidate& c : input.front.candidates()) add(c);
+  std::stable_sort(points.begin(), points.end(),
+                   [](const Point& a, const Point& b) {
+                     return a.candidate->feasible() < b.candidate->feasible();
+                   });
+  return points;
+}
+
+std::string PointTooltip(const v1::Candidate& c) {
+  const v1::Metrics& m = c.metrics();
+  return HtmlEscape(absl::StrCat(
+      c.id(), "\nvalidation max abs error ",
+      Sci(m.validation().max_abs_error()), "\n",
+      Grouped(m.parameter_count()), " parameters, latency ",
+      Latency(m.inference_latency_seconds()), "\n",
+      c.feasible() ? "feasible" : "infeasible"));
+}
+
+// Screen rectangles, to keep the front's labels apart.
+struct Box {
+  double x0, y0, x1, y1;
+  bool Overlaps(const Box& o) const {
+    return x0 < o.x1 && o.x0 < x1 && y0 < o.y1 && o.y0 < y1;
+  }
+};
+
+struct LabelSpot {
+  double x, y;
+  const char* anchor;
+};
+
+// The first spot around the marker at (x, y) where a label of `chars`
+// digits overlaps no box in `taken` and stays in the plot area; the first
+// spot when none is free. Adds the chosen label's box to `taken`.
+LabelSpot PlaceLabel(const Chart& chart, double x, double y, size_t chars,
+                     std::vector<Box>* taken) {
+  const double w = 7.0 * static_cast<double>(chars);
+  const double h = 11;
+  struct Candidate {
+    double dx, dy;
+    const char* anchor;
+  };
+  static const Candidate kSpots[] = {
+      {9, -7, "start"}, {-9, -7, "end"},   {9, 15, "start"}, {-9, 15, "end"},
+      {12, 4, "start"}, {-12, 4, "end"},   {0, -12, "middle"},
+      {0, 20, "middle"}, {16, -14, "start"}, {-16, -14, "end"},
+      {16, 22, "start"}, {-16, 22, "end"}};
+  auto box_of = [&](const Candidate& c) {
+    const double left = std::string(c.anchor) == "start" ? x + c.dx
+                        : std::string(c.anchor) == "end" ? x + c.dx - w
+                                                         : x + c.dx - w / 2;
+    return Box{left, y + c.dy - h + 2, left + w, y + c.dy + 2};
+  };
+  const Candidate* chosen = &kSpots[0];
+  for (const Candidate& c : kSpots) {
+    const Box b = box_of(c);
+    if (b.x0 < chart.left() || b.x1 > chart.right() || b.y0 < chart.top() ||
+        b.y1 > chart.bottom()) {
+      continue;
+    }
+    if (std::none_of(taken->begin(), taken->end(),
+                     [&](const Box& t) { return t.Overlaps(b); })) {
+      chosen = &c;
+      break;
+    }
+  }
+  taken->push_back(box_of(*chosen));
+  return {x + chosen->dx, y + chosen->dy, chosen->anchor};
+}
+
+// Error (y, log) against parameters or latency (x, log), with requirement
+// lines, the feasible region shaded and the front ringed and numbered.
+enum class FrontX { kParameters, kLatency };
+
+Chart FrontChart(const ReportInput& input, FrontX which, double width,
+                 double height, const std::string& id,
+                 const std::string& title_prefix = "") {
+  const v1::Requirements& req = input.experiment.spec().requirements();
+  auto x_of = [which](const v1::Candidate& c) {
+    return which == FrontX::kParameters
+               ? static_cast<double>(c.metrics().parameter_count())
+               : c.metrics().inference_latency_seconds();
+  };
+  std::optional<double> x_limit;
+  if (which == FrontX::kParameters && req.has_max_parameters()) {
+    x_limit = static_cast<double>(req.max_parameters());
+  }
+  if (which == FrontX::kLatency && req.has_max_inference_latency_seconds()) {
+    x_limit = req.max_inference_latency_seconds();
+  }
+  std::optional<double> y_limit;
+  if (req.has_max_abs_error()) y_limit = req.max_abs_error();
+
+  std::vector<Point> points;
+  for (const Point& p : PlotPoints(input)) {
+    const double x = x_of(*p.candidate);
+    if (x > 0 && std::isfinite(x)) points.push_back(p);
+  }
+  double x_min = HUGE_VAL, x_max = -HUGE_VAL, y_min = HUGE_VAL,
+         y_max = -HUGE_VAL;
+  for (const Point& p : points) {
+    x_min = std::min(x_min, x_of(*p.candidate));
+    x_max = std::max(x_max, x_of(*p.candidate));
+    y_min = std::min(y_min, p.error);
+    y_max = std::max(y_max, p.error);
+  }
+  if (x_limit) {
+    x_min = std::min(x_min, *x_limit);
+    x_max = std::max(x_max, *x_limit);
+  }
+  if (y_limit) {
+    y_min = std::min(y_min, *y_limit);
+    y_max = std::max(y_max, *y_limit);
+  }
+  if (x_min > x_max) {  // Nothing to show yet.
+    x_min = which == FrontX::kParameters ? 100 : 1e-5;
+    x_max = x_min * 100;
+  }
+  if (y_min > y_max) {
+    y_min = 1e-4;
+    y_max = 1;
+  }
+  const std::string title =
+      title_prefix + (which == FrontX::kParameters
+                          ? "Validation error vs. model size"
+                          : "Validation error vs. inference latency");
+  Chart chart(width, height, title,
+              which == FrontX::kParameters
+                  ? LogAxis(x_min, x_max, "Trainable parameters", CountTick)
+                  : LogAxis(x_min, x_max, "Inference latency per sample",
+                            LatencyTick),
+              LogAxis(y_min, y_max, "Validation max abs error", ErrorTick),
+              id);
+
+  // The region where both drawn requirements hold.
+  if (x_limit || y_limit) {
+    const double x1 = x_limit ? chart.X(*x_limit) : chart.right();
+    const double y1 = y_limit ? chart.Y(*y_limit) : chart.top();
+    chart.Draw(absl::StrCat("<rect x=\"", Px(chart.left()), "\" y=\"", Px(y1),
+                            "\" width=\"", Px(std::max(0.0, x1 - chart.left())),
+                            "\" height=\"",
+                            Px(std::max(0.0, chart.bottom() - y1)),
+                            "\" fill=\"", kFeasible,
+                            "\" fill-opacity=\"0.07\"/>"));
+  }
+  const std::string dash = "6 4";
+  if (y_limit) {
+    const double y = chart.Y(*y_limit);
+    chart.Draw(absl::StrCat("<line x1=\"", Px(chart.left()), "\" y1=\"", Px(y),
+                            "\" x2=\"", Px(chart.right()), "\" y2=\"", Px(y),
+                            "\" stroke=\"", kLimit,
+                            "\" stroke-width=\"1.5\" stroke-dasharray=\"",
+                            dash, "\"/>"));
+    chart.Draw(absl::StrCat(
+        "<text x=\"", Px(chart.right() - 6), "\" y=\"", Px(y - 6),
+        "\" text-anchor=\"end\" font-size=\"11\" fill=\"", kLimit,
+        "\" stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\">",
+        "max abs error ", HtmlEscape(ErrorTick(*y_limit)), "</text>"));
+  }
+  if (x_limit) {
+    const double x = chart.X(*x_limit);
+    chart.Draw(absl::StrCat("<line x1=\"", Px(x), "\" y1=\"", Px(chart.top()),
+                            "\" x2=\"", Px(x), "\" y2=\"", Px(chart.bottom()),
+                            "\" stroke=\"", kLimit,
+                            "\" stroke-width=\"1.5\" stroke-dasharray=\"",
+                            dash, "\"/>"));
+    chart.Draw(absl::StrCat(
+        "<text x=\"", Px(x + 5), "\" y=\"", Px(chart.top() + 14),
+        "\" font-size=\"11\" fill=\"", kLimit,
+        "\" stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\">",
+        which == FrontX::kParameters
+            ? absl::StrCat("max params ", CountTick(*x_limit))
+            : absl::StrCat("max latency ", LatencyTick(*x_limit)),
+        "</text>"));
+  }
+  for (const Point& p : points) {
+    const double x = chart.X(x_of(*p.candidate));
+    const double y = chart.Y(p.error);
+    const std::string mark =
+        p.candidate->feasible()
+            ? CircleSvg(x, y, 4, kFeasible, "#ffffff", 0.8)
+            : CrossSvg(x, y, 3.2, kInfeasible);
+    chart.Draw(absl::StrCat("<g>", mark, "<title>",
+                            PointTooltip(*p.candidate), "</title></g>"));
+  }
+  std::vector<Box> taken;
+  for (const Point& p : points) {
+    if (p.front_rank == 0) continue;
+    const double x = chart.X(x_of(*p.candidate));
+    const double y = chart.Y(p.error);
+    taken.push_back({x - 8, y - 8, x + 8, y + 8});
+  }
+  for (const Point& p : points) {
+    if (p.front_rank == 0) continue;
+    const double x = chart.X(x_of(*p.candidate));
+    const double y = chart.Y(p.error);
+    const std::string label = absl::StrCat(p.front_rank);
+    const LabelSpot spot = PlaceLabel(chart, x, y, label.size(), &taken);
+    chart.Draw(absl::StrCat(
+        "<g>", CircleSvg(x, y, 7.5, "none", kFront, 2.2), "<text x=\"",
+        Px(spot.x), "\" y=\"", Px(spot.y), "\" text-anchor=\"", spot.anchor,
+        "\" font-size=\"11\" font-weight=\"700\" fill=\"", kFront,
+        "\" stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\">",
+        label, "</text><title>", PointTooltip(*p.candidate), "</title></g>"));
+  }
+  if (points.empty()) chart.Note("No candidate has succeeded yet");
+
+  chart.AddLegend(CircleSvg(0, 0, 4, kFeasible, "#ffffff", 0.8), "feasible");
+  chart.AddLegend(CrossSvg(0, 0, 3.2, kInfeasible), "infeasible");
+  chart.AddLegend(CircleSvg(0, 0, 6, "none", kFront, 2.2), "Pareto front");
+  if (x_limit || y_limit) {
+    chart.AddLegend(LineSwatch(kLimit, "4 3", 1.5), "requirement");
+  }
+  return chart;
+}
+
+// A step line through (x[i], y[i]) held until `x_end`; NaN values start a
+// new segment.
+std::string StepPath(const Chart& chart, const std::vector<double>& xs,
+                     const std::vector<double>& ys, double x_end) {
+  std::string d;
+  bool open = false;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    if (std::isnan(ys[i])) {
+      open = false;
+      continue;
+    }
+    const double x = chart.X(xs[i]);
+    const double y = chart.Y(ys[i]);
+    if (!open) {
+      absl::StrAppend(&d, "M", Px(x), " ", Px(y));
+      open = true;
+    } else {
+      absl::StrAppend(&d, "H", Px(x), "V", Px(y));
+    }
+  }
+  if (open) absl::StrAppend(&d, "H", Px(chart.X(x_end)));
+  return d;
+}
+
+double ElapsedSeconds(const ReportInput& input) {
+  const v1::Experiment& e = input.experiment;
+  if (!IsSet(e.created_at())) return 0;
+  const absl::Time end =
+      IsSet(e.finished_at()) ? ToTime(e.finished_at()) : input.generated_at;
+  return std::max(0.0, absl::ToDoubleSeconds(end - ToTime(e.created_at())));
+}
+
+// Best error so far (overall and feasible) against time, over the errors of
+// the individual candidates.
+Chart ErrorProgressChart(const ReportInput& input,
+                         const std::vector<ProgressPoint>& progress,
+                         double width, double height) {
+  const v1::Requirements& req = input.experiment.spec().requirements();
+  const absl::Time created = ToTime(input.experiment.created_at());
+  struct Dot {
+    double seconds;
+    double error;
+    bool feasible;
+  };
+  std::vector<Dot> dots;
+  double y_min = HUGE_VAL, y_max = -HUGE_VAL, t_max = ElapsedSeconds(input);
+  for (const v1::Candidate& c : input.candidates) {
+    if (!Succeeded(c) || !IsSet(c.finished_at())) continue;
+    const double error = c.metrics().validation().max_abs_error();
+    if (!std::isfinite(error)) continue;
+    const double t = absl::ToDoubleSeconds(ToTime(c.finished_at()) - created);
+    dots.push_back({t, std::max(error, kErrorFloor), c.feasible()});
+    y_min = std::min(y_min, dots.back().error);
+    y_max = std::max(y_max, dots.back().error);
+    t_max = std::max(t_max, t);
+  }
+  if (req.has_max_abs_error()) {
+    y_min = std::min(y_min, req.max_abs_error());
+    y_max = std::max(y_max, req.max_abs_error());
+  }
+  if (y_min > y_max) {
+    y_min = 1e-4;
+    y_max = 1;
+  }
+  Chart chart(width, height, "Best validation error over time",
+              LinearAxis(t_max, "Time since the experiment was created",
+                         DurationTick, true),
+              LogAxis(y_min, y_max, "Validation max abs error", ErrorTick),
+              "progress-error");
+  if (req.has_max_abs_error()) {
+    const double y = chart.Y(req.max_abs_error());
+    chart.Draw(absl::StrCat("<line x1=\"", Px(chart.left()), "\" y1=\"", Px(y),
+                            "\" x2=\"", Px(chart.right()), "\" y2=\"", Px(y),
+                            "\" stroke=\"", kLimit,
+                            "\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\""
+                            "/>"));
+  }
+  for (const Dot& d : dots) {
+    chart.Draw(d.feasible ? CircleSvg(chart.X(d.seconds), chart.Y(d.error), 2.6,
+                                      kFeasible, "none", 0)
+                          : CrossSvg(chart.X(d.seconds), chart.Y(d.error), 2.2,
+                                     kInfeasible));
+  }
+  std::vector<double> xs, best, feasible;
+  for (const ProgressPoint& p : progress) {
+    xs.push_back(p.seconds);
+    best.push_back(std::max(p.best_error, kErrorFloor));
+    feasible.push_back(std::isnan(p.best_feasible_error)
+                           ? kNaN
+                           : std::max(p.best_feasible_error, kErrorFloor));
+  }
+  chart.Draw(absl::StrCat("<path d=\"", StepPath(chart, xs, best, t_max),
+                          "\" fill=\"none\" stroke=\"", kBest,
+                          "\" stroke-width=\"1.8\" stroke-dasharray=\"2 3\"/>"));
+  chart.Draw(absl::StrCat("<path d=\"", StepPath(chart, xs, feasible, t_max),
+                          "\" fill=\"none\" stroke=\"", kFeasible,
+                          "\" stroke-width=\"2.6\"/>"));
+  if (dots.empty()) chart.Note("No candidate has succeeded yet");
+  chart.AddLegend(LineSwatch(kFeasible, "", 2.6), "best feasible");
+  chart.AddLegend(LineSwatch(kBest, "2 3", 1.8), "best overall");
+  chart.AddLegend(CircleSvg(0, 0, 2.6, kFeasible, "none", 0), "candidate");
+  if (req.has_max_abs_error()) {
+    chart.AddLegend(LineSwatch(kLimit, "4 3", 1.5), "requirement");
+  }
+  return chart;
+}
+
+Chart HypervolumeChart(const ReportInput& input,
+                       const std::vector<ProgressPoint>& progress,
+                       double width, double height) {
+  double t_max = ElapsedSeconds(input);
+  double v_max = 0;
+  for (const ProgressPoint& p : progress) {
+    t_max = std::max(t_max, p.seconds);
+    v_max = std::max(v_max, p.hypervolume);
+  }
+  Chart chart(width, height, "Hypervolume over time",
+              LinearAxis(t_max, "Time since the experiment was created",
+                         DurationTick, true),
+              LinearAxis(v_max > 0 ? v_max * 1.05 : 1,
+                         "Hypervolume (log₁₀ error × log₁₀ params)",
+                         PlainTick, false),
+              "progress-hv");
+  std::vector<double> xs, vs;
+  for (const ProgressPoint& p : progress) {
+    xs.push_back(p.seconds);
+    vs.push_back(p.hypervolume);
+  }
+  const std::string line = StepPath(chart, xs, vs, t_max);
+  if (!line.empty()) {
+    chart.Draw(absl::StrCat("<path d=\"", line, "V", Px(chart.Y(0)), "H",
+                            Px(chart.X(xs.front())), "Z\" fill=\"", kVolume,
+                            "\" fill-opacity=\"0.12\"/>"));
+    chart.Draw(absl::StrCat("<path d=\"", line, "\" fill=\"none\" stroke=\"",
+                            kVolume, "\" stroke-width=\"2.2\"/>"));
+  } else {
+    chart.Note("No candidate has succeeded yet");
+  }
+  chart.AddLegend(LineSwatch(kVolume, "", 2.2),
+                  "dominated area (higher is better)");
+  return chart;
+}
+
+// ---------------------------------------------------------------------------
+// HTML.
+
+constexpr char kCss[] = R"css(
+:root{--ink:#1d2433;--muted:#5b6472;--line:#e3e6eb;--ok:#15803d;--no:#b42318}
+*{box-sizing:border-box}
+html{background:#f3f4f7}
+body{margin:0;color:var(--ink);font:14px/1.5 system-ui,'Segoe UI','Helvetica Neue',Arial,'Liberation Sans','DejaVu Sans',sans-serif;-webkit-print-color-adjust:exact;print-color-adjust:exact}
+.page{max-width:1120px;margin:0 auto;padding:28px 28px 40px}
+header{display:flex;justify-content:space-between;align-items:flex-end;gap:24px;padding-bottom:18px;border-bottom:1px solid var(--line)}
+.eyebrow{font-size:11px;font-weight:700;letter-spacing:.12em;text-transform:uppercase;color:var(--muted)}
+h1{font-size:26px;line-height:1.2;margin:6px 0 4px;font-weight:700}
+.sub{color:var(--muted);font-size:13px}
+.meta{text-align:right;color:var(--muted);font-size:12.5px;white-space:nowrap}
+.badge{display:inline-block;padding:2px 10px;border-radius:999px;font-size:12px;font-weight:700;text-transform:uppercase;letter-spacing:.05em}
+.badge.running{background:#e0ecff;color:#1d4ed8}.badge.completed{background:#dcfce7;color:#166534}.badge.cancelled,.badge.unspecified{background:#eef0f3;color:#475569}
+.verdict{display:flex;gap:14px;align-items:center;margin:20px 0 16px;padding:14px 18px;border-radius:12px;border:1px solid}
+.verdict .icon{flex:none;width:34px;height:34px;border-radius:50%;display:flex;align-items:center;justify-content:center;font-size:19px;font-weight:700;color:#fff}
+.verdict.ok{background:#effaf3;border-color:#b7e4c7}.verdict.ok .icon{background:var(--ok)}
+.verdict.no{background:#fff6ed;border-color:#fbd3a8}.verdict.no .icon{background:#c2410c}
+.verdict b{font-size:15px}.verdict div{color:#3b4352}
+.cards{display:grid;grid-template-columns:repeat(5,1fr);gap:12px}
+.card{background:#fff;border:1px solid var(--line);border-radius:10px;padding:12px 14px}
+.card .label{font-size:11.5px;color:var(--muted);text-transform:uppercase;letter-spacing:.05em;font-weight:600}
+.card .value{font-size:21px;font-weight:700;font-variant-numeric:tabular-nums;margin-top:2px;white-space:nowrap}
+.card .hint{font-size:12px;color:var(--muted)}
+section{background:#fff;border:1px solid var(--line);border-radius:12px;padding:20px 22px;margin-top:18px}
+h2{font-size:17px;margin:0 0 4px}
+.lead{color:var(--muted);font-size:13px;margin:0 0 14px}
+table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
+th{text-align:left;font-size:11px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted);font-weight:700;border-bottom:1.5px solid var(--line);padding:7px 7px;white-space:nowrap;vertical-align:bottom}
+td{padding:7px 7px;border-bottom:1px solid #eef0f3;vertical-align:top}
+tr:last-child td{border-bottom:none}
+.num{text-align:right;white-space:nowrap}
+.c{text-align:center}
+.front td{font-size:12px}.front th{font-size:10.5px;letter-spacing:.02em}.front td.two small{display:block;color:#8a93a0;font-size:11.5px}
+.front td .mono{display:block;font-size:11.5px;color:var(--muted)}
+.front th.req{background:#f7f8fa}
+.rank{display:inline-block;min-width:22px;padding:1px 6px;border-radius:6px;background:#fde8e1;color:#b8401e;font-weight:700;text-align:center}
+.yes{color:var(--ok);font-weight:700}.no{color:var(--no);font-weight:700}
+.mono{font-family:'DejaVu Sans Mono',ui-monospace,Menlo,Consolas,monospace;font-size:12px}
+.arch{min-width:150px;max-width:230px}.arch small{display:block;color:var(--muted);font-size:11.5px;line-height:1.35}
+.front th.req,.front th.c{padding-left:4px;padding-right:4px}
+.scroll{overflow-x:auto}
+.grid2{display:grid;grid-template-columns:1fr 1fr;gap:18px}
+figure{margin:0}figcaption{font-size:12.5px;color:var(--muted);margin-top:4px}
+svg.chart{width:100%;height:auto;display:block;border:1px solid var(--line);border-radius:8px}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:6px 18px;margin:0}
+dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}
+.col{display:inline-block;margin:0 4px 4px 0;padding:0 7px;border-radius:6px;background:#eef0f3;font-size:12px}
+.col.in{background:#e0ecff;color:#1d4ed8}.col.out{background:#fde8e1;color:#b8401e}
+h3{font-size:13px;text-transform:uppercase;letter-spacing:.06em;color:var(--muted);margin:0 0 10px}
+footer{color:var(--muted);font-size:12px;margin-top:22px;line-height:1.6}
+@media print{html{background:#fff}.page{padding:0}section,.card{break-inside:avoid}}
+@media (max-width:860px){.cards{grid-template-columns:repeat(3,1fr)}.grid2{grid-template-columns:1fr}}
+)css";
+
+std::string Tag(const std::string& tag, const std::string& attributes,
+                const std::string& html) {
+  return absl::StrCat("<", tag, attributes.empty() ? "" : " ", attributes, ">",
+                      html, "</", tag, ">");
+}
+
+std::string Cell(const std::string& html, const std::string& cls = "") {
+  return Tag("td", cls.empty() ? "" : absl::StrCat("class=\"", cls, "\""),
+             html);
+}
+
+std::string Header(const std::string& text, const std::string& cls = "",
+                   const std::string& title = "") {
+  std::string attributes;
+  if (!cls.empty()) absl::StrAppend(&attributes, "class=\"", cls, "\"");
+  if (!title.empty()) {
+    absl::StrAppend(&attributes, attributes.empty() ? "" : " ", "title=\"",
+                    HtmlEscape(title), "\"");
+  }
+  return Tag("th", attributes, HtmlEscape(text));
+}
+
+std::string Mark(bool met, const std::string& title) {
+  return absl::StrCat("<span class=\"", met ? "yes" : "no", "\" title=\"",
+                      HtmlEscape(title), "\">", met ? "✓" : "✗", "</span>");
+}
+
+// "64 tanh → 32 silu" over "lr 3e-03 · 2000 Adam + 200 L-BFGS · full batch".
+std::string ArchitectureHtml(const v1::Genome& genome) {
+  std::vector<std::string> layers;
+  for (const v1::DenseLayer& layer : genome.hidden_layers()) {
+    layers.push_back(
+        absl::StrCat(layer.width(), " ", ActivationName(layer.activation())));
+  }
+  const v1::TrainingConfig& t = genome.training();
+  const std::string training = absl::StrFormat(
+      "lr %.0e · %d Adam + %d L‑BFGS · %s", t.learning_rate(), t.adam_steps(),
+      t.lbfgs_steps(),
+      t.batch_size() == 0 ? std::string("full batch")
+                          : absl::StrCat("batch ", t.batch_size()));
+  return absl::StrCat(
+      "<div class=\"arch\">",
+      HtmlEscape(layers.empty() ? "linear" : absl::StrJoin(layers, " → ")),
+      "<small>", HtmlEscape(training), "</small></div>");
+}
+
+std::string Card(const std::string& label, const std::string& value,
+                 const std::string& hint) {
+  return absl::StrCat("<div class=\"card\"><div class=\"label\">",
+                      HtmlEscape(label), "</div><div class=\"value\">",
+                      HtmlEscape(value), "</div><div class=\"hint\">",
+                      HtmlEscape(hint), "</div></div>");
+}
+
+std::string FormatMinute(absl::Time time, absl::TimeZone zone) {
+  return absl::FormatTime("%Y-%m-%d %H:%M %Z", time, zone);
+}
+
+std::string Timestamp(const google::protobuf::Timestamp& t,
+                      absl::TimeZone zone) {
+  return IsSet(t) ? FormatMinute(ToTime(t), zone) : "—";
+}
+
+std::string BudgetText(const v1::Budget& budget) {
+  std::vector<std::string> parts;
+  if (budget.max_candidates() > 0) {
+    parts.push_back(absl::StrCat(budget.max_candidates(), " candidates"));
+  }
+  if (budget.max_wall_seconds() > 0) {
+    parts.push_back(ShortDuration(absl::Seconds(budget.max_wall_seconds())));
+  }
+  return parts.empty() ? "none" : absl::StrJoin(parts, " or ");
+}
+
+std::string StrategyName(v1::Strategy strategy) {
+  switch (strategy) {
+    case v1::STRATEGY_UNSPECIFIED:
+    case v1::STRATEGY_RANDOM:
+      return "random search";
+    case v1::STRATEGY_REGULARIZED_EVOLUTION:
+      return "regularized evolution";
+    default:
+      return absl::StrCat("strategy ", static_cast<int>(strategy));
+  }
+}
+
+std::string DatasetHtml(const v1::Dataset& dataset,
+                        const v1::ExperimentSpec& spec, bool with_columns,
+                        absl::TimeZone zone) {
+  const std::set<std::string> inputs(spec.input_columns().begin(),
+                                     spec.input_columns().end());
+  const std::set<std::string> outputs(spec.output_columns().begin(),
+                                      spec.output_columns().end());
+  std::string columns;
+  for (const std::string& column : dataset.columns()) {
+    const char* cls = inputs.count(column)    ? "col in"
+                      : outputs.count(column) ? "col out"
+                                              : "col";
+    absl::StrAppend(&columns, "<span class=\"", cls, "\">",
+                    HtmlEscape(column), "</span>");
+  }
+  std::string html = absl::StrCat(
+      "<dl><dt>Name</dt><dd>", HtmlEscape(dataset.name()),
+      "</dd><dt>Id</dt><dd class=\"mono\">", HtmlEscape(dataset.id()),
+      "</dd><dt>Rows</dt><dd>", Grouped(dataset.row_count()),
+      "</dd><dt>Columns</dt><dd>", dataset.columns_size());
+  if (with_columns) absl::StrAppend(&html, "<br>", columns);
+  absl::StrAppend(&html, "</dd><dt>Size</dt><dd>", Bytes(dataset.size_bytes()),
+                  "</dd><dt>Uploaded</dt><dd>",
+                  Timestamp(dataset.created_at(), zone), "</dd></dl>");
+  return html;
+}
+
+}  // namespace
+
+std::string HtmlEscape(absl::string_view text) {
+  std::string escaped;
+  escaped.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        escaped += "&amp;";
+        break;
+      case '<':
+        escaped += "&lt;";
+        break;
+      case '>':
+        escaped += "&gt;";
+        break;
+      case '"':
+        escaped += "&quot;";
+        break;
+      case '\'':
+        escaped += "&#39;";
+        break;
+      default:
+        escaped += c;
+    }
+  }
+  return escaped;
+}
+
+std::vector<RequirementCheck> CheckRequirements(
+    const v1::Requirements& requirements, const v1::Metrics& metrics) {
+  std::vector<RequirementCheck> checks;
+  for (const RequirementDef& def : SetRequirements(requirements)) {
+    checks.push_back({def.name, def.limit, def.format(def.value(metrics)),
+                      Assess(def.only, metrics).feasible});
+  }
+  return checks;
+}
+
+double Hypervolume2D(const std::vector<std::pair<double, double>>& points,
+                     std::pair<double, double> reference) {
+  std::vector<std::pair<double, double>> inside;
+  for (const auto& p : points) {
+    if (p.first < reference.first && p.second < reference.second) {
+      inside.push_back(p);  // NaN compares false and is left out.
+    }
+  }
+  std::sort(inside.begin(), inside.end());
+  double volume = 0;
+  double ceiling = reference.second;
+  for (const auto& [x, y] : inside) {
+    if (y < ceiling) {
+      volume += (reference.first - x) * (ceiling - y);
+      ceiling = y;
+    }
+  }
+  return volume;
+}
+
+std::vector<ProgressPoint> SearchProgress(
+    const v1::Experiment& experiment,
+    const std::vector<v1::Candidate>& candidates) {
+  struct Done {
+    absl::Time finished;
+    double error;
+    double log_error;
+    double log_params;
+    bool feasible;
+  };
+  std::vector<Done> done;
+  for (const v1::Candidate& c : candidates) {
+    if (!Succeeded(c) || !IsSet(c.finished_at())) continue;
+    const double error = c.metrics().validation().max_abs_error();
+    if (!std::isfinite(error)) continue;
+    done.push_back(
+        {ToTime(c.finished_at()), error,
+         std::log10(std::max(error, kErrorFloor)),
+         std::log10(std::max<double>(c.metrics().parameter_count(), 1)),
+         c.feasible()});
+  }
+  std::stable_sort(done.begin(), done.end(), [](const Done& a, const Done& b) {
+    return a.finished < b.finished;
+  });
+  std::pair<double, double> reference = {-HUGE_VAL, -HUGE_VAL};
+  for (const Done& d : done) {
+    reference.first = std::max(reference.first, d.log_error + 1);
+    reference.second = std::max(reference.second, d.log_params + 1);
+  }
+  const absl::Time created = ToTime(experiment.created_at());
+  std::vector<ProgressPoint> progress;
+  // The non-dominated points so far; only they bound the hypervolume.
+  std::vector<std::pair<double, double>> staircase;
+  double best = HUGE_VAL;
+  double best_feasible = kNaN;
+  double volume = 0;
+  for (const Done& d : done) {
+    best = std::min(best, d.error);
+    if (d.feasible && !(best_feasible <= d.error)) best_feasible = d.error;
+    const std::pair<double, double> p = {d.log_error, d.log_params};
+    const bool dominated = std::any_of(
+        staircase.begin(), staircase.end(), [&](const auto& s) {
+          return s.first <= p.first && s.second <= p.second;
+        });
+    if (!dominated) {
+      staircase.erase(std::remove_if(staircase.begin(), staircase.end(),
+                                     [&](const auto& s) {
+                                       return p.first <= s.first &&
+                                              p.second <= s.second;
+                                     }),
+                      staircase.end());
+      staircase.push_back(p);
+      volume = Hypervolume2D(staircase, reference);
+    }
+    progress.push_back({absl::ToDoubleSeconds(d.finished - created), best,
+                        best_feasible, volume});
+  }
+  return progress;
+}
+
+std::string RenderFrontSvg(const ReportInput& input) {
+  const v1::Experiment& e = input.experiment;
+  const std::string name = e.spec().name().empty() ? e.id() : e.spec().name();
+  Chart chart = FrontChart(input, FrontX::kParameters, 960, 600, "front",
+                           absl::StrCat(name, ": "));
+  std::string svg = chart.Render(/*standalone=*/true);
+  return absl::StrCat(
+      "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- evonas Pareto front of "
+      "experiment ",
+      HtmlEscape(e.id()), " -->\n", svg, "\n");
+}
+
+std::string RenderReportHtml(const ReportInput& input) {
+  const v1::Experiment& e = input.experiment;
+  const v1::ExperimentSpec& spec = e.spec();
+  const v1::Requirements& req = spec.requirements();
+  const absl::TimeZone zone = input.time_zone;
+  const std::vector<RequirementDef> defs = SetRequirements(req);
+  const std::vector<ProgressPoint> progress =
+      SearchProgress(e, input.candidates);
+
+  std::vector<const v1::Candidate*> succeeded;
+  for (const v1::Candidate& c : input.candidates) {
+    if (Succeeded(c)) succeeded.push_back(&c);
+  }
+  const int64_t total = e.counts().queued() + e.counts().running() +
+                        e.counts().succeeded() + e.counts().failed() +
+                        e.counts().cancelled();
+  const std::string title =
+      spec.name().empty() ? absl::StrCat("Experiment ", e.id()) : spec.name();
+
+  std::string html = absl::StrCat(
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+      "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src "
+      "'none'; style-src 'unsafe-inline'; img-src data:\">"
+      "<meta name=\"viewport\" content=\"width=device-width, "
+      "initial-scale=1\"><meta name=\"generator\" content=\"evonas\">"
+      "<title>",
+      HtmlEscape(title), " — evonas report</title><style>", kCss,
+      "</style></head><body><div class=\"page\">");
+
+  // Header.
+  const std::string state = ExperimentStateName(e.state());
+  absl::StrAppend(
+      &html, "<header><div><div class=\"eyebrow\">evonas · architecture "
+             "search report</div><h1>",
+      HtmlEscape(title), "</h1><div class=\"sub\">Experiment <span "
+                         "class=\"mono\">",
+      HtmlEscape(e.id()), "</span> on <b>", HtmlEscape(input.dataset.name()),
+      "</b> · ", HtmlEscape(absl::StrJoin(spec.input_columns(), ", ")), " → ",
+      HtmlEscape(absl::StrJoin(spec.output_columns(), ", ")),
+      "</div></div><div class=\"meta\"><span class=\"badge ",
+      HtmlEscape(state), "\">", HtmlEscape(state), "</span><br>Generated ",
+      FormatMinute(input.generated_at, zone), "</div></header>");
+
+  // Verdict.
+  const int front_size = input.front.candidates_size();
+  if (input.front.has_feasible()) {
+    absl::StrAppend(
+        &html,
+        "<div class=\"verdict ok\"><div class=\"icon\">✓</div><div><b>The "
+        "requirements are met.</b> ",
+        e.feasible_count(), " of ", succeeded.size(),
+        " trained candidates meet every requirement; the ", front_size,
+        front_size == 1 ? " candidate" : " candidates",
+        " on the Pareto front below are the best trade-offs among them.</div>"
+        "</div>");
+  } else if (front_size > 0) {
+    absl::StrAppend(
+        &html,
+        "<div class=\"verdict no\"><div class=\"icon\">!</div><div><b>No "
+        "candidate meets every requirement",
+        e.state() == v1::EXPERIMENT_STATE_RUNNING ? " yet" : "",
+        ".</b> The front shows the ", front_size,
+        " least-violating trade-offs; the table marks which requirement each "
+        "one misses.</div></div>");
+  } else {
+    absl::StrAppend(&html,
+                    "<div class=\"verdict no\"><div class=\"icon\">…</div>"
+                    "<div><b>No candidate has finished training yet.</b> "
+                    "Run the report again later.</div></div>");
+  }
+
+  // Key figures.
+  double best_feasible = kNaN;
+  for (const v1::Candidate& c : input.front.candidates()) {
+    if (c.feasible() && !(best_feasible <= c.metrics().validation()
+                                                .max_abs_error())) {
+      best_feasible = c.metrics().validation().max_abs_error();
+    }
+  }
+  absl::StrAppend(
+      &html, "<div class=\"cards\">",
+      Card("Candidates", absl::StrCat(total),
+           absl::StrCat(e.counts().succeeded(), " trained · ",
+                        e.counts().failed(), " failed")),
+      Card("Feasible", absl::StrCat(e.feasible_count()),
+           succeeded.empty()
+               ? "of none trained"
+               : absl::StrCat(
+                     Percent(static_cast<double>(e.feasible_count()) /
+                             static_cast<double>(succeeded.size())),
+                     " of trained")),
+      Card("Pareto front", absl::StrCat(front_size),
+           front_size == 1 ? "candidate" : "candidates"),
+      Card("Best feasible error",
+           std::isnan(best_feasible) ? "—" : Sci(best_feasible),
+           "validation max abs"),
+      Card("Elapsed", ShortDuration(absl::Seconds(ElapsedSeconds(input))),
+           absl::StrCat("budget ", BudgetText(spec.budget()))),
+      "</div>");
+
+  // Requirements.
+  absl::StrAppend(&html,
+                  "<section><h2>Requirements</h2><p class=\"lead\">Hard "
+                  "constraints on every delivered network, judged on "
+                  "validation rows that no candidate was trained on.</p>");
+  if (defs.empty()) {
+    absl::StrAppend(&html,
+                    "<p>No requirements were set: every trained candidate "
+                    "counts as feasible.</p>");
+  } else {
+    absl::StrAppend(&html, "<table><thead><tr>", Header("Requirement"),
+                    Header("Limit", "num"), Header("Best achieved", "num"),
+                    Header("Met by", "num"), Header("On the front", "num"),
+                    "</tr></thead><tbody>");
+    for (const RequirementDef& def : defs) {
+      double best = kNaN;
+      int met = 0;
+      for (const v1::Candidate* c : succeeded) {
+        const double v = def.value(c->metrics());
+        if (std::isnan(best) ||
+            (def.higher_is_better ? v > best : v < best)) {
+          best = v;
+        }
+        met += Assess(def.only, c->metrics()).feasible;
+      }
+      int front_met = 0;
+      for (const v1::Candidate& c : input.front.candidates()) {
+        front_met += Assess(def.only, c.metrics()).feasible;
+      }
+      absl::StrAppend(
+          &html, "<tr>", Cell(HtmlEscape(def.name)),
+          Cell(HtmlEscape(def.limit), "num"),
+          Cell(std::isnan(best) ? "—" : HtmlEscape(def.format(best)), "num"),
+          Cell(absl::StrCat(met, " of ", succeeded.size()), "num"),
+          Cell(front_size == 0
+                   ? "—"
+                   : absl::StrCat(Mark(front_met > 0,
+                                       front_met > 0 ? "met on the front"
+                                                     : "missed on the front"),
+                                  " ", front_met, " of ", front_size),
+               "num"),
+          "</tr>");
+    }
+    absl::StrAppend(&html, "</tbody></table>");
+  }
+  absl::StrAppend(&html, "</section>");
+
+  // Front plots.
+  absl::StrAppend(
+      &html,
+      "<section><h2>Pareto front</h2><p class=\"lead\">Every trained "
+      "candidate; the front is ringed and numbered as in the table below. "
+      "Dashed lines are the requirements, the shaded area is where they "
+      "hold. Hover over a point for its id.</p><div class=\"grid2\"><figure>",
+      FrontChart(input, FrontX::kParameters, 540, 400, "front-params")
+          .Render(false),
+      "</figure><figure>",
+      FrontChart(input, FrontX::kLatency, 540, 400, "front-latency")
+          .Render(false),
+      "</figure></div></section>");
+
+  // Front table: validation metrics with the test set's below them.
+  bool has_test = false;
+  for (const v1::Candidate& c : input.front.candidates()) {
+    has_test = has_test || c.metrics().has_test();
+  }
+  absl::StrAppend(
+      &html,
+      "<section><h2>Candidates on the front</h2><p class=\"lead\">Sorted by "
+      "validation max abs error. ",
+      has_test ? "Errors are on the validation rows, with the test data set's "
+                 "(never used for selection) in grey below. "
+               : "",
+      "Download a model with <span class=\"mono\">evonas model download ID "
+      "-o model.pt</span>.</p>");
+  if (front_size == 0) {
+    absl::StrAppend(&html, "<p>The front is empty.</p>");
+  } else {
+    const std::string within_title =
+        req.has_within_tolerance()
+            ? absl::StrFormat("fraction of points within %g",
+                              req.within_tolerance())
+            : "fraction of points within the tolerance";
+    absl::StrAppend(
+        &html, "<div class=\"scroll\"><table class=\"front\"><thead><tr>",
+        Header("#"), Header("Candidate"),
+        Header("Max err", "num", "max abs error"),
+        Header("Within", "num", within_title),
+        Header("RMSE", "num"), Header("MAE", "num"), Header("Params", "num"),
+        Header("Size", "num", "model file size"),
+        Header("Train", "num", "training wall time"),
+        Header("Latency", "num", "inference latency, one sample"));
+    for (const RequirementDef& def : defs) {
+      absl::StrAppend(&html, Header(def.short_name, "c req",
+                                    absl::StrCat(def.name, " ", def.limit)));
+    }
+    absl::StrAppend(&html, Header("Feasible", "c"), "</tr></thead><tbody>");
+    // A validation value with the test value below it.
+    auto error_cell = [&](const v1::Metrics& m,
+                          double (*get)(const v1::Evaluation&),
+                          std::string (*format)(double)) {
+      std::string text = format(get(m.validation()));
+      if (has_test) {
+        absl::StrAppend(&text, "<small>",
+                        m.has_test() ? format(get(m.test())) : "—",
+                        "</small>");
+      }
+      return Cell(text, "num two");
+    };
+    int rank = 0;
+    for (const v1::Candidate& c : input.front.candidates()) {
+      const v1::Metrics& m = c.metrics();
+      absl::StrAppend(
+          &html, "<tr>",
+          Cell(absl::StrCat("<span class=\"rank\">", ++rank, "</span>")),
+          Cell(absl::StrCat("<span class=\"mono\">", HtmlEscape(c.id()),
+                            "</span>", ArchitectureHtml(c.genome()))),
+          error_cell(
+              m, [](const v1::Evaluation& v) { return v.max_abs_error(); },
+              Sci),
+          error_cell(
+              m, [](const v1::Evaluation& v) { return v.fraction_within(); },
+              Percent),
+          error_cell(m, [](const v1::Evaluation& v) { return v.rmse(); }, Sci),
+          error_cell(m, [](const v1::Evaluation& v) { return v.mae(); }, Sci),
+          Cell(Grouped(m.parameter_count()), "num"),
+          Cell(Bytes(m.model_bytes()), "num"),
+          Cell(absl::StrFormat("%.1f s", m.training_seconds()), "num"),
+          Cell(HtmlEscape(Latency(m.inference_latency_seconds())), "num"));
+      for (const RequirementCheck& check : CheckRequirements(req, m)) {
+        absl::StrAppend(
+            &html,
+            Cell(Mark(check.met, absl::StrCat(check.name, ": ", check.actual,
+                                              check.met ? " meets " : " misses ",
+                                              check.limit)),
+                 "c"));
+      }
+      absl::StrAppend(
+          &html,
+          Cell(Mark(c.feasible(), c.feasible()
+                                      ? "meets every requirement"
+                                      : absl::StrJoin(c.violations(), "; ")),
+               "c"),
+          "</tr>");
+    }
+    absl::StrAppend(&html, "</tbody></table></div>");
+  }
+  absl::StrAppend(&html, "</section>");
+
+  // Progress.
+  absl::StrAppend(
+      &html,
+      "<section><h2>Search progress</h2><p class=\"lead\">Each point is a "
+      "candidate when it finished training. The hypervolume measures the "
+      "whole trade-off between error and size: the area that the trained "
+      "candidates dominate in (log₁₀ error, log₁₀ parameters), up to one "
+      "decade beyond the worst of each.</p><div class=\"grid2\"><figure>",
+      ErrorProgressChart(input, progress, 540, 360).Render(false),
+      "</figure><figure>",
+      HypervolumeChart(input, progress, 540, 360).Render(false),
+      "</figure></div></section>");
+
+  // Data and search settings.
+  const double validation_fraction = spec.validation_fraction() > 0
+                                         ? spec.validation_fraction()
+                                         : 0.2;
+  absl::StrAppend(&html,
+                  "<section><h2>Data and search</h2><div class=\"grid2\"><div>"
+                  "<h3>Training data</h3>",
+                  DatasetHtml(input.dataset, spec, true, zone),
+                  "<p class=\"lead\" style=\"margin-top:10px\">Inputs in "
+                  "blue, outputs in red. ",
+                  Percent(validation_fraction),
+                  " of the rows are held out for validation.</p>");
+  if (input.test_dataset.has_value()) {
+    absl::StrAppend(&html, "<h3>Test data</h3>",
+                    DatasetHtml(*input.test_dataset, spec, false, zone));
+  }
+  absl::StrAppend(
+      &html, "</div><div><h3>Search</h3><dl><dt>Strategy</dt><dd>",
+      HtmlEscape(StrategyName(spec.strategy())), "</dd><dt>Budget</dt><dd>",
+      HtmlEscape(BudgetText(spec.budget())), "</dd><dt>Seed</dt><dd>",
+      spec.seed(), "</dd><dt>Candidates</dt><dd>",
+      e.counts().succeeded(), " trained, ", e.counts().failed(), " failed, ",
+      e.counts().running(), " running, ", e.counts().queued(), " queued, ",
+      e.counts().cancelled(), " cancelled</dd><dt>Created</dt><dd>",
+      Timestamp(e.created_at(), zone), "</dd><dt>Finished</dt><dd>",
+      Timestamp(e.finished_at(), zone), "</dd><dt>Elapsed</dt><dd>",
+      ShortDuration(absl::Seconds(ElapsedSeconds(input))),
+      "</dd></dl></div></div></section>");
+
+  absl::StrAppend(
+      &html,
+      "<footer>Generated by evonas from the controller's records. A "
+      "candidate is on the Pareto front when no other candidate is at least "
+      "as good in validation max abs error, parameters and training time and "
+      "better in one; a feasible candidate beats every infeasible one. "
+      "Validation rows are a seeded hash split of the training data set "
+      "that workers never train on.</footer></div></body></html>\n");
+  return html;
+}
+
+}  // namespace evonas::client

@@ -1,0 +1,93 @@
+#ifndef EVONAS_CLIENT_REPORT_H_
+#define EVONAS_CLIENT_REPORT_H_
+
+// `evonas experiment report`: the report a consultant sends to a customer.
+// Pure functions from the API's messages to text, so that they are tested
+// without a controller. The HTML page is self-contained: inline CSS and
+// inline SVG, no script, no font or image to fetch; a Content-Security-Policy
+// forbids the page to load anything.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "evonas/v1/types.pb.h"
+
+namespace evonas::client {
+
+// What a report shows, as the controller returned it.
+struct ReportInput {
+  v1::Experiment experiment;
+  // The training data set (GetDataset of spec.dataset_id).
+  v1::Dataset dataset;
+  // The test data set, when the experiment has one.
+  std::optional<v1::Dataset> test_dataset;
+  v1::ParetoFront front;
+  // Every candidate of the experiment, in any state.
+  std::vector<v1::Candidate> candidates;
+  // When the report was made and the zone its timestamps are printed in.
+  absl::Time generated_at = absl::UnixEpoch();
+  absl::TimeZone time_zone = absl::UTCTimeZone();
+};
+
+// `text` with &, <, >, " and ' replaced by entities; safe in HTML and SVG
+// text and in double- or single-quoted attributes.
+std::string HtmlEscape(absl::string_view text);
+
+// Whether one set requirement is met, e.g. {"Max abs error", "≤ 1.00e-03",
+// "3.21e-04", true}.
+struct RequirementCheck {
+  std::string name;
+  std::string limit;
+  std::string actual;
+  bool met = false;
+};
+// One check per set requirement of `requirements`, in the order of the
+// Requirements message, judged by the same rule as the controller (Assess
+// in common/requirements.h). within_tolerance alone is no requirement.
+std::vector<RequirementCheck> CheckRequirements(
+    const v1::Requirements& requirements, const v1::Metrics& metrics);
+
+// Area of the region dominated by `points` (both coordinates minimised) and
+// bounded by `reference`. Points that do not strictly dominate the reference
+// in both coordinates, or have a NaN, add nothing.
+double Hypervolume2D(const std::vector<std::pair<double, double>>& points,
+                     std::pair<double, double> reference);
+
+// Errors below this count as this on logarithmic axes and in the
+// hypervolume (a perfect fit would otherwise be at minus infinity).
+inline constexpr double kErrorFloor = 1e-15;
+
+// The state of the search after each succeeded candidate, in the order they
+// finished.
+struct ProgressPoint {
+  // Since the experiment was created.
+  double seconds = 0;
+  // Smallest validation max abs error of any succeeded candidate so far.
+  double best_error = 0;
+  // The same over feasible candidates; NaN until one is feasible.
+  double best_feasible_error = 0;
+  // Hypervolume2D of (log10 error, log10 parameters) of every succeeded
+  // candidate so far, against a reference one decade beyond the worst
+  // finite value of each over the whole run; it never decreases.
+  double hypervolume = 0;
+};
+// Uses succeeded candidates with a finish time and a finite error.
+std::vector<ProgressPoint> SearchProgress(
+    const v1::Experiment& experiment,
+    const std::vector<v1::Candidate>& candidates);
+
+// The front plot alone (validation max abs error against parameters, log
+// scales) as a standalone SVG document, for slides.
+std::string RenderFrontSvg(const ReportInput& input);
+
+// The whole report as one HTML document.
+std::string RenderReportHtml(const ReportInput& input);
+
+}  // namespace evonas::client
+
+#endif  // EVONAS_CLIENT_REPORT_H_
