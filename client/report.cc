@@ -307,6 +307,16 @@ Axis LogAxis(double min, double max, std::string title,
       if (i % k != 0) axis.ticks[i].label.clear();
     }
   }
+  // Few decades: unlabelled grid lines at their multiples, as on log paper.
+  if (axis.ticks.size() <= 3 && axis.ticks.size() >= 2 &&
+      axis.ticks[1].value / axis.ticks[0].value > 9.99) {
+    for (int e = first; e <= last; ++e) {
+      for (int m = 2; m <= 9; ++m) {
+        const double v = m * std::pow(10.0, e);
+        if (in_range(v)) axis.ticks.push_back({v, ""});
+      }
+    }
+  }
   return axis;
 }
 
@@ -692,8 +702,10 @@ Chart FrontChart(const ReportInput& input, FrontX which, double width,
                             "\" stroke=\"", kLimit,
                             "\" stroke-width=\"1.5\" stroke-dasharray=\"",
                             dash, "\"/>"));
+    // Above the line, or below it when the line runs along the top.
+    const double label_y = y - 6 < chart.top() + 12 ? y + 15 : y - 6;
     chart.Draw(absl::StrCat(
-        "<text x=\"", Px(chart.right() - 6), "\" y=\"", Px(y - 6),
+        "<text x=\"", Px(chart.right() - 6), "\" y=\"", Px(label_y),
         "\" text-anchor=\"end\" font-size=\"11\" fill=\"", kLimit,
         "\" stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\">",
         "max abs error ", HtmlEscape(ErrorTick(*y_limit)), "</text>"));
@@ -705,14 +717,20 @@ Chart FrontChart(const ReportInput& input, FrontX which, double width,
                             "\" stroke=\"", kLimit,
                             "\" stroke-width=\"1.5\" stroke-dasharray=\"",
                             dash, "\"/>"));
-    chart.Draw(absl::StrCat(
-        "<text x=\"", Px(x + 5), "\" y=\"", Px(chart.top() + 14),
-        "\" font-size=\"11\" fill=\"", kLimit,
-        "\" stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\">",
+    const std::string label =
         which == FrontX::kParameters
             ? absl::StrCat("max params ", CountTick(*x_limit))
-            : absl::StrCat("max latency ", LatencyTick(*x_limit)),
-        "</text>"));
+            : absl::StrCat("max latency ", LatencyTick(*x_limit));
+    // Right of the line, or left of it when the line runs along the right.
+    const bool left_of_line =
+        x + 5 + 6.2 * static_cast<double>(label.size()) > chart.right();
+    chart.Draw(absl::StrCat(
+        "<text x=\"", Px(left_of_line ? x - 5 : x + 5), "\" y=\"",
+        Px(chart.top() + 14), "\" text-anchor=\"",
+        left_of_line ? "end" : "start", "\" font-size=\"11\" fill=\"",
+        kLimit,
+        "\" stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\">",
+        HtmlEscape(label), "</text>"));
   }
   for (const Point& p : points) {
     const double x = chart.X(x_of(*p.candidate));
