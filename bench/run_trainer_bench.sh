@@ -8,7 +8,8 @@
 #
 # Environment: ROUNDS (default 3) rounds; each round runs every network with
 # both implementations, alternating which goes first. THREADS (default 1)
-# intra-op threads for both. NETS overrides the networks ("16 16,16 ...").
+# intra-op threads for both. NETS overrides the networks: hidden widths,
+# optionally with an activation other than tanh ("16 16,16 64,64,64:gelu").
 # The machine is shared and noisy: compare the ratios of one run, and read
 # the min..max spread over rounds before trusting a difference.
 set -euo pipefail
@@ -20,7 +21,7 @@ python=/usr/bin/python3
 data=data/hartmann3/train.csv
 rounds=${ROUNDS:-3}
 threads=${THREADS:-1}
-nets=${NETS:-"16 16,16 32,32,32 64,64,64 128,128,128,128 256,256,256,256 256,256,256,256,256,256"}
+nets=${NETS:-"16 16,16 32,32,32 64,64,64 64,64,64:silu 64,64,64:gelu 128,128,128,128 256,256,256,256 256,256,256,256,256,256"}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
@@ -47,9 +48,13 @@ for round in $(seq 1 "$rounds"); do
   "$python" bench/pytorch_steps.py peak --threads "$threads" --seconds 1 |
     sed "s/^/round=$round /" >>"$log"
   for net in $nets; do
-    steps=$(steps_for "$net")
-    ours=("$bench" steps --data "$data" --widths "$net" --steps "$steps" --threads "$threads")
-    theirs=("$python" bench/pytorch_steps.py steps --data "$data" --widths "$net" --steps "$steps" --threads "$threads")
+    widths=${net%%:*}
+    activation=tanh
+    [[ $net == *:* ]] && activation=${net#*:}
+    steps=$(steps_for "$widths")
+    common=(--data "$data" --widths "$widths" --activation "$activation" --steps "$steps" --threads "$threads")
+    ours=("$bench" steps "${common[@]}")
+    theirs=("$python" bench/pytorch_steps.py steps "${common[@]}")
     if (( round % 2 )); then order=(ours theirs); else order=(theirs ours); fi
     for who in "${order[@]}"; do
       if [[ $who == ours ]]; then "${ours[@]}"; else "${theirs[@]}"; fi |

@@ -37,33 +37,33 @@ def main():
         if r["mode"] == "peak":
             peak[r["impl"]].append(float(r["gflops_per_cpu_second"]))
         elif r["mode"] == "steps":
-            cpu[r["widths"]][r["impl"]][r["round"]] = float(
-                r["steps_per_cpu_second"])
-            wall[r["widths"]][r["impl"]][r["round"]] = float(
-                r["steps_per_second"])
+            net = (r["widths"], r["activation"])
+            cpu[net][r["impl"]][r["round"]] = float(r["steps_per_cpu_second"])
+            wall[net][r["impl"]][r["round"]] = float(r["steps_per_second"])
     # One core's DGEMM peak: the best OpenBLAS square dgemm of the run.
     dgemm = max(peak["openblas"])
     print(f"DGEMM peak per CPU second, best of the run: OpenBLAS "
           f"{dgemm:.1f} GFLOP/s, torch.mm {max(peak['torch.mm']):.1f} GFLOP/s")
     print()
 
-    def ratios(table, widths):
-        ours, theirs = table[widths]["evonas"], table[widths]["pytorch"]
+    def ratios(table, net):
+        ours, theirs = table[net]["evonas"], table[net]["pytorch"]
         return [ours[k] / theirs[k] for k in sorted(set(ours) & set(theirs))]
 
     print("| network | params | evonas steps/CPU-s | PyTorch steps/CPU-s | "
           "ratio by CPU time: median (range) | ratio by wall clock: median | "
           "evonas % of DGEMM peak | PyTorch % of DGEMM peak |")
     print("|" + "---|" * 8)
-    for widths, impls in cpu.items():
+    for net, impls in cpu.items():
+        widths, activation = net
         if "evonas" not in impls or "pytorch" not in impls:
             continue
         ours = list(impls["evonas"].values())
         theirs = list(impls["pytorch"].values())
         o, t = statistics.median(ours), statistics.median(theirs)
         gflop = flops_per_step(widths) / 1e9
-        r, w = ratios(cpu, widths), ratios(wall, widths)
-        name = "3-" + "-".join(widths.split(",")) + "-1"
+        r, w = ratios(cpu, net), ratios(wall, net)
+        name = "3-" + "-".join(widths.split(",")) + "-1 " + activation
         print(f"| {name} | {parameters(widths):,} | {o:.3g} ({span(ours)}) | "
               f"{t:.3g} ({span(theirs)}) | {statistics.median(r):.2f}x "
               f"({span(r)}) | {statistics.median(w):.2f}x | "

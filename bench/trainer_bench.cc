@@ -93,6 +93,8 @@ struct StepsOptions {
   int steps = 300;
   int threads = 1;
   double learning_rate = 1e-3;
+  // Time L-BFGS iterations instead of Adam steps.
+  bool lbfgs = false;
 };
 
 // CPU seconds this process has used (every thread).
@@ -135,10 +137,11 @@ int RunSteps(const StepsOptions& o) {
     layer->set_activation(activation);
   }
   job.genome.mutable_training()->set_learning_rate(o.learning_rate);
-  job.genome.mutable_training()->set_lbfgs_steps(0);
   double cpu[2], wall = 0;
   for (int run = 0; run < 2; ++run) {
-    job.genome.mutable_training()->set_adam_steps(o.steps * (run + 1));
+    const int steps = o.steps * (run + 1);
+    job.genome.mutable_training()->set_adam_steps(o.lbfgs ? 0 : steps);
+    job.genome.mutable_training()->set_lbfgs_steps(o.lbfgs ? steps : 0);
     const double start = CpuSeconds();
     absl::StatusOr<model::TrainOutput> out = model::Train(job);
     cpu[run] = CpuSeconds() - start;
@@ -149,10 +152,10 @@ int RunSteps(const StepsOptions& o) {
     wall = out->metrics.training_seconds();
   }
   std::printf(
-      "mode=steps impl=evonas widths=%s activation=%s rows=%lld "
+      "mode=steps impl=evonas phase=%s widths=%s activation=%s rows=%lld "
       "threads=%d steps=%d cpu_seconds=%.6f "
       "steps_per_cpu_second=%.3f steps_per_second=%.3f\n",
-      o.widths.c_str(), o.activation.c_str(),
+      o.lbfgs ? "lbfgs" : "adam", o.widths.c_str(), o.activation.c_str(),
       static_cast<long long>(job.training.x.rows), o.threads, o.steps,
       cpu[1] - cpu[0], o.steps / (cpu[1] - cpu[0]), 2 * o.steps / wall);
   return 0;
@@ -331,6 +334,8 @@ int main(int argc, char** argv) {
   steps_cmd->add_option("--steps", steps.steps);
   steps_cmd->add_option("--threads", steps.threads);
   steps_cmd->add_option("--learning-rate", steps.learning_rate);
+  steps_cmd->add_flag("--lbfgs", steps.lbfgs,
+                      "time L-BFGS iterations instead of Adam steps");
 
   StepsOptions kernel_opts;
   int64_t block = evonas::model::MlpKernels::kDefaultRowsPerBlock;

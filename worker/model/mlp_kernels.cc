@@ -1,10 +1,12 @@
 #include "worker/model/mlp_kernels.h"
 
 #include <cblas.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <new>
 #include <utility>
 
@@ -95,9 +97,9 @@ void ActivateChunks(v1::Activation a, double* __restrict h,
 #pragma omp simd aligned(h, d : kAlignment)
         for (int64_t i = 0; i < n; ++i) {
           const double z = h[i];
-          const double cdf = 0.5 * (1.0 + erf(z * kSqrtHalf));
-          h[i] = z * 0.5 * (1.0 + erf(z * kSqrtHalf));
-          d[i] = cdf + z * (kInvSqrt2Pi * exp(-0.5 * z * z));
+          const double e = 1.0 + erf(z * kSqrtHalf);
+          h[i] = z * 0.5 * e;
+          d[i] = 0.5 * e + z * (kInvSqrt2Pi * exp(-0.5 * z * z));
         }
       }
       break;
@@ -152,14 +154,14 @@ void MultiplyByDerivative(v1::Activation a, const double* __restrict h,
   }
 }
 
-// z[r, :] += b over rows x n.
+// z[r, :] = b over rows x n.
 EVONAS_VECTORISED
-void AddBias(double* __restrict z, const double* __restrict b, int64_t rows,
-             int64_t n) {
+void FillRows(double* __restrict z, const double* __restrict b, int64_t rows,
+              int64_t n) {
   for (int64_t r = 0; r < rows; ++r) {
     double* zr = z + r * n;
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) zr[j] += b[j];
+    for (int64_t j = 0; j < n; ++j) zr[j] = b[j];
   }
 }
 
@@ -171,6 +173,35 @@ void AddColumnSums(const double* __restrict g, int64_t rows, int64_t n,
     const double* gr = g + r * n;
 #pragma omp simd
     for (int64_t j = 0; j < n; ++j) sums[j] += gr[j];
+  }
+}
+
+// sum[i] += v[i] for i < n.
+EVONAS_VECTORISED
+void AddTo(const double* __restrict v, int64_t n, double* __restrict sum) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) sum[i] += v[i];
+}
+
+// C = a b^T + beta C, C [m, n], a and b strided vectors.
+EVONAS_VECTORISED
+void OuterProduct(int64_t m, int64_t n, const double* a, int64_t inc_a,
+                  const double* b, int64_t inc_b, double beta, double* c,
+                  int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i) {
+    const double ai = a[i * inc_a];
+    double* __restrict ci = c + i * ldc;
+    if (inc_b != 1) {
+      for (int64_t j = 0; j < n; ++j) {
+        ci[j] = (beta == 0 ? 0.0 : beta * ci[j]) + ai * b[j * inc_b];
+      }
+    } else if (beta == 0) {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) ci[j] = ai * b[j];
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) ci[j] = beta * ci[j] + ai * b[j];
+    }
   }
 }
 
@@ -196,16 +227,7 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
   } else if (k == 1) {
     const int64_t inc_a = trans_a ? 1 : lda;
     const int64_t inc_b = trans_b ? ldb : 1;
-    for (int64_t i = 0; i < m; ++i) {
-      const double ai = a[i * inc_a];
-      double* ci = c + i * ldc;
-      if (beta == 0) {
-        for (int64_t j = 0; j < n; ++j) ci[j] = ai * b[j * inc_b];
-      } else {
-        for (int64_t j = 0; j < n; ++j)
-          ci[j] = beta * ci[j] + ai * b[j * inc_b];
-      }
-    }
+    OuterProduct(m, n, a, inc_a, b, inc_b, beta, c, ldc);
   } else {
     cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c,
                 ldc);
@@ -227,7 +249,7 @@ AlignedBuffer::AlignedBuffer(int64_t size) : size_(size) {
 
 absl::StatusOr<MlpKernels> MlpKernels::Create(
     std::vector<int64_t> sizes, std::vector<v1::Activation> activations,
-    int64_t rows_per_block) {
+    int64_t rows_per_block, int threads) {
   if (sizes.size() < 2) {
     return absl::InvalidArgumentError(absl::StrCat(
         "an MLP needs inputs and outputs, got ", sizes.size(), " layer sizes"));
@@ -257,113 +279,176 @@ absl::StatusOr<MlpKernels> MlpKernels::Create(
                          static_cast<int>(activations[i])));
     }
   }
-  if (rows_per_block < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("rows_per_block is ", rows_per_block));
+  if (rows_per_block < 1 || threads < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "rows_per_block is ", rows_per_block, " and threads ", threads));
   }
-  return MlpKernels(std::move(sizes), std::move(activations), rows_per_block);
+  return MlpKernels(std::move(sizes), std::move(activations), rows_per_block,
+                    threads);
 }
 
 MlpKernels::MlpKernels(std::vector<int64_t> sizes,
                        std::vector<v1::Activation> activations,
-                       int64_t rows_per_block)
+                       int64_t rows_per_block, int threads)
     : sizes_(std::move(sizes)),
       activations_(std::move(activations)),
-      rows_per_block_(rows_per_block) {
+      rows_per_block_(rows_per_block),
+      threads_(threads),
+      workspaces_(threads) {
   offsets_.push_back(0);
   for (size_t i = 0; i + 1 < sizes_.size(); ++i) {
     offsets_.push_back(offsets_.back() + sizes_[i] * sizes_[i + 1] +
                        sizes_[i + 1]);
   }
-  act_.resize(layer_count());
-  deriv_.resize(layer_count());
-  delta_.resize(layer_count());
 }
 
-void MlpKernels::Reserve(int64_t rows) {
-  rows = std::min(rows, rows_per_block_);
-  if (rows <= reserved_rows_) return;
-  for (int l = 0; l < layer_count(); ++l) {
-    const int64_t n = rows * sizes_[l + 1];
-    act_[l] = AlignedBuffer(n);
-    delta_[l] = AlignedBuffer(n);
-    if (l + 1 < layer_count() && NeedsDerivativeBuffer(activations_[l])) {
-      deriv_[l] = AlignedBuffer(n);
+int64_t MlpKernels::BlockRows(int64_t rows) const {
+  const int64_t per_thread = (rows + threads_ - 1) / threads_;
+  return std::max<int64_t>(1, std::min(rows_per_block_, per_thread));
+}
+
+void MlpKernels::Reserve(int threads, int64_t rows, bool gradient) {
+  for (int t = 0; t < threads; ++t) {
+    Workspace& ws = workspaces_[t];
+    if (rows > ws.rows) {
+      ws.act.resize(layer_count());
+      ws.deriv.resize(layer_count());
+      ws.delta.resize(layer_count());
+      for (int l = 0; l < layer_count(); ++l) {
+        const int64_t n = rows * sizes_[l + 1];
+        ws.act[l] = AlignedBuffer(n);
+        ws.delta[l] = AlignedBuffer(n);
+        if (l + 1 < layer_count() && NeedsDerivativeBuffer(activations_[l])) {
+          ws.deriv[l] = AlignedBuffer(n);
+        }
+      }
+      ws.rows = rows;
+    }
+    if (gradient && t > 0 && ws.grad.size() == 0) {
+      ws.grad = AlignedBuffer(parameter_count());
     }
   }
-  reserved_rows_ = rows;
 }
 
-void MlpKernels::ForwardBlock(const double* params, const double* x,
-                              int64_t rows, bool train) {
+void MlpKernels::ForwardBlock(Workspace& ws, const double* params,
+                              const double* x, int64_t rows, bool train) {
   const double* in = x;
   for (int l = 0; l < layer_count(); ++l) {
     const int64_t fan_in = sizes_[l], fan_out = sizes_[l + 1];
-    double* z = act_[l].data();
+    double* z = ws.act[l].data();
+    // z = b + in W^T: starting from the bias saves OpenBLAS's pass that
+    // zeroes C and a pass that adds the bias.
+    FillRows(z, params + bias_offset(l), rows, fan_out);
     Gemm(false, true, rows, fan_out, fan_in, in, fan_in,
-         params + weight_offset(l), fan_in, 0.0, z, fan_out);
-    AddBias(z, params + bias_offset(l), rows, fan_out);
+         params + weight_offset(l), fan_in, 1.0, z, fan_out);
     if (l + 1 < layer_count()) {
-      Activate(activations_[l], z, train ? deriv_[l].data() : nullptr,
+      Activate(activations_[l], z, train ? ws.deriv[l].data() : nullptr,
                rows * fan_out);
     }
     in = z;
   }
 }
 
+double MlpKernels::GradientBlock(Workspace& ws, const double* params,
+                                 const double* x, const double* y, int64_t rows,
+                                 double scale, double* grad) {
+  ForwardBlock(ws, params, x, rows, /*train=*/true);
+  const int last = layer_count() - 1;
+  // d loss / d output.
+  const double* out = ws.act[last].data();
+  double* g = ws.delta[last].data();
+  double sse = 0;
+  for (int64_t i = 0; i < rows * outputs(); ++i) {
+    const double diff = out[i] - y[i];
+    sse += diff * diff;
+    g[i] = scale * diff;
+  }
+  for (int l = last; l >= 0; --l) {
+    const int64_t fan_in = sizes_[l], fan_out = sizes_[l + 1];
+    const double* in = l == 0 ? x : ws.act[l - 1].data();
+    const double* delta = ws.delta[l].data();
+    // dW_l += delta^T in; db_l += column sums of delta.
+    Gemm(true, false, fan_out, fan_in, rows, delta, fan_out, in, fan_in, 1.0,
+         grad + weight_offset(l), fan_in);
+    AddColumnSums(delta, rows, fan_out, grad + bias_offset(l));
+    if (l > 0) {
+      // delta_{l-1} = (delta W_l) * activation'.
+      double* prev = ws.delta[l - 1].data();
+      Gemm(false, false, rows, fan_in, fan_out, delta, fan_out,
+           params + weight_offset(l), fan_in, 0.0, prev, fan_in);
+      MultiplyByDerivative(activations_[l - 1], ws.act[l - 1].data(),
+                           ws.deriv[l - 1].data(), prev, rows * fan_in);
+    }
+  }
+  return sse;
+}
+
 void MlpKernels::Forward(const double* params, const double* x, int64_t rows,
                          double* out) {
-  Reserve(rows);
+  if (rows == 0) return;
+  const int64_t block = BlockRows(rows);
+  const int64_t blocks = (rows + block - 1) / block;
+  const int threads = static_cast<int>(std::min<int64_t>(threads_, blocks));
+  Reserve(threads, block, /*gradient=*/false);
   const int last = layer_count() - 1;
-  for (int64_t start = 0; start < rows; start += rows_per_block_) {
-    const int64_t n = std::min(rows_per_block_, rows - start);
-    ForwardBlock(params, x + start * inputs(), n, /*train=*/false);
-    std::copy(act_[last].data(), act_[last].data() + n * outputs(),
-              out + start * outputs());
+  const auto run = [&](int t) {
+    Workspace& ws = workspaces_[t];
+    for (int64_t b = t * blocks / threads; b < (t + 1) * blocks / threads;
+         ++b) {
+      const int64_t start = b * block;
+      const int64_t n = std::min(block, rows - start);
+      ForwardBlock(ws, params, x + start * inputs(), n, /*train=*/false);
+      std::copy(ws.act[last].data(), ws.act[last].data() + n * outputs(),
+                out + start * outputs());
+    }
+  };
+  if (threads == 1) {
+    run(0);
+    return;
   }
+#pragma omp parallel num_threads(threads)
+  run(omp_get_thread_num());
 }
 
 double MlpKernels::LossAndGradient(const double* params, const double* x,
                                    const double* y, int64_t rows,
                                    double* grad) {
-  Reserve(rows);
-  std::fill(grad, grad + parameter_count(), 0.0);
-  const int last = layer_count() - 1;
+  const int64_t size = parameter_count();
+  std::fill(grad, grad + size, 0.0);
+  if (rows == 0) return std::numeric_limits<double>::quiet_NaN();
+  const int64_t block = BlockRows(rows);
+  const int64_t blocks = (rows + block - 1) / block;
+  const int threads = static_cast<int>(std::min<int64_t>(threads_, blocks));
+  Reserve(threads, block, /*gradient=*/true);
   const double count = static_cast<double>(rows) * outputs();
   const double scale = 2.0 / count;
-  double sse = 0;
-  for (int64_t start = 0; start < rows; start += rows_per_block_) {
-    const int64_t n = std::min(rows_per_block_, rows - start);
-    const double* xb = x + start * inputs();
-    const double* yb = y + start * outputs();
-    ForwardBlock(params, xb, n, /*train=*/true);
-    // d loss / d output.
-    const double* out = act_[last].data();
-    double* g = delta_[last].data();
-    for (int64_t i = 0; i < n * outputs(); ++i) {
-      const double diff = out[i] - yb[i];
-      sse += diff * diff;
-      g[i] = scale * diff;
+  std::vector<double> sse(threads, 0.0);
+  const auto run = [&](int t) {
+    Workspace& ws = workspaces_[t];
+    double* g = grad;
+    if (t > 0) {
+      g = ws.grad.data();
+      std::fill(g, g + size, 0.0);
     }
-    for (int l = last; l >= 0; --l) {
-      const int64_t fan_in = sizes_[l], fan_out = sizes_[l + 1];
-      const double* in = l == 0 ? xb : act_[l - 1].data();
-      const double* delta = delta_[l].data();
-      // dW_l += delta^T in; db_l += column sums of delta.
-      Gemm(true, false, fan_out, fan_in, n, delta, fan_out, in, fan_in, 1.0,
-           grad + weight_offset(l), fan_in);
-      AddColumnSums(delta, n, fan_out, grad + bias_offset(l));
-      if (l > 0) {
-        // delta_{l-1} = (delta W_l) * activation'.
-        double* prev = delta_[l - 1].data();
-        Gemm(false, false, n, fan_in, fan_out, delta, fan_out,
-             params + weight_offset(l), fan_in, 0.0, prev, fan_in);
-        MultiplyByDerivative(activations_[l - 1], act_[l - 1].data(),
-                             deriv_[l - 1].data(), prev, n * fan_in);
-      }
+    for (int64_t b = t * blocks / threads; b < (t + 1) * blocks / threads;
+         ++b) {
+      const int64_t start = b * block;
+      const int64_t n = std::min(block, rows - start);
+      sse[t] += GradientBlock(ws, params, x + start * inputs(),
+                              y + start * outputs(), n, scale, g);
     }
+  };
+  if (threads == 1) {
+    run(0);
+  } else {
+#pragma omp parallel num_threads(threads)
+    run(omp_get_thread_num());
+    for (int t = 1; t < threads; ++t)
+      AddTo(workspaces_[t].grad.data(), size, grad);
   }
-  return sse / count;
+  double total = 0;
+  for (double s : sse) total += s;
+  return total / count;
 }
 
 Adam::Adam(int64_t size) : size_(size), exp_avg_(size), exp_avg_sq_(size) {}

@@ -39,22 +39,26 @@ class AlignedBuffer {
 // vector is the concatenation of the flattened PyTorch parameters. Hidden
 // layer i computes activation_i(W_i h + b_i); the last layer is linear.
 //
-// Rows are processed in blocks of `rows_per_block`, which bounds the scratch
-// memory (about rows_per_block * 3 * sum(widths) doubles) and keeps a block's
-// activations in cache; the gradient sums the blocks in order. Results are a
-// deterministic function of the inputs, the block size and OpenBLAS's thread
-// count (matrix products use OpenBLAS with the calling thread's OpenMP
-// thread count). Not thread-safe: an instance owns its scratch memory.
+// Rows are processed in blocks of at most `rows_per_block`, which bounds the
+// scratch memory (about rows_per_block * 3 * sum(widths) doubles per thread)
+// and keeps a block's activations in cache. With `threads` > 1 the blocks
+// are shared out among that many OpenMP threads (each block then has at
+// most rows / threads rows), every thread sums the gradients of its blocks
+// and the threads' sums are added in thread order. Results are therefore a
+// deterministic function of the inputs, `rows_per_block` and `threads`.
+// Matrix products run on OpenBLAS, single-threaded inside the threads.
+// Not thread-safe: an instance owns its scratch memory.
 class MlpKernels {
  public:
   static constexpr int64_t kDefaultRowsPerBlock = 512;
 
   // `sizes`: inputs, the hidden widths, outputs (at least two entries, all
   // positive); `activations`: one per hidden layer (tanh, relu, silu, gelu
-  // or sine). InvalidArgument otherwise.
+  // or sine); `rows_per_block` and `threads` at least 1. InvalidArgument
+  // otherwise.
   static absl::StatusOr<MlpKernels> Create(
       std::vector<int64_t> sizes, std::vector<v1::Activation> activations,
-      int64_t rows_per_block = kDefaultRowsPerBlock);
+      int64_t rows_per_block = kDefaultRowsPerBlock, int threads = 1);
 
   int64_t inputs() const { return sizes_.front(); }
   int64_t outputs() const { return sizes_.back(); }
@@ -80,26 +84,44 @@ class MlpKernels {
                          int64_t rows, double* grad);
 
  private:
-  MlpKernels(std::vector<int64_t> sizes,
-             std::vector<v1::Activation> activations, int64_t rows_per_block);
+  // One thread's scratch memory. Per affine layer, [block rows, outputs_i]:
+  // the activation (the network output for the last layer), the
+  // activation's derivative where it is not cheaper to recompute from the
+  // activation, and the gradient of the loss with respect to the layer's
+  // pre-activation. `grad` sums the gradients of the thread's blocks (not
+  // used by thread 0, which sums into the caller's buffer).
+  struct Workspace {
+    int64_t rows = 0;
+    std::vector<AlignedBuffer> act, deriv, delta;
+    AlignedBuffer grad;
+  };
 
-  // Makes the block buffers hold `rows` rows.
-  void Reserve(int64_t rows);
-  // Runs the forward pass of one block of `rows` rows; leaves every layer's
-  // output in act_ and, when `train`, what the backward pass needs in deriv_.
-  void ForwardBlock(const double* params, const double* x, int64_t rows,
-                    bool train);
+  MlpKernels(std::vector<int64_t> sizes,
+             std::vector<v1::Activation> activations, int64_t rows_per_block,
+             int threads);
+
+  // Rows per block for a call on `rows` rows.
+  int64_t BlockRows(int64_t rows) const;
+  // Makes `threads` workspaces hold blocks of `rows` rows.
+  void Reserve(int threads, int64_t rows, bool gradient);
+  // The forward pass of one block of `rows` rows; leaves every layer's
+  // output in ws.act and, when `train`, what the backward pass needs in
+  // ws.deriv.
+  void ForwardBlock(Workspace& ws, const double* params, const double* x,
+                    int64_t rows, bool train);
+  // Forward and backward pass of one block; adds the block's gradient of
+  // `scale` times the summed squared error to `grad` and returns the summed
+  // squared error.
+  double GradientBlock(Workspace& ws, const double* params, const double* x,
+                       const double* y, int64_t rows, double scale,
+                       double* grad);
 
   std::vector<int64_t> sizes_;
   std::vector<v1::Activation> activations_;
   std::vector<int64_t> offsets_;  // layer_count() + 1 entries
   int64_t rows_per_block_;
-  int64_t reserved_rows_ = 0;
-  // Per affine layer, [block rows, outputs_i]: the activation (the network
-  // output for the last layer), the activation's derivative where it is not
-  // cheaper to recompute from the activation, and the gradient of the loss
-  // with respect to the layer's pre-activation.
-  std::vector<AlignedBuffer> act_, deriv_, delta_;
+  int threads_;
+  std::vector<Workspace> workspaces_;
 };
 
 // Adam exactly as torch.optim.Adam computes it with betas (0.9, 0.999),

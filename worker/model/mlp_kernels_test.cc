@@ -84,6 +84,8 @@ TEST(MlpKernelsTest, RejectsBadShapes) {
   EXPECT_FALSE(
       MlpKernels::Create({3, 4, 1}, {v1::ACTIVATION_UNSPECIFIED}).ok());
   EXPECT_FALSE(MlpKernels::Create({3, 4, 1}, {v1::ACTIVATION_TANH}, 0).ok());
+  EXPECT_FALSE(
+      MlpKernels::Create({3, 4, 1}, {v1::ACTIVATION_TANH}, 512, 0).ok());
 }
 
 // Widths that are not multiples of the vector length, blocks that do not
@@ -178,6 +180,47 @@ TEST(MlpKernelsTest, BlockSizeOnlyChangesRounding) {
                                     g3.data()),
             l2);
   EXPECT_EQ(g2, g3);
+}
+
+TEST(MlpKernelsTest, ThreadsOnlyChangeRoundingAndAreDeterministic) {
+  const std::vector<int64_t> sizes = {3, 24, 17, 2};
+  const std::vector<v1::Activation> acts = {v1::ACTIVATION_SILU,
+                                            v1::ACTIVATION_SINE};
+  absl::StatusOr<MlpKernels> one = MlpKernels::Create(sizes, acts, 64, 1);
+  absl::StatusOr<MlpKernels> two = MlpKernels::Create(sizes, acts, 64, 2);
+  absl::StatusOr<MlpKernels> three = MlpKernels::Create(sizes, acts, 64, 3);
+  ASSERT_TRUE(one.ok() && two.ok() && three.ok());
+  const std::vector<double> params = Random(one->parameter_count(), 0.4, 12);
+  for (int64_t rows : {1, 2, 5, 700}) {
+    SCOPED_TRACE(rows);
+    const std::vector<double> x = Random(rows * 3, 1.0, 13);
+    const std::vector<double> y = Random(rows * 2, 1.0, 14);
+    std::vector<double> g1(params.size()), g2(params.size()), g3(params.size()),
+        again(params.size());
+    const double l1 = one->LossAndGradient(params.data(), x.data(), y.data(),
+                                           rows, g1.data());
+    const double l2 = two->LossAndGradient(params.data(), x.data(), y.data(),
+                                           rows, g2.data());
+    const double l3 = three->LossAndGradient(params.data(), x.data(), y.data(),
+                                             rows, g3.data());
+    EXPECT_NEAR(l1, l2, 1e-14 * l1);
+    EXPECT_NEAR(l1, l3, 1e-14 * l1);
+    for (size_t i = 0; i < g1.size(); ++i) {
+      EXPECT_NEAR(g1[i], g2[i], 1e-13 * (1 + std::fabs(g1[i]))) << i;
+      EXPECT_NEAR(g1[i], g3[i], 1e-13 * (1 + std::fabs(g1[i]))) << i;
+    }
+    EXPECT_EQ(two->LossAndGradient(params.data(), x.data(), y.data(), rows,
+                                   again.data()),
+              l2);
+    EXPECT_EQ(again, g2);
+
+    std::vector<double> f1(rows * 2), f2(rows * 2);
+    one->Forward(params.data(), x.data(), rows, f1.data());
+    two->Forward(params.data(), x.data(), rows, f2.data());
+    for (size_t i = 0; i < f1.size(); ++i) {
+      EXPECT_NEAR(f1[i], f2[i], 1e-14 * (1 + std::fabs(f1[i]))) << i;
+    }
+  }
 }
 
 TEST(MlpKernelsTest, NonFiniteLossIsReported) {

@@ -592,8 +592,9 @@ absl::StatusOr<TrainOutput> TrainImpl(const TrainJob& job) {
   const Samples& select =
       job.validation.x.rows > 0 ? job.validation : job.training;
   const Architecture arch = ArchitectureOf(job.genome, inputs, outputs);
-  absl::StatusOr<MlpKernels> kernels =
-      MlpKernels::Create(arch.sizes, arch.activations);
+  absl::StatusOr<MlpKernels> kernels = MlpKernels::Create(
+      arch.sizes, arch.activations, MlpKernels::kDefaultRowsPerBlock,
+      std::max(1, job.threads));
   if (!kernels.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("genome: ", kernels.status().message()));
