@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "client/output.h"
+#include "common/hypervolume.h"
 #include "common/genome.h"
 #include "common/requirements.h"
 
@@ -1125,26 +1126,6 @@ std::vector<RequirementCheck> CheckRequirements(
   return checks;
 }
 
-double Hypervolume2D(const std::vector<std::pair<double, double>>& points,
-                     std::pair<double, double> reference) {
-  std::vector<std::pair<double, double>> inside;
-  for (const auto& p : points) {
-    if (p.first < reference.first && p.second < reference.second) {
-      inside.push_back(p);  // NaN compares false and is left out.
-    }
-  }
-  std::sort(inside.begin(), inside.end());
-  double volume = 0;
-  double ceiling = reference.second;
-  for (const auto& [x, y] : inside) {
-    if (y < ceiling) {
-      volume += (reference.first - x) * (ceiling - y);
-      ceiling = y;
-    }
-  }
-  return volume;
-}
-
 std::vector<ProgressPoint> SearchProgress(
     const v1::Experiment& experiment,
     const std::vector<v1::Candidate>& candidates) {
@@ -1177,27 +1158,27 @@ std::vector<ProgressPoint> SearchProgress(
   const absl::Time created = ToTime(experiment.created_at());
   std::vector<ProgressPoint> progress;
   // The non-dominated points so far; only they bound the hypervolume.
-  std::vector<std::pair<double, double>> staircase;
+  std::vector<std::vector<double>> staircase;
   double best = HUGE_VAL;
   double best_feasible = kNaN;
   double volume = 0;
   for (const Done& d : done) {
     best = std::min(best, d.error);
     if (d.feasible && !(best_feasible <= d.error)) best_feasible = d.error;
-    const std::pair<double, double> p = {d.log_error, d.log_params};
+    const std::vector<double> p = {d.log_error, d.log_params};
     const bool dominated = std::any_of(
         staircase.begin(), staircase.end(), [&](const auto& s) {
-          return s.first <= p.first && s.second <= p.second;
+          return s[0] <= p[0] && s[1] <= p[1];
         });
     if (!dominated) {
       staircase.erase(std::remove_if(staircase.begin(), staircase.end(),
                                      [&](const auto& s) {
-                                       return p.first <= s.first &&
-                                              p.second <= s.second;
+                                       return p[0] <= s[0] && p[1] <= s[1];
                                      }),
                       staircase.end());
       staircase.push_back(p);
-      volume = Hypervolume2D(staircase, reference);
+      volume = Hypervolume(staircase, {reference.first, reference.second})
+                   .value_or(0);
     }
     progress.push_back({absl::ToDoubleSeconds(d.finished - created), best,
                         best_feasible, volume});

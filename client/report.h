@@ -52,12 +52,6 @@ struct RequirementCheck {
 std::vector<RequirementCheck> CheckRequirements(
     const v1::Requirements& requirements, const v1::Metrics& metrics);
 
-// Area of the region dominated by `points` (both coordinates minimised) and
-// bounded by `reference`. Points that do not strictly dominate the reference
-// in both coordinates, or have a NaN, add nothing.
-double Hypervolume2D(const std::vector<std::pair<double, double>>& points,
-                     std::pair<double, double> reference);
-
 // Errors below this count as this on logarithmic axes and in the
 // hypervolume (a perfect fit would otherwise be at minus infinity).
 inline constexpr double kErrorFloor = 1e-15;
@@ -71,7 +65,7 @@ struct ProgressPoint {
   double best_error = 0;
   // The same over feasible candidates; NaN until one is feasible.
   double best_feasible_error = 0;
-  // Hypervolume2D of (log10 error, log10 parameters) of every succeeded
+  // Hypervolume (common/hypervolume.h) of (log10 error, log10 parameters) of every succeeded
   // candidate so far, against a reference one decade beyond the worst
   // finite value of each over the whole run; it never decreases.
   double hypervolume = 0;

@@ -23,7 +23,7 @@
 #include "common/simulated_evaluator.h"
 #include "common/validation_split.h"
 #include "gtest/gtest.h"
-#include "server/search/hypervolume.h"
+#include "common/hypervolume.h"
 #include "server/search/strategy.h"
 
 namespace evonas::search {

@@ -1,11 +1,11 @@
-#ifndef EVONAS_SERVER_SEARCH_HYPERVOLUME_H_
-#define EVONAS_SERVER_SEARCH_HYPERVOLUME_H_
+#ifndef EVONAS_COMMON_HYPERVOLUME_H_
+#define EVONAS_COMMON_HYPERVOLUME_H_
 
 #include <vector>
 
 #include "absl/status/statusor.h"
 
-namespace evonas::search {
+namespace evonas {
 
 // Exact hypervolume, for minimisation, of the region dominated by `points`
 // and bounded by `reference`: the Lebesgue measure of the union of the boxes
@@ -22,6 +22,6 @@ absl::StatusOr<double> Hypervolume(
     const std::vector<std::vector<double>>& points,
     const std::vector<double>& reference);
 
-}  // namespace evonas::search
+}  // namespace evonas
 
-#endif  // EVONAS_SERVER_SEARCH_HYPERVOLUME_H_
+#endif  // EVONAS_COMMON_HYPERVOLUME_H_

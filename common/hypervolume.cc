@@ -1,4 +1,4 @@
-#include "server/search/hypervolume.h"
+#include "common/hypervolume.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace evonas::search {
+namespace evonas {
 namespace {
 
 // The 2-D region dominated by a set of points within the reference box,
@@ -110,4 +110,4 @@ absl::StatusOr<double> Hypervolume(
   return volume;
 }
 
-}  // namespace evonas::search
+}  // namespace evonas

@@ -1,4 +1,4 @@
-#include "server/search/hypervolume.h"
+#include "common/hypervolume.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 
 #include "gtest/gtest.h"
 
-namespace evonas::search {
+namespace evonas {
 namespace {
 
 using Points = std::vector<std::vector<double>>;
@@ -133,4 +133,4 @@ TEST(HypervolumeTest, InvariantToOrderAndFastForThousandsOfPoints) {
 }
 
 }  // namespace
-}  // namespace evonas::search
+}  // namespace evonas
