@@ -275,7 +275,8 @@ absl::Status RunExperimentWait(const CommandEnv& env,
 
 absl::Status RunModelDownload(const CommandEnv& env,
                               const std::string& candidate_id,
-                              const std::string& path) {
+                              const std::string& path,
+                              v1::ModelFormat format) {
   // The candidate's model size sizes the stream's deadline.
   EVONAS_ASSIGN_OR_RETURN(v1::Candidate candidate,
                           env.client->GetCandidate(candidate_id));
@@ -283,11 +284,14 @@ absl::Status RunModelDownload(const CommandEnv& env,
   VerifyingFileWriter writer(temp_path);
   absl::Status status = writer.Open();
   if (status.ok()) {
+    // Only the TorchScript file's size is known beforehand; the others are
+    // of the same order.
     status = env.client->DownloadModel(
         candidate_id, candidate.metrics().model_bytes(),
         [&writer](const v1::DownloadModelResponse& message) {
           return writer.Consume(message);
-        });
+        },
+        format);
   }
   if (status.ok()) status = writer.Finish();
   if (status.ok()) {

@@ -74,9 +74,10 @@ absl::Status RunExperimentWait(const CommandEnv& env,
 // `evonas model download CANDIDATE_ID -o FILE`: streams into FILE.tmp,
 // checks size and SHA-256 against the first message, then renames to FILE.
 // On any error FILE.tmp is removed and FILE left untouched.
-absl::Status RunModelDownload(const CommandEnv& env,
-                              const std::string& candidate_id,
-                              const std::string& path);
+absl::Status RunModelDownload(
+    const CommandEnv& env, const std::string& candidate_id,
+    const std::string& path,
+    v1::ModelFormat format = v1::MODEL_FORMAT_TORCHSCRIPT);
 
 struct ReportOptions {
   // Where to write; "-" is standard output.

@@ -181,11 +181,12 @@ absl::StatusOr<v1::ParetoFront> ControllerClient::GetParetoFront(
 
 absl::Status ControllerClient::DownloadModel(
     const std::string& candidate_id, int64_t expected_bytes,
-    const DownloadCallback& on_message) {
+    const DownloadCallback& on_message, v1::ModelFormat format) {
   grpc::ClientContext context;
   SetDeadline(&context, TransferTimeout(expected_bytes));
   v1::DownloadModelRequest request;
   request.set_candidate_id(candidate_id);
+  request.set_format(format);
   std::unique_ptr<grpc::ClientReader<v1::DownloadModelResponse>> reader =
       stub_->DownloadModel(&context, request);
   v1::DownloadModelResponse response;

@@ -69,14 +69,16 @@ class ControllerClient {
   absl::StatusOr<v1::ParetoFront> GetParetoFront(
       const std::string& experiment_id);
 
-  // Calls `on_message` for every message DownloadModel streams, in order.
+  // Calls `on_message` for every message DownloadModel streams for the file
+  // in `format`, in order.
   // `expected_bytes` (0 if unknown) sizes the deadline. If `on_message`
   // returns an error the call is cancelled and that error returned.
   using DownloadCallback =
       std::function<absl::Status(const v1::DownloadModelResponse&)>;
-  absl::Status DownloadModel(const std::string& candidate_id,
-                             int64_t expected_bytes,
-                             const DownloadCallback& on_message);
+  absl::Status DownloadModel(
+      const std::string& candidate_id, int64_t expected_bytes,
+      const DownloadCallback& on_message,
+      v1::ModelFormat format = v1::MODEL_FORMAT_TORCHSCRIPT);
 
   // Calls `on_update` for every experiment WatchExperiment streams, until the
   // experiment is finished (OK). `timeout` bounds the whole stream

@@ -367,12 +367,14 @@ void AddModelCommands(CLI::App* app, GlobalFlags* globals, Action* action) {
   struct DownloadArgs {
     std::string candidate_id;
     std::string file;
+    std::string format = "torchscript";
   };
   auto args = std::make_shared<DownloadArgs>();
   CLI::App* download = model->add_subcommand(
       "download",
-      "Download a succeeded candidate's TorchScript model (raw inputs to raw "
-      "outputs, float64) and verify its SHA-256");
+      "Download a succeeded candidate's model and verify its SHA-256: "
+      "TorchScript (raw inputs to raw outputs, float64; the file the metrics "
+      "were computed with), ONNX (float32, opset 13) or its JSON model card");
   download->add_option("CANDIDATE_ID", args->candidate_id, "Candidate id")
       ->required();
   download
@@ -381,9 +383,18 @@ void AddModelCommands(CLI::App* app, GlobalFlags* globals, Action* action) {
                    "and renamed once verified")
       ->type_name("FILE")
       ->required();
+  download
+      ->add_option("--format", args->format,
+                   "torchscript, onnx or card (the model card, JSON)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"torchscript", "onnx", "card"}));
   AddGlobalFlags(download, globals);
   OnRun(download, action, [args](const CommandEnv& env) {
-    return RunModelDownload(env, args->candidate_id, args->file);
+    const v1::ModelFormat format =
+        args->format == "onnx"   ? v1::MODEL_FORMAT_ONNX
+        : args->format == "card" ? v1::MODEL_FORMAT_MODEL_CARD
+                                 : v1::MODEL_FORMAT_TORCHSCRIPT;
+    return RunModelDownload(env, args->candidate_id, args->file, format);
   });
 }
 

@@ -90,12 +90,33 @@ absl::Status CheckReportShape(const v1::WorkResult& result) {
       return absl::InvalidArgumentError(
           "report: set metrics on success or failure_reason on failure");
     }
+    std::set<int> formats;
+    for (const v1::Artifact& artifact : result.artifacts()) {
+      if (artifact.format() != v1::MODEL_FORMAT_ONNX &&
+          artifact.format() != v1::MODEL_FORMAT_MODEL_CARD) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "report: artifacts may be MODEL_FORMAT_ONNX or "
+            "MODEL_FORMAT_MODEL_CARD, got format ", artifact.format()));
+      }
+      if (!formats.insert(artifact.format()).second) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("report: artifact ",
+                         v1::ModelFormat_Name(artifact.format()),
+                         " is listed twice"));
+      }
+      if (artifact.size_bytes() <= 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "report: artifact ", v1::ModelFormat_Name(artifact.format()),
+            " has size ", artifact.size_bytes(), "; it must be positive"));
+      }
+    }
     return absl::OkStatus();
   }
   if (result.has_metrics() || result.model_size_bytes() != 0 ||
-      !result.model_sha256().empty()) {
+      !result.model_sha256().empty() || result.artifacts_size() > 0) {
     return absl::InvalidArgumentError(
-        "report: a failure report carries no metrics and no model");
+        "report: a failure report carries no metrics, no model and no "
+        "artifacts");
   }
   return absl::OkStatus();
 }
@@ -474,7 +495,7 @@ absl::StatusOr<v1::ParetoFront> Controller::GetParetoFront(
 }
 
 absl::StatusOr<std::string> Controller::ReadModel(
-    const std::string& candidate_id) {
+    const std::string& candidate_id, v1::ModelFormat format) {
   EVONAS_RETURN_IF_ERROR(CheckId("candidate_id", candidate_id));
   std::string sha;
   {
@@ -486,7 +507,16 @@ absl::StatusOr<std::string> Controller::ReadModel(
           "candidate ", candidate_id, " has no model: it is ",
           v1::CandidateState_Name(stored.candidate.state())));
     }
-    sha = stored.model_sha256;
+    if (format == v1::MODEL_FORMAT_UNSPECIFIED ||
+        format == v1::MODEL_FORMAT_TORCHSCRIPT) {
+      sha = stored.model_sha256;
+    } else if (!v1::ModelFormat_IsValid(format)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("format: unknown model format ", format));
+    } else {
+      EVONAS_ASSIGN_OR_RETURN(sha,
+                              store_->ArtifactSha256(candidate_id, format));
+    }
   }
   return blobs_->Read(sha);
 }
@@ -634,6 +664,7 @@ absl::StatusOr<v1::Lease> Controller::MakeLease(
   *lease.mutable_deadline() = ToProto(stored.lease_deadline_ms);
   lease.set_heartbeat_interval_seconds(
       absl::ToDoubleSeconds(options_.heartbeat_interval));
+  *lease.mutable_requirements() = spec.requirements();
   return lease;
 }
 
@@ -731,6 +762,17 @@ absl::Status Controller::CheckMetrics(const v1::WorkResult& result,
   if (!experiment.spec().test_dataset_id().empty()) {
     EVONAS_RETURN_IF_ERROR(CheckEvaluation(m.test(), "test"));
   }
+  if (m.has_int8()) {
+    EVONAS_RETURN_IF_ERROR(CheckEvaluation(m.int8().validation(),
+                                           "int8.validation"));
+    if (!experiment.spec().test_dataset_id().empty()) {
+      EVONAS_RETURN_IF_ERROR(CheckEvaluation(m.int8().test(), "int8.test"));
+    }
+    if (m.int8().model_bytes() <= 0) {
+      return absl::InvalidArgumentError(
+          "report: int8.model_bytes must be positive");
+    }
+  }
   for (double v : {m.training_seconds(), m.inference_latency_seconds()}) {
     if (!std::isfinite(v) || v < 0) {
       return absl::InvalidArgumentError(
@@ -760,6 +802,25 @@ absl::Status Controller::CheckMetrics(const v1::WorkResult& result,
   return absl::OkStatus();
 }
 
+absl::Status Controller::CheckArtifacts(
+    const v1::WorkResult& result, const std::vector<std::string>& artifacts) {
+  if (static_cast<int>(artifacts.size()) != result.artifacts_size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "report: ", result.artifacts_size(), " artifacts declared but ",
+        artifacts.size(), " received"));
+  }
+  for (int i = 0; i < result.artifacts_size(); ++i) {
+    const v1::Artifact& declared = result.artifacts(i);
+    if (static_cast<int64_t>(artifacts[i].size()) != declared.size_bytes() ||
+        Sha256Hex(artifacts[i]) != declared.sha256()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "report: artifact ", v1::ModelFormat_Name(declared.format()),
+          " does not match its declared size and SHA-256"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Controller::BeginReport(const v1::WorkResult& result) {
   EVONAS_RETURN_IF_ERROR(CheckId("worker_id", result.worker_id()));
   EVONAS_RETURN_IF_ERROR(CheckId("lease_id", result.lease_id()));
@@ -774,14 +835,23 @@ absl::Status Controller::BeginReport(const v1::WorkResult& result) {
         " exceeds the controller's limit of ", options_.max_model_bytes,
         " bytes per model"));
   }
+  for (const v1::Artifact& artifact : result.artifacts()) {
+    if (artifact.size_bytes() > options_.max_model_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "report: artifact ", v1::ModelFormat_Name(artifact.format()), " of ",
+          artifact.size_bytes(), " bytes exceeds the controller's limit of ",
+          options_.max_model_bytes, " bytes per file"));
+    }
+  }
   absl::MutexLock lock(&mu_);
   EVONAS_RETURN_IF_ERROR(
       HeldLease(result.worker_id(), result.lease_id()).status());
   return CheckReportShape(result);
 }
 
-absl::StatusOr<bool> Controller::Report(const v1::WorkResult& result,
-                                        const std::string& model) {
+absl::StatusOr<bool> Controller::Report(
+    const v1::WorkResult& result, const std::string& model,
+    const std::vector<std::string>& artifacts) {
   if (static_cast<int64_t>(model.size()) > options_.max_model_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "model exceeds the limit of ", options_.max_model_bytes, " bytes"));
@@ -794,8 +864,12 @@ absl::StatusOr<bool> Controller::Report(const v1::WorkResult& result,
   const bool succeeded = result.failure_reason().empty();
   if (succeeded) {
     EVONAS_RETURN_IF_ERROR(CheckMetrics(result, model, stored));
-    // Durable blob first; the row referencing it commits after.
+    EVONAS_RETURN_IF_ERROR(CheckArtifacts(result, artifacts));
+    // Durable blobs first; the rows referencing them commit after.
     EVONAS_ASSIGN_OR_RETURN(stored.model_sha256, blobs_->Put(model));
+    for (const std::string& bytes : artifacts) {
+      EVONAS_RETURN_IF_ERROR(blobs_->Put(bytes).status());
+    }
     EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment,
                             store_->GetExperiment(c.experiment_id()));
     Assessment assessment =
@@ -815,7 +889,19 @@ absl::StatusOr<bool> Controller::Report(const v1::WorkResult& result,
   }
   *c.mutable_finished_at() = ToProto(NowMs());
   stored.lease_deadline_ms = 0;  // lease_id stays: a repeat report is detected
-  EVONAS_RETURN_IF_ERROR(store_->UpdateCandidate(stored));
+  {
+    // The result and its files are accepted together or not at all.
+    EVONAS_ASSIGN_OR_RETURN(auto txn, store_->BeginTransaction());
+    EVONAS_RETURN_IF_ERROR(store_->UpdateCandidate(stored));
+    if (succeeded) {
+      for (const v1::Artifact& artifact : result.artifacts()) {
+        EVONAS_RETURN_IF_ERROR(store_->InsertArtifact(
+            c.id(), artifact.format(), artifact.sha256(),
+            artifact.size_bytes()));
+      }
+    }
+    EVONAS_RETURN_IF_ERROR(txn->Commit());
+  }
   EVONAS_RETURN_IF_ERROR(FinishIfDone(c.experiment_id()));
   return c.feasible();
 }

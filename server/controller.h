@@ -96,8 +96,11 @@ class Controller {
   absl::StatusOr<v1::Candidate> GetCandidate(const std::string& id);
   absl::StatusOr<v1::ParetoFront> GetParetoFront(
       const std::string& experiment_id);
-  // The TorchScript file of a SUCCEEDED candidate.
-  absl::StatusOr<std::string> ReadModel(const std::string& candidate_id);
+  // A file of a SUCCEEDED candidate: TorchScript for UNSPECIFIED, else the
+  // artifact the worker reported in that format (NotFound if none).
+  absl::StatusOr<std::string> ReadModel(
+      const std::string& candidate_id,
+      v1::ModelFormat format = v1::MODEL_FORMAT_TORCHSCRIPT);
 
   // --- Workers ---
   // The worker's active lease if it has one, else the next candidate, else
@@ -117,11 +120,13 @@ class Controller {
   // and FailedPrecondition as for Report. Report checks everything again.
   absl::Status BeginReport(const v1::WorkResult& result);
   // Checks and records a result; `model` is the TorchScript file (empty on
-  // failure). Returns whether the candidate is feasible. Aborted: lease not
-  // held; FailedPrecondition: already reported; InvalidArgument: the report
-  // is inconsistent (nothing is stored).
+  // failure) and `artifacts` the bytes of result.artifacts(), in order.
+  // Returns whether the candidate is feasible. Aborted: lease not held;
+  // FailedPrecondition: already reported; InvalidArgument: the report is
+  // inconsistent (nothing is stored).
   absl::StatusOr<bool> Report(const v1::WorkResult& result,
-                              const std::string& model);
+                              const std::string& model,
+                              const std::vector<std::string>& artifacts = {});
 
   // Expires overdue leases and finishes experiments whose budget is spent.
   // The server calls it periodically; it is also run on every LeaseWork.
@@ -161,6 +166,8 @@ class Controller {
   absl::StatusOr<store::StoredCandidate> HeldLease(const std::string& worker_id,
                                                    const std::string& lease_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckArtifacts(const v1::WorkResult& result,
+                              const std::vector<std::string>& artifacts);
   absl::Status CheckMetrics(const v1::WorkResult& result,
                             const std::string& model,
                             const store::StoredCandidate& stored)

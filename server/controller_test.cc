@@ -265,6 +265,41 @@ TEST_F(ControllerTest, ReportsAreCheckedAndIdempotent) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+TEST_F(ControllerTest, ArtifactsAreCheckedStoredAndDownloadable) {
+  v1::Dataset dataset = Upload(kCsv);
+  controller_->CreateExperiment(Spec(dataset.id())).value();
+  auto lease = controller_->LeaseWork("w1").value();
+  EXPECT_EQ(lease->requirements().max_abs_error(), 0.1);
+  auto [result, model] = GoodResult(*lease, "w1", 0.01);
+  const std::string onnx = "onnx-bytes";
+  v1::Artifact* artifact = result.add_artifacts();
+  artifact->set_format(v1::MODEL_FORMAT_ONNX);
+  artifact->set_size_bytes(onnx.size());
+  artifact->set_sha256(Sha256Hex(onnx));
+
+  // Bytes that do not match the declaration are refused; nothing stored.
+  EXPECT_EQ(controller_->Report(result, model, {"other-bytes"}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(controller_->Report(result, model, {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  auto twice = result;
+  *twice.add_artifacts() = *artifact;
+  EXPECT_EQ(controller_->BeginReport(twice).code(),
+            absl::StatusCode::kInvalidArgument);
+  auto torchscript = result;
+  torchscript.mutable_artifacts(0)->set_format(v1::MODEL_FORMAT_TORCHSCRIPT);
+  EXPECT_EQ(controller_->BeginReport(torchscript).code(),
+            absl::StatusCode::kInvalidArgument);
+
+  ASSERT_TRUE(controller_->Report(result, model, {onnx}).ok());
+  const std::string id = lease->candidate_id();
+  EXPECT_EQ(controller_->ReadModel(id).value(), model);
+  EXPECT_EQ(controller_->ReadModel(id, v1::MODEL_FORMAT_ONNX).value(), onnx);
+  EXPECT_EQ(
+      controller_->ReadModel(id, v1::MODEL_FORMAT_MODEL_CARD).status().code(),
+      absl::StatusCode::kNotFound);
+}
+
 TEST_F(ControllerTest, FailureReportMarksCandidateFailed) {
   v1::Dataset dataset = Upload(kCsv);
   controller_->CreateExperiment(Spec(dataset.id())).value();

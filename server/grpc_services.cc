@@ -154,7 +154,7 @@ grpc::Status EvonasServiceImpl::DownloadModel(
     grpc::ServerContext*, const v1::DownloadModelRequest* request,
     grpc::ServerWriter<v1::DownloadModelResponse>* writer) {
   absl::StatusOr<std::string> model =
-      controller_->ReadModel(request->candidate_id());
+      controller_->ReadModel(request->candidate_id(), request->format());
   if (!model.ok()) return ToGrpcStatus(model.status());
   const std::string sha = Sha256Hex(*model);
   return StreamChunks<v1::DownloadModelResponse>(
@@ -206,31 +206,46 @@ grpc::Status WorkerServiceImpl::ReportResult(
                         "the first report message must carry result");
   }
   const v1::WorkResult result = request.result();
-  // Refuses a stale, inconsistent or oversized report before its model is
-  // buffered; model_size_bytes is then known to be within the limit.
+  // Refuses a stale, inconsistent or oversized report before its files are
+  // buffered; every declared size is then known to be within the limit.
   absl::Status accepted = controller_->BeginReport(result);
   if (!accepted.ok()) return ToGrpcStatus(accepted);
-  std::string model;
-  model.reserve(static_cast<size_t>(result.model_size_bytes()));
+  size_t declared = static_cast<size_t>(result.model_size_bytes());
+  for (const v1::Artifact& artifact : result.artifacts()) {
+    declared += static_cast<size_t>(artifact.size_bytes());
+  }
+  std::string payload;  // the model, then each artifact
+  payload.reserve(declared);
   do {
     if (request.model_chunk().size() > kChunkBytes) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           "report: model chunks must be at most 1 MiB");
     }
-    if (model.size() + request.model_chunk().size() >
-        static_cast<size_t>(result.model_size_bytes())) {
+    if (payload.size() + request.model_chunk().size() > declared) {
       return grpc::Status(
           grpc::StatusCode::INVALID_ARGUMENT,
-          absl::StrCat("report: more model bytes than the declared ",
-                       result.model_size_bytes()));
+          absl::StrCat("report: more bytes than the declared ", declared,
+                       " (model and artifacts)"));
     }
-    model.append(request.model_chunk());
+    payload.append(request.model_chunk());
   } while (reader->Read(&request));
   if (context->IsCancelled()) {
     return grpc::Status(grpc::StatusCode::CANCELLED,
                         "report was interrupted; send it again");
   }
-  return Respond(controller_->Report(result, model),
+  // Split by the declared sizes; a short stream leaves the last files short,
+  // which the controller's size and hash checks refuse.
+  size_t offset =
+      std::min(payload.size(), static_cast<size_t>(result.model_size_bytes()));
+  std::string model = payload.substr(0, offset);
+  std::vector<std::string> artifacts;
+  for (const v1::Artifact& artifact : result.artifacts()) {
+    artifacts.push_back(
+        payload.substr(offset, static_cast<size_t>(artifact.size_bytes())));
+    offset = std::min(payload.size(),
+                      offset + static_cast<size_t>(artifact.size_bytes()));
+  }
+  return Respond(controller_->Report(result, model, artifacts),
                  [&](bool feasible) { response->set_feasible(feasible); });
 }
 

@@ -13,6 +13,7 @@
 #include "common/status_macros.h"
 #include "common/validation_split.h"
 #include "grpcpp/grpcpp.h"
+#include "worker/artifacts.h"
 #include "worker/model/trainer.h"
 
 namespace evonas::worker {
@@ -188,12 +189,14 @@ void Worker::Process(const v1::Lease& lease) {
     }
   });
 
-  absl::StatusOr<model::TrainOutput> output = [&]() -> absl::StatusOr<model::TrainOutput> {
-    EVONAS_ASSIGN_OR_RETURN(model::TrainJob job,
-                            MakeJob(lease, cache_, options_.threads));
-    job.cancel = &cancel;
-    return model::Train(job);
-  }();
+  absl::StatusOr<model::TrainJob> job =
+      MakeJob(lease, cache_, options_.threads);
+  absl::StatusOr<model::TrainOutput> output =
+      job.ok() ? [&] {
+        job->cancel = &cancel;
+        return model::Train(*job);
+      }()
+               : absl::StatusOr<model::TrainOutput>(job.status());
   {
     std::lock_guard<std::mutex> lock(mu);
     done = true;
@@ -217,15 +220,24 @@ void Worker::Process(const v1::Lease& lease) {
   result.set_worker_id(options_.worker_id);
   result.set_lease_id(lease.lease_id());
   std::string model;
+  Artifacts artifacts;
   if (output.ok()) {
+    artifacts = DeriveArtifacts(lease, *job, *output);
+    for (const std::string& warning : artifacts.warnings) {
+      std::cerr << "evonas-worker: " << lease.candidate_id() << ": " << warning
+                << "\n";
+    }
     *result.mutable_metrics() = output->metrics;
     model = std::move(output->model_file);
     result.set_model_size_bytes(static_cast<int64_t>(model.size()));
     result.set_model_sha256(Sha256Hex(model));
+    for (const v1::Artifact& artifact : artifacts.declared) {
+      *result.add_artifacts() = artifact;
+    }
   } else {
     result.set_failure_reason(std::string(output.status().message()));
   }
-  absl::Status status = Report(result, model);
+  absl::Status status = Report(result, model, artifacts.bytes);
   if (!status.ok()) {
     std::cerr << "evonas-worker: report of " << lease.candidate_id()
               << " refused: " << status << "\n";
@@ -233,24 +245,27 @@ void Worker::Process(const v1::Lease& lease) {
 }
 
 absl::Status Worker::Report(const v1::WorkResult& result,
-                            const std::string& model) {
+                            const std::string& model,
+                            const std::vector<std::string>& artifacts) {
   // The result is kept until the controller accepts or refuses it for good:
   // a controller restart only delays the report.
+  std::string payload = model;  // the stream carries the files back to back
+  for (const std::string& bytes : artifacts) payload += bytes;
   absl::Duration backoff = absl::Milliseconds(250);
   std::mt19937_64 jitter(std::random_device{}());
   while (true) {
     grpc::ClientContext context;
     SetDeadline(context, options_.rpc_timeout +
-                             absl::Seconds(model.size() / (1 << 20)));
+                             absl::Seconds(payload.size() / (1 << 20)));
     v1::ReportResultResponse response;
     auto writer = stub_->ReportResult(&context, &response);
     v1::ReportResultRequest first;
     *first.mutable_result() = result;
     bool sent = writer->Write(first);
-    for (size_t offset = 0; sent && offset < model.size();
+    for (size_t offset = 0; sent && offset < payload.size();
          offset += kChunkBytes) {
       v1::ReportResultRequest chunk;
-      chunk.set_model_chunk(model.substr(offset, kChunkBytes));
+      chunk.set_model_chunk(payload.substr(offset, kChunkBytes));
       sent = writer->Write(chunk);
     }
     writer->WritesDone();

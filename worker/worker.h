@@ -4,6 +4,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -41,7 +42,9 @@ class Worker {
  private:
   // Trains one lease and reports it (or gives it back on stop).
   void Process(const v1::Lease& lease);
-  absl::Status Report(const v1::WorkResult& result, const std::string& model);
+  // Sends `model` and then `artifacts` (the bytes of result.artifacts()).
+  absl::Status Report(const v1::WorkResult& result, const std::string& model,
+                      const std::vector<std::string>& artifacts = {});
   void Release(const v1::Lease& lease);
   // Sleeps up to `duration`, returning early on stop.
   void Wait(absl::Duration duration);

@@ -11,7 +11,7 @@ namespace {
 
 // Each entry migrates from version i to i + 1. Never edit a released entry;
 // append a new one.
-constexpr std::array<absl::string_view, 1> kMigrations = {
+constexpr std::array<absl::string_view, 2> kMigrations = {
     R"sql(
 CREATE TABLE datasets (
   id TEXT PRIMARY KEY,
@@ -39,6 +39,16 @@ CREATE TABLE candidates (
 );
 CREATE INDEX candidates_by_state ON candidates(state);
 CREATE INDEX candidates_by_lease ON candidates(lease_id);
+)sql",
+    // Version 2: further files of a trained candidate (ONNX, model card).
+    R"sql(
+CREATE TABLE artifacts (
+  candidate_id TEXT NOT NULL REFERENCES candidates(id),
+  format INTEGER NOT NULL,
+  sha256 TEXT NOT NULL,
+  size_bytes INTEGER NOT NULL,
+  PRIMARY KEY (candidate_id, format)
+);
 )sql",
 };
 
@@ -384,6 +394,37 @@ absl::StatusOr<std::vector<StoredCandidate>> Store::ExpiredLeases(
                                       " AND lease_deadline_ms < ",
                                       now_ms),
                          "");
+}
+
+absl::Status Store::InsertArtifact(const std::string& candidate_id,
+                                   v1::ModelFormat format,
+                                   const std::string& sha256,
+                                   int64_t size_bytes) {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("INSERT INTO artifacts (candidate_id, format, sha256, "
+                   "size_bytes) VALUES (?, ?, ?, ?)"));
+  return stmt.Bind(1, candidate_id)
+      .Bind(2, static_cast<int64_t>(format))
+      .Bind(3, sha256)
+      .Bind(4, size_bytes)
+      .Run();
+}
+
+absl::StatusOr<std::string> Store::ArtifactSha256(
+    const std::string& candidate_id, v1::ModelFormat format) {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT sha256 FROM artifacts WHERE candidate_id = ? AND "
+                   "format = ?"));
+  stmt.Bind(1, candidate_id).Bind(2, static_cast<int64_t>(format));
+  EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) {
+    return absl::NotFoundError(absl::StrCat(
+        "candidate ", candidate_id, " has no ", v1::ModelFormat_Name(format),
+        " file: the worker that trained it did not produce one"));
+  }
+  return stmt.ColumnText(0);
 }
 
 absl::StatusOr<std::map<std::string, int64_t>> Store::RowCounts() {

@@ -76,6 +76,15 @@ class Store {
   // RUNNING candidates whose lease deadline is before `now_ms`.
   absl::StatusOr<std::vector<StoredCandidate>> ExpiredLeases(int64_t now_ms);
 
+  // Records a further file (blob `sha256`) of a succeeded candidate; each
+  // format at most once per candidate.
+  absl::Status InsertArtifact(const std::string& candidate_id,
+                              v1::ModelFormat format,
+                              const std::string& sha256, int64_t size_bytes);
+  // The blob of a candidate's file in `format`, or NotFound.
+  absl::StatusOr<std::string> ArtifactSha256(const std::string& candidate_id,
+                                             v1::ModelFormat format);
+
   // Number of rows in every table of the schema (schema_version included),
   // by table name; for health checks and tests that prove nothing changed.
   absl::StatusOr<std::map<std::string, int64_t>> RowCounts();

@@ -29,7 +29,7 @@ StoredCandidate MakeCandidate(const std::string& experiment_id, int64_t seq,
 
 TEST(StoreTest, MigratesToNewestSchema) {
   auto store = Store::Open(":memory:").value();
-  EXPECT_EQ(store->SchemaVersion().value(), 1);
+  EXPECT_EQ(store->SchemaVersion().value(), 2);
 }
 
 TEST(StoreTest, ReopeningKeepsDataAndSchema) {
@@ -43,7 +43,7 @@ TEST(StoreTest, ReopeningKeepsDataAndSchema) {
     ASSERT_TRUE(store->InsertDataset(dataset).ok());
   }
   auto store = Store::Open(path).value();
-  EXPECT_EQ(store->SchemaVersion().value(), 1);
+  EXPECT_EQ(store->SchemaVersion().value(), 2);
   EXPECT_EQ(store->GetDataset("abc").value().columns(0), "x");
 }
 
@@ -138,6 +138,27 @@ TEST(StoreTest, RolledBackTransactionLeavesNoTrace) {
             absl::StatusCode::kNotFound);
 }
 
+TEST(StoreTest, ArtifactsByCandidateAndFormat) {
+  auto store = Store::Open(":memory:").value();
+  ASSERT_TRUE(store->InsertExperiment(MakeExperiment("e1", 1)).ok());
+  ASSERT_TRUE(store->InsertCandidate(
+      MakeCandidate("e1", 0, v1::CANDIDATE_STATE_SUCCEEDED)).ok());
+  ASSERT_TRUE(
+      store->InsertArtifact("e1-c0", v1::MODEL_FORMAT_ONNX, "abc", 3).ok());
+  EXPECT_EQ(store->ArtifactSha256("e1-c0", v1::MODEL_FORMAT_ONNX).value(),
+            "abc");
+  absl::StatusOr<std::string> missing =
+      store->ArtifactSha256("e1-c0", v1::MODEL_FORMAT_MODEL_CARD);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(missing.status().message().find("MODEL_FORMAT_MODEL_CARD"),
+            std::string::npos);
+  // Once per format; and only for a candidate that exists.
+  EXPECT_FALSE(
+      store->InsertArtifact("e1-c0", v1::MODEL_FORMAT_ONNX, "def", 3).ok());
+  EXPECT_FALSE(
+      store->InsertArtifact("nope", v1::MODEL_FORMAT_ONNX, "abc", 3).ok());
+}
+
 TEST(StoreTest, SetExperimentStateRecordsFinish) {
   auto store = Store::Open(":memory:").value();
   ASSERT_TRUE(store->InsertExperiment(MakeExperiment("e1", 1)).ok());
@@ -159,7 +180,8 @@ TEST(StoreTest, RowCountsCoverEveryTableAndIntegrityCheckPasses) {
                        MakeCandidate("e1", 1, v1::CANDIDATE_STATE_QUEUED))
                   .ok());
   const std::map<std::string, int64_t> counts = store->RowCounts().value();
-  const std::map<std::string, int64_t> expected = {{"candidates", 2},
+  const std::map<std::string, int64_t> expected = {{"artifacts", 0},
+                                                   {"candidates", 2},
                                                    {"datasets", 0},
                                                    {"experiments", 1},
                                                    {"schema_version", 1}};

@@ -1,0 +1,86 @@
+#include "worker/artifacts.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/metrics.h"
+#include "common/sha256.h"
+#include "worker/model/mlp.h"
+#include "worker/model/model_card.h"
+#include "worker/model/onnx_export.h"
+#include "worker/model/quantize.h"
+
+namespace evonas::worker {
+namespace {
+
+std::vector<std::string> ToVector(
+    const google::protobuf::RepeatedPtrField<std::string>& field) {
+  return {field.begin(), field.end()};
+}
+
+void Add(v1::ModelFormat format, std::string bytes, Artifacts& artifacts) {
+  v1::Artifact& declared = artifacts.declared.emplace_back();
+  declared.set_format(format);
+  declared.set_size_bytes(static_cast<int64_t>(bytes.size()));
+  declared.set_sha256(Sha256Hex(bytes));
+  artifacts.bytes.push_back(std::move(bytes));
+}
+
+// Evaluates `parameters` on `samples`; nullopt when the forward pass
+// refused them.
+std::optional<v1::Evaluation> EvaluateOn(const model::MlpParameters& parameters,
+                                         const model::Samples& samples,
+                                         double within_tolerance) {
+  std::vector<double> predicted =
+      model::Forward(parameters, samples.x.data, samples.x.rows);
+  if (predicted.size() != samples.y.data.size()) return std::nullopt;
+  return EvaluatePredictions(predicted, samples.y.data, samples.y.cols,
+                             within_tolerance);
+}
+
+}  // namespace
+
+Artifacts DeriveArtifacts(const v1::Lease& lease, const model::TrainJob& job,
+                          model::TrainOutput& output) {
+  Artifacts artifacts;
+  const model::MlpParameters& parameters = output.parameters;
+
+  const model::QuantizedMlp quantized = model::Quantize(parameters);
+  const model::MlpParameters dequantized = model::Dequantize(quantized);
+  auto validation = EvaluateOn(dequantized, job.validation,
+                               job.within_tolerance);
+  std::optional<v1::Evaluation> test;
+  if (job.test) test = EvaluateOn(dequantized, *job.test, job.within_tolerance);
+  if (validation && (!job.test || test)) {
+    v1::QuantizedMetrics* int8 = output.metrics.mutable_int8();
+    *int8->mutable_validation() = *validation;
+    if (test) *int8->mutable_test() = *test;
+    int8->set_model_bytes(model::Int8ModelBytes(quantized));
+  } else {
+    artifacts.warnings.push_back("int8 evaluation failed; no int8 metrics");
+  }
+
+  model::OnnxOptions onnx_options;
+  onnx_options.dataset_id = lease.dataset_id();
+  onnx_options.input_columns = ToVector(lease.input_columns());
+  onnx_options.output_columns = ToVector(lease.output_columns());
+  absl::StatusOr<std::string> onnx = model::ExportOnnx(parameters, onnx_options);
+  if (onnx.ok()) {
+    Add(v1::MODEL_FORMAT_ONNX, std::move(*onnx), artifacts);
+  } else {
+    artifacts.warnings.push_back(
+        absl::StrCat("no ONNX file: ", onnx.status().message()));
+  }
+
+  absl::StatusOr<std::string> card = model::ModelCardJson(
+      parameters, lease.genome(), output.metrics, lease.requirements(),
+      lease.dataset_id(), onnx_options.input_columns,
+      onnx_options.output_columns);
+  if (card.ok()) {
+    Add(v1::MODEL_FORMAT_MODEL_CARD, std::move(*card), artifacts);
+  } else {
+    artifacts.warnings.push_back(
+        absl::StrCat("no model card: ", card.status().message()));
+  }
+  return artifacts;
+}
+
+}  // namespace evonas::worker
