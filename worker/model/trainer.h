@@ -37,7 +37,10 @@ struct TrainJob {
   uint64_t seed = 0;
   // Tolerance for Evaluation.fraction_within.
   double within_tolerance = 1e-6;
-  // Intra-op threads for LibTorch.
+  // Threads for training: OpenMP threads that share each step's row blocks,
+  // and LibTorch's intra-op threads. The model depends on it (the gradient
+  // is summed in another order). One thread per worker and one worker per
+  // core trains the most candidates per hour (BENCHMARKS.md).
   int threads = 1;
   // Polled during training; when it becomes true, Train returns Cancelled.
   const std::atomic<bool>* cancel = nullptr;
@@ -55,7 +58,8 @@ struct TrainOutput {
 // Trains the MLP of `job.genome` in float64: standardised inputs and outputs,
 // Adam (cosine-decayed learning rate), then an L-BFGS polish with strong-Wolfe
 // line search; keeps the weights with the smallest validation max abs error
-// (training rows when there are no validation rows). Evaluates the exported
+// (training rows when there are no validation rows). The forward and backward
+// passes and Adam run on MlpKernels (mlp_kernels.h), L-BFGS is LibTorch's. Evaluates the exported
 // model on the validation (and test) rows, so the metrics are those of the
 // file a user downloads. The result depends only on the job (same job, same
 // thread count -> same model).
