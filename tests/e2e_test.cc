@@ -2,74 +2,26 @@
 // loopback port, driven through the evonas CLI. A model downloaded through
 // the CLI must reproduce, in Debian's PyTorch, the error the front reports.
 
-#include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
-#include <fcntl.h>
-
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "evonas/v1/evonas_service.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
-
-extern char** environ;
+#include "tests/process.h"
 
 namespace evonas {
 namespace {
 namespace fs = std::filesystem;
-
-// A child process killed (SIGKILL) on destruction unless stopped first.
-class Process {
- public:
-  explicit Process(std::vector<std::string> argv, const fs::path& log) {
-    std::vector<char*> args;
-    for (std::string& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 2, log.c_str(),
-                                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    EXPECT_EQ(posix_spawn(&pid_, args[0], &actions, nullptr, args.data(),
-                          environ),
-              0)
-        << argv[0];
-    posix_spawn_file_actions_destroy(&actions);
-  }
-  ~Process() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  // Sends SIGTERM and returns the exit status (-1 if it did not exit within
-  // the deadline).
-  int Terminate(std::chrono::seconds deadline) {
-    kill(pid_, SIGTERM);
-    auto until = std::chrono::steady_clock::now() + deadline;
-    while (std::chrono::steady_clock::now() < until) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
+using testutil::Process;
+using testutil::ReadFile;
 
 struct CommandResult {
   int exit_code;
@@ -96,13 +48,6 @@ Message ParseJson(const std::string& json) {
   auto status = google::protobuf::util::JsonStringToMessage(json, &message);
   EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << json;
   return message;
-}
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 // y = sin(3 x1) + x2 * x3 on [0,1]^3, 400 rows.
@@ -136,11 +81,9 @@ TEST(EndToEndTest, SearchTrainFrontDownload) {
                       "--data-dir=" + (dir / "data").string(),
                       "--heartbeat-seconds=1"},
                      dir / "controller.log");
-  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (!fs::exists(port_file) && std::chrono::steady_clock::now() < until) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ASSERT_TRUE(fs::exists(port_file)) << ReadFile(dir / "controller.log");
+  ASSERT_TRUE(testutil::WaitFor([&] { return fs::exists(port_file); },
+                               std::chrono::seconds(30)))
+      << ReadFile(dir / "controller.log");
   const std::string address = "127.0.0.1:" + std::to_string(std::stoi(
                                                  ReadFile(port_file)));
   Process worker({EVONAS_WORKER_BIN, "--controller=" + address,
@@ -192,9 +135,9 @@ TEST(EndToEndTest, SearchTrainFrontDownload) {
   ASSERT_EQ(static_cast<int64_t>(fs::file_size(model)),
             best.metrics().model_bytes());
 
-  // Unknown ids are refused with NOT_FOUND and exit code 1.
+  // Unknown ids are refused with NOT_FOUND and exit code 4.
   CommandResult missing = RunCommand(cli + "experiment status exp-nope 2>&1");
-  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_EQ(missing.exit_code, 4);
   EXPECT_NE(missing.output.find("NOT_FOUND"), std::string::npos)
       << missing.output;
 

@@ -116,6 +116,22 @@ std::vector<v1::UploadDatasetRequest> UploadMessages(
   return messages;
 }
 
+// Like UploadMessages, but every chunk ends at a line end, so that every
+// prefix of whole chunks is itself a valid CSV when `csv` is.
+std::vector<v1::UploadDatasetRequest> UploadMessagesAtLineEnds(
+    const std::string& csv) {
+  std::vector<v1::UploadDatasetRequest> messages(1);
+  messages[0].mutable_metadata()->set_name("data.csv");
+  size_t offset = 0;
+  while (offset < csv.size()) {
+    size_t end = csv.rfind('\n', std::min(offset + kMiB, csv.size()) - 1) + 1;
+    if (offset > 0) messages.emplace_back();
+    messages.back().set_chunk(csv.substr(offset, end - offset));
+    offset = end;
+  }
+  return messages;
+}
+
 grpc::Status UploadCsv(World& w, const std::string& csv,
                        v1::Dataset* dataset = nullptr) {
   return SendUpload(*w.client, UploadMessages(csv), dataset);
@@ -204,12 +220,14 @@ grpc::Status Drain(std::unique_ptr<Reader> reader) {
 }
 
 std::function<grpc::Status(World&)> Download(
-    std::function<std::string(const World&)> candidate_id) {
-  return [candidate_id](World& w) {
+    std::function<std::string(const World&)> candidate_id,
+    v1::ModelFormat format = v1::MODEL_FORMAT_UNSPECIFIED) {
+  return [candidate_id, format](World& w) {
     grpc::ClientContext context;
     SetDeadline(context);
     v1::DownloadModelRequest request;
     request.set_candidate_id(candidate_id(w));
+    request.set_format(format);
     return Drain<v1::DownloadModelResponse>(
         w.client->DownloadModel(&context, request));
   };
@@ -279,6 +297,27 @@ std::function<grpc::Status(World&)> Forge(
     forge(result, model);
     std::vector<std::string> chunks;
     if (!model.empty()) chunks.push_back(model);
+    return SendReport(*w.worker, result, chunks);
+  };
+}
+
+// A case that reports worker-a's lease with a good result plus the files
+// `artifacts` (declared as `forge` leaves them), e.g. an ONNX file.
+std::function<grpc::Status(World&)> ForgeArtifacts(
+    std::vector<std::pair<v1::ModelFormat, std::string>> artifacts,
+    std::function<void(v1::WorkResult&)> forge) {
+  return [artifacts, forge](World& w) {
+    const std::string model = ModelOf(w.lease_a);
+    v1::WorkResult result = GoodResult(w.lease_a, "worker-a", model);
+    std::vector<std::string> chunks = {model};
+    for (const auto& [format, bytes] : artifacts) {
+      v1::Artifact* artifact = result.add_artifacts();
+      artifact->set_format(format);
+      artifact->set_size_bytes(static_cast<int64_t>(bytes.size()));
+      artifact->set_sha256(Sha256Hex(bytes));
+      chunks.push_back(bytes);
+    }
+    forge(result);
     return SendReport(*w.worker, result, chunks);
   };
 }
@@ -419,11 +458,12 @@ std::vector<Case> Cases() {
        Code::RESOURCE_EXHAUSTED, "upload exceeds the limit of 8388608 bytes"},
       {"UploadCancelledMidStream",
        [](World& w) {
-         // Valid CSV throughout, so that any prefix the server saw would
-         // parse: only the cancellation may stop it from being stored.
+         // Chunks of whole rows, so that whatever prefix the server saw
+         // would parse: only the cancellation may stop it from being stored.
+         // (The client cancels instead of closing; the status is its own.)
          return SendUpload(*w.client,
-                           UploadMessages(ValidCsvOfSize(3 * kMiB)), nullptr,
-                           /*cancel=*/true);
+                           UploadMessagesAtLineEnds(ValidCsvOfSize(3 * kMiB)),
+                           nullptr, /*cancel=*/true);
        },
        Code::CANCELLED, "CANCELLED"},
       {"UploadShorterThanDeclared",
@@ -660,6 +700,14 @@ std::vector<Case> Cases() {
       {"DownloadModelOfRunningCandidate",
        Download([](const World& w) { return w.lease_a.candidate_id(); }),
        Code::FAILED_PRECONDITION, "has no model: it is CANDIDATE_STATE_RUNNING"},
+      {"DownloadModelUnknownFormat",
+       Download([](const World& w) { return w.lease_done.candidate_id(); },
+                static_cast<v1::ModelFormat>(99)),
+       Code::INVALID_ARGUMENT, "format: unknown model format 99"},
+      {"DownloadModelFormatNotProduced",
+       Download([](const World& w) { return w.lease_done.candidate_id(); },
+                v1::MODEL_FORMAT_ONNX),
+       Code::NOT_FOUND, "has no MODEL_FORMAT_ONNX file"},
       {"FetchDatasetUnknown",
        [](World& w) {
          grpc::ClientContext context;
@@ -750,7 +798,7 @@ std::vector<Case> Cases() {
        Code::INVALID_ARGUMENT, "but the report declares"},
       {"ReportModelLongerThanDeclared",
        Forge([](v1::WorkResult&, std::string& model) { model += "x"; }),
-       Code::INVALID_ARGUMENT, "more model bytes than the declared"},
+       Code::INVALID_ARGUMENT, "more bytes than the declared"},
       {"ReportModelBytesMetricDisagrees",
        Forge([](v1::WorkResult& r, std::string&) {
          r.mutable_metrics()->set_model_bytes(r.model_size_bytes() + 7);
@@ -759,6 +807,52 @@ std::vector<Case> Cases() {
       {"ReportModelHashMismatch",
        Forge([](v1::WorkResult&, std::string& model) { model[0] ^= 1; }),
        Code::INVALID_ARGUMENT, "model_sha256 does not match"},
+      {"ReportNaNInt8Metric",
+       Forge([](v1::WorkResult& r, std::string&) {
+         v1::QuantizedMetrics* int8 = r.mutable_metrics()->mutable_int8();
+         *int8->mutable_validation() = r.metrics().validation();
+         int8->mutable_validation()->set_mae(kNaN);
+         int8->set_model_bytes(100);
+       }),
+       Code::INVALID_ARGUMENT,
+       "int8.validation metrics must be finite and non-negative"},
+      {"ReportArtifactOfUnknownFormat",
+       ForgeArtifacts({{static_cast<v1::ModelFormat>(99), "onnx-bytes"}},
+                      [](v1::WorkResult&) {}),
+       Code::INVALID_ARGUMENT,
+       "artifacts may be MODEL_FORMAT_ONNX or MODEL_FORMAT_MODEL_CARD, got "
+       "format 99"},
+      {"ReportTorchScriptAsArtifact",
+       ForgeArtifacts({{v1::MODEL_FORMAT_TORCHSCRIPT, "second-model"}},
+                      [](v1::WorkResult&) {}),
+       Code::INVALID_ARGUMENT, "got format 1"},
+      {"ReportArtifactListedTwice",
+       ForgeArtifacts({{v1::MODEL_FORMAT_ONNX, "onnx-1"},
+                       {v1::MODEL_FORMAT_ONNX, "onnx-2"}},
+                      [](v1::WorkResult&) {}),
+       Code::INVALID_ARGUMENT, "artifact MODEL_FORMAT_ONNX is listed twice"},
+      {"ReportArtifactHashMismatch",
+       ForgeArtifacts({{v1::MODEL_FORMAT_MODEL_CARD, "{\"card\": 1}"}},
+                      [](v1::WorkResult& r) {
+                        r.mutable_artifacts(0)->set_sha256(Sha256Hex("other"));
+                      }),
+       Code::INVALID_ARGUMENT,
+       "artifact MODEL_FORMAT_MODEL_CARD does not match its declared size and "
+       "SHA-256"},
+      {"ReportArtifactNegativeSize",
+       ForgeArtifacts({{v1::MODEL_FORMAT_ONNX, ""}},
+                      [](v1::WorkResult& r) {
+                        r.mutable_artifacts(0)->set_size_bytes(-7);
+                      }),
+       Code::INVALID_ARGUMENT, "artifact MODEL_FORMAT_ONNX has size -7"},
+      {"ReportArtifactBeyondLimit",
+       ForgeArtifacts({{v1::MODEL_FORMAT_ONNX, "onnx"}},
+                      [](v1::WorkResult& r) {
+                        r.mutable_artifacts(0)->set_size_bytes(int64_t{1}
+                                                               << 40);
+                      }),
+       Code::RESOURCE_EXHAUSTED,
+       "artifact MODEL_FORMAT_ONNX of 1099511627776 bytes exceeds"},
       {"ReportSuccessWithoutMetrics",
        Forge([](v1::WorkResult& r, std::string&) { r.clear_metrics(); }),
        Code::INVALID_ARGUMENT, "set metrics on success or failure_reason"},
@@ -767,7 +861,7 @@ std::vector<Case> Cases() {
          r.clear_metrics();
          r.set_failure_reason("diverged");
        }),
-       Code::INVALID_ARGUMENT, "a failure report carries no metrics and no"},
+       Code::INVALID_ARGUMENT, "a failure report carries no metrics, no model"},
       {"ReportDuplicate",
        [](World& w) {
          const std::string model = ModelOf(w.lease_done);
@@ -784,7 +878,7 @@ std::vector<Case> Cases() {
          result.set_model_size_bytes(int64_t{1} << 40);
          result.mutable_metrics()->set_model_bytes(int64_t{1} << 40);
          return SendReport(*w.worker, result,
-                           std::vector<std::string>(8, std::string(kMiB, 'm')));
+                           std::vector<std::string>(2, std::string(kMiB, 'm')));
        },
        Code::RESOURCE_EXHAUSTED,
        "model_size_bytes 1099511627776 exceeds the controller's limit"},
