@@ -272,7 +272,9 @@ TEST_F(CrashTest, ExperimentSurvivesControllerKills) {
       0, static_cast<int>(kMaxDowntime.count()));
   std::cerr << "crash_test: seed " << kSeed << "\n";
   for (int k = 0; k < kKills; ++k) {
-    // Give one candidate back and wait until a worker has taken it.
+    // Give one candidate back and wait until a worker has taken it (after a
+    // restart, this shows how soon idle workers are back).
+    const auto released = Clock::now();
     ASSERT_TRUE(Release(HolderId(k), held[k]).ok());
     ASSERT_TRUE(WaitFor(
         [&] {
@@ -283,6 +285,7 @@ TEST_F(CrashTest, ExperimentSurvivesControllerKills) {
         << "kill " << k + 1 << ": no worker took " << held[k].candidate_id()
         << "\n"
         << WorkerLogs();
+    const int64_t taken_ms = MillisSince(released);
     const int delay = delay_ms(random);
     std::this_thread::sleep_for(milliseconds(delay));  // the random moment
     std::optional<v1::Experiment> seen = Poll();
@@ -321,6 +324,7 @@ TEST_F(CrashTest, ExperimentSurvivesControllerKills) {
     const int64_t finished_ms = MillisSince(restart);
     std::cerr << "crash_test: kill " << k + 1 << " " << delay
               << " ms after a worker took " << held[k].candidate_id()
+              << " (taken " << taken_ms << " ms after it was given back)"
               << " (then " << seen->counts().ShortDebugString()
               << "), down for " << downtime
               << " ms; restarted: serving after " << serving_ms

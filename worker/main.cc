@@ -49,8 +49,16 @@ int main(int argc, char** argv) {
     options.worker_id = absl::StrCat(host, "-", getpid());
   }
 
-  auto channel =
-      grpc::CreateChannel(controller, grpc::InsecureChannelCredentials());
+  // The worker's own jittered backoff paces its retries. gRPC's reconnect
+  // backoff (1 s, growing to 120 s by default) would otherwise keep the
+  // channel failing for seconds to minutes after a restarted controller is
+  // back; cap it at the worker's.
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+              static_cast<int>(absl::ToInt64Milliseconds(options.max_backoff)));
+  auto channel = grpc::CreateCustomChannel(
+      controller, grpc::InsecureChannelCredentials(), args);
   evonas::worker::Worker worker(options, channel);
   std::signal(SIGINT, RecordSignal);
   std::signal(SIGTERM, RecordSignal);

@@ -79,6 +79,42 @@ absl::StatusOr<model::TrainJob> MakeJob(const v1::Lease& lease,
 
 }  // namespace
 
+// Makes a call wait while the controller is unreachable (gRPC's
+// wait-for-ready) until `timeout`, and lets RequestStop() cancel it while it
+// lives. Without it, a call fails at once while the channel backs off after
+// a failed reconnect, and gRPC (1.51) tries to reconnect only when a waiting
+// call asks it to: a worker whose retries all fail fast stays cut off for
+// seconds after a restarted controller is back, long enough to lose its
+// lease.
+class Worker::WaitingCall {
+ public:
+  WaitingCall(Worker* worker, grpc::ClientContext& context,
+              absl::Duration timeout)
+      : worker_(worker), context_(&context) {
+    context.set_wait_for_ready(true);
+    SetDeadline(context, timeout);
+    absl::MutexLock lock(&worker_->calls_mu_);
+    worker_->waiting_calls_.insert(context_);
+    if (worker_->stop_.load()) context_->TryCancel();
+  }
+  ~WaitingCall() {
+    absl::MutexLock lock(&worker_->calls_mu_);
+    worker_->waiting_calls_.erase(context_);
+  }
+  WaitingCall(const WaitingCall&) = delete;
+  WaitingCall& operator=(const WaitingCall&) = delete;
+
+ private:
+  Worker* const worker_;
+  grpc::ClientContext* const context_;
+};
+
+void Worker::RequestStop() {
+  stop_.store(true);
+  absl::MutexLock lock(&calls_mu_);
+  for (grpc::ClientContext* context : waiting_calls_) context->TryCancel();
+}
+
 Worker::Worker(WorkerOptions options, std::shared_ptr<grpc::Channel> channel)
     : options_(std::move(options)),
       stub_(v1::WorkerService::NewStub(channel)),
@@ -96,12 +132,13 @@ void Worker::Run() {
   absl::Duration backoff = absl::Milliseconds(250);
   while (!stop_.load()) {
     grpc::ClientContext context;
-    SetDeadline(context, options_.rpc_timeout);
+    WaitingCall waiting(this, context, options_.rpc_timeout);
     v1::LeaseWorkRequest request;
     request.set_worker_id(options_.worker_id);
     request.mutable_info()->set_threads(options_.threads);
     v1::LeaseWorkResponse response;
     grpc::Status status = stub_->LeaseWork(&context, request, &response);
+    if (!status.ok() && stop_.load()) break;
     if (!status.ok()) {
       // Controller down or restarting: back off with jitter so that many
       // workers do not reconnect in lockstep.
@@ -172,7 +209,7 @@ void Worker::Process(const v1::Lease& lease) {
       next_beat += interval;
       lock.unlock();
       grpc::ClientContext context;
-      SetDeadline(context, options_.rpc_timeout);
+      WaitingCall waiting(this, context, options_.rpc_timeout);
       v1::HeartbeatRequest request;
       request.set_worker_id(options_.worker_id);
       request.set_lease_id(lease.lease_id());
@@ -255,8 +292,9 @@ absl::Status Worker::Report(const v1::WorkResult& result,
   std::mt19937_64 jitter(std::random_device{}());
   while (true) {
     grpc::ClientContext context;
-    SetDeadline(context, options_.rpc_timeout +
-                             absl::Seconds(payload.size() / (1 << 20)));
+    WaitingCall waiting(this, context,
+                        options_.rpc_timeout +
+                            absl::Seconds(payload.size() / (1 << 20)));
     v1::ReportResultResponse response;
     auto writer = stub_->ReportResult(&context, &response);
     v1::ReportResultRequest first;
@@ -270,11 +308,13 @@ absl::Status Worker::Report(const v1::WorkResult& result,
     }
     writer->WritesDone();
     grpc::Status status = writer->Finish();
+    if (!status.ok() && stop_.load()) {
+      return FromGrpc(status, "report (worker stopping)");
+    }
     if (status.error_code() != grpc::StatusCode::UNAVAILABLE &&
         status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED) {
       return FromGrpc(status, "report");
     }
-    if (stop_.load()) return FromGrpc(status, "report (worker stopping)");
     std::uniform_real_distribution<double> factor(0.5, 1.0);
     Wait(backoff * factor(jitter));
     backoff = std::min(backoff * 2, options_.max_backoff);

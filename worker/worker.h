@@ -3,10 +3,13 @@
 
 #include <atomic>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "evonas/v1/worker_service.grpc.pb.h"
 #include "worker/dataset_cache.h"
@@ -37,9 +40,12 @@ class Worker {
   // Works until RequestStop(); a lease in progress is then given back.
   void Run();
   // Thread-safe; may be called from any thread (not a signal handler).
-  void RequestStop() { stop_.store(true); }
+  // Also cancels the calls that are waiting for the controller.
+  void RequestStop();
 
  private:
+  class WaitingCall;
+
   // Trains one lease and reports it (or gives it back on stop).
   void Process(const v1::Lease& lease);
   // Sends `model` and then `artifacts` (the bytes of result.artifacts()).
@@ -53,6 +59,9 @@ class Worker {
   std::unique_ptr<v1::WorkerService::Stub> stub_;
   DatasetCache cache_;
   std::atomic<bool> stop_{false};
+  absl::Mutex calls_mu_;
+  // Calls in flight that wait for the controller (see WaitingCall).
+  std::set<grpc::ClientContext*> waiting_calls_ ABSL_GUARDED_BY(calls_mu_);
 };
 
 }  // namespace evonas::worker
