@@ -675,6 +675,24 @@ std::vector<Case> Cases() {
            &v1::EvonasService::Stub::GetParetoFront,
            [](const World&, auto& r) { r.set_experiment_id("exp-000000"); }),
        Code::NOT_FOUND, "no experiment exp-000000"},
+      {"WatchExperimentUnknown",
+       [](World& w) {
+         grpc::ClientContext context;
+         SetDeadline(context);
+         v1::WatchExperimentRequest request;
+         request.set_experiment_id("exp-000000");
+         return Drain<v1::Experiment>(
+             w.client->WatchExperiment(&context, request));
+       },
+       Code::NOT_FOUND, "no experiment exp-000000"},
+      {"WatchExperimentEmptyId",
+       [](World& w) {
+         grpc::ClientContext context;
+         SetDeadline(context);
+         return Drain<v1::Experiment>(w.client->WatchExperiment(
+             &context, v1::WatchExperimentRequest()));
+       },
+       Code::INVALID_ARGUMENT, "experiment_id is required"},
       {"CancelUnknownExperiment",
        Unary<v1::CancelExperimentRequest, v1::Experiment>(
            &v1::EvonasService::Stub::CancelExperiment,
