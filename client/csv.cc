@@ -9,17 +9,10 @@
 #include "absl/strings/str_join.h"
 #include "client/output.h"
 #include "common/genome.h"
+#include "common/timestamps.h"
 
 namespace evonas::client {
 namespace {
-
-bool IsSet(const google::protobuf::Timestamp& t) {
-  return t.seconds() != 0 || t.nanos() != 0;
-}
-
-absl::Time ToTime(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
 
 std::string Rfc3339(const google::protobuf::Timestamp& t) {
   if (!IsSet(t)) return "";

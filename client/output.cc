@@ -11,21 +11,13 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "common/genome.h"
+#include "common/timestamps.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace evonas::client {
 namespace {
 
 constexpr char kNone[] = "-";
-
-absl::Time ToTime(const google::protobuf::Timestamp& timestamp) {
-  return absl::FromUnixSeconds(timestamp.seconds()) +
-         absl::Nanoseconds(timestamp.nanos());
-}
-
-bool IsSet(const google::protobuf::Timestamp& timestamp) {
-  return timestamp.seconds() != 0 || timestamp.nanos() != 0;
-}
 
 // Lower-case enum value name without its prefix ("EXPERIMENT_STATE_").
 std::string EnumName(const std::string& full, absl::string_view prefix) {

@@ -15,9 +15,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "client/output.h"
-#include "common/hypervolume.h"
 #include "common/genome.h"
+#include "common/hypervolume.h"
 #include "common/requirements.h"
+#include "common/timestamps.h"
 
 namespace evonas::client {
 namespace {
@@ -36,14 +37,6 @@ constexpr char kVolume[] = "#6a4c93";
 constexpr char kFontStack[] =
     "system-ui, 'Segoe UI', 'Helvetica Neue', Arial, 'Liberation Sans', "
     "'DejaVu Sans', sans-serif";
-
-bool IsSet(const google::protobuf::Timestamp& t) {
-  return t.seconds() != 0 || t.nanos() != 0;
-}
-
-absl::Time ToTime(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
 
 bool Succeeded(const v1::Candidate& c) {
   return c.state() == v1::CANDIDATE_STATE_SUCCEEDED;

@@ -10,17 +10,10 @@
 #include "absl/strings/str_join.h"
 #include "client/csv.h"
 #include "client/output.h"
+#include "common/timestamps.h"
 
 namespace evonas::client {
 namespace {
-
-bool IsSet(const google::protobuf::Timestamp& t) {
-  return t.seconds() != 0 || t.nanos() != 0;
-}
-
-absl::Time ToTime(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
 
 bool Finished(const v1::Experiment& e) {
   return e.state() == v1::EXPERIMENT_STATE_COMPLETED ||
