@@ -2,7 +2,8 @@
 # The demo: builds evonas, starts a controller on an embedded SQLite
 # database and local workers, searches networks for the bundled hartmann3
 # task (requirements from data/hartmann3/task.json), prints the Pareto front
-# and downloads the most accurate model.
+# downloads the most accurate model (TorchScript and ONNX) and writes the
+# HTML report.
 #   DEMO_SECONDS  wall-clock budget of the search (default 240)
 #   DEMO_WORKERS  local workers, one per core is fastest here (default 2)
 set -euo pipefail
@@ -52,4 +53,7 @@ if [[ -z "$best" ]]; then
   exit 1
 fi
 $evonas model download "$best" -o "$run/best.pt"
-echo "most accurate model: $run/best.pt (TorchScript; torch.jit.load it)"
+$evonas model download "$best" -o "$run/best.onnx" --format onnx
+$evonas experiment report "$experiment" -o "$run/report.html"
+echo "most accurate model: $run/best.pt (TorchScript; torch.jit.load it) and $run/best.onnx"
+echo "report for the customer: $run/report.html"
