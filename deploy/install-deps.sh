@@ -9,6 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 runtime_packages=(
   libtorch1.13 libgrpc++1.51 libprotobuf32 libabsl20220623 libsqlite3-0 libssl3
+  libonnx1 libgomp1
   # Without OpenBLAS, Debian's libtorch falls back to the reference BLAS and
   # trains about 4x slower.
   libopenblas0-openmp
