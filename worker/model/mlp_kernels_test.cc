@@ -6,6 +6,7 @@
 
 #include "common/genome.h"
 #include "gtest/gtest.h"
+#include "worker/model/reference_activation_for_test.h"
 
 namespace evonas::model {
 namespace {
@@ -13,23 +14,6 @@ namespace {
 constexpr v1::Activation kActivations[] = {
     v1::ACTIVATION_TANH, v1::ACTIVATION_RELU, v1::ACTIVATION_SILU,
     v1::ACTIVATION_GELU, v1::ACTIVATION_SINE};
-
-double Activate(v1::Activation a, double z) {
-  switch (a) {
-    case v1::ACTIVATION_TANH:
-      return std::tanh(z);
-    case v1::ACTIVATION_RELU:
-      return z > 0 ? z : 0.0;
-    case v1::ACTIVATION_SILU:
-      return z / (1 + std::exp(-z));
-    case v1::ACTIVATION_GELU:
-      return 0.5 * z * (1 + std::erf(z / std::sqrt(2.0)));
-    case v1::ACTIVATION_SINE:
-      return std::sin(z);
-    default:
-      return z;
-  }
-}
 
 std::vector<double> Random(int64_t n, double scale, uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -56,7 +40,8 @@ std::vector<double> NaiveForward(const MlpKernels& k,
         for (int64_t i = 0; i < sizes[l]; ++i) {
           sum += params[k.weight_offset(l) + o * sizes[l] + i] * h[i];
         }
-        z[o] = l + 1 < k.layer_count() ? Activate(acts[l], sum) : sum;
+        z[o] = l + 1 < k.layer_count() ? ReferenceActivation(acts[l], sum)
+                                       : sum;
       }
       h = std::move(z);
     }

@@ -14,6 +14,7 @@
 #include "common/genome.h"
 #include "common/metrics.h"
 #include "gtest/gtest.h"
+#include "worker/model/reference_activation_for_test.h"
 #include "worker/model/trainer.h"
 
 namespace evonas::model {
@@ -72,23 +73,6 @@ const TrainOutput& SmoothResult() {
   return *result;
 }
 
-double Activate(v1::Activation a, double z) {
-  switch (a) {
-    case v1::ACTIVATION_TANH:
-      return std::tanh(z);
-    case v1::ACTIVATION_RELU:
-      return z > 0 ? z : 0.0;
-    case v1::ACTIVATION_SILU:
-      return z / (1 + std::exp(-z));
-    case v1::ACTIVATION_GELU:
-      return 0.5 * z * (1 + std::erf(z / std::sqrt(2.0)));
-    case v1::ACTIVATION_SINE:
-      return std::sin(z);
-    default:
-      return z;
-  }
-}
-
 // Raw outputs of the network `p` for the rows of `x`, one row and one neuron
 // at a time: an independent check of what TrainOutput.parameters describes.
 std::vector<double> PlainForward(const MlpParameters& p, const Matrix& x) {
@@ -105,7 +89,7 @@ std::vector<double> PlainForward(const MlpParameters& p, const Matrix& x) {
         for (int64_t i = 0; i < layer.inputs; ++i) {
           sum += layer.weight[o * layer.inputs + i] * h[i];
         }
-        z[o] = Activate(layer.activation, sum);
+        z[o] = ReferenceActivation(layer.activation, sum);
       }
       h = std::move(z);
     }
