@@ -126,9 +126,14 @@ std::string RenderFields(
   return text;
 }
 
-absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message) {
+namespace {
+
+// The message as JSON with the proto's field names and every field printed,
+// ending in one newline; indented over several lines when `pretty`.
+absl::StatusOr<std::string> PrintJson(const google::protobuf::Message& message,
+                                      bool pretty) {
   google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = true;
+  options.add_whitespace = pretty;
   options.always_print_primitive_fields = true;
   options.preserve_proto_field_names = true;
   std::string json;
@@ -143,20 +148,15 @@ absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message) {
   return json;
 }
 
+}  // namespace
+
+absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message) {
+  return PrintJson(message, /*pretty=*/true);
+}
+
 absl::StatusOr<std::string> ToJsonLine(
     const google::protobuf::Message& message) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.always_print_primitive_fields = true;
-  options.preserve_proto_field_names = true;
-  std::string json;
-  const auto status =
-      google::protobuf::util::MessageToJsonString(message, &json, options);
-  if (!status.ok()) {
-    return absl::InternalError(absl::StrCat("cannot print ",
-                                            message.GetTypeName(),
-                                            " as JSON: ", status.ToString()));
-  }
-  return json + "\n";
+  return PrintJson(message, /*pretty=*/false);
 }
 
 std::string ExperimentStateName(v1::ExperimentState state) {
