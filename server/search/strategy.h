@@ -51,6 +51,10 @@ inline constexpr int64_t kResaltStride = int64_t{1} << 40;
 
 struct UniqueProposal {
   v1::Genome genome;
+  // Set when `genome` is a morphism of a finished candidate's genome and the
+  // child is to start from that candidate's trained weights.
+  std::string parent_id;
+  v1::Morphism morphism;
   // Proposals made, 1 when the first one was new.
   int attempts = 0;
   // False when every attempt was taken; then `genome` is the first one.
