@@ -42,6 +42,11 @@ int main(int argc, char** argv) {
   app.add_flag("--simulate", options.simulate,
                "Do not train: report the simulated evaluator's metrics and a "
                "small text model (for testing strategies and load-testing)");
+  app.add_option("--watts-per-core", options.watts_per_core,
+                 "Watts per busy core, for the training energy estimate "
+                 "used when RAPL (/sys/class/powercap) is not readable")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
   if (options.worker_id.empty()) {
     char host[256] = {0};

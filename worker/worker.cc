@@ -189,6 +189,7 @@ void Worker::Process(const v1::Lease& lease) {
     return;
   }
   std::cerr << "evonas-worker: training " << lease.candidate_id() << "\n";
+  EnergyMeter energy(options_.powercap_dir, options_.watts_per_core);
   std::atomic<bool> cancel{false};
   std::atomic<bool> lease_lost{false};
 
@@ -204,6 +205,7 @@ void Worker::Process(const v1::Lease& lease) {
     while (!done) {
       done_cv.wait_for(lock, std::chrono::milliseconds(100));
       if (done) break;
+      energy.Sample();
       if (stop_.load()) cancel.store(true);
       if (std::chrono::steady_clock::now() < next_beat) continue;
       next_beat += interval;
@@ -231,7 +233,15 @@ void Worker::Process(const v1::Lease& lease) {
   absl::StatusOr<model::TrainOutput> output =
       job.ok() ? [&] {
         job->cancel = &cancel;
-        return model::Train(*job);
+        energy.Start();
+        const double cpu_start = ProcessCpuSeconds();
+        absl::StatusOr<model::TrainOutput> trained = model::Train(*job);
+        if (trained.ok()) {
+          trained->metrics.set_training_cpu_seconds(ProcessCpuSeconds() -
+                                                    cpu_start);
+          energy.Finish(trained->metrics);
+        }
+        return trained;
       }()
                : absl::StatusOr<model::TrainOutput>(job.status());
   {

@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "evonas/v1/worker_service.grpc.pb.h"
 #include "worker/dataset_cache.h"
+#include "worker/energy.h"
 
 namespace evonas::worker {
 
@@ -29,6 +30,10 @@ struct WorkerOptions {
   // no data set is fetched and LibTorch does not run. For testing search
   // strategies and load-testing the controller.
   bool simulate = false;
+  // Training energy: RAPL counters under this directory when readable,
+  // otherwise training CPU-seconds times watts_per_core (see energy.h).
+  std::string powercap_dir = kPowercapDir;
+  double watts_per_core = kDefaultWattsPerCore;
 };
 
 // The lease loop: lease, fetch data, train, heartbeat meanwhile, report.
