@@ -292,7 +292,7 @@ int RunGenomes(const GenomesOptions& o) {
   const auto start = Clock::now();
   for (int i = 0; i < o.count; ++i) {
     model::TrainJob job;
-    job.genome = (*strategy)->Propose(i, {});
+    job.genome = (*strategy)->Propose(i, {}).genome;
     job.training = *training;
     job.validation = *validation;
     job.test = *test;

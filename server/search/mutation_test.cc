@@ -65,7 +65,7 @@ std::string OutsideSpace(const v1::Genome& genome,
 std::vector<v1::Genome> Parents(const v1::SearchSpace& space, int n) {
   RandomSearch random(space, 11);
   std::vector<v1::Genome> parents;
-  for (int i = 0; i < n; ++i) parents.push_back(random.Propose(i, {}));
+  for (int i = 0; i < n; ++i) parents.push_back(random.Sample(i));
   v1::Genome wild = parents[0];
   for (int i = 0; i < 6; ++i) *wild.add_hidden_layers() = wild.hidden_layers(0);
   wild.mutable_hidden_layers(0)->set_width(4000);

@@ -8,9 +8,13 @@
 
 namespace evonas::search {
 
-v1::Genome RandomSearch::Propose(int64_t sequence,
-                                 const std::vector<v1::Candidate>& finished) {
+Proposal RandomSearch::Propose(int64_t sequence,
+                               const std::vector<v1::Candidate>& finished) {
   (void)finished;  // random search ignores results by design
+  return {Sample(sequence), "", {}};
+}
+
+v1::Genome RandomSearch::Sample(int64_t sequence) const {
   std::mt19937_64 rng(SplitMix64(seed_ ^ SplitMix64(sequence)));
   auto uniform_int = [&rng](int lo, int hi) {
     return std::uniform_int_distribution<int>(lo, hi)(rng);

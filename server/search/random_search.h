@@ -12,8 +12,11 @@ class RandomSearch : public Strategy {
  public:
   RandomSearch(v1::SearchSpace space, uint64_t seed)
       : space_(std::move(space)), seed_(seed) {}
-  v1::Genome Propose(int64_t sequence,
-                     const std::vector<v1::Candidate>& finished) override;
+  Proposal Propose(int64_t sequence,
+                   const std::vector<v1::Candidate>& finished) override;
+
+  // The genome Propose returns for `sequence`.
+  v1::Genome Sample(int64_t sequence) const;
 
  private:
   v1::SearchSpace space_;

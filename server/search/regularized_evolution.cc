@@ -50,7 +50,7 @@ RegularizedEvolution::RegularizedEvolution(v1::SearchSpace space,
       seed_(seed),
       random_(space_, seed) {}
 
-v1::Genome RegularizedEvolution::Propose(
+Proposal RegularizedEvolution::Propose(
     int64_t sequence, const std::vector<v1::Candidate>& finished) {
   std::vector<const v1::Candidate*> succeeded;
   for (const v1::Candidate& c : finished) {
@@ -102,7 +102,7 @@ v1::Genome RegularizedEvolution::Propose(
       best = candidate;
     }
   }
-  return Mutate(parent->genome(), space_, rng);
+  return {Mutate(parent->genome(), space_, rng), "", {}};
 }
 
 }  // namespace evonas::search

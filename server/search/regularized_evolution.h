@@ -56,8 +56,8 @@ class RegularizedEvolution : public Strategy {
   RegularizedEvolution(v1::SearchSpace space, v1::EvolutionSettings settings,
                        v1::Requirements requirements, uint64_t seed);
 
-  v1::Genome Propose(int64_t sequence,
-                     const std::vector<v1::Candidate>& finished) override;
+  Proposal Propose(int64_t sequence,
+                   const std::vector<v1::Candidate>& finished) override;
 
  private:
   const v1::SearchSpace space_;

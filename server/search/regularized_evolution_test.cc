@@ -117,7 +117,7 @@ TEST(RegularizedEvolutionTest, SamplesAtRandomUntilThePopulationIsFull) {
   RandomSearch random(Space(), 7);
   std::vector<v1::Candidate> finished;
   for (int n = 0; n < 4; ++n) {
-    finished.push_back(Succeeded(n, random.Propose(n, {}), 0.1));
+    finished.push_back(Succeeded(n, random.Sample(n), 0.1));
   }
   // A failed candidate does not count towards the population.
   v1::Candidate failed = finished.back();
@@ -125,8 +125,8 @@ TEST(RegularizedEvolutionTest, SamplesAtRandomUntilThePopulationIsFull) {
   failed.set_state(v1::CANDIDATE_STATE_FAILED);
   finished.push_back(failed);
   for (int64_t n = 5; n < 20; ++n) {
-    EXPECT_EQ(GenomeKey(evolution.Propose(n, finished)),
-              GenomeKey(random.Propose(n, finished)));
+    EXPECT_EQ(GenomeKey(evolution.Propose(n, finished).genome),
+              GenomeKey(random.Propose(n, finished).genome));
   }
 }
 
@@ -140,7 +140,7 @@ TEST(RegularizedEvolutionTest, MutatesTheWinnerOfTheTournament) {
                                                Succeeded(2, genomes[2], 0.2)};
   int checked = 0;
   for (int64_t n = 3; n < 60; ++n) {
-    const v1::Genome child = evolution.Propose(n, finished);
+    const v1::Genome child = evolution.Propose(n, finished).genome;
     ASSERT_TRUE(ValidateGenome(child).ok());
     const std::string parent = ParentOf(child, genomes);
     if (parent.empty()) continue;  // ambiguous
@@ -164,7 +164,7 @@ TEST(RegularizedEvolutionTest, DominatedMembersNeverWin) {
   std::set<std::string> parents;
   for (int64_t n = 3; n < 80; ++n) {
     const std::string parent =
-        ParentOf(evolution.Propose(n, finished), genomes);
+        ParentOf(evolution.Propose(n, finished).genome, genomes);
     EXPECT_NE(parent, GenomeKey(genomes[2]));
     if (!parent.empty()) parents.insert(parent);
   }
@@ -182,7 +182,7 @@ TEST(RegularizedEvolutionTest, FeasibilityBeatsError) {
       Succeeded(1, genomes[1], 0.3, 41)};      // poor, but feasible
   for (int64_t n = 2; n < 30; ++n) {
     const std::string parent =
-        ParentOf(evolution.Propose(n, finished), genomes);
+        ParentOf(evolution.Propose(n, finished).genome, genomes);
     if (!parent.empty()) EXPECT_EQ(parent, GenomeKey(genomes[1]));
   }
 }
@@ -197,7 +197,7 @@ TEST(RegularizedEvolutionTest, OldCandidatesAgeOut) {
       Succeeded(3, Mlp({80, 80, 80, 80}), 0.1)};
   for (int64_t n = 4; n < 40; ++n) {
     // Mutations of a 4-layer network have 3 or 4 layers; of Mlp({8}) 1 or 2.
-    EXPECT_GE(evolution.Propose(n, finished).hidden_layers_size(), 3);
+    EXPECT_GE(evolution.Propose(n, finished).genome.hidden_layers_size(), 3);
   }
 }
 
@@ -205,7 +205,7 @@ TEST(RegularizedEvolutionTest, DeterministicGivenSeedSequenceAndResults) {
   RandomSearch random(Space(), 3);
   std::vector<v1::Candidate> finished;
   for (int n = 0; n < 30; ++n) {
-    finished.push_back(Succeeded(n, random.Propose(n, {}), 0.01 * (n % 7 + 1)));
+    finished.push_back(Succeeded(n, random.Sample(n), 0.01 * (n % 7 + 1)));
   }
   RegularizedEvolution a(Space(), Settings(20, 5), {}, 11);
   RegularizedEvolution b(Space(), Settings(20, 5), {}, 11);
@@ -213,16 +213,16 @@ TEST(RegularizedEvolutionTest, DeterministicGivenSeedSequenceAndResults) {
   // Call order and instance do not matter; the finished order does not
   // either (the population is chosen by sequence).
   std::vector<v1::Candidate> reversed(finished.rbegin(), finished.rend());
-  const std::string a40 = GenomeKey(a.Propose(40, finished));
-  b.Propose(41, finished);
-  EXPECT_EQ(GenomeKey(b.Propose(40, reversed)), a40);
+  const std::string a40 = GenomeKey(a.Propose(40, finished).genome);
+  b.Propose(41, finished).genome;
+  EXPECT_EQ(GenomeKey(b.Propose(40, reversed).genome), a40);
   std::set<std::string> keys;
   int differing = 0;
   for (int64_t n = 30; n < 60; ++n) {
-    const v1::Genome genome = a.Propose(n, finished);
+    const v1::Genome genome = a.Propose(n, finished).genome;
     EXPECT_TRUE(ValidateGenome(genome).ok());
     keys.insert(GenomeKey(genome));
-    differing += GenomeKey(genome) != GenomeKey(c.Propose(n, finished));
+    differing += GenomeKey(genome) != GenomeKey(c.Propose(n, finished).genome);
   }
   EXPECT_GT(keys.size(), 20u);
   EXPECT_GT(differing, 15);

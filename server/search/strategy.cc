@@ -110,13 +110,16 @@ UniqueProposal ProposeUnique(Strategy& strategy, int64_t sequence,
                              int max_attempts) {
   UniqueProposal first;
   for (int k = 0; k < std::max(1, max_attempts); ++k) {
-    v1::Genome genome =
+    Proposal proposal =
         strategy.Propose(sequence + k * kResaltStride, finished);
-    if (!taken.count(GenomeKey(genome))) {
-      return {std::move(genome), k + 1, true};
+    const bool is_new = !taken.count(GenomeKey(proposal.genome));
+    if (is_new || k == 0) {
+      first.genome = std::move(proposal.genome);
+      first.parent_id = std::move(proposal.parent_id);
+      first.morphism = std::move(proposal.morphism);
     }
-    if (k == 0) first.genome = std::move(genome);
     first.attempts = k + 1;
+    if (is_new) return first;
   }
   first.unique = false;
   return first;

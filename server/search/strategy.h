@@ -12,18 +12,29 @@
 
 namespace evonas::search {
 
+// What a strategy proposes: a genome, and, when the child is to start from a
+// finished candidate's trained weights (Lamarckian inheritance), that parent's
+// id and the morphism that turns the parent's genome into `genome` (see
+// MorphismKind in types.proto; the worker applies it to the parent's
+// checkpoint). parent_id empty: train from scratch, morphism unset.
+struct Proposal {
+  v1::Genome genome;
+  std::string parent_id;
+  v1::Morphism morphism;
+};
+
 // Proposes architectures for one experiment. Implementations are
-// deterministic: the same spec, sequence number and finished candidates give
-// the same genome. The controller rebuilds a strategy from the database at
+// deterministic: the same spec, sequence number and finished candidates (in
+// any order) give the same proposal. The controller rebuilds a strategy from the database at
 // any time, so a strategy keeps no state that the candidates do not imply.
 class Strategy {
  public:
   virtual ~Strategy() = default;
 
-  // Returns the genome for candidate number `sequence` (0-based), given
+  // Returns the proposal for candidate number `sequence` (0-based), given
   // every candidate of the experiment that has finished so far.
-  virtual v1::Genome Propose(int64_t sequence,
-                             const std::vector<v1::Candidate>& finished) = 0;
+  virtual Proposal Propose(int64_t sequence,
+                           const std::vector<v1::Candidate>& finished) = 0;
 };
 
 // Fills unset fields of `space` with defaults and checks the bounds; returns
@@ -52,7 +63,8 @@ inline constexpr int64_t kResaltStride = int64_t{1} << 40;
 struct UniqueProposal {
   v1::Genome genome;
   // Set when `genome` is a morphism of a finished candidate's genome and the
-  // child is to start from that candidate's trained weights.
+  // child is to start from that candidate's trained weights (copied from the
+  // accepted Proposal; empty with unset morphism otherwise).
   std::string parent_id;
   v1::Morphism morphism;
   // Proposals made, 1 when the first one was new.

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/genome.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace evonas::search {
@@ -47,7 +48,7 @@ TEST(RandomSearchTest, ProposesValidGenomesWithinBounds) {
   v1::ExperimentSpec spec = SpecWithSeed(1);
   auto strategy = MakeStrategy(spec).value();
   for (int64_t n = 0; n < 500; ++n) {
-    v1::Genome genome = strategy->Propose(n, {});
+    v1::Genome genome = strategy->Propose(n, {}).genome;
     ASSERT_TRUE(ValidateGenome(genome).ok()) << DescribeGenome(genome);
     EXPECT_GE(genome.hidden_layers_size(), 1);
     EXPECT_LE(genome.hidden_layers_size(), 4);
@@ -65,7 +66,7 @@ TEST(RandomSearchTest, CoversTheSpace) {
   std::set<int> depths, activations;
   int min_width = 1 << 30, max_width = 0;
   for (int64_t n = 0; n < 500; ++n) {
-    v1::Genome genome = strategy->Propose(n, {});
+    v1::Genome genome = strategy->Propose(n, {}).genome;
     depths.insert(genome.hidden_layers_size());
     activations.insert(genome.hidden_layers(0).activation());
     for (const auto& layer : genome.hidden_layers()) {
@@ -84,14 +85,14 @@ TEST(RandomSearchTest, DeterministicPerSeedAndSequence) {
   auto b = MakeStrategy(SpecWithSeed(42)).value();
   auto c = MakeStrategy(SpecWithSeed(43)).value();
   // Order of calls does not matter: candidate n depends on (seed, n) only.
-  v1::Genome a5 = a->Propose(5, {});
+  v1::Genome a5 = a->Propose(5, {}).genome;
   b->Propose(0, {});
-  v1::Genome b5 = b->Propose(5, {});
+  v1::Genome b5 = b->Propose(5, {}).genome;
   EXPECT_EQ(a5.SerializeAsString(), b5.SerializeAsString());
   int differing = 0;
   for (int n = 0; n < 20; ++n) {
-    differing += a->Propose(n, {}).SerializeAsString() !=
-                 c->Propose(n, {}).SerializeAsString();
+    differing += a->Propose(n, {}).genome.SerializeAsString() !=
+                 c->Propose(n, {}).genome.SerializeAsString();
   }
   EXPECT_GT(differing, 15);
 }
@@ -124,8 +125,8 @@ TEST(MakeStrategyTest, BuildsRegularizedEvolutionAndChecksItsSettings) {
   ASSERT_TRUE(strategy.ok()) << strategy.status();
   // Before the population fills it samples like random search.
   auto random = MakeStrategy(SpecWithSeed(4)).value();
-  EXPECT_EQ(GenomeKey((*strategy)->Propose(3, {})),
-            GenomeKey(random->Propose(3, {})));
+  EXPECT_EQ(GenomeKey((*strategy)->Propose(3, {}).genome),
+            GenomeKey(random->Propose(3, {}).genome));
   spec.mutable_evolution()->set_tournament_size(50);
   EXPECT_EQ(MakeStrategy(spec).status().code(),
             absl::StatusCode::kInvalidArgument);
@@ -135,15 +136,22 @@ TEST(MakeStrategyTest, BuildsRegularizedEvolutionAndChecksItsSettings) {
 }
 
 // Proposes from a fixed list by sequence; a re-proposal (sequence beyond
-// the list) answers with the list entry at k, the salt multiple.
+// the list) answers with the list entry at k, the salt multiple, as a WIDEN
+// morphism of parent "p<k>".
 class ListStrategy : public Strategy {
  public:
   explicit ListStrategy(std::vector<v1::Genome> genomes)
       : genomes_(std::move(genomes)) {}
-  v1::Genome Propose(int64_t sequence,
-                     const std::vector<v1::Candidate>&) override {
+  Proposal Propose(int64_t sequence,
+                   const std::vector<v1::Candidate>&) override {
     asked.push_back(sequence);
-    return genomes_[(sequence / kResaltStride) % genomes_.size()];
+    const int64_t k = sequence / kResaltStride;
+    Proposal proposal;
+    proposal.genome = genomes_[k % genomes_.size()];
+    proposal.parent_id = absl::StrCat("p", k);
+    proposal.morphism.set_kind(v1::MORPHISM_KIND_WIDEN);
+    proposal.morphism.set_layer(static_cast<int>(k));
+    return proposal;
   }
   std::vector<int64_t> asked;
 
@@ -154,7 +162,7 @@ class ListStrategy : public Strategy {
 TEST(ProposeUniqueTest, ReproposesWithSaltedSequencesUntilNew) {
   auto random = MakeStrategy(SpecWithSeed(1)).value();
   std::vector<v1::Genome> genomes;
-  for (int n = 0; n < 3; ++n) genomes.push_back(random->Propose(n, {}));
+  for (int n = 0; n < 3; ++n) genomes.push_back(random->Propose(n, {}).genome);
   ListStrategy strategy(genomes);
   std::unordered_set<std::string> taken = {GenomeKey(genomes[0]),
                                            GenomeKey(genomes[1])};
@@ -162,6 +170,10 @@ TEST(ProposeUniqueTest, ReproposesWithSaltedSequencesUntilNew) {
   EXPECT_TRUE(proposal.unique);
   EXPECT_EQ(proposal.attempts, 3);
   EXPECT_EQ(GenomeKey(proposal.genome), GenomeKey(genomes[2]));
+  // The accepted proposal's parent and morphism come with it.
+  EXPECT_EQ(proposal.parent_id, "p2");
+  EXPECT_EQ(proposal.morphism.kind(), v1::MORPHISM_KIND_WIDEN);
+  EXPECT_EQ(proposal.morphism.layer(), 2);
   EXPECT_EQ(strategy.asked, (std::vector<int64_t>{7, 7 + kResaltStride,
                                                   7 + 2 * kResaltStride}));
 
@@ -171,6 +183,8 @@ TEST(ProposeUniqueTest, ReproposesWithSaltedSequencesUntilNew) {
   EXPECT_FALSE(proposal.unique);
   EXPECT_EQ(proposal.attempts, 5);
   EXPECT_EQ(GenomeKey(proposal.genome), GenomeKey(genomes[0]));
+  EXPECT_EQ(proposal.parent_id, "p0");
+  EXPECT_EQ(proposal.morphism.layer(), 0);
 
   // Nothing taken: one proposal.
   proposal = ProposeUnique(strategy, 7, {}, {}, 5);
