@@ -1,0 +1,31 @@
+#ifndef EVONAS_COMMON_GENOME_COST_H_
+#define EVONAS_COMMON_GENOME_COST_H_
+
+#include <cstdint>
+
+#include "evonas/v1/types.pb.h"
+
+namespace evonas {
+
+// The cheap objectives of `genome` (types.proto, GenomeCost) for a network
+// with `inputs` inputs and `outputs` outputs, summed over every stage
+// (Genome.hidden_layers and each of Genome.residual_stages; each stage is a
+// full MLP from the inputs to the outputs). Per affine layer with n_in
+// inputs and n_out outputs (hidden layers, residual or not, and the linear
+// output layer): n_in * n_out weights and n_out biases.
+//   parameter_count  = weights + biases
+//   flops_per_sample = weights (one multiply-add per weight; residual
+//                      additions, biases and activations are not counted)
+//   float64_bytes    = 8 * parameter_count
+//   float32_bytes    = 4 * parameter_count
+//   int8_bytes       = weights + 8 * rows + 8 * biases, where rows = biases
+//                      (one float64 scale per output row)
+// Standardisation constants are not weights and not counted. Does not
+// validate `genome`; a layer with a non-positive width counts as width 0.
+// Thread-safe, pure.
+v1::GenomeCost ComputeGenomeCost(const v1::Genome& genome, int64_t inputs,
+                                 int64_t outputs);
+
+}  // namespace evonas
+
+#endif  // EVONAS_COMMON_GENOME_COST_H_

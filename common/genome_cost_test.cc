@@ -1,0 +1,69 @@
+#include "common/genome_cost.h"
+
+#include "gtest/gtest.h"
+
+namespace evonas {
+namespace {
+
+v1::DenseLayer Layer(int width, bool residual = false) {
+  v1::DenseLayer layer;
+  layer.set_width(width);
+  layer.set_activation(v1::ACTIVATION_TANH);
+  layer.set_residual(residual);
+  return layer;
+}
+
+TEST(GenomeCostTest, SingleStageByHand) {
+  // 3 inputs -> 10 -> 5 -> 2 outputs.
+  v1::Genome genome;
+  *genome.add_hidden_layers() = Layer(10);
+  *genome.add_hidden_layers() = Layer(5);
+  const v1::GenomeCost cost = ComputeGenomeCost(genome, 3, 2);
+  // Weights 3*10 + 10*5 + 5*2 = 90; biases 10 + 5 + 2 = 17.
+  EXPECT_EQ(cost.parameter_count(), 107);
+  EXPECT_EQ(cost.flops_per_sample(), 90);
+  EXPECT_EQ(cost.float64_bytes(), 856);
+  EXPECT_EQ(cost.float32_bytes(), 428);
+  EXPECT_EQ(cost.int8_bytes(), 90 + 16 * 17);
+}
+
+TEST(GenomeCostTest, ResidualLayersAndStagesCount) {
+  // Stage 0: 2 -> 8 -> 8 (residual) -> 1. Weights 16 + 64 + 8 = 88,
+  // biases 8 + 8 + 1 = 17.
+  // Stage 1: 2 -> 4 -> 1. Weights 8 + 4 = 12, biases 4 + 1 = 5.
+  // Stage 2: 2 -> 3 -> 3 (residual) -> 1. Weights 6 + 9 + 3 = 18,
+  // biases 3 + 3 + 1 = 7.
+  v1::Genome genome;
+  *genome.add_hidden_layers() = Layer(8);
+  *genome.add_hidden_layers() = Layer(8, true);
+  v1::Stage* one = genome.add_residual_stages();
+  *one->add_hidden_layers() = Layer(4);
+  v1::Stage* two = genome.add_residual_stages();
+  *two->add_hidden_layers() = Layer(3);
+  *two->add_hidden_layers() = Layer(3, true);
+  const v1::GenomeCost cost = ComputeGenomeCost(genome, 2, 1);
+  const int64_t weights = 88 + 12 + 18;
+  const int64_t biases = 17 + 5 + 7;
+  EXPECT_EQ(cost.parameter_count(), weights + biases);
+  EXPECT_EQ(cost.flops_per_sample(), weights);
+  EXPECT_EQ(cost.float64_bytes(), 8 * (weights + biases));
+  EXPECT_EQ(cost.float32_bytes(), 4 * (weights + biases));
+  EXPECT_EQ(cost.int8_bytes(), weights + 16 * biases);
+}
+
+TEST(GenomeCostTest, GrowsWithWidthAndDepth) {
+  v1::Genome narrow;
+  *narrow.add_hidden_layers() = Layer(16);
+  v1::Genome wide = narrow;
+  wide.mutable_hidden_layers(0)->set_width(32);
+  v1::Genome deep = narrow;
+  *deep.add_hidden_layers() = Layer(16, true);
+  const int64_t base = ComputeGenomeCost(narrow, 3, 1).parameter_count();
+  EXPECT_EQ(base, 3 * 16 + 16 + 16 + 1);
+  EXPECT_GT(ComputeGenomeCost(wide, 3, 1).parameter_count(), base);
+  EXPECT_EQ(ComputeGenomeCost(deep, 3, 1).parameter_count(),
+            base + 16 * 16 + 16);
+}
+
+}  // namespace
+}  // namespace evonas
