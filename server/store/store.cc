@@ -11,7 +11,7 @@ namespace {
 
 // Each entry migrates from version i to i + 1. Never edit a released entry;
 // append a new one.
-constexpr std::array<absl::string_view, 2> kMigrations = {
+constexpr std::array<absl::string_view, 3> kMigrations = {
     R"sql(
 CREATE TABLE datasets (
   id TEXT PRIMARY KEY,
@@ -50,6 +50,32 @@ CREATE TABLE artifacts (
   PRIMARY KEY (candidate_id, format)
 );
 )sql",
+    // Version 3: bearer tokens (only their SHA-256) and the tenant that owns
+    // each data set and experiment. A data set's bytes are stored once, but
+    // every tenant that uploaded them has its own row with its own name and
+    // time, so one tenant never sees another's upload.
+    R"sql(
+CREATE TABLE tokens (
+  id TEXT PRIMARY KEY,
+  sha256 TEXT NOT NULL UNIQUE,
+  kind TEXT NOT NULL CHECK (kind IN ('client', 'worker')),
+  tenant TEXT NOT NULL DEFAULT '',
+  created_at_ms INTEGER NOT NULL,
+  revoked_at_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE dataset_owners (
+  tenant TEXT NOT NULL,
+  dataset_id TEXT NOT NULL REFERENCES datasets(id),
+  name TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (tenant, dataset_id)
+);
+CREATE TABLE experiment_owners (
+  experiment_id TEXT PRIMARY KEY REFERENCES experiments(id),
+  tenant TEXT NOT NULL
+);
+CREATE INDEX experiment_owners_by_tenant ON experiment_owners(tenant);
+)sql",
 };
 
 constexpr absl::string_view kCandidateColumns =
@@ -78,6 +104,16 @@ absl::StatusOr<StoredCandidate> ReadCandidate(const Statement& stmt) {
 }
 
 }  // namespace
+
+absl::Status DatasetNotFound(absl::string_view id) {
+  return absl::NotFoundError(absl::StrCat("no data set ", id));
+}
+absl::Status ExperimentNotFound(absl::string_view id) {
+  return absl::NotFoundError(absl::StrCat("no experiment ", id));
+}
+absl::Status CandidateNotFound(absl::string_view id) {
+  return absl::NotFoundError(absl::StrCat("no candidate ", id));
+}
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   EVONAS_ASSIGN_OR_RETURN(auto db, Database::Open(path));
@@ -138,7 +174,7 @@ absl::StatusOr<v1::Dataset> Store::GetDataset(const std::string& id) {
       Statement stmt, db_->Prepare("SELECT proto FROM datasets WHERE id = ?"));
   stmt.Bind(1, id);
   EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
-  if (!row) return absl::NotFoundError(absl::StrCat("no data set ", id));
+  if (!row) return DatasetNotFound(id);
   return ParseProto<v1::Dataset>(stmt.ColumnBlob(0), "data set");
 }
 
@@ -193,7 +229,7 @@ absl::StatusOr<v1::Experiment> Store::GetExperiment(const std::string& id) {
       db_->Prepare("SELECT proto FROM experiments WHERE id = ?"));
   stmt.Bind(1, id);
   EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
-  if (!row) return absl::NotFoundError(absl::StrCat("no experiment ", id));
+  if (!row) return ExperimentNotFound(id);
   EVONAS_ASSIGN_OR_RETURN(
       v1::Experiment experiment,
       ParseProto<v1::Experiment>(stmt.ColumnBlob(0), "experiment"));
@@ -323,7 +359,7 @@ absl::StatusOr<std::optional<StoredCandidate>> Store::QueryOneCandidate(
 
 absl::StatusOr<StoredCandidate> Store::GetCandidate(const std::string& id) {
   EVONAS_ASSIGN_OR_RETURN(auto found, QueryOneCandidate("id = ?", id));
-  if (!found) return absl::NotFoundError(absl::StrCat("no candidate ", id));
+  if (!found) return CandidateNotFound(id);
   return std::move(*found);
 }
 
@@ -425,6 +461,223 @@ absl::StatusOr<std::string> Store::ArtifactSha256(
         " file: the worker that trained it did not produce one"));
   }
   return stmt.ColumnText(0);
+}
+
+namespace {
+
+TokenRecord ReadToken(const Statement& stmt) {
+  TokenRecord token;
+  token.id = stmt.ColumnText(0);
+  token.sha256 = stmt.ColumnText(1);
+  token.kind = stmt.ColumnText(2);
+  token.tenant = stmt.ColumnText(3);
+  token.created_at_ms = stmt.ColumnInt(4);
+  token.revoked_at_ms = stmt.ColumnInt(5);
+  return token;
+}
+
+constexpr absl::string_view kTokenColumns =
+    "id, sha256, kind, tenant, created_at_ms, revoked_at_ms";
+
+DatasetOwnership ReadOwnership(const Statement& stmt) {
+  DatasetOwnership ownership;
+  ownership.tenant = stmt.ColumnText(0);
+  ownership.dataset_id = stmt.ColumnText(1);
+  ownership.name = stmt.ColumnText(2);
+  ownership.created_at_ms = stmt.ColumnInt(3);
+  return ownership;
+}
+
+}  // namespace
+
+absl::Status Store::InsertToken(const TokenRecord& token) {
+  {
+    EVONAS_ASSIGN_OR_RETURN(
+        Statement stmt,
+        db_->Prepare("SELECT COUNT(*) FROM tokens WHERE id = ? OR sha256 = ?"));
+    stmt.Bind(1, token.id).Bind(2, token.sha256);
+    EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (row && stmt.ColumnInt(0) > 0) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("token ", token.id, " or its secret exists already"));
+    }
+  }
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare(absl::StrCat("INSERT INTO tokens (", kTokenColumns,
+                                ") VALUES (?, ?, ?, ?, ?, ?)")));
+  return stmt.Bind(1, token.id)
+      .Bind(2, token.sha256)
+      .Bind(3, token.kind)
+      .Bind(4, token.tenant)
+      .Bind(5, token.created_at_ms)
+      .Bind(6, token.revoked_at_ms)
+      .Run();
+}
+
+absl::StatusOr<std::vector<TokenRecord>> Store::ListTokens() {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare(absl::StrCat("SELECT ", kTokenColumns,
+                                " FROM tokens ORDER BY created_at_ms, id")));
+  std::vector<TokenRecord> tokens;
+  while (true) {
+    EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    tokens.push_back(ReadToken(stmt));
+  }
+  return tokens;
+}
+
+absl::StatusOr<std::optional<TokenRecord>> Store::FindToken(
+    const std::string& sha256) {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare(absl::StrCat("SELECT ", kTokenColumns,
+                                " FROM tokens WHERE sha256 = ?")));
+  stmt.Bind(1, sha256);
+  EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return std::nullopt;
+  return ReadToken(stmt);
+}
+
+absl::Status Store::RevokeToken(const std::string& id, int64_t now_ms) {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("UPDATE tokens SET revoked_at_ms = ? WHERE id = ? AND "
+                   "revoked_at_ms = 0"));
+  EVONAS_RETURN_IF_ERROR(stmt.Bind(1, now_ms).Bind(2, id).Run());
+  if (db_->Changes() == 1) return absl::OkStatus();
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement exists, db_->Prepare("SELECT 1 FROM tokens WHERE id = ?"));
+  exists.Bind(1, id);
+  EVONAS_ASSIGN_OR_RETURN(bool row, exists.Step());
+  if (!row) {
+    return absl::NotFoundError(absl::StrCat(
+        "no token ", id, "; `evonas-controller token list` shows the ids"));
+  }
+  return absl::OkStatus();  // revoked before
+}
+
+absl::Status Store::AddDatasetOwner(const DatasetOwnership& ownership) {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("INSERT OR IGNORE INTO dataset_owners (tenant, dataset_id, "
+                   "name, created_at_ms) VALUES (?, ?, ?, ?)"));
+  return stmt.Bind(1, ownership.tenant)
+      .Bind(2, ownership.dataset_id)
+      .Bind(3, ownership.name)
+      .Bind(4, ownership.created_at_ms)
+      .Run();
+}
+
+absl::StatusOr<std::optional<DatasetOwnership>> Store::FindDatasetOwnership(
+    const std::string& tenant, const std::string& dataset_id) {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT tenant, dataset_id, name, created_at_ms FROM "
+                   "dataset_owners WHERE tenant = ? AND dataset_id = ?"));
+  stmt.Bind(1, tenant).Bind(2, dataset_id);
+  EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return std::nullopt;
+  return ReadOwnership(stmt);
+}
+
+absl::StatusOr<std::vector<DatasetOwnership>> Store::ListDatasetOwnerships(
+    const std::string& tenant) {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT tenant, dataset_id, name, created_at_ms FROM "
+                   "dataset_owners WHERE tenant = ? "
+                   "ORDER BY created_at_ms DESC, dataset_id"));
+  stmt.Bind(1, tenant);
+  std::vector<DatasetOwnership> ownerships;
+  while (true) {
+    EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    ownerships.push_back(ReadOwnership(stmt));
+  }
+  return ownerships;
+}
+
+namespace {
+
+absl::StatusOr<bool> RowExists(Database* db, absl::string_view sql,
+                               const std::string& arg) {
+  EVONAS_ASSIGN_OR_RETURN(Statement stmt, db->Prepare(sql));
+  stmt.Bind(1, arg);
+  return stmt.Step();
+}
+
+}  // namespace
+
+absl::StatusOr<bool> Store::DatasetExists(const std::string& id) {
+  return RowExists(db_.get(), "SELECT 1 FROM datasets WHERE id = ?", id);
+}
+
+absl::StatusOr<bool> Store::ExperimentExists(const std::string& id) {
+  return RowExists(db_.get(), "SELECT 1 FROM experiments WHERE id = ?", id);
+}
+
+absl::StatusOr<std::optional<std::string>> Store::ExperimentOfCandidate(
+    const std::string& candidate_id) {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT experiment_id FROM candidates WHERE id = ?"));
+  stmt.Bind(1, candidate_id);
+  EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return std::nullopt;
+  return stmt.ColumnText(0);
+}
+
+absl::Status Store::SetExperimentOwner(const std::string& experiment_id,
+                                       const std::string& tenant) {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("INSERT OR REPLACE INTO experiment_owners (experiment_id, "
+                   "tenant) VALUES (?, ?)"));
+  return stmt.Bind(1, experiment_id).Bind(2, tenant).Run();
+}
+
+absl::StatusOr<std::optional<std::string>> Store::ExperimentOwner(
+    const std::string& experiment_id) {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare(
+          "SELECT tenant FROM experiment_owners WHERE experiment_id = ?"));
+  stmt.Bind(1, experiment_id);
+  EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return std::nullopt;
+  return stmt.ColumnText(0);
+}
+
+absl::StatusOr<std::vector<std::string>> Store::ExperimentIdsOf(
+    const std::string& tenant) {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare(
+          "SELECT experiment_id FROM experiment_owners WHERE tenant = ?"));
+  stmt.Bind(1, tenant);
+  std::vector<std::string> ids;
+  while (true) {
+    EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    ids.push_back(stmt.ColumnText(0));
+  }
+  return ids;
+}
+
+absl::StatusOr<int64_t> Store::CountRunningExperiments(
+    const std::string& tenant) {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT COUNT(*) FROM experiment_owners o JOIN experiments "
+                   "e ON e.id = o.experiment_id WHERE o.tenant = ? AND "
+                   "e.state = ?"));
+  stmt.Bind(1, tenant).Bind(2,
+                            static_cast<int64_t>(v1::EXPERIMENT_STATE_RUNNING));
+  EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  return row ? stmt.ColumnInt(0) : 0;
 }
 
 absl::StatusOr<std::map<std::string, int64_t>> Store::RowCounts() {

@@ -23,6 +23,32 @@ struct StoredCandidate {
   double violation = 0;            // total requirement violation (see Assess)
 };
 
+// The NotFound statuses for an id that does not exist. Tenant isolation
+// answers with the same ones for another tenant's id, so that the two cannot
+// be told apart.
+absl::Status DatasetNotFound(absl::string_view id);
+absl::Status ExperimentNotFound(absl::string_view id);
+absl::Status CandidateNotFound(absl::string_view id);
+
+// A bearer token as stored: never the token itself, only its SHA-256.
+struct TokenRecord {
+  std::string id;      // public handle for `token list` and `token revoke`
+  std::string sha256;  // lower-case hex SHA-256 of the secret token
+  std::string kind;    // "client" or "worker"
+  std::string tenant;  // the client token's tenant; empty for workers
+  int64_t created_at_ms = 0;
+  int64_t revoked_at_ms = 0;  // 0 while valid
+};
+
+// One tenant's view of a data set it uploaded: the bytes (and id) are shared
+// by every tenant that uploaded them, the name and time are its own.
+struct DatasetOwnership {
+  std::string tenant;
+  std::string dataset_id;
+  std::string name;
+  int64_t created_at_ms = 0;
+};
+
 // Experiments, data sets and candidates in one SQLite database. Every
 // method is one statement or one transaction, so a crash leaves the database
 // at a committed state. Not thread-safe: the controller serialises calls.
@@ -84,6 +110,45 @@ class Store {
   // The blob of a candidate's file in `format`, or NotFound.
   absl::StatusOr<std::string> ArtifactSha256(const std::string& candidate_id,
                                              v1::ModelFormat format);
+
+  // --- Tokens and tenants (schema v3) ---
+  // AlreadyExists when the id or the hash is taken.
+  absl::Status InsertToken(const TokenRecord& token);
+  // Every token, oldest first.
+  absl::StatusOr<std::vector<TokenRecord>> ListTokens();
+  // The token whose secret hashes to `sha256`, revoked or not.
+  absl::StatusOr<std::optional<TokenRecord>> FindToken(
+      const std::string& sha256);
+  // Marks the token revoked at `now_ms` (a revoked token stays revoked);
+  // NotFound for an unknown id.
+  absl::Status RevokeToken(const std::string& id, int64_t now_ms);
+
+  // Records that `tenant` uploaded the data set, unless it did before (then
+  // its first name and time stay).
+  absl::Status AddDatasetOwner(const DatasetOwnership& ownership);
+  absl::StatusOr<std::optional<DatasetOwnership>> FindDatasetOwnership(
+      const std::string& tenant, const std::string& dataset_id);
+  // The tenant's data sets, newest first.
+  absl::StatusOr<std::vector<DatasetOwnership>> ListDatasetOwnerships(
+      const std::string& tenant);
+  // Whether a data set, experiment or candidate with the id exists at all.
+  absl::StatusOr<bool> DatasetExists(const std::string& id);
+  absl::StatusOr<bool> ExperimentExists(const std::string& id);
+  // The experiment of a candidate, or nullopt for an unknown candidate.
+  absl::StatusOr<std::optional<std::string>> ExperimentOfCandidate(
+      const std::string& candidate_id);
+
+  absl::Status SetExperimentOwner(const std::string& experiment_id,
+                                  const std::string& tenant);
+  // The owner of an experiment, or nullopt if it has none (unknown, or made
+  // by a controller running without authentication).
+  absl::StatusOr<std::optional<std::string>> ExperimentOwner(
+      const std::string& experiment_id);
+  // Ids of the tenant's experiments.
+  absl::StatusOr<std::vector<std::string>> ExperimentIdsOf(
+      const std::string& tenant);
+  // Number of the tenant's experiments in state RUNNING.
+  absl::StatusOr<int64_t> CountRunningExperiments(const std::string& tenant);
 
   // Number of rows in every table of the schema (schema_version included),
   // by table name; for health checks and tests that prove nothing changed.

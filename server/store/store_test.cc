@@ -29,7 +29,7 @@ StoredCandidate MakeCandidate(const std::string& experiment_id, int64_t seq,
 
 TEST(StoreTest, MigratesToNewestSchema) {
   auto store = Store::Open(":memory:").value();
-  EXPECT_EQ(store->SchemaVersion().value(), 2);
+  EXPECT_EQ(store->SchemaVersion().value(), 3);
 }
 
 TEST(StoreTest, ReopeningKeepsDataAndSchema) {
@@ -43,7 +43,7 @@ TEST(StoreTest, ReopeningKeepsDataAndSchema) {
     ASSERT_TRUE(store->InsertDataset(dataset).ok());
   }
   auto store = Store::Open(path).value();
-  EXPECT_EQ(store->SchemaVersion().value(), 2);
+  EXPECT_EQ(store->SchemaVersion().value(), 3);
   EXPECT_EQ(store->GetDataset("abc").value().columns(0), "x");
 }
 
@@ -182,11 +182,67 @@ TEST(StoreTest, RowCountsCoverEveryTableAndIntegrityCheckPasses) {
   const std::map<std::string, int64_t> counts = store->RowCounts().value();
   const std::map<std::string, int64_t> expected = {{"artifacts", 0},
                                                    {"candidates", 2},
+                                                   {"dataset_owners", 0},
                                                    {"datasets", 0},
+                                                   {"experiment_owners", 0},
                                                    {"experiments", 1},
-                                                   {"schema_version", 1}};
+                                                   {"schema_version", 1},
+                                                   {"tokens", 0}};
   EXPECT_EQ(counts, expected);
   EXPECT_TRUE(store->IntegrityCheck().ok());
+}
+
+TEST(StoreTest, TokensAreFoundByHashAndRevokedOnce) {
+  auto store = Store::Open(":memory:").value();
+  TokenRecord token{"tok-1", "hash-1", "client", "acme", 10, 0};
+  ASSERT_TRUE(store->InsertToken(token).ok());
+  EXPECT_EQ(store->InsertToken(token).code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(store->FindToken("hash-1").value()->tenant, "acme");
+  EXPECT_FALSE(store->FindToken("hash-2").value().has_value());
+  ASSERT_TRUE(store->RevokeToken("tok-1", 20).ok());
+  ASSERT_TRUE(store->RevokeToken("tok-1", 30).ok());  // stays at 20
+  EXPECT_EQ(store->FindToken("hash-1").value()->revoked_at_ms, 20);
+  EXPECT_EQ(store->RevokeToken("tok-9", 20).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->ListTokens().value().size(), 1u);
+}
+
+TEST(StoreTest, EachTenantHasItsOwnViewOfASharedDataset) {
+  auto store = Store::Open(":memory:").value();
+  v1::Dataset dataset;
+  dataset.set_id("abc");
+  ASSERT_TRUE(store->InsertDataset(dataset).ok());
+  ASSERT_TRUE(store->AddDatasetOwner({"acme", "abc", "a.csv", 1}).ok());
+  ASSERT_TRUE(store->AddDatasetOwner({"acme", "abc", "again.csv", 5}).ok());
+  ASSERT_TRUE(store->AddDatasetOwner({"beta", "abc", "b.csv", 2}).ok());
+  EXPECT_EQ(store->FindDatasetOwnership("acme", "abc").value()->name, "a.csv");
+  EXPECT_EQ(store->FindDatasetOwnership("beta", "abc").value()->name, "b.csv");
+  EXPECT_FALSE(store->FindDatasetOwnership("gamma", "abc").value());
+  EXPECT_EQ(store->ListDatasetOwnerships("beta").value().size(), 1u);
+  EXPECT_TRUE(store->DatasetExists("abc").value());
+  EXPECT_FALSE(store->DatasetExists("abd").value());
+}
+
+TEST(StoreTest, ExperimentOwnersAndRunningCounts) {
+  auto store = Store::Open(":memory:").value();
+  ASSERT_TRUE(store->InsertExperiment(MakeExperiment("e1", 1)).ok());
+  ASSERT_TRUE(store->InsertExperiment(MakeExperiment("e2", 2)).ok());
+  ASSERT_TRUE(store->InsertCandidate(
+                       MakeCandidate("e1", 0, v1::CANDIDATE_STATE_QUEUED))
+                  .ok());
+  ASSERT_TRUE(store->SetExperimentOwner("e1", "acme").ok());
+  ASSERT_TRUE(store->SetExperimentOwner("e2", "acme").ok());
+  EXPECT_EQ(store->ExperimentOwner("e1").value(), "acme");
+  EXPECT_FALSE(store->ExperimentOwner("e3").value().has_value());
+  EXPECT_EQ(store->CountRunningExperiments("acme").value(), 2);
+  ASSERT_TRUE(
+      store->SetExperimentState("e2", v1::EXPERIMENT_STATE_CANCELLED, 3).ok());
+  EXPECT_EQ(store->CountRunningExperiments("acme").value(), 1);
+  EXPECT_EQ(store->CountRunningExperiments("beta").value(), 0);
+  EXPECT_EQ(store->ExperimentIdsOf("acme").value().size(), 2u);
+  EXPECT_EQ(store->ExperimentOfCandidate("e1-c0").value(), "e1");
+  EXPECT_FALSE(store->ExperimentOfCandidate("e1-c9").value().has_value());
+  EXPECT_EQ(store->GetExperiment("e9").status(), ExperimentNotFound("e9"));
 }
 
 }  // namespace
