@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -107,6 +108,14 @@ absl::Status ValidateMlp(const MlpParameters& parameters) {
           absl::StrCat("MlpParameters.", name, " has unsupported activation ",
                        static_cast<int>(layer.activation)));
     }
+    if (layer.residual && (i == 0 || last || layer.inputs != layer.outputs)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "MlpParameters.", name, ".residual is set on ",
+          i == 0 ? "the first layer" : last ? "the output layer" : "a layer",
+          " with ", layer.inputs, " inputs and ", layer.outputs,
+          " outputs; a residual layer must be a hidden layer after the first "
+          "with as many outputs as inputs"));
+    }
   }
   const int64_t inputs = p.layers.front().inputs;
   const int64_t outputs = p.layers.back().outputs;
@@ -149,6 +158,9 @@ std::vector<double> Forward(const MlpParameters& parameters,
       }
     }
     Activate(layer.activation, next);
+    if (layer.residual) {
+      for (size_t i = 0; i < next.size(); ++i) next[i] = h[i] + next[i];
+    }
     h.swap(next);
   }
   const int64_t outputs = p.layers.back().outputs;
@@ -159,6 +171,53 @@ std::vector<double> Forward(const MlpParameters& parameters,
     }
   }
   return h;
+}
+
+absl::Status ValidateNetwork(const NetworkParameters& network) {
+  if (network.stages.empty()) {
+    return absl::InvalidArgumentError("NetworkParameters has no stages");
+  }
+  for (size_t k = 0; k < network.stages.size(); ++k) {
+    const MlpParameters& stage = network.stages[k];
+    if (absl::Status s = ValidateMlp(stage); !s.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("NetworkParameters.stages[", k, "]: ", s.message()));
+    }
+    const MlpParameters& first = network.stages.front();
+    if (stage.layers.front().inputs != first.layers.front().inputs ||
+        stage.layers.back().outputs != first.layers.back().outputs) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "NetworkParameters.stages[", k, "] has ",
+          stage.layers.front().inputs, " inputs and ",
+          stage.layers.back().outputs, " outputs, stages[0] has ",
+          first.layers.front().inputs, " and ", first.layers.back().outputs));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::vector<double> Forward(const NetworkParameters& network,
+                            const std::vector<double>& x, int64_t rows) {
+  if (!ValidateNetwork(network).ok()) return {};
+  std::vector<double> sum;
+  for (const MlpParameters& stage : network.stages) {
+    std::vector<double> out = Forward(stage, x, rows);
+    if (out.empty() && rows > 0) return {};
+    if (sum.empty()) {
+      sum = std::move(out);
+      continue;
+    }
+    for (size_t i = 0; i < sum.size(); ++i) sum[i] += out[i];
+  }
+  return sum;
+}
+
+int64_t ParameterCount(const NetworkParameters& network) {
+  int64_t count = 0;
+  for (const MlpParameters& stage : network.stages) {
+    count += ParameterCount(stage);
+  }
+  return count;
 }
 
 int64_t ParameterCount(const MlpParameters& parameters) {

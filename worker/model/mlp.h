@@ -12,7 +12,8 @@
 
 namespace evonas::model {
 
-// One affine layer y = activation(W x + b).
+// One affine layer y = activation(W x + b), or y = x + activation(W x + b)
+// for a residual layer.
 struct DenseParameters {
   int64_t inputs = 0;
   int64_t outputs = 0;
@@ -20,9 +21,12 @@ struct DenseParameters {
   std::vector<double> bias;    // outputs
   // ACTIVATION_UNSPECIFIED for the final (linear) layer.
   v1::Activation activation = v1::ACTIVATION_UNSPECIFIED;
+  // Adds the layer's input to its output; needs inputs == outputs and is
+  // never the first or the output layer.
+  bool residual = false;
 };
 
-// The whole network in raw units: x_std = (x - x_mean) / x_std, then the
+// One stage (or a whole single-stage network) in raw units: x_std = (x - x_mean) / x_std, then the
 // layers, then y = out * y_std + y_mean.
 struct MlpParameters {
   std::vector<double> x_mean, x_std;  // one per input
@@ -30,29 +34,52 @@ struct MlpParameters {
   std::vector<DenseParameters> layers;
 };
 
+// A multi-stage network (Wang & Lai 2023): its output is the sum of its
+// stages' outputs, each stage with its own standardisation. Stages after the
+// first are trained on the residual of the stages before them.
+struct NetworkParameters {
+  std::vector<MlpParameters> stages;
+};
+
 // OK when `parameters` describes a network Forward and the exporters can
 // run: at least one layer, each layer's inputs equal to the previous one's
 // outputs, weight and bias sizes matching, one mean and deviation per input
 // of the first layer and per output of the last, a known activation on every
-// layer but the last and none on the last. Otherwise InvalidArgument naming
-// the field. Does not look at the values (NaN weights are "valid").
+// layer but the last and none on the last, residual only on hidden layers
+// after the first whose inputs equal their outputs. Otherwise InvalidArgument
+// naming the field. Does not look at the values (NaN weights are "valid").
 absl::Status ValidateMlp(const MlpParameters& parameters);
+
+// OK when `network` has at least one stage, every stage passes ValidateMlp
+// and all stages have the first stage's inputs and outputs. Otherwise
+// InvalidArgument naming the field ("stages[1].layers[0].bias ...").
+absl::Status ValidateNetwork(const NetworkParameters& network);
 
 // The reference forward pass in plain float64 C++: `x` holds `rows` rows of
 // raw inputs (row-major, rows x inputs); returns rows x outputs raw outputs.
 // Computes what the trainer's TorchScript model computes, in the same order:
 // (x - x_mean) / x_std, per layer activation(W h + b) with tanh, relu,
 // silu(h) = h / (1 + exp(-h)), gelu(h) = (h / 2) (1 + erf(h / sqrt(2))) and
-// sin, a linear last layer, then out * y_std + y_mean. Results agree with
+// sin (plus h for a residual layer), a linear last layer, then
+// out * y_std + y_mean. Results agree with
 // LibTorch to rounding (summation order differs). Returns an empty vector
 // when ValidateMlp fails or x.size() != rows * inputs. Thread-safe.
 std::vector<double> Forward(const MlpParameters& parameters,
+                            const std::vector<double>& x, int64_t rows);
+
+// The staged network's output: the stages' outputs (Forward of each) summed
+// in stage order, ((f_0 + f_1) + f_2) + ..., as the exported models sum
+// them. So a stage that outputs exactly 0 leaves the sum bit-identical.
+// Empty when ValidateNetwork fails or x has the wrong size. Thread-safe.
+std::vector<double> Forward(const NetworkParameters& network,
                             const std::vector<double>& x, int64_t rows);
 
 // Trainable parameters: every weight and bias (the standardisation constants
 // are not counted), as v1::Metrics.parameter_count and evonas::ParameterCount
 // of the genome count them.
 int64_t ParameterCount(const MlpParameters& parameters);
+// The sum over all stages.
+int64_t ParameterCount(const NetworkParameters& network);
 
 }  // namespace evonas::model
 
