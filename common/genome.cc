@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 #include "evonas/v1/types.pb.h"
 
 namespace evonas {
@@ -24,66 +25,119 @@ std::string ShortScientific(double x) {
   return s.substr(0, end) + s.substr(e);
 }
 
-}  // namespace
-
-absl::Status ValidateGenome(const v1::Genome& genome) {
-  const int layers = genome.hidden_layers_size();
-  if (layers < 1 || layers > kMaxHiddenLayers) {
+// Checks one stage's hidden layers; `prefix` names the field, e.g.
+// "residual_stages[0].".
+absl::Status ValidateLayers(
+    const google::protobuf::RepeatedPtrField<v1::DenseLayer>& layers,
+    const std::string& prefix) {
+  const int count = layers.size();
+  if (count < 1 || count > kMaxHiddenLayers) {
     return absl::InvalidArgumentError(
-        absl::StrCat("hidden_layers must hold 1..", kMaxHiddenLayers,
-                     " layers, got ", layers));
+        absl::StrCat(prefix, "hidden_layers must hold 1..", kMaxHiddenLayers,
+                     " layers, got ", count));
   }
-  for (int i = 0; i < layers; ++i) {
-    const v1::DenseLayer& layer = genome.hidden_layers(i);
+  for (int i = 0; i < count; ++i) {
+    const v1::DenseLayer& layer = layers.Get(i);
+    const std::string name = absl::StrCat(prefix, "hidden_layers[", i, "]");
     if (layer.width() < 1 || layer.width() > kMaxLayerWidth) {
       return absl::InvalidArgumentError(
-          absl::StrCat("hidden_layers[", i, "].width must be in 1..",
-                       kMaxLayerWidth, ", got ", layer.width()));
+          absl::StrCat(name, ".width must be in 1..", kMaxLayerWidth,
+                       ", got ", layer.width()));
     }
     if (layer.activation() == v1::ACTIVATION_UNSPECIFIED) {
       return absl::InvalidArgumentError(
-          absl::StrCat("hidden_layers[", i, "].activation must be specified"));
+          absl::StrCat(name, ".activation must be specified"));
     }
     if (!v1::Activation_IsValid(layer.activation())) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "hidden_layers[", i, "].activation ",
-          static_cast<int>(layer.activation()), " is not a known activation"));
+          name, ".activation ", static_cast<int>(layer.activation()),
+          " is not a known activation"));
     }
-  }
-  const v1::TrainingConfig& training = genome.training();
-  const double lr = training.learning_rate();
-  if (!(std::isfinite(lr) && lr > 0 && lr <= 1)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("training.learning_rate must be in (0, 1], got ",
-                     absl::StrFormat("%g", lr)));
-  }
-  if (training.adam_steps() < 0 || training.adam_steps() > kMaxAdamSteps) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("training.adam_steps must be in 0..", kMaxAdamSteps,
-                     ", got ", training.adam_steps()));
-  }
-  if (training.lbfgs_steps() < 0 || training.lbfgs_steps() > kMaxLbfgsSteps) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("training.lbfgs_steps must be in 0..", kMaxLbfgsSteps,
-                     ", got ", training.lbfgs_steps()));
-  }
-  if (training.adam_steps() + training.lbfgs_steps() == 0) {
-    return absl::InvalidArgumentError(
-        "training.adam_steps + training.lbfgs_steps must be positive, got 0");
-  }
-  if (training.batch_size() < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("training.batch_size must be >= 0 (0 = full batch), got ",
-                     training.batch_size()));
+    if (layer.residual() && i == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          name, ".residual: the first hidden layer of a stage cannot be "
+                "residual (its input is the network's input)"));
+    }
+    if (layer.residual() && layer.width() != layers.Get(i - 1).width()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          name, ".residual: a residual layer's width must equal the previous "
+                "layer's width, ",
+          layers.Get(i - 1).width(), ", got ", layer.width()));
+    }
   }
   return absl::OkStatus();
 }
 
-int64_t ParameterCount(const v1::Genome& genome, int64_t inputs,
-                       int64_t outputs) {
+absl::Status ValidateTraining(const v1::TrainingConfig& training,
+                              const std::string& prefix) {
+  const std::string t = prefix + "training.";
+  const double lr = training.learning_rate();
+  if (!(std::isfinite(lr) && lr > 0 && lr <= 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(t, "learning_rate must be in (0, 1], got ",
+                     absl::StrFormat("%g", lr)));
+  }
+  if (training.adam_steps() < 0 || training.adam_steps() > kMaxAdamSteps) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(t, "adam_steps must be in 0..", kMaxAdamSteps, ", got ",
+                     training.adam_steps()));
+  }
+  if (training.lbfgs_steps() < 0 || training.lbfgs_steps() > kMaxLbfgsSteps) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(t, "lbfgs_steps must be in 0..", kMaxLbfgsSteps, ", got ",
+                     training.lbfgs_steps()));
+  }
+  if (training.adam_steps() + training.lbfgs_steps() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        t, "adam_steps + ", t, "lbfgs_steps must be positive, got 0"));
+  }
+  if (training.batch_size() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(t, "batch_size must be >= 0 (0 = full batch), got ",
+                     training.batch_size()));
+  }
+  if (training.warmup_steps() < 0 ||
+      training.warmup_steps() > training.adam_steps()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(t, "warmup_steps must be in 0..adam_steps (",
+                     training.adam_steps(), "), got ",
+                     training.warmup_steps()));
+  }
+  const double decay = training.weight_decay();
+  if (!(decay >= 0 && decay <= kMaxWeightDecay)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(t, "weight_decay must be in [0, ", kMaxWeightDecay,
+                     "], got ", absl::StrFormat("%g", decay)));
+  }
+  if (training.patience_steps() < 0 ||
+      training.patience_steps() > kMaxPatienceSteps) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(t, "patience_steps must be in 0..", kMaxPatienceSteps,
+                     ", got ", training.patience_steps()));
+  }
+  if (training.max_error_steps() < 0 ||
+      training.max_error_steps() > kMaxMaxErrorSteps) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(t, "max_error_steps must be in 0..", kMaxMaxErrorSteps,
+                     ", got ", training.max_error_steps()));
+  }
+  const int power = training.max_error_power();
+  if (power != 0 && (power < kMinMaxErrorPower || power > kMaxMaxErrorPower ||
+                     power % 2 != 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        t, "max_error_power must be 0 (default ", kDefaultMaxErrorPower,
+        ") or an even number in ", kMinMaxErrorPower, "..", kMaxMaxErrorPower,
+        ", got ", power));
+  }
+  return absl::OkStatus();
+}
+
+int64_t StageParameterCount(
+    const google::protobuf::RepeatedPtrField<v1::DenseLayer>& layers,
+    int64_t inputs, int64_t outputs) {
   int64_t total = 0;
   int64_t in = inputs;
-  for (const v1::DenseLayer& layer : genome.hidden_layers()) {
+  for (const v1::DenseLayer& layer : layers) {
     const int64_t out = layer.width();
     total += in * out + out;
     in = out;
@@ -92,30 +146,56 @@ int64_t ParameterCount(const v1::Genome& genome, int64_t inputs,
   return total;
 }
 
-std::string GenomeKey(const v1::Genome& genome) {
+std::string LayersKey(
+    const google::protobuf::RepeatedPtrField<v1::DenseLayer>& layers) {
   std::string key = "L";
-  for (int i = 0; i < genome.hidden_layers_size(); ++i) {
-    const v1::DenseLayer& layer = genome.hidden_layers(i);
+  for (int i = 0; i < layers.size(); ++i) {
+    const v1::DenseLayer& layer = layers.Get(i);
     absl::StrAppend(&key, i == 0 ? "" : "-", layer.width(), ".",
-                    static_cast<int>(layer.activation()));
+                    static_cast<int>(layer.activation()),
+                    layer.residual() ? "r" : "");
   }
-  const v1::TrainingConfig& training = genome.training();
-  // %a is exact and canonical for finite values; + 0.0 maps -0 to 0.
-  absl::StrAppend(&key, "|lr",
-                  absl::StrFormat("%a", training.learning_rate() + 0.0),
-                  "|a", training.adam_steps(), "|l", training.lbfgs_steps(),
-                  "|b", training.batch_size());
   return key;
 }
 
-std::string DescribeGenome(const v1::Genome& genome) {
+// %a is exact and canonical for finite values; + 0.0 maps -0 to 0.
+std::string ExactDouble(double x) { return absl::StrFormat("%a", x + 0.0); }
+
+// The genes added after the first release appear only when set, so that
+// older genomes keep their keys.
+std::string TrainingKey(const v1::TrainingConfig& training) {
+  std::string key = absl::StrCat(
+      "|lr", ExactDouble(training.learning_rate()), "|a",
+      training.adam_steps(), "|l", training.lbfgs_steps(), "|b",
+      training.batch_size());
+  if (training.warmup_steps() != 0) {
+    absl::StrAppend(&key, "|w", training.warmup_steps());
+  }
+  if (training.weight_decay() != 0) {
+    absl::StrAppend(&key, "|d", ExactDouble(training.weight_decay()));
+  }
+  if (training.patience_steps() != 0) {
+    absl::StrAppend(&key, "|p", training.patience_steps());
+  }
+  if (training.max_error_steps() != 0) {
+    absl::StrAppend(&key, "|m", training.max_error_steps());
+  }
+  if (training.max_error_power() != 0) {
+    absl::StrAppend(&key, "|q", training.max_error_power());
+  }
+  return key;
+}
+
+std::string DescribeStage(
+    const google::protobuf::RepeatedPtrField<v1::DenseLayer>& layers,
+    const v1::TrainingConfig& training) {
   std::string out;
-  for (const v1::DenseLayer& layer : genome.hidden_layers()) {
+  for (const v1::DenseLayer& layer : layers) {
     if (!out.empty()) out += '-';
-    absl::StrAppend(&out, layer.width(), ActivationName(layer.activation()));
+    absl::StrAppend(&out, layer.width(), ActivationName(layer.activation()),
+                    layer.residual() ? "+" : "");
   }
   if (out.empty()) out = "linear";
-  const v1::TrainingConfig& training = genome.training();
   absl::StrAppend(&out, " lr=", ShortScientific(training.learning_rate()),
                   " adam=", training.adam_steps(),
                   " lbfgs=", training.lbfgs_steps(), " batch=");
@@ -123,6 +203,73 @@ std::string DescribeGenome(const v1::Genome& genome) {
     out += "full";
   } else {
     absl::StrAppend(&out, training.batch_size());
+  }
+  if (training.warmup_steps() != 0) {
+    absl::StrAppend(&out, " warmup=", training.warmup_steps());
+  }
+  if (training.weight_decay() != 0) {
+    absl::StrAppend(&out, " wd=", ShortScientific(training.weight_decay()));
+  }
+  if (training.patience_steps() != 0) {
+    absl::StrAppend(&out, " patience=", training.patience_steps());
+  }
+  if (training.max_error_steps() != 0) {
+    absl::StrAppend(&out, " maxerr=", training.max_error_steps(), "^",
+                    training.max_error_power() == 0
+                        ? kDefaultMaxErrorPower
+                        : training.max_error_power());
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::Status ValidateGenome(const v1::Genome& genome) {
+  EVONAS_RETURN_IF_ERROR(ValidateLayers(genome.hidden_layers(), ""));
+  EVONAS_RETURN_IF_ERROR(ValidateTraining(genome.training(), ""));
+  if (genome.residual_stages_size() > kMaxResidualStages) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("residual_stages must hold 0..", kMaxResidualStages,
+                     " stages, got ", genome.residual_stages_size()));
+  }
+  for (int k = 0; k < genome.residual_stages_size(); ++k) {
+    const v1::Stage& stage = genome.residual_stages(k);
+    const std::string prefix = absl::StrCat("residual_stages[", k, "].");
+    EVONAS_RETURN_IF_ERROR(ValidateLayers(stage.hidden_layers(), prefix));
+    EVONAS_RETURN_IF_ERROR(ValidateTraining(stage.training(), prefix));
+  }
+  return absl::OkStatus();
+}
+
+int64_t ParameterCount(const v1::Genome& genome, int64_t inputs,
+                       int64_t outputs) {
+  int64_t total = StageParameterCount(genome.hidden_layers(), inputs, outputs);
+  for (const v1::Stage& stage : genome.residual_stages()) {
+    total += StageParameterCount(stage.hidden_layers(), inputs, outputs);
+  }
+  return total;
+}
+
+int StageCount(const v1::Genome& genome) {
+  return 1 + genome.residual_stages_size();
+}
+
+std::string GenomeKey(const v1::Genome& genome) {
+  std::string key = absl::StrCat(LayersKey(genome.hidden_layers()),
+                                 TrainingKey(genome.training()));
+  for (const v1::Stage& stage : genome.residual_stages()) {
+    absl::StrAppend(&key, "|S", LayersKey(stage.hidden_layers()),
+                    TrainingKey(stage.training()));
+  }
+  return key;
+}
+
+std::string DescribeGenome(const v1::Genome& genome) {
+  std::string out = DescribeStage(genome.hidden_layers(), genome.training());
+  for (int k = 0; k < genome.residual_stages_size(); ++k) {
+    const v1::Stage& stage = genome.residual_stages(k);
+    absl::StrAppend(&out, " | stage", k + 2, ": ",
+                    DescribeStage(stage.hidden_layers(), stage.training()));
   }
   return out;
 }

@@ -14,16 +14,32 @@ inline constexpr int kMaxHiddenLayers = 32;
 inline constexpr int kMaxLayerWidth = 4096;
 inline constexpr int kMaxAdamSteps = 1000000;
 inline constexpr int kMaxLbfgsSteps = 100000;
+inline constexpr int kMaxResidualStages = 7;
+inline constexpr double kMaxWeightDecay = 0.1;
+inline constexpr int kMaxPatienceSteps = 1000000;
+inline constexpr int kMaxMaxErrorSteps = 100000;
+inline constexpr int kMinMaxErrorPower = 4;
+inline constexpr int kMaxMaxErrorPower = 64;
+// The exponent of the max-error phase when TrainingConfig.max_error_power
+// is 0.
+inline constexpr int kDefaultMaxErrorPower = 8;
 
-// OK when a worker can build and train `genome`; otherwise InvalidArgument
-// naming the offending field.
+// OK when a worker can build and train `genome` (every stage: 1..32 hidden
+// layers, residual layers only after a layer of the same width, training
+// genes within the ranges of the proto comments; 0..7 residual stages);
+// otherwise InvalidArgument naming the offending field, e.g.
+// "residual_stages[1].hidden_layers[0].residual ...".
 absl::Status ValidateGenome(const v1::Genome& genome);
 
-// Trainable parameters of the MLP `genome` describes with `inputs` inputs
-// and `outputs` outputs: weights and biases of every hidden layer and of the
-// implicit linear output layer. Does not validate `genome`.
+// Trainable parameters of the network `genome` describes with `inputs`
+// inputs and `outputs` outputs: weights and biases of every hidden layer and
+// of the implicit linear output layer, summed over all stages. Does not
+// validate `genome`.
 int64_t ParameterCount(const v1::Genome& genome, int64_t inputs,
                        int64_t outputs);
+
+// Stages of `genome`: 1 + residual_stages_size().
+int StageCount(const v1::Genome& genome);
 
 // Canonical key of everything that determines how `genome` is built and
 // trained: two genomes get the same key exactly when every field is equal
@@ -34,7 +50,9 @@ int64_t ParameterCount(const v1::Genome& genome, int64_t inputs,
 std::string GenomeKey(const v1::Genome& genome);
 
 // Short human-readable description, e.g. "64tanh-32silu lr=3e-03 adam=2000
-// lbfgs=200 batch=full".
+// lbfgs=200 batch=full"; a residual layer reads "32tanh+", training genes
+// other than their defaults follow ("warmup=100 wd=1e-04 patience=500
+// maxerr=300^8"), then each further stage as " | stage2: ...".
 std::string DescribeGenome(const v1::Genome& genome);
 
 // Name of an activation as used in descriptions and the CLI: "tanh", "relu",

@@ -30,6 +30,21 @@ v1::Genome MakeGenome() {
   return genome;
 }
 
+// 16 sine -> 16 sine (residual), as a second stage.
+v1::Stage SineStage() {
+  v1::Stage stage;
+  for (bool residual : {false, true}) {
+    v1::DenseLayer* layer = stage.add_hidden_layers();
+    layer->set_width(16);
+    layer->set_activation(v1::ACTIVATION_SINE);
+    layer->set_residual(residual);
+  }
+  stage.mutable_training()->set_learning_rate(1e-3);
+  stage.mutable_training()->set_adam_steps(500);
+  stage.mutable_training()->set_lbfgs_steps(100);
+  return stage;
+}
+
 void ExpectInvalid(const v1::Genome& genome, const std::string& message) {
   const absl::Status status = ValidateGenome(genome);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
@@ -130,6 +145,104 @@ TEST(ValidateGenomeTest, BatchSize) {
   ExpectInvalid(genome, "training.batch_size must be >= 0");
 }
 
+TEST(ValidateGenomeTest, ResidualLayers) {
+  v1::Genome genome = MakeGenome();
+  genome.mutable_hidden_layers(1)->set_width(64);
+  genome.mutable_hidden_layers(1)->set_residual(true);
+  EXPECT_TRUE(ValidateGenome(genome).ok()) << ValidateGenome(genome);
+  genome.mutable_hidden_layers(1)->set_width(32);
+  ExpectInvalid(genome,
+                "hidden_layers[1].residual: a residual layer's width must "
+                "equal the previous layer's width, 64, got 32");
+  genome = MakeGenome();
+  genome.mutable_hidden_layers(0)->set_residual(true);
+  ExpectInvalid(genome, "hidden_layers[0].residual: the first hidden layer");
+}
+
+TEST(ValidateGenomeTest, ResidualStages) {
+  v1::Genome genome = MakeGenome();
+  for (int k = 0; k < kMaxResidualStages; ++k) {
+    *genome.add_residual_stages() = SineStage();
+  }
+  EXPECT_TRUE(ValidateGenome(genome).ok()) << ValidateGenome(genome);
+  *genome.add_residual_stages() = SineStage();
+  ExpectInvalid(genome, "residual_stages must hold 0..7 stages, got 8");
+
+  genome = MakeGenome();
+  *genome.add_residual_stages() = SineStage();
+  *genome.add_residual_stages() = SineStage();
+  genome.mutable_residual_stages(1)->clear_hidden_layers();
+  ExpectInvalid(genome,
+                "residual_stages[1].hidden_layers must hold 1..32 layers");
+  genome.mutable_residual_stages(1)->add_hidden_layers()->set_width(8);
+  ExpectInvalid(genome,
+                "residual_stages[1].hidden_layers[0].activation must be");
+  genome.mutable_residual_stages(1)->mutable_hidden_layers(0)->set_activation(
+      v1::ACTIVATION_TANH);
+  EXPECT_TRUE(ValidateGenome(genome).ok());
+  genome.mutable_residual_stages(1)->mutable_hidden_layers(0)->set_residual(
+      true);
+  ExpectInvalid(genome, "residual_stages[1].hidden_layers[0].residual");
+
+  genome = MakeGenome();
+  *genome.add_residual_stages() = SineStage();
+  genome.mutable_residual_stages(0)->mutable_training()->set_learning_rate(0);
+  ExpectInvalid(genome, "residual_stages[0].training.learning_rate must be");
+  genome.mutable_residual_stages(0)->clear_training();
+  ExpectInvalid(genome, "residual_stages[0].training.");
+}
+
+TEST(ValidateGenomeTest, TrainingGenes) {
+  v1::Genome genome = MakeGenome();
+  v1::TrainingConfig* t = genome.mutable_training();
+  t->set_warmup_steps(2000);
+  t->set_weight_decay(kMaxWeightDecay);
+  t->set_patience_steps(kMaxPatienceSteps);
+  t->set_max_error_steps(kMaxMaxErrorSteps);
+  t->set_max_error_power(64);
+  EXPECT_TRUE(ValidateGenome(genome).ok()) << ValidateGenome(genome);
+  t->set_max_error_power(4);
+  EXPECT_TRUE(ValidateGenome(genome).ok());
+
+  t->set_warmup_steps(2001);
+  ExpectInvalid(genome,
+                "training.warmup_steps must be in 0..adam_steps (2000), got "
+                "2001");
+  t->set_warmup_steps(-1);
+  ExpectInvalid(genome, "training.warmup_steps");
+  t->set_warmup_steps(0);
+  for (double decay : {-1e-9, 0.11, std::numeric_limits<double>::quiet_NaN()}) {
+    t->set_weight_decay(decay);
+    ExpectInvalid(genome, "training.weight_decay must be in [0, 0.1]");
+  }
+  t->set_weight_decay(0);
+  t->set_patience_steps(-1);
+  ExpectInvalid(genome, "training.patience_steps must be in 0..1000000");
+  t->set_patience_steps(kMaxPatienceSteps + 1);
+  ExpectInvalid(genome, "training.patience_steps");
+  t->set_patience_steps(0);
+  t->set_max_error_steps(kMaxMaxErrorSteps + 1);
+  ExpectInvalid(genome, "training.max_error_steps must be in 0..100000");
+  t->set_max_error_steps(-1);
+  ExpectInvalid(genome, "training.max_error_steps");
+  t->set_max_error_steps(10);
+  for (int power : {2, 5, 66, -8}) {
+    t->set_max_error_power(power);
+    ExpectInvalid(genome, "training.max_error_power must be 0 (default 8) or "
+                          "an even number in 4..64");
+  }
+}
+
+TEST(ParameterCountTest, CountsEveryStage) {
+  v1::Genome genome = MakeGenome();
+  *genome.add_residual_stages() = SineStage();
+  EXPECT_EQ(ParameterCount(genome, 3, 2),
+            ParameterCount(MakeGenome(), 3, 2) +
+                (3 * 16 + 16) + (16 * 16 + 16) + (16 * 2 + 2));
+  EXPECT_EQ(StageCount(genome), 2);
+  EXPECT_EQ(StageCount(MakeGenome()), 1);
+}
+
 TEST(ParameterCountTest, CountsWeightsAndBiasesWithOutputLayer) {
   // 3 -> 64 -> 32 -> 2: (3*64+64) + (64*32+32) + (32*2+2).
   EXPECT_EQ(ParameterCount(MakeGenome(), 3, 2),
@@ -165,6 +278,19 @@ TEST(DescribeGenomeTest, BatchAndPreciseLearningRate) {
             "64tanh-32silu lr=1.5e-03 adam=2000 lbfgs=200 batch=256");
 }
 
+TEST(DescribeGenomeTest, StagesAndTrainingGenes) {
+  v1::Genome genome = MakeGenome();
+  genome.mutable_training()->set_warmup_steps(100);
+  genome.mutable_training()->set_weight_decay(1e-4);
+  genome.mutable_training()->set_patience_steps(500);
+  genome.mutable_training()->set_max_error_steps(300);
+  *genome.add_residual_stages() = SineStage();
+  EXPECT_EQ(DescribeGenome(genome),
+            "64tanh-32silu lr=3e-03 adam=2000 lbfgs=200 batch=full "
+            "warmup=100 wd=1e-04 patience=500 maxerr=300^8 | stage2: "
+            "16sine-16sine+ lr=1e-03 adam=500 lbfgs=100 batch=full");
+}
+
 TEST(GenomeKeyTest, Example) {
   EXPECT_EQ(GenomeKey(MakeGenome()),
             "L64.1-32.3|lr0x1.89374bc6a7efap-9|a2000|l200|b0");
@@ -186,6 +312,27 @@ TEST(GenomeKeyTest, EveryFieldChangesTheKey) {
       [](v1::Genome& g) { g.mutable_training()->set_adam_steps(2001); },
       [](v1::Genome& g) { g.mutable_training()->set_lbfgs_steps(0); },
       [](v1::Genome& g) { g.mutable_training()->set_batch_size(64); },
+      [](v1::Genome& g) { g.mutable_hidden_layers(1)->set_residual(true); },
+      [](v1::Genome& g) { g.mutable_training()->set_warmup_steps(100); },
+      [](v1::Genome& g) { g.mutable_training()->set_weight_decay(1e-4); },
+      [](v1::Genome& g) { g.mutable_training()->set_patience_steps(500); },
+      [](v1::Genome& g) { g.mutable_training()->set_max_error_steps(300); },
+      [](v1::Genome& g) { g.mutable_training()->set_max_error_power(16); },
+      [](v1::Genome& g) { *g.add_residual_stages() = SineStage(); },
+      [](v1::Genome& g) {
+        *g.add_residual_stages() = SineStage();
+        *g.add_residual_stages() = SineStage();
+      },
+      [](v1::Genome& g) {
+        v1::Stage stage = SineStage();
+        stage.mutable_hidden_layers(1)->set_residual(false);
+        *g.add_residual_stages() = stage;
+      },
+      [](v1::Genome& g) {
+        v1::Stage stage = SineStage();
+        stage.mutable_training()->set_max_error_steps(1);
+        *g.add_residual_stages() = stage;
+      },
   };
   std::set<std::string> keys = {base};
   for (size_t i = 0; i < changes.size(); ++i) {
@@ -212,9 +359,10 @@ TEST(GenomeKeyTest, IgnoresEncodingAndUnknownFields) {
 // Fails when a field is added to the genome: add it to GenomeKey (so that
 // genomes differing only in it are not taken for duplicates), then here.
 TEST(GenomeKeyTest, CoversEveryGenomeField) {
-  EXPECT_EQ(v1::Genome::descriptor()->field_count(), 2);
-  EXPECT_EQ(v1::DenseLayer::descriptor()->field_count(), 2);
-  EXPECT_EQ(v1::TrainingConfig::descriptor()->field_count(), 4);
+  EXPECT_EQ(v1::Genome::descriptor()->field_count(), 3);
+  EXPECT_EQ(v1::Stage::descriptor()->field_count(), 2);
+  EXPECT_EQ(v1::DenseLayer::descriptor()->field_count(), 3);
+  EXPECT_EQ(v1::TrainingConfig::descriptor()->field_count(), 9);
 }
 
 TEST(ActivationNameTest, Names) {

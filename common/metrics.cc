@@ -32,6 +32,26 @@ class CompensatedSum {
   double compensation_ = 0;
 };
 
+// Sum over outputs of the squared deviations of `target` (row-major, rows x
+// outputs) from that output's mean; two passes for accuracy.
+double TotalSumOfSquares(const std::vector<double>& target, int64_t outputs) {
+  if (outputs <= 0) return 0;
+  const size_t columns = static_cast<size_t>(outputs);
+  const size_t rows = target.size() / columns;
+  if (rows == 0) return 0;
+  CompensatedSum total;
+  for (size_t j = 0; j < columns; ++j) {
+    CompensatedSum sum;
+    for (size_t r = 0; r < rows; ++r) sum.Add(target[r * columns + j]);
+    const double mean = sum.Sum() / static_cast<double>(rows);
+    for (size_t r = 0; r < rows; ++r) {
+      const double d = target[r * columns + j] - mean;
+      total.Add(d * d);
+    }
+  }
+  return total.Sum();
+}
+
 }  // namespace
 
 v1::Evaluation EvaluatePredictions(const std::vector<double>& predicted,
@@ -62,14 +82,17 @@ v1::Evaluation EvaluatePredictions(const std::vector<double>& predicted,
   }
   const double count = static_cast<double>(n);
   evaluation.set_fraction_within(static_cast<double>(within) / count);
+  const double total = TotalSumOfSquares(target, outputs);
   if (infinite) {
     evaluation.set_max_abs_error(kInfinity);
     evaluation.set_rmse(kInfinity);
     evaluation.set_mae(kInfinity);
+    if (total > 0) evaluation.set_r_squared(-kInfinity);
   } else {
     evaluation.set_max_abs_error(max_error);
     evaluation.set_rmse(std::sqrt(sum_sq.Sum() / count));
     evaluation.set_mae(sum_abs.Sum() / count);
+    if (total > 0) evaluation.set_r_squared(1.0 - sum_sq.Sum() / total);
   }
   return evaluation;
 }

@@ -23,6 +23,24 @@ TEST(EvaluatePredictionsTest, Basic) {
   EXPECT_DOUBLE_EQ(e.rmse(), std::sqrt((0 + 1 + 4 + 0.25) / 4));
 }
 
+TEST(EvaluatePredictionsTest, RSquaredPerOutputAboutItsOwnMean) {
+  // Output 0: targets 1, 3 (mean 2, SS_tot 2); output 1: 10, 30 (mean 20,
+  // SS_tot 200). Errors 1, 0, 0, 5: SS_res 26.
+  const v1::Evaluation e =
+      EvaluatePredictions({2, 10, 3, 35}, {1, 10, 3, 30}, 2, 0);
+  EXPECT_DOUBLE_EQ(e.r_squared(), 1.0 - 26.0 / 202.0);
+  // Predicting each output's mean gives 0; worse gives negative values.
+  EXPECT_DOUBLE_EQ(
+      EvaluatePredictions({2, 20, 2, 20}, {1, 10, 3, 30}, 2, 0).r_squared(),
+      0.0);
+  EXPECT_LT(
+      EvaluatePredictions({3, 30, 1, 10}, {1, 10, 3, 30}, 2, 0).r_squared(),
+      0.0);
+  // Constant targets: SS_tot is 0 and R^2 is 0 by definition.
+  EXPECT_EQ(EvaluatePredictions({1, 2}, {1, 1}, 1, 0).r_squared(), 0.0);
+  EXPECT_EQ(EvaluatePredictions({kNan, 2}, {0, 1}, 1, 0).r_squared(), -kInf);
+}
+
 TEST(EvaluatePredictionsTest, Perfect) {
   const v1::Evaluation e = EvaluatePredictions({1, -2, 3}, {1, -2, 3}, 1, 0);
   EXPECT_EQ(e.row_count(), 3);
@@ -30,6 +48,7 @@ TEST(EvaluatePredictionsTest, Perfect) {
   EXPECT_EQ(e.fraction_within(), 1);
   EXPECT_EQ(e.rmse(), 0);
   EXPECT_EQ(e.mae(), 0);
+  EXPECT_EQ(e.r_squared(), 1);
 }
 
 TEST(EvaluatePredictionsTest, NanPredictionIsInfiniteError) {
