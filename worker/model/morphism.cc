@@ -1,0 +1,545 @@
+#include "worker/model/morphism.h"
+
+#include <algorithm>
+#include <limits>
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/genome.h"
+#include "common/status_macros.h"
+
+namespace evonas::model {
+namespace {
+
+// The architecture of one stage: its hidden layers.
+using StageLayers = std::vector<v1::DenseLayer>;
+
+std::vector<StageLayers> Architecture(const v1::Genome& genome) {
+  std::vector<StageLayers> stages;
+  stages.emplace_back(genome.hidden_layers().begin(),
+                      genome.hidden_layers().end());
+  for (const v1::Stage& stage : genome.residual_stages()) {
+    stages.emplace_back(stage.hidden_layers().begin(),
+                        stage.hidden_layers().end());
+  }
+  return stages;
+}
+
+std::string Describe(const v1::DenseLayer& layer) {
+  return absl::StrCat(layer.width(), " ", ActivationName(layer.activation()),
+                      layer.residual() ? " residual" : "");
+}
+
+bool SameLayer(const v1::DenseLayer& a, const v1::DenseLayer& b) {
+  return a.width() == b.width() && a.activation() == b.activation() &&
+         a.residual() == b.residual();
+}
+
+std::string KindName(v1::MorphismKind kind) {
+  return v1::MorphismKind_Name(kind);
+}
+
+std::string Site(const v1::Morphism& m) {
+  return absl::StrCat(KindName(m.kind()), " of stage ", m.stage(), " layer ",
+                      m.layer());
+}
+
+// InvalidArgument "<site>: <what>".
+absl::Status Bad(const v1::Morphism& m, const std::string& what) {
+  return absl::InvalidArgumentError(absl::StrCat(Site(m), ": ", what));
+}
+
+// The child architecture `parent` turns into under `m`, taking from `child`
+// what the morphism does not fix (the new width, the inserted layer, the new
+// stage). InvalidArgument when the morphism cannot apply to `parent`.
+absl::StatusOr<std::vector<StageLayers>> Morph(
+    const std::vector<StageLayers>& parent,
+    const std::vector<StageLayers>& child, const v1::Morphism& m) {
+  std::vector<StageLayers> expected = parent;
+  const int stages = static_cast<int>(parent.size());
+  const int s = m.stage();
+  const int l = m.layer();
+  auto need_stage = [&]() -> absl::Status {
+    if (s < 0 || s >= stages) {
+      return Bad(m, absl::StrCat("the parent has stages 0..", stages - 1));
+    }
+    if (s >= static_cast<int>(child.size())) {
+      return Bad(m, absl::StrCat("the child has no stage ", s));
+    }
+    return absl::OkStatus();
+  };
+  auto need_layer = [&](int count) -> absl::Status {
+    if (l < 0 || l >= count) {
+      return Bad(m, absl::StrCat("stage ", s, " of the parent has layers 0..",
+                                 count - 1));
+    }
+    return absl::OkStatus();
+  };
+  switch (m.kind()) {
+    case v1::MORPHISM_KIND_CONTINUE:
+      break;
+    case v1::MORPHISM_KIND_WIDEN:
+    case v1::MORPHISM_KIND_NARROW: {
+      EVONAS_RETURN_IF_ERROR(need_stage());
+      EVONAS_RETURN_IF_ERROR(need_layer(static_cast<int>(parent[s].size())));
+      if (l >= static_cast<int>(child[s].size())) {
+        return Bad(m, absl::StrCat("the child's stage ", s, " has no layer ",
+                                   l));
+      }
+      const int before = parent[s][l].width();
+      const int after = child[s][l].width();
+      const bool widen = m.kind() == v1::MORPHISM_KIND_WIDEN;
+      if (widen ? after <= before : (after >= before || after < 1)) {
+        return Bad(m, absl::StrCat("the layer's width goes from ", before,
+                                   " to ", after, "; ",
+                                   widen ? "it must grow"
+                                         : "it must shrink and stay >= 1"));
+      }
+      expected[s][l].set_width(after);
+      break;
+    }
+    case v1::MORPHISM_KIND_DEEPEN: {
+      EVONAS_RETURN_IF_ERROR(need_stage());
+      const int count = static_cast<int>(parent[s].size());
+      if (l < 1 || l > count) {
+        return Bad(m, absl::StrCat("a layer can be inserted at 1..", count,
+                                   " (never first in a stage)"));
+      }
+      if (l >= static_cast<int>(child[s].size())) {
+        return Bad(m, absl::StrCat("the child's stage ", s, " has no layer ",
+                                   l));
+      }
+      const v1::DenseLayer& inserted = child[s][l];
+      if (!inserted.residual()) {
+        return Bad(m, "the inserted layer must be residual");
+      }
+      if (inserted.width() != parent[s][l - 1].width()) {
+        return Bad(m, absl::StrCat("the inserted layer has width ",
+                                   inserted.width(),
+                                   "; a residual layer needs its input width ",
+                                   parent[s][l - 1].width()));
+      }
+      expected[s].insert(expected[s].begin() + l, inserted);
+      break;
+    }
+    case v1::MORPHISM_KIND_REMOVE_LAYER: {
+      EVONAS_RETURN_IF_ERROR(need_stage());
+      EVONAS_RETURN_IF_ERROR(need_layer(static_cast<int>(parent[s].size())));
+      if (!parent[s][l].residual()) {
+        return Bad(m, "only a residual layer can be removed");
+      }
+      expected[s].erase(expected[s].begin() + l);
+      break;
+    }
+    case v1::MORPHISM_KIND_ADD_STAGE: {
+      if (s != stages) {
+        return Bad(m, absl::StrCat("the new stage's index must be ", stages,
+                                   ", the parent's stage count"));
+      }
+      if (static_cast<int>(child.size()) != stages + 1) {
+        return Bad(m, absl::StrCat("the child has ", child.size(),
+                                   " stages; expected ", stages + 1));
+      }
+      expected.push_back(child[s]);
+      break;
+    }
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown morphism kind ", static_cast<int>(m.kind())));
+  }
+  return expected;
+}
+
+
+// Half-width of the uniform distribution the trainer draws initial weights
+// from: Glorot, or He for ReLU layers.
+double InitBound(int64_t fan_in, int64_t fan_out, v1::Activation activation) {
+  return activation == v1::ACTIVATION_RELU
+             ? std::sqrt(6.0 / static_cast<double>(fan_in))
+             : std::sqrt(6.0 / static_cast<double>(fan_in + fan_out));
+}
+
+// A layer with fresh random weights and zero biases.
+DenseParameters RandomLayer(int64_t inputs, const v1::DenseLayer& genome,
+                            std::mt19937_64& rng) {
+  DenseParameters layer;
+  layer.inputs = inputs;
+  layer.outputs = genome.width();
+  layer.activation = genome.activation();
+  layer.residual = genome.residual();
+  std::uniform_real_distribution<double> uniform(
+      -1.0, 1.0);
+  const double bound = InitBound(inputs, layer.outputs, layer.activation);
+  layer.weight.resize(static_cast<size_t>(layer.outputs * inputs));
+  for (double& w : layer.weight) w = bound * uniform(rng);
+  layer.bias.assign(static_cast<size_t>(layer.outputs), 0.0);
+  return layer;
+}
+
+absl::Status CheckSample(const Samples& sample, const NetworkParameters& net,
+                         bool need_targets) {
+  const int64_t inputs = net.stages.front().layers.front().inputs;
+  const int64_t outputs = net.stages.front().layers.back().outputs;
+  const Matrix& x = sample.x;
+  if (x.rows < 1 || x.cols != inputs ||
+      static_cast<int64_t>(x.data.size()) != x.rows * x.cols) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the sample rows must be at least one row of ", inputs,
+        " inputs; got ", x.rows, " x ", x.cols, " with ", x.data.size(),
+        " values"));
+  }
+  const Matrix& y = sample.y;
+  if (need_targets &&
+      (y.rows != x.rows || y.cols != outputs ||
+       static_cast<int64_t>(y.data.size()) != y.rows * y.cols)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the sample needs ", x.rows, " rows of ", outputs, " targets; got ",
+        y.rows, " x ", y.cols, " with ", y.data.size(), " values"));
+  }
+  return absl::OkStatus();
+}
+
+// Net2Wider: layer `l` of `stage` grows to `width` neurons with random
+// incoming and zero outgoing weights.
+void Widen(MlpParameters& stage, size_t l, int64_t width,
+           std::mt19937_64& rng) {
+  DenseParameters& layer = stage.layers[l];
+  DenseParameters& next = stage.layers[l + 1];
+  const int64_t old_width = layer.outputs;
+  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+  const double bound = InitBound(layer.inputs, width, layer.activation);
+  for (int64_t i = 0; i < (width - old_width) * layer.inputs; ++i) {
+    layer.weight.push_back(bound * uniform(rng));  // rows are contiguous
+  }
+  layer.bias.resize(static_cast<size_t>(width), 0.0);
+  layer.outputs = width;
+  std::vector<double> weight(static_cast<size_t>(next.outputs * width), 0.0);
+  for (int64_t o = 0; o < next.outputs; ++o) {
+    std::copy_n(&next.weight[o * old_width], old_width, &weight[o * width]);
+  }
+  next.weight = std::move(weight);
+  next.inputs = width;
+}
+
+// The outputs of layer `l` of `stage` (after its activation and skip) for
+// the raw inputs `x`: the stage up to that layer, read out through an exact
+// identity layer, so that the reference Forward does the work.
+std::vector<double> LayerOutputs(const MlpParameters& stage, size_t l,
+                                 const Matrix& x) {
+  MlpParameters probe;
+  probe.x_mean = stage.x_mean;
+  probe.x_std = stage.x_std;
+  probe.layers.assign(stage.layers.begin(), stage.layers.begin() + l + 1);
+  const int64_t width = stage.layers[l].outputs;
+  DenseParameters identity;
+  identity.inputs = identity.outputs = width;
+  identity.weight.assign(static_cast<size_t>(width * width), 0.0);
+  for (int64_t j = 0; j < width; ++j) identity.weight[j * width + j] = 1.0;
+  identity.bias.assign(static_cast<size_t>(width), 0.0);
+  probe.layers.push_back(std::move(identity));
+  probe.y_mean.assign(static_cast<size_t>(width), 0.0);
+  probe.y_std.assign(static_cast<size_t>(width), 1.0);
+  return Forward(probe, x.data, x.rows);
+}
+
+// SNARE-style reduction: layer `l` of `stage` keeps its `width`
+// highest-scoring neurons; dropped neurons' mean outputs on `x` move into
+// the next layer's biases.
+absl::Status Narrow(MlpParameters& stage, size_t l, int64_t width,
+                    const Matrix& x) {
+  DenseParameters& layer = stage.layers[l];
+  DenseParameters& next = stage.layers[l + 1];
+  const int64_t old_width = layer.outputs;
+  const std::vector<double> h = LayerOutputs(stage, l, x);
+  if (static_cast<int64_t>(h.size()) != x.rows * old_width) {
+    return absl::InvalidArgumentError(
+        "cannot evaluate the parent's layer on the sample rows");
+  }
+  std::vector<double> mean(old_width, 0.0), mean_abs(old_width, 0.0);
+  for (int64_t r = 0; r < x.rows; ++r) {
+    for (int64_t j = 0; j < old_width; ++j) {
+      mean[j] += h[r * old_width + j];
+      mean_abs[j] += std::fabs(h[r * old_width + j]);
+    }
+  }
+  std::vector<double> score(old_width);
+  for (int64_t j = 0; j < old_width; ++j) {
+    mean[j] /= static_cast<double>(x.rows);
+    mean_abs[j] /= static_cast<double>(x.rows);
+    double norm2 = 0.0;
+    for (int64_t o = 0; o < next.outputs; ++o) {
+      const double w = next.weight[o * old_width + j];
+      norm2 += w * w;
+    }
+    score[j] = mean_abs[j] * std::sqrt(norm2);
+    if (!std::isfinite(score[j])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "neuron ", j, " of the parent's layer has a non-finite score"));
+    }
+  }
+  std::vector<int64_t> order(old_width);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return score[a] > score[b]; });
+  std::vector<bool> kept(old_width, false);
+  for (int64_t i = 0; i < width; ++i) kept[order[i]] = true;
+
+  DenseParameters narrowed = layer;
+  narrowed.outputs = width;
+  narrowed.weight.clear();
+  narrowed.bias.clear();
+  std::vector<double> next_weight;
+  next_weight.reserve(static_cast<size_t>(next.outputs * width));
+  for (int64_t j = 0; j < old_width; ++j) {
+    if (!kept[j]) continue;
+    narrowed.weight.insert(narrowed.weight.end(),
+                           layer.weight.begin() + j * layer.inputs,
+                           layer.weight.begin() + (j + 1) * layer.inputs);
+    narrowed.bias.push_back(layer.bias[j]);
+  }
+  for (int64_t o = 0; o < next.outputs; ++o) {
+    for (int64_t j = 0; j < old_width; ++j) {
+      const double w = next.weight[o * old_width + j];
+      if (kept[j]) {
+        next_weight.push_back(w);
+      } else {
+        next.bias[o] += w * mean[j];
+      }
+    }
+  }
+  layer = std::move(narrowed);
+  next.weight = std::move(next_weight);
+  next.inputs = width;
+  return absl::OkStatus();
+}
+
+// A new last stage for `genome`'s hidden layers: random hidden layers, a
+// zero output layer, the first stage's input standardisation, y_mean 0 and
+// y_std the population standard deviation of the residual of `parent` on
+// `sample` (1 where it is 0).
+absl::StatusOr<MlpParameters> NewStage(const NetworkParameters& parent,
+                                       const v1::Stage& genome,
+                                       const Samples& sample,
+                                       std::mt19937_64& rng) {
+  const MlpParameters& first = parent.stages.front();
+  const int64_t outputs = first.layers.back().outputs;
+  const std::vector<double> predicted =
+      Forward(parent, sample.x.data, sample.x.rows);
+  if (static_cast<int64_t>(predicted.size()) != sample.y.rows * outputs) {
+    return absl::InvalidArgumentError(
+        "cannot evaluate the parent network on the sample rows");
+  }
+  MlpParameters stage;
+  stage.x_mean = first.x_mean;
+  stage.x_std = first.x_std;
+  stage.y_mean.assign(static_cast<size_t>(outputs), 0.0);
+  stage.y_std.assign(static_cast<size_t>(outputs), 1.0);
+  const double n = static_cast<double>(sample.y.rows);
+  for (int64_t o = 0; o < outputs; ++o) {
+    double sum = 0.0;
+    for (int64_t r = 0; r < sample.y.rows; ++r) {
+      sum += sample.y.data[r * outputs + o] - predicted[r * outputs + o];
+    }
+    const double mean = sum / n;
+    double squares = 0.0;
+    for (int64_t r = 0; r < sample.y.rows; ++r) {
+      const double d =
+          sample.y.data[r * outputs + o] - predicted[r * outputs + o] - mean;
+      squares += d * d;
+    }
+    const double deviation = std::sqrt(squares / n);
+    if (!std::isfinite(deviation)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the parent's residual on output ", o,
+          " of the sample rows is not finite"));
+    }
+    if (deviation > 0) stage.y_std[o] = deviation;
+  }
+  int64_t inputs = first.layers.front().inputs;
+  for (const v1::DenseLayer& layer : genome.hidden_layers()) {
+    stage.layers.push_back(RandomLayer(inputs, layer, rng));
+    inputs = layer.width();
+  }
+  DenseParameters output;
+  output.inputs = inputs;
+  output.outputs = outputs;
+  output.weight.assign(static_cast<size_t>(inputs * outputs), 0.0);
+  output.bias.assign(static_cast<size_t>(outputs), 0.0);
+  stage.layers.push_back(std::move(output));
+  return stage;
+}
+
+}  // namespace
+
+bool IsFunctionPreserving(v1::MorphismKind kind) {
+  return kind == v1::MORPHISM_KIND_CONTINUE ||
+         kind == v1::MORPHISM_KIND_WIDEN || kind == v1::MORPHISM_KIND_DEEPEN ||
+         kind == v1::MORPHISM_KIND_ADD_STAGE;
+}
+
+absl::Status CheckMorphism(const v1::Genome& parent, const v1::Genome& child,
+                           const v1::Morphism& morphism) {
+  const std::vector<StageLayers> child_arch = Architecture(child);
+  EVONAS_ASSIGN_OR_RETURN(
+      const std::vector<StageLayers> expected,
+      Morph(Architecture(parent), child_arch, morphism));
+  const std::string context =
+      absl::StrCat("the child genome is not the parent's with ",
+                   Site(morphism), " applied: ");
+  if (expected.size() != child_arch.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(context, "it has ", child_arch.size(),
+                     " stages, expected ", expected.size()));
+  }
+  for (size_t s = 0; s < expected.size(); ++s) {
+    if (expected[s].size() != child_arch[s].size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          context, "its stage ", s, " has ", child_arch[s].size(),
+          " hidden layers, expected ", expected[s].size()));
+    }
+    for (size_t l = 0; l < expected[s].size(); ++l) {
+      if (!SameLayer(expected[s][l], child_arch[s][l])) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            context, "its stage ", s, " layer ", l, " is ",
+            Describe(child_arch[s][l]), ", expected ",
+            Describe(expected[s][l])));
+      }
+      if (expected[s][l].residual() &&
+          (l == 0 || expected[s][l].width() != expected[s][l - 1].width())) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            Site(morphism), " leaves residual layer ", l, " of stage ", s,
+            l == 0 ? " first in its stage"
+                   : " narrower or wider than its input"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckNetworkMatchesGenome(const NetworkParameters& network,
+                                       const v1::Genome& genome) {
+  EVONAS_RETURN_IF_ERROR(ValidateNetwork(network));
+  const std::vector<StageLayers> arch = Architecture(genome);
+  if (network.stages.size() != arch.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the network has ", network.stages.size(),
+                     " stages, the genome ", arch.size()));
+  }
+  for (size_t s = 0; s < arch.size(); ++s) {
+    const std::vector<DenseParameters>& layers = network.stages[s].layers;
+    if (layers.size() != arch[s].size() + 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "stage ", s, " of the network has ", layers.size() - 1,
+          " hidden layers, the genome ", arch[s].size()));
+    }
+    for (size_t l = 0; l < arch[s].size(); ++l) {
+      const DenseParameters& layer = layers[l];
+      v1::DenseLayer actual;
+      actual.set_width(static_cast<int32_t>(layer.outputs));
+      actual.set_activation(layer.activation);
+      actual.set_residual(layer.residual);
+      if (layer.outputs != arch[s][l].width() ||
+          !SameLayer(actual, arch[s][l])) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "stage ", s, " layer ", l, " of the network is ",
+            Describe(actual), ", the genome says ", Describe(arch[s][l])));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<NetworkParameters> ApplyMorphism(
+    const v1::Genome& parent_genome, const NetworkParameters& parent,
+    const v1::Morphism& morphism, const v1::Genome& child_genome,
+    uint64_t seed, const Samples& sample) {
+  EVONAS_RETURN_IF_ERROR(CheckMorphism(parent_genome, child_genome, morphism));
+  if (absl::Status match = CheckNetworkMatchesGenome(parent, parent_genome);
+      !match.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the parent's weights do not fit its genome: ", match.message()));
+  }
+  NetworkParameters child = parent;
+  std::mt19937_64 rng(seed);
+  const int s = morphism.stage();
+  const size_t l = static_cast<size_t>(morphism.layer());
+  const std::vector<StageLayers> child_arch = Architecture(child_genome);
+  switch (morphism.kind()) {
+    case v1::MORPHISM_KIND_CONTINUE:
+      break;
+    case v1::MORPHISM_KIND_WIDEN:
+      Widen(child.stages[s], l, child_arch[s][l].width(), rng);
+      break;
+    case v1::MORPHISM_KIND_NARROW:
+      EVONAS_RETURN_IF_ERROR(CheckSample(sample, parent, false));
+      EVONAS_RETURN_IF_ERROR(
+          Narrow(child.stages[s], l, child_arch[s][l].width(), sample.x));
+      break;
+    case v1::MORPHISM_KIND_DEEPEN: {
+      DenseParameters identity;
+      identity.inputs = identity.outputs = child_arch[s][l].width();
+      identity.weight.assign(
+          static_cast<size_t>(identity.inputs * identity.outputs), 0.0);
+      identity.bias.assign(static_cast<size_t>(identity.outputs), 0.0);
+      identity.activation = child_arch[s][l].activation();
+      identity.residual = true;
+      child.stages[s].layers.insert(child.stages[s].layers.begin() + l,
+                                    std::move(identity));
+      break;
+    }
+    case v1::MORPHISM_KIND_REMOVE_LAYER:
+      child.stages[s].layers.erase(child.stages[s].layers.begin() + l);
+      break;
+    case v1::MORPHISM_KIND_ADD_STAGE: {
+      EVONAS_RETURN_IF_ERROR(CheckSample(sample, parent, true));
+      EVONAS_ASSIGN_OR_RETURN(
+          MlpParameters stage,
+          NewStage(parent, child_genome.residual_stages(s - 1), sample, rng));
+      child.stages.push_back(std::move(stage));
+      break;
+    }
+    default:  // CheckMorphism refused it
+      break;
+  }
+  if (absl::Status fits = CheckNetworkMatchesGenome(child, child_genome);
+      !fits.ok()) {
+    return absl::InternalError(absl::StrCat(
+        Site(morphism), " gave weights that do not fit the child genome: ",
+        fits.message()));
+  }
+  return child;
+}
+
+absl::StatusOr<double> MaxRelativeOutputDifference(const NetworkParameters& a,
+                                                   const NetworkParameters& b,
+                                                   const Matrix& x) {
+  if (x.rows < 1) return 0.0;
+  const std::vector<double> fa = Forward(a, x.data, x.rows);
+  const std::vector<double> fb = Forward(b, x.data, x.rows);
+  if (fa.empty() || fa.size() != fb.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot compare the networks on ", x.rows, " rows of ", x.cols,
+        " inputs: they give ", fa.size(), " and ", fb.size(), " outputs"));
+  }
+  double largest = 0.0, difference = 0.0;
+  for (size_t i = 0; i < fa.size(); ++i) {
+    if (fa[i] == fb[i]) {
+      if (std::isfinite(fa[i])) largest = std::max(largest, std::fabs(fa[i]));
+      continue;
+    }
+    const double d = std::fabs(fb[i] - fa[i]);
+    if (!std::isfinite(d)) return std::numeric_limits<double>::infinity();
+    difference = std::max(difference, d);
+    largest = std::max(largest, std::fabs(fa[i]));
+  }
+  return difference / (largest > 0 ? largest : 1.0);
+}
+
+}  // namespace evonas::model

@@ -1,0 +1,537 @@
+#include "worker/model/morphism.h"
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "worker/model/mlp.h"
+
+namespace evonas::model {
+namespace {
+
+using ::testing::HasSubstr;
+
+constexpr int64_t kInputs = 3;
+constexpr int64_t kOutputs = 2;
+
+v1::DenseLayer Layer(int width, v1::Activation activation,
+                     bool residual = false) {
+  v1::DenseLayer layer;
+  layer.set_width(width);
+  layer.set_activation(activation);
+  layer.set_residual(residual);
+  return layer;
+}
+
+// Stage 0: 3 -> 8 tanh -> 8 silu residual -> 6 gelu -> 2;
+// stage 1: 3 -> 5 sine -> 5 relu residual -> 2.
+v1::Genome ParentGenome() {
+  v1::Genome genome;
+  *genome.add_hidden_layers() = Layer(8, v1::ACTIVATION_TANH);
+  *genome.add_hidden_layers() = Layer(8, v1::ACTIVATION_SILU, true);
+  *genome.add_hidden_layers() = Layer(6, v1::ACTIVATION_GELU);
+  genome.mutable_training()->set_learning_rate(1e-3);
+  genome.mutable_training()->set_adam_steps(100);
+  v1::Stage* stage = genome.add_residual_stages();
+  *stage->add_hidden_layers() = Layer(5, v1::ACTIVATION_SINE);
+  *stage->add_hidden_layers() = Layer(5, v1::ACTIVATION_RELU, true);
+  stage->mutable_training()->set_learning_rate(1e-3);
+  stage->mutable_training()->set_adam_steps(100);
+  return genome;
+}
+
+std::vector<double> Uniform(size_t n, double lo, double hi,
+                            std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> dist(lo, hi);
+  std::vector<double> values(n);
+  for (double& v : values) v = dist(rng);
+  return values;
+}
+
+// A "trained" network of `genome`: random weights, biases and scales.
+NetworkParameters RandomNetwork(const v1::Genome& genome, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  NetworkParameters network;
+  std::vector<const google::protobuf::RepeatedPtrField<v1::DenseLayer>*>
+      stages = {&genome.hidden_layers()};
+  for (const v1::Stage& stage : genome.residual_stages()) {
+    stages.push_back(&stage.hidden_layers());
+  }
+  for (const auto* layers : stages) {
+    MlpParameters stage;
+    stage.x_mean = Uniform(kInputs, -1, 1, rng);
+    stage.x_std = Uniform(kInputs, 0.5, 2, rng);
+    stage.y_mean = Uniform(kOutputs, -1, 1, rng);
+    stage.y_std = Uniform(kOutputs, 0.1, 3, rng);
+    int64_t in = kInputs;
+    for (const v1::DenseLayer& genes : *layers) {
+      DenseParameters layer;
+      layer.inputs = in;
+      layer.outputs = genes.width();
+      layer.weight = Uniform(in * genes.width(), -0.8, 0.8, rng);
+      layer.bias = Uniform(genes.width(), -0.5, 0.5, rng);
+      layer.activation = genes.activation();
+      layer.residual = genes.residual();
+      stage.layers.push_back(layer);
+      in = genes.width();
+    }
+    DenseParameters output;
+    output.inputs = in;
+    output.outputs = kOutputs;
+    output.weight = Uniform(in * kOutputs, -0.8, 0.8, rng);
+    output.bias = Uniform(kOutputs, -0.5, 0.5, rng);
+    stage.layers.push_back(output);
+    network.stages.push_back(stage);
+  }
+  return network;
+}
+
+Samples RandomSamples(int64_t rows, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  Samples samples;
+  samples.x = {rows, kInputs, Uniform(rows * kInputs, -3, 3, rng)};
+  samples.y = {rows, kOutputs, Uniform(rows * kOutputs, -5, 5, rng)};
+  return samples;
+}
+
+v1::Morphism Make(v1::MorphismKind kind, int stage, int layer) {
+  v1::Morphism morphism;
+  morphism.set_kind(kind);
+  morphism.set_stage(stage);
+  morphism.set_layer(layer);
+  return morphism;
+}
+
+// Largest |child - parent| relative to max(1, |parent|) on fresh random
+// inputs.
+double MaxOutputChange(const NetworkParameters& parent,
+                       const NetworkParameters& child) {
+  const Samples probe = RandomSamples(500, 99);
+  const std::vector<double> a = Forward(parent, probe.x.data, probe.x.rows);
+  const std::vector<double> b = Forward(child, probe.x.data, probe.x.rows);
+  EXPECT_EQ(a.size(), static_cast<size_t>(500 * kOutputs));
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    worst = std::max(worst,
+                     std::fabs(b[i] - a[i]) / std::max(1.0, std::fabs(a[i])));
+  }
+  return worst;
+}
+
+struct PreservingCase {
+  std::string name;
+  v1::Morphism morphism;
+  v1::Genome child;
+};
+
+std::vector<PreservingCase> PreservingCases() {
+  const v1::Genome parent = ParentGenome();
+  std::vector<PreservingCase> cases;
+  {
+    v1::Genome child = parent;
+    child.mutable_training()->set_learning_rate(3e-4);  // training genes only
+    child.mutable_training()->set_adam_steps(50);
+    cases.push_back(
+        {"continue", Make(v1::MORPHISM_KIND_CONTINUE, 0, 0), child});
+  }
+  {
+    // Layers 0 and 1 of stage 0 and both of stage 1 are or feed residual
+    // layers, whose widths are fixed: layer 2 of stage 0 is the one to widen.
+    v1::Genome child = parent;
+    child.mutable_hidden_layers(2)->set_width(11);
+    cases.push_back(
+        {"widen_stage0_layer2", Make(v1::MORPHISM_KIND_WIDEN, 0, 2), child});
+  }
+  for (int at : {1, 2, 3}) {
+    for (v1::Activation activation :
+         {v1::ACTIVATION_TANH, v1::ACTIVATION_RELU, v1::ACTIVATION_SILU,
+          v1::ACTIVATION_GELU, v1::ACTIVATION_SINE}) {
+      v1::Genome child = parent;
+      const int width = parent.hidden_layers(at - 1).width();
+      auto* layers = child.mutable_hidden_layers();
+      layers->Add();
+      for (int i = layers->size() - 1; i > at; --i) {
+        layers->SwapElements(i, i - 1);
+      }
+      *layers->Mutable(at) = Layer(width, activation, true);
+      cases.push_back({absl::StrCat("deepen_stage0_at", at, "_",
+                                    v1::Activation_Name(activation)),
+                       Make(v1::MORPHISM_KIND_DEEPEN, 0, at), child});
+    }
+  }
+  {
+    v1::Genome child = parent;
+    v1::Stage* stage = child.mutable_residual_stages(0);
+    *stage->add_hidden_layers() = Layer(5, v1::ACTIVATION_GELU, true);
+    cases.push_back(
+        {"deepen_stage1_end", Make(v1::MORPHISM_KIND_DEEPEN, 1, 2), child});
+  }
+  {
+    v1::Genome child = parent;
+    v1::Stage* stage = child.add_residual_stages();
+    *stage->add_hidden_layers() = Layer(7, v1::ACTIVATION_TANH);
+    *stage->add_hidden_layers() = Layer(7, v1::ACTIVATION_SILU, true);
+    *stage->add_hidden_layers() = Layer(3, v1::ACTIVATION_RELU);
+    stage->mutable_training()->set_learning_rate(1e-3);
+    stage->mutable_training()->set_adam_steps(10);
+    cases.push_back(
+        {"add_stage", Make(v1::MORPHISM_KIND_ADD_STAGE, 2, 0), child});
+  }
+  return cases;
+}
+
+TEST(MorphismTest, FunctionPreservingKindsKeepTheOutputs) {
+  const v1::Genome parent_genome = ParentGenome();
+  const Samples sample = RandomSamples(64, 7);
+  for (uint64_t seed : {1, 2, 3}) {
+    const NetworkParameters parent = RandomNetwork(parent_genome, seed);
+    for (const PreservingCase& c : PreservingCases()) {
+      SCOPED_TRACE(c.name);
+      ASSERT_TRUE(IsFunctionPreserving(c.morphism.kind()));
+      absl::StatusOr<NetworkParameters> child = ApplyMorphism(
+          parent_genome, parent, c.morphism, c.child, seed, sample);
+      ASSERT_TRUE(child.ok()) << child.status();
+      EXPECT_TRUE(CheckNetworkMatchesGenome(*child, c.child).ok());
+      EXPECT_LE(MaxOutputChange(parent, *child), 1e-10);
+      absl::StatusOr<double> relative =
+          MaxRelativeOutputDifference(parent, *child, sample.x);
+      ASSERT_TRUE(relative.ok()) << relative.status();
+      EXPECT_LE(*relative, 1e-10);
+    }
+  }
+}
+
+TEST(MorphismTest, WidenAddsRandomIncomingAndZeroOutgoingWeights) {
+  const v1::Genome parent_genome = ParentGenome();
+  const NetworkParameters parent = RandomNetwork(parent_genome, 5);
+  v1::Genome child_genome = parent_genome;
+  child_genome.mutable_hidden_layers(2)->set_width(10);
+  const v1::Morphism widen = Make(v1::MORPHISM_KIND_WIDEN, 0, 2);
+  const Samples sample = RandomSamples(8, 1);
+  auto a = ApplyMorphism(parent_genome, parent, widen, child_genome, 1, sample);
+  auto b = ApplyMorphism(parent_genome, parent, widen, child_genome, 1, sample);
+  auto c = ApplyMorphism(parent_genome, parent, widen, child_genome, 2, sample);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok()) << a.status();
+  const DenseParameters& layer = a->stages[0].layers[2];
+  const DenseParameters& next = a->stages[0].layers[3];
+  const DenseParameters& old = parent.stages[0].layers[2];
+  ASSERT_EQ(layer.outputs, 10);
+  ASSERT_EQ(layer.weight.size(), 10u * 8u);
+  ASSERT_EQ(next.inputs, 10);
+  // The old neurons are untouched, the new ones random and distinct.
+  for (size_t i = 0; i < old.weight.size(); ++i) {
+    EXPECT_EQ(layer.weight[i], old.weight[i]);
+  }
+  for (size_t i = old.weight.size(); i < layer.weight.size(); ++i) {
+    EXPECT_NE(layer.weight[i], 0.0);
+    EXPECT_LE(std::fabs(layer.weight[i]), std::sqrt(6.0 / (8 + 10)));
+  }
+  for (int64_t o = 0; o < next.outputs; ++o) {
+    for (int64_t j = 6; j < 10; ++j) EXPECT_EQ(next.weight[o * 10 + j], 0.0);
+    for (int64_t j = 0; j < 6; ++j) {
+      EXPECT_EQ(next.weight[o * 10 + j],
+                parent.stages[0].layers[3].weight[o * 6 + j]);
+    }
+  }
+  // Deterministic in the seed.
+  EXPECT_EQ(a->stages[0].layers[2].weight, b->stages[0].layers[2].weight);
+  EXPECT_NE(a->stages[0].layers[2].weight, c->stages[0].layers[2].weight);
+}
+
+TEST(MorphismTest, DeepenThenRemoveLayerGivesTheParentBack) {
+  const v1::Genome parent_genome = ParentGenome();
+  const NetworkParameters parent = RandomNetwork(parent_genome, 11);
+  v1::Genome deep = parent_genome;
+  *deep.mutable_residual_stages(0)->add_hidden_layers() =
+      Layer(5, v1::ACTIVATION_TANH, true);
+  const Samples sample = RandomSamples(8, 1);
+  auto deeper = ApplyMorphism(parent_genome, parent,
+                              Make(v1::MORPHISM_KIND_DEEPEN, 1, 2), deep, 3,
+                              sample);
+  ASSERT_TRUE(deeper.ok()) << deeper.status();
+  const DenseParameters& inserted = deeper->stages[1].layers[2];
+  EXPECT_TRUE(inserted.residual);
+  EXPECT_EQ(inserted.weight, std::vector<double>(25, 0.0));
+  EXPECT_EQ(inserted.bias, std::vector<double>(5, 0.0));
+  EXPECT_FALSE(IsFunctionPreserving(v1::MORPHISM_KIND_REMOVE_LAYER));
+  auto back = ApplyMorphism(deep, *deeper,
+                            Make(v1::MORPHISM_KIND_REMOVE_LAYER, 1, 2),
+                            parent_genome, 3, sample);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->stages.size(), parent.stages.size());
+  for (size_t s = 0; s < parent.stages.size(); ++s) {
+    ASSERT_EQ(back->stages[s].layers.size(), parent.stages[s].layers.size());
+    for (size_t l = 0; l < parent.stages[s].layers.size(); ++l) {
+      EXPECT_EQ(back->stages[s].layers[l].weight,
+                parent.stages[s].layers[l].weight);
+    }
+  }
+}
+
+TEST(MorphismTest, RemoveLayerDropsTheTrainedResidualLayer) {
+  const v1::Genome parent_genome = ParentGenome();
+  const NetworkParameters parent = RandomNetwork(parent_genome, 12);
+  v1::Genome child_genome = parent_genome;
+  child_genome.mutable_hidden_layers()->erase(
+      child_genome.mutable_hidden_layers()->begin() + 1);
+  auto child = ApplyMorphism(parent_genome, parent,
+                             Make(v1::MORPHISM_KIND_REMOVE_LAYER, 0, 1),
+                             child_genome, 1, RandomSamples(8, 1));
+  ASSERT_TRUE(child.ok()) << child.status();
+  ASSERT_EQ(child->stages[0].layers.size(), 3u);
+  EXPECT_EQ(child->stages[0].layers[0].weight,
+            parent.stages[0].layers[0].weight);
+  EXPECT_EQ(child->stages[0].layers[1].weight,
+            parent.stages[0].layers[2].weight);
+  EXPECT_EQ(child->stages[1].layers.size(), 3u);
+  EXPECT_GT(MaxOutputChange(parent, *child), 0.0);  // approximate
+}
+
+TEST(MorphismTest, AddStageScalesTheNewStageToTheResidual) {
+  const v1::Genome parent_genome = ParentGenome();
+  const NetworkParameters parent = RandomNetwork(parent_genome, 13);
+  v1::Genome child_genome = parent_genome;
+  *child_genome.add_residual_stages()->add_hidden_layers() =
+      Layer(4, v1::ACTIVATION_TANH);
+  const Samples sample = RandomSamples(200, 4);
+  auto child = ApplyMorphism(parent_genome, parent,
+                             Make(v1::MORPHISM_KIND_ADD_STAGE, 2, 0),
+                             child_genome, 1, sample);
+  ASSERT_TRUE(child.ok()) << child.status();
+  ASSERT_EQ(child->stages.size(), 3u);
+  const MlpParameters& stage = child->stages[2];
+  EXPECT_EQ(stage.x_mean, parent.stages[0].x_mean);
+  EXPECT_EQ(stage.x_std, parent.stages[0].x_std);
+  EXPECT_EQ(stage.y_mean, std::vector<double>(kOutputs, 0.0));
+  const std::vector<double> predicted =
+      Forward(parent, sample.x.data, sample.x.rows);
+  for (int64_t o = 0; o < kOutputs; ++o) {
+    double mean = 0, squares = 0;
+    for (int64_t r = 0; r < 200; ++r) {
+      mean += sample.y.data[r * kOutputs + o] - predicted[r * kOutputs + o];
+    }
+    mean /= 200;
+    for (int64_t r = 0; r < 200; ++r) {
+      const double d =
+          sample.y.data[r * kOutputs + o] - predicted[r * kOutputs + o] - mean;
+      squares += d * d;
+    }
+    EXPECT_NEAR(stage.y_std[o], std::sqrt(squares / 200), 1e-12);
+  }
+  EXPECT_EQ(stage.layers.back().weight, std::vector<double>(4 * kOutputs, 0.0));
+  EXPECT_NE(stage.layers.front().weight,
+            std::vector<double>(kInputs * 4, 0.0));
+}
+
+// One hidden layer of four ReLU neurons with known activations on a
+// constant sample and known outgoing weights, so the scores are known.
+TEST(MorphismTest, NarrowKeepsTheHighestScoringNeurons) {
+  v1::Genome parent_genome;
+  *parent_genome.add_hidden_layers() = Layer(4, v1::ACTIVATION_RELU);
+  NetworkParameters parent;
+  MlpParameters stage;
+  stage.x_mean = {0, 0, 0};
+  stage.x_std = {1, 1, 1};
+  stage.y_mean = {0.5, -1};
+  stage.y_std = {2, 3};
+  DenseParameters hidden;
+  hidden.inputs = 3;
+  hidden.outputs = 4;
+  // On x = (1, 0, 0), neuron j outputs j + 1 (mean |activation|).
+  hidden.weight = {1, 0.1, 0.2, 2, 0.3, 0.4, 3, 0.5, 0.6, 4, 0.7, 0.8};
+  hidden.bias = {0, 0, 0, 0};
+  hidden.activation = v1::ACTIVATION_RELU;
+  DenseParameters output;
+  output.inputs = 4;
+  output.outputs = 2;
+  // Outgoing norms 4, 0.1, 1, 0.5: scores 4, 0.2, 3, 2.
+  output.weight = {4, 0.1, 0, 0.3, 0, 0, 1, 0.4};
+  output.bias = {0.25, -0.5};
+  stage.layers = {hidden, output};
+  parent.stages = {stage};
+  v1::Genome child_genome = parent_genome;
+  child_genome.mutable_hidden_layers(0)->set_width(2);
+  Samples sample;
+  sample.x = {5, 3, {1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0}};
+  const v1::Morphism narrow = Make(v1::MORPHISM_KIND_NARROW, 0, 0);
+  EXPECT_FALSE(IsFunctionPreserving(narrow.kind()));
+  auto child =
+      ApplyMorphism(parent_genome, parent, narrow, child_genome, 1, sample);
+  ASSERT_TRUE(child.ok()) << child.status();
+  const DenseParameters& kept = child->stages[0].layers[0];
+  const DenseParameters& next = child->stages[0].layers[1];
+  // Neurons 0 and 2, in their order.
+  EXPECT_EQ(kept.weight, std::vector<double>({1, 0.1, 0.2, 3, 0.5, 0.6}));
+  EXPECT_EQ(next.weight, std::vector<double>({4, 0, 0, 1}));
+  // Dropped neurons 1 (mean 2) and 3 (mean 4) move into the biases.
+  EXPECT_DOUBLE_EQ(next.bias[0], 0.25 + 0.1 * 2 + 0.3 * 4);
+  EXPECT_DOUBLE_EQ(next.bias[1], -0.5 + 0 * 2 + 0.4 * 4);
+  // On the (constant) sample the outputs are kept.
+  const std::vector<double> a = Forward(parent, sample.x.data, 5);
+  const std::vector<double> b = Forward(*child, sample.x.data, 5);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-12);
+
+  Samples empty;
+  empty.x = {0, 3, {}};
+  EXPECT_THAT(ApplyMorphism(parent_genome, parent, narrow, child_genome, 1,
+                            empty)
+                  .status()
+                  .message(),
+              HasSubstr("at least one row"));
+}
+
+TEST(MorphismTest, NarrowOnATrainedLayerGivesTheChildsShapes) {
+  const v1::Genome parent_genome = ParentGenome();
+  const NetworkParameters parent = RandomNetwork(parent_genome, 21);
+  v1::Genome child_genome = parent_genome;
+  child_genome.mutable_hidden_layers(2)->set_width(3);
+  auto child = ApplyMorphism(parent_genome, parent,
+                             Make(v1::MORPHISM_KIND_NARROW, 0, 2),
+                             child_genome, 1, RandomSamples(50, 2));
+  ASSERT_TRUE(child.ok()) << child.status();
+  EXPECT_TRUE(CheckNetworkMatchesGenome(*child, child_genome).ok());
+  EXPECT_EQ(child->stages[0].layers[2].outputs, 3);
+  EXPECT_EQ(child->stages[0].layers[3].inputs, 3);
+  EXPECT_EQ(ParameterCount(*child),
+            ParameterCount(parent) - 3 * 8 - 3 - 3 * kOutputs);
+}
+
+struct BadCase {
+  std::string name;
+  v1::Morphism morphism;
+  v1::Genome child;
+  std::string message;
+};
+
+TEST(MorphismTest, RejectsMorphismsTheGenomesDoNotShow) {
+  const v1::Genome parent = ParentGenome();
+  std::vector<BadCase> cases;
+  auto with = [&](auto edit) {
+    v1::Genome child = parent;
+    edit(child);
+    return child;
+  };
+  cases.push_back({"unspecified", Make(v1::MORPHISM_KIND_UNSPECIFIED, 0, 0),
+                   parent, "unknown morphism kind"});
+  cases.push_back({"widen_not_wider", Make(v1::MORPHISM_KIND_WIDEN, 0, 2),
+                   parent, "it must grow"});
+  cases.push_back({"widen_no_stage", Make(v1::MORPHISM_KIND_WIDEN, 4, 0),
+                   parent, "the parent has stages 0..1"});
+  cases.push_back({"widen_no_layer", Make(v1::MORPHISM_KIND_WIDEN, 0, 3),
+                   parent, "has layers 0..2"});
+  cases.push_back(
+      {"widen_breaks_residual", Make(v1::MORPHISM_KIND_WIDEN, 0, 0),
+       with([](v1::Genome& g) { g.mutable_hidden_layers(0)->set_width(9); }),
+       "residual layer 1 of stage 0"});
+  cases.push_back(
+      {"widen_and_more", Make(v1::MORPHISM_KIND_WIDEN, 0, 2),
+       with([](v1::Genome& g) {
+         g.mutable_hidden_layers(2)->set_width(9);
+         g.mutable_hidden_layers(0)->set_activation(v1::ACTIVATION_RELU);
+       }),
+       "stage 0 layer 0 is 8 relu, expected 8 tanh"});
+  cases.push_back(
+      {"narrow_to_zero", Make(v1::MORPHISM_KIND_NARROW, 0, 2),
+       with([](v1::Genome& g) { g.mutable_hidden_layers(2)->set_width(0); }),
+       "must shrink and stay >= 1"});
+  cases.push_back(
+      {"deepen_first", Make(v1::MORPHISM_KIND_DEEPEN, 0, 0),
+       with([](v1::Genome& g) {
+         g.mutable_hidden_layers()->Add();
+         for (int i = g.hidden_layers_size() - 1; i > 0; --i) {
+           g.mutable_hidden_layers()->SwapElements(i, i - 1);
+         }
+         *g.mutable_hidden_layers(0) = Layer(3, v1::ACTIVATION_TANH, true);
+       }),
+       "never first"});
+  cases.push_back(
+      {"deepen_not_residual", Make(v1::MORPHISM_KIND_DEEPEN, 0, 3),
+       with([](v1::Genome& g) {
+         *g.add_hidden_layers() = Layer(6, v1::ACTIVATION_TANH);
+       }),
+       "must be residual"});
+  cases.push_back(
+      {"deepen_wrong_width", Make(v1::MORPHISM_KIND_DEEPEN, 0, 3),
+       with([](v1::Genome& g) {
+         *g.add_hidden_layers() = Layer(7, v1::ACTIVATION_TANH, true);
+       }),
+       "needs its input width 6"});
+  cases.push_back({"deepen_nothing", Make(v1::MORPHISM_KIND_DEEPEN, 0, 3),
+                   parent, "has no layer 3"});
+  cases.push_back(
+      {"remove_plain_layer", Make(v1::MORPHISM_KIND_REMOVE_LAYER, 0, 2),
+       with([](v1::Genome& g) { g.mutable_hidden_layers()->RemoveLast(); }),
+       "only a residual layer"});
+  cases.push_back({"remove_nothing",
+                   Make(v1::MORPHISM_KIND_REMOVE_LAYER, 0, 1), parent,
+                   "has 3 hidden layers, expected 2"});
+  cases.push_back({"add_stage_wrong_index",
+                   Make(v1::MORPHISM_KIND_ADD_STAGE, 1, 0),
+                   with([](v1::Genome& g) {
+                     *g.add_residual_stages()->add_hidden_layers() =
+                         Layer(3, v1::ACTIVATION_TANH);
+                   }),
+                   "must be 2"});
+  cases.push_back({"add_stage_none", Make(v1::MORPHISM_KIND_ADD_STAGE, 2, 0),
+                   parent, "the child has 2 stages; expected 3"});
+  cases.push_back({"continue_changed",
+                   Make(v1::MORPHISM_KIND_CONTINUE, 0, 0),
+                   with([](v1::Genome& g) {
+                     g.mutable_residual_stages(0)
+                         ->mutable_hidden_layers(0)
+                         ->set_width(4);
+                   }),
+                   "stage 1 layer 0 is 4 sine, expected 5 sine"});
+  const NetworkParameters weights = RandomNetwork(parent, 1);
+  for (const BadCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    absl::Status checked = CheckMorphism(parent, c.child, c.morphism);
+    EXPECT_EQ(checked.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(checked.message(), HasSubstr(c.message));
+    absl::StatusOr<NetworkParameters> applied = ApplyMorphism(
+        parent, weights, c.morphism, c.child, 1, RandomSamples(4, 1));
+    EXPECT_EQ(applied.status().code(), absl::StatusCode::kInvalidArgument);
+  }
+}
+
+TEST(MorphismTest, RejectsWeightsThatDoNotFitTheParentGenome) {
+  const v1::Genome parent = ParentGenome();
+  v1::Genome other = parent;
+  other.mutable_hidden_layers(2)->set_activation(v1::ACTIVATION_TANH);
+  const NetworkParameters weights = RandomNetwork(other, 1);
+  absl::StatusOr<NetworkParameters> applied =
+      ApplyMorphism(parent, weights, Make(v1::MORPHISM_KIND_CONTINUE, 0, 0),
+                    parent, 1, RandomSamples(4, 1));
+  EXPECT_EQ(applied.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(applied.status().message(),
+              HasSubstr("stage 0 layer 2 of the network is 6 tanh, the "
+                        "genome says 6 gelu"));
+}
+
+TEST(MorphismTest, MaxRelativeOutputDifferenceIsRelativeToTheOutputScale) {
+  const v1::Genome genome = ParentGenome();
+  const NetworkParameters a = RandomNetwork(genome, 1);
+  NetworkParameters b = a;
+  b.stages[0].y_mean[1] += 1e-3;
+  const Samples sample = RandomSamples(20, 3);
+  const std::vector<double> fa = Forward(a, sample.x.data, 20);
+  double largest = 0;
+  for (double v : fa) largest = std::max(largest, std::fabs(v));
+  absl::StatusOr<double> difference =
+      MaxRelativeOutputDifference(a, b, sample.x);
+  ASSERT_TRUE(difference.ok()) << difference.status();
+  EXPECT_NEAR(*difference, 1e-3 / largest, 1e-12);
+  Samples wrong;
+  wrong.x = {2, 1, {0, 0}};
+  EXPECT_EQ(MaxRelativeOutputDifference(a, b, wrong.x).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace evonas::model
