@@ -1,25 +1,38 @@
 #include "server/search/mutation.h"
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstdlib>
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "common/genome.h"
+#include "google/protobuf/util/message_differencer.h"
 
 namespace evonas::search {
 namespace {
 
-using Operator = std::optional<v1::Genome> (*)(const v1::Genome&,
-                                               const v1::SearchSpace&,
-                                               std::mt19937_64&);
+using Layers = google::protobuf::RepeatedPtrField<v1::DenseLayer>;
+using Operator = std::optional<Child> (*)(const v1::Genome&,
+                                          const v1::SearchSpace&,
+                                          std::mt19937_64&);
+
+// A hidden layer: its stage and its index within the stage.
+struct Location {
+  int stage = 0;
+  int layer = 0;
+};
 
 int UniformInt(std::mt19937_64& rng, int lo, int hi) {
   return std::uniform_int_distribution<int>(lo, hi)(rng);
 }
 
 bool Coin(std::mt19937_64& rng) { return UniformInt(rng, 0, 1) == 1; }
+
+template <typename T>
+const T& PickOne(const std::vector<T>& items, std::mt19937_64& rng) {
+  return items[UniformInt(rng, 0, static_cast<int>(items.size()) - 1)];
+}
 
 // A factor in (1, 2], log-uniform.
 double GrowthFactor(std::mt19937_64& rng) {
@@ -44,168 +57,446 @@ double RoundToThreeDigits(double x) {
   return std::strtod(absl::StrFormat("%.2e", x).c_str(), nullptr);
 }
 
-}  // namespace
+int StageCount(const v1::Genome& genome) {
+  return 1 + genome.residual_stages_size();
+}
 
-v1::Genome ClampToSpace(const v1::Genome& genome,
-                        const v1::SearchSpace& space) {
-  v1::Genome out = genome;
-  auto* layers = out.mutable_hidden_layers();
-  if (layers->empty()) {
-    v1::DenseLayer* layer = layers->Add();
+const Layers& StageLayers(const v1::Genome& genome, int stage) {
+  return stage == 0 ? genome.hidden_layers()
+                    : genome.residual_stages(stage - 1).hidden_layers();
+}
+
+Layers& MutableStageLayers(v1::Genome& genome, int stage) {
+  return stage == 0
+             ? *genome.mutable_hidden_layers()
+             : *genome.mutable_residual_stages(stage - 1)->mutable_hidden_layers();
+}
+
+v1::TrainingConfig& MutableStageTraining(v1::Genome& genome, int stage) {
+  return stage == 0 ? *genome.mutable_training()
+                    : *genome.mutable_residual_stages(stage - 1)
+                           ->mutable_training();
+}
+
+// Clears residual flags that the proto's rule (width equal to the
+// predecessor's, never first) or the space forbids.
+void FixResiduals(Layers& layers, bool allowed) {
+  for (int i = 0; i < layers.size(); ++i) {
+    v1::DenseLayer& layer = layers[i];
+    if (layer.residual() &&
+        (!allowed || i == 0 || layer.width() != layers[i - 1].width())) {
+      layer.set_residual(false);
+    }
+  }
+}
+
+void ClampLayers(Layers& layers, const v1::SearchSpace& space) {
+  if (layers.empty()) {
+    v1::DenseLayer* layer = layers.Add();
     layer->set_width(space.min_width());
     layer->set_activation(static_cast<v1::Activation>(space.activations(0)));
   }
-  while (layers->size() > space.max_depth()) layers->RemoveLast();
-  while (layers->size() < space.min_depth()) {
-    v1::DenseLayer last = layers->Get(layers->size() - 1);
-    *layers->Add() = last;
+  while (layers.size() > space.max_depth()) layers.RemoveLast();
+  while (layers.size() < space.min_depth()) {
+    v1::DenseLayer last = layers.Get(layers.size() - 1);
+    *layers.Add() = last;
   }
-  for (v1::DenseLayer& layer : *layers) {
+  for (v1::DenseLayer& layer : layers) {
     layer.set_width(
         std::clamp(layer.width(), space.min_width(), space.max_width()));
     if (!InSpace(layer.activation(), space)) {
       layer.set_activation(static_cast<v1::Activation>(space.activations(0)));
     }
   }
-  v1::TrainingConfig* training = out.mutable_training();
-  double lr = training->learning_rate();
+  FixResiduals(layers, space.allow_residual());
+}
+
+void ClampTraining(v1::TrainingConfig& training,
+                   const v1::SearchSpace& space) {
+  double lr = training.learning_rate();
   if (!(lr >= space.min_learning_rate())) lr = space.min_learning_rate();
   if (!(lr <= space.max_learning_rate())) lr = space.max_learning_rate();
-  training->set_learning_rate(lr);
-  training->set_adam_steps(std::clamp(
-      training->adam_steps(), space.min_adam_steps(), space.max_adam_steps()));
-  training->set_lbfgs_steps(space.lbfgs_steps());
-  if (training->batch_size() < 0) training->set_batch_size(0);
-  return out;
+  training.set_learning_rate(lr);
+  training.set_adam_steps(std::clamp(
+      training.adam_steps(), space.min_adam_steps(), space.max_adam_steps()));
+  training.set_lbfgs_steps(space.lbfgs_steps());
+  if (training.batch_size() < 0) training.set_batch_size(0);
+  training.set_warmup_steps(
+      std::clamp(training.warmup_steps(), 0, training.adam_steps()));
+  const double decay = training.weight_decay();
+  training.set_weight_decay(decay > 0 ? std::min(decay, kMaxWeightDecay) : 0);
+  training.set_patience_steps(
+      std::clamp(training.patience_steps(), 0, kMaxPatienceSteps));
+  training.set_max_error_steps(
+      std::clamp(training.max_error_steps(), 0, kMaxMaxErrorSteps));
+  const int power = training.max_error_power();
+  if (power != 0 && (power < kMinMaxErrorPower || power > kMaxMaxErrorPower ||
+                     power % 2 != 0)) {
+    training.set_max_error_power(0);
+  }
 }
 
-std::optional<v1::Genome> AddLayer(const v1::Genome& genome,
-                                   const v1::SearchSpace& space,
-                                   std::mt19937_64& rng) {
+// A child that trains from scratch.
+Child FromScratch(v1::Genome out) { return {std::move(out), {}}; }
+
+// The child `out` of `parent` (whose clamped form is `clamped`): a morphism
+// of the given kind when the parent was inside the space.
+Child MakeChild(const v1::Genome& parent, const v1::Genome& clamped,
+                v1::Genome out, v1::MorphismKind kind, Location where) {
+  Child child;
+  child.genome = std::move(out);
+  if (kind != v1::MORPHISM_KIND_UNSPECIFIED &&
+      google::protobuf::util::MessageDifferencer::Equals(parent, clamped)) {
+    child.morphism.set_kind(kind);
+    child.morphism.set_stage(where.stage);
+    child.morphism.set_layer(where.layer);
+  }
+  return child;
+}
+
+// Every layer of every stage for which `eligible(layers, index)` holds.
+template <typename Predicate>
+std::vector<Location> Eligible(const v1::Genome& genome, Predicate eligible) {
+  std::vector<Location> found;
+  for (int s = 0; s < StageCount(genome); ++s) {
+    const Layers& layers = StageLayers(genome, s);
+    for (int i = 0; i < layers.size(); ++i) {
+      if (eligible(layers, i)) found.push_back({s, i});
+    }
+  }
+  return found;
+}
+
+// Outside residual chains: resizing the layer breaks no width equality.
+bool Resizable(const Layers& layers, int i) {
+  return !layers[i].residual() &&
+         !(i + 1 < layers.size() && layers[i + 1].residual());
+}
+
+std::optional<Child> RemoveAt(const v1::Genome& genome,
+                              const v1::SearchSpace& space, bool residual_only,
+                              std::mt19937_64& rng) {
   v1::Genome out = ClampToSpace(genome, space);
-  const int depth = out.hidden_layers_size();
-  if (depth >= space.max_depth()) return std::nullopt;
-  const int position = UniformInt(rng, 0, depth);
-  std::vector<v1::DenseLayer> layers(out.hidden_layers().begin(),
-                                     out.hidden_layers().end());
-  const v1::DenseLayer copy = layers[std::max(0, position - 1)];
-  layers.insert(layers.begin() + position, copy);
-  out.clear_hidden_layers();
-  for (v1::DenseLayer& layer : layers) *out.add_hidden_layers() = layer;
+  const int min_depth = space.min_depth();
+  const std::vector<Location> eligible =
+      Eligible(out, [&](const Layers& layers, int i) {
+        return layers.size() > min_depth &&
+               (!residual_only || layers[i].residual());
+      });
+  if (eligible.empty()) return std::nullopt;
+  const Location where = PickOne(eligible, rng);
+  Layers& layers = MutableStageLayers(out, where.stage);
+  const bool residual = layers[where.layer].residual();
+  layers.erase(layers.begin() + where.layer);
+  FixResiduals(layers, space.allow_residual());
+  return MakeChild(genome, ClampToSpace(genome, space), std::move(out),
+                   residual ? v1::MORPHISM_KIND_REMOVE_LAYER
+                            : v1::MORPHISM_KIND_UNSPECIFIED,
+                   where);
+}
+
+// The stage whose training a training-gene operator changes.
+int PickTrainingStage(const v1::Genome& genome, std::mt19937_64& rng) {
+  const int stages = StageCount(genome);
+  return stages > 1 ? UniformInt(rng, 0, stages - 1) : 0;
+}
+
+std::optional<Child> ApplyFirstApplicable(std::vector<Operator> operators,
+                                          const v1::Genome& genome,
+                                          const v1::SearchSpace& space,
+                                          std::mt19937_64& rng) {
+  // The first applicable operator of a random permutation is uniform over
+  // the applicable ones.
+  std::shuffle(operators.begin(), operators.end(), rng);
+  for (Operator op : operators) {
+    std::optional<Child> child = op(genome, space, rng);
+    if (child) return child;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+v1::Genome ClampToSpace(const v1::Genome& genome,
+                        const v1::SearchSpace& space) {
+  v1::Genome out = genome;
+  while (out.residual_stages_size() > space.max_residual_stages()) {
+    out.mutable_residual_stages()->RemoveLast();
+  }
+  for (int s = 0; s < StageCount(out); ++s) {
+    ClampLayers(MutableStageLayers(out, s), space);
+    ClampTraining(MutableStageTraining(out, s), space);
+  }
   return out;
 }
 
-std::optional<v1::Genome> RemoveLayer(const v1::Genome& genome,
+std::optional<Child> AddLayer(const v1::Genome& genome,
+                              const v1::SearchSpace& space,
+                              std::mt19937_64& rng) {
+  v1::Genome out = ClampToSpace(genome, space);
+  // Insert positions 0..depth of every stage below max_depth.
+  std::vector<Location> positions;
+  for (int s = 0; s < StageCount(out); ++s) {
+    const int depth = StageLayers(out, s).size();
+    if (depth >= space.max_depth()) continue;
+    for (int p = 0; p <= depth; ++p) positions.push_back({s, p});
+  }
+  if (positions.empty()) return std::nullopt;
+  const Location where = PickOne(positions, rng);
+  Layers& layers = MutableStageLayers(out, where.stage);
+  v1::DenseLayer copy = layers[std::max(0, where.layer - 1)];
+  if (where.layer == 0) copy.set_residual(false);
+  layers.Add();
+  for (int i = layers.size() - 1; i > where.layer; --i) {
+    layers.SwapElements(i, i - 1);
+  }
+  layers[where.layer] = copy;
+  return FromScratch(std::move(out));
+}
+
+std::optional<Child> AddResidualLayer(const v1::Genome& genome,
+                                      const v1::SearchSpace& space,
+                                      std::mt19937_64& rng) {
+  if (!space.allow_residual()) return std::nullopt;
+  const v1::Genome clamped = ClampToSpace(genome, space);
+  std::vector<Location> positions;
+  for (int s = 0; s < StageCount(clamped); ++s) {
+    const int depth = StageLayers(clamped, s).size();
+    if (depth >= space.max_depth()) continue;
+    for (int p = 1; p <= depth; ++p) positions.push_back({s, p});
+  }
+  if (positions.empty()) return std::nullopt;
+  const Location where = PickOne(positions, rng);
+  v1::Genome out = clamped;
+  Layers& layers = MutableStageLayers(out, where.stage);
+  v1::DenseLayer inserted;
+  inserted.set_width(layers[where.layer - 1].width());
+  inserted.set_activation(layers[where.layer - 1].activation());
+  inserted.set_residual(true);
+  layers.Add();
+  for (int i = layers.size() - 1; i > where.layer; --i) {
+    layers.SwapElements(i, i - 1);
+  }
+  layers[where.layer] = inserted;
+  return MakeChild(genome, clamped, std::move(out),
+                   v1::MORPHISM_KIND_DEEPEN, where);
+}
+
+std::optional<Child> RemoveLayer(const v1::Genome& genome,
+                                 const v1::SearchSpace& space,
+                                 std::mt19937_64& rng) {
+  return RemoveAt(genome, space, /*residual_only=*/false, rng);
+}
+
+std::optional<Child> RemoveResidualLayer(const v1::Genome& genome,
+                                         const v1::SearchSpace& space,
+                                         std::mt19937_64& rng) {
+  return RemoveAt(genome, space, /*residual_only=*/true, rng);
+}
+
+std::optional<Child> Widen(const v1::Genome& genome,
+                           const v1::SearchSpace& space,
+                           std::mt19937_64& rng) {
+  const v1::Genome clamped = ClampToSpace(genome, space);
+  const std::vector<Location> eligible =
+      Eligible(clamped, [&](const Layers& layers, int i) {
+        return layers[i].width() < space.max_width() && Resizable(layers, i);
+      });
+  if (eligible.empty()) return std::nullopt;
+  const Location where = PickOne(eligible, rng);
+  v1::Genome out = clamped;
+  v1::DenseLayer& layer = MutableStageLayers(out, where.stage)[where.layer];
+  const int width = layer.width();
+  const long wider = std::lround(width * GrowthFactor(rng));
+  layer.set_width(static_cast<int>(std::clamp<long>(
+      std::max<long>(width + 1, wider), width + 1, space.max_width())));
+  return MakeChild(genome, clamped, std::move(out), v1::MORPHISM_KIND_WIDEN,
+                   where);
+}
+
+std::optional<Child> Narrow(const v1::Genome& genome,
+                            const v1::SearchSpace& space,
+                            std::mt19937_64& rng) {
+  const v1::Genome clamped = ClampToSpace(genome, space);
+  const std::vector<Location> eligible =
+      Eligible(clamped, [&](const Layers& layers, int i) {
+        return layers[i].width() > space.min_width() && Resizable(layers, i);
+      });
+  if (eligible.empty()) return std::nullopt;
+  const Location where = PickOne(eligible, rng);
+  v1::Genome out = clamped;
+  v1::DenseLayer& layer = MutableStageLayers(out, where.stage)[where.layer];
+  const int width = layer.width();
+  const long narrower = std::lround(width / GrowthFactor(rng));
+  layer.set_width(static_cast<int>(std::clamp<long>(
+      std::min<long>(width - 1, narrower), space.min_width(), width - 1)));
+  return MakeChild(genome, clamped, std::move(out), v1::MORPHISM_KIND_NARROW,
+                   where);
+}
+
+std::optional<Child> ChangeActivation(const v1::Genome& genome,
                                       const v1::SearchSpace& space,
                                       std::mt19937_64& rng) {
   v1::Genome out = ClampToSpace(genome, space);
-  const int depth = out.hidden_layers_size();
-  if (depth <= space.min_depth()) return std::nullopt;
-  const int position = UniformInt(rng, 0, depth - 1);
-  out.mutable_hidden_layers()->erase(out.mutable_hidden_layers()->begin() +
-                                     position);
-  return out;
-}
-
-std::optional<v1::Genome> Widen(const v1::Genome& genome,
-                                const v1::SearchSpace& space,
-                                std::mt19937_64& rng) {
-  v1::Genome out = ClampToSpace(genome, space);
-  std::vector<int> eligible;
-  for (int i = 0; i < out.hidden_layers_size(); ++i) {
-    if (out.hidden_layers(i).width() < space.max_width()) eligible.push_back(i);
-  }
-  if (eligible.empty()) return std::nullopt;
-  v1::DenseLayer* layer = out.mutable_hidden_layers(
-      eligible[UniformInt(rng, 0, static_cast<int>(eligible.size()) - 1)]);
-  const int width = layer->width();
-  const long wider = std::lround(width * GrowthFactor(rng));
-  layer->set_width(static_cast<int>(std::clamp<long>(
-      std::max<long>(width + 1, wider), width + 1, space.max_width())));
-  return out;
-}
-
-std::optional<v1::Genome> Narrow(const v1::Genome& genome,
-                                 const v1::SearchSpace& space,
-                                 std::mt19937_64& rng) {
-  v1::Genome out = ClampToSpace(genome, space);
-  std::vector<int> eligible;
-  for (int i = 0; i < out.hidden_layers_size(); ++i) {
-    if (out.hidden_layers(i).width() > space.min_width()) eligible.push_back(i);
-  }
-  if (eligible.empty()) return std::nullopt;
-  v1::DenseLayer* layer = out.mutable_hidden_layers(
-      eligible[UniformInt(rng, 0, static_cast<int>(eligible.size()) - 1)]);
-  const int width = layer->width();
-  const long narrower = std::lround(width / GrowthFactor(rng));
-  layer->set_width(static_cast<int>(std::clamp<long>(
-      std::min<long>(width - 1, narrower), space.min_width(), width - 1)));
-  return out;
-}
-
-std::optional<v1::Genome> ChangeActivation(const v1::Genome& genome,
-                                           const v1::SearchSpace& space,
-                                           std::mt19937_64& rng) {
-  v1::Genome out = ClampToSpace(genome, space);
-  v1::DenseLayer* layer = out.mutable_hidden_layers(
-      UniformInt(rng, 0, out.hidden_layers_size() - 1));
+  const std::vector<Location> all =
+      Eligible(out, [](const Layers&, int) { return true; });
+  const Location where = PickOne(all, rng);
+  v1::DenseLayer& layer = MutableStageLayers(out, where.stage)[where.layer];
   std::vector<v1::Activation> others;
   for (int a : space.activations()) {
     const auto activation = static_cast<v1::Activation>(a);
-    if (activation != layer->activation() &&
+    if (activation != layer.activation() &&
         std::find(others.begin(), others.end(), activation) == others.end()) {
       others.push_back(activation);
     }
   }
   if (others.empty()) return std::nullopt;
-  layer->set_activation(
-      others[UniformInt(rng, 0, static_cast<int>(others.size()) - 1)]);
-  return out;
+  layer.set_activation(PickOne(others, rng));
+  return FromScratch(std::move(out));
 }
 
-std::optional<v1::Genome> PerturbLearningRate(const v1::Genome& genome,
-                                              const v1::SearchSpace& space,
-                                              std::mt19937_64& rng) {
-  v1::Genome out = ClampToSpace(genome, space);
+std::optional<Child> AddStage(const v1::Genome& genome,
+                              const v1::SearchSpace& space,
+                              std::mt19937_64& rng) {
+  const v1::Genome clamped = ClampToSpace(genome, space);
+  if (clamped.residual_stages_size() >= space.max_residual_stages()) {
+    return std::nullopt;
+  }
+  v1::Genome out = clamped;
+  const v1::TrainingConfig last_training =
+      MutableStageTraining(out, StageCount(out) - 1);
+  v1::Stage* stage = out.add_residual_stages();
+  std::uniform_real_distribution<double> log_width(
+      std::log(space.min_width()),
+      std::log(std::min(space.max_width(), 32) + 1.0));
+  const int width =
+      std::clamp(static_cast<int>(std::exp(log_width(rng))), space.min_width(),
+                 std::max(space.min_width(), std::min(space.max_width(), 32)));
+  const auto activation = static_cast<v1::Activation>(
+      space.activations(UniformInt(rng, 0, space.activations_size() - 1)));
+  for (int i = 0; i < space.min_depth(); ++i) {
+    v1::DenseLayer* layer = stage->add_hidden_layers();
+    layer->set_width(width);
+    layer->set_activation(activation);
+  }
+  *stage->mutable_training() = last_training;
+  const Location where{StageCount(out) - 1, 0};
+  return MakeChild(genome, clamped, std::move(out),
+                   v1::MORPHISM_KIND_ADD_STAGE, where);
+}
+
+std::optional<Child> PerturbLearningRate(const v1::Genome& genome,
+                                         const v1::SearchSpace& space,
+                                         std::mt19937_64& rng) {
   const double lo = space.min_learning_rate();
   const double hi = space.max_learning_rate();
   if (!(lo < hi)) return std::nullopt;
-  const double lr = out.training().learning_rate();
+  const v1::Genome clamped = ClampToSpace(genome, space);
+  v1::Genome out = clamped;
+  const int stage = PickTrainingStage(out, rng);
+  v1::TrainingConfig& training = MutableStageTraining(out, stage);
+  const double lr = training.learning_rate();
   const double exponent = PerturbationExponent(rng);
   for (double direction : {1.0, -1.0}) {
     const double changed = std::clamp(
         RoundToThreeDigits(lr * std::exp2(direction * exponent)), lo, hi);
     if (changed != lr) {
-      out.mutable_training()->set_learning_rate(changed);
-      return out;
+      training.set_learning_rate(changed);
+      return MakeChild(genome, clamped, std::move(out),
+                       v1::MORPHISM_KIND_CONTINUE, {stage, 0});
     }
   }
   return std::nullopt;
 }
 
-std::optional<v1::Genome> PerturbAdamSteps(const v1::Genome& genome,
-                                           const v1::SearchSpace& space,
-                                           std::mt19937_64& rng) {
-  v1::Genome out = ClampToSpace(genome, space);
+std::optional<Child> PerturbAdamSteps(const v1::Genome& genome,
+                                      const v1::SearchSpace& space,
+                                      std::mt19937_64& rng) {
   const int lo = space.min_adam_steps();
   const int hi = space.max_adam_steps();
   if (lo >= hi) return std::nullopt;
-  const int steps = out.training().adam_steps();
+  const v1::Genome clamped = ClampToSpace(genome, space);
+  v1::Genome out = clamped;
+  const int stage = PickTrainingStage(out, rng);
+  v1::TrainingConfig& training = MutableStageTraining(out, stage);
+  const int steps = training.adam_steps();
   const double exponent = PerturbationExponent(rng);
+  int changed = steps;
   for (double direction : {1.0, -1.0}) {
     const long scaled = std::lround(steps * std::exp2(direction * exponent));
     const long rounded = std::lround(scaled / 10.0) * 10;
-    long changed = rounded != steps && rounded >= lo && rounded <= hi
-                       ? rounded
-                       : std::clamp<long>(scaled, lo, hi);
-    if (changed != steps) {
-      out.mutable_training()->set_adam_steps(static_cast<int>(changed));
-      return out;
-    }
+    changed = static_cast<int>(rounded != steps && rounded >= lo &&
+                                       rounded <= hi
+                                   ? rounded
+                                   : std::clamp<long>(scaled, lo, hi));
+    if (changed != steps) break;
   }
   // Tiny step counts: a relative change rounds away; move by one instead.
-  out.mutable_training()->set_adam_steps(steps < hi ? steps + 1 : steps - 1);
-  return out;
+  if (changed == steps) changed = steps < hi ? steps + 1 : steps - 1;
+  training.set_adam_steps(changed);
+  // Warmup may not exceed the steps.
+  training.set_warmup_steps(std::min(training.warmup_steps(), changed));
+  return MakeChild(genome, clamped, std::move(out), v1::MORPHISM_KIND_CONTINUE,
+                   {stage, 0});
+}
+
+void SampleTrainingExtras(v1::TrainingConfig& training, std::mt19937_64& rng) {
+  const int max_warmup = training.adam_steps() / 5;
+  training.set_warmup_steps(Coin(rng) && max_warmup >= 10
+                                ? 10 * UniformInt(rng, 1, max_warmup / 10)
+                                : 0);
+  std::uniform_real_distribution<double> log_decay(std::log(1e-6),
+                                                   std::log(1e-2));
+  training.set_weight_decay(
+      Coin(rng) ? RoundToThreeDigits(std::exp(log_decay(rng))) : 0);
+  training.set_patience_steps(Coin(rng) ? 50 * UniformInt(rng, 10, 100) : 0);
+  const bool polish = Coin(rng);
+  training.set_max_error_steps(polish ? 10 * UniformInt(rng, 5, 50) : 0);
+  if (polish && training.max_error_power() == 0) {
+    training.set_max_error_power(kDefaultMaxErrorPower);
+  }
+}
+
+std::optional<Child> PerturbTrainingExtras(const v1::Genome& genome,
+                                           const v1::SearchSpace& space,
+                                           std::mt19937_64& rng) {
+  if (!space.search_training_extras()) return std::nullopt;
+  const v1::Genome clamped = ClampToSpace(genome, space);
+  v1::Genome out = clamped;
+  const int stage = PickTrainingStage(out, rng);
+  v1::TrainingConfig& training = MutableStageTraining(out, stage);
+  const int gene = UniformInt(rng, 0, 3);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    v1::TrainingConfig drawn = training;
+    SampleTrainingExtras(drawn, rng);
+    bool changed = false;
+    switch (gene) {
+      case 0:
+        changed = drawn.warmup_steps() != training.warmup_steps();
+        if (changed) training.set_warmup_steps(drawn.warmup_steps());
+        break;
+      case 1:
+        changed = drawn.weight_decay() != training.weight_decay();
+        if (changed) training.set_weight_decay(drawn.weight_decay());
+        break;
+      case 2:
+        changed = drawn.patience_steps() != training.patience_steps();
+        if (changed) training.set_patience_steps(drawn.patience_steps());
+        break;
+      default:
+        changed = drawn.max_error_steps() != training.max_error_steps();
+        if (changed) {
+          training.set_max_error_steps(drawn.max_error_steps());
+          training.set_max_error_power(drawn.max_error_power());
+        }
+        break;
+    }
+    if (changed) {
+      return MakeChild(genome, clamped, std::move(out),
+                       v1::MORPHISM_KIND_CONTINUE, {stage, 0});
+    }
+  }
+  return std::nullopt;
 }
 
 v1::Genome Crossover(const v1::Genome& a, const v1::Genome& b,
@@ -219,6 +510,7 @@ v1::Genome Crossover(const v1::Genome& a, const v1::Genome& b,
     *child.add_hidden_layers() =
         take_other ? other.hidden_layers(i) : shape.hidden_layers(i);
   }
+  *child.mutable_residual_stages() = shape.residual_stages();
   v1::TrainingConfig* training = child.mutable_training();
   *training = shape.training();
   training->set_learning_rate((Coin(rng) ? a : b).training().learning_rate());
@@ -226,21 +518,33 @@ v1::Genome Crossover(const v1::Genome& a, const v1::Genome& b,
   return ClampToSpace(child, space);
 }
 
-v1::Genome Mutate(const v1::Genome& genome, const v1::SearchSpace& space,
-                  std::mt19937_64& rng) {
-  std::array<Operator, 7> operators = {
-      &AddLayer,         &RemoveLayer,      &Widen,
-      &Narrow,           &ChangeActivation, &PerturbLearningRate,
+Child Mutate(const v1::Genome& genome, const v1::SearchSpace& space,
+             std::mt19937_64& rng) {
+  std::vector<Operator> operators = {
+      &AddLayer,         &RemoveLayer,         &Widen,
+      &Narrow,           &ChangeActivation,    &PerturbLearningRate,
       &PerturbAdamSteps,
   };
-  // The first applicable operator of a random permutation is uniform over
-  // the applicable ones.
-  std::shuffle(operators.begin(), operators.end(), rng);
-  for (Operator op : operators) {
-    std::optional<v1::Genome> child = op(genome, space, rng);
-    if (child) return *std::move(child);
+  // Operators of optional parts of the space join only when the space has
+  // them, so that a plain space draws as it always has.
+  if (space.allow_residual()) operators.push_back(&AddResidualLayer);
+  if (space.max_residual_stages() > 0) operators.push_back(&AddStage);
+  if (space.search_training_extras()) {
+    operators.push_back(&PerturbTrainingExtras);
   }
-  return ClampToSpace(genome, space);
+  std::optional<Child> child =
+      ApplyFirstApplicable(std::move(operators), genome, space, rng);
+  if (child) return *std::move(child);
+  return FromScratch(ClampToSpace(genome, space));
+}
+
+std::optional<Child> MutateByMorphism(const v1::Genome& genome,
+                                      const v1::SearchSpace& space,
+                                      std::mt19937_64& rng) {
+  return ApplyFirstApplicable(
+      {&AddResidualLayer, &RemoveResidualLayer, &Widen, &Narrow, &AddStage,
+       &PerturbLearningRate, &PerturbAdamSteps, &PerturbTrainingExtras},
+      genome, space, rng);
 }
 
 }  // namespace evonas::search

@@ -11,84 +11,180 @@ namespace evonas::search {
 // Variation operators of the evolutionary strategies. Every function is pure
 // apart from drawing from `rng`, and takes a normalised SearchSpace (see
 // NormalizeSearchSpace). A genome they return passes ValidateGenome and lies
-// within the space's bounds: depth, widths, activations drawn from the
-// space's list, learning rate, Adam steps, and lbfgs_steps equal to the
-// space's. The input genome is first clamped into the space (ClampToSpace),
-// so a parent from a wider space yields a child inside this one.
+// within the space's bounds: in every stage depth, widths and activations
+// drawn from the space's list; residual layers only when the space allows
+// them, at most max_residual_stages further stages; learning rate, Adam
+// steps, and lbfgs_steps equal to the space's. The input genome is first
+// clamped into the space (ClampToSpace), so a parent from a wider space
+// yields a child inside this one.
+//
+// Stage s is Genome.hidden_layers and .training for s = 0, and
+// Genome.residual_stages(s - 1) for s >= 1. Operators that pick "a layer"
+// pick among the layers of every stage.
 //
 // The single-step operators return nullopt when they cannot change the
-// clamped genome (e.g. AddLayer at the maximum depth); otherwise the result
-// differs from it in exactly the gene the operator names.
+// clamped genome (e.g. AddLayer at the maximum depth of every stage);
+// otherwise the result differs from it in exactly the gene the operator
+// names.
 
-// The nearest genome inside `space`: depth cut to max_depth (or the last
-// layer repeated up to min_depth), widths, learning rate and Adam steps
-// clamped, an activation not in the space replaced by the space's first,
-// lbfgs_steps set to the space's, a negative batch size set to 0 (full
-// batch). A genome with no layers gets min_depth layers of min_width.
+// A child genome, and how it derives from its parent. morphism.kind() is set
+// when the child's network is the parent's transformed by that morphism
+// (types.proto, MorphismKind; stage and layer as documented there), so that
+// it can start from the parent's trained weights. MORPHISM_KIND_UNSPECIFIED:
+// it must be trained from scratch. A morphism is only reported when the
+// parent was inside the space (clamping changed nothing): it describes the
+// step from the parent's actual genome.
+struct Child {
+  v1::Genome genome;
+  v1::Morphism morphism;
+  bool IsMorphism() const {
+    return morphism.kind() != v1::MORPHISM_KIND_UNSPECIFIED;
+  }
+};
+
+// The nearest genome inside `space`: in every stage, depth cut to max_depth
+// (or the last layer repeated up to min_depth), widths clamped, an
+// activation not in the space replaced by the space's first; stages beyond
+// max_residual_stages dropped; a residual flag cleared where the space
+// forbids residual layers, on a stage's first layer, or where the layer's
+// width differs from its predecessor's; learning rate and Adam steps
+// clamped, lbfgs_steps set to the space's, a negative batch size set to 0
+// (full batch), and the other training genes clamped into their valid
+// ranges (warmup_steps <= adam_steps, weight_decay in [0, 0.1], ...) but
+// otherwise carried along, even when the space does not search them. A
+// stage with no layers gets min_depth layers of min_width.
 v1::Genome ClampToSpace(const v1::Genome& genome, const v1::SearchSpace& space);
 
-// Inserts a hidden layer at a random position; it copies the width and
-// activation of the layer before it (of the first layer, when inserted at
-// the input). nullopt at max_depth.
-std::optional<v1::Genome> AddLayer(const v1::Genome& genome,
-                                   const v1::SearchSpace& space,
-                                   std::mt19937_64& rng);
+// Inserts a hidden layer at a random position of a random stage below
+// max_depth; it copies the width, activation and residual flag of the layer
+// before it (of the first layer, when inserted at the input, and then not
+// residual). Not a morphism. nullopt when every stage is at max_depth.
+std::optional<Child> AddLayer(const v1::Genome& genome,
+                              const v1::SearchSpace& space,
+                              std::mt19937_64& rng);
 
-// Removes a random hidden layer. nullopt at min_depth.
-std::optional<v1::Genome> RemoveLayer(const v1::Genome& genome,
+// DEEPEN: inserts a residual layer at a random position of a random stage
+// below max_depth, never as the stage's first layer; it takes the width and
+// activation of the layer before it, so that with zero weights it computes
+// the identity. Morphism {DEEPEN, stage, position}. nullopt when the space
+// forbids residual layers or every stage is at max_depth.
+std::optional<Child> AddResidualLayer(const v1::Genome& genome,
                                       const v1::SearchSpace& space,
                                       std::mt19937_64& rng);
 
-// Multiplies the width of one random layer that is below max_width by a
-// factor drawn log-uniformly from (1, 2] (at least +1 neuron, clamped to
-// max_width). nullopt when every layer is at max_width.
-std::optional<v1::Genome> Widen(const v1::Genome& genome,
-                                const v1::SearchSpace& space,
-                                std::mt19937_64& rng);
-
-// Divides the width of one random layer that is above min_width by a factor
-// drawn log-uniformly from (1, 2] (at least -1 neuron, clamped to
-// min_width). nullopt when every layer is at min_width.
-std::optional<v1::Genome> Narrow(const v1::Genome& genome,
+// Removes a random hidden layer of a stage above min_depth. Removing a
+// residual layer is the REMOVE_LAYER morphism {REMOVE_LAYER, stage, layer}
+// and changes nothing else; removing a plain layer is not a morphism, and a
+// residual layer that no longer fits (now first, or its predecessor's width
+// differs) loses its residual flag. nullopt when every stage is at
+// min_depth.
+std::optional<Child> RemoveLayer(const v1::Genome& genome,
                                  const v1::SearchSpace& space,
                                  std::mt19937_64& rng);
 
-// Gives one random layer another activation from the space, drawn
-// uniformly. nullopt when the space has a single activation.
-std::optional<v1::Genome> ChangeActivation(const v1::Genome& genome,
-                                           const v1::SearchSpace& space,
-                                           std::mt19937_64& rng);
+// REMOVE_LAYER only: removes a random residual layer of a stage above
+// min_depth. nullopt when there is none.
+std::optional<Child> RemoveResidualLayer(const v1::Genome& genome,
+                                         const v1::SearchSpace& space,
+                                         std::mt19937_64& rng);
 
+// WIDEN: multiplies the width of one random layer that is below max_width
+// by a factor drawn log-uniformly from (1, 2] (at least +1 neuron, clamped
+// to max_width). Only layers outside residual chains (neither residual nor
+// followed by a residual layer) are eligible, since a residual layer's
+// width must equal its input's. Morphism {WIDEN, stage, layer}. nullopt
+// when no layer is eligible.
+std::optional<Child> Widen(const v1::Genome& genome,
+                           const v1::SearchSpace& space, std::mt19937_64& rng);
+
+// NARROW: divides the width of one random eligible layer (as for Widen)
+// that is above min_width by a factor drawn log-uniformly from (1, 2] (at
+// least -1 neuron, clamped to min_width). Morphism {NARROW, stage, layer}.
+// nullopt when no layer is eligible.
+std::optional<Child> Narrow(const v1::Genome& genome,
+                            const v1::SearchSpace& space, std::mt19937_64& rng);
+
+// Gives one random layer another activation from the space, drawn
+// uniformly. Not a morphism. nullopt when the space has a single
+// activation.
+std::optional<Child> ChangeActivation(const v1::Genome& genome,
+                                      const v1::SearchSpace& space,
+                                      std::mt19937_64& rng);
+
+// ADD_STAGE: appends a stage of min_depth layers of one width, drawn
+// log-uniformly from [min_width, min(max_width, 32)] (a small network: it
+// fits the residual of the stages before it), with one activation drawn
+// from the space, trained as the last stage is. Morphism {ADD_STAGE, new
+// stage index, 0}. nullopt at max_residual_stages.
+std::optional<Child> AddStage(const v1::Genome& genome,
+                              const v1::SearchSpace& space,
+                              std::mt19937_64& rng);
+
+// The training-gene operators change one gene of one stage's training
+// (the stage drawn uniformly when there are several) and are the CONTINUE
+// morphism {CONTINUE, stage, 0}: the same network, trained further with
+// other genes.
+//
 // Multiplies the learning rate by 2^u, u uniform in ±[0.1, 1], rounds it to
 // three significant digits (so that nearby rates coincide and duplicates are
 // recognised) and clamps it to the space; the direction flips when the
 // first one leaves the value unchanged at a bound. nullopt when the space
 // fixes the learning rate.
-std::optional<v1::Genome> PerturbLearningRate(const v1::Genome& genome,
-                                              const v1::SearchSpace& space,
-                                              std::mt19937_64& rng);
+std::optional<Child> PerturbLearningRate(const v1::Genome& genome,
+                                         const v1::SearchSpace& space,
+                                         std::mt19937_64& rng);
 
 // Multiplies the Adam steps by 2^u, u uniform in ±[0.1, 1], rounded to a
 // multiple of 10 where the space allows and clamped to it; the direction
 // flips at a bound. nullopt when the space fixes the Adam steps.
-std::optional<v1::Genome> PerturbAdamSteps(const v1::Genome& genome,
+std::optional<Child> PerturbAdamSteps(const v1::Genome& genome,
+                                      const v1::SearchSpace& space,
+                                      std::mt19937_64& rng);
+
+// Redraws one of warmup_steps, weight_decay, patience_steps and
+// max_error_steps (drawn uniformly) from the distribution random search
+// uses for it (SampleTrainingExtras), until it differs (ten tries).
+// max_error_power is carried along, and set to 8 when max_error_steps
+// becomes positive while it is 0. nullopt unless the space has
+// search_training_extras.
+std::optional<Child> PerturbTrainingExtras(const v1::Genome& genome,
                                            const v1::SearchSpace& space,
                                            std::mt19937_64& rng);
 
-// Layer-wise uniform crossover aligned from the input: the child takes its
-// depth (and lbfgs_steps and batch size) from one parent chosen at random;
-// layer i comes from either parent with equal probability when both have
-// it, else from the parent that has it. Learning rate and Adam steps come
-// each from a random parent. The result is clamped into `space`.
+// Draws warmup_steps (0 or uniform 10..adam_steps / 5, a multiple of 10),
+// weight_decay (0 or log-uniform 1e-6..1e-2, three digits), patience_steps
+// (0 or 500..5000, a multiple of 50) and max_error_steps (0 or 50..500, a
+// multiple of 10, with max_error_power 8), each 0 with probability 1/2.
+// The rest of `training` is unchanged.
+void SampleTrainingExtras(v1::TrainingConfig& training, std::mt19937_64& rng);
+
+// Layer-wise uniform crossover aligned from the input, in the first stage:
+// the child takes its depth, later stages, lbfgs_steps, batch size and other
+// training genes from one parent chosen at random; layer i comes from
+// either parent with equal probability when both have it, else from the
+// parent that has it. Learning rate and Adam steps come each from a random
+// parent. The result is clamped into `space` (which drops residual flags
+// that no longer fit). Not a morphism: the child trains from scratch.
 v1::Genome Crossover(const v1::Genome& a, const v1::Genome& b,
                      const v1::SearchSpace& space, std::mt19937_64& rng);
 
 // Applies one operator, drawn uniformly from those that can change the
 // (clamped) genome: add layer, remove layer, widen, narrow, change
-// activation, perturb learning rate, perturb Adam steps. Returns the clamped
-// genome unchanged only when the space admits no other genome near it.
-v1::Genome Mutate(const v1::Genome& genome, const v1::SearchSpace& space,
-                  std::mt19937_64& rng);
+// activation, perturb learning rate, perturb Adam steps; plus add residual
+// layer when the space allows residual layers, add stage when it allows
+// further stages, and perturb training extras when it searches them.
+// Returns the clamped genome unchanged (no morphism) only when the space
+// admits no other genome near it.
+Child Mutate(const v1::Genome& genome, const v1::SearchSpace& space,
+             std::mt19937_64& rng);
+
+// Like Mutate, over the operators that give a morphism only (LEMONADE's
+// network operators): add residual layer, remove residual layer, widen,
+// narrow, add stage, and the training-gene operators. nullopt when none can
+// change the genome.
+std::optional<Child> MutateByMorphism(const v1::Genome& genome,
+                                      const v1::SearchSpace& space,
+                                      std::mt19937_64& rng);
 
 }  // namespace evonas::search
 

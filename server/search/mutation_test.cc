@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/genome.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "server/search/random_search.h"
 #include "server/search/strategy.h"
@@ -15,7 +16,7 @@
 namespace evonas::search {
 namespace {
 
-using Operator = std::function<std::optional<v1::Genome>(
+using Operator = std::function<std::optional<Child>(
     const v1::Genome&, const v1::SearchSpace&, std::mt19937_64&)>;
 
 v1::SearchSpace DefaultSpace() { return NormalizeSearchSpace({}).value(); }
@@ -37,27 +38,61 @@ v1::SearchSpace TightSpace() {
   return NormalizeSearchSpace(space).value();
 }
 
+// A space with residual layers, two further stages and the training
+// extras.
+v1::SearchSpace RichSpace() {
+  v1::SearchSpace space;
+  space.set_allow_residual(true);
+  space.set_max_residual_stages(2);
+  space.set_search_training_extras(true);
+  return NormalizeSearchSpace(space).value();
+}
+
+using Layers = google::protobuf::RepeatedPtrField<v1::DenseLayer>;
+
+const Layers& StageLayers(const v1::Genome& genome, int stage) {
+  return stage == 0 ? genome.hidden_layers()
+                    : genome.residual_stages(stage - 1).hidden_layers();
+}
+
+const v1::TrainingConfig& StageTraining(const v1::Genome& genome, int stage) {
+  return stage == 0 ? genome.training()
+                    : genome.residual_stages(stage - 1).training();
+}
+
 // Empty when `genome` is valid and inside `space`, else why not.
 std::string OutsideSpace(const v1::Genome& genome,
                          const v1::SearchSpace& space) {
   if (!ValidateGenome(genome).ok()) return ValidateGenome(genome).ToString();
-  const int depth = genome.hidden_layers_size();
-  if (depth < space.min_depth() || depth > space.max_depth()) return "depth";
-  for (const v1::DenseLayer& layer : genome.hidden_layers()) {
-    if (layer.width() < space.min_width() || layer.width() > space.max_width())
-      return "width";
-    if (std::find(space.activations().begin(), space.activations().end(),
-                  layer.activation()) == space.activations().end())
-      return "activation";
+  if (genome.residual_stages_size() > space.max_residual_stages())
+    return "stages";
+  for (int s = 0; s <= genome.residual_stages_size(); ++s) {
+    const Layers& layers = StageLayers(genome, s);
+    const int depth = layers.size();
+    if (depth < space.min_depth() || depth > space.max_depth()) return "depth";
+    for (int i = 0; i < depth; ++i) {
+      const v1::DenseLayer& layer = layers[i];
+      if (layer.width() < space.min_width() ||
+          layer.width() > space.max_width())
+        return "width";
+      if (std::find(space.activations().begin(), space.activations().end(),
+                    layer.activation()) == space.activations().end())
+        return "activation";
+      if (layer.residual() &&
+          (!space.allow_residual() || i == 0 ||
+           layer.width() != layers[i - 1].width()))
+        return "residual";
+    }
+    const v1::TrainingConfig& t = StageTraining(genome, s);
+    if (t.learning_rate() < space.min_learning_rate() ||
+        t.learning_rate() > space.max_learning_rate())
+      return "learning_rate";
+    if (t.adam_steps() < space.min_adam_steps() ||
+        t.adam_steps() > space.max_adam_steps())
+      return "adam_steps";
+    if (t.lbfgs_steps() != space.lbfgs_steps()) return "lbfgs_steps";
+    if (t.warmup_steps() > t.adam_steps()) return "warmup_steps";
   }
-  const v1::TrainingConfig& t = genome.training();
-  if (t.learning_rate() < space.min_learning_rate() ||
-      t.learning_rate() > space.max_learning_rate())
-    return "learning_rate";
-  if (t.adam_steps() < space.min_adam_steps() ||
-      t.adam_steps() > space.max_adam_steps())
-    return "adam_steps";
-  if (t.lbfgs_steps() != space.lbfgs_steps()) return "lbfgs_steps";
   return "";
 }
 
@@ -111,14 +146,15 @@ std::vector<std::pair<v1::Genome, v1::Genome>> Apply(
   for (const v1::Genome& parent : Parents(space, 60)) {
     const v1::Genome clamped = ClampToSpace(parent, space);
     for (int trial = 0; trial < 5; ++trial) {
-      std::optional<v1::Genome> child = op(parent, space, rng);
+      std::optional<Child> child = op(parent, space, rng);
       if (!child) {
         ++*nullopts;
         continue;
       }
-      EXPECT_EQ(OutsideSpace(*child, space), "") << DescribeGenome(*child);
-      EXPECT_NE(GenomeKey(*child), GenomeKey(clamped));
-      pairs.emplace_back(clamped, *child);
+      EXPECT_EQ(OutsideSpace(child->genome, space), "")
+          << DescribeGenome(child->genome);
+      EXPECT_NE(GenomeKey(child->genome), GenomeKey(clamped));
+      pairs.emplace_back(clamped, child->genome);
     }
   }
   return pairs;
@@ -364,7 +400,7 @@ TEST(MutateTest, AlwaysChangesTheGenomeWithinTheSpace) {
     for (const v1::Genome& parent : Parents(space, 100)) {
       const v1::Genome clamped = ClampToSpace(parent, space);
       for (int trial = 0; trial < 5; ++trial) {
-        v1::Genome child = Mutate(parent, space, rng);
+        v1::Genome child = Mutate(parent, space, rng).genome;
         ASSERT_EQ(OutsideSpace(child, space), "") << DescribeGenome(child);
         ASSERT_NE(GenomeKey(child), GenomeKey(clamped));
         if (child.hidden_layers_size() != clamped.hidden_layers_size()) {
@@ -389,8 +425,8 @@ TEST(MutateTest, DeterministicForTheSameRngState) {
   const v1::SearchSpace space = DefaultSpace();
   for (const v1::Genome& parent : Parents(space, 20)) {
     std::mt19937_64 a(99), b(99);
-    EXPECT_EQ(GenomeKey(Mutate(parent, space, a)),
-              GenomeKey(Mutate(parent, space, b)));
+    EXPECT_EQ(GenomeKey(Mutate(parent, space, a).genome),
+              GenomeKey(Mutate(parent, space, b).genome));
   }
 }
 
@@ -408,9 +444,311 @@ TEST(MutateTest, ReturnsTheClampedGenomeWhenNothingCanChange) {
   point = NormalizeSearchSpace(point).value();
   std::mt19937_64 rng(1);
   const v1::Genome parent = Parents(DefaultSpace(), 1)[0];
-  v1::Genome child = Mutate(parent, point, rng);
+  v1::Genome child = Mutate(parent, point, rng).genome;
   EXPECT_EQ(OutsideSpace(child, point), "");
   EXPECT_EQ(GenomeKey(child), GenomeKey(ClampToSpace(parent, point)));
+}
+
+// Every operator keeps a rich space's genomes (stages, residual layers,
+// extras) inside it, and reports a morphism only of its own kind.
+TEST(RichSpaceTest, EveryOperatorStaysInsideAndNamesItsMorphism) {
+  const v1::SearchSpace space = RichSpace();
+  const std::vector<std::pair<Operator, v1::MorphismKind>> operators = {
+      {AddLayer, v1::MORPHISM_KIND_UNSPECIFIED},
+      {ChangeActivation, v1::MORPHISM_KIND_UNSPECIFIED},
+      {AddResidualLayer, v1::MORPHISM_KIND_DEEPEN},
+      {RemoveResidualLayer, v1::MORPHISM_KIND_REMOVE_LAYER},
+      {Widen, v1::MORPHISM_KIND_WIDEN},
+      {Narrow, v1::MORPHISM_KIND_NARROW},
+      {AddStage, v1::MORPHISM_KIND_ADD_STAGE},
+      {PerturbLearningRate, v1::MORPHISM_KIND_CONTINUE},
+      {PerturbAdamSteps, v1::MORPHISM_KIND_CONTINUE},
+      {PerturbTrainingExtras, v1::MORPHISM_KIND_CONTINUE},
+  };
+  RandomSearch random(space, 5);
+  int with_stages = 0, with_residual = 0;
+  for (const auto& [op, kind] : operators) {
+    std::mt19937_64 rng(3);
+    int children = 0;
+    for (int n = 0; n < 80; ++n) {
+      const v1::Genome parent = random.Sample(n);
+      ASSERT_EQ(OutsideSpace(parent, space), "") << DescribeGenome(parent);
+      with_stages += parent.residual_stages_size() > 0;
+      for (const v1::DenseLayer& l : parent.hidden_layers())
+        with_residual += l.residual();
+      std::optional<Child> child = op(parent, space, rng);
+      if (!child) continue;
+      ++children;
+      EXPECT_EQ(OutsideSpace(child->genome, space), "")
+          << DescribeGenome(child->genome);
+      EXPECT_EQ(child->morphism.kind(), kind);
+      EXPECT_FALSE(google::protobuf::util::MessageDifferencer::Equals(
+          child->genome, parent));
+    }
+    EXPECT_GT(children, 20) << kind;
+  }
+  EXPECT_GT(with_stages, 100);
+  EXPECT_GT(with_residual, 100);
+}
+
+TEST(AddResidualLayerTest, InsertsAnIdentityLayerNeverFirst) {
+  const v1::SearchSpace space = RichSpace();
+  RandomSearch random(space, 8);
+  std::mt19937_64 rng(4);
+  std::set<int> stages;
+  for (int n = 0; n < 100; ++n) {
+    const v1::Genome parent = random.Sample(n);
+    std::optional<Child> child = AddResidualLayer(parent, space, rng);
+    if (!child) continue;
+    const v1::Morphism& m = child->morphism;
+    ASSERT_EQ(m.kind(), v1::MORPHISM_KIND_DEEPEN);
+    stages.insert(m.stage());
+    const Layers& before = StageLayers(parent, m.stage());
+    const Layers& after = StageLayers(child->genome, m.stage());
+    ASSERT_EQ(after.size(), before.size() + 1);
+    ASSERT_GE(m.layer(), 1);
+    const v1::DenseLayer& inserted = after[m.layer()];
+    EXPECT_TRUE(inserted.residual());
+    EXPECT_EQ(inserted.width(), after[m.layer() - 1].width());
+    // Removing the inserted layer gives back the parent.
+    v1::Genome without = child->genome;
+    Layers& layers = m.stage() == 0
+                         ? *without.mutable_hidden_layers()
+                         : *without.mutable_residual_stages(m.stage() - 1)
+                                ->mutable_hidden_layers();
+    layers.erase(layers.begin() + m.layer());
+    EXPECT_TRUE(
+        google::protobuf::util::MessageDifferencer::Equals(without, parent));
+  }
+  EXPECT_GE(stages.size(), 2u);
+  // Not in a space without residual layers.
+  std::mt19937_64 other(1);
+  EXPECT_FALSE(AddResidualLayer(Parents(DefaultSpace(), 1)[0], DefaultSpace(),
+                                other)
+                   .has_value());
+}
+
+TEST(RemoveResidualLayerTest, RemovesExactlyTheNamedResidualLayer) {
+  const v1::SearchSpace space = RichSpace();
+  RandomSearch random(space, 9);
+  std::mt19937_64 rng(5);
+  int removed = 0;
+  for (int n = 0; n < 100; ++n) {
+    const v1::Genome parent = random.Sample(n);
+    std::optional<Child> child = RemoveResidualLayer(parent, space, rng);
+    if (!child) continue;
+    ++removed;
+    const v1::Morphism& m = child->morphism;
+    ASSERT_EQ(m.kind(), v1::MORPHISM_KIND_REMOVE_LAYER);
+    EXPECT_TRUE(StageLayers(parent, m.stage())[m.layer()].residual());
+    v1::Genome expected = parent;
+    Layers& layers = m.stage() == 0
+                         ? *expected.mutable_hidden_layers()
+                         : *expected.mutable_residual_stages(m.stage() - 1)
+                                ->mutable_hidden_layers();
+    layers.erase(layers.begin() + m.layer());
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(
+        expected, child->genome));
+  }
+  EXPECT_GT(removed, 20);
+}
+
+TEST(RemoveLayerTest, PlainLayerIsNotAMorphismAndFixesResiduals) {
+  const v1::SearchSpace space = RichSpace();
+  v1::Genome parent = Parents(space, 1)[0];
+  parent.clear_residual_stages();
+  parent.clear_hidden_layers();
+  for (int width : {16, 16, 16}) {
+    v1::DenseLayer* layer = parent.add_hidden_layers();
+    layer->set_width(width);
+    layer->set_activation(v1::ACTIVATION_TANH);
+    layer->set_residual(parent.hidden_layers_size() > 1);
+  }
+  parent = ClampToSpace(parent, space);
+  ASSERT_TRUE(parent.hidden_layers(1).residual());
+  // Removing the first (plain) layer makes layer 1 first: it loses the flag.
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    std::mt19937_64 rng(seed);
+    std::optional<Child> child = RemoveLayer(parent, space, rng);
+    ASSERT_TRUE(child.has_value());
+    EXPECT_EQ(OutsideSpace(child->genome, space), "");
+    ASSERT_EQ(child->genome.hidden_layers_size(), 2);
+    if (child->IsMorphism()) {  // a residual layer went
+      EXPECT_EQ(child->morphism.kind(), v1::MORPHISM_KIND_REMOVE_LAYER);
+      EXPECT_GE(child->morphism.layer(), 1);
+    } else {  // the first went; the new first cannot stay residual
+      EXPECT_FALSE(child->genome.hidden_layers(0).residual());
+    }
+  }
+}
+
+TEST(WidenNarrowTest, MorphismNamesTheResizedLayerOutsideResidualChains) {
+  const v1::SearchSpace space = RichSpace();
+  RandomSearch random(space, 10);
+  std::mt19937_64 rng(6);
+  for (auto op : {Widen, Narrow}) {
+    int seen = 0;
+    for (int n = 0; n < 100; ++n) {
+      const v1::Genome parent = random.Sample(n);
+      std::optional<Child> child = op(parent, space, rng);
+      if (!child) continue;
+      ++seen;
+      const v1::Morphism& m = child->morphism;
+      for (int s = 0; s <= parent.residual_stages_size(); ++s) {
+        const Layers& before = StageLayers(parent, s);
+        const Layers& after = StageLayers(child->genome, s);
+        ASSERT_EQ(before.size(), after.size());
+        for (int i = 0; i < before.size(); ++i) {
+          const bool named = s == m.stage() && i == m.layer();
+          EXPECT_EQ(before[i].width() != after[i].width(), named);
+          if (named) {
+            EXPECT_FALSE(after[i].residual());
+            if (i + 1 < after.size()) EXPECT_FALSE(after[i + 1].residual());
+          }
+        }
+      }
+    }
+    EXPECT_GT(seen, 50);
+  }
+}
+
+TEST(AddStageTest, AppendsASmallStageAndKeepsTheOthers) {
+  const v1::SearchSpace space = RichSpace();
+  RandomSearch random(space, 12);
+  std::mt19937_64 rng(7);
+  int added = 0, refused = 0;
+  for (int n = 0; n < 100; ++n) {
+    const v1::Genome parent = random.Sample(n);
+    std::optional<Child> child = AddStage(parent, space, rng);
+    if (!child) {
+      EXPECT_EQ(parent.residual_stages_size(), space.max_residual_stages());
+      ++refused;
+      continue;
+    }
+    ++added;
+    const v1::Genome& g = child->genome;
+    ASSERT_EQ(g.residual_stages_size(), parent.residual_stages_size() + 1);
+    EXPECT_EQ(child->morphism.kind(), v1::MORPHISM_KIND_ADD_STAGE);
+    EXPECT_EQ(child->morphism.stage(), g.residual_stages_size());
+    const v1::Stage& last = g.residual_stages(g.residual_stages_size() - 1);
+    for (const v1::DenseLayer& layer : last.hidden_layers()) {
+      EXPECT_LE(layer.width(), 32);
+      EXPECT_FALSE(layer.residual());
+    }
+    v1::Genome without = g;
+    without.mutable_residual_stages()->RemoveLast();
+    EXPECT_TRUE(
+        google::protobuf::util::MessageDifferencer::Equals(without, parent));
+  }
+  EXPECT_GT(added, 30);
+  EXPECT_GT(refused, 10);
+}
+
+TEST(TrainingGeneTest, ContinueChangesOneStagesTrainingOnly) {
+  const v1::SearchSpace space = RichSpace();
+  RandomSearch random(space, 13);
+  std::mt19937_64 rng(8);
+  for (auto op : {PerturbLearningRate, PerturbAdamSteps,
+                  PerturbTrainingExtras}) {
+    std::set<int> stages;
+    for (int n = 0; n < 100; ++n) {
+      const v1::Genome parent = random.Sample(n);
+      std::optional<Child> child = op(parent, space, rng);
+      ASSERT_TRUE(child.has_value());
+      const v1::Morphism& m = child->morphism;
+      ASSERT_EQ(m.kind(), v1::MORPHISM_KIND_CONTINUE);
+      stages.insert(m.stage());
+      for (int s = 0; s <= parent.residual_stages_size(); ++s) {
+        EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(
+            StageTraining(parent, s), StageTraining(child->genome, s)) ==
+                    (s != m.stage()));
+        EXPECT_EQ(StageLayers(parent, s).size(),
+                  StageLayers(child->genome, s).size());
+      }
+    }
+    EXPECT_GE(stages.size(), 2u);
+  }
+  // The extras stay put in a space that does not search them.
+  std::mt19937_64 other(1);
+  EXPECT_FALSE(PerturbTrainingExtras(Parents(DefaultSpace(), 1)[0],
+                                     DefaultSpace(), other)
+                   .has_value());
+}
+
+TEST(SampleTrainingExtrasTest, DrawsEachGeneWithinItsRange) {
+  std::mt19937_64 rng(9);
+  int warmups = 0, decays = 0, patiences = 0, polishes = 0;
+  for (int i = 0; i < 400; ++i) {
+    v1::TrainingConfig training;
+    training.set_adam_steps(2000);
+    SampleTrainingExtras(training, rng);
+    EXPECT_LE(training.warmup_steps(), 400);
+    EXPECT_EQ(training.warmup_steps() % 10, 0);
+    EXPECT_TRUE(training.weight_decay() == 0 ||
+                (training.weight_decay() >= 1e-6 &&
+                 training.weight_decay() <= 1e-2));
+    EXPECT_TRUE(training.patience_steps() == 0 ||
+                (training.patience_steps() >= 500 &&
+                 training.patience_steps() <= 5000));
+    EXPECT_TRUE(training.max_error_steps() == 0 ||
+                (training.max_error_steps() >= 50 &&
+                 training.max_error_steps() <= 500 &&
+                 training.max_error_power() == 8));
+    warmups += training.warmup_steps() > 0;
+    decays += training.weight_decay() > 0;
+    patiences += training.patience_steps() > 0;
+    polishes += training.max_error_steps() > 0;
+  }
+  for (int count : {warmups, decays, patiences, polishes}) {
+    EXPECT_GT(count, 150);
+    EXPECT_LT(count, 250);
+  }
+}
+
+TEST(MutateByMorphismTest, EveryChildIsAMorphismOfEveryKind) {
+  const v1::SearchSpace space = RichSpace();
+  RandomSearch random(space, 14);
+  std::mt19937_64 rng(10);
+  std::map<int, int> kinds;
+  for (int n = 0; n < 200; ++n) {
+    const v1::Genome parent = random.Sample(n);
+    std::optional<Child> child = MutateByMorphism(parent, space, rng);
+    ASSERT_TRUE(child.has_value());
+    ASSERT_TRUE(child->IsMorphism());
+    EXPECT_EQ(OutsideSpace(child->genome, space), "");
+    kinds[child->morphism.kind()]++;
+  }
+  EXPECT_EQ(kinds.size(), 6u);  // CONTINUE .. REMOVE_LAYER
+  for (const auto& [kind, count] : kinds) EXPECT_GT(count, 5) << kind;
+}
+
+TEST(MorphismTest, NotReportedWhenTheParentWasOutsideTheSpace) {
+  const v1::SearchSpace space = RichSpace();
+  v1::Genome outside = RandomSearch(space, 1).Sample(0);
+  outside.mutable_training()->set_lbfgs_steps(space.lbfgs_steps() + 1);
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    std::mt19937_64 rng(seed);
+    std::optional<Child> child = Widen(outside, space, rng);
+    ASSERT_TRUE(child.has_value());
+    EXPECT_FALSE(child->IsMorphism());
+  }
+}
+
+TEST(MutateTest, RichSpaceUsesTheNewOperators) {
+  const v1::SearchSpace space = RichSpace();
+  RandomSearch random(space, 15);
+  std::mt19937_64 rng(11);
+  int stages_added = 0, morphisms = 0;
+  for (int n = 0; n < 300; ++n) {
+    const v1::Genome parent = random.Sample(n);
+    const Child child = Mutate(parent, space, rng);
+    ASSERT_EQ(OutsideSpace(child.genome, space), "");
+    stages_added += child.morphism.kind() == v1::MORPHISM_KIND_ADD_STAGE;
+    morphisms += child.IsMorphism();
+  }
+  EXPECT_GT(stages_added, 5);
+  EXPECT_GT(morphisms, 100);
+  EXPECT_LT(morphisms, 300);  // add layer and change activation are not
 }
 
 }  // namespace

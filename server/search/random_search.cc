@@ -5,6 +5,7 @@
 #include <random>
 
 #include "common/validation_split.h"
+#include "server/search/mutation.h"
 
 namespace evonas::search {
 
@@ -19,19 +20,37 @@ v1::Genome RandomSearch::Sample(int64_t sequence) const {
   auto uniform_int = [&rng](int lo, int hi) {
     return std::uniform_int_distribution<int>(lo, hi)(rng);
   };
-  v1::Genome genome;
-  const int depth = uniform_int(space_.min_depth(), space_.max_depth());
-  const v1::Activation activation = static_cast<v1::Activation>(
-      space_.activations(uniform_int(0, space_.activations_size() - 1)));
   // Widths log-uniform: as many small networks as large ones.
   std::uniform_real_distribution<double> log_width(
       std::log(space_.min_width()), std::log(space_.max_width() + 1.0));
-  for (int i = 0; i < depth; ++i) {
-    v1::DenseLayer* layer = genome.add_hidden_layers();
-    int width = static_cast<int>(std::exp(log_width(rng)));
-    layer->set_width(std::clamp(width, space_.min_width(), space_.max_width()));
-    layer->set_activation(activation);
-  }
+  auto sample_layers = [&](google::protobuf::RepeatedPtrField<v1::DenseLayer>&
+                               layers) {
+    const int depth = uniform_int(space_.min_depth(), space_.max_depth());
+    const v1::Activation activation = static_cast<v1::Activation>(
+        space_.activations(uniform_int(0, space_.activations_size() - 1)));
+    for (int i = 0; i < depth; ++i) {
+      v1::DenseLayer* layer = layers.Add();
+      int width = static_cast<int>(std::exp(log_width(rng)));
+      layer->set_width(
+          std::clamp(width, space_.min_width(), space_.max_width()));
+      layer->set_activation(activation);
+    }
+  };
+  // Drawn after the layers and training of the first stage, so that a space
+  // without residual layers samples as before they existed.
+  auto sample_residuals =
+      [&](google::protobuf::RepeatedPtrField<v1::DenseLayer>& layers) {
+        if (!space_.allow_residual()) return;
+        for (int i = 1; i < layers.size(); ++i) {
+          if (uniform_int(0, 1) == 1) {
+            layers[i].set_residual(true);
+            layers[i].set_width(layers[i - 1].width());
+          }
+        }
+      };
+
+  v1::Genome genome;
+  sample_layers(*genome.mutable_hidden_layers());
   v1::TrainingConfig* training = genome.mutable_training();
   std::uniform_real_distribution<double> log_lr(
       std::log(space_.min_learning_rate()),
@@ -41,6 +60,18 @@ v1::Genome RandomSearch::Sample(int64_t sequence) const {
       uniform_int(space_.min_adam_steps(), space_.max_adam_steps()));
   training->set_lbfgs_steps(space_.lbfgs_steps());
   training->set_batch_size(0);
+  sample_residuals(*genome.mutable_hidden_layers());
+  if (space_.search_training_extras()) SampleTrainingExtras(*training, rng);
+
+  const int stages = space_.max_residual_stages() > 0
+                         ? uniform_int(0, space_.max_residual_stages())
+                         : 0;
+  for (int s = 0; s < stages; ++s) {
+    v1::Stage* stage = genome.add_residual_stages();
+    sample_layers(*stage->mutable_hidden_layers());
+    sample_residuals(*stage->mutable_hidden_layers());
+    *stage->mutable_training() = *training;
+  }
   return genome;
 }
 

@@ -102,7 +102,7 @@ Proposal RegularizedEvolution::Propose(
       best = candidate;
     }
   }
-  return {Mutate(parent->genome(), space_, rng), "", {}};
+  return {Mutate(parent->genome(), space_, rng).genome, "", {}};
 }
 
 }  // namespace evonas::search
