@@ -5,15 +5,16 @@
 #include "common/sha256.h"
 
 namespace evonas {
-namespace {
-
-constexpr size_t kChunkBytes = 1 << 20;
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
                       std::string(status.message()));
 }
+
+namespace {
+
+constexpr size_t kChunkBytes = 1 << 20;
 
 template <typename T, typename Fill>
 grpc::Status Respond(const absl::StatusOr<T>& result, Fill fill) {
@@ -55,8 +56,8 @@ grpc::Status EvonasServiceImpl::UploadDataset(
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "the first upload message must carry metadata");
   }
-  auto upload = controller_->BeginUpload(request.metadata().name(),
-                                         request.metadata().size_bytes());
+  const std::string name = request.metadata().name();
+  auto upload = controller_->BeginUpload(name, request.metadata().size_bytes());
   if (!upload.ok()) return ToGrpcStatus(upload.status());
   do {
     if (request.chunk().size() > kChunkBytes) {
@@ -77,8 +78,12 @@ grpc::Status EvonasServiceImpl::UploadDataset(
     return grpc::Status(grpc::StatusCode::CANCELLED,
                         "upload was interrupted; nothing was stored");
   }
-  return Respond((*upload)->Finish(),
-                 [&](const v1::Dataset& d) { *response = d; });
+  return Respond((*upload)->Finish(), [&](const v1::Dataset& d) {
+    *response = d;
+    // This upload's name, also when the same bytes were stored before under
+    // another one.
+    response->set_name(name);
+  });
 }
 
 grpc::Status EvonasServiceImpl::GetDataset(grpc::ServerContext*,

@@ -8,6 +8,10 @@
 
 namespace evonas {
 
+// The one place where an absl::Status becomes a grpc::Status (same code, same
+// message).
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
 // Thin, stateless translations between gRPC and the Controller: requests in,
 // absl::Status out as grpc::Status (in ToGrpcStatus only).
 class EvonasServiceImpl final : public v1::EvonasService::Service {

@@ -1,0 +1,113 @@
+#ifndef EVONAS_SERVER_AUTH_ACCESS_CONTROL_H_
+#define EVONAS_SERVER_AUTH_ACCESS_CONTROL_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "evonas/v1/types.pb.h"
+#include "grpcpp/server_context.h"
+#include "server/store/store.h"
+
+namespace evonas::auth {
+
+// Who made a call, from its bearer token.
+struct Principal {
+  std::string token_id;
+  std::string kind;    // kClientKind or kWorkerKind
+  std::string tenant;  // empty for workers
+};
+
+struct AccessOptions {
+  // RUNNING experiments a tenant may have at once.
+  int64_t max_running_experiments = 8;
+};
+
+// Whether an id names something the caller's tenant may see.
+enum class Visibility {
+  kOwn,      // the tenant's own: go ahead
+  kForeign,  // exists, but not the tenant's: answer as if absent
+  kAbsent,   // does not exist: let the controller answer (as for everyone)
+};
+
+// Bearer-token authentication and tenant ownership over the controller's
+// database, through a connection of its own (the tables of schema v3).
+// Thread-safe.
+class AccessControl {
+ public:
+  // Opens the database the controller uses (already migrated by it).
+  static absl::StatusOr<std::unique_ptr<AccessControl>> Open(
+      const std::string& db_path, AccessOptions options);
+
+  // The caller of a call with `metadata` (its "authorization: Bearer ..."
+  // entry), if it holds a valid token of `kind`. Unauthenticated for a
+  // missing, malformed, unknown or revoked token; PermissionDenied for a
+  // valid token of the other kind.
+  absl::StatusOr<Principal> Authenticate(
+      const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
+      absl::string_view kind);
+
+  absl::StatusOr<Visibility> DatasetVisibility(const std::string& tenant,
+                                               const std::string& id);
+  absl::StatusOr<Visibility> ExperimentVisibility(const std::string& tenant,
+                                                  const std::string& id);
+  // A candidate is visible when its experiment is.
+  absl::StatusOr<Visibility> CandidateVisibility(const std::string& tenant,
+                                                 const std::string& id);
+
+  // Records that `tenant` uploaded `dataset` (unless it did before) and
+  // returns the data set as that tenant sees it: its own name and time.
+  absl::StatusOr<v1::Dataset> AddDataset(const std::string& tenant,
+                                         const v1::Dataset& dataset);
+  // `dataset` with the tenant's own name and time; NotFound if the tenant
+  // did not upload it.
+  absl::StatusOr<v1::Dataset> TenantView(const std::string& tenant,
+                                         v1::Dataset dataset);
+  // The tenant's data sets among `all` (every data set, as the controller
+  // lists them), as the tenant sees them, newest first.
+  absl::StatusOr<std::vector<v1::Dataset>> TenantDatasets(
+      const std::string& tenant, const std::vector<v1::Dataset>& all);
+  // Ids of the tenant's experiments.
+  absl::StatusOr<std::vector<std::string>> ExperimentIdsOf(
+      const std::string& tenant);
+
+  // Held while one experiment is created: see ReserveExperiment.
+  class CreationSlot {
+   public:
+    // Makes `tenant` the owner of the experiment just created.
+    absl::Status RecordOwner(const std::string& experiment_id);
+
+   private:
+    friend class AccessControl;
+    CreationSlot(AccessControl* access, std::string tenant)
+        : access_(access), tenant_(std::move(tenant)), lock_(&access->create_mu_) {}
+    AccessControl* const access_;
+    const std::string tenant_;
+    absl::MutexLock lock_;
+  };
+  // Checks the tenant's limit of running experiments: ResourceExhausted at
+  // the limit. Creations are serialised until the slot is destroyed, so
+  // that two concurrent ones cannot both take the last place; the caller
+  // creates the experiment and calls RecordOwner.
+  absl::StatusOr<std::unique_ptr<CreationSlot>> ReserveExperiment(
+      const std::string& tenant);
+
+ private:
+  AccessControl(std::unique_ptr<store::Store> store, AccessOptions options)
+      : options_(options), store_(std::move(store)) {}
+
+  const AccessOptions options_;
+  absl::Mutex create_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  absl::Mutex mu_;
+  std::unique_ptr<store::Store> store_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace evonas::auth
+
+#endif  // EVONAS_SERVER_AUTH_ACCESS_CONTROL_H_
