@@ -15,6 +15,7 @@
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "common/table.h"
+#include "common/timestamps.h"
 #include "common/validation_split.h"
 #include "server/search/pareto.h"
 
@@ -32,6 +33,13 @@ constexpr int kMaxListedColumns = 20;
 constexpr int64_t kMaxBudgetCandidates = 1000000;
 constexpr double kDefaultValidationFraction = 0.2;
 constexpr double kDefaultWithinTolerance = 1e-6;
+constexpr double kDefaultStepFraction = 0.25;
+// Copies of earlier candidates (Candidate.duplicate_of) recorded in one
+// LeaseWork before the worker is told to come back later.
+constexpr int kMaxCopiesPerCall = 4;
+// After this many copies in a row the search space counts as exhausted:
+// the experiment proposes nothing more and completes.
+constexpr int kMaxConsecutiveCopies = 100;
 
 // Unguessable ids: a lease id is a capability of the worker holding it.
 std::string RandomId(absl::string_view prefix, int bytes) {
@@ -93,10 +101,12 @@ absl::Status CheckReportShape(const v1::WorkResult& result) {
     std::set<int> formats;
     for (const v1::Artifact& artifact : result.artifacts()) {
       if (artifact.format() != v1::MODEL_FORMAT_ONNX &&
-          artifact.format() != v1::MODEL_FORMAT_MODEL_CARD) {
+          artifact.format() != v1::MODEL_FORMAT_MODEL_CARD &&
+          artifact.format() != v1::MODEL_FORMAT_CHECKPOINT) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "report: artifacts may be MODEL_FORMAT_ONNX or "
-            "MODEL_FORMAT_MODEL_CARD, got format ", artifact.format()));
+            "report: artifacts may be MODEL_FORMAT_ONNX, "
+            "MODEL_FORMAT_MODEL_CARD or MODEL_FORMAT_CHECKPOINT, got format ",
+            artifact.format()));
       }
       if (!formats.insert(artifact.format()).second) {
         return absl::InvalidArgumentError(
@@ -117,6 +127,41 @@ absl::Status CheckReportShape(const v1::WorkResult& result) {
     return absl::InvalidArgumentError(
         "report: a failure report carries no metrics, no model and no "
         "artifacts");
+  }
+  return absl::OkStatus();
+}
+
+// Objectives of the front and terms of the fitness: known, each once, and
+// weights finite and non-negative.
+absl::Status ValidateObjectives(const v1::ExperimentSpec& spec) {
+  auto check = [](v1::Objective objective, absl::string_view field,
+                  std::set<int>& seen) -> absl::Status {
+    if (objective == v1::OBJECTIVE_UNSPECIFIED ||
+        !v1::Objective_IsValid(objective)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": unknown objective ", objective));
+    }
+    if (!seen.insert(objective).second) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ": ", v1::Objective_Name(objective), " is named twice"));
+    }
+    return absl::OkStatus();
+  };
+  std::set<int> objectives;
+  for (int objective : spec.objectives()) {
+    EVONAS_RETURN_IF_ERROR(check(static_cast<v1::Objective>(objective),
+                                 "objectives", objectives));
+  }
+  std::set<int> weighted;
+  for (const v1::ObjectiveWeight& term : spec.fitness_weights()) {
+    EVONAS_RETURN_IF_ERROR(
+        check(term.objective(), "fitness_weights", weighted));
+    if (!std::isfinite(term.weight()) || term.weight() < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "fitness_weights: the weight of ",
+          v1::Objective_Name(term.objective()), " is ", term.weight(),
+          "; weights must be finite and non-negative"));
+    }
   }
   return absl::OkStatus();
 }
@@ -164,6 +209,106 @@ absl::Status CheckColumns(const std::vector<std::string>& wanted,
 std::vector<std::string> ToVector(
     const google::protobuf::RepeatedPtrField<std::string>& field) {
   return {field.begin(), field.end()};
+}
+
+absl::Status CheckpointError(absl::string_view problem) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("report: checkpoint ", problem));
+}
+
+absl::Status CheckFinite(const google::protobuf::RepeatedField<double>& values,
+                         absl::string_view where, bool positive = false) {
+  for (double v : values) {
+    if (!std::isfinite(v) || (positive && v <= 0)) {
+      return CheckpointError(absl::StrCat(
+          where, " holds ", v, "; values must be finite",
+          positive ? " and positive" : ""));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// OK when `bytes` is a v1::NetworkWeights that a worker can load for
+// `genome` with `inputs` and `outputs` columns: one StageWeights per stage,
+// each with one layer per hidden layer plus the output layer, of the
+// genome's shapes, activations and residual flags, all values finite (and
+// standard deviations positive), and `parameter_count` weights and biases
+// in all. Otherwise InvalidArgument naming the first mismatch.
+absl::Status CheckCheckpoint(const std::string& bytes, const v1::Genome& genome,
+                             int64_t inputs, int64_t outputs,
+                             int64_t parameter_count) {
+  v1::NetworkWeights weights;
+  if (!weights.ParseFromString(bytes)) {
+    return CheckpointError(
+        "is not a binary-serialised evonas.v1.NetworkWeights");
+  }
+  std::vector<const google::protobuf::RepeatedPtrField<v1::DenseLayer>*>
+      stages = {&genome.hidden_layers()};
+  for (const v1::Stage& stage : genome.residual_stages()) {
+    stages.push_back(&stage.hidden_layers());
+  }
+  if (weights.stages_size() != static_cast<int>(stages.size())) {
+    return CheckpointError(absl::StrCat("has ", weights.stages_size(),
+                                        " stages but the genome has ",
+                                        stages.size()));
+  }
+  int64_t parameters = 0;
+  for (size_t s = 0; s < stages.size(); ++s) {
+    const v1::StageWeights& stage = weights.stages(static_cast<int>(s));
+    const auto& hidden = *stages[s];
+    const std::string where = absl::StrCat("stage ", s);
+    if (stage.x_mean_size() != inputs || stage.x_std_size() != inputs ||
+        stage.y_mean_size() != outputs || stage.y_std_size() != outputs) {
+      return CheckpointError(absl::StrCat(
+          where, " standardises ", stage.x_mean_size(), "/",
+          stage.x_std_size(), " inputs and ", stage.y_mean_size(), "/",
+          stage.y_std_size(), " outputs (mean/std); the experiment has ",
+          inputs, " inputs and ", outputs, " outputs"));
+    }
+    EVONAS_RETURN_IF_ERROR(CheckFinite(stage.x_mean(), where + " x_mean"));
+    EVONAS_RETURN_IF_ERROR(CheckFinite(stage.y_mean(), where + " y_mean"));
+    EVONAS_RETURN_IF_ERROR(CheckFinite(stage.x_std(), where + " x_std", true));
+    EVONAS_RETURN_IF_ERROR(CheckFinite(stage.y_std(), where + " y_std", true));
+    if (stage.layers_size() != hidden.size() + 1) {
+      return CheckpointError(absl::StrCat(
+          where, " has ", stage.layers_size(), " layers; the genome has ",
+          hidden.size(), " hidden layers plus the output layer"));
+    }
+    int64_t in = inputs;
+    for (int l = 0; l < stage.layers_size(); ++l) {
+      const bool is_output = l == hidden.size();
+      const v1::LayerWeights& layer = stage.layers(l);
+      const int64_t out = is_output ? outputs : hidden[l].width();
+      const std::string at = absl::StrCat(where, " layer ", l);
+      if (layer.inputs() != in || layer.outputs() != out ||
+          layer.weight_size() != in * out || layer.bias_size() != out) {
+        return CheckpointError(absl::StrCat(
+            at, " is ", layer.inputs(), "x", layer.outputs(), " with ",
+            layer.weight_size(), " weights and ", layer.bias_size(),
+            " biases; the genome needs ", in, "x", out, " with ", in * out,
+            " weights and ", out, " biases"));
+      }
+      const v1::Activation activation =
+          is_output ? v1::ACTIVATION_UNSPECIFIED : hidden[l].activation();
+      const bool residual = !is_output && hidden[l].residual();
+      if (layer.activation() != activation || layer.residual() != residual) {
+        return CheckpointError(absl::StrCat(
+            at, " has activation ", ActivationName(layer.activation()),
+            layer.residual() ? " (residual)" : "", "; the genome needs ",
+            ActivationName(activation), residual ? " (residual)" : ""));
+      }
+      EVONAS_RETURN_IF_ERROR(CheckFinite(layer.weight(), at + " weight"));
+      EVONAS_RETURN_IF_ERROR(CheckFinite(layer.bias(), at + " bias"));
+      parameters += layer.weight_size() + layer.bias_size();
+      in = out;
+    }
+  }
+  if (parameters != parameter_count) {
+    return CheckpointError(absl::StrCat(
+        "holds ", parameters, " parameters but metrics.parameter_count is ",
+        parameter_count));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CheckEvaluation(const v1::Evaluation& e, absl::string_view what) {
@@ -341,9 +486,28 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec) {
     return absl::InvalidArgumentError(
         "budget.max_wall_seconds must be finite and non-negative");
   }
-  if (budget.max_candidates() == 0 && budget.max_wall_seconds() == 0) {
+  if (!std::isfinite(budget.max_worker_seconds()) ||
+      budget.max_worker_seconds() < 0) {
     return absl::InvalidArgumentError(
-        "budget: set max_candidates or max_wall_seconds (or both)");
+        "budget.max_worker_seconds must be finite and non-negative");
+  }
+  if (budget.max_candidates() == 0 && budget.max_wall_seconds() == 0 &&
+      budget.max_worker_seconds() == 0) {
+    return absl::InvalidArgumentError(
+        "budget: set max_candidates, max_wall_seconds or max_worker_seconds "
+        "(stop_when_feasible alone may never stop)");
+  }
+  EVONAS_RETURN_IF_ERROR(ValidateObjectives(spec));
+  v1::InheritanceSettings* inheritance = spec.mutable_inheritance();
+  if (!(inheritance->step_fraction() >= 0 &&
+        inheritance->step_fraction() <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "inheritance.step_fraction is ", inheritance->step_fraction(),
+        "; it must be in (0, 1], or 0 for the default ",
+        kDefaultStepFraction));
+  }
+  if (inheritance->step_fraction() == 0) {
+    inheritance->set_step_fraction(kDefaultStepFraction);
   }
 
   if (spec.validation_fraction() == 0) {
@@ -401,18 +565,61 @@ absl::StatusOr<v1::Experiment> Controller::CreateExperiment(
   experiment.set_state(v1::EXPERIMENT_STATE_RUNNING);
   *experiment.mutable_created_at() = ToProto(NowMs());
   EVONAS_RETURN_IF_ERROR(store_->InsertExperiment(experiment));
-  return store_->GetExperiment(experiment.id());
+  return LoadExperiment(experiment.id());
+}
+
+absl::StatusOr<v1::Experiment> Controller::LoadExperiment(
+    const std::string& id) {
+  EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment, store_->GetExperiment(id));
+  EVONAS_ASSIGN_OR_RETURN(double worker_seconds, WorkerSecondsOf(id));
+  experiment.set_worker_seconds(worker_seconds);
+  return experiment;
+}
+
+absl::StatusOr<double> Controller::WorkerSecondsOf(
+    const std::string& experiment_id) {
+  auto it = worker_seconds_.find(experiment_id);
+  if (it != worker_seconds_.end()) return it->second;
+  EVONAS_ASSIGN_OR_RETURN(auto candidates,
+                          store_->ListCandidates(experiment_id));
+  double total = 0;
+  for (const store::StoredCandidate& s : candidates) {
+    total += s.candidate.worker_seconds();
+  }
+  worker_seconds_[experiment_id] = total;
+  return total;
+}
+
+void Controller::AddWorkerSeconds(const std::string& experiment_id,
+                                  double seconds) {
+  auto it = worker_seconds_.find(experiment_id);
+  if (it != worker_seconds_.end()) it->second += seconds;
+}
+
+double Controller::EndLease(store::StoredCandidate& stored) {
+  v1::Candidate& c = stored.candidate;
+  if (!IsSet(c.leased_at())) return 0;  // leased before leased_at existed
+  const double seconds =
+      std::max<int64_t>(0, NowMs() - ToMs(c.leased_at())) / 1000.0;
+  c.set_worker_seconds(c.worker_seconds() + seconds);
+  return seconds;
 }
 
 absl::StatusOr<v1::Experiment> Controller::GetExperiment(const std::string& id) {
   EVONAS_RETURN_IF_ERROR(CheckId("experiment_id", id));
   absl::MutexLock lock(&mu_);
-  return store_->GetExperiment(id);
+  return LoadExperiment(id);
 }
 
 absl::StatusOr<std::vector<v1::Experiment>> Controller::ListExperiments() {
   absl::MutexLock lock(&mu_);
-  return store_->ListExperiments();
+  EVONAS_ASSIGN_OR_RETURN(auto experiments, store_->ListExperiments());
+  for (v1::Experiment& experiment : experiments) {
+    EVONAS_ASSIGN_OR_RETURN(double worker_seconds,
+                            WorkerSecondsOf(experiment.id()));
+    experiment.set_worker_seconds(worker_seconds);
+  }
+  return experiments;
 }
 
 absl::StatusOr<v1::Experiment> Controller::CancelExperiment(
@@ -435,7 +642,7 @@ absl::StatusOr<v1::Experiment> Controller::CancelExperiment(
   EVONAS_RETURN_IF_ERROR(
       store_->SetExperimentState(id, v1::EXPERIMENT_STATE_CANCELLED, NowMs()));
   EVONAS_RETURN_IF_ERROR(txn->Commit());
-  return store_->GetExperiment(id);
+  return LoadExperiment(id);
 }
 
 absl::StatusOr<std::vector<v1::Candidate>> Controller::ListCandidates(
@@ -467,7 +674,11 @@ absl::StatusOr<v1::ParetoFront> Controller::GetParetoFront(
   std::vector<const store::StoredCandidate*> succeeded;
   std::vector<search::ObjectivePoint> points;
   for (const store::StoredCandidate& s : stored) {
-    if (s.candidate.state() != v1::CANDIDATE_STATE_SUCCEEDED) continue;
+    // A copy stands at its original's point, which is counted once.
+    if (s.candidate.state() != v1::CANDIDATE_STATE_SUCCEEDED ||
+        !s.candidate.duplicate_of().empty()) {
+      continue;
+    }
     const v1::Metrics& m = s.candidate.metrics();
     succeeded.push_back(&s);
     points.push_back({{m.validation().max_abs_error(),
@@ -514,8 +725,11 @@ absl::StatusOr<std::string> Controller::ReadModel(
       return absl::InvalidArgumentError(
           absl::StrCat("format: unknown model format ", format));
     } else {
-      EVONAS_ASSIGN_OR_RETURN(sha,
-                              store_->ArtifactSha256(candidate_id, format));
+      // A copy has no files of its own: they are its original's.
+      const std::string& owner = stored.candidate.duplicate_of().empty()
+                                     ? candidate_id
+                                     : stored.candidate.duplicate_of();
+      EVONAS_ASSIGN_OR_RETURN(sha, store_->ArtifactSha256(owner, format));
     }
   }
   return blobs_->Read(sha);
@@ -523,19 +737,27 @@ absl::StatusOr<std::string> Controller::ReadModel(
 
 // ------------------------------------------------------------------ workers
 
-absl::StatusOr<bool> Controller::BudgetLeft(const v1::Experiment& experiment) {
+absl::StatusOr<Controller::BudgetState> Controller::CheckBudget(
+    const v1::Experiment& experiment) {
   const v1::Budget& budget = experiment.spec().budget();
   if (budget.max_wall_seconds() > 0 &&
       NowMs() - ToMs(experiment.created_at()) >=
           budget.max_wall_seconds() * 1000) {
-    return false;
+    return BudgetState::kStop;
+  }
+  if (budget.max_worker_seconds() > 0) {
+    EVONAS_ASSIGN_OR_RETURN(double spent, WorkerSecondsOf(experiment.id()));
+    if (spent >= budget.max_worker_seconds()) return BudgetState::kStop;
+  }
+  if (budget.stop_when_feasible() && experiment.feasible_count() > 0) {
+    return BudgetState::kStop;
   }
   if (budget.max_candidates() > 0) {
     EVONAS_ASSIGN_OR_RETURN(int64_t total,
                             store_->CandidateTotal(experiment.id()));
-    if (total >= budget.max_candidates()) return false;
+    if (total >= budget.max_candidates()) return BudgetState::kNoNewCandidates;
   }
-  return true;
+  return BudgetState::kLeft;
 }
 
 absl::Status Controller::FinishIfDone(const std::string& experiment_id) {
@@ -544,16 +766,13 @@ absl::Status Controller::FinishIfDone(const std::string& experiment_id) {
   if (experiment.state() != v1::EXPERIMENT_STATE_RUNNING) {
     return absl::OkStatus();
   }
-  EVONAS_ASSIGN_OR_RETURN(bool budget_left, BudgetLeft(experiment));
-  if (budget_left) return absl::OkStatus();
+  EVONAS_ASSIGN_OR_RETURN(BudgetState budget, CheckBudget(experiment));
+  if (budget == BudgetState::kLeft) return absl::OkStatus();
   EVONAS_ASSIGN_OR_RETURN(auto txn, store_->BeginTransaction());
-  const bool wall_spent =
-      experiment.spec().budget().max_wall_seconds() > 0 &&
-      NowMs() - ToMs(experiment.created_at()) >=
-          experiment.spec().budget().max_wall_seconds() * 1000;
   int64_t unfinished = experiment.counts().running();
-  if (wall_spent) {
-    // Out of time: queued work is dropped; running work may still report.
+  if (budget == BudgetState::kStop) {
+    // Out of time or compute, or done: queued work is dropped; running work
+    // may still report.
     EVONAS_ASSIGN_OR_RETURN(auto candidates,
                             store_->ListCandidates(experiment_id));
     for (store::StoredCandidate& stored : candidates) {
@@ -581,6 +800,8 @@ absl::Status Controller::MaintainLocked() {
   EVONAS_ASSIGN_OR_RETURN(auto expired, store_->ExpiredLeases(NowMs()));
   for (store::StoredCandidate& stored : expired) {
     v1::Candidate& c = stored.candidate;
+    // The dead worker's time is spent all the same.
+    const double seconds = EndLease(stored);
     stored.lease_id.clear();
     stored.lease_deadline_ms = 0;
     if (c.attempts() >= options_.max_attempts) {
@@ -593,6 +814,7 @@ absl::Status Controller::MaintainLocked() {
       c.clear_worker_id();
     }
     EVONAS_RETURN_IF_ERROR(store_->UpdateCandidate(stored));
+    AddWorkerSeconds(c.experiment_id(), seconds);
   }
   EVONAS_ASSIGN_OR_RETURN(auto running, store_->ListRunningExperimentIds());
   for (const std::string& id : running) {
@@ -601,44 +823,149 @@ absl::Status Controller::MaintainLocked() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<store::StoredCandidate>>
-Controller::ProposeCandidate(const v1::Experiment& experiment) {
-  EVONAS_ASSIGN_OR_RETURN(bool budget_left, BudgetLeft(experiment));
-  if (!budget_left) return std::nullopt;
-  auto it = strategies_.find(experiment.id());
-  if (it == strategies_.end()) {
-    EVONAS_ASSIGN_OR_RETURN(auto strategy,
-                            search::MakeStrategy(experiment.spec()));
-    it = strategies_.emplace(experiment.id(), std::move(strategy)).first;
+absl::StatusOr<std::optional<std::string>> Controller::InheritableParent(
+    const std::vector<store::StoredCandidate>& all,
+    const std::string& parent_id) {
+  const store::StoredCandidate* parent = nullptr;
+  for (const store::StoredCandidate& s : all) {
+    if (s.candidate.id() == parent_id) parent = &s;
   }
-  EVONAS_ASSIGN_OR_RETURN(auto all, store_->ListCandidates(experiment.id()));
-  std::vector<v1::Candidate> finished;
-  // Every genome the experiment already holds, in any state: the same
-  // architecture and training config is never trained twice.
-  std::unordered_set<std::string> taken;
-  for (auto& s : all) {
-    if (IsFinal(s.candidate.state())) finished.push_back(s.candidate);
-    taken.insert(GenomeKey(s.candidate.genome()));
+  if (parent == nullptr ||
+      parent->candidate.state() != v1::CANDIDATE_STATE_SUCCEEDED) {
+    return std::nullopt;
   }
-  const int64_t sequence = static_cast<int64_t>(all.size());
-  // A duplicate is re-proposed with salted sequence numbers, which keeps the
-  // search deterministic. After this many duplicates in a row the search
-  // space is nearly exhausted and the duplicate is accepted rather than
-  // stalling the experiment.
-  constexpr int kMaxProposalAttempts = 20;
-  search::UniqueProposal proposal = search::ProposeUnique(
-      *it->second, sequence, finished, taken, kMaxProposalAttempts);
+  // A copy's weights are its original's.
+  const std::string& owner = parent->candidate.duplicate_of().empty()
+                                 ? parent_id
+                                 : parent->candidate.duplicate_of();
+  absl::StatusOr<std::string> checkpoint =
+      store_->ArtifactSha256(owner, v1::MODEL_FORMAT_CHECKPOINT);
+  if (absl::IsNotFound(checkpoint.status())) return std::nullopt;
+  EVONAS_RETURN_IF_ERROR(checkpoint.status());
+  return owner;
+}
+
+absl::Status Controller::RecordDuplicate(
+    const v1::Experiment& experiment, int64_t sequence, v1::Genome genome,
+    const store::StoredCandidate& original) {
+  const v1::Candidate& o = original.candidate;
   store::StoredCandidate stored;
   v1::Candidate& c = stored.candidate;
   c.set_id(absl::StrFormat("%s-c%05d", experiment.id(), sequence));
   c.set_experiment_id(experiment.id());
   c.set_sequence(sequence);
-  *c.mutable_genome() = std::move(proposal.genome);
-  c.set_state(v1::CANDIDATE_STATE_QUEUED);
+  *c.mutable_genome() = std::move(genome);
+  *c.mutable_cost() = o.cost();
+  c.set_duplicate_of(o.id());
+  c.set_state(o.state());
+  if (o.state() == v1::CANDIDATE_STATE_SUCCEEDED) {
+    *c.mutable_metrics() = o.metrics();
+    c.set_feasible(o.feasible());
+    *c.mutable_violations() = o.violations();
+    stored.model_sha256 = original.model_sha256;
+    stored.violation = original.violation;
+  } else {
+    c.set_failure_reason(Truncate(
+        absl::StrCat("same genome as ", o.id(), ", which failed: ",
+                     o.failure_reason()),
+        2000));
+  }
   *c.mutable_created_at() = ToProto(NowMs());
-  EVONAS_RETURN_IF_ERROR(ValidateGenome(c.genome()));
-  EVONAS_RETURN_IF_ERROR(store_->InsertCandidate(stored));
-  return stored;
+  *c.mutable_finished_at() = ToProto(NowMs());
+  return store_->InsertCandidate(stored);
+}
+
+absl::StatusOr<std::optional<store::StoredCandidate>>
+Controller::ProposeCandidate(const v1::Experiment& experiment) {
+  auto it = strategies_.find(experiment.id());
+  if (it == strategies_.end()) {
+    EVONAS_ASSIGN_OR_RETURN(auto strategy,
+                            options_.make_strategy(experiment.spec()));
+    it = strategies_.emplace(experiment.id(), std::move(strategy)).first;
+  }
+  for (int copies = 0;; ++copies) {
+    EVONAS_ASSIGN_OR_RETURN(v1::Experiment fresh,
+                            store_->GetExperiment(experiment.id()));
+    EVONAS_ASSIGN_OR_RETURN(BudgetState budget, CheckBudget(fresh));
+    if (budget != BudgetState::kLeft) {
+      if (copies > 0) EVONAS_RETURN_IF_ERROR(FinishIfDone(experiment.id()));
+      return std::nullopt;
+    }
+    EVONAS_ASSIGN_OR_RETURN(auto all, store_->ListCandidates(experiment.id()));
+    int trailing_copies = 0;
+    for (auto s = all.rbegin();
+         s != all.rend() && !s->candidate.duplicate_of().empty(); ++s) {
+      ++trailing_copies;
+    }
+    if (trailing_copies >= kMaxConsecutiveCopies) {
+      // The search keeps proposing trained genomes: the space is exhausted.
+      if (fresh.counts().queued() + fresh.counts().running() == 0) {
+        EVONAS_RETURN_IF_ERROR(store_->SetExperimentState(
+            experiment.id(), v1::EXPERIMENT_STATE_COMPLETED, NowMs()));
+      }
+      return std::nullopt;
+    }
+    std::vector<v1::Candidate> finished;
+    // Every genome the experiment already holds, in any state: the same
+    // architecture and training config is never trained twice.
+    std::unordered_set<std::string> taken;
+    for (auto& s : all) {
+      if (IsFinal(s.candidate.state())) finished.push_back(s.candidate);
+      taken.insert(GenomeKey(s.candidate.genome()));
+    }
+    const int64_t sequence = static_cast<int64_t>(all.size());
+    // A duplicate is re-proposed with salted sequence numbers, which keeps
+    // the search deterministic. After this many duplicates in a row the
+    // search space is nearly exhausted and the genome gets the stored result
+    // of the earlier candidate instead of a second training.
+    constexpr int kMaxProposalAttempts = 20;
+    search::UniqueProposal proposal = search::ProposeUnique(
+        *it->second, sequence, finished, taken, kMaxProposalAttempts);
+    EVONAS_RETURN_IF_ERROR(ValidateGenome(proposal.genome));
+    if (!proposal.unique) {
+      const std::string key = GenomeKey(proposal.genome);
+      const store::StoredCandidate* original = nullptr;
+      for (const store::StoredCandidate& s : all) {
+        if (s.candidate.duplicate_of().empty() &&
+            GenomeKey(s.candidate.genome()) == key) {
+          original = &s;
+          break;
+        }
+      }
+      // While the earlier candidate is queued or running its result is not
+      // known yet: no work now; a later call copies it.
+      if (original == nullptr ||
+          (original->candidate.state() != v1::CANDIDATE_STATE_SUCCEEDED &&
+           original->candidate.state() != v1::CANDIDATE_STATE_FAILED) ||
+          copies == kMaxCopiesPerCall) {
+        if (copies > 0) EVONAS_RETURN_IF_ERROR(FinishIfDone(experiment.id()));
+        return std::nullopt;
+      }
+      EVONAS_RETURN_IF_ERROR(RecordDuplicate(
+          experiment, sequence, std::move(proposal.genome), *original));
+      continue;
+    }
+    store::StoredCandidate stored;
+    v1::Candidate& c = stored.candidate;
+    c.set_id(absl::StrFormat("%s-c%05d", experiment.id(), sequence));
+    c.set_experiment_id(experiment.id());
+    c.set_sequence(sequence);
+    *c.mutable_genome() = std::move(proposal.genome);
+    if (!proposal.parent_id.empty() &&
+        experiment.spec().inheritance().enabled()) {
+      EVONAS_ASSIGN_OR_RETURN(std::optional<std::string> parent,
+                              InheritableParent(all, proposal.parent_id));
+      // Without a checkpoint to start from the child trains from scratch.
+      if (parent) {
+        c.set_parent_id(*parent);
+        *c.mutable_morphism() = proposal.morphism;
+      }
+    }
+    c.set_state(v1::CANDIDATE_STATE_QUEUED);
+    *c.mutable_created_at() = ToProto(NowMs());
+    EVONAS_RETURN_IF_ERROR(store_->InsertCandidate(stored));
+    return stored;
+  }
 }
 
 absl::StatusOr<v1::Lease> Controller::MakeLease(
@@ -665,6 +992,27 @@ absl::StatusOr<v1::Lease> Controller::MakeLease(
   lease.set_heartbeat_interval_seconds(
       absl::ToDoubleSeconds(options_.heartbeat_interval));
   *lease.mutable_requirements() = spec.requirements();
+  const std::string& parent_id = stored.candidate.parent_id();
+  if (!parent_id.empty()) {
+    EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate parent,
+                            store_->GetCandidate(parent_id));
+    EVONAS_ASSIGN_OR_RETURN(
+        std::string sha,
+        store_->ArtifactSha256(parent_id, v1::MODEL_FORMAT_CHECKPOINT));
+    // The store keeps no size beside the hash that is readable here; a
+    // checkpoint is small next to the data set a worker fetches.
+    EVONAS_ASSIGN_OR_RETURN(std::string checkpoint, blobs_->Read(sha));
+    v1::Inheritance* inheritance = lease.mutable_inheritance();
+    inheritance->set_parent_candidate_id(parent_id);
+    *inheritance->mutable_parent_genome() = parent.candidate.genome();
+    *inheritance->mutable_morphism() = stored.candidate.morphism();
+    inheritance->set_checkpoint_size_bytes(
+        static_cast<int64_t>(checkpoint.size()));
+    inheritance->set_checkpoint_sha256(sha);
+    inheritance->set_step_fraction(spec.inheritance().step_fraction() > 0
+                                       ? spec.inheritance().step_fraction()
+                                       : kDefaultStepFraction);
+  }
   return lease;
 }
 
@@ -674,6 +1022,7 @@ absl::StatusOr<v1::Lease> Controller::GrantLease(store::StoredCandidate& stored,
   c.set_state(v1::CANDIDATE_STATE_RUNNING);
   c.set_worker_id(worker_id);
   c.set_attempts(c.attempts() + 1);
+  *c.mutable_leased_at() = ToProto(NowMs());
   stored.lease_id = RandomId("lease-", 16);
   stored.lease_deadline_ms =
       NowMs() + absl::ToInt64Milliseconds(options_.lease_timeout);
@@ -744,12 +1093,34 @@ absl::Status Controller::ReleaseLease(const std::string& worker_id,
   absl::MutexLock lock(&mu_);
   EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
                           HeldLease(worker_id, lease_id));
+  const double seconds = EndLease(stored);
   stored.candidate.set_state(v1::CANDIDATE_STATE_QUEUED);
   stored.candidate.clear_worker_id();
   stored.candidate.set_attempts(std::max(0, stored.candidate.attempts() - 1));
   stored.lease_id.clear();
   stored.lease_deadline_ms = 0;
-  return store_->UpdateCandidate(stored);
+  EVONAS_RETURN_IF_ERROR(store_->UpdateCandidate(stored));
+  AddWorkerSeconds(stored.candidate.experiment_id(), seconds);
+  return FinishIfDone(stored.candidate.experiment_id());
+}
+
+absl::StatusOr<std::string> Controller::FetchCheckpoint(
+    const std::string& worker_id, const std::string& lease_id) {
+  std::string sha;
+  {
+    absl::MutexLock lock(&mu_);
+    EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
+                            HeldLease(worker_id, lease_id));
+    const v1::Candidate& c = stored.candidate;
+    if (c.parent_id().empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "lease ", lease_id, " does not inherit: candidate ", c.id(),
+          " is trained from scratch, so there is no checkpoint to fetch"));
+    }
+    EVONAS_ASSIGN_OR_RETURN(
+        sha, store_->ArtifactSha256(c.parent_id(), v1::MODEL_FORMAT_CHECKPOINT));
+  }
+  return blobs_->Read(sha);
 }
 
 absl::Status Controller::CheckMetrics(const v1::WorkResult& result,
@@ -803,7 +1174,8 @@ absl::Status Controller::CheckMetrics(const v1::WorkResult& result,
 }
 
 absl::Status Controller::CheckArtifacts(
-    const v1::WorkResult& result, const std::vector<std::string>& artifacts) {
+    const v1::WorkResult& result, const std::vector<std::string>& artifacts,
+    const v1::Genome& genome, const v1::ExperimentSpec& spec) {
   if (static_cast<int>(artifacts.size()) != result.artifacts_size()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "report: ", result.artifacts_size(), " artifacts declared but ",
@@ -816,6 +1188,11 @@ absl::Status Controller::CheckArtifacts(
       return absl::InvalidArgumentError(absl::StrCat(
           "report: artifact ", v1::ModelFormat_Name(declared.format()),
           " does not match its declared size and SHA-256"));
+    }
+    if (declared.format() == v1::MODEL_FORMAT_CHECKPOINT) {
+      EVONAS_RETURN_IF_ERROR(CheckCheckpoint(
+          artifacts[i], genome, spec.input_columns_size(),
+          spec.output_columns_size(), result.metrics().parameter_count()));
     }
   }
   return absl::OkStatus();
@@ -864,14 +1241,15 @@ absl::StatusOr<bool> Controller::Report(
   const bool succeeded = result.failure_reason().empty();
   if (succeeded) {
     EVONAS_RETURN_IF_ERROR(CheckMetrics(result, model, stored));
-    EVONAS_RETURN_IF_ERROR(CheckArtifacts(result, artifacts));
+    EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment,
+                            store_->GetExperiment(c.experiment_id()));
+    EVONAS_RETURN_IF_ERROR(
+        CheckArtifacts(result, artifacts, c.genome(), experiment.spec()));
     // Durable blobs first; the rows referencing them commit after.
     EVONAS_ASSIGN_OR_RETURN(stored.model_sha256, blobs_->Put(model));
     for (const std::string& bytes : artifacts) {
       EVONAS_RETURN_IF_ERROR(blobs_->Put(bytes).status());
     }
-    EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment,
-                            store_->GetExperiment(c.experiment_id()));
     Assessment assessment =
         Assess(experiment.spec().requirements(), result.metrics());
     c.set_state(v1::CANDIDATE_STATE_SUCCEEDED);
@@ -888,6 +1266,7 @@ absl::StatusOr<bool> Controller::Report(
     c.set_failure_reason(Truncate(result.failure_reason(), 2000));
   }
   *c.mutable_finished_at() = ToProto(NowMs());
+  const double seconds = EndLease(stored);
   stored.lease_deadline_ms = 0;  // lease_id stays: a repeat report is detected
   {
     // The result and its files are accepted together or not at all.
@@ -902,6 +1281,7 @@ absl::StatusOr<bool> Controller::Report(
     }
     EVONAS_RETURN_IF_ERROR(txn->Commit());
   }
+  AddWorkerSeconds(c.experiment_id(), seconds);
   EVONAS_RETURN_IF_ERROR(FinishIfDone(c.experiment_id()));
   return c.feasible();
 }

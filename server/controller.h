@@ -37,6 +37,11 @@ struct ControllerOptions {
   absl::Duration no_work_retry = absl::Seconds(1);
   // Time source; tests replace it.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // Builds the search strategy of an experiment from its validated spec;
+  // tests replace it with a fake.
+  std::function<absl::StatusOr<std::unique_ptr<search::Strategy>>(
+      const v1::ExperimentSpec&)>
+      make_strategy = search::MakeStrategy;
 };
 
 class Controller;
@@ -97,7 +102,8 @@ class Controller {
   absl::StatusOr<v1::ParetoFront> GetParetoFront(
       const std::string& experiment_id);
   // A file of a SUCCEEDED candidate: TorchScript for UNSPECIFIED, else the
-  // artifact the worker reported in that format (NotFound if none).
+  // artifact the worker reported in that format (NotFound if none). A
+  // candidate recorded as a duplicate serves its original's files.
   absl::StatusOr<std::string> ReadModel(
       const std::string& candidate_id,
       v1::ModelFormat format = v1::MODEL_FORMAT_TORCHSCRIPT);
@@ -113,6 +119,11 @@ class Controller {
   // Requeues the candidate without counting an attempt.
   absl::Status ReleaseLease(const std::string& worker_id,
                             const std::string& lease_id);
+  // The checkpoint (a serialised v1::NetworkWeights) that the worker's
+  // active lease inherits. Aborted when the worker does not hold the lease;
+  // FailedPrecondition when it was reported or does not inherit.
+  absl::StatusOr<std::string> FetchCheckpoint(const std::string& worker_id,
+                                              const std::string& lease_id);
   // Checks what can be checked from the first message of a report, before
   // its model arrives, so that a hostile or stale report is refused without
   // buffering the model: InvalidArgument for missing ids or an inconsistent
@@ -120,7 +131,10 @@ class Controller {
   // and FailedPrecondition as for Report. Report checks everything again.
   absl::Status BeginReport(const v1::WorkResult& result);
   // Checks and records a result; `model` is the TorchScript file (empty on
-  // failure) and `artifacts` the bytes of result.artifacts(), in order.
+  // failure) and `artifacts` the bytes of result.artifacts(), in order. A
+  // MODEL_FORMAT_CHECKPOINT artifact must parse as v1::NetworkWeights whose
+  // stages and layers match the genome, with finite values and the reported
+  // parameter count.
   // Returns whether the candidate is feasible. Aborted: lease not held;
   // FailedPrecondition: already reported; InvalidArgument: the report is
   // inconsistent (nothing is stored).
@@ -151,8 +165,43 @@ class Controller {
   absl::Status ValidateSpec(v1::ExperimentSpec& spec)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status MaintainLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // True while the experiment may propose more candidates.
-  absl::StatusOr<bool> BudgetLeft(const v1::Experiment& experiment)
+  // What the budget of an experiment still allows.
+  enum class BudgetState {
+    // New candidates may be proposed.
+    kLeft,
+    // No new candidates; queued ones are still handed out (max_candidates).
+    kNoNewCandidates,
+    // No work at all: queued candidates are cancelled, running ones may
+    // finish (wall clock, worker-seconds, stop_when_feasible).
+    kStop,
+  };
+  // `experiment` must carry fresh counts (store_->GetExperiment).
+  absl::StatusOr<BudgetState> CheckBudget(const v1::Experiment& experiment)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The experiment with worker_seconds filled in.
+  absl::StatusOr<v1::Experiment> LoadExperiment(const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sum of the experiment's candidates' worker_seconds, cached.
+  absl::StatusOr<double> WorkerSecondsOf(const std::string& experiment_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends the current lease of `stored` (not yet written): adds its time
+  // since hand-out to the candidate's worker_seconds; returns that time.
+  double EndLease(store::StoredCandidate& stored)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds to the cached sum once the candidate's new total is committed.
+  void AddWorkerSeconds(const std::string& experiment_id, double seconds)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The SUCCEEDED candidate whose checkpoint a child of `parent_id` may
+  // inherit (the parent itself, or the original it duplicates), or nullopt
+  // when there is none to inherit.
+  absl::StatusOr<std::optional<std::string>> InheritableParent(
+      const std::vector<store::StoredCandidate>& all,
+      const std::string& parent_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records candidate `sequence` as a copy of the finished `original` (see
+  // Candidate.duplicate_of).
+  absl::Status RecordDuplicate(const v1::Experiment& experiment,
+                               int64_t sequence, v1::Genome genome,
+                               const store::StoredCandidate& original)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status FinishIfDone(const std::string& experiment_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -167,7 +216,9 @@ class Controller {
                                                    const std::string& lease_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckArtifacts(const v1::WorkResult& result,
-                              const std::vector<std::string>& artifacts);
+                              const std::vector<std::string>& artifacts,
+                              const v1::Genome& genome,
+                              const v1::ExperimentSpec& spec);
   absl::Status CheckMetrics(const v1::WorkResult& result,
                             const std::string& model,
                             const store::StoredCandidate& stored)
@@ -181,6 +232,9 @@ class Controller {
   // Strategies are rebuilt from the stored spec after a restart.
   std::map<std::string, std::unique_ptr<search::Strategy>> strategies_
       ABSL_GUARDED_BY(mu_);
+  // Experiment.worker_seconds by experiment id, derived from the candidates
+  // (which hold the durable numbers) on first use.
+  std::map<std::string, double> worker_seconds_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace evonas

@@ -6,7 +6,9 @@
 
 #include "common/genome.h"
 #include "common/sha256.h"
+#include "common/timestamps.h"
 #include "gtest/gtest.h"
+#include "server/testing_checkpoint.h"
 
 namespace evonas {
 namespace {
@@ -137,6 +139,58 @@ TEST_F(ControllerTest, CreateExperimentRejectsBadSpecs) {
        absl::StatusCode::kInvalidArgument, "width"},
       {"unknown test data set", [](auto& s) { s.set_test_dataset_id("zz"); },
        absl::StatusCode::kNotFound, "test_dataset_id"},
+      {"negative worker-seconds",
+       [](auto& s) { s.mutable_budget()->set_max_worker_seconds(-1); },
+       absl::StatusCode::kInvalidArgument,
+       "budget.max_worker_seconds must be finite and non-negative"},
+      {"NaN worker-seconds",
+       [](auto& s) { s.mutable_budget()->set_max_worker_seconds(NAN); },
+       absl::StatusCode::kInvalidArgument, "budget.max_worker_seconds"},
+      {"only stop_when_feasible",
+       [](auto& s) {
+         s.clear_budget();
+         s.mutable_budget()->set_stop_when_feasible(true);
+       },
+       absl::StatusCode::kInvalidArgument,
+       "set max_candidates, max_wall_seconds or max_worker_seconds"},
+      {"unknown objective",
+       [](auto& s) { s.add_objectives(static_cast<v1::Objective>(42)); },
+       absl::StatusCode::kInvalidArgument, "objectives: unknown objective 42"},
+      {"unspecified objective",
+       [](auto& s) { s.add_objectives(v1::OBJECTIVE_UNSPECIFIED); },
+       absl::StatusCode::kInvalidArgument, "objectives: unknown objective 0"},
+      {"objective twice",
+       [](auto& s) {
+         s.add_objectives(v1::OBJECTIVE_FLOPS);
+         s.add_objectives(v1::OBJECTIVE_FLOPS);
+       },
+       absl::StatusCode::kInvalidArgument,
+       "objectives: OBJECTIVE_FLOPS is named twice"},
+      {"negative fitness weight",
+       [](auto& s) {
+         v1::ObjectiveWeight* w = s.add_fitness_weights();
+         w->set_objective(v1::OBJECTIVE_PARAMETER_COUNT);
+         w->set_weight(-0.5);
+       },
+       absl::StatusCode::kInvalidArgument,
+       "the weight of OBJECTIVE_PARAMETER_COUNT is -0.5"},
+      {"fitness term twice",
+       [](auto& s) {
+         for (int i = 0; i < 2; ++i) {
+           v1::ObjectiveWeight* w = s.add_fitness_weights();
+           w->set_objective(v1::OBJECTIVE_MODEL_BYTES);
+           w->set_weight(1);
+         }
+       },
+       absl::StatusCode::kInvalidArgument,
+       "fitness_weights: OBJECTIVE_MODEL_BYTES is named twice"},
+      {"step fraction above one",
+       [](auto& s) { s.mutable_inheritance()->set_step_fraction(1.5); },
+       absl::StatusCode::kInvalidArgument,
+       "inheritance.step_fraction is 1.5"},
+      {"NaN step fraction",
+       [](auto& s) { s.mutable_inheritance()->set_step_fraction(NAN); },
+       absl::StatusCode::kInvalidArgument, "inheritance.step_fraction"},
   };
   for (const Case& c : cases) {
     v1::ExperimentSpec spec = Spec(dataset.id());
@@ -391,7 +445,7 @@ TEST_F(ControllerTest, UnknownIdsAreNotFound) {
             absl::StatusCode::kNotFound);
 }
 
-TEST_F(ControllerTest, DuplicateGenomesAreReproposed) {
+TEST_F(ControllerTest, DuplicateGenomesGetTheStoredResult) {
   v1::Dataset dataset = Upload(kCsv);
   v1::ExperimentSpec spec = Spec(dataset.id());
   // A search space of exactly three genomes: one tanh layer of width 8, 9
@@ -406,21 +460,67 @@ TEST_F(ControllerTest, DuplicateGenomesAreReproposed) {
   space->set_max_learning_rate(3e-3);
   space->set_min_adam_steps(100);
   space->set_max_adam_steps(100);
-  spec.mutable_budget()->set_max_candidates(4);
-  controller_->CreateExperiment(spec).value();
+  spec.mutable_budget()->set_max_candidates(5);
+  v1::Experiment experiment = controller_->CreateExperiment(spec).value();
   // Queued and running candidates count as taken, not only finished ones.
   std::set<std::string> keys;
+  std::vector<v1::Lease> leases;
   for (int i = 0; i < 3; ++i) {
     auto lease = controller_->LeaseWork("w" + std::to_string(i)).value();
     ASSERT_TRUE(lease);
     keys.insert(GenomeKey(lease->genome()));
+    leases.push_back(*lease);
   }
   EXPECT_EQ(keys.size(), 3u);
-  // The space is exhausted: the fourth candidate repeats a genome rather
-  // than stalling the experiment.
-  auto fourth = controller_->LeaseWork("w3").value();
-  ASSERT_TRUE(fourth);
-  EXPECT_EQ(keys.count(GenomeKey(fourth->genome())), 1u);
+  // The space is exhausted and every genome is still in training: no work,
+  // and no candidate is made, rather than training a genome twice.
+  EXPECT_FALSE(controller_->LeaseWork("w3").value().has_value());
+  EXPECT_EQ(controller_->ListCandidates(experiment.id()).value().size(), 3u);
+
+  for (int i = 0; i < 2; ++i) {
+    auto [result, model] = GoodResult(leases[i], "w" + std::to_string(i),
+                                    0.01 * (i + 1));
+    ASSERT_TRUE(controller_->Report(result, model).ok());
+  }
+  v1::WorkResult failure;
+  failure.set_worker_id("w2");
+  failure.set_lease_id(leases[2].lease_id());
+  failure.set_failure_reason("diverged");
+  ASSERT_TRUE(controller_->Report(failure, "").ok());
+
+  // Now every re-draw is a trained genome: the two remaining candidates are
+  // recorded as copies of the earlier results, never leased.
+  EXPECT_FALSE(controller_->LeaseWork("w3").value().has_value());
+  auto candidates = controller_->ListCandidates(experiment.id()).value();
+  ASSERT_EQ(candidates.size(), 5u);
+  for (int i = 3; i < 5; ++i) {
+    const v1::Candidate& copy = candidates[i];
+    ASSERT_FALSE(copy.duplicate_of().empty()) << i;
+    EXPECT_EQ(copy.attempts(), 0);
+    EXPECT_TRUE(copy.worker_id().empty());
+    const v1::Candidate original =
+        controller_->GetCandidate(copy.duplicate_of()).value();
+    EXPECT_TRUE(original.duplicate_of().empty());
+    EXPECT_EQ(GenomeKey(copy.genome()), GenomeKey(original.genome()));
+    EXPECT_EQ(copy.state(), original.state());
+    if (original.state() == v1::CANDIDATE_STATE_SUCCEEDED) {
+      EXPECT_EQ(copy.metrics().SerializeAsString(),
+                original.metrics().SerializeAsString());
+      EXPECT_EQ(copy.feasible(), original.feasible());
+      EXPECT_EQ(controller_->ReadModel(copy.id()).value(),
+                controller_->ReadModel(original.id()).value());
+    } else {
+      EXPECT_EQ(copy.failure_reason(),
+                "same genome as " + original.id() + ", which failed: diverged");
+    }
+  }
+  experiment = controller_->GetExperiment(experiment.id()).value();
+  EXPECT_EQ(experiment.state(), v1::EXPERIMENT_STATE_COMPLETED);
+  // Copies never join the front: each point is there once.
+  v1::ParetoFront front = controller_->GetParetoFront(experiment.id()).value();
+  for (const v1::Candidate& member : front.candidates()) {
+    EXPECT_TRUE(member.duplicate_of().empty());
+  }
 }
 
 TEST_F(ControllerTest, RunsRegularizedEvolutionWithoutDuplicates) {
@@ -447,6 +547,357 @@ TEST_F(ControllerTest, RunsRegularizedEvolutionWithoutDuplicates) {
   absl::StatusOr<v1::Experiment> bad = controller_->CreateExperiment(spec);
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find("tournament_size"), std::string::npos);
+}
+
+// Adds a MODEL_FORMAT_CHECKPOINT artifact of `bytes` to `result`.
+void AddCheckpoint(v1::WorkResult& result, const std::string& bytes) {
+  v1::Artifact* artifact = result.add_artifacts();
+  artifact->set_format(v1::MODEL_FORMAT_CHECKPOINT);
+  artifact->set_size_bytes(static_cast<int64_t>(bytes.size()));
+  artifact->set_sha256(Sha256Hex(bytes));
+}
+
+TEST_F(ControllerTest, CheckpointsAreCheckedStoredAndDownloadable) {
+  v1::Dataset dataset = Upload(kCsv);
+  controller_->CreateExperiment(Spec(dataset.id())).value();
+  auto lease = controller_->LeaseWork("w1").value();
+  ASSERT_TRUE(lease);
+  const v1::Genome& genome = lease->genome();
+  struct Case {
+    std::string name;
+    std::function<std::string()> bytes;
+    std::string message_part;
+  };
+  auto forged = [&](std::function<void(v1::NetworkWeights&)> forge) {
+    return [&genome, forge] {
+      v1::NetworkWeights w = testing::CheckpointWeights(genome, 2, 1);
+      forge(w);
+      return w.SerializeAsString();
+    };
+  };
+  const int last = genome.hidden_layers_size();  // the output layer
+  std::vector<Case> cases = {
+      {"garbage", [] { return std::string("\xff\xff\xff\x07garbage", 11); },
+       "is not a binary-serialised evonas.v1.NetworkWeights"},
+      {"extra stage",
+       forged([](auto& w) { *w.add_stages() = w.stages(0); }),
+       "has 2 stages but the genome has 1"},
+      {"wrong input count",
+       forged([](auto& w) { w.mutable_stages(0)->add_x_mean(0); }),
+       "stage 0 standardises 3/2 inputs"},
+      {"missing layer",
+       forged([](auto& w) { w.mutable_stages(0)->mutable_layers()->RemoveLast(); }),
+       "layers; the genome has"},
+      {"wrong layer shape",
+       forged([](auto& w) {
+         v1::LayerWeights* l = w.mutable_stages(0)->mutable_layers(0);
+         l->set_outputs(l->outputs() + 1);
+       }),
+       "stage 0 layer 0 is 2x"},
+      {"weights of the wrong count",
+       forged([last](auto& w) {
+         w.mutable_stages(0)->mutable_layers(last)->add_weight(1);
+       }),
+       absl::StrCat("stage 0 layer ", last, " is ")},
+      {"wrong activation",
+       forged([](auto& w) {
+         v1::LayerWeights* l = w.mutable_stages(0)->mutable_layers(0);
+         l->set_activation(l->activation() == v1::ACTIVATION_SINE
+                               ? v1::ACTIVATION_TANH
+                               : v1::ACTIVATION_SINE);
+       }),
+       "stage 0 layer 0 has activation"},
+      {"NaN weight",
+       forged([](auto& w) {
+         w.mutable_stages(0)->mutable_layers(0)->set_weight(0, NAN);
+       }),
+       "stage 0 layer 0 weight holds nan; values must be finite"},
+      {"infinite bias",
+       forged([last](auto& w) {
+         w.mutable_stages(0)->mutable_layers(last)->set_bias(0, INFINITY);
+       }),
+       "bias holds inf"},
+      {"zero standard deviation",
+       forged([](auto& w) { w.mutable_stages(0)->set_x_std(1, 0); }),
+       "stage 0 x_std holds 0; values must be finite and positive"},
+  };
+  for (const Case& c : cases) {
+    auto [result, model] = GoodResult(*lease, "w1", 0.01);
+    const std::string bytes = c.bytes();
+    AddCheckpoint(result, bytes);
+    absl::Status status = controller_->Report(result, model, {bytes}).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << c.name;
+    EXPECT_NE(status.message().find(c.message_part), std::string::npos)
+        << c.name << ": " << status;
+  }
+  // Nothing was stored by the refused reports.
+  EXPECT_EQ(controller_->GetCandidate(lease->candidate_id()).value().state(),
+            v1::CANDIDATE_STATE_RUNNING);
+  EXPECT_EQ(controller_->RowCounts().value().at("artifacts"), 0);
+
+  auto [result, model] = GoodResult(*lease, "w1", 0.01);
+  const std::string checkpoint = testing::Checkpoint(genome, 2, 1);
+  AddCheckpoint(result, checkpoint);
+  ASSERT_TRUE(controller_->Report(result, model, {checkpoint}).ok());
+  EXPECT_EQ(controller_->ReadModel(lease->candidate_id(),
+                                   v1::MODEL_FORMAT_CHECKPOINT)
+                .value(),
+            checkpoint);
+}
+
+// Proposes width 4 + sequence; every candidate after the first names the
+// first succeeded candidate as its parent (a WIDEN morphism of layer 0).
+class InheritingStrategy : public search::Strategy {
+ public:
+  search::Proposal Propose(
+      int64_t sequence, const std::vector<v1::Candidate>& finished) override {
+    search::Proposal proposal;
+    v1::DenseLayer* layer = proposal.genome.add_hidden_layers();
+    layer->set_width(static_cast<int>(4 + sequence % 100));
+    layer->set_activation(v1::ACTIVATION_TANH);
+    v1::TrainingConfig* training = proposal.genome.mutable_training();
+    training->set_learning_rate(1e-3);
+    training->set_adam_steps(100);
+    for (const v1::Candidate& c : finished) {
+      if (c.state() != v1::CANDIDATE_STATE_SUCCEEDED) continue;
+      proposal.parent_id = c.id();
+      proposal.morphism.set_kind(v1::MORPHISM_KIND_WIDEN);
+      break;
+    }
+    return proposal;
+  }
+};
+
+class InheritanceTest : public ControllerTest {
+ protected:
+  void SetUp() override {
+    ControllerTest::SetUp();
+    options_.make_strategy = [](const v1::ExperimentSpec&)
+        -> absl::StatusOr<std::unique_ptr<search::Strategy>> {
+      return std::make_unique<InheritingStrategy>();
+    };
+    controller_ = Controller::Create(options_).value();
+    dataset_ = Upload(kCsv);
+  }
+
+  v1::ExperimentSpec InheritingSpec() {
+    v1::ExperimentSpec spec = Spec(dataset_.id());
+    spec.mutable_budget()->set_max_candidates(10);
+    spec.mutable_inheritance()->set_enabled(true);
+    return spec;
+  }
+
+  // Leases the first candidate and reports it, with `checkpoint` unless
+  // that is empty; returns its lease.
+  v1::Lease TrainParent(bool with_checkpoint) {
+    auto lease = controller_->LeaseWork("w1").value();
+    EXPECT_TRUE(lease);
+    EXPECT_FALSE(lease->has_inheritance());
+    auto [result, model] = GoodResult(*lease, "w1", 0.5);
+    std::vector<std::string> artifacts;
+    if (with_checkpoint) {
+      artifacts.push_back(testing::Checkpoint(lease->genome(), 2, 1));
+      AddCheckpoint(result, artifacts.back());
+    }
+    EXPECT_TRUE(controller_->Report(result, model, artifacts).ok());
+    return *lease;
+  }
+
+  v1::Dataset dataset_;
+};
+
+TEST_F(InheritanceTest, ChildLeaseCarriesTheParentAndItsCheckpoint) {
+  v1::Experiment experiment =
+      controller_->CreateExperiment(InheritingSpec()).value();
+  EXPECT_EQ(experiment.spec().inheritance().step_fraction(), 0.25);  // default
+  const v1::Lease parent = TrainParent(/*with_checkpoint=*/true);
+  const std::string checkpoint = testing::Checkpoint(parent.genome(), 2, 1);
+
+  auto child = controller_->LeaseWork("w2").value();
+  ASSERT_TRUE(child);
+  ASSERT_TRUE(child->has_inheritance());
+  const v1::Inheritance& inheritance = child->inheritance();
+  EXPECT_EQ(inheritance.parent_candidate_id(), parent.candidate_id());
+  EXPECT_EQ(GenomeKey(inheritance.parent_genome()),
+            GenomeKey(parent.genome()));
+  EXPECT_EQ(inheritance.morphism().kind(), v1::MORPHISM_KIND_WIDEN);
+  EXPECT_EQ(inheritance.checkpoint_size_bytes(),
+            static_cast<int64_t>(checkpoint.size()));
+  EXPECT_EQ(inheritance.checkpoint_sha256(), Sha256Hex(checkpoint));
+  EXPECT_EQ(inheritance.step_fraction(), 0.25);
+  v1::Candidate c = controller_->GetCandidate(child->candidate_id()).value();
+  EXPECT_EQ(c.parent_id(), parent.candidate_id());
+  EXPECT_EQ(c.morphism().kind(), v1::MORPHISM_KIND_WIDEN);
+  // A retried LeaseWork returns the same inheritance.
+  auto again = controller_->LeaseWork("w2").value();
+  EXPECT_EQ(again->inheritance().SerializeAsString(),
+            inheritance.SerializeAsString());
+
+  EXPECT_EQ(controller_->FetchCheckpoint("w2", child->lease_id()).value(),
+            checkpoint);
+  // Only the worker holding the lease may fetch.
+  absl::Status other =
+      controller_->FetchCheckpoint("w3", child->lease_id()).status();
+  EXPECT_EQ(other.code(), absl::StatusCode::kAborted);
+  EXPECT_NE(other.message().find("is not held by worker w3"),
+            std::string::npos);
+  // A lease that does not inherit has nothing to fetch; nor has a
+  // reported one.
+  EXPECT_EQ(
+      controller_->FetchCheckpoint("w1", parent.lease_id()).status().code(),
+      absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(InheritanceTest, LeaseWithoutParentHasNothingToFetch) {
+  controller_->CreateExperiment(InheritingSpec()).value();
+  auto lease = controller_->LeaseWork("w1").value();
+  ASSERT_TRUE(lease);
+  absl::Status status =
+      controller_->FetchCheckpoint("w1", lease->lease_id()).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(status.message().find("does not inherit"), std::string::npos);
+}
+
+TEST_F(InheritanceTest, ParentWithoutCheckpointMeansTrainingFromScratch) {
+  controller_->CreateExperiment(InheritingSpec()).value();
+  TrainParent(/*with_checkpoint=*/false);
+  auto child = controller_->LeaseWork("w2").value();
+  ASSERT_TRUE(child);
+  EXPECT_FALSE(child->has_inheritance());
+  v1::Candidate c = controller_->GetCandidate(child->candidate_id()).value();
+  EXPECT_TRUE(c.parent_id().empty());
+  EXPECT_FALSE(c.has_morphism());
+}
+
+TEST_F(InheritanceTest, DisabledInheritanceDropsTheParent) {
+  v1::ExperimentSpec spec = InheritingSpec();
+  spec.mutable_inheritance()->set_enabled(false);
+  controller_->CreateExperiment(spec).value();
+  TrainParent(/*with_checkpoint=*/true);
+  auto child = controller_->LeaseWork("w2").value();
+  ASSERT_TRUE(child);
+  EXPECT_FALSE(child->has_inheritance());
+  EXPECT_TRUE(
+      controller_->GetCandidate(child->candidate_id()).value().parent_id().empty());
+}
+
+TEST_F(ControllerTest, WorkerSecondsAccumulateOverEveryEndedLease) {
+  v1::Dataset dataset = Upload(kCsv);
+  v1::ExperimentSpec spec = Spec(dataset.id());
+  spec.mutable_budget()->set_max_candidates(0);
+  spec.mutable_budget()->set_max_worker_seconds(100);
+  v1::Experiment experiment = controller_->CreateExperiment(spec).value();
+
+  // Reported after 20 s.
+  auto first = controller_->LeaseWork("w1").value();
+  ASSERT_TRUE(first);
+  v1::Candidate c = controller_->GetCandidate(first->candidate_id()).value();
+  EXPECT_EQ(ToTime(c.leased_at()), now_);
+  now_ += absl::Seconds(20);
+  auto [result, model] = GoodResult(*first, "w1", 0.5);
+  ASSERT_TRUE(controller_->Report(result, model).ok());
+  EXPECT_EQ(controller_->GetCandidate(first->candidate_id())
+                .value()
+                .worker_seconds(),
+            20);
+  // Released after 15 s, then expired after 31 s, by two workers.
+  auto second = controller_->LeaseWork("w1").value();
+  now_ += absl::Seconds(15);
+  ASSERT_TRUE(controller_->ReleaseLease("w1", second->lease_id()).ok());
+  auto retry = controller_->LeaseWork("w2").value();
+  EXPECT_EQ(retry->candidate_id(), second->candidate_id());
+  now_ += absl::Seconds(31);
+  ASSERT_TRUE(controller_->Maintain().ok());
+  EXPECT_EQ(controller_->GetCandidate(second->candidate_id())
+                .value()
+                .worker_seconds(),
+            46);
+  experiment = controller_->GetExperiment(experiment.id()).value();
+  EXPECT_EQ(experiment.worker_seconds(), 66);
+  EXPECT_EQ(experiment.state(), v1::EXPERIMENT_STATE_RUNNING);
+
+  // Two workers at once; the first report crosses 100 worker-seconds: no
+  // more work is handed out, the other lease may still finish.
+  auto a = controller_->LeaseWork("w1").value();
+  auto b = controller_->LeaseWork("w2").value();
+  ASSERT_TRUE(a && b);
+  now_ += absl::Seconds(20);
+  auto [result_a, model_a] = GoodResult(*a, "w1", 0.5);
+  ASSERT_TRUE(controller_->Report(result_a, model_a).ok());
+  EXPECT_EQ(controller_->GetExperiment(experiment.id()).value().worker_seconds(),
+            86);
+  EXPECT_TRUE(controller_->LeaseWork("w1").value().has_value());
+  now_ += absl::Seconds(20);
+  auto [result_b, model_b] = GoodResult(*b, "w2", 0.5);
+  ASSERT_TRUE(controller_->Report(result_b, model_b).ok());
+  experiment = controller_->GetExperiment(experiment.id()).value();
+  EXPECT_EQ(experiment.worker_seconds(), 126);
+  // w1's lease from above is still running; nothing new is handed out.
+  EXPECT_EQ(experiment.state(), v1::EXPERIMENT_STATE_RUNNING);
+  EXPECT_FALSE(controller_->LeaseWork("w3").value().has_value());
+  auto held = controller_->LeaseWork("w1").value();
+  ASSERT_TRUE(held);
+  ASSERT_TRUE(controller_->ReleaseLease("w1", held->lease_id()).ok());
+  experiment = controller_->GetExperiment(experiment.id()).value();
+  // The released candidate was cancelled with the rest of the queue.
+  EXPECT_EQ(experiment.state(), v1::EXPERIMENT_STATE_COMPLETED);
+  EXPECT_EQ(controller_->GetCandidate(held->candidate_id()).value().state(),
+            v1::CANDIDATE_STATE_CANCELLED);
+  EXPECT_EQ(experiment.worker_seconds(), 146);  // its 20 s count too
+
+  // The numbers are durable.
+  controller_.reset();
+  controller_ = Controller::Create(options_).value();
+  EXPECT_EQ(controller_->GetExperiment(experiment.id()).value().worker_seconds(),
+            146);
+  EXPECT_EQ(controller_->ListExperiments().value()[0].worker_seconds(), 146);
+}
+
+TEST_F(ControllerTest, StopWhenFeasibleEndsTheSearch) {
+  v1::Dataset dataset = Upload(kCsv);
+  v1::ExperimentSpec spec = Spec(dataset.id());
+  spec.mutable_budget()->set_max_candidates(50);
+  spec.mutable_budget()->set_stop_when_feasible(true);
+  v1::Experiment experiment = controller_->CreateExperiment(spec).value();
+  auto a = controller_->LeaseWork("w1").value();
+  auto b = controller_->LeaseWork("w2").value();
+  auto queued = controller_->LeaseWork("w3").value();
+  ASSERT_TRUE(a && b && queued);
+  ASSERT_TRUE(controller_->ReleaseLease("w3", queued->lease_id()).ok());
+  // Infeasible: the search goes on.
+  auto [infeasible, model_a] = GoodResult(*a, "w1", 0.5);
+  ASSERT_FALSE(controller_->Report(infeasible, model_a).value());
+  EXPECT_EQ(controller_->GetCandidate(queued->candidate_id()).value().state(),
+            v1::CANDIDATE_STATE_QUEUED);
+  // Feasible (max_abs_error 0.1 is required): queued work is cancelled,
+  // nothing new is handed out.
+  auto [feasible, model_b] = GoodResult(*b, "w2", 0.01);
+  ASSERT_TRUE(controller_->Report(feasible, model_b).value());
+  EXPECT_EQ(controller_->GetCandidate(queued->candidate_id()).value().state(),
+            v1::CANDIDATE_STATE_CANCELLED);
+  EXPECT_FALSE(controller_->LeaseWork("w3").value().has_value());
+  EXPECT_EQ(controller_->GetExperiment(experiment.id()).value().state(),
+            v1::EXPERIMENT_STATE_COMPLETED);
+}
+
+TEST_F(ControllerTest, StopWhenFeasibleLetsRunningWorkFinish) {
+  v1::Dataset dataset = Upload(kCsv);
+  v1::ExperimentSpec spec = Spec(dataset.id());
+  spec.mutable_budget()->set_max_candidates(50);
+  spec.mutable_budget()->set_stop_when_feasible(true);
+  v1::Experiment experiment = controller_->CreateExperiment(spec).value();
+  auto a = controller_->LeaseWork("w1").value();
+  auto b = controller_->LeaseWork("w2").value();
+  auto [feasible, model_a] = GoodResult(*a, "w1", 0.01);
+  ASSERT_TRUE(controller_->Report(feasible, model_a).value());
+  EXPECT_FALSE(controller_->LeaseWork("w3").value().has_value());
+  EXPECT_EQ(controller_->GetExperiment(experiment.id()).value().state(),
+            v1::EXPERIMENT_STATE_RUNNING);
+  auto [result_b, model_b] = GoodResult(*b, "w2", 0.001);
+  ASSERT_TRUE(controller_->Report(result_b, model_b).ok());
+  experiment = controller_->GetExperiment(experiment.id()).value();
+  EXPECT_EQ(experiment.state(), v1::EXPERIMENT_STATE_COMPLETED);
+  EXPECT_EQ(experiment.counts().succeeded(), 2);
 }
 
 }  // namespace

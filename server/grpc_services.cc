@@ -266,6 +266,18 @@ grpc::Status WorkerServiceImpl::FetchDataset(
       });
 }
 
+grpc::Status WorkerServiceImpl::FetchCheckpoint(
+    grpc::ServerContext*, const v1::FetchCheckpointRequest* request,
+    grpc::ServerWriter<v1::FetchCheckpointResponse>* writer) {
+  absl::StatusOr<std::string> bytes =
+      controller_->FetchCheckpoint(request->worker_id(), request->lease_id());
+  if (!bytes.ok()) return ToGrpcStatus(bytes.status());
+  return StreamChunks<v1::FetchCheckpointResponse>(
+      *bytes, writer, [&](v1::FetchCheckpointResponse& first) {
+        first.set_total_bytes(static_cast<int64_t>(bytes->size()));
+      });
+}
+
 grpc::Status EvonasServiceImpl::WatchExperiment(
     grpc::ServerContext* context, const v1::WatchExperimentRequest* request,
     grpc::ServerWriter<v1::Experiment>* writer) {

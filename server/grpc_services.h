@@ -83,6 +83,9 @@ class WorkerServiceImpl final : public v1::WorkerService::Service {
   grpc::Status FetchDataset(
       grpc::ServerContext* context, const v1::FetchDatasetRequest* request,
       grpc::ServerWriter<v1::FetchDatasetResponse>* writer) override;
+  grpc::Status FetchCheckpoint(
+      grpc::ServerContext* context, const v1::FetchCheckpointRequest* request,
+      grpc::ServerWriter<v1::FetchCheckpointResponse>* writer) override;
 
  private:
   Controller* const controller_;

@@ -609,7 +609,8 @@ std::vector<Case> Cases() {
        Create([](auto& s) { s.mutable_budget()->set_max_wall_seconds(kInf); }),
        Code::INVALID_ARGUMENT, "budget.max_wall_seconds must be finite"},
       {"ExperimentNoBudget", Create([](auto& s) { s.clear_budget(); }),
-       Code::INVALID_ARGUMENT, "set max_candidates or max_wall_seconds"},
+       Code::INVALID_ARGUMENT,
+       "set max_candidates, max_wall_seconds or max_worker_seconds"},
       {"ExperimentValidationFractionTooLarge",
        Create([](auto& s) { s.set_validation_fraction(0.95); }),
        Code::INVALID_ARGUMENT, "validation_fraction must be in (0, 0.9]"},
@@ -838,8 +839,8 @@ std::vector<Case> Cases() {
        ForgeArtifacts({{static_cast<v1::ModelFormat>(99), "onnx-bytes"}},
                       [](v1::WorkResult&) {}),
        Code::INVALID_ARGUMENT,
-       "artifacts may be MODEL_FORMAT_ONNX or MODEL_FORMAT_MODEL_CARD, got "
-       "format 99"},
+       "artifacts may be MODEL_FORMAT_ONNX, MODEL_FORMAT_MODEL_CARD or "
+       "MODEL_FORMAT_CHECKPOINT, got format 99"},
       {"ReportTorchScriptAsArtifact",
        ForgeArtifacts({{v1::MODEL_FORMAT_TORCHSCRIPT, "second-model"}},
                       [](v1::WorkResult&) {}),
