@@ -34,6 +34,7 @@ bool Fitter(const Fitness& a, const Fitness& b) {
   if (!a.feasible && a.violation != b.violation) {
     return a.violation < b.violation;
   }
+  if (a.weighted != b.weighted) return a.weighted < b.weighted;
   if (a.max_abs_error != b.max_abs_error) {
     return a.max_abs_error < b.max_abs_error;
   }
@@ -43,11 +44,19 @@ bool Fitter(const Fitness& a, const Fitness& b) {
 RegularizedEvolution::RegularizedEvolution(v1::SearchSpace space,
                                            v1::EvolutionSettings settings,
                                            v1::Requirements requirements,
-                                           uint64_t seed)
+                                           uint64_t seed,
+                                           std::vector<v1::Objective> objectives,
+    google::protobuf::RepeatedPtrField<v1::ObjectiveWeight> fitness_weights,
+    bool inherit)
     : space_(std::move(space)),
       settings_(std::move(settings)),
       requirements_(std::move(requirements)),
       seed_(seed),
+      objectives_(objectives.empty()
+                      ? ExperimentObjectives(v1::ExperimentSpec())
+                      : std::move(objectives)),
+      fitness_weights_(std::move(fitness_weights)),
+      inherit_(inherit),
       random_(space_, seed) {}
 
 Proposal RegularizedEvolution::Propose(
@@ -70,14 +79,12 @@ Proposal RegularizedEvolution::Propose(
 
   std::vector<Fitness> fitness;
   std::vector<ObjectivePoint> points;
-  for (const v1::Candidate* c : population) {
-    fitness.push_back(FitnessOf(*c, requirements_));
-    const Fitness& f = fitness.back();
-    points.push_back(
-        {{f.max_abs_error, static_cast<double>(c->metrics().parameter_count()),
-          c->metrics().training_seconds()},
-         f.feasible,
-         f.violation});
+  const std::vector<double> weighted =
+      WeightedSumFitness(population, fitness_weights_);
+  for (size_t i = 0; i < population.size(); ++i) {
+    fitness.push_back(FitnessOf(*population[i], requirements_));
+    fitness.back().weighted = weighted[i];
+    points.push_back(PointOf(*population[i], objectives_, requirements_));
   }
   std::vector<size_t> order(population.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -102,7 +109,11 @@ Proposal RegularizedEvolution::Propose(
       best = candidate;
     }
   }
-  return {Mutate(parent->genome(), space_, rng).genome, "", {}};
+  Child child = Mutate(parent->genome(), space_, rng);
+  if (inherit_ && child.IsMorphism()) {
+    return {std::move(child.genome), parent->id(), std::move(child.morphism)};
+  }
+  return {std::move(child.genome), "", {}};
 }
 
 }  // namespace evonas::search

@@ -23,6 +23,8 @@ struct Fitness {
   double violation = 0;      // total requirement violation (see Assess)
   double max_abs_error = 0;  // validation
   int64_t sequence = 0;
+  // WeightedSumFitness over the population; 0 without fitness weights.
+  double weighted = 0;
 };
 
 // The fitness of a SUCCEEDED candidate under `requirements`, with
@@ -32,7 +34,8 @@ Fitness FitnessOf(const v1::Candidate& candidate,
 
 // True when `a` ranks before `b`: fewer dominators first; then feasible
 // before infeasible; among infeasible ones the smaller total violation; then
-// the smaller validation max absolute error; ties go to the older candidate
+// the smaller weighted-sum fitness; then the smaller validation max absolute
+// error; ties go to the older candidate
 // (smaller sequence), so the order is total and deterministic. Within one
 // population a member's dominators include every feasible member if it is
 // infeasible, so feasibility always comes first.
@@ -43,7 +46,11 @@ bool Fitter(const Fitness& a, const Fitness& b);
 // candidates by sequence (failed and cancelled ones take no part). Each
 // proposal draws tournament_size members without replacement, takes the
 // Fitter one as parent (dominators counted in the whole population) and
-// returns Mutate(parent). Because the least-dominated members win, parents
+// returns Mutate(parent) (with the parent's id and the morphism when
+// inheritance is on and the mutation is a morphism). Dominance is over
+// `objectives` (empty: the default three, see ExperimentObjectives), and
+// `fitness_weights` (ExperimentSpec.fitness_weights) break ties among
+// equally dominated feasible members before the error does. Because the least-dominated members win, parents
 // come from the population's Pareto front, and among front members the most
 // accurate wins. Until population_size candidates have succeeded it proposes
 // what RandomSearch with the same seed would. The rng of candidate n is
@@ -53,8 +60,13 @@ class RegularizedEvolution : public Strategy {
  public:
   // `space` must be normalised (NormalizeSearchSpace) and `settings` too
   // (NormalizeEvolutionSettings).
-  RegularizedEvolution(v1::SearchSpace space, v1::EvolutionSettings settings,
-                       v1::Requirements requirements, uint64_t seed);
+  RegularizedEvolution(
+      v1::SearchSpace space, v1::EvolutionSettings settings,
+      v1::Requirements requirements, uint64_t seed,
+      std::vector<v1::Objective> objectives = {},
+      google::protobuf::RepeatedPtrField<v1::ObjectiveWeight> fitness_weights =
+          {},
+      bool inherit = false);
 
   Proposal Propose(int64_t sequence,
                    const std::vector<v1::Candidate>& finished) override;
@@ -64,6 +76,10 @@ class RegularizedEvolution : public Strategy {
   const v1::EvolutionSettings settings_;
   const v1::Requirements requirements_;
   const uint64_t seed_;
+  const std::vector<v1::Objective> objectives_;
+  const google::protobuf::RepeatedPtrField<v1::ObjectiveWeight>
+      fitness_weights_;
+  const bool inherit_;
   RandomSearch random_;
 };
 

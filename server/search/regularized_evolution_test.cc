@@ -214,7 +214,7 @@ TEST(RegularizedEvolutionTest, DeterministicGivenSeedSequenceAndResults) {
   // either (the population is chosen by sequence).
   std::vector<v1::Candidate> reversed(finished.rbegin(), finished.rend());
   const std::string a40 = GenomeKey(a.Propose(40, finished).genome);
-  b.Propose(41, finished).genome;
+  b.Propose(41, finished);
   EXPECT_EQ(GenomeKey(b.Propose(40, reversed).genome), a40);
   std::set<std::string> keys;
   int differing = 0;
@@ -226,6 +226,60 @@ TEST(RegularizedEvolutionTest, DeterministicGivenSeedSequenceAndResults) {
   }
   EXPECT_GT(keys.size(), 20u);
   EXPECT_GT(differing, 15);
+}
+
+TEST(RegularizedEvolutionTest, InheritsThroughMorphismsOnlyWhenEnabled) {
+  RandomSearch random(Space(), 4);
+  std::vector<v1::Candidate> finished;
+  std::set<std::string> ids;
+  for (int n = 0; n < 20; ++n) {
+    finished.push_back(Succeeded(n, random.Sample(n), 0.01 * (n % 5 + 1)));
+    finished.back().set_id("c" + std::to_string(n));
+    ids.insert(finished.back().id());
+  }
+  RegularizedEvolution plain(Space(), Settings(20, 5), {}, 7);
+  RegularizedEvolution inheriting(Space(), Settings(20, 5), {}, 7, {}, {},
+                                  /*inherit=*/true);
+  int inherited = 0, scratch = 0;
+  for (int64_t n = 20; n < 120; ++n) {
+    const Proposal p = plain.Propose(n, finished);
+    const Proposal q = inheriting.Propose(n, finished);
+    EXPECT_TRUE(p.parent_id.empty());
+    EXPECT_EQ(GenomeKey(p.genome), GenomeKey(q.genome));  // same child
+    if (q.parent_id.empty()) {
+      EXPECT_EQ(q.morphism.kind(), v1::MORPHISM_KIND_UNSPECIFIED);
+      ++scratch;
+    } else {
+      EXPECT_TRUE(ids.count(q.parent_id));
+      EXPECT_NE(q.morphism.kind(), v1::MORPHISM_KIND_UNSPECIFIED);
+      ++inherited;
+    }
+  }
+  EXPECT_GT(inherited, 30);  // widen, narrow, training genes
+  EXPECT_GT(scratch, 10);    // add or remove a layer, activation
+}
+
+TEST(RegularizedEvolutionTest, FitnessWeightsPickTheCheapParent) {
+  // Equally dominated (a front of two): the weights decide the tournament.
+  std::vector<v1::Candidate> finished = {
+      Succeeded(0, Mlp({100, 100}), 0.001, 20000),
+      Succeeded(1, Mlp({8}), 0.1, 50)};
+  google::protobuf::RepeatedPtrField<v1::ObjectiveWeight> weights;
+  weights.Add()->set_objective(v1::OBJECTIVE_PARAMETER_COUNT);
+  weights.Mutable(0)->set_weight(1);
+  RegularizedEvolution cheap(Space(), Settings(2, 2), {}, 1,
+                             {v1::OBJECTIVE_VALIDATION_MAX_ABS_ERROR,
+                              v1::OBJECTIVE_PARAMETER_COUNT},
+                             weights);
+  RegularizedEvolution accurate(Space(), Settings(2, 2), {}, 1,
+                                {v1::OBJECTIVE_VALIDATION_MAX_ABS_ERROR,
+                                 v1::OBJECTIVE_PARAMETER_COUNT});
+  for (int64_t n = 2; n < 30; ++n) {
+    EXPECT_LE(cheap.Propose(n, finished).genome.hidden_layers_size(), 2);
+    EXPECT_LE(cheap.Propose(n, finished).genome.hidden_layers(0).width(), 16);
+    EXPECT_GE(accurate.Propose(n, finished).genome.hidden_layers(0).width(),
+              50);
+  }
 }
 
 }  // namespace

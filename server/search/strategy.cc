@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/genome.h"
 #include "common/status_macros.h"
+#include "server/search/pareto.h"
 #include "server/search/random_search.h"
 #include "server/search/regularized_evolution.h"
 
@@ -89,6 +90,7 @@ absl::StatusOr<v1::EvolutionSettings> NormalizeEvolutionSettings(
 
 absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(
     const v1::ExperimentSpec& spec) {
+  EVONAS_RETURN_IF_ERROR(ValidateObjectives(spec));
   switch (spec.strategy()) {
     case v1::STRATEGY_UNSPECIFIED:
     case v1::STRATEGY_RANDOM:
@@ -98,7 +100,8 @@ absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(
                               NormalizeEvolutionSettings(spec.evolution()));
       return std::make_unique<RegularizedEvolution>(
           spec.search_space(), std::move(settings), spec.requirements(),
-          spec.seed());
+          spec.seed(), ExperimentObjectives(spec), spec.fitness_weights(),
+          spec.inheritance().enabled());
     }
     default:
       return absl::InvalidArgumentError(
