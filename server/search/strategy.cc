@@ -6,6 +6,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/genome.h"
 #include "common/status_macros.h"
+#include "server/search/lemonade.h"
+#include "server/search/nsga2.h"
 #include "server/search/pareto.h"
 #include "server/search/random_search.h"
 #include "server/search/regularized_evolution.h"
@@ -88,9 +90,39 @@ absl::StatusOr<v1::EvolutionSettings> NormalizeEvolutionSettings(
   return settings;
 }
 
+absl::StatusOr<v1::LemonadeSettings> NormalizeLemonadeSettings(
+    v1::LemonadeSettings settings) {
+  if (settings.children_per_proposal() == 0) {
+    settings.set_children_per_proposal(16);
+  }
+  if (settings.initial_population() == 0) settings.set_initial_population(10);
+  absl::Status status;
+  status.Update(CheckRange("lemonade.children_per_proposal",
+                           settings.children_per_proposal(),
+                           settings.children_per_proposal(), 1, 1000));
+  status.Update(CheckRange("lemonade.initial_population",
+                           settings.initial_population(),
+                           settings.initial_population(), 1, 1000));
+  if (!status.ok()) return status;
+  return settings;
+}
+
+absl::StatusOr<v1::InheritanceSettings> NormalizeInheritanceSettings(
+    v1::InheritanceSettings settings) {
+  if (settings.step_fraction() == 0) settings.set_step_fraction(0.25);
+  const double f = settings.step_fraction();
+  if (!(f > 0 && f <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "inheritance.step_fraction must be in (0, 1], got ", f));
+  }
+  return settings;
+}
+
 absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(
     const v1::ExperimentSpec& spec) {
   EVONAS_RETURN_IF_ERROR(ValidateObjectives(spec));
+  EVONAS_RETURN_IF_ERROR(
+      NormalizeInheritanceSettings(spec.inheritance()).status());
   switch (spec.strategy()) {
     case v1::STRATEGY_UNSPECIFIED:
     case v1::STRATEGY_RANDOM:
@@ -102,6 +134,24 @@ absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(
           spec.search_space(), std::move(settings), spec.requirements(),
           spec.seed(), ExperimentObjectives(spec), spec.fitness_weights(),
           spec.inheritance().enabled());
+    }
+    case v1::STRATEGY_LEMONADE: {
+      EVONAS_ASSIGN_OR_RETURN(v1::LemonadeSettings settings,
+                              NormalizeLemonadeSettings(spec.lemonade()));
+      return std::make_unique<Lemonade>(
+          spec.search_space(), std::move(settings),
+          spec.inheritance().enabled(), spec.requirements(),
+          ExperimentObjectives(spec),
+          std::max(1, spec.input_columns_size()),
+          std::max(1, spec.output_columns_size()), spec.seed());
+    }
+    case v1::STRATEGY_NSGA2: {
+      EVONAS_ASSIGN_OR_RETURN(v1::EvolutionSettings settings,
+                              NormalizeEvolutionSettings(spec.evolution()));
+      return std::make_unique<Nsga2>(
+          spec.search_space(), std::move(settings),
+          spec.inheritance().enabled(), spec.requirements(),
+          ExperimentObjectives(spec), spec.seed());
     }
     default:
       return absl::InvalidArgumentError(

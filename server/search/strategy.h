@@ -48,10 +48,26 @@ absl::StatusOr<v1::SearchSpace> NormalizeSearchSpace(v1::SearchSpace space);
 absl::StatusOr<v1::EvolutionSettings> NormalizeEvolutionSettings(
     v1::EvolutionSettings settings);
 
+// Fills unset fields of `settings` with defaults (children_per_proposal 16,
+// initial_population 10) and checks both are in 1..1,000. InvalidArgument
+// naming the field (e.g. "lemonade.children_per_proposal") otherwise.
+absl::StatusOr<v1::LemonadeSettings> NormalizeLemonadeSettings(
+    v1::LemonadeSettings settings);
+
+// Fills an unset step_fraction with 0.25 and checks it is in (0, 1].
+// InvalidArgument naming "inheritance.step_fraction" otherwise.
+absl::StatusOr<v1::InheritanceSettings> NormalizeInheritanceSettings(
+    v1::InheritanceSettings settings);
+
 // Returns the strategy `spec.strategy` names, over `spec.search_space`
-// (which must be normalised). Evolution settings are normalised here, so
-// they may be unset. InvalidArgument for an unknown strategy or bad
-// settings.
+// (which must be normalised): random search, regularized evolution,
+// LEMONADE or NSGA-II. Strategy settings (evolution, lemonade, inheritance)
+// are normalised here, so they may be unset; the evolutionary strategies
+// rank by ExperimentObjectives(spec) under spec.requirements, regularized
+// evolution also by spec.fitness_weights, and they pass parents and
+// morphisms on when spec.inheritance.enabled. LEMONADE's cheap objectives
+// use the numbers of input and output columns. InvalidArgument for an
+// unknown strategy, bad settings or bad objectives (ValidateObjectives).
 absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(
     const v1::ExperimentSpec& spec);
 
