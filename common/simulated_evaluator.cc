@@ -76,12 +76,32 @@ v1::Evaluation MakeEvaluation(double max_abs_error, double tolerance) {
 
 }  // namespace
 
-double SimulatedExpectedError(const v1::Genome& genome,
-                              const SimulationOptions& options) {
+namespace {
+
+using Layers = google::protobuf::RepeatedPtrField<v1::DenseLayer>;
+
+int64_t StageParameters(const Layers& layers, int64_t inputs,
+                        int64_t outputs) {
+  int64_t total = 0;
+  int64_t fan_in = inputs;
+  for (const v1::DenseLayer& layer : layers) {
+    total += (fan_in + 1) * layer.width();
+    fan_in = layer.width();
+  }
+  return total + (fan_in + 1) * outputs;
+}
+
+double StageSteps(const v1::TrainingConfig& training) {
+  return training.adam_steps() + 4.0 * training.lbfgs_steps() +
+         4.0 * training.max_error_steps();
+}
+
+// F_s of the header comment, with the stage's steps times `step_multiplier`.
+double StageError(const Layers& layers, const v1::TrainingConfig& training,
+                  const SimulationOptions& options, double step_multiplier) {
   const double p = static_cast<double>(
-      ParameterCount(genome, options.inputs, options.outputs));
-  const v1::TrainingConfig& training = genome.training();
-  const double steps = training.adam_steps() + 4.0 * training.lbfgs_steps();
+      StageParameters(layers, options.inputs, options.outputs));
+  const double steps = StageSteps(training) * step_multiplier;
   const double capacity = 2.5 *
                           std::sqrt(options.inputs * options.outputs / 3.0) *
                           std::pow(p, -0.8);
@@ -89,17 +109,86 @@ double SimulatedExpectedError(const v1::Genome& genome,
   const double lr_distance = std::log10(training.learning_rate() / 3e-3);
   const double lr_factor = 1 + 1.5 * lr_distance * lr_distance;
   double log_activation = 0;
-  int narrowest = genome.hidden_layers(0).width();
-  for (const v1::DenseLayer& layer : genome.hidden_layers()) {
+  int narrowest = layers[0].width();
+  double depth = 0;
+  for (const v1::DenseLayer& layer : layers) {
     log_activation += std::log(ActivationFactor(layer.activation()));
     narrowest = std::min(narrowest, layer.width());
+    depth += layer.residual() ? 0.25 : 1;
   }
-  const int depth = genome.hidden_layers_size();
-  const double activation_factor = std::exp(log_activation / depth);
+  const double activation_factor = std::exp(log_activation / layers.size());
   const double depth_factor = 1 + 0.1 * (depth - 3) * (depth - 3);
   const double width_factor = 1 + 2.0 / narrowest;
+  const double max_error_factor =
+      1 - 0.3 * std::min(1.0, training.max_error_steps() / 300.0);
   return (capacity + optimisation) * lr_factor * activation_factor *
-         depth_factor * width_factor;
+         depth_factor * width_factor * max_error_factor;
+}
+
+double ExpectedErrorWithSteps(const v1::Genome& genome,
+                              const SimulationOptions& options,
+                              double step_multiplier) {
+  double error = StageError(genome.hidden_layers(), genome.training(), options,
+                            step_multiplier);
+  for (const v1::Stage& stage : genome.residual_stages()) {
+    const double f = StageError(stage.hidden_layers(), stage.training(),
+                                options, step_multiplier);
+    error *= std::clamp(4 * f, 0.05, 1.0);
+  }
+  return error;
+}
+
+bool FunctionPreserving(v1::MorphismKind kind) {
+  return kind != v1::MORPHISM_KIND_NARROW &&
+         kind != v1::MORPHISM_KIND_REMOVE_LAYER;
+}
+
+// Training seconds of the stages that train: 1e-7 sum P_s S_s.
+double TrainingSeconds(const v1::Genome& genome,
+                       const SimulationOptions& options) {
+  auto seconds = [&](const Layers& layers,
+                     const v1::TrainingConfig& training) {
+    return 1e-7 *
+           static_cast<double>(
+               StageParameters(layers, options.inputs, options.outputs)) *
+           StageSteps(training);
+  };
+  const int stages = 1 + genome.residual_stages_size();
+  if (options.inheritance.has_value()) {
+    const SimulatedInheritance& inherit = *options.inheritance;
+    if (inherit.morphism.kind() == v1::MORPHISM_KIND_ADD_STAGE &&
+        stages > 1) {
+      const v1::Stage& added = genome.residual_stages(stages - 2);
+      return inherit.step_fraction *
+             seconds(added.hidden_layers(), added.training());
+    }
+  }
+  double total = seconds(genome.hidden_layers(), genome.training());
+  for (const v1::Stage& stage : genome.residual_stages()) {
+    total += seconds(stage.hidden_layers(), stage.training());
+  }
+  if (options.inheritance.has_value()) {
+    total *= options.inheritance->step_fraction;
+  }
+  return total;
+}
+
+}  // namespace
+
+double SimulatedExpectedError(const v1::Genome& genome,
+                              const SimulationOptions& options) {
+  if (!options.inheritance.has_value()) {
+    return ExpectedErrorWithSteps(genome, options, 1);
+  }
+  const SimulatedInheritance& inherit = *options.inheritance;
+  const bool exact = FunctionPreserving(inherit.morphism.kind());
+  const double steps = StageSteps(genome.training());
+  const double effective =
+      inherit.step_fraction * steps +
+      (exact ? 1.0 : 0.5) * StageSteps(inherit.parent_genome.training());
+  const double multiplier = std::max(1.0, effective / steps);
+  return (exact ? 1.1 : 1.2) *
+         ExpectedErrorWithSteps(genome, options, multiplier);
 }
 
 SimulatedTraining SimulateTraining(const v1::Genome& genome,
@@ -107,8 +196,6 @@ SimulatedTraining SimulateTraining(const v1::Genome& genome,
   const int64_t params =
       ParameterCount(genome, options.inputs, options.outputs);
   const double p = static_cast<double>(params);
-  const v1::TrainingConfig& training = genome.training();
-  const double steps = training.adam_steps() + 4.0 * training.lbfgs_steps();
   const double error = SimulatedExpectedError(genome, options);
   const std::string key = GenomeKey(genome);
   Normal noise(SplitMix64(options.seed ^ Fnv1a(key)));
@@ -120,6 +207,14 @@ SimulatedTraining SimulateTraining(const v1::Genome& genome,
       DescribeGenome(genome), "\nkey: ", key, "\ninputs: ", options.inputs,
       "\noutputs: ", options.outputs, "\nparameters: ", params,
       "\nseed: ", options.seed, "\n");
+  if (options.inheritance.has_value()) {
+    absl::StrAppend(&out.model_file, "inherits from: ",
+                    DescribeGenome(options.inheritance->parent_genome),
+                    "\nmorphism: ",
+                    v1::MorphismKind_Name(options.inheritance->morphism.kind()),
+                    "\nstep fraction: ", options.inheritance->step_fraction,
+                    "\n");
+  }
   v1::Metrics& m = out.metrics;
   *m.mutable_validation() = MakeEvaluation(
       error * std::exp(kNoiseSigma * noise.Next()), options.within_tolerance);
@@ -131,7 +226,7 @@ SimulatedTraining SimulateTraining(const v1::Genome& genome,
   }
   m.set_parameter_count(params);
   m.set_model_bytes(static_cast<int64_t>(out.model_file.size()));
-  m.set_training_seconds(1e-7 * p * steps);
+  m.set_training_seconds(TrainingSeconds(genome, options));
   m.set_inference_latency_seconds(2e-6 + 1e-9 * p);
   m.set_training_row_count(kTrainingRows);
   return out;

@@ -2,11 +2,21 @@
 #define EVONAS_COMMON_SIMULATED_EVALUATOR_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "evonas/v1/types.pb.h"
 
 namespace evonas {
+
+// What an inheriting run starts from (Lease.inheritance).
+struct SimulatedInheritance {
+  // The parent's genome and how the run's genome derives from it.
+  v1::Genome parent_genome;
+  v1::Morphism morphism;
+  // Fraction (0, 1] of the genome's steps the run trains.
+  double step_fraction = 0.25;
+};
 
 // What a simulated training run needs besides the genome.
 struct SimulationOptions {
@@ -19,6 +29,8 @@ struct SimulationOptions {
   double within_tolerance = 1e-6;
   // Whether to fill Metrics.test as well.
   bool with_test = false;
+  // Set when the run starts from a parent's trained weights.
+  std::optional<SimulatedInheritance> inheritance;
 };
 
 // The outcome of a simulated training run.
@@ -32,28 +44,47 @@ struct SimulatedTraining {
 // A stand-in for training (NASE's "simulator"), for testing strategies and
 // load-testing the platform without LibTorch. A deterministic function of
 // (genome, options), cheap, and shaped like accuracy against size on a
-// smooth regression task such as hartmann3:
-//   error = (2.5 sqrt(inputs * outputs / 3) P^-0.8       capacity
-//            + 0.004 sqrt(P) S^-0.8)                        optimisation
-//           * (1 + 1.5 log10(lr / 3e-3)^2)                  learning rate
-//           * geometric mean of per-layer activation factors
-//             (gelu 0.8, silu 0.85, sine 0.95, tanh 1, relu 1.5)
-//           * (1 + 0.1 (depth - 3)^2) * (1 + 2 / narrowest width)
-//           * lognormal noise (sigma 0.15, seeded by seed and GenomeKey)
-// with P = ParameterCount and S = adam_steps + 4 lbfgs_steps; so error
-// falls with parameters and steps with diminishing returns, and a large
-// network needs more steps. That error is the validation max absolute
+// smooth regression task such as hartmann3. Each stage s (the first:
+// Genome.hidden_layers; then Genome.residual_stages) has a stage error
+//   F_s = (2.5 sqrt(inputs * outputs / 3) P_s^-0.8               capacity
+//          + 0.004 sqrt(P_s) S_s^-0.8)                            optimisation
+//         * (1 + 1.5 log10(lr / 3e-3)^2)                          learning rate
+//         * geometric mean of per-layer activation factors
+//           (gelu 0.8, silu 0.85, sine 0.95, tanh 1, relu 1.5)
+//         * (1 + 0.1 (D - 3)^2) * (1 + 2 / narrowest width)
+//         * (1 - 0.3 min(1, max_error_steps / 300))               max-error phase
+// with P_s the stage's parameters, S_s = adam_steps + 4 lbfgs_steps + 4
+// max_error_steps of its training, and D its plain layers plus a quarter of
+// its residual layers (skips make depth cheap). The error is
+//   F_0 * product over later stages of clamp(4 F_s, 0.05, 1)
+// (a later stage fits the normalised residual of the earlier ones, a harder
+// target, and at best removes 95% of it), times lognormal noise (sigma
+// 0.15, seeded by seed and GenomeKey). So error falls with parameters and
+// steps with diminishing returns, a large network needs more steps, and a
+// small extra stage is a cheap way down. Warm-up, weight decay and
+// patience have no effect. That error is the validation max absolute
 // error; RMSE is a quarter of it, MAE 0.8 RMSE, and fraction_within assumes
-// normally distributed errors. training_seconds = 1e-7 P S, inference
-// latency 2e-6 + 1e-9 P seconds. parameter_count is exactly
-// ParameterCount(genome, inputs, outputs). Row counts are nominal (1000
-// validation and test rows, 4000 training rows); batch size is ignored. The
-// genome must be valid (ValidateGenome).
+// normally distributed errors. training_seconds = 1e-7 sum_s P_s S_s,
+// inference latency 2e-6 + 1e-9 P seconds (P all stages). parameter_count
+// is exactly ParameterCount(genome, inputs, outputs).
+//
+// Inheritance (options.inheritance): the run continues from the parent's
+// training, worth S_eff = step_fraction S + r S_parent steps (first stage's
+// S; r = 1 for the function-preserving morphisms CONTINUE, WIDEN, DEEPEN,
+// ADD_STAGE, 0.5 for the approximate NARROW and REMOVE_LAYER), so every
+// stage's S_s is multiplied by max(1, S_eff / S); the error is that times
+// 1.1 (function-preserving) or 1.2 (approximate): never worse than 1.1 or
+// 1.2 times a from-scratch run. It costs step_fraction of the
+// from-scratch training seconds; after ADD_STAGE only the new stage trains,
+// so step_fraction of its own P_s S_s. Row counts are nominal (1000
+// validation and test rows, 4000 training rows); batch size is ignored.
+// The genome must be valid (ValidateGenome).
 SimulatedTraining SimulateTraining(const v1::Genome& genome,
                                    const SimulationOptions& options);
 
 // The noise-free validation max absolute error of SimulateTraining (the
-// formula above without the lognormal factor); options.seed is unused.
+// formula above without the lognormal factor, with inheritance when
+// options.inheritance is set); options.seed is unused.
 double SimulatedExpectedError(const v1::Genome& genome,
                               const SimulationOptions& options);
 

@@ -170,5 +170,91 @@ TEST(SimulateTrainingTest, FractionWithinGrowsWithTolerance) {
   EXPECT_GT(previous, 0.99);
 }
 
+v1::Genome WithStage(v1::Genome genome, int width, v1::Activation activation) {
+  v1::Stage* stage = genome.add_residual_stages();
+  v1::DenseLayer* layer = stage->add_hidden_layers();
+  layer->set_width(width);
+  layer->set_activation(activation);
+  *stage->mutable_training() = genome.training();
+  return genome;
+}
+
+TEST(SimulateTrainingTest, ASmallExtraStageIsACheapWayDown) {
+  const v1::Genome base = Mlp({32, 32}, v1::ACTIVATION_TANH);
+  const v1::Genome staged = WithStage(base, 16, v1::ACTIVATION_SINE);
+  const v1::Genome twice = WithStage(staged, 16, v1::ACTIVATION_SINE);
+  EXPECT_LT(Expected(staged), 0.8 * Expected(base));
+  EXPECT_LT(Expected(twice), Expected(staged));
+  // Never more than 95% of the residual per stage.
+  const v1::Genome huge = WithStage(base, 2000, v1::ACTIVATION_SINE);
+  EXPECT_GE(Expected(huge), 0.05 * Expected(base) * (1 - 1e-12));
+  // Cheaper than growing the first stage by as many parameters.
+  const int64_t extra = ParameterCount(staged, 3, 1) - ParameterCount(base, 3, 1);
+  const v1::Genome wider = Mlp({32 + static_cast<int>(extra / 35), 32},
+                               v1::ACTIVATION_TANH);
+  EXPECT_LT(Expected(staged), Expected(wider));
+  // Seconds add up over stages; parameters count every stage.
+  const SimulatedTraining a = SimulateTraining(base, Hartmann3());
+  const SimulatedTraining b = SimulateTraining(staged, Hartmann3());
+  EXPECT_EQ(b.metrics.parameter_count(), ParameterCount(staged, 3, 1));
+  EXPECT_NEAR(b.metrics.training_seconds() - a.metrics.training_seconds(),
+              1e-7 * (3 * 16 + 16 + 16 + 1) * (2000 + 4 * 200), 1e-12);
+}
+
+TEST(SimulateTrainingTest, ResidualLayersMakeDepthCheap) {
+  v1::Genome plain = Mlp({32, 32, 32, 32, 32, 32, 32}, v1::ACTIVATION_TANH);
+  v1::Genome skips = plain;
+  for (int i = 1; i < 7; i += 2) skips.mutable_hidden_layers(i)->set_residual(true);
+  EXPECT_EQ(ParameterCount(plain, 3, 1), ParameterCount(skips, 3, 1));
+  EXPECT_LT(Expected(skips), Expected(plain));
+}
+
+TEST(SimulateTrainingTest, MaxErrorPhaseLowersTheMaximumError) {
+  v1::Genome genome = Mlp({32, 32}, v1::ACTIVATION_TANH);
+  const double before = Expected(genome);
+  genome.mutable_training()->set_max_error_steps(300);
+  EXPECT_LT(Expected(genome), 0.75 * before);
+}
+
+TEST(SimulateTrainingTest, InheritanceIsCheapAndNearlyAsGood) {
+  const v1::Genome parent = Mlp({32, 32}, v1::ACTIVATION_TANH, 3e-3, 3000);
+  for (v1::MorphismKind kind :
+       {v1::MORPHISM_KIND_WIDEN, v1::MORPHISM_KIND_NARROW,
+        v1::MORPHISM_KIND_CONTINUE}) {
+    v1::Genome child = parent;
+    if (kind == v1::MORPHISM_KIND_WIDEN) {
+      child.mutable_hidden_layers(0)->set_width(48);
+    } else if (kind == v1::MORPHISM_KIND_NARROW) {
+      child.mutable_hidden_layers(0)->set_width(24);
+    } else {
+      child.mutable_training()->set_adam_steps(1500);
+    }
+    SimulationOptions inherit = Hartmann3();
+    inherit.inheritance = SimulatedInheritance{parent, {}, 0.25};
+    inherit.inheritance->morphism.set_kind(kind);
+    const double scratch = SimulatedExpectedError(child, Hartmann3());
+    const double inherited = SimulatedExpectedError(child, inherit);
+    const double penalty = kind == v1::MORPHISM_KIND_NARROW ? 1.2 : 1.1;
+    EXPECT_LE(inherited, penalty * scratch * (1 + 1e-12)) << kind;
+    EXPECT_GT(inherited, 0.5 * scratch) << kind;
+    EXPECT_NEAR(SimulateTraining(child, inherit).metrics.training_seconds(),
+                0.25 *
+                    SimulateTraining(child, Hartmann3())
+                        .metrics.training_seconds(),
+                1e-12)
+        << kind;
+  }
+  // Only the new stage trains after ADD_STAGE.
+  const v1::Genome staged = WithStage(parent, 8, v1::ACTIVATION_SINE);
+  SimulationOptions inherit = Hartmann3();
+  inherit.inheritance = SimulatedInheritance{parent, {}, 0.5};
+  inherit.inheritance->morphism.set_kind(v1::MORPHISM_KIND_ADD_STAGE);
+  const SimulatedTraining run = SimulateTraining(staged, inherit);
+  EXPECT_NEAR(run.metrics.training_seconds(),
+              0.5 * 1e-7 * (3 * 8 + 8 + 8 + 1) * (3000 + 4 * 200), 1e-12);
+  EXPECT_LT(SimulatedExpectedError(staged, inherit), Expected(parent));
+  EXPECT_NE(run.model_file.find("ADD_STAGE"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace evonas
