@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/genome.h"
+#include "common/genome_cost.h"
 #include "common/requirements.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
@@ -127,41 +128,6 @@ absl::Status CheckReportShape(const v1::WorkResult& result) {
     return absl::InvalidArgumentError(
         "report: a failure report carries no metrics, no model and no "
         "artifacts");
-  }
-  return absl::OkStatus();
-}
-
-// Objectives of the front and terms of the fitness: known, each once, and
-// weights finite and non-negative.
-absl::Status ValidateObjectives(const v1::ExperimentSpec& spec) {
-  auto check = [](v1::Objective objective, absl::string_view field,
-                  std::set<int>& seen) -> absl::Status {
-    if (objective == v1::OBJECTIVE_UNSPECIFIED ||
-        !v1::Objective_IsValid(objective)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, ": unknown objective ", objective));
-    }
-    if (!seen.insert(objective).second) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          field, ": ", v1::Objective_Name(objective), " is named twice"));
-    }
-    return absl::OkStatus();
-  };
-  std::set<int> objectives;
-  for (int objective : spec.objectives()) {
-    EVONAS_RETURN_IF_ERROR(check(static_cast<v1::Objective>(objective),
-                                 "objectives", objectives));
-  }
-  std::set<int> weighted;
-  for (const v1::ObjectiveWeight& term : spec.fitness_weights()) {
-    EVONAS_RETURN_IF_ERROR(
-        check(term.objective(), "fitness_weights", weighted));
-    if (!std::isfinite(term.weight()) || term.weight() < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "fitness_weights: the weight of ",
-          v1::Objective_Name(term.objective()), " is ", term.weight(),
-          "; weights must be finite and non-negative"));
-    }
   }
   return absl::OkStatus();
 }
@@ -497,7 +463,7 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec) {
         "budget: set max_candidates, max_wall_seconds or max_worker_seconds "
         "(stop_when_feasible alone may never stop)");
   }
-  EVONAS_RETURN_IF_ERROR(ValidateObjectives(spec));
+  EVONAS_RETURN_IF_ERROR(search::ValidateObjectives(spec));
   v1::InheritanceSettings* inheritance = spec.mutable_inheritance();
   if (!(inheritance->step_fraction() >= 0 &&
         inheritance->step_fraction() <= 1)) {
@@ -669,39 +635,32 @@ absl::StatusOr<v1::ParetoFront> Controller::GetParetoFront(
     const std::string& experiment_id) {
   EVONAS_RETURN_IF_ERROR(CheckId("experiment_id", experiment_id));
   absl::MutexLock lock(&mu_);
-  EVONAS_RETURN_IF_ERROR(store_->GetExperiment(experiment_id).status());
+  EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment,
+                          store_->GetExperiment(experiment_id));
   EVONAS_ASSIGN_OR_RETURN(auto stored, store_->ListCandidates(experiment_id));
-  std::vector<const store::StoredCandidate*> succeeded;
-  std::vector<search::ObjectivePoint> points;
-  for (const store::StoredCandidate& s : stored) {
+  std::vector<v1::Candidate> candidates;
+  for (store::StoredCandidate& s : stored) {
     // A copy stands at its original's point, which is counted once.
-    if (s.candidate.state() != v1::CANDIDATE_STATE_SUCCEEDED ||
-        !s.candidate.duplicate_of().empty()) {
-      continue;
+    if (s.candidate.duplicate_of().empty()) {
+      candidates.push_back(std::move(s.candidate));
     }
-    const v1::Metrics& m = s.candidate.metrics();
-    succeeded.push_back(&s);
-    points.push_back({{m.validation().max_abs_error(),
-                       static_cast<double>(m.parameter_count()),
-                       m.training_seconds()},
-                      s.candidate.feasible(),
-                      s.violation});
   }
+  const std::vector<v1::Objective> objectives =
+      search::ExperimentObjectives(experiment.spec());
   v1::ParetoFront front;
   front.set_experiment_id(experiment_id);
-  front.add_objectives(v1::OBJECTIVE_VALIDATION_MAX_ABS_ERROR);
-  front.add_objectives(v1::OBJECTIVE_PARAMETER_COUNT);
-  front.add_objectives(v1::OBJECTIVE_TRAINING_SECONDS);
-  for (size_t i : search::NonDominated(points)) {
-    *front.add_candidates() = succeeded[i]->candidate;
-    if (points[i].feasible) front.set_has_feasible(true);
+  for (v1::Objective objective : objectives) front.add_objectives(objective);
+  for (size_t i : search::ParetoFront(candidates, objectives,
+                                      experiment.spec().requirements())) {
+    if (candidates[i].feasible()) front.set_has_feasible(true);
+    *front.add_candidates() = std::move(candidates[i]);
   }
-  std::sort(front.mutable_candidates()->begin(),
-            front.mutable_candidates()->end(),
-            [](const v1::Candidate& a, const v1::Candidate& b) {
-              return a.metrics().validation().max_abs_error() <
-                     b.metrics().validation().max_abs_error();
-            });
+  std::stable_sort(front.mutable_candidates()->begin(),
+                   front.mutable_candidates()->end(),
+                   [](const v1::Candidate& a, const v1::Candidate& b) {
+                     return a.metrics().validation().max_abs_error() <
+                            b.metrics().validation().max_abs_error();
+                   });
   return front;
 }
 
@@ -855,7 +814,9 @@ absl::Status Controller::RecordDuplicate(
   c.set_experiment_id(experiment.id());
   c.set_sequence(sequence);
   *c.mutable_genome() = std::move(genome);
-  *c.mutable_cost() = o.cost();
+  *c.mutable_cost() =
+      ComputeGenomeCost(c.genome(), experiment.spec().input_columns_size(),
+                        experiment.spec().output_columns_size());
   c.set_duplicate_of(o.id());
   c.set_state(o.state());
   if (o.state() == v1::CANDIDATE_STATE_SUCCEEDED) {
@@ -951,6 +912,9 @@ Controller::ProposeCandidate(const v1::Experiment& experiment) {
     c.set_experiment_id(experiment.id());
     c.set_sequence(sequence);
     *c.mutable_genome() = std::move(proposal.genome);
+    *c.mutable_cost() = ComputeGenomeCost(
+        c.genome(), experiment.spec().input_columns_size(),
+        experiment.spec().output_columns_size());
     if (!proposal.parent_id.empty() &&
         experiment.spec().inheritance().enabled()) {
       EVONAS_ASSIGN_OR_RETURN(std::optional<std::string> parent,

@@ -155,17 +155,17 @@ TEST_F(ControllerTest, CreateExperimentRejectsBadSpecs) {
        "set max_candidates, max_wall_seconds or max_worker_seconds"},
       {"unknown objective",
        [](auto& s) { s.add_objectives(static_cast<v1::Objective>(42)); },
-       absl::StatusCode::kInvalidArgument, "objectives: unknown objective 42"},
+       absl::StatusCode::kInvalidArgument, "objectives[0]: unknown objective 42"},
       {"unspecified objective",
        [](auto& s) { s.add_objectives(v1::OBJECTIVE_UNSPECIFIED); },
-       absl::StatusCode::kInvalidArgument, "objectives: unknown objective 0"},
+       absl::StatusCode::kInvalidArgument, "objectives[0]: unknown objective 0"},
       {"objective twice",
        [](auto& s) {
          s.add_objectives(v1::OBJECTIVE_FLOPS);
          s.add_objectives(v1::OBJECTIVE_FLOPS);
        },
        absl::StatusCode::kInvalidArgument,
-       "objectives: OBJECTIVE_FLOPS is named twice"},
+       "objectives[1]: OBJECTIVE_FLOPS given twice"},
       {"negative fitness weight",
        [](auto& s) {
          v1::ObjectiveWeight* w = s.add_fitness_weights();
@@ -173,7 +173,7 @@ TEST_F(ControllerTest, CreateExperimentRejectsBadSpecs) {
          w->set_weight(-0.5);
        },
        absl::StatusCode::kInvalidArgument,
-       "the weight of OBJECTIVE_PARAMETER_COUNT is -0.5"},
+       "fitness_weights[0].weight must be finite and >= 0, got -0.5"},
       {"fitness term twice",
        [](auto& s) {
          for (int i = 0; i < 2; ++i) {
@@ -183,7 +183,7 @@ TEST_F(ControllerTest, CreateExperimentRejectsBadSpecs) {
          }
        },
        absl::StatusCode::kInvalidArgument,
-       "fitness_weights: OBJECTIVE_MODEL_BYTES is named twice"},
+       "fitness_weights[1].objective: OBJECTIVE_MODEL_BYTES given twice"},
       {"step fraction above one",
        [](auto& s) { s.mutable_inheritance()->set_step_fraction(1.5); },
        absl::StatusCode::kInvalidArgument,
@@ -898,6 +898,91 @@ TEST_F(ControllerTest, StopWhenFeasibleLetsRunningWorkFinish) {
   experiment = controller_->GetExperiment(experiment.id()).value();
   EXPECT_EQ(experiment.state(), v1::EXPERIMENT_STATE_COMPLETED);
   EXPECT_EQ(experiment.counts().succeeded(), 2);
+}
+
+TEST_F(ControllerTest, ProposalsCarryTheirCheapObjectives) {
+  v1::Dataset dataset = Upload(kCsv);
+  controller_->CreateExperiment(Spec(dataset.id())).value();
+  auto lease = controller_->LeaseWork("w1").value();
+  ASSERT_TRUE(lease);
+  const v1::Candidate c =
+      controller_->GetCandidate(lease->candidate_id()).value();
+  EXPECT_EQ(c.cost().parameter_count(), ParameterCount(c.genome(), 2, 1));
+  EXPECT_GT(c.cost().flops_per_sample(), 0);
+  EXPECT_EQ(c.cost().float64_bytes(), 8 * c.cost().parameter_count());
+}
+
+TEST_F(ControllerTest, FrontIsOverTheExperimentsObjectives) {
+  v1::Dataset dataset = Upload(kCsv);
+  v1::ExperimentSpec spec = Spec(dataset.id());
+  spec.mutable_budget()->set_max_candidates(4);
+  spec.mutable_requirements()->clear_max_abs_error();
+  // The same four results in both: error falls as training time grows.
+  std::vector<v1::Experiment> experiments;
+  for (int e = 0; e < 2; ++e) {
+    if (e == 1) spec.add_objectives(v1::OBJECTIVE_TRAINING_SECONDS);
+    const v1::Experiment experiment =
+        controller_->CreateExperiment(spec).value();
+    experiments.push_back(experiment);
+    for (int i = 0; i < 4; ++i) {
+      auto lease = controller_->LeaseWork("w1").value();
+      ASSERT_TRUE(lease);
+      ASSERT_EQ(lease->experiment_id(), experiment.id());
+      auto [result, model] = GoodResult(*lease, "w1", 0.5 / (i + 1));
+      result.mutable_metrics()->set_training_seconds(10.0 * (i + 1));
+      ASSERT_TRUE(controller_->Report(result, model).ok());
+    }
+  }
+  const v1::Experiment& by_error = experiments[0];
+  const v1::Experiment& by_time = experiments[1];
+  // Default objectives: error, parameters and time trade off, so all four
+  // or most of them stand on the front.
+  v1::ParetoFront front = controller_->GetParetoFront(by_error.id()).value();
+  ASSERT_EQ(front.objectives_size(), 3);
+  EXPECT_EQ(front.objectives(0), v1::OBJECTIVE_VALIDATION_MAX_ABS_ERROR);
+  EXPECT_GE(front.candidates_size(), 2);
+  // Training time alone: only the fastest candidate.
+  front = controller_->GetParetoFront(by_time.id()).value();
+  ASSERT_EQ(front.objectives_size(), 1);
+  EXPECT_EQ(front.objectives(0), v1::OBJECTIVE_TRAINING_SECONDS);
+  ASSERT_EQ(front.candidates_size(), 1);
+  EXPECT_EQ(front.candidates(0).metrics().training_seconds(), 10.0);
+}
+
+TEST_F(ControllerTest, ExhaustedSearchSpaceCompletesTheExperiment) {
+  v1::Dataset dataset = Upload(kCsv);
+  v1::ExperimentSpec spec = Spec(dataset.id());
+  // One genome only, and a budget that copies never spend.
+  v1::SearchSpace* space = spec.mutable_search_space();
+  space->set_min_depth(1);
+  space->set_max_depth(1);
+  space->set_min_width(8);
+  space->set_max_width(8);
+  space->add_activations(v1::ACTIVATION_TANH);
+  space->set_min_learning_rate(3e-3);
+  space->set_max_learning_rate(3e-3);
+  space->set_min_adam_steps(100);
+  space->set_max_adam_steps(100);
+  spec.mutable_budget()->set_max_candidates(0);
+  spec.mutable_budget()->set_max_worker_seconds(1000);
+  v1::Experiment experiment = controller_->CreateExperiment(spec).value();
+  auto lease = controller_->LeaseWork("w1").value();
+  ASSERT_TRUE(lease);
+  auto [result, model] = GoodResult(*lease, "w1", 0.01);
+  ASSERT_TRUE(controller_->Report(result, model).ok());
+  for (int call = 0; call < 100; ++call) {
+    ASSERT_FALSE(controller_->LeaseWork("w1").value().has_value());
+    if (controller_->GetExperiment(experiment.id()).value().state() ==
+        v1::EXPERIMENT_STATE_COMPLETED) {
+      break;
+    }
+  }
+  experiment = controller_->GetExperiment(experiment.id()).value();
+  EXPECT_EQ(experiment.state(), v1::EXPERIMENT_STATE_COMPLETED);
+  // The trained candidate and 100 copies of it.
+  EXPECT_EQ(experiment.counts().succeeded(), 101);
+  EXPECT_EQ(controller_->GetParetoFront(experiment.id()).value().candidates_size(),
+            1);
 }
 
 }  // namespace

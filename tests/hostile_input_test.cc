@@ -38,6 +38,7 @@
 #include "gtest/gtest.h"
 #include "server/controller.h"
 #include "server/grpc_services.h"
+#include "server/testing_checkpoint.h"
 
 namespace evonas {
 namespace {
@@ -340,6 +341,46 @@ grpc::Status LeaseWork(World& w, const std::string& worker_id,
   v1::LeaseWorkRequest request;
   request.set_worker_id(worker_id);
   return w.worker->LeaseWork(&context, request, response);
+}
+
+// A case that reports worker-a's lease with a good result and a
+// MODEL_FORMAT_CHECKPOINT file: `checkpoint` makes its bytes from the
+// leased genome.
+std::function<grpc::Status(World&)> ForgeCheckpoint(
+    std::function<std::string(const v1::Genome&)> checkpoint,
+    std::function<void(v1::WorkResult&)> forge = [](v1::WorkResult&) {}) {
+  return [checkpoint, forge](World& w) {
+    const std::string model = ModelOf(w.lease_a);
+    const std::string bytes = checkpoint(w.lease_a.genome());
+    v1::WorkResult result = GoodResult(w.lease_a, "worker-a", model);
+    v1::Artifact* artifact = result.add_artifacts();
+    artifact->set_format(v1::MODEL_FORMAT_CHECKPOINT);
+    artifact->set_size_bytes(static_cast<int64_t>(bytes.size()));
+    artifact->set_sha256(Sha256Hex(bytes));
+    forge(result);
+    return SendReport(*w.worker, result, {model, bytes});
+  };
+}
+
+// Checkpoint bytes of the leased genome's shapes changed by `forge`.
+std::function<std::string(const v1::Genome&)> CheckpointOf(
+    std::function<void(v1::NetworkWeights&)> forge) {
+  return [forge](const v1::Genome& genome) {
+    v1::NetworkWeights weights = testing::CheckpointWeights(genome, 2, 1);
+    forge(weights);
+    return weights.SerializeAsString();
+  };
+}
+
+grpc::Status FetchCheckpoint(World& w, const std::string& worker_id,
+                             const std::string& lease_id) {
+  grpc::ClientContext context;
+  SetDeadline(context);
+  v1::FetchCheckpointRequest request;
+  request.set_worker_id(worker_id);
+  request.set_lease_id(lease_id);
+  return Drain<v1::FetchCheckpointResponse>(
+      w.worker->FetchCheckpoint(&context, request));
 }
 
 // ------------------------------------------------------------ the table
@@ -938,6 +979,110 @@ std::vector<Case> Cases() {
                            /*cancel=*/true);
        },
        Code::CANCELLED, "CANCELLED"},
+
+      // --- Checkpoints, inheritance, budgets and objectives ---
+      {"ReportCheckpointGarbage",
+       ForgeCheckpoint([](const v1::Genome&) {
+         return std::string("\xff\xff\xff\x07garbage", 11);
+       }),
+       Code::INVALID_ARGUMENT,
+       "checkpoint is not a binary-serialised evonas.v1.NetworkWeights"},
+      {"ReportCheckpointOfWrongLayerShape",
+       ForgeCheckpoint(CheckpointOf([](v1::NetworkWeights& w) {
+         v1::LayerWeights* layer = w.mutable_stages(0)->mutable_layers(0);
+         layer->set_outputs(layer->outputs() + 1);
+         for (int64_t i = 0; i < layer->inputs(); ++i) layer->add_weight(0);
+         layer->add_bias(0);
+       })),
+       Code::INVALID_ARGUMENT, "checkpoint stage 0 layer 0 is 2x"},
+      {"ReportCheckpointWithExtraStage",
+       ForgeCheckpoint(CheckpointOf([](v1::NetworkWeights& w) {
+         *w.add_stages() = w.stages(0);
+       })),
+       Code::INVALID_ARGUMENT, "checkpoint has 2 stages but the genome has 1"},
+      {"ReportCheckpointNaNWeight",
+       ForgeCheckpoint(CheckpointOf([](v1::NetworkWeights& w) {
+         w.mutable_stages(0)->mutable_layers(0)->set_weight(0, kNaN);
+       })),
+       Code::INVALID_ARGUMENT,
+       "checkpoint stage 0 layer 0 weight holds nan; values must be finite"},
+      {"ReportCheckpointZeroStd",
+       ForgeCheckpoint(CheckpointOf([](v1::NetworkWeights& w) {
+         w.mutable_stages(0)->set_y_std(0, 0);
+       })),
+       Code::INVALID_ARGUMENT,
+       "checkpoint stage 0 y_std holds 0; values must be finite and positive"},
+      // A checkpoint of the genome's shapes has the genome's parameter
+      // count, so a count that differs from the checkpoint's is refused as
+      // not matching the genome before the file is looked at.
+      {"ReportCheckpointParameterCountMismatch",
+       ForgeCheckpoint(CheckpointOf([](v1::NetworkWeights&) {}),
+                       [](v1::WorkResult& r) {
+                         r.mutable_metrics()->set_parameter_count(
+                             r.metrics().parameter_count() - 1);
+                       }),
+       Code::INVALID_ARGUMENT, "does not match the genome, which has"},
+      {"FetchCheckpointOfAnotherWorkersLease",
+       [](World& w) {
+         return FetchCheckpoint(w, "worker-b", w.lease_a.lease_id());
+       },
+       Code::ABORTED, "is not held by worker worker-b"},
+      {"FetchCheckpointOfUnknownLease",
+       [](World& w) { return FetchCheckpoint(w, "worker-a", "lease-0000"); },
+       Code::ABORTED, "lease lease-0000 is not held by worker worker-a"},
+      {"FetchCheckpointOfLeaseWithoutParent",
+       [](World& w) {
+         return FetchCheckpoint(w, "worker-a", w.lease_a.lease_id());
+       },
+       Code::FAILED_PRECONDITION, "does not inherit"},
+      {"FetchCheckpointOfReportedLease",
+       [](World& w) {
+         return FetchCheckpoint(w, "worker-done", w.lease_done.lease_id());
+       },
+       Code::FAILED_PRECONDITION, "was already reported"},
+      {"ExperimentNegativeWorkerSecondsBudget",
+       Create([](auto& s) { s.mutable_budget()->set_max_worker_seconds(-1); }),
+       Code::INVALID_ARGUMENT,
+       "budget.max_worker_seconds must be finite and non-negative"},
+      {"ExperimentNaNWorkerSecondsBudget",
+       Create([](auto& s) {
+         s.mutable_budget()->set_max_worker_seconds(kNaN);
+       }),
+       Code::INVALID_ARGUMENT,
+       "budget.max_worker_seconds must be finite and non-negative"},
+      {"ExperimentOnlyStopWhenFeasible",
+       Create([](auto& s) {
+         s.clear_budget();
+         s.mutable_budget()->set_stop_when_feasible(true);
+       }),
+       Code::INVALID_ARGUMENT, "stop_when_feasible alone may never stop"},
+      {"ExperimentUnknownObjective",
+       Create([](auto& s) {
+         s.add_objectives(v1::OBJECTIVE_FLOPS);
+         s.add_objectives(static_cast<v1::Objective>(77));
+       }),
+       Code::INVALID_ARGUMENT, "objectives[1]: unknown objective 77"},
+      {"ExperimentObjectiveTwice",
+       Create([](auto& s) {
+         s.add_objectives(v1::OBJECTIVE_PARAMETER_COUNT);
+         s.add_objectives(v1::OBJECTIVE_PARAMETER_COUNT);
+       }),
+       Code::INVALID_ARGUMENT,
+       "objectives[1]: OBJECTIVE_PARAMETER_COUNT given twice"},
+      {"ExperimentNegativeFitnessWeight",
+       Create([](auto& s) {
+         v1::ObjectiveWeight* term = s.add_fitness_weights();
+         term->set_objective(v1::OBJECTIVE_MODEL_BYTES);
+         term->set_weight(-1);
+       }),
+       Code::INVALID_ARGUMENT,
+       "fitness_weights[0].weight must be finite and >= 0, got -1"},
+      {"ExperimentNaNStepFraction",
+       Create([](auto& s) {
+         s.mutable_inheritance()->set_enabled(true);
+         s.mutable_inheritance()->set_step_fraction(kNaN);
+       }),
+       Code::INVALID_ARGUMENT, "inheritance.step_fraction is nan"},
   };
   return cases;
 }
