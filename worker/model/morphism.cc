@@ -322,8 +322,8 @@ absl::Status Narrow(MlpParameters& stage, size_t l, int64_t width,
 
 // A new last stage for `genome`'s hidden layers: random hidden layers, a
 // zero output layer, the first stage's input standardisation, y_mean 0 and
-// y_std the population standard deviation of the residual of `parent` on
-// `sample` (1 where it is 0).
+// y_std the root mean square of the residual of `parent` on `sample` (1
+// where it is 0).
 absl::StatusOr<MlpParameters> NewStage(const NetworkParameters& parent,
                                        const v1::Stage& genome,
                                        const Samples& sample,
@@ -341,26 +341,20 @@ absl::StatusOr<MlpParameters> NewStage(const NetworkParameters& parent,
   stage.x_std = first.x_std;
   stage.y_mean.assign(static_cast<size_t>(outputs), 0.0);
   stage.y_std.assign(static_cast<size_t>(outputs), 1.0);
-  const double n = static_cast<double>(sample.y.rows);
   for (int64_t o = 0; o < outputs; ++o) {
-    double sum = 0.0;
-    for (int64_t r = 0; r < sample.y.rows; ++r) {
-      sum += sample.y.data[r * outputs + o] - predicted[r * outputs + o];
-    }
-    const double mean = sum / n;
     double squares = 0.0;
     for (int64_t r = 0; r < sample.y.rows; ++r) {
       const double d =
-          sample.y.data[r * outputs + o] - predicted[r * outputs + o] - mean;
+          sample.y.data[r * outputs + o] - predicted[r * outputs + o];
       squares += d * d;
     }
-    const double deviation = std::sqrt(squares / n);
-    if (!std::isfinite(deviation)) {
+    const double rms = std::sqrt(squares / static_cast<double>(sample.y.rows));
+    if (!std::isfinite(rms)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "the parent's residual on output ", o,
           " of the sample rows is not finite"));
     }
-    if (deviation > 0) stage.y_std[o] = deviation;
+    if (rms > 0) stage.y_std[o] = rms;
   }
   int64_t inputs = first.layers.front().inputs;
   for (const v1::DenseLayer& layer : genome.hidden_layers()) {

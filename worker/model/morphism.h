@@ -53,9 +53,9 @@ absl::Status CheckNetworkMatchesGenome(const NetworkParameters& network,
 //                 identity, since every activation is 0 at 0.
 //   ADD_STAGE     a new last stage: random hidden layers, a zero output
 //                 layer; inputs standardised as in the first stage, y_mean 0
-//                 and y_std the population standard deviation of the
-//                 parent's residual (targets - outputs) on `sample` (1 where
-//                 it is 0), the scale the trainer trains a stage at.
+//                 and y_std the root mean square of the parent's residual
+//                 (targets - outputs) on `sample` (1 where it is 0), the
+//                 scale the trainer trains a later stage at (trainer.h).
 //   NARROW        keeps the layer's highest-scoring neurons in their order;
 //                 score = mean |activation| on `sample` x the Euclidean norm
 //                 of the neuron's outgoing weights (ties: lower index
