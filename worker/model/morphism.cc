@@ -84,6 +84,7 @@ absl::StatusOr<std::vector<StageLayers>> Morph(
   };
   switch (m.kind()) {
     case v1::MORPHISM_KIND_CONTINUE:
+      EVONAS_RETURN_IF_ERROR(need_stage());
       break;
     case v1::MORPHISM_KIND_WIDEN:
     case v1::MORPHISM_KIND_NARROW: {

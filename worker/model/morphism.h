@@ -24,7 +24,8 @@ bool IsFunctionPreserving(v1::MorphismKind kind);
 // OK when `child` is exactly `parent` with `morphism` applied, comparing
 // the architecture (stages; per hidden layer width, activation, residual)
 // and ignoring the training genes, which a child may change freely:
-//   CONTINUE      the same architecture;
+//   CONTINUE      the same architecture (`stage` names an existing stage:
+//                 the first whose training genes changed);
 //   WIDEN         layer `layer` of stage `stage` wider, nothing else;
 //   NARROW        that layer narrower (at least one neuron), nothing else;
 //   DEEPEN        a residual layer inserted as layer `layer` (>= 1) of stage
@@ -32,7 +33,8 @@ bool IsFunctionPreserving(v1::MorphismKind kind);
 //   REMOVE_LAYER  residual layer `layer` of stage `stage` removed;
 //   ADD_STAGE     one more stage, at index `stage` = the parent's stage count.
 // A residual layer must stay as wide as its input in the child. Otherwise
-// InvalidArgument naming what differs.
+// InvalidArgument naming what differs. The stages before `stage` are the
+// same in parent and child: an inheriting child can keep them frozen.
 absl::Status CheckMorphism(const v1::Genome& parent, const v1::Genome& child,
                            const v1::Morphism& morphism);
 

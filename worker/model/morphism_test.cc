@@ -484,6 +484,9 @@ TEST(MorphismTest, RejectsMorphismsTheGenomesDoNotShow) {
                          ->set_width(4);
                    }),
                    "stage 1 layer 0 is 4 sine, expected 5 sine"});
+  cases.push_back({"continue_no_stage",
+                   Make(v1::MORPHISM_KIND_CONTINUE, 2, 0), parent,
+                   "the parent has stages 0..1"});
   const NetworkParameters weights = RandomNetwork(parent, 1);
   for (const BadCase& c : cases) {
     SCOPED_TRACE(c.name);
