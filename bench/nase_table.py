@@ -54,7 +54,8 @@ def main():
     procs = [subprocess.Popen(
         [os.path.join(args.build, "server/evonas-controller"),
          "--listen=127.0.0.1:0", f"--port-file={port_file}",
-         f"--db={work}/evonas.db", f"--data-dir={work}/data"],
+         f"--db={work}/evonas.db", f"--data-dir={work}/data",
+         "--plaintext", "--no-auth"],  # loopback, one user
         stderr=open(os.path.join(work, "controller.log"), "w"))]
     try:
         while not os.path.exists(port_file):
@@ -63,10 +64,11 @@ def main():
         for i in range(args.workers):
             procs.append(subprocess.Popen(
                 [os.path.join(args.build, "worker/evonas-worker"),
-                 f"--controller={address}", f"--worker-id=bench-{i}",
+                 f"--controller={address}", "--plaintext",
+                 f"--worker-id=bench-{i}",
                  "--threads=1", f"--cache-dir={work}/cache"],
                 stderr=open(os.path.join(work, f"worker-{i}.log"), "w")))
-        client = Client(address)
+        client = Client(address, plaintext=True)
         train = client.upload_dataset(os.path.join(args.task, task["train"]))
         holdout = client.upload_dataset(
             os.path.join(args.task, task["holdout"]))

@@ -512,6 +512,9 @@ int ExitCodeFor(const absl::Status& status) {
       return kExitCancelled;
     case absl::StatusCode::kDeadlineExceeded:
       return kExitTimeout;
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied:
+      return kExitUnauthorized;
     default:
       return kExitError;
   }

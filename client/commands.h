@@ -116,11 +116,13 @@ inline constexpr int kExitUnavailable = 3;
 inline constexpr int kExitNotFound = 4;
 inline constexpr int kExitCancelled = 5;
 inline constexpr int kExitTimeout = 6;
+inline constexpr int kExitUnauthorized = 7;
 // 0 for OK; 3 when the controller cannot be reached (UNAVAILABLE); 4 for
 // NOT_FOUND (an unknown id or a missing file); 5 when the experiment that
 // `wait` or `watch` followed was cancelled (CANCELLED); 6 when a deadline
 // passed (DEADLINE_EXCEEDED: `--timeout-seconds` or a slow controller);
-// 1 for any other error.
+// 7 when the controller refused the token (UNAUTHENTICATED,
+// PERMISSION_DENIED); 1 for any other error.
 int ExitCodeFor(const absl::Status& status);
 
 }  // namespace evonas::client

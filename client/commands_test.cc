@@ -476,6 +476,8 @@ TEST(ExitCodeTest, DocumentedCodes) {
   EXPECT_EQ(ExitCodeFor(absl::NotFoundError("")), 4);
   EXPECT_EQ(ExitCodeFor(absl::CancelledError("")), 5);
   EXPECT_EQ(ExitCodeFor(absl::DeadlineExceededError("")), 6);
+  EXPECT_EQ(ExitCodeFor(absl::UnauthenticatedError("")), 7);
+  EXPECT_EQ(ExitCodeFor(absl::PermissionDeniedError("")), 7);
 }
 
 }  // namespace

@@ -25,11 +25,14 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
                       status.error_message());
 }
 
-ControllerClient::ControllerClient(const std::string& address,
-                                   const ClientOptions& options)
-    : ControllerClient(
-          grpc::CreateChannel(address, grpc::InsecureChannelCredentials()),
-          options) {}
+absl::StatusOr<std::unique_ptr<ControllerClient>> ControllerClient::Connect(
+    const std::string& address, const ChannelSecurity& security,
+    const ClientOptions& options) {
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      CreateControllerChannel(address, security);
+  if (!channel.ok()) return channel.status();
+  return std::make_unique<ControllerClient>(*std::move(channel), options);
+}
 
 ControllerClient::ControllerClient(std::shared_ptr<grpc::Channel> channel,
                                    const ClientOptions& options)

@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/channel.h"
 #include "evonas/v1/evonas_service.grpc.pb.h"
 #include "evonas/v1/evonas_service.pb.h"
 
@@ -36,9 +37,11 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 // (see FromGrpcStatus). Thread-safe.
 class ControllerClient {
  public:
-  // Calls `address` (host:port) over an insecure channel. Does not connect
-  // until the first call.
-  ControllerClient(const std::string& address, const ClientOptions& options);
+  // Calls `address` (host:port) with `security` (TLS, token; see
+  // CreateControllerChannel). Does not connect until the first call.
+  static absl::StatusOr<std::unique_ptr<ControllerClient>> Connect(
+      const std::string& address, const ChannelSecurity& security,
+      const ClientOptions& options);
   // Uses an existing channel (tests pass an in-process one).
   ControllerClient(std::shared_ptr<grpc::Channel> channel,
                    const ClientOptions& options);

@@ -28,9 +28,21 @@ TEST(ControllerClientTest, TransferTimeoutScalesWithSize) {
   ClientOptions options;
   options.transfer_base_timeout = absl::Seconds(10);
   options.transfer_min_bytes_per_second = 1000;
-  ControllerClient client("localhost:1", options);
-  EXPECT_EQ(client.TransferTimeout(0), absl::Seconds(10));
-  EXPECT_EQ(client.TransferTimeout(5000), absl::Seconds(15));
+  ChannelSecurity plaintext;
+  plaintext.plaintext = true;
+  auto client = ControllerClient::Connect("localhost:1", plaintext, options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  EXPECT_EQ((*client)->TransferTimeout(0), absl::Seconds(10));
+  EXPECT_EQ((*client)->TransferTimeout(5000), absl::Seconds(15));
+}
+
+TEST(ControllerClientTest, UnreadableCaFileIsAnError) {
+  ChannelSecurity security;
+  security.tls_ca_file = "/nonexistent/ca.pem";
+  auto client =
+      ControllerClient::Connect("localhost:1", security, ClientOptions());
+  EXPECT_EQ(client.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(client.status().message().find("--tls-ca"), std::string::npos);
 }
 
 class ControllerClientRpcTest : public ::testing::Test {

@@ -33,7 +33,14 @@ constexpr char kDefaultController[] = "localhost:50051";
 struct GlobalFlags {
   std::string controller;
   std::string output = "table";
+  ChannelSecurity security;
 };
+
+// The value of environment variable `name`, or `fallback` if unset or empty.
+std::string FromEnv(const char* name, const std::string& fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? value : fallback;
+}
 
 // A validator for numbers in a range; `lower_open` excludes `lower`.
 CLI::Validator NumberIn(double lower, double upper, bool lower_open,
@@ -65,6 +72,18 @@ void AddGlobalFlags(CLI::App* app, GlobalFlags* flags) {
                   "Controller address host:port (default: $EVONAS_CONTROLLER, "
                   "else localhost:50051)")
       ->type_name("ADDR");
+  app->add_option("--token", flags->security.token,
+                  "Bearer token (default: $EVONAS_TOKEN; prefer the "
+                  "variable: a flag shows in the process list)")
+      ->type_name("TOKEN");
+  app->add_option("--tls-ca", flags->security.tls_ca_file,
+                  "PEM certificate to trust for the controller, e.g. its "
+                  "dev-cert (default: $EVONAS_TLS_CA, else the system's "
+                  "roots)")
+      ->type_name("FILE");
+  app->add_flag("--plaintext", flags->security.plaintext,
+                "Connect without TLS (only to a controller started with "
+                "--plaintext)");
   app->add_option("--output", flags->output,
                   "Output format: table (for people), json (the API "
                   "message, for scripts) or csv (RFC 4180 with a header "
@@ -400,10 +419,9 @@ void AddModelCommands(CLI::App* app, GlobalFlags* globals, Action* action) {
 
 int Main(int argc, char** argv) {
   GlobalFlags globals;
-  const char* env_controller = std::getenv("EVONAS_CONTROLLER");
-  globals.controller = env_controller != nullptr && *env_controller != '\0'
-                           ? env_controller
-                           : kDefaultController;
+  globals.controller = FromEnv("EVONAS_CONTROLLER", kDefaultController);
+  globals.security.token = FromEnv("EVONAS_TOKEN", "");
+  globals.security.tls_ca_file = FromEnv("EVONAS_TLS_CA", "");
 
   CLI::App app(
       "evonas: client of the evonas controller. Upload CSV data sets, search "
@@ -423,6 +441,8 @@ int Main(int argc, char** argv) {
   app.footer(
       "Environment:\n"
       "  EVONAS_CONTROLLER  default for --controller\n"
+      "  EVONAS_TOKEN       default for --token\n"
+      "  EVONAS_TLS_CA      default for --tls-ca\n"
       "  NO_COLOR           set to print no colour on a terminal\n"
       "Exit status (errors print \"error: CODE: message\" on stderr):\n"
       "  0  success\n"
@@ -435,6 +455,8 @@ int Main(int argc, char** argv) {
       "  5  the experiment that wait or watch followed was cancelled\n"
       "  6  a deadline passed: --timeout-seconds of wait or watch, or a slow\n"
       "     controller (DEADLINE_EXCEEDED)\n"
+      "  7  the token is missing, unknown or revoked (UNAUTHENTICATED), or\n"
+      "     of the wrong kind (PERMISSION_DENIED)\n"
       "Run \"evonas COMMAND SUBCOMMAND --help\" for a command's flags.");
 
   try {
@@ -457,9 +479,14 @@ int Main(int argc, char** argv) {
   env.tty = isatty(STDOUT_FILENO) == 1 &&
             (term == nullptr || std::string(term) != "dumb");
   env.color = env.tty && (no_color == nullptr || *no_color == '\0');
-  ControllerClient client(globals.controller, ClientOptions());
-  env.client = &client;
-  const absl::Status status = action(env);
+  absl::StatusOr<std::unique_ptr<ControllerClient>> client =
+      ControllerClient::Connect(globals.controller, globals.security,
+                                ClientOptions());
+  const absl::Status status = [&] {
+    if (!client.ok()) return client.status();
+    env.client = client->get();
+    return action(env);
+  }();
   std::cout.flush();
   if (!status.ok()) {
     std::cerr << "error: " << absl::StatusCodeToString(status.code());

@@ -3,7 +3,9 @@
 # database and local workers, searches networks for the bundled hartmann3
 # task (requirements from data/hartmann3/task.json), prints the Pareto front
 # downloads the most accurate model (TorchScript and ONNX) and writes the
-# HTML report.
+# HTML report. It runs the way a deployment does: TLS (a development
+# certificate) and bearer tokens (one for the workers, one for the client's
+# tenant), made with the controller's admin commands.
 #   DEMO_SECONDS  wall-clock budget of the search (default 240)
 #   DEMO_WORKERS  local workers, one per core is fastest here (default 2)
 set -euo pipefail
@@ -18,18 +20,27 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait; }
 trap cleanup EXIT
 
-build/server/evonas-controller --listen=127.0.0.1:0 --port-file="$run/port" \
-  --db="$run/evonas.db" --data-dir="$run/data" 2>"$run/controller.log" &
+controller=build/server/evonas-controller
+$controller dev-cert --out "$run/certs" 2>/dev/null
+worker_token=$($controller token create --db="$run/evonas.db" --kind worker 2>/dev/null)
+client_token=$($controller token create --db="$run/evonas.db" --kind client \
+  --tenant demo 2>/dev/null)
+$controller --listen=127.0.0.1:0 --port-file="$run/port" \
+  --db="$run/evonas.db" --data-dir="$run/data" \
+  --tls-cert="$run/certs/cert.pem" --tls-key="$run/certs/key.pem" \
+  2>"$run/controller.log" &
 pids+=($!)
 for _ in $(seq 100); do [[ -s "$run/port" ]] && break; sleep 0.1; done
 [[ -s "$run/port" ]] || { cat "$run/controller.log"; exit 1; }
 export EVONAS_CONTROLLER="127.0.0.1:$(cat "$run/port")"
+export EVONAS_TLS_CA="$run/certs/cert.pem"
 for i in $(seq "$workers"); do
-  build/worker/evonas-worker --controller="$EVONAS_CONTROLLER" \
+  EVONAS_TOKEN="$worker_token" build/worker/evonas-worker \
     --worker-id="local-$i" --threads=1 \
     --cache-dir="$run/cache" 2>"$run/worker-$i.log" &
   pids+=($!)
 done
+export EVONAS_TOKEN="$client_token"
 
 evonas=build/client/evonas
 json_id() { /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }

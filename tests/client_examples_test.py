@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Runs the Python and Node.js client examples against a real controller and
-worker, and checks the controller's standard health and reflection services.
+worker over TLS with bearer tokens (a dev-cert pair, a client and a worker
+token), and checks that the controller's standard health and reflection
+services answer without a token while its API refuses a call without one.
 The Node.js example runs where node and npm are installed (its packages come
 from the npm registry into WORK_DIR).
 
@@ -38,23 +40,42 @@ sys.path[:0] = [stubs, os.path.join(repo, "clients/python")]
 import grpc  # noqa: E402
 from grpc_std import health_pb2, health_pb2_grpc  # noqa: E402
 from grpc_std import reflection_pb2, reflection_pb2_grpc  # noqa: E402
+from evonas.v1 import evonas_service_pb2  # noqa: E402
+from evonas_client import Client  # noqa: E402
 
 port_file = os.path.join(work, "port")
+db = f"--db={work}/evonas.db"
+certs = os.path.join(work, "certs")
+subprocess.run([controller_bin, "dev-cert", f"--out={certs}"], check=True)
+ca = os.path.join(certs, "cert.pem")
+
+
+def create_token(*args):
+    return subprocess.run([controller_bin, "token", "create", db, *args],
+                          check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+client_token = create_token("--kind=client", "--tenant=examples")
+worker_token = create_token("--kind=worker")
 logs = [open(os.path.join(work, n), "w") for n in ("controller.log", "worker.log")]
 controller = subprocess.Popen(
-    [controller_bin, "--listen=127.0.0.1:0", f"--port-file={port_file}",
-     f"--db={work}/evonas.db", f"--data-dir={work}/data"], stderr=logs[0])
+    [controller_bin, "--listen=127.0.0.1:0", f"--port-file={port_file}", db,
+     f"--data-dir={work}/data", f"--tls-cert={ca}",
+     f"--tls-key={os.path.join(certs, 'key.pem')}"], stderr=logs[0])
 processes = [controller]
 try:
     deadline = time.monotonic() + 30
     while not os.path.exists(port_file) and time.monotonic() < deadline:
         time.sleep(0.05)
-    address = "127.0.0.1:" + open(port_file).read().strip()
+    address = "localhost:" + open(port_file).read().strip()
     processes.append(subprocess.Popen(
-        [worker_bin, f"--controller={address}", f"--cache-dir={work}/cache"],
-        stderr=logs[1]))
+        [worker_bin, f"--controller={address}", f"--cache-dir={work}/cache",
+         f"--tls-ca={ca}"],
+        stderr=logs[1], env=dict(os.environ, EVONAS_TOKEN=worker_token)))
 
-    channel = grpc.insecure_channel(address)
+    channel = grpc.secure_channel(
+        address, grpc.ssl_channel_credentials(open(ca, "rb").read()))
     health = health_pb2_grpc.HealthStub(channel).Check(
         health_pb2.HealthCheckRequest(service=""), timeout=10)
     assert health.status == health_pb2.HealthCheckResponse.SERVING, health
@@ -68,14 +89,21 @@ try:
                    "grpc.health.v1.Health"):
         assert wanted in services, (wanted, services)
     print("health SERVING; reflection lists", sorted(services))
+    try:
+        Client(address, token="", tls_ca=ca).stub.ListDatasets(
+            evonas_service_pb2.ListDatasetsRequest(), timeout=10)
+        raise AssertionError("ListDatasets without a token succeeded")
+    except grpc.RpcError as e:
+        assert e.code() == grpc.StatusCode.UNAUTHENTICATED, e
+        print("the API refuses a call without a token:", e.details())
 
     # A tiny search: this checks the clients, not the search.
-    flow = ["--controller", address,
+    flow = ["--controller", address, "--tls-ca", ca,
             "--train", os.path.join(repo, "data/hartmann3/train.csv"),
             "--holdout", os.path.join(repo, "data/hartmann3/holdout.csv"),
             "--budget-candidates", "2", "--max-adam-steps", "150",
             "--max-width", "16", "--max-abs-error", "1"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+    env = dict(os.environ, EVONAS_TOKEN=client_token, PYTHONPATH=os.pathsep.join(
         [stubs, os.path.join(repo, "clients/python")]))
     subprocess.run(
         [sys.executable, os.path.join(repo, "clients/python/example.py")] + flow,
@@ -94,7 +122,7 @@ try:
             ["node", os.path.join(repo, "clients/node/example.js")] + flow +
             ["--output", model],
             check=True, timeout=600,
-            env=dict(os.environ,
+            env=dict(os.environ, EVONAS_TOKEN=client_token,
                      NODE_PATH=os.path.join(node_dir, "node_modules")))
         assert os.path.getsize(model) > 0
         passed += 1

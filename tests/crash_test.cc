@@ -106,7 +106,7 @@ class CrashTest : public ::testing::Test {
             "--port-file=" + port_file.string(),
             "--db=" + (dir_ / "evonas.db").string(),
             "--data-dir=" + (dir_ / "data").string(), "--lease-seconds=20",
-            "--heartbeat-seconds=1"},
+            "--heartbeat-seconds=1", "--plaintext", "--no-auth"},
         ControllerLog(runs_));
     ASSERT_TRUE(controller_->started());
     ASSERT_TRUE(WaitFor([&] { return fs::exists(port_file); },
@@ -259,6 +259,7 @@ TEST_F(CrashTest, ExperimentSurvivesControllerKills) {
     workers.push_back(std::make_unique<Process>(
         std::vector<std::string>{
             EVONAS_WORKER_BIN, absl::StrCat("--controller=127.0.0.1:", port_),
+            "--plaintext",
             absl::StrCat("--worker-id=crash-worker-", i),
             "--cache-dir=" + (dir_ / absl::StrCat("cache-", i)).string()},
         dir_ / absl::StrCat("worker-", i, ".log")));

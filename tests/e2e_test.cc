@@ -1,6 +1,9 @@
 // End to end: a real evonas-controller and evonas-worker as processes on a
-// loopback port, driven through the evonas CLI. A model downloaded through
-// the CLI must reproduce, in Debian's PyTorch, the error the front reports.
+// loopback port, over TLS with bearer tokens (a dev-cert pair, a client and a
+// worker token made by the admin commands), driven through the evonas CLI.
+// A model downloaded through the CLI must reproduce, in Debian's PyTorch, the
+// error the front reports. Calls without a token, with the wrong kind of
+// token, without TLS, or from another tenant are refused.
 
 #include <sys/wait.h>
 
@@ -74,12 +77,27 @@ TEST(EndToEndTest, SearchTrainFrontDownload) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   const fs::path port_file = dir / "port";
+  const std::string db = "--db=" + (dir / "evonas.db").string();
+  const std::string admin = std::string(EVONAS_CONTROLLER_BIN) + " ";
+  ASSERT_EQ(RunCommand(admin + "dev-cert --out " + (dir / "certs").string())
+                .exit_code,
+            0);
+  const std::string ca = (dir / "certs" / "cert.pem").string();
+  auto create_token = [&](const std::string& args) {
+    CommandResult token = RunCommand(admin + "token create " + db + " " + args);
+    EXPECT_EQ(token.exit_code, 0);
+    EXPECT_EQ(token.output.back(), '\n');
+    return token.output.substr(0, token.output.size() - 1);
+  };
+  const std::string acme_token = create_token("--kind client --tenant acme");
+  const std::string beta_token = create_token("--kind client --tenant beta");
+  const std::string worker_token = create_token("--kind worker");
 
   Process controller({EVONAS_CONTROLLER_BIN, "--listen=127.0.0.1:0",
-                      "--port-file=" + port_file.string(),
-                      "--db=" + (dir / "evonas.db").string(),
+                      "--port-file=" + port_file.string(), db,
                       "--data-dir=" + (dir / "data").string(),
-                      "--heartbeat-seconds=1"},
+                      "--heartbeat-seconds=1", "--tls-cert=" + ca,
+                      "--tls-key=" + (dir / "certs" / "key.pem").string()},
                      dir / "controller.log");
   ASSERT_TRUE(testutil::WaitFor([&] { return fs::exists(port_file); },
                                std::chrono::seconds(30)))
@@ -87,11 +105,15 @@ TEST(EndToEndTest, SearchTrainFrontDownload) {
   const std::string address = "127.0.0.1:" + std::to_string(std::stoi(
                                                  ReadFile(port_file)));
   Process worker({EVONAS_WORKER_BIN, "--controller=" + address,
-                  "--cache-dir=" + (dir / "cache").string()},
+                  "--cache-dir=" + (dir / "cache").string(), "--tls-ca=" + ca,
+                  "--token=" + worker_token},
                  dir / "worker.log");
 
-  const std::string cli = std::string(EVONAS_CLI_BIN) +
-                          " --controller " + address + " --output json ";
+  // The CLI as each caller: tokens from the environment, as users pass them.
+  const std::string cli_args = std::string(EVONAS_CLI_BIN) + " --controller " +
+                               address + " --tls-ca " + ca + " --output json ";
+  const std::string cli = "EVONAS_TOKEN=" + acme_token + " " + cli_args;
+  const std::string beta_cli = "EVONAS_TOKEN=" + beta_token + " " + cli_args;
   WriteSmoothCsv(dir / "smooth.csv");
   CommandResult upload =
       RunCommand(cli + "dataset upload " + (dir / "smooth.csv").string());
@@ -140,6 +162,38 @@ TEST(EndToEndTest, SearchTrainFrontDownload) {
   EXPECT_EQ(missing.exit_code, 4);
   EXPECT_NE(missing.output.find("NOT_FOUND"), std::string::npos)
       << missing.output;
+
+  // Another tenant gets the same answer for acme's experiment as for one
+  // that does not exist, and lists nothing of acme's.
+  CommandResult foreign =
+      RunCommand(beta_cli + "experiment status " + experiment.id() + " 2>&1");
+  EXPECT_EQ(foreign.exit_code, 4);
+  CommandResult absent = RunCommand(beta_cli + "experiment status " +
+                                    experiment.id() + "x 2>&1");
+  std::string expected = foreign.output;
+  const size_t at = expected.find(experiment.id());
+  ASSERT_NE(at, std::string::npos) << foreign.output;
+  expected.insert(at + experiment.id().size(), "x");
+  EXPECT_EQ(absent.output, expected);
+  CommandResult beta_list = RunCommand(beta_cli + "experiment list");
+  EXPECT_EQ(beta_list.exit_code, 0);
+  EXPECT_EQ(beta_list.output.find(experiment.id()), std::string::npos)
+      << beta_list.output;
+
+  // No token, the wrong kind of token, no TLS: refused with exit code 7
+  // (3 for the TLS mismatch: no connection).
+  CommandResult no_token =
+      RunCommand("EVONAS_TOKEN= " + cli_args + "experiment list 2>&1");
+  EXPECT_EQ(no_token.exit_code, 7) << no_token.output;
+  EXPECT_NE(no_token.output.find("UNAUTHENTICATED"), std::string::npos);
+  CommandResult worker_as_client = RunCommand(
+      "EVONAS_TOKEN=" + worker_token + " " + cli_args + "experiment list 2>&1");
+  EXPECT_EQ(worker_as_client.exit_code, 7) << worker_as_client.output;
+  EXPECT_NE(worker_as_client.output.find("PERMISSION_DENIED"),
+            std::string::npos);
+  CommandResult plaintext =
+      RunCommand(cli + "--plaintext experiment list 2>&1");
+  EXPECT_EQ(plaintext.exit_code, 3) << plaintext.output;
 
   if (PythonTorchAvailable()) {
     // Recompute the validation rows from the documented split and the max

@@ -6,10 +6,12 @@
 
 #include <CLI/CLI.hpp>
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/channel.h"
 #include "grpcpp/grpcpp.h"
 #include "worker/worker.h"
 
@@ -22,11 +24,31 @@ void RecordSignal(int sig) { stop_signal = sig; }
 int main(int argc, char** argv) {
   evonas::worker::WorkerOptions options;
   std::string controller = "localhost:50051";
+  evonas::ChannelSecurity security;
+  // The environment gives defaults (a deployment's secrets); flags override.
+  for (auto [name, target] :
+       {std::pair<const char*, std::string*>{"EVONAS_CONTROLLER", &controller},
+        {"EVONAS_TOKEN", &security.token},
+        {"EVONAS_TLS_CA", &security.tls_ca_file}}) {
+    const char* value = std::getenv(name);
+    if (value != nullptr && *value != '\0') *target = value;
+  }
   CLI::App app{"evonas-worker: leases candidates from an evonas-controller, "
                "trains them and reports metrics and models. SIGTERM gives "
                "the current lease back and exits."};
-  app.add_option("--controller", controller, "Address of the evonas-controller")
+  app.add_option("--controller", controller,
+                 "Address of the evonas-controller (default: "
+                 "$EVONAS_CONTROLLER)")
       ->capture_default_str();
+  app.add_option("--token", security.token,
+                 "Worker token (default: $EVONAS_TOKEN; prefer the variable: "
+                 "a flag shows in the process list)");
+  app.add_option("--tls-ca", security.tls_ca_file,
+                 "PEM certificate to trust for the controller (default: "
+                 "$EVONAS_TLS_CA, else the system's roots)");
+  app.add_flag("--plaintext", security.plaintext,
+               "Connect without TLS (only to a controller started with "
+               "--plaintext)");
   app.add_option("--worker-id", options.worker_id,
                  "Stable id of this worker (default HOSTNAME-PID)");
   app.add_option("--threads", options.threads, "Intra-op threads for training")
@@ -62,9 +84,12 @@ int main(int argc, char** argv) {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
               static_cast<int>(absl::ToInt64Milliseconds(options.max_backoff)));
-  auto channel = grpc::CreateCustomChannel(
-      controller, grpc::InsecureChannelCredentials(), args);
-  evonas::worker::Worker worker(options, channel);
+  auto channel = evonas::CreateControllerChannel(controller, security, args);
+  if (!channel.ok()) {
+    std::cerr << "evonas-worker: " << channel.status() << "\n";
+    return 2;
+  }
+  evonas::worker::Worker worker(options, *channel);
   std::signal(SIGINT, RecordSignal);
   std::signal(SIGTERM, RecordSignal);
   std::thread watcher([&worker] {

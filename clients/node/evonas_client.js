@@ -26,11 +26,30 @@ function loadApi() {
   return grpc.loadPackageDefinition(definition).evonas.v1;
 }
 
+// Adds "authorization: Bearer TOKEN" to every call.
+function bearerInterceptor(token) {
+  return (options, nextCall) => new grpc.InterceptingCall(nextCall(options), {
+    start(metadata, listener, next) {
+      metadata.add('authorization', `Bearer ${token}`);
+      next(metadata, listener);
+    },
+  });
+}
+
 class Client {
-  constructor(address, {timeoutSeconds = 30} = {}) {
+  // TLS by default: `tlsCa` is the PEM file to trust (e.g. the controller's
+  // dev-cert), else the system's roots; `plaintext` only for a controller
+  // started with --plaintext. `token` is a client token, by default
+  // $EVONAS_TOKEN.
+  constructor(address, {timeoutSeconds = 30, token = process.env.EVONAS_TOKEN,
+                        tlsCa = undefined, plaintext = false} = {}) {
     this.api = loadApi();
+    const credentials = plaintext
+        ? grpc.credentials.createInsecure()
+        : grpc.credentials.createSsl(tlsCa ? fs.readFileSync(tlsCa) : null);
     this.stub = new this.api.EvonasService(
-        address, grpc.credentials.createInsecure());
+        address, credentials,
+        {interceptors: token ? [bearerInterceptor(token)] : []});
     this.timeoutSeconds = timeoutSeconds;
   }
 

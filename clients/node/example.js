@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The whole evonas flow from Node.js: upload a training and a holdout set,
 // search, watch, read the Pareto front and download the most accurate model.
-//   node clients/node/example.js --controller localhost:50051 \
+//   EVONAS_TOKEN=... node clients/node/example.js --controller localhost:50051 \
+//       --tls-ca certs/cert.pem \
 //       --train data/hartmann3/train.csv --holdout data/hartmann3/holdout.csv
 'use strict';
 
@@ -12,7 +13,12 @@ const {Client} = require('./evonas_client');
 
 async function main() {
   const {values: args} = parseArgs({options: {
-    'controller': {type: 'string', default: 'localhost:50051'},
+    'controller': {type: 'string',
+                   default: process.env.EVONAS_CONTROLLER || 'localhost:50051'},
+    // PEM certificate to trust (default $EVONAS_TLS_CA, else the system's
+    // roots). The token comes from $EVONAS_TOKEN: a flag would show in `ps`.
+    'tls-ca': {type: 'string'},
+    'plaintext': {type: 'boolean', default: false},
     'train': {type: 'string'},
     'holdout': {type: 'string'},
     'inputs': {type: 'string', default: 'x1,x2,x3'},
@@ -25,7 +31,10 @@ async function main() {
   }});
   if (!args.train || !args.holdout) throw new Error('--train and --holdout are required');
 
-  const client = new Client(args.controller);
+  const client = new Client(args.controller, {
+    tlsCa: args['tls-ca'] || process.env.EVONAS_TLS_CA,
+    plaintext: args.plaintext,
+  });
   const train = await client.uploadDataset(args.train);
   const holdout = await client.uploadDataset(args.holdout);
   console.log(`uploaded ${train.name}: ${train.row_count} rows, id ${train.id.slice(0, 12)}`);

@@ -18,15 +18,75 @@ from evonas.v1 import evonas_service_pb2_grpc as service_grpc
 from evonas.v1 import types_pb2
 
 CHUNK_BYTES = 1 << 20
+
+
+class _HeaderInterceptor(grpc.UnaryUnaryClientInterceptor,
+                         grpc.UnaryStreamClientInterceptor,
+                         grpc.StreamUnaryClientInterceptor,
+                         grpc.StreamStreamClientInterceptor):
+    """Adds the authorization header to every call of a plaintext channel."""
+
+    def __init__(self, value):
+        self._value = value
+
+    def _with_header(self, details):
+        metadata = list(details.metadata or []) + [
+            ("authorization", self._value)]
+        return details._replace(metadata=metadata)
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._with_header(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._with_header(details), request)
+
+    def intercept_stream_unary(self, continuation, details, requests):
+        return continuation(self._with_header(details), requests)
+
+    def intercept_stream_stream(self, continuation, details, requests):
+        return continuation(self._with_header(details), requests)
 FINAL_STATES = (types_pb2.EXPERIMENT_STATE_COMPLETED,
                 types_pb2.EXPERIMENT_STATE_CANCELLED)
 
 
-class Client:
-    """One channel and stub to an evonas controller."""
+class _BearerToken(grpc.AuthMetadataPlugin):
+    """Sends "authorization: Bearer TOKEN" with every call."""
 
-    def __init__(self, address, timeout=30.0):
-        self.channel = grpc.insecure_channel(address)
+    def __init__(self, token):
+        self._metadata = (("authorization", "Bearer " + token),)
+
+    def __call__(self, context, callback):
+        callback(self._metadata, None)
+
+
+class Client:
+    """One channel and stub to an evonas controller.
+
+    TLS by default: `tls_ca` is the PEM file to trust (e.g. the controller's
+    dev-cert), else the system's roots; `plaintext=True` only for a
+    controller started with --plaintext. `token` is a client token, by
+    default $EVONAS_TOKEN.
+    """
+
+    def __init__(self, address, token=None, tls_ca=None, plaintext=False,
+                 timeout=30.0):
+        token = token if token is not None else os.environ.get("EVONAS_TOKEN")
+        if plaintext:
+            channel = grpc.insecure_channel(address)
+            if token:
+                # gRPC sends call credentials only over TLS; an interceptor
+                # adds the header on plaintext channels (loopback, proxies).
+                channel = grpc.intercept_channel(
+                    channel, _HeaderInterceptor("Bearer " + token))
+        else:
+            roots = open(tls_ca, "rb").read() if tls_ca else None
+            credentials = grpc.ssl_channel_credentials(root_certificates=roots)
+            if token:
+                credentials = grpc.composite_channel_credentials(
+                    credentials,
+                    grpc.metadata_call_credentials(_BearerToken(token)))
+            channel = grpc.secure_channel(address, credentials)
+        self.channel = channel
         self.stub = service_grpc.EvonasServiceStub(self.channel)
         self.timeout = timeout
 

@@ -4,8 +4,9 @@ search, watch, read the Pareto front, download the most accurate model and
 check it with PyTorch on the holdout rows.
 
     clients/python/generate_stubs.sh /tmp/evonas-stubs
-    PYTHONPATH=/tmp/evonas-stubs:clients/python /usr/bin/python3 \
-        clients/python/example.py --controller localhost:50051 \
+    EVONAS_TOKEN=... PYTHONPATH=/tmp/evonas-stubs:clients/python \
+        /usr/bin/python3 clients/python/example.py \
+        --controller localhost:50051 --tls-ca certs/cert.pem \
         --train data/hartmann3/train.csv --holdout data/hartmann3/holdout.csv
 """
 
@@ -21,7 +22,15 @@ from evonas_client import Client
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--controller", default="localhost:50051")
+    parser.add_argument("--controller",
+                        default=os.environ.get("EVONAS_CONTROLLER",
+                                               "localhost:50051"))
+    parser.add_argument("--tls-ca", default=os.environ.get("EVONAS_TLS_CA"),
+                        help="PEM certificate to trust (default "
+                        "$EVONAS_TLS_CA, else the system's roots)")
+    parser.add_argument("--plaintext", action="store_true",
+                        help="connect without TLS")
+    # The token comes from $EVONAS_TOKEN: a flag would show in `ps`.
     parser.add_argument("--train", required=True)
     parser.add_argument("--holdout", required=True)
     parser.add_argument("--inputs", default="x1,x2,x3")
@@ -34,7 +43,8 @@ def main():
                         help="cap layer widths (0: the server's default)")
     args = parser.parse_args()
 
-    client = Client(args.controller)
+    client = Client(args.controller, tls_ca=args.tls_ca,
+                    plaintext=args.plaintext)
     train = client.upload_dataset(args.train)
     holdout = client.upload_dataset(args.holdout)
     print(f"uploaded {train.name}: {train.row_count} rows, id {train.id[:12]}")
