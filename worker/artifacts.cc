@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/metrics.h"
 #include "common/sha256.h"
+#include "worker/model/checkpoint.h"
 #include "worker/model/mlp.h"
 #include "worker/model/model_card.h"
 #include "worker/model/onnx_export.h"
@@ -26,9 +27,9 @@ void Add(v1::ModelFormat format, std::string bytes, Artifacts& artifacts) {
 
 // Evaluates `parameters` on `samples`; nullopt when the forward pass
 // refused them.
-std::optional<v1::Evaluation> EvaluateOn(const model::MlpParameters& parameters,
-                                         const model::Samples& samples,
-                                         double within_tolerance) {
+std::optional<v1::Evaluation> EvaluateOn(
+    const model::NetworkParameters& parameters, const model::Samples& samples,
+    double within_tolerance) {
   std::vector<double> predicted =
       model::Forward(parameters, samples.x.data, samples.x.rows);
   if (predicted.size() != samples.y.data.size()) return std::nullopt;
@@ -41,10 +42,16 @@ std::optional<v1::Evaluation> EvaluateOn(const model::MlpParameters& parameters,
 Artifacts DeriveArtifacts(const v1::Lease& lease, const model::TrainJob& job,
                           model::TrainOutput& output) {
   Artifacts artifacts;
-  const model::MlpParameters& parameters = output.parameters;
+  const model::NetworkParameters& parameters = output.parameters;
 
-  const model::QuantizedMlp quantized = model::Quantize(parameters);
-  const model::MlpParameters dequantized = model::Dequantize(quantized);
+  // Every stage is quantised on its own; the int8 network is their sum.
+  model::NetworkParameters dequantized;
+  int64_t int8_bytes = 0;
+  for (const model::MlpParameters& stage : parameters.stages) {
+    const model::QuantizedMlp quantized = model::Quantize(stage);
+    dequantized.stages.push_back(model::Dequantize(quantized));
+    int8_bytes += model::Int8ModelBytes(quantized);
+  }
   auto validation = EvaluateOn(dequantized, job.validation,
                                job.within_tolerance);
   std::optional<v1::Evaluation> test;
@@ -53,7 +60,7 @@ Artifacts DeriveArtifacts(const v1::Lease& lease, const model::TrainJob& job,
     v1::QuantizedMetrics* int8 = output.metrics.mutable_int8();
     *int8->mutable_validation() = *validation;
     if (test) *int8->mutable_test() = *test;
-    int8->set_model_bytes(model::Int8ModelBytes(quantized));
+    int8->set_model_bytes(int8_bytes);
   } else {
     artifacts.warnings.push_back("int8 evaluation failed; no int8 metrics");
   }
@@ -69,6 +76,9 @@ Artifacts DeriveArtifacts(const v1::Lease& lease, const model::TrainJob& job,
     artifacts.warnings.push_back(
         absl::StrCat("no ONNX file: ", onnx.status().message()));
   }
+
+  Add(v1::MODEL_FORMAT_CHECKPOINT, model::SerializeCheckpoint(parameters),
+      artifacts);
 
   absl::StatusOr<std::string> card = model::ModelCardJson(
       parameters, lease.genome(), output.metrics, lease.requirements(),

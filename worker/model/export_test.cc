@@ -117,6 +117,41 @@ MlpParameters SingleNeuron(v1::Activation activation) {
   return p;
 }
 
+// `p` as a single-stage network.
+NetworkParameters Net(const MlpParameters& p) {
+  NetworkParameters n;
+  n.stages.push_back(p);
+  return n;
+}
+
+// `stages` random stages of the same shape; later stages have y_mean 0 and
+// output scales a tenth of the previous stage's, as residual stages do, and
+// every hidden layer after the first whose width equals its input's is
+// residual.
+NetworkParameters RandomNetwork(int64_t inputs, const Hidden& hidden,
+                                int64_t outputs, int stages, uint64_t seed,
+                                double gain = 1.0) {
+  NetworkParameters n;
+  for (int k = 0; k < stages; ++k) {
+    MlpParameters p = RandomMlp(inputs, hidden, outputs, seed + k, gain);
+    if (k > 0) {
+      p.x_mean = n.stages[0].x_mean;
+      p.x_std = n.stages[0].x_std;
+      for (size_t j = 0; j < p.y_std.size(); ++j) {
+        p.y_mean[j] = 0;
+        p.y_std[j] = n.stages[k - 1].y_std[j] / 10;
+      }
+    }
+    if (stages > 1) {
+      for (size_t i = 1; i + 1 < p.layers.size(); ++i) {
+        p.layers[i].residual = p.layers[i].inputs == p.layers[i].outputs;
+      }
+    }
+    n.stages.push_back(std::move(p));
+  }
+  return n;
+}
+
 v1::Genome GenomeOf(const Hidden& hidden) {
   v1::Genome g;
   for (const auto& [width, activation] : hidden) {
@@ -351,7 +386,7 @@ TEST(OnnxExportTest, PassesTheCheckerWithTheDocumentedGraph) {
     options.dataset_id = std::string(64, 'a');
     options.input_columns = {"x1", "x2", "x3"};
     options.output_columns = {"y1", "y2"};
-    auto bytes = ExportOnnx(p, options);
+    auto bytes = ExportOnnx(Net(p), options);
     ASSERT_TRUE(bytes.ok()) << bytes.status();
     const onnx::ModelProto model = ParseModel(*bytes);
     EXPECT_NO_THROW(onnx::checker::check_model(model));
@@ -407,7 +442,7 @@ TEST(OnnxExportTest, Float64KeepsTheWeightsExactly) {
   const MlpParameters p = RandomMlp(3, MixedHidden(), 2, 1);
   OnnxOptions options;
   options.dtype = OnnxDtype::kFloat64;
-  auto bytes = ExportOnnx(p, options);
+  auto bytes = ExportOnnx(Net(p), options);
   ASSERT_TRUE(bytes.ok()) << bytes.status();
   const onnx::ModelProto model = ParseModel(*bytes);
   int checked = 0;
@@ -430,22 +465,22 @@ TEST(OnnxExportTest, RejectsWhatItCannotExport) {
   const MlpParameters p = RandomMlp(3, MixedHidden(), 2, 1);
   MlpParameters broken = p;
   broken.layers[0].weight.pop_back();
-  EXPECT_EQ(ExportOnnx(broken).status().code(),
+  EXPECT_EQ(ExportOnnx(Net(broken)).status().code(),
             absl::StatusCode::kInvalidArgument);
 
   OnnxOptions options;
   options.input_columns = {"only one"};
-  EXPECT_THAT(ExportOnnx(p, options).status().message(),
+  EXPECT_THAT(ExportOnnx(Net(p), options).status().message(),
               HasSubstr("input_columns"));
 
   MlpParameters huge = p;
   huge.layers[1].weight[3] = 1e39;
-  auto status = ExportOnnx(huge).status();
+  auto status = ExportOnnx(Net(huge)).status();
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(), HasSubstr("W1[3]"));
   options = {};
   options.dtype = OnnxDtype::kFloat64;
-  EXPECT_TRUE(ExportOnnx(huge, options).ok());
+  EXPECT_TRUE(ExportOnnx(Net(huge), options).ok());
 }
 
 // --- ONNX export, checked by independent runtimes ---------------------------
@@ -538,6 +573,8 @@ struct RuntimeCase {
   // Multiplies the Glorot bound of the weights: trained networks often have
   // larger weights than at initialisation, which amplifies float32 rounding.
   double gain;
+  // RandomNetwork's stages (with residual layers when more than one).
+  int stages = 1;
 };
 
 // Names the case in test listings (and in CTest's names) instead of its
@@ -550,9 +587,11 @@ TEST_P(OnnxRuntimeTest, OpenCvAndNumpyReproduceForward) {
   if (access(kPython, X_OK) != 0) GTEST_SKIP() << kPython << " not found";
   const RuntimeCase& c = GetParam();
   constexpr int64_t kRows = 1000;
-  const MlpParameters p = RandomMlp(c.inputs, c.hidden, c.outputs, 11, c.gain);
+  const NetworkParameters network =
+      RandomNetwork(c.inputs, c.hidden, c.outputs, c.stages, 11, c.gain);
+  const MlpParameters& p = network.stages[0];
   const std::vector<double> x = RandomInputs(p, kRows, 12);
-  const std::vector<double> reference = Forward(p, x, kRows);
+  const std::vector<double> reference = Forward(network, x, kRows);
   ASSERT_EQ(reference.size(), static_cast<size_t>(kRows * c.outputs));
 
   ScratchDir dir;
@@ -562,7 +601,7 @@ TEST_P(OnnxRuntimeTest, OpenCvAndNumpyReproduceForward) {
         std::pair{"model64.onnx", OnnxDtype::kFloat64}}) {
     OnnxOptions options;
     options.dtype = dtype;
-    auto bytes = ExportOnnx(p, options);
+    auto bytes = ExportOnnx(network, options);
     ASSERT_TRUE(bytes.ok()) << bytes.status();
     WriteFile(dir.File(name), *bytes);
   }
@@ -629,7 +668,16 @@ INSTANTIATE_TEST_SUITE_P(
                                 {{128, v1::ACTIVATION_GELU},
                                  {128, v1::ACTIVATION_SILU}},
                                 2,
-                                2.0}),
+                                2.0},
+                    // Issue 7: a 3-stage network with residual layers.
+                    RuntimeCase{"three_stages_residual",
+                                3,
+                                {{16, v1::ACTIVATION_TANH},
+                                 {16, v1::ACTIVATION_SINE},
+                                 {16, v1::ACTIVATION_GELU}},
+                                1,
+                                1.0,
+                                3}),
     [](const testing::TestParamInfo<RuntimeCase>& info) {
       return std::string(info.param.name);
     });
@@ -752,7 +800,7 @@ TEST(JsonQuoteTest, EscapesAndRepairs) {
 }
 
 struct CardFixture {
-  MlpParameters parameters = RandomMlp(3, MixedHidden(), 2, 1);
+  NetworkParameters parameters = Net(RandomMlp(3, MixedHidden(), 2, 1));
   v1::Genome genome = GenomeOf(MixedHidden());
   v1::Metrics metrics;
   v1::Requirements requirements;

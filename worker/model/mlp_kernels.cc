@@ -132,6 +132,20 @@ void Activate(v1::Activation a, double* h, double* d, int64_t n) {
   if (d != nullptr) std::copy(td, td + rest, d + whole);
 }
 
+// d = activation'(z) over n values from h = activation(z), for tanh and
+// relu, whose derivative the forward pass does not store otherwise.
+EVONAS_VECTORISED
+void StoreDerivative(v1::Activation a, const double* __restrict h,
+                     double* __restrict d, int64_t n) {
+  if (a == v1::ACTIVATION_TANH) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) d[i] = 1.0 - h[i] * h[i];
+  } else if (a == v1::ACTIVATION_RELU) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) d[i] = h[i] > 0 ? 1.0 : 0.0;
+  }
+}
+
 // g *= activation'(z) over n values, from the activation h = activation(z)
 // (tanh, relu) or the derivative d stored by the forward pass.
 EVONAS_VECTORISED
@@ -249,7 +263,7 @@ AlignedBuffer::AlignedBuffer(int64_t size) : size_(size) {
 
 absl::StatusOr<MlpKernels> MlpKernels::Create(
     std::vector<int64_t> sizes, std::vector<v1::Activation> activations,
-    int64_t rows_per_block, int threads) {
+    int64_t rows_per_block, int threads, std::vector<bool> residual) {
   if (sizes.size() < 2) {
     return absl::InvalidArgumentError(absl::StrCat(
         "an MLP needs inputs and outputs, got ", sizes.size(), " layer sizes"));
@@ -283,15 +297,30 @@ absl::StatusOr<MlpKernels> MlpKernels::Create(
     return absl::InvalidArgumentError(absl::StrCat(
         "rows_per_block is ", rows_per_block, " and threads ", threads));
   }
+  if (!residual.empty() && residual.size() != activations.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(residual.size(), " residual flags for ",
+                     activations.size(), " hidden layers"));
+  }
+  for (size_t i = 0; i < residual.size(); ++i) {
+    // Hidden layer i maps sizes[i] to sizes[i + 1].
+    if (residual[i] && (i == 0 || sizes[i] != sizes[i + 1])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "hidden layer ", i, " is residual but maps ", sizes[i], " to ",
+          sizes[i + 1], " values", i == 0 ? " and is the first layer" : ""));
+    }
+  }
   return MlpKernels(std::move(sizes), std::move(activations), rows_per_block,
-                    threads);
+                    threads, std::move(residual));
 }
 
 MlpKernels::MlpKernels(std::vector<int64_t> sizes,
                        std::vector<v1::Activation> activations,
-                       int64_t rows_per_block, int threads)
+                       int64_t rows_per_block, int threads,
+                       std::vector<bool> residual)
     : sizes_(std::move(sizes)),
       activations_(std::move(activations)),
+      residual_(std::move(residual)),
       rows_per_block_(rows_per_block),
       threads_(threads),
       workspaces_(threads) {
@@ -314,13 +343,16 @@ void MlpKernels::Reserve(int threads, int64_t rows, bool gradient) {
       ws.act.resize(layer_count());
       ws.deriv.resize(layer_count());
       ws.delta.resize(layer_count());
+      ws.skip.resize(layer_count());
       for (int l = 0; l < layer_count(); ++l) {
         const int64_t n = rows * sizes_[l + 1];
         ws.act[l] = AlignedBuffer(n);
         ws.delta[l] = AlignedBuffer(n);
-        if (l + 1 < layer_count() && NeedsDerivativeBuffer(activations_[l])) {
+        if (l + 1 < layer_count() &&
+            (NeedsDerivativeBuffer(activations_[l]) || residual(l))) {
           ws.deriv[l] = AlignedBuffer(n);
         }
+        if (residual(l)) ws.skip[l] = AlignedBuffer(n);
       }
       ws.rows = rows;
     }
@@ -342,8 +374,13 @@ void MlpKernels::ForwardBlock(Workspace& ws, const double* params,
     Gemm(false, true, rows, fan_out, fan_in, in, fan_in,
          params + weight_offset(l), fan_in, 1.0, z, fan_out);
     if (l + 1 < layer_count()) {
-      Activate(activations_[l], z, train ? ws.deriv[l].data() : nullptr,
-               rows * fan_out);
+      const int64_t n = rows * fan_out;
+      Activate(activations_[l], z, train ? ws.deriv[l].data() : nullptr, n);
+      if (residual(l)) {
+        if (train) StoreDerivative(activations_[l], z, ws.deriv[l].data(), n);
+        // The layer's input has its shape: z = activation + input.
+        AddTo(in, n, z);
+      }
     }
     in = z;
   }
@@ -351,17 +388,30 @@ void MlpKernels::ForwardBlock(Workspace& ws, const double* params,
 
 double MlpKernels::GradientBlock(Workspace& ws, const double* params,
                                  const double* x, const double* y, int64_t rows,
-                                 double scale, double* grad) {
+                                 double scale, int power, double error_scale,
+                                 double* grad) {
   ForwardBlock(ws, params, x, rows, /*train=*/true);
   const int last = layer_count() - 1;
   // d loss / d output.
   const double* out = ws.act[last].data();
   double* g = ws.delta[last].data();
   double sse = 0;
-  for (int64_t i = 0; i < rows * outputs(); ++i) {
-    const double diff = out[i] - y[i];
-    sse += diff * diff;
-    g[i] = scale * diff;
+  if (power == 2 && error_scale == 1.0) {
+    for (int64_t i = 0; i < rows * outputs(); ++i) {
+      const double diff = out[i] - y[i];
+      sse += diff * diff;
+      g[i] = scale * diff;
+    }
+  } else {
+    // d/d out of (diff / s)^p is p (diff / s)^(p - 1) / s; `scale` holds
+    // the 1 / count of the mean.
+    const double factor = scale * power / error_scale;
+    for (int64_t i = 0; i < rows * outputs(); ++i) {
+      const double e = (out[i] - y[i]) / error_scale;
+      const double e_pm1 = std::pow(e, power - 1);
+      sse += e_pm1 * e;
+      g[i] = factor * e_pm1;
+    }
   }
   for (int l = last; l >= 0; --l) {
     const int64_t fan_in = sizes_[l], fan_out = sizes_[l + 1];
@@ -372,12 +422,29 @@ double MlpKernels::GradientBlock(Workspace& ws, const double* params,
          grad + weight_offset(l), fan_in);
     AddColumnSums(delta, rows, fan_out, grad + bias_offset(l));
     if (l > 0) {
-      // delta_{l-1} = (delta W_l) * activation'.
+      // The gradient with respect to layer l-1's output: delta W_l, plus the
+      // gradient with respect to layer l's output when layer l adds its
+      // input to it.
       double* prev = ws.delta[l - 1].data();
+      const int64_t n = rows * fan_in;
+      double beta = 0.0;
+      if (residual(l)) {
+        std::copy(ws.skip[l].data(), ws.skip[l].data() + n, prev);
+        beta = 1.0;
+      }
       Gemm(false, false, rows, fan_in, fan_out, delta, fan_out,
-           params + weight_offset(l), fan_in, 0.0, prev, fan_in);
-      MultiplyByDerivative(activations_[l - 1], ws.act[l - 1].data(),
-                           ws.deriv[l - 1].data(), prev, rows * fan_in);
+           params + weight_offset(l), fan_in, beta, prev, fan_in);
+      if (residual(l - 1)) {
+        std::copy(prev, prev + n, ws.skip[l - 1].data());
+        // A residual layer's output is not its activation: use the stored
+        // derivative (the default branch).
+        MultiplyByDerivative(v1::ACTIVATION_UNSPECIFIED, nullptr,
+                             ws.deriv[l - 1].data(), prev, n);
+      } else {
+        // delta_{l-1} = (delta W_l) * activation'.
+        MultiplyByDerivative(activations_[l - 1], ws.act[l - 1].data(),
+                             ws.deriv[l - 1].data(), prev, n);
+      }
     }
   }
   return sse;
@@ -411,8 +478,8 @@ void MlpKernels::Forward(const double* params, const double* x, int64_t rows,
 }
 
 double MlpKernels::LossAndGradient(const double* params, const double* x,
-                                   const double* y, int64_t rows,
-                                   double* grad) {
+                                   const double* y, int64_t rows, double* grad,
+                                   int power, double error_scale) {
   const int64_t size = parameter_count();
   std::fill(grad, grad + size, 0.0);
   if (rows == 0) return std::numeric_limits<double>::quiet_NaN();
@@ -421,7 +488,8 @@ double MlpKernels::LossAndGradient(const double* params, const double* x,
   const int threads = static_cast<int>(std::min<int64_t>(threads_, blocks));
   Reserve(threads, block, /*gradient=*/true);
   const double count = static_cast<double>(rows) * outputs();
-  const double scale = 2.0 / count;
+  const double scale = power == 2 && error_scale == 1.0 ? 2.0 / count
+                                                        : 1.0 / count;
   std::vector<double> sse(threads, 0.0);
   const auto run = [&](int t) {
     Workspace& ws = workspaces_[t];
@@ -435,7 +503,8 @@ double MlpKernels::LossAndGradient(const double* params, const double* x,
       const int64_t start = b * block;
       const int64_t n = std::min(block, rows - start);
       sse[t] += GradientBlock(ws, params, x + start * inputs(),
-                              y + start * outputs(), n, scale, g);
+                              y + start * outputs(), n, scale, power,
+                              error_scale, g);
     }
   };
   if (threads == 1) {
@@ -451,7 +520,11 @@ double MlpKernels::LossAndGradient(const double* params, const double* x,
   return total / count;
 }
 
-Adam::Adam(int64_t size) : size_(size), exp_avg_(size), exp_avg_sq_(size) {}
+Adam::Adam(int64_t size, double weight_decay)
+    : size_(size),
+      weight_decay_(weight_decay),
+      exp_avg_(size),
+      exp_avg_sq_(size) {}
 
 void Adam::Step(double lr, const double* grad, double* params) {
   ++step_;
@@ -461,6 +534,11 @@ void Adam::Step(double lr, const double* grad, double* params) {
   const double bias_correction2_sqrt = std::sqrt(bias_correction2);
   double* m = exp_avg_.data();
   double* v = exp_avg_sq_.data();
+  if (weight_decay_ != 0) {
+    const double keep = 1 - lr * weight_decay_;
+#pragma omp simd
+    for (int64_t i = 0; i < size_; ++i) params[i] *= keep;
+  }
   // The operations and their order of torch::optim::Adam::step.
 #pragma omp simd
   for (int64_t i = 0; i < size_; ++i) {
@@ -470,6 +548,16 @@ void Adam::Step(double lr, const double* grad, double* params) {
     const double denom = std::sqrt(v[i]) / bias_correction2_sqrt + kEps;
     params[i] = params[i] + (-step_size) * m[i] / denom;
   }
+}
+
+double ScheduledLearningRate(double lr0, int step, int steps, int warmup,
+                             double final_fraction) {
+  if (step < warmup) return lr0 * static_cast<double>(step + 1) / warmup;
+  constexpr double kPi = 3.14159265358979323846;
+  const double progress =
+      static_cast<double>(step - warmup) / static_cast<double>(steps - warmup);
+  return lr0 * (final_fraction +
+                (1 - final_fraction) * 0.5 * (1 + std::cos(kPi * progress)));
 }
 
 }  // namespace evonas::model

@@ -37,7 +37,8 @@ class AlignedBuffer {
 // live in one flat vector, layer after layer: [W_0, b_0, W_1, b_1, ...], each
 // W_i row-major [outputs_i, inputs_i] (PyTorch's nn.Linear layout), so the
 // vector is the concatenation of the flattened PyTorch parameters. Hidden
-// layer i computes activation_i(W_i h + b_i); the last layer is linear.
+// layer i computes activation_i(W_i h + b_i), or h + activation_i(W_i h +
+// b_i) when it is residual; the last layer is linear.
 //
 // Rows are processed in blocks of at most `rows_per_block`, which bounds the
 // scratch memory (about rows_per_block * 3 * sum(widths) doubles per thread)
@@ -54,11 +55,14 @@ class MlpKernels {
 
   // `sizes`: inputs, the hidden widths, outputs (at least two entries, all
   // positive); `activations`: one per hidden layer (tanh, relu, silu, gelu
-  // or sine); `rows_per_block` and `threads` at least 1. InvalidArgument
-  // otherwise.
+  // or sine); `rows_per_block` and `threads` at least 1; `residual`: empty
+  // (no residual layer) or one flag per hidden layer, set only on hidden
+  // layers after the first whose width equals the previous one's.
+  // InvalidArgument otherwise.
   static absl::StatusOr<MlpKernels> Create(
       std::vector<int64_t> sizes, std::vector<v1::Activation> activations,
-      int64_t rows_per_block = kDefaultRowsPerBlock, int threads = 1);
+      int64_t rows_per_block = kDefaultRowsPerBlock, int threads = 1,
+      std::vector<bool> residual = {});
 
   int64_t inputs() const { return sizes_.front(); }
   int64_t outputs() const { return sizes_.back(); }
@@ -79,26 +83,35 @@ class MlpKernels {
   // Returns the mean squared error of the network on (x, y) -- the mean over
   // all rows * outputs values, as torch.nn.functional.mse_loss -- and writes
   // its gradient with respect to `params` to `grad` (parameter_count()
-  // values). A non-finite loss leaves an unspecified gradient.
+  // values). With `power` p (an even number) and `error_scale` s it is the
+  // mean of ((out - y) / s)^p instead: a smooth stand-in for the largest
+  // error, whose terms stay representable when s is about that error. A
+  // non-finite loss leaves an unspecified gradient.
   double LossAndGradient(const double* params, const double* x, const double* y,
-                         int64_t rows, double* grad);
+                         int64_t rows, double* grad, int power = 2,
+                         double error_scale = 1.0);
 
  private:
   // One thread's scratch memory. Per affine layer, [block rows, outputs_i]:
   // the activation (the network output for the last layer), the
   // activation's derivative where it is not cheaper to recompute from the
-  // activation, and the gradient of the loss with respect to the layer's
-  // pre-activation. `grad` sums the gradients of the thread's blocks (not
+  // activation (always for residual layers, whose output is not the
+  // activation), the gradient of the loss with respect to the layer's
+  // pre-activation and, for residual layers, with respect to its output
+  // (`skip`, which flows on to the layer's input unchanged). `grad` sums the gradients of the thread's blocks (not
   // used by thread 0, which sums into the caller's buffer).
   struct Workspace {
     int64_t rows = 0;
-    std::vector<AlignedBuffer> act, deriv, delta;
+    std::vector<AlignedBuffer> act, deriv, delta, skip;
     AlignedBuffer grad;
   };
 
   MlpKernels(std::vector<int64_t> sizes,
              std::vector<v1::Activation> activations, int64_t rows_per_block,
-             int threads);
+             int threads, std::vector<bool> residual);
+  bool residual(int layer) const {
+    return layer < static_cast<int>(residual_.size()) && residual_[layer];
+  }
 
   // Rows per block for a call on `rows` rows.
   int64_t BlockRows(int64_t rows) const;
@@ -110,14 +123,15 @@ class MlpKernels {
   void ForwardBlock(Workspace& ws, const double* params, const double* x,
                     int64_t rows, bool train);
   // Forward and backward pass of one block; adds the block's gradient of
-  // `scale` times the summed squared error to `grad` and returns the summed
-  // squared error.
+  // `scale` times the sum of ((out - y) / error_scale)^power to `grad` and
+  // returns that sum.
   double GradientBlock(Workspace& ws, const double* params, const double* x,
-                       const double* y, int64_t rows, double scale,
-                       double* grad);
+                       const double* y, int64_t rows, double scale, int power,
+                       double error_scale, double* grad);
 
   std::vector<int64_t> sizes_;
   std::vector<v1::Activation> activations_;
+  std::vector<bool> residual_;  // empty or one per hidden layer
   std::vector<int64_t> offsets_;  // layer_count() + 1 entries
   int64_t rows_per_block_;
   int threads_;
@@ -125,10 +139,12 @@ class MlpKernels {
 };
 
 // Adam exactly as torch.optim.Adam computes it with betas (0.9, 0.999),
-// eps 1e-8, no weight decay and no AMSGrad. Not thread-safe.
+// eps 1e-8 and no AMSGrad; with a weight decay, AdamW as torch.optim.AdamW
+// computes it (decoupled: params *= 1 - lr * weight_decay before the Adam
+// update). Not thread-safe.
 class Adam {
  public:
-  explicit Adam(int64_t size);
+  explicit Adam(int64_t size, double weight_decay = 0.0);
 
   // Takes one step with learning rate `lr`: updates the moments from `grad`
   // and `params` in place (size values each).
@@ -139,9 +155,16 @@ class Adam {
   static constexpr double kBeta2 = 0.999;
   static constexpr double kEps = 1e-8;
   int64_t size_;
+  double weight_decay_;
   int64_t step_ = 0;
   AlignedBuffer exp_avg_, exp_avg_sq_;
 };
+
+// The learning rate of Adam step `step` (0-based) of `steps`: a linear
+// warm-up from lr0 / warmup to lr0 over the first `warmup` steps, then a
+// cosine decay from lr0 to final_fraction * lr0 over the rest.
+double ScheduledLearningRate(double lr0, int step, int steps, int warmup,
+                             double final_fraction);
 
 }  // namespace evonas::model
 

@@ -23,12 +23,14 @@ std::vector<double> Random(int64_t n, double scale, uint64_t seed) {
   return v;
 }
 
-// The network's outputs, one row and one neuron at a time.
+// The network's outputs, one row and one neuron at a time; a hidden layer
+// with a set `residual` flag adds its input.
 std::vector<double> NaiveForward(const MlpKernels& k,
                                  const std::vector<int64_t>& sizes,
                                  const std::vector<v1::Activation>& acts,
                                  const std::vector<double>& params,
-                                 const std::vector<double>& x, int64_t rows) {
+                                 const std::vector<double>& x, int64_t rows,
+                                 const std::vector<bool>& residual = {}) {
   std::vector<double> out;
   for (int64_t r = 0; r < rows; ++r) {
     std::vector<double> h(x.begin() + r * sizes[0],
@@ -42,6 +44,7 @@ std::vector<double> NaiveForward(const MlpKernels& k,
         }
         z[o] = l + 1 < k.layer_count() ? ReferenceActivation(acts[l], sum)
                                        : sum;
+        if (l < static_cast<int>(residual.size()) && residual[l]) z[o] += h[o];
       }
       h = std::move(z);
     }
@@ -136,6 +139,96 @@ TEST(MlpKernelsTest, GradientMatchesFiniteDifferences) {
       params[i] = saved;
       EXPECT_NEAR(grad[i], (up - down) / (2 * h), 1e-8) << "parameter " << i;
     }
+  }
+}
+
+// Two residual layers in a row: the gradient flows through both skips.
+TEST(MlpKernelsTest, ResidualForwardAndGradientMatchReference) {
+  const std::vector<int64_t> sizes = {3, 7, 7, 7, 2};
+  const std::vector<bool> residual = {false, true, true};
+  for (v1::Activation a : kActivations) {
+    SCOPED_TRACE(ActivationName(a));
+    const std::vector<v1::Activation> acts = {a, a, a};
+    absl::StatusOr<MlpKernels> k = MlpKernels::Create(sizes, acts, 8, 1,
+                                                      residual);
+    ASSERT_TRUE(k.ok()) << k.status();
+    const int64_t rows = 29;
+    std::vector<double> params = Random(k->parameter_count(), 0.7, 31);
+    const std::vector<double> x = Random(rows * 3, 2.0, 32);
+    const std::vector<double> y = Random(rows * 2, 1.0, 33);
+    std::vector<double> out(rows * 2);
+    k->Forward(params.data(), x.data(), rows, out.data());
+    const std::vector<double> want =
+        NaiveForward(*k, sizes, acts, params, x, rows, residual);
+    const std::vector<double> plain =
+        NaiveForward(*k, sizes, acts, params, x, rows);
+    EXPECT_NE(want, plain);
+    for (size_t i = 0; i < out.size(); ++i) {
+      EXPECT_NEAR(out[i], want[i], 1e-13 * (1 + std::fabs(want[i]))) << i;
+    }
+    std::vector<double> grad(params.size()), scratch(params.size());
+    k->LossAndGradient(params.data(), x.data(), y.data(), rows, grad.data());
+    const double h = 1e-6;
+    for (size_t i = 0; i < params.size(); ++i) {
+      const double saved = params[i];
+      params[i] = saved + h;
+      const double up = k->LossAndGradient(params.data(), x.data(), y.data(),
+                                           rows, scratch.data());
+      params[i] = saved - h;
+      const double down = k->LossAndGradient(params.data(), x.data(), y.data(),
+                                             rows, scratch.data());
+      params[i] = saved;
+      EXPECT_NEAR(grad[i], (up - down) / (2 * h), 1e-7) << "parameter " << i;
+    }
+  }
+}
+
+TEST(MlpKernelsTest, RejectsBadResidualFlags) {
+  const std::vector<v1::Activation> acts = {v1::ACTIVATION_TANH,
+                                            v1::ACTIVATION_TANH};
+  EXPECT_FALSE(MlpKernels::Create({3, 5, 5, 1}, acts, 8, 1, {true}).ok());
+  EXPECT_FALSE(
+      MlpKernels::Create({3, 5, 5, 1}, acts, 8, 1, {true, false}).ok());
+  EXPECT_FALSE(
+      MlpKernels::Create({3, 5, 6, 1}, acts, 8, 1, {false, true}).ok());
+  EXPECT_TRUE(MlpKernels::Create({3, 5, 5, 1}, acts, 8, 1, {false, true}).ok());
+}
+
+// The max-error loss mean(((out - y) / s)^p) and its gradient.
+TEST(MlpKernelsTest, PowerLossAndGradientMatchFiniteDifferences) {
+  const std::vector<int64_t> sizes = {2, 6, 6, 1};
+  const std::vector<v1::Activation> acts = {v1::ACTIVATION_TANH,
+                                            v1::ACTIVATION_SINE};
+  absl::StatusOr<MlpKernels> k =
+      MlpKernels::Create(sizes, acts, 8, 1, {false, true});
+  ASSERT_TRUE(k.ok()) << k.status();
+  const int64_t rows = 23;
+  std::vector<double> params = Random(k->parameter_count(), 0.5, 41);
+  const std::vector<double> x = Random(rows * 2, 1.5, 42);
+  const std::vector<double> y = Random(rows, 1.0, 43);
+  const int power = 8;
+  const double s = 0.7;
+  std::vector<double> grad(params.size()), scratch(params.size());
+  const double loss = k->LossAndGradient(params.data(), x.data(), y.data(),
+                                         rows, grad.data(), power, s);
+  const std::vector<double> out =
+      NaiveForward(*k, sizes, acts, params, x, rows, {false, true});
+  double sum = 0;
+  for (int64_t i = 0; i < rows; ++i) sum += std::pow((out[i] - y[i]) / s, 8);
+  EXPECT_NEAR(loss, sum / rows, 1e-12 * loss);
+  const double h = 1e-6;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const double saved = params[i];
+    params[i] = saved + h;
+    const double up = k->LossAndGradient(params.data(), x.data(), y.data(),
+                                         rows, scratch.data(), power, s);
+    params[i] = saved - h;
+    const double down = k->LossAndGradient(params.data(), x.data(), y.data(),
+                                           rows, scratch.data(), power, s);
+    params[i] = saved;
+    EXPECT_NEAR(grad[i], (up - down) / (2 * h),
+                1e-6 * (1 + std::fabs(grad[i])))
+        << "parameter " << i;
   }
 }
 
@@ -244,6 +337,37 @@ TEST(AdamTest, MatchesTorchFormula) {
       EXPECT_NEAR(params[i], want[i], 1e-14) << "step " << step << " " << i;
     }
   }
+}
+
+// torch.optim.AdamW: the decay shrinks the parameters before the Adam step.
+TEST(AdamTest, WeightDecayMatchesTorchAdamW) {
+  const int64_t n = 11;
+  const double decay = 0.05;
+  std::vector<double> params = Random(n, 1.0, 51), want = params;
+  std::vector<double> m(n), v(n);
+  Adam adam(n, decay);
+  for (int step = 1; step <= 4; ++step) {
+    const std::vector<double> grad = Random(n, 0.1, 60 + step);
+    const double lr = 1e-2;
+    adam.Step(lr, grad.data(), params.data());
+    for (int64_t i = 0; i < n; ++i) {
+      want[i] *= 1 - lr * decay;
+      m[i] = 0.9 * m[i] + 0.1 * grad[i];
+      v[i] = 0.999 * v[i] + 0.001 * grad[i] * grad[i];
+      const double m_hat = m[i] / (1 - std::pow(0.9, step));
+      const double v_hat = v[i] / (1 - std::pow(0.999, step));
+      want[i] -= lr * m_hat / (std::sqrt(v_hat) + 1e-8);
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_NEAR(params[i], want[i], 1e-14) << "step " << step << " " << i;
+    }
+  }
+  // With a zero gradient only the decay acts: a steady shrink towards 0.
+  Adam shrink(1, 0.1);
+  std::vector<double> p = {1.0};
+  const std::vector<double> zero = {0.0};
+  for (int i = 0; i < 10; ++i) shrink.Step(0.1, zero.data(), p.data());
+  EXPECT_NEAR(p[0], std::pow(1 - 0.1 * 0.1, 10), 1e-15);
 }
 
 }  // namespace

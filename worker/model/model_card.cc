@@ -204,7 +204,8 @@ std::vector<std::string> RequirementEntries(const v1::Requirements& r,
   return entries;
 }
 
-std::string Architecture(const MlpParameters& p, const v1::Genome& genome) {
+// The JSON array of a stage's layers.
+std::string LayersJson(const MlpParameters& p) {
   std::vector<std::string> layers;
   for (const DenseParameters& layer : p.layers) {
     const std::string activation =
@@ -215,19 +216,38 @@ std::string Architecture(const MlpParameters& p, const v1::Genome& genome) {
                          .Add("inputs", JsonNumber(layer.inputs))
                          .Add("outputs", JsonNumber(layer.outputs))
                          .Add("activation", JsonQuote(activation))
+                         .Add("residual", layer.residual ? "true" : "false")
+                         .Finish());
+  }
+  return absl::StrCat("[", absl::StrJoin(layers, ", "), "]");
+}
+
+// "layers" describes the first stage; "stages" lists every stage's layers
+// and parameter count.
+std::string Architecture(const NetworkParameters& network,
+                         const v1::Genome& genome) {
+  const MlpParameters& first = network.stages.front();
+  std::vector<std::string> stages;
+  for (const MlpParameters& stage : network.stages) {
+    stages.push_back(JsonObject()
+                         .Add("parameter_count",
+                              JsonNumber(ParameterCount(stage)))
+                         .Add("layers", LayersJson(stage))
                          .Finish());
   }
   return JsonObject()
       .Add("kind", JsonQuote("mlp"))
       .Add("description", JsonQuote(DescribeGenome(genome)))
-      .Add("inputs", JsonNumber(p.layers.front().inputs))
-      .Add("outputs", JsonNumber(p.layers.back().outputs))
-      .Add("parameter_count", JsonNumber(ParameterCount(p)))
-      .Add("layers", absl::StrCat("[", absl::StrJoin(layers, ", "), "]"))
+      .Add("inputs", JsonNumber(first.layers.front().inputs))
+      .Add("outputs", JsonNumber(first.layers.back().outputs))
+      .Add("parameter_count", JsonNumber(ParameterCount(network)))
+      .Add("layers", LayersJson(first))
+      .Add("stages", absl::StrCat("[", absl::StrJoin(stages, ", "), "]"))
       .Add("standardisation",
-           JsonQuote("built into the exported models: the network sees "
+           JsonQuote("built into the exported models: each stage sees "
                      "(x - x_mean) / x_std and its output o becomes "
-                     "o * y_std + y_mean"))
+                     "o * y_std + y_mean; the network's output is the sum "
+                     "of the stages' outputs"))
       .Finish();
 }
 
@@ -285,16 +305,17 @@ std::string JsonQuote(absl::string_view text) {
 }
 
 absl::StatusOr<std::string> ModelCardJson(
-    const MlpParameters& parameters, const v1::Genome& genome,
+    const NetworkParameters& parameters, const v1::Genome& genome,
     const v1::Metrics& metrics, const v1::Requirements& requirements,
     const std::string& dataset_id,
     const std::vector<std::string>& input_columns,
     const std::vector<std::string>& output_columns) {
-  EVONAS_RETURN_IF_ERROR(ValidateMlp(parameters));
+  EVONAS_RETURN_IF_ERROR(ValidateNetwork(parameters));
+  const MlpParameters& first = parameters.stages.front();
   EVONAS_RETURN_IF_ERROR(
-      CheckColumns("input", input_columns, parameters.layers.front().inputs));
+      CheckColumns("input", input_columns, first.layers.front().inputs));
   EVONAS_RETURN_IF_ERROR(
-      CheckColumns("output", output_columns, parameters.layers.back().outputs));
+      CheckColumns("output", output_columns, first.layers.back().outputs));
   EVONAS_ASSIGN_OR_RETURN(std::string genome_json, ProtoJson(genome));
   EVONAS_ASSIGN_OR_RETURN(std::string metrics_json, ProtoJson(metrics));
   const Assessment assessment = Assess(requirements, metrics);

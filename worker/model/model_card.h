@@ -19,9 +19,11 @@ namespace evonas::model {
 // SHA-256 `dataset_id`, as one JSON object (UTF-8, newline-terminated):
 //   "model_card_version" (1), "producer" ("evonas VERSION"), "dataset_id",
 //   "input_columns", "output_columns" (arrays of strings, may be empty),
-//   "architecture": {"description", "inputs", "outputs", "parameter_count",
-//     "layers": [{"inputs", "outputs", "activation"}...] with "linear" for the
-//     output layer, "standardisation"},
+//   "architecture": {"description", "inputs", "outputs", "parameter_count"
+//     (all stages), "layers": [{"inputs", "outputs", "activation",
+//     "residual"}...] of the first stage with "linear" for the output layer,
+//     "stages": [{"parameter_count", "layers"}...] for every stage,
+//     "standardisation"},
 //   "genome", "metrics": the protos in protobuf's JSON mapping with the proto
 //     field names (so int64 values are strings and NaN is "NaN"),
 //   "requirements": one entry per set requirement, in proto field order:
@@ -30,10 +32,11 @@ namespace evonas::model {
 //     evonas::Assess so that it agrees with the controller,
 //   "feasible" (every requirement met) and "violations" (Assess's sentences).
 // Non-finite numbers outside the protos are written "NaN", "Infinity" or
-// "-Infinity", as protobuf does. InvalidArgument when ValidateMlp fails or a
-// column list is neither empty nor one name per input (output). Thread-safe.
+// "-Infinity", as protobuf does. InvalidArgument when ValidateNetwork fails
+// or a column list is neither empty nor one name per input (output).
+// Thread-safe.
 absl::StatusOr<std::string> ModelCardJson(
-    const MlpParameters& parameters, const v1::Genome& genome,
+    const NetworkParameters& parameters, const v1::Genome& genome,
     const v1::Metrics& metrics, const v1::Requirements& requirements,
     const std::string& dataset_id,
     const std::vector<std::string>& input_columns,

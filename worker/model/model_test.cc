@@ -73,29 +73,38 @@ const TrainOutput& SmoothResult() {
   return *result;
 }
 
-// Raw outputs of the network `p` for the rows of `x`, one row and one neuron
-// at a time: an independent check of what TrainOutput.parameters describes.
-std::vector<double> PlainForward(const MlpParameters& p, const Matrix& x) {
+// Raw outputs of the network for the rows of `x`, one row and one neuron at
+// a time, stage after stage: an independent check of what
+// TrainOutput.parameters describes.
+std::vector<double> PlainForward(const NetworkParameters& network,
+                                 const Matrix& x) {
   std::vector<double> out;
   for (int64_t r = 0; r < x.rows; ++r) {
-    std::vector<double> h(x.cols);
-    for (int64_t c = 0; c < x.cols; ++c) {
-      h[c] = (x.data[r * x.cols + c] - p.x_mean[c]) / p.x_std[c];
-    }
-    for (const DenseParameters& layer : p.layers) {
-      std::vector<double> z(layer.outputs);
-      for (int64_t o = 0; o < layer.outputs; ++o) {
-        double sum = layer.bias[o];
-        for (int64_t i = 0; i < layer.inputs; ++i) {
-          sum += layer.weight[o * layer.inputs + i] * h[i];
-        }
-        z[o] = ReferenceActivation(layer.activation, sum);
+    std::vector<double> sum;
+    for (const MlpParameters& p : network.stages) {
+      std::vector<double> h(x.cols);
+      for (int64_t c = 0; c < x.cols; ++c) {
+        h[c] = (x.data[r * x.cols + c] - p.x_mean[c]) / p.x_std[c];
       }
-      h = std::move(z);
+      for (const DenseParameters& layer : p.layers) {
+        std::vector<double> z(layer.outputs);
+        for (int64_t o = 0; o < layer.outputs; ++o) {
+          double s = layer.bias[o];
+          for (int64_t i = 0; i < layer.inputs; ++i) {
+            s += layer.weight[o * layer.inputs + i] * h[i];
+          }
+          z[o] = ReferenceActivation(layer.activation, s);
+          if (layer.residual) z[o] += h[o];
+        }
+        h = std::move(z);
+      }
+      for (size_t o = 0; o < h.size(); ++o) {
+        h[o] = h[o] * p.y_std[o] + p.y_mean[o];
+        if (sum.size() < h.size()) sum.push_back(0);
+        sum[o] += h[o];
+      }
     }
-    for (size_t o = 0; o < h.size(); ++o) {
-      out.push_back(h[o] * p.y_std[o] + p.y_mean[o]);
-    }
+    out.insert(out.end(), sum.begin(), sum.end());
   }
   return out;
 }
@@ -104,27 +113,34 @@ std::vector<double> PlainForward(const MlpParameters& p, const Matrix& x) {
 // exported model file computes on `x`.
 void ExpectParametersMatchModelFile(const TrainOutput& out,
                                     const v1::Genome& genome, const Matrix& x) {
-  const MlpParameters& p = out.parameters;
-  ASSERT_EQ(p.layers.size(), genome.hidden_layers_size() + 1u);
+  ASSERT_EQ(out.parameters.stages.size(), StageCount(genome));
+  ASSERT_EQ(out.stages.size(), StageCount(genome));
   int64_t count = 0;
-  for (size_t i = 0; i < p.layers.size(); ++i) {
-    const DenseParameters& layer = p.layers[i];
-    EXPECT_EQ(layer.inputs, i == 0 ? x.cols : p.layers[i - 1].outputs);
-    EXPECT_EQ(layer.activation, i + 1 < p.layers.size()
-                                    ? genome.hidden_layers(i).activation()
-                                    : v1::ACTIVATION_UNSPECIFIED);
-    ASSERT_EQ(layer.weight.size(), layer.inputs * layer.outputs);
-    ASSERT_EQ(layer.bias.size(), layer.outputs);
-    count += layer.inputs * layer.outputs + layer.outputs;
+  for (size_t k = 0; k < out.parameters.stages.size(); ++k) {
+    const MlpParameters& p = out.parameters.stages[k];
+    const auto& hidden = k == 0 ? genome.hidden_layers()
+                                : genome.residual_stages(k - 1).hidden_layers();
+    ASSERT_EQ(p.layers.size(), hidden.size() + 1u);
+    for (size_t i = 0; i < p.layers.size(); ++i) {
+      const DenseParameters& layer = p.layers[i];
+      const bool is_hidden = i + 1 < p.layers.size();
+      EXPECT_EQ(layer.inputs, i == 0 ? x.cols : p.layers[i - 1].outputs);
+      EXPECT_EQ(layer.activation, is_hidden ? hidden.Get(i).activation()
+                                            : v1::ACTIVATION_UNSPECIFIED);
+      EXPECT_EQ(layer.residual, is_hidden && hidden.Get(i).residual());
+      ASSERT_EQ(layer.weight.size(), layer.inputs * layer.outputs);
+      ASSERT_EQ(layer.bias.size(), layer.outputs);
+      count += layer.inputs * layer.outputs + layer.outputs;
+    }
+    ASSERT_EQ(p.x_mean.size(), x.cols);
+    ASSERT_EQ(p.x_std.size(), x.cols);
+    ASSERT_EQ(p.y_mean.size(), p.layers.back().outputs);
+    ASSERT_EQ(p.y_std.size(), p.layers.back().outputs);
   }
   EXPECT_EQ(count, out.metrics.parameter_count());
-  ASSERT_EQ(p.x_mean.size(), x.cols);
-  ASSERT_EQ(p.x_std.size(), x.cols);
-  ASSERT_EQ(p.y_mean.size(), p.layers.back().outputs);
-  ASSERT_EQ(p.y_std.size(), p.layers.back().outputs);
   absl::StatusOr<Matrix> predicted = Predict(out.model_file, x);
   ASSERT_TRUE(predicted.ok()) << predicted.status();
-  const std::vector<double> plain = PlainForward(p, x);
+  const std::vector<double> plain = PlainForward(out.parameters, x);
   ASSERT_EQ(plain.size(), predicted->data.size());
   for (size_t i = 0; i < plain.size(); ++i) {
     EXPECT_NEAR(plain[i], predicted->data[i], 1e-12) << i;
@@ -162,6 +178,9 @@ TEST(TrainTest, FitsSmoothFunction) {
   EXPECT_GT(m.training_seconds(), 0);
   EXPECT_GT(m.inference_latency_seconds(), 0);
   EXPECT_LT(m.inference_latency_seconds(), 0.1);
+  EXPECT_GT(m.inference_latency_batch_seconds(), 0);
+  EXPECT_GT(m.training_cpu_seconds(), 0);
+  EXPECT_GT(m.validation().r_squared(), 0.99);
   std::printf(
       "validation max abs error %.3g (constant predictor %.3g), test %.3g, "
       "rmse %.3g, within 1e-2 %.3f; %.2f s; latency %.1f us; "

@@ -143,17 +143,66 @@ std::string AddActivation(GraphBuilder& b, v1::Activation activation,
   return out;
 }
 
-absl::StatusOr<onnx::ModelProto> BuildModel(const MlpParameters& p,
-                                            const OnnxOptions& options) {
+// Appends stage `k`'s nodes computing its raw output, named `output`, from
+// "x". Stage 0 keeps the single-stage names ("W0", "x_mean"); later stages'
+// names are prefixed "s<k>_".
+absl::Status AddStage(GraphBuilder& b, const MlpParameters& p, size_t k,
+                      const std::string& output, bool& has_gelu) {
+  const std::string prefix = k == 0 ? "" : absl::StrCat("s", k, "_");
+  const auto n = [&prefix](const std::string& name) { return prefix + name; };
   const int64_t inputs = p.layers.front().inputs;
   const int64_t outputs = p.layers.back().outputs;
+  EVONAS_RETURN_IF_ERROR(b.AddInitializer(n("x_mean"), {inputs}, p.x_mean));
+  EVONAS_RETURN_IF_ERROR(b.AddInitializer(n("x_std"), {inputs}, p.x_std));
+  b.AddNode("Sub", {"x", n("x_mean")}, n("x_centered"));
+  b.AddNode("Div", {n("x_centered"), n("x_std")}, n("x_standardised"));
+
+  std::string h = n("x_standardised");
+  for (size_t i = 0; i < p.layers.size(); ++i) {
+    const DenseParameters& layer = p.layers[i];
+    const std::string w = n(absl::StrCat("W", i));
+    const std::string bias = n(absl::StrCat("b", i));
+    EVONAS_RETURN_IF_ERROR(
+        b.AddInitializer(w, {layer.outputs, layer.inputs}, layer.weight));
+    EVONAS_RETURN_IF_ERROR(b.AddInitializer(bias, {layer.outputs}, layer.bias));
+    const std::string linear = n(absl::StrCat("layer", i, "_linear"));
+    onnx::AttributeProto* trans_b =
+        b.AddNode("Gemm", {h, w, bias}, linear)->add_attribute();
+    trans_b->set_name("transB");
+    trans_b->set_type(onnx::AttributeProto::INT);
+    trans_b->set_i(1);
+    const std::string activated = AddActivation(
+        b, layer.activation, linear, n(absl::StrCat("layer", i)));
+    if (layer.residual) {
+      // input + activation, the order of Forward.
+      const std::string sum = n(absl::StrCat("layer", i, "_residual"));
+      b.AddNode("Add", {h, activated}, sum);
+      h = sum;
+    } else {
+      h = activated;
+    }
+    has_gelu = has_gelu || layer.activation == v1::ACTIVATION_GELU;
+  }
+  EVONAS_RETURN_IF_ERROR(b.AddInitializer(n("y_std"), {outputs}, p.y_std));
+  EVONAS_RETURN_IF_ERROR(b.AddInitializer(n("y_mean"), {outputs}, p.y_mean));
+  b.AddNode("Mul", {h, n("y_std")}, n("y_scaled"));
+  b.AddNode("Add", {n("y_scaled"), n("y_mean")}, output);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<onnx::ModelProto> BuildModel(const NetworkParameters& network,
+                                            const OnnxOptions& options) {
+  const MlpParameters& first = network.stages.front();
+  const int64_t inputs = first.layers.front().inputs;
+  const int64_t outputs = first.layers.back().outputs;
   onnx::ModelProto model;
   model.set_ir_version(onnx::IR_VERSION);
   model.set_producer_name("evonas");
   model.set_producer_version(EVONAS_VERSION);
   model.set_doc_string(
       "evonas MLP: raw inputs x [N, inputs] -> raw outputs y [N, outputs]; "
-      "the standardisation is built in");
+      "the standardisation is built in; the output is the sum of the "
+      "stages' outputs");
   onnx::OperatorSetIdProto* opset = model.add_opset_import();
   opset->set_domain("");
   opset->set_version(kOnnxOpset);
@@ -176,27 +225,22 @@ absl::StatusOr<onnx::ModelProto> BuildModel(const MlpParameters& p,
   b.Declare(graph->add_output(), "y", outputs,
             ColumnDoc("raw outputs", outputs, options.output_columns));
 
-  EVONAS_RETURN_IF_ERROR(b.AddInitializer("x_mean", {inputs}, p.x_mean));
-  EVONAS_RETURN_IF_ERROR(b.AddInitializer("x_std", {inputs}, p.x_std));
-  b.AddNode("Sub", {"x", "x_mean"}, "x_centered");
-  b.AddNode("Div", {"x_centered", "x_std"}, "x_standardised");
-
   bool has_gelu = false;
-  std::string h = "x_standardised";
-  for (size_t i = 0; i < p.layers.size(); ++i) {
-    const DenseParameters& layer = p.layers[i];
-    const std::string w = absl::StrCat("W", i), bias = absl::StrCat("b", i);
-    EVONAS_RETURN_IF_ERROR(
-        b.AddInitializer(w, {layer.outputs, layer.inputs}, layer.weight));
-    EVONAS_RETURN_IF_ERROR(b.AddInitializer(bias, {layer.outputs}, layer.bias));
-    const std::string linear = absl::StrCat("layer", i, "_linear");
-    onnx::AttributeProto* trans_b =
-        b.AddNode("Gemm", {h, w, bias}, linear)->add_attribute();
-    trans_b->set_name("transB");
-    trans_b->set_type(onnx::AttributeProto::INT);
-    trans_b->set_i(1);
-    h = AddActivation(b, layer.activation, linear, absl::StrCat("layer", i));
-    has_gelu = has_gelu || layer.activation == v1::ACTIVATION_GELU;
+  std::string sum;
+  const size_t stages = network.stages.size();
+  for (size_t k = 0; k < stages; ++k) {
+    const std::string out =
+        stages == 1 ? "y" : absl::StrCat("y_stage", k);
+    EVONAS_RETURN_IF_ERROR(AddStage(b, network.stages[k], k, out, has_gelu));
+    if (k == 0) {
+      sum = out;
+      continue;
+    }
+    // ((y_0 + y_1) + y_2) + ..., the order of Forward.
+    const std::string next =
+        k + 1 == stages ? "y" : absl::StrCat("y_sum", k);
+    b.AddNode("Add", {sum, out}, next);
+    sum = next;
   }
   if (has_gelu) {
     EVONAS_RETURN_IF_ERROR(b.AddInitializer("gelu_half", {1}, {0.5}));
@@ -204,23 +248,19 @@ absl::StatusOr<onnx::ModelProto> BuildModel(const MlpParameters& p,
         b.AddInitializer("gelu_inv_sqrt2", {1}, {M_SQRT1_2}));
     EVONAS_RETURN_IF_ERROR(b.AddInitializer("gelu_one", {1}, {1.0}));
   }
-
-  EVONAS_RETURN_IF_ERROR(b.AddInitializer("y_std", {outputs}, p.y_std));
-  EVONAS_RETURN_IF_ERROR(b.AddInitializer("y_mean", {outputs}, p.y_mean));
-  b.AddNode("Mul", {h, "y_std"}, "y_scaled");
-  b.AddNode("Add", {"y_scaled", "y_mean"}, "y");
   return model;
 }
 
 }  // namespace
 
-absl::StatusOr<std::string> ExportOnnx(const MlpParameters& parameters,
+absl::StatusOr<std::string> ExportOnnx(const NetworkParameters& parameters,
                                        const OnnxOptions& options) {
-  EVONAS_RETURN_IF_ERROR(ValidateMlp(parameters));
+  EVONAS_RETURN_IF_ERROR(ValidateNetwork(parameters));
+  const MlpParameters& first = parameters.stages.front();
   EVONAS_RETURN_IF_ERROR(CheckColumns("input_columns", options.input_columns,
-                                      parameters.layers.front().inputs));
+                                      first.layers.front().inputs));
   EVONAS_RETURN_IF_ERROR(CheckColumns("output_columns", options.output_columns,
-                                      parameters.layers.back().outputs));
+                                      first.layers.back().outputs));
   EVONAS_ASSIGN_OR_RETURN(onnx::ModelProto model,
                           BuildModel(parameters, options));
   try {

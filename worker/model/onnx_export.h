@@ -39,18 +39,20 @@ struct OnnxOptions {
 };
 
 // Serialised ONNX ModelProto (opset kOnnxOpset) computing what Forward
-// computes: input "x" [N, inputs] in raw units, Sub/Div standardisation, per
-// layer Gemm (transB=1) and the activation (Tanh; Relu; Sigmoid and Mul for
-// SiLU; Mul, Erf, Add and Mul for GELU; Sin), Mul/Add de-standardisation,
-// output "y" [N, outputs]. metadata_props holds "evonas_version" and, if
+// computes: input "x" [N, inputs] in raw units; per stage Sub/Div
+// standardisation, per layer Gemm (transB=1) and the activation (Tanh; Relu;
+// Sigmoid and Mul for SiLU; Mul, Erf, Add and Mul for GELU; Sin), an Add of
+// the layer's input for a residual layer, Mul/Add de-standardisation; the
+// stages' outputs summed in stage order by Add nodes; output "y" [N,
+// outputs]. metadata_props holds "evonas_version" and, if
 // given, "dataset_id". The model passes onnx::checker::check_model and strict
 // shape inference before it is returned.
 //
-// InvalidArgument when ValidateMlp fails, a column list has the wrong length,
-// (kFloat32) a finite value is too large for float32, or the model would
-// exceed protobuf's 2 GiB message limit. Internal when the checker rejects
+// InvalidArgument when ValidateNetwork fails, a column list has the wrong
+// length, (kFloat32) a finite value is too large for float32, or the model
+// would exceed protobuf's 2 GiB message limit. Internal when the checker rejects
 // the graph (a bug here). Thread-safe.
-absl::StatusOr<std::string> ExportOnnx(const MlpParameters& parameters,
+absl::StatusOr<std::string> ExportOnnx(const NetworkParameters& parameters,
                                        const OnnxOptions& options = {});
 
 }  // namespace evonas::model

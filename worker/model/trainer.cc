@@ -4,12 +4,15 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#include <time.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <exception>
 #include <limits>
+#include <memory>
 #include <new>
 #include <sstream>
 #include <utility>
@@ -20,6 +23,7 @@
 #include "common/genome.h"
 #include "common/metrics.h"
 #include "common/status_macros.h"
+#include "google/protobuf/repeated_field.h"
 #include "worker/model/mlp_kernels.h"
 
 namespace evonas::model {
@@ -29,22 +33,42 @@ using Clock = std::chrono::steady_clock;
 
 // Adam steps between two checks of the cancel flag.
 constexpr int kCancelPollSteps = 10;
-// Adam steps between two evaluations of the validation error.
-constexpr int kSelectEverySteps = 100;
+// Adam steps between two evaluations of the validation error (the early
+// stopping check of TrainingConfig.patience_steps).
+constexpr int kSelectEverySteps = 50;
 // L-BFGS iterations per optimizer.step() call; the cancel flag is polled and
 // the validation error evaluated between calls.
 constexpr int kLbfgsChunk = 10;
 constexpr int kLbfgsHistory = 50;
+// Times L-BFGS starts again with an empty history when a chunk made no
+// progress, before the phase gives up.
+constexpr int kLbfgsRestarts = 2;
+// SIREN's first-layer frequency factor omega_0 (Sitzmann et al. 2020 use 30
+// for inputs in [-1, 1]); the inputs here are standardised, spanning about
+// [-1.7, 1.7], and a data set of a few thousand rows in 3 dimensions samples
+// a wavelength of 2 pi / 10 with about ten rows.
+constexpr double kSirenOmega0 = 10.0;
 // Adam's learning rate decays along a cosine to this fraction of the initial
 // rate.
 constexpr double kFinalLrFraction = 0.01;
 // Single-row forward calls timed for Metrics.inference_latency_seconds.
 constexpr int kLatencyWarmup = 5;
 constexpr int kLatencyRuns = 50;
+// Batches of kLatencyBatchRows rows timed for
+// Metrics.inference_latency_batch_seconds.
+constexpr int64_t kLatencyBatchRows = 1024;
+constexpr int kLatencyBatchRuns = 11;
 constexpr double kPi = 3.14159265358979323846;
 
 double Seconds(Clock::duration d) {
   return std::chrono::duration<double>(d).count();
+}
+
+// CPU seconds the process has used, all threads.
+double ProcessCpuSeconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
 }
 
 bool Cancelled(const TrainJob& job) {
@@ -93,21 +117,42 @@ absl::Status CheckSamples(const Samples& s, const std::string& name,
   return absl::OkStatus();
 }
 
-// Checks what the trainer needs to build and run the network safely. The
+using Layers = google::protobuf::RepeatedPtrField<v1::DenseLayer>;
+
+// One stage of the genome: its hidden layers, training genes and field name.
+struct StageGenes {
+  const Layers* layers;
+  const v1::TrainingConfig* training;
+  std::string name;  // "genome." or "genome.residual_stages[k]."
+};
+
+std::vector<StageGenes> StagesOf(const v1::Genome& genome) {
+  std::vector<StageGenes> stages = {
+      {&genome.hidden_layers(), &genome.training(), "genome."}};
+  for (int k = 0; k < genome.residual_stages_size(); ++k) {
+    const v1::Stage& stage = genome.residual_stages(k);
+    stages.push_back({&stage.hidden_layers(), &stage.training(),
+                      absl::StrCat("genome.residual_stages[", k, "].")});
+  }
+  return stages;
+}
+
+// Checks what the trainer needs to build and run one stage safely. The
 // learning rate may be any finite positive number here; ValidateGenome's
 // upper bound is the search's policy, not a limit of the trainer.
-absl::Status CheckGenome(const v1::Genome& genome) {
-  const int depth = genome.hidden_layers_size();
+absl::Status CheckStage(const StageGenes& stage) {
+  const Layers& layers = *stage.layers;
+  const std::string& n = stage.name;
+  const int depth = layers.size();
   if (depth < 1 || depth > kMaxHiddenLayers) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("genome.hidden_layers: ", depth, " layers, want 1..",
-                     kMaxHiddenLayers));
+    return absl::InvalidArgumentError(absl::StrCat(
+        n, "hidden_layers: ", depth, " layers, want 1..", kMaxHiddenLayers));
   }
   for (int i = 0; i < depth; ++i) {
-    const v1::DenseLayer& layer = genome.hidden_layers(i);
+    const v1::DenseLayer& layer = layers.Get(i);
     if (layer.width() < 1 || layer.width() > kMaxLayerWidth) {
       return absl::InvalidArgumentError(
-          absl::StrCat("genome.hidden_layers[", i, "].width: ", layer.width(),
+          absl::StrCat(n, "hidden_layers[", i, "].width: ", layer.width(),
                        ", want 1..", kMaxLayerWidth));
     }
     switch (layer.activation()) {
@@ -119,29 +164,121 @@ absl::Status CheckGenome(const v1::Genome& genome) {
         break;
       default:
         return absl::InvalidArgumentError(absl::StrCat(
-            "genome.hidden_layers[", i, "].activation: unsupported value ",
+            n, "hidden_layers[", i, "].activation: unsupported value ",
             static_cast<int>(layer.activation())));
     }
+    if (layer.residual() &&
+        (i == 0 || layers.Get(i - 1).width() != layer.width())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          n, "hidden_layers[", i,
+          "].residual: a residual layer must follow a layer of its width"));
+    }
   }
-  const v1::TrainingConfig& t = genome.training();
+  const v1::TrainingConfig& t = *stage.training;
+  const std::string tn = n + "training.";
   if (!std::isfinite(t.learning_rate()) || t.learning_rate() <= 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("genome.training.learning_rate: ", t.learning_rate(),
+        absl::StrCat(tn, "learning_rate: ", t.learning_rate(),
                      ", want a finite positive number"));
   }
   if (t.adam_steps() < 0 || t.adam_steps() > kMaxAdamSteps) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("genome.training.adam_steps: ", t.adam_steps(),
-                     ", want 0..", kMaxAdamSteps));
+    return absl::InvalidArgumentError(absl::StrCat(
+        tn, "adam_steps: ", t.adam_steps(), ", want 0..", kMaxAdamSteps));
   }
   if (t.lbfgs_steps() < 0 || t.lbfgs_steps() > kMaxLbfgsSteps) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("genome.training.lbfgs_steps: ", t.lbfgs_steps(),
-                     ", want 0..", kMaxLbfgsSteps));
+    return absl::InvalidArgumentError(absl::StrCat(
+        tn, "lbfgs_steps: ", t.lbfgs_steps(), ", want 0..", kMaxLbfgsSteps));
   }
   if (t.batch_size() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(tn, "batch_size: ", t.batch_size(), ", want >= 0"));
+  }
+  if (t.warmup_steps() < 0 || t.warmup_steps() > t.adam_steps()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(tn, "warmup_steps: ", t.warmup_steps(), ", want 0..",
+                     t.adam_steps(), " (adam_steps)"));
+  }
+  if (!(t.weight_decay() >= 0 && t.weight_decay() <= kMaxWeightDecay)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(tn, "weight_decay: ", t.weight_decay(), ", want [0, ",
+                     kMaxWeightDecay, "]"));
+  }
+  if (t.patience_steps() < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "genome.training.batch_size: ", t.batch_size(), ", want >= 0"));
+        tn, "patience_steps: ", t.patience_steps(), ", want >= 0"));
+  }
+  if (t.max_error_steps() < 0 || t.max_error_steps() > kMaxMaxErrorSteps) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(tn, "max_error_steps: ", t.max_error_steps(),
+                     ", want 0..", kMaxMaxErrorSteps));
+  }
+  const int power = t.max_error_power();
+  if (power != 0 && (power < kMinMaxErrorPower ||
+                     power > kMaxMaxErrorPower || power % 2 != 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(tn, "max_error_power: ", power, ", want 0 or an even "
+                     "number in ", kMinMaxErrorPower, "..", kMaxMaxErrorPower));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckGenome(const v1::Genome& genome) {
+  if (genome.residual_stages_size() > kMaxResidualStages) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("genome.residual_stages: ", genome.residual_stages_size(),
+                     " stages, want 0..", kMaxResidualStages));
+  }
+  for (const StageGenes& stage : StagesOf(genome)) {
+    EVONAS_RETURN_IF_ERROR(CheckStage(stage));
+  }
+  return absl::OkStatus();
+}
+
+// Checks that inherited weights have the shape of the genome's network.
+absl::Status CheckInitial(const NetworkParameters& initial,
+                          const v1::Genome& genome, int64_t inputs,
+                          int64_t outputs) {
+  if (absl::Status s = ValidateNetwork(initial); !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("initial weights: ", s.message()));
+  }
+  const std::vector<StageGenes> stages = StagesOf(genome);
+  if (initial.stages.size() != stages.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "initial weights have ", initial.stages.size(),
+        " stages, the genome has ", stages.size()));
+  }
+  for (size_t k = 0; k < stages.size(); ++k) {
+    const MlpParameters& stage = initial.stages[k];
+    const Layers& layers = *stages[k].layers;
+    const std::string name = absl::StrCat("initial weights: stages[", k, "]");
+    if (stage.layers.size() != static_cast<size_t>(layers.size()) + 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " has ", stage.layers.size(), " layers, ",
+                       stages[k].name, "hidden_layers has ", layers.size(),
+                       " plus the output layer"));
+    }
+    if (stage.layers.front().inputs != inputs ||
+        stage.layers.back().outputs != outputs) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          name, " has ", stage.layers.front().inputs, " inputs and ",
+          stage.layers.back().outputs, " outputs, the data ", inputs, " and ",
+          outputs));
+    }
+    for (int i = 0; i < layers.size(); ++i) {
+      const DenseParameters& have = stage.layers[i];
+      const v1::DenseLayer& want = layers.Get(i);
+      if (have.outputs != want.width() ||
+          have.activation != want.activation() ||
+          have.residual != want.residual()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            name, ".layers[", i, "] (", have.outputs, " ",
+            ActivationName(have.activation), have.residual ? " residual" : "",
+            ") differs from ", stages[k].name, "hidden_layers[", i, "] (",
+            want.width(), " ", ActivationName(want.activation()),
+            want.residual() ? " residual" : "", ")"));
+      }
+    }
   }
   return absl::OkStatus();
 }
@@ -169,10 +306,26 @@ absl::Status CheckJob(const TrainJob& job) {
     return absl::InvalidArgumentError(
         absl::StrCat("within_tolerance: ", job.within_tolerance));
   }
+  const int stages = StageCount(job.genome);
+  if (job.initial.has_value()) {
+    EVONAS_RETURN_IF_ERROR(
+        CheckInitial(*job.initial, job.genome, inputs, outputs));
+  }
+  if (job.first_trainable_stage < 0 || job.first_trainable_stage >= stages ||
+      (job.first_trainable_stage > 0 && !job.initial.has_value())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "first_trainable_stage: ", job.first_trainable_stage, ", want 0..",
+        stages - 1, job.initial.has_value() ? "" : " and 0 without initial "
+                                                   "weights"));
+  }
+  if (!(job.step_fraction > 0 && job.step_fraction <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "step_fraction: ", job.step_fraction, ", want (0, 1]"));
+  }
   return absl::OkStatus();
 }
 
-// --- Tensors ------------------------------------------------------------
+// --- Data -----------------------------------------------------------------
 
 torch::Tensor ToTensor(const Matrix& m) {
   if (m.data.empty()) return torch::empty({m.rows, m.cols}, torch::kFloat64);
@@ -181,21 +334,47 @@ torch::Tensor ToTensor(const Matrix& m) {
       .clone();
 }
 
-// Per-column mean and standard deviation (population) of `t`; a zero
-// deviation becomes 1 so that constant columns map to 0.
-absl::StatusOr<std::pair<torch::Tensor, torch::Tensor>> ColumnStats(
-    const torch::Tensor& t, const char* what) {
-  torch::Tensor mean = t.mean(0);
-  torch::Tensor std = t.std(0, /*unbiased=*/false);
-  if (!torch::isfinite(mean).all().item<bool>() ||
-      !torch::isfinite(std).all().item<bool>()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("training ", what,
-                     " are too large to standardise (mean or standard "
-                     "deviation overflows)"));
+// Per-column mean and standard deviation (population) of `m`; a zero
+// deviation becomes 1 so that constant columns map to 0. InvalidArgument
+// when they overflow.
+absl::Status ColumnStats(const Matrix& m, const char* what,
+                         std::vector<double>& mean, std::vector<double>& std) {
+  mean.assign(m.cols, 0.0);
+  std.assign(m.cols, 0.0);
+  const double rows = static_cast<double>(m.rows);
+  for (int64_t r = 0; r < m.rows; ++r) {
+    for (int64_t j = 0; j < m.cols; ++j) mean[j] += m.data[r * m.cols + j];
   }
-  std = torch::where(std > 0, std, torch::ones_like(std));
-  return std::make_pair(mean, std);
+  for (double& v : mean) v /= rows;
+  for (int64_t r = 0; r < m.rows; ++r) {
+    for (int64_t j = 0; j < m.cols; ++j) {
+      const double d = m.data[r * m.cols + j] - mean[j];
+      std[j] += d * d;
+    }
+  }
+  for (int64_t j = 0; j < m.cols; ++j) {
+    std[j] = std::sqrt(std[j] / rows);
+    if (!std::isfinite(mean[j]) || !std::isfinite(std[j])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("training ", what,
+                       " are too large to standardise (mean or standard "
+                       "deviation overflows)"));
+    }
+    if (std[j] == 0) std[j] = 1;
+  }
+  return absl::OkStatus();
+}
+
+// (v - mean) / std per column of a row-major [rows, mean.size()] array.
+std::vector<double> Standardised(const std::vector<double>& v,
+                                 const std::vector<double>& mean,
+                                 const std::vector<double>& std) {
+  std::vector<double> out(v.size());
+  const size_t cols = mean.size();
+  for (size_t i = 0; i < v.size(); ++i) {
+    out[i] = (v[i] - mean[i % cols]) / std[i % cols];
+  }
+  return out;
 }
 
 // --- The network ----------------------------------------------------------
@@ -221,20 +400,22 @@ std::string ScriptActivation(v1::Activation a, const std::string& arg) {
   return arg;
 }
 
-// Layer sizes (inputs, hidden widths, outputs) and hidden activations of the
-// network `genome` describes.
+// Layer sizes (inputs, hidden widths, outputs), hidden activations and
+// residual flags of one stage.
 struct Architecture {
   std::vector<int64_t> sizes;
   std::vector<v1::Activation> activations;
+  std::vector<bool> residual;
 };
 
-Architecture ArchitectureOf(const v1::Genome& genome, int64_t inputs,
+Architecture ArchitectureOf(const Layers& layers, int64_t inputs,
                             int64_t outputs) {
   Architecture arch;
   arch.sizes.push_back(inputs);
-  for (const v1::DenseLayer& layer : genome.hidden_layers()) {
+  for (const v1::DenseLayer& layer : layers) {
     arch.sizes.push_back(layer.width());
     arch.activations.push_back(layer.activation());
+    arch.residual.push_back(layer.residual());
   }
   arch.sizes.push_back(outputs);
   return arch;
@@ -253,41 +434,62 @@ torch::Tensor ToTensor(const std::vector<double>& v,
       .clone();
 }
 
-// Glorot-uniform weights (He-uniform before ReLU) and zero biases, drawn
-// from `gen`, in MlpKernels' flat layout [W_0, b_0, W_1, b_1, ...].
-std::vector<double> InitialParameters(const Architecture& arch,
-                                      at::Generator& gen) {
+// Uniform values in [-bound, bound] from `gen`.
+std::vector<double> Uniform(int64_t n, double bound, at::Generator& gen) {
   const auto opts = torch::TensorOptions().dtype(torch::kFloat64);
+  return Values((torch::rand({n}, gen, opts) * 2 - 1) * bound);
+}
+
+// Glorot-uniform weights (He-uniform before ReLU) and zero biases, drawn
+// from `gen`, in MlpKernels' flat layout [W_0, b_0, W_1, b_1, ...]. With
+// `siren`, sine layers get SIREN's initialisation instead: the first layer
+// omega_0 * U(-1/fan_in, 1/fan_in) with phases U(-pi, pi) (so that the
+// features are neither all odd nor all low-frequency), later ones
+// U(-sqrt(6/fan_in), sqrt(6/fan_in)) with U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+// biases.
+std::vector<double> InitialParameters(const Architecture& arch, bool siren,
+                                      at::Generator& gen) {
   std::vector<double> params;
   for (size_t i = 0; i + 1 < arch.sizes.size(); ++i) {
     const int64_t fan_in = arch.sizes[i], fan_out = arch.sizes[i + 1];
-    const bool relu = i < arch.activations.size() &&
-                      arch.activations[i] == v1::ACTIVATION_RELU;
-    const double bound =
-        relu ? std::sqrt(6.0 / static_cast<double>(fan_in))
-             : std::sqrt(6.0 / static_cast<double>(fan_in + fan_out));
-    torch::Tensor w =
-        (torch::rand({fan_out, fan_in}, gen, opts) * 2 - 1) * bound;
-    const std::vector<double> values = Values(w);
-    params.insert(params.end(), values.begin(), values.end());
-    params.insert(params.end(), fan_out, 0.0);
+    const bool hidden = i < arch.activations.size();
+    const v1::Activation a =
+        hidden ? arch.activations[i] : v1::ACTIVATION_UNSPECIFIED;
+    const double in = static_cast<double>(fan_in);
+    std::vector<double> weight, bias;
+    if (siren && a == v1::ACTIVATION_SINE) {
+      weight = Uniform(fan_in * fan_out,
+                       i == 0 ? kSirenOmega0 / in : std::sqrt(6.0 / in), gen);
+      bias = Uniform(fan_out, i == 0 ? kPi : 1.0 / std::sqrt(in), gen);
+    } else {
+      const double bound =
+          a == v1::ACTIVATION_RELU
+              ? std::sqrt(6.0 / in)
+              : std::sqrt(6.0 / static_cast<double>(fan_in + fan_out));
+      weight = Uniform(fan_in * fan_out, bound, gen);
+      bias.assign(fan_out, 0.0);
+    }
+    params.insert(params.end(), weight.begin(), weight.end());
+    params.insert(params.end(), bias.begin(), bias.end());
   }
   return params;
 }
 
-// The trained network in raw units as plain numbers: the flat parameters
-// `params` of `kernels` and the standardisation.
-MlpParameters ToParameters(const Architecture& arch, const MlpKernels& kernels,
-                           const std::vector<double>& params,
-                           const torch::Tensor& x_mean,
-                           const torch::Tensor& x_std,
-                           const torch::Tensor& y_mean,
-                           const torch::Tensor& y_std) {
-  MlpParameters p;
-  p.x_mean = Values(x_mean);
-  p.x_std = Values(x_std);
-  p.y_mean = Values(y_mean);
-  p.y_std = Values(y_std);
+// The flat parameters of `stage` in MlpKernels' layout.
+std::vector<double> FlatParameters(const MlpParameters& stage) {
+  std::vector<double> params;
+  for (const DenseParameters& layer : stage.layers) {
+    params.insert(params.end(), layer.weight.begin(), layer.weight.end());
+    params.insert(params.end(), layer.bias.begin(), layer.bias.end());
+  }
+  return params;
+}
+
+// Fills `stage.layers` from the flat parameters `params` of `kernels`;
+// keeps the standardisation already in `stage`.
+void SetLayers(const Architecture& arch, const MlpKernels& kernels,
+               const std::vector<double>& params, MlpParameters& stage) {
+  stage.layers.clear();
   for (int i = 0; i < kernels.layer_count(); ++i) {
     DenseParameters layer;
     layer.inputs = arch.sizes[i];
@@ -298,56 +500,82 @@ MlpParameters ToParameters(const Architecture& arch, const MlpKernels& kernels,
     layer.bias.assign(b, b + layer.outputs);
     if (i < static_cast<int>(arch.activations.size())) {
       layer.activation = arch.activations[i];
+      layer.residual = arch.residual[i];
     }
-    p.layers.push_back(std::move(layer));
+    stage.layers.push_back(std::move(layer));
   }
-  return p;
 }
 
-// Generated source of the exported module's forward().
-std::string ForwardSource(const MlpParameters& p) {
-  std::string src =
-      "def forward(self, x):\n"
-      "    h = (x - self.x_mean) / self.x_std\n";
-  const size_t last = p.layers.size() - 1;
-  for (size_t i = 0; i < last; ++i) {
-    absl::StrAppend(
-        &src, "    h = ",
-        ScriptActivation(
-            p.layers[i].activation,
-            absl::StrFormat("torch.addmm(self.b%d, h, self.W%d.t())", i, i)),
-        "\n");
+// Names of stage k's tensors in the exported module: stage 0 keeps the
+// single-stage names ("W0", "x_mean"), later stages are prefixed "s<k>_".
+std::string TensorName(size_t stage, const std::string& name) {
+  return stage == 0 ? name : absl::StrCat("s", stage, "_", name);
+}
+
+// Generated source of the exported module's forward(): the sum of the
+// stages, in stage order, as Forward(NetworkParameters) sums them.
+std::string ForwardSource(const NetworkParameters& network) {
+  std::string src = "def forward(self, x):\n";
+  for (size_t k = 0; k < network.stages.size(); ++k) {
+    const MlpParameters& p = network.stages[k];
+    const auto t = [k](const std::string& name) {
+      return absl::StrCat("self.", TensorName(k, name));
+    };
+    absl::StrAppend(&src, "    h = (x - ", t("x_mean"), ") / ", t("x_std"),
+                    "\n");
+    const size_t last = p.layers.size() - 1;
+    for (size_t i = 0; i < last; ++i) {
+      const std::string affine =
+          absl::StrCat("torch.addmm(", t(absl::StrCat("b", i)), ", h, ",
+                       t(absl::StrCat("W", i)), ".t())");
+      absl::StrAppend(&src, "    h = ", p.layers[i].residual ? "h + " : "",
+                      ScriptActivation(p.layers[i].activation, affine), "\n");
+    }
+    const std::string out =
+        absl::StrCat("torch.addmm(", t(absl::StrCat("b", last)), ", h, ",
+                     t(absl::StrCat("W", last)), ".t()) * ", t("y_std"),
+                     " + ", t("y_mean"));
+    if (k == 0) {
+      absl::StrAppend(&src, "    y = ", out, "\n");
+    } else {
+      absl::StrAppend(&src, "    y = y + (", out, ")\n");
+    }
   }
-  absl::StrAppend(&src, "    out = torch.addmm(self.b", last, ", h, self.W",
-                  last, ".t())\n",
-                  "    return out * self.y_std + self.y_mean\n");
+  absl::StrAppend(&src, "    return y\n");
   return src;
 }
 
 // Builds the TorchScript module (raw inputs -> raw outputs) holding exactly
-// the numbers of `p` and serialises it.
-std::string Export(const MlpParameters& p) {
+// the numbers of `network` and serialises it.
+std::string Export(const NetworkParameters& network) {
   torch::jit::Module module("__torch__.evonas.Mlp");
-  for (size_t i = 0; i < p.layers.size(); ++i) {
-    const DenseParameters& layer = p.layers[i];
-    module.register_parameter(
-        absl::StrCat("W", i),
-        ToTensor(layer.weight, {layer.outputs, layer.inputs})
-            .requires_grad_(true),
-        /*is_buffer=*/false);
-    module.register_parameter(
-        absl::StrCat("b", i),
-        ToTensor(layer.bias, {layer.outputs}).requires_grad_(true),
-        /*is_buffer=*/false);
-  }
   const auto size = [](const std::vector<double>& v) {
     return static_cast<int64_t>(v.size());
   };
-  module.register_buffer("x_mean", ToTensor(p.x_mean, {size(p.x_mean)}));
-  module.register_buffer("x_std", ToTensor(p.x_std, {size(p.x_std)}));
-  module.register_buffer("y_mean", ToTensor(p.y_mean, {size(p.y_mean)}));
-  module.register_buffer("y_std", ToTensor(p.y_std, {size(p.y_std)}));
-  module.define(ForwardSource(p));
+  for (size_t k = 0; k < network.stages.size(); ++k) {
+    const MlpParameters& p = network.stages[k];
+    for (size_t i = 0; i < p.layers.size(); ++i) {
+      const DenseParameters& layer = p.layers[i];
+      module.register_parameter(
+          TensorName(k, absl::StrCat("W", i)),
+          ToTensor(layer.weight, {layer.outputs, layer.inputs})
+              .requires_grad_(true),
+          /*is_buffer=*/false);
+      module.register_parameter(
+          TensorName(k, absl::StrCat("b", i)),
+          ToTensor(layer.bias, {layer.outputs}).requires_grad_(true),
+          /*is_buffer=*/false);
+    }
+    module.register_buffer(TensorName(k, "x_mean"),
+                           ToTensor(p.x_mean, {size(p.x_mean)}));
+    module.register_buffer(TensorName(k, "x_std"),
+                           ToTensor(p.x_std, {size(p.x_std)}));
+    module.register_buffer(TensorName(k, "y_mean"),
+                           ToTensor(p.y_mean, {size(p.y_mean)}));
+    module.register_buffer(TensorName(k, "y_std"),
+                           ToTensor(p.y_std, {size(p.y_std)}));
+  }
+  module.define(ForwardSource(network));
   module.eval();
   std::ostringstream out;
   module.save(out);
@@ -363,19 +591,50 @@ torch::jit::Module Load(const std::string& model_file) {
 
 // --- Training -------------------------------------------------------------
 
-// Standardised data, the network's parameters and the best-on-validation
-// bookkeeping of one training. The forward and backward passes and Adam run
+// How many of each kind of step one stage runs (the genes times
+// TrainJob.step_fraction).
+struct StageSteps {
+  int adam = 0;
+  int warmup = 0;
+  int lbfgs = 0;
+  int max_error = 0;
+  int patience = 0;
+  int power = kDefaultMaxErrorPower;
+};
+
+int Scaled(int steps, double fraction) {
+  if (steps <= 0) return 0;
+  return std::max(1, static_cast<int>(std::lround(steps * fraction)));
+}
+
+StageSteps StepsOf(const v1::TrainingConfig& t, double fraction) {
+  StageSteps s;
+  s.adam = Scaled(t.adam_steps(), fraction);
+  s.warmup = std::min(s.adam, Scaled(t.warmup_steps(), fraction));
+  s.lbfgs = Scaled(t.lbfgs_steps(), fraction);
+  s.max_error = Scaled(t.max_error_steps(), fraction);
+  s.patience = t.patience_steps();
+  if (t.max_error_power() != 0) s.power = t.max_error_power();
+  return s;
+}
+
+// Standardised data, one stage's parameters and the best-on-validation
+// bookkeeping of its training. The forward and backward passes and Adam run
 // on MlpKernels; L-BFGS is LibTorch's, on a tensor that shares the
 // parameters' memory.
 class Training {
  public:
-  // `x`, `y`: standardised training rows; `select_x`, `select_y`:
-  // standardised selection rows; `y_std`: one per output.
-  Training(const TrainJob& job, MlpKernels kernels, std::vector<double> params,
+  // `x`, `y`: standardised training rows (inputs, the stage's targets);
+  // `select_x`, `select_y`: standardised selection rows; `y_std`: one per
+  // output, the stage's output scale.
+  Training(const TrainJob& job, const v1::TrainingConfig& config,
+           StageSteps steps, MlpKernels kernels, std::vector<double> params,
            std::vector<double> x, std::vector<double> y,
            std::vector<double> select_x, std::vector<double> select_y,
            std::vector<double> y_std)
       : job_(job),
+        config_(config),
+        steps_(steps),
         kernels_(std::move(kernels)),
         params_(std::move(params)),
         grad_(params_.size()),
@@ -390,29 +649,43 @@ class Training {
 
   const MlpKernels& kernels() const { return kernels_; }
   const std::vector<double>& params() const { return params_; }
+  const StageReport& report() const { return report_; }
 
+  // Every phase, in order, ending with the best weights in the network.
+  absl::Status Run(at::Generator& gen) {
+    // The starting weights compete too: an inherited network is never made
+    // worse on the validation rows.
+    Select();
+    EVONAS_RETURN_IF_ERROR(RunAdam(gen));
+    report_.after_adam = best_error_;
+    EVONAS_RETURN_IF_ERROR(RunLbfgs(steps_.lbfgs, 2, 1.0, "lbfgs iteration",
+                                    report_.lbfgs_iterations));
+    report_.after_lbfgs = best_error_;
+    EVONAS_RETURN_IF_ERROR(RunMaxError());
+    report_.after_max_error = best_error_;
+    Restore();
+    return absl::OkStatus();
+  }
+
+ private:
   absl::Status RunAdam(at::Generator& gen) {
-    const v1::TrainingConfig& cfg = job_.genome.training();
-    const int steps = cfg.adam_steps();
+    const int steps = steps_.adam;
     if (steps == 0) return absl::OkStatus();
-    const double lr0 = cfg.learning_rate();
-    Adam adam(kernels_.parameter_count());
+    Adam adam(kernels_.parameter_count(), config_.weight_decay());
     const int64_t n = rows_;
     const int64_t inputs = kernels_.inputs(), outputs = kernels_.outputs();
-    const int64_t batch =
-        cfg.batch_size() > 0 && cfg.batch_size() < n ? cfg.batch_size() : 0;
+    const int64_t batch = config_.batch_size() > 0 && config_.batch_size() < n
+                              ? config_.batch_size()
+                              : 0;
     std::vector<double> batch_x(batch * inputs), batch_y(batch * outputs);
     torch::Tensor perm;
     int64_t pos = n;  // forces a shuffle before the first mini-batch
+    int last_improvement = 0;
     for (int step = 0; step < steps; ++step) {
       if (step % kCancelPollSteps == 0 && Cancelled(job_)) {
         return absl::CancelledError(
             absl::StrCat("training cancelled at adam step ", step));
       }
-      const double progress = static_cast<double>(step) / steps;
-      const double lr =
-          lr0 * (kFinalLrFraction +
-                 (1 - kFinalLrFraction) * 0.5 * (1 + std::cos(kPi * progress)));
       const double* xb = x_.data();
       const double* yb = y_.data();
       int64_t rows = n;
@@ -436,16 +709,46 @@ class Training {
       const double loss =
           kernels_.LossAndGradient(params_.data(), xb, yb, rows, grad_.data());
       if (!std::isfinite(loss)) return Diverged(loss, "adam step", step);
-      adam.Step(lr, grad_.data(), params_.data());
-      if ((step + 1) % kSelectEverySteps == 0 || step + 1 == steps) Select();
+      adam.Step(ScheduledLearningRate(config_.learning_rate(), step,
+                                      steps_.adam, steps_.warmup,
+                                      kFinalLrFraction),
+                grad_.data(), params_.data());
+      ++report_.adam_steps;
+      if ((step + 1) % kSelectEverySteps == 0 || step + 1 == steps) {
+        if (Select()) last_improvement = step + 1;
+        // Early stopping on the validation maximum, not the training loss.
+        if (steps_.patience > 0 &&
+            step + 1 - last_improvement >= steps_.patience) {
+          break;
+        }
+      }
     }
     return absl::OkStatus();
   }
 
-  absl::Status RunLbfgs() {
-    const int iterations = job_.genome.training().lbfgs_steps();
+  // The max-error phase: L-BFGS on the mean of (|error| / e0)^p from the
+  // best weights so far, e0 their largest training error.
+  absl::Status RunMaxError() {
+    if (steps_.max_error == 0) return absl::OkStatus();
+    Restore();
+    predicted_.resize(y_.size());
+    kernels_.Forward(params_.data(), x_.data(), rows_, predicted_.data());
+    double largest = 0;
+    for (size_t i = 0; i < y_.size(); ++i) {
+      largest = std::max(largest, std::fabs(predicted_[i] - y_[i]));
+    }
+    if (!(largest > 0) || !std::isfinite(largest)) return absl::OkStatus();
+    return RunLbfgs(steps_.max_error, steps_.power, largest,
+                    "max-error iteration", report_.max_error_iterations);
+  }
+
+  // `iterations` L-BFGS iterations on the mean of ((out - y) / scale)^power
+  // from the best weights so far, in chunks between which the cancel flag is
+  // polled and the validation error evaluated; a chunk without progress
+  // restarts L-BFGS with an empty history, up to kLbfgsRestarts times.
+  absl::Status RunLbfgs(int iterations, int power, double scale,
+                        const char* phase, int& done_iterations) {
     if (iterations == 0) return absl::OkStatus();
-    // Start from the best weights seen so far.
     Restore();
     torch::optim::LBFGSOptions opts(1.0);
     opts.max_iter(kLbfgsChunk)
@@ -463,28 +766,36 @@ class Training {
             .requires_grad_(true);
     param.mutable_grad() =
         torch::from_blob(grad_.data(), {size}, torch::kFloat64);
-    torch::optim::LBFGS lbfgs(std::vector<torch::Tensor>{param}, opts);
-    auto& options = static_cast<torch::optim::LBFGSOptions&>(
-        lbfgs.param_groups()[0].options());
+    auto lbfgs = std::make_unique<torch::optim::LBFGS>(
+        std::vector<torch::Tensor>{param}, opts);
     auto closure = [&]() {
       const double loss = kernels_.LossAndGradient(
-          params_.data(), x_.data(), y_.data(), rows_, grad_.data());
+          params_.data(), x_.data(), y_.data(), rows_, grad_.data(), power,
+          scale);
       return torch::tensor(loss, torch::kFloat64);
     };
     double previous = std::numeric_limits<double>::quiet_NaN();
+    int restarts = 0;
     for (int done = 0; done < iterations;) {
       if (Cancelled(job_)) {
         return absl::CancelledError(
-            absl::StrCat("training cancelled at lbfgs iteration ", done));
+            absl::StrCat("training cancelled at ", phase, " ", done));
       }
       const int chunk = std::min(kLbfgsChunk, iterations - done);
+      auto& options = static_cast<torch::optim::LBFGSOptions&>(
+          lbfgs->param_groups()[0].options());
       options.max_iter(chunk).max_eval(chunk * 25);
-      lbfgs.step(closure);
+      lbfgs->step(closure);
       done += chunk;
-      const double loss = Loss();
-      if (!std::isfinite(loss)) return Diverged(loss, "lbfgs iteration", done);
+      done_iterations = done;
+      const double loss = Loss(power, scale);
+      if (!std::isfinite(loss)) return Diverged(loss, phase, done);
       Select();
-      if (loss == previous) break;  // converged: L-BFGS made no progress
+      if (loss == previous) {  // no progress: restart, or give up
+        if (restarts++ == kLbfgsRestarts) break;
+        lbfgs = std::make_unique<torch::optim::LBFGS>(
+            std::vector<torch::Tensor>{param}, opts);
+      }
       previous = loss;
     }
     return absl::OkStatus();
@@ -495,28 +806,28 @@ class Training {
     if (!best_.empty()) params_ = best_;
   }
 
- private:
   absl::Status Diverged(double value, const char* phase, int step) const {
     return absl::AbortedError(absl::StrCat("training diverged: loss became ",
                                            std::isnan(value) ? "NaN" : "inf",
                                            " at ", phase, " ", step));
   }
 
-  // Mean squared error on the training rows.
-  double Loss() {
+  // Mean of ((out - y) / scale)^power on the training rows.
+  double Loss(int power, double scale) {
     predicted_.resize(y_.size());
     kernels_.Forward(params_.data(), x_.data(), rows_, predicted_.data());
-    double sse = 0;
+    double sum = 0;
     for (size_t i = 0; i < y_.size(); ++i) {
-      const double diff = predicted_[i] - y_[i];
-      sse += diff * diff;
+      const double e = (predicted_[i] - y_[i]) / scale;
+      sum += power == 2 ? e * e : std::pow(e, power);
     }
-    return sse / static_cast<double>(y_.size());
+    return sum / static_cast<double>(y_.size());
   }
 
   // Evaluates the largest absolute error in output units on the selection
-  // rows and keeps a copy of the weights when it is the best so far.
-  void Select() {
+  // rows and keeps a copy of the weights when it is the best so far; returns
+  // whether it was.
+  bool Select() {
     predicted_.resize(select_y_.size());
     kernels_.Forward(params_.data(), select_x_.data(), select_rows_,
                      predicted_.data());
@@ -525,15 +836,18 @@ class Training {
     for (size_t i = 0; i < select_y_.size(); ++i) {
       const double e =
           std::fabs(predicted_[i] - select_y_[i]) * y_std_[i % outputs];
-      if (std::isnan(e)) return;
+      if (std::isnan(e)) return false;
       error = std::max(error, e);
     }
-    if (!std::isfinite(error) || error >= best_error_) return;
+    if (!std::isfinite(error) || error >= best_error_) return false;
     best_error_ = error;
     best_ = params_;
+    return true;
   }
 
   const TrainJob& job_;
+  const v1::TrainingConfig& config_;
+  const StageSteps steps_;
   MlpKernels kernels_;
   std::vector<double> params_, grad_;
   std::vector<double> x_, y_;  // standardised training rows
@@ -544,17 +858,22 @@ class Training {
   std::vector<double> predicted_;
   double best_error_ = std::numeric_limits<double>::infinity();
   std::vector<double> best_;
+  StageReport report_;
 };
 
+// Median seconds of one forward call of the model on `rows` rows taken
+// cyclically from `x`.
 absl::StatusOr<double> MedianLatency(const std::string& model_file,
-                                     const Matrix& x) {
+                                     const Matrix& x, int64_t rows, int runs) {
   torch::jit::Module module = Load(model_file);
   torch::NoGradGuard no_grad;
-  torch::Tensor row = ToTensor(x).slice(0, 0, 1);
-  std::vector<torch::jit::IValue> args{row};
+  torch::Tensor all = ToTensor(x);
+  torch::Tensor batch =
+      all.index_select(0, torch::arange(rows, torch::kLong) % x.rows);
+  std::vector<torch::jit::IValue> args{batch};
   for (int i = 0; i < kLatencyWarmup; ++i) module.forward(args);
   std::vector<double> times;
-  for (int i = 0; i < kLatencyRuns; ++i) {
+  for (int i = 0; i < runs; ++i) {
     const auto start = Clock::now();
     module.forward(args);
     times.push_back(Seconds(Clock::now() - start));
@@ -570,49 +889,138 @@ absl::StatusOr<v1::Evaluation> Evaluate(const std::string& model_file,
   return EvaluatePredictions(predicted.data, s.y.data, s.y.cols, tolerance);
 }
 
+// True when every weight and bias of the stage's output layer is zero: the
+// stage outputs exactly 0 (y_mean is 0 for stages after the first).
+bool OutputsZero(const MlpParameters& stage) {
+  const DenseParameters& out = stage.layers.back();
+  return std::all_of(out.weight.begin(), out.weight.end(),
+                     [](double w) { return w == 0; }) &&
+         std::all_of(out.bias.begin(), out.bias.end(),
+                     [](double b) { return b == 0; });
+}
+
+// Trains stage `k` of the network on the residual targets `residual`
+// (training rows) and `select_residual` (selection rows), raw units.
+absl::StatusOr<MlpParameters> TrainStage(
+    const TrainJob& job, const StageGenes& genes, size_t k,
+    const std::vector<double>& x_mean, const std::vector<double>& x_std,
+    const std::vector<double>& residual, const Samples& select,
+    const std::vector<double>& select_residual, at::Generator& gen,
+    StageReport& report) {
+  const int64_t inputs = job.training.x.cols;
+  const int64_t outputs = job.training.y.cols;
+  const Architecture arch = ArchitectureOf(*genes.layers, inputs, outputs);
+  absl::StatusOr<MlpKernels> kernels = MlpKernels::Create(
+      arch.sizes, arch.activations, MlpKernels::kDefaultRowsPerBlock,
+      std::max(1, job.threads), arch.residual);
+  if (!kernels.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(genes.name, "hidden_layers: ", kernels.status().message()));
+  }
+
+  MlpParameters stage;
+  const bool inherited = job.initial.has_value() &&
+                         !(k > 0 && OutputsZero(job.initial->stages[k]));
+  if (inherited) {
+    stage = job.initial->stages[k];
+  } else {
+    // A fresh stage: the data's standardisation. Stage 0 standardises the
+    // targets; later stages scale their residual by its root mean square
+    // and keep y_mean 0.
+    stage.x_mean = x_mean;
+    stage.x_std = x_std;
+    if (k == 0) {
+      const Matrix targets{job.training.y.rows, outputs, residual};
+      EVONAS_RETURN_IF_ERROR(
+          ColumnStats(targets, "targets", stage.y_mean, stage.y_std));
+    } else {
+      stage.y_mean.assign(outputs, 0.0);
+      stage.y_std.assign(outputs, 0.0);
+      for (size_t i = 0; i < residual.size(); ++i) {
+        stage.y_std[i % outputs] += residual[i] * residual[i];
+      }
+      for (double& s : stage.y_std) {
+        s = std::sqrt(s / static_cast<double>(job.training.y.rows));
+        if (!(s > 0) || !std::isfinite(s)) s = 1;
+      }
+    }
+  }
+  std::vector<double> params;
+  if (job.initial.has_value()) {
+    params = FlatParameters(job.initial->stages[k]);
+  } else {
+    params = InitialParameters(arch, /*siren=*/k > 0, gen);
+  }
+
+  Training training(
+      job, *genes.training, StepsOf(*genes.training, job.step_fraction),
+      *std::move(kernels), std::move(params),
+      Standardised(job.training.x.data, stage.x_mean, stage.x_std),
+      Standardised(residual, stage.y_mean, stage.y_std),
+      Standardised(select.x.data, stage.x_mean, stage.x_std),
+      Standardised(select_residual, stage.y_mean, stage.y_std), stage.y_std);
+  EVONAS_RETURN_IF_ERROR(training.Run(gen));
+  SetLayers(arch, training.kernels(), training.params(), stage);
+  report = training.report();
+  return stage;
+}
+
+// target -= the stage's output on `x`, element by element.
+absl::Status Subtract(const MlpParameters& stage, const Matrix& x,
+                      std::vector<double>& target) {
+  const std::vector<double> out = Forward(stage, x.data, x.rows);
+  if (out.size() != target.size()) {
+    return absl::InternalError(
+        absl::StrCat("a stage's forward pass returned ", out.size(),
+                     " values for ", target.size(), " targets"));
+  }
+  for (size_t i = 0; i < target.size(); ++i) target[i] -= out[i];
+  return absl::OkStatus();
+}
+
 absl::StatusOr<TrainOutput> TrainImpl(const TrainJob& job) {
   EVONAS_RETURN_IF_ERROR(CheckJob(job));
   const auto start = Clock::now();
+  const double cpu_start = ProcessCpuSeconds();
   torch::set_num_threads(std::max(1, job.threads));
   // A generator of our own, rather than the global one, keeps the result a
   // function of the job even when other code uses torch's global RNG.
   at::Generator gen = at::detail::createCPUGenerator(job.seed);
   torch::manual_seed(job.seed);
 
-  const int64_t inputs = job.training.x.cols;
-  const int64_t outputs = job.training.y.cols;
-  torch::Tensor x = ToTensor(job.training.x);
-  torch::Tensor y = ToTensor(job.training.y);
-  EVONAS_ASSIGN_OR_RETURN(auto x_stats, ColumnStats(x, "inputs"));
-  EVONAS_ASSIGN_OR_RETURN(auto y_stats, ColumnStats(y, "targets"));
-  const auto& [x_mean, x_std] = x_stats;
-  const auto& [y_mean, y_std] = y_stats;
+  std::vector<double> x_mean, x_std;
+  EVONAS_RETURN_IF_ERROR(ColumnStats(job.training.x, "inputs", x_mean, x_std));
   // The best weights are chosen on the validation rows, or on the training
   // rows when there are none.
   const Samples& select =
       job.validation.x.rows > 0 ? job.validation : job.training;
-  const Architecture arch = ArchitectureOf(job.genome, inputs, outputs);
-  absl::StatusOr<MlpKernels> kernels = MlpKernels::Create(
-      arch.sizes, arch.activations, MlpKernels::kDefaultRowsPerBlock,
-      std::max(1, job.threads));
-  if (!kernels.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("genome: ", kernels.status().message()));
-  }
-  std::vector<double> params = InitialParameters(arch, gen);
-  Training training(job, *std::move(kernels), std::move(params),
-                    Values((x - x_mean) / x_std), Values((y - y_mean) / y_std),
-                    Values((ToTensor(select.x) - x_mean) / x_std),
-                    Values((ToTensor(select.y) - y_mean) / y_std),
-                    Values(y_std));
-  EVONAS_RETURN_IF_ERROR(training.RunAdam(gen));
-  EVONAS_RETURN_IF_ERROR(training.RunLbfgs());
-  training.Restore();
-  const double training_seconds = Seconds(Clock::now() - start);
-
+  // What the stages so far leave unexplained, in raw units.
+  std::vector<double> residual = job.training.y.data;
+  std::vector<double> select_residual = select.y.data;
+  const std::vector<StageGenes> stages = StagesOf(job.genome);
   TrainOutput output;
-  output.parameters = ToParameters(arch, training.kernels(), training.params(),
-                                   x_mean, x_std, y_mean, y_std);
+  for (size_t k = 0; k < stages.size(); ++k) {
+    StageReport& report = output.stages.emplace_back();
+    if (static_cast<int>(k) < job.first_trainable_stage) {
+      output.parameters.stages.push_back(job.initial->stages[k]);
+      report.frozen = true;
+    } else {
+      EVONAS_ASSIGN_OR_RETURN(
+          MlpParameters stage,
+          TrainStage(job, stages[k], k, x_mean, x_std, residual, select,
+                     select_residual, gen, report));
+      output.parameters.stages.push_back(std::move(stage));
+    }
+    if (k + 1 < stages.size()) {
+      EVONAS_RETURN_IF_ERROR(
+          Subtract(output.parameters.stages.back(), job.training.x, residual));
+      EVONAS_RETURN_IF_ERROR(Subtract(output.parameters.stages.back(),
+                                      select.x, select_residual));
+    }
+  }
+  const double training_seconds = Seconds(Clock::now() - start);
+  const double training_cpu_seconds = ProcessCpuSeconds() - cpu_start;
+
   output.model_file = Export(output.parameters);
   v1::Metrics& m = output.metrics;
   EVONAS_ASSIGN_OR_RETURN(
@@ -630,9 +1038,15 @@ absl::StatusOr<TrainOutput> TrainImpl(const TrainJob& job) {
   m.set_parameter_count(parameters);
   m.set_model_bytes(static_cast<int64_t>(output.model_file.size()));
   m.set_training_seconds(training_seconds);
-  EVONAS_ASSIGN_OR_RETURN(double latency,
-                          MedianLatency(output.model_file, select.x));
+  m.set_training_cpu_seconds(training_cpu_seconds);
+  EVONAS_ASSIGN_OR_RETURN(
+      double latency,
+      MedianLatency(output.model_file, select.x, 1, kLatencyRuns));
   m.set_inference_latency_seconds(latency);
+  EVONAS_ASSIGN_OR_RETURN(double batch_latency,
+                          MedianLatency(output.model_file, select.x,
+                                        kLatencyBatchRows, kLatencyBatchRuns));
+  m.set_inference_latency_batch_seconds(batch_latency);
   m.set_training_row_count(job.training.x.rows);
   return output;
 }

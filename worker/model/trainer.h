@@ -44,6 +44,34 @@ struct TrainJob {
   int threads = 1;
   // Polled during training; when it becomes true, Train returns Cancelled.
   const std::atomic<bool>* cancel = nullptr;
+
+  // Inheritance (Lamarckian): when set, training starts from these weights
+  // instead of a random initialisation. They must have the genome's shape:
+  // one stage per genome stage, each with the genome's layer widths,
+  // activations and residual flags, the training data's inputs and outputs.
+  // A trainable stage whose output layer is all zero (a stage just added by
+  // a morphism) outputs 0 whatever its standardisation, so the trainer gives
+  // it the data's (as for a fresh stage) before training it.
+  std::optional<NetworkParameters> initial;
+  // Stages before this one are not trained: their weights are kept
+  // bit-exactly. 0..stages-1; above 0 only with `initial`.
+  int first_trainable_stage = 0;
+  // (0, 1]: the fraction of every trainable stage's adam_steps, warmup_steps,
+  // lbfgs_steps and max_error_steps that runs (rounded to nearest, at least
+  // 1 of a positive count). An inheriting child starts near a good solution.
+  double step_fraction = 1.0;
+};
+
+// What the training of one stage did. The errors are the best validation
+// max abs errors (raw units, of the stages up to this one) after each phase.
+struct StageReport {
+  bool frozen = false;  // inherited and not trained
+  int adam_steps = 0;   // run; fewer than the gene when patience stopped it
+  int lbfgs_iterations = 0;
+  int max_error_iterations = 0;
+  double after_adam = 0;
+  double after_lbfgs = 0;
+  double after_max_error = 0;
 };
 
 struct TrainOutput {
@@ -51,26 +79,48 @@ struct TrainOutput {
   // The TorchScript model file: raw float64 inputs [N, in] -> raw float64
   // outputs [N, out], standardisation built in.
   std::string model_file;
-  // The same trained network as plain numbers, for the other exporters.
-  MlpParameters parameters;
+  // The same trained network as plain numbers, for the other exporters and
+  // the checkpoint (checkpoint.h): one entry per genome stage.
+  NetworkParameters parameters;
+  // One per genome stage.
+  std::vector<StageReport> stages;
 };
 
-// Trains the MLP of `job.genome` in float64: standardised inputs and outputs,
-// Adam (cosine-decayed learning rate), then an L-BFGS polish with strong-Wolfe
-// line search; keeps the weights with the smallest validation max abs error
-// (training rows when there are no validation rows). The forward and backward
-// passes and Adam run on MlpKernels (mlp_kernels.h), L-BFGS is LibTorch's. Evaluates the exported
-// model on the validation (and test) rows, so the metrics are those of the
-// file a user downloads. The result depends only on the job (same job, same
+// Trains the network of `job.genome` in float64, stage after stage. Stage
+// 0 sees standardised inputs and targets; stage k > 0 is trained, with the
+// stages before it frozen, on the residual r_k = y - sum_{j<k} f_j(x),
+// divided by its root mean square (so its targets are of order one; its
+// y_mean is 0, so a stage whose output layer is zero adds exactly 0). Later
+// stages' sine layers get SIREN initialisation (Sitzmann et al. 2020).
+//
+// Each stage runs, with the genes of its TrainingConfig: Adam (AdamW when
+// weight_decay > 0) with linear warm-up over warmup_steps and a cosine
+// decay, stopped early when the validation max abs error has not improved
+// for patience_steps (checked every 50 steps); an L-BFGS polish on the mean
+// squared error with strong-Wolfe line search (restarted with a fresh
+// history when it stalls); then max_error_steps L-BFGS iterations on the
+// mean of (|error| / e0)^p, p = max_error_power (default 8), e0 the largest
+// training error when the phase starts. Throughout, the weights with the
+// smallest validation max abs error (training rows when there are no
+// validation rows) are kept; with inherited weights, the starting weights
+// compete too. The forward and backward passes and Adam run on MlpKernels
+// (mlp_kernels.h), L-BFGS is LibTorch's.
+//
+// The TorchScript model computes the sum of the stages, standardisation
+// included; the metrics are evaluated on it (validation, test), so they are
+// those of the file a user downloads. Metrics also hold training wall and
+// CPU seconds (process CPU time, all threads) and the median latency for 1
+// row and for 1024 rows. The result depends only on the job (same job, same
 // thread count -> same model).
 //
 // Returns Cancelled when `*job.cancel` became true (polled every 10 steps),
 // Aborted when training diverged (non-finite loss), InvalidArgument for a bad
-// job: mismatched shapes, non-finite data, or a genome the trainer cannot
-// build (it accepts any finite positive learning rate; ValidateGenome's upper
-// bound is search policy), ResourceExhausted when out of memory, Internal for
-// any other LibTorch error. Never throws. Sets LibTorch's process-wide
-// intra-op thread count to `job.threads`.
+// job: mismatched shapes, non-finite data, a genome the trainer cannot build
+// (it accepts any finite positive learning rate; ValidateGenome's upper
+// bound is search policy), initial weights that do not fit the genome, a
+// first_trainable_stage or step_fraction out of range; ResourceExhausted when
+// out of memory, Internal for any other LibTorch error. Never throws. Sets
+// LibTorch's process-wide intra-op thread count to `job.threads`.
 absl::StatusOr<TrainOutput> Train(const TrainJob& job);
 
 // Loads a TorchScript model file and predicts `x` (raw units in and out).
