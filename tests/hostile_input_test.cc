@@ -9,8 +9,10 @@
 // so a handler still working on a cancelled call cannot change anything
 // afterwards.
 //
-// Not covered because the features do not exist yet: bearer tokens (missing,
-// wrong, wrong kind) and TLS. A garbage genome is not covered either: no RPC
+// The services are served as in production, behind the token and tenant
+// checks of server/auth: the cases' stubs carry tenant acme's client token
+// and a worker token, and the token cases use others. TLS is not covered
+// here (tests/e2e_test.cc runs over TLS). A garbage genome is not covered: no RPC
 // lets a client or worker set one (candidates' genomes come from the
 // controller's own search; the search space is bounded and tested here).
 
@@ -36,6 +38,9 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "common/channel.h"
+#include "server/auth/authorized_services.h"
+#include "server/auth/tokens.h"
 #include "server/controller.h"
 #include "server/grpc_services.h"
 #include "server/testing_checkpoint.h"
@@ -77,6 +82,16 @@ struct World {
   v1::Lease lease_a;     // held by "worker-a"
   v1::Lease lease_b;     // held by "worker-b"
   v1::Lease lease_done;  // reported by "worker-done": SUCCEEDED
+  // `client` carries tenant acme's token (acme owns everything above) and
+  // `worker` a worker token. These make stubs with any token ("" for none).
+  std::function<std::unique_ptr<v1::EvonasService::Stub>(const std::string&)>
+      client_as;
+  std::function<std::unique_ptr<v1::WorkerService::Stub>(const std::string&)>
+      worker_as;
+  std::string acme_token;
+  std::string beta_token;  // another tenant, which owns nothing
+  std::string worker_token;
+  std::string revoked_token;  // was acme's
 };
 
 // ------------------------------------------------------------ data sets
@@ -399,6 +414,241 @@ struct Case {
 void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 using Code = grpc::StatusCode;
+
+// ------------------------------------------------------------ tokens
+
+// Calls ListExperiments with the token `token` and, if given, a raw
+// authorization header instead.
+std::function<grpc::Status(World&)> ListExperimentsWith(
+    std::function<std::string(const World&)> token,
+    std::string raw_header = "") {
+  return [token, raw_header](World& w) {
+    auto stub = w.client_as(token(w));
+    grpc::ClientContext context;
+    SetDeadline(context);
+    if (!raw_header.empty()) context.AddMetadata("authorization", raw_header);
+    v1::ListExperimentsResponse response;
+    return stub->ListExperiments(&context, v1::ListExperimentsRequest(),
+                                 &response);
+  };
+}
+
+// A call by tenant beta on the id of one of acme's objects.
+using TenantCall = std::function<grpc::Status(
+    const World&, v1::EvonasService::Stub&, const std::string& id)>;
+
+// Runs `call` as tenant beta on acme's object `id(w)` and on an id that
+// exists nowhere. Returns the first answer if the two are the same but for
+// the id (so that beta cannot tell acme's object from a missing one), else
+// INTERNAL describing the difference.
+std::function<grpc::Status(World&)> AsOtherTenant(
+    std::function<std::string(const World&)> id, TenantCall call) {
+  return [id, call](World& w) {
+    auto beta = w.client_as(w.beta_token);
+    const std::string foreign = id(w);
+    const std::string absent = foreign + "0";
+    const grpc::Status seen = call(w, *beta, foreign);
+    const grpc::Status missing = call(w, *beta, absent);
+    std::string expected = missing.error_message();
+    const size_t at = expected.find(absent);
+    if (at != std::string::npos) expected.replace(at, absent.size(), foreign);
+    if (seen.error_code() != missing.error_code() ||
+        seen.error_message() != expected) {
+      return grpc::Status(
+          grpc::StatusCode::INTERNAL,
+          absl::StrCat("another tenant's id is answered differently (",
+                       seen.error_code(), " \"", seen.error_message(),
+                       "\") from a missing one (", missing.error_code(), " \"",
+                       missing.error_message(), "\")"));
+    }
+    return seen;
+  };
+}
+
+// A unary call of `method` with the request's id field set by `set_id`.
+template <typename Request, typename Response, typename Method>
+TenantCall UnaryById(Method method,
+                     std::function<void(Request&, const std::string&)> set_id) {
+  return [method, set_id](const World&, v1::EvonasService::Stub& stub,
+                          const std::string& id) {
+    grpc::ClientContext context;
+    SetDeadline(context);
+    Request request;
+    set_id(request, id);
+    Response response;
+    return (stub.*method)(&context, request, &response);
+  };
+}
+
+std::string AcmeExperiment(const World& w) { return w.experiment_id; }
+std::string AcmeCandidate(const World& w) {
+  return w.lease_done.candidate_id();
+}
+
+std::vector<Case> TokenCases() {
+  using Svc = v1::EvonasService::Stub;
+  auto set_experiment = [](auto& r, const std::string& id) {
+    r.set_experiment_id(id);
+  };
+  return {
+      {"TokenMissing", ListExperimentsWith([](const World&) { return ""; }),
+       Code::UNAUTHENTICATED,
+       "this call needs a bearer token: send metadata \"authorization: "
+       "Bearer TOKEN\""},
+      {"TokenMissingOnUpload",
+       [](World& w) {
+         return SendUpload(*w.client_as(""), UploadMessages("a,b\n1,2\n"));
+       },
+       Code::UNAUTHENTICATED, "this call needs a bearer token"},
+      {"TokenNotBearer",
+       ListExperimentsWith([](const World&) { return ""; },
+                           "Basic dXNlcjpwYXNz"),
+       Code::UNAUTHENTICATED,
+       "the authorization metadata must be \"Bearer TOKEN\""},
+      {"TokenUnknown",
+       ListExperimentsWith([](const World&) { return "evonas_0123456789"; }),
+       Code::UNAUTHENTICATED, "unknown token: check $EVONAS_TOKEN"},
+      {"TokenRevoked",
+       ListExperimentsWith([](const World& w) { return w.revoked_token; }),
+       Code::UNAUTHENTICATED, "was revoked; ask the controller's admin"},
+      {"TokenWorkerOnClientRpc",
+       [](World& w) {
+         grpc::ClientContext context;
+         SetDeadline(context);
+         v1::CancelExperimentRequest request;
+         request.set_experiment_id(w.experiment_id);
+         v1::Experiment response;
+         return w.client_as(w.worker_token)
+             ->CancelExperiment(&context, request, &response);
+       },
+       Code::PERMISSION_DENIED,
+       "a worker token cannot call evonas.v1.EvonasService"},
+      {"TokenClientOnWorkerRpc",
+       [](World& w) {
+         grpc::ClientContext context;
+         SetDeadline(context);
+         v1::LeaseWorkRequest request;
+         request.set_worker_id("intruder");
+         v1::LeaseWorkResponse response;
+         return w.worker_as(w.acme_token)
+             ->LeaseWork(&context, request, &response);
+       },
+       Code::PERMISSION_DENIED,
+       "a client token cannot call evonas.v1.WorkerService"},
+      {"TokenMissingOnReport",
+       [](World& w) {
+         const std::string model = ModelOf(w.lease_a);
+         return SendReport(*w.worker_as(""),
+                           GoodResult(w.lease_a, "worker-a", model), {model});
+       },
+       Code::UNAUTHENTICATED, "this call needs a bearer token"},
+      {"TokenMissingOnFetchDataset",
+       [](World& w) {
+         grpc::ClientContext context;
+         SetDeadline(context);
+         v1::FetchDatasetRequest request;
+         request.set_dataset_id(w.dataset_id);
+         return Drain<v1::FetchDatasetResponse>(
+             w.worker_as("")->FetchDataset(&context, request));
+       },
+       Code::UNAUTHENTICATED, "this call needs a bearer token"},
+
+      // Another tenant's objects: NOT_FOUND, worded as for a missing id.
+      {"OtherTenantGetExperiment",
+       AsOtherTenant(AcmeExperiment,
+                     UnaryById<v1::GetExperimentRequest, v1::Experiment>(
+                         &Svc::GetExperiment, set_experiment)),
+       Code::NOT_FOUND, "no experiment exp-"},
+      {"OtherTenantCancelExperiment",
+       AsOtherTenant(AcmeExperiment,
+                     UnaryById<v1::CancelExperimentRequest, v1::Experiment>(
+                         &Svc::CancelExperiment, set_experiment)),
+       Code::NOT_FOUND, "no experiment exp-"},
+      {"OtherTenantListCandidates",
+       AsOtherTenant(
+           AcmeExperiment,
+           UnaryById<v1::ListCandidatesRequest, v1::ListCandidatesResponse>(
+               &Svc::ListCandidates, set_experiment)),
+       Code::NOT_FOUND, "no experiment exp-"},
+      {"OtherTenantGetParetoFront",
+       AsOtherTenant(AcmeExperiment,
+                     UnaryById<v1::GetParetoFrontRequest, v1::ParetoFront>(
+                         &Svc::GetParetoFront, set_experiment)),
+       Code::NOT_FOUND, "no experiment exp-"},
+      {"OtherTenantWatchExperiment",
+       AsOtherTenant(AcmeExperiment,
+                     [](const World&, Svc& stub, const std::string& id) {
+                       grpc::ClientContext context;
+                       SetDeadline(context);
+                       v1::WatchExperimentRequest request;
+                       request.set_experiment_id(id);
+                       return Drain<v1::Experiment>(
+                           stub.WatchExperiment(&context, request));
+                     }),
+       Code::NOT_FOUND, "no experiment exp-"},
+      {"OtherTenantGetDataset",
+       AsOtherTenant([](const World& w) { return w.dataset_id; },
+                     UnaryById<v1::GetDatasetRequest, v1::Dataset>(
+                         &Svc::GetDataset,
+                         [](auto& r, const std::string& id) {
+                           r.set_dataset_id(id);
+                         })),
+       Code::NOT_FOUND, "no data set "},
+      {"OtherTenantExperimentOnDataset",
+       AsOtherTenant([](const World& w) { return w.dataset_id; },
+                     [](const World& w, Svc& stub, const std::string& id) {
+                       grpc::ClientContext context;
+                       SetDeadline(context);
+                       v1::CreateExperimentRequest request;
+                       *request.mutable_spec() = BaseSpec(w);
+                       request.mutable_spec()->set_dataset_id(id);
+                       v1::Experiment response;
+                       return stub.CreateExperiment(&context, request,
+                                                    &response);
+                     }),
+       Code::NOT_FOUND, "; upload it first"},
+      {"OtherTenantGetCandidate",
+       AsOtherTenant(AcmeCandidate,
+                     UnaryById<v1::GetCandidateRequest, v1::Candidate>(
+                         &Svc::GetCandidate,
+                         [](auto& r, const std::string& id) {
+                           r.set_candidate_id(id);
+                         })),
+       Code::NOT_FOUND, "no candidate exp-"},
+      {"OtherTenantDownloadModel",
+       AsOtherTenant(AcmeCandidate,
+                     [](const World&, Svc& stub, const std::string& id) {
+                       grpc::ClientContext context;
+                       SetDeadline(context);
+                       v1::DownloadModelRequest request;
+                       request.set_candidate_id(id);
+                       return Drain<v1::DownloadModelResponse>(
+                           stub.DownloadModel(&context, request));
+                     }),
+       Code::NOT_FOUND, "no candidate exp-"},
+      {"OtherTenantListsNothing",
+       [](World& w) {
+         auto beta = w.client_as(w.beta_token);
+         grpc::ClientContext experiments_context, datasets_context;
+         SetDeadline(experiments_context);
+         SetDeadline(datasets_context);
+         v1::ListExperimentsResponse experiments;
+         v1::ListDatasetsResponse datasets;
+         grpc::Status status = beta->ListExperiments(
+             &experiments_context, v1::ListExperimentsRequest(), &experiments);
+         if (!status.ok()) return status;
+         status = beta->ListDatasets(&datasets_context,
+                                     v1::ListDatasetsRequest(), &datasets);
+         if (!status.ok()) return status;
+         if (experiments.experiments_size() + datasets.datasets_size() > 0) {
+           return grpc::Status(grpc::StatusCode::INTERNAL,
+                               "tenant beta lists tenant acme's objects");
+         }
+         return grpc::Status::OK;
+       },
+       Code::OK, ""},
+  };
+}
 
 std::vector<Case> Cases() {
   std::vector<Case> cases = {
@@ -1084,6 +1334,7 @@ std::vector<Case> Cases() {
        }),
        Code::INVALID_ARGUMENT, "inheritance.step_fraction is nan"},
   };
+  for (Case& c : TokenCases()) cases.push_back(std::move(c));
   return cases;
 }
 
@@ -1111,6 +1362,25 @@ class HostileInputTest : public ::testing::TestWithParam<Case> {
     auto controller = Controller::Create(options);
     ASSERT_TRUE(controller.ok()) << controller.status();
     controller_ = *std::move(controller);
+    {
+      // As the admin command does: directly in the database.
+      auto store = store::Store::Open(options.db_path);
+      ASSERT_TRUE(store.ok()) << store.status();
+      auto token = [&](absl::string_view kind, const std::string& tenant) {
+        auto issued = auth::CreateToken(**store, kind, tenant, 1);
+        EXPECT_TRUE(issued.ok()) << issued.status();
+        return issued.ok() ? *issued : auth::IssuedToken();
+      };
+      world_.acme_token = token(auth::kClientKind, "acme").secret;
+      world_.beta_token = token(auth::kClientKind, "beta").secret;
+      world_.worker_token = token(auth::kWorkerKind, "").secret;
+      auth::IssuedToken revoked = token(auth::kClientKind, "acme");
+      world_.revoked_token = revoked.secret;
+      ASSERT_TRUE((*store)->RevokeToken(revoked.record.id, 2).ok());
+    }
+    auto access = auth::AccessControl::Open(options.db_path, {});
+    ASSERT_TRUE(access.ok()) << access.status();
+    access_ = *std::move(access);
     StartServer();
 
     v1::Dataset dataset;
@@ -1150,19 +1420,34 @@ class HostileInputTest : public ::testing::TestWithParam<Case> {
   void StartServer() {
     client_service_ = std::make_unique<EvonasServiceImpl>(controller_.get());
     worker_service_ = std::make_unique<WorkerServiceImpl>(controller_.get());
+    authorized_client_ = std::make_unique<auth::AuthorizedEvonasService>(
+        client_service_.get(), access_.get());
+    authorized_worker_ = std::make_unique<auth::AuthorizedWorkerService>(
+        worker_service_.get(), access_.get());
     int port = 0;
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
                              &port);
-    builder.RegisterService(client_service_.get());
-    builder.RegisterService(worker_service_.get());
+    builder.RegisterService(authorized_client_.get());
+    builder.RegisterService(authorized_worker_.get());
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
     ASSERT_NE(port, 0);
-    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                       grpc::InsecureChannelCredentials());
-    client_stub_ = v1::EvonasService::NewStub(channel);
-    worker_stub_ = v1::WorkerService::NewStub(channel);
+    const std::string address = absl::StrCat("127.0.0.1:", port);
+    auto channel_with = [address](const std::string& token) {
+      ChannelSecurity security;
+      security.plaintext = true;
+      security.token = token;
+      return CreateControllerChannel(address, security).value();
+    };
+    world_.client_as = [channel_with](const std::string& token) {
+      return v1::EvonasService::NewStub(channel_with(token));
+    };
+    world_.worker_as = [channel_with](const std::string& token) {
+      return v1::WorkerService::NewStub(channel_with(token));
+    };
+    client_stub_ = world_.client_as(world_.acme_token);
+    worker_stub_ = world_.worker_as(world_.worker_token);
     world_.client = client_stub_.get();
     world_.worker = worker_stub_.get();
   }
@@ -1209,6 +1494,9 @@ class HostileInputTest : public ::testing::TestWithParam<Case> {
   std::unique_ptr<Controller> controller_;
   std::unique_ptr<EvonasServiceImpl> client_service_;
   std::unique_ptr<WorkerServiceImpl> worker_service_;
+  std::unique_ptr<auth::AccessControl> access_;
+  std::unique_ptr<auth::AuthorizedEvonasService> authorized_client_;
+  std::unique_ptr<auth::AuthorizedWorkerService> authorized_worker_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<v1::EvonasService::Stub> client_stub_;
   std::unique_ptr<v1::WorkerService::Stub> worker_stub_;
@@ -1233,6 +1521,7 @@ TEST_P(HostileInputTest, AnswersClearlyAndKeepsTheDatabase) {
   const Snapshot after = Take();
   std::map<std::string, int64_t> expected_rows = before.rows;
   expected_rows["datasets"] += c.new_datasets;
+  expected_rows["dataset_owners"] += c.new_datasets;  // acme's view of it
   EXPECT_EQ(after.rows, expected_rows);
   EXPECT_EQ(after.blobs.size(), before.blobs.size() + c.new_datasets);
   if (c.new_datasets == 0) {
