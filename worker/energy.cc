@@ -1,7 +1,6 @@
 #include "worker/energy.h"
 
 #include <fcntl.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -171,12 +170,6 @@ void EnergyMeter::Finish(v1::Metrics& metrics) {
   metrics.set_training_energy_joules(metrics.training_cpu_seconds() *
                                      watts_per_core_);
   metrics.set_energy_source(v1::ENERGY_SOURCE_ESTIMATED);
-}
-
-double ProcessCpuSeconds() {
-  timespec now{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &now);
-  return static_cast<double>(now.tv_sec) + 1e-9 * now.tv_nsec;
 }
 
 }  // namespace evonas::worker

@@ -92,10 +92,6 @@ class EnergyMeter {
   double joules_ ABSL_GUARDED_BY(mu_) = 0.0;
 };
 
-// CPU seconds this process has used so far, all threads
-// (CLOCK_PROCESS_CPUTIME_ID).
-double ProcessCpuSeconds();
-
 }  // namespace evonas::worker
 
 #endif  // EVONAS_WORKER_ENERGY_H_

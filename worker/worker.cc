@@ -14,12 +14,17 @@
 #include "common/validation_split.h"
 #include "grpcpp/grpcpp.h"
 #include "worker/artifacts.h"
+#include "worker/model/checkpoint.h"
+#include "worker/model/morphism.h"
 #include "worker/model/trainer.h"
 
 namespace evonas::worker {
 namespace {
 
 constexpr size_t kChunkBytes = 1 << 20;
+// Largest change of the outputs, relative to the largest output, that a
+// function-preserving morphism may cause (float64 rounding is far smaller).
+constexpr double kMaxInheritedDifference = 1e-9;
 
 absl::Status FromGrpc(const grpc::Status& status, absl::string_view what) {
   if (status.ok()) return absl::OkStatus();
@@ -228,22 +233,9 @@ void Worker::Process(const v1::Lease& lease) {
     }
   });
 
-  absl::StatusOr<model::TrainJob> job =
-      MakeJob(lease, cache_, options_.threads);
+  model::TrainJob job;
   absl::StatusOr<model::TrainOutput> output =
-      job.ok() ? [&] {
-        job->cancel = &cancel;
-        energy.Start();
-        const double cpu_start = ProcessCpuSeconds();
-        absl::StatusOr<model::TrainOutput> trained = model::Train(*job);
-        if (trained.ok()) {
-          trained->metrics.set_training_cpu_seconds(ProcessCpuSeconds() -
-                                                    cpu_start);
-          energy.Finish(trained->metrics);
-        }
-        return trained;
-      }()
-               : absl::StatusOr<model::TrainOutput>(job.status());
+      TrainLease(lease, cancel, energy, lease_lost, job);
   {
     std::lock_guard<std::mutex> lock(mu);
     done = true;
@@ -258,7 +250,7 @@ void Worker::Process(const v1::Lease& lease) {
   }
   if (!output.ok() &&
       output.status().code() == absl::StatusCode::kUnavailable) {
-    // Could not fetch the data: not the candidate's fault.
+    // Could not fetch the data or checkpoint: not the candidate's fault.
     std::cerr << "evonas-worker: " << output.status() << "\n";
     Release(lease);
     return;
@@ -269,7 +261,7 @@ void Worker::Process(const v1::Lease& lease) {
   std::string model;
   Artifacts artifacts;
   if (output.ok()) {
-    artifacts = DeriveArtifacts(lease, *job, *output);
+    artifacts = DeriveArtifacts(lease, job, *output);
     for (const std::string& warning : artifacts.warnings) {
       std::cerr << "evonas-worker: " << lease.candidate_id() << ": " << warning
                 << "\n";
@@ -289,6 +281,131 @@ void Worker::Process(const v1::Lease& lease) {
     std::cerr << "evonas-worker: report of " << lease.candidate_id()
               << " refused: " << status << "\n";
   }
+}
+
+absl::StatusOr<model::TrainOutput> Worker::TrainLease(
+    const v1::Lease& lease, const std::atomic<bool>& cancel,
+    EnergyMeter& energy, std::atomic<bool>& lease_lost, model::TrainJob& job) {
+  EVONAS_ASSIGN_OR_RETURN(job, MakeJob(lease, cache_, options_.threads));
+  job.cancel = &cancel;
+  if (lease.has_inheritance()) {
+    EVONAS_RETURN_IF_ERROR(Inherit(lease, lease_lost, job));
+  }
+  energy.Start();
+  EVONAS_ASSIGN_OR_RETURN(model::TrainOutput output, model::Train(job));
+  energy.Finish(output.metrics);  // after Train set training_cpu_seconds
+  return output;
+}
+
+absl::Status Worker::Inherit(const v1::Lease& lease,
+                             std::atomic<bool>& lease_lost,
+                             model::TrainJob& job) {
+  const v1::Inheritance& inheritance = lease.inheritance();
+  const std::string parent =
+      absl::StrCat("parent ", inheritance.parent_candidate_id());
+  absl::StatusOr<std::string> bytes = FetchCheckpoint(lease);
+  if (!bytes.ok()) {
+    if (bytes.status().code() == absl::StatusCode::kAborted) {
+      lease_lost.store(true);
+    }
+    return bytes.status();
+  }
+  absl::StatusOr<model::NetworkParameters> weights =
+      model::ParseCheckpoint(*bytes);
+  if (!weights.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("checkpoint of ", parent,
+                     " is unusable: ", weights.status().message()));
+  }
+  const v1::Morphism& morphism = inheritance.morphism();
+  absl::StatusOr<model::NetworkParameters> child = model::ApplyMorphism(
+      inheritance.parent_genome(), *weights, morphism, lease.genome(),
+      lease.seed(), job.training);
+  if (!child.ok()) {
+    return absl::Status(
+        child.status().code(),
+        absl::StrCat("inheriting from ", parent, ": ",
+                     child.status().message()));
+  }
+  if (model::IsFunctionPreserving(morphism.kind())) {
+    // The controller and the worker must agree on what the morphism does:
+    // a child that does not compute its parent's function would silently
+    // waste the inheritance.
+    const model::Samples& rows =
+        job.validation.x.rows > 0 ? job.validation : job.training;
+    EVONAS_ASSIGN_OR_RETURN(
+        const double difference,
+        model::MaxRelativeOutputDifference(*weights, *child, rows.x));
+    if (!(difference <= kMaxInheritedDifference)) {
+      return absl::InternalError(absl::StrCat(
+          v1::MorphismKind_Name(morphism.kind()), " of ", parent,
+          " should preserve its outputs but changes them by up to ",
+          difference, " (relative to the largest output) on ", rows.x.rows,
+          " rows; allowed ", kMaxInheritedDifference));
+    }
+  }
+  job.initial = *std::move(child);
+  // Every kind leaves the stages before morphism.stage as they were (for
+  // CONTINUE it is the first stage whose training genes changed).
+  job.first_trainable_stage = morphism.stage();
+  job.step_fraction = inheritance.step_fraction();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Worker::FetchCheckpoint(const v1::Lease& lease) {
+  const v1::Inheritance& inheritance = lease.inheritance();
+  const int64_t expected = inheritance.checkpoint_size_bytes();
+  const std::string what =
+      absl::StrCat("fetching the checkpoint of parent ",
+                   inheritance.parent_candidate_id());
+  grpc::ClientContext context;
+  WaitingCall waiting(this, context,
+                      options_.rpc_timeout +
+                          absl::Seconds(std::max<int64_t>(0, expected) >> 20));
+  v1::FetchCheckpointRequest request;
+  request.set_worker_id(options_.worker_id);
+  request.set_lease_id(lease.lease_id());
+  auto reader = stub_->FetchCheckpoint(&context, request);
+  std::string bytes;
+  v1::FetchCheckpointResponse response;
+  bool too_long = false;
+  while (reader->Read(&response)) {
+    if (response.total_bytes() > 0 && response.total_bytes() != expected) {
+      too_long = true;  // the size the lease announced is the one we accept
+    }
+    if (static_cast<int64_t>(bytes.size() + response.chunk().size()) >
+        expected) {
+      too_long = true;
+    }
+    if (too_long) {
+      context.TryCancel();
+      break;
+    }
+    bytes.append(response.chunk());
+  }
+  grpc::Status status = reader->Finish();
+  if (too_long) {
+    return absl::DataLossError(absl::StrCat(
+        what, ": the controller sends more than the lease's ", expected,
+        " bytes"));
+  }
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    return absl::UnavailableError(
+        absl::StrCat(what, ": ", status.error_message()));
+  }
+  EVONAS_RETURN_IF_ERROR(FromGrpc(status, what));
+  if (static_cast<int64_t>(bytes.size()) != expected) {
+    return absl::DataLossError(absl::StrCat(what, ": received ", bytes.size(),
+                                            " bytes, the lease says ",
+                                            expected));
+  }
+  if (Sha256Hex(bytes) != inheritance.checkpoint_sha256()) {
+    return absl::DataLossError(
+        absl::StrCat(what, ": SHA-256 ", Sha256Hex(bytes),
+                     " differs from the lease's ",
+                     inheritance.checkpoint_sha256()));
+  }
+  return bytes;
 }
 
 absl::Status Worker::Report(const v1::WorkResult& result,

@@ -14,6 +14,7 @@
 #include "evonas/v1/worker_service.grpc.pb.h"
 #include "worker/dataset_cache.h"
 #include "worker/energy.h"
+#include "worker/model/trainer.h"
 
 namespace evonas::worker {
 
@@ -53,6 +54,22 @@ class Worker {
 
   // Trains one lease and reports it (or gives it back on stop).
   void Process(const v1::Lease& lease);
+  // Builds `job` for `lease` (data sets, inheritance) and trains it,
+  // measuring its energy. Unavailable when the controller could not
+  // be reached for data; `lease_lost` becomes true when the controller
+  // refused a checkpoint because the lease is gone.
+  absl::StatusOr<model::TrainOutput> TrainLease(
+      const v1::Lease& lease, const std::atomic<bool>& cancel,
+      EnergyMeter& energy, std::atomic<bool>& lease_lost, model::TrainJob& job);
+  // Starts `job` from the parent's checkpoint with the lease's morphism
+  // applied, after checking that a function-preserving morphism reproduces
+  // the parent's outputs. Errors carry a reason for the failure report.
+  absl::Status Inherit(const v1::Lease& lease, std::atomic<bool>& lease_lost,
+                       model::TrainJob& job);
+  // The parent's checkpoint bytes, checked against the lease's size and
+  // SHA-256. Unavailable when the controller cannot be reached, Aborted when
+  // it says the lease is no longer ours, DataLoss on a size or hash mismatch.
+  absl::StatusOr<std::string> FetchCheckpoint(const v1::Lease& lease);
   // Sends `model` and then `artifacts` (the bytes of result.artifacts()).
   absl::Status Report(const v1::WorkResult& result, const std::string& model,
                       const std::vector<std::string>& artifacts = {});

@@ -1,0 +1,440 @@
+#include "worker/worker.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "common/sha256.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "worker/model/checkpoint.h"
+#include "worker/model/mlp.h"
+
+namespace evonas::worker {
+namespace {
+
+using ::testing::HasSubstr;
+
+// A controller that hands out one lease, serves one data set and one
+// checkpoint, and records what the worker does with the lease.
+class FakeController final : public v1::WorkerService::Service {
+ public:
+  FakeController(v1::Lease lease, std::string dataset, std::string checkpoint)
+      : lease_(std::move(lease)),
+        dataset_(std::move(dataset)),
+        checkpoint_(std::move(checkpoint)) {}
+
+  // FetchCheckpoint answers with `status` instead of the checkpoint.
+  void FailCheckpoint(grpc::Status status) {
+    absl::MutexLock lock(&mu_);
+    checkpoint_status_ = std::move(status);
+  }
+
+  grpc::Status LeaseWork(grpc::ServerContext*, const v1::LeaseWorkRequest*,
+                         v1::LeaseWorkResponse* response) override {
+    absl::MutexLock lock(&mu_);
+    ++lease_requests_;
+    if (!leased_) {
+      leased_ = true;
+      *response->mutable_lease() = lease_;
+    } else {
+      response->set_retry_after_seconds(0.05);
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Heartbeat(grpc::ServerContext*, const v1::HeartbeatRequest*,
+                         v1::HeartbeatResponse*) override {
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ReleaseLease(grpc::ServerContext*,
+                            const v1::ReleaseLeaseRequest*,
+                            v1::ReleaseLeaseResponse*) override {
+    absl::MutexLock lock(&mu_);
+    released_ = true;
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ReportResult(grpc::ServerContext*,
+                            grpc::ServerReader<v1::ReportResultRequest>* reader,
+                            v1::ReportResultResponse*) override {
+    v1::ReportResultRequest request;
+    if (!reader->Read(&request)) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty report");
+    }
+    v1::WorkResult result = request.result();
+    std::string payload;
+    while (reader->Read(&request)) payload += request.model_chunk();
+    absl::MutexLock lock(&mu_);
+    result_ = std::move(result);
+    payload_ = std::move(payload);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status FetchDataset(
+      grpc::ServerContext*, const v1::FetchDatasetRequest* request,
+      grpc::ServerWriter<v1::FetchDatasetResponse>* writer) override {
+    if (request->dataset_id() != Sha256Hex(dataset_)) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such data set");
+    }
+    v1::FetchDatasetResponse response;
+    response.set_chunk(dataset_);
+    response.set_total_bytes(static_cast<int64_t>(dataset_.size()));
+    writer->Write(response);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status FetchCheckpoint(
+      grpc::ServerContext*, const v1::FetchCheckpointRequest* request,
+      grpc::ServerWriter<v1::FetchCheckpointResponse>* writer) override {
+    {
+      absl::MutexLock lock(&mu_);
+      ++checkpoint_fetches_;
+      if (!checkpoint_status_.ok()) return checkpoint_status_;
+    }
+    if (request->lease_id() != lease_.lease_id() ||
+        request->worker_id() != "test-worker") {
+      return grpc::Status(grpc::StatusCode::ABORTED, "not your lease");
+    }
+    // Two chunks, as a large checkpoint would arrive.
+    const size_t half = checkpoint_.size() / 2;
+    v1::FetchCheckpointResponse first;
+    first.set_chunk(checkpoint_.substr(0, half));
+    first.set_total_bytes(static_cast<int64_t>(checkpoint_.size()));
+    writer->Write(first);
+    v1::FetchCheckpointResponse second;
+    second.set_chunk(checkpoint_.substr(half));
+    writer->Write(second);
+    return grpc::Status::OK;
+  }
+
+  // Waits until the lease was reported or released, or the worker came back
+  // for more work after dropping it; false after `timeout`.
+  bool AwaitOutcome(absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto done = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return result_.has_value() || released_ || lease_requests_ >= 2;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
+  }
+
+  std::optional<v1::WorkResult> result() {
+    absl::MutexLock lock(&mu_);
+    return result_;
+  }
+  bool released() {
+    absl::MutexLock lock(&mu_);
+    return released_;
+  }
+  int checkpoint_fetches() {
+    absl::MutexLock lock(&mu_);
+    return checkpoint_fetches_;
+  }
+  // The reported file of `format` (an artifact after the model); empty when
+  // there is none.
+  std::string ReportedFile(v1::ModelFormat format) {
+    absl::MutexLock lock(&mu_);
+    if (!result_.has_value()) return "";
+    size_t offset = static_cast<size_t>(result_->model_size_bytes());
+    for (const v1::Artifact& artifact : result_->artifacts()) {
+      if (artifact.format() == format) {
+        return payload_.substr(offset, artifact.size_bytes());
+      }
+      offset += static_cast<size_t>(artifact.size_bytes());
+    }
+    return "";
+  }
+
+ private:
+  const v1::Lease lease_;
+  const std::string dataset_;
+  const std::string checkpoint_;
+  absl::Mutex mu_;
+  grpc::Status checkpoint_status_ ABSL_GUARDED_BY(mu_);
+  bool leased_ ABSL_GUARDED_BY(mu_) = false;
+  int lease_requests_ ABSL_GUARDED_BY(mu_) = 0;
+  bool released_ ABSL_GUARDED_BY(mu_) = false;
+  int checkpoint_fetches_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<v1::WorkResult> result_ ABSL_GUARDED_BY(mu_);
+  std::string payload_ ABSL_GUARDED_BY(mu_);  // model, then artifacts
+};
+
+v1::Genome ParentGenome() {
+  v1::Genome genome;
+  v1::DenseLayer* layer = genome.add_hidden_layers();
+  layer->set_width(8);
+  layer->set_activation(v1::ACTIVATION_TANH);
+  genome.mutable_training()->set_learning_rate(1e-2);
+  genome.mutable_training()->set_adam_steps(200);
+  return genome;
+}
+
+// The parent's "trained" weights: random, 2 inputs, 1 output.
+model::NetworkParameters ParentNetwork() {
+  std::mt19937_64 rng(17);
+  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+  model::MlpParameters stage;
+  stage.x_mean = {0.1, -0.2};
+  stage.x_std = {0.6, 0.5};
+  stage.y_mean = {0.3};
+  stage.y_std = {1.5};
+  model::DenseParameters hidden;
+  hidden.inputs = 2;
+  hidden.outputs = 8;
+  for (int i = 0; i < 16; ++i) hidden.weight.push_back(uniform(rng));
+  for (int i = 0; i < 8; ++i) hidden.bias.push_back(0.3 * uniform(rng));
+  hidden.activation = v1::ACTIVATION_TANH;
+  model::DenseParameters output;
+  output.inputs = 8;
+  output.outputs = 1;
+  for (int i = 0; i < 8; ++i) output.weight.push_back(uniform(rng));
+  output.bias = {0.1};
+  stage.layers = {hidden, output};
+  model::NetworkParameters network;
+  network.stages = {stage};
+  return network;
+}
+
+// 300 rows of y = parent(x): the parent fits its data exactly, so a child
+// that starts from its weights starts with (almost) no error.
+std::string ParentDataset(const model::NetworkParameters& parent) {
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+  std::vector<double> x;
+  for (int i = 0; i < 600; ++i) x.push_back(uniform(rng));
+  const std::vector<double> y = model::Forward(parent, x, 300);
+  std::string csv = "a,b,y\n";
+  for (int r = 0; r < 300; ++r) {
+    csv += absl::StrFormat("%.17g,%.17g,%.17g\n", x[2 * r], x[2 * r + 1],
+                           y[r]);
+  }
+  return csv;
+}
+
+class InheritingLeaseTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("worker_" + std::string(::testing::UnitTest::GetInstance()
+                                        ->current_test_info()
+                                        ->name()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    parent_ = ParentNetwork();
+    dataset_ = ParentDataset(parent_);
+    checkpoint_ = model::SerializeCheckpoint(parent_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // A lease for `child` that inherits from the parent by `kind` at layer 0
+  // of stage 0 (or trains from scratch when `inherit` is false). One Adam
+  // step at a tiny learning rate: the result is where training started.
+  v1::Lease MakeLease(const v1::Genome& child, v1::MorphismKind kind,
+                      bool inherit = true) {
+    v1::Lease lease;
+    lease.set_lease_id("lease-1");
+    lease.set_candidate_id("child");
+    *lease.mutable_genome() = child;
+    lease.mutable_genome()->mutable_training()->set_learning_rate(1e-9);
+    lease.mutable_genome()->mutable_training()->set_adam_steps(4);
+    lease.mutable_genome()->mutable_training()->set_lbfgs_steps(0);
+    lease.set_dataset_id(Sha256Hex(dataset_));
+    lease.add_input_columns("a");
+    lease.add_input_columns("b");
+    lease.add_output_columns("y");
+    lease.mutable_validation_split()->set_seed(3);
+    lease.mutable_validation_split()->set_fraction(0.25);
+    lease.set_within_tolerance(1e-6);
+    lease.set_seed(9);
+    lease.set_heartbeat_interval_seconds(1);
+    if (inherit) {
+      v1::Inheritance* inheritance = lease.mutable_inheritance();
+      inheritance->set_parent_candidate_id("parent");
+      *inheritance->mutable_parent_genome() = ParentGenome();
+      inheritance->mutable_morphism()->set_kind(kind);
+      inheritance->set_checkpoint_size_bytes(
+          static_cast<int64_t>(checkpoint_.size()));
+      inheritance->set_checkpoint_sha256(Sha256Hex(checkpoint_));
+      inheritance->set_step_fraction(0.25);
+    }
+    return lease;
+  }
+
+  // Runs a worker against `controller` until the lease's outcome.
+  void RunWorker(FakeController& controller) {
+    grpc::ServerBuilder builder;
+    builder.RegisterService(&controller);
+    std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+    WorkerOptions options;
+    options.worker_id = "test-worker";
+    options.cache_dir = (dir_ / "cache").string();
+    options.powercap_dir = (dir_ / "no-powercap").string();
+    options.rpc_timeout = absl::Seconds(10);
+    Worker worker(options,
+                  server->InProcessChannel(grpc::ChannelArguments()));
+    std::thread run([&worker] { worker.Run(); });
+    EXPECT_TRUE(controller.AwaitOutcome(absl::Minutes(3)));
+    worker.RequestStop();
+    run.join();
+    server->Shutdown(std::chrono::system_clock::now() +
+                     std::chrono::seconds(5));
+  }
+
+  std::filesystem::path dir_;
+  model::NetworkParameters parent_;
+  std::string dataset_;
+  std::string checkpoint_;
+};
+
+TEST_F(InheritingLeaseTest, ContinueTrainsFromTheParentsWeights) {
+  FakeController controller(
+      MakeLease(ParentGenome(), v1::MORPHISM_KIND_CONTINUE), dataset_,
+      checkpoint_);
+  RunWorker(controller);
+  EXPECT_EQ(controller.checkpoint_fetches(), 1);
+  std::optional<v1::WorkResult> result = controller.result();
+  ASSERT_TRUE(result.has_value());
+  ASSERT_EQ(result->failure_reason(), "");
+  // The parent fits the data exactly; a tiny step barely moves it.
+  EXPECT_LT(result->metrics().validation().max_abs_error(), 1e-6);
+  EXPECT_EQ(result->metrics().energy_source(), v1::ENERGY_SOURCE_ESTIMATED);
+  EXPECT_GT(result->metrics().training_cpu_seconds(), 0.0);
+  EXPECT_DOUBLE_EQ(result->metrics().training_energy_joules(),
+                   result->metrics().training_cpu_seconds() *
+                       kDefaultWattsPerCore);
+}
+
+TEST_F(InheritingLeaseTest, FromScratchTheSameLeaseIsFarOff) {
+  // The control experiment of the test above: without the parent's weights
+  // four tiny steps leave a random network.
+  FakeController controller(
+      MakeLease(ParentGenome(), v1::MORPHISM_KIND_CONTINUE, false), dataset_,
+      checkpoint_);
+  RunWorker(controller);
+  EXPECT_EQ(controller.checkpoint_fetches(), 0);
+  std::optional<v1::WorkResult> result = controller.result();
+  ASSERT_TRUE(result.has_value());
+  ASSERT_EQ(result->failure_reason(), "");
+  EXPECT_GT(result->metrics().validation().max_abs_error(), 1e-2);
+}
+
+TEST_F(InheritingLeaseTest, WidenedChildStartsFromTheWidenedParent) {
+  v1::Genome child = ParentGenome();
+  child.mutable_hidden_layers(0)->set_width(13);
+  FakeController controller(MakeLease(child, v1::MORPHISM_KIND_WIDEN),
+                            dataset_, checkpoint_);
+  RunWorker(controller);
+  std::optional<v1::WorkResult> result = controller.result();
+  ASSERT_TRUE(result.has_value());
+  ASSERT_EQ(result->failure_reason(), "");
+  EXPECT_EQ(result->metrics().parameter_count(), 2 * 13 + 13 + 13 + 1);
+  EXPECT_LT(result->metrics().validation().max_abs_error(), 1e-6);
+}
+
+TEST_F(InheritingLeaseTest, AddedStageTrainsAloneOnTopOfTheFrozenParent) {
+  v1::Genome child = ParentGenome();
+  v1::Stage* stage = child.add_residual_stages();
+  v1::DenseLayer* layer = stage->add_hidden_layers();
+  layer->set_width(4);
+  layer->set_activation(v1::ACTIVATION_SINE);
+  stage->mutable_training()->set_learning_rate(1e-3);
+  stage->mutable_training()->set_adam_steps(40);
+  v1::Lease lease = MakeLease(child, v1::MORPHISM_KIND_ADD_STAGE);
+  lease.mutable_inheritance()->mutable_morphism()->set_stage(1);
+  FakeController controller(lease, dataset_, checkpoint_);
+  RunWorker(controller);
+  std::optional<v1::WorkResult> result = controller.result();
+  ASSERT_TRUE(result.has_value());
+  ASSERT_EQ(result->failure_reason(), "");
+  absl::StatusOr<model::NetworkParameters> trained = model::ParseCheckpoint(
+      controller.ReportedFile(v1::MODEL_FORMAT_CHECKPOINT));
+  ASSERT_TRUE(trained.ok()) << trained.status();
+  ASSERT_EQ(trained->stages.size(), 2u);
+  // The parent's stage is frozen: bit for bit its weights.
+  const model::MlpParameters& first = trained->stages[0];
+  const model::MlpParameters& inherited = parent_.stages[0];
+  EXPECT_EQ(first.x_mean, inherited.x_mean);
+  EXPECT_EQ(first.y_std, inherited.y_std);
+  for (size_t l = 0; l < inherited.layers.size(); ++l) {
+    EXPECT_EQ(first.layers[l].weight, inherited.layers[l].weight);
+    EXPECT_EQ(first.layers[l].bias, inherited.layers[l].bias);
+  }
+  EXPECT_EQ(trained->stages[1].layers.size(), 2u);
+  EXPECT_LT(result->metrics().validation().max_abs_error(), 1e-6);
+}
+
+TEST_F(InheritingLeaseTest, MorphismTheGenomesDoNotShowFailsTheCandidate) {
+  v1::Genome child = ParentGenome();
+  child.mutable_hidden_layers(0)->set_width(5);  // narrower, not wider
+  FakeController controller(MakeLease(child, v1::MORPHISM_KIND_WIDEN),
+                            dataset_, checkpoint_);
+  RunWorker(controller);
+  std::optional<v1::WorkResult> result = controller.result();
+  ASSERT_TRUE(result.has_value());
+  EXPECT_THAT(result->failure_reason(), HasSubstr("inheriting from parent"));
+  EXPECT_THAT(result->failure_reason(), HasSubstr("it must grow"));
+}
+
+TEST_F(InheritingLeaseTest, CorruptCheckpointFailsTheCandidate) {
+  v1::Lease lease = MakeLease(ParentGenome(), v1::MORPHISM_KIND_CONTINUE);
+  lease.mutable_inheritance()->set_checkpoint_sha256(std::string(64, '0'));
+  FakeController controller(lease, dataset_, checkpoint_);
+  RunWorker(controller);
+  std::optional<v1::WorkResult> result = controller.result();
+  ASSERT_TRUE(result.has_value());
+  EXPECT_THAT(result->failure_reason(), HasSubstr("SHA-256"));
+  EXPECT_THAT(result->failure_reason(), HasSubstr("parent"));
+}
+
+TEST_F(InheritingLeaseTest, CheckpointOfAnotherGenomeFailsTheCandidate) {
+  v1::Lease lease = MakeLease(ParentGenome(), v1::MORPHISM_KIND_CONTINUE);
+  lease.mutable_inheritance()
+      ->mutable_parent_genome()
+      ->mutable_hidden_layers(0)
+      ->set_activation(v1::ACTIVATION_SILU);
+  *lease.mutable_genome()->mutable_hidden_layers(0) =
+      lease.inheritance().parent_genome().hidden_layers(0);
+  FakeController controller(lease, dataset_, checkpoint_);
+  RunWorker(controller);
+  std::optional<v1::WorkResult> result = controller.result();
+  ASSERT_TRUE(result.has_value());
+  EXPECT_THAT(result->failure_reason(),
+              HasSubstr("weights do not fit its genome"));
+}
+
+TEST_F(InheritingLeaseTest, LostLeaseIsDropped) {
+  FakeController controller(
+      MakeLease(ParentGenome(), v1::MORPHISM_KIND_CONTINUE), dataset_,
+      checkpoint_);
+  controller.FailCheckpoint(
+      grpc::Status(grpc::StatusCode::ABORTED, "lease expired"));
+  RunWorker(controller);
+  EXPECT_EQ(controller.checkpoint_fetches(), 1);
+  EXPECT_FALSE(controller.result().has_value());
+  EXPECT_FALSE(controller.released());
+}
+
+TEST_F(InheritingLeaseTest, UnreachableCheckpointGivesTheLeaseBack) {
+  FakeController controller(
+      MakeLease(ParentGenome(), v1::MORPHISM_KIND_CONTINUE), dataset_,
+      checkpoint_);
+  controller.FailCheckpoint(
+      grpc::Status(grpc::StatusCode::UNAVAILABLE, "blob store busy"));
+  RunWorker(controller);
+  EXPECT_FALSE(controller.result().has_value());
+  EXPECT_TRUE(controller.released());
+}
+
+}  // namespace
+}  // namespace evonas::worker
