@@ -1,6 +1,7 @@
 #include "server/search/lemonade.h"
 
 #include <algorithm>
+#include <deque>
 #include <cmath>
 #include <string>
 #include <unordered_set>
@@ -100,29 +101,39 @@ Lemonade::Lemonade(v1::SearchSpace space, v1::LemonadeSettings settings,
 
 Proposal Lemonade::Propose(int64_t sequence,
                            const std::vector<v1::Candidate>& finished) {
-  std::vector<v1::Candidate> succeeded;
+  std::vector<const v1::Candidate*> succeeded;
   std::unordered_set<std::string> finished_keys;
+  // FLOPs objectives need the cost, which older candidates may lack.
+  std::deque<v1::Candidate> with_cost;
   for (const v1::Candidate& c : finished) {
-    finished_keys.insert(GenomeKey(c.genome()));
+    auto cached = genome_keys_.find(c.sequence());
+    if (cached == genome_keys_.end()) {
+      cached = genome_keys_.emplace(c.sequence(), GenomeKey(c.genome())).first;
+    }
+    finished_keys.insert(cached->second);
     if (c.state() != v1::CANDIDATE_STATE_SUCCEEDED) continue;
-    succeeded.push_back(c);
-    // FLOPs objectives need the cost; older candidates may lack it.
-    if (!c.has_cost()) {
-      *succeeded.back().mutable_cost() =
+    if (c.has_cost()) {
+      succeeded.push_back(&c);
+    } else {
+      with_cost.push_back(c);
+      *with_cost.back().mutable_cost() =
           ComputeGenomeCost(c.genome(), inputs_, outputs_);
+      succeeded.push_back(&with_cost.back());
     }
   }
   if (succeeded.size() < static_cast<size_t>(settings_.initial_population())) {
     return random_.Propose(sequence, finished);
   }
   std::sort(succeeded.begin(), succeeded.end(),
-            [](const v1::Candidate& a, const v1::Candidate& b) {
-              return a.sequence() < b.sequence();
+            [](const v1::Candidate* a, const v1::Candidate* b) {
+              return a->sequence() < b->sequence();
             });
-  std::vector<const v1::Candidate*> population;
-  for (size_t i : ParetoFront(succeeded, objectives_, requirements_)) {
-    population.push_back(&succeeded[i]);
+  std::vector<ObjectivePoint> points;
+  for (const v1::Candidate* c : succeeded) {
+    points.push_back(PointOf(*c, objectives_, requirements_));
   }
+  std::vector<const v1::Candidate*> population;
+  for (size_t i : NonDominated(points)) population.push_back(succeeded[i]);
   std::vector<std::vector<double>> cheap;
   for (const v1::Candidate* c : population) {
     cheap.push_back(CheapObjectives(c->genome(), inputs_, outputs_));

@@ -3,6 +3,8 @@
 
 #include <cstdint>
 #include <random>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "evonas/v1/types.pb.h"
@@ -92,6 +94,9 @@ class Lemonade : public Strategy {
   const int64_t outputs_;
   const uint64_t seed_;
   RandomSearch random_;
+  // GenomeKey by candidate sequence: a candidate's genome never changes, and
+  // recomputing thousands of keys per proposal dominated its cost.
+  std::unordered_map<int64_t, std::string> genome_keys_;
 };
 
 }  // namespace evonas::search

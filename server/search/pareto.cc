@@ -43,15 +43,29 @@ bool ConstraintDominates(const ObjectivePoint& a, const ObjectivePoint& b) {
 }
 
 std::vector<size_t> NonDominated(const std::vector<ObjectivePoint>& points) {
-  std::vector<size_t> front;
+  // An archive of the points not dominated so far: constraint domination is
+  // a strict partial order (transitive), so comparing each point with the
+  // archive alone is exact, and costs O(n |front| m).
+  std::vector<size_t> archive;
   for (size_t i = 0; i < points.size(); ++i) {
     bool dominated = false;
-    for (size_t j = 0; j < points.size() && !dominated; ++j) {
-      dominated = j != i && ConstraintDominates(points[j], points[i]);
+    for (size_t j : archive) {
+      if (ConstraintDominates(points[j], points[i])) {
+        dominated = true;
+        break;
+      }
     }
-    if (!dominated) front.push_back(i);
+    if (dominated) continue;
+    archive.erase(std::remove_if(archive.begin(), archive.end(),
+                                 [&](size_t j) {
+                                   return ConstraintDominates(points[i],
+                                                              points[j]);
+                                 }),
+                  archive.end());
+    archive.push_back(i);
   }
-  return front;
+  std::sort(archive.begin(), archive.end());
+  return archive;
 }
 
 std::vector<int> NonDominationRanks(const std::vector<ObjectivePoint>& points) {

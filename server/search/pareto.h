@@ -26,7 +26,7 @@ bool Dominates(const std::vector<double>& a, const std::vector<double>& b);
 bool ConstraintDominates(const ObjectivePoint& a, const ObjectivePoint& b);
 
 // Indices of the points that no other point constraint-dominates, in input
-// order. O(n^2 m), fine for the few thousand candidates of an experiment.
+// order. O(n f m) for a front of f points.
 std::vector<size_t> NonDominated(const std::vector<ObjectivePoint>& points);
 
 // NSGA-II's non-dominated sorting under constraint domination: rank 0 for
