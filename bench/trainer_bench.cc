@@ -11,6 +11,12 @@
 //   trainer_bench genomes --data CSV --test CSV --count 10 --seed 1
 //       Trains the first `count` genomes that random search proposes over the
 //       default search space, as a worker would, and prints the wall time.
+//   trainer_bench staged  --data CSV --test CSV --genome TEXTPROTO
+//       Trains one (multi-stage) genome, given as a v1.Genome in protobuf
+//       text format, split like the controller splits the data, and reports
+//       for every stage count k the network of the first k stages: test max
+//       abs error, fractions within 1e-6 and 1e-5, parameters and the
+//       cumulative training seconds.
 //
 // Every mode prints one line per measurement, "key=value" pairs separated by
 // spaces, for the driver script to parse.
@@ -34,9 +40,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/genome.h"
+#include "common/metrics.h"
 #include "common/table.h"
 #include "common/validation_split.h"
+#include "google/protobuf/text_format.h"
 #include "server/search/strategy.h"
+#include "worker/model/mlp.h"
 #include "worker/model/mlp_kernels.h"
 #include "worker/model/trainer.h"
 
@@ -317,6 +326,99 @@ int RunGenomes(const GenomesOptions& o) {
   return 0;
 }
 
+struct StagedOptions {
+  std::string data;
+  std::string test;
+  std::string genome;  // v1.Genome in text format
+  uint64_t seed = 1;
+  int threads = 1;
+  double validation_fraction = 0.2;
+};
+
+// Trains `o.genome` once and evaluates each prefix of its stages on the test
+// rows: since stage k trains only on what stages 0..k-1 left, the first k
+// stages are exactly the network a k-stage genome with the same stages and
+// seed would train.
+int RunStaged(const StagedOptions& o) {
+  v1::Genome genome;
+  if (!google::protobuf::TextFormat::ParseFromString(o.genome, &genome)) {
+    std::cerr << "--genome is not a v1.Genome in text format\n";
+    return 1;
+  }
+  if (absl::Status s = ValidateGenome(genome); !s.ok()) {
+    std::cerr << s << "\n";
+    return 1;
+  }
+  absl::StatusOr<Table> table = ReadCsv(o.data);
+  absl::StatusOr<Table> test_table = ReadCsv(o.test);
+  if (!table.ok() || !test_table.ok()) {
+    std::cerr << table.status() << " " << test_table.status() << "\n";
+    return 1;
+  }
+  v1::ValidationSplit split;
+  split.set_seed(o.seed);
+  split.set_fraction(o.validation_fraction);
+  const RowPartition rows = PartitionRows(split, table->rows);
+  absl::StatusOr<model::Samples> training = Hartmann3(*table, rows.training);
+  absl::StatusOr<model::Samples> validation =
+      Hartmann3(*table, rows.validation);
+  absl::StatusOr<model::Samples> test =
+      Hartmann3(*test_table, AllRows(*test_table));
+  if (!training.ok() || !validation.ok() || !test.ok()) {
+    std::cerr << "bad data\n";
+    return 1;
+  }
+  model::TrainJob job;
+  job.genome = genome;
+  job.training = *training;
+  job.validation = *validation;
+  job.test = *test;
+  job.seed = o.seed;
+  job.within_tolerance = 1e-6;
+  job.threads = o.threads;
+  const double cpu_start = CpuSeconds();
+  absl::StatusOr<model::TrainOutput> out = model::Train(job);
+  if (!out.ok()) {
+    std::cerr << out.status() << "\n";
+    return 1;
+  }
+  std::printf("mode=staged genome=\"%s\" cpu_seconds=%.1f\n",
+              DescribeGenome(genome).c_str(), CpuSeconds() - cpu_start);
+  model::NetworkParameters prefix;
+  double seconds = 0;
+  for (size_t k = 0; k < out->parameters.stages.size(); ++k) {
+    prefix.stages.push_back(out->parameters.stages[k]);
+    const model::StageReport& r = out->stages[k];
+    seconds += r.seconds;
+    const std::vector<double> predicted =
+        model::Forward(prefix, test->x.data, test->x.rows);
+    const v1::Evaluation e6 =
+        EvaluatePredictions(predicted, test->y.data, 1, 1e-6);
+    const v1::Evaluation e5 =
+        EvaluatePredictions(predicted, test->y.data, 1, 1e-5);
+    std::printf(
+        "mode=staged stages=%zu parameters=%lld seconds=%.1f "
+        "test_max_abs_error=%.3e within_1e-6=%.4f within_1e-5=%.4f "
+        "test_rmse=%.3e validation_max_abs_error=%.3e adam_steps=%d "
+        "after_adam=%.3e after_lbfgs=%.3e after_max_error=%.3e\n",
+        k + 1, static_cast<long long>(model::ParameterCount(prefix)), seconds,
+        e6.max_abs_error(), e6.fraction_within(), e5.fraction_within(),
+        e6.rmse(), r.after_max_error, r.adam_steps, r.after_adam,
+        r.after_lbfgs, r.after_max_error);
+    std::fflush(stdout);
+  }
+  // The exported TorchScript model, as the worker reports it.
+  std::printf(
+      "mode=staged exported=torchscript test_max_abs_error=%.3e "
+      "within_1e-6=%.4f parameters=%lld model_bytes=%lld "
+      "training_seconds=%.1f training_cpu_seconds=%.1f\n",
+      out->metrics.test().max_abs_error(), out->metrics.test().fraction_within(),
+      static_cast<long long>(out->metrics.parameter_count()),
+      static_cast<long long>(out->metrics.model_bytes()),
+      out->metrics.training_seconds(), out->metrics.training_cpu_seconds());
+  return 0;
+}
+
 }  // namespace
 }  // namespace evonas::bench
 
@@ -365,7 +467,18 @@ int main(int argc, char** argv) {
   genomes_cmd->add_option("--seed", genomes.seed);
   genomes_cmd->add_option("--threads", genomes.threads);
 
+  StagedOptions staged;
+  CLI::App* staged_cmd = app.add_subcommand(
+      "staged", "train one multi-stage genome, evaluate each stage count");
+  staged_cmd->add_option("--data", staged.data, "training CSV")->required();
+  staged_cmd->add_option("--test", staged.test, "test CSV")->required();
+  staged_cmd->add_option("--genome", staged.genome, "v1.Genome, text format")
+      ->required();
+  staged_cmd->add_option("--seed", staged.seed);
+  staged_cmd->add_option("--threads", staged.threads);
+
   CLI11_PARSE(app, argc, argv);
+  if (*staged_cmd) return RunStaged(staged);
   if (*steps_cmd) return RunSteps(steps);
   if (*kernels_cmd) return RunKernels(kernel_opts, block);
   if (*peak_cmd) return RunPeak(peak_size, peak_seconds, peak_threads);

@@ -1001,6 +1001,7 @@ absl::StatusOr<TrainOutput> TrainImpl(const TrainJob& job) {
   TrainOutput output;
   for (size_t k = 0; k < stages.size(); ++k) {
     StageReport& report = output.stages.emplace_back();
+    const auto stage_start = Clock::now();
     if (static_cast<int>(k) < job.first_trainable_stage) {
       output.parameters.stages.push_back(job.initial->stages[k]);
       report.frozen = true;
@@ -1010,6 +1011,7 @@ absl::StatusOr<TrainOutput> TrainImpl(const TrainJob& job) {
           TrainStage(job, stages[k], k, x_mean, x_std, residual, select,
                      select_residual, gen, report));
       output.parameters.stages.push_back(std::move(stage));
+      report.seconds = Seconds(Clock::now() - stage_start);
     }
     if (k + 1 < stages.size()) {
       EVONAS_RETURN_IF_ERROR(

@@ -66,6 +66,7 @@ struct TrainJob {
 // max abs errors (raw units, of the stages up to this one) after each phase.
 struct StageReport {
   bool frozen = false;  // inherited and not trained
+  double seconds = 0;   // wall-clock seconds of the stage's training
   int adam_steps = 0;   // run; fewer than the gene when patience stopped it
   int lbfgs_iterations = 0;
   int max_error_iterations = 0;
