@@ -1,13 +1,16 @@
 #include "client/experiment_flags.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <string>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
 
@@ -42,9 +45,72 @@ absl::StatusOr<v1::Strategy> ParseStrategy(absl::string_view name) {
   const std::string lower = absl::AsciiStrToLower(name);
   if (lower == "random") return v1::STRATEGY_RANDOM;
   if (lower == "evolution") return v1::STRATEGY_REGULARIZED_EVOLUTION;
+  if (lower == "lemonade") return v1::STRATEGY_LEMONADE;
+  if (lower == "nsga2") return v1::STRATEGY_NSGA2;
   return absl::InvalidArgumentError(
       absl::StrCat("--strategy: unknown strategy \"", name,
-                   "\" (known: random, evolution)"));
+                   "\" (known: random, evolution, lemonade, nsga2)"));
+}
+
+namespace {
+
+// CLI names of the objectives, in enum order.
+const std::vector<std::pair<std::string, v1::Objective>>& ObjectiveTable() {
+  static const auto* table =
+      new std::vector<std::pair<std::string, v1::Objective>>{
+          {"error", v1::OBJECTIVE_VALIDATION_MAX_ABS_ERROR},
+          {"params", v1::OBJECTIVE_PARAMETER_COUNT},
+          {"seconds", v1::OBJECTIVE_TRAINING_SECONDS},
+          {"bytes", v1::OBJECTIVE_MODEL_BYTES},
+          {"flops", v1::OBJECTIVE_FLOPS},
+          {"latency", v1::OBJECTIVE_INFERENCE_LATENCY},
+          {"int8-error", v1::OBJECTIVE_INT8_MAX_ABS_ERROR},
+          {"energy", v1::OBJECTIVE_TRAINING_ENERGY},
+      };
+  return *table;
+}
+
+}  // namespace
+
+std::string ObjectiveNames() {
+  std::vector<std::string> names;
+  for (const auto& [name, objective] : ObjectiveTable()) names.push_back(name);
+  return absl::StrJoin(names, ", ");
+}
+
+absl::StatusOr<v1::Objective> ParseObjective(absl::string_view flag,
+                                             absl::string_view name) {
+  const std::string lower =
+      absl::AsciiStrToLower(absl::StripAsciiWhitespace(name));
+  for (const auto& [known, objective] : ObjectiveTable()) {
+    if (lower == known) return objective;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      flag, ": unknown objective \"", name, "\" (known: ", ObjectiveNames(),
+      ")"));
+}
+
+absl::StatusOr<v1::ObjectiveWeight> ParseFitnessWeight(
+    absl::string_view value) {
+  const size_t eq = value.find('=');
+  if (eq == absl::string_view::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--fitness-weight: expected OBJECTIVE=WEIGHT, e.g. params=0.5, got \"",
+        value, "\""));
+  }
+  v1::ObjectiveWeight weight;
+  EVONAS_ASSIGN_OR_RETURN(v1::Objective objective,
+                          ParseObjective("--fitness-weight", value.substr(0, eq)));
+  weight.set_objective(objective);
+  double number = 0;
+  if (!absl::SimpleAtod(value.substr(eq + 1), &number) ||
+      !std::isfinite(number) || number < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--fitness-weight: the weight in \"", value,
+        "\" must be a finite number >= 0"));
+  }
+  weight.set_weight(number);
+  return weight;
 }
 
 absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
@@ -68,11 +134,54 @@ absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
         "--min-fraction-within requires --within-tolerance");
   }
   if (!flags.budget_candidates.has_value() &&
-      !flags.budget_seconds.has_value()) {
+      !flags.budget_seconds.has_value() &&
+      !flags.max_worker_seconds.has_value()) {
     return absl::InvalidArgumentError(
-        "set a budget: --budget-candidates and/or --budget-seconds");
+        "set a budget: --budget-candidates, --budget-seconds and/or "
+        "--max-worker-seconds");
   }
   EVONAS_ASSIGN_OR_RETURN(v1::Strategy strategy, ParseStrategy(flags.strategy));
+  if (flags.inherit && strategy == v1::STRATEGY_RANDOM) {
+    return absl::InvalidArgumentError(
+        "--inherit needs an evolutionary --strategy (evolution, lemonade or "
+        "nsga2): random search has no parents");
+  }
+  if (flags.inherit_step_fraction.has_value() && !flags.inherit) {
+    return absl::InvalidArgumentError(
+        "--inherit-step-fraction requires --inherit");
+  }
+  if (flags.lemonade_children.has_value() &&
+      strategy != v1::STRATEGY_LEMONADE) {
+    return absl::InvalidArgumentError(
+        "--lemonade-children requires --strategy lemonade");
+  }
+  std::vector<v1::Objective> objectives;
+  for (const std::string& list : flags.objectives) {
+    for (absl::string_view name : absl::StrSplit(list, ',')) {
+      EVONAS_ASSIGN_OR_RETURN(v1::Objective objective,
+                              ParseObjective("--objectives", name));
+      if (std::find(objectives.begin(), objectives.end(), objective) !=
+          objectives.end()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--objectives: \"", absl::StripAsciiWhitespace(name),
+            "\" given twice"));
+      }
+      objectives.push_back(objective);
+    }
+  }
+  std::vector<v1::ObjectiveWeight> weights;
+  for (const std::string& value : flags.fitness_weights) {
+    EVONAS_ASSIGN_OR_RETURN(v1::ObjectiveWeight weight,
+                            ParseFitnessWeight(value));
+    for (const v1::ObjectiveWeight& earlier : weights) {
+      if (earlier.objective() == weight.objective()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--fitness-weight: the objective of \"", value,
+            "\" has a weight already"));
+      }
+    }
+    weights.push_back(weight);
+  }
 
   v1::ExperimentSpec spec;
   spec.set_name(flags.name);
@@ -101,12 +210,31 @@ absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
     budget.set_max_candidates(*flags.budget_candidates);
   }
   if (flags.budget_seconds) budget.set_max_wall_seconds(*flags.budget_seconds);
+  if (flags.max_worker_seconds) {
+    budget.set_max_worker_seconds(*flags.max_worker_seconds);
+  }
+  budget.set_stop_when_feasible(flags.stop_when_feasible);
 
   if (flags.seed) spec.set_seed(*flags.seed);
   if (flags.validation_fraction) {
     spec.set_validation_fraction(*flags.validation_fraction);
   }
   spec.set_strategy(strategy);
+  if (flags.inherit) {
+    spec.mutable_inheritance()->set_enabled(true);
+    if (flags.inherit_step_fraction) {
+      spec.mutable_inheritance()->set_step_fraction(
+          *flags.inherit_step_fraction);
+    }
+  }
+  if (flags.lemonade_children) {
+    spec.mutable_lemonade()->set_children_per_proposal(
+        *flags.lemonade_children);
+  }
+  for (v1::Objective objective : objectives) spec.add_objectives(objective);
+  for (v1::ObjectiveWeight& weight : weights) {
+    *spec.add_fitness_weights() = std::move(weight);
+  }
   return spec;
 }
 

@@ -33,9 +33,21 @@ struct ExperimentFlags {
 
   std::optional<int64_t> budget_candidates;
   std::optional<double> budget_seconds;
+  std::optional<double> max_worker_seconds;
+  bool stop_when_feasible = false;
   std::optional<uint64_t> seed;
   std::optional<double> validation_fraction;
   std::string strategy = "random";
+
+  // Lamarckian inheritance (--inherit, --inherit-step-fraction).
+  bool inherit = false;
+  std::optional<double> inherit_step_fraction;
+  // --lemonade-children: children generated per accepted one.
+  std::optional<int> lemonade_children;
+  // Objective lists as given, each comma-separated (--objectives); and
+  // --fitness-weight values, each "OBJECTIVE=WEIGHT".
+  std::vector<std::string> objectives;
+  std::vector<std::string> fitness_weights;
 };
 
 // Splits comma-separated column lists into names, trimming blanks. Returns
@@ -45,15 +57,33 @@ absl::StatusOr<std::vector<std::string>> ParseColumnList(
     absl::string_view flag, const std::vector<std::string>& values);
 
 // Maps a --strategy value to the enum, ignoring case: "random" (uniform
-// random search) or "evolution" (regularized evolution); InvalidArgument
-// otherwise.
+// random search), "evolution" (regularized evolution), "lemonade" or
+// "nsga2"; InvalidArgument otherwise.
 absl::StatusOr<v1::Strategy> ParseStrategy(absl::string_view name);
+
+// Maps an objective name to the enum, ignoring case: "error" (validation
+// max abs error), "params", "seconds" (training), "bytes" (model file),
+// "flops", "latency", "int8-error", "energy". InvalidArgument naming `flag`
+// and the known names otherwise.
+absl::StatusOr<v1::Objective> ParseObjective(absl::string_view flag,
+                                             absl::string_view name);
+
+// The names ParseObjective knows, comma-separated, for help texts.
+std::string ObjectiveNames();
+
+// Parses a --fitness-weight value "OBJECTIVE=WEIGHT" (e.g. "params=0.5"):
+// a known objective and a finite, non-negative weight. InvalidArgument
+// naming the flag otherwise.
+absl::StatusOr<v1::ObjectiveWeight> ParseFitnessWeight(absl::string_view value);
 
 // Builds the spec CreateExperiment takes. Only flags that were given become
 // set fields. Checks what the command line alone can tell: required flags,
 // column lists (inputs and outputs disjoint), --min-fraction-within needing
-// --within-tolerance, and a budget. Value ranges are left to the controller.
-// Errors are InvalidArgument naming the flag.
+// --within-tolerance, a budget (--budget-candidates, --budget-seconds or
+// --max-worker-seconds), objective names (none twice), --inherit only with
+// an evolutionary strategy, --inherit-step-fraction only with --inherit,
+// --lemonade-children only with --strategy lemonade. Value ranges are left
+// to the controller. Errors are InvalidArgument naming the flag.
 absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
     const ExperimentFlags& flags);
 

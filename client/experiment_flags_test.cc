@@ -1,5 +1,9 @@
 #include "client/experiment_flags.h"
 
+#include <set>
+#include <string>
+
+#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 
 namespace evonas::client {
@@ -33,6 +37,8 @@ TEST(ParseColumnListTest, RejectsEmptyDuplicateAndMissingNames) {
 
 TEST(ParseStrategyTest, KnowsRandomAndEvolution) {
   EXPECT_EQ(*ParseStrategy("random"), v1::STRATEGY_RANDOM);
+  EXPECT_EQ(*ParseStrategy("lemonade"), v1::STRATEGY_LEMONADE);
+  EXPECT_EQ(*ParseStrategy("NSGA2"), v1::STRATEGY_NSGA2);
   EXPECT_EQ(*ParseStrategy("evolution"), v1::STRATEGY_REGULARIZED_EVOLUTION);
   EXPECT_EQ(*ParseStrategy("Evolution"), v1::STRATEGY_REGULARIZED_EVOLUTION);
   const absl::Status unknown = ParseStrategy("bayes").status();
@@ -128,6 +134,111 @@ TEST(BuildExperimentSpecTest, NeedsDataset) {
   ExperimentFlags flags = MinimalFlags();
   flags.dataset_id.clear();
   EXPECT_FALSE(BuildExperimentSpec(flags).ok());
+}
+
+TEST(ParseObjectiveTest, KnowsEveryObjective) {
+  int known = 0;
+  for (int o = 1; v1::Objective_IsValid(o); ++o) ++known;
+  std::set<int> seen;
+  for (absl::string_view name : absl::StrSplit(ObjectiveNames(), ", ")) {
+    absl::StatusOr<v1::Objective> objective = ParseObjective("--objectives", name);
+    ASSERT_TRUE(objective.ok()) << name;
+    seen.insert(*objective);
+  }
+  EXPECT_EQ(static_cast<int>(seen.size()), known);
+  EXPECT_EQ(*ParseObjective("--objectives", " Params "),
+            v1::OBJECTIVE_PARAMETER_COUNT);
+  const absl::Status unknown = ParseObjective("--objectives", "beauty").status();
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(unknown.message().find("--objectives"), std::string::npos);
+  EXPECT_NE(unknown.message().find("int8-error"), std::string::npos);
+}
+
+TEST(ParseFitnessWeightTest, ObjectiveEqualsNonNegativeWeight) {
+  absl::StatusOr<v1::ObjectiveWeight> w = ParseFitnessWeight("flops=0.25");
+  ASSERT_TRUE(w.ok()) << w.status();
+  EXPECT_EQ(w->objective(), v1::OBJECTIVE_FLOPS);
+  EXPECT_EQ(w->weight(), 0.25);
+  for (const char* bad : {"flops", "flops=", "flops=-1", "flops=inf",
+                          "flops=x", "speed=1"}) {
+    const absl::Status status = ParseFitnessWeight(bad).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(status.message().find("--fitness-weight"), std::string::npos);
+  }
+}
+
+TEST(BuildExperimentSpecTest, SearchFlags) {
+  ExperimentFlags flags = MinimalFlags();
+  flags.budget_candidates.reset();
+  flags.max_worker_seconds = 7200;
+  flags.stop_when_feasible = true;
+  flags.strategy = "lemonade";
+  flags.inherit = true;
+  flags.inherit_step_fraction = 0.3;
+  flags.lemonade_children = 32;
+  flags.objectives = {"error,params", "flops"};
+  flags.fitness_weights = {"error=1", "params=0.5"};
+  absl::StatusOr<v1::ExperimentSpec> spec = BuildExperimentSpec(flags);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->strategy(), v1::STRATEGY_LEMONADE);
+  EXPECT_DOUBLE_EQ(spec->budget().max_worker_seconds(), 7200);
+  EXPECT_TRUE(spec->budget().stop_when_feasible());
+  EXPECT_TRUE(spec->inheritance().enabled());
+  EXPECT_DOUBLE_EQ(spec->inheritance().step_fraction(), 0.3);
+  EXPECT_EQ(spec->lemonade().children_per_proposal(), 32);
+  ASSERT_EQ(spec->objectives_size(), 3);
+  EXPECT_EQ(spec->objectives(0), v1::OBJECTIVE_VALIDATION_MAX_ABS_ERROR);
+  EXPECT_EQ(spec->objectives(1), v1::OBJECTIVE_PARAMETER_COUNT);
+  EXPECT_EQ(spec->objectives(2), v1::OBJECTIVE_FLOPS);
+  ASSERT_EQ(spec->fitness_weights_size(), 2);
+  EXPECT_EQ(spec->fitness_weights(1).objective(),
+            v1::OBJECTIVE_PARAMETER_COUNT);
+  EXPECT_EQ(spec->fitness_weights(1).weight(), 0.5);
+
+  // Unset: nothing set.
+  spec = BuildExperimentSpec(MinimalFlags());
+  ASSERT_TRUE(spec.ok());
+  EXPECT_FALSE(spec->has_inheritance());
+  EXPECT_FALSE(spec->has_lemonade());
+  EXPECT_EQ(spec->objectives_size(), 0);
+  EXPECT_FALSE(spec->budget().stop_when_feasible());
+}
+
+TEST(BuildExperimentSpecTest, SearchFlagsThatContradict) {
+  auto message = [](const ExperimentFlags& flags) {
+    return std::string(BuildExperimentSpec(flags).status().message());
+  };
+  ExperimentFlags flags = MinimalFlags();
+  flags.inherit = true;  // with random search
+  EXPECT_NE(message(flags).find("--inherit"), std::string::npos);
+  flags.strategy = "nsga2";
+  EXPECT_TRUE(BuildExperimentSpec(flags).ok());
+  flags.inherit = false;
+  flags.inherit_step_fraction = 0.5;
+  EXPECT_NE(message(flags).find("--inherit-step-fraction requires --inherit"),
+            std::string::npos);
+  flags.inherit_step_fraction.reset();
+  flags.lemonade_children = 8;
+  EXPECT_NE(message(flags).find("--lemonade-children"), std::string::npos);
+  flags.lemonade_children.reset();
+  flags.objectives = {"error,error"};
+  EXPECT_NE(message(flags).find("given twice"), std::string::npos);
+  flags.objectives = {"error,"};
+  EXPECT_NE(message(flags).find("--objectives"), std::string::npos);
+  flags.objectives.clear();
+  flags.fitness_weights = {"error=1", "ERROR=2"};
+  EXPECT_NE(message(flags).find("--fitness-weight"), std::string::npos);
+}
+
+TEST(BuildExperimentSpecTest, WorkerSecondsAreABudget) {
+  ExperimentFlags flags = MinimalFlags();
+  flags.budget_candidates.reset();
+  flags.stop_when_feasible = true;  // not a limit on its own
+  EXPECT_NE(std::string(BuildExperimentSpec(flags).status().message())
+                .find("--max-worker-seconds"),
+            std::string::npos);
+  flags.max_worker_seconds = 600;
+  EXPECT_TRUE(BuildExperimentSpec(flags).ok());
 }
 
 }  // namespace

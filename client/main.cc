@@ -230,11 +230,45 @@ void AddExperimentCreate(CLI::App* experiment, GlobalFlags* globals,
   AddOptional(create, "--seed", &flags->seed,
               "Seed of the search and of training (default 0)")
       ->group(kSearch);
+  AddOptional(create, "--max-worker-seconds", &flags->max_worker_seconds,
+              "Stop when the experiment's leases add up to this many "
+              "worker-seconds")
+      ->check(Positive())
+      ->group(kSearch);
+  create->add_flag("--stop-when-feasible", flags->stop_when_feasible,
+                   "Stop as soon as one candidate meets every requirement")
+      ->group(kSearch);
   create->add_option("--strategy", flags->strategy,
-                     "Search strategy: random (uniform sampling) or evolution "
-                     "(regularized evolution)")
-      ->check(CLI::IsMember({"random", "evolution"}))
+                     "Search strategy: random (uniform sampling), evolution "
+                     "(regularized evolution), lemonade (Pareto front, "
+                     "inverse-density parents, morphisms) or nsga2")
+      ->check(CLI::IsMember({"random", "evolution", "lemonade", "nsga2"}))
       ->capture_default_str()
+      ->group(kSearch);
+  create->add_flag("--inherit", flags->inherit,
+                   "Children made by a network morphism start from their "
+                   "parent's trained weights")
+      ->group(kSearch);
+  AddOptional(create, "--inherit-step-fraction", &flags->inherit_step_fraction,
+              "Fraction (0, 1] of its steps an inheriting child trains "
+              "(default 0.25)")
+      ->check(NumberIn(0, 1, true, "in (0, 1]"))
+      ->group(kSearch);
+  AddOptional(create, "--lemonade-children", &flags->lemonade_children,
+              "LEMONADE: children generated per accepted child (default 16)")
+      ->check(Positive())
+      ->group(kSearch);
+  create
+      ->add_option("--objectives", flags->objectives,
+                   "Objectives of the Pareto front, comma-separated, of " +
+                       ObjectiveNames() + " (default error,params,seconds)")
+      ->type_name("OBJS")
+      ->group(kSearch);
+  create
+      ->add_option("--fitness-weight", flags->fitness_weights,
+                   "Weighted-sum fitness term OBJECTIVE=WEIGHT on log10 "
+                   "values (repeatable)")
+      ->type_name("OBJ=W")
       ->group(kSearch);
   AddGlobalFlags(create, globals);
 
