@@ -321,6 +321,40 @@ absl::Status Narrow(MlpParameters& stage, size_t l, int64_t width,
   return absl::OkStatus();
 }
 
+// Drops residual layer `l` of `stage`; the mean of what it added to its
+// input on `x` moves into the next layer's biases.
+absl::Status RemoveResidual(MlpParameters& stage, size_t l, const Matrix& x) {
+  const int64_t width = stage.layers[l].outputs;
+  // A residual layer is never first in its stage, so layer l - 1 exists.
+  const std::vector<double> before = LayerOutputs(stage, l - 1, x);
+  const std::vector<double> after = LayerOutputs(stage, l, x);
+  if (static_cast<int64_t>(before.size()) != x.rows * width ||
+      before.size() != after.size()) {
+    return absl::InvalidArgumentError(
+        "cannot evaluate the parent's layer on the sample rows");
+  }
+  std::vector<double> added(width, 0.0);
+  for (int64_t r = 0; r < x.rows; ++r) {
+    for (int64_t j = 0; j < width; ++j) {
+      added[j] += after[r * width + j] - before[r * width + j];
+    }
+  }
+  DenseParameters& next = stage.layers[l + 1];
+  for (int64_t o = 0; o < next.outputs; ++o) {
+    double shift = 0.0;
+    for (int64_t j = 0; j < width; ++j) {
+      shift += next.weight[o * width + j] * (added[j] / x.rows);
+    }
+    if (!std::isfinite(shift)) {
+      return absl::InvalidArgumentError(
+          "the parent's residual layer has non-finite outputs on the sample");
+    }
+    next.bias[o] += shift;
+  }
+  stage.layers.erase(stage.layers.begin() + l);
+  return absl::OkStatus();
+}
+
 // A new last stage for `genome`'s hidden layers: random hidden layers, a
 // zero output layer, the first stage's input standardisation, y_mean 0 and
 // y_std the root mean square of the residual of `parent` on `sample` (1
@@ -490,7 +524,8 @@ absl::StatusOr<NetworkParameters> ApplyMorphism(
       break;
     }
     case v1::MORPHISM_KIND_REMOVE_LAYER:
-      child.stages[s].layers.erase(child.stages[s].layers.begin() + l);
+      EVONAS_RETURN_IF_ERROR(CheckSample(sample, parent, false));
+      EVONAS_RETURN_IF_ERROR(RemoveResidual(child.stages[s], l, sample.x));
       break;
     case v1::MORPHISM_KIND_ADD_STAGE: {
       EVONAS_RETURN_IF_ERROR(CheckSample(sample, parent, true));

@@ -64,10 +64,14 @@ absl::Status CheckNetworkMatchesGenome(const NetworkParameters& network,
 //                 first). A dropped neuron's mean contribution is added to
 //                 the next layer's biases, so the outputs change only by its
 //                 deviation from its mean.
-//   REMOVE_LAYER  the residual layer is dropped.
+//   REMOVE_LAYER  the residual layer is dropped; the mean of what it added
+//                 to its input on `sample` moves into the next layer's
+//                 biases (exact for the mean output when that layer is the
+//                 linear output layer).
 // `seed` drives the random weights. `sample` (raw units; the training rows)
-// is used by NARROW (inputs) and ADD_STAGE (inputs and targets), which
-// return InvalidArgument when it has no rows or the wrong columns.
+// is used by NARROW and REMOVE_LAYER (inputs) and ADD_STAGE (inputs and
+// targets), which return InvalidArgument when it has no rows or the wrong
+// columns.
 // InvalidArgument also when the genomes do not match the morphism or
 // `parent` does not match `parent_genome`.
 absl::StatusOr<NetworkParameters> ApplyMorphism(

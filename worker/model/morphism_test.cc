@@ -269,6 +269,8 @@ TEST(MorphismTest, DeepenThenRemoveLayerGivesTheParentBack) {
     for (size_t l = 0; l < parent.stages[s].layers.size(); ++l) {
       EXPECT_EQ(back->stages[s].layers[l].weight,
                 parent.stages[s].layers[l].weight);
+      EXPECT_EQ(back->stages[s].layers[l].bias,
+                parent.stages[s].layers[l].bias);
     }
   }
 }
@@ -290,6 +292,42 @@ TEST(MorphismTest, RemoveLayerDropsTheTrainedResidualLayer) {
             parent.stages[0].layers[2].weight);
   EXPECT_EQ(child->stages[1].layers.size(), 3u);
   EXPECT_GT(MaxOutputChange(parent, *child), 0.0);  // approximate
+}
+
+// Stage 1's residual layer feeds the linear output layer: moving its mean
+// contribution into the output biases keeps the mean output on the sample.
+TEST(MorphismTest, RemoveLayerKeepsTheMeanOutputOnTheSample) {
+  const v1::Genome parent_genome = ParentGenome();
+  const NetworkParameters parent = RandomNetwork(parent_genome, 14);
+  v1::Genome child_genome = parent_genome;
+  child_genome.mutable_residual_stages(0)->mutable_hidden_layers()->RemoveLast();
+  const Samples sample = RandomSamples(300, 6);
+  auto child = ApplyMorphism(parent_genome, parent,
+                             Make(v1::MORPHISM_KIND_REMOVE_LAYER, 1, 1),
+                             child_genome, 1, sample);
+  ASSERT_TRUE(child.ok()) << child.status();
+  const std::vector<double> a = Forward(parent, sample.x.data, 300);
+  const std::vector<double> b = Forward(*child, sample.x.data, 300);
+  ASSERT_EQ(a.size(), b.size());
+  for (int64_t o = 0; o < kOutputs; ++o) {
+    double mean_a = 0, mean_b = 0, change = 0;
+    for (int64_t r = 0; r < 300; ++r) {
+      mean_a += a[r * kOutputs + o] / 300;
+      mean_b += b[r * kOutputs + o] / 300;
+      change = std::max(change, std::fabs(a[r * kOutputs + o] -
+                                          b[r * kOutputs + o]));
+    }
+    EXPECT_NEAR(mean_a, mean_b, 1e-12);
+    EXPECT_GT(change, 1e-6);  // the function did change
+  }
+  Samples empty;
+  empty.x = {0, kInputs, {}};
+  EXPECT_EQ(ApplyMorphism(parent_genome, parent,
+                          Make(v1::MORPHISM_KIND_REMOVE_LAYER, 1, 1),
+                          child_genome, 1, empty)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(MorphismTest, AddStageScalesTheNewStageToTheResidual) {
