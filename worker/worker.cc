@@ -333,17 +333,25 @@ absl::Status Worker::Inherit(const v1::Lease& lease,
     // waste the inheritance.
     const model::Samples& rows =
         job.validation.x.rows > 0 ? job.validation : job.training;
-    EVONAS_ASSIGN_OR_RETURN(
-        const double difference,
-        model::MaxRelativeOutputDifference(*weights, *child, rows.x));
-    if (!(difference <= kMaxInheritedDifference)) {
+    absl::StatusOr<double> difference =
+        model::MaxRelativeOutputDifference(*weights, *child, rows.x);
+    if (!difference.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cannot check that ", v1::MorphismKind_Name(morphism.kind()), " of ",
+          parent, " preserves its outputs: ", difference.status().message()));
+    }
+    if (!(*difference <= kMaxInheritedDifference)) {
       return absl::InternalError(absl::StrCat(
           v1::MorphismKind_Name(morphism.kind()), " of ", parent,
           " should preserve its outputs but changes them by up to ",
-          difference, " (relative to the largest output) on ", rows.x.rows,
+          *difference, " (relative to the largest output) on ", rows.x.rows,
           " rows; allowed ", kMaxInheritedDifference));
     }
   }
+  std::cerr << "evonas-worker: " << lease.candidate_id() << " inherits from "
+            << inheritance.parent_candidate_id() << " by "
+            << v1::MorphismKind_Name(morphism.kind()) << " of stage "
+            << morphism.stage() << " layer " << morphism.layer() << "\n";
   job.initial = *std::move(child);
   // Every kind leaves the stages before morphism.stage as they were (for
   // CONTINUE it is the first stage whose training genes changed).

@@ -413,6 +413,24 @@ TEST_F(InheritingLeaseTest, CheckpointOfAnotherGenomeFailsTheCandidate) {
               HasSubstr("weights do not fit its genome"));
 }
 
+TEST_F(InheritingLeaseTest, NonFiniteParentFailsTheCandidate) {
+  model::NetworkParameters broken = parent_;
+  broken.stages[0].layers[1].bias[0] = std::nan("");
+  const std::string checkpoint = model::SerializeCheckpoint(broken);
+  v1::Lease lease = MakeLease(ParentGenome(), v1::MORPHISM_KIND_CONTINUE);
+  lease.mutable_inheritance()->set_checkpoint_size_bytes(
+      static_cast<int64_t>(checkpoint.size()));
+  lease.mutable_inheritance()->set_checkpoint_sha256(Sha256Hex(checkpoint));
+  FakeController controller(lease, dataset_, checkpoint);
+  RunWorker(controller);
+  std::optional<v1::WorkResult> result = controller.result();
+  ASSERT_TRUE(result.has_value());
+  EXPECT_THAT(result->failure_reason(),
+              HasSubstr("cannot check that MORPHISM_KIND_CONTINUE of parent "
+                        "parent preserves its outputs"));
+  EXPECT_THAT(result->failure_reason(), HasSubstr("is nan"));
+}
+
 TEST_F(InheritingLeaseTest, LostLeaseIsDropped) {
   FakeController controller(
       MakeLease(ParentGenome(), v1::MORPHISM_KIND_CONTINUE), dataset_,

@@ -558,11 +558,13 @@ absl::StatusOr<double> MaxRelativeOutputDifference(const NetworkParameters& a,
         "cannot compare the networks on ", x.rows, " rows of ", x.cols,
         " inputs: they give ", fa.size(), " and ", fb.size(), " outputs"));
   }
+  const int64_t outputs = static_cast<int64_t>(fa.size()) / x.rows;
   double largest = 0.0, difference = 0.0;
   for (size_t i = 0; i < fa.size(); ++i) {
-    if (fa[i] == fb[i]) {
-      if (std::isfinite(fa[i])) largest = std::max(largest, std::fabs(fa[i]));
-      continue;
+    if (!std::isfinite(fa[i])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the reference network's output ", i % outputs, " on row ",
+          i / outputs, " is ", fa[i]));
     }
     const double d = std::fabs(fb[i] - fa[i]);
     if (!std::isfinite(d)) return std::numeric_limits<double>::infinity();

@@ -81,8 +81,9 @@ absl::StatusOr<NetworkParameters> ApplyMorphism(
 
 // Largest |b - a| over the outputs of both networks on the raw inputs `x`,
 // divided by the largest |a| (by 1 when every output of `a` is 0): how far a
-// function-preserving morphism moved the outputs. InvalidArgument when a
-// network cannot be evaluated on `x`.
+// function-preserving morphism moved the outputs; infinity when an output of
+// `b` is not finite. InvalidArgument when a network cannot be evaluated on
+// `x` or an output of the reference `a` is not finite.
 absl::StatusOr<double> MaxRelativeOutputDifference(const NetworkParameters& a,
                                                    const NetworkParameters& b,
                                                    const Matrix& x);

@@ -1,6 +1,7 @@
 #include "worker/model/morphism.h"
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -564,6 +565,15 @@ TEST(MorphismTest, MaxRelativeOutputDifferenceIsRelativeToTheOutputScale) {
       MaxRelativeOutputDifference(a, b, sample.x);
   ASSERT_TRUE(difference.ok()) << difference.status();
   EXPECT_NEAR(*difference, 1e-3 / largest, 1e-12);
+  NetworkParameters broken = a;
+  broken.stages[1].layers[0].bias[0] = std::nan("");
+  absl::StatusOr<double> to_broken =
+      MaxRelativeOutputDifference(a, broken, sample.x);
+  ASSERT_TRUE(to_broken.ok()) << to_broken.status();
+  EXPECT_EQ(*to_broken, std::numeric_limits<double>::infinity());
+  EXPECT_THAT(
+      MaxRelativeOutputDifference(broken, a, sample.x).status().message(),
+      HasSubstr("output 0 on row 0 is nan"));
   Samples wrong;
   wrong.x = {2, 1, {0, 0}};
   EXPECT_EQ(MaxRelativeOutputDifference(a, b, wrong.x).status().code(),
