@@ -111,7 +111,11 @@ Proposal Lemonade::Propose(int64_t sequence,
       cached = genome_keys_.emplace(c.sequence(), GenomeKey(c.genome())).first;
     }
     finished_keys.insert(cached->second);
-    if (c.state() != v1::CANDIDATE_STATE_SUCCEEDED) continue;
+    // A copy (duplicate_of) stands at its original's point: counted once.
+    if (c.state() != v1::CANDIDATE_STATE_SUCCEEDED ||
+        !c.duplicate_of().empty()) {
+      continue;
+    }
     if (c.has_cost()) {
       succeeded.push_back(&c);
     } else {

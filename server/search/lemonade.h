@@ -48,11 +48,11 @@ std::vector<double> CheapObjectives(const v1::Genome& genome, int64_t inputs,
                                     int64_t outputs);
 
 // LEMONADE (Elsken, Metzen & Hutter, ICLR 2019), one child per proposal.
-// Until settings.initial_population candidates have SUCCEEDED it proposes
-// what RandomSearch with the same seed would. Then:
+// Until settings.initial_population candidates (not copies) have SUCCEEDED
+// it proposes what RandomSearch with the same seed would. Then:
 //  1. The population is the Pareto front (ParetoFront: constraint
-//     domination over `objectives`) of the succeeded candidates, in
-//     sequence order.
+//     domination over `objectives`) of the succeeded candidates that are
+//     not copies (Candidate.duplicate_of), in sequence order.
 //  2. A KernelDensity is fitted to the population's CheapObjectives.
 //  3. children_per_proposal times: a parent is drawn with probability
 //     proportional to 1 / its density, and MutateByMorphism makes a child

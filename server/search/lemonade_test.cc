@@ -278,5 +278,25 @@ TEST(MakeStrategyTest, LemonadeSettingsAreValidated) {
   EXPECT_EQ(defaults.initial_population(), 10);
 }
 
+TEST(LemonadeTest, CopiesOfEarlierCandidatesDoNotCount) {
+  const std::vector<v1::Candidate> finished = Finished(40);
+  std::vector<v1::Candidate> with_copies = finished;
+  for (const v1::Candidate& c : finished) {
+    v1::Candidate copy = c;
+    copy.set_id(c.id() + "-copy");
+    copy.set_sequence(c.sequence() + 1000);
+    copy.set_duplicate_of(c.id());
+    with_copies.push_back(copy);
+  }
+  Lemonade a(Space(), Settings(), true, {}, Objectives(), kInputs, kOutputs, 9);
+  Lemonade b(Space(), Settings(), true, {}, Objectives(), kInputs, kOutputs, 9);
+  for (int64_t n = 2000; n < 2030; ++n) {
+    const Proposal p = a.Propose(n, finished);
+    const Proposal q = b.Propose(n, with_copies);
+    EXPECT_EQ(GenomeKey(p.genome), GenomeKey(q.genome));
+    EXPECT_EQ(p.parent_id, q.parent_id);
+  }
+}
+
 }  // namespace
 }  // namespace evonas::search

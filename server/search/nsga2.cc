@@ -59,7 +59,11 @@ Proposal Nsga2::Propose(int64_t sequence,
                         const std::vector<v1::Candidate>& finished) {
   std::vector<const v1::Candidate*> succeeded;
   for (const v1::Candidate& c : finished) {
-    if (c.state() == v1::CANDIDATE_STATE_SUCCEEDED) succeeded.push_back(&c);
+    // A copy (duplicate_of) stands at its original's point: counted once.
+    if (c.state() == v1::CANDIDATE_STATE_SUCCEEDED &&
+        c.duplicate_of().empty()) {
+      succeeded.push_back(&c);
+    }
   }
   const size_t population_size = std::max(1, settings_.population_size());
   if (succeeded.size() < population_size) {

@@ -19,9 +19,10 @@ std::vector<size_t> Nsga2Survivors(const std::vector<ObjectivePoint>& points,
                                    size_t size);
 
 // NSGA-II (Deb et al. 2002), steady state: one child per proposal. Until
-// population_size candidates have SUCCEEDED it proposes what RandomSearch
-// with the same seed would. Then the population is Nsga2Survivors of all
-// succeeded candidates (in sequence order) over `objectives` with
+// population_size candidates (not copies) have SUCCEEDED it proposes what
+// RandomSearch with the same seed would. Then the population is
+// Nsga2Survivors of the succeeded candidates that are not copies
+// (Candidate.duplicate_of), in sequence order, over `objectives` with
 // constraint domination (PointOf). A parent is the winner of a binary
 // tournament (two distinct members drawn at random): lower rank, then
 // larger crowding distance within its front, then the older. With
