@@ -10,7 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/channel.h"
+#include "client/channel.h"
 #include "evonas/v1/evonas_service.grpc.pb.h"
 #include "evonas/v1/evonas_service.pb.h"
 

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "client/channel.h"
 #include "common/genome.h"
 #include "common/sha256.h"
 #include "evonas/v1/evonas_service.grpc.pb.h"
@@ -38,7 +39,6 @@
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "common/channel.h"
 #include "server/auth/authorized_services.h"
 #include "server/auth/tokens.h"
 #include "server/controller.h"

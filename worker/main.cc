@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "common/channel.h"
+#include "client/channel.h"
 #include "grpcpp/grpcpp.h"
 #include "worker/worker.h"
 

@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <functional>
 
-#include "common/channel.h"
+#include "client/channel.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "server/auth/tokens.h"

@@ -1,5 +1,5 @@
-#ifndef EVONAS_COMMON_CHANNEL_H_
-#define EVONAS_COMMON_CHANNEL_H_
+#ifndef EVONAS_CLIENT_CHANNEL_H_
+#define EVONAS_CLIENT_CHANNEL_H_
 
 #include <memory>
 #include <string>
@@ -31,4 +31,4 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateControllerChannel(
 
 }  // namespace evonas
 
-#endif  // EVONAS_COMMON_CHANNEL_H_
+#endif  // EVONAS_CLIENT_CHANNEL_H_

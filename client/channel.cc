@@ -1,4 +1,4 @@
-#include "common/channel.h"
+#include "client/channel.h"
 
 #include <fstream>
 #include <sstream>

@@ -1,4 +1,4 @@
-#include "common/channel.h"
+#include "client/channel.h"
 
 #include "evonas/v1/worker_service.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
