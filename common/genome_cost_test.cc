@@ -1,5 +1,8 @@
 #include "common/genome_cost.h"
 
+#include <random>
+
+#include "common/genome.h"
 #include "gtest/gtest.h"
 
 namespace evonas {
@@ -63,6 +66,28 @@ TEST(GenomeCostTest, GrowsWithWidthAndDepth) {
   EXPECT_GT(ComputeGenomeCost(wide, 3, 1).parameter_count(), base);
   EXPECT_EQ(ComputeGenomeCost(deep, 3, 1).parameter_count(),
             base + 16 * 16 + 16);
+}
+
+TEST(GenomeCostTest, AgreesWithParameterCountOnRandomStagedGenomes) {
+  std::mt19937 rng(3);
+  for (int trial = 0; trial < 200; ++trial) {
+    v1::Genome genome;
+    const int stages = rng() % 4;
+    for (int s = 0; s <= stages; ++s) {
+      auto* layers = s == 0 ? genome.mutable_hidden_layers()
+                            : genome.add_residual_stages()->mutable_hidden_layers();
+      const int depth = 1 + rng() % 4;
+      for (int i = 0; i < depth; ++i) {
+        const bool residual = i > 0 && rng() % 2 == 0;
+        *layers->Add() = Layer(residual ? layers->Get(i - 1).width()
+                                        : 1 + static_cast<int>(rng() % 64),
+                               residual);
+      }
+    }
+    const int64_t inputs = 1 + rng() % 5, outputs = 1 + rng() % 3;
+    EXPECT_EQ(ComputeGenomeCost(genome, inputs, outputs).parameter_count(),
+              ParameterCount(genome, inputs, outputs));
+  }
 }
 
 }  // namespace
