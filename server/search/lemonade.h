@@ -70,7 +70,8 @@ std::vector<double> CheapObjectives(const v1::Genome& genome, int64_t inputs,
 // sample (as RandomSearch). The rng of candidate n derives from (seed, n)
 // alone and the finished candidates are sorted by sequence first, so a
 // proposal depends only on the seed, the sequence number and the set of
-// finished candidates.
+// finished candidates. Not thread-safe: Propose fills a cache of genome keys
+// (one instance per experiment, as the controller keeps them).
 class Lemonade : public Strategy {
  public:
   // `space` normalised (NormalizeSearchSpace), `settings` too
