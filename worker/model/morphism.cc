@@ -229,36 +229,58 @@ void Widen(MlpParameters& stage, size_t l, int64_t width,
   next.inputs = width;
 }
 
-// The outputs of layer `l` of `stage` (after its activation and skip) for
-// the raw inputs `x`: the stage up to that layer, read out through an exact
-// identity layer, so that the reference Forward does the work.
-std::vector<double> LayerOutputs(const MlpParameters& stage, size_t l,
-                                 const Matrix& x) {
+// R h_l for the raw inputs `x`, where h_l is the output of layer `l` of
+// `stage` (after its activation and skip) and R the k x width matrix
+// `readout` (row-major): the stage up to that layer followed by R as its
+// linear output layer, so that the reference Forward does the work. Returns
+// x.rows x k values.
+std::vector<double> ReadOut(const MlpParameters& stage, size_t l,
+                            const Matrix& x, std::vector<double> readout) {
   MlpParameters probe;
   probe.x_mean = stage.x_mean;
   probe.x_std = stage.x_std;
   probe.layers.assign(stage.layers.begin(), stage.layers.begin() + l + 1);
   const int64_t width = stage.layers[l].outputs;
-  DenseParameters identity;
-  identity.inputs = identity.outputs = width;
-  identity.weight.assign(static_cast<size_t>(width * width), 0.0);
-  for (int64_t j = 0; j < width; ++j) identity.weight[j * width + j] = 1.0;
-  identity.bias.assign(static_cast<size_t>(width), 0.0);
-  probe.layers.push_back(std::move(identity));
-  probe.y_mean.assign(static_cast<size_t>(width), 0.0);
-  probe.y_std.assign(static_cast<size_t>(width), 1.0);
+  DenseParameters linear;
+  linear.inputs = width;
+  linear.outputs = static_cast<int64_t>(readout.size()) / width;
+  linear.weight = std::move(readout);
+  linear.bias.assign(static_cast<size_t>(linear.outputs), 0.0);
+  probe.y_mean.assign(static_cast<size_t>(linear.outputs), 0.0);
+  probe.y_std.assign(static_cast<size_t>(linear.outputs), 1.0);
+  probe.layers.push_back(std::move(linear));
   return Forward(probe, x.data, x.rows);
 }
 
+// At most this many rows score neurons: reading every neuron out costs
+// width^2 per row.
+constexpr int64_t kMaxScoringRows = 1024;
+
+// Evenly spaced rows of `x`, at most kMaxScoringRows.
+Matrix ScoringRows(const Matrix& x) {
+  if (x.rows <= kMaxScoringRows) return x;
+  Matrix picked{kMaxScoringRows, x.cols, {}};
+  picked.data.reserve(static_cast<size_t>(kMaxScoringRows * x.cols));
+  for (int64_t i = 0; i < kMaxScoringRows; ++i) {
+    const int64_t r = i * x.rows / kMaxScoringRows;
+    picked.data.insert(picked.data.end(), x.data.begin() + r * x.cols,
+                       x.data.begin() + (r + 1) * x.cols);
+  }
+  return picked;
+}
+
 // SNARE-style reduction: layer `l` of `stage` keeps its `width`
-// highest-scoring neurons; dropped neurons' mean outputs on `x` move into
-// the next layer's biases.
+// highest-scoring neurons; dropped neurons' mean outputs on `x` (at most
+// kMaxScoringRows of them) move into the next layer's biases.
 absl::Status Narrow(MlpParameters& stage, size_t l, int64_t width,
-                    const Matrix& x) {
+                    const Matrix& all_rows) {
+  const Matrix x = ScoringRows(all_rows);
   DenseParameters& layer = stage.layers[l];
   DenseParameters& next = stage.layers[l + 1];
   const int64_t old_width = layer.outputs;
-  const std::vector<double> h = LayerOutputs(stage, l, x);
+  std::vector<double> identity(static_cast<size_t>(old_width * old_width));
+  for (int64_t j = 0; j < old_width; ++j) identity[j * old_width + j] = 1.0;
+  const std::vector<double> h = ReadOut(stage, l, x, std::move(identity));
   if (static_cast<int64_t>(h.size()) != x.rows * old_width) {
     return absl::InvalidArgumentError(
         "cannot evaluate the parent's layer on the sample rows");
@@ -322,29 +344,24 @@ absl::Status Narrow(MlpParameters& stage, size_t l, int64_t width,
 }
 
 // Drops residual layer `l` of `stage`; the mean of what it added to its
-// input on `x` moves into the next layer's biases.
+// input on `x` moves into the next layer's biases: the next layer's
+// pre-activations W (h_l - h_{l-1}), averaged, are read out directly.
 absl::Status RemoveResidual(MlpParameters& stage, size_t l, const Matrix& x) {
-  const int64_t width = stage.layers[l].outputs;
+  DenseParameters& next = stage.layers[l + 1];
   // A residual layer is never first in its stage, so layer l - 1 exists.
-  const std::vector<double> before = LayerOutputs(stage, l - 1, x);
-  const std::vector<double> after = LayerOutputs(stage, l, x);
-  if (static_cast<int64_t>(before.size()) != x.rows * width ||
+  const std::vector<double> after = ReadOut(stage, l, x, next.weight);
+  const std::vector<double> before = ReadOut(stage, l - 1, x, next.weight);
+  if (static_cast<int64_t>(after.size()) != x.rows * next.outputs ||
       before.size() != after.size()) {
     return absl::InvalidArgumentError(
         "cannot evaluate the parent's layer on the sample rows");
   }
-  std::vector<double> added(width, 0.0);
-  for (int64_t r = 0; r < x.rows; ++r) {
-    for (int64_t j = 0; j < width; ++j) {
-      added[j] += after[r * width + j] - before[r * width + j];
-    }
-  }
-  DenseParameters& next = stage.layers[l + 1];
   for (int64_t o = 0; o < next.outputs; ++o) {
     double shift = 0.0;
-    for (int64_t j = 0; j < width; ++j) {
-      shift += next.weight[o * width + j] * (added[j] / x.rows);
+    for (int64_t r = 0; r < x.rows; ++r) {
+      shift += after[r * next.outputs + o] - before[r * next.outputs + o];
     }
+    shift /= static_cast<double>(x.rows);
     if (!std::isfinite(shift)) {
       return absl::InvalidArgumentError(
           "the parent's residual layer has non-finite outputs on the sample");

@@ -59,7 +59,8 @@ absl::Status CheckNetworkMatchesGenome(const NetworkParameters& network,
 //                 (targets - outputs) on `sample` (1 where it is 0), the
 //                 scale the trainer trains a later stage at (trainer.h).
 //   NARROW        keeps the layer's highest-scoring neurons in their order;
-//                 score = mean |activation| on `sample` x the Euclidean norm
+//                 score = mean |activation| on `sample` (at most 1024 evenly
+//                 spaced rows of it) x the Euclidean norm
 //                 of the neuron's outgoing weights (ties: lower index
 //                 first). A dropped neuron's mean contribution is added to
 //                 the next layer's biases, so the outputs change only by its

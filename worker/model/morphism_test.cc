@@ -428,7 +428,7 @@ TEST(MorphismTest, NarrowOnATrainedLayerGivesTheChildsShapes) {
   child_genome.mutable_hidden_layers(2)->set_width(3);
   auto child = ApplyMorphism(parent_genome, parent,
                              Make(v1::MORPHISM_KIND_NARROW, 0, 2),
-                             child_genome, 1, RandomSamples(50, 2));
+                             child_genome, 1, RandomSamples(3000, 2));
   ASSERT_TRUE(child.ok()) << child.status();
   EXPECT_TRUE(CheckNetworkMatchesGenome(*child, child_genome).ok());
   EXPECT_EQ(child->stages[0].layers[2].outputs, 3);
