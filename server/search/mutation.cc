@@ -366,12 +366,12 @@ std::optional<Child> AddStage(const v1::Genome& genome,
   const v1::TrainingConfig last_training =
       MutableStageTraining(out, StageCount(out) - 1);
   v1::Stage* stage = out.add_residual_stages();
-  std::uniform_real_distribution<double> log_width(
-      std::log(space.min_width()),
-      std::log(std::min(space.max_width(), 32) + 1.0));
-  const int width =
-      std::clamp(static_cast<int>(std::exp(log_width(rng))), space.min_width(),
-                 std::max(space.min_width(), std::min(space.max_width(), 32)));
+  // Small: at most 32 wide, unless the space's narrowest is wider.
+  const int widest = std::max(space.min_width(), std::min(space.max_width(), 32));
+  std::uniform_real_distribution<double> log_width(std::log(space.min_width()),
+                                                   std::log(widest + 1.0));
+  const int width = std::clamp(static_cast<int>(std::exp(log_width(rng))),
+                               space.min_width(), widest);
   const auto activation = static_cast<v1::Activation>(
       space.activations(UniformInt(rng, 0, space.activations_size() - 1)));
   for (int i = 0; i < space.min_depth(); ++i) {

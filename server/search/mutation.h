@@ -112,9 +112,9 @@ std::optional<Child> ChangeActivation(const v1::Genome& genome,
                                       std::mt19937_64& rng);
 
 // ADD_STAGE: appends a stage of min_depth layers of one width, drawn
-// log-uniformly from [min_width, min(max_width, 32)] (a small network: it
-// fits the residual of the stages before it), with one activation drawn
-// from the space, trained as the last stage is. Morphism {ADD_STAGE, new
+// log-uniformly from [min_width, max(min_width, min(max_width, 32))] (a
+// small network: it fits the residual of the stages before it), with one
+// activation drawn from the space, trained as the last stage is. Morphism {ADD_STAGE, new
 // stage index, 0}. nullopt at max_residual_stages.
 std::optional<Child> AddStage(const v1::Genome& genome,
                               const v1::SearchSpace& space,

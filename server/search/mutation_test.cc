@@ -751,5 +751,21 @@ TEST(MutateTest, RichSpaceUsesTheNewOperators) {
   EXPECT_LT(morphisms, 300);  // add layer and change activation are not
 }
 
+TEST(AddStageTest, WideSpacesGetStagesOfTheNarrowestWidth) {
+  v1::SearchSpace space;
+  space.set_min_width(64);
+  space.set_max_width(256);
+  space.set_max_residual_stages(1);
+  space = NormalizeSearchSpace(space).value();
+  const v1::Genome parent = RandomSearch(space, 1).Sample(0);
+  v1::Genome single = parent;
+  single.clear_residual_stages();
+  std::mt19937_64 rng(2);
+  std::optional<Child> child = AddStage(single, space, rng);
+  ASSERT_TRUE(child.has_value());
+  EXPECT_EQ(child->genome.residual_stages(0).hidden_layers(0).width(), 64);
+  EXPECT_EQ(OutsideSpace(child->genome, space), "");
+}
+
 }  // namespace
 }  // namespace evonas::search
