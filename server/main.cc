@@ -142,6 +142,22 @@ int RevokeToken(const std::string& db_path, const std::string& id) {
   return 0;
 }
 
+// `tenant adopt`: data made before tokens (or with --no-auth) belongs to no
+// tenant and so is invisible to every client token; this hands it to one.
+int AdoptOwnerless(const std::string& db_path, const std::string& tenant) {
+  if (tenant.empty()) {
+    return Fail(absl::InvalidArgumentError("give --tenant"));
+  }
+  auto store = evonas::store::Store::Open(db_path);
+  if (!store.ok()) return Fail(store.status());
+  auto adopted = (*store)->AdoptOwnerless(tenant);
+  if (!adopted.ok()) return Fail(adopted.status());
+  std::cerr << "evonas-controller: tenant " << tenant << " adopted "
+            << adopted->first << " data sets and " << adopted->second
+            << " experiments that belonged to no tenant\n";
+  return 0;
+}
+
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
     const Flags& flags) {
   if (flags.plaintext) {
@@ -250,8 +266,8 @@ int main(int argc, char** argv) {
   Flags flags;
   CLI::App app{"evonas-controller: stores data sets and experiments, runs the "
                "search and leases work to evonas-worker processes. Without a "
-               "command it serves; `token` and `dev-cert` are admin commands "
-               "run on the controller's host."};
+               "command it serves; `token`, `tenant` and `dev-cert` are admin "
+               "commands run on the controller's host."};
   app.add_option("--listen", flags.listen,
                  "Address to serve on, e.g. 0.0.0.0:50051; port 0 picks a "
                  "free port")
@@ -320,7 +336,17 @@ int main(int argc, char** argv) {
   CLI::App* revoke = token->add_subcommand("revoke", "Revoke a token by id");
   revoke->add_option("ID", token_flags.id, "Token id, as `token list` shows")
       ->required();
-  for (CLI::App* command : {create, list, revoke}) {
+  std::string adopt_tenant;
+  CLI::App* tenant = app.add_subcommand(
+      "tenant", "Manage tenants' data in --db (on the controller's host)");
+  tenant->require_subcommand(1);
+  CLI::App* adopt = tenant->add_subcommand(
+      "adopt",
+      "Give --tenant every data set and experiment that belongs to no tenant "
+      "(made before tokens existed, or with --no-auth)");
+  adopt->add_option("--tenant", adopt_tenant, "The tenant to give them to")
+      ->required();
+  for (CLI::App* command : {create, list, revoke, adopt}) {
     command->add_option("--db", options.db_path, "SQLite database file")
         ->capture_default_str();
   }
@@ -341,6 +367,7 @@ int main(int argc, char** argv) {
   if (create->parsed()) return CreateToken(options.db_path, token_flags);
   if (list->parsed()) return ListTokens(options.db_path);
   if (revoke->parsed()) return RevokeToken(options.db_path, token_flags.id);
+  if (adopt->parsed()) return AdoptOwnerless(options.db_path, adopt_tenant);
   if (dev_cert->parsed()) {
     absl::Status status = evonas::auth::WriteDevCertificate(cert_dir,
                                                             cert_hosts);

@@ -680,6 +680,38 @@ absl::StatusOr<int64_t> Store::CountRunningExperiments(
   return row ? stmt.ColumnInt(0) : 0;
 }
 
+absl::StatusOr<std::pair<int64_t, int64_t>> Store::AdoptOwnerless(
+    const std::string& tenant) {
+  EVONAS_ASSIGN_OR_RETURN(auto txn, BeginTransaction());
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement datasets,
+      db_->Prepare("SELECT created_at_ms, proto FROM datasets WHERE id NOT IN "
+                   "(SELECT dataset_id FROM dataset_owners)"));
+  std::vector<DatasetOwnership> adopted;
+  while (true) {
+    EVONAS_ASSIGN_OR_RETURN(bool row, datasets.Step());
+    if (!row) break;
+    EVONAS_ASSIGN_OR_RETURN(
+        v1::Dataset dataset,
+        ParseProto<v1::Dataset>(datasets.ColumnBlob(1), "data set"));
+    adopted.push_back(
+        {tenant, dataset.id(), dataset.name(), datasets.ColumnInt(0)});
+  }
+  for (const DatasetOwnership& ownership : adopted) {
+    EVONAS_RETURN_IF_ERROR(AddDatasetOwner(ownership));
+  }
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement experiments,
+      db_->Prepare("INSERT INTO experiment_owners (experiment_id, tenant) "
+                   "SELECT id, ? FROM experiments WHERE id NOT IN "
+                   "(SELECT experiment_id FROM experiment_owners)"));
+  EVONAS_RETURN_IF_ERROR(experiments.Bind(1, tenant).Run());
+  const int64_t adopted_experiments = db_->Changes();
+  EVONAS_RETURN_IF_ERROR(txn->Commit());
+  return std::make_pair(static_cast<int64_t>(adopted.size()),
+                        adopted_experiments);
+}
+
 absl::StatusOr<std::map<std::string, int64_t>> Store::RowCounts() {
   std::vector<std::string> tables;
   {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -149,6 +150,11 @@ class Store {
       const std::string& tenant);
   // Number of the tenant's experiments in state RUNNING.
   absl::StatusOr<int64_t> CountRunningExperiments(const std::string& tenant);
+  // Gives `tenant` every data set and experiment that no tenant owns (made
+  // before schema v3 or while authentication was off), in one transaction.
+  // Returns how many data sets and experiments it adopted.
+  absl::StatusOr<std::pair<int64_t, int64_t>> AdoptOwnerless(
+      const std::string& tenant);
 
   // Number of rows in every table of the schema (schema_version included),
   // by table name; for health checks and tests that prove nothing changed.

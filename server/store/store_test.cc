@@ -245,5 +245,25 @@ TEST(StoreTest, ExperimentOwnersAndRunningCounts) {
   EXPECT_EQ(store->GetExperiment("e9").status(), ExperimentNotFound("e9"));
 }
 
+TEST(StoreTest, AdoptOwnerlessGivesOnlyUnownedObjects) {
+  auto store = Store::Open(":memory:").value();
+  for (const char* id : {"d1", "d2"}) {
+    v1::Dataset dataset;
+    dataset.set_id(id);
+    dataset.set_name(std::string(id) + ".csv");
+    ASSERT_TRUE(store->InsertDataset(dataset).ok());
+  }
+  ASSERT_TRUE(store->AddDatasetOwner({"beta", "d2", "mine.csv", 1}).ok());
+  ASSERT_TRUE(store->InsertExperiment(MakeExperiment("e1", 1)).ok());
+  ASSERT_TRUE(store->InsertExperiment(MakeExperiment("e2", 2)).ok());
+  ASSERT_TRUE(store->SetExperimentOwner("e2", "beta").ok());
+  EXPECT_EQ(store->AdoptOwnerless("acme").value(), std::make_pair(1L, 1L));
+  EXPECT_EQ(store->FindDatasetOwnership("acme", "d1").value()->name, "d1.csv");
+  EXPECT_FALSE(store->FindDatasetOwnership("acme", "d2").value());
+  EXPECT_EQ(store->ExperimentOwner("e1").value(), "acme");
+  EXPECT_EQ(store->ExperimentOwner("e2").value(), "beta");
+  EXPECT_EQ(store->AdoptOwnerless("acme").value(), std::make_pair(0L, 0L));
+}
+
 }  // namespace
 }  // namespace evonas::store
