@@ -252,8 +252,9 @@ std::vector<double> ReadOut(const MlpParameters& stage, size_t l,
   return Forward(probe, x.data, x.rows);
 }
 
-// At most this many rows score neurons: reading every neuron out costs
-// width^2 per row.
+// At most this many rows estimate the means NARROW and REMOVE_LAYER need:
+// the reference forward pass is plain C++, and reading every neuron out
+// costs width^2 per row.
 constexpr int64_t kMaxScoringRows = 1024;
 
 // Evenly spaced rows of `x`, at most kMaxScoringRows.
@@ -344,9 +345,12 @@ absl::Status Narrow(MlpParameters& stage, size_t l, int64_t width,
 }
 
 // Drops residual layer `l` of `stage`; the mean of what it added to its
-// input on `x` moves into the next layer's biases: the next layer's
-// pre-activations W (h_l - h_{l-1}), averaged, are read out directly.
-absl::Status RemoveResidual(MlpParameters& stage, size_t l, const Matrix& x) {
+// input on `x` (at most kMaxScoringRows of them) moves into the next layer's
+// biases: the next layer's pre-activations W (h_l - h_{l-1}), averaged, are
+// read out directly.
+absl::Status RemoveResidual(MlpParameters& stage, size_t l,
+                            const Matrix& all_rows) {
+  const Matrix x = ScoringRows(all_rows);
   DenseParameters& next = stage.layers[l + 1];
   // A residual layer is never first in its stage, so layer l - 1 exists.
   const std::vector<double> after = ReadOut(stage, l, x, next.weight);

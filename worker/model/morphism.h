@@ -66,7 +66,8 @@ absl::Status CheckNetworkMatchesGenome(const NetworkParameters& network,
 //                 the next layer's biases, so the outputs change only by its
 //                 deviation from its mean.
 //   REMOVE_LAYER  the residual layer is dropped; the mean of what it added
-//                 to its input on `sample` moves into the next layer's
+//                 to its input on `sample` (at most 1024 evenly spaced rows
+//                 of it) moves into the next layer's
 //                 biases (exact for the mean output when that layer is the
 //                 linear output layer).
 // `seed` drives the random weights. `sample` (raw units; the training rows)
