@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/genome.h"
+#include "common/genome_cost.h"
 #include "common/status_macros.h"
 #include "server/search/lemonade.h"
 #include "server/search/nsga2.h"
@@ -118,11 +119,52 @@ absl::StatusOr<v1::InheritanceSettings> NormalizeInheritanceSettings(
   return settings;
 }
 
-absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(
+namespace {
+
+bool PassesLevelZero(const v1::Genome& genome,
+                     const v1::Requirements& requirements, int64_t inputs,
+                     int64_t outputs) {
+  const v1::GenomeCost cost = ComputeGenomeCost(genome, inputs, outputs);
+  return !(requirements.has_max_parameters() &&
+           cost.parameter_count() > requirements.max_parameters()) &&
+         !(requirements.has_max_model_bytes() &&
+           cost.float64_bytes() > requirements.max_model_bytes());
+}
+
+class ScreenedStrategy : public Strategy {
+ public:
+  ScreenedStrategy(std::unique_ptr<Strategy> inner,
+                   v1::Requirements requirements, int64_t inputs,
+                   int64_t outputs)
+      : inner_(std::move(inner)),
+        requirements_(std::move(requirements)),
+        inputs_(inputs),
+        outputs_(outputs) {}
+
+  Proposal Propose(int64_t sequence,
+                   const std::vector<v1::Candidate>& finished) override {
+    Proposal first = inner_->Propose(sequence, finished);
+    if (PassesLevelZero(first.genome, requirements_, inputs_, outputs_)) {
+      return first;
+    }
+    for (int j = 1; j < kScreenAttempts; ++j) {
+      Proposal next = inner_->Propose(sequence + j * kScreenStride, finished);
+      if (PassesLevelZero(next.genome, requirements_, inputs_, outputs_)) {
+        return next;
+      }
+    }
+    return first;
+  }
+
+ private:
+  std::unique_ptr<Strategy> inner_;
+  const v1::Requirements requirements_;
+  const int64_t inputs_;
+  const int64_t outputs_;
+};
+
+absl::StatusOr<std::unique_ptr<Strategy>> MakeUnscreenedStrategy(
     const v1::ExperimentSpec& spec) {
-  EVONAS_RETURN_IF_ERROR(ValidateObjectives(spec));
-  EVONAS_RETURN_IF_ERROR(
-      NormalizeInheritanceSettings(spec.inheritance()).status());
   switch (spec.strategy()) {
     case v1::STRATEGY_UNSPECIFIED:
     case v1::STRATEGY_RANDOM:
@@ -157,6 +199,32 @@ absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(
       return absl::InvalidArgumentError(
           absl::StrCat("unknown strategy ", spec.strategy()));
   }
+}
+
+}  // namespace
+
+std::unique_ptr<Strategy> ScreenedByCost(std::unique_ptr<Strategy> inner,
+                                         v1::Requirements requirements,
+                                         int64_t inputs, int64_t outputs) {
+  return std::make_unique<ScreenedStrategy>(
+      std::move(inner), std::move(requirements), inputs, outputs);
+}
+
+absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(
+    const v1::ExperimentSpec& spec) {
+  EVONAS_RETURN_IF_ERROR(ValidateObjectives(spec));
+  EVONAS_RETURN_IF_ERROR(
+      NormalizeInheritanceSettings(spec.inheritance()).status());
+  EVONAS_ASSIGN_OR_RETURN(std::unique_ptr<Strategy> strategy,
+                          MakeUnscreenedStrategy(spec));
+  const v1::Requirements& requirements = spec.requirements();
+  if (!requirements.has_max_parameters() &&
+      !requirements.has_max_model_bytes()) {
+    return strategy;
+  }
+  return ScreenedByCost(std::move(strategy), requirements,
+                        std::max(1, spec.input_columns_size()),
+                        std::max(1, spec.output_columns_size()));
 }
 
 UniqueProposal ProposeUnique(Strategy& strategy, int64_t sequence,

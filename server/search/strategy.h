@@ -66,10 +66,26 @@ absl::StatusOr<v1::InheritanceSettings> NormalizeInheritanceSettings(
 // rank by ExperimentObjectives(spec) under spec.requirements, regularized
 // evolution also by spec.fitness_weights, and they pass parents and
 // morphisms on when spec.inheritance.enabled. LEMONADE's cheap objectives
-// use the numbers of input and output columns. InvalidArgument for an
-// unknown strategy, bad settings or bad objectives (ValidateObjectives).
+// use the numbers of input and output columns. When spec.requirements
+// limit parameters or model bytes, every strategy is screened at level 0
+// (ScreenedByCost). InvalidArgument for an unknown strategy, bad settings
+// or bad objectives (ValidateObjectives).
 absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(
     const v1::ExperimentSpec& spec);
+
+// Level-0 screening (hierarchical evaluation): a genome whose GenomeCost
+// already breaks `requirements` (parameter_count > max_parameters, or
+// float64_bytes > max_model_bytes: the weights alone exceed the file limit)
+// is never trained. The returned strategy asks `inner` for sequence, then
+// sequence + j * kScreenStride (j = 1..kScreenAttempts - 1) until a
+// proposal passes, and returns the first proposal when none does (the
+// controller then records it infeasible rather than stalling). Costs use
+// `inputs` and `outputs` columns. Deterministic like `inner`.
+inline constexpr int64_t kScreenStride = int64_t{1} << 50;
+inline constexpr int kScreenAttempts = 16;
+std::unique_ptr<Strategy> ScreenedByCost(std::unique_ptr<Strategy> inner,
+                                         v1::Requirements requirements,
+                                         int64_t inputs, int64_t outputs);
 
 // Re-proposals ask for sequence + k * kResaltStride (k = 1, 2, ...): far
 // beyond any real sequence number, so they are fresh draws of every

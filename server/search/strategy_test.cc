@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/genome.h"
+#include "common/genome_cost.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
@@ -190,6 +191,53 @@ TEST(ProposeUniqueTest, ReproposesWithSaltedSequencesUntilNew) {
   proposal = ProposeUnique(strategy, 7, {}, {}, 5);
   EXPECT_TRUE(proposal.unique);
   EXPECT_EQ(proposal.attempts, 1);
+}
+
+TEST(MakeStrategyTest, LevelZeroScreensEveryStrategyBySize) {
+  for (v1::Strategy which : {v1::STRATEGY_RANDOM,
+                             v1::STRATEGY_REGULARIZED_EVOLUTION}) {
+    v1::ExperimentSpec spec = SpecWithSeed(4);
+    spec.set_strategy(which);
+    spec.add_input_columns("x");
+    spec.add_output_columns("y");
+    auto unscreened = MakeStrategy(spec).value();
+    spec.mutable_requirements()->set_max_parameters(2000);
+    auto screened = MakeStrategy(spec).value();
+    int too_big_before = 0, kept = 0;
+    for (int64_t n = 0; n < 100; ++n) {
+      const v1::Genome before = unscreened->Propose(n, {}).genome;
+      const v1::Genome after = screened->Propose(n, {}).genome;
+      const bool fits = ComputeGenomeCost(before, 1, 1).parameter_count() <= 2000;
+      too_big_before += !fits;
+      if (fits) {
+        // Proposals that pass are left alone.
+        EXPECT_EQ(GenomeKey(after), GenomeKey(before));
+        ++kept;
+      }
+      EXPECT_LE(ComputeGenomeCost(after, 1, 1).parameter_count(), 2000);
+    }
+    EXPECT_GT(too_big_before, 20);
+    EXPECT_GT(kept, 20);
+
+    // Model bytes screen by the float64 weights.
+    spec.mutable_requirements()->clear_max_parameters();
+    spec.mutable_requirements()->set_max_model_bytes(8 * 2000);
+    auto by_bytes = MakeStrategy(spec).value();
+    for (int64_t n = 0; n < 50; ++n) {
+      EXPECT_LE(ComputeGenomeCost(by_bytes->Propose(n, {}).genome, 1, 1)
+                    .float64_bytes(),
+                8 * 2000);
+    }
+  }
+}
+
+TEST(ScreenedByCostTest, ReturnsTheFirstProposalWhenNonePasses) {
+  auto random = MakeStrategy(SpecWithSeed(1)).value();
+  v1::Requirements impossible;
+  impossible.set_max_parameters(1);
+  const v1::Genome first = random->Propose(5, {}).genome;
+  auto screened = ScreenedByCost(std::move(random), impossible, 1, 1);
+  EXPECT_EQ(GenomeKey(screened->Propose(5, {}).genome), GenomeKey(first));
 }
 
 }  // namespace
