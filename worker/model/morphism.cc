@@ -1,9 +1,9 @@
 #include "worker/model/morphism.h"
 
 #include <algorithm>
-#include <limits>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <random>
 #include <string>
@@ -42,12 +42,8 @@ bool SameLayer(const v1::DenseLayer& a, const v1::DenseLayer& b) {
          a.residual() == b.residual();
 }
 
-std::string KindName(v1::MorphismKind kind) {
-  return v1::MorphismKind_Name(kind);
-}
-
 std::string Site(const v1::Morphism& m) {
-  return absl::StrCat(KindName(m.kind()), " of stage ", m.stage(), " layer ",
+  return absl::StrCat(v1::MorphismKind_Name(m.kind()), " of stage ", m.stage(), " layer ",
                       m.layer());
 }
 
@@ -184,6 +180,8 @@ DenseParameters RandomLayer(int64_t inputs, const v1::DenseLayer& genome,
   return layer;
 }
 
+// OK when `sample` has at least one row of `net`'s inputs (and, with
+// `need_targets`, as many rows of its outputs).
 absl::Status CheckSample(const Samples& sample, const NetworkParameters& net,
                          bool need_targets) {
   const int64_t inputs = net.stages.front().layers.front().inputs;
