@@ -376,26 +376,27 @@ absl::StatusOr<std::string> Worker::FetchCheckpoint(const v1::Lease& lease) {
   auto reader = stub_->FetchCheckpoint(&context, request);
   std::string bytes;
   v1::FetchCheckpointResponse response;
-  bool too_long = false;
+  // The size the lease announced is the only one accepted: nothing beyond it
+  // is buffered.
+  std::string mismatch;
   while (reader->Read(&response)) {
     if (response.total_bytes() > 0 && response.total_bytes() != expected) {
-      too_long = true;  // the size the lease announced is the one we accept
+      mismatch = absl::StrCat("the controller announces ",
+                              response.total_bytes(), " bytes");
+    } else if (static_cast<int64_t>(bytes.size() + response.chunk().size()) >
+               expected) {
+      mismatch = "the controller sends more";
     }
-    if (static_cast<int64_t>(bytes.size() + response.chunk().size()) >
-        expected) {
-      too_long = true;
-    }
-    if (too_long) {
+    if (!mismatch.empty()) {
       context.TryCancel();
       break;
     }
     bytes.append(response.chunk());
   }
   grpc::Status status = reader->Finish();
-  if (too_long) {
-    return absl::DataLossError(absl::StrCat(
-        what, ": the controller sends more than the lease's ", expected,
-        " bytes"));
+  if (!mismatch.empty()) {
+    return absl::DataLossError(absl::StrCat(what, ": ", mismatch,
+                                            ", the lease says ", expected));
   }
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
     return absl::UnavailableError(

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "common/sha256.h"
@@ -395,6 +396,20 @@ TEST_F(InheritingLeaseTest, CorruptCheckpointFailsTheCandidate) {
   ASSERT_TRUE(result.has_value());
   EXPECT_THAT(result->failure_reason(), HasSubstr("SHA-256"));
   EXPECT_THAT(result->failure_reason(), HasSubstr("parent"));
+}
+
+TEST_F(InheritingLeaseTest, CheckpointOfAnotherSizeFailsTheCandidate) {
+  v1::Lease lease = MakeLease(ParentGenome(), v1::MORPHISM_KIND_CONTINUE);
+  lease.mutable_inheritance()->set_checkpoint_size_bytes(
+      static_cast<int64_t>(checkpoint_.size()) - 1);
+  FakeController controller(lease, dataset_, checkpoint_);
+  RunWorker(controller);
+  std::optional<v1::WorkResult> result = controller.result();
+  ASSERT_TRUE(result.has_value());
+  EXPECT_THAT(result->failure_reason(),
+              HasSubstr(absl::StrCat("the controller announces ",
+                                     checkpoint_.size(), " bytes, the lease "
+                                     "says ", checkpoint_.size() - 1)));
 }
 
 TEST_F(InheritingLeaseTest, CheckpointOfAnotherGenomeFailsTheCandidate) {
