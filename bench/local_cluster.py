@@ -1,0 +1,116 @@
+"""A controller and local workers for the benchmarks: one process each, on
+loopback, plaintext and without tokens (one user on one machine), in a
+temporary directory that is removed afterwards.
+
+    with LocalCluster(build, workers=2) as cluster:
+        train, holdout = cluster.upload_task(task_dir)
+        spec = cluster.task_spec(task_dir, train, holdout)
+        ...
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class LocalCluster:
+    def __init__(self, build, workers=2, worker_flags=()):
+        self.build = build
+        self.workers = workers
+        self.worker_flags = list(worker_flags)
+        self.procs = []
+
+    def __enter__(self):
+        self.work = tempfile.mkdtemp(prefix="evonas-bench-")
+        stubs = os.path.join(self.work, "stubs")
+        subprocess.run([os.path.join(repo, "clients/python/generate_stubs.sh"),
+                        stubs], check=True)
+        sys.path[:0] = [stubs, os.path.join(repo, "clients/python")]
+        from evonas.v1 import types_pb2
+        from evonas_client import Client
+        self.types = types_pb2
+        port_file = os.path.join(self.work, "port")
+        self.procs.append(subprocess.Popen(
+            [os.path.join(self.build, "server/evonas-controller"),
+             "--listen=127.0.0.1:0", f"--port-file={port_file}",
+             f"--db={self.work}/evonas.db", f"--data-dir={self.work}/data",
+             "--plaintext", "--no-auth"],
+            stderr=open(os.path.join(self.work, "controller.log"), "w")))
+        while not os.path.exists(port_file):
+            if self.procs[0].poll() is not None:
+                raise RuntimeError("evonas-controller exited; see " +
+                                   os.path.join(self.work, "controller.log"))
+            time.sleep(0.05)
+        self.address = "127.0.0.1:" + open(port_file).read().strip()
+        for i in range(self.workers):
+            self.procs.append(subprocess.Popen(
+                [os.path.join(self.build, "worker/evonas-worker"),
+                 f"--controller={self.address}", "--plaintext",
+                 f"--worker-id=bench-{i}", "--threads=1",
+                 f"--cache-dir={self.work}/cache"] + self.worker_flags,
+                stderr=open(os.path.join(self.work, f"worker-{i}.log"), "w")))
+        self.client = Client(self.address, plaintext=True)
+        return self
+
+    def __exit__(self, *exc):
+        self.client.close()
+        for p in reversed(self.procs):
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=60)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def upload_task(self, task_dir):
+        """Uploads a task's training and holdout files (see
+        ../shared/tasks/README.md); returns their Dataset messages."""
+        task = load_task(task_dir)
+        return (self.client.upload_dataset(os.path.join(task_dir,
+                                                        task["train"])),
+                self.client.upload_dataset(os.path.join(task_dir,
+                                                        task["holdout"])))
+
+    def task_spec(self, task_dir, train, holdout, seed=1):
+        """An ExperimentSpec for the task: its columns, its requirements as
+        hard constraints, the holdout file as the test data set."""
+        task = load_task(task_dir)
+        spec = self.types.ExperimentSpec(
+            name=task["name"], dataset_id=train.id,
+            test_dataset_id=holdout.id, input_columns=task["inputs"],
+            output_columns=task["outputs"], seed=seed)
+        req = task["requirements"]
+        r = spec.requirements
+        r.max_abs_error = req["max_abs_error"]
+        r.within_tolerance = req["within_tolerance"]
+        r.min_fraction_within = req["min_fraction_within"]
+        r.max_model_bytes = req["max_model_bytes"]
+        r.max_training_seconds = req["max_train_seconds"]
+        return spec
+
+
+# Strategy names on the benchmarks' command lines.
+STRATEGIES = {"random": "STRATEGY_RANDOM",
+              "evolution": "STRATEGY_REGULARIZED_EVOLUTION",
+              "lemonade": "STRATEGY_LEMONADE", "nsga2": "STRATEGY_NSGA2"}
+
+
+def describe(genome, types_pb2):
+    """'32tanh-32tanh+r \\| 16sine': layers by width and activation (+r
+    for a residual layer), stages separated by a Markdown-escaped |."""
+    def layers(hidden):
+        return "-".join(
+            f"{l.width}{types_pb2.Activation.Name(l.activation)[11:].lower()}"
+            + ("+r" if l.residual else "") for l in hidden)
+    return " \\| ".join([layers(genome.hidden_layers)] +
+                          [layers(s.hidden_layers)
+                           for s in genome.residual_stages])
+
+
+def load_task(task_dir):
+    with open(os.path.join(task_dir, "task.json")) as f:
+        return json.load(f)

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Search strategies side by side (issue 3's benchmark): for each task and
+strategy, one search on the same local workers with the same wall budget;
+hypervolume over time, the best feasible holdout max abs error, and how soon
+each strategy reached random search's final hypervolume.
+
+    /usr/bin/python3 bench/strategy_bench.py --build build --seconds 300 \
+        --task ../shared/tasks/hartmann3 --task ../shared/tasks/ishigami \
+        --config random --config evolution --config lemonade \
+        --config lemonade+inherit
+
+Hypervolume: of the succeeded candidates' points (log10 validation max abs
+error, log10 parameter count), both minimised, each divided by its range
+[log10(error_floor), 0] and [0, log10(max_parameters)] so that a point
+lies in the unit square, reference point (1, 1): error 1 and
+`max_parameters` parameters. A point outside the reference adds nothing.
+The run's configs are run one after another, never at the same time.
+"""
+
+import argparse
+import math
+import os
+import time
+
+from local_cluster import STRATEGIES, LocalCluster, describe, load_task, repo
+
+
+def normalised(candidate, args):
+    """The candidate's point in the unit square: 0 is the error floor and one
+    parameter, 1 is error 1 and max_parameters."""
+    m = candidate.metrics
+    err = max(m.validation.max_abs_error, args.error_floor)
+    return (1 - math.log10(err) / math.log10(args.error_floor),
+            math.log10(max(m.parameter_count, 1)) /
+            math.log10(args.max_parameters))
+
+
+def hypervolume(points):
+    """Area dominated by `points` (both coordinates minimised) inside the
+    box up to the reference (1, 1): the union of the boxes [x, 1] x [y, 1],
+    summed as a staircase from left to right."""
+    inside = sorted((x, y) for x, y in points if x < 1 and y < 1)
+    volume, best_y = 0.0, 1.0
+    for i, (x, y) in enumerate(inside):
+        best_y = min(best_y, y)
+        next_x = inside[i + 1][0] if i + 1 < len(inside) else 1.0
+        volume += (next_x - x) * (1 - best_y)
+    return volume
+
+
+def run(cluster, task_dir, train, holdout, config, args):
+    types = cluster.types
+    from evonas.v1 import evonas_service_pb2 as service_pb2
+    strategy, _, option = config.partition("+")
+    spec = cluster.task_spec(task_dir, train, holdout, seed=args.seed)
+    spec.name = f"{load_task(task_dir)['name']}-{config}"
+    spec.strategy = types.Strategy.Value(STRATEGIES[strategy])
+    spec.inheritance.enabled = option == "inherit"
+    spec.budget.max_wall_seconds = args.seconds
+    s = spec.search_space
+    s.max_width = args.max_width
+    s.min_adam_steps, s.max_adam_steps = 500, args.max_adam_steps
+    s.lbfgs_steps = args.lbfgs_steps
+    s.allow_residual = True
+    s.max_residual_stages = args.max_stages
+    experiment = cluster.client.create_experiment(spec)
+    experiment = cluster.client.wait(experiment.id, poll_seconds=5)
+    candidates = cluster.client.stub.ListCandidates(
+        service_pb2.ListCandidatesRequest(experiment_id=experiment.id)
+    ).candidates
+    start = experiment.created_at.ToMilliseconds()
+    done = sorted(
+        (c for c in candidates
+         if c.state == types.CANDIDATE_STATE_SUCCEEDED and not c.duplicate_of),
+        key=lambda c: c.finished_at.ToMilliseconds())
+    curve = []  # (seconds, hypervolume) after each finished candidate
+    points = []
+    for c in done:
+        points.append(normalised(c, args))
+        curve.append(((c.finished_at.ToMilliseconds() - start) / 1000,
+                      hypervolume(points)))
+    front = cluster.client.pareto_front(experiment.id)
+    best = min(front.candidates,
+               key=lambda c: c.metrics.test.max_abs_error, default=None)
+    return {"config": config, "experiment": experiment, "curve": curve,
+            "front": front, "best": best,
+            "inherited": sum(1 for c in done if c.parent_id)}
+
+
+def time_to_reach(curve, target):
+    for seconds, volume in curve:
+        if volume >= target - 1e-12:
+            return seconds
+    return None
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--build", default=os.path.join(repo, "build"))
+    parser.add_argument("--task", action="append")
+    parser.add_argument("--config", action="append",
+                        help="strategy[+inherit], e.g. lemonade+inherit")
+    parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--max-width", type=int, default=64)
+    parser.add_argument("--max-adam-steps", type=int, default=3000)
+    parser.add_argument("--lbfgs-steps", type=int, default=200)
+    parser.add_argument("--max-stages", type=int, default=2)
+    parser.add_argument("--error-floor", type=float, default=1e-6)
+    parser.add_argument("--max-parameters", type=float, default=1e6)
+    args = parser.parse_args()
+    tasks = args.task or [os.path.join(repo, "data/hartmann3")]
+    configs = args.config or ["random", "evolution", "lemonade",
+                              "lemonade+inherit"]
+    for config in configs:
+        if config.partition("+")[0] not in STRATEGIES:
+            parser.error(f"unknown strategy in --config {config}")
+
+    print(f"{args.workers} workers, {args.seconds:.0f} s per search, seed "
+          f"{args.seed}; hypervolume of (log10 validation max abs error, "
+          f"log10 parameters), reference (1, {args.max_parameters:.0e}), "
+          f"error floor {args.error_floor:.0e}\n")
+    for task_dir in tasks:
+        with LocalCluster(args.build, workers=args.workers) as cluster:
+            types = cluster.types
+            train, holdout = cluster.upload_task(task_dir)
+            results = [run(cluster, task_dir, train, holdout, config, args)
+                       for config in configs]
+        random_final = next((r["curve"][-1][1] for r in results
+                             if r["config"] == "random" and r["curve"]), None)
+        print(f"### {load_task(task_dir)['name']}\n")
+        print("| config | trained | inherited | failed | hypervolume at "
+              "25% / 50% / 100% of the time | reaches random's final at | "
+              "front | best holdout max abs error (architecture, "
+              "parameters) | feasible |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in results:
+            curve = r["curve"]
+            at = [max([v for t, v in curve if t <= f * args.seconds],
+                      default=0.0) for f in (0.25, 0.5, 1.0)]
+            reach = (time_to_reach(curve, random_final)
+                     if random_final is not None else None)
+            reach = (f"{reach:.0f} s ({reach / args.seconds:.0%})"
+                     if reach is not None else "never")
+            c = r["experiment"].counts
+            b = r["best"]
+            best = (f"{b.metrics.test.max_abs_error:.2e} ("
+                    f"{describe(b.genome, types)}, "
+                    f"{b.metrics.parameter_count:,})" if b else "-")
+            print(f"| {r['config']} | {c.succeeded} | {r['inherited']} | "
+                  f"{c.failed} | {at[0]:.3f} / {at[1]:.3f} / {at[2]:.3f} | "
+                  f"{reach} | {len(r['front'].candidates)} | {best} | "
+                  f"{'yes' if r['front'].has_feasible else 'no'} |")
+        print()
+
+
+if __name__ == "__main__":
+    main()
