@@ -396,14 +396,22 @@ int RunStaged(const StagedOptions& o) {
         EvaluatePredictions(predicted, test->y.data, 1, 1e-6);
     const v1::Evaluation e5 =
         EvaluatePredictions(predicted, test->y.data, 1, 1e-5);
+    // Against the training rows: how much of the test error is the gap
+    // between the rows rather than the fit at them.
+    const v1::Evaluation fit = EvaluatePredictions(
+        model::Forward(prefix, training->x.data, training->x.rows),
+        training->y.data, 1, 1e-6);
     std::printf(
         "mode=staged stages=%zu parameters=%lld seconds=%.1f "
         "test_max_abs_error=%.3e within_1e-6=%.4f within_1e-5=%.4f "
-        "test_rmse=%.3e validation_max_abs_error=%.3e adam_steps=%d "
-        "after_adam=%.3e after_lbfgs=%.3e after_max_error=%.3e\n",
+        "test_rmse=%.3e training_max_abs_error=%.3e "
+        "validation_max_abs_error=%.3e adam_steps=%d lbfgs_iterations=%d "
+        "max_error_iterations=%d after_adam=%.3e after_lbfgs=%.3e "
+        "after_max_error=%.3e\n",
         k + 1, static_cast<long long>(model::ParameterCount(prefix)), seconds,
         e6.max_abs_error(), e6.fraction_within(), e5.fraction_within(),
-        e6.rmse(), r.after_max_error, r.adam_steps, r.after_adam,
+        e6.rmse(), fit.max_abs_error(), r.after_max_error, r.adam_steps,
+        r.lbfgs_iterations, r.max_error_iterations, r.after_adam,
         r.after_lbfgs, r.after_max_error);
     std::fflush(stdout);
   }

@@ -342,6 +342,13 @@ TEST(StagedTrainTest, RejectsBadInheritance) {
   EXPECT_NE(s.message().find("stages[1].layers[1]"), std::string::npos) << s;
 
   job.initial = WithZeroStage(Parent().parameters);
+  job.initial->stages[0].x_std[0] = 0;
+  s = Train(job).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("standard deviation of 0"), std::string::npos)
+      << s;
+
+  job.initial = WithZeroStage(Parent().parameters);
   job.first_trainable_stage = 2;
   EXPECT_EQ(Train(job).status().code(), absl::StatusCode::kInvalidArgument);
   job.first_trainable_stage = 1;

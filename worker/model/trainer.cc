@@ -258,6 +258,15 @@ absl::Status CheckInitial(const NetworkParameters& initial,
                        stages[k].name, "hidden_layers has ", layers.size(),
                        " plus the output layer"));
     }
+    for (const auto* scale : {&stage.x_std, &stage.y_std}) {
+      for (double v : *scale) {
+        if (!(v > 0) || !std::isfinite(v)) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              name, " has a standard deviation of ", v,
+              "; x_std and y_std must be finite and positive"));
+        }
+      }
+    }
     if (stage.layers.front().inputs != inputs ||
         stage.layers.back().outputs != outputs) {
       return absl::InvalidArgumentError(absl::StrCat(
