@@ -39,6 +39,11 @@ struct SimulatedTraining {
   // A short text that says it is a simulated model (not a TorchScript
   // file); metrics.model_bytes is its size.
   std::string model_file;
+  // A binary-serialised v1::NetworkWeights of the genome's shape with zero
+  // weights (and unit scales): a simulated run has no weights, but a
+  // checkpoint lets its children take the controller's inheritance path
+  // exactly as trained ones do.
+  std::string checkpoint;
 };
 
 // A stand-in for training (NASE's "simulator"), for testing strategies and

@@ -256,5 +256,35 @@ TEST(SimulateTrainingTest, InheritanceIsCheapAndNearlyAsGood) {
   EXPECT_NE(run.model_file.find("ADD_STAGE"), std::string::npos);
 }
 
+TEST(SimulateTrainingTest, CheckpointHasTheGenomesShapeAndZeroWeights) {
+  v1::Genome genome = WithStage(Mlp({16, 16}, v1::ACTIVATION_TANH), 8,
+                                v1::ACTIVATION_SINE);
+  genome.mutable_hidden_layers(1)->set_residual(true);
+  const SimulatedTraining run = SimulateTraining(genome, Hartmann3());
+  v1::NetworkWeights weights;
+  ASSERT_TRUE(weights.ParseFromString(run.checkpoint));
+  ASSERT_EQ(weights.stages_size(), 2);
+  int64_t parameters = 0;
+  for (const v1::StageWeights& stage : weights.stages()) {
+    EXPECT_EQ(stage.x_mean_size(), 3);
+    EXPECT_EQ(stage.x_std_size(), 3);
+    EXPECT_EQ(stage.y_std_size(), 1);
+    int64_t inputs = 3;
+    for (const v1::LayerWeights& layer : stage.layers()) {
+      EXPECT_EQ(layer.inputs(), inputs);
+      EXPECT_EQ(layer.weight_size(), layer.inputs() * layer.outputs());
+      EXPECT_EQ(layer.bias_size(), layer.outputs());
+      for (double w : layer.weight()) EXPECT_EQ(w, 0.0);
+      parameters += layer.weight_size() + layer.bias_size();
+      inputs = layer.outputs();
+    }
+    EXPECT_EQ(stage.layers(stage.layers_size() - 1).activation(),
+              v1::ACTIVATION_UNSPECIFIED);
+  }
+  EXPECT_TRUE(weights.stages(0).layers(1).residual());
+  EXPECT_EQ(weights.stages(1).layers(0).activation(), v1::ACTIVATION_SINE);
+  EXPECT_EQ(parameters, run.metrics.parameter_count());
+}
+
 }  // namespace
 }  // namespace evonas
