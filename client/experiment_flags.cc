@@ -5,6 +5,7 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -12,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/genome.h"
 #include "common/status_macros.h"
 
 namespace evonas::client {
@@ -111,6 +113,23 @@ absl::StatusOr<v1::ObjectiveWeight> ParseFitnessWeight(
   }
   weight.set_weight(number);
   return weight;
+}
+
+absl::StatusOr<v1::Activation> ParseActivation(absl::string_view flag,
+                                               absl::string_view name) {
+  const std::string wanted =
+      absl::AsciiStrToLower(absl::StripAsciiWhitespace(name));
+  std::vector<std::string> known;
+  for (int value = v1::Activation_MIN + 1; value <= v1::Activation_MAX;
+       ++value) {
+    if (!v1::Activation_IsValid(value)) continue;
+    const auto activation = static_cast<v1::Activation>(value);
+    if (ActivationName(activation) == wanted) return activation;
+    known.push_back(ActivationName(activation));
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(flag, ": unknown activation \"", wanted,
+                   "\"; known: ", absl::StrJoin(known, ", ")));
 }
 
 absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
@@ -235,6 +254,25 @@ absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
   for (v1::ObjectiveWeight& weight : weights) {
     *spec.add_fitness_weights() = std::move(weight);
   }
+
+  v1::SearchSpace& space = *spec.mutable_search_space();
+  if (flags.min_depth) space.set_min_depth(*flags.min_depth);
+  if (flags.max_depth) space.set_max_depth(*flags.max_depth);
+  if (flags.min_width) space.set_min_width(*flags.min_width);
+  if (flags.max_width) space.set_max_width(*flags.max_width);
+  for (const std::string& list : flags.activations) {
+    for (absl::string_view name : absl::StrSplit(list, ',')) {
+      EVONAS_ASSIGN_OR_RETURN(v1::Activation activation,
+                              ParseActivation("--activations", name));
+      space.add_activations(activation);
+    }
+  }
+  if (flags.min_adam_steps) space.set_min_adam_steps(*flags.min_adam_steps);
+  if (flags.max_adam_steps) space.set_max_adam_steps(*flags.max_adam_steps);
+  if (flags.lbfgs_steps) space.set_lbfgs_steps(*flags.lbfgs_steps);
+  if (flags.max_stages) space.set_max_residual_stages(*flags.max_stages);
+  space.set_allow_residual(flags.allow_residual);
+  space.set_search_training_extras(flags.search_training_extras);
   return spec;
 }
 

@@ -48,6 +48,15 @@ struct ExperimentFlags {
   // --fitness-weight values, each "OBJECTIVE=WEIGHT".
   std::vector<std::string> objectives;
   std::vector<std::string> fitness_weights;
+
+  // Search-space bounds; unset ones take the controller's defaults
+  // (v1::SearchSpace). Activations as given, each comma-separated.
+  std::optional<int> min_depth, max_depth, min_width, max_width;
+  std::vector<std::string> activations;
+  std::optional<int> min_adam_steps, max_adam_steps, lbfgs_steps;
+  std::optional<int> max_stages;
+  bool allow_residual = false;
+  bool search_training_extras = false;
 };
 
 // Splits comma-separated column lists into names, trimming blanks. Returns
@@ -67,6 +76,12 @@ absl::StatusOr<v1::Strategy> ParseStrategy(absl::string_view name);
 // and the known names otherwise.
 absl::StatusOr<v1::Objective> ParseObjective(absl::string_view flag,
                                              absl::string_view name);
+
+// Maps an activation name as ActivationName prints it ("tanh", "relu",
+// "silu", "gelu", "sine"), ignoring case; InvalidArgument naming `flag` and
+// the known names otherwise.
+absl::StatusOr<v1::Activation> ParseActivation(absl::string_view flag,
+                                               absl::string_view name);
 
 // The names ParseObjective knows, comma-separated, for help texts.
 std::string ObjectiveNames();

@@ -204,6 +204,53 @@ TEST(BuildExperimentSpecTest, SearchFlags) {
   EXPECT_FALSE(spec->budget().stop_when_feasible());
 }
 
+TEST(BuildExperimentSpecTest, SearchSpaceFlags) {
+  ExperimentFlags flags = MinimalFlags();
+  flags.min_depth = 2;
+  flags.max_depth = 3;
+  flags.min_width = 16;
+  flags.max_width = 64;
+  flags.activations = {"tanh,SINE", "gelu"};
+  flags.min_adam_steps = 100;
+  flags.max_adam_steps = 900;
+  flags.lbfgs_steps = 50;
+  flags.max_stages = 2;
+  flags.allow_residual = true;
+  flags.search_training_extras = true;
+  absl::StatusOr<v1::ExperimentSpec> spec = BuildExperimentSpec(flags);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const v1::SearchSpace& space = spec->search_space();
+  EXPECT_EQ(space.min_depth(), 2);
+  EXPECT_EQ(space.max_depth(), 3);
+  EXPECT_EQ(space.min_width(), 16);
+  EXPECT_EQ(space.max_width(), 64);
+  ASSERT_EQ(space.activations_size(), 3);
+  EXPECT_EQ(space.activations(0), v1::ACTIVATION_TANH);
+  EXPECT_EQ(space.activations(1), v1::ACTIVATION_SINE);
+  EXPECT_EQ(space.activations(2), v1::ACTIVATION_GELU);
+  EXPECT_EQ(space.min_adam_steps(), 100);
+  EXPECT_EQ(space.max_adam_steps(), 900);
+  EXPECT_EQ(space.lbfgs_steps(), 50);
+  EXPECT_EQ(space.max_residual_stages(), 2);
+  EXPECT_TRUE(space.allow_residual());
+  EXPECT_TRUE(space.search_training_extras());
+
+  // Unset bounds stay 0: the controller fills its defaults.
+  spec = BuildExperimentSpec(MinimalFlags());
+  ASSERT_TRUE(spec.ok());
+  EXPECT_EQ(spec->search_space().max_width(), 0);
+  EXPECT_EQ(spec->search_space().activations_size(), 0);
+
+  flags.activations = {"tanh,swish"};
+  spec = BuildExperimentSpec(flags);
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(spec.status().message().find(
+                "--activations: unknown activation \"swish\""),
+            absl::string_view::npos)
+      << spec.status();
+}
+
 TEST(BuildExperimentSpecTest, SearchFlagsThatContradict) {
   auto message = [](const ExperimentFlags& flags) {
     return std::string(BuildExperimentSpec(flags).status().message());

@@ -270,6 +270,47 @@ void AddExperimentCreate(CLI::App* experiment, GlobalFlags* globals,
                    "values (repeatable)")
       ->type_name("OBJ=W")
       ->group(kSearch);
+
+  const std::string kSpace = "Search space (unset: the controller's defaults)";
+  AddOptional(create, "--min-depth", &flags->min_depth,
+              "Fewest hidden layers per stage (default 1)")
+      ->group(kSpace);
+  AddOptional(create, "--max-depth", &flags->max_depth,
+              "Most hidden layers per stage (default 4)")
+      ->group(kSpace);
+  AddOptional(create, "--min-width", &flags->min_width,
+              "Narrowest hidden layer (default 8)")
+      ->group(kSpace);
+  AddOptional(create, "--max-width", &flags->max_width,
+              "Widest hidden layer (default 128)")
+      ->group(kSpace);
+  create
+      ->add_option("--activations", flags->activations,
+                   "Activations to choose from, comma-separated, of tanh, "
+                   "relu, silu, gelu, sine (default tanh,silu,gelu)")
+      ->type_name("LIST")
+      ->group(kSpace);
+  AddOptional(create, "--min-adam-steps", &flags->min_adam_steps,
+              "Fewest Adam steps (default 500)")
+      ->group(kSpace);
+  AddOptional(create, "--max-adam-steps", &flags->max_adam_steps,
+              "Most Adam steps (default 3000)")
+      ->group(kSpace);
+  AddOptional(create, "--lbfgs-steps", &flags->lbfgs_steps,
+              "L-BFGS polish iterations (default 200)")
+      ->group(kSpace);
+  AddOptional(create, "--max-stages", &flags->max_stages,
+              "Most residual stages after the first, 0..7 (default 0): "
+              "multi-stage networks, each fitting the residual of the ones "
+              "before")
+      ->group(kSpace);
+  create->add_flag("--allow-residual", flags->allow_residual,
+                   "Hidden layers may be residual (skip connections)")
+      ->group(kSpace);
+  create->add_flag("--search-training-extras", flags->search_training_extras,
+                   "Also search warm-up, weight decay, patience and the "
+                   "max-error phase")
+      ->group(kSpace);
   AddGlobalFlags(create, globals);
 
   create->callback([flags, action] {
