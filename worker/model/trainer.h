@@ -49,9 +49,11 @@ struct TrainJob {
   // instead of a random initialisation. They must have the genome's shape:
   // one stage per genome stage, each with the genome's layer widths,
   // activations and residual flags, the training data's inputs and outputs.
-  // A trainable stage whose output layer is all zero (a stage just added by
-  // a morphism) outputs 0 whatever its standardisation, so the trainer gives
-  // it the data's (as for a fresh stage) before training it.
+  // A trainable stage after the first whose output layer is all zero (a
+  // stage just added by a morphism) outputs 0 whatever its standardisation,
+  // so the trainer gives it the data's (as for a fresh stage: the training
+  // inputs' mean and deviation, y_mean 0, y_std the residual's RMS) before
+  // training it.
   std::optional<NetworkParameters> initial;
   // Stages before this one are not trained: their weights are kept
   // bit-exactly. 0..stages-1; above 0 only with `initial`.
@@ -68,6 +70,8 @@ struct StageReport {
   bool frozen = false;  // inherited and not trained
   double seconds = 0;   // wall-clock seconds of the stage's training
   int adam_steps = 0;   // run; fewer than the gene when patience stopped it
+  // L-BFGS iterations granted before the phase ended (in chunks of 10; fewer
+  // than the gene when L-BFGS stalled even after restarts).
   int lbfgs_iterations = 0;
   int max_error_iterations = 0;
   double after_adam = 0;
