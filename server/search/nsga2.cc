@@ -23,7 +23,9 @@ std::vector<size_t> Nsga2Survivors(const std::vector<ObjectivePoint>& points,
   std::map<int, std::vector<size_t>> fronts;
   for (size_t i = 0; i < points.size(); ++i) fronts[rank[i]].push_back(i);
   std::vector<size_t> survivors;
-  for (auto& [r, front] : fronts) {
+  // Not a structured binding: C++17 lambdas cannot capture those (clang).
+  for (const auto& rank_and_front : fronts) {
+    const std::vector<size_t>& front = rank_and_front.second;
     if (survivors.size() + front.size() <= size) {
       survivors.insert(survivors.end(), front.begin(), front.end());
       continue;
