@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <set>
 
 #include "absl/strings/escaping.h"
@@ -330,6 +331,18 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(
   EVONAS_ASSIGN_OR_RETURN(auto store, store::Store::Open(options.db_path));
   EVONAS_ASSIGN_OR_RETURN(
       auto blobs, store::BlobStore::Open(options.data_dir + "/blobs"));
+  // A blob is written before the row that refers to it commits, so a crash in
+  // between leaves an orphan. No commit is in flight before we serve, so
+  // every unreferenced blob is an orphan; see orphan_blob_grace.
+  EVONAS_ASSIGN_OR_RETURN(std::set<std::string> referenced,
+                          store->ReferencedBlobs());
+  EVONAS_RETURN_IF_ERROR(
+      blobs
+          ->RemoveUnreferenced(
+              referenced, std::filesystem::file_time_type::clock::now() -
+                              absl::ToChronoNanoseconds(
+                                  options.orphan_blob_grace))
+          .status());
   return std::unique_ptr<Controller>(
       new Controller(std::move(options), std::move(store), std::move(blobs)));
 }

@@ -33,6 +33,11 @@ struct ControllerOptions {
   int64_t max_upload_bytes = int64_t{1} << 30;
   // Largest model a worker may report.
   int64_t max_model_bytes = int64_t{256} << 20;
+  // Create() deletes blobs that no row refers to (written just before a
+  // crash, never committed) if they are older than this. Nothing can commit
+  // while Create() runs, so the grace only spares the blobs of a second
+  // controller wrongly started on the same data_dir.
+  absl::Duration orphan_blob_grace = absl::Minutes(10);
   // What a worker is told to wait when there is no work.
   absl::Duration no_work_retry = absl::Seconds(1);
   // Time source; tests replace it.
@@ -76,6 +81,8 @@ class DatasetUpload {
 // over the store, so concurrent RPCs see consistent states.
 class Controller {
  public:
+  // Opens the database and the blob store and sweeps orphan blobs (see
+  // orphan_blob_grace) before anything is served.
   static absl::StatusOr<std::unique_ptr<Controller>> Create(
       ControllerOptions options);
 

@@ -1,5 +1,6 @@
 #include "server/controller.h"
 
+#include <chrono>
 #include <filesystem>
 #include <set>
 #include <string>
@@ -418,6 +419,62 @@ TEST_F(ControllerTest, StateSurvivesARestart) {
   EXPECT_EQ(controller_->GetCandidate(next->candidate_id()).value().sequence(),
             1);
   EXPECT_EQ(controller_->ReadModel(lease->candidate_id()).value(), model);
+}
+
+// Sets the modification time of every blob to an hour ago.
+void AgeBlobs(const std::string& blob_dir) {
+  const auto past =
+      std::filesystem::file_time_type::clock::now() - std::chrono::hours(1);
+  for (const auto& entry :
+       std::filesystem::recursive_directory_iterator(blob_dir)) {
+    if (entry.is_regular_file()) {
+      std::filesystem::last_write_time(entry.path(), past);
+    }
+  }
+}
+
+TEST_F(ControllerTest, RestartSweepsBlobsThatACrashLeftUnreferenced) {
+  v1::Dataset dataset = Upload(kCsv);
+  controller_->CreateExperiment(Spec(dataset.id())).value();
+  auto lease = controller_->LeaseWork("w1").value();
+  auto [result, model] = GoodResult(*lease, "w1", 0.01);
+  const std::string onnx = "onnx-bytes";
+  v1::Artifact* artifact = result.add_artifacts();
+  artifact->set_format(v1::MODEL_FORMAT_ONNX);
+  artifact->set_size_bytes(onnx.size());
+  artifact->set_sha256(Sha256Hex(onnx));
+  ASSERT_TRUE(controller_->Report(result, model, {onnx}).ok());
+
+  // A controller killed after writing the blobs of a report (or an upload)
+  // but before the rows that refer to them commit leaves exactly this: the
+  // blobs are durable, no row names them.
+  controller_.reset();
+  const std::string blob_dir = options_.data_dir + "/blobs";
+  auto blobs = store::BlobStore::Open(blob_dir).value();
+  const std::string orphan_model = blobs->Put("model never committed").value();
+  const std::string orphan_csv = blobs->Put("x,y\n1,2\n").value();
+  AgeBlobs(blob_dir);
+  // Written moments ago: within the grace period, spared.
+  const std::string young = blobs->Put("written a moment ago").value();
+
+  controller_ = Controller::Create(options_).value();
+  EXPECT_FALSE(blobs->Contains(orphan_model));
+  EXPECT_FALSE(blobs->Contains(orphan_csv));
+  EXPECT_TRUE(blobs->Contains(young));
+  // Every referenced blob survives, however old.
+  EXPECT_EQ(controller_->ReadDataset(dataset.id()).value(), kCsv);
+  EXPECT_EQ(controller_->ReadModel(lease->candidate_id()).value(), model);
+  EXPECT_EQ(
+      controller_->ReadModel(lease->candidate_id(), v1::MODEL_FORMAT_ONNX)
+          .value(),
+      onnx);
+
+  // Once it is old enough, the next start removes it too.
+  controller_.reset();
+  AgeBlobs(blob_dir);
+  controller_ = Controller::Create(options_).value();
+  EXPECT_FALSE(blobs->Contains(young));
+  EXPECT_EQ(controller_->ReadDataset(dataset.id()).value(), kCsv);
 }
 
 TEST_F(ControllerTest, CancelDropsQueuedWork) {

@@ -136,6 +136,49 @@ bool BlobStore::Contains(const std::string& sha256) const {
   return fs::exists(PathOf(sha256), ec);
 }
 
+absl::StatusOr<int64_t> BlobStore::RemoveUnreferenced(
+    const std::set<std::string>& referenced,
+    fs::file_time_type cutoff) const {
+  // Blobs live in <dir>/<first two hex digits>/<sha256> (PathOf); anything
+  // else, such as tmp/, is not a blob and is left alone.
+  auto list_error = [](const fs::path& dir, const std::error_code& ec) {
+    return absl::InternalError(absl::StrCat(
+        "cannot list blob directory ", dir.string(), ": ", ec.message()));
+  };
+  int64_t removed = 0;
+  std::error_code ec;
+  for (fs::directory_iterator prefix(dir_, ec), end; !ec && prefix != end;
+       prefix.increment(ec)) {
+    const std::string prefix_name = prefix->path().filename().string();
+    std::error_code type_ec;
+    if (prefix_name.size() != 2 || !prefix->is_directory(type_ec)) continue;
+    std::error_code blob_ec;
+    for (fs::directory_iterator blob(prefix->path(), blob_ec);
+         !blob_ec && blob != end; blob.increment(blob_ec)) {
+      const std::string sha = blob->path().filename().string();
+      if (!IsHexSha256(sha) || sha.compare(0, 2, prefix_name) != 0 ||
+          referenced.count(sha) > 0) {
+        continue;
+      }
+      std::error_code time_ec;
+      const fs::file_time_type written =
+          fs::last_write_time(blob->path(), time_ec);
+      if (time_ec || written >= cutoff) continue;
+      std::error_code remove_ec;
+      fs::remove(blob->path(), remove_ec);
+      if (remove_ec) {
+        return absl::InternalError(
+            absl::StrCat("cannot remove orphan blob ", blob->path().string(),
+                         ": ", remove_ec.message()));
+      }
+      ++removed;
+    }
+    if (blob_ec) return list_error(prefix->path(), blob_ec);
+  }
+  if (ec) return list_error(dir_, ec);
+  return removed;
+}
+
 absl::StatusOr<std::string> BlobStore::Read(const std::string& sha256) const {
   if (!IsHexSha256(sha256)) {
     return absl::NotFoundError(absl::StrCat("no blob ", sha256));

@@ -2,7 +2,9 @@
 #define EVONAS_SERVER_STORE_BLOB_STORE_H_
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
+#include <set>
 #include <string>
 #include "absl/strings/string_view.h"
 
@@ -46,6 +48,16 @@ class BlobStore {
   // Returns the whole blob, or NotFound.
   absl::StatusOr<std::string> Read(const std::string& sha256) const;
   bool Contains(const std::string& sha256) const;
+
+  // Deletes every committed blob that is not in `referenced` and was last
+  // written before `cutoff`; returns how many it deleted. Writers put a blob
+  // before the row referring to it commits, so only a caller that knows no
+  // such commit is in flight (the controller at start-up, before it serves)
+  // may call this; `cutoff` spares blobs written in the last moments anyway.
+  // Internal when a directory cannot be read or a file removed.
+  absl::StatusOr<int64_t> RemoveUnreferenced(
+      const std::set<std::string>& referenced,
+      std::filesystem::file_time_type cutoff) const;
 
  private:
   explicit BlobStore(std::string dir) : dir_(std::move(dir)) {}

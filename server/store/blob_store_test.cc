@@ -1,5 +1,6 @@
 #include "server/store/blob_store.h"
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -34,6 +35,41 @@ TEST_F(BlobStoreTest, PutThenReadByHash) {
   EXPECT_EQ(sha, Sha256Hex("hello"));
   EXPECT_TRUE(blobs->Contains(sha));
   EXPECT_EQ(blobs->Read(sha).value(), "hello");
+}
+
+TEST_F(BlobStoreTest, RemoveUnreferencedDeletesOnlyOldOrphans) {
+  auto blobs = BlobStore::Open(dir_.string()).value();
+  const std::string kept = blobs->Put("referenced").value();
+  const std::string orphan = blobs->Put("orphan").value();
+  const std::string young = blobs->Put("young orphan").value();
+  const auto now = fs::file_time_type::clock::now();
+  for (const std::string& sha : {kept, orphan}) {
+    fs::last_write_time(dir_ / sha.substr(0, 2) / sha,
+                        now - std::chrono::hours(1));
+  }
+  // Files that are not blobs are not the sweep's business.
+  std::ofstream(dir_ / "README") << "x";
+  fs::create_directories(dir_ / "ab");
+  std::ofstream(dir_ / "ab" / "notes.txt") << "x";
+  fs::last_write_time(dir_ / "ab" / "notes.txt", now - std::chrono::hours(1));
+
+  EXPECT_EQ(blobs->RemoveUnreferenced({kept}, now - std::chrono::minutes(10))
+                .value(),
+            1);
+  EXPECT_TRUE(blobs->Contains(kept));
+  EXPECT_FALSE(blobs->Contains(orphan));
+  EXPECT_TRUE(blobs->Contains(young));  // may belong to a commit in flight
+  EXPECT_TRUE(fs::exists(dir_ / "README"));
+  EXPECT_TRUE(fs::exists(dir_ / "ab" / "notes.txt"));
+  // With no grace left, the young orphan goes too; a second sweep is a no-op.
+  EXPECT_EQ(blobs->RemoveUnreferenced({kept}, now + std::chrono::hours(1))
+                .value(),
+            1);
+  EXPECT_FALSE(blobs->Contains(young));
+  EXPECT_EQ(blobs->RemoveUnreferenced({kept}, now + std::chrono::hours(1))
+                .value(),
+            0);
+  EXPECT_EQ(blobs->Read(kept).value(), "referenced");
 }
 
 TEST_F(BlobStoreTest, UnknownOrMalformedHashIsNotFound) {

@@ -712,6 +712,22 @@ absl::StatusOr<std::pair<int64_t, int64_t>> Store::AdoptOwnerless(
                         adopted_experiments);
 }
 
+absl::StatusOr<std::set<std::string>> Store::ReferencedBlobs() {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT id FROM datasets "
+                   "UNION SELECT model_sha256 FROM candidates "
+                   "WHERE model_sha256 != '' "
+                   "UNION SELECT sha256 FROM artifacts"));
+  std::set<std::string> blobs;
+  while (true) {
+    EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    blobs.insert(stmt.ColumnText(0));
+  }
+  return blobs;
+}
+
 absl::StatusOr<std::map<std::string, int64_t>> Store::RowCounts() {
   std::vector<std::string> tables;
   {

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -155,6 +156,11 @@ class Store {
   // Returns how many data sets and experiments it adopted.
   absl::StatusOr<std::pair<int64_t, int64_t>> AdoptOwnerless(
       const std::string& tenant);
+
+  // Every blob (BlobStore SHA-256) a row refers to: data set ids, candidate
+  // models and artifacts. What is in the blob directory but not here is an
+  // orphan (a crash after the blob was written, before its row committed).
+  absl::StatusOr<std::set<std::string>> ReferencedBlobs();
 
   // Number of rows in every table of the schema (schema_version included),
   // by table name; for health checks and tests that prove nothing changed.

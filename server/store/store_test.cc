@@ -1,6 +1,7 @@
 #include "server/store/store.h"
 
 #include <filesystem>
+#include <set>
 
 #include "gtest/gtest.h"
 
@@ -157,6 +158,27 @@ TEST(StoreTest, ArtifactsByCandidateAndFormat) {
       store->InsertArtifact("e1-c0", v1::MODEL_FORMAT_ONNX, "def", 3).ok());
   EXPECT_FALSE(
       store->InsertArtifact("nope", v1::MODEL_FORMAT_ONNX, "abc", 3).ok());
+}
+
+TEST(StoreTest, ReferencedBlobsAreDatasetsModelsAndArtifacts) {
+  auto store = Store::Open(":memory:").value();
+  EXPECT_TRUE(store->ReferencedBlobs().value().empty());
+  v1::Dataset dataset;
+  dataset.set_id("d1");
+  ASSERT_TRUE(store->InsertDataset(dataset).ok());
+  ASSERT_TRUE(store->InsertExperiment(MakeExperiment("e1", 1)).ok());
+  StoredCandidate done = MakeCandidate("e1", 0, v1::CANDIDATE_STATE_SUCCEEDED);
+  done.model_sha256 = "model";
+  ASSERT_TRUE(store->InsertCandidate(done).ok());
+  // A candidate without a model refers to no blob (not to "").
+  ASSERT_TRUE(store->InsertCandidate(
+      MakeCandidate("e1", 1, v1::CANDIDATE_STATE_QUEUED)).ok());
+  ASSERT_TRUE(
+      store->InsertArtifact("e1-c0", v1::MODEL_FORMAT_ONNX, "onnx", 4).ok());
+  ASSERT_TRUE(
+      store->InsertArtifact("e1-c0", v1::MODEL_FORMAT_CHECKPOINT, "d1", 2).ok());
+  EXPECT_EQ(store->ReferencedBlobs().value(),
+            (std::set<std::string>{"d1", "model", "onnx"}));
 }
 
 TEST(StoreTest, SetExperimentStateRecordsFinish) {
