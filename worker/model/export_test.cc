@@ -864,6 +864,27 @@ for r in card["requirements"]:
 print("violations", len(card["violations"]))
 )PY";
 
+TEST(ModelCardTest, ListsEveryStage) {
+  CardFixture f;
+  f.parameters = RandomNetwork(3, MixedHidden(), 2, 3, 1);
+  auto card = ModelCardJson(f.parameters, f.genome, f.metrics, f.requirements,
+                            "id", {}, {});
+  ASSERT_TRUE(card.ok()) << card.status();
+  const std::string total = absl::StrCat(
+      "\"parameter_count\": ", ParameterCount(f.parameters), ",");
+  EXPECT_THAT(*card, HasSubstr(total));
+  const std::string stage = absl::StrCat(
+      "{\"parameter_count\": ", ParameterCount(f.parameters.stages[1]), ", ");
+  size_t count = 0;
+  for (size_t at = card->find(stage); at != std::string::npos;
+       at = card->find(stage, at + 1)) {
+    ++count;
+  }
+  EXPECT_EQ(count, 3u);
+  EXPECT_THAT(*card, HasSubstr("\"residual\": true"));
+  EXPECT_THAT(*card, HasSubstr("sum of the stages' outputs"));
+}
+
 TEST(ModelCardTest, PythonParsesItAndReadsTheOutcomes) {
   if (access(kPython, X_OK) != 0) GTEST_SKIP() << kPython << " not found";
   CardFixture f;
