@@ -16,6 +16,7 @@ runtime_packages=(
 )
 build_packages=(
   build-essential cmake ninja-build pkg-config
+  clang  # libFuzzer, ASan and UBSan for scripts/fuzz.sh (fuzz/)
   libtorch-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libsqlite3-dev libssl-dev libcli11-dev libgtest-dev libgmock-dev
   libopenblas0-openmp
