@@ -31,6 +31,8 @@ build_packages=(
   # checker, OpenCV's dnn) and run the Python client against a controller.
   python3 python3-torch python3-onnx python3-opencv python3-grpcio
   python3-protobuf
+  # bench/optuna_load.py: the shared-study baseline of the load benchmark.
+  python3-optuna
   # A test opens the HTML report in headless Chromium and screenshots it;
   # DejaVu is the font it is drawn in.
   chromium fonts-dejavu-core

@@ -351,6 +351,146 @@ int64_t Controller::NowMs() const {
   return absl::ToUnixMillis(options_.clock());
 }
 
+// ------------------------------------------------------------ group commit
+
+template <typename Body>
+auto Controller::InBatch(Body&& body) -> decltype(body()) {
+  int64_t epoch = 0;
+  decltype(body()) result = [&]() -> decltype(body()) {
+    absl::MutexLock lock(&mu_);
+    if (absl::Status opened = OpenBatchLocked(); !opened.ok()) return opened;
+    epoch = batch_epoch_;
+    return body();
+  }();
+  if (epoch == 0) return result;  // the batch could not even be opened
+  if (absl::Status committed = AwaitCommit(epoch); !committed.ok()) {
+    return committed;
+  }
+  return result;
+}
+
+absl::Status Controller::OpenBatchLocked() {
+  if (batch_ != nullptr) return absl::OkStatus();
+  EVONAS_ASSIGN_OR_RETURN(batch_, store_->BeginTransaction());
+  ++batch_epoch_;
+  return absl::OkStatus();
+}
+
+absl::Status Controller::AwaitCommit(int64_t epoch) {
+  absl::MutexLock lock(&mu_);
+  while (finished_epoch_ < epoch) {
+    if (batch_ != nullptr && batch_epoch_ == epoch) {
+      // Nobody is committing it: this call does, for the whole batch.
+      FinishBatchLocked(absl::OkStatus());
+      break;
+    }
+    batch_finished_.Wait(&mu_);
+  }
+  auto failed = failed_batches_.find(epoch);
+  if (failed == failed_batches_.end()) return absl::OkStatus();
+  return failed->second;
+}
+
+void Controller::FinishBatchLocked(absl::Status cause) {
+  if (batch_ == nullptr) return;
+  if (cause.ok()) cause = batch_->Commit();
+  batch_.reset();  // rolls back unless committed
+  if (!cause.ok()) {
+    failed_batches_[batch_epoch_] = absl::UnavailableError(absl::StrCat(
+        "the database transaction of this call was rolled back, nothing of "
+        "it is stored; retry (",
+        cause.message(), ")"));
+    DropCachesLocked();
+  }
+  finished_epoch_ = batch_epoch_;
+  batch_finished_.SignalAll();
+}
+
+void Controller::DropCachesLocked() {
+  search_states_.clear();
+  // Strategies may cache per sequence, and sequences of rolled-back
+  // candidates are proposed again.
+  strategies_.clear();
+  worker_seconds_.clear();
+}
+
+absl::StatusOr<Controller::SearchState*> Controller::SearchStateOf(
+    const std::string& experiment_id) {
+  auto it = search_states_.find(experiment_id);
+  if (it != search_states_.end()) return &it->second;
+  SearchState state;
+  EVONAS_ASSIGN_OR_RETURN(state.experiment,
+                          store_->GetExperiment(experiment_id));
+  state.experiment.clear_counts();
+  state.experiment.clear_feasible_count();
+  EVONAS_ASSIGN_OR_RETURN(auto all, store_->ListCandidates(experiment_id));
+  for (store::StoredCandidate& s : all) {
+    const v1::Candidate& c = s.candidate;
+    const std::string key = GenomeKey(c.genome());
+    state.genome_keys.insert(key);
+    if (c.duplicate_of().empty()) {
+      state.original_by_key.emplace(key, c.id());
+      state.trailing_copies = 0;
+    } else {
+      ++state.trailing_copies;
+    }
+    const bool final_state = IsFinal(c.state());
+    state.final_by_sequence.push_back(final_state);
+    if (final_state) state.finished.push_back(std::move(s.candidate));
+  }
+  state.total = static_cast<int64_t>(all.size());
+  return &search_states_.emplace(experiment_id, std::move(state))
+              .first->second;
+}
+
+absl::Status Controller::WriteCandidate(const store::StoredCandidate& stored,
+                                        bool insert) {
+  const v1::Candidate& c = stored.candidate;
+  EVONAS_RETURN_IF_ERROR(insert ? store_->InsertCandidate(stored)
+                                : store_->UpdateCandidate(stored));
+  auto it = search_states_.find(c.experiment_id());
+  if (it == search_states_.end()) return absl::OkStatus();
+  SearchState& state = it->second;
+  const int64_t sequence = c.sequence();
+  if (insert) {
+    if (sequence != state.total) {
+      // Not the next sequence: the cache cannot follow, reload it on use.
+      search_states_.erase(it);
+      return absl::OkStatus();
+    }
+    const std::string key = GenomeKey(c.genome());
+    state.genome_keys.insert(key);
+    if (c.duplicate_of().empty()) {
+      state.original_by_key.emplace(key, c.id());
+      state.trailing_copies = 0;
+    } else {
+      ++state.trailing_copies;
+    }
+    state.final_by_sequence.push_back(false);
+    ++state.total;
+  }
+  if (sequence < 0 || sequence >= state.total) {
+    search_states_.erase(it);
+    return absl::OkStatus();
+  }
+  if (IsFinal(c.state()) && !state.final_by_sequence[sequence]) {
+    state.final_by_sequence[sequence] = true;
+    auto at = std::upper_bound(
+        state.finished.begin(), state.finished.end(), sequence,
+        [](int64_t s, const v1::Candidate& f) { return s < f.sequence(); });
+    state.finished.insert(at, c);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Controller::SetExperimentState(const std::string& id,
+                                            v1::ExperimentState state) {
+  EVONAS_RETURN_IF_ERROR(store_->SetExperimentState(id, state, NowMs()));
+  // Rare: the cached experiment reloads on use.
+  search_states_.erase(id);
+  return absl::OkStatus();
+}
+
 // ---------------------------------------------------------------- data sets
 
 absl::StatusOr<std::unique_ptr<DatasetUpload>> Controller::BeginUpload(
@@ -388,33 +528,30 @@ absl::StatusOr<v1::Dataset> Controller::StoreDataset(const std::string& name,
   dataset.set_size_bytes(static_cast<int64_t>(bytes.size()));
   *dataset.mutable_created_at() = ToProto(NowMs());
 
-  absl::MutexLock lock(&mu_);
-  absl::StatusOr<v1::Dataset> existing = store_->GetDataset(dataset.id());
-  if (existing.ok()) return existing;
-  // The blob is durable before the row that references it commits.
-  EVONAS_ASSIGN_OR_RETURN(std::string sha, blobs_->Put(bytes));
-  if (sha != dataset.id()) return absl::InternalError("blob hash mismatch");
-  EVONAS_RETURN_IF_ERROR(store_->InsertDataset(dataset));
-  return dataset;
+  return InBatch([&]() -> absl::StatusOr<v1::Dataset> {
+    absl::StatusOr<v1::Dataset> existing = store_->GetDataset(dataset.id());
+    if (existing.ok()) return existing;
+    // The blob is durable before the row that references it commits.
+    EVONAS_ASSIGN_OR_RETURN(std::string sha, blobs_->Put(bytes));
+    if (sha != dataset.id()) return absl::InternalError("blob hash mismatch");
+    EVONAS_RETURN_IF_ERROR(store_->InsertDataset(dataset));
+    return dataset;
+  });
 }
 
 absl::StatusOr<v1::Dataset> Controller::GetDataset(const std::string& id) {
   EVONAS_RETURN_IF_ERROR(CheckId("dataset_id", id));
-  absl::MutexLock lock(&mu_);
-  return store_->GetDataset(id);
+  return InBatch([&] { return store_->GetDataset(id); });
 }
 
 absl::StatusOr<std::vector<v1::Dataset>> Controller::ListDatasets() {
-  absl::MutexLock lock(&mu_);
-  return store_->ListDatasets();
+  return InBatch([&] { return store_->ListDatasets(); });
 }
 
 absl::StatusOr<std::string> Controller::ReadDataset(const std::string& id) {
   EVONAS_RETURN_IF_ERROR(CheckId("dataset_id", id));
-  {
-    absl::MutexLock lock(&mu_);
-    EVONAS_RETURN_IF_ERROR(store_->GetDataset(id).status());
-  }
+  EVONAS_RETURN_IF_ERROR(
+      InBatch([&] { return store_->GetDataset(id).status(); }));
   return blobs_->Read(id);
 }
 
@@ -536,15 +673,16 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec) {
 
 absl::StatusOr<v1::Experiment> Controller::CreateExperiment(
     v1::ExperimentSpec spec) {
-  absl::MutexLock lock(&mu_);
-  EVONAS_RETURN_IF_ERROR(ValidateSpec(spec));
-  v1::Experiment experiment;
-  experiment.set_id(RandomId("exp-", 6));
-  *experiment.mutable_spec() = std::move(spec);
-  experiment.set_state(v1::EXPERIMENT_STATE_RUNNING);
-  *experiment.mutable_created_at() = ToProto(NowMs());
-  EVONAS_RETURN_IF_ERROR(store_->InsertExperiment(experiment));
-  return LoadExperiment(experiment.id());
+  return InBatch([&]() -> absl::StatusOr<v1::Experiment> {
+    EVONAS_RETURN_IF_ERROR(ValidateSpec(spec));
+    v1::Experiment experiment;
+    experiment.set_id(RandomId("exp-", 6));
+    *experiment.mutable_spec() = std::move(spec);
+    experiment.set_state(v1::EXPERIMENT_STATE_RUNNING);
+    *experiment.mutable_created_at() = ToProto(NowMs());
+    EVONAS_RETURN_IF_ERROR(store_->InsertExperiment(experiment));
+    return LoadExperiment(experiment.id());
+  });
 }
 
 absl::StatusOr<v1::Experiment> Controller::LoadExperiment(
@@ -586,71 +724,83 @@ double Controller::EndLease(store::StoredCandidate& stored) {
 
 absl::StatusOr<v1::Experiment> Controller::GetExperiment(const std::string& id) {
   EVONAS_RETURN_IF_ERROR(CheckId("experiment_id", id));
-  absl::MutexLock lock(&mu_);
-  return LoadExperiment(id);
+  return InBatch([&] { return LoadExperiment(id); });
 }
 
 absl::StatusOr<std::vector<v1::Experiment>> Controller::ListExperiments() {
-  absl::MutexLock lock(&mu_);
-  EVONAS_ASSIGN_OR_RETURN(auto experiments, store_->ListExperiments());
-  for (v1::Experiment& experiment : experiments) {
-    EVONAS_ASSIGN_OR_RETURN(double worker_seconds,
-                            WorkerSecondsOf(experiment.id()));
-    experiment.set_worker_seconds(worker_seconds);
-  }
-  return experiments;
+  return InBatch([&]() -> absl::StatusOr<std::vector<v1::Experiment>> {
+    EVONAS_ASSIGN_OR_RETURN(auto experiments, store_->ListExperiments());
+    for (v1::Experiment& experiment : experiments) {
+      EVONAS_ASSIGN_OR_RETURN(double worker_seconds,
+                              WorkerSecondsOf(experiment.id()));
+      experiment.set_worker_seconds(worker_seconds);
+    }
+    return experiments;
+  });
 }
 
 absl::StatusOr<v1::Experiment> Controller::CancelExperiment(
     const std::string& id) {
   EVONAS_RETURN_IF_ERROR(CheckId("experiment_id", id));
-  absl::MutexLock lock(&mu_);
-  EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment, store_->GetExperiment(id));
-  if (experiment.state() != v1::EXPERIMENT_STATE_RUNNING) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("experiment ", id, " is not running"));
-  }
-  EVONAS_ASSIGN_OR_RETURN(auto txn, store_->BeginTransaction());
-  EVONAS_ASSIGN_OR_RETURN(auto candidates, store_->ListCandidates(id));
-  for (store::StoredCandidate& stored : candidates) {
-    if (stored.candidate.state() != v1::CANDIDATE_STATE_QUEUED) continue;
-    stored.candidate.set_state(v1::CANDIDATE_STATE_CANCELLED);
-    *stored.candidate.mutable_finished_at() = ToProto(NowMs());
-    EVONAS_RETURN_IF_ERROR(store_->UpdateCandidate(stored));
-  }
-  EVONAS_RETURN_IF_ERROR(
-      store_->SetExperimentState(id, v1::EXPERIMENT_STATE_CANCELLED, NowMs()));
-  EVONAS_RETURN_IF_ERROR(txn->Commit());
-  return LoadExperiment(id);
+  return InBatch([&]() -> absl::StatusOr<v1::Experiment> {
+    EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment,
+                            store_->GetExperiment(id));
+    if (experiment.state() != v1::EXPERIMENT_STATE_RUNNING) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("experiment ", id, " is not running"));
+    }
+    // All or nothing: a failure halfway rolls the batch back.
+    absl::Status cancelled = [&]() -> absl::Status {
+      EVONAS_ASSIGN_OR_RETURN(auto candidates, store_->ListCandidates(id));
+      for (store::StoredCandidate& stored : candidates) {
+        if (stored.candidate.state() != v1::CANDIDATE_STATE_QUEUED) continue;
+        stored.candidate.set_state(v1::CANDIDATE_STATE_CANCELLED);
+        *stored.candidate.mutable_finished_at() = ToProto(NowMs());
+        EVONAS_RETURN_IF_ERROR(WriteCandidate(stored, /*insert=*/false));
+      }
+      return SetExperimentState(id, v1::EXPERIMENT_STATE_CANCELLED);
+    }();
+    if (!cancelled.ok()) {
+      FinishBatchLocked(cancelled);
+      return cancelled;
+    }
+    return LoadExperiment(id);
+  });
 }
 
 absl::StatusOr<std::vector<v1::Candidate>> Controller::ListCandidates(
     const std::string& experiment_id) {
   EVONAS_RETURN_IF_ERROR(CheckId("experiment_id", experiment_id));
-  absl::MutexLock lock(&mu_);
-  EVONAS_RETURN_IF_ERROR(store_->GetExperiment(experiment_id).status());
-  EVONAS_ASSIGN_OR_RETURN(auto stored, store_->ListCandidates(experiment_id));
-  std::vector<v1::Candidate> candidates;
-  candidates.reserve(stored.size());
-  for (auto& s : stored) candidates.push_back(std::move(s.candidate));
-  return candidates;
+  return InBatch([&]() -> absl::StatusOr<std::vector<v1::Candidate>> {
+    EVONAS_RETURN_IF_ERROR(store_->GetExperiment(experiment_id).status());
+    EVONAS_ASSIGN_OR_RETURN(auto stored,
+                            store_->ListCandidates(experiment_id));
+    std::vector<v1::Candidate> candidates;
+    candidates.reserve(stored.size());
+    for (auto& s : stored) candidates.push_back(std::move(s.candidate));
+    return candidates;
+  });
 }
 
 absl::StatusOr<v1::Candidate> Controller::GetCandidate(const std::string& id) {
   EVONAS_RETURN_IF_ERROR(CheckId("candidate_id", id));
-  absl::MutexLock lock(&mu_);
-  EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
-                          store_->GetCandidate(id));
-  return stored.candidate;
+  return InBatch([&]() -> absl::StatusOr<v1::Candidate> {
+    EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
+                            store_->GetCandidate(id));
+    return std::move(stored.candidate);
+  });
 }
 
 absl::StatusOr<v1::ParetoFront> Controller::GetParetoFront(
     const std::string& experiment_id) {
   EVONAS_RETURN_IF_ERROR(CheckId("experiment_id", experiment_id));
-  absl::MutexLock lock(&mu_);
-  EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment,
-                          store_->GetExperiment(experiment_id));
-  EVONAS_ASSIGN_OR_RETURN(auto stored, store_->ListCandidates(experiment_id));
+  v1::Experiment experiment;
+  std::vector<store::StoredCandidate> stored;
+  EVONAS_RETURN_IF_ERROR(InBatch([&]() -> absl::Status {
+    EVONAS_ASSIGN_OR_RETURN(experiment, store_->GetExperiment(experiment_id));
+    EVONAS_ASSIGN_OR_RETURN(stored, store_->ListCandidates(experiment_id));
+    return absl::OkStatus();
+  }));
   std::vector<v1::Candidate> candidates;
   for (store::StoredCandidate& s : stored) {
     // A copy stands at its original's point, which is counted once.
@@ -681,8 +831,7 @@ absl::StatusOr<std::string> Controller::ReadModel(
     const std::string& candidate_id, v1::ModelFormat format) {
   EVONAS_RETURN_IF_ERROR(CheckId("candidate_id", candidate_id));
   std::string sha;
-  {
-    absl::MutexLock lock(&mu_);
+  EVONAS_RETURN_IF_ERROR(InBatch([&]() -> absl::Status {
     EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
                             store_->GetCandidate(candidate_id));
     if (stored.candidate.state() != v1::CANDIDATE_STATE_SUCCEEDED) {
@@ -703,7 +852,8 @@ absl::StatusOr<std::string> Controller::ReadModel(
                                      : stored.candidate.duplicate_of();
       EVONAS_ASSIGN_OR_RETURN(sha, store_->ArtifactSha256(owner, format));
     }
-  }
+    return absl::OkStatus();
+  }));
   return blobs_->Read(sha);
 }
 
@@ -721,54 +871,64 @@ absl::StatusOr<Controller::BudgetState> Controller::CheckBudget(
     EVONAS_ASSIGN_OR_RETURN(double spent, WorkerSecondsOf(experiment.id()));
     if (spent >= budget.max_worker_seconds()) return BudgetState::kStop;
   }
-  if (budget.stop_when_feasible() && experiment.feasible_count() > 0) {
-    return BudgetState::kStop;
+  if (budget.stop_when_feasible()) {
+    // Counting reads every candidate: only experiments that ask pay for it.
+    EVONAS_ASSIGN_OR_RETURN(v1::Experiment counted,
+                            store_->GetExperiment(experiment.id()));
+    if (counted.feasible_count() > 0) return BudgetState::kStop;
   }
   if (budget.max_candidates() > 0) {
-    EVONAS_ASSIGN_OR_RETURN(int64_t total,
-                            store_->CandidateTotal(experiment.id()));
-    if (total >= budget.max_candidates()) return BudgetState::kNoNewCandidates;
+    EVONAS_ASSIGN_OR_RETURN(SearchState * state,
+                            SearchStateOf(experiment.id()));
+    if (state->total >= budget.max_candidates()) {
+      return BudgetState::kNoNewCandidates;
+    }
   }
   return BudgetState::kLeft;
 }
 
 absl::Status Controller::FinishIfDone(const std::string& experiment_id) {
-  EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment,
-                          store_->GetExperiment(experiment_id));
-  if (experiment.state() != v1::EXPERIMENT_STATE_RUNNING) {
+  EVONAS_ASSIGN_OR_RETURN(SearchState * state, SearchStateOf(experiment_id));
+  if (state->experiment.state() != v1::EXPERIMENT_STATE_RUNNING) {
     return absl::OkStatus();
   }
-  EVONAS_ASSIGN_OR_RETURN(BudgetState budget, CheckBudget(experiment));
+  EVONAS_ASSIGN_OR_RETURN(BudgetState budget, CheckBudget(state->experiment));
   if (budget == BudgetState::kLeft) return absl::OkStatus();
-  EVONAS_ASSIGN_OR_RETURN(auto txn, store_->BeginTransaction());
-  int64_t unfinished = experiment.counts().running();
-  if (budget == BudgetState::kStop) {
-    // Out of time or compute, or done: queued work is dropped; running work
-    // may still report.
-    EVONAS_ASSIGN_OR_RETURN(auto candidates,
-                            store_->ListCandidates(experiment_id));
-    for (store::StoredCandidate& stored : candidates) {
-      if (stored.candidate.state() != v1::CANDIDATE_STATE_QUEUED) continue;
-      stored.candidate.set_state(v1::CANDIDATE_STATE_CANCELLED);
-      *stored.candidate.mutable_finished_at() = ToProto(NowMs());
-      EVONAS_RETURN_IF_ERROR(store_->UpdateCandidate(stored));
+  // All or nothing: a failure halfway rolls the batch back.
+  absl::Status finished = [&]() -> absl::Status {
+    EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment,
+                            store_->GetExperiment(experiment_id));
+    int64_t unfinished = experiment.counts().running();
+    if (budget == BudgetState::kStop) {
+      // Out of time or compute, or done: queued work is dropped; running
+      // work may still report.
+      EVONAS_ASSIGN_OR_RETURN(auto candidates,
+                              store_->ListCandidates(experiment_id));
+      for (store::StoredCandidate& stored : candidates) {
+        if (stored.candidate.state() != v1::CANDIDATE_STATE_QUEUED) continue;
+        stored.candidate.set_state(v1::CANDIDATE_STATE_CANCELLED);
+        *stored.candidate.mutable_finished_at() = ToProto(NowMs());
+        EVONAS_RETURN_IF_ERROR(WriteCandidate(stored, /*insert=*/false));
+      }
+    } else {
+      unfinished += experiment.counts().queued();
     }
-  } else {
-    unfinished += experiment.counts().queued();
-  }
-  if (unfinished == 0) {
-    EVONAS_RETURN_IF_ERROR(store_->SetExperimentState(
-        experiment_id, v1::EXPERIMENT_STATE_COMPLETED, NowMs()));
-  }
-  return txn->Commit();
+    if (unfinished == 0) {
+      EVONAS_RETURN_IF_ERROR(
+          SetExperimentState(experiment_id, v1::EXPERIMENT_STATE_COMPLETED));
+    }
+    return absl::OkStatus();
+  }();
+  if (!finished.ok()) FinishBatchLocked(finished);
+  return finished;
 }
 
 absl::Status Controller::Maintain() {
-  absl::MutexLock lock(&mu_);
-  return MaintainLocked();
+  return InBatch([&] { return MaintainLocked(); });
 }
 
 absl::Status Controller::MaintainLocked() {
+  last_maintenance_ms_ = NowMs();
   EVONAS_ASSIGN_OR_RETURN(auto expired, store_->ExpiredLeases(NowMs()));
   for (store::StoredCandidate& stored : expired) {
     v1::Candidate& c = stored.candidate;
@@ -785,7 +945,7 @@ absl::Status Controller::MaintainLocked() {
       c.set_state(v1::CANDIDATE_STATE_QUEUED);
       c.clear_worker_id();
     }
-    EVONAS_RETURN_IF_ERROR(store_->UpdateCandidate(stored));
+    EVONAS_RETURN_IF_ERROR(WriteCandidate(stored, /*insert=*/false));
     AddWorkerSeconds(c.experiment_id(), seconds);
   }
   EVONAS_ASSIGN_OR_RETURN(auto running, store_->ListRunningExperimentIds());
@@ -796,14 +956,11 @@ absl::Status Controller::MaintainLocked() {
 }
 
 absl::StatusOr<std::optional<std::string>> Controller::InheritableParent(
-    const std::vector<store::StoredCandidate>& all,
     const std::string& parent_id) {
-  const store::StoredCandidate* parent = nullptr;
-  for (const store::StoredCandidate& s : all) {
-    if (s.candidate.id() == parent_id) parent = &s;
-  }
-  if (parent == nullptr ||
-      parent->candidate.state() != v1::CANDIDATE_STATE_SUCCEEDED) {
+  absl::StatusOr<store::StoredCandidate> parent = store_->GetCandidate(parent_id);
+  if (absl::IsNotFound(parent.status())) return std::nullopt;
+  EVONAS_RETURN_IF_ERROR(parent.status());
+  if (parent->candidate.state() != v1::CANDIDATE_STATE_SUCCEEDED) {
     return std::nullopt;
   }
   // A copy's weights are its original's.
@@ -846,7 +1003,7 @@ absl::Status Controller::RecordDuplicate(
   }
   *c.mutable_created_at() = ToProto(NowMs());
   *c.mutable_finished_at() = ToProto(NowMs());
-  return store_->InsertCandidate(stored);
+  return WriteCandidate(stored, /*insert=*/true);
 }
 
 absl::StatusOr<std::optional<store::StoredCandidate>>
@@ -858,57 +1015,47 @@ Controller::ProposeCandidate(const v1::Experiment& experiment) {
     it = strategies_.emplace(experiment.id(), std::move(strategy)).first;
   }
   for (int copies = 0;; ++copies) {
-    EVONAS_ASSIGN_OR_RETURN(v1::Experiment fresh,
-                            store_->GetExperiment(experiment.id()));
-    EVONAS_ASSIGN_OR_RETURN(BudgetState budget, CheckBudget(fresh));
+    EVONAS_ASSIGN_OR_RETURN(SearchState * state,
+                            SearchStateOf(experiment.id()));
+    EVONAS_ASSIGN_OR_RETURN(BudgetState budget,
+                            CheckBudget(state->experiment));
     if (budget != BudgetState::kLeft) {
       if (copies > 0) EVONAS_RETURN_IF_ERROR(FinishIfDone(experiment.id()));
       return std::nullopt;
     }
-    EVONAS_ASSIGN_OR_RETURN(auto all, store_->ListCandidates(experiment.id()));
-    int trailing_copies = 0;
-    for (auto s = all.rbegin();
-         s != all.rend() && !s->candidate.duplicate_of().empty(); ++s) {
-      ++trailing_copies;
-    }
-    if (trailing_copies >= kMaxConsecutiveCopies) {
+    if (state->trailing_copies >= kMaxConsecutiveCopies) {
       // The search keeps proposing trained genomes: the space is exhausted.
+      EVONAS_ASSIGN_OR_RETURN(v1::Experiment fresh,
+                              store_->GetExperiment(experiment.id()));
       if (fresh.counts().queued() + fresh.counts().running() == 0) {
-        EVONAS_RETURN_IF_ERROR(store_->SetExperimentState(
-            experiment.id(), v1::EXPERIMENT_STATE_COMPLETED, NowMs()));
+        EVONAS_RETURN_IF_ERROR(SetExperimentState(
+            experiment.id(), v1::EXPERIMENT_STATE_COMPLETED));
       }
       return std::nullopt;
     }
-    std::vector<v1::Candidate> finished;
-    // Every genome the experiment already holds, in any state: the same
-    // architecture and training config is never trained twice.
-    std::unordered_set<std::string> taken;
-    for (auto& s : all) {
-      if (IsFinal(s.candidate.state())) finished.push_back(s.candidate);
-      taken.insert(GenomeKey(s.candidate.genome()));
-    }
-    const int64_t sequence = static_cast<int64_t>(all.size());
+    // Every genome the experiment already holds, in any state, is taken:
+    // the same architecture and training config is never trained twice.
+    const int64_t sequence = state->total;
     // A duplicate is re-proposed with salted sequence numbers, which keeps
     // the search deterministic. After this many duplicates in a row the
     // search space is nearly exhausted and the genome gets the stored result
     // of the earlier candidate instead of a second training.
     constexpr int kMaxProposalAttempts = 20;
-    search::UniqueProposal proposal = search::ProposeUnique(
-        *it->second, sequence, finished, taken, kMaxProposalAttempts);
+    search::UniqueProposal proposal =
+        search::ProposeUnique(*it->second, sequence, state->finished,
+                              state->genome_keys, kMaxProposalAttempts);
     EVONAS_RETURN_IF_ERROR(ValidateGenome(proposal.genome));
     if (!proposal.unique) {
-      const std::string key = GenomeKey(proposal.genome);
-      const store::StoredCandidate* original = nullptr;
-      for (const store::StoredCandidate& s : all) {
-        if (s.candidate.duplicate_of().empty() &&
-            GenomeKey(s.candidate.genome()) == key) {
-          original = &s;
-          break;
-        }
+      auto original_id =
+          state->original_by_key.find(GenomeKey(proposal.genome));
+      std::optional<store::StoredCandidate> original;
+      if (original_id != state->original_by_key.end()) {
+        EVONAS_ASSIGN_OR_RETURN(original,
+                                store_->GetCandidate(original_id->second));
       }
       // While the earlier candidate is queued or running its result is not
       // known yet: no work now; a later call copies it.
-      if (original == nullptr ||
+      if (!original ||
           (original->candidate.state() != v1::CANDIDATE_STATE_SUCCEEDED &&
            original->candidate.state() != v1::CANDIDATE_STATE_FAILED) ||
           copies == kMaxCopiesPerCall) {
@@ -931,7 +1078,7 @@ Controller::ProposeCandidate(const v1::Experiment& experiment) {
     if (!proposal.parent_id.empty() &&
         experiment.spec().inheritance().enabled()) {
       EVONAS_ASSIGN_OR_RETURN(std::optional<std::string> parent,
-                              InheritableParent(all, proposal.parent_id));
+                              InheritableParent(proposal.parent_id));
       // Without a checkpoint to start from the child trains from scratch.
       if (parent) {
         c.set_parent_id(*parent);
@@ -940,15 +1087,16 @@ Controller::ProposeCandidate(const v1::Experiment& experiment) {
     }
     c.set_state(v1::CANDIDATE_STATE_QUEUED);
     *c.mutable_created_at() = ToProto(NowMs());
-    EVONAS_RETURN_IF_ERROR(store_->InsertCandidate(stored));
+    EVONAS_RETURN_IF_ERROR(WriteCandidate(stored, /*insert=*/true));
     return stored;
   }
 }
 
 absl::StatusOr<v1::Lease> Controller::MakeLease(
     const store::StoredCandidate& stored) {
-  EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment,
-                          store_->GetExperiment(stored.candidate.experiment_id()));
+  EVONAS_ASSIGN_OR_RETURN(SearchState * state,
+                          SearchStateOf(stored.candidate.experiment_id()));
+  const v1::Experiment& experiment = state->experiment;
   const v1::ExperimentSpec& spec = experiment.spec();
   v1::Lease lease;
   lease.set_lease_id(stored.lease_id);
@@ -1003,7 +1151,7 @@ absl::StatusOr<v1::Lease> Controller::GrantLease(store::StoredCandidate& stored,
   stored.lease_id = RandomId("lease-", 16);
   stored.lease_deadline_ms =
       NowMs() + absl::ToInt64Milliseconds(options_.lease_timeout);
-  EVONAS_RETURN_IF_ERROR(store_->UpdateCandidate(stored));
+  EVONAS_RETURN_IF_ERROR(WriteCandidate(stored, /*insert=*/false));
   return MakeLease(stored);
 }
 
@@ -1013,26 +1161,33 @@ absl::StatusOr<std::optional<v1::Lease>> Controller::LeaseWork(
     return absl::InvalidArgumentError(absl::StrCat(
         "worker_id is required and at most ", kMaxNameLength, " characters"));
   }
-  absl::MutexLock lock(&mu_);
-  EVONAS_RETURN_IF_ERROR(MaintainLocked());
-  EVONAS_ASSIGN_OR_RETURN(auto active, store_->ActiveLeaseOf(worker_id));
-  if (active) {
-    // A retried call gets the same lease back: no double work.
-    active->lease_deadline_ms =
-        NowMs() + absl::ToInt64Milliseconds(options_.lease_timeout);
-    EVONAS_RETURN_IF_ERROR(store_->UpdateCandidate(*active));
-    return MakeLease(*active);
-  }
-  EVONAS_ASSIGN_OR_RETURN(auto queued, store_->NextQueuedCandidate());
-  if (queued) return GrantLease(*queued, worker_id);
-  EVONAS_ASSIGN_OR_RETURN(auto running, store_->ListRunningExperimentIds());
-  for (const std::string& id : running) {
-    EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment,
-                            store_->GetExperiment(id));
-    EVONAS_ASSIGN_OR_RETURN(auto proposed, ProposeCandidate(experiment));
-    if (proposed) return GrantLease(*proposed, worker_id);
-  }
-  return std::nullopt;
+  return InBatch([&]() -> absl::StatusOr<std::optional<v1::Lease>> {
+    // Every call would be one pass over all running leases and experiments:
+    // at most one pass per interval, and the server runs it periodically.
+    if (NowMs() - last_maintenance_ms_ >=
+            absl::ToInt64Milliseconds(options_.maintenance_interval) ||
+        NowMs() < last_maintenance_ms_) {
+      EVONAS_RETURN_IF_ERROR(MaintainLocked());
+    }
+    EVONAS_ASSIGN_OR_RETURN(auto active, store_->ActiveLeaseOf(worker_id));
+    if (active) {
+      // A retried call gets the same lease back: no double work.
+      active->lease_deadline_ms =
+          NowMs() + absl::ToInt64Milliseconds(options_.lease_timeout);
+      EVONAS_RETURN_IF_ERROR(WriteCandidate(*active, /*insert=*/false));
+      return MakeLease(*active);
+    }
+    EVONAS_ASSIGN_OR_RETURN(auto queued, store_->NextQueuedCandidate());
+    if (queued) return GrantLease(*queued, worker_id);
+    EVONAS_ASSIGN_OR_RETURN(auto running, store_->ListRunningExperimentIds());
+    for (const std::string& id : running) {
+      EVONAS_ASSIGN_OR_RETURN(SearchState * state, SearchStateOf(id));
+      const v1::Experiment experiment = state->experiment;
+      EVONAS_ASSIGN_OR_RETURN(auto proposed, ProposeCandidate(experiment));
+      if (proposed) return GrantLease(*proposed, worker_id);
+    }
+    return std::nullopt;
+  });
 }
 
 absl::StatusOr<store::StoredCandidate> Controller::HeldLease(
@@ -1056,36 +1211,38 @@ absl::StatusOr<store::StoredCandidate> Controller::HeldLease(
 
 absl::StatusOr<absl::Time> Controller::Heartbeat(const std::string& worker_id,
                                                  const std::string& lease_id) {
-  absl::MutexLock lock(&mu_);
-  EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
-                          HeldLease(worker_id, lease_id));
-  stored.lease_deadline_ms =
-      NowMs() + absl::ToInt64Milliseconds(options_.lease_timeout);
-  EVONAS_RETURN_IF_ERROR(store_->UpdateCandidate(stored));
-  return absl::FromUnixMillis(stored.lease_deadline_ms);
+  return InBatch([&]() -> absl::StatusOr<absl::Time> {
+    EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
+                            HeldLease(worker_id, lease_id));
+    stored.lease_deadline_ms =
+        NowMs() + absl::ToInt64Milliseconds(options_.lease_timeout);
+    EVONAS_RETURN_IF_ERROR(WriteCandidate(stored, /*insert=*/false));
+    return absl::FromUnixMillis(stored.lease_deadline_ms);
+  });
 }
 
 absl::Status Controller::ReleaseLease(const std::string& worker_id,
                                       const std::string& lease_id) {
-  absl::MutexLock lock(&mu_);
-  EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
-                          HeldLease(worker_id, lease_id));
-  const double seconds = EndLease(stored);
-  stored.candidate.set_state(v1::CANDIDATE_STATE_QUEUED);
-  stored.candidate.clear_worker_id();
-  stored.candidate.set_attempts(std::max(0, stored.candidate.attempts() - 1));
-  stored.lease_id.clear();
-  stored.lease_deadline_ms = 0;
-  EVONAS_RETURN_IF_ERROR(store_->UpdateCandidate(stored));
-  AddWorkerSeconds(stored.candidate.experiment_id(), seconds);
-  return FinishIfDone(stored.candidate.experiment_id());
+  return InBatch([&]() -> absl::Status {
+    EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
+                            HeldLease(worker_id, lease_id));
+    const double seconds = EndLease(stored);
+    stored.candidate.set_state(v1::CANDIDATE_STATE_QUEUED);
+    stored.candidate.clear_worker_id();
+    stored.candidate.set_attempts(
+        std::max(0, stored.candidate.attempts() - 1));
+    stored.lease_id.clear();
+    stored.lease_deadline_ms = 0;
+    EVONAS_RETURN_IF_ERROR(WriteCandidate(stored, /*insert=*/false));
+    AddWorkerSeconds(stored.candidate.experiment_id(), seconds);
+    return FinishIfDone(stored.candidate.experiment_id());
+  });
 }
 
 absl::StatusOr<std::string> Controller::FetchCheckpoint(
     const std::string& worker_id, const std::string& lease_id) {
   std::string sha;
-  {
-    absl::MutexLock lock(&mu_);
+  EVONAS_RETURN_IF_ERROR(InBatch([&]() -> absl::Status {
     EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
                             HeldLease(worker_id, lease_id));
     const v1::Candidate& c = stored.candidate;
@@ -1094,9 +1251,10 @@ absl::StatusOr<std::string> Controller::FetchCheckpoint(
           "lease ", lease_id, " does not inherit: candidate ", c.id(),
           " is trained from scratch, so there is no checkpoint to fetch"));
     }
-    EVONAS_ASSIGN_OR_RETURN(
-        sha, store_->ArtifactSha256(c.parent_id(), v1::MODEL_FORMAT_CHECKPOINT));
-  }
+    EVONAS_ASSIGN_OR_RETURN(sha, store_->ArtifactSha256(
+                                     c.parent_id(), v1::MODEL_FORMAT_CHECKPOINT));
+    return absl::OkStatus();
+  }));
   return blobs_->Read(sha);
 }
 
@@ -1105,8 +1263,9 @@ absl::Status Controller::CheckMetrics(const v1::WorkResult& result,
                                       const store::StoredCandidate& stored) {
   const v1::Metrics& m = result.metrics();
   EVONAS_RETURN_IF_ERROR(CheckEvaluation(m.validation(), "validation"));
-  EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment,
-                          store_->GetExperiment(stored.candidate.experiment_id()));
+  EVONAS_ASSIGN_OR_RETURN(SearchState * state,
+                          SearchStateOf(stored.candidate.experiment_id()));
+  const v1::Experiment& experiment = state->experiment;
   if (!experiment.spec().test_dataset_id().empty()) {
     EVONAS_RETURN_IF_ERROR(CheckEvaluation(m.test(), "test"));
   }
@@ -1197,10 +1356,31 @@ absl::Status Controller::BeginReport(const v1::WorkResult& result) {
           options_.max_model_bytes, " bytes per file"));
     }
   }
-  absl::MutexLock lock(&mu_);
-  EVONAS_RETURN_IF_ERROR(
-      HeldLease(result.worker_id(), result.lease_id()).status());
-  return CheckReportShape(result);
+  return InBatch([&]() -> absl::Status {
+    EVONAS_RETURN_IF_ERROR(
+        HeldLease(result.worker_id(), result.lease_id()).status());
+    return CheckReportShape(result);
+  });
+}
+
+absl::StatusOr<store::StoredCandidate> Controller::CheckReport(
+    const v1::WorkResult& result, const std::string& model,
+    const std::vector<std::string>& artifacts) {
+  EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
+                          HeldLease(result.worker_id(), result.lease_id()));
+  EVONAS_RETURN_IF_ERROR(CheckReportShape(result));
+  if (result.failure_reason().empty()) {
+    EVONAS_RETURN_IF_ERROR(CheckMetrics(result, model, stored));
+    EVONAS_ASSIGN_OR_RETURN(SearchState * state,
+                            SearchStateOf(stored.candidate.experiment_id()));
+    EVONAS_RETURN_IF_ERROR(CheckArtifacts(result, artifacts,
+                                          stored.candidate.genome(),
+                                          state->experiment.spec()));
+  } else if (!model.empty() || result.has_metrics()) {
+    return absl::InvalidArgumentError(
+        "report: a failure report carries no metrics and no model");
+  }
+  return stored;
 }
 
 absl::StatusOr<bool> Controller::Report(
@@ -1210,69 +1390,98 @@ absl::StatusOr<bool> Controller::Report(
     return absl::ResourceExhaustedError(absl::StrCat(
         "model exceeds the limit of ", options_.max_model_bytes, " bytes"));
   }
-  absl::MutexLock lock(&mu_);
-  EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
-                          HeldLease(result.worker_id(), result.lease_id()));
-  v1::Candidate& c = stored.candidate;
-  EVONAS_RETURN_IF_ERROR(CheckReportShape(result));
   const bool succeeded = result.failure_reason().empty();
+  // The files of a report that passes the checks are made durable outside
+  // the lock, so that their fsyncs overlap with other calls instead of
+  // queueing behind the mutex; everything is checked again below. A refused
+  // report writes nothing. (If the lease changes hands in between, the files
+  // are left unreferenced and the start-up sweep removes them.)
+  bool files_stored = false;
   if (succeeded) {
-    EVONAS_RETURN_IF_ERROR(CheckMetrics(result, model, stored));
-    EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment,
-                            store_->GetExperiment(c.experiment_id()));
-    EVONAS_RETURN_IF_ERROR(
-        CheckArtifacts(result, artifacts, c.genome(), experiment.spec()));
-    // Durable blobs first; the rows referencing them commit after.
-    EVONAS_ASSIGN_OR_RETURN(stored.model_sha256, blobs_->Put(model));
-    for (const std::string& bytes : artifacts) {
-      EVONAS_RETURN_IF_ERROR(blobs_->Put(bytes).status());
+    bool acceptable = false;
+    {
+      absl::MutexLock lock(&mu_);
+      acceptable = CheckReport(result, model, artifacts).ok();
     }
-    Assessment assessment =
-        Assess(experiment.spec().requirements(), result.metrics());
-    c.set_state(v1::CANDIDATE_STATE_SUCCEEDED);
-    *c.mutable_metrics() = result.metrics();
-    c.set_feasible(assessment.feasible);
-    for (std::string& v : assessment.violations) c.add_violations(std::move(v));
-    stored.violation = assessment.violation;
-  } else {
-    if (!model.empty() || result.has_metrics()) {
-      return absl::InvalidArgumentError(
-          "report: a failure report carries no metrics and no model");
-    }
-    c.set_state(v1::CANDIDATE_STATE_FAILED);
-    c.set_failure_reason(Truncate(result.failure_reason(), 2000));
-  }
-  *c.mutable_finished_at() = ToProto(NowMs());
-  const double seconds = EndLease(stored);
-  stored.lease_deadline_ms = 0;  // lease_id stays: a repeat report is detected
-  {
-    // The result and its files are accepted together or not at all.
-    EVONAS_ASSIGN_OR_RETURN(auto txn, store_->BeginTransaction());
-    EVONAS_RETURN_IF_ERROR(store_->UpdateCandidate(stored));
-    if (succeeded) {
-      for (const v1::Artifact& artifact : result.artifacts()) {
-        EVONAS_RETURN_IF_ERROR(store_->InsertArtifact(
-            c.id(), artifact.format(), artifact.sha256(),
-            artifact.size_bytes()));
+    if (acceptable) {
+      // Blobs are content-addressed and appear only complete and synced
+      // (rename after fsync): one that exists need not be written again,
+      // which spares the identical checkpoints of same-shaped genomes.
+      if (!blobs_->Contains(result.model_sha256())) {
+        EVONAS_RETURN_IF_ERROR(blobs_->Put(model).status());
       }
+      for (size_t i = 0; i < artifacts.size(); ++i) {
+        if (blobs_->Contains(result.artifacts(static_cast<int>(i)).sha256())) {
+          continue;
+        }
+        EVONAS_RETURN_IF_ERROR(blobs_->Put(artifacts[i]).status());
+      }
+      files_stored = true;
     }
-    EVONAS_RETURN_IF_ERROR(txn->Commit());
   }
-  AddWorkerSeconds(c.experiment_id(), seconds);
-  EVONAS_RETURN_IF_ERROR(FinishIfDone(c.experiment_id()));
-  return c.feasible();
+  return InBatch([&]() -> absl::StatusOr<bool> {
+    EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
+                            CheckReport(result, model, artifacts));
+    v1::Candidate& c = stored.candidate;
+    if (succeeded) {
+      // Durable blobs first; the rows referencing them commit after.
+      if (files_stored) {
+        stored.model_sha256 = result.model_sha256();
+      } else {
+        EVONAS_ASSIGN_OR_RETURN(stored.model_sha256, blobs_->Put(model));
+        for (const std::string& bytes : artifacts) {
+          EVONAS_RETURN_IF_ERROR(blobs_->Put(bytes).status());
+        }
+      }
+      EVONAS_ASSIGN_OR_RETURN(SearchState * state,
+                              SearchStateOf(c.experiment_id()));
+      Assessment assessment =
+          Assess(state->experiment.spec().requirements(), result.metrics());
+      c.set_state(v1::CANDIDATE_STATE_SUCCEEDED);
+      *c.mutable_metrics() = result.metrics();
+      c.set_feasible(assessment.feasible);
+      for (std::string& v : assessment.violations) {
+        c.add_violations(std::move(v));
+      }
+      stored.violation = assessment.violation;
+    } else {
+      c.set_state(v1::CANDIDATE_STATE_FAILED);
+      c.set_failure_reason(Truncate(result.failure_reason(), 2000));
+    }
+    *c.mutable_finished_at() = ToProto(NowMs());
+    const double seconds = EndLease(stored);
+    stored.lease_deadline_ms = 0;  // lease_id stays: a repeat report is detected
+    // The result and its files are accepted together or not at all: a
+    // failure halfway rolls the batch back.
+    absl::Status recorded = [&]() -> absl::Status {
+      EVONAS_RETURN_IF_ERROR(WriteCandidate(stored, /*insert=*/false));
+      if (succeeded) {
+        for (const v1::Artifact& artifact : result.artifacts()) {
+          EVONAS_RETURN_IF_ERROR(store_->InsertArtifact(
+              c.id(), artifact.format(), artifact.sha256(),
+              artifact.size_bytes()));
+        }
+      }
+      return absl::OkStatus();
+    }();
+    if (!recorded.ok()) {
+      FinishBatchLocked(recorded);
+      return recorded;
+    }
+    AddWorkerSeconds(c.experiment_id(), seconds);
+    EVONAS_RETURN_IF_ERROR(FinishIfDone(c.experiment_id()));
+    return c.feasible();
+  });
 }
 
 // --------------------------------------------------------------- operations
 
 absl::StatusOr<std::map<std::string, int64_t>> Controller::RowCounts() {
-  absl::MutexLock lock(&mu_);
-  return store_->RowCounts();
+  return InBatch([&] { return store_->RowCounts(); });
 }
 
 absl::Status Controller::IntegrityCheck() {
-  absl::MutexLock lock(&mu_);
-  return store_->IntegrityCheck();
+  return InBatch([&] { return store_->IntegrityCheck(); });
 }
 
 }  // namespace evonas

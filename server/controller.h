@@ -6,6 +6,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -40,6 +42,9 @@ struct ControllerOptions {
   absl::Duration orphan_blob_grace = absl::Minutes(10);
   // What a worker is told to wait when there is no work.
   absl::Duration no_work_retry = absl::Seconds(1);
+  // LeaseWork runs the maintenance pass (lease expiry, budgets) itself when
+  // it has not run for this long; the server also runs it periodically.
+  absl::Duration maintenance_interval = absl::Milliseconds(200);
   // Time source; tests replace it.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
   // Builds the search strategy of an experiment from its validated spec;
@@ -79,6 +84,14 @@ class DatasetUpload {
 // All state of the evonas controller: data sets, experiments, candidates,
 // leases and the search. Thread-safe; every method is one critical section
 // over the store, so concurrent RPCs see consistent states.
+//
+// Group commit: the critical sections run inside one open database
+// transaction (a batch), and each call returns only after the batch that
+// holds its reads and writes has committed. No answer, and no
+// acknowledgement of a result, can therefore depend on anything a crash
+// could undo, while one fsync covers every call that queued up during the
+// previous one. If a batch fails to commit, every call in it fails with
+// Unavailable and nothing of it is stored.
 class Controller {
  public:
   // Opens the database and the blob store and sweeps orphan blobs (see
@@ -150,7 +163,8 @@ class Controller {
                               const std::vector<std::string>& artifacts = {});
 
   // Expires overdue leases and finishes experiments whose budget is spent.
-  // The server calls it periodically; it is also run on every LeaseWork.
+  // The server calls it periodically; LeaseWork also runs it when it has not
+  // run for options.maintenance_interval.
   absl::Status Maintain();
 
   // --- Operations ---
@@ -169,6 +183,46 @@ class Controller {
 
   absl::StatusOr<v1::Dataset> StoreDataset(const std::string& name,
                                            const std::string& bytes);
+
+  // --- Group commit (see the class comment) ---
+  // Runs `body` under mu_ inside the open batch (opening one if needed),
+  // then waits for that batch to commit; a failed commit replaces the
+  // result.
+  template <typename Body>
+  auto InBatch(Body&& body) -> decltype(body());
+  absl::Status OpenBatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waits until batch `epoch` has committed or failed, committing it when no
+  // other call has.
+  absl::Status AwaitCommit(int64_t epoch) ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends the open batch: commits it, or rolls it back when `cause` is not OK
+  // (a call's writes that belong together failed halfway). On failure the
+  // batch's calls fail and the caches are dropped.
+  void FinishBatchLocked(absl::Status cause) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops every in-memory cache of the database; they reload on use.
+  void DropCachesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // What the search of one experiment needs on every proposal, cached from
+  // the database (loaded on first use, kept up to date by WriteCandidate,
+  // dropped when a batch fails), so that a proposal does not read every
+  // candidate of the experiment.
+  struct SearchState {
+    v1::Experiment experiment;  // spec, state, created_at; counts unset
+    int64_t total = 0;          // candidates so far: the next sequence
+    int trailing_copies = 0;    // copies (duplicate_of) at the end
+    std::unordered_set<std::string> genome_keys;  // of every candidate
+    // The first candidate (not a copy) of each genome key.
+    std::unordered_map<std::string, std::string> original_by_key;
+    std::vector<v1::Candidate> finished;  // final candidates, by sequence
+    std::vector<bool> final_by_sequence;
+  };
+  absl::StatusOr<SearchState*> SearchStateOf(const std::string& experiment_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Inserts (`insert`) or rewrites a candidate and updates SearchState.
+  absl::Status WriteCandidate(const store::StoredCandidate& stored,
+                              bool insert) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status SetExperimentState(const std::string& id,
+                                  v1::ExperimentState state)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status ValidateSpec(v1::ExperimentSpec& spec)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status MaintainLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -182,7 +236,7 @@ class Controller {
     // finish (wall clock, worker-seconds, stop_when_feasible).
     kStop,
   };
-  // `experiment` must carry fresh counts (store_->GetExperiment).
+  // Reads the counts it needs itself; `experiment` needs spec and created_at.
   absl::StatusOr<BudgetState> CheckBudget(const v1::Experiment& experiment)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The experiment with worker_seconds filled in.
@@ -202,7 +256,6 @@ class Controller {
   // inherit (the parent itself, or the original it duplicates), or nullopt
   // when there is none to inherit.
   absl::StatusOr<std::optional<std::string>> InheritableParent(
-      const std::vector<store::StoredCandidate>& all,
       const std::string& parent_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Records candidate `sequence` as a copy of the finished `original` (see
   // Candidate.duplicate_of).
@@ -230,6 +283,11 @@ class Controller {
                             const std::string& model,
                             const store::StoredCandidate& stored)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Every check of a report (Report's contract); the held lease's candidate.
+  absl::StatusOr<store::StoredCandidate> CheckReport(
+      const v1::WorkResult& result, const std::string& model,
+      const std::vector<std::string>& artifacts)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t NowMs() const;
 
   const ControllerOptions options_;
@@ -242,6 +300,15 @@ class Controller {
   // Experiment.worker_seconds by experiment id, derived from the candidates
   // (which hold the durable numbers) on first use.
   std::map<std::string, double> worker_seconds_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, SearchState> search_states_ ABSL_GUARDED_BY(mu_);
+  int64_t last_maintenance_ms_ ABSL_GUARDED_BY(mu_) = 0;
+  // The open batch, if any; batch_epoch_ numbers batches from 1.
+  std::unique_ptr<store::Transaction> batch_ ABSL_GUARDED_BY(mu_);
+  int64_t batch_epoch_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t finished_epoch_ ABSL_GUARDED_BY(mu_) = 0;
+  // Why a batch failed, by epoch (only failed ones; rare).
+  std::map<int64_t, absl::Status> failed_batches_ ABSL_GUARDED_BY(mu_);
+  absl::CondVar batch_finished_;
 };
 
 }  // namespace evonas

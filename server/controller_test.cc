@@ -4,7 +4,11 @@
 #include <filesystem>
 #include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/genome.h"
 #include "common/sha256.h"
 #include "common/timestamps.h"
@@ -1040,6 +1044,67 @@ TEST_F(ControllerTest, ExhaustedSearchSpaceCompletesTheExperiment) {
   EXPECT_EQ(experiment.counts().succeeded(), 101);
   EXPECT_EQ(controller_->GetParetoFront(experiment.id()).value().candidates_size(),
             1);
+}
+
+
+// Group commit: calls from many threads share transactions, and each report
+// is acknowledged only after its transaction commits. A controller reopened
+// on the database (the search state rebuilt from it) sees every
+// acknowledged result and continues the search without reusing a sequence
+// or a genome.
+TEST_F(ControllerTest, ConcurrentReportsAreDurableOnceAcknowledged) {
+  v1::Dataset dataset = Upload(kCsv);
+  v1::ExperimentSpec spec = Spec(dataset.id());
+  spec.mutable_budget()->set_max_candidates(48);
+  const std::string experiment_id =
+      controller_->CreateExperiment(spec).value().id();
+  absl::Mutex mu;
+  std::set<std::string> acknowledged;
+  // Each round's workers run until `limit` results are acknowledged in all.
+  auto run_workers = [&](int round, size_t limit) {
+    std::vector<std::thread> threads;
+    for (int w = 0; w < 8; ++w) {
+      threads.emplace_back([&, w] {
+        const std::string worker = absl::StrCat("w", round, "-", w);
+        while (true) {
+          {
+            absl::MutexLock lock(&mu);
+            if (acknowledged.size() >= limit) return;
+          }
+          absl::StatusOr<std::optional<v1::Lease>> lease =
+              controller_->LeaseWork(worker);
+          ASSERT_TRUE(lease.ok()) << lease.status();
+          if (!lease->has_value()) return;
+          auto [result, model] = GoodResult(**lease, worker, 0.5);
+          absl::StatusOr<bool> reported = controller_->Report(result, model);
+          ASSERT_TRUE(reported.ok()) << reported.status();
+          absl::MutexLock lock(&mu);
+          EXPECT_TRUE(acknowledged.insert((*lease)->candidate_id()).second);
+        }
+      });
+    }
+    for (std::thread& t : threads) t.join();
+  };
+  run_workers(0, 24);
+  controller_.reset();
+  controller_ = Controller::Create(options_).value();
+  run_workers(1, 48);
+
+  std::vector<v1::Candidate> candidates =
+      controller_->ListCandidates(experiment_id).value();
+  ASSERT_EQ(candidates.size(), 48u);
+  std::set<std::string> keys;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const v1::Candidate& c = candidates[i];
+    EXPECT_EQ(c.sequence(), static_cast<int64_t>(i));
+    EXPECT_EQ(c.state(), v1::CANDIDATE_STATE_SUCCEEDED) << c.id();
+    EXPECT_TRUE(acknowledged.count(c.id())) << c.id();
+    EXPECT_TRUE(keys.insert(GenomeKey(c.genome())).second) << c.id();
+  }
+  EXPECT_EQ(acknowledged.size(), 48u);
+  EXPECT_EQ(controller_->GetExperiment(experiment_id).value().state(),
+            v1::EXPERIMENT_STATE_COMPLETED);
+  EXPECT_TRUE(controller_->IntegrityCheck().ok());
 }
 
 }  // namespace

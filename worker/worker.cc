@@ -163,30 +163,47 @@ void Worker::Run() {
   }
 }
 
+SimulatedReport SimulateLease(const v1::Lease& lease,
+                              const std::string& worker_id) {
+  SimulatedReport report;
+  v1::WorkResult& result = report.result;
+  result.set_worker_id(worker_id);
+  result.set_lease_id(lease.lease_id());
+  if (absl::Status valid = ValidateGenome(lease.genome()); !valid.ok()) {
+    result.set_failure_reason(std::string(valid.message()));
+    return report;
+  }
+  SimulationOptions simulation;
+  simulation.inputs = lease.input_columns_size();
+  simulation.outputs = lease.output_columns_size();
+  simulation.seed = lease.seed();
+  simulation.within_tolerance = lease.within_tolerance();
+  simulation.with_test = !lease.test_dataset_id().empty();
+  if (lease.has_inheritance()) {
+    simulation.inheritance = SimulatedInheritance{
+        lease.inheritance().parent_genome(), lease.inheritance().morphism(),
+        lease.inheritance().step_fraction()};
+  }
+  SimulatedTraining simulated = SimulateTraining(lease.genome(), simulation);
+  *result.mutable_metrics() = simulated.metrics;
+  report.model = std::move(simulated.model_file);
+  result.set_model_size_bytes(static_cast<int64_t>(report.model.size()));
+  result.set_model_sha256(Sha256Hex(report.model));
+  v1::Artifact* checkpoint = result.add_artifacts();
+  checkpoint->set_format(v1::MODEL_FORMAT_CHECKPOINT);
+  checkpoint->set_size_bytes(static_cast<int64_t>(simulated.checkpoint.size()));
+  checkpoint->set_sha256(Sha256Hex(simulated.checkpoint));
+  report.artifacts.push_back(std::move(simulated.checkpoint));
+  return report;
+}
+
 void Worker::Process(const v1::Lease& lease) {
   if (options_.simulate) {
     // No data and no training: the simulated evaluator stands in for both.
-    v1::WorkResult result;
-    result.set_worker_id(options_.worker_id);
-    result.set_lease_id(lease.lease_id());
-    std::string model;
-    if (absl::Status valid = ValidateGenome(lease.genome()); !valid.ok()) {
-      result.set_failure_reason(std::string(valid.message()));
-    } else {
-      SimulationOptions simulation;
-      simulation.inputs = lease.input_columns_size();
-      simulation.outputs = lease.output_columns_size();
-      simulation.seed = lease.seed();
-      simulation.within_tolerance = lease.within_tolerance();
-      simulation.with_test = !lease.test_dataset_id().empty();
-      SimulatedTraining simulated = SimulateTraining(lease.genome(), simulation);
-      *result.mutable_metrics() = simulated.metrics;
-      model = std::move(simulated.model_file);
-      result.set_model_size_bytes(static_cast<int64_t>(model.size()));
-      result.set_model_sha256(Sha256Hex(model));
-    }
+    SimulatedReport simulated = SimulateLease(lease, options_.worker_id);
     std::cerr << "evonas-worker: simulated " << lease.candidate_id() << "\n";
-    absl::Status status = Report(result, model);
+    absl::Status status =
+        Report(simulated.result, simulated.model, simulated.artifacts);
     if (!status.ok()) {
       std::cerr << "evonas-worker: report of " << lease.candidate_id()
                 << " refused: " << status << "\n";

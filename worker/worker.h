@@ -37,6 +37,18 @@ struct WorkerOptions {
   double watts_per_core = kDefaultWattsPerCore;
 };
 
+// What --simulate reports for `lease`: SimulateTraining's metrics and model
+// text, or a failure naming the problem of an invalid genome. Exposed so
+// that bench/load_bench reports exactly what a simulating worker does.
+struct SimulatedReport {
+  v1::WorkResult result;
+  std::string model;
+  // The bytes of result.artifacts, in order: the simulator's checkpoint.
+  std::vector<std::string> artifacts;
+};
+SimulatedReport SimulateLease(const v1::Lease& lease,
+                              const std::string& worker_id);
+
 // The lease loop: lease, fetch data, train, heartbeat meanwhile, report.
 // Holds no state that matters beyond one lease, so it can die any time.
 class Worker {
