@@ -47,6 +47,13 @@ class ControllerFixture {
             .string();
     if (::mkdtemp(templ.data()) == nullptr) std::abort();
     dir_ = templ;
+    // The fuzz targets never destroy their fixture; libFuzzer ends with
+    // exit(), so the directory goes then.
+    static std::string* const to_remove = new std::string(dir_);
+    std::atexit([] {
+      std::error_code ec;
+      std::filesystem::remove_all(*to_remove, ec);
+    });
     ControllerOptions options;
     // In memory: the checks are what is fuzzed here, and fsyncs would
     // slow every input down a hundredfold.
