@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/saturating.h"
 #include "common/status_macros.h"
 #include "evonas/v1/types.pb.h"
 
@@ -139,11 +140,12 @@ int64_t StageParameterCount(
   int64_t in = inputs;
   for (const v1::DenseLayer& layer : layers) {
     const int64_t out = layer.width();
-    total += in * out + out;
+    total = SaturatingAdd(total, SaturatingAdd(SaturatingMul(in, out), out));
     in = out;
   }
-  total += in * outputs + outputs;  // the implicit linear output layer
-  return total;
+  // The implicit linear output layer.
+  return SaturatingAdd(total,
+                       SaturatingAdd(SaturatingMul(in, outputs), outputs));
 }
 
 std::string LayersKey(
@@ -245,7 +247,8 @@ int64_t ParameterCount(const v1::Genome& genome, int64_t inputs,
                        int64_t outputs) {
   int64_t total = StageParameterCount(genome.hidden_layers(), inputs, outputs);
   for (const v1::Stage& stage : genome.residual_stages()) {
-    total += StageParameterCount(stage.hidden_layers(), inputs, outputs);
+    total = SaturatingAdd(
+        total, StageParameterCount(stage.hidden_layers(), inputs, outputs));
   }
   return total;
 }

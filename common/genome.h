@@ -34,7 +34,7 @@ absl::Status ValidateGenome(const v1::Genome& genome);
 // Trainable parameters of the network `genome` describes with `inputs`
 // inputs and `outputs` outputs: weights and biases of every hidden layer and
 // of the implicit linear output layer, summed over all stages. Does not
-// validate `genome`.
+// validate `genome`; a count beyond int64 saturates at its maximum.
 int64_t ParameterCount(const v1::Genome& genome, int64_t inputs,
                        int64_t outputs);
 

@@ -21,7 +21,8 @@ namespace evonas {
 //   int8_bytes       = weights + 8 * rows + 8 * biases, where rows = biases
 //                      (one float64 scale per output row)
 // Standardisation constants are not weights and not counted. Does not
-// validate `genome`; a layer with a non-positive width counts as width 0.
+// validate `genome`; a layer with a non-positive width counts as width 0,
+// and counts beyond int64 saturate at its maximum.
 // Thread-safe, pure.
 v1::GenomeCost ComputeGenomeCost(const v1::Genome& genome, int64_t inputs,
                                  int64_t outputs);

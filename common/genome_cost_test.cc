@@ -1,5 +1,6 @@
 #include "common/genome_cost.h"
 
+#include <limits>
 #include <random>
 
 #include "common/genome.h"
@@ -88,6 +89,20 @@ TEST(GenomeCostTest, AgreesWithParameterCountOnRandomStagedGenomes) {
     EXPECT_EQ(ComputeGenomeCost(genome, inputs, outputs).parameter_count(),
               ParameterCount(genome, inputs, outputs));
   }
+}
+
+TEST(ComputeGenomeCostTest, HugeUnvalidatedGenomesSaturateInsteadOfOverflowing) {
+  // Found by the genome fuzz target: four layers of width INT32_MAX.
+  v1::Genome genome;
+  for (int i = 0; i < 4; ++i) {
+    genome.add_hidden_layers()->set_width(std::numeric_limits<int32_t>::max());
+  }
+  const int64_t max = std::numeric_limits<int64_t>::max();
+  const v1::GenomeCost cost = ComputeGenomeCost(genome, 3, 1);
+  EXPECT_EQ(cost.parameter_count(), max);
+  EXPECT_EQ(cost.float64_bytes(), max);
+  EXPECT_EQ(cost.int8_bytes(), max);
+  EXPECT_EQ(ParameterCount(genome, 3, 1), max);
 }
 
 }  // namespace
