@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo: builds evonas, starts a controller on an embedded SQLite
-# database and local workers, searches networks for the bundled hartmann3
+# database and local workers, searches networks (LEMONADE with inheritance,
+# residual layers and up to two stages) for the bundled hartmann3
 # task (requirements from data/hartmann3/task.json), prints the Pareto front
 # downloads the most accurate model (TorchScript and ONNX) and writes the
 # HTML report. It runs the way a deployment does: TLS (a development
@@ -52,6 +53,7 @@ experiment=$($evonas experiment create --name hartmann3-demo \
   --dataset "$train" --test-dataset "$holdout" --inputs x1,x2,x3 --outputs y \
   --max-abs-error 1e-3 --within-tolerance 1e-5 --min-fraction-within 0.1 \
   --max-model-bytes 30000000 --max-training-seconds 900 \
+  --strategy lemonade --inherit --allow-residual --max-stages 1 \
   --budget-seconds "$seconds" --seed 1 --output json | json_id)
 echo "experiment $experiment: searching for ${seconds}s with $workers workers"
 $evonas experiment wait "$experiment" --poll-seconds 5
