@@ -672,15 +672,38 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec) {
 }
 
 absl::StatusOr<v1::Experiment> Controller::CreateExperiment(
-    v1::ExperimentSpec spec) {
+    v1::ExperimentSpec spec, std::optional<ExperimentOwnership> owner) {
   return InBatch([&]() -> absl::StatusOr<v1::Experiment> {
+    if (owner.has_value()) {
+      // Checked under mu_ in the batch that inserts: two concurrent
+      // creations cannot both take the tenant's last place.
+      EVONAS_ASSIGN_OR_RETURN(int64_t running,
+                              store_->CountRunningExperiments(owner->tenant));
+      if (running >= owner->max_running_experiments) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "tenant ", owner->tenant, " has ", running,
+            " running experiments, the most this controller allows "
+            "(--max-running-experiments); wait for one to finish or cancel "
+            "one"));
+      }
+    }
     EVONAS_RETURN_IF_ERROR(ValidateSpec(spec));
     v1::Experiment experiment;
     experiment.set_id(RandomId("exp-", 6));
     *experiment.mutable_spec() = std::move(spec);
     experiment.set_state(v1::EXPERIMENT_STATE_RUNNING);
     *experiment.mutable_created_at() = ToProto(NowMs());
-    EVONAS_RETURN_IF_ERROR(store_->InsertExperiment(experiment));
+    // The experiment and its owner commit together or not at all: a failure
+    // between the two writes rolls the batch back.
+    absl::Status inserted = [&]() -> absl::Status {
+      EVONAS_RETURN_IF_ERROR(store_->InsertExperiment(experiment));
+      if (!owner.has_value()) return absl::OkStatus();
+      return store_->SetExperimentOwner(experiment.id(), owner->tenant);
+    }();
+    if (!inserted.ok()) {
+      FinishBatchLocked(inserted);
+      return inserted;
+    }
     return LoadExperiment(experiment.id());
   });
 }

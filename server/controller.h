@@ -56,6 +56,13 @@ struct ControllerOptions {
 
 class Controller;
 
+// The tenant that creates an experiment, when authentication is on.
+struct ExperimentOwnership {
+  std::string tenant;
+  // RUNNING experiments the tenant may have at once.
+  int64_t max_running_experiments = 0;
+};
+
 // One data set upload in progress. Not thread-safe (one per stream).
 // Nothing is stored until Finish() has validated the whole file.
 class DatasetUpload {
@@ -111,8 +118,13 @@ class Controller {
 
   // --- Experiments ---
   // Validates `spec` (InvalidArgument or NotFound naming the field) and
-  // starts the search.
-  absl::StatusOr<v1::Experiment> CreateExperiment(v1::ExperimentSpec spec);
+  // starts the search. With `owner`, the experiment and its owning tenant
+  // are written in one transaction, so no crash can leave an experiment
+  // without an owner; ResourceExhausted when the tenant already runs
+  // owner->max_running_experiments.
+  absl::StatusOr<v1::Experiment> CreateExperiment(
+      v1::ExperimentSpec spec,
+      std::optional<ExperimentOwnership> owner = std::nullopt);
   absl::StatusOr<v1::Experiment> GetExperiment(const std::string& id);
   absl::StatusOr<std::vector<v1::Experiment>> ListExperiments();
   absl::StatusOr<v1::Experiment> CancelExperiment(const std::string& id);

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <string>
 #include <thread>
@@ -1105,6 +1106,95 @@ TEST_F(ControllerTest, ConcurrentReportsAreDurableOnceAcknowledged) {
   EXPECT_EQ(controller_->GetExperiment(experiment_id).value().state(),
             v1::EXPERIMENT_STATE_COMPLETED);
   EXPECT_TRUE(controller_->IntegrityCheck().ok());
+}
+
+// Every experiment in the database and whether it has an owner.
+std::map<std::string, bool> OwnedExperiments(const std::string& db_path) {
+  auto store = store::Store::Open(db_path).value();
+  std::map<std::string, bool> owned;
+  const std::vector<v1::Experiment> experiments =
+      store->ListExperiments().value();
+  for (const v1::Experiment& e : experiments) {
+    owned[e.id()] = store->ExperimentOwner(e.id()).value().has_value();
+  }
+  return owned;
+}
+
+TEST_F(ControllerTest, ExperimentAndItsOwnerAreWrittenTogether) {
+  v1::Dataset dataset = Upload(kCsv);
+  const ExperimentOwnership acme{"acme", 10};
+  v1::Experiment created =
+      controller_->CreateExperiment(Spec(dataset.id()), acme).value();
+  EXPECT_EQ(store::Store::Open(options_.db_path)
+                .value()
+                ->ExperimentOwner(created.id())
+                .value(),
+            "acme");
+
+  // A write of the owner that fails stands for a crash between the two
+  // writes: the experiment must not be stored without it.
+  auto db = store::Database::Open(options_.db_path).value();
+  ASSERT_TRUE(db->Exec("CREATE TRIGGER fail_owner BEFORE INSERT ON "
+                       "experiment_owners BEGIN SELECT RAISE(ABORT, "
+                       "'injected failure'); END")
+                  .ok());
+  const auto before = controller_->RowCounts().value();
+  absl::Status failed =
+      controller_->CreateExperiment(Spec(dataset.id()), acme).status();
+  EXPECT_EQ(failed.code(), absl::StatusCode::kUnavailable) << failed;
+  EXPECT_NE(failed.message().find("injected failure"), absl::string_view::npos);
+  EXPECT_EQ(controller_->RowCounts().value(), before);
+  for (const auto& [id, has_owner] : OwnedExperiments(options_.db_path)) {
+    EXPECT_TRUE(has_owner) << id << " has no owner";
+  }
+
+  ASSERT_TRUE(db->Exec("DROP TRIGGER fail_owner").ok());
+  v1::Experiment again =
+      controller_->CreateExperiment(Spec(dataset.id()), acme).value();
+  const auto owned = OwnedExperiments(options_.db_path);
+  EXPECT_EQ(owned.size(), 2u);
+  EXPECT_TRUE(owned.at(again.id()));
+  // Without authentication an experiment has no owner, as before.
+  v1::Experiment unowned =
+      controller_->CreateExperiment(Spec(dataset.id())).value();
+  EXPECT_FALSE(OwnedExperiments(options_.db_path).at(unowned.id()));
+  EXPECT_TRUE(controller_->IntegrityCheck().ok());
+}
+
+TEST_F(ControllerTest, TenantLimitOfRunningExperimentsHoldsUnderConcurrency) {
+  v1::Dataset dataset = Upload(kCsv);
+  const ExperimentOwnership acme{"acme", 3};
+  std::vector<absl::Status> results(8);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < results.size(); ++i) {
+    threads.emplace_back([&, i] {
+      results[i] =
+          controller_->CreateExperiment(Spec(dataset.id()), acme).status();
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  int created = 0;
+  for (const absl::Status& status : results) {
+    if (status.ok()) {
+      ++created;
+    } else {
+      EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+      EXPECT_NE(status.message().find("--max-running-experiments"),
+                absl::string_view::npos);
+    }
+  }
+  EXPECT_EQ(created, 3);
+  auto store = store::Store::Open(options_.db_path).value();
+  std::vector<std::string> mine = store->ExperimentIdsOf("acme").value();
+  ASSERT_EQ(mine.size(), 3u);
+  // Another tenant has its own limit; a finished experiment frees a place.
+  EXPECT_TRUE(
+      controller_->CreateExperiment(Spec(dataset.id()), ExperimentOwnership{"beta", 3}).ok());
+  ASSERT_TRUE(controller_->CancelExperiment(mine[0]).ok());
+  EXPECT_TRUE(controller_->CreateExperiment(Spec(dataset.id()), acme).ok());
+  EXPECT_EQ(
+      controller_->CreateExperiment(Spec(dataset.id()), acme).status().code(),
+      absl::StatusCode::kResourceExhausted);
 }
 
 }  // namespace

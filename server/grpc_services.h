@@ -60,6 +60,9 @@ class EvonasServiceImpl final : public v1::EvonasService::Service {
 
   static constexpr absl::Duration kWatchInterval = absl::Milliseconds(500);
 
+  // For wrappers that add what the RPC cannot carry (the owning tenant).
+  Controller* controller() const { return controller_; }
+
  private:
   Controller* const controller_;
 };

@@ -157,27 +157,4 @@ absl::StatusOr<std::vector<std::string>> AccessControl::ExperimentIdsOf(
   return store_->ExperimentIdsOf(tenant);
 }
 
-absl::StatusOr<std::unique_ptr<AccessControl::CreationSlot>>
-AccessControl::ReserveExperiment(const std::string& tenant) {
-  std::unique_ptr<CreationSlot> slot(new CreationSlot(this, tenant));
-  absl::MutexLock lock(&mu_);
-  EVONAS_ASSIGN_OR_RETURN(int64_t running,
-                          store_->CountRunningExperiments(tenant));
-  if (running >= options_.max_running_experiments) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "tenant ", tenant, " has ", running,
-        " running experiments, the most this controller allows "
-        "(--max-running-experiments); wait for one to finish or cancel one"));
-  }
-  return slot;
-}
-
-absl::Status AccessControl::CreationSlot::RecordOwner(
-    const std::string& experiment_id) {
-  // A crash before this commits leaves the experiment without an owner:
-  // invisible to every tenant, which errs on the safe side.
-  absl::MutexLock lock(&access_->mu_);
-  return access_->store_->SetExperimentOwner(experiment_id, tenant_);
-}
-
 }  // namespace evonas::auth

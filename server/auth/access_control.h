@@ -77,33 +77,16 @@ class AccessControl {
   absl::StatusOr<std::vector<std::string>> ExperimentIdsOf(
       const std::string& tenant);
 
-  // Held while one experiment is created: see ReserveExperiment.
-  class CreationSlot {
-   public:
-    // Makes `tenant` the owner of the experiment just created.
-    absl::Status RecordOwner(const std::string& experiment_id);
-
-   private:
-    friend class AccessControl;
-    CreationSlot(AccessControl* access, std::string tenant)
-        : access_(access), tenant_(std::move(tenant)), lock_(&access->create_mu_) {}
-    AccessControl* const access_;
-    const std::string tenant_;
-    absl::MutexLock lock_;
-  };
-  // Checks the tenant's limit of running experiments: ResourceExhausted at
-  // the limit. Creations are serialised until the slot is destroyed, so
-  // that two concurrent ones cannot both take the last place; the caller
-  // creates the experiment and calls RecordOwner.
-  absl::StatusOr<std::unique_ptr<CreationSlot>> ReserveExperiment(
-      const std::string& tenant);
+  // The limits it was opened with. The controller enforces the limit of
+  // running experiments, in the transaction that creates one
+  // (Controller::CreateExperiment with an ExperimentOwnership).
+  const AccessOptions& options() const { return options_; }
 
  private:
   AccessControl(std::unique_ptr<store::Store> store, AccessOptions options)
       : options_(options), store_(std::move(store)) {}
 
   const AccessOptions options_;
-  absl::Mutex create_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   absl::Mutex mu_;
   std::unique_ptr<store::Store> store_ ABSL_GUARDED_BY(mu_);
 };

@@ -99,11 +99,16 @@ grpc::Status AuthorizedEvonasService::CreateExperiment(
                     SpecDatasetNotFound(field, *id));
     if (!hidden.ok()) return ToGrpcStatus(hidden);
   }
-  auto slot = access_->ReserveExperiment(caller->tenant);
-  if (!slot.ok()) return ToGrpcStatus(slot.status());
-  grpc::Status status = inner_->CreateExperiment(context, request, response);
-  if (!status.ok()) return status;
-  return ToGrpcStatus((*slot)->RecordOwner(response->id()));
+  // The controller checks the tenant's limit and stores the experiment with
+  // its owner in one transaction.
+  absl::StatusOr<v1::Experiment> created =
+      inner_->controller()->CreateExperiment(
+          request->spec(),
+          ExperimentOwnership{caller->tenant,
+                              access_->options().max_running_experiments});
+  if (!created.ok()) return ToGrpcStatus(created.status());
+  *response = *std::move(created);
+  return grpc::Status::OK;
 }
 
 grpc::Status AuthorizedEvonasService::GetExperiment(
