@@ -97,4 +97,42 @@ v1::Evaluation EvaluatePredictions(const std::vector<double>& predicted,
   return evaluation;
 }
 
+v1::Evaluation EvaluateClassification(const std::vector<double>& logits,
+                                      const std::vector<double>& labels,
+                                      int64_t classes) {
+  assert(classes > 0);
+  assert(logits.size() == labels.size() * static_cast<size_t>(classes));
+  v1::Evaluation e;
+  const auto rows = static_cast<int64_t>(labels.size());
+  e.set_row_count(rows);
+  if (rows == 0) return e;
+  int64_t correct = 0;
+  CompensatedSum entropy;
+  bool nan = false;
+  for (int64_t r = 0; r < rows; ++r) {
+    const double* row = logits.data() + r * classes;
+    const auto label = static_cast<int64_t>(labels[r]);
+    assert(label >= 0 && label < classes);
+    int64_t best = 0;
+    bool row_nan = std::isnan(row[0]);
+    for (int64_t c = 1; c < classes; ++c) {
+      row_nan = row_nan || std::isnan(row[c]);
+      if (row[c] > row[best]) best = c;
+    }
+    if (row_nan) {
+      nan = true;
+      continue;
+    }
+    if (best == label) ++correct;
+    // log-sum-exp shifted by the largest logit, so exp cannot overflow.
+    double sum = 0;
+    for (int64_t c = 0; c < classes; ++c) sum += std::exp(row[c] - row[best]);
+    entropy.Add(std::log(sum) + row[best] - row[label]);
+  }
+  e.set_accuracy(static_cast<double>(correct) / static_cast<double>(rows));
+  e.set_cross_entropy(nan ? std::numeric_limits<double>::quiet_NaN()
+                          : entropy.Sum() / static_cast<double>(rows));
+  return e;
+}
+
 }  // namespace evonas

@@ -84,5 +84,42 @@ TEST(EvaluatePredictionsTest, ManyElementsAccurateMeans) {
   EXPECT_EQ(e.fraction_within(), 0);
 }
 
+TEST(EvaluateClassificationTest, AccuracyAndCrossEntropy) {
+  // Three rows, two classes: right with logits (2, 0), wrong with (0, 1),
+  // right with (0, 3).
+  const std::vector<double> logits = {2, 0, 0, 1, 0, 3};
+  const std::vector<double> labels = {0, 0, 1};
+  const v1::Evaluation e = EvaluateClassification(logits, labels, 2);
+  EXPECT_EQ(e.row_count(), 3);
+  EXPECT_DOUBLE_EQ(e.accuracy(), 2.0 / 3.0);
+  const double want = (std::log(1 + std::exp(-2.0)) +
+                       std::log(1 + std::exp(1.0)) +
+                       std::log(1 + std::exp(-3.0))) / 3;
+  EXPECT_NEAR(e.cross_entropy(), want, 1e-15);
+  EXPECT_EQ(e.max_abs_error(), 0);
+  EXPECT_EQ(e.rmse(), 0);
+}
+
+TEST(EvaluateClassificationTest, HugeLogitsStayFinite) {
+  const v1::Evaluation e =
+      EvaluateClassification({1e300, -1e300, 0, 1e3}, {0, 0}, 2);
+  EXPECT_DOUBLE_EQ(e.accuracy(), 0.5);
+  EXPECT_DOUBLE_EQ(e.cross_entropy(), 500.0);  // (0 + 1000) / 2
+}
+
+TEST(EvaluateClassificationTest, NanLogitIsWrongAndPoisonsEntropy) {
+  const v1::Evaluation e = EvaluateClassification(
+      {std::nan(""), 0, 5, 0}, {0, 0}, 2);
+  EXPECT_DOUBLE_EQ(e.accuracy(), 0.5);
+  EXPECT_TRUE(std::isnan(e.cross_entropy()));
+}
+
+TEST(EvaluateClassificationTest, Empty) {
+  const v1::Evaluation e = EvaluateClassification({}, {}, 3);
+  EXPECT_EQ(e.row_count(), 0);
+  EXPECT_EQ(e.accuracy(), 0);
+  EXPECT_EQ(e.cross_entropy(), 0);
+}
+
 }  // namespace
 }  // namespace evonas

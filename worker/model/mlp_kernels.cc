@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -388,15 +389,36 @@ void MlpKernels::ForwardBlock(Workspace& ws, const double* params,
 
 double MlpKernels::GradientBlock(Workspace& ws, const double* params,
                                  const double* x, const double* y, int64_t rows,
-                                 double scale, int power, double error_scale,
-                                 double* grad) {
+                                 double scale, Loss loss, double* grad) {
   ForwardBlock(ws, params, x, rows, /*train=*/true);
   const int last = layer_count() - 1;
   // d loss / d output.
   const double* out = ws.act[last].data();
   double* g = ws.delta[last].data();
   double sse = 0;
-  if (power == 2 && error_scale == 1.0) {
+  const int power = loss.power;
+  const double error_scale = loss.error_scale;
+  if (loss.cross_entropy()) {
+    // Per row: log-sum-exp of the logits (shifted by their maximum, so exp
+    // cannot overflow) minus the labelled logit; its gradient is
+    // softmax - one_hot(label).
+    const int64_t classes = outputs();
+    for (int64_t r = 0; r < rows; ++r) {
+      const double* logits = out + r * classes;
+      double* grow = g + r * classes;
+      const double top = *std::max_element(logits, logits + classes);
+      double sum = 0;
+      for (int64_t c = 0; c < classes; ++c) {
+        grow[c] = std::exp(logits[c] - top);
+        sum += grow[c];
+      }
+      const auto label = static_cast<int64_t>(y[r]);
+      assert(label >= 0 && label < classes);
+      sse += std::log(sum) + top - logits[label];
+      for (int64_t c = 0; c < classes; ++c) grow[c] *= scale / sum;
+      grow[label] -= scale;
+    }
+  } else if (power == 2 && error_scale == 1.0) {
     for (int64_t i = 0; i < rows * outputs(); ++i) {
       const double diff = out[i] - y[i];
       sse += diff * diff;
@@ -480,6 +502,20 @@ void MlpKernels::Forward(const double* params, const double* x, int64_t rows,
 double MlpKernels::LossAndGradient(const double* params, const double* x,
                                    const double* y, int64_t rows, double* grad,
                                    int power, double error_scale) {
+  assert(power > 0);
+  return Gradient(params, x, y, rows, grad, Loss{power, error_scale});
+}
+
+double MlpKernels::CrossEntropyAndGradient(const double* params,
+                                           const double* x,
+                                           const double* labels, int64_t rows,
+                                           double* grad) {
+  return Gradient(params, x, labels, rows, grad, Loss{0, 1.0});
+}
+
+double MlpKernels::Gradient(const double* params, const double* x,
+                            const double* y, int64_t rows, double* grad,
+                            Loss loss) {
   const int64_t size = parameter_count();
   std::fill(grad, grad + size, 0.0);
   if (rows == 0) return std::numeric_limits<double>::quiet_NaN();
@@ -487,9 +523,12 @@ double MlpKernels::LossAndGradient(const double* params, const double* x,
   const int64_t blocks = (rows + block - 1) / block;
   const int threads = static_cast<int>(std::min<int64_t>(threads_, blocks));
   Reserve(threads, block, /*gradient=*/true);
-  const double count = static_cast<double>(rows) * outputs();
-  const double scale = power == 2 && error_scale == 1.0 ? 2.0 / count
-                                                        : 1.0 / count;
+  // Cross-entropy has one term per row and one label per row in y.
+  const int64_t y_stride = loss.cross_entropy() ? 1 : outputs();
+  const double count =
+      static_cast<double>(rows) * static_cast<double>(y_stride);
+  const double scale =
+      loss.power == 2 && loss.error_scale == 1.0 ? 2.0 / count : 1.0 / count;
   std::vector<double> sse(threads, 0.0);
   const auto run = [&](int t) {
     Workspace& ws = workspaces_[t];
@@ -503,8 +542,7 @@ double MlpKernels::LossAndGradient(const double* params, const double* x,
       const int64_t start = b * block;
       const int64_t n = std::min(block, rows - start);
       sse[t] += GradientBlock(ws, params, x + start * inputs(),
-                              y + start * outputs(), n, scale, power,
-                              error_scale, g);
+                              y + start * y_stride, n, scale, loss, g);
     }
   };
   if (threads == 1) {

@@ -91,6 +91,15 @@ class MlpKernels {
                          int64_t rows, double* grad, int power = 2,
                          double error_scale = 1.0);
 
+  // Classification: the outputs are logits. Returns the mean over rows of
+  // the softmax cross-entropy -log softmax(out)[label] (natural log), as
+  // torch.nn.functional.cross_entropy, and writes its gradient to `grad`.
+  // `labels` holds one class index per row, each an integer in [0,
+  // outputs()) stored as a double (checked only by assert).
+  double CrossEntropyAndGradient(const double* params, const double* x,
+                                 const double* labels, int64_t rows,
+                                 double* grad);
+
  private:
   // One thread's scratch memory. Per affine layer, [block rows, outputs_i]:
   // the activation (the network output for the last layer), the
@@ -122,12 +131,23 @@ class MlpKernels {
   // ws.deriv.
   void ForwardBlock(Workspace& ws, const double* params, const double* x,
                     int64_t rows, bool train);
+  // The loss a gradient call minimises: the mean of ((out - y) /
+  // error_scale)^power over all outputs, or (power 0) the mean softmax
+  // cross-entropy over rows with one label per row in y.
+  struct Loss {
+    int power = 2;
+    double error_scale = 1.0;
+    bool cross_entropy() const { return power == 0; }
+  };
+  // Shares the rows' blocks out among the threads and sums their losses
+  // and gradients; returns the mean loss.
+  double Gradient(const double* params, const double* x, const double* y,
+                  int64_t rows, double* grad, Loss loss);
   // Forward and backward pass of one block; adds the block's gradient of
-  // `scale` times the sum of ((out - y) / error_scale)^power to `grad` and
-  // returns that sum.
+  // `scale` times its summed loss terms to `grad` and returns that sum.
   double GradientBlock(Workspace& ws, const double* params, const double* x,
-                       const double* y, int64_t rows, double scale, int power,
-                       double error_scale, double* grad);
+                       const double* y, int64_t rows, double scale, Loss loss,
+                       double* grad);
 
   std::vector<int64_t> sizes_;
   std::vector<v1::Activation> activations_;

@@ -494,5 +494,99 @@ TEST(PredictTest, PythonLoadsTheModelFile) {
   std::remove(script_path.c_str());
 }
 
+
+// Three classes of points in the plane: the angular sector of (x1, x2),
+// rotated by the radius so that no linear model separates them.
+Samples SpiralClasses(int rows, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  Samples s;
+  s.x = {rows, 2, {}};
+  s.y = {rows, 1, {}};
+  for (int i = 0; i < rows; ++i) {
+    const double x1 = u(rng), x2 = u(rng);
+    const double angle = std::atan2(x2, x1) + 2.0 * std::hypot(x1, x2);
+    const double turns = (angle + 3 * M_PI) / (2 * M_PI / 3);
+    s.x.data.insert(s.x.data.end(), {x1, x2});
+    s.y.data.push_back(static_cast<double>(static_cast<int>(turns) % 3));
+  }
+  return s;
+}
+
+TrainJob ClassificationJob() {
+  TrainJob job;
+  job.genome = MakeGenome(
+      {{32, v1::ACTIVATION_RELU}, {32, v1::ACTIVATION_RELU}}, 1e-2, 1500,
+      /*lbfgs_steps=*/50, /*batch_size=*/64);
+  job.training = SpiralClasses(1500, 11);
+  job.validation = SpiralClasses(500, 12);
+  job.test = SpiralClasses(500, 13);
+  job.class_count = 3;
+  job.seed = 5;
+  return job;
+}
+
+TEST(TrainClassificationTest, LearnsANonlinearBoundary) {
+  const TrainJob job = ClassificationJob();
+  absl::StatusOr<TrainOutput> out = Train(job);
+  ASSERT_TRUE(out.ok()) << out.status();
+  const v1::Metrics& m = out->metrics;
+  // A linear classifier gets about a third of this data right.
+  EXPECT_GT(m.validation().accuracy(), 0.9);
+  EXPECT_GT(m.test().accuracy(), 0.9);
+  EXPECT_GT(m.validation().cross_entropy(), 0);
+  EXPECT_LT(m.validation().cross_entropy(), 0.35);
+  EXPECT_EQ(m.validation().max_abs_error(), 0);  // regression fields unset
+  EXPECT_EQ(m.validation().row_count(), 500);
+  // 2-32-32-3: the output layer has one logit per class.
+  EXPECT_EQ(m.parameter_count(), 2 * 32 + 32 + 32 * 32 + 32 + 32 * 3 + 3);
+  // L-BFGS is a regression phase: none ran.
+  EXPECT_EQ(out->stages.at(0).lbfgs_iterations, 0);
+  // The downloaded model outputs the logits its metrics were computed from.
+  absl::StatusOr<Matrix> logits = Predict(out->model_file, job.test->x);
+  ASSERT_TRUE(logits.ok()) << logits.status();
+  EXPECT_EQ(logits->cols, 3);
+  const v1::Evaluation again =
+      EvaluateClassification(logits->data, job.test->y.data, 3);
+  EXPECT_EQ(again.accuracy(), m.test().accuracy());
+  EXPECT_EQ(again.cross_entropy(), m.test().cross_entropy());
+  // Deterministic for a given job.
+  absl::StatusOr<TrainOutput> twice = Train(job);
+  ASSERT_TRUE(twice.ok()) << twice.status();
+  EXPECT_EQ(twice->model_file, out->model_file);
+}
+
+TEST(TrainClassificationTest, RejectsLabelsThatAreNotClassIndices) {
+  for (double bad : {3.0, -1.0, 0.5}) {
+    TrainJob job = ClassificationJob();
+    job.genome.mutable_training()->set_adam_steps(10);
+    job.validation.y.data[7] = bad;
+    absl::StatusOr<TrainOutput> out = Train(job);
+    ASSERT_FALSE(out.ok()) << bad;
+    EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_TRUE(absl::StrContains(out.status().message(),
+                                  "validation row 7: label"))
+        << out.status();
+  }
+}
+
+TEST(TrainClassificationTest, RejectsStagedGenomesAndSeveralLabelColumns) {
+  TrainJob staged = ClassificationJob();
+  v1::Stage* stage = staged.genome.add_residual_stages();
+  *stage->add_hidden_layers() = staged.genome.hidden_layers(0);
+  *stage->mutable_training() = staged.genome.training();
+  const absl::Status status = Train(staged).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(status.message(), "one stage")) << status;
+  TrainJob two_columns = ClassificationJob();
+  for (Samples* s : {&two_columns.training, &two_columns.validation,
+                     &*two_columns.test}) {
+    s->y.cols = 2;
+    s->y.data.insert(s->y.data.end(), s->y.data.begin(), s->y.data.end());
+  }
+  EXPECT_EQ(Train(two_columns).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace evonas::model

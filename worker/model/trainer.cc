@@ -101,10 +101,25 @@ absl::Status CheckMatrix(const Matrix& m, const std::string& name,
   return absl::OkStatus();
 }
 
+// Labels of a classification job: integers in [0, classes).
+absl::Status CheckLabels(const Matrix& y, const std::string& name,
+                         int classes) {
+  for (int64_t r = 0; r < y.rows; ++r) {
+    const double label = y.data[r];
+    if (!(label >= 0 && label < classes && label == std::floor(label))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          name, " row ", r, ": label ", label, " is not a class index 0..",
+          classes - 1));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckSamples(const Samples& s, const std::string& name,
-                          int64_t inputs, int64_t outputs) {
+                          int64_t inputs, int64_t outputs, int classes) {
   EVONAS_RETURN_IF_ERROR(CheckMatrix(s.x, name + " inputs", true));
   EVONAS_RETURN_IF_ERROR(CheckMatrix(s.y, name + " targets", true));
+  if (classes > 0) EVONAS_RETURN_IF_ERROR(CheckLabels(s.y, name, classes));
   if (s.x.rows != s.y.rows) {
     return absl::InvalidArgumentError(absl::StrCat(
         name, ": ", s.x.rows, " input rows but ", s.y.rows, " target rows"));
@@ -292,6 +307,12 @@ absl::Status CheckInitial(const NetworkParameters& initial,
   return absl::OkStatus();
 }
 
+// Units of the network's output layer: one per target column, or one logit
+// per class.
+int64_t NetworkOutputs(const TrainJob& job) {
+  return job.class_count > 0 ? job.class_count : job.training.y.cols;
+}
+
 absl::Status CheckJob(const TrainJob& job) {
   EVONAS_RETURN_IF_ERROR(CheckGenome(job.genome));
   const int64_t inputs = job.training.x.cols;
@@ -304,12 +325,23 @@ absl::Status CheckJob(const TrainJob& job) {
         absl::StrCat("training: ", inputs, " inputs and ", outputs,
                      " outputs, want at least one of each"));
   }
+  if (job.class_count < 0 || (job.class_count > 0 && outputs != 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "class_count ", job.class_count, " with ", outputs,
+        " target columns: classification wants one label column"));
+  }
+  if (job.class_count > 0 && StageCount(job.genome) != 1) {
+    return absl::InvalidArgumentError(
+        "genome.residual_stages: classification networks have one stage");
+  }
+  const int classes = job.class_count;
   EVONAS_RETURN_IF_ERROR(
-      CheckSamples(job.training, "training", inputs, outputs));
+      CheckSamples(job.training, "training", inputs, outputs, classes));
   EVONAS_RETURN_IF_ERROR(
-      CheckSamples(job.validation, "validation", inputs, outputs));
+      CheckSamples(job.validation, "validation", inputs, outputs, classes));
   if (job.test.has_value()) {
-    EVONAS_RETURN_IF_ERROR(CheckSamples(*job.test, "test", inputs, outputs));
+    EVONAS_RETURN_IF_ERROR(
+        CheckSamples(*job.test, "test", inputs, outputs, classes));
   }
   if (!(job.within_tolerance >= 0)) {
     return absl::InvalidArgumentError(
@@ -318,7 +350,7 @@ absl::Status CheckJob(const TrainJob& job) {
   const int stages = StageCount(job.genome);
   if (job.initial.has_value()) {
     EVONAS_RETURN_IF_ERROR(
-        CheckInitial(*job.initial, job.genome, inputs, outputs));
+        CheckInitial(*job.initial, job.genome, inputs, NetworkOutputs(job)));
   }
   if (job.first_trainable_stage < 0 || job.first_trainable_stage >= stages ||
       (job.first_trainable_stage > 0 && !job.initial.has_value())) {
@@ -616,12 +648,15 @@ int Scaled(int steps, double fraction) {
   return std::max(1, static_cast<int>(std::lround(steps * fraction)));
 }
 
-StageSteps StepsOf(const v1::TrainingConfig& t, double fraction) {
+StageSteps StepsOf(const v1::TrainingConfig& t, double fraction,
+                   bool classification) {
   StageSteps s;
   s.adam = Scaled(t.adam_steps(), fraction);
   s.warmup = std::min(s.adam, Scaled(t.warmup_steps(), fraction));
-  s.lbfgs = Scaled(t.lbfgs_steps(), fraction);
-  s.max_error = Scaled(t.max_error_steps(), fraction);
+  if (!classification) {
+    s.lbfgs = Scaled(t.lbfgs_steps(), fraction);
+    s.max_error = Scaled(t.max_error_steps(), fraction);
+  }
   s.patience = t.patience_steps();
   if (t.max_error_power() != 0) s.power = t.max_error_power();
   return s;
@@ -649,11 +684,12 @@ class Training {
         grad_(params_.size()),
         x_(std::move(x)),
         y_(std::move(y)),
-        rows_(static_cast<int64_t>(y_.size()) / kernels_.outputs()),
+        classification_(job.class_count > 0),
+        y_stride_(classification_ ? 1 : kernels_.outputs()),
+        rows_(static_cast<int64_t>(y_.size()) / y_stride_),
         select_x_(std::move(select_x)),
         select_y_(std::move(select_y)),
-        select_rows_(static_cast<int64_t>(select_y_.size()) /
-                     kernels_.outputs()),
+        select_rows_(static_cast<int64_t>(select_y_.size()) / y_stride_),
         y_std_(std::move(y_std)) {}
 
   const MlpKernels& kernels() const { return kernels_; }
@@ -682,7 +718,7 @@ class Training {
     if (steps == 0) return absl::OkStatus();
     Adam adam(kernels_.parameter_count(), config_.weight_decay());
     const int64_t n = rows_;
-    const int64_t inputs = kernels_.inputs(), outputs = kernels_.outputs();
+    const int64_t inputs = kernels_.inputs(), outputs = y_stride_;
     const int64_t batch = config_.batch_size() > 0 && config_.batch_size() < n
                               ? config_.batch_size()
                               : 0;
@@ -716,7 +752,11 @@ class Training {
         rows = batch;
       }
       const double loss =
-          kernels_.LossAndGradient(params_.data(), xb, yb, rows, grad_.data());
+          classification_
+              ? kernels_.CrossEntropyAndGradient(params_.data(), xb, yb, rows,
+                                                 grad_.data())
+              : kernels_.LossAndGradient(params_.data(), xb, yb, rows,
+                                         grad_.data());
       if (!std::isfinite(loss)) return Diverged(loss, "adam step", step);
       adam.Step(ScheduledLearningRate(config_.learning_rate(), step,
                                       steps_.adam, steps_.warmup,
@@ -837,6 +877,7 @@ class Training {
   // rows and keeps a copy of the weights when it is the best so far; returns
   // whether it was.
   bool Select() {
+    if (classification_) return SelectClassifier();
     predicted_.resize(select_y_.size());
     kernels_.Forward(params_.data(), select_x_.data(), select_rows_,
                      predicted_.data());
@@ -854,18 +895,42 @@ class Training {
     return true;
   }
 
+  // Select() for classification: fewest misclassified selection rows, then
+  // lowest cross-entropy. best_error_ holds the error rate.
+  bool SelectClassifier() {
+    const int64_t classes = kernels_.outputs();
+    predicted_.resize(select_rows_ * classes);
+    kernels_.Forward(params_.data(), select_x_.data(), select_rows_,
+                     predicted_.data());
+    const v1::Evaluation e =
+        EvaluateClassification(predicted_, select_y_, classes);
+    if (!std::isfinite(e.cross_entropy())) return false;
+    const double error_rate = 1.0 - e.accuracy();
+    if (error_rate > best_error_ ||
+        (error_rate == best_error_ && e.cross_entropy() >= best_entropy_)) {
+      return false;
+    }
+    best_error_ = error_rate;
+    best_entropy_ = e.cross_entropy();
+    best_ = params_;
+    return true;
+  }
+
   const TrainJob& job_;
   const v1::TrainingConfig& config_;
   const StageSteps steps_;
   MlpKernels kernels_;
   std::vector<double> params_, grad_;
-  std::vector<double> x_, y_;  // standardised training rows
+  std::vector<double> x_, y_;  // standardised training rows (labels as is)
+  const bool classification_;
+  const int64_t y_stride_;  // values of y_ per row
   int64_t rows_;
   std::vector<double> select_x_, select_y_;  // standardised selection rows
   int64_t select_rows_;
   std::vector<double> y_std_;  // one per output
   std::vector<double> predicted_;
   double best_error_ = std::numeric_limits<double>::infinity();
+  double best_entropy_ = std::numeric_limits<double>::infinity();
   std::vector<double> best_;
   StageReport report_;
 };
@@ -893,8 +958,12 @@ absl::StatusOr<double> MedianLatency(const std::string& model_file,
 }
 
 absl::StatusOr<v1::Evaluation> Evaluate(const std::string& model_file,
-                                        const Samples& s, double tolerance) {
+                                        const Samples& s, double tolerance,
+                                        int classes) {
   EVONAS_ASSIGN_OR_RETURN(Matrix predicted, Predict(model_file, s.x));
+  if (classes > 0) {
+    return EvaluateClassification(predicted.data, s.y.data, classes);
+  }
   return EvaluatePredictions(predicted.data, s.y.data, s.y.cols, tolerance);
 }
 
@@ -917,7 +986,8 @@ absl::StatusOr<MlpParameters> TrainStage(
     const std::vector<double>& select_residual, at::Generator& gen,
     StageReport& report) {
   const int64_t inputs = job.training.x.cols;
-  const int64_t outputs = job.training.y.cols;
+  const int64_t outputs = NetworkOutputs(job);
+  const bool classification = job.class_count > 0;
   const Architecture arch = ArchitectureOf(*genes.layers, inputs, outputs);
   absl::StatusOr<MlpKernels> kernels = MlpKernels::Create(
       arch.sizes, arch.activations, MlpKernels::kDefaultRowsPerBlock,
@@ -938,7 +1008,11 @@ absl::StatusOr<MlpParameters> TrainStage(
     // and keep y_mean 0.
     stage.x_mean = x_mean;
     stage.x_std = x_std;
-    if (k == 0) {
+    if (classification) {
+      // The outputs are the logits themselves.
+      stage.y_mean.assign(outputs, 0.0);
+      stage.y_std.assign(outputs, 1.0);
+    } else if (k == 0) {
       const Matrix targets{job.training.y.rows, outputs, residual};
       EVONAS_RETURN_IF_ERROR(
           ColumnStats(targets, "targets", stage.y_mean, stage.y_std));
@@ -961,13 +1035,19 @@ absl::StatusOr<MlpParameters> TrainStage(
     params = InitialParameters(arch, /*siren=*/k > 0, gen);
   }
 
+  // Labels are class indices, never standardised.
   Training training(
-      job, *genes.training, StepsOf(*genes.training, job.step_fraction),
+      job, *genes.training,
+      StepsOf(*genes.training, job.step_fraction, classification),
       *std::move(kernels), std::move(params),
       Standardised(job.training.x.data, stage.x_mean, stage.x_std),
-      Standardised(residual, stage.y_mean, stage.y_std),
+      classification ? residual
+                     : Standardised(residual, stage.y_mean, stage.y_std),
       Standardised(select.x.data, stage.x_mean, stage.x_std),
-      Standardised(select_residual, stage.y_mean, stage.y_std), stage.y_std);
+      classification
+          ? select_residual
+          : Standardised(select_residual, stage.y_mean, stage.y_std),
+      stage.y_std);
   EVONAS_RETURN_IF_ERROR(training.Run(gen));
   SetLayers(arch, training.kernels(), training.params(), stage);
   report = training.report();
@@ -1036,11 +1116,13 @@ absl::StatusOr<TrainOutput> TrainImpl(const TrainJob& job) {
   v1::Metrics& m = output.metrics;
   EVONAS_ASSIGN_OR_RETURN(
       *m.mutable_validation(),
-      Evaluate(output.model_file, job.validation, job.within_tolerance));
+      Evaluate(output.model_file, job.validation, job.within_tolerance,
+               job.class_count));
   if (job.test.has_value()) {
     EVONAS_ASSIGN_OR_RETURN(
         *m.mutable_test(),
-        Evaluate(output.model_file, *job.test, job.within_tolerance));
+        Evaluate(output.model_file, *job.test, job.within_tolerance,
+                 job.class_count));
   }
   int64_t parameters = 0;
   for (const torch::Tensor& p : Load(output.model_file).parameters()) {

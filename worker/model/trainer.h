@@ -62,6 +62,15 @@ struct TrainJob {
   // lbfgs_steps and max_error_steps that runs (rounded to nearest, at least
   // 1 of a positive count). An inheriting child starts near a good solution.
   double step_fraction = 1.0;
+
+  // Classification when positive: the network has class_count outputs
+  // (logits); `y` of the training, validation and test samples holds one
+  // class index per row, an integer in [0, class_count). Training minimises
+  // the softmax cross-entropy with Adam (the L-BFGS and max-error genes are
+  // for regression and ignored), and the best weights are those with the
+  // fewest misclassified selection rows, then the lowest cross-entropy. The
+  // genome must have one stage. 0: regression.
+  int class_count = 0;
 };
 
 // What the training of one stage did. The errors are the best validation
@@ -110,6 +119,9 @@ struct TrainOutput {
 // validation rows) are kept; with inherited weights, the starting weights
 // compete too. The forward and backward passes and Adam run on MlpKernels
 // (mlp_kernels.h), L-BFGS is LibTorch's.
+//
+// Classification (job.class_count > 0) trains one stage on the
+// cross-entropy, its outputs the logits (y_mean 0, y_std 1).
 //
 // The TorchScript model computes the sum of the stages, standardisation
 // included; the metrics are evaluated on it (validation, test), so they are
