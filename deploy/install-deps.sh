@@ -19,6 +19,7 @@ build_packages=(
   clang  # libFuzzer, ASan and UBSan for scripts/fuzz.sh (fuzz/)
   libtorch-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libsqlite3-dev libssl-dev libcli11-dev libgtest-dev libgmock-dev
+  zlib1g-dev dataset-fashion-mnist  # .gz uploads; the IDX reader's test data
   libopenblas0-openmp
   # cblas.h and the link library for the trainer's own kernels
   # (worker/model/mlp_kernels.cc), on the same OpenMP OpenBLAS LibTorch uses.
