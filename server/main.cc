@@ -45,6 +45,7 @@ struct TokenFlags {
   std::string kind = "client";
   std::string tenant;
   std::string secret_file;
+  std::string expires_in;  // empty: never
   std::string id;
 };
 
@@ -70,6 +71,14 @@ int Fail(const absl::Status& status) {
 // `token create`: prints the secret alone on stdout, so that scripts can
 // capture it; it is shown this once.
 int CreateToken(const std::string& db_path, const TokenFlags& flags) {
+  absl::Duration lifetime = absl::InfiniteDuration();
+  if (!flags.expires_in.empty()) {
+    absl::StatusOr<absl::Duration> parsed =
+        evonas::auth::ParseTokenLifetime(flags.expires_in);
+    if (!parsed.ok()) return Fail(parsed.status());
+    lifetime = *parsed;
+  }
+  const int64_t now_ms = absl::ToUnixMillis(absl::Now());
   auto store = evonas::store::Store::Open(db_path);
   if (!store.ok()) return Fail(store.status());
   std::optional<std::string> secret;
@@ -83,12 +92,14 @@ int CreateToken(const std::string& db_path, const TokenFlags& flags) {
     if (!existing.ok()) return Fail(existing.status());
     if (existing->has_value()) {
       const evonas::store::TokenRecord& t = **existing;
-      if (t.revoked_at_ms != 0 || t.kind != flags.kind ||
+      const bool expired = evonas::auth::TokenExpired(t, now_ms);
+      if (t.revoked_at_ms != 0 || expired || t.kind != flags.kind ||
           t.tenant != flags.tenant) {
         return Fail(absl::AlreadyExistsError(absl::StrCat(
             "the secret in ", flags.secret_file, " is token ", t.id,
-            t.revoked_at_ms != 0 ? ", which was revoked" : " of another kind "
-                                                           "or tenant",
+            t.revoked_at_ms != 0 ? ", which was revoked"
+            : expired            ? ", which expired"
+                                 : " of another kind or tenant",
             "; use a new secret")));
       }
       std::cerr << "evonas-controller: token " << t.id << " from "
@@ -96,14 +107,16 @@ int CreateToken(const std::string& db_path, const TokenFlags& flags) {
       return 0;
     }
   }
-  auto issued = evonas::auth::CreateToken(
-      **store, flags.kind, flags.tenant, absl::ToUnixMillis(absl::Now()),
-      std::move(secret));
+  auto issued = evonas::auth::CreateToken(**store, flags.kind, flags.tenant,
+                                          now_ms, std::move(secret), lifetime);
   if (!issued.ok()) return Fail(issued.status());
   std::cerr << "evonas-controller: created " << issued->record.kind
             << " token " << issued->record.id;
   if (!issued->record.tenant.empty()) {
     std::cerr << " for tenant " << issued->record.tenant;
+  }
+  if (issued->record.expires_at_ms != 0) {
+    std::cerr << ", valid until " << FormatMs(issued->record.expires_at_ms);
   }
   if (flags.secret_file.empty()) {
     std::cerr << "; keep the secret now, it is not stored and not shown again";
@@ -120,12 +133,19 @@ int ListTokens(const std::string& db_path) {
   if (!store.ok()) return Fail(store.status());
   auto tokens = (*store)->ListTokens();
   if (!tokens.ok()) return Fail(tokens.status());
-  std::printf("%-16s %-7s %-20s %-21s %s\n", "ID", "KIND", "TENANT",
-              "CREATED", "REVOKED");
+  const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+  std::printf("%-16s %-7s %-20s %-21s %-30s %s\n", "ID", "KIND", "TENANT",
+              "CREATED", "EXPIRES", "REVOKED");
   for (const evonas::store::TokenRecord& t : *tokens) {
-    std::printf("%-16s %-7s %-20s %-21s %s\n", t.id.c_str(), t.kind.c_str(),
-                t.tenant.empty() ? "-" : t.tenant.c_str(),
-                FormatMs(t.created_at_ms).c_str(),
+    const std::string expires =
+        t.expires_at_ms == 0
+            ? "never"
+            : absl::StrCat(FormatMs(t.expires_at_ms),
+                           evonas::auth::TokenExpired(t, now_ms) ? " (expired)"
+                                                                 : "");
+    std::printf("%-16s %-7s %-20s %-21s %-30s %s\n", t.id.c_str(),
+                t.kind.c_str(), t.tenant.empty() ? "-" : t.tenant.c_str(),
+                FormatMs(t.created_at_ms).c_str(), expires.c_str(),
                 FormatMs(t.revoked_at_ms).c_str());
   }
   return 0;
@@ -332,6 +352,9 @@ int main(int argc, char** argv) {
                      "Register the secret in this file (e.g. a deployment's "
                      "secret) instead of generating one")
       ->check(CLI::ExistingFile);
+  create->add_option("--expires-in", token_flags.expires_in,
+                     "Lifetime, e.g. 30d, 12h or 90m; calls with the token "
+                     "are refused afterwards (default: never expires)");
   CLI::App* list = token->add_subcommand("list", "List tokens (never secrets)");
   CLI::App* revoke = token->add_subcommand("revoke", "Revoke a token by id");
   revoke->add_option("ID", token_flags.id, "Token id, as `token list` shows")

@@ -4,6 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "server/auth/tokens.h"
 
@@ -63,6 +64,15 @@ absl::StatusOr<Principal> AccessControl::Authenticate(
     return absl::UnauthenticatedError(absl::StrCat(
         "token ", token->id,
         " was revoked; ask the controller's admin for a new one"));
+  }
+  if (TokenExpired(*token, absl::ToUnixMillis(absl::Now()))) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "token ", token->id, " expired at ",
+        absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
+                         absl::FromUnixMillis(token->expires_at_ms),
+                         absl::UTCTimeZone()),
+        "; ask the controller's admin for a new one (`evonas-controller "
+        "token create`)"));
   }
   if (token->kind != kind) {
     return absl::PermissionDeniedError(

@@ -47,8 +47,8 @@ class AccessControl {
 
   // The caller of a call with `metadata` (its "authorization: Bearer ..."
   // entry), if it holds a valid token of `kind`. Unauthenticated for a
-  // missing, malformed, unknown or revoked token; PermissionDenied for a
-  // valid token of the other kind.
+  // missing, malformed, unknown, revoked or expired token; PermissionDenied
+  // for a valid token of the other kind.
   absl::StatusOr<Principal> Authenticate(
       const std::multimap<grpc::string_ref, grpc::string_ref>& metadata,
       absl::string_view kind);

@@ -1,6 +1,7 @@
 #include "server/auth/access_control.h"
 
 #include <filesystem>
+#include <limits>
 
 #include "gtest/gtest.h"
 #include "server/auth/tokens.h"
@@ -9,6 +10,10 @@ namespace evonas::auth {
 namespace {
 
 using Metadata = std::multimap<grpc::string_ref, grpc::string_ref>;
+
+std::unique_ptr<store::Store> Store() {
+  return store::Store::Open(":memory:").value();
+}
 
 class AccessControlTest : public ::testing::Test {
  protected:
@@ -66,6 +71,54 @@ TEST_F(AccessControlTest, AuthenticatesByKind) {
   absl::Status revoked = Call("Bearer " + acme_.secret, kClientKind).status();
   EXPECT_EQ(revoked.code(), absl::StatusCode::kUnauthenticated);
   EXPECT_NE(revoked.message().find("revoked"), absl::string_view::npos);
+}
+
+TEST_F(AccessControlTest, ExpiredTokensAreRefusedWithAWayOut) {
+  const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+  // Created a day ago for an hour: expired 23 hours ago.
+  IssuedToken old = CreateToken(*store_, kClientKind, "acme",
+                                now_ms - 24 * 3600 * 1000, std::nullopt,
+                                absl::Hours(1))
+                        .value();
+  EXPECT_EQ(old.record.expires_at_ms, now_ms - 23 * 3600 * 1000);
+  absl::Status expired = Call("Bearer " + old.secret, kClientKind).status();
+  EXPECT_EQ(expired.code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_NE(expired.message().find("expired at"), absl::string_view::npos)
+      << expired;
+  EXPECT_NE(expired.message().find("token create"), absl::string_view::npos);
+  // Expired is reported even to a caller of the wrong kind: the token is
+  // useless either way.
+  EXPECT_EQ(Call("Bearer " + old.secret, kWorkerKind).status().code(),
+            absl::StatusCode::kUnauthenticated);
+
+  IssuedToken fresh = CreateToken(*store_, kWorkerKind, "", now_ms,
+                                  std::nullopt, ParseTokenLifetime("30d").value())
+                          .value();
+  EXPECT_EQ(fresh.record.expires_at_ms, now_ms + 30LL * 24 * 3600 * 1000);
+  EXPECT_TRUE(Call("Bearer " + fresh.secret, kWorkerKind).ok());
+  EXPECT_EQ(store_->FindToken(fresh.record.sha256).value()->expires_at_ms,
+            fresh.record.expires_at_ms);
+  // Tokens made without a lifetime never expire.
+  EXPECT_EQ(acme_.record.expires_at_ms, 0);
+  EXPECT_FALSE(TokenExpired(acme_.record, std::numeric_limits<int64_t>::max()));
+}
+
+TEST(TokenLifetimeTest, ParsesDaysAndDurations) {
+  EXPECT_EQ(ParseTokenLifetime("30d").value(), absl::Hours(24 * 30));
+  EXPECT_EQ(ParseTokenLifetime("12h").value(), absl::Hours(12));
+  EXPECT_EQ(ParseTokenLifetime(" 1h30m ").value(), absl::Minutes(90));
+  for (const char* bad : {"", "d", "30", "0d", "-1d", "0s", "-5h", "soon",
+                          "inf", "3651d", "99999999999999d"}) {
+    absl::Status status = ParseTokenLifetime(bad).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_NE(ParseTokenLifetime("soon").status().message().find("30d"),
+            absl::string_view::npos);
+  EXPECT_EQ(CreateToken(*Store(), kWorkerKind, "", 1, std::nullopt,
+                        absl::ZeroDuration())
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(AccessControlTest, RefusesBadTokenRequests) {

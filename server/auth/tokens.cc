@@ -2,8 +2,11 @@
 
 #include <openssl/rand.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 
@@ -59,20 +62,57 @@ absl::Status CheckSecret(const std::string& secret) {
   return absl::OkStatus();
 }
 
+absl::Status CheckLifetime(absl::Duration lifetime) {
+  if (lifetime == absl::InfiniteDuration()) return absl::OkStatus();
+  if (lifetime <= absl::ZeroDuration() || lifetime > kMaxTokenLifetime) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a token's lifetime must be positive and at most ",
+        kMaxTokenLifetime / absl::Hours(24), " days, not ",
+        absl::FormatDuration(lifetime)));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::string HashSecret(absl::string_view secret) { return Sha256Hex(secret); }
+
+absl::StatusOr<absl::Duration> ParseTokenLifetime(absl::string_view text) {
+  const absl::string_view trimmed = absl::StripAsciiWhitespace(text);
+  absl::Duration lifetime;
+  absl::string_view days = trimmed;
+  int64_t day_count = 0;
+  if (absl::ConsumeSuffix(&days, "d") && absl::SimpleAtoi(days, &day_count)) {
+    lifetime = absl::Hours(24) * day_count;
+  } else if (!absl::ParseDuration(trimmed, &lifetime)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "lifetime \"", text, "\": give days (\"30d\") or a duration such as "
+        "\"12h\" or \"90m\""));
+  }
+  // Infinite ("inf", or days that overflow) means never to CreateToken:
+  // here it is too long.
+  EVONAS_RETURN_IF_ERROR(CheckLifetime(
+      lifetime == absl::InfiniteDuration() ? kMaxTokenLifetime + absl::Hours(24)
+                                           : lifetime));
+  return lifetime;
+}
+
+bool TokenExpired(const store::TokenRecord& token, int64_t now_ms) {
+  return token.expires_at_ms != 0 && now_ms >= token.expires_at_ms;
+}
 
 absl::StatusOr<IssuedToken> CreateToken(store::Store& store,
                                         absl::string_view kind,
                                         const std::string& tenant,
                                         int64_t now_ms,
-                                        std::optional<std::string> secret) {
+                                        std::optional<std::string> secret,
+                                        absl::Duration lifetime) {
   if (kind != kClientKind && kind != kWorkerKind) {
     return absl::InvalidArgumentError(absl::StrCat(
         "token kind \"", kind, "\": use \"client\" or \"worker\""));
   }
   EVONAS_RETURN_IF_ERROR(CheckTenant(kind, tenant));
+  EVONAS_RETURN_IF_ERROR(CheckLifetime(lifetime));
   IssuedToken issued;
   if (secret.has_value()) {
     EVONAS_RETURN_IF_ERROR(CheckSecret(*secret));
@@ -88,6 +128,9 @@ absl::StatusOr<IssuedToken> CreateToken(store::Store& store,
   issued.record.kind = std::string(kind);
   issued.record.tenant = tenant;
   issued.record.created_at_ms = now_ms;
+  if (lifetime != absl::InfiniteDuration()) {
+    issued.record.expires_at_ms = now_ms + absl::ToInt64Milliseconds(lifetime);
+  }
   EVONAS_RETURN_IF_ERROR(store.InsertToken(issued.record));
   return issued;
 }

@@ -11,7 +11,7 @@ namespace {
 
 // Each entry migrates from version i to i + 1. Never edit a released entry;
 // append a new one.
-constexpr std::array<absl::string_view, 3> kMigrations = {
+constexpr std::array<absl::string_view, 4> kMigrations = {
     R"sql(
 CREATE TABLE datasets (
   id TEXT PRIMARY KEY,
@@ -75,6 +75,10 @@ CREATE TABLE experiment_owners (
   tenant TEXT NOT NULL
 );
 CREATE INDEX experiment_owners_by_tenant ON experiment_owners(tenant);
+)sql",
+    // Version 4: tokens may expire (0: never, as every earlier token).
+    R"sql(
+ALTER TABLE tokens ADD COLUMN expires_at_ms INTEGER NOT NULL DEFAULT 0;
 )sql",
 };
 
@@ -473,11 +477,12 @@ TokenRecord ReadToken(const Statement& stmt) {
   token.tenant = stmt.ColumnText(3);
   token.created_at_ms = stmt.ColumnInt(4);
   token.revoked_at_ms = stmt.ColumnInt(5);
+  token.expires_at_ms = stmt.ColumnInt(6);
   return token;
 }
 
 constexpr absl::string_view kTokenColumns =
-    "id, sha256, kind, tenant, created_at_ms, revoked_at_ms";
+    "id, sha256, kind, tenant, created_at_ms, revoked_at_ms, expires_at_ms";
 
 DatasetOwnership ReadOwnership(const Statement& stmt) {
   DatasetOwnership ownership;
@@ -505,13 +510,14 @@ absl::Status Store::InsertToken(const TokenRecord& token) {
   EVONAS_ASSIGN_OR_RETURN(
       Statement stmt,
       db_->Prepare(absl::StrCat("INSERT INTO tokens (", kTokenColumns,
-                                ") VALUES (?, ?, ?, ?, ?, ?)")));
+                                ") VALUES (?, ?, ?, ?, ?, ?, ?)")));
   return stmt.Bind(1, token.id)
       .Bind(2, token.sha256)
       .Bind(3, token.kind)
       .Bind(4, token.tenant)
       .Bind(5, token.created_at_ms)
       .Bind(6, token.revoked_at_ms)
+      .Bind(7, token.expires_at_ms)
       .Run();
 }
 

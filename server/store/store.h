@@ -40,6 +40,7 @@ struct TokenRecord {
   std::string tenant;  // the client token's tenant; empty for workers
   int64_t created_at_ms = 0;
   int64_t revoked_at_ms = 0;  // 0 while valid
+  int64_t expires_at_ms = 0;  // unix ms from which it is refused; 0: never
 };
 
 // One tenant's view of a data set it uploaded: the bytes (and id) are shared

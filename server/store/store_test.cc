@@ -28,9 +28,40 @@ StoredCandidate MakeCandidate(const std::string& experiment_id, int64_t seq,
   return stored;
 }
 
+constexpr int64_t kNewestSchema = 4;
+
 TEST(StoreTest, MigratesToNewestSchema) {
   auto store = Store::Open(":memory:").value();
-  EXPECT_EQ(store->SchemaVersion().value(), 3);
+  EXPECT_EQ(store->SchemaVersion().value(), kNewestSchema);
+}
+
+// A database of an older controller (schema v3: tokens without expiry)
+// opens, migrates and keeps its rows; its tokens never expire.
+TEST(StoreTest, VersionThreeDatabaseKeepsWorking) {
+  std::string path = ::testing::TempDir() + "/v3.db";
+  std::filesystem::remove(path);
+  {
+    auto store = Store::Open(path).value();
+    ASSERT_TRUE(
+        store->InsertToken({"tok-1", "hash-1", "client", "acme", 10, 0, 99})
+            .ok());
+    ASSERT_TRUE(store->InsertExperiment(MakeExperiment("e1", 1)).ok());
+  }
+  {
+    // Undo every migration after v3, as an older controller left it.
+    auto db = Database::Open(path).value();
+    ASSERT_TRUE(db->Exec("ALTER TABLE tokens DROP COLUMN expires_at_ms; "
+                         "UPDATE schema_version SET version = 3")
+                    .ok());
+  }
+  auto store = Store::Open(path).value();
+  EXPECT_EQ(store->SchemaVersion().value(), kNewestSchema);
+  std::optional<TokenRecord> token = store->FindToken("hash-1").value();
+  ASSERT_TRUE(token.has_value());
+  EXPECT_EQ(token->tenant, "acme");
+  EXPECT_EQ(token->expires_at_ms, 0);
+  EXPECT_TRUE(store->GetExperiment("e1").ok());
+  EXPECT_TRUE(store->IntegrityCheck().ok());
 }
 
 TEST(StoreTest, ReopeningKeepsDataAndSchema) {
@@ -44,7 +75,7 @@ TEST(StoreTest, ReopeningKeepsDataAndSchema) {
     ASSERT_TRUE(store->InsertDataset(dataset).ok());
   }
   auto store = Store::Open(path).value();
-  EXPECT_EQ(store->SchemaVersion().value(), 3);
+  EXPECT_EQ(store->SchemaVersion().value(), kNewestSchema);
   EXPECT_EQ(store->GetDataset("abc").value().columns(0), "x");
 }
 
@@ -216,8 +247,9 @@ TEST(StoreTest, RowCountsCoverEveryTableAndIntegrityCheckPasses) {
 
 TEST(StoreTest, TokensAreFoundByHashAndRevokedOnce) {
   auto store = Store::Open(":memory:").value();
-  TokenRecord token{"tok-1", "hash-1", "client", "acme", 10, 0};
+  TokenRecord token{"tok-1", "hash-1", "client", "acme", 10, 0, 1000};
   ASSERT_TRUE(store->InsertToken(token).ok());
+  EXPECT_EQ(store->FindToken("hash-1").value()->expires_at_ms, 1000);
   EXPECT_EQ(store->InsertToken(token).code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(store->FindToken("hash-1").value()->tenant, "acme");
   EXPECT_FALSE(store->FindToken("hash-2").value().has_value());
