@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/dataset.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "grpcpp/grpcpp.h"
@@ -23,14 +23,18 @@ DatasetCache::DatasetCache(v1::WorkerService::StubInterface* stub,
 
 absl::StatusOr<std::string> DatasetCache::Fetch(const std::string& id) {
   const fs::path path = fs::path(dir_) / id;
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (in) {
-    std::ostringstream bytes;
-    bytes << in.rdbuf();
-    if (Sha256Hex(bytes.str()) == id) {
+    // Read straight into one string: a stringstream would copy the data
+    // (tens of MB for an image set) twice more.
+    std::string bytes(static_cast<size_t>(std::max<std::streamoff>(in.tellg(), 0)),
+                      '\0');
+    in.seekg(0);
+    in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (in && Sha256Hex(bytes) == id) {
       std::error_code ec;
       fs::last_write_time(path, fs::file_time_type::clock::now(), ec);
-      return std::move(bytes).str();
+      return bytes;
     }
   }
   grpc::ClientContext context;
@@ -85,15 +89,23 @@ void DatasetCache::Evict(const std::string& keep) {
 }
 
 absl::StatusOr<std::shared_ptr<const Table>> DatasetCache::Get(
-    const std::string& id) {
+    const std::string& id, v1::DatasetFormat format) {
   absl::MutexLock lock(&mu_);
   constexpr size_t kParsedKept = 4;
-  if (auto it = parsed_.find(id); it != parsed_.end()) return it->second;
+  const std::pair<std::string, int> key(id, format);
+  if (auto it = parsed_.find(key); it != parsed_.end()) return it->second;
   EVONAS_ASSIGN_OR_RETURN(std::string bytes, Fetch(id));
-  EVONAS_ASSIGN_OR_RETURN(Table table, ParseCsv(bytes));
+  absl::StatusOr<Table> table = ParseDataset(bytes, format);
+  if (!table.ok()) {
+    return absl::Status(table.status().code(),
+                        absl::StrCat("data set ", id, " (",
+                                     DatasetFormatName(format),
+                                     "): ", table.status().message()));
+  }
+  bytes = std::string();  // the table is all that is kept: free the bytes
   if (parsed_.size() >= kParsedKept) parsed_.clear();
-  auto parsed = std::make_shared<const Table>(std::move(table));
-  parsed_[id] = parsed;
+  auto parsed = std::make_shared<const Table>(*std::move(table));
+  parsed_[key] = parsed;
   return parsed;
 }
 

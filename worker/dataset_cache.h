@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -16,15 +17,19 @@ namespace evonas::worker {
 
 // Data sets by content hash: on disk under `dir` (bounded by `max_bytes`,
 // least recently used evicted first) and the few most recent ones parsed in
-// memory (a training and a test set alternate on every lease). A fetched file is checked against its hash before use.
+// memory (a training and a test set alternate on every lease). A fetched file
+// is checked against its hash before use. A parsed table holds 8 bytes per
+// value: Fashion-MNIST's training set (60,000 x 785) takes 377 MB.
 // Thread-safe.
 class DatasetCache {
  public:
   DatasetCache(v1::WorkerService::StubInterface* stub, std::string dir,
                int64_t max_bytes);
 
-  // The parsed data set, fetched from the controller on a miss.
-  absl::StatusOr<std::shared_ptr<const Table>> Get(const std::string& id);
+  // The data set parsed as `format` says (the lease's dataset_format; see
+  // common/dataset.h), fetched from the controller on a miss.
+  absl::StatusOr<std::shared_ptr<const Table>> Get(const std::string& id,
+                                                   v1::DatasetFormat format);
 
  private:
   absl::StatusOr<std::string> Fetch(const std::string& id);
@@ -34,7 +39,8 @@ class DatasetCache {
   const std::string dir_;
   const int64_t max_bytes_;
   absl::Mutex mu_;
-  std::map<std::string, std::shared_ptr<const Table>> parsed_
+  // By id and format.
+  std::map<std::pair<std::string, int>, std::shared_ptr<const Table>> parsed_
       ABSL_GUARDED_BY(mu_);
 };
 

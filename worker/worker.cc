@@ -64,7 +64,8 @@ absl::StatusOr<model::TrainJob> MakeJob(const v1::Lease& lease,
   const auto input_names = ToVector(lease.input_columns());
   const auto output_names = ToVector(lease.output_columns());
 
-  EVONAS_ASSIGN_OR_RETURN(auto table, cache.Get(lease.dataset_id()));
+  EVONAS_ASSIGN_OR_RETURN(
+      auto table, cache.Get(lease.dataset_id(), lease.dataset_format()));
   EVONAS_ASSIGN_OR_RETURN(auto inputs, ColumnIndices(*table, input_names));
   EVONAS_ASSIGN_OR_RETURN(auto outputs, ColumnIndices(*table, output_names));
   RowPartition rows = PartitionRows(lease.validation_split(), table->rows);
@@ -72,7 +73,9 @@ absl::StatusOr<model::TrainJob> MakeJob(const v1::Lease& lease,
   job.validation = Select(*table, rows.validation, inputs, outputs);
 
   if (!lease.test_dataset_id().empty()) {
-    EVONAS_ASSIGN_OR_RETURN(auto test, cache.Get(lease.test_dataset_id()));
+    EVONAS_ASSIGN_OR_RETURN(
+        auto test,
+        cache.Get(lease.test_dataset_id(), lease.dataset_format()));
     EVONAS_ASSIGN_OR_RETURN(auto test_in, ColumnIndices(*test, input_names));
     EVONAS_ASSIGN_OR_RETURN(auto test_out, ColumnIndices(*test, output_names));
     std::vector<int64_t> all(test->rows);

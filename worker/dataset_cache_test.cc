@@ -1,0 +1,154 @@
+#include "worker/dataset_cache.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "common/sha256.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace evonas::worker {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// Serves the data sets it holds, by hash, in chunks of 5 bytes, and counts
+// the fetches.
+class DatasetServer final : public v1::WorkerService::Service {
+ public:
+  std::string Add(std::string bytes) {
+    const std::string id = Sha256Hex(bytes);
+    absl::MutexLock lock(&mu_);
+    datasets_[id] = std::move(bytes);
+    return id;
+  }
+  int fetches() {
+    absl::MutexLock lock(&mu_);
+    return fetches_;
+  }
+
+  grpc::Status FetchDataset(
+      grpc::ServerContext*, const v1::FetchDatasetRequest* request,
+      grpc::ServerWriter<v1::FetchDatasetResponse>* writer) override {
+    absl::MutexLock lock(&mu_);
+    ++fetches_;
+    auto it = datasets_.find(request->dataset_id());
+    if (it == datasets_.end()) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such data set");
+    }
+    for (size_t i = 0; i < it->second.size(); i += 5) {
+      v1::FetchDatasetResponse response;
+      if (i == 0) response.set_total_bytes(it->second.size());
+      response.set_chunk(it->second.substr(i, 5));
+      writer->Write(response);
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::map<std::string, std::string> datasets_ ABSL_GUARDED_BY(mu_);
+  int fetches_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Two images of 1x2 pixels, labels 3 and 4, as stored (IDX).
+std::string TinyIdx() {
+  return std::string("\0\0\x08\x03\0\0\0\x02\0\0\0\x01\0\0\0\x02", 16) +
+         std::string("\x01\x02\xfe\xff", 4) +
+         std::string("\0\0\x08\x01\0\0\0\x02\x03\x04", 10);
+}
+
+class DatasetCacheTest : public ::testing::Test {
+ protected:
+  DatasetCacheTest() {
+    dir_ = fs::path(::testing::TempDir()) /
+           ("dataset_cache_test_" +
+            std::string(::testing::UnitTest::GetInstance()
+                            ->current_test_info()
+                            ->name()));
+    fs::remove_all(dir_);
+    grpc::ServerBuilder builder;
+    builder.RegisterService(&service_);
+    server_ = builder.BuildAndStart();
+    stub_ = v1::WorkerService::NewStub(
+        server_->InProcessChannel(grpc::ChannelArguments()));
+  }
+  ~DatasetCacheTest() override {
+    server_->Shutdown();
+    fs::remove_all(dir_);
+  }
+
+  DatasetServer service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<v1::WorkerService::Stub> stub_;
+  fs::path dir_;
+};
+
+TEST_F(DatasetCacheTest, ParsesByTheLeasesFormat) {
+  const std::string idx = service_.Add(TinyIdx());
+  const std::string csv = service_.Add("x,y\n1,2\n");
+  DatasetCache cache(stub_.get(), dir_.string(), 1 << 20);
+
+  auto images = cache.Get(idx, v1::DATASET_FORMAT_IDX);
+  ASSERT_TRUE(images.ok()) << images.status();
+  EXPECT_THAT((*images)->columns, ElementsAre("pixel_0", "pixel_1", "label"));
+  EXPECT_THAT((*images)->values, ElementsAre(1, 2, 3, 254, 255, 4));
+
+  for (const auto format :
+       {v1::DATASET_FORMAT_CSV, v1::DATASET_FORMAT_UNSPECIFIED}) {
+    auto table = cache.Get(csv, format);
+    ASSERT_TRUE(table.ok()) << table.status();
+    EXPECT_THAT((*table)->values, ElementsAre(1, 2));
+  }
+  // Parsed copies are kept: no new fetch.
+  const int fetches = service_.fetches();
+  ASSERT_TRUE(cache.Get(idx, v1::DATASET_FORMAT_IDX).ok());
+  EXPECT_EQ(service_.fetches(), fetches);
+}
+
+TEST_F(DatasetCacheTest, TheWrongFormatIsAnErrorNamingTheDataSet) {
+  const std::string idx = service_.Add(TinyIdx());
+  DatasetCache cache(stub_.get(), dir_.string(), 1 << 20);
+  const absl::Status status = cache.Get(idx, v1::DATASET_FORMAT_CSV).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("data set " + idx + " (CSV): line 1"));
+  // The same bytes as IDX are fine: the refusal was not cached.
+  EXPECT_TRUE(cache.Get(idx, v1::DATASET_FORMAT_IDX).ok());
+}
+
+TEST_F(DatasetCacheTest, ReadsItsDiskCopyInsteadOfFetching) {
+  const std::string idx = service_.Add(TinyIdx());
+  {
+    DatasetCache cache(stub_.get(), dir_.string(), 1 << 20);
+    ASSERT_TRUE(cache.Get(idx, v1::DATASET_FORMAT_IDX).ok());
+  }
+  EXPECT_EQ(service_.fetches(), 1);
+  DatasetCache restarted(stub_.get(), dir_.string(), 1 << 20);
+  auto images = restarted.Get(idx, v1::DATASET_FORMAT_IDX);
+  ASSERT_TRUE(images.ok()) << images.status();
+  EXPECT_EQ((*images)->rows, 2);
+  EXPECT_EQ(service_.fetches(), 1);
+}
+
+TEST_F(DatasetCacheTest, CorruptDiskCopyIsFetchedAgain) {
+  const std::string idx = service_.Add(TinyIdx());
+  fs::create_directories(dir_);
+  std::ofstream(dir_ / idx, std::ios::binary) << "not the data set";
+  DatasetCache cache(stub_.get(), dir_.string(), 1 << 20);
+  auto images = cache.Get(idx, v1::DATASET_FORMAT_IDX);
+  ASSERT_TRUE(images.ok()) << images.status();
+  EXPECT_EQ(service_.fetches(), 1);
+}
+
+}  // namespace
+}  // namespace evonas::worker
