@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/dataset.h"
 #include "common/genome.h"
 #include "common/genome_cost.h"
 #include "common/requirements.h"
@@ -323,7 +324,7 @@ absl::StatusOr<v1::Dataset> DatasetUpload::Finish() {
         " bytes declared in metadata.size_bytes (cut off?); nothing was "
         "stored, upload the file again"));
   }
-  return controller_->StoreDataset(name_, bytes_);
+  return controller_->StoreDataset(name_, bytes_, format_);
 }
 
 absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(
@@ -494,7 +495,14 @@ absl::Status Controller::SetExperimentState(const std::string& id,
 // ---------------------------------------------------------------- data sets
 
 absl::StatusOr<std::unique_ptr<DatasetUpload>> Controller::BeginUpload(
-    std::string name, int64_t declared_size) {
+    std::string name, int64_t declared_size, v1::DatasetFormat format) {
+  if (format == v1::DATASET_FORMAT_UNSPECIFIED) format = v1::DATASET_FORMAT_CSV;
+  if (format != v1::DATASET_FORMAT_CSV && format != v1::DATASET_FORMAT_IDX) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "metadata.format is ", static_cast<int>(format),
+        ", not a known DatasetFormat; use DATASET_FORMAT_CSV (1) or "
+        "DATASET_FORMAT_IDX (2)"));
+  }
   if (declared_size < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "metadata.size_bytes is ", declared_size,
@@ -510,22 +518,31 @@ absl::StatusOr<std::unique_ptr<DatasetUpload>> Controller::BeginUpload(
         "metadata.name is longer than ", kMaxNameLength, " characters"));
   }
   return std::unique_ptr<DatasetUpload>(
-      new DatasetUpload(this, std::move(name), declared_size));
+      new DatasetUpload(this, std::move(name), declared_size, format));
 }
 
-absl::StatusOr<v1::Dataset> Controller::StoreDataset(const std::string& name,
-                                                     const std::string& bytes) {
+absl::StatusOr<v1::Dataset> Controller::StoreDataset(
+    const std::string& name, const std::string& bytes,
+    v1::DatasetFormat format) {
   // Parsing is the expensive part and touches no shared state: outside the
-  // lock.
-  CsvLimits limits;
-  limits.max_bytes = options_.max_upload_bytes;
-  EVONAS_ASSIGN_OR_RETURN(Table table, ParseCsv(bytes, limits));
+  // lock. Checked exactly as the worker will parse it.
+  DatasetLimits limits;
+  limits.csv.max_bytes = options_.max_upload_bytes;
+  limits.idx.max_bytes = options_.max_upload_bytes;
+  EVONAS_ASSIGN_OR_RETURN(DatasetShape shape,
+                          InspectDataset(bytes, format, limits));
   v1::Dataset dataset;
+  // The bytes alone name the data set: no byte string is both a valid CSV
+  // (no NUL bytes) and a valid IDX (starts with two).
   dataset.set_id(Sha256Hex(bytes));
   dataset.set_name(name);
-  for (std::string& column : table.columns) dataset.add_columns(column);
-  dataset.set_row_count(table.rows);
+  for (std::string& column : shape.columns) {
+    dataset.add_columns(std::move(column));
+  }
+  dataset.set_row_count(shape.rows);
   dataset.set_size_bytes(static_cast<int64_t>(bytes.size()));
+  dataset.set_format(format);
+  for (const int32_t size : shape.image_shape) dataset.add_image_shape(size);
   *dataset.mutable_created_at() = ToProto(NowMs());
 
   return InBatch([&]() -> absl::StatusOr<v1::Dataset> {

@@ -70,21 +70,24 @@ class DatasetUpload {
   // ResourceExhausted once the upload exceeds the size limit;
   // InvalidArgument once it exceeds its declared size.
   absl::Status Append(absl::string_view chunk);
-  // Validates the CSV and stores it; returns the (possibly pre-existing)
-  // data set. InvalidArgument names the first problem in the file, or says
-  // that fewer bytes arrived than were declared (a cut-off upload).
+  // Validates the data (InspectDataset in common/dataset.h, by the upload's
+  // format) and stores it; returns the (possibly pre-existing) data set.
+  // InvalidArgument names the first problem in the file, or says that fewer
+  // bytes arrived than were declared (a cut-off upload).
   absl::StatusOr<v1::Dataset> Finish();
 
  private:
   friend class Controller;
   DatasetUpload(Controller* controller, std::string name,
-                int64_t declared_size)
+                int64_t declared_size, v1::DatasetFormat format)
       : controller_(controller),
         name_(std::move(name)),
-        declared_size_(declared_size) {}
+        declared_size_(declared_size),
+        format_(format) {}
   Controller* controller_;
   std::string name_;
   int64_t declared_size_;  // 0: unknown
+  v1::DatasetFormat format_;  // CSV or IDX
   std::string bytes_;
 };
 
@@ -108,12 +111,14 @@ class Controller {
 
   // --- Data sets ---
   // Starts an upload; ResourceExhausted when `declared_size` is over the
-  // limit, InvalidArgument for a bad name or a negative size (0: unknown).
+  // limit, InvalidArgument for a bad name, a negative size (0: unknown) or
+  // an unknown format (UNSPECIFIED: CSV).
   absl::StatusOr<std::unique_ptr<DatasetUpload>> BeginUpload(
-      std::string name, int64_t declared_size);
+      std::string name, int64_t declared_size,
+      v1::DatasetFormat format = v1::DATASET_FORMAT_UNSPECIFIED);
   absl::StatusOr<v1::Dataset> GetDataset(const std::string& id);
   absl::StatusOr<std::vector<v1::Dataset>> ListDatasets();
-  // The stored CSV bytes of a data set.
+  // The stored bytes of a data set (as uploaded, in its format).
   absl::StatusOr<std::string> ReadDataset(const std::string& id);
 
   // --- Experiments ---
@@ -194,7 +199,8 @@ class Controller {
         blobs_(std::move(blobs)) {}
 
   absl::StatusOr<v1::Dataset> StoreDataset(const std::string& name,
-                                           const std::string& bytes);
+                                           const std::string& bytes,
+                                           v1::DatasetFormat format);
 
   // --- Group commit (see the class comment) ---
   // Runs `body` under mu_ inside the open batch (opening one if needed),

@@ -57,7 +57,8 @@ grpc::Status EvonasServiceImpl::UploadDataset(
                         "the first upload message must carry metadata");
   }
   const std::string name = request.metadata().name();
-  auto upload = controller_->BeginUpload(name, request.metadata().size_bytes());
+  auto upload = controller_->BeginUpload(name, request.metadata().size_bytes(),
+                                         request.metadata().format());
   if (!upload.ok()) return ToGrpcStatus(upload.status());
   do {
     if (request.chunk().size() > kChunkBytes) {

@@ -168,6 +168,46 @@ std::string ValidCsvOfSize(size_t bytes) {
   return csv;
 }
 
+// An IDX data set as stored (images file, then labels file): `count` images
+// of height x width and `label_count` labels, under the given magic numbers.
+std::string Idx(uint32_t count, uint32_t height, uint32_t width,
+                uint32_t label_count, uint32_t images_magic = 0x803,
+                uint32_t labels_magic = 0x801) {
+  const auto big_endian = [](uint32_t v) {
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                       static_cast<char>(v >> 8), static_cast<char>(v)};
+  };
+  std::string images = big_endian(images_magic) + big_endian(count) +
+                       big_endian(height) + big_endian(width) +
+                       std::string(size_t{count} * height * width, '\x7f');
+  std::string labels = big_endian(labels_magic) + big_endian(label_count) +
+                       std::string(label_count, '\x03');
+  return images + labels;
+}
+
+// The header of an images file that announces `count` images of height x
+// width, with nothing after it.
+std::string IdxHeader(uint32_t count, uint32_t height, uint32_t width) {
+  return Idx(0, 0, 0, 0).substr(0, 4) + Idx(count, 0, 0, 0).substr(4, 4) +
+         Idx(0, height, 0, 0).substr(8, 4) + Idx(0, 0, width, 0).substr(12, 4);
+}
+
+grpc::Status UploadWithFormat(World& w, const std::string& bytes,
+                              v1::DatasetFormat format,
+                              v1::Dataset* dataset = nullptr) {
+  auto messages = UploadMessages(bytes, static_cast<int64_t>(bytes.size()));
+  messages[0].mutable_metadata()->set_name("images.idx");
+  messages[0].mutable_metadata()->set_format(format);
+  return SendUpload(*w.client, messages, dataset);
+}
+
+// A case that uploads `bytes` as IDX and expects it refused.
+std::function<grpc::Status(World&)> UploadIdx(std::string bytes) {
+  return [bytes](World& w) {
+    return UploadWithFormat(w, bytes, v1::DATASET_FORMAT_IDX);
+  };
+}
+
 // ------------------------------------------------------------ experiments
 
 v1::ExperimentSpec BaseSpec(const World& w) {
@@ -734,6 +774,67 @@ std::vector<Case> Cases() {
          return status;
        },
        Code::OK, ""},
+
+      // --- Malformed IDX (images file + labels file) ---
+      {"IdxEmpty", UploadIdx(""), Code::INVALID_ARGUMENT,
+       "IDX data set is empty"},
+      {"IdxCsvText", UploadIdx("x,y\n1,2\n"), Code::INVALID_ARGUMENT,
+       "images file does not start with an IDX magic number"},
+      {"IdxGzipped", UploadIdx(std::string("\x1f\x8b\x08\x00\x00\x00", 6)),
+       Code::INVALID_ARGUMENT, "images file is gzip-compressed"},
+      {"IdxFloatPixels", UploadIdx(Idx(3, 2, 3, 3, 0xD03)),
+       Code::INVALID_ARGUMENT, "holds data type 0x0d (float)"},
+      {"IdxFourDimensions", UploadIdx(Idx(3, 2, 3, 3, 0x804)),
+       Code::INVALID_ARGUMENT, "has 4 dimensions"},
+      {"IdxLabelsFileFirst",
+       UploadIdx(Idx(0, 0, 0, 3).substr(16) + Idx(3, 2, 3, 0).substr(0, 34)),
+       Code::INVALID_ARGUMENT, "the images file must come first"},
+      {"IdxNoImages", UploadIdx(Idx(0, 28, 28, 0)), Code::INVALID_ARGUMENT,
+       "at least one image of at least 1x1"},
+      {"IdxCountMismatch", UploadIdx(Idx(3, 2, 3, 2)), Code::INVALID_ARGUMENT,
+       "the labels file holds 2 labels, but the images file 3 images"},
+      {"IdxTruncatedImages", UploadIdx(Idx(3, 2, 3, 3).substr(0, 30)),
+       Code::INVALID_ARGUMENT, "images file is truncated"},
+      {"IdxMissingLabels", UploadIdx(Idx(3, 2, 3, 3).substr(0, 34)),
+       Code::INVALID_ARGUMENT, "ends after the images file"},
+      {"IdxTruncatedLabels", UploadIdx(Idx(3, 2, 3, 3).substr(0, 44)),
+       Code::INVALID_ARGUMENT, "labels file is truncated"},
+      {"IdxTrailingBytes", UploadIdx(Idx(3, 2, 3, 3) + "x"),
+       Code::INVALID_ARGUMENT, "1 bytes follow the end of the labels file"},
+      {"IdxImagesBeyondColumnLimit",
+       UploadIdx(IdxHeader(0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF)),
+       Code::INVALID_ARGUMENT, "the limit is 10000 columns"},
+      {"IdxImagesBeyondValueLimit", UploadIdx(IdxHeader(0xFFFFFFFF, 28, 28)),
+       Code::INVALID_ARGUMENT, "more than 134217728 values"},
+      {"IdxUnknownFormat",
+       [](World& w) {
+         return UploadWithFormat(w, Idx(3, 2, 3, 3),
+                                 static_cast<v1::DatasetFormat>(7));
+       },
+       Code::INVALID_ARGUMENT, "metadata.format is 7"},
+      {"IdxUploadedAsCsv",
+       [](World& w) {
+         return UploadWithFormat(w, Idx(3, 2, 3, 3), v1::DATASET_FORMAT_CSV);
+       },
+       Code::INVALID_ARGUMENT, "contains a NUL byte"},
+      {"IdxIsAccepted",
+       [](World& w) {
+         v1::Dataset dataset;
+         const std::string bytes = Idx(3, 2, 3, 3);
+         grpc::Status status =
+             UploadWithFormat(w, bytes, v1::DATASET_FORMAT_IDX, &dataset);
+         EXPECT_EQ(dataset.id(), Sha256Hex(bytes));
+         EXPECT_EQ(dataset.format(), v1::DATASET_FORMAT_IDX);
+         EXPECT_THAT(dataset.image_shape(), ::testing::ElementsAre(2, 3));
+         EXPECT_EQ(dataset.row_count(), 3);
+         EXPECT_EQ(dataset.columns_size(), 7);
+         if (dataset.columns_size() == 7) {
+           EXPECT_EQ(dataset.columns(0), "pixel_0");
+           EXPECT_EQ(dataset.columns(6), "label");
+         }
+         return status;
+       },
+       Code::OK, "", 1},
 
       // --- Upload streams ---
       {"UploadDeclaredBeyondLimit",
