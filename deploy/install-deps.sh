@@ -13,6 +13,8 @@ runtime_packages=(
   # Without OpenBLAS, Debian's libtorch falls back to the reference BLAS and
   # trains about 4x slower.
   libopenblas0-openmp
+  # The controller's Prometheus endpoint (--metrics-address).
+  libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0
 )
 build_packages=(
   build-essential cmake ninja-build pkg-config
@@ -28,6 +30,10 @@ build_packages=(
   libonnx-dev
   # gRPC health and reflection protos.
   grpc-proto
+  # The controller's Prometheus endpoint (server/observability).
+  prometheus-cpp-dev
+  # scripts/check_deploy.sh parses the Kubernetes and compose YAML.
+  python3-yaml
   # Tests check exported models in independent runtimes (PyTorch, ONNX's
   # checker, OpenCV's dnn) and run the Python client against a controller.
   python3 python3-torch python3-onnx python3-opencv python3-grpcio

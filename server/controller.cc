@@ -403,8 +403,18 @@ void Controller::FinishBatchLocked(absl::Status cause) {
         cause.message(), ")"));
     DropCachesLocked();
   }
+  std::vector<std::function<void(observability::ControllerObserver&)>> events;
+  events.swap(pending_events_);
+  if (cause.ok()) {
+    for (auto& event : events) event(*options_.observer);
+  }
   finished_epoch_ = batch_epoch_;
   batch_finished_.SignalAll();
+}
+
+void Controller::NotifyLocked(
+    std::function<void(observability::ControllerObserver&)> event) {
+  if (options_.observer != nullptr) pending_events_.push_back(std::move(event));
 }
 
 void Controller::DropCachesLocked() {
@@ -449,6 +459,10 @@ absl::Status Controller::WriteCandidate(const store::StoredCandidate& stored,
   const v1::Candidate& c = stored.candidate;
   EVONAS_RETURN_IF_ERROR(insert ? store_->InsertCandidate(stored)
                                 : store_->UpdateCandidate(stored));
+  // A final candidate is never written again, so this is its transition.
+  if (IsFinal(c.state())) {
+    NotifyLocked([c](auto& observer) { observer.CandidateFinished(c); });
+  }
   auto it = search_states_.find(c.experiment_id());
   if (it == search_states_.end()) return absl::OkStatus();
   SearchState& state = it->second;
@@ -487,6 +501,11 @@ absl::Status Controller::WriteCandidate(const store::StoredCandidate& stored,
 absl::Status Controller::SetExperimentState(const std::string& id,
                                             v1::ExperimentState state) {
   EVONAS_RETURN_IF_ERROR(store_->SetExperimentState(id, state, NowMs()));
+  if (state != v1::EXPERIMENT_STATE_RUNNING) {
+    NotifyLocked([id, state](auto& observer) {
+      observer.ExperimentFinished(id, state);
+    });
+  }
   // Rare: the cached experiment reloads on use.
   search_states_.erase(id);
   return absl::OkStatus();
@@ -721,6 +740,10 @@ absl::StatusOr<v1::Experiment> Controller::CreateExperiment(
       FinishBatchLocked(inserted);
       return inserted;
     }
+    NotifyLocked([experiment, tenant = owner ? owner->tenant : ""](
+                     auto& observer) {
+      observer.ExperimentCreated(experiment, tenant);
+    });
     return LoadExperiment(experiment.id());
   });
 }
@@ -972,6 +995,7 @@ absl::Status Controller::MaintainLocked() {
   EVONAS_ASSIGN_OR_RETURN(auto expired, store_->ExpiredLeases(NowMs()));
   for (store::StoredCandidate& stored : expired) {
     v1::Candidate& c = stored.candidate;
+    const std::string worker_id = c.worker_id();
     // The dead worker's time is spent all the same.
     const double seconds = EndLease(stored);
     stored.lease_id.clear();
@@ -987,6 +1011,9 @@ absl::Status Controller::MaintainLocked() {
     }
     EVONAS_RETURN_IF_ERROR(WriteCandidate(stored, /*insert=*/false));
     AddWorkerSeconds(c.experiment_id(), seconds);
+    NotifyLocked([c, worker_id](auto& observer) {
+      observer.LeaseExpired(c, worker_id);
+    });
   }
   EVONAS_ASSIGN_OR_RETURN(auto running, store_->ListRunningExperimentIds());
   for (const std::string& id : running) {
@@ -1201,6 +1228,7 @@ absl::StatusOr<std::optional<v1::Lease>> Controller::LeaseWork(
     return absl::InvalidArgumentError(absl::StrCat(
         "worker_id is required and at most ", kMaxNameLength, " characters"));
   }
+  if (options_.observer != nullptr) options_.observer->WorkerSeen(worker_id);
   return InBatch([&]() -> absl::StatusOr<std::optional<v1::Lease>> {
     // Every call would be one pass over all running leases and experiments:
     // at most one pass per interval, and the server runs it periodically.
@@ -1251,6 +1279,9 @@ absl::StatusOr<store::StoredCandidate> Controller::HeldLease(
 
 absl::StatusOr<absl::Time> Controller::Heartbeat(const std::string& worker_id,
                                                  const std::string& lease_id) {
+  if (options_.observer != nullptr && CheckId("worker_id", worker_id).ok()) {
+    options_.observer->WorkerSeen(worker_id);
+  }
   return InBatch([&]() -> absl::StatusOr<absl::Time> {
     EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
                             HeldLease(worker_id, lease_id));

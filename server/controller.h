@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "evonas/v1/types.pb.h"
 #include "evonas/v1/worker_service.pb.h"
+#include "server/observability/controller_observer.h"
 #include "server/search/strategy.h"
 #include "server/store/blob_store.h"
 #include "server/store/store.h"
@@ -52,6 +53,9 @@ struct ControllerOptions {
   std::function<absl::StatusOr<std::unique_ptr<search::Strategy>>(
       const v1::ExperimentSpec&)>
       make_strategy = search::MakeStrategy;
+  // Told of significant events (for logs and metrics), if set; not owned,
+  // must outlive the controller.
+  observability::ControllerObserver* observer = nullptr;
 };
 
 class Controller;
@@ -327,6 +331,14 @@ class Controller {
   // Why a batch failed, by epoch (only failed ones; rare).
   std::map<int64_t, absl::Status> failed_batches_ ABSL_GUARDED_BY(mu_);
   absl::CondVar batch_finished_;
+  // Observer calls waiting for the open batch to commit (dropped if it
+  // fails), so that rolled-back work is never reported.
+  std::vector<std::function<void(observability::ControllerObserver&)>>
+      pending_events_ ABSL_GUARDED_BY(mu_);
+  // Queues `event` for options_.observer, if there is one.
+  void NotifyLocked(
+      std::function<void(observability::ControllerObserver&)> event)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 };
 
 }  // namespace evonas

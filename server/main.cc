@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "common/log.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -22,6 +23,8 @@
 #include "server/auth/tokens.h"
 #include "server/controller.h"
 #include "server/grpc_services.h"
+#include "server/observability/metrics_server.h"
+#include "server/observability/telemetry.h"
 
 namespace {
 
@@ -39,6 +42,8 @@ struct Flags {
   std::string tls_key;
   bool plaintext = false;
   bool no_auth = false;
+  std::string metrics_address;  // empty: no metrics endpoint
+  std::string log_level = "info";
 };
 
 struct TokenFlags {
@@ -210,8 +215,28 @@ int Serve(evonas::ControllerOptions options, const Flags& flags,
   auto credentials = ServerCredentials(flags);
   if (!credentials.ok()) return Fail(credentials.status());
 
+  // Event logs and metrics. A worker silent for a lease timeout has lost
+  // its lease, so that is also how long it counts as live.
+  evonas::observability::TelemetryOptions telemetry_options;
+  telemetry_options.live_worker_window = options.lease_timeout;
+  auto telemetry = std::make_shared<evonas::observability::ControllerTelemetry>(
+      telemetry_options);
+  options.observer = telemetry.get();
   auto controller = evonas::Controller::Create(options);
   if (!controller.ok()) return Fail(controller.status());
+  std::unique_ptr<evonas::observability::MetricsServer> metrics;
+  if (!flags.metrics_address.empty()) {
+    // The gauges count rows through a database connection of their own, so
+    // a scrape never waits for the controller.
+    auto census = evonas::observability::OpenCensus(options.db_path);
+    if (!census.ok()) return Fail(census.status());
+    telemetry->SetCensus(*std::move(census));
+    auto started =
+        evonas::observability::MetricsServer::Start(flags.metrics_address,
+                                                    telemetry);
+    if (!started.ok()) return Fail(started.status());
+    metrics = *std::move(started);
+  }
   evonas::EvonasServiceImpl client_service(controller->get());
   evonas::WorkerServiceImpl worker_service(controller->get());
   // With authentication (the default) the services are reached only through
@@ -239,6 +264,13 @@ int Serve(evonas::ControllerOptions options, const Flags& flags,
   int port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort(flags.listen, *credentials, &port);
+  if (metrics != nullptr) {
+    std::vector<std::unique_ptr<
+        grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(telemetry->NewRpcInterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   if (flags.no_auth) {
     builder.RegisterService(&client_service);
     builder.RegisterService(&worker_service);
@@ -252,13 +284,22 @@ int Serve(evonas::ControllerOptions options, const Flags& flags,
               << "\n";
     return 1;
   }
-  std::cerr << "evonas-controller: serving on port " << port << " (db "
-            << options.db_path << ", "
-            << (flags.plaintext ? "plaintext" : "TLS") << ", "
-            << (flags.no_auth ? "NO authentication: every caller sees "
-                                "everything"
-                              : "bearer tokens")
-            << ")\n";
+  evonas::log::Info(
+      "serving",
+      {{"port", port},
+       {"db", options.db_path},
+       {"transport", flags.plaintext ? "plaintext" : "tls"},
+       {"auth", flags.no_auth ? "none" : "tokens"},
+       {"metrics", metrics == nullptr
+                       ? std::string("off")
+                       : absl::StrCat("http://", flags.metrics_address,
+                                      "/metrics (port ", metrics->port(),
+                                      ")")}});
+  if (flags.no_auth) {
+    evonas::log::Warning(
+        "authentication_disabled",
+        {{"detail", "--no-auth: every caller sees every tenant's data"}});
+  }
   if (!flags.port_file.empty()) {
     // Written to a temporary and renamed, so a reader never sees half a port.
     std::string tmp = flags.port_file + ".tmp";
@@ -270,10 +311,12 @@ int Serve(evonas::ControllerOptions options, const Flags& flags,
   std::signal(SIGTERM, RecordSignal);
   while (stop_signal == 0) {
     absl::Status status = (*controller)->Maintain();
-    if (!status.ok()) std::cerr << "evonas-controller: " << status << "\n";
+    if (!status.ok()) {
+      evonas::log::Error("maintenance_failed", {{"error", status.ToString()}});
+    }
     absl::SleepFor(absl::Milliseconds(500));
   }
-  std::cerr << "evonas-controller: shutting down\n";
+  evonas::log::Info("shutting_down", {{"signal", stop_signal}});
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   return 0;
 }
@@ -330,6 +373,14 @@ int main(int argc, char** argv) {
   app.add_flag("--plaintext", flags.plaintext,
                "Serve without TLS (tokens then cross the network in clear): "
                "only on loopback, a trusted network or behind a TLS proxy");
+  app.add_option("--metrics-address", flags.metrics_address,
+                 "Serve Prometheus metrics at http://ADDRESS/metrics, e.g. "
+                 "0.0.0.0:9464; empty (the default) serves none");
+  app.add_option("--log-level", flags.log_level,
+                 "Least severe event logged on stderr: debug, info, warning "
+                 "or error")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
   app.add_flag("--no-auth", flags.no_auth,
                "Accept calls without tokens; every caller sees every tenant's "
                "data. For local development only");
@@ -399,5 +450,9 @@ int main(int argc, char** argv) {
               << cert_dir << "/key.pem\n";
     return 0;
   }
+  absl::StatusOr<evonas::log::Level> level =
+      evonas::log::ParseLevel(flags.log_level);
+  if (!level.ok()) return Fail(level.status());
+  evonas::log::SetMinLevel(*level);
   return Serve(options, flags, access_options);
 }
