@@ -894,6 +894,7 @@ absl::StatusOr<std::string> Controller::ReadModel(
     const std::string& candidate_id, v1::ModelFormat format) {
   EVONAS_RETURN_IF_ERROR(CheckId("candidate_id", candidate_id));
   std::string sha;
+  std::optional<std::string> inline_bytes;
   EVONAS_RETURN_IF_ERROR(InBatch([&]() -> absl::Status {
     EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
                             store_->GetCandidate(candidate_id));
@@ -915,8 +916,12 @@ absl::StatusOr<std::string> Controller::ReadModel(
                                      : stored.candidate.duplicate_of();
       EVONAS_ASSIGN_OR_RETURN(sha, store_->ArtifactSha256(owner, format));
     }
+    // Small files are rows of the database; larger ones are read from
+    // their files outside the lock.
+    EVONAS_ASSIGN_OR_RETURN(inline_bytes, store_->InlineBlob(sha));
     return absl::OkStatus();
   }));
+  if (inline_bytes.has_value()) return *std::move(inline_bytes);
   return blobs_->Read(sha);
 }
 
@@ -1193,7 +1198,14 @@ absl::StatusOr<v1::Lease> Controller::MakeLease(
         store_->ArtifactSha256(parent_id, v1::MODEL_FORMAT_CHECKPOINT));
     // The store keeps no size beside the hash that is readable here; a
     // checkpoint is small next to the data set a worker fetches.
-    EVONAS_ASSIGN_OR_RETURN(std::string checkpoint, blobs_->Read(sha));
+    EVONAS_ASSIGN_OR_RETURN(std::optional<std::string> inline_checkpoint,
+                            store_->InlineBlob(sha));
+    std::string checkpoint;
+    if (inline_checkpoint.has_value()) {
+      checkpoint = *std::move(inline_checkpoint);
+    } else {
+      EVONAS_ASSIGN_OR_RETURN(checkpoint, blobs_->Read(sha));
+    }
     v1::Inheritance* inheritance = lease.mutable_inheritance();
     inheritance->set_parent_candidate_id(parent_id);
     *inheritance->mutable_parent_genome() = parent.candidate.genome();
@@ -1313,6 +1325,7 @@ absl::Status Controller::ReleaseLease(const std::string& worker_id,
 absl::StatusOr<std::string> Controller::FetchCheckpoint(
     const std::string& worker_id, const std::string& lease_id) {
   std::string sha;
+  std::optional<std::string> inline_bytes;
   EVONAS_RETURN_IF_ERROR(InBatch([&]() -> absl::Status {
     EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
                             HeldLease(worker_id, lease_id));
@@ -1324,9 +1337,51 @@ absl::StatusOr<std::string> Controller::FetchCheckpoint(
     }
     EVONAS_ASSIGN_OR_RETURN(sha, store_->ArtifactSha256(
                                      c.parent_id(), v1::MODEL_FORMAT_CHECKPOINT));
+    // Small files are rows of the database; larger ones are read from
+    // their files outside the lock.
+    EVONAS_ASSIGN_OR_RETURN(inline_bytes, store_->InlineBlob(sha));
     return absl::OkStatus();
   }));
+  if (inline_bytes.has_value()) return *std::move(inline_bytes);
   return blobs_->Read(sha);
+}
+
+bool Controller::StoredInline(absl::string_view bytes) const {
+  return static_cast<int64_t>(bytes.size()) <= options_.inline_blob_max_bytes;
+}
+
+absl::Status Controller::PutReportFiles(
+    const v1::WorkResult& result, const std::string& model,
+    const std::vector<std::string>& artifacts) {
+  // Blobs are content-addressed and appear only complete and synced (rename
+  // after fsync): one that exists need not be written again, which spares
+  // the identical checkpoints of same-shaped genomes.
+  auto put = [&](const std::string& bytes,
+                 const std::string& sha) -> absl::Status {
+    if (StoredInline(bytes) || blobs_->Contains(sha)) return absl::OkStatus();
+    return blobs_->Put(bytes).status();
+  };
+  EVONAS_RETURN_IF_ERROR(put(model, result.model_sha256()));
+  for (size_t i = 0; i < artifacts.size(); ++i) {
+    EVONAS_RETURN_IF_ERROR(
+        put(artifacts[i], result.artifacts(static_cast<int>(i)).sha256()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Controller::PutInlineReportFilesLocked(
+    const v1::WorkResult& result, const std::string& model,
+    const std::vector<std::string>& artifacts) {
+  // CheckReport has matched every hash to its bytes.
+  if (StoredInline(model)) {
+    EVONAS_RETURN_IF_ERROR(store_->PutInlineBlob(result.model_sha256(), model));
+  }
+  for (size_t i = 0; i < artifacts.size(); ++i) {
+    if (!StoredInline(artifacts[i])) continue;
+    EVONAS_RETURN_IF_ERROR(store_->PutInlineBlob(
+        result.artifacts(static_cast<int>(i)).sha256(), artifacts[i]));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Controller::CheckMetrics(const v1::WorkResult& result,
@@ -1475,18 +1530,7 @@ absl::StatusOr<bool> Controller::Report(
       acceptable = CheckReport(result, model, artifacts).ok();
     }
     if (acceptable) {
-      // Blobs are content-addressed and appear only complete and synced
-      // (rename after fsync): one that exists need not be written again,
-      // which spares the identical checkpoints of same-shaped genomes.
-      if (!blobs_->Contains(result.model_sha256())) {
-        EVONAS_RETURN_IF_ERROR(blobs_->Put(model).status());
-      }
-      for (size_t i = 0; i < artifacts.size(); ++i) {
-        if (blobs_->Contains(result.artifacts(static_cast<int>(i)).sha256())) {
-          continue;
-        }
-        EVONAS_RETURN_IF_ERROR(blobs_->Put(artifacts[i]).status());
-      }
+      EVONAS_RETURN_IF_ERROR(PutReportFiles(result, model, artifacts));
       files_stored = true;
     }
   }
@@ -1495,15 +1539,12 @@ absl::StatusOr<bool> Controller::Report(
                             CheckReport(result, model, artifacts));
     v1::Candidate& c = stored.candidate;
     if (succeeded) {
-      // Durable blobs first; the rows referencing them commit after.
-      if (files_stored) {
-        stored.model_sha256 = result.model_sha256();
-      } else {
-        EVONAS_ASSIGN_OR_RETURN(stored.model_sha256, blobs_->Put(model));
-        for (const std::string& bytes : artifacts) {
-          EVONAS_RETURN_IF_ERROR(blobs_->Put(bytes).status());
-        }
+      // Durable blob files first; the rows referencing them commit after.
+      // (Small files are written below, with the rows.)
+      if (!files_stored) {
+        EVONAS_RETURN_IF_ERROR(PutReportFiles(result, model, artifacts));
       }
+      stored.model_sha256 = result.model_sha256();
       EVONAS_ASSIGN_OR_RETURN(SearchState * state,
                               SearchStateOf(c.experiment_id()));
       Assessment assessment =
@@ -1527,6 +1568,8 @@ absl::StatusOr<bool> Controller::Report(
     absl::Status recorded = [&]() -> absl::Status {
       EVONAS_RETURN_IF_ERROR(WriteCandidate(stored, /*insert=*/false));
       if (succeeded) {
+        EVONAS_RETURN_IF_ERROR(
+            PutInlineReportFilesLocked(result, model, artifacts));
         for (const v1::Artifact& artifact : result.artifacts()) {
           EVONAS_RETURN_IF_ERROR(store_->InsertArtifact(
               c.id(), artifact.format(), artifact.sha256(),

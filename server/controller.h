@@ -36,6 +36,11 @@ struct ControllerOptions {
   int64_t max_upload_bytes = int64_t{1} << 30;
   // Largest model a worker may report.
   int64_t max_model_bytes = int64_t{256} << 20;
+  // A reported model, checkpoint or artifact of at most this many bytes is
+  // stored in the database, in the transaction that records the report,
+  // instead of as a file of its own: no file to create and fsync per report,
+  // and nothing to orphan. Larger ones are blob files. 0: files only.
+  int64_t inline_blob_max_bytes = int64_t{64} << 10;
   // Create() deletes blobs that no row refers to (written just before a
   // crash, never committed) if they are older than this. Nothing can commit
   // while Create() runs, so the grace only spares the blobs of a second
@@ -296,6 +301,19 @@ class Controller {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<store::StoredCandidate> HeldLease(const std::string& worker_id,
                                                    const std::string& lease_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a report's file is stored in the database (see
+  // ControllerOptions.inline_blob_max_bytes) rather than as a blob file.
+  bool StoredInline(absl::string_view bytes) const;
+  // Makes the report's files that are not stored inline durable blob files,
+  // unless present.
+  absl::Status PutReportFiles(const v1::WorkResult& result,
+                              const std::string& model,
+                              const std::vector<std::string>& artifacts);
+  // Writes the report's small files into the open batch.
+  absl::Status PutInlineReportFilesLocked(
+      const v1::WorkResult& result, const std::string& model,
+      const std::vector<std::string>& artifacts)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckArtifacts(const v1::WorkResult& result,
                               const std::vector<std::string>& artifacts,

@@ -1197,5 +1197,103 @@ TEST_F(ControllerTest, TenantLimitOfRunningExperimentsHoldsUnderConcurrency) {
       absl::StatusCode::kResourceExhausted);
 }
 
+// Small files of a report are rows written with the report, large ones blob
+// files; both are served, and a file written by a controller that stored
+// every file as a file (inline_blob_max_bytes 0, as before schema v5) is
+// still served after a restart with inlining on.
+TEST_F(InheritanceTest, SmallFilesAreStoredInTheDatabaseLargeOnesAsFiles) {
+  options_.inline_blob_max_bytes = 0;
+  controller_ = Controller::Create(options_).value();
+  controller_->CreateExperiment(InheritingSpec()).value();
+  const v1::Lease parent = TrainParent(/*with_checkpoint=*/true);
+  const std::string checkpoint = testing::Checkpoint(parent.genome(), 2, 1);
+  auto blobs = store::BlobStore::Open(options_.data_dir + "/blobs").value();
+  EXPECT_TRUE(blobs->Contains(Sha256Hex(checkpoint)));
+
+  options_.inline_blob_max_bytes = 64 << 10;
+  controller_ = Controller::Create(options_).value();
+  auto child = controller_->LeaseWork("w2").value();
+  ASSERT_TRUE(child && child->has_inheritance());
+  EXPECT_EQ(child->inheritance().checkpoint_size_bytes(),
+            static_cast<int64_t>(checkpoint.size()));
+  EXPECT_EQ(controller_->FetchCheckpoint("w2", child->lease_id()).value(),
+            checkpoint);
+
+  // The child's small model and checkpoint go into the database, its large
+  // ONNX file into a file.
+  auto [result, model] = GoodResult(*child, "w2", 0.01);
+  const std::string child_checkpoint =
+      testing::Checkpoint(child->genome(), 2, 1);
+  AddCheckpoint(result, child_checkpoint);
+  const std::string onnx(options_.inline_blob_max_bytes + 1, 'o');
+  v1::Artifact* artifact = result.add_artifacts();
+  artifact->set_format(v1::MODEL_FORMAT_ONNX);
+  artifact->set_size_bytes(onnx.size());
+  artifact->set_sha256(Sha256Hex(onnx));
+  const int64_t inline_before =
+      controller_->RowCounts().value().at("inline_blobs");
+  ASSERT_TRUE(
+      controller_->Report(result, model, {child_checkpoint, onnx}).ok());
+  EXPECT_EQ(controller_->RowCounts().value().at("inline_blobs"),
+            inline_before + 2);
+  EXPECT_FALSE(blobs->Contains(Sha256Hex(model)));
+  EXPECT_FALSE(blobs->Contains(Sha256Hex(child_checkpoint)));
+  EXPECT_TRUE(blobs->Contains(Sha256Hex(onnx)));
+
+  // Served the same way from either place, also after a restart (whose
+  // orphan sweep must spare the large file).
+  controller_.reset();
+  AgeBlobs(options_.data_dir + "/blobs");
+  controller_ = Controller::Create(options_).value();
+  const std::string id = child->candidate_id();
+  EXPECT_EQ(controller_->ReadModel(id).value(), model);
+  EXPECT_EQ(controller_->ReadModel(id, v1::MODEL_FORMAT_CHECKPOINT).value(),
+            child_checkpoint);
+  EXPECT_EQ(controller_->ReadModel(id, v1::MODEL_FORMAT_ONNX).value(), onnx);
+  EXPECT_EQ(controller_->ReadModel(parent.candidate_id(),
+                                   v1::MODEL_FORMAT_CHECKPOINT)
+                .value(),
+            checkpoint);
+  auto grandchild = controller_->LeaseWork("w3").value();
+  ASSERT_TRUE(grandchild && grandchild->has_inheritance());
+  EXPECT_EQ(
+      controller_->FetchCheckpoint("w3", grandchild->lease_id()).value(),
+      grandchild->inheritance().parent_candidate_id() == id ? child_checkpoint
+                                                            : checkpoint);
+  EXPECT_TRUE(controller_->IntegrityCheck().ok());
+}
+
+// A report whose rows fail to commit leaves neither its result nor its
+// small files behind: they are written in the same transaction.
+TEST_F(ControllerTest, SmallFilesRollBackWithTheirReport) {
+  v1::Dataset dataset = Upload(kCsv);
+  controller_->CreateExperiment(Spec(dataset.id())).value();
+  auto lease = controller_->LeaseWork("w1").value();
+  auto [result, model] = GoodResult(*lease, "w1", 0.01);
+  const std::string onnx = "onnx-bytes";
+  v1::Artifact* artifact = result.add_artifacts();
+  artifact->set_format(v1::MODEL_FORMAT_ONNX);
+  artifact->set_size_bytes(onnx.size());
+  artifact->set_sha256(Sha256Hex(onnx));
+
+  auto db = store::Database::Open(options_.db_path).value();
+  ASSERT_TRUE(db->Exec("CREATE TRIGGER fail_artifact BEFORE INSERT ON "
+                       "artifacts BEGIN SELECT RAISE(ABORT, 'injected "
+                       "failure'); END")
+                  .ok());
+  const auto before = controller_->RowCounts().value();
+  EXPECT_EQ(controller_->Report(result, model, {onnx}).status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(controller_->RowCounts().value(), before);
+  EXPECT_EQ(controller_->GetCandidate(lease->candidate_id()).value().state(),
+            v1::CANDIDATE_STATE_RUNNING);
+
+  ASSERT_TRUE(db->Exec("DROP TRIGGER fail_artifact").ok());
+  ASSERT_TRUE(controller_->Report(result, model, {onnx}).ok());
+  EXPECT_EQ(controller_->RowCounts().value().at("inline_blobs"),
+            before.at("inline_blobs") + 2);
+  EXPECT_EQ(controller_->ReadModel(lease->candidate_id()).value(), model);
+}
+
 }  // namespace
 }  // namespace evonas

@@ -11,7 +11,7 @@ namespace {
 
 // Each entry migrates from version i to i + 1. Never edit a released entry;
 // append a new one.
-constexpr std::array<absl::string_view, 4> kMigrations = {
+constexpr std::array<absl::string_view, 5> kMigrations = {
     R"sql(
 CREATE TABLE datasets (
   id TEXT PRIMARY KEY,
@@ -79,6 +79,16 @@ CREATE INDEX experiment_owners_by_tenant ON experiment_owners(tenant);
     // Version 4: tokens may expire (0: never, as every earlier token).
     R"sql(
 ALTER TABLE tokens ADD COLUMN expires_at_ms INTEGER NOT NULL DEFAULT 0;
+)sql",
+    // Version 5: small files (models, checkpoints, artifacts) in the database
+    // itself, addressed by SHA-256 like the blob files, and written in the
+    // transaction of the row that refers to them. Files written before stay
+    // files; readers look here first.
+    R"sql(
+CREATE TABLE inline_blobs (
+  sha256 TEXT PRIMARY KEY,
+  bytes BLOB NOT NULL
+);
 )sql",
 };
 
@@ -716,6 +726,26 @@ absl::StatusOr<std::pair<int64_t, int64_t>> Store::AdoptOwnerless(
   EVONAS_RETURN_IF_ERROR(txn->Commit());
   return std::make_pair(static_cast<int64_t>(adopted.size()),
                         adopted_experiments);
+}
+
+absl::Status Store::PutInlineBlob(const std::string& sha256,
+                                  absl::string_view bytes) {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare(
+          "INSERT OR IGNORE INTO inline_blobs (sha256, bytes) VALUES (?, ?)"));
+  return stmt.Bind(1, sha256).BindBlob(2, bytes).Run();
+}
+
+absl::StatusOr<std::optional<std::string>> Store::InlineBlob(
+    const std::string& sha256) {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("SELECT bytes FROM inline_blobs WHERE sha256 = ?"));
+  stmt.Bind(1, sha256);
+  EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+  if (!row) return std::nullopt;
+  return stmt.ColumnBlob(0);
 }
 
 absl::StatusOr<std::set<std::string>> Store::ReferencedBlobs() {

@@ -158,6 +158,17 @@ class Store {
   absl::StatusOr<std::pair<int64_t, int64_t>> AdoptOwnerless(
       const std::string& tenant);
 
+  // --- Small files in the database (schema v5) ---
+  // Stores `bytes` under their hex SHA-256 `sha256` (the caller's hash)
+  // unless that hash is stored already: content-addressed, so the bytes are
+  // the same. Call it in the transaction that writes the referring row.
+  absl::Status PutInlineBlob(const std::string& sha256,
+                             absl::string_view bytes);
+  // The bytes stored under `sha256`, or nullopt when they are not in the
+  // database (then they may be a BlobStore file).
+  absl::StatusOr<std::optional<std::string>> InlineBlob(
+      const std::string& sha256);
+
   // Every blob (BlobStore SHA-256) a row refers to: data set ids, candidate
   // models and artifacts. What is in the blob directory but not here is an
   // orphan (a crash after the blob was written, before its row committed).

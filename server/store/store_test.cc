@@ -28,7 +28,7 @@ StoredCandidate MakeCandidate(const std::string& experiment_id, int64_t seq,
   return stored;
 }
 
-constexpr int64_t kNewestSchema = 4;
+constexpr int64_t kNewestSchema = 5;
 
 TEST(StoreTest, MigratesToNewestSchema) {
   auto store = Store::Open(":memory:").value();
@@ -50,7 +50,8 @@ TEST(StoreTest, VersionThreeDatabaseKeepsWorking) {
   {
     // Undo every migration after v3, as an older controller left it.
     auto db = Database::Open(path).value();
-    ASSERT_TRUE(db->Exec("ALTER TABLE tokens DROP COLUMN expires_at_ms; "
+    ASSERT_TRUE(db->Exec("DROP TABLE inline_blobs; "
+                         "ALTER TABLE tokens DROP COLUMN expires_at_ms; "
                          "UPDATE schema_version SET version = 3")
                     .ok());
   }
@@ -239,6 +240,7 @@ TEST(StoreTest, RowCountsCoverEveryTableAndIntegrityCheckPasses) {
                                                    {"datasets", 0},
                                                    {"experiment_owners", 0},
                                                    {"experiments", 1},
+                                                   {"inline_blobs", 0},
                                                    {"schema_version", 1},
                                                    {"tokens", 0}};
   EXPECT_EQ(counts, expected);
@@ -259,6 +261,21 @@ TEST(StoreTest, TokensAreFoundByHashAndRevokedOnce) {
   EXPECT_EQ(store->RevokeToken("tok-9", 20).code(),
             absl::StatusCode::kNotFound);
   EXPECT_EQ(store->ListTokens().value().size(), 1u);
+}
+
+TEST(StoreTest, InlineBlobsAreContentAddressedAndRolledBackWithTheirRow) {
+  auto store = Store::Open(":memory:").value();
+  const std::string bytes("model\0with a zero byte", 21);
+  ASSERT_TRUE(store->PutInlineBlob("sha-1", bytes).ok());
+  ASSERT_TRUE(store->PutInlineBlob("sha-1", bytes).ok());  // no-op
+  EXPECT_EQ(store->InlineBlob("sha-1").value(), bytes);
+  EXPECT_FALSE(store->InlineBlob("sha-2").value().has_value());
+  {
+    auto txn = store->BeginTransaction().value();
+    ASSERT_TRUE(store->PutInlineBlob("sha-2", "never committed").ok());
+  }  // rolled back
+  EXPECT_FALSE(store->InlineBlob("sha-2").value().has_value());
+  EXPECT_EQ(store->RowCounts().value().at("inline_blobs"), 1);
 }
 
 TEST(StoreTest, EachTenantHasItsOwnViewOfASharedDataset) {
