@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <streambuf>
 #include <system_error>
 #include <thread>
 #include <tuple>
@@ -17,6 +18,8 @@
 #include "client/csv.h"
 #include "client/report.h"
 #include "client/watch.h"
+#include "common/gzip.h"
+#include "common/idx.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "google/protobuf/struct.pb.h"
@@ -134,25 +137,123 @@ class VerifyingFileWriter {
   int64_t received_bytes_ = 0;
 };
 
+// Reads a string in place as an istream (std::istringstream would copy it).
+class MemoryStreamBuf : public std::streambuf {
+ public:
+  explicit MemoryStreamBuf(const std::string& bytes) {
+    char* begin = const_cast<char*>(bytes.data());
+    setg(begin, begin, begin + bytes.size());
+  }
+};
+
+// Appends the file at `path` to *out, decompressed if it is gzip. The
+// decompressed total may not exceed `max_bytes` (ResourceExhausted).
+absl::Status AppendFile(const std::string& path, int64_t max_bytes,
+                        std::string* out) {
+  std::ifstream file(path, std::ios::binary | std::ios::ate);
+  if (!file) {
+    return FileError("cannot open", path,
+                     std::error_code(errno, std::generic_category()));
+  }
+  const size_t size =
+      static_cast<size_t>(std::max<std::streamoff>(file.tellg(), 0));
+  file.seekg(0);
+  char magic[2] = {0, 0};
+  file.read(magic, 2);
+  const bool gzip = IsGzip(absl::string_view(magic, file.gcount()));
+  file.clear();
+  file.seekg(0);
+  // A raw file is read straight into *out, a gzip file into a buffer first.
+  std::string compressed;
+  if (!gzip && static_cast<int64_t>(out->size() + size) > max_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        path, ": the data set would exceed ", max_bytes, " bytes"));
+  }
+  std::string& target = gzip ? compressed : *out;
+  const size_t offset = target.size();
+  target.resize(offset + size);
+  file.read(target.data() + offset, static_cast<std::streamsize>(size));
+  if (!file) {
+    return FileError("cannot read", path,
+                     std::error_code(errno, std::generic_category()));
+  }
+  if (!gzip) return absl::OkStatus();
+  const absl::Status status = GunzipAppend(compressed, max_bytes, out);
+  if (!status.ok()) {
+    return absl::Status(status.code(),
+                        absl::StrCat(path, ": ", status.message()));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
-absl::Status RunDatasetUpload(const CommandEnv& env, const std::string& path,
-                              const std::string& name) {
+absl::Status RunDatasetUpload(const CommandEnv& env,
+                              const DatasetUploadOptions& options) {
+  const bool idx = options.format == v1::DATASET_FORMAT_IDX;
+  if (idx && options.labels_path.empty()) {
+    return absl::InvalidArgumentError(
+        "--format idx needs --labels FILE: the labels file that goes with "
+        "the images file");
+  }
+  if (!idx && !options.labels_path.empty()) {
+    return absl::InvalidArgumentError(
+        "--labels is only for --format idx (images and labels)");
+  }
+  const std::string& path = options.path;
   std::ifstream file(path, std::ios::binary);
   if (!file) {
     return FileError("cannot open", path,
                      std::error_code(errno, std::generic_category()));
   }
-  std::error_code error;
-  const std::uintmax_t size = std::filesystem::file_size(path, error);
-  const int64_t size_bytes = error ? 0 : static_cast<int64_t>(size);
-  const std::string dataset_name =
-      name.empty() ? std::filesystem::path(path).filename().string() : name;
+  const std::string name =
+      options.name.empty() ? std::filesystem::path(path).filename().string()
+                           : options.name;
+  const auto print = [&](const v1::Dataset& dataset) {
+    return Print(env, dataset, DatasetTable(dataset, MakeTableContext(env)),
+                 DatasetsCsv({dataset}));
+  };
+  char magic[2] = {0, 0};
+  file.read(magic, 2);
+  const bool gzip = IsGzip(absl::string_view(magic, file.gcount()));
+  file.clear();
+  file.seekg(0);
+  if (!idx && !gzip) {
+    // Streamed from disk: a large CSV is never held in memory.
+    std::error_code error;
+    const std::uintmax_t size = std::filesystem::file_size(path, error);
+    const int64_t size_bytes = error ? 0 : static_cast<int64_t>(size);
+    EVONAS_ASSIGN_OR_RETURN(
+        v1::Dataset dataset,
+        env.client->UploadDataset(name, size_bytes, file, options.format));
+    return print(dataset);
+  }
+  file.close();
+  std::string bytes;
+  EVONAS_RETURN_IF_ERROR(
+      AppendFile(path, options.max_decompressed_bytes, &bytes));
+  if (idx) {
+    EVONAS_RETURN_IF_ERROR(
+        AppendFile(options.labels_path, options.max_decompressed_bytes, &bytes));
+    // The controller checks the same; locally the mistake shows before a
+    // long upload, naming the files.
+    IdxLimits limits;
+    limits.max_bytes = options.max_decompressed_bytes;
+    const absl::Status layout = ReadIdxLayout(bytes, limits).status();
+    if (!layout.ok()) {
+      return absl::Status(layout.code(),
+                          absl::StrCat("images ", path, " and labels ",
+                                       options.labels_path, ": ",
+                                       layout.message()));
+    }
+  }
+  MemoryStreamBuf buffer(bytes);
+  std::istream in(&buffer);
   EVONAS_ASSIGN_OR_RETURN(
       v1::Dataset dataset,
-      env.client->UploadDataset(dataset_name, size_bytes, file));
-  return Print(env, dataset, DatasetTable(dataset, MakeTableContext(env)),
-               DatasetsCsv({dataset}));
+      env.client->UploadDataset(name, static_cast<int64_t>(bytes.size()), in,
+                                options.format));
+  return print(dataset);
 }
 
 absl::Status RunDatasetList(const CommandEnv& env) {

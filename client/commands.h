@@ -1,6 +1,7 @@
 #ifndef EVONAS_CLIENT_COMMANDS_H_
 #define EVONAS_CLIENT_COMMANDS_H_
 
+#include <cstdint>
 #include <functional>
 #include <ostream>
 #include <string>
@@ -36,9 +37,26 @@ struct CommandEnv {
 // return the controller's error unchanged, or a local error (NotFound for a
 // missing file, DataLoss for a corrupt download, ...).
 
-// `evonas dataset upload FILE [--name NAME]`; `name` defaults to the basename.
-absl::Status RunDatasetUpload(const CommandEnv& env, const std::string& path,
-                              const std::string& name);
+struct DatasetUploadOptions {
+  // The CSV file, or for IDX the images file; raw or gzip-compressed.
+  std::string path;
+  // Defaults to the basename of `path`.
+  std::string name;
+  v1::DatasetFormat format = v1::DATASET_FORMAT_CSV;
+  // IDX only, and required there: the labels file; raw or gzip-compressed.
+  std::string labels_path;
+  // Most bytes a gzip file may decompress to (a small hostile file could
+  // otherwise fill memory); the controller's default upload limit.
+  int64_t max_decompressed_bytes = int64_t{1} << 30;
+};
+// `evonas dataset upload FILE [--name NAME] [--format csv|idx --labels FILE]`.
+// Gzip files (recognised by their content, not their name) are decompressed
+// in memory and uploaded decompressed; a raw CSV is streamed from disk. For
+// IDX the images and then the labels are sent as one data set, after
+// checking their headers locally (InvalidArgument naming the files).
+// InvalidArgument for --labels without IDX or IDX without --labels.
+absl::Status RunDatasetUpload(const CommandEnv& env,
+                              const DatasetUploadOptions& options);
 // `evonas dataset list` / `evonas dataset show ID`.
 absl::Status RunDatasetList(const CommandEnv& env);
 absl::Status RunDatasetShow(const CommandEnv& env,

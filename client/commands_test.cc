@@ -11,6 +11,7 @@
 #include "client/fake_evonas_service.h"
 #include "common/sha256.h"
 #include "gtest/gtest.h"
+#include "zlib.h"
 
 namespace evonas::client {
 namespace {
@@ -77,7 +78,7 @@ TEST_F(CommandsTest, UploadNamesTheDatasetAfterTheFile) {
   fake_.service.dataset.add_columns("x");
   fake_.service.dataset.add_columns("y");
 
-  ASSERT_TRUE(RunDatasetUpload(env_, file.string(), "").ok());
+  ASSERT_TRUE(RunDatasetUpload(env_, {file.string()}).ok());
   const auto uploads = fake_.service.uploads();
   ASSERT_EQ(uploads.size(), 1u);
   EXPECT_EQ(uploads[0].metadata().name(), "points.csv");
@@ -94,14 +95,193 @@ TEST_F(CommandsTest, UploadUsesGivenNameAndPrintsJson) {
   std::ofstream(file) << "x,y\n";
   fake_.service.dataset.set_id("abc123");
   env_.format = OutputFormat::kJson;
-  ASSERT_TRUE(RunDatasetUpload(env_, file.string(), "beam data").ok());
+  ASSERT_TRUE(RunDatasetUpload(env_, {file.string(), "beam data"}).ok());
   EXPECT_EQ(fake_.service.uploads()[0].metadata().name(), "beam data");
   EXPECT_NE(out_.str().find("\"id\": \"abc123\""), std::string::npos);
 }
 
 TEST_F(CommandsTest, UploadOfMissingFileIsNotFound) {
-  EXPECT_EQ(RunDatasetUpload(env_, (dir_ / "nope.csv").string(), "").code(),
+  EXPECT_EQ(RunDatasetUpload(env_, {(dir_ / "nope.csv").string()}).code(),
             absl::StatusCode::kNotFound);
+}
+
+// gzip-compresses `data` with zlib, as gzip(1) does.
+std::string Gzip(const std::string& data) {
+  z_stream stream{};
+  deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
+               Z_DEFAULT_STRATEGY);
+  std::string out(deflateBound(&stream, data.size()) + 32, '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  stream.avail_in = static_cast<uInt>(data.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data());
+  stream.avail_out = static_cast<uInt>(out.size());
+  deflate(&stream, Z_FINISH);
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  return out;
+}
+
+// An IDX images file of `count` images of 2x2 and a labels file of
+// `label_count` labels.
+std::string IdxImages(int count) {
+  std::string out("\0\0\x08\x03\0\0\0", 7);
+  out += static_cast<char>(count);
+  out += std::string("\0\0\0\x02\0\0\0\x02", 8);
+  for (int i = 0; i < 4 * count; ++i) out += static_cast<char>(i);
+  return out;
+}
+std::string IdxLabels(int label_count) {
+  std::string out("\0\0\x08\x01\0\0\0", 7);
+  out += static_cast<char>(label_count);
+  for (int i = 0; i < label_count; ++i) out += static_cast<char>(i % 10);
+  return out;
+}
+
+// Everything the fake controller received, chunks joined.
+std::string Received(const std::vector<v1::UploadDatasetRequest>& uploads) {
+  std::string bytes;
+  for (const auto& message : uploads) bytes += message.chunk();
+  return bytes;
+}
+
+void WriteFile(const fs::path& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+TEST_F(CommandsTest, UploadsAGzippedIdxPairDecompressedImagesFirst) {
+  WriteFile(dir_ / "train-images-idx3-ubyte.gz", Gzip(IdxImages(3)));
+  WriteFile(dir_ / "train-labels-idx1-ubyte.gz", Gzip(IdxLabels(3)));
+  DatasetUploadOptions options;
+  options.path = (dir_ / "train-images-idx3-ubyte.gz").string();
+  options.labels_path = (dir_ / "train-labels-idx1-ubyte.gz").string();
+  options.format = v1::DATASET_FORMAT_IDX;
+  ASSERT_TRUE(RunDatasetUpload(env_, options).ok());
+  const auto uploads = fake_.service.uploads();
+  ASSERT_FALSE(uploads.empty());
+  const v1::UploadDatasetRequest::Metadata& metadata = uploads[0].metadata();
+  EXPECT_EQ(metadata.format(), v1::DATASET_FORMAT_IDX);
+  EXPECT_EQ(metadata.name(), "train-images-idx3-ubyte.gz");
+  const std::string stored = IdxImages(3) + IdxLabels(3);
+  EXPECT_EQ(metadata.size_bytes(), static_cast<int64_t>(stored.size()));
+  EXPECT_EQ(Received(uploads), stored);
+}
+
+TEST_F(CommandsTest, UploadsARawImagesFileWithGzippedLabels) {
+  WriteFile(dir_ / "images", IdxImages(200));
+  WriteFile(dir_ / "labels.gz", Gzip(IdxLabels(200)));
+  DatasetUploadOptions options;
+  options.path = (dir_ / "images").string();
+  options.labels_path = (dir_ / "labels.gz").string();
+  options.format = v1::DATASET_FORMAT_IDX;
+  options.name = "fashion";
+  ASSERT_TRUE(RunDatasetUpload(env_, options).ok());
+  const auto uploads = fake_.service.uploads();
+  ASSERT_FALSE(uploads.empty());
+  EXPECT_EQ(uploads[0].metadata().name(), "fashion");
+  EXPECT_EQ(Received(uploads), IdxImages(200) + IdxLabels(200));
+}
+
+TEST_F(CommandsTest, UploadsAGzippedCsvDecompressed) {
+  WriteFile(dir_ / "points.csv.gz", Gzip("x,y\n1,2\n"));
+  ASSERT_TRUE(RunDatasetUpload(env_, {(dir_ / "points.csv.gz").string()}).ok());
+  const auto uploads = fake_.service.uploads();
+  ASSERT_FALSE(uploads.empty());
+  EXPECT_EQ(uploads[0].metadata().format(), v1::DATASET_FORMAT_CSV);
+  EXPECT_EQ(uploads[0].metadata().size_bytes(), 8);
+  EXPECT_EQ(Received(uploads), "x,y\n1,2\n");
+}
+
+TEST_F(CommandsTest, IdxNeedsLabelsAndLabelsNeedIdx) {
+  WriteFile(dir_ / "images", IdxImages(3));
+  DatasetUploadOptions options;
+  options.path = (dir_ / "images").string();
+  options.format = v1::DATASET_FORMAT_IDX;
+  absl::Status status = RunDatasetUpload(env_, options);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("--format idx needs --labels"),
+            absl::string_view::npos);
+  options.format = v1::DATASET_FORMAT_CSV;
+  options.labels_path = options.path;
+  status = RunDatasetUpload(env_, options);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("--labels is only for --format idx"),
+            absl::string_view::npos);
+  EXPECT_TRUE(fake_.service.uploads().empty());
+}
+
+TEST_F(CommandsTest, MismatchedIdxPairIsRefusedBeforeUploading) {
+  WriteFile(dir_ / "images", IdxImages(3));
+  WriteFile(dir_ / "labels", IdxLabels(2));
+  DatasetUploadOptions options;
+  options.path = (dir_ / "images").string();
+  options.labels_path = (dir_ / "labels").string();
+  options.format = v1::DATASET_FORMAT_IDX;
+  const absl::Status status = RunDatasetUpload(env_, options);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  const std::string message(status.message());
+  EXPECT_NE(message.find("labels " + options.labels_path), std::string::npos)
+      << message;
+  EXPECT_NE(message.find("holds 2 labels, but the images file 3 images"),
+            std::string::npos)
+      << message;
+  EXPECT_TRUE(fake_.service.uploads().empty());
+}
+
+TEST_F(CommandsTest, GzipBombStopsAtTheBound) {
+  WriteFile(dir_ / "bomb.csv.gz", Gzip(std::string(10 << 20, '0')));
+  DatasetUploadOptions options;
+  options.path = (dir_ / "bomb.csv.gz").string();
+  options.max_decompressed_bytes = 1 << 20;
+  const absl::Status status = RunDatasetUpload(env_, options);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(status.message().find("bomb.csv.gz: decompressed data exceed the "
+                                  "limit of 1048576 bytes"),
+            absl::string_view::npos)
+      << status;
+  EXPECT_TRUE(fake_.service.uploads().empty());
+}
+
+TEST_F(CommandsTest, CorruptGzipIsRefused) {
+  std::string gz = Gzip("x,y\n1,2\n");
+  gz.resize(gz.size() - 4);
+  WriteFile(dir_ / "cut.csv.gz", gz);
+  EXPECT_EQ(RunDatasetUpload(env_, {(dir_ / "cut.csv.gz").string()}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(fake_.service.uploads().empty());
+}
+
+TEST_F(CommandsTest, ShowAndListPrintFormatAndImageShape) {
+  v1::Dataset& d = fake_.service.dataset;
+  d.set_id("img1");
+  d.set_format(v1::DATASET_FORMAT_IDX);
+  d.add_image_shape(28);
+  d.add_image_shape(28);
+  d.set_row_count(60000);
+  for (int i = 0; i < 784; ++i) d.add_columns("pixel_" + std::to_string(i));
+  d.add_columns("label");
+  ASSERT_TRUE(RunDatasetShow(env_, "img1").ok());
+  EXPECT_NE(out_.str().find("format   IDX 28x28\n"), std::string::npos)
+      << out_.str();
+  EXPECT_NE(out_.str().find(
+                "columns  pixel_0 .. pixel_783, label (785 columns)\n"),
+            std::string::npos)
+      << out_.str();
+
+  out_.str("");
+  *fake_.service.dataset_list.add_datasets() = d;
+  v1::Dataset* csv = fake_.service.dataset_list.add_datasets();
+  csv->set_id("tab1");
+  csv->add_columns("x");
+  ASSERT_TRUE(RunDatasetList(env_).ok());
+  EXPECT_NE(out_.str().find("FORMAT"), std::string::npos) << out_.str();
+  EXPECT_NE(out_.str().find("IDX 28x28"), std::string::npos) << out_.str();
+  EXPECT_NE(out_.str().find("CSV"), std::string::npos) << out_.str();
+
+  out_.str("");
+  env_.format = OutputFormat::kCsv;
+  ASSERT_TRUE(RunDatasetShow(env_, "img1").ok());
+  EXPECT_NE(out_.str().find(",IDX,28x28\r\n"), std::string::npos)
+      << out_.str().substr(out_.str().size() - 100);
 }
 
 TEST_F(CommandsTest, CreatePrintsTheNewId) {
@@ -284,9 +464,10 @@ TEST_F(CommandsTest, CsvOutputHasAHeaderAndOneRowPerItem) {
   }
   ASSERT_TRUE(RunDatasetList(env_).ok());
   EXPECT_EQ(out_.str(),
-            "id,name,row_count,column_count,columns,size_bytes,created_at\r\n"
-            "d1,\"beam, \"\"v2\"\"\",0,2,\"x,y\",0,\r\n"
-            "d2,\"beam, \"\"v2\"\"\",0,2,\"x,y\",0,\r\n");
+            "id,name,row_count,column_count,columns,size_bytes,created_at,"
+            "format,image_shape\r\n"
+            "d1,\"beam, \"\"v2\"\"\",0,2,\"x,y\",0,,CSV,\r\n"
+            "d2,\"beam, \"\"v2\"\"\",0,2,\"x,y\",0,,CSV,\r\n");
 
   out_.str("");
   *fake_.service.experiment_list.add_experiments() =

@@ -59,7 +59,8 @@ absl::StatusOr<Response> ControllerClient::CallUnary(const Call& call) {
 }
 
 absl::StatusOr<v1::Dataset> ControllerClient::UploadDataset(
-    const std::string& name, int64_t size_bytes, std::istream& data) {
+    const std::string& name, int64_t size_bytes, std::istream& data,
+    v1::DatasetFormat format) {
   grpc::ClientContext context;
   SetDeadline(&context, TransferTimeout(size_bytes));
   v1::Dataset dataset;
@@ -69,6 +70,7 @@ absl::StatusOr<v1::Dataset> ControllerClient::UploadDataset(
   v1::UploadDatasetRequest request;
   request.mutable_metadata()->set_name(name);
   request.mutable_metadata()->set_size_bytes(size_bytes);
+  request.mutable_metadata()->set_format(format);
   std::string buffer(static_cast<size_t>(kUploadChunkBytes), '\0');
   int64_t sent = 0;
   bool first = true;

@@ -50,11 +50,11 @@ class ControllerClient {
   ControllerClient& operator=(const ControllerClient&) = delete;
 
   // Streams `data` to UploadDataset in chunks of kUploadChunkBytes. The first
-  // message carries `name` and `size_bytes` (0 if unknown), which also sizes
-  // the deadline. DataLoss if reading `data` fails.
-  absl::StatusOr<v1::Dataset> UploadDataset(const std::string& name,
-                                            int64_t size_bytes,
-                                            std::istream& data);
+  // message carries `name`, `size_bytes` (0 if unknown), which also sizes
+  // the deadline, and `format`. DataLoss if reading `data` fails.
+  absl::StatusOr<v1::Dataset> UploadDataset(
+      const std::string& name, int64_t size_bytes, std::istream& data,
+      v1::DatasetFormat format = v1::DATASET_FORMAT_CSV);
   absl::StatusOr<v1::Dataset> GetDataset(const std::string& dataset_id);
   absl::StatusOr<v1::ListDatasetsResponse> ListDatasets();
 

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "client/output.h"
+#include "common/dataset.h"
 #include "common/genome.h"
 #include "common/timestamps.h"
 
@@ -78,13 +79,16 @@ std::string CsvNumber(double value) {
 }
 
 std::string DatasetsCsv(const std::vector<v1::Dataset>& datasets) {
-  std::string text = CsvRecord({"id", "name", "row_count", "column_count",
-                                "columns", "size_bytes", "created_at"});
+  std::string text =
+      CsvRecord({"id", "name", "row_count", "column_count", "columns",
+                 "size_bytes", "created_at", "format", "image_shape"});
   for (const v1::Dataset& d : datasets) {
     absl::StrAppend(
         &text, CsvRecord({d.id(), d.name(), Int(d.row_count()),
                           Int(d.columns_size()), absl::StrJoin(d.columns(), ","),
-                          Int(d.size_bytes()), Rfc3339(d.created_at())}));
+                          Int(d.size_bytes()), Rfc3339(d.created_at()),
+                          DatasetFormatName(d.format()),
+                          absl::StrJoin(d.image_shape(), "x")}));
   }
   return text;
 }

@@ -114,23 +114,42 @@ void AddDatasetCommands(CLI::App* app, GlobalFlags* globals, Action* action) {
   dataset->require_subcommand(1);
 
   struct UploadArgs {
-    std::string file;
-    std::string name;
+    DatasetUploadOptions options;
+    std::string format = "csv";
   };
   auto upload_args = std::make_shared<UploadArgs>();
   CLI::App* upload = dataset->add_subcommand(
       "upload",
-      "Upload a CSV file (header row of column names, numeric cells) and "
-      "print the stored data set");
-  upload->add_option("FILE", upload_args->file, "CSV file to upload")
+      "Upload a CSV file (header row of column names, numeric cells), or "
+      "images and labels in the IDX format of MNIST and Fashion-MNIST, and "
+      "print the stored data set. Gzip files (.gz) are decompressed first");
+  upload
+      ->add_option("FILE", upload_args->options.path,
+                   "CSV file, or with --format idx the images file "
+                   "(e.g. train-images-idx3-ubyte.gz)")
       ->required()
       ->check(CLI::ExistingFile);
-  upload->add_option("--name", upload_args->name,
+  upload->add_option("--name", upload_args->options.name,
                      "Name to remember the data set by (default: the file's "
                      "base name)");
+  upload
+      ->add_option("--format", upload_args->format,
+                   "csv, or idx for images (FILE) with labels (--labels); "
+                   "the columns are then pixel_0 .. pixel_{h*w-1} and label")
+      ->type_name("FORMAT")
+      ->check(CLI::IsMember({"csv", "idx"}));
+  upload
+      ->add_option("--labels", upload_args->options.labels_path,
+                   "With --format idx: the labels file (e.g. "
+                   "train-labels-idx1-ubyte.gz)")
+      ->type_name("FILE")
+      ->check(CLI::ExistingFile);
   AddGlobalFlags(upload, globals);
   OnRun(upload, action, [upload_args](const CommandEnv& env) {
-    return RunDatasetUpload(env, upload_args->file, upload_args->name);
+    DatasetUploadOptions options = upload_args->options;
+    options.format = upload_args->format == "idx" ? v1::DATASET_FORMAT_IDX
+                                                  : v1::DATASET_FORMAT_CSV;
+    return RunDatasetUpload(env, options);
   });
 
   CLI::App* list =

@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "common/dataset.h"
 #include "common/genome.h"
 #include "common/timestamps.h"
 #include "google/protobuf/util/json_util.h"
@@ -223,12 +224,37 @@ std::string DescribeRequirements(const v1::Requirements& r) {
   return parts.empty() ? "none" : absl::StrJoin(parts, ", ");
 }
 
+namespace {
+
+// "CSV", or "IDX 28x28" with the image shape.
+std::string DescribeFormat(const v1::Dataset& dataset) {
+  std::string text = DatasetFormatName(dataset.format());
+  if (dataset.image_shape_size() > 0) {
+    absl::StrAppend(&text, " ", absl::StrJoin(dataset.image_shape(), "x"));
+  }
+  return text;
+}
+
+// The column names; for images (hundreds of pixel columns) only the first
+// and last pixel and the label.
+std::string DescribeColumns(const v1::Dataset& dataset) {
+  const int n = dataset.columns_size();
+  if (dataset.image_shape_size() == 0 || n <= 4) {
+    return absl::StrJoin(dataset.columns(), ", ");
+  }
+  return absl::StrCat(dataset.columns(0), " .. ", dataset.columns(n - 2), ", ",
+                      dataset.columns(n - 1), " (", n, " columns)");
+}
+
+}  // namespace
+
 std::string DatasetTable(const v1::Dataset& dataset, const TableContext& ctx) {
   return RenderFields({
       {"id", dataset.id()},
       {"name", dataset.name()},
+      {"format", DescribeFormat(dataset)},
       {"rows", absl::StrCat(dataset.row_count())},
-      {"columns", absl::StrJoin(dataset.columns(), ", ")},
+      {"columns", DescribeColumns(dataset)},
       {"size", absl::StrCat(dataset.size_bytes(), " bytes")},
       {"created", FormatTimestamp(dataset.created_at(), ctx.time_zone)},
   });
@@ -236,13 +262,15 @@ std::string DatasetTable(const v1::Dataset& dataset, const TableContext& ctx) {
 
 std::string DatasetListTable(const v1::ListDatasetsResponse& response,
                              const TableContext& ctx) {
-  TextTable table({"ID", "NAME", "ROWS", "COLUMNS", "BYTES", "CREATED"});
-  table.AlignRight(2);
+  TextTable table(
+      {"ID", "NAME", "FORMAT", "ROWS", "COLUMNS", "BYTES", "CREATED"});
   table.AlignRight(3);
   table.AlignRight(4);
+  table.AlignRight(5);
   for (const v1::Dataset& d : response.datasets()) {
-    table.AddRow({d.id(), d.name(), absl::StrCat(d.row_count()),
-                  absl::StrCat(d.columns_size()), absl::StrCat(d.size_bytes()),
+    table.AddRow({d.id(), d.name(), DescribeFormat(d),
+                  absl::StrCat(d.row_count()), absl::StrCat(d.columns_size()),
+                  absl::StrCat(d.size_bytes()),
                   FormatTimestamp(d.created_at(), ctx.time_zone)});
   }
   return table.Render();
