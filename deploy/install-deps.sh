@@ -15,6 +15,9 @@ runtime_packages=(
   libopenblas0-openmp
   # The controller's Prometheus endpoint (--metrics-address).
   libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0
+  # Online backups of the controller's database inside the container
+  # (README, "Operating evonas").
+  sqlite3
 )
 build_packages=(
   build-essential cmake ninja-build pkg-config

@@ -1,5 +1,6 @@
 #include "server/observability/telemetry.h"
 
+#include <limits>
 #include <sstream>
 #include <utility>
 
@@ -93,19 +94,25 @@ class LatencyInterceptorFactory final
 }  // namespace
 
 absl::StatusOr<Census> TakeCensus(store::Store& store) {
-  EVONAS_ASSIGN_OR_RETURN(std::vector<v1::Experiment> experiments,
-                          store.ListExperiments());
   Census census;
-  v1::CandidateCounts& total = census.candidates;
-  for (const v1::Experiment& e : experiments) {
-    ++census.experiments[e.state()];
-    const v1::CandidateCounts& c = e.counts();
-    total.set_queued(total.queued() + c.queued());
-    total.set_running(total.running() + c.running());
-    total.set_succeeded(total.succeeded() + c.succeeded());
-    total.set_failed(total.failed() + c.failed());
-    total.set_cancelled(total.cancelled() + c.cancelled());
+  EVONAS_ASSIGN_OR_RETURN(std::vector<std::string> running,
+                          store.ListRunningExperimentIds());
+  census.running_experiments = static_cast<int64_t>(running.size());
+  // Only running experiments have queued candidates: cancelling or
+  // finishing one cancels its queue.
+  for (const std::string& id : running) {
+    EVONAS_ASSIGN_OR_RETURN(v1::CandidateCounts counts,
+                            store.CountCandidates(id));
+    census.queued_candidates += counts.queued();
   }
+  // Every lease's deadline is before the end of time: these are all RUNNING
+  // candidates, also those of cancelled experiments, which may still report.
+  EVONAS_ASSIGN_OR_RETURN(
+      std::vector<store::StoredCandidate> leased,
+      store.ExpiredLeases(std::numeric_limits<int64_t>::max()));
+  census.active_leases = static_cast<int64_t>(leased.size());
+  EVONAS_ASSIGN_OR_RETURN(auto rows, store.RowCounts());
+  census.experiments = rows["experiments"];
   return census;
 }
 
@@ -350,23 +357,22 @@ std::vector<prometheus::MetricFamily> ControllerTelemetry::CensusFamilies()
   }
   prometheus::MetricFamily queue = GaugeFamily(
       "evonas_queue_depth", "Candidates queued, waiting for a worker.");
-  AddGauge(queue, static_cast<double>(census->candidates.queued()));
+  AddGauge(queue, static_cast<double>(census->queued_candidates));
   prometheus::MetricFamily leases = GaugeFamily(
       "evonas_active_leases",
       "Candidates leased to a worker (state RUNNING).");
-  AddGauge(leases, static_cast<double>(census->candidates.running()));
-  prometheus::MetricFamily experiments =
-      GaugeFamily("evonas_experiments", "Experiments by state.");
-  for (v1::ExperimentState state :
-       {v1::EXPERIMENT_STATE_RUNNING, v1::EXPERIMENT_STATE_COMPLETED,
-        v1::EXPERIMENT_STATE_CANCELLED}) {
-    auto found = census->experiments.find(state);
-    AddGauge(experiments,
-             found == census->experiments.end()
-                 ? 0.0
-                 : static_cast<double>(found->second),
-             {{"state", Label(state)}});
-  }
+  AddGauge(leases, static_cast<double>(census->active_leases));
+  prometheus::MetricFamily experiments = GaugeFamily(
+      "evonas_experiments",
+      "Experiments running, and finished (completed or cancelled; "
+      "evonas_experiments_finished_total tells them apart since the "
+      "controller started).");
+  AddGauge(experiments, static_cast<double>(census->running_experiments),
+           {{"state", "running"}});
+  AddGauge(experiments,
+           static_cast<double>(census->experiments -
+                               census->running_experiments),
+           {{"state", "finished"}});
   families.push_back(std::move(queue));
   families.push_back(std::move(leases));
   families.push_back(std::move(experiments));

@@ -194,7 +194,7 @@ TEST_F(TelemetryTest, ControllerEventsBecomeCountersGaugesAndLogLines) {
   EXPECT_EQ(samples["evonas_active_leases"], 1);
   EXPECT_EQ(samples["evonas_live_workers"], 3);
   EXPECT_EQ(samples["evonas_experiments{state=\"running\"}"], 1);
-  EXPECT_EQ(samples["evonas_experiments{state=\"completed\"}"], 0);
+  EXPECT_EQ(samples["evonas_experiments{state=\"finished\"}"], 0);
 
   // w3 goes silent: its lease expires and the candidate is queued again.
   now_ += absl::Seconds(31);
@@ -216,7 +216,7 @@ TEST_F(TelemetryTest, ControllerEventsBecomeCountersGaugesAndLogLines) {
   // A cancelled experiment's running candidate may still report.
   EXPECT_EQ(samples["evonas_active_leases"], 1);
   EXPECT_EQ(samples["evonas_experiments{state=\"running\"}"], 0);
-  EXPECT_EQ(samples["evonas_experiments{state=\"cancelled\"}"], 1);
+  EXPECT_EQ(samples["evonas_experiments{state=\"finished\"}"], 1);
   EXPECT_EQ(samples["evonas_experiments_finished_total{state=\"cancelled\"}"],
             1);
   EXPECT_EQ(samples["evonas_census_failures_total"], 0);
@@ -253,7 +253,7 @@ TEST_F(TelemetryTest, CompletedExperimentIsLoggedAndCounted) {
             3);
   EXPECT_EQ(samples["evonas_experiments_finished_total{state=\"completed\"}"],
             1);
-  EXPECT_EQ(samples["evonas_experiments{state=\"completed\"}"], 1);
+  EXPECT_EQ(samples["evonas_experiments{state=\"finished\"}"], 1);
   EXPECT_EQ(LinesWith("event=experiment_completed experiment=" + id).size(),
             1u);
   // One worker, however often it calls.
