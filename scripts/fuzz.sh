@@ -10,7 +10,7 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
-  targets=(csv genome checkpoint experiment_spec report)
+  targets=(csv idx genome checkpoint experiment_spec report)
 fi
 build=build-fuzz
 
