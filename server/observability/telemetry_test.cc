@@ -24,6 +24,7 @@
 #include "server/controller.h"
 #include "server/grpc_services.h"
 #include "server/observability/metrics_server.h"
+#include "server/store/sqlite.h"
 
 namespace evonas::observability {
 namespace {
@@ -259,6 +260,51 @@ TEST_F(TelemetryTest, CompletedExperimentIsLoggedAndCounted) {
   // One worker, however often it calls.
   EXPECT_EQ(samples["evonas_live_workers"], 1);
   EXPECT_EQ(LinesWith("event=worker_joined").size(), 1u);
+}
+
+// The candidate's final state is written before its artifact: a failure in
+// between rolls the batch back, and what it wrote is neither logged nor
+// counted.
+TEST_F(TelemetryTest, RolledBackWorkIsNeitherLoggedNorCounted) {
+  CreateExperiment();
+  const v1::Lease lease = Lease("w1");
+  const std::string model = "model-bytes";
+  const std::string onnx = "onnx-bytes";
+  v1::WorkResult result;
+  result.set_worker_id("w1");
+  result.set_lease_id(lease.lease_id());
+  v1::Metrics* m = result.mutable_metrics();
+  m->mutable_validation()->set_row_count(4);
+  m->set_parameter_count(ParameterCount(lease.genome(), 2, 1));
+  m->set_model_bytes(model.size());
+  result.set_model_size_bytes(model.size());
+  result.set_model_sha256(Sha256Hex(model));
+  v1::Artifact* artifact = result.add_artifacts();
+  artifact->set_format(v1::MODEL_FORMAT_ONNX);
+  artifact->set_size_bytes(onnx.size());
+  artifact->set_sha256(Sha256Hex(onnx));
+
+  auto db = store::Database::Open((dir_ / "evonas.db").string()).value();
+  ASSERT_TRUE(db->Exec("CREATE TRIGGER fail_artifact BEFORE INSERT ON "
+                       "artifacts BEGIN SELECT RAISE(ABORT, 'injected "
+                       "failure'); END")
+                  .ok());
+  EXPECT_EQ(controller_->Report(result, model, {onnx}).status().code(),
+            absl::StatusCode::kUnavailable);
+  std::map<std::string, double> samples =
+      ParseExposition(telemetry_->Exposition());
+  EXPECT_EQ(samples["evonas_candidates_finished_total{state=\"succeeded\"}"],
+            0);
+  EXPECT_EQ(samples["evonas_active_leases"], 1);
+  EXPECT_TRUE(LinesWith("event=candidate_succeeded").empty());
+
+  ASSERT_TRUE(db->Exec("DROP TRIGGER fail_artifact").ok());
+  ASSERT_TRUE(controller_->Report(result, model, {onnx}).ok());
+  samples = ParseExposition(telemetry_->Exposition());
+  EXPECT_EQ(samples["evonas_candidates_finished_total{state=\"succeeded\"}"],
+            1);
+  EXPECT_EQ(samples["evonas_active_leases"], 0);
+  EXPECT_EQ(LinesWith("event=candidate_succeeded").size(), 1u);
 }
 
 TEST_F(TelemetryTest, LogLevelFiltersEvents) {
