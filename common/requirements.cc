@@ -87,6 +87,15 @@ absl::Status ValidateRequirements(const v1::Requirements& requirements) {
           "requirements.within_tolerance (the error that counts as within)");
     }
   }
+  if (r.has_min_accuracy()) {
+    const double a = r.min_accuracy();
+    if (!(a > 0 && a <= 1)) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "requirements.min_accuracy must be in (0, 1] (a fraction, not a "
+          "percentage), got %g",
+          a));
+    }
+  }
   if (r.has_max_parameters()) {
     EVONAS_RETURN_IF_ERROR(CheckPositive("max_parameters", r.max_parameters()));
   }
@@ -128,6 +137,16 @@ Assessment Assess(const v1::Requirements& requirements,
                    absl::StrCat("validation fraction within ",
                                 absl::StrFormat("%.1e", r.within_tolerance()),
                                 " is ", a, "% < ", b, "%"));
+    }
+  }
+  if (r.has_min_accuracy()) {
+    const double actual = metrics.validation().accuracy();
+    const double limit = r.min_accuracy();
+    if (!(actual >= limit)) {
+      const auto [a, b] = FormatPair(100 * actual, 100 * limit, 'f', 1);
+      const double shortfall = (limit - actual) / limit;
+      AddViolation(assessment, std::isnan(shortfall) ? kInfinity : shortfall,
+                   absl::StrCat("validation accuracy ", a, "% < ", b, "%"));
     }
   }
   if (r.has_max_parameters()) {

@@ -94,6 +94,30 @@ TEST(ValidateRequirementsTest, FractionWithin) {
   ExpectInvalid(r, "requires requirements.within_tolerance");
 }
 
+TEST(ValidateRequirementsTest, MinAccuracyIsAFraction) {
+  v1::Requirements r;
+  for (const double bad : {0.0, -0.5, 1.01, 90.0, kNan}) {
+    r.set_min_accuracy(bad);
+    ExpectInvalid(r, "requirements.min_accuracy must be in (0, 1]");
+  }
+  r.set_min_accuracy(1.0);
+  EXPECT_TRUE(ValidateRequirements(r).ok());
+}
+
+TEST(AssessTest, MinAccuracy) {
+  v1::Requirements r;
+  r.set_min_accuracy(0.9);
+  v1::Metrics m = MakeMetrics();
+  m.mutable_validation()->set_accuracy(0.9);
+  EXPECT_TRUE(Assess(r, m).feasible);
+  m.mutable_validation()->set_accuracy(0.72);
+  const Assessment a = Assess(r, m);
+  EXPECT_FALSE(a.feasible);
+  EXPECT_DOUBLE_EQ(a.violation, 0.2);
+  EXPECT_THAT(a.violations,
+              ElementsAre("validation accuracy 72.0% < 90.0%"));
+}
+
 TEST(AssessTest, NoRequirementsIsFeasible) {
   const Assessment a = Assess(v1::Requirements(), MakeMetrics());
   EXPECT_TRUE(a.feasible);

@@ -29,12 +29,32 @@ void Add(v1::ModelFormat format, std::string bytes, Artifacts& artifacts) {
 // refused them.
 std::optional<v1::Evaluation> EvaluateOn(
     const model::NetworkParameters& parameters, const model::Samples& samples,
-    double within_tolerance) {
+    const model::TrainJob& job) {
   std::vector<double> predicted =
       model::Forward(parameters, samples.x.data, samples.x.rows);
+  if (job.class_count > 0) {
+    if (predicted.size() != samples.y.data.size() * job.class_count) {
+      return std::nullopt;
+    }
+    return EvaluateClassification(predicted, samples.y.data, job.class_count);
+  }
   if (predicted.size() != samples.y.data.size()) return std::nullopt;
   return EvaluatePredictions(predicted, samples.y.data, samples.y.cols,
-                             within_tolerance);
+                             job.within_tolerance);
+}
+
+// The names of the network's outputs: the output columns, or for a
+// classifier one logit per class, "<label column>=<class>".
+std::vector<std::string> OutputNames(const v1::Lease& lease) {
+  std::vector<std::string> names = ToVector(lease.output_columns());
+  if (lease.class_count() > 0 && names.size() == 1) {
+    const std::string label = names[0];
+    names.clear();
+    for (int c = 0; c < lease.class_count(); ++c) {
+      names.push_back(absl::StrCat(label, "=", c));
+    }
+  }
+  return names;
 }
 
 }  // namespace
@@ -52,10 +72,9 @@ Artifacts DeriveArtifacts(const v1::Lease& lease, const model::TrainJob& job,
     dequantized.stages.push_back(model::Dequantize(quantized));
     int8_bytes += model::Int8ModelBytes(quantized);
   }
-  auto validation = EvaluateOn(dequantized, job.validation,
-                               job.within_tolerance);
+  auto validation = EvaluateOn(dequantized, job.validation, job);
   std::optional<v1::Evaluation> test;
-  if (job.test) test = EvaluateOn(dequantized, *job.test, job.within_tolerance);
+  if (job.test) test = EvaluateOn(dequantized, *job.test, job);
   if (validation && (!job.test || test)) {
     v1::QuantizedMetrics* int8 = output.metrics.mutable_int8();
     *int8->mutable_validation() = *validation;
@@ -68,7 +87,7 @@ Artifacts DeriveArtifacts(const v1::Lease& lease, const model::TrainJob& job,
   model::OnnxOptions onnx_options;
   onnx_options.dataset_id = lease.dataset_id();
   onnx_options.input_columns = ToVector(lease.input_columns());
-  onnx_options.output_columns = ToVector(lease.output_columns());
+  onnx_options.output_columns = OutputNames(lease);
   absl::StatusOr<std::string> onnx = model::ExportOnnx(parameters, onnx_options);
   if (onnx.ok()) {
     Add(v1::MODEL_FORMAT_ONNX, std::move(*onnx), artifacts);

@@ -61,6 +61,14 @@ absl::StatusOr<model::TrainJob> MakeJob(const v1::Lease& lease,
   job.seed = lease.seed();
   job.within_tolerance = lease.within_tolerance();
   job.threads = threads;
+  if (lease.task() == v1::TASK_CLASSIFICATION) {
+    if (lease.class_count() < 2) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "lease: a classification with class_count ", lease.class_count(),
+          "; it needs at least 2"));
+    }
+    job.class_count = lease.class_count();
+  }
   const auto input_names = ToVector(lease.input_columns());
   const auto output_names = ToVector(lease.output_columns());
 
@@ -174,6 +182,12 @@ SimulatedReport SimulateLease(const v1::Lease& lease,
   result.set_lease_id(lease.lease_id());
   if (absl::Status valid = ValidateGenome(lease.genome()); !valid.ok()) {
     result.set_failure_reason(std::string(valid.message()));
+    return report;
+  }
+  if (lease.task() == v1::TASK_CLASSIFICATION) {
+    result.set_failure_reason(
+        "the simulated evaluator models regression only; train "
+        "classification candidates with a real worker (without --simulate)");
     return report;
   }
   SimulationOptions simulation;

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/requirements.h"
+#include "common/status_macros.h"
 
 namespace evonas::search {
 namespace {
@@ -19,6 +20,39 @@ double Minimised(double value) { return std::isnan(value) ? kInfinity : value; }
 bool KnownObjective(int objective) {
   return objective != v1::OBJECTIVE_UNSPECIFIED &&
          v1::Objective_IsValid(objective);
+}
+
+bool Classification(const v1::ExperimentSpec& spec) {
+  return spec.task() == v1::TASK_CLASSIFICATION;
+}
+
+// An objective that measures the other task's errors: a regression error
+// for a classifier, or a classification error for a regression.
+bool OtherTasksObjective(int objective, const v1::ExperimentSpec& spec) {
+  switch (objective) {
+    case v1::OBJECTIVE_VALIDATION_MAX_ABS_ERROR:
+    case v1::OBJECTIVE_INT8_MAX_ABS_ERROR:
+      return Classification(spec);
+    case v1::OBJECTIVE_VALIDATION_ERROR_RATE:
+    case v1::OBJECTIVE_VALIDATION_CROSS_ENTROPY:
+      return !Classification(spec);
+    default:
+      return false;
+  }
+}
+
+absl::Status CheckObjectiveForTask(int objective,
+                                   const v1::ExperimentSpec& spec,
+                                   absl::string_view field) {
+  if (!OtherTasksObjective(objective, spec)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      field, ": ", v1::Objective_Name(static_cast<v1::Objective>(objective)),
+      Classification(spec)
+          ? " measures regression errors; a classification experiment "
+            "has OBJECTIVE_VALIDATION_ERROR_RATE and "
+            "OBJECTIVE_VALIDATION_CROSS_ENTROPY"
+          : " measures classification errors; set task to "
+            "TASK_CLASSIFICATION or use OBJECTIVE_VALIDATION_MAX_ABS_ERROR"));
 }
 
 }  // namespace
@@ -127,7 +161,8 @@ std::vector<double> CrowdingDistances(const std::vector<ObjectivePoint>& points,
 std::vector<v1::Objective> ExperimentObjectives(
     const v1::ExperimentSpec& spec) {
   if (spec.objectives().empty()) {
-    return {v1::OBJECTIVE_VALIDATION_MAX_ABS_ERROR,
+    return {Classification(spec) ? v1::OBJECTIVE_VALIDATION_ERROR_RATE
+                                 : v1::OBJECTIVE_VALIDATION_MAX_ABS_ERROR,
             v1::OBJECTIVE_PARAMETER_COUNT, v1::OBJECTIVE_TRAINING_SECONDS};
   }
   std::vector<v1::Objective> objectives;
@@ -151,6 +186,8 @@ absl::Status ValidateObjectives(const v1::ExperimentSpec& spec) {
                        v1::Objective_Name(static_cast<v1::Objective>(o)),
                        " given twice"));
     }
+    EVONAS_RETURN_IF_ERROR(CheckObjectiveForTask(
+        o, spec, absl::StrCat("objectives[", i, "]")));
   }
   seen.clear();
   for (int i = 0; i < spec.fitness_weights_size(); ++i) {
@@ -165,6 +202,8 @@ absl::Status ValidateObjectives(const v1::ExperimentSpec& spec) {
           "fitness_weights[", i, "].objective: ",
           v1::Objective_Name(w.objective()), " given twice"));
     }
+    EVONAS_RETURN_IF_ERROR(CheckObjectiveForTask(
+        w.objective(), spec, absl::StrCat("fitness_weights[", i, "]")));
     if (!(std::isfinite(w.weight()) && w.weight() >= 0)) {
       return absl::InvalidArgumentError(
           absl::StrCat("fitness_weights[", i,
@@ -197,6 +236,10 @@ double ObjectiveValue(const v1::Candidate& candidate,
                           : kInfinity;
     case v1::OBJECTIVE_TRAINING_ENERGY:
       return Minimised(m.training_energy_joules());
+    case v1::OBJECTIVE_VALIDATION_ERROR_RATE:
+      return Minimised(1.0 - m.validation().accuracy());
+    case v1::OBJECTIVE_VALIDATION_CROSS_ENTROPY:
+      return Minimised(m.validation().cross_entropy());
     default:
       return kInfinity;
   }

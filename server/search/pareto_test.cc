@@ -328,5 +328,40 @@ TEST(WeightedSumFitnessTest, InvariantToUnitsAndMonotone) {
   }
 }
 
+TEST(ObjectivesTest, ClassificationHasItsOwnErrorObjectives) {
+  v1::ExperimentSpec spec;
+  spec.set_task(v1::TASK_CLASSIFICATION);
+  EXPECT_EQ(ExperimentObjectives(spec),
+            (std::vector<v1::Objective>{v1::OBJECTIVE_VALIDATION_ERROR_RATE,
+                                        v1::OBJECTIVE_PARAMETER_COUNT,
+                                        v1::OBJECTIVE_TRAINING_SECONDS}));
+  spec.add_objectives(v1::OBJECTIVE_VALIDATION_CROSS_ENTROPY);
+  EXPECT_TRUE(ValidateObjectives(spec).ok());
+  spec.add_objectives(v1::OBJECTIVE_VALIDATION_MAX_ABS_ERROR);
+  absl::Status status = ValidateObjectives(spec);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("objectives[1]: "
+                                  "OBJECTIVE_VALIDATION_MAX_ABS_ERROR "
+                                  "measures regression errors"),
+            absl::string_view::npos)
+      << status;
+  // And the other way round, in the fitness weights too.
+  v1::ExperimentSpec regression;
+  regression.add_fitness_weights()->set_objective(
+      v1::OBJECTIVE_VALIDATION_ERROR_RATE);
+  status = ValidateObjectives(regression);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("fitness_weights[0]"),
+            absl::string_view::npos);
+
+  v1::Candidate c;
+  c.mutable_metrics()->mutable_validation()->set_accuracy(0.875);
+  c.mutable_metrics()->mutable_validation()->set_cross_entropy(0.3);
+  EXPECT_DOUBLE_EQ(ObjectiveValue(c, v1::OBJECTIVE_VALIDATION_ERROR_RATE),
+                   0.125);
+  EXPECT_DOUBLE_EQ(ObjectiveValue(c, v1::OBJECTIVE_VALIDATION_CROSS_ENTROPY),
+                   0.3);
+}
+
 }  // namespace
 }  // namespace evonas::search

@@ -171,6 +171,14 @@ std::vector<std::string> RequirementEntries(const v1::Requirements& r,
                         }),
                     "within_tolerance", JsonNumber(r.within_tolerance())));
   }
+  if (r.has_min_accuracy()) {
+    entries.push_back(Requirement(
+        "min_accuracy", JsonNumber(r.min_accuracy()),
+        JsonNumber(m.validation().accuracy()),
+        Met(r, m, [](const auto& a, auto& b) {
+          b.set_min_accuracy(a.min_accuracy());
+        })));
+  }
   if (r.has_max_parameters()) {
     entries.push_back(Requirement(
         "max_parameters", JsonNumber(r.max_parameters()),
