@@ -34,6 +34,8 @@ constexpr size_t kMaxIdLength = 200;
 constexpr size_t kMaxQuotedBytes = 64;
 constexpr int kMaxListedColumns = 20;
 constexpr int64_t kMaxBudgetCandidates = 1000000;
+// Classes a classification may have (the size of the output layer).
+constexpr int32_t kMaxClasses = 1000;
 constexpr double kDefaultValidationFraction = 0.2;
 constexpr double kDefaultWithinTolerance = 1e-6;
 constexpr double kDefaultStepFraction = 0.25;
@@ -279,7 +281,36 @@ absl::Status CheckCheckpoint(const std::string& bytes, const v1::Genome& genome,
   return absl::OkStatus();
 }
 
-absl::Status CheckEvaluation(const v1::Evaluation& e, absl::string_view what) {
+// Data sets stored before DatasetFormat existed are CSV.
+v1::DatasetFormat FormatOf(const v1::Dataset& dataset) {
+  return dataset.format() == v1::DATASET_FORMAT_UNSPECIFIED
+             ? v1::DATASET_FORMAT_CSV
+             : dataset.format();
+}
+
+// Units of the networks' output layer: one per output column, or one logit
+// per class.
+int64_t NetworkOutputs(const v1::Experiment& experiment) {
+  return experiment.class_count() > 0
+             ? experiment.class_count()
+             : experiment.spec().output_columns_size();
+}
+
+absl::Status CheckEvaluation(const v1::Evaluation& e, absl::string_view what,
+                             bool classification) {
+  if (classification) {
+    if (!(e.accuracy() >= 0 && e.accuracy() <= 1) ||
+        !(std::isfinite(e.cross_entropy()) && e.cross_entropy() >= 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "report: ", what, ".accuracy must be in [0, 1] and ", what,
+          ".cross_entropy finite and non-negative"));
+    }
+    if (e.row_count() <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("report: ", what, ".row_count must be positive"));
+    }
+    return absl::OkStatus();
+  }
   for (double v : {e.max_abs_error(), e.fraction_within(), e.rmse(), e.mae()}) {
     if (!std::isfinite(v) || v < 0) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -593,10 +624,91 @@ absl::StatusOr<std::string> Controller::ReadDataset(const std::string& id) {
 
 // -------------------------------------------------------------- experiments
 
-absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec) {
+absl::StatusOr<int32_t> Controller::CountClasses(
+    const v1::ExperimentSpec& spec) {
+  if (spec.output_columns_size() != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "output_columns: a classification predicts one column, the class "
+        "label; got ",
+        spec.output_columns_size()));
+  }
+  const std::string& label = spec.output_columns(0);
+  int32_t classes = 0;
+  std::set<int32_t> distinct;  // labels seen in the training data set
+  // The training data set fixes the classes; the test data set may not
+  // hold a class the networks cannot output.
+  for (const std::string* id : {&spec.dataset_id(), &spec.test_dataset_id()}) {
+    if (id->empty()) continue;
+    const bool training = id == &spec.dataset_id();
+    const char* field = training ? "dataset_id" : "test_dataset_id";
+    EVONAS_RETURN_IF_ERROR(CheckId(field, *id));
+    absl::StatusOr<v1::Dataset> dataset =
+        InBatch([&] { return store_->GetDataset(*id); });
+    if (!dataset.ok()) {
+      return absl::NotFoundError(
+          absl::StrCat(field, ": no data set ", *id, "; upload it first"));
+    }
+    EVONAS_RETURN_IF_ERROR(CheckColumns({label}, "output_columns", *dataset));
+    EVONAS_ASSIGN_OR_RETURN(std::string bytes, blobs_->Read(*id));
+    EVONAS_ASSIGN_OR_RETURN(Table table,
+                            ParseDataset(bytes, dataset->format()));
+    EVONAS_ASSIGN_OR_RETURN(std::vector<int64_t> column,
+                            ColumnIndices(table, {label}));
+    for (int64_t r = 0; r < table.rows; ++r) {
+      const double v = table.at(r, column[0]);
+      const int32_t limit = training ? kMaxClasses : classes;
+      if (!(v >= 0 && v < limit && v == std::floor(v))) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            field, " row ", r + 1, ", column ", Quote(label), ": ", v,
+            training ? absl::StrCat(" is not a class label (an integer 0..",
+                                    kMaxClasses - 1, ")")
+                     : absl::StrCat(" is not a class of the training data "
+                                    "set, whose labels are 0..",
+                                    classes - 1)));
+      }
+      if (training) {
+        classes = std::max(classes, static_cast<int32_t>(v) + 1);
+        distinct.insert(static_cast<int32_t>(v));
+      }
+    }
+  }
+  if (distinct.size() < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "output_columns: column ", Quote(label),
+        " holds a single class; a classification needs at least two"));
+  }
+  return classes;
+}
+
+absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec,
+                                      int32_t class_count) {
   if (spec.name().size() > kMaxNameLength) {
     return absl::InvalidArgumentError(
         absl::StrCat("name is longer than ", kMaxNameLength, " characters"));
+  }
+  if (!v1::Task_IsValid(spec.task())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("task: unknown task ", static_cast<int>(spec.task())));
+  }
+  const bool classification = spec.task() == v1::TASK_CLASSIFICATION;
+  const v1::Requirements& r = spec.requirements();
+  if (classification &&
+      (r.has_max_abs_error() || r.has_min_fraction_within() ||
+       r.has_within_tolerance())) {
+    return absl::InvalidArgumentError(
+        "requirements: max_abs_error, within_tolerance and "
+        "min_fraction_within judge regression outputs; a classification is "
+        "judged by min_accuracy");
+  }
+  if (!classification && r.has_min_accuracy()) {
+    return absl::InvalidArgumentError(
+        "requirements.min_accuracy judges classifiers; set task to "
+        "TASK_CLASSIFICATION, or use max_abs_error for a regression");
+  }
+  if (classification && spec.search_space().max_residual_stages() > 0) {
+    return absl::InvalidArgumentError(
+        "search_space.max_residual_stages: classification networks have one "
+        "stage");
   }
   EVONAS_RETURN_IF_ERROR(CheckId("dataset_id", spec.dataset_id()));
   absl::StatusOr<v1::Dataset> dataset = store_->GetDataset(spec.dataset_id());
@@ -626,6 +738,12 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec) {
     EVONAS_RETURN_IF_ERROR(CheckColumns(inputs, "test data set inputs", *test));
     EVONAS_RETURN_IF_ERROR(
         CheckColumns(outputs, "test data set outputs", *test));
+    if (FormatOf(*test) != FormatOf(*dataset)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "test_dataset_id: the test data set is ",
+          DatasetFormatName(test->format()), " but the training data set is ",
+          DatasetFormatName(dataset->format()), "; upload both the same way"));
+    }
   }
   EVONAS_RETURN_IF_ERROR(ValidateRequirements(spec.requirements()));
 
@@ -691,9 +809,9 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec) {
     for (int i = 0; i < space.min_depth(); ++i) {
       smallest.add_hidden_layers()->set_width(space.min_width());
     }
-    const int64_t fewest =
-        ParameterCount(smallest, static_cast<int64_t>(inputs.size()),
-                       static_cast<int64_t>(outputs.size()));
+    const int64_t fewest = ParameterCount(
+        smallest, static_cast<int64_t>(inputs.size()),
+        class_count > 0 ? class_count : static_cast<int64_t>(outputs.size()));
     if (spec.requirements().max_parameters() < fewest) {
       return absl::InvalidArgumentError(absl::StrCat(
           "requirements.max_parameters ", spec.requirements().max_parameters(),
@@ -709,6 +827,10 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec) {
 
 absl::StatusOr<v1::Experiment> Controller::CreateExperiment(
     v1::ExperimentSpec spec, std::optional<ExperimentOwnership> owner) {
+  int32_t class_count = 0;
+  if (spec.task() == v1::TASK_CLASSIFICATION) {
+    EVONAS_ASSIGN_OR_RETURN(class_count, CountClasses(spec));
+  }
   return InBatch([&]() -> absl::StatusOr<v1::Experiment> {
     if (owner.has_value()) {
       // Checked under mu_ in the batch that inserts: two concurrent
@@ -723,10 +845,11 @@ absl::StatusOr<v1::Experiment> Controller::CreateExperiment(
             "one"));
       }
     }
-    EVONAS_RETURN_IF_ERROR(ValidateSpec(spec));
+    EVONAS_RETURN_IF_ERROR(ValidateSpec(spec, class_count));
     v1::Experiment experiment;
     experiment.set_id(RandomId("exp-", 6));
     *experiment.mutable_spec() = std::move(spec);
+    experiment.set_class_count(class_count);
     experiment.set_state(v1::EXPERIMENT_STATE_RUNNING);
     *experiment.mutable_created_at() = ToProto(NowMs());
     // The experiment and its owner commit together or not at all: a failure
@@ -1058,7 +1181,7 @@ absl::Status Controller::RecordDuplicate(
   *c.mutable_genome() = std::move(genome);
   *c.mutable_cost() =
       ComputeGenomeCost(c.genome(), experiment.spec().input_columns_size(),
-                        experiment.spec().output_columns_size());
+                        NetworkOutputs(experiment));
   c.set_duplicate_of(o.id());
   c.set_state(o.state());
   if (o.state() == v1::CANDIDATE_STATE_SUCCEEDED) {
@@ -1146,7 +1269,7 @@ Controller::ProposeCandidate(const v1::Experiment& experiment) {
     *c.mutable_genome() = std::move(proposal.genome);
     *c.mutable_cost() = ComputeGenomeCost(
         c.genome(), experiment.spec().input_columns_size(),
-        experiment.spec().output_columns_size());
+        NetworkOutputs(experiment));
     if (!proposal.parent_id.empty() &&
         experiment.spec().inheritance().enabled()) {
       EVONAS_ASSIGN_OR_RETURN(std::optional<std::string> parent,
@@ -1176,6 +1299,13 @@ absl::StatusOr<v1::Lease> Controller::MakeLease(
   lease.set_experiment_id(experiment.id());
   *lease.mutable_genome() = stored.candidate.genome();
   lease.set_dataset_id(spec.dataset_id());
+  EVONAS_ASSIGN_OR_RETURN(v1::Dataset dataset,
+                          store_->GetDataset(spec.dataset_id()));
+  lease.set_dataset_format(FormatOf(dataset));
+  lease.set_task(spec.task() == v1::TASK_CLASSIFICATION
+                     ? v1::TASK_CLASSIFICATION
+                     : v1::TASK_REGRESSION);
+  lease.set_class_count(experiment.class_count());
   *lease.mutable_input_columns() = spec.input_columns();
   *lease.mutable_output_columns() = spec.output_columns();
   lease.mutable_validation_split()->set_seed(spec.seed());
@@ -1388,18 +1518,21 @@ absl::Status Controller::CheckMetrics(const v1::WorkResult& result,
                                       const std::string& model,
                                       const store::StoredCandidate& stored) {
   const v1::Metrics& m = result.metrics();
-  EVONAS_RETURN_IF_ERROR(CheckEvaluation(m.validation(), "validation"));
   EVONAS_ASSIGN_OR_RETURN(SearchState * state,
                           SearchStateOf(stored.candidate.experiment_id()));
   const v1::Experiment& experiment = state->experiment;
+  const bool classification = experiment.class_count() > 0;
+  EVONAS_RETURN_IF_ERROR(
+      CheckEvaluation(m.validation(), "validation", classification));
   if (!experiment.spec().test_dataset_id().empty()) {
-    EVONAS_RETURN_IF_ERROR(CheckEvaluation(m.test(), "test"));
+    EVONAS_RETURN_IF_ERROR(CheckEvaluation(m.test(), "test", classification));
   }
   if (m.has_int8()) {
     EVONAS_RETURN_IF_ERROR(CheckEvaluation(m.int8().validation(),
-                                           "int8.validation"));
+                                           "int8.validation", classification));
     if (!experiment.spec().test_dataset_id().empty()) {
-      EVONAS_RETURN_IF_ERROR(CheckEvaluation(m.int8().test(), "int8.test"));
+      EVONAS_RETURN_IF_ERROR(
+          CheckEvaluation(m.int8().test(), "int8.test", classification));
     }
     if (m.int8().model_bytes() <= 0) {
       return absl::InvalidArgumentError(
@@ -1415,7 +1548,7 @@ absl::Status Controller::CheckMetrics(const v1::WorkResult& result,
   const int64_t expected_params =
       ParameterCount(stored.candidate.genome(),
                      experiment.spec().input_columns_size(),
-                     experiment.spec().output_columns_size());
+                     NetworkOutputs(experiment));
   if (m.parameter_count() != expected_params) {
     return absl::InvalidArgumentError(absl::StrCat(
         "report: parameter_count ", m.parameter_count(),
@@ -1437,7 +1570,7 @@ absl::Status Controller::CheckMetrics(const v1::WorkResult& result,
 
 absl::Status Controller::CheckArtifacts(
     const v1::WorkResult& result, const std::vector<std::string>& artifacts,
-    const v1::Genome& genome, const v1::ExperimentSpec& spec) {
+    const v1::Genome& genome, const v1::Experiment& experiment) {
   if (static_cast<int>(artifacts.size()) != result.artifacts_size()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "report: ", result.artifacts_size(), " artifacts declared but ",
@@ -1453,8 +1586,8 @@ absl::Status Controller::CheckArtifacts(
     }
     if (declared.format() == v1::MODEL_FORMAT_CHECKPOINT) {
       EVONAS_RETURN_IF_ERROR(CheckCheckpoint(
-          artifacts[i], genome, spec.input_columns_size(),
-          spec.output_columns_size(), result.metrics().parameter_count()));
+          artifacts[i], genome, experiment.spec().input_columns_size(),
+          NetworkOutputs(experiment), result.metrics().parameter_count()));
     }
   }
   return absl::OkStatus();
@@ -1501,7 +1634,7 @@ absl::StatusOr<store::StoredCandidate> Controller::CheckReport(
                             SearchStateOf(stored.candidate.experiment_id()));
     EVONAS_RETURN_IF_ERROR(CheckArtifacts(result, artifacts,
                                           stored.candidate.genome(),
-                                          state->experiment.spec()));
+                                          state->experiment));
   } else if (!model.empty() || result.has_metrics()) {
     return absl::InvalidArgumentError(
         "report: a failure report carries no metrics and no model");

@@ -250,8 +250,16 @@ class Controller {
   absl::Status SetExperimentState(const std::string& id,
                                   v1::ExperimentState state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status ValidateSpec(v1::ExperimentSpec& spec)
+  // Checks `spec` and fills its defaults. `class_count`: from CountClasses
+  // for a classification, 0 for a regression.
+  absl::Status ValidateSpec(v1::ExperimentSpec& spec, int32_t class_count)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // TASK_CLASSIFICATION: the number of classes in the training data set's
+  // label column (largest label + 1), after checking that every label of
+  // the training and test data sets is a class index. Reads and parses the
+  // data sets, so it runs outside the batch lock.
+  absl::StatusOr<int32_t> CountClasses(const v1::ExperimentSpec& spec)
+      ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status MaintainLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // What the budget of an experiment still allows.
   enum class BudgetState {
@@ -318,7 +326,7 @@ class Controller {
   absl::Status CheckArtifacts(const v1::WorkResult& result,
                               const std::vector<std::string>& artifacts,
                               const v1::Genome& genome,
-                              const v1::ExperimentSpec& spec);
+                              const v1::Experiment& experiment);
   absl::Status CheckMetrics(const v1::WorkResult& result,
                             const std::string& model,
                             const store::StoredCandidate& stored)

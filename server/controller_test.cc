@@ -1295,5 +1295,155 @@ TEST_F(ControllerTest, SmallFilesRollBackWithTheirReport) {
   EXPECT_EQ(controller_->ReadModel(lease->candidate_id()).value(), model);
 }
 
+// Labels 0..2 in column "class"; the test data set lacks class 1.
+constexpr char kLabelledCsv[] =
+    "x1,x2,class\n0,0,0\n1,0,1\n0,1,2\n1,1,0\n2,0,1\n0,2,2\n2,2,0\n3,1,1\n"
+    "1,3,2\n3,3,0\n";
+
+TEST_F(ControllerTest, ClassificationCountsClassesAndLeasesLogits) {
+  v1::Dataset dataset = Upload(kLabelledCsv);
+  v1::Dataset test = Upload("x1,x2,class\n0,0,0\n5,5,2\n");
+  v1::ExperimentSpec spec = Spec(dataset.id());
+  spec.set_task(v1::TASK_CLASSIFICATION);
+  spec.set_output_columns(0, "class");
+  spec.clear_requirements();
+  spec.mutable_requirements()->set_min_accuracy(0.9);
+  spec.set_test_dataset_id(test.id());
+  v1::Experiment experiment = controller_->CreateExperiment(spec).value();
+  EXPECT_EQ(experiment.class_count(), 3);
+
+  auto lease = controller_->LeaseWork("w1").value();
+  ASSERT_TRUE(lease.has_value());
+  EXPECT_EQ(lease->task(), v1::TASK_CLASSIFICATION);
+  EXPECT_EQ(lease->class_count(), 3);
+  EXPECT_EQ(lease->dataset_format(), v1::DATASET_FORMAT_CSV);
+  // The network has one output per class: the cheap cost counts them.
+  const int64_t params = ParameterCount(lease->genome(), 2, 3);
+  EXPECT_EQ(controller_->GetCandidate(lease->candidate_id())
+                .value()
+                .cost()
+                .parameter_count(),
+            params);
+
+  std::string model = "model-bytes";
+  v1::WorkResult result;
+  result.set_worker_id("w1");
+  result.set_lease_id(lease->lease_id());
+  v1::Metrics* m = result.mutable_metrics();
+  for (v1::Evaluation* e : {m->mutable_validation(), m->mutable_test()}) {
+    e->set_row_count(2);
+    e->set_accuracy(0.95);
+    e->set_cross_entropy(0.2);
+  }
+  m->set_parameter_count(params);
+  m->set_model_bytes(model.size());
+  result.set_model_size_bytes(model.size());
+  result.set_model_sha256(Sha256Hex(model));
+  // A forged accuracy or a regression-sized parameter count is refused.
+  v1::WorkResult forged = result;
+  forged.mutable_metrics()->mutable_validation()->set_accuracy(1.5);
+  EXPECT_EQ(controller_->Report(forged, model).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  forged = result;
+  forged.mutable_metrics()->set_parameter_count(
+      ParameterCount(lease->genome(), 2, 1));
+  EXPECT_EQ(controller_->Report(forged, model).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // The real report is feasible (accuracy 95% >= 90%) and on the front,
+  // which ranks by error rate.
+  EXPECT_TRUE(controller_->Report(result, model).value());
+  v1::ParetoFront front = controller_->GetParetoFront(experiment.id()).value();
+  ASSERT_GE(front.objectives_size(), 1);
+  EXPECT_EQ(front.objectives(0), v1::OBJECTIVE_VALIDATION_ERROR_RATE);
+  ASSERT_EQ(front.candidates_size(), 1);
+  EXPECT_TRUE(front.candidates(0).feasible());
+}
+
+TEST_F(ControllerTest, ClassificationSpecsAreChecked) {
+  v1::Dataset dataset = Upload(kLabelledCsv);
+  v1::Dataset fractional = Upload("x1,x2,class\n0,0,0\n1,0,1.5\n0,1,1\n1,1,0\n");
+  v1::Dataset one_class = Upload(
+      "x1,x2,class\n0,0,1\n1,0,1\n0,1,1\n1,1,1\n2,0,1\n0,2,1\n2,2,1\n");
+  v1::Dataset unseen = Upload("x1,x2,class\n0,0,0\n1,0,7\n");
+  const auto classification = [&](const std::string& id) {
+    v1::ExperimentSpec spec = Spec(id);
+    spec.set_task(v1::TASK_CLASSIFICATION);
+    spec.set_output_columns(0, "class");
+    spec.clear_requirements();
+    return spec;
+  };
+  struct Case {
+    std::string name;
+    v1::ExperimentSpec spec;
+    absl::StatusCode code;
+    std::string message;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"fractional label", classification(fractional.id()),
+                   absl::StatusCode::kInvalidArgument,
+                   "row 2, column \"class\": 1.5 is not a class label"});
+  cases.push_back({"one class", classification(one_class.id()),
+                   absl::StatusCode::kInvalidArgument,
+                   "holds a single class"});
+  {
+    v1::ExperimentSpec spec = classification(dataset.id());
+    spec.set_test_dataset_id(unseen.id());
+    cases.push_back({"test label unseen in training", spec,
+                     absl::StatusCode::kInvalidArgument,
+                     "7 is not a class of the training data set"});
+  }
+  {
+    v1::ExperimentSpec spec = classification(dataset.id());
+    spec.add_output_columns("x2");
+    spec.clear_input_columns();
+    spec.add_input_columns("x1");
+    cases.push_back({"two label columns", spec,
+                     absl::StatusCode::kInvalidArgument,
+                     "a classification predicts one column"});
+  }
+  {
+    v1::ExperimentSpec spec = classification(dataset.id());
+    spec.mutable_requirements()->set_max_abs_error(0.1);
+    cases.push_back({"regression requirement", spec,
+                     absl::StatusCode::kInvalidArgument,
+                     "a classification is judged by min_accuracy"});
+  }
+  {
+    v1::ExperimentSpec spec = Spec(dataset.id());
+    spec.mutable_requirements()->set_min_accuracy(0.9);
+    cases.push_back({"accuracy for a regression", spec,
+                     absl::StatusCode::kInvalidArgument,
+                     "min_accuracy judges classifiers"});
+  }
+  {
+    v1::ExperimentSpec spec = classification(dataset.id());
+    spec.mutable_search_space()->set_max_residual_stages(2);
+    cases.push_back({"stages", spec, absl::StatusCode::kInvalidArgument,
+                     "classification networks have one stage"});
+  }
+  {
+    v1::ExperimentSpec spec = classification(dataset.id());
+    spec.set_output_columns(0, "nope");
+    cases.push_back({"unknown label column", spec,
+                     absl::StatusCode::kInvalidArgument, "nope"});
+  }
+  {
+    v1::ExperimentSpec spec = classification(dataset.id());
+    spec.set_task(static_cast<v1::Task>(9));
+    cases.push_back({"unknown task", spec, absl::StatusCode::kInvalidArgument,
+                     "task: unknown task 9"});
+  }
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    absl::StatusOr<v1::Experiment> created =
+        controller_->CreateExperiment(c.spec);
+    ASSERT_FALSE(created.ok());
+    EXPECT_EQ(created.status().code(), c.code) << created.status();
+    EXPECT_NE(created.status().message().find(c.message), std::string::npos)
+        << created.status();
+  }
+  EXPECT_TRUE(controller_->ListExperiments().value().empty());
+}
+
 }  // namespace
 }  // namespace evonas
