@@ -132,7 +132,9 @@ std::string CandidatesCsv(const std::vector<v1::Candidate>& candidates) {
        "test_rows", "test_max_abs_error", "test_fraction_within", "test_rmse",
        "test_mae", "parameter_count", "model_bytes", "training_seconds",
        "inference_latency_seconds", "training_rows", "attempts", "worker_id",
-       "created_at", "finished_at", "violations", "failure_reason"});
+       "created_at", "finished_at", "violations", "failure_reason",
+       "validation_accuracy", "validation_cross_entropy", "test_accuracy",
+       "test_cross_entropy"});
   for (const v1::Candidate& c : candidates) {
     const bool done = c.state() == v1::CANDIDATE_STATE_SUCCEEDED;
     const v1::Metrics& m = c.metrics();
@@ -157,6 +159,13 @@ std::string CandidatesCsv(const std::vector<v1::Candidate>& candidates) {
     row.push_back(Rfc3339(c.finished_at()));
     row.push_back(absl::StrJoin(c.violations(), "; "));
     row.push_back(c.failure_reason());
+    // Classification columns last, so that scripts reading the regression
+    // columns by position keep working.
+    for (const auto* e : {&m.validation(), &m.test()}) {
+      const bool present = done && (e == &m.validation() || m.has_test());
+      row.push_back(present ? CsvNumber(e->accuracy()) : "");
+      row.push_back(present ? CsvNumber(e->cross_entropy()) : "");
+    }
     absl::StrAppend(&text, CsvRecord(row));
   }
   return text;

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 
@@ -54,7 +55,8 @@ TEST(CandidatesCsvTest, OneRowPerCandidateWithEmptyFieldsWhenNotTrained) {
       absl::StrSplit(csv, "\r\n", absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 3u) << csv;
   const std::vector<std::string> header = absl::StrSplit(lines[0], ',');
-  EXPECT_EQ(header.size(), 26u);
+  EXPECT_EQ(header.size(), 30u);
+  EXPECT_EQ(header.back(), "test_cross_entropy");
   EXPECT_NE(lines[1].find(",false,0,0.00025,"), std::string::npos) << lines[1];
   EXPECT_NE(lines[1].find(",parameter count 900 > 500; model size 9 bytes > "
                           "8 bytes,"),
@@ -64,6 +66,10 @@ TEST(CandidatesCsvTest, OneRowPerCandidateWithEmptyFieldsWhenNotTrained) {
   EXPECT_NE(lines[2].find("c-2,0,failed,"), std::string::npos) << lines[2];
   EXPECT_NE(lines[2].find(",,,,,,,,,,,,,,,"), std::string::npos) << lines[2];
   EXPECT_NE(lines[2].find("\"loss is NaN, giving up\""), std::string::npos);
+  // The classification columns come last: empty for the failed candidate,
+  // and the test ones empty without a test evaluation.
+  EXPECT_TRUE(absl::EndsWith(lines[2], "giving up\",,,,")) << lines[2];
+  EXPECT_TRUE(absl::EndsWith(lines[1], ",0,0,,")) << lines[1];
 }
 
 TEST(ExperimentsCsvTest, ElapsedUntilNowWhileRunning) {

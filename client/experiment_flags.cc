@@ -68,6 +68,8 @@ const std::vector<std::pair<std::string, v1::Objective>>& ObjectiveTable() {
           {"latency", v1::OBJECTIVE_INFERENCE_LATENCY},
           {"int8-error", v1::OBJECTIVE_INT8_MAX_ABS_ERROR},
           {"energy", v1::OBJECTIVE_TRAINING_ENERGY},
+          {"error-rate", v1::OBJECTIVE_VALIDATION_ERROR_RATE},
+          {"cross-entropy", v1::OBJECTIVE_VALIDATION_CROSS_ENTROPY},
       };
   return *table;
 }
@@ -160,6 +162,29 @@ absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
         "--max-worker-seconds");
   }
   EVONAS_ASSIGN_OR_RETURN(v1::Strategy strategy, ParseStrategy(flags.strategy));
+  const std::string task = absl::AsciiStrToLower(flags.task);
+  if (task != "regression" && task != "classification") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--task: unknown task \"", flags.task,
+        "\" (known: regression, classification)"));
+  }
+  const bool classification = task == "classification";
+  if (classification && outputs.size() != 1) {
+    return absl::InvalidArgumentError(
+        "--task classification predicts one column: give the label column "
+        "as the only --outputs");
+  }
+  if (flags.min_accuracy.has_value() && !classification) {
+    return absl::InvalidArgumentError(
+        "--min-accuracy requires --task classification");
+  }
+  if (classification &&
+      (flags.max_abs_error.has_value() || flags.within_tolerance.has_value() ||
+       flags.min_fraction_within.has_value())) {
+    return absl::InvalidArgumentError(
+        "--max-abs-error, --within-tolerance and --min-fraction-within judge "
+        "regression outputs; a classifier is judged by --min-accuracy");
+  }
   if (flags.inherit && strategy == v1::STRATEGY_RANDOM) {
     return absl::InvalidArgumentError(
         "--inherit needs an evolutionary --strategy (evolution, lemonade or "
@@ -210,6 +235,8 @@ absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
   for (std::string& name : outputs) spec.add_output_columns(std::move(name));
 
   v1::Requirements& req = *spec.mutable_requirements();
+  if (classification) spec.set_task(v1::TASK_CLASSIFICATION);
+  if (flags.min_accuracy) req.set_min_accuracy(*flags.min_accuracy);
   if (flags.max_abs_error) req.set_max_abs_error(*flags.max_abs_error);
   if (flags.within_tolerance) req.set_within_tolerance(*flags.within_tolerance);
   if (flags.min_fraction_within) {

@@ -26,6 +26,7 @@ struct ExperimentFlags {
   std::optional<double> max_abs_error;
   std::optional<double> within_tolerance;
   std::optional<double> min_fraction_within;
+  std::optional<double> min_accuracy;  // classification
   std::optional<int64_t> max_parameters;
   std::optional<int64_t> max_model_bytes;
   std::optional<double> max_training_seconds;
@@ -38,6 +39,7 @@ struct ExperimentFlags {
   std::optional<uint64_t> seed;
   std::optional<double> validation_fraction;
   std::string strategy = "random";
+  std::string task = "regression";
 
   // Lamarckian inheritance (--inherit, --inherit-step-fraction).
   bool inherit = false;

@@ -57,6 +57,42 @@ TEST(BuildExperimentSpecTest, SetsTheStrategy) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(BuildExperimentSpecTest, Classification) {
+  ExperimentFlags flags = MinimalFlags();
+  flags.task = "classification";
+  flags.min_accuracy = 0.85;
+  flags.objectives = {"error-rate,params"};
+  absl::StatusOr<v1::ExperimentSpec> spec = BuildExperimentSpec(flags);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->task(), v1::TASK_CLASSIFICATION);
+  EXPECT_EQ(spec->requirements().min_accuracy(), 0.85);
+  ASSERT_EQ(spec->objectives_size(), 2);
+  EXPECT_EQ(spec->objectives(0), v1::OBJECTIVE_VALIDATION_ERROR_RATE);
+
+  ExperimentFlags regression_requirement = flags;
+  regression_requirement.max_abs_error = 0.1;
+  EXPECT_NE(BuildExperimentSpec(regression_requirement)
+                .status()
+                .message()
+                .find("judged by --min-accuracy"),
+            std::string::npos);
+  ExperimentFlags two_labels = flags;
+  two_labels.outputs = {"y,z"};
+  EXPECT_EQ(BuildExperimentSpec(two_labels).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  ExperimentFlags accuracy_for_regression = MinimalFlags();
+  accuracy_for_regression.min_accuracy = 0.9;
+  EXPECT_NE(BuildExperimentSpec(accuracy_for_regression)
+                .status()
+                .message()
+                .find("--min-accuracy requires --task classification"),
+            std::string::npos);
+  ExperimentFlags unknown = MinimalFlags();
+  unknown.task = "ranking";
+  EXPECT_EQ(BuildExperimentSpec(unknown).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(BuildExperimentSpecTest, MinimalFlagsLeaveRequirementsUnset) {
   absl::StatusOr<v1::ExperimentSpec> spec = BuildExperimentSpec(MinimalFlags());
   ASSERT_TRUE(spec.ok()) << spec.status();

@@ -219,6 +219,11 @@ void AddExperimentCreate(CLI::App* experiment, GlobalFlags* globals,
               "--within-tolerance")
       ->check(NumberIn(0, 1, false, "in [0, 1]"))
       ->group(kReq);
+  AddOptional(create, "--min-accuracy", &flags->min_accuracy,
+              "Classification: smallest allowed fraction (0..1] of validation "
+              "rows classified correctly")
+      ->check(NumberIn(0, 1, true, "in (0, 1]"))
+      ->group(kReq);
   AddOptional(create, "--max-params", &flags->max_parameters,
               "Largest allowed number of trainable parameters")
       ->check(Positive())
@@ -257,6 +262,13 @@ void AddExperimentCreate(CLI::App* experiment, GlobalFlags* globals,
   create->add_flag("--stop-when-feasible", flags->stop_when_feasible,
                    "Stop as soon as one candidate meets every requirement")
       ->group(kSearch);
+  create->add_option("--task", flags->task,
+                     "What the network predicts: regression (real-valued "
+                     "--outputs) or classification (one --outputs column of "
+                     "class labels 0..C-1; the network outputs C logits)")
+      ->check(CLI::IsMember({"regression", "classification"}))
+      ->capture_default_str()
+      ->group("Data");
   create->add_option("--strategy", flags->strategy,
                      "Search strategy: random (uniform sampling), evolution "
                      "(regularized evolution), lemonade (Pareto front, "

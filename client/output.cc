@@ -207,6 +207,9 @@ std::string DescribeRequirements(const v1::Requirements& r) {
   } else if (r.has_within_tolerance()) {
     parts.push_back(absl::StrCat("tolerance ", r.within_tolerance()));
   }
+  if (r.has_min_accuracy()) {
+    parts.push_back(absl::StrCat("accuracy >= ", 100.0 * r.min_accuracy(), "%"));
+  }
   if (r.has_max_parameters()) {
     parts.push_back(absl::StrCat("params <= ", r.max_parameters()));
   }
@@ -342,6 +345,24 @@ std::string CandidateListTable(const v1::ListCandidatesResponse& response) {
   return table.Render();
 }
 
+namespace {
+
+bool IsClassification(const v1::ParetoFront& front) {
+  for (int o : front.objectives()) {
+    if (o == v1::OBJECTIVE_VALIDATION_ERROR_RATE ||
+        o == v1::OBJECTIVE_VALIDATION_CROSS_ENTROPY) {
+      return true;
+    }
+  }
+  // Objectives without an accuracy measure: the metrics tell.
+  for (const v1::Candidate& c : front.candidates()) {
+    if (c.metrics().validation().cross_entropy() > 0) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 std::string ParetoFrontTable(const v1::ParetoFront& front) {
   std::string text;
   const int n = front.candidates_size();
@@ -362,9 +383,15 @@ std::string ParetoFrontTable(const v1::ParetoFront& front) {
   for (const v1::Candidate& c : front.candidates()) {
     has_test = has_test || c.metrics().has_test();
   }
-  std::vector<std::string> header = {"CANDIDATE", "ARCHITECTURE",
-                                     "VAL MAX ABS ERR", "WITHIN TOL"};
-  if (has_test) header.push_back("TEST MAX ABS ERR");
+  const bool classification = IsClassification(front);
+  std::vector<std::string> header = {"CANDIDATE", "ARCHITECTURE"};
+  if (classification) {
+    header.insert(header.end(), {"VAL ACCURACY", "VAL CROSS-ENTROPY"});
+    if (has_test) header.push_back("TEST ACCURACY");
+  } else {
+    header.insert(header.end(), {"VAL MAX ABS ERR", "WITHIN TOL"});
+    if (has_test) header.push_back("TEST MAX ABS ERR");
+  }
   for (const char* h : {"PARAMS", "MODEL BYTES", "TRAIN S", "FEASIBLE"}) {
     header.push_back(h);
   }
@@ -372,12 +399,20 @@ std::string ParetoFrontTable(const v1::ParetoFront& front) {
   for (size_t c = 2; c + 1 < header.size(); ++c) table.AlignRight(c);
   for (const v1::Candidate& c : front.candidates()) {
     const v1::Metrics& m = c.metrics();
-    std::vector<std::string> row = {c.id(), DescribeGenome(c.genome()),
-                                    Scientific(m.validation().max_abs_error()),
-                                    Percent(m.validation().fraction_within())};
-    if (has_test) {
-      row.push_back(m.has_test() ? Scientific(m.test().max_abs_error())
-                                 : kNone);
+    std::vector<std::string> row = {c.id(), DescribeGenome(c.genome())};
+    if (classification) {
+      row.push_back(Percent(m.validation().accuracy()));
+      row.push_back(absl::StrFormat("%.4f", m.validation().cross_entropy()));
+      if (has_test) {
+        row.push_back(m.has_test() ? Percent(m.test().accuracy()) : kNone);
+      }
+    } else {
+      row.push_back(Scientific(m.validation().max_abs_error()));
+      row.push_back(Percent(m.validation().fraction_within()));
+      if (has_test) {
+        row.push_back(m.has_test() ? Scientific(m.test().max_abs_error())
+                                   : kNone);
+      }
     }
     row.push_back(absl::StrCat(m.parameter_count()));
     row.push_back(absl::StrCat(m.model_bytes()));

@@ -190,6 +190,24 @@ TEST(ParetoFrontTableTest, SaysWhetherRequirementsAreMet) {
   EXPECT_NE(table.find("4096"), std::string::npos);
 }
 
+TEST(ParetoFrontTableTest, ClassifiersShowAccuracyAndCrossEntropy) {
+  v1::ParetoFront front;
+  front.add_objectives(v1::OBJECTIVE_VALIDATION_ERROR_RATE);
+  front.add_objectives(v1::OBJECTIVE_PARAMETER_COUNT);
+  v1::Candidate c = Succeeded("c-1", 0, true);
+  c.mutable_metrics()->mutable_validation()->set_accuracy(0.875);
+  c.mutable_metrics()->mutable_validation()->set_cross_entropy(0.34567);
+  c.mutable_metrics()->mutable_test()->set_accuracy(0.8521);
+  *front.add_candidates() = c;
+  const std::string table = ParetoFrontTable(front);
+  EXPECT_NE(table.find("VAL ACCURACY"), std::string::npos) << table;
+  EXPECT_NE(table.find("87.5%"), std::string::npos) << table;
+  EXPECT_NE(table.find("0.3457"), std::string::npos) << table;
+  EXPECT_NE(table.find("TEST ACCURACY"), std::string::npos) << table;
+  EXPECT_NE(table.find("85.2%"), std::string::npos) << table;
+  EXPECT_EQ(table.find("MAX ABS ERR"), std::string::npos) << table;
+}
+
 TEST(ToJsonTest, UsesProtoFieldNamesAndPrintsZeros) {
   absl::StatusOr<std::string> json = ToJson(RunningExperiment());
   ASSERT_TRUE(json.ok()) << json.status();
