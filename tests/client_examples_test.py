@@ -9,10 +9,12 @@ from the npm registry into WORK_DIR).
     client_examples_test.py CONTROLLER_BIN WORKER_BIN WORK_DIR
 """
 
+import gzip
 import os
 import shutil
 import signal
 import subprocess
+import struct
 import sys
 import time
 
@@ -40,7 +42,7 @@ sys.path[:0] = [stubs, os.path.join(repo, "clients/python")]
 import grpc  # noqa: E402
 from grpc_std import health_pb2, health_pb2_grpc  # noqa: E402
 from grpc_std import reflection_pb2, reflection_pb2_grpc  # noqa: E402
-from evonas.v1 import evonas_service_pb2  # noqa: E402
+from evonas.v1 import evonas_service_pb2, types_pb2  # noqa: E402
 from evonas_client import Client  # noqa: E402
 
 port_file = os.path.join(work, "port")
@@ -96,6 +98,22 @@ try:
     except grpc.RpcError as e:
         assert e.code() == grpc.StatusCode.UNAUTHENTICATED, e
         print("the API refuses a call without a token:", e.details())
+
+    # Images from Python: a gzipped IDX pair (2 images of 2x3), uploaded
+    # with format="idx" and described as such.
+    images = os.path.join(work, "images-idx3-ubyte.gz")
+    labels = os.path.join(work, "labels-idx1-ubyte.gz")
+    with gzip.open(images, "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, 2, 2, 3) + bytes(range(12)))
+    with gzip.open(labels, "wb") as f:
+        f.write(struct.pack(">II", 0x801, 2) + bytes([7, 1]))
+    dataset = Client(address, token=client_token, tls_ca=ca).upload_dataset(
+        images, format="idx", labels=labels)
+    assert dataset.format == types_pb2.DATASET_FORMAT_IDX, dataset
+    assert list(dataset.image_shape) == [2, 3], dataset
+    assert dataset.row_count == 2 and dataset.columns[-1] == "label", dataset
+    print("uploaded images from Python:", dataset.row_count, "images of",
+          "x".join(map(str, dataset.image_shape)))
 
     # A tiny search: this checks the clients, not the search.
     flow = ["--controller", address, "--tls-ca", ca,

@@ -7,6 +7,7 @@ and waiting for an experiment. Every other RPC is available through
 `client.stub` with the messages from `evonas.v1`.
 """
 
+import gzip
 import hashlib
 import os
 import time
@@ -18,6 +19,27 @@ from evonas.v1 import evonas_service_pb2_grpc as service_grpc
 from evonas.v1 import types_pb2
 
 CHUNK_BYTES = 1 << 20
+# Most bytes a data set may decompress to (a small .gz could otherwise fill
+# memory): the controller's default upload limit.
+MAX_DECOMPRESSED_BYTES = 1 << 30
+
+
+def _is_gzip(path):
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
+def _read_decompressed(path, already=0):
+    """The file's bytes, gunzipped if it is gzip, as a bytearray; ValueError
+    if they would take the data set beyond MAX_DECOMPRESSED_BYTES."""
+    out = bytearray()
+    with (gzip.open if _is_gzip(path) else open)(path, "rb") as f:
+        while chunk := f.read(CHUNK_BYTES):
+            out += chunk
+            if already + len(out) > MAX_DECOMPRESSED_BYTES:
+                raise ValueError(f"{path}: the data set would exceed "
+                                 f"{MAX_DECOMPRESSED_BYTES} bytes")
+    return out
 
 
 class _HeaderInterceptor(grpc.UnaryUnaryClientInterceptor,
@@ -93,17 +115,46 @@ class Client:
     def close(self):
         self.channel.close()
 
-    def upload_dataset(self, path, name=None):
-        """Uploads a CSV file in 1 MiB chunks; returns the evonas.v1.Dataset."""
-        size = os.path.getsize(path)
+    def upload_dataset(self, path, name=None, format="csv", labels=None):
+        """Uploads a data set in 1 MiB chunks; returns the evonas.v1.Dataset.
+
+        format "csv": the CSV file at `path`. format "idx": images in the IDX
+        format of MNIST and Fashion-MNIST, the images file at `path` and the
+        labels file at `labels` (the columns are then pixel_0 ..
+        pixel_{h*w-1} and label). Gzip files (.gz as shipped) are
+        decompressed first, up to MAX_DECOMPRESSED_BYTES.
+        """
+        formats = {"csv": types_pb2.DATASET_FORMAT_CSV,
+                   "idx": types_pb2.DATASET_FORMAT_IDX}
+        if format not in formats:
+            raise ValueError(f"format must be csv or idx, not {format!r}")
+        if (format == "idx") != (labels is not None):
+            raise ValueError("labels= is required with format='idx' and "
+                             "only allowed there")
+        if format == "csv" and not _is_gzip(path):
+            size = os.path.getsize(path)  # streamed from disk
+
+            def chunks():
+                with open(path, "rb") as f:
+                    while chunk := f.read(CHUNK_BYTES):
+                        yield chunk
+        else:
+            data = _read_decompressed(path)
+            if labels is not None:
+                data += _read_decompressed(labels, len(data))
+            size = len(data)
+
+            def chunks():
+                for i in range(0, size, CHUNK_BYTES):
+                    yield bytes(data[i:i + CHUNK_BYTES])
 
         def requests():
             yield service_pb2.UploadDatasetRequest(
                 metadata=service_pb2.UploadDatasetRequest.Metadata(
-                    name=name or os.path.basename(path), size_bytes=size))
-            with open(path, "rb") as f:
-                while chunk := f.read(CHUNK_BYTES):
-                    yield service_pb2.UploadDatasetRequest(chunk=chunk)
+                    name=name or os.path.basename(path), size_bytes=size,
+                    format=formats[format]))
+            for chunk in chunks():
+                yield service_pb2.UploadDatasetRequest(chunk=chunk)
 
         return self.stub.UploadDataset(
             requests(), timeout=self.timeout + size / (1 << 20))
