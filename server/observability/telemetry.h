@@ -3,7 +3,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -39,9 +38,10 @@ struct Census {
 // with WAL it reads a committed snapshot while the controller writes, so a
 // scrape never waits for the controller's lock. Costs the running
 // experiments' candidate counts (on the (experiment, sequence) index), the
-// RUNNING candidates (on the state index) and a COUNT(*) per table: 1 ms at
-// 5,000 candidates. (Store::ListExperiments would give every state apart, but
-// costs a scan of every succeeded candidate per experiment.)
+// RUNNING candidates (on the state index) and a COUNT(*) per table; a whole
+// scrape took 3-11 ms at 5,040 candidates. (Store::ListExperiments would tell
+// every state apart, but scans every succeeded candidate per experiment:
+// 140-180 ms there.)
 absl::StatusOr<Census> TakeCensus(store::Store& store);
 
 // A census source for TelemetryOptions.census: TakeCensus over a connection
