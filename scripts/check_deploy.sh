@@ -9,8 +9,8 @@
 #  - everywhere: each flag passed to evonas-controller or evonas-worker is
 #    one the built binary's --help lists, and every image is the one the
 #    Dockerfile builds.
-# The binaries come from $EVONAS_BUILD_DIR (default: build, which
-# scripts/test.sh fills; they are built there if missing).
+# The binaries come from $EVONAS_BUILD_DIR if set, else from ./build, where
+# they are brought up to date first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dockerfile=deploy/docker/Dockerfile
@@ -33,13 +33,13 @@ echo "check_deploy: Dockerfile and docker-compose.yml OK"
 bash -n deploy/slurm/evonas-workers.sbatch
 
 build_dir="${EVONAS_BUILD_DIR:-build}"
-if [[ ! -x "$build_dir/server/evonas-controller" ||
-      ! -x "$build_dir/worker/evonas-worker" ]]; then
-  if [[ "$build_dir" != build ]]; then
-    echo "check_deploy: no evonas-controller and evonas-worker in $build_dir" >&2
-    exit 1
-  fi
+if [[ "$build_dir" == build ]]; then
+  # Up to date after scripts/test.sh, so a no-op in CI.
   scripts/build.sh --target evonas-controller evonas-worker
+elif [[ ! -x "$build_dir/server/evonas-controller" ||
+        ! -x "$build_dir/worker/evonas-worker" ]]; then
+  echo "check_deploy: no evonas-controller and evonas-worker in $build_dir" >&2
+  exit 1
 fi
 if ! /usr/bin/python3 -c 'import yaml' 2>/dev/null; then
   apt-get install -y -q --no-install-recommends python3-yaml >/dev/null
