@@ -6,6 +6,9 @@ temporary directory that is removed afterwards.
         train, holdout = cluster.upload_task(task_dir)
         spec = cluster.task_spec(task_dir, train, holdout)
         ...
+
+kill_controller() and restart_controller() crash and restart the controller
+on the same address, database and data directory (bench/crash_loop.py).
 """
 
 import json
@@ -21,10 +24,11 @@ repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 class LocalCluster:
-    def __init__(self, build, workers=2, worker_flags=()):
+    def __init__(self, build, workers=2, worker_flags=(), controller_flags=()):
         self.build = build
         self.workers = workers
         self.worker_flags = list(worker_flags)
+        self.controller_flags = list(controller_flags)
         self.procs = []
 
     def __enter__(self):
@@ -36,19 +40,9 @@ class LocalCluster:
         from evonas.v1 import types_pb2
         from evonas_client import Client
         self.types = types_pb2
-        port_file = os.path.join(self.work, "port")
-        self.procs.append(subprocess.Popen(
-            [os.path.join(self.build, "server/evonas-controller"),
-             "--listen=127.0.0.1:0", f"--port-file={port_file}",
-             f"--db={self.work}/evonas.db", f"--data-dir={self.work}/data",
-             "--plaintext", "--no-auth"],
-            stderr=open(os.path.join(self.work, "controller.log"), "w")))
-        while not os.path.exists(port_file):
-            if self.procs[0].poll() is not None:
-                raise RuntimeError("evonas-controller exited; see " +
-                                   os.path.join(self.work, "controller.log"))
-            time.sleep(0.05)
-        self.address = "127.0.0.1:" + open(port_file).read().strip()
+        self.procs.append(None)  # the controller
+        port = self._start_controller("127.0.0.1:0")
+        self.address = "127.0.0.1:" + port
         for i in range(self.workers):
             self.procs.append(subprocess.Popen(
                 [os.path.join(self.build, "worker/evonas-worker"),
@@ -58,6 +52,35 @@ class LocalCluster:
                 stderr=open(os.path.join(self.work, f"worker-{i}.log"), "w")))
         self.client = Client(self.address, plaintext=True)
         return self
+
+    def _start_controller(self, listen):
+        """Starts the controller as self.procs[0]; returns its port once it
+        serves."""
+        port_file = os.path.join(self.work, "port")
+        if os.path.exists(port_file):
+            os.remove(port_file)
+        log = os.path.join(self.work, "controller.log")
+        self.procs[0] = subprocess.Popen(
+            [os.path.join(self.build, "server/evonas-controller"),
+             f"--listen={listen}", f"--port-file={port_file}",
+             f"--db={self.work}/evonas.db", f"--data-dir={self.work}/data",
+             "--plaintext", "--no-auth"] + self.controller_flags,
+            stderr=open(log, "a"))
+        while not os.path.exists(port_file):
+            if self.procs[0].poll() is not None:
+                raise RuntimeError("evonas-controller exited; see " + log)
+            time.sleep(0.005)
+        return open(port_file).read().strip()
+
+    def kill_controller(self):
+        """SIGKILLs the controller: no shutdown of any kind."""
+        self.procs[0].kill()
+        self.procs[0].wait()
+
+    def restart_controller(self):
+        """Starts the controller again on the same address, database and
+        data directory; returns once it serves."""
+        self._start_controller(self.address)
 
     def __exit__(self, *exc):
         self.client.close()

@@ -4,7 +4,9 @@
 # other in the same run, and the ratio of their trials per second.
 #   bench/run_load_bench.sh BUILD_DIR
 # Environment: WORKERS (1000), SECONDS_EACH (60), PROCESSES (16), CHANNELS (16),
-# PYTHON (/usr/bin/python3: Debian's, which has python3-optuna).
+# PYTHON (/usr/bin/python3: Debian's, which has python3-optuna),
+# CONTROLLER_FLAGS (further evonas-controller flags, e.g.
+# "--inline-blob-max-bytes=0" to store every model as a file).
 set -euo pipefail
 build=${1:?usage: bench/run_load_bench.sh BUILD_DIR}
 workers=${WORKERS:-1000}
@@ -12,6 +14,7 @@ seconds=${SECONDS_EACH:-60}
 processes=${PROCESSES:-16}
 channels=${CHANNELS:-16}
 python=${PYTHON:-/usr/bin/python3}
+read -r -a controller_flags <<<"${CONTROLLER_FLAGS:-}"
 here=$(cd "$(dirname "$0")" && pwd)
 dir=$(mktemp -d /tmp/evonas-load.XXXXXX)
 controller_pid=
@@ -28,10 +31,10 @@ optuna_out=$("$python" "$here/optuna_load.py" --processes "$processes" \
 echo "$optuna_out"
 optuna_rate=$(sed -n 's/^RESULT trials_per_second=//p' <<<"$optuna_out")
 
-echo "== evonas: $workers workers, ${seconds} s; load:$(uptime | sed 's/.*load average//')"
+echo "== evonas: $workers workers, ${seconds} s, flags: ${controller_flags[*]:-none}; load:$(uptime | sed 's/.*load average//')"
 "$build/server/evonas-controller" --listen=127.0.0.1:0 \
   --port-file="$dir/port" --db="$dir/evonas.db" --data-dir="$dir/data" \
-  --plaintext --no-auth 2>"$dir/controller.log" &
+  --plaintext --no-auth "${controller_flags[@]}" 2>"$dir/controller.log" &
 controller_pid=$!
 for _ in $(seq 100); do [[ -s "$dir/port" ]] && break; sleep 0.1; done
 port=$(cat "$dir/port")

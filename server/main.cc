@@ -360,6 +360,12 @@ int main(int argc, char** argv) {
                  "bytes")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--inline-blob-max-bytes", options.inline_blob_max_bytes,
+                 "Reported models, checkpoints and artifacts up to this size "
+                 "are stored in the database with the report instead of as "
+                 "files of their own (0: always files)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--max-running-experiments",
                  access_options.max_running_experiments,
                  "Running experiments each tenant may have at once")
