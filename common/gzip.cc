@@ -12,8 +12,11 @@
 namespace evonas {
 namespace {
 
-// Output grows by at most this much per inflate call.
+// Output grows by at least and at most this much per inflate call.
+constexpr size_t kMinStepBytes = size_t{4} << 10;
 constexpr size_t kStepBytes = size_t{1} << 20;
+// Deflate cannot compress better than about 1032:1.
+constexpr size_t kMaxDeflateRatio = 1032;
 // zlib counts in uInt.
 constexpr size_t kMaxInput = std::numeric_limits<uInt>::max();
 
@@ -61,14 +64,17 @@ absl::Status GunzipAppend(absl::string_view compressed,
   }
   z_stream* stream = inflater.get();
   // The last member's trailer holds its size mod 2^32: a good first guess
-  // for the whole output when there is one member, never trusted beyond the
-  // limit.
+  // for the whole output when there is one member. It is not trusted beyond
+  // the limit, nor beyond deflate's largest ratio, so a forged trailer
+  // cannot make a few bytes reserve gigabytes.
   if (compressed.size() >= 18) {
     const auto b = [&](size_t i) {
       return static_cast<uint32_t>(
           static_cast<unsigned char>(compressed[compressed.size() - 4 + i]));
     };
-    const size_t hint = b(0) | b(1) << 8 | b(2) << 16 | b(3) << 24;
+    const size_t hint = std::min<size_t>(
+        b(0) | b(1) << 8 | b(2) << 16 | b(3) << 24,
+        compressed.size() * kMaxDeflateRatio);
     try {
       out->reserve(std::min(out->size() + hint, limit));
     } catch (const std::bad_alloc&) {
@@ -100,7 +106,9 @@ absl::Status GunzipAppend(absl::string_view compressed,
         }
       } else {
         const size_t old_size = out->size();
-        const size_t step = std::min(kStepBytes, limit - old_size);
+        // Small outputs take small steps; large ones 1 MiB at a time.
+        const size_t step = std::min(
+            std::clamp(old_size, kMinStepBytes, kStepBytes), limit - old_size);
         out->resize(old_size + step);
         stream->next_out = reinterpret_cast<Bytef*>(out->data() + old_size);
         stream->avail_out = static_cast<uInt>(step);

@@ -116,6 +116,18 @@ TEST(GzipTest, CorruptChecksum) {
   EXPECT_THAT(std::string(status.message()), HasSubstr("corrupt gzip data"));
 }
 
+TEST(GzipTest, ForgedSizeInTheTrailerIsCorrupt) {
+  // The trailer's size is only a hint for reserving; zlib checks it.
+  std::string gz = Gzip("abc");
+  gz.replace(gz.size() - 4, 4, "\xff\xff\xff\xff");
+  std::string out;
+  const absl::Status status = Gunzip(gz, 1 << 30, &out);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("corrupt gzip data"));
+  // Reserved at most what deflate could expand the input to, not 4 GiB.
+  EXPECT_LE(out.capacity(), gz.size() * 1032 + 8192);
+}
+
 TEST(GzipTest, GarbageAfterAMember) {
   std::string out;
   EXPECT_EQ(Gunzip(Gzip("abc") + "junk", 100, &out).code(),
