@@ -347,7 +347,8 @@ absl::Status DatasetUpload::Append(absl::string_view chunk) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::Dataset> DatasetUpload::Finish() {
+absl::StatusOr<v1::Dataset> DatasetUpload::Finish(
+    std::optional<std::string> owner) {
   if (declared_size_ > 0 &&
       static_cast<int64_t>(bytes_.size()) != declared_size_) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -355,7 +356,7 @@ absl::StatusOr<v1::Dataset> DatasetUpload::Finish() {
         " bytes declared in metadata.size_bytes (cut off?); nothing was "
         "stored, upload the file again"));
   }
-  return controller_->StoreDataset(name_, bytes_, format_);
+  return controller_->StoreDataset(name_, bytes_, format_, std::move(owner));
 }
 
 absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(
@@ -573,7 +574,7 @@ absl::StatusOr<std::unique_ptr<DatasetUpload>> Controller::BeginUpload(
 
 absl::StatusOr<v1::Dataset> Controller::StoreDataset(
     const std::string& name, const std::string& bytes,
-    v1::DatasetFormat format) {
+    v1::DatasetFormat format, std::optional<std::string> owner) {
   // Parsing is the expensive part and touches no shared state: outside the
   // lock. Checked exactly as the worker will parse it.
   DatasetLimits limits;
@@ -597,12 +598,23 @@ absl::StatusOr<v1::Dataset> Controller::StoreDataset(
 
   return InBatch([&]() -> absl::StatusOr<v1::Dataset> {
     absl::StatusOr<v1::Dataset> existing = store_->GetDataset(dataset.id());
-    if (existing.ok()) return existing;
-    // The blob is durable before the row that references it commits.
-    EVONAS_ASSIGN_OR_RETURN(std::string sha, blobs_->Put(bytes));
-    if (sha != dataset.id()) return absl::InternalError("blob hash mismatch");
-    EVONAS_RETURN_IF_ERROR(store_->InsertDataset(dataset));
-    return dataset;
+    if (!existing.ok()) {
+      // The blob is durable before the row that references it commits.
+      EVONAS_ASSIGN_OR_RETURN(std::string sha, blobs_->Put(bytes));
+      if (sha != dataset.id()) return absl::InternalError("blob hash mismatch");
+    }
+    // The data set and its owner commit together or not at all: a failure
+    // between the two writes rolls the batch back.
+    absl::Status recorded = [&]() -> absl::Status {
+      if (!existing.ok()) EVONAS_RETURN_IF_ERROR(store_->InsertDataset(dataset));
+      if (!owner.has_value()) return absl::OkStatus();
+      return store_->AddDatasetOwner({*owner, dataset.id(), name, NowMs()});
+    }();
+    if (!recorded.ok()) {
+      FinishBatchLocked(recorded);
+      return recorded;
+    }
+    return existing.ok() ? *std::move(existing) : dataset;
   });
 }
 

@@ -82,8 +82,12 @@ class DatasetUpload {
   // Validates the data (InspectDataset in common/dataset.h, by the upload's
   // format) and stores it; returns the (possibly pre-existing) data set.
   // InvalidArgument names the first problem in the file, or says that fewer
-  // bytes arrived than were declared (a cut-off upload).
-  absl::StatusOr<v1::Dataset> Finish();
+  // bytes arrived than were declared (a cut-off upload). With `owner`, the
+  // tenant's ownership (this upload's name, now) is recorded in the same
+  // transaction as the data set, so no crash can store one without the
+  // other.
+  absl::StatusOr<v1::Dataset> Finish(
+      std::optional<std::string> owner = std::nullopt);
 
  private:
   friend class Controller;
@@ -209,7 +213,8 @@ class Controller {
 
   absl::StatusOr<v1::Dataset> StoreDataset(const std::string& name,
                                            const std::string& bytes,
-                                           v1::DatasetFormat format);
+                                           v1::DatasetFormat format,
+                                           std::optional<std::string> owner);
 
   // --- Group commit (see the class comment) ---
   // Runs `body` under mu_ inside the open batch (opening one if needed),

@@ -1197,6 +1197,43 @@ TEST_F(ControllerTest, TenantLimitOfRunningExperimentsHoldsUnderConcurrency) {
       absl::StatusCode::kResourceExhausted);
 }
 
+TEST_F(ControllerTest, DataSetAndItsOwnerAreWrittenTogether) {
+  auto upload_as = [&](const std::string& tenant, const std::string& name) {
+    auto upload = controller_->BeginUpload(name, 0).value();
+    EXPECT_TRUE(upload->Append(kCsv).ok());
+    return upload->Finish(tenant);
+  };
+  const v1::Dataset dataset = upload_as("acme", "acme.csv").value();
+  auto store = store::Store::Open(options_.db_path).value();
+  EXPECT_EQ(store->FindDatasetOwnership("acme", dataset.id()).value()->name,
+            "acme.csv");
+
+  // A write of the owner that fails stands for a crash between the two
+  // writes: neither a new data set nor a second tenant's ownership of a
+  // stored one may be written alone.
+  auto db = store::Database::Open(options_.db_path).value();
+  ASSERT_TRUE(db->Exec("CREATE TRIGGER fail_owner BEFORE INSERT ON "
+                       "dataset_owners BEGIN SELECT RAISE(ABORT, "
+                       "'injected failure'); END")
+                  .ok());
+  const auto before = controller_->RowCounts().value();
+  EXPECT_EQ(upload_as("beta", "beta.csv").status().code(),
+            absl::StatusCode::kUnavailable);
+  auto other = controller_->BeginUpload("other.csv", 0).value();
+  ASSERT_TRUE(other->Append("a,b\n1,2\n").ok());
+  EXPECT_EQ(other->Finish("beta").status().code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(controller_->RowCounts().value(), before);
+
+  ASSERT_TRUE(db->Exec("DROP TRIGGER fail_owner").ok());
+  EXPECT_EQ(upload_as("beta", "beta.csv").value().id(), dataset.id());
+  EXPECT_EQ(store->FindDatasetOwnership("beta", dataset.id()).value()->name,
+            "beta.csv");
+  EXPECT_EQ(store->FindDatasetOwnership("acme", dataset.id()).value()->name,
+            "acme.csv");
+  EXPECT_EQ(controller_->ListDatasets().value().size(), 1u);
+}
+
 // Small files of a report are rows written with the report, large ones blob
 // files; both are served, and a file written by a controller that stored
 // every file as a file (inline_blob_max_bytes 0, as before schema v5) is
@@ -1317,6 +1354,9 @@ TEST_F(ControllerTest, ClassificationCountsClassesAndLeasesLogits) {
   EXPECT_EQ(lease->task(), v1::TASK_CLASSIFICATION);
   EXPECT_EQ(lease->class_count(), 3);
   EXPECT_EQ(lease->dataset_format(), v1::DATASET_FORMAT_CSV);
+  // Classifiers train on mini-batches unless the space says otherwise.
+  EXPECT_EQ(experiment.spec().search_space().batch_size(), 256);
+  EXPECT_EQ(lease->genome().training().batch_size(), 256);
   // The network has one output per class: the cheap cost counts them.
   const int64_t params = ParameterCount(lease->genome(), 2, 3);
   EXPECT_EQ(controller_->GetCandidate(lease->candidate_id())
@@ -1357,6 +1397,26 @@ TEST_F(ControllerTest, ClassificationCountsClassesAndLeasesLogits) {
   EXPECT_EQ(front.objectives(0), v1::OBJECTIVE_VALIDATION_ERROR_RATE);
   ASSERT_EQ(front.candidates_size(), 1);
   EXPECT_TRUE(front.candidates(0).feasible());
+}
+
+TEST_F(ControllerTest, SearchSpaceBatchSizeReachesEveryGenome) {
+  v1::Dataset dataset = Upload(kCsv);
+  v1::ExperimentSpec spec = Spec(dataset.id());
+  spec.mutable_search_space()->set_batch_size(3);
+  controller_->CreateExperiment(spec).value();
+  auto lease = controller_->LeaseWork("w1").value();
+  ASSERT_TRUE(lease.has_value());
+  EXPECT_EQ(lease->genome().training().batch_size(), 3);
+  spec.mutable_search_space()->set_batch_size(-1);
+  EXPECT_EQ(controller_->CreateExperiment(spec).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // A regression keeps full batches by default.
+  EXPECT_EQ(controller_->CreateExperiment(Spec(dataset.id()))
+                .value()
+                .spec()
+                .search_space()
+                .batch_size(),
+            0);
 }
 
 TEST_F(ControllerTest, ClassificationSpecsAreChecked) {

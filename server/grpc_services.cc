@@ -47,6 +47,13 @@ grpc::Status EvonasServiceImpl::UploadDataset(
     grpc::ServerContext* context,
     grpc::ServerReader<v1::UploadDatasetRequest>* reader,
     v1::Dataset* response) {
+  return UploadDatasetFor(context, reader, response, std::nullopt);
+}
+
+grpc::Status EvonasServiceImpl::UploadDatasetFor(
+    grpc::ServerContext* context,
+    grpc::ServerReader<v1::UploadDatasetRequest>* reader,
+    v1::Dataset* response, std::optional<std::string> owner) {
   v1::UploadDatasetRequest request;
   if (!reader->Read(&request)) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -79,7 +86,7 @@ grpc::Status EvonasServiceImpl::UploadDataset(
     return grpc::Status(grpc::StatusCode::CANCELLED,
                         "upload was interrupted; nothing was stored");
   }
-  return Respond((*upload)->Finish(), [&](const v1::Dataset& d) {
+  return Respond((*upload)->Finish(std::move(owner)), [&](const v1::Dataset& d) {
     *response = d;
     // This upload's name, also when the same bytes were stored before under
     // another one.

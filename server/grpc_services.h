@@ -22,6 +22,12 @@ class EvonasServiceImpl final : public v1::EvonasService::Service {
       grpc::ServerContext* context,
       grpc::ServerReader<v1::UploadDatasetRequest>* reader,
       v1::Dataset* response) override;
+  // UploadDataset for wrappers that know the uploading tenant: the data set
+  // and the tenant's ownership are stored in one transaction.
+  grpc::Status UploadDatasetFor(
+      grpc::ServerContext* context,
+      grpc::ServerReader<v1::UploadDatasetRequest>* reader,
+      v1::Dataset* response, std::optional<std::string> owner);
   grpc::Status GetDataset(grpc::ServerContext* context,
                           const v1::GetDatasetRequest* request,
                           v1::Dataset* response) override;

@@ -20,10 +20,6 @@ google::protobuf::Timestamp ToTimestamp(int64_t ms) {
   return t;
 }
 
-int64_t ToMillis(const google::protobuf::Timestamp& t) {
-  return t.seconds() * 1000 + t.nanos() / 1000000;
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<AccessControl>> AccessControl::Open(
@@ -120,16 +116,6 @@ absl::StatusOr<Visibility> AccessControl::CandidateVisibility(
                           ExperimentVisibility(tenant, *experiment_id));
   return experiment == Visibility::kOwn ? Visibility::kOwn
                                         : Visibility::kForeign;
-}
-
-absl::StatusOr<v1::Dataset> AccessControl::AddDataset(
-    const std::string& tenant, const v1::Dataset& dataset) {
-  {
-    absl::MutexLock lock(&mu_);
-    EVONAS_RETURN_IF_ERROR(store_->AddDatasetOwner(
-        {tenant, dataset.id(), dataset.name(), ToMillis(dataset.created_at())}));
-  }
-  return TenantView(tenant, dataset);
 }
 
 absl::StatusOr<v1::Dataset> AccessControl::TenantView(const std::string& tenant,

@@ -37,8 +37,10 @@ enum class Visibility {
 };
 
 // Bearer-token authentication and tenant ownership over the controller's
-// database, through a connection of its own (the tables of schema v3).
-// Thread-safe.
+// database, through a connection of its own (the tables of schema v3). It
+// only reads: ownership is written by the controller, in the transaction
+// that stores what is owned (Controller::CreateExperiment,
+// DatasetUpload::Finish). Thread-safe.
 class AccessControl {
  public:
   // Opens the database the controller uses (already migrated by it).
@@ -61,10 +63,6 @@ class AccessControl {
   absl::StatusOr<Visibility> CandidateVisibility(const std::string& tenant,
                                                  const std::string& id);
 
-  // Records that `tenant` uploaded `dataset` (unless it did before) and
-  // returns the data set as that tenant sees it: its own name and time.
-  absl::StatusOr<v1::Dataset> AddDataset(const std::string& tenant,
-                                         const v1::Dataset& dataset);
   // `dataset` with the tenant's own name and time; NotFound if the tenant
   // did not upload it.
   absl::StatusOr<v1::Dataset> TenantView(const std::string& tenant,

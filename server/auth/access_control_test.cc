@@ -145,7 +145,8 @@ TEST_F(AccessControlTest, TenantsSeeOnlyTheirOwnDataSetViews) {
   dataset.set_name("acme-customer.csv");
   dataset.mutable_created_at()->set_seconds(100);
   ASSERT_TRUE(store_->InsertDataset(dataset).ok());
-  ASSERT_TRUE(access_->AddDataset("acme", dataset).ok());
+  ASSERT_TRUE(
+      store_->AddDatasetOwner({"acme", "d1", "acme-customer.csv", 100000}).ok());
   EXPECT_EQ(access_->DatasetVisibility("acme", "d1").value(), Visibility::kOwn);
   EXPECT_EQ(access_->DatasetVisibility("beta", "d1").value(),
             Visibility::kForeign);
@@ -156,10 +157,8 @@ TEST_F(AccessControlTest, TenantsSeeOnlyTheirOwnDataSetViews) {
 
   // beta uploads the same bytes later under its own name: it sees its own
   // name and time, never acme's.
-  v1::Dataset again = dataset;
-  again.set_name("beta.csv");
-  again.mutable_created_at()->set_seconds(200);
-  v1::Dataset seen = access_->AddDataset("beta", again).value();
+  ASSERT_TRUE(store_->AddDatasetOwner({"beta", "d1", "beta.csv", 200000}).ok());
+  v1::Dataset seen = access_->TenantView("beta", dataset).value();
   EXPECT_EQ(seen.name(), "beta.csv");
   EXPECT_EQ(seen.created_at().seconds(), 200);
   std::vector<v1::Dataset> listed =

@@ -44,9 +44,12 @@ grpc::Status AuthorizedEvonasService::UploadDataset(
     grpc::ServerReader<v1::UploadDatasetRequest>* reader,
     v1::Dataset* response) {
   EVONAS_AUTHENTICATE(caller, kClientKind);
-  grpc::Status status = inner_->UploadDataset(context, reader, response);
+  // The controller stores the data set and the tenant's ownership of it in
+  // one transaction.
+  grpc::Status status =
+      inner_->UploadDatasetFor(context, reader, response, caller->tenant);
   if (!status.ok()) return status;
-  absl::StatusOr<v1::Dataset> view = access_->AddDataset(caller->tenant,
+  absl::StatusOr<v1::Dataset> view = access_->TenantView(caller->tenant,
                                                          *response);
   if (!view.ok()) return ToGrpcStatus(view.status());
   *response = *std::move(view);
