@@ -15,8 +15,12 @@ namespace evonas::worker {
 namespace fs = std::filesystem;
 
 DatasetCache::DatasetCache(v1::WorkerService::StubInterface* stub,
-                           std::string dir, int64_t max_bytes)
-    : stub_(stub), dir_(std::move(dir)), max_bytes_(max_bytes) {
+                           std::string dir, int64_t max_bytes,
+                           int64_t max_parsed_bytes)
+    : stub_(stub),
+      dir_(std::move(dir)),
+      max_bytes_(max_bytes),
+      max_parsed_bytes_(max_parsed_bytes) {
   std::error_code ec;
   fs::create_directories(dir_, ec);
 }
@@ -93,7 +97,12 @@ absl::StatusOr<std::shared_ptr<const Table>> DatasetCache::Get(
   absl::MutexLock lock(&mu_);
   constexpr size_t kParsedKept = 4;
   const std::pair<std::string, int> key(id, format);
-  if (auto it = parsed_.find(key); it != parsed_.end()) return it->second;
+  for (auto it = parsed_.begin(); it != parsed_.end(); ++it) {
+    if (it->first == key) {
+      parsed_.splice(parsed_.begin(), parsed_, it);
+      return parsed_.front().second;
+    }
+  }
   EVONAS_ASSIGN_OR_RETURN(std::string bytes, Fetch(id));
   absl::StatusOr<Table> table = ParseDataset(bytes, format);
   if (!table.ok()) {
@@ -103,9 +112,15 @@ absl::StatusOr<std::shared_ptr<const Table>> DatasetCache::Get(
                                      "): ", table.status().message()));
   }
   bytes = std::string();  // the table is all that is kept: free the bytes
-  if (parsed_.size() >= kParsedKept) parsed_.clear();
   auto parsed = std::make_shared<const Table>(*std::move(table));
-  parsed_[key] = parsed;
+  parsed_.emplace_front(key, parsed);
+  int64_t kept_bytes = 0;
+  auto it = parsed_.begin();
+  for (size_t n = 0; it != parsed_.end(); ++it, ++n) {
+    kept_bytes += static_cast<int64_t>(it->second->values.size() * 8);
+    if (n > 0 && (n >= kParsedKept || kept_bytes > max_parsed_bytes_)) break;
+  }
+  parsed_.erase(it, parsed_.end());
   return parsed;
 }
 

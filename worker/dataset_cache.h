@@ -2,7 +2,7 @@
 #define EVONAS_WORKER_DATASET_CACHE_H_
 
 #include <cstdint>
-#include <map>
+#include <list>
 #include <memory>
 #include <string>
 #include <utility>
@@ -16,15 +16,18 @@
 namespace evonas::worker {
 
 // Data sets by content hash: on disk under `dir` (bounded by `max_bytes`,
-// least recently used evicted first) and the few most recent ones parsed in
-// memory (a training and a test set alternate on every lease). A fetched file
-// is checked against its hash before use. A parsed table holds 8 bytes per
-// value: Fashion-MNIST's training set (60,000 x 785) takes 377 MB.
-// Thread-safe.
+// least recently used evicted first) and the most recently used ones parsed
+// in memory (a training and a test set alternate on every lease), at most
+// four and at most `max_parsed_bytes` of values (the last one parsed is kept
+// whatever its size). A parsed table holds 8 bytes per value:
+// Fashion-MNIST's training set (60,000 x 785) takes 377 MB. A table handed
+// out stays alive while its holder keeps it, evicted or not. A fetched file
+// is checked against its hash before use. Thread-safe.
 class DatasetCache {
  public:
   DatasetCache(v1::WorkerService::StubInterface* stub, std::string dir,
-               int64_t max_bytes);
+               int64_t max_bytes,
+               int64_t max_parsed_bytes = int64_t{1} << 30);
 
   // The data set parsed as `format` says (the lease's dataset_format; see
   // common/dataset.h), fetched from the controller on a miss.
@@ -38,10 +41,11 @@ class DatasetCache {
   v1::WorkerService::StubInterface* const stub_;
   const std::string dir_;
   const int64_t max_bytes_;
+  const int64_t max_parsed_bytes_;
   absl::Mutex mu_;
-  // By id and format.
-  std::map<std::pair<std::string, int>, std::shared_ptr<const Table>> parsed_
-      ABSL_GUARDED_BY(mu_);
+  // By id and format; most recently used first.
+  std::list<std::pair<std::pair<std::string, int>, std::shared_ptr<const Table>>>
+      parsed_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace evonas::worker

@@ -140,6 +140,47 @@ TEST_F(DatasetCacheTest, ReadsItsDiskCopyInsteadOfFetching) {
   EXPECT_EQ(service_.fetches(), 1);
 }
 
+TEST_F(DatasetCacheTest, ParsedTablesAreBoundedByBytes) {
+  const std::string idx = service_.Add(TinyIdx());  // 6 values: 48 bytes
+  const std::string csv = service_.Add("x,y\n1,2\n");  // 16 bytes
+  // Room for either table, not both. The disk keeps only the last file
+  // fetched (max_bytes 0), so a miss in memory shows as a fetch.
+  DatasetCache cache(stub_.get(), dir_.string(), /*max_bytes=*/0,
+                     /*max_parsed_bytes=*/50);
+  auto images = cache.Get(idx, v1::DATASET_FORMAT_IDX);
+  ASSERT_TRUE(images.ok());
+  ASSERT_TRUE(cache.Get(csv, v1::DATASET_FORMAT_CSV).ok());
+  EXPECT_EQ(service_.fetches(), 2);
+  // The CSV, used last, stayed; the images went (though the holder of
+  // `images` still has them).
+  ASSERT_TRUE(cache.Get(csv, v1::DATASET_FORMAT_CSV).ok());
+  EXPECT_EQ(service_.fetches(), 2);
+  ASSERT_TRUE(cache.Get(idx, v1::DATASET_FORMAT_IDX).ok());
+  EXPECT_EQ(service_.fetches(), 3);
+  EXPECT_EQ((*images)->rows, 2);
+}
+
+TEST_F(DatasetCacheTest, ParsedTablesAreBoundedByCountLeastRecentlyUsedFirst) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    ids.push_back(service_.Add("x\n" + std::to_string(i) + "\n"));
+  }
+  DatasetCache cache(stub_.get(), dir_.string(), /*max_bytes=*/0);
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(cache.Get(ids[i], v1::DATASET_FORMAT_CSV).ok());
+  }
+  ASSERT_TRUE(cache.Get(ids[0], v1::DATASET_FORMAT_CSV).ok());  // used again
+  EXPECT_EQ(service_.fetches(), 4);
+  ASSERT_TRUE(cache.Get(ids[4], v1::DATASET_FORMAT_CSV).ok());  // evicts ids[1]
+  EXPECT_EQ(service_.fetches(), 5);
+  for (int i : {0, 2, 3, 4}) {
+    ASSERT_TRUE(cache.Get(ids[i], v1::DATASET_FORMAT_CSV).ok());
+  }
+  EXPECT_EQ(service_.fetches(), 5);
+  ASSERT_TRUE(cache.Get(ids[1], v1::DATASET_FORMAT_CSV).ok());
+  EXPECT_EQ(service_.fetches(), 6);
+}
+
 TEST_F(DatasetCacheTest, CorruptDiskCopyIsFetchedAgain) {
   const std::string idx = service_.Add(TinyIdx());
   fs::create_directories(dir_);
