@@ -286,6 +286,7 @@ absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
   if (flags.min_depth) space.set_min_depth(*flags.min_depth);
   if (flags.max_depth) space.set_max_depth(*flags.max_depth);
   if (flags.min_width) space.set_min_width(*flags.min_width);
+  if (flags.batch_size) space.set_batch_size(*flags.batch_size);
   if (flags.max_width) space.set_max_width(*flags.max_width);
   for (const std::string& list : flags.activations) {
     for (absl::string_view name : absl::StrSplit(list, ',')) {

@@ -54,6 +54,7 @@ struct ExperimentFlags {
   // Search-space bounds; unset ones take the controller's defaults
   // (v1::SearchSpace). Activations as given, each comma-separated.
   std::optional<int> min_depth, max_depth, min_width, max_width;
+  std::optional<int> batch_size;
   std::vector<std::string> activations;
   std::optional<int> min_adam_steps, max_adam_steps, lbfgs_steps;
   std::optional<int> max_stages;

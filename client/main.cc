@@ -309,6 +309,11 @@ void AddExperimentCreate(CLI::App* experiment, GlobalFlags* globals,
   AddOptional(create, "--max-depth", &flags->max_depth,
               "Most hidden layers per stage (default 4)")
       ->group(kSpace);
+  AddOptional(create, "--batch-size", &flags->batch_size,
+              "Adam mini-batch rows of every candidate (0: full batch; "
+              "controller default full batch, 256 for classification)")
+      ->check(CLI::Range(0, 1000000))
+      ->group(kSpace);
   AddOptional(create, "--min-width", &flags->min_width,
               "Narrowest hidden layer (default 8)")
       ->group(kSpace);

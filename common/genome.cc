@@ -92,10 +92,10 @@ absl::Status ValidateTraining(const v1::TrainingConfig& training,
     return absl::InvalidArgumentError(absl::StrCat(
         t, "adam_steps + ", t, "lbfgs_steps must be positive, got 0"));
   }
-  if (training.batch_size() < 0) {
+  if (training.batch_size() < 0 || training.batch_size() > kMaxBatchSize) {
     return absl::InvalidArgumentError(
-        absl::StrCat(t, "batch_size must be >= 0 (0 = full batch), got ",
-                     training.batch_size()));
+        absl::StrCat(t, "batch_size must be in 0..", kMaxBatchSize,
+                     " (0 = full batch), got ", training.batch_size()));
   }
   if (training.warmup_steps() < 0 ||
       training.warmup_steps() > training.adam_steps()) {

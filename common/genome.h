@@ -14,6 +14,7 @@ inline constexpr int kMaxHiddenLayers = 32;
 inline constexpr int kMaxLayerWidth = 4096;
 inline constexpr int kMaxAdamSteps = 1000000;
 inline constexpr int kMaxLbfgsSteps = 100000;
+inline constexpr int kMaxBatchSize = 1000000;
 inline constexpr int kMaxResidualStages = 7;
 inline constexpr double kMaxWeightDecay = 0.1;
 inline constexpr int kMaxPatienceSteps = 1000000;

@@ -142,7 +142,7 @@ TEST(ValidateGenomeTest, Steps) {
 TEST(ValidateGenomeTest, BatchSize) {
   v1::Genome genome = MakeGenome();
   genome.mutable_training()->set_batch_size(-1);
-  ExpectInvalid(genome, "training.batch_size must be >= 0");
+  ExpectInvalid(genome, "training.batch_size must be in 0..1000000");
 }
 
 TEST(ValidateGenomeTest, ResidualLayers) {

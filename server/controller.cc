@@ -36,6 +36,8 @@ constexpr int kMaxListedColumns = 20;
 constexpr int64_t kMaxBudgetCandidates = 1000000;
 // Classes a classification may have (the size of the output layer).
 constexpr int32_t kMaxClasses = 1000;
+// SearchSpace.batch_size 0 of a classification.
+constexpr int32_t kDefaultClassificationBatch = 256;
 constexpr double kDefaultValidationFraction = 0.2;
 constexpr double kDefaultWithinTolerance = 1e-6;
 constexpr double kDefaultStepFraction = 0.25;
@@ -809,6 +811,9 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec,
   }
   if (spec.strategy() == v1::STRATEGY_UNSPECIFIED) {
     spec.set_strategy(v1::STRATEGY_RANDOM);
+  }
+  if (classification && spec.search_space().batch_size() == 0) {
+    spec.mutable_search_space()->set_batch_size(kDefaultClassificationBatch);
   }
   EVONAS_ASSIGN_OR_RETURN(*spec.mutable_search_space(),
                           search::NormalizeSearchSpace(spec.search_space()));

@@ -120,7 +120,7 @@ void ClampTraining(v1::TrainingConfig& training,
   training.set_adam_steps(std::clamp(
       training.adam_steps(), space.min_adam_steps(), space.max_adam_steps()));
   training.set_lbfgs_steps(space.lbfgs_steps());
-  if (training.batch_size() < 0) training.set_batch_size(0);
+  training.set_batch_size(space.batch_size());
   training.set_warmup_steps(
       std::clamp(training.warmup_steps(), 0, training.adam_steps()));
   const double decay = training.weight_decay();

@@ -59,7 +59,7 @@ v1::Genome RandomSearch::Sample(int64_t sequence) const {
   training->set_adam_steps(
       uniform_int(space_.min_adam_steps(), space_.max_adam_steps()));
   training->set_lbfgs_steps(space_.lbfgs_steps());
-  training->set_batch_size(0);
+  training->set_batch_size(space_.batch_size());
   sample_residuals(*genome.mutable_hidden_layers());
   if (space_.search_training_extras()) SampleTrainingExtras(*training, rng);
 

@@ -59,6 +59,8 @@ absl::StatusOr<v1::SearchSpace> NormalizeSearchSpace(v1::SearchSpace space) {
                            space.max_adam_steps(), 1, kMaxAdamSteps));
   status.Update(CheckRange("lbfgs_steps", space.lbfgs_steps(),
                            space.lbfgs_steps(), 0, kMaxLbfgsSteps));
+  status.Update(CheckRange("batch_size", 0, space.batch_size(), 0,
+                           kMaxBatchSize));
   status.Update(CheckRange("max_residual_stages", 0,
                            space.max_residual_stages(), 0, kMaxResidualStages));
   for (int a : space.activations()) {
