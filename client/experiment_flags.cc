@@ -139,8 +139,12 @@ absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
   if (flags.dataset_id.empty()) {
     return absl::InvalidArgumentError("--dataset is required");
   }
-  EVONAS_ASSIGN_OR_RETURN(std::vector<std::string> inputs,
-                          ParseColumnList("--inputs", flags.inputs));
+  // No --inputs: every column that is not an output (the controller's
+  // default).
+  std::vector<std::string> inputs;
+  if (!flags.inputs.empty()) {
+    EVONAS_ASSIGN_OR_RETURN(inputs, ParseColumnList("--inputs", flags.inputs));
+  }
   EVONAS_ASSIGN_OR_RETURN(std::vector<std::string> outputs,
                           ParseColumnList("--outputs", flags.outputs));
   for (const std::string& output : outputs) {

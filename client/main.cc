@@ -182,9 +182,9 @@ void AddExperimentCreate(CLI::App* experiment, GlobalFlags* globals,
       ->group("Data");
   create
       ->add_option("--inputs", flags->inputs,
-                   "Input columns, comma-separated (e.g. x1,x2,x3)")
+                   "Input columns, comma-separated (e.g. x1,x2,x3; default: "
+                   "every column that is not an output)")
       ->type_name("COLS")
-      ->required()
       ->group("Data");
   create
       ->add_option("--outputs", flags->outputs,

@@ -730,8 +730,15 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec,
     return absl::NotFoundError(absl::StrCat(
         "dataset_id: no data set ", spec.dataset_id(), "; upload it first"));
   }
-  const auto inputs = ToVector(spec.input_columns());
   const auto outputs = ToVector(spec.output_columns());
+  if (spec.input_columns().empty()) {
+    for (const std::string& column : dataset->columns()) {
+      if (std::find(outputs.begin(), outputs.end(), column) == outputs.end()) {
+        spec.add_input_columns(column);
+      }
+    }
+  }
+  const auto inputs = ToVector(spec.input_columns());
   EVONAS_RETURN_IF_ERROR(CheckColumns(inputs, "input_columns", *dataset));
   EVONAS_RETURN_IF_ERROR(CheckColumns(outputs, "output_columns", *dataset));
   for (const std::string& column : outputs) {

@@ -1419,6 +1419,17 @@ TEST_F(ControllerTest, SearchSpaceBatchSizeReachesEveryGenome) {
             0);
 }
 
+TEST_F(ControllerTest, NoInputColumnsMeansEveryColumnButTheOutputs) {
+  v1::Dataset dataset = Upload(kLabelledCsv);
+  v1::ExperimentSpec spec = Spec(dataset.id());
+  spec.clear_input_columns();
+  spec.set_output_columns(0, "x2");
+  v1::Experiment experiment = controller_->CreateExperiment(spec).value();
+  ASSERT_EQ(experiment.spec().input_columns_size(), 2);
+  EXPECT_EQ(experiment.spec().input_columns(0), "x1");
+  EXPECT_EQ(experiment.spec().input_columns(1), "class");
+}
+
 TEST_F(ControllerTest, ClassificationSpecsAreChecked) {
   v1::Dataset dataset = Upload(kLabelledCsv);
   v1::Dataset fractional = Upload("x1,x2,class\n0,0,0\n1,0,1.5\n0,1,1\n1,1,0\n");
