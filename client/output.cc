@@ -249,6 +249,15 @@ std::string DescribeColumns(const v1::Dataset& dataset) {
                       dataset.columns(n - 1), " (", n, " columns)");
 }
 
+// The input columns; more than a dozen (the pixels of an image) as the
+// first two, the last and the count.
+std::string DescribeInputs(const v1::ExperimentSpec& spec) {
+  const int n = spec.input_columns_size();
+  if (n <= 12) return absl::StrJoin(spec.input_columns(), ", ");
+  return absl::StrCat(spec.input_columns(0), ", ", spec.input_columns(1),
+                      " .. ", spec.input_columns(n - 1), " (", n, " columns)");
+}
+
 }  // namespace
 
 std::string DatasetTable(const v1::Dataset& dataset, const TableContext& ctx) {
@@ -291,8 +300,13 @@ std::string ExperimentTable(const v1::Experiment& experiment,
   if (!spec.test_dataset_id().empty()) {
     fields.push_back({"test dataset", spec.test_dataset_id()});
   }
-  fields.push_back({"inputs", absl::StrJoin(spec.input_columns(), ", ")});
+  fields.push_back({"inputs", DescribeInputs(spec)});
   fields.push_back({"outputs", absl::StrJoin(spec.output_columns(), ", ")});
+  if (spec.task() == v1::TASK_CLASSIFICATION) {
+    fields.push_back(
+        {"task", absl::StrCat("classification, ", experiment.class_count(),
+                              " classes")});
+  }
   fields.push_back({"requirements", DescribeRequirements(spec.requirements())});
   fields.push_back({"budget", DescribeBudget(spec.budget())});
   fields.push_back({"seed", absl::StrCat(spec.seed())});

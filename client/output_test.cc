@@ -129,6 +129,26 @@ TEST(ExperimentTableTest, ShowsStateCountsAndElapsed) {
   EXPECT_EQ(table.find("finished"), std::string::npos);
 }
 
+TEST(ExperimentTableTest, ImagesAndClassification) {
+  TableContext ctx{absl::FromUnixSeconds(1065), absl::UTCTimeZone()};
+  v1::Experiment experiment = RunningExperiment();
+  v1::ExperimentSpec& spec = *experiment.mutable_spec();
+  spec.clear_input_columns();
+  for (int i = 0; i < 784; ++i) {
+    spec.add_input_columns(absl::StrCat("pixel_", i));
+  }
+  spec.set_task(v1::TASK_CLASSIFICATION);
+  experiment.set_class_count(10);
+  const std::string table = ExperimentTable(experiment, ctx);
+  EXPECT_NE(table.find("inputs        pixel_0, pixel_1 .. pixel_783 (784 "
+                       "columns)\n"),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("task          classification, 10 classes\n"),
+            std::string::npos)
+      << table;
+}
+
 TEST(ExperimentElapsedTest, StopsAtFinish) {
   v1::Experiment e = RunningExperiment();
   *e.mutable_finished_at() = At(1010);
