@@ -18,7 +18,11 @@ std::unique_ptr<store::Store> Store() {
 class AccessControlTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string path = ::testing::TempDir() + "/access_control.db";
+    // One database per test: ctest runs tests in parallel processes.
+    const std::string path =
+        ::testing::TempDir() + "/access_control-" +
+        ::testing::UnitTest::GetInstance()->current_test_info()->name() +
+        ".db";
     std::filesystem::remove(path);
     store_ = store::Store::Open(path).value();
     AccessOptions options;

@@ -46,7 +46,10 @@ grpc::Status Create(v1::EvonasService::Stub& stub,
 class AuthorizedServicesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) / "evonas-authorized";
+    // One directory per test: ctest runs tests in parallel processes.
+    dir_ = fs::path(::testing::TempDir()) /
+           (std::string("evonas-authorized-") +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     ControllerOptions options;
