@@ -11,7 +11,7 @@ namespace {
 
 // Each entry migrates from version i to i + 1. Never edit a released entry;
 // append a new one.
-constexpr std::array<absl::string_view, 5> kMigrations = {
+constexpr std::array<absl::string_view, 6> kMigrations = {
     R"sql(
 CREATE TABLE datasets (
   id TEXT PRIMARY KEY,
@@ -89,6 +89,12 @@ CREATE TABLE inline_blobs (
   sha256 TEXT PRIMARY KEY,
   bytes BLOB NOT NULL
 );
+)sql",
+    // Version 6: every LeaseWork first looks for the worker's active lease
+    // (ActiveLeaseOf); without this index that read every RUNNING candidate,
+    // one per busy worker.
+    R"sql(
+CREATE INDEX candidates_by_worker ON candidates(worker_id, state);
 )sql",
 };
 

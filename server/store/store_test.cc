@@ -28,7 +28,7 @@ StoredCandidate MakeCandidate(const std::string& experiment_id, int64_t seq,
   return stored;
 }
 
-constexpr int64_t kNewestSchema = 5;
+constexpr int64_t kNewestSchema = 6;
 
 TEST(StoreTest, MigratesToNewestSchema) {
   auto store = Store::Open(":memory:").value();
@@ -50,7 +50,8 @@ TEST(StoreTest, VersionThreeDatabaseKeepsWorking) {
   {
     // Undo every migration after v3, as an older controller left it.
     auto db = Database::Open(path).value();
-    ASSERT_TRUE(db->Exec("DROP TABLE inline_blobs; "
+    ASSERT_TRUE(db->Exec("DROP INDEX candidates_by_worker; "
+                         "DROP TABLE inline_blobs; "
                          "ALTER TABLE tokens DROP COLUMN expires_at_ms; "
                          "UPDATE schema_version SET version = 3")
                     .ok());
