@@ -1569,6 +1569,10 @@ absl::Status Controller::CheckMetrics(const v1::WorkResult& result,
           "report: times must be finite and non-negative");
     }
   }
+  if (m.peak_memory_bytes() < 0) {
+    return absl::InvalidArgumentError(
+        "report: peak_memory_bytes must be non-negative");
+  }
   const int64_t expected_params =
       ParameterCount(stored.candidate.genome(),
                      experiment.spec().input_columns_size(),

@@ -17,6 +17,7 @@
 #include "worker/model/checkpoint.h"
 #include "worker/model/morphism.h"
 #include "worker/model/trainer.h"
+#include "worker/peak_memory.h"
 
 namespace evonas::worker {
 namespace {
@@ -320,6 +321,7 @@ void Worker::Process(const v1::Lease& lease) {
 absl::StatusOr<model::TrainOutput> Worker::TrainLease(
     const v1::Lease& lease, const std::atomic<bool>& cancel,
     EnergyMeter& energy, std::atomic<bool>& lease_lost, model::TrainJob& job) {
+  const bool memory_measured = ResetPeakMemory();
   EVONAS_ASSIGN_OR_RETURN(job, MakeJob(lease, cache_, options_.threads));
   job.cancel = &cancel;
   if (lease.has_inheritance()) {
@@ -328,6 +330,9 @@ absl::StatusOr<model::TrainOutput> Worker::TrainLease(
   energy.Start();
   EVONAS_ASSIGN_OR_RETURN(model::TrainOutput output, model::Train(job));
   energy.Finish(output.metrics);  // after Train set training_cpu_seconds
+  if (memory_measured) {
+    output.metrics.set_peak_memory_bytes(PeakMemoryBytes().value_or(0));
+  }
   return output;
 }
 
