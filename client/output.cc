@@ -342,16 +342,29 @@ std::string ExperimentListTable(const v1::ListExperimentsResponse& response,
 }
 
 std::string CandidateListTable(const v1::ListCandidatesResponse& response) {
-  TextTable table({"ID", "STATE", "ARCHITECTURE", "VAL MAX ABS ERR", "WITHIN",
-                   "PARAMS", "TRAIN S", "FEASIBLE"});
+  // A classifier's candidates have a cross-entropy; a regression's do not.
+  const bool classification = std::any_of(
+      response.candidates().begin(), response.candidates().end(),
+      [](const v1::Candidate& c) {
+        return c.metrics().validation().cross_entropy() > 0;
+      });
+  TextTable table({"ID", "STATE", "ARCHITECTURE",
+                   classification ? "VAL ACCURACY" : "VAL MAX ABS ERR",
+                   classification ? "CROSS-ENTROPY" : "WITHIN", "PARAMS",
+                   "TRAIN S", "FEASIBLE"});
   for (size_t c : {3, 4, 5, 6}) table.AlignRight(c);
   for (const v1::Candidate& c : response.candidates()) {
     const bool done = c.state() == v1::CANDIDATE_STATE_SUCCEEDED;
     const v1::Metrics& m = c.metrics();
+    const v1::Evaluation& e = m.validation();
     table.AddRow({c.id(), CandidateStateName(c.state()),
                   DescribeGenome(c.genome()),
-                  done ? Scientific(m.validation().max_abs_error()) : kNone,
-                  done ? Percent(m.validation().fraction_within()) : kNone,
+                  !done            ? kNone
+                  : classification ? Percent(e.accuracy())
+                                   : Scientific(e.max_abs_error()),
+                  !done            ? kNone
+                  : classification ? absl::StrFormat("%.4f", e.cross_entropy())
+                                   : Percent(e.fraction_within()),
                   done ? absl::StrCat(m.parameter_count()) : kNone,
                   done ? Seconds(m.training_seconds()) : kNone,
                   done ? YesNo(c.feasible()) : kNone});

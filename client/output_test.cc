@@ -186,6 +186,19 @@ TEST(CandidateListTableTest, DashesForUnfinishedCandidates) {
   EXPECT_NE(last_line.find("  -"), std::string::npos);
 }
 
+TEST(CandidateListTableTest, ClassifiersShowAccuracy) {
+  v1::ListCandidatesResponse response;
+  v1::Candidate c = Succeeded("c-1", 0, true);
+  c.mutable_metrics()->mutable_validation()->set_accuracy(0.9125);
+  c.mutable_metrics()->mutable_validation()->set_cross_entropy(0.25);
+  *response.add_candidates() = c;
+  const std::string table = CandidateListTable(response);
+  EXPECT_NE(table.find("VAL ACCURACY"), std::string::npos) << table;
+  EXPECT_NE(table.find("91.2%"), std::string::npos) << table;
+  EXPECT_NE(table.find("0.2500"), std::string::npos) << table;
+  EXPECT_EQ(table.find("MAX ABS ERR"), std::string::npos) << table;
+}
+
 TEST(ParetoFrontTableTest, SaysWhetherRequirementsAreMet) {
   v1::ParetoFront front;
   EXPECT_EQ(ParetoFrontTable(front).find("No candidate has succeeded"), 0u);
