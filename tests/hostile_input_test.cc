@@ -938,6 +938,49 @@ std::vector<Case> Cases() {
       {"ExperimentUnknownTestDataset",
        Create([](auto& s) { s.set_test_dataset_id("no-such-data"); }),
        Code::NOT_FOUND, "test_dataset_id: no data set no-such-data"},
+      {"ExperimentUnknownTask",
+       Create([](auto& s) { s.set_task(static_cast<v1::Task>(7)); }),
+       Code::INVALID_ARGUMENT, "task: unknown task 7"},
+      {"ClassificationAccuracyAsPercentage",
+       Create([](auto& s) {
+         s.set_task(v1::TASK_CLASSIFICATION);
+         s.mutable_requirements()->set_min_accuracy(85);
+       }),
+       Code::INVALID_ARGUMENT,
+       "requirements.min_accuracy must be in (0, 1] (a fraction, not a "
+       "percentage), got 85"},
+      {"ClassificationWithRegressionRequirement",
+       Create([](auto& s) {
+         s.set_task(v1::TASK_CLASSIFICATION);
+         s.mutable_requirements()->set_max_abs_error(0.1);
+       }),
+       Code::INVALID_ARGUMENT, "a classification is judged by min_accuracy"},
+      {"RegressionWithAccuracyRequirement",
+       Create([](auto& s) { s.mutable_requirements()->set_min_accuracy(0.9); }),
+       Code::INVALID_ARGUMENT, "min_accuracy judges classifiers"},
+      {"ClassificationWithTwoLabelColumns",
+       Create([](auto& s) {
+         s.set_task(v1::TASK_CLASSIFICATION);
+         s.clear_input_columns();
+         s.add_input_columns("x1");
+         s.add_output_columns("x2");
+       }),
+       Code::INVALID_ARGUMENT,
+       "output_columns: a classification predicts one column, the class "
+       "label; got 2"},
+      {"ClassificationWithRegressionObjective",
+       Create([](auto& s) {
+         s.set_task(v1::TASK_CLASSIFICATION);
+         s.add_objectives(v1::OBJECTIVE_VALIDATION_MAX_ABS_ERROR);
+       }),
+       Code::INVALID_ARGUMENT,
+       "OBJECTIVE_VALIDATION_MAX_ABS_ERROR measures regression errors"},
+      {"ClassificationWithStages",
+       Create([](auto& s) {
+         s.set_task(v1::TASK_CLASSIFICATION);
+         s.mutable_search_space()->set_max_residual_stages(1);
+       }),
+       Code::INVALID_ARGUMENT, "classification networks have one stage"},
       {"ExperimentNegativeMaxAbsError",
        Create([](auto& s) {
          s.mutable_requirements()->set_max_abs_error(-1e-3);
