@@ -11,7 +11,7 @@ namespace {
 
 // Each entry migrates from version i to i + 1. Never edit a released entry;
 // append a new one.
-constexpr std::array<absl::string_view, 6> kMigrations = {
+constexpr std::array<absl::string_view, 7> kMigrations = {
     R"sql(
 CREATE TABLE datasets (
   id TEXT PRIMARY KEY,
@@ -95,6 +95,12 @@ CREATE TABLE inline_blobs (
     // one per busy worker.
     R"sql(
 CREATE INDEX candidates_by_worker ON candidates(worker_id, state);
+)sql",
+    // Version 7: an experiment's counts by state (every GetExperiment and
+    // ListExperiments) read only its own candidates; with the index on state
+    // alone they read every succeeded candidate of every experiment.
+    R"sql(
+CREATE INDEX candidates_by_experiment ON candidates(experiment_id, state);
 )sql",
 };
 

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <set>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace evonas::store {
@@ -28,7 +29,7 @@ StoredCandidate MakeCandidate(const std::string& experiment_id, int64_t seq,
   return stored;
 }
 
-constexpr int64_t kNewestSchema = 6;
+constexpr int64_t kNewestSchema = 7;
 
 TEST(StoreTest, MigratesToNewestSchema) {
   auto store = Store::Open(":memory:").value();
@@ -50,7 +51,8 @@ TEST(StoreTest, VersionThreeDatabaseKeepsWorking) {
   {
     // Undo every migration after v3, as an older controller left it.
     auto db = Database::Open(path).value();
-    ASSERT_TRUE(db->Exec("DROP INDEX candidates_by_worker; "
+    ASSERT_TRUE(db->Exec("DROP INDEX candidates_by_experiment; "
+                         "DROP INDEX candidates_by_worker; "
                          "DROP TABLE inline_blobs; "
                          "ALTER TABLE tokens DROP COLUMN expires_at_ms; "
                          "UPDATE schema_version SET version = 3")
@@ -64,6 +66,29 @@ TEST(StoreTest, VersionThreeDatabaseKeepsWorking) {
   EXPECT_EQ(token->expires_at_ms, 0);
   EXPECT_TRUE(store->GetExperiment("e1").ok());
   EXPECT_TRUE(store->IntegrityCheck().ok());
+}
+
+// The feasible count of an experiment, asked for by every GetExperiment,
+// searches the experiment's own candidates through an index rather than
+// every candidate of a state.
+TEST(StoreTest, ExperimentCountsUseTheExperimentIndex) {
+  std::string path = ::testing::TempDir() + "/plan.db";
+  std::filesystem::remove(path);
+  Store::Open(path).value();
+  auto db = Database::Open(path).value();
+  for (const char* query :
+       {"SELECT COUNT(*) FROM candidates WHERE experiment_id = 'e' AND "
+        "state = 3 AND violation = 0",
+        "SELECT state, COUNT(*) FROM candidates WHERE experiment_id = 'e' "
+        "GROUP BY state"}) {
+    SCOPED_TRACE(query);
+    auto plan = db->Prepare(absl::StrCat("EXPLAIN QUERY PLAN ", query));
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    std::string details;
+    while (plan->Step().value()) absl::StrAppend(&details, plan->ColumnText(3));
+    EXPECT_NE(details.find("candidates_by_experiment"), std::string::npos)
+        << details;
+  }
 }
 
 TEST(StoreTest, ReopeningKeepsDataAndSchema) {
