@@ -10,6 +10,7 @@ from the npm registry into WORK_DIR).
 """
 
 import gzip
+import json
 import os
 import shutil
 import signal
@@ -143,6 +144,24 @@ try:
             env=dict(os.environ, EVONAS_TOKEN=client_token,
                      NODE_PATH=os.path.join(node_dir, "node_modules")))
         assert os.path.getsize(model) > 0
+        # The same gzipped IDX pair from Node: the same data set comes back.
+        script = ("const {Client} = require(process.argv[1]);"
+                  "new Client(process.argv[2], {tlsCa: process.argv[3]})"
+                  ".uploadDataset(process.argv[4], {format: 'idx', "
+                  "labels: process.argv[5]})"
+                  ".then((d) => console.log(JSON.stringify(d)))"
+                  ".catch((e) => { console.error(e); process.exit(1); });")
+        uploaded = subprocess.run(
+            ["node", "-e", script, os.path.join(repo, "clients/node/evonas_client.js"),
+             address, ca, images, labels],
+            check=True, capture_output=True, text=True, timeout=120,
+            env=dict(os.environ, EVONAS_TOKEN=client_token,
+                     NODE_PATH=os.path.join(node_dir, "node_modules")))
+        node_dataset = json.loads(uploaded.stdout)
+        assert node_dataset["id"] == dataset.id, node_dataset
+        assert node_dataset["format"] == "DATASET_FORMAT_IDX", node_dataset
+        assert node_dataset["image_shape"] == [2, 3], node_dataset
+        print("uploaded the same images from Node.js")
         passed += 1
     else:
         print("node or npm not installed: Node.js example skipped")

@@ -7,6 +7,7 @@
 const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
+const zlib = require('zlib');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
 
@@ -24,6 +25,16 @@ function loadApi() {
         oneofs: true,
       });
   return grpc.loadPackageDefinition(definition).evonas.v1;
+}
+
+// The file's bytes, gunzipped when it starts with gzip's magic number. The
+// controller takes data sets uncompressed (DatasetFormat); the output is
+// bounded like the CLI's, so a small malicious .gz cannot fill the memory.
+const MAX_DECOMPRESSED_BYTES = 1 << 30;
+function readMaybeGzip(file) {
+  const bytes = fs.readFileSync(file);
+  if (bytes.length < 2 || bytes[0] !== 0x1f || bytes[1] !== 0x8b) return bytes;
+  return zlib.gunzipSync(bytes, {maxOutputLength: MAX_DECOMPRESSED_BYTES});
 }
 
 // Adds "authorization: Bearer TOKEN" to every call.
@@ -64,15 +75,31 @@ class Client {
     });
   }
 
-  // Uploads a CSV file in 1 MiB chunks; resolves to the Dataset.
-  uploadDataset(file, name) {
-    const bytes = fs.readFileSync(file);
+  // Uploads a data set in 1 MiB chunks; resolves to the Dataset. `file` is a
+  // CSV file, or with {format: 'idx', labels: FILE} the images file of an
+  // IDX pair (MNIST, Fashion-MNIST) and `labels` its labels file; either may
+  // be gzip-compressed (.gz as shipped). The second argument may also be
+  // just the name.
+  uploadDataset(file, options = {}) {
+    const {name, format = 'csv', labels} =
+        typeof options === 'string' ? {name: options} : options;
+    if (format !== 'csv' && format !== 'idx') {
+      throw new Error(`format must be 'csv' or 'idx', not '${format}'`);
+    }
+    if ((format === 'idx') !== (labels !== undefined)) {
+      throw new Error("labels is required with format 'idx' and only then");
+    }
+    const bytes = format === 'csv'
+        ? readMaybeGzip(file)
+        : Buffer.concat([readMaybeGzip(file), readMaybeGzip(labels)]);
     return new Promise((resolve, reject) => {
       const call = this.stub.UploadDataset(
           {deadline: this.deadline(bytes.length / CHUNK_BYTES)},
           (err, dataset) => err ? reject(err) : resolve(dataset));
       call.write({metadata: {name: name || path.basename(file),
-                             size_bytes: bytes.length}});
+                             size_bytes: bytes.length,
+                             format: format === 'idx' ? 'DATASET_FORMAT_IDX'
+                                                      : 'DATASET_FORMAT_CSV'}});
       for (let offset = 0; offset < bytes.length; offset += CHUNK_BYTES) {
         call.write({chunk: bytes.subarray(offset, offset + CHUNK_BYTES)});
       }
