@@ -847,6 +847,27 @@ TEST(ModelCardTest, StatesEachRequirementInCpp) {
               HasSubstr("1 input column names"));
 }
 
+TEST(ModelCardTest, StatesTheAccuracyRequirementOfAClassifier) {
+  CardFixture f;
+  f.requirements.Clear();
+  f.requirements.set_min_accuracy(0.9);
+  f.metrics.mutable_validation()->set_accuracy(0.9375);
+  f.metrics.mutable_validation()->set_cross_entropy(0.21);
+  auto card =
+      ModelCardJson(f.parameters, f.genome, f.metrics, f.requirements,
+                    "id", {"x1", "x2", "x3"}, {"label=0", "label=1"});
+  ASSERT_TRUE(card.ok()) << card.status();
+  EXPECT_THAT(*card, HasSubstr(R"("name": "min_accuracy", "limit": 0.9, )"
+                               R"("achieved": 0.9375, "met": true)"));
+  EXPECT_THAT(*card, HasSubstr(R"("output_columns": ["label=0", "label=1"])"));
+  f.metrics.mutable_validation()->set_accuracy(0.5);
+  card = ModelCardJson(f.parameters, f.genome, f.metrics, f.requirements, "id",
+                       {"x1", "x2", "x3"}, {"label=0", "label=1"});
+  ASSERT_TRUE(card.ok()) << card.status();
+  EXPECT_THAT(*card, HasSubstr(R"("achieved": 0.5, "met": false)"));
+  EXPECT_THAT(*card, HasSubstr("validation accuracy 50.0% < 90.0%"));
+}
+
 // Parses the card with Python's json module and prints what the test checks.
 constexpr char kReadCardScript[] = R"PY(
 import json, sys
