@@ -186,6 +186,41 @@ absl::Status AppendFile(const std::string& path, int64_t max_bytes,
   return absl::OkStatus();
 }
 
+// Uploads `data` with a progress bar on env.err when it is a terminal,
+// redrawn at most every env.redraw_interval, replaced by a final line.
+absl::StatusOr<v1::Dataset> UploadWithProgress(const CommandEnv& env,
+                                               const std::string& name,
+                                               int64_t size_bytes,
+                                               std::istream& data,
+                                               v1::DatasetFormat format) {
+  if (!env.err_tty) {
+    return env.client->UploadDataset(name, size_bytes, data, format);
+  }
+  std::ostream& err = *env.err;
+  const absl::Time start = env.now();
+  absl::Time last_draw = absl::InfinitePast();
+  int64_t sent = 0;
+  absl::StatusOr<v1::Dataset> dataset = env.client->UploadDataset(
+      name, size_bytes, data, format,
+      [&](int64_t sent_bytes, int64_t total_bytes) {
+        sent = sent_bytes;
+        const absl::Time now = env.now();
+        if (now - last_draw < env.redraw_interval &&
+            sent_bytes != total_bytes) {
+          return;
+        }
+        last_draw = now;
+        err << "\r\033[K"
+            << UploadProgressLine(sent_bytes, total_bytes, now - start,
+                                  env.color)
+            << std::flush;
+      });
+  err << "\r\033[K";
+  if (dataset.ok()) err << UploadDoneLine(sent, env.now() - start) << "\n";
+  err << std::flush;
+  return dataset;
+}
+
 }  // namespace
 
 absl::Status RunDatasetUpload(const CommandEnv& env,
@@ -225,7 +260,7 @@ absl::Status RunDatasetUpload(const CommandEnv& env,
     const int64_t size_bytes = error ? 0 : static_cast<int64_t>(size);
     EVONAS_ASSIGN_OR_RETURN(
         v1::Dataset dataset,
-        env.client->UploadDataset(name, size_bytes, file, options.format));
+        UploadWithProgress(env, name, size_bytes, file, options.format));
     return print(dataset);
   }
   file.close();
@@ -251,8 +286,8 @@ absl::Status RunDatasetUpload(const CommandEnv& env,
   std::istream in(&buffer);
   EVONAS_ASSIGN_OR_RETURN(
       v1::Dataset dataset,
-      env.client->UploadDataset(name, static_cast<int64_t>(bytes.size()), in,
-                                options.format));
+      UploadWithProgress(env, name, static_cast<int64_t>(bytes.size()), in,
+                         options.format));
   return print(dataset);
 }
 

@@ -30,6 +30,9 @@ struct CommandEnv {
   // `redraw_interval` instead of printing lines, in colour if `color`.
   bool tty = false;
   bool color = false;
+  // `err` is a terminal: `dataset upload` redraws a progress bar on it (in
+  // colour if `color`) and leaves a final line.
+  bool err_tty = false;
   absl::Duration redraw_interval = absl::Seconds(1);
 };
 

@@ -90,6 +90,22 @@ TEST_F(CommandsTest, UploadNamesTheDatasetAfterTheFile) {
   EXPECT_NE(out_.str().find("columns  x, y\n"), std::string::npos);
 }
 
+TEST_F(CommandsTest, UploadDrawsProgressOnlyWhenStderrIsATerminal) {
+  const fs::path file = dir_ / "points.csv";
+  std::ofstream(file) << "x,y\n1,2\n";
+  fake_.service.dataset.set_id("abc123");
+  ASSERT_TRUE(RunDatasetUpload(env_, {file.string()}).ok());
+  EXPECT_EQ(err_.str(), "");
+
+  env_.err_tty = true;
+  ASSERT_TRUE(RunDatasetUpload(env_, {file.string()}).ok());
+  EXPECT_NE(err_.str().find("\r\033[Kuploading  ████████████████ 100%  8 B / 8 B"),
+            std::string::npos)
+      << err_.str();
+  EXPECT_TRUE(absl::EndsWith(err_.str(), "\r\033[Kuploaded 8 B in 0s\n"))
+      << err_.str();
+}
+
 TEST_F(CommandsTest, UploadUsesGivenNameAndPrintsJson) {
   const fs::path file = dir_ / "points.csv";
   std::ofstream(file) << "x,y\n";

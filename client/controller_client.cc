@@ -60,7 +60,7 @@ absl::StatusOr<Response> ControllerClient::CallUnary(const Call& call) {
 
 absl::StatusOr<v1::Dataset> ControllerClient::UploadDataset(
     const std::string& name, int64_t size_bytes, std::istream& data,
-    v1::DatasetFormat format) {
+    v1::DatasetFormat format, const UploadProgressCallback& on_progress) {
   grpc::ClientContext context;
   SetDeadline(&context, TransferTimeout(size_bytes));
   v1::Dataset dataset;
@@ -88,6 +88,7 @@ absl::StatusOr<v1::Dataset> ControllerClient::UploadDataset(
     // A failed Write means the stream is closed; Finish says why.
     if (!writer->Write(request)) break;
     sent += n;
+    if (on_progress) on_progress(sent, size_bytes);
     first = false;
     request.clear_metadata();
     if (n < static_cast<std::streamsize>(buffer.size())) break;  // EOF

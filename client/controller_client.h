@@ -49,12 +49,19 @@ class ControllerClient {
   ControllerClient(const ControllerClient&) = delete;
   ControllerClient& operator=(const ControllerClient&) = delete;
 
+  // Called on the calling thread after each chunk is written, with the
+  // bytes sent so far (increasing) and the `size_bytes` given to
+  // UploadDataset.
+  using UploadProgressCallback =
+      std::function<void(int64_t sent_bytes, int64_t total_bytes)>;
   // Streams `data` to UploadDataset in chunks of kUploadChunkBytes. The first
   // message carries `name`, `size_bytes` (0 if unknown), which also sizes
   // the deadline, and `format`. DataLoss if reading `data` fails.
+  // `on_progress`, if set, sees every chunk written.
   absl::StatusOr<v1::Dataset> UploadDataset(
       const std::string& name, int64_t size_bytes, std::istream& data,
-      v1::DatasetFormat format = v1::DATASET_FORMAT_CSV);
+      v1::DatasetFormat format = v1::DATASET_FORMAT_CSV,
+      const UploadProgressCallback& on_progress = nullptr);
   absl::StatusOr<v1::Dataset> GetDataset(const std::string& dataset_id);
   absl::StatusOr<v1::ListDatasetsResponse> ListDatasets();
 

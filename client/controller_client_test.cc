@@ -5,6 +5,7 @@
 #include <chrono>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "client/fake_evonas_service.h"
@@ -78,6 +79,22 @@ TEST_F(ControllerClientRpcTest, UploadSendsMetadataFirstAndChunksOfOneMiB) {
   // 60 s base + 2.5 MiB at 1 MiB/s.
   EXPECT_GT(fake_.service.last_time_left(), std::chrono::seconds(55));
   EXPECT_LT(fake_.service.last_time_left(), std::chrono::seconds(63));
+}
+
+TEST_F(ControllerClientRpcTest, UploadProgressIncreasesToTheTotal) {
+  const std::string data(2 * kUploadChunkBytes + 100, 'p');
+  std::istringstream in(data);
+  const int64_t total = static_cast<int64_t>(data.size());
+  std::vector<int64_t> seen;
+  absl::StatusOr<v1::Dataset> dataset = client_.UploadDataset(
+      "p.csv", total, in, v1::DATASET_FORMAT_CSV,
+      [&](int64_t sent_bytes, int64_t total_bytes) {
+        EXPECT_EQ(total_bytes, total);
+        seen.push_back(sent_bytes);
+      });
+  ASSERT_TRUE(dataset.ok()) << dataset.status();
+  EXPECT_EQ(seen, (std::vector<int64_t>{kUploadChunkBytes,
+                                        2 * kUploadChunkBytes, total}));
 }
 
 TEST_F(ControllerClientRpcTest, UploadOfExactlyOneChunkSendsOneMessage) {

@@ -587,9 +587,12 @@ int Main(int argc, char** argv) {
   env.err = &std::cerr;
   const char* no_color = std::getenv("NO_COLOR");
   const char* term = std::getenv("TERM");
-  env.tty = isatty(STDOUT_FILENO) == 1 &&
-            (term == nullptr || std::string(term) != "dumb");
+  const auto is_terminal = [term](int fd) {
+    return isatty(fd) == 1 && (term == nullptr || std::string(term) != "dumb");
+  };
+  env.tty = is_terminal(STDOUT_FILENO);
   env.color = env.tty && (no_color == nullptr || *no_color == '\0');
+  env.err_tty = is_terminal(STDERR_FILENO);
   absl::StatusOr<std::unique_ptr<ControllerClient>> client =
       ControllerClient::Connect(globals.controller, globals.security,
                                 ClientOptions());

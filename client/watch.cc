@@ -173,4 +173,76 @@ std::string WatchCsvRow(const WatchSnapshot& snapshot, absl::Time now) {
        left.has_value() ? CsvNumber(absl::ToDoubleSeconds(*left)) : ""});
 }
 
+std::string HumanBytes(int64_t bytes) {
+  constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB"};
+  if (bytes < 1024) return absl::StrCat(bytes, " B");
+  double value = static_cast<double>(bytes);
+  int unit = -1;
+  while (value >= 1024 && unit < 3) {
+    value /= 1024;
+    ++unit;
+  }
+  return absl::StrFormat(value < 10 && unit >= 2 ? "%.2f %s" : "%.1f %s",
+                         value, kUnits[unit]);
+}
+
+namespace {
+
+// Bytes per second, or nullopt before any measurable time passed.
+std::optional<double> UploadRate(int64_t sent_bytes, absl::Duration elapsed) {
+  if (elapsed < absl::Milliseconds(100)) return std::nullopt;
+  return static_cast<double>(sent_bytes) / absl::ToDoubleSeconds(elapsed);
+}
+
+std::string RateText(double bytes_per_second) {
+  return absl::StrCat(
+      HumanBytes(static_cast<int64_t>(std::llround(bytes_per_second))), "/s");
+}
+
+}  // namespace
+
+std::string UploadProgressLine(int64_t sent_bytes, int64_t total_bytes,
+                               absl::Duration elapsed, bool color) {
+  const Style style{color};
+  std::vector<std::string> parts = {style(kBold, "uploading")};
+  const std::optional<double> rate = UploadRate(sent_bytes, elapsed);
+  if (total_bytes > 0) {
+    const double fraction = std::min(
+        1.0, static_cast<double>(sent_bytes) / static_cast<double>(total_bytes));
+    constexpr int kWidth = 16;
+    const int full = static_cast<int>(std::round(fraction * kWidth));
+    std::string bar;
+    for (int i = 0; i < kWidth; ++i) bar += i < full ? "█" : "░";
+    parts.push_back(absl::StrCat(style(kCyan, bar), " ",
+                                 static_cast<int>(std::floor(fraction * 100)),
+                                 "%"));
+    parts.push_back(absl::StrCat(HumanBytes(sent_bytes), " / ",
+                                 HumanBytes(total_bytes)));
+  } else {
+    parts.push_back(HumanBytes(sent_bytes));
+  }
+  if (rate.has_value()) {
+    parts.push_back(RateText(*rate));
+    if (total_bytes > 0 && *rate > 0) {
+      const double left_seconds =
+          static_cast<double>(std::max<int64_t>(0, total_bytes - sent_bytes)) /
+          *rate;
+      parts.push_back(absl::StrCat(
+          "~", ShortDuration(absl::Seconds(std::ceil(left_seconds))),
+          " left"));
+    }
+  }
+  return absl::StrJoin(parts, "  ");
+}
+
+std::string UploadDoneLine(int64_t sent_bytes, absl::Duration elapsed) {
+  std::string line = absl::StrCat("uploaded ", HumanBytes(sent_bytes), " in ",
+                                  ShortDuration(elapsed));
+  if (const std::optional<double> rate = UploadRate(sent_bytes, elapsed);
+      rate.has_value()) {
+    absl::StrAppend(&line, " (", RateText(*rate), ")");
+  }
+  return line;
+}
+
 }  // namespace evonas::client

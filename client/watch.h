@@ -43,6 +43,18 @@ std::optional<double> BudgetFraction(const v1::Experiment& e, absl::Time now);
 std::string WatchLine(const WatchSnapshot& snapshot, absl::Time now, bool tty,
                       bool color);
 
+// "512 B", "1.5 KiB", "12.0 MiB", "1.25 GiB" (binary units).
+std::string HumanBytes(int64_t bytes);
+
+// The live line of `evonas dataset upload` on a terminal, without '\n', e.g.
+// "uploading ████░░░░░░░░░░░░ 25%  3.0 MiB / 12.0 MiB  1.5 MiB/s  ~6s left".
+// Rate and time left need some elapsed time; with an unknown total (0) only
+// the bytes sent and the rate are shown. `color` adds ANSI colours.
+std::string UploadProgressLine(int64_t sent_bytes, int64_t total_bytes,
+                               absl::Duration elapsed, bool color);
+// The line left after the upload: "uploaded 12.0 MiB in 8s (1.5 MiB/s)".
+std::string UploadDoneLine(int64_t sent_bytes, absl::Duration elapsed);
+
 // `--output csv`: the header and one row per update, each ending in CRLF.
 std::string WatchCsvHeader();
 std::string WatchCsvRow(const WatchSnapshot& snapshot, absl::Time now);

@@ -107,4 +107,31 @@ TEST(WatchCsvTest, RowMatchesHeader) {
 }
 
 }  // namespace
+TEST(HumanBytesTest, BinaryUnits) {
+  EXPECT_EQ(HumanBytes(512), "512 B");
+  EXPECT_EQ(HumanBytes(1536), "1.5 KiB");
+  EXPECT_EQ(HumanBytes(12 * 1024 * 1024), "12.0 MiB");
+  EXPECT_EQ(HumanBytes(int64_t{5} << 29), "2.50 GiB");
+}
+
+TEST(UploadProgressLineTest, BarBytesRateAndTimeLeft) {
+  const int64_t mib = 1024 * 1024;
+  EXPECT_EQ(UploadProgressLine(3 * mib, 12 * mib, absl::Seconds(2), false),
+            "uploading  ████░░░░░░░░░░░░ 25%  3.0 MiB / 12.0 MiB  1.5 MiB/s  "
+            "~6s left");
+  // No rate before time has passed; an unknown total shows no bar.
+  EXPECT_EQ(UploadProgressLine(mib, 4 * mib, absl::ZeroDuration(), false),
+            "uploading  ████░░░░░░░░░░░░ 25%  1.0 MiB / 4.0 MiB");
+  EXPECT_EQ(UploadProgressLine(2 * mib, 0, absl::Seconds(1), false),
+            "uploading  2.0 MiB  2.0 MiB/s");
+  EXPECT_NE(UploadProgressLine(mib, 4 * mib, absl::Seconds(1), true)
+                .find("\033["),
+            std::string::npos);
+}
+
+TEST(UploadDoneLineTest, TotalTimeAndRate) {
+  EXPECT_EQ(UploadDoneLine(60 * 1024 * 1024, absl::Seconds(8)),
+            "uploaded 60.0 MiB in 8s (7.5 MiB/s)");
+}
+
 }  // namespace evonas::client
