@@ -231,6 +231,12 @@ double ObjectiveValue(const v1::Candidate& candidate,
                  : kInfinity;
     case v1::OBJECTIVE_INFERENCE_LATENCY:
       return Minimised(m.inference_latency_seconds());
+    case v1::OBJECTIVE_ESTIMATED_LATENCY:
+      // 0 means no worker had reported a latency table: unknown, ranks worst.
+      return candidate.has_cost() &&
+                     candidate.cost().estimated_latency_seconds() > 0
+                 ? Minimised(candidate.cost().estimated_latency_seconds())
+                 : kInfinity;
     case v1::OBJECTIVE_INT8_MAX_ABS_ERROR:
       return m.has_int8() ? Minimised(m.int8().validation().max_abs_error())
                           : kInfinity;

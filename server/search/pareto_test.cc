@@ -188,7 +188,11 @@ TEST(ObjectiveValueTest, EveryObjectiveHasItsSource) {
   EXPECT_EQ(ObjectiveValue(c, v1::OBJECTIVE_INT8_MAX_ABS_ERROR), INFINITY);
   EXPECT_EQ(ObjectiveValue(c, v1::OBJECTIVE_FLOPS), INFINITY);
   m->mutable_int8()->mutable_validation()->set_max_abs_error(0.02);
+  // No latency table yet: the estimate is 0, unknown, and ranks worst.
+  EXPECT_EQ(ObjectiveValue(c, v1::OBJECTIVE_ESTIMATED_LATENCY), INFINITY);
   c.mutable_cost()->set_flops_per_sample(420);
+  c.mutable_cost()->set_estimated_latency_seconds(3e-5);
+  EXPECT_EQ(ObjectiveValue(c, v1::OBJECTIVE_ESTIMATED_LATENCY), 3e-5);
   EXPECT_EQ(ObjectiveValue(c, v1::OBJECTIVE_VALIDATION_MAX_ABS_ERROR), 0.01);
   EXPECT_EQ(ObjectiveValue(c, v1::OBJECTIVE_PARAMETER_COUNT), 500);
   EXPECT_EQ(ObjectiveValue(c, v1::OBJECTIVE_TRAINING_SECONDS), 3.5);
