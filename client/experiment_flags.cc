@@ -70,6 +70,7 @@ const std::vector<std::pair<std::string, v1::Objective>>& ObjectiveTable() {
           {"energy", v1::OBJECTIVE_TRAINING_ENERGY},
           {"error-rate", v1::OBJECTIVE_VALIDATION_ERROR_RATE},
           {"cross-entropy", v1::OBJECTIVE_VALIDATION_CROSS_ENTROPY},
+          {"estimated-latency", v1::OBJECTIVE_ESTIMATED_LATENCY},
       };
   return *table;
 }
