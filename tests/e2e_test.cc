@@ -68,6 +68,16 @@ void WriteSmoothCsv(const fs::path& path) {
   }
 }
 
+// The loopback address of a controller started with --port-file, once it
+// serves; empty when it did not write the file within 30 s.
+std::string ControllerAddress(const fs::path& port_file) {
+  if (!testutil::WaitFor([&] { return fs::exists(port_file); },
+                         std::chrono::seconds(30))) {
+    return "";
+  }
+  return "127.0.0.1:" + std::to_string(std::stoi(ReadFile(port_file)));
+}
+
 bool PythonTorchAvailable() {
   return RunCommand("/usr/bin/python3 -c 'import torch' 2>/dev/null")
              .exit_code == 0;
@@ -100,11 +110,8 @@ TEST(EndToEndTest, SearchTrainFrontDownload) {
                       "--heartbeat-seconds=1", "--tls-cert=" + ca,
                       "--tls-key=" + (dir / "certs" / "key.pem").string()},
                      dir / "controller.log");
-  ASSERT_TRUE(testutil::WaitFor([&] { return fs::exists(port_file); },
-                               std::chrono::seconds(30)))
-      << ReadFile(dir / "controller.log");
-  const std::string address = "127.0.0.1:" + std::to_string(std::stoi(
-                                                 ReadFile(port_file)));
+  const std::string address = ControllerAddress(port_file);
+  ASSERT_FALSE(address.empty()) << ReadFile(dir / "controller.log");
   Process worker({EVONAS_WORKER_BIN, "--controller=" + address,
                   "--cache-dir=" + (dir / "cache").string(), "--tls-ca=" + ca,
                   "--token=" + worker_token},
@@ -251,11 +258,8 @@ TEST(EndToEndTest, FashionMnistClassification) {
                       "--data-dir=" + (dir / "data").string(),
                       "--heartbeat-seconds=1", "--plaintext", "--no-auth"},
                      dir / "controller.log");
-  ASSERT_TRUE(testutil::WaitFor([&] { return fs::exists(port_file); },
-                               std::chrono::seconds(30)))
-      << ReadFile(dir / "controller.log");
-  const std::string address = "127.0.0.1:" + std::to_string(std::stoi(
-                                                 ReadFile(port_file)));
+  const std::string address = ControllerAddress(port_file);
+  ASSERT_FALSE(address.empty()) << ReadFile(dir / "controller.log");
   Process worker({EVONAS_WORKER_BIN, "--controller=" + address,
                   "--cache-dir=" + (dir / "cache").string(), "--plaintext"},
                  dir / "worker.log");

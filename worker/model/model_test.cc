@@ -494,7 +494,6 @@ TEST(PredictTest, PythonLoadsTheModelFile) {
   std::remove(script_path.c_str());
 }
 
-
 // Three classes of points in the plane: the angular sector of (x1, x2),
 // rotated by the radius so that no linear model separates them.
 Samples SpiralClasses(int rows, uint64_t seed) {
