@@ -638,6 +638,17 @@ absl::StatusOr<std::string> Controller::ReadDataset(const std::string& id) {
 
 // -------------------------------------------------------------- experiments
 
+absl::StatusOr<v1::Dataset> Controller::NamedDataset(absl::string_view field,
+                                                    const std::string& id) {
+  EVONAS_RETURN_IF_ERROR(CheckId(field, id));
+  absl::StatusOr<v1::Dataset> dataset = store_->GetDataset(id);
+  if (!dataset.ok()) {
+    return absl::NotFoundError(
+        absl::StrCat(field, ": no data set ", id, "; upload it first"));
+  }
+  return dataset;
+}
+
 absl::StatusOr<int32_t> Controller::CountClasses(
     const v1::ExperimentSpec& spec) {
   if (spec.output_columns_size() != 1) {
@@ -655,13 +666,9 @@ absl::StatusOr<int32_t> Controller::CountClasses(
     if (id->empty()) continue;
     const bool training = id == &spec.dataset_id();
     const char* field = training ? "dataset_id" : "test_dataset_id";
-    EVONAS_RETURN_IF_ERROR(CheckId(field, *id));
     absl::StatusOr<v1::Dataset> dataset =
-        InBatch([&] { return store_->GetDataset(*id); });
-    if (!dataset.ok()) {
-      return absl::NotFoundError(
-          absl::StrCat(field, ": no data set ", *id, "; upload it first"));
-    }
+        InBatch([&] { return NamedDataset(field, *id); });
+    EVONAS_RETURN_IF_ERROR(dataset.status());
     EVONAS_RETURN_IF_ERROR(CheckColumns({label}, "output_columns", *dataset));
     EVONAS_ASSIGN_OR_RETURN(std::string bytes, blobs_->Read(*id));
     EVONAS_ASSIGN_OR_RETURN(Table table,
@@ -724,23 +731,19 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec,
         "search_space.max_residual_stages: classification networks have one "
         "stage");
   }
-  EVONAS_RETURN_IF_ERROR(CheckId("dataset_id", spec.dataset_id()));
-  absl::StatusOr<v1::Dataset> dataset = store_->GetDataset(spec.dataset_id());
-  if (!dataset.ok()) {
-    return absl::NotFoundError(absl::StrCat(
-        "dataset_id: no data set ", spec.dataset_id(), "; upload it first"));
-  }
+  EVONAS_ASSIGN_OR_RETURN(const v1::Dataset dataset,
+                          NamedDataset("dataset_id", spec.dataset_id()));
   const auto outputs = ToVector(spec.output_columns());
   if (spec.input_columns().empty()) {
-    for (const std::string& column : dataset->columns()) {
+    for (const std::string& column : dataset.columns()) {
       if (std::find(outputs.begin(), outputs.end(), column) == outputs.end()) {
         spec.add_input_columns(column);
       }
     }
   }
   const auto inputs = ToVector(spec.input_columns());
-  EVONAS_RETURN_IF_ERROR(CheckColumns(inputs, "input_columns", *dataset));
-  EVONAS_RETURN_IF_ERROR(CheckColumns(outputs, "output_columns", *dataset));
+  EVONAS_RETURN_IF_ERROR(CheckColumns(inputs, "input_columns", dataset));
+  EVONAS_RETURN_IF_ERROR(CheckColumns(outputs, "output_columns", dataset));
   for (const std::string& column : outputs) {
     if (std::find(inputs.begin(), inputs.end(), column) != inputs.end()) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -748,22 +751,17 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec,
     }
   }
   if (!spec.test_dataset_id().empty()) {
+    EVONAS_ASSIGN_OR_RETURN(
+        const v1::Dataset test,
+        NamedDataset("test_dataset_id", spec.test_dataset_id()));
+    EVONAS_RETURN_IF_ERROR(CheckColumns(inputs, "test data set inputs", test));
     EVONAS_RETURN_IF_ERROR(
-        CheckId("test_dataset_id", spec.test_dataset_id()));
-    absl::StatusOr<v1::Dataset> test = store_->GetDataset(spec.test_dataset_id());
-    if (!test.ok()) {
-      return absl::NotFoundError(
-          absl::StrCat("test_dataset_id: no data set ", spec.test_dataset_id(),
-                       "; upload it first"));
-    }
-    EVONAS_RETURN_IF_ERROR(CheckColumns(inputs, "test data set inputs", *test));
-    EVONAS_RETURN_IF_ERROR(
-        CheckColumns(outputs, "test data set outputs", *test));
-    if (FormatOf(*test) != FormatOf(*dataset)) {
+        CheckColumns(outputs, "test data set outputs", test));
+    if (FormatOf(test) != FormatOf(dataset)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "test_dataset_id: the test data set is ",
-          DatasetFormatName(test->format()), " but the training data set is ",
-          DatasetFormatName(dataset->format()), "; upload both the same way"));
+          DatasetFormatName(test.format()), " but the training data set is ",
+          DatasetFormatName(dataset.format()), "; upload both the same way"));
     }
   }
   EVONAS_RETURN_IF_ERROR(ValidateRequirements(spec.requirements()));
@@ -810,10 +808,10 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec,
   v1::ValidationSplit split;
   split.set_seed(spec.seed());
   split.set_fraction(spec.validation_fraction());
-  RowPartition rows = PartitionRows(split, dataset->row_count());
+  RowPartition rows = PartitionRows(split, dataset.row_count());
   if (rows.training.empty() || rows.validation.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "data set has ", dataset->row_count(),
+        "data set has ", dataset.row_count(),
         " rows: too few to split into training and validation rows"));
   }
   if (spec.strategy() == v1::STRATEGY_UNSPECIFIED) {

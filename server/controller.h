@@ -255,6 +255,11 @@ class Controller {
   absl::Status SetExperimentState(const std::string& id,
                                   v1::ExperimentState state)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The data set `id` that the spec's `field` names; NotFound (asking to
+  // upload it) when there is none.
+  absl::StatusOr<v1::Dataset> NamedDataset(absl::string_view field,
+                                           const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Checks `spec` and fills its defaults. `class_count`: from CountClasses
   // for a classification, 0 for a regression.
   absl::Status ValidateSpec(v1::ExperimentSpec& spec, int32_t class_count)
