@@ -64,6 +64,17 @@ void AddViolation(Assessment& assessment, double excess, std::string message) {
   assessment.violations.push_back(std::move(message));
 }
 
+// A fraction (0..1) that must reach `limit`: the violation is the relative
+// shortfall, the message "<what> a% < b%".
+void CheckMinimumFraction(double actual, double limit, absl::string_view what,
+                          Assessment& assessment) {
+  if (actual >= limit) return;
+  const auto [a, b] = FormatPair(100 * actual, 100 * limit, 'f', 1);
+  const double shortfall = (limit - actual) / limit;
+  AddViolation(assessment, std::isnan(shortfall) ? kInfinity : shortfall,
+               absl::StrCat(what, " ", a, "% < ", b, "%"));
+}
+
 }  // namespace
 
 absl::Status ValidateRequirements(const v1::Requirements& requirements) {
@@ -128,26 +139,15 @@ Assessment Assess(const v1::Requirements& requirements,
     }
   }
   if (r.has_min_fraction_within()) {
-    const double actual = metrics.validation().fraction_within();
-    const double limit = r.min_fraction_within();
-    if (!(actual >= limit)) {
-      const auto [a, b] = FormatPair(100 * actual, 100 * limit, 'f', 1);
-      const double shortfall = (limit - actual) / limit;
-      AddViolation(assessment, std::isnan(shortfall) ? kInfinity : shortfall,
-                   absl::StrCat("validation fraction within ",
-                                absl::StrFormat("%.1e", r.within_tolerance()),
-                                " is ", a, "% < ", b, "%"));
-    }
+    CheckMinimumFraction(
+        metrics.validation().fraction_within(), r.min_fraction_within(),
+        absl::StrCat("validation fraction within ",
+                     absl::StrFormat("%.1e", r.within_tolerance()), " is"),
+        assessment);
   }
   if (r.has_min_accuracy()) {
-    const double actual = metrics.validation().accuracy();
-    const double limit = r.min_accuracy();
-    if (!(actual >= limit)) {
-      const auto [a, b] = FormatPair(100 * actual, 100 * limit, 'f', 1);
-      const double shortfall = (limit - actual) / limit;
-      AddViolation(assessment, std::isnan(shortfall) ? kInfinity : shortfall,
-                   absl::StrCat("validation accuracy ", a, "% < ", b, "%"));
-    }
+    CheckMinimumFraction(metrics.validation().accuracy(), r.min_accuracy(),
+                         "validation accuracy", assessment);
   }
   if (r.has_max_parameters()) {
     const int64_t actual = metrics.parameter_count();
