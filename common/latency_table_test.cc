@@ -1,5 +1,9 @@
 #include "common/latency_table.h"
 
+#include <cmath>
+#include <string>
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace evonas {
@@ -20,46 +24,127 @@ v1::LatencyTable TableWith(double output_intercept, double output_slope,
   return table;
 }
 
-TEST(FitLayerLatencyTest, RecoversAnExactLine) {
-  std::vector<LayerTiming> timings = {
-      {4, 8, 1e-6 + 32 * 2e-9}, {16, 16, 1e-6 + 256 * 2e-9},
-      {64, 32, 1e-6 + 2048 * 2e-9}};
-  auto model = FitLayerLatency(v1::ACTIVATION_GELU, timings);
-  ASSERT_TRUE(model.ok()) << model.status();
-  EXPECT_EQ(model->activation(), v1::ACTIVATION_GELU);
-  EXPECT_NEAR(model->intercept_seconds(), 1e-6, 1e-12);
-  EXPECT_NEAR(model->seconds_per_multiply_add(), 2e-9, 1e-15);
+v1::Genome Chain(v1::Activation activation, int depth, int width) {
+  v1::Genome genome;
+  for (int i = 0; i < depth; ++i) {
+    v1::DenseLayer* layer = genome.add_hidden_layers();
+    layer->set_width(width);
+    layer->set_activation(activation);
+  }
+  return genome;
 }
 
-TEST(FitLayerLatencyTest, ClampsANegativeSlopeFromNoise) {
-  // Noise made the bigger layer faster: the fit must not predict that.
-  auto model = FitLayerLatency(v1::ACTIVATION_RELU,
-                               {{1, 1, 3e-6}, {100, 100, 1e-6}});
-  ASSERT_TRUE(model.ok()) << model.status();
-  EXPECT_EQ(model->seconds_per_multiply_add(), 0);
-  EXPECT_DOUBLE_EQ(model->intercept_seconds(), 2e-6);
+// Timings of tanh and relu chains of depths 1..3, widths 4..256, made by
+// `truth` itself (times `noise(i)` for timing i).
+std::vector<NetworkTiming> TimingsOf(const v1::LatencyTable& truth,
+                                     double (*noise)(int)) {
+  std::vector<NetworkTiming> timings;
+  for (v1::Activation activation : {v1::ACTIVATION_TANH, v1::ACTIVATION_RELU}) {
+    for (int depth : {1, 3}) {
+      for (int width : {4, 32, 256}) {
+        for (int outputs : {1, 8}) {
+          NetworkTiming& t = timings.emplace_back();
+          t.genome = Chain(activation, depth, width);
+          t.inputs = 3;
+          t.outputs = outputs;
+          t.seconds = *EstimateLatencySeconds(t.genome, 3, outputs, truth) *
+                      noise(static_cast<int>(timings.size()));
+        }
+      }
+    }
+  }
+  return timings;
 }
 
-TEST(FitLayerLatencyTest, ClampsANegativeIntercept) {
-  auto model = FitLayerLatency(v1::ACTIVATION_RELU,
-                               {{1, 1, 0}, {10, 10, 0}, {100, 100, 1e-3}});
-  ASSERT_TRUE(model.ok()) << model.status();
-  EXPECT_EQ(model->intercept_seconds(), 0);
-  EXPECT_GT(model->seconds_per_multiply_add(), 0);
+v1::LatencyTable ThreeModels() {
+  v1::LatencyTable truth = TableWith(4e-6, 2e-10, 1.5e-6, 8e-10);
+  v1::LayerLatencyModel* relu = truth.add_layers();
+  relu->set_activation(v1::ACTIVATION_RELU);
+  relu->set_intercept_seconds(1e-6);
+  relu->set_seconds_per_multiply_add(5e-10);
+  return truth;
 }
 
-TEST(FitLayerLatencyTest, RejectsBadTimings) {
-  EXPECT_EQ(FitLayerLatency(v1::ACTIVATION_TANH, {{8, 8, 1e-6}, {8, 8, 2e-6}})
-                .status()
-                .code(),
+const v1::LayerLatencyModel& Model(const v1::LatencyTable& table,
+                                   v1::Activation activation) {
+  for (const v1::LayerLatencyModel& m : table.layers()) {
+    if (m.activation() == activation) return m;
+  }
+  ADD_FAILURE() << "no model for " << v1::Activation_Name(activation);
+  return table.layers(0);
+}
+
+TEST(FitLatencyTableTest, RecoversTheLayerModelsFromWholeNetworks) {
+  const v1::LatencyTable truth = ThreeModels();
+  auto fitted = FitLatencyTable("Test CPU x1", TimingsOf(truth, [](int) {
+                                  return 1.0;
+                                }));
+  ASSERT_TRUE(fitted.ok()) << fitted.status();
+  EXPECT_TRUE(ValidateLatencyTable(*fitted).ok());
+  EXPECT_EQ(fitted->hardware_class(), "Test CPU x1");
+  EXPECT_EQ(fitted->calibration_points(), 24);
+  ASSERT_EQ(fitted->layers_size(), 3);
+  for (const v1::LayerLatencyModel& want : truth.layers()) {
+    const v1::LayerLatencyModel& got = Model(*fitted, want.activation());
+    EXPECT_NEAR(got.intercept_seconds(), want.intercept_seconds(),
+                1e-6 * want.intercept_seconds());
+    EXPECT_NEAR(got.seconds_per_multiply_add(),
+                want.seconds_per_multiply_add(),
+                1e-6 * want.seconds_per_multiply_add());
+  }
+}
+
+TEST(FitLatencyTableTest, NoisyTimingsGiveNonNegativeCloseModels) {
+  const v1::LatencyTable truth = ThreeModels();
+  // +-10% alternating noise.
+  auto fitted = FitLatencyTable("Test CPU x1", TimingsOf(truth, [](int i) {
+                                  return i % 2 == 0 ? 1.1 : 0.9;
+                                }));
+  ASSERT_TRUE(fitted.ok()) << fitted.status();
+  EXPECT_TRUE(ValidateLatencyTable(*fitted).ok());
+  // Estimates of an unseen mixed network stay within the noise.
+  v1::Genome genome = Chain(v1::ACTIVATION_TANH, 2, 64);
+  v1::DenseLayer* relu = genome.add_hidden_layers();
+  relu->set_width(16);
+  relu->set_activation(v1::ACTIVATION_RELU);
+  const double want = *EstimateLatencySeconds(genome, 3, 1, truth);
+  EXPECT_NEAR(*EstimateLatencySeconds(genome, 3, 1, *fitted), want,
+              0.15 * want);
+}
+
+TEST(FitLatencyTableTest, ATrueZeroCoefficientIsNotFittedNegative) {
+  // Without a per-layer overhead the free fit of noisy timings would put
+  // some intercepts below 0; the constrained one clamps them.
+  v1::LatencyTable truth = ThreeModels();
+  for (v1::LayerLatencyModel& m : *truth.mutable_layers()) {
+    m.set_intercept_seconds(0);
+  }
+  auto fitted = FitLatencyTable("Test CPU x1", TimingsOf(truth, [](int i) {
+                                  return 1.0 + 0.05 * ((i * 7) % 5 - 2);
+                                }));
+  ASSERT_TRUE(fitted.ok()) << fitted.status();
+  for (const v1::LayerLatencyModel& m : fitted->layers()) {
+    EXPECT_GE(m.intercept_seconds(), 0);
+    EXPECT_GT(m.seconds_per_multiply_add(), 0);
+  }
+  EXPECT_TRUE(ValidateLatencyTable(*fitted).ok());
+}
+
+TEST(FitLatencyTableTest, RejectsTimingsThatCannotSeparateTheModels) {
+  // One depth and one width per activation: intercepts and slopes of the
+  // hidden and output layers are confounded.
+  std::vector<NetworkTiming> timings(2);
+  timings[0] = {Chain(v1::ACTIVATION_TANH, 2, 16), 3, 1, 1e-5};
+  timings[1] = {Chain(v1::ACTIVATION_TANH, 2, 16), 3, 1, 1.1e-5};
+  EXPECT_EQ(FitLatencyTable("x", timings).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(FitLayerLatency(v1::ACTIVATION_TANH, {{8, 8, -1}, {4, 4, 1}})
-                .status()
-                .code(),
+  EXPECT_EQ(FitLatencyTable("x", {}).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(FitLayerLatency(v1::ACTIVATION_TANH, {{0, 8, 1}, {4, 4, 1}})
-                .status()
-                .code(),
+  timings[1].seconds = std::nan("");
+  EXPECT_EQ(FitLatencyTable("x", timings).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  timings[1] = {Chain(v1::ACTIVATION_TANH, 2, 0), 3, 1, 1e-5};
+  EXPECT_EQ(FitLatencyTable("x", timings).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
@@ -75,6 +160,14 @@ TEST(ValidateLatencyTableTest, AcceptsAndRejects) {
   v1::LatencyTable duplicate = TableWith(1e-6, 1e-9, 2e-6, 1e-9);
   *duplicate.add_layers() = duplicate.layers(1);
   EXPECT_EQ(ValidateLatencyTable(duplicate).code(),
+            absl::StatusCode::kInvalidArgument);
+  v1::LatencyTable long_class = TableWith(1e-6, 1e-9, 2e-6, 1e-9);
+  long_class.set_hardware_class(std::string(kMaxHardwareClassLength + 1, 'x'));
+  EXPECT_EQ(ValidateLatencyTable(long_class).code(),
+            absl::StatusCode::kInvalidArgument);
+  v1::LatencyTable unknown = TableWith(1e-6, 1e-9, 2e-6, 1e-9);
+  unknown.mutable_layers(1)->set_activation(static_cast<v1::Activation>(99));
+  EXPECT_EQ(ValidateLatencyTable(unknown).code(),
             absl::StatusCode::kInvalidArgument);
   v1::LatencyTable no_output;
   no_output.set_hardware_class("x");
@@ -107,6 +200,20 @@ TEST(EstimateLatencySecondsTest, SumsEveryAffineLayerOfEveryStage) {
   estimate = EstimateLatencySeconds(genome, 3, 2, table);
   ASSERT_TRUE(estimate.ok()) << estimate.status();
   EXPECT_NEAR(*estimate, main_stage + residual_stage, 1e-12);
+}
+
+TEST(EstimateGenomeCostTest, TakesTheSlowestTableThatCanEstimate) {
+  const v1::Genome genome = Chain(v1::ACTIVATION_TANH, 1, 4);
+  const v1::LatencyTable fast = TableWith(1, 0, 1, 0);  // 2 s
+  const v1::LatencyTable slow = TableWith(3, 0, 3, 0);  // 6 s
+  v1::LatencyTable no_tanh = TableWith(50, 0, 50, 0);
+  no_tanh.mutable_layers(1)->set_activation(v1::ACTIVATION_RELU);
+  const v1::GenomeCost cost =
+      EstimateGenomeCost(genome, 3, 1, {fast, slow, no_tanh});
+  EXPECT_DOUBLE_EQ(cost.estimated_latency_seconds(), 6);
+  EXPECT_EQ(cost.parameter_count(), 3 * 4 + 4 + 4 + 1);
+  EXPECT_EQ(EstimateGenomeCost(genome, 3, 1, {}).estimated_latency_seconds(),
+            0);
 }
 
 TEST(EstimateLatencySecondsTest, MissingActivationIsNotFound) {
