@@ -104,6 +104,17 @@ std::string Percent(double fraction) {
   return absl::StrFormat("%.1f%%", 100 * fraction);
 }
 
+// Accuracies and error rates, whose differences matter in the second
+// decimal: "91.62%".
+std::string PrecisePercent(double fraction) {
+  return absl::StrFormat("%.2f%%", 100 * fraction);
+}
+
+// A limit on an accuracy as given: "90%", "99.5%".
+std::string AccuracyLimit(double fraction) {
+  return absl::StrFormat("%g%%", 100 * fraction);
+}
+
 // Axis labels. Errors as powers of ten: "10⁻³", "2×10⁻³", "1".
 std::string ErrorTick(double value) {
   const int exponent = static_cast<int>(std::floor(std::log10(value) + 1e-9));
@@ -112,6 +123,11 @@ std::string ErrorTick(double value) {
   const std::string power = absl::StrCat("10", Superscript(exponent));
   if (std::abs(mantissa - 1) < 1e-6) return power;
   return absl::StrFormat("%g×%s", std::round(mantissa * 10) / 10, power);
+}
+
+// Error rates in percent: "0.1%", "2%", "50%".
+std::string RateTick(double value) {
+  return absl::StrFormat("%g%%", 100 * value);
 }
 
 // Counts: "500", "2k", "1M".
@@ -188,6 +204,17 @@ std::vector<RequirementDef> SetRequirements(const v1::Requirements& r) {
     d.higher_is_better = true;
     defs.push_back(std::move(d));
   }
+  if (r.has_min_accuracy()) {
+    RequirementDef d;
+    d.name = "Validation accuracy";
+    d.short_name = "Accuracy";
+    d.limit = absl::StrCat("≥ ", AccuracyLimit(r.min_accuracy()));
+    d.only.set_min_accuracy(r.min_accuracy());
+    d.value = [](const v1::Metrics& m) { return m.validation().accuracy(); };
+    d.format = PrecisePercent;
+    d.higher_is_better = true;
+    defs.push_back(std::move(d));
+  }
   if (r.has_max_parameters()) {
     RequirementDef d;
     d.name = "Trainable parameters";
@@ -236,6 +263,118 @@ std::vector<RequirementDef> SetRequirements(const v1::Requirements& r) {
     defs.push_back(std::move(d));
   }
   return defs;
+}
+
+// ---------------------------------------------------------------------------
+// The error the report ranks and plots candidates by.
+
+// One metric of an Evaluation as a column of the front table.
+struct MetricColumn {
+  std::string header;
+  // The header's tooltip; empty for none.
+  std::string title;
+  double (*of)(const v1::Evaluation&);
+  std::string (*format)(double);
+};
+
+// The error of the experiment's task, chosen once (ErrorMeasureFor) so that
+// charts, cards, front table and hypervolume agree: a regression's
+// validation max abs error, or a classifier's error rate 1 - accuracy (what
+// the controller ranks classifiers by, OBJECTIVE_VALIDATION_ERROR_RATE).
+// Smaller is better for both.
+struct ErrorMeasure {
+  // In prose: "validation max abs error".
+  std::string name;
+  // After "Validation " in chart titles: "error", "error rate".
+  std::string noun;
+  std::string axis_title;
+  // Under the best feasible error's value.
+  std::string card_hint;
+  // Smaller errors count as this on logarithmic axes and in the hypervolume.
+  double floor = kErrorFloor;
+  double (*of)(const v1::Evaluation&) = nullptr;
+  std::string (*format)(double) = nullptr;
+  std::string (*tick)(double) = nullptr;
+  // The requirement on this error as an upper limit on it (floored), and
+  // the label of its line in the charts; unset when there is none.
+  std::optional<double> limit;
+  std::string limit_label;
+  // The front table's metric columns, the error's among them.
+  std::vector<MetricColumn> columns;
+
+  // The validation error of `m`; not finite when `m` has none.
+  double Of(const v1::Metrics& m) const { return of(m.validation()); }
+  // `error` as drawn on a logarithmic axis.
+  double Floored(double error) const { return std::max(error, floor); }
+};
+
+ErrorMeasure ErrorMeasureFor(const v1::ExperimentSpec& spec) {
+  const v1::Requirements& req = spec.requirements();
+  ErrorMeasure m;
+  if (spec.task() == v1::TASK_CLASSIFICATION) {
+    m.name = "validation error rate";
+    m.noun = "error rate";
+    m.axis_title = "Validation error rate (1 − accuracy)";
+    m.card_hint = "validation, 1 − accuracy";
+    m.floor = kErrorRateFloor;
+    m.of = [](const v1::Evaluation& v) { return 1 - v.accuracy(); };
+    m.format = PrecisePercent;
+    m.tick = RateTick;
+    if (req.has_min_accuracy()) {
+      m.limit = m.Floored(1 - req.min_accuracy());
+      m.limit_label =
+          absl::StrCat("min accuracy ", AccuracyLimit(req.min_accuracy()));
+    }
+    m.columns = {
+        {"Accuracy", "validation accuracy",
+         [](const v1::Evaluation& v) { return v.accuracy(); }, PrecisePercent},
+        {"Error rate", "1 − accuracy", m.of, PrecisePercent},
+        {"Cross-entropy", "mean −log p(label), in nats",
+         [](const v1::Evaluation& v) { return v.cross_entropy(); },
+         [](double v) { return absl::StrFormat("%.3f", v); }}};
+    return m;
+  }
+  m.name = "validation max abs error";
+  m.noun = "error";
+  m.axis_title = "Validation max abs error";
+  m.card_hint = "validation max abs";
+  m.of = [](const v1::Evaluation& v) { return v.max_abs_error(); };
+  m.format = Sci;
+  m.tick = ErrorTick;
+  if (req.has_max_abs_error()) {
+    m.limit = m.Floored(req.max_abs_error());
+    m.limit_label = absl::StrCat("max abs error ", ErrorTick(*m.limit));
+  }
+  const std::string within_title =
+      req.has_within_tolerance()
+          ? absl::StrFormat("fraction of points within %g",
+                            req.within_tolerance())
+          : "fraction of points within the tolerance";
+  m.columns = {
+      {"Max err", "max abs error", m.of, Sci},
+      {"Within", within_title,
+       [](const v1::Evaluation& v) { return v.fraction_within(); }, Percent},
+      {"RMSE", "", [](const v1::Evaluation& v) { return v.rmse(); }, Sci},
+      {"MAE", "", [](const v1::Evaluation& v) { return v.mae(); }, Sci}};
+  return m;
+}
+
+// `input` with its front sorted by `measure`, best first; stable, so that
+// equal errors keep the controller's order. (The controller sorts by max
+// abs error, which is 0 for every classifier.)
+ReportInput WithSortedFront(const ReportInput& input,
+                            const ErrorMeasure& measure) {
+  auto key = [&](const v1::Candidate& c) {
+    const double error = measure.Of(c.metrics());
+    return std::isnan(error) ? HUGE_VAL : error;
+  };
+  ReportInput sorted = input;
+  std::stable_sort(sorted.front.mutable_candidates()->begin(),
+                   sorted.front.mutable_candidates()->end(),
+                   [&](const v1::Candidate& a, const v1::Candidate& b) {
+                     return key(a) < key(b);
+                   });
+  return sorted;
 }
 
 // ---------------------------------------------------------------------------
@@ -527,7 +666,8 @@ struct Point {
 
 // Every succeeded candidate with a finite error, front members included even
 // if the candidate list missed them, worst drawn first.
-std::vector<Point> PlotPoints(const ReportInput& input) {
+std::vector<Point> PlotPoints(const ReportInput& input,
+                              const ErrorMeasure& measure) {
   std::map<std::string, int> rank;
   for (int i = 0; i < input.front.candidates_size(); ++i) {
     rank[input.front.candidates(i).id()] = i + 1;
@@ -536,11 +676,11 @@ std::vector<Point> PlotPoints(const ReportInput& input) {
   std::set<std::string> seen;
   auto add = [&](const v1::Candidate& c) {
     if (!Succeeded(c) || !seen.insert(c.id()).second) return;
-    const double error = c.metrics().validation().max_abs_error();
+    const double error = measure.Of(c.metrics());
     if (!std::isfinite(error)) return;
     const auto it = rank.find(c.id());
-    points.push_back({&c, std::max(error, kErrorFloor),
-                      it == rank.end() ? 0 : it->second});
+    points.push_back(
+        {&c, measure.Floored(error), it == rank.end() ? 0 : it->second});
   };
   for (const v1::Candidate& c : input.candidates) add(c);
   for (const v1::Candidate& c : input.front.candidates()) add(c);
@@ -551,11 +691,10 @@ std::vector<Point> PlotPoints(const ReportInput& input) {
   return points;
 }
 
-std::string PointTooltip(const v1::Candidate& c) {
+std::string PointTooltip(const v1::Candidate& c, const ErrorMeasure& measure) {
   const v1::Metrics& m = c.metrics();
   return HtmlEscape(absl::StrCat(
-      c.id(), "\nvalidation max abs error ",
-      Sci(m.validation().max_abs_error()), "\n",
+      c.id(), "\n", measure.name, " ", measure.format(measure.Of(m)), "\n",
       Grouped(m.parameter_count()), " parameters, latency ",
       Latency(m.inference_latency_seconds()), "\n",
       c.feasible() ? "feasible" : "infeasible"));
@@ -617,9 +756,9 @@ LabelSpot PlaceLabel(const Chart& chart, double x, double y, size_t chars,
 // lines, the feasible region shaded and the front ringed and numbered.
 enum class FrontX { kParameters, kLatency };
 
-Chart FrontChart(const ReportInput& input, FrontX which, double width,
-                 double height, const std::string& id,
-                 const std::string& title_prefix = "") {
+Chart FrontChart(const ReportInput& input, const ErrorMeasure& measure,
+                 FrontX which, double width, double height,
+                 const std::string& id, const std::string& title_prefix = "") {
   const v1::Requirements& req = input.experiment.spec().requirements();
   auto x_of = [which](const v1::Candidate& c) {
     return which == FrontX::kParameters
@@ -633,11 +772,10 @@ Chart FrontChart(const ReportInput& input, FrontX which, double width,
   if (which == FrontX::kLatency && req.has_max_inference_latency_seconds()) {
     x_limit = req.max_inference_latency_seconds();
   }
-  std::optional<double> y_limit;
-  if (req.has_max_abs_error()) y_limit = req.max_abs_error();
+  const std::optional<double> y_limit = measure.limit;
 
   std::vector<Point> points;
-  for (const Point& p : PlotPoints(input)) {
+  for (const Point& p : PlotPoints(input, measure)) {
     const double x = x_of(*p.candidate);
     if (x > 0 && std::isfinite(x)) points.push_back(p);
   }
@@ -666,16 +804,15 @@ Chart FrontChart(const ReportInput& input, FrontX which, double width,
     y_max = 1;
   }
   const std::string title =
-      title_prefix + (which == FrontX::kParameters
-                          ? "Validation error vs. model size"
-                          : "Validation error vs. inference latency");
-  Chart chart(width, height, title,
-              which == FrontX::kParameters
-                  ? LogAxis(x_min, x_max, "Trainable parameters", CountTick)
-                  : LogAxis(x_min, x_max, "Inference latency per sample",
-                            LatencyTick),
-              LogAxis(y_min, y_max, "Validation max abs error", ErrorTick),
-              id);
+      absl::StrCat(title_prefix, "Validation ", measure.noun,
+                   which == FrontX::kParameters ? " vs. model size"
+                                                : " vs. inference latency");
+  Chart chart(
+      width, height, title,
+      which == FrontX::kParameters
+          ? LogAxis(x_min, x_max, "Trainable parameters", CountTick)
+          : LogAxis(x_min, x_max, "Inference latency per sample", LatencyTick),
+      LogAxis(y_min, y_max, measure.axis_title, measure.tick), id);
 
   // The region where both drawn requirements hold.
   if (x_limit || y_limit) {
@@ -702,7 +839,7 @@ Chart FrontChart(const ReportInput& input, FrontX which, double width,
         "<text x=\"", Px(chart.right() - 6), "\" y=\"", Px(label_y),
         "\" text-anchor=\"end\" font-size=\"11\" fill=\"", kLimit,
         "\" stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\">",
-        "max abs error ", HtmlEscape(ErrorTick(*y_limit)), "</text>"));
+        HtmlEscape(measure.limit_label), "</text>"));
   }
   if (x_limit) {
     const double x = chart.X(*x_limit);
@@ -734,7 +871,8 @@ Chart FrontChart(const ReportInput& input, FrontX which, double width,
             ? CircleSvg(x, y, 4, kFeasible, "#ffffff", 0.8)
             : CrossSvg(x, y, 3.2, kInfeasible);
     chart.Draw(absl::StrCat("<g>", mark, "<title>",
-                            PointTooltip(*p.candidate), "</title></g>"));
+                            PointTooltip(*p.candidate, measure),
+                            "</title></g>"));
   }
   std::vector<Box> taken;
   for (const Point& p : points) {
@@ -753,8 +891,8 @@ Chart FrontChart(const ReportInput& input, FrontX which, double width,
         "<g>", CircleSvg(x, y, 7.5, "none", kFront, 2.2), "<text x=\"",
         Px(spot.x), "\" y=\"", Px(spot.y), "\" text-anchor=\"", spot.anchor,
         "\" font-size=\"11\" font-weight=\"700\" fill=\"", kFront,
-        "\" stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\">",
-        label, "</text><title>", PointTooltip(*p.candidate), "</title></g>"));
+        "\" stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\">", label,
+        "</text><title>", PointTooltip(*p.candidate, measure), "</title></g>"));
   }
   if (points.empty()) chart.Note("No candidate has succeeded yet");
 
@@ -801,10 +939,10 @@ double ElapsedSeconds(const ReportInput& input) {
 
 // Best error so far (overall and feasible) against time, over the errors of
 // the individual candidates.
-Chart ErrorProgressChart(const ReportInput& input,
+Chart ErrorProgressChart(const ReportInput& input, const ErrorMeasure& measure,
                          const std::vector<ProgressPoint>& progress,
                          double width, double height) {
-  const v1::Requirements& req = input.experiment.spec().requirements();
+  const std::optional<double>& limit = measure.limit;
   const absl::Time created = ToTime(input.experiment.created_at());
   struct Dot {
     double seconds;
@@ -815,29 +953,30 @@ Chart ErrorProgressChart(const ReportInput& input,
   double y_min = HUGE_VAL, y_max = -HUGE_VAL, t_max = ElapsedSeconds(input);
   for (const v1::Candidate& c : input.candidates) {
     if (!Succeeded(c) || !IsSet(c.finished_at())) continue;
-    const double error = c.metrics().validation().max_abs_error();
+    const double error = measure.Of(c.metrics());
     if (!std::isfinite(error)) continue;
     const double t = absl::ToDoubleSeconds(ToTime(c.finished_at()) - created);
-    dots.push_back({t, std::max(error, kErrorFloor), c.feasible()});
+    dots.push_back({t, measure.Floored(error), c.feasible()});
     y_min = std::min(y_min, dots.back().error);
     y_max = std::max(y_max, dots.back().error);
     t_max = std::max(t_max, t);
   }
-  if (req.has_max_abs_error()) {
-    y_min = std::min(y_min, req.max_abs_error());
-    y_max = std::max(y_max, req.max_abs_error());
+  if (limit) {
+    y_min = std::min(y_min, *limit);
+    y_max = std::max(y_max, *limit);
   }
   if (y_min > y_max) {
     y_min = 1e-4;
     y_max = 1;
   }
-  Chart chart(width, height, "Best validation error over time",
+  Chart chart(width, height,
+              absl::StrCat("Best validation ", measure.noun, " over time"),
               LinearAxis(t_max, "Time since the experiment was created",
                          DurationTick, true),
-              LogAxis(y_min, y_max, "Validation max abs error", ErrorTick),
+              LogAxis(y_min, y_max, measure.axis_title, measure.tick),
               "progress-error");
-  if (req.has_max_abs_error()) {
-    const double y = chart.Y(req.max_abs_error());
+  if (limit) {
+    const double y = chart.Y(*limit);
     chart.Draw(absl::StrCat("<line x1=\"", Px(chart.left()), "\" y1=\"", Px(y),
                             "\" x2=\"", Px(chart.right()), "\" y2=\"", Px(y),
                             "\" stroke=\"", kLimit,
@@ -853,10 +992,10 @@ Chart ErrorProgressChart(const ReportInput& input,
   std::vector<double> xs, best, feasible;
   for (const ProgressPoint& p : progress) {
     xs.push_back(p.seconds);
-    best.push_back(std::max(p.best_error, kErrorFloor));
+    best.push_back(measure.Floored(p.best_error));
     feasible.push_back(std::isnan(p.best_feasible_error)
                            ? kNaN
-                           : std::max(p.best_feasible_error, kErrorFloor));
+                           : measure.Floored(p.best_feasible_error));
   }
   chart.Draw(absl::StrCat("<path d=\"", StepPath(chart, xs, best, t_max),
                           "\" fill=\"none\" stroke=\"", kBest,
@@ -868,15 +1007,13 @@ Chart ErrorProgressChart(const ReportInput& input,
   chart.AddLegend(LineSwatch(kFeasible, "", 2.6), "best feasible");
   chart.AddLegend(LineSwatch(kBest, "2 3", 1.8), "best overall");
   chart.AddLegend(CircleSvg(0, 0, 2.6, kFeasible, "none", 0), "candidate");
-  if (req.has_max_abs_error()) {
-    chart.AddLegend(LineSwatch(kLimit, "4 3", 1.5), "requirement");
-  }
+  if (limit) chart.AddLegend(LineSwatch(kLimit, "4 3", 1.5), "requirement");
   return chart;
 }
 
-Chart HypervolumeChart(const ReportInput& input,
-                       const std::vector<ProgressPoint>& progress,
-                       double width, double height) {
+Chart HypervolumeChart(const ReportInput& input, const ErrorMeasure& measure,
+                       const std::vector<ProgressPoint>& progress, double width,
+                       double height) {
   double t_max = ElapsedSeconds(input);
   double v_max = 0;
   for (const ProgressPoint& p : progress) {
@@ -887,7 +1024,8 @@ Chart HypervolumeChart(const ReportInput& input,
               LinearAxis(t_max, "Time since the experiment was created",
                          DurationTick, true),
               LinearAxis(v_max > 0 ? v_max * 1.05 : 1,
-                         "Hypervolume (log₁₀ error × log₁₀ params)",
+                         absl::StrCat("Hypervolume (log₁₀ ", measure.noun,
+                                      " × log₁₀ params)"),
                          PlainTick, false),
               "progress-hv");
   std::vector<double> xs, vs;
@@ -1002,9 +1140,12 @@ std::string ArchitectureHtml(const v1::Genome& genome) {
         absl::StrCat(layer.width(), " ", ActivationName(layer.activation())));
   }
   const v1::TrainingConfig& t = genome.training();
+  // Classifiers train with Adam alone: no "+ 0 L-BFGS".
+  const std::string lbfgs =
+      t.lbfgs_steps() == 0 ? ""
+                           : absl::StrFormat(" + %d L‑BFGS", t.lbfgs_steps());
   const std::string training = absl::StrFormat(
-      "lr %.0e · %d Adam + %d L‑BFGS · %s", t.learning_rate(), t.adam_steps(),
-      t.lbfgs_steps(),
+      "lr %.0e · %d Adam%s · %s", t.learning_rate(), t.adam_steps(), lbfgs,
       t.batch_size() == 0 ? std::string("full batch")
                           : absl::StrCat("batch ", t.batch_size()));
   return absl::StrCat(
@@ -1041,6 +1182,20 @@ std::string BudgetText(const v1::Budget& budget) {
   return parts.empty() ? "none" : absl::StrJoin(parts, " or ");
 }
 
+// Beyond this many columns (an image's pixels) a data set's columns are
+// shown with the middle of the list left out.
+constexpr int kManyColumns = 40;
+
+// Column names joined with ", ": "pixel_0, pixel_1, …, pixel_783 (784
+// columns)" when there are more than kManyColumns.
+std::string ColumnList(
+    const google::protobuf::RepeatedPtrField<std::string>& columns) {
+  if (columns.size() <= kManyColumns) return absl::StrJoin(columns, ", ");
+  return absl::StrCat(columns[0], ", ", columns[1], ", …, ",
+                      columns[columns.size() - 1], " (",
+                      Grouped(columns.size()), " columns)");
+}
+
 std::string StrategyName(v1::Strategy strategy) {
   switch (strategy) {
     case v1::STRATEGY_UNSPECIFIED:
@@ -1060,8 +1215,20 @@ std::string DatasetHtml(const v1::Dataset& dataset,
                                      spec.input_columns().end());
   const std::set<std::string> outputs(spec.output_columns().begin(),
                                       spec.output_columns().end());
+  // More than kManyColumns: the first few and the last two (where an
+  // image's label is), the others counted.
+  const int n = dataset.columns_size();
+  const int head = n > kManyColumns ? 6 : n;
+  const int tail = n > kManyColumns ? 2 : 0;
   std::string columns;
-  for (const std::string& column : dataset.columns()) {
+  for (int i = 0; i < n; ++i) {
+    if (i == head) {
+      absl::StrAppend(&columns, "<span class=\"col\">… ",
+                      Grouped(n - head - tail), " more</span>");
+      i = n - tail - 1;
+      continue;
+    }
+    const std::string& column = dataset.columns(i);
     const char* cls = inputs.count(column)    ? "col in"
                       : outputs.count(column) ? "col out"
                                               : "col";
@@ -1129,14 +1296,14 @@ std::vector<ProgressPoint> SearchProgress(
     double log_params;
     bool feasible;
   };
+  const ErrorMeasure measure = ErrorMeasureFor(experiment.spec());
   std::vector<Done> done;
   for (const v1::Candidate& c : candidates) {
     if (!Succeeded(c) || !IsSet(c.finished_at())) continue;
-    const double error = c.metrics().validation().max_abs_error();
+    const double error = measure.Of(c.metrics());
     if (!std::isfinite(error)) continue;
     done.push_back(
-        {ToTime(c.finished_at()), error,
-         std::log10(std::max(error, kErrorFloor)),
+        {ToTime(c.finished_at()), error, std::log10(measure.Floored(error)),
          std::log10(std::max<double>(c.metrics().parameter_count(), 1)),
          c.feasible()});
   }
@@ -1179,11 +1346,14 @@ std::vector<ProgressPoint> SearchProgress(
   return progress;
 }
 
-std::string RenderFrontSvg(const ReportInput& input) {
+std::string RenderFrontSvg(const ReportInput& unsorted_input) {
+  const ErrorMeasure measure =
+      ErrorMeasureFor(unsorted_input.experiment.spec());
+  const ReportInput input = WithSortedFront(unsorted_input, measure);
   const v1::Experiment& e = input.experiment;
   const std::string name = e.spec().name().empty() ? e.id() : e.spec().name();
-  Chart chart = FrontChart(input, FrontX::kParameters, 960, 600, "front",
-                           absl::StrCat(name, ": "));
+  Chart chart = FrontChart(input, measure, FrontX::kParameters, 960, 600,
+                           "front", absl::StrCat(name, ": "));
   std::string svg = chart.Render(/*standalone=*/true);
   return absl::StrCat(
       "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- evonas Pareto front of "
@@ -1191,7 +1361,10 @@ std::string RenderFrontSvg(const ReportInput& input) {
       HtmlEscape(e.id()), " -->\n", svg, "\n");
 }
 
-std::string RenderReportHtml(const ReportInput& input) {
+std::string RenderReportHtml(const ReportInput& unsorted_input) {
+  const ErrorMeasure measure =
+      ErrorMeasureFor(unsorted_input.experiment.spec());
+  const ReportInput input = WithSortedFront(unsorted_input, measure);
   const v1::Experiment& e = input.experiment;
   const v1::ExperimentSpec& spec = e.spec();
   const v1::Requirements& req = spec.requirements();
@@ -1223,15 +1396,19 @@ std::string RenderReportHtml(const ReportInput& input) {
   // Header.
   const std::string state = ExperimentStateName(e.state());
   absl::StrAppend(
-      &html, "<header><div><div class=\"eyebrow\">evonas · architecture "
-             "search report</div><h1>",
-      HtmlEscape(title), "</h1><div class=\"sub\">Experiment <span "
-                         "class=\"mono\">",
+      &html,
+      "<header><div><div class=\"eyebrow\">evonas · architecture "
+      "search report</div><h1>",
+      HtmlEscape(title),
+      "</h1><div class=\"sub\">Experiment <span "
+      "class=\"mono\">",
       HtmlEscape(e.id()), "</span> on <b>", HtmlEscape(input.dataset.name()),
-      "</b> · ", HtmlEscape(absl::StrJoin(spec.input_columns(), ", ")), " → ",
-      HtmlEscape(absl::StrJoin(spec.output_columns(), ", ")),
-      "</div></div><div class=\"meta\"><span class=\"badge ",
-      HtmlEscape(state), "\">", HtmlEscape(state), "</span><br>Generated ",
+      "</b> · ", HtmlEscape(ColumnList(spec.input_columns())), " → ",
+      HtmlEscape(ColumnList(spec.output_columns())),
+      e.class_count() > 0 ? absl::StrCat(" (", e.class_count(), " classes)")
+                          : "",
+      "</div></div><div class=\"meta\"><span class=\"badge ", HtmlEscape(state),
+      "\">", HtmlEscape(state), "</span><br>Generated ",
       FormatMinute(input.generated_at, zone), "</div></header>");
 
   // Verdict.
@@ -1265,10 +1442,8 @@ std::string RenderReportHtml(const ReportInput& input) {
   // Key figures.
   double best_feasible = kNaN;
   for (const v1::Candidate& c : input.front.candidates()) {
-    if (c.feasible() && !(best_feasible <= c.metrics().validation()
-                                                .max_abs_error())) {
-      best_feasible = c.metrics().validation().max_abs_error();
-    }
+    const double error = measure.Of(c.metrics());
+    if (c.feasible() && !(best_feasible <= error)) best_feasible = error;
   }
   absl::StrAppend(
       &html, "<div class=\"cards\">",
@@ -1278,15 +1453,14 @@ std::string RenderReportHtml(const ReportInput& input) {
       Card("Feasible", absl::StrCat(e.feasible_count()),
            succeeded.empty()
                ? "of none trained"
-               : absl::StrCat(
-                     Percent(static_cast<double>(e.feasible_count()) /
-                             static_cast<double>(succeeded.size())),
-                     " of trained")),
+               : absl::StrCat(Percent(static_cast<double>(e.feasible_count()) /
+                                      static_cast<double>(succeeded.size())),
+                              " of trained")),
       Card("Pareto front", absl::StrCat(front_size),
            front_size == 1 ? "candidate" : "candidates"),
       Card("Best feasible error",
-           std::isnan(best_feasible) ? "—" : Sci(best_feasible),
-           "validation max abs"),
+           std::isnan(best_feasible) ? "—" : measure.format(best_feasible),
+           measure.card_hint),
       Card("Elapsed", ShortDuration(absl::Seconds(ElapsedSeconds(input))),
            absl::StrCat("budget ", BudgetText(spec.budget()))),
       "</div>");
@@ -1345,10 +1519,10 @@ std::string RenderReportHtml(const ReportInput& input) {
       "candidate; the front is ringed and numbered as in the table below. "
       "Dashed lines are the requirements, the shaded area is where they "
       "hold. Hover over a point for its id.</p><div class=\"grid2\"><figure>",
-      FrontChart(input, FrontX::kParameters, 540, 400, "front-params")
+      FrontChart(input, measure, FrontX::kParameters, 540, 400, "front-params")
           .Render(false),
       "</figure><figure>",
-      FrontChart(input, FrontX::kLatency, 540, 400, "front-latency")
+      FrontChart(input, measure, FrontX::kLatency, 540, 400, "front-latency")
           .Render(false),
       "</figure></div></section>");
 
@@ -1359,8 +1533,8 @@ std::string RenderReportHtml(const ReportInput& input) {
   }
   absl::StrAppend(
       &html,
-      "<section><h2>Candidates on the front</h2><p class=\"lead\">Sorted by "
-      "validation max abs error. ",
+      "<section><h2>Candidates on the front</h2><p class=\"lead\">Sorted by ",
+      measure.name, ". ",
       has_test ? "Errors are on the validation rows, with the test data set's "
                  "(never used for selection) in grey below. "
                : "",
@@ -1369,33 +1543,27 @@ std::string RenderReportHtml(const ReportInput& input) {
   if (front_size == 0) {
     absl::StrAppend(&html, "<p>The front is empty.</p>");
   } else {
-    const std::string within_title =
-        req.has_within_tolerance()
-            ? absl::StrFormat("fraction of points within %g",
-                              req.within_tolerance())
-            : "fraction of points within the tolerance";
-    absl::StrAppend(
-        &html, "<div class=\"scroll\"><table class=\"front\"><thead><tr>",
-        Header("#"), Header("Candidate"),
-        Header("Max err", "num", "max abs error"),
-        Header("Within", "num", within_title),
-        Header("RMSE", "num"), Header("MAE", "num"), Header("Params", "num"),
-        Header("Size", "num", "model file size"),
-        Header("Train", "num", "training wall time"),
-        Header("Latency", "num", "inference latency, one sample"));
+    absl::StrAppend(&html,
+                    "<div class=\"scroll\"><table class=\"front\"><thead><tr>",
+                    Header("#"), Header("Candidate"));
+    for (const MetricColumn& column : measure.columns) {
+      absl::StrAppend(&html, Header(column.header, "num", column.title));
+    }
+    absl::StrAppend(&html, Header("Params", "num"),
+                    Header("Size", "num", "model file size"),
+                    Header("Train", "num", "training wall time"),
+                    Header("Latency", "num", "inference latency, one sample"));
     for (const RequirementDef& def : defs) {
       absl::StrAppend(&html, Header(def.short_name, "c req",
                                     absl::StrCat(def.name, " ", def.limit)));
     }
     absl::StrAppend(&html, Header("Feasible", "c"), "</tr></thead><tbody>");
     // A validation value with the test value below it.
-    auto error_cell = [&](const v1::Metrics& m,
-                          double (*get)(const v1::Evaluation&),
-                          std::string (*format)(double)) {
-      std::string text = format(get(m.validation()));
+    auto metric_cell = [&](const v1::Metrics& m, const MetricColumn& column) {
+      std::string text = column.format(column.of(m.validation()));
       if (has_test) {
         absl::StrAppend(&text, "<small>",
-                        m.has_test() ? format(get(m.test())) : "—",
+                        m.has_test() ? column.format(column.of(m.test())) : "—",
                         "</small>");
       }
       return Cell(text, "num two");
@@ -1407,16 +1575,12 @@ std::string RenderReportHtml(const ReportInput& input) {
           &html, "<tr>",
           Cell(absl::StrCat("<span class=\"rank\">", ++rank, "</span>")),
           Cell(absl::StrCat("<span class=\"mono\">", HtmlEscape(c.id()),
-                            "</span>", ArchitectureHtml(c.genome()))),
-          error_cell(
-              m, [](const v1::Evaluation& v) { return v.max_abs_error(); },
-              Sci),
-          error_cell(
-              m, [](const v1::Evaluation& v) { return v.fraction_within(); },
-              Percent),
-          error_cell(m, [](const v1::Evaluation& v) { return v.rmse(); }, Sci),
-          error_cell(m, [](const v1::Evaluation& v) { return v.mae(); }, Sci),
-          Cell(Grouped(m.parameter_count()), "num"),
+                            "</span>", ArchitectureHtml(c.genome()))));
+      for (const MetricColumn& column : measure.columns) {
+        absl::StrAppend(&html, metric_cell(m, column));
+      }
+      absl::StrAppend(
+          &html, Cell(Grouped(m.parameter_count()), "num"),
           Cell(Bytes(m.model_bytes()), "num"),
           Cell(absl::StrFormat("%.1f s", m.training_seconds()), "num"),
           Cell(HtmlEscape(Latency(m.inference_latency_seconds())), "num"));
@@ -1445,12 +1609,16 @@ std::string RenderReportHtml(const ReportInput& input) {
       &html,
       "<section><h2>Search progress</h2><p class=\"lead\">Each point is a "
       "candidate when it finished training. The hypervolume measures the "
-      "whole trade-off between error and size: the area that the trained "
-      "candidates dominate in (log₁₀ error, log₁₀ parameters), up to one "
-      "decade beyond the worst of each.</p><div class=\"grid2\"><figure>",
-      ErrorProgressChart(input, progress, 540, 360).Render(false),
+      "whole trade-off between ",
+      measure.noun,
+      " and size: the area that the "
+      "trained candidates dominate in (log₁₀ ",
+      measure.noun,
+      ", log₁₀ parameters), up to one decade beyond the worst of each.</p>"
+      "<div class=\"grid2\"><figure>",
+      ErrorProgressChart(input, measure, progress, 540, 360).Render(false),
       "</figure><figure>",
-      HypervolumeChart(input, progress, 540, 360).Render(false),
+      HypervolumeChart(input, measure, progress, 540, 360).Render(false),
       "</figure></div></section>");
 
   // Data and search settings.
@@ -1486,7 +1654,9 @@ std::string RenderReportHtml(const ReportInput& input) {
       &html,
       "<footer>Generated by evonas from the controller's records. A "
       "candidate is on the Pareto front when no other candidate is at least "
-      "as good in validation max abs error, parameters and training time and "
+      "as good in ",
+      measure.name,
+      ", parameters and training time and "
       "better in one; a feasible candidate beats every infeasible one. "
       "Validation rows are a seeded hash split of the training data set "
       "that workers never train on.</footer></div></body></html>\n");

@@ -46,28 +46,36 @@ struct RequirementCheck {
   std::string actual;
   bool met = false;
 };
-// One check per set requirement of `requirements`, in the order of the
-// Requirements message, judged by the same rule as the controller (Assess
-// in common/requirements.h). within_tolerance alone is no requirement.
+// One check per set requirement of `requirements`, in the order in which
+// the controller checks them and by the same rule (Assess in
+// common/requirements.h). within_tolerance alone is no requirement.
 std::vector<RequirementCheck> CheckRequirements(
     const v1::Requirements& requirements, const v1::Metrics& metrics);
 
 // Errors below this count as this on logarithmic axes and in the
 // hypervolume (a perfect fit would otherwise be at minus infinity).
 inline constexpr double kErrorFloor = 1e-15;
+// The same for a classifier's error rate: below one wrong row in 100,000,
+// so that a perfect classifier sits just under the others instead of
+// stretching the axis over fifteen decades.
+inline constexpr double kErrorRateFloor = 1e-5;
 
 // The state of the search after each succeeded candidate, in the order they
-// finished.
+// finished. "Error" is the experiment's task's: the validation max abs error
+// of a regression, the validation error rate (1 - accuracy) of a
+// classification.
 struct ProgressPoint {
   // Since the experiment was created.
   double seconds = 0;
-  // Smallest validation max abs error of any succeeded candidate so far.
+  // Smallest validation error of any succeeded candidate so far.
   double best_error = 0;
   // The same over feasible candidates; NaN until one is feasible.
   double best_feasible_error = 0;
-  // Hypervolume (common/hypervolume.h) of (log10 error, log10 parameters) of every succeeded
-  // candidate so far, against a reference one decade beyond the worst
-  // finite value of each over the whole run; it never decreases.
+  // Hypervolume (common/hypervolume.h) of (log10 error, log10 parameters)
+  // of every succeeded candidate so far, errors floored at kErrorFloor
+  // (kErrorRateFloor for a classification), against a reference one decade
+  // beyond the worst finite value of each over the whole run; it never
+  // decreases.
   double hypervolume = 0;
 };
 // Uses succeeded candidates with a finish time and a finite error.
@@ -75,11 +83,13 @@ std::vector<ProgressPoint> SearchProgress(
     const v1::Experiment& experiment,
     const std::vector<v1::Candidate>& candidates);
 
-// The front plot alone (validation max abs error against parameters, log
-// scales) as a standalone SVG document, for slides.
+// The front plot alone (validation error against parameters, log scales;
+// the error as in ProgressPoint) as a standalone SVG document, for slides.
 std::string RenderFrontSvg(const ReportInput& input);
 
-// The whole report as one HTML document.
+// The whole report as one HTML document. Its charts, cards and front table
+// use the error of the experiment's task (see ProgressPoint), and the front
+// is listed best error first whatever order the controller sent.
 std::string RenderReportHtml(const ReportInput& input);
 
 }  // namespace evonas::client

@@ -1,22 +1,31 @@
-// evonas_report_sample HTML_FILE SVG_FILE: writes the report and the front
-// plot of SampleReportInput(), for the browser test (tests/).
+// evonas_report_sample [--classification] HTML_FILE SVG_FILE: writes the
+// report and the front plot of SampleReportInput(), or with
+// --classification of SampleClassificationReportInput(), for the browser
+// test (tests/).
 
 #include <fstream>
 #include <iostream>
+#include <string>
 
 #include "client/report.h"
 #include "client/report_sample.h"
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::cerr << "usage: evonas_report_sample HTML_FILE SVG_FILE\n";
+  const bool classification =
+      argc == 4 && std::string(argv[1]) == "--classification";
+  if (argc != 3 && !classification) {
+    std::cerr << "usage: evonas_report_sample [--classification] HTML_FILE "
+                 "SVG_FILE\n";
     return 2;
   }
+  const char* html_file = argv[argc - 2];
+  const char* svg_file = argv[argc - 1];
   const evonas::client::ReportInput input =
-      evonas::client::SampleReportInput();
-  std::ofstream html(argv[1], std::ios::binary);
+      classification ? evonas::client::SampleClassificationReportInput()
+                     : evonas::client::SampleReportInput();
+  std::ofstream html(html_file, std::ios::binary);
   html << evonas::client::RenderReportHtml(input);
-  std::ofstream svg(argv[2], std::ios::binary);
+  std::ofstream svg(svg_file, std::ios::binary);
   svg << evonas::client::RenderFrontSvg(input);
   html.close();
   svg.close();

@@ -35,6 +35,67 @@ v1::Candidate Trained(const std::string& id, double error, int64_t params,
   return c;
 }
 
+// A trained classifier: max abs error and its kin are 0, as the worker
+// reports them.
+v1::Candidate Classified(const std::string& id, double accuracy, int64_t params,
+                         int64_t finished_seconds, bool feasible) {
+  v1::Candidate c = Trained(id, 0, params, finished_seconds, feasible);
+  c.mutable_metrics()->mutable_validation()->set_accuracy(accuracy);
+  c.mutable_metrics()->mutable_validation()->set_cross_entropy(2.5 *
+                                                               (1 - accuracy));
+  return c;
+}
+
+// A classification experiment requiring accuracy >= 90% and at most 5000
+// parameters, whose front the controller sent worst first.
+ReportInput ClassificationInput() {
+  ReportInput input;
+  v1::Experiment& e = input.experiment;
+  e.set_id("exp-cls");
+  e.set_state(v1::EXPERIMENT_STATE_COMPLETED);
+  e.set_class_count(10);
+  e.mutable_created_at()->set_seconds(1000);
+  e.mutable_finished_at()->set_seconds(1100);
+  e.set_feasible_count(2);
+  e.mutable_counts()->set_succeeded(4);
+  v1::ExperimentSpec& spec = *e.mutable_spec();
+  spec.set_task(v1::TASK_CLASSIFICATION);
+  spec.mutable_requirements()->set_min_accuracy(0.9);
+  spec.mutable_requirements()->set_max_parameters(5000);
+  input.candidates = {
+      Classified("c-good", 0.95, 1000, 10, true),
+      Classified("c-small", 0.93, 500, 20, true),
+      Classified("c-poor", 0.80, 2000, 30, false),
+      Classified("c-large", 0.97, 8000, 40, false),
+  };
+  input.candidates[2].add_violations("validation accuracy 80.0% < 90.0%");
+  input.candidates[3].add_violations("parameter count 8000 > 5000");
+  input.front.set_has_feasible(true);
+  *input.front.add_candidates() = input.candidates[1];
+  *input.front.add_candidates() = input.candidates[0];
+  return input;
+}
+
+// In the first chart of `svg`: the y of the horizontal requirement line
+// and the y of the y-axis tick labelled `tick` (its text sits 4 px below
+// its grid line); -1 when missing.
+std::pair<double, double> LimitAndTickY(const std::string& svg,
+                                        const std::string& tick) {
+  const std::string chart = svg.substr(0, svg.find("</svg>"));
+  std::smatch line, label;
+  const bool has_line = std::regex_search(
+      chart, line,
+      std::regex("<line x1=\"70.0\" y1=\"([0-9.]+)\" x2=\"[0-9.]+\" "
+                 "y2=\"\\1\" stroke=\"#b42318\""));
+  const bool has_label = std::regex_search(
+      chart, label,
+      std::regex("<text x=\"62.0\" y=\"([0-9.]+)\" text-anchor=\"end\" "
+                 "fill=\"#5b6472\">" +
+                 tick + "</text>"));
+  return {has_line ? std::stod(line[1]) : -1,
+          has_label ? std::stod(label[1]) - 4 : -1};
+}
+
 TEST(HtmlEscapeTest, EscapesMarkupAndQuotes) {
   EXPECT_EQ(HtmlEscape("<a href=\"x\">Tom's & co</a>"),
             "&lt;a href=&quot;x&quot;&gt;Tom&#39;s &amp; co&lt;/a&gt;");
@@ -66,6 +127,49 @@ TEST(CheckRequirementsTest, OneCheckPerSetRequirement) {
   v1::Requirements tolerance_only;
   tolerance_only.set_within_tolerance(1e-4);
   EXPECT_TRUE(CheckRequirements(tolerance_only, m).empty());
+}
+
+TEST(CheckRequirementsTest, MinAccuracyByTheControllersRule) {
+  v1::Requirements r;
+  r.set_min_accuracy(0.9);
+  r.set_max_parameters(1000);
+  v1::Metrics m;
+  m.mutable_validation()->set_accuracy(0.8512);
+  m.set_parameter_count(900);
+  std::vector<RequirementCheck> checks = CheckRequirements(r, m);
+  ASSERT_EQ(checks.size(), 2u);
+  EXPECT_EQ(checks[0].name, "Validation accuracy");
+  EXPECT_EQ(checks[0].limit, "≥ 90%");
+  EXPECT_EQ(checks[0].actual, "85.12%");
+  EXPECT_FALSE(checks[0].met);
+  EXPECT_TRUE(checks[1].met);
+  m.mutable_validation()->set_accuracy(0.9);  // The limit itself is allowed.
+  checks = CheckRequirements(r, m);
+  EXPECT_TRUE(checks[0].met);
+  EXPECT_EQ(checks[0].actual, "90.00%");
+}
+
+TEST(SearchProgressTest, ClassifiersByErrorRate) {
+  v1::Experiment e;
+  e.mutable_created_at()->set_seconds(1000);
+  e.mutable_spec()->set_task(v1::TASK_CLASSIFICATION);
+  const std::vector<v1::Candidate> candidates = {
+      Classified("c-1", 0.9, 100, 10, false),
+      Classified("c-2", 0.99, 10000, 20, true),
+      Classified("c-3", 1.0, 100000, 30, true),  // perfect: floored
+  };
+  const std::vector<ProgressPoint> progress = SearchProgress(e, candidates);
+  ASSERT_EQ(progress.size(), 3u);
+  EXPECT_NEAR(progress[0].best_error, 0.1, 1e-12);
+  EXPECT_TRUE(std::isnan(progress[0].best_feasible_error));
+  EXPECT_NEAR(progress[1].best_error, 0.01, 1e-12);
+  EXPECT_NEAR(progress[1].best_feasible_error, 0.01, 1e-12);
+  EXPECT_EQ(progress[2].best_error, 0);
+  // Reference (log10 error rate, log10 params) = (-1 + 1, 5 + 1) = (0, 6);
+  // the points are (-1, 2), (-2, 4) and (log10 kErrorRateFloor, 5) = (-5, 5).
+  EXPECT_NEAR(progress[0].hypervolume, 1 * 4, 1e-9);
+  EXPECT_NEAR(progress[1].hypervolume, 4 + 1 * 2, 1e-9);
+  EXPECT_NEAR(progress[2].hypervolume, 6 + 3 * 1, 1e-9);
 }
 
 TEST(SearchProgressTest, BestErrorsAndHypervolumeInFinishOrder) {
@@ -193,6 +297,135 @@ TEST(RenderFrontSvgTest, StandaloneDocumentWithRequirementLines) {
   EXPECT_NE(svg.find("max params 6k"), std::string::npos);
   EXPECT_NE(svg.find(input.experiment.spec().name()), std::string::npos);
   EXPECT_EQ(Count(svg, "<svg "), 1u);
+}
+
+TEST(RenderReportHtmlTest, ClassificationIsJudgedByErrorRate) {
+  const ReportInput input = ClassificationInput();
+  const std::string html = RenderReportHtml(input);
+  // Nothing of regression is left.
+  for (const char* regression :
+       {"max abs", "Max err", "RMSE", "MAE", "Within"}) {
+    EXPECT_EQ(html.find(regression), std::string::npos) << regression;
+  }
+  EXPECT_NE(html.find(">Validation error rate vs. model size<"),
+            std::string::npos);
+  EXPECT_NE(html.find(">Validation error rate vs. inference latency<"),
+            std::string::npos);
+  EXPECT_NE(html.find(">Best validation error rate over time<"),
+            std::string::npos);
+  EXPECT_EQ(Count(html, ">Validation error rate (1 − accuracy)</text>"), 3u);
+  EXPECT_NE(html.find("→  (10 classes)"), std::string::npos);
+  // The card shows the best feasible error rate, not the infeasible 3%.
+  EXPECT_NE(html.find("<div class=\"value\">5.00%</div><div class=\"hint\">"
+                      "validation, 1 − accuracy</div>"),
+            std::string::npos);
+  // The requirement, met by every candidate but the poor one.
+  EXPECT_NE(html.find("<td>Validation accuracy</td><td class=\"num\">≥ 90%"
+                      "</td><td class=\"num\">97.00%</td><td class=\"num\">"
+                      "3 of 4</td>"),
+            std::string::npos);
+  // The line of min_accuracy 0.9 is at the error rate 10%, in both front
+  // charts and the progress chart.
+  EXPECT_EQ(Count(html, ">min accuracy 90%</text>"), 2u);
+  const auto [line_y, tick_y] = LimitAndTickY(html, "10%");
+  ASSERT_GT(line_y, 0);
+  EXPECT_NEAR(line_y, tick_y, 0.11);
+  EXPECT_EQ(Count(html,
+                  "stroke=\"#b42318\" stroke-width=\"1.5\" "
+                  "stroke-dasharray=\"6 4\""),
+            2u + 1u + 1u);  // parameters, latency and progress charts
+  // Points say their error rate.
+  EXPECT_NE(html.find("c-poor\nvalidation error rate 20.00%\n"),
+            std::string::npos);
+
+  // The table: accuracy, error rate and cross-entropy, best error rate
+  // first although the controller sent it second.
+  const std::string table =
+      html.substr(html.find("<h2>Candidates on the front</h2>"));
+  EXPECT_NE(table.find("Sorted by validation error rate."), std::string::npos);
+  EXPECT_NE(table.find("<th class=\"num\" title=\"validation accuracy\">"
+                       "Accuracy</th><th class=\"num\" title=\"1 − accuracy"
+                       "\">Error rate</th><th class=\"num\" title=\"mean "
+                       "−log p(label), in nats\">Cross-entropy</th>"),
+            std::string::npos);
+  EXPECT_LT(table.find("c-good"), table.find("c-small"));
+  EXPECT_NE(table.find("<td class=\"num two\">95.00%</td><td class=\"num "
+                       "two\">5.00%</td><td class=\"num two\">0.125</td>"),
+            std::string::npos);
+  EXPECT_NE(table.find("title=\"Validation accuracy: 93.00% meets ≥ 90%\""),
+            std::string::npos);
+  EXPECT_EQ(table.find("class=\"no\""), std::string::npos);
+  EXPECT_FALSE(std::regex_search(html, std::regex("[^a-z](nan|inf)[^a-z]")));
+}
+
+TEST(RenderReportHtmlTest, InfeasibleClassifierIsMarked) {
+  ReportInput input = ClassificationInput();
+  input.front.Clear();
+  *input.front.add_candidates() = input.candidates[2];  // c-poor
+  input.candidates = {input.candidates[2]};
+  input.experiment.set_feasible_count(0);
+  const std::string html = RenderReportHtml(input);
+  EXPECT_NE(html.find("No candidate meets every requirement"),
+            std::string::npos);
+  EXPECT_NE(html.find("title=\"Validation accuracy: 80.00% misses ≥ 90%\""),
+            std::string::npos);
+  EXPECT_NE(html.find("title=\"Trainable parameters: 2,000 meets ≤ 5,000\""),
+            std::string::npos);
+  EXPECT_NE(html.find("validation accuracy 80.0% &lt; 90.0%"),
+            std::string::npos);
+  // Summary for the accuracy, its check and feasibility.
+  EXPECT_EQ(Count(html, "class=\"no\""), 3u);
+  EXPECT_NE(html.find("<div class=\"value\">—</div>"), std::string::npos);
+}
+
+TEST(RenderReportHtmlTest, ClassificationSampleHasEverySection) {
+  const ReportInput input = SampleClassificationReportInput();
+  const std::string html = RenderReportHtml(input);
+  for (const char* heading :
+       {"Requirements", "Pareto front", "Candidates on the front",
+        "Search progress", "Data and search"}) {
+    EXPECT_NE(html.find(absl::StrCat("<h2>", heading, "</h2>")),
+              std::string::npos)
+        << heading;
+  }
+  EXPECT_EQ(Count(html, "<svg "), 4u);
+  EXPECT_EQ(html.find("max abs"), std::string::npos);
+  // 784 pixel columns are summarised, in the header and the data set.
+  EXPECT_NE(html.find("pixel_0, pixel_1, …, pixel_783 (784 columns) → label "
+                      "(10 classes)"),
+            std::string::npos);
+  EXPECT_NE(html.find("<span class=\"col\">… 777 more</span>"),
+            std::string::npos);
+  EXPECT_EQ(html.find(">pixel_400<"), std::string::npos);
+  ASSERT_GT(input.front.candidates_size(), 2);
+  ASSERT_TRUE(input.front.has_feasible());
+  // Three requirements: a mark each per front member, with feasibility,
+  // and one each in the requirements table.
+  const size_t marks =
+      Count(html, "class=\"yes\"") + Count(html, "class=\"no\"");
+  EXPECT_EQ(marks, input.front.candidates_size() * 4u + 3u);
+  EXPECT_FALSE(std::regex_search(html, std::regex("[^a-z](nan|inf)[^a-z]")));
+}
+
+TEST(RenderFrontSvgTest, ClassificationPlotsErrorRate) {
+  const std::string svg = RenderFrontSvg(ClassificationInput());
+  EXPECT_TRUE(absl::StartsWith(svg, "<?xml version=\"1.0\""));
+  EXPECT_EQ(svg.find("max abs"), std::string::npos);
+  EXPECT_NE(svg.find(">exp-cls: Validation error rate vs. model size<"),
+            std::string::npos);
+  EXPECT_NE(svg.find(">Validation error rate (1 − accuracy)</text>"),
+            std::string::npos);
+  EXPECT_NE(svg.find(">min accuracy 90%</text>"), std::string::npos);
+  EXPECT_NE(svg.find(">max params 5k</text>"), std::string::npos);
+  const auto [line_y, tick_y] = LimitAndTickY(svg, "10%");
+  ASSERT_GT(line_y, 0);
+  EXPECT_NEAR(line_y, tick_y, 0.11);
+  // Feasible circles and infeasible crosses, as the controller judged.
+  EXPECT_EQ(Count(svg, "stroke-linecap=\"round\""), 2u + 1u);  // + legend
+
+  const std::string sample = RenderFrontSvg(SampleClassificationReportInput());
+  EXPECT_NE(sample.find(">min accuracy 85.5%</text>"), std::string::npos);
+  EXPECT_NE(sample.find(">max params 60k</text>"), std::string::npos);
 }
 
 }  // namespace

@@ -4,15 +4,19 @@
 Usage: report_browser_test.py EVONAS_REPORT_SAMPLE WORK_DIR
 
 EVONAS_REPORT_SAMPLE renders the report and the front SVG of canned messages
-(client/report_sample.cc), so no training is needed. The test checks that:
+(client/report_sample.cc), so no training is needed: a regression sample and,
+with --classification, a classification one. For each, the test checks that:
   - the page is self-contained (no script, nothing fetched) and its inline
     SVG plots and the standalone SVG are well-formed XML;
   - Chromium logs no console message while showing it (a probe page that
     does log one proves that such messages would be seen);
   - the DOM Chromium built has every section and plot;
   - the screenshot is a real picture: the right size, mostly not blank, many
-    colours, and pixels in the colours of the plotted points.
-The screenshot stays in WORK_DIR/report.png for a person to look at.
+    colours, and pixels in the colours of the plotted points;
+  - the error axis is the task's: max abs error for the regression, error
+    rate for the classification, and never the other one.
+The screenshots stay in WORK_DIR/regression/report.png and
+WORK_DIR/classification/report.png for a person to look at.
 Only the standard library is used.
 """
 
@@ -123,14 +127,35 @@ def near(colour, target, tolerance=6):
     return all(abs(a - b) <= tolerance for a, b in zip(colour, target))
 
 
-def main():
-    sample, work_dir = sys.argv[1], sys.argv[2]
-    shutil.rmtree(work_dir, ignore_errors=True)
-    os.makedirs(work_dir)
-    html_path = os.path.join(work_dir, "report.html")
-    svg_path = os.path.join(work_dir, "front.svg")
-    png_path = os.path.join(work_dir, "report.png")
-    subprocess.run([sample, html_path, svg_path], check=True, timeout=60)
+# Each sample: its flags, text its report must show and text it must not.
+SAMPLES = (
+    ("regression", [], "Validation max abs error", "error rate"),
+    ("classification", ["--classification"],
+     "Validation error rate (1 \u2212 accuracy)", "max abs error"),
+)
+
+
+def probe_console(work_dir):
+    """The console check must be able to fail: a page that logs is noticed."""
+    probe = os.path.join(work_dir, "probe.html")
+    with open(probe, "w", encoding="utf-8") as f:
+        f.write("<!DOCTYPE html><p>probe</p>"
+                "<script>console.error('evonas-probe')</script>")
+    _, stderr = chromium(work_dir, "file://" + probe, "--dump-dom")
+    check(any("evonas-probe" in line for line in console_messages(stderr)),
+          "Chromium's log shows a probe page's console error")
+
+
+def check_sample(sample, work_dir, name, flags, axis_title, foreign):
+    """Renders one sample into work_dir/name and checks it in Chromium."""
+    print("-- %s sample" % name)
+    sample_dir = os.path.join(work_dir, name)
+    os.makedirs(sample_dir)
+    html_path = os.path.join(sample_dir, "report.html")
+    svg_path = os.path.join(sample_dir, "front.svg")
+    png_path = os.path.join(sample_dir, "report.png")
+    subprocess.run([sample, *flags, html_path, svg_path], check=True,
+                   timeout=60)
 
     # Self-contained and well-formed.
     with open(html_path, encoding="utf-8") as f:
@@ -156,15 +181,10 @@ def main():
               "front.svg is an SVG document")
     except ElementTree.ParseError as error:
         check(False, "front.svg is well-formed XML: %s" % error)
-
-    # The console check must be able to fail: a page that logs is noticed.
-    probe = os.path.join(work_dir, "probe.html")
-    with open(probe, "w", encoding="utf-8") as f:
-        f.write("<!DOCTYPE html><p>probe</p>"
-                "<script>console.error('evonas-probe')</script>")
-    _, stderr = chromium(work_dir, "file://" + probe, "--dump-dom")
-    check(any("evonas-probe" in line for line in console_messages(stderr)),
-          "Chromium's log shows a probe page's console error")
+    with open(svg_path, encoding="utf-8") as f:
+        svg = f.read()
+    check(axis_title in svg and foreign not in svg,
+          "front.svg plots %r, not %r" % (axis_title, foreign))
 
     # The report: no console message, the expected DOM, a real screenshot.
     url = "file://" + os.path.abspath(html_path)
@@ -176,6 +196,9 @@ def main():
                     "Search progress", "Data and search"):
         check("<h2>%s</h2>" % heading in dom, "the DOM has section " + heading)
     check(dom.count("<svg ") == 4, "the DOM has 4 SVG elements")
+    check(dom.count(">%s</text>" % axis_title) == 3 and foreign not in dom,
+          "the DOM's 3 error axes say %r, nothing says %r" %
+          (axis_title, foreign))
 
     _, stderr = chromium(work_dir, url, "--screenshot=" + png_path,
                          "--window-size=%d,%d" % (WIDTH, HEIGHT))
@@ -204,6 +227,15 @@ def main():
     check(front > 200, "the front is highlighted (%d orange pixels)" % front)
 
     print("screenshot: " + png_path)
+
+
+def main():
+    sample, work_dir = sys.argv[1], sys.argv[2]
+    shutil.rmtree(work_dir, ignore_errors=True)
+    os.makedirs(work_dir)
+    probe_console(work_dir)
+    for name, flags, axis_title, foreign in SAMPLES:
+        check_sample(sample, work_dir, name, flags, axis_title, foreign)
     print("report checks: %d passed, %d failed" % (len(passes), len(failures)))
     if failures:
         sys.exit(1)
