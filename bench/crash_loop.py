@@ -239,7 +239,7 @@ def main():
         for i in range(args.workers):
             with open(os.path.join(cluster.work, f"worker-{i}.log")) as f:
                 for line in f:
-                    if "refused" not in line:
+                    if " event=report_refused " not in line:
                         continue
                     refused += 1
                     check("already reported" in line,

@@ -7,11 +7,11 @@
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdlib>
-#include <iostream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "client/channel.h"
+#include "common/log.h"
 #include "grpcpp/grpcpp.h"
 #include "worker/worker.h"
 
@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   evonas::worker::WorkerOptions options;
   std::string controller = "localhost:50051";
   evonas::ChannelSecurity security;
+  std::string log_level = "info";
   // The environment gives defaults (a deployment's secrets); flags override.
   for (auto [name, target] :
        {std::pair<const char*, std::string*>{"EVONAS_CONTROLLER", &controller},
@@ -69,7 +70,15 @@ int main(int argc, char** argv) {
                  "used when RAPL (/sys/class/powercap) is not readable")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--log-level", log_level,
+                 "Least severe event logged on stderr: debug, info, warning "
+                 "or error")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"debug", "info", "warning", "error"}));
   CLI11_PARSE(app, argc, argv);
+  // The check above accepted the name, so this parses.
+  evonas::log::SetMinLevel(
+      evonas::log::ParseLevel(log_level).value_or(evonas::log::Level::kInfo));
   if (options.worker_id.empty()) {
     char host[256] = {0};
     gethostname(host, sizeof(host) - 1);
@@ -86,7 +95,9 @@ int main(int argc, char** argv) {
               static_cast<int>(absl::ToInt64Milliseconds(options.max_backoff)));
   auto channel = evonas::CreateControllerChannel(controller, security, args);
   if (!channel.ok()) {
-    std::cerr << "evonas-worker: " << channel.status() << "\n";
+    evonas::log::Error(
+        "channel_setup_failed",
+        {{"controller", controller}, {"error", channel.status().ToString()}});
     return 2;
   }
   evonas::worker::Worker worker(options, *channel);
@@ -94,13 +105,21 @@ int main(int argc, char** argv) {
   std::signal(SIGTERM, RecordSignal);
   std::thread watcher([&worker] {
     while (stop_signal == 0) usleep(100 * 1000);
-    std::cerr << "evonas-worker: stopping; a lease in progress is given back\n";
+    evonas::log::Info("stopping",
+                      {{"signal", static_cast<int>(stop_signal)},
+                       {"detail", "a lease in progress is given back"}});
     worker.RequestStop();
   });
-  std::cerr << "evonas-worker " << options.worker_id << ": working for "
-            << controller << "\n";
+  evonas::log::Info("started",
+                    {{"worker", options.worker_id},
+                     {"controller", controller},
+                     {"transport", security.plaintext ? "plaintext" : "tls"},
+                     {"threads", options.threads},
+                     {"mode", options.simulate ? "simulate" : "train"},
+                     {"cache_dir", options.cache_dir}});
   worker.Run();
   // Run() returns only after a stop request, so the watcher has finished.
   watcher.join();
+  evonas::log::Info("stopped", {{"worker", options.worker_id}});
   return 0;
 }

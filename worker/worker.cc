@@ -1,13 +1,13 @@
 #include "worker/worker.h"
 
 #include <condition_variable>
-#include <iostream>
 #include <mutex>
 #include <random>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "common/genome.h"
+#include "common/log.h"
 #include "common/sha256.h"
 #include "common/simulated_evaluator.h"
 #include "common/status_macros.h"
@@ -35,6 +35,39 @@ absl::Status FromGrpc(const grpc::Status& status, absl::string_view what) {
 
 void SetDeadline(grpc::ClientContext& context, absl::Duration timeout) {
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+}
+
+// One line for what the worker made of a lease before reporting it: `how`
+// ("trained", "simulated") and the key metrics, or the failure's reason.
+void LogOutcome(const v1::Lease& lease, const v1::WorkResult& result,
+                absl::string_view how) {
+  if (!result.failure_reason().empty()) {
+    log::Warning("candidate_failed", {{"candidate", lease.candidate_id()},
+                                      {"mode", how},
+                                      {"reason", result.failure_reason()}});
+    return;
+  }
+  const v1::Metrics& metrics = result.metrics();
+  log::Info(how, {{"candidate", lease.candidate_id()},
+                  {"parameters", metrics.parameter_count()},
+                  {"model_bytes", result.model_size_bytes()},
+                  {"training_seconds", metrics.training_seconds()}});
+}
+
+// One line for the controller's answer to a report. The event names
+// "reported" and "report_refused" are what log readers (bench/crash_loop.py)
+// look for.
+void LogReport(const v1::Lease& lease, const v1::WorkResult& result,
+               const absl::Status& status) {
+  if (status.ok()) {
+    log::Info("reported",
+              {{"candidate", lease.candidate_id()},
+               {"outcome",
+                result.failure_reason().empty() ? "succeeded" : "failed"}});
+  } else {
+    log::Error("report_refused", {{"candidate", lease.candidate_id()},
+                                  {"error", status.ToString()}});
+  }
 }
 
 model::Samples Select(const Table& table, const std::vector<int64_t>& rows,
@@ -159,10 +192,16 @@ void Worker::Run() {
     if (!status.ok()) {
       // Controller down or restarting: back off with jitter so that many
       // workers do not reconnect in lockstep.
-      std::cerr << "evonas-worker: lease failed: " << status.error_message()
-                << "; retrying\n";
       std::uniform_real_distribution<double> factor(0.5, 1.0);
-      Wait(backoff * factor(jitter));
+      const absl::Duration wait = backoff * factor(jitter);
+      log::Warning(
+          "lease_failed",
+          {{"worker", options_.worker_id},
+           {"code", absl::StatusCodeToString(
+                        static_cast<absl::StatusCode>(status.error_code()))},
+           {"error", status.error_message()},
+           {"retry_in_ms", absl::ToInt64Milliseconds(wait)}});
+      Wait(wait);
       backoff = std::min(backoff * 2, options_.max_backoff);
       continue;
     }
@@ -219,16 +258,15 @@ void Worker::Process(const v1::Lease& lease) {
   if (options_.simulate) {
     // No data and no training: the simulated evaluator stands in for both.
     SimulatedReport simulated = SimulateLease(lease, options_.worker_id);
-    std::cerr << "evonas-worker: simulated " << lease.candidate_id() << "\n";
-    absl::Status status =
-        Report(simulated.result, simulated.model, simulated.artifacts);
-    if (!status.ok()) {
-      std::cerr << "evonas-worker: report of " << lease.candidate_id()
-                << " refused: " << status << "\n";
-    }
+    LogOutcome(lease, simulated.result, "simulated");
+    LogReport(lease, simulated.result,
+              Report(simulated.result, simulated.model, simulated.artifacts));
     return;
   }
-  std::cerr << "evonas-worker: training " << lease.candidate_id() << "\n";
+  log::Info("training", {{"candidate", lease.candidate_id()},
+                         {"experiment", lease.experiment_id()},
+                         {"lease", lease.lease_id()},
+                         {"inherits", lease.has_inheritance() ? "yes" : "no"}});
   EnergyMeter energy(options_.powercap_dir, options_.watts_per_core);
   std::atomic<bool> cancel{false};
   std::atomic<bool> lease_lost{false};
@@ -259,8 +297,9 @@ void Worker::Process(const v1::Lease& lease) {
       grpc::Status status = stub_->Heartbeat(&context, request, &response);
       if (status.error_code() == grpc::StatusCode::ABORTED ||
           status.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
-        std::cerr << "evonas-worker: lost lease of " << lease.candidate_id()
-                  << ": " << status.error_message() << "\n";
+        log::Warning("lease_lost", {{"candidate", lease.candidate_id()},
+                                    {"lease", lease.lease_id()},
+                                    {"error", status.error_message()}});
         lease_lost.store(true);
         cancel.store(true);
       }
@@ -278,15 +317,27 @@ void Worker::Process(const v1::Lease& lease) {
   done_cv.notify_all();
   heartbeat.join();
 
-  if (lease_lost.load()) return;  // someone else owns the candidate now
+  if (lease_lost.load()) {
+    // Someone else owns the candidate now. (The heartbeat logged the loss; a
+    // fetch the controller refused for the lease did not.)
+    if (!output.ok()) {
+      log::Warning("lease_lost", {{"candidate", lease.candidate_id()},
+                                  {"lease", lease.lease_id()},
+                                  {"error", output.status().ToString()}});
+    }
+    return;
+  }
   if (!output.ok() && output.status().code() == absl::StatusCode::kCancelled) {
+    log::Info("giving_back", {{"candidate", lease.candidate_id()},
+                              {"reason", "worker stopping"}});
     Release(lease);
     return;
   }
   if (!output.ok() &&
       output.status().code() == absl::StatusCode::kUnavailable) {
     // Could not fetch the data or checkpoint: not the candidate's fault.
-    std::cerr << "evonas-worker: " << output.status() << "\n";
+    log::Warning("giving_back", {{"candidate", lease.candidate_id()},
+                                 {"reason", output.status().ToString()}});
     Release(lease);
     return;
   }
@@ -298,8 +349,8 @@ void Worker::Process(const v1::Lease& lease) {
   if (output.ok()) {
     artifacts = DeriveArtifacts(lease, job, *output);
     for (const std::string& warning : artifacts.warnings) {
-      std::cerr << "evonas-worker: " << lease.candidate_id() << ": " << warning
-                << "\n";
+      log::Warning("artifact_incomplete",
+                   {{"candidate", lease.candidate_id()}, {"detail", warning}});
     }
     *result.mutable_metrics() = output->metrics;
     model = std::move(output->model_file);
@@ -311,11 +362,8 @@ void Worker::Process(const v1::Lease& lease) {
   } else {
     result.set_failure_reason(std::string(output.status().message()));
   }
-  absl::Status status = Report(result, model, artifacts.bytes);
-  if (!status.ok()) {
-    std::cerr << "evonas-worker: report of " << lease.candidate_id()
-              << " refused: " << status << "\n";
-  }
+  LogOutcome(lease, result, "trained");
+  LogReport(lease, result, Report(result, model, artifacts.bytes));
 }
 
 absl::StatusOr<model::TrainOutput> Worker::TrainLease(
@@ -387,10 +435,12 @@ absl::Status Worker::Inherit(const v1::Lease& lease,
           " rows; allowed ", kMaxInheritedDifference));
     }
   }
-  std::cerr << "evonas-worker: " << lease.candidate_id() << " inherits from "
-            << inheritance.parent_candidate_id() << " by "
-            << v1::MorphismKind_Name(morphism.kind()) << " of stage "
-            << morphism.stage() << " layer " << morphism.layer() << "\n";
+  log::Info("inherited", {{"candidate", lease.candidate_id()},
+                          {"parent", inheritance.parent_candidate_id()},
+                          {"morphism", v1::MorphismKind_Name(morphism.kind())},
+                          {"stage", morphism.stage()},
+                          {"layer", morphism.layer()},
+                          {"step_fraction", inheritance.step_fraction()}});
   job.initial = *std::move(child);
   // Every kind leaves the stages before morphism.stage as they were (for
   // CONTINUE it is the first stage whose training genes changed).
@@ -504,10 +554,14 @@ void Worker::Release(const v1::Lease& lease) {
   request.set_lease_id(lease.lease_id());
   v1::ReleaseLeaseResponse response;
   grpc::Status status = stub_->ReleaseLease(&context, request, &response);
-  std::cerr << "evonas-worker: gave back " << lease.candidate_id()
-            << (status.ok() ? "" : " (controller did not answer: " +
-                                       status.error_message() + ")")
-            << "\n";
+  if (status.ok()) {
+    log::Info("gave_back", {{"candidate", lease.candidate_id()}});
+  } else {
+    // The lease then expires on the controller, which hands the candidate
+    // out again.
+    log::Warning("gave_back", {{"candidate", lease.candidate_id()},
+                               {"controller_error", status.error_message()}});
+  }
 }
 
 }  // namespace evonas::worker

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "common/log.h"
 #include "common/sha256.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -24,7 +25,10 @@
 namespace evonas::worker {
 namespace {
 
+using ::testing::AllOf;
+using ::testing::Contains;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 // A controller that hands out one lease, serves one data set and one
 // checkpoint, and records what the worker does with the lease.
@@ -235,8 +239,21 @@ class InheritingLeaseTest : public ::testing::Test {
     parent_ = ParentNetwork();
     dataset_ = ParentDataset(parent_);
     checkpoint_ = model::SerializeCheckpoint(parent_);
+    log::SetSinkForTesting([this](absl::string_view line) {
+      absl::MutexLock lock(&log_mu_);
+      log_lines_.emplace_back(line);
+    });
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void TearDown() override {
+    log::SetSinkForTesting(nullptr);
+    std::filesystem::remove_all(dir_);
+  }
+
+  // The worker's log lines so far.
+  std::vector<std::string> LogLines() {
+    absl::MutexLock lock(&log_mu_);
+    return log_lines_;
+  }
 
   // A lease for `child` that inherits from the parent by `kind` at layer 0
   // of stage 0 (or trains from scratch when `inherit` is false). One Adam
@@ -296,6 +313,8 @@ class InheritingLeaseTest : public ::testing::Test {
   model::NetworkParameters parent_;
   std::string dataset_;
   std::string checkpoint_;
+  absl::Mutex log_mu_;
+  std::vector<std::string> log_lines_ ABSL_GUARDED_BY(log_mu_);
 };
 
 TEST_F(InheritingLeaseTest, ContinueTrainsFromTheParentsWeights) {
@@ -314,6 +333,18 @@ TEST_F(InheritingLeaseTest, ContinueTrainsFromTheParentsWeights) {
   EXPECT_DOUBLE_EQ(result->metrics().training_energy_joules(),
                    result->metrics().training_cpu_seconds() *
                        kDefaultWattsPerCore);
+  // One logfmt line per step, in the order they happened.
+  const std::vector<std::string> lines = LogLines();
+  EXPECT_THAT(lines, Contains(AllOf(HasSubstr(" level=info event=training "),
+                                    HasSubstr(" candidate=child "),
+                                    HasSubstr(" lease=lease-1 "))));
+  EXPECT_THAT(lines,
+              Contains(AllOf(HasSubstr(" level=info event=inherited "),
+                             HasSubstr(" parent=parent "),
+                             HasSubstr(" morphism=MORPHISM_KIND_CONTINUE "))));
+  EXPECT_THAT(lines, Contains(AllOf(HasSubstr(" event=trained "),
+                                    HasSubstr(" candidate=child "))));
+  EXPECT_THAT(lines, Not(Contains(HasSubstr("evonas-worker:"))));
 }
 
 TEST_F(InheritingLeaseTest, FromScratchTheSameLeaseIsFarOff) {
@@ -456,6 +487,12 @@ TEST_F(InheritingLeaseTest, LostLeaseIsDropped) {
   EXPECT_EQ(controller.checkpoint_fetches(), 1);
   EXPECT_FALSE(controller.result().has_value());
   EXPECT_FALSE(controller.released());
+  const std::vector<std::string> lines = LogLines();
+  EXPECT_THAT(lines,
+              Contains(AllOf(HasSubstr(" level=warning event=lease_lost "),
+                             HasSubstr(" candidate=child "),
+                             HasSubstr("lease expired"))));
+  EXPECT_THAT(lines, Not(Contains(HasSubstr(" event=gave_back "))));
 }
 
 TEST_F(InheritingLeaseTest, UnreachableCheckpointGivesTheLeaseBack) {
@@ -467,6 +504,14 @@ TEST_F(InheritingLeaseTest, UnreachableCheckpointGivesTheLeaseBack) {
   RunWorker(controller);
   EXPECT_FALSE(controller.result().has_value());
   EXPECT_TRUE(controller.released());
+  // Why the lease went back, then that it did.
+  const std::vector<std::string> lines = LogLines();
+  EXPECT_THAT(lines,
+              Contains(AllOf(HasSubstr(" level=warning event=giving_back "),
+                             HasSubstr(" candidate=child "),
+                             HasSubstr("blob store busy"))));
+  EXPECT_THAT(lines, Contains(AllOf(HasSubstr(" level=info event=gave_back "),
+                                    HasSubstr(" candidate=child"))));
 }
 
 }  // namespace
