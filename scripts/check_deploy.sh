@@ -2,7 +2,9 @@
 # Checks the deployment files without Docker, Slurm or a cluster:
 #  - deploy/docker: the compose file is valid (docker-compose config), and
 #    every stage of the Dockerfile installs its packages through
-#    deploy/install-deps.sh, the script CI itself runs;
+#    deploy/install-deps.sh, the script CI itself runs; the controller's
+#    --listen and --metrics-address ports are published and the workers'
+#    EVONAS_CONTROLLER is the controller's gRPC port;
 #  - deploy/slurm: the sbatch script parses (bash -n);
 #  - deploy/kubernetes: the YAML parses and has the expected kinds; ports,
 #    volumes, secrets and the workers' controller address fit together;
@@ -153,6 +155,45 @@ for name, service in compose["services"].items():
         value = service.get(key, [])
         words += shlex.split(value) if isinstance(value, str) else list(value)
     check_container_command(where, words)
+
+
+def compose_container_ports(service):
+    """The container ports a compose service publishes ("HOST:CONTAINER",
+    "IP:HOST:CONTAINER", "CONTAINER", optionally /tcp, or the long syntax)."""
+    ports = set()
+    for entry in service.get("ports", []):
+        if isinstance(entry, dict):
+            ports.add(int(entry["target"]))
+        else:
+            ports.add(int(str(entry).split("/")[0].rsplit(":", 1)[-1]))
+    return ports
+
+
+# The controller listens (gRPC, metrics) on ports its service publishes, and
+# the workers' EVONAS_CONTROLLER is a service's gRPC port.
+listen_ports = {}
+for name, service in compose["services"].items():
+    where = f"docker-compose.yml service {name}"
+    value = service.get("command", [])
+    script = value if isinstance(value, str) else " ".join(value)
+    for flag in ("--listen", "--metrics-address"):
+        match = re.search(r"evonas-controller\b.*?" + flag + r"[= ]\S*:(\d+)", script, re.S)
+        if not match:
+            continue
+        port = int(match.group(1))
+        if flag == "--listen":
+            listen_ports[name] = port
+        if port not in compose_container_ports(service):
+            error(where, f"{flag} port {port} is not in its ports")
+for name, service in compose["services"].items():
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        env = dict(e.split("=", 1) for e in env)
+    if "EVONAS_CONTROLLER" in env:
+        host, _, port = env["EVONAS_CONTROLLER"].rpartition(":")
+        if listen_ports.get(host) != int(port):
+            error(f"docker-compose.yml service {name}",
+                  f"EVONAS_CONTROLLER {env['EVONAS_CONTROLLER']} is no controller's --listen port")
 
 # --- Slurm: the worker's flags are collected in worker_flags.
 sbatch = "deploy/slurm/evonas-workers.sbatch"
