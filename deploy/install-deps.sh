@@ -16,7 +16,7 @@ runtime_packages=(
   # The controller's Prometheus endpoint (--metrics-address).
   libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0
   # Online backups of the controller's database inside the container
-  # (README, "Operating evonas").
+  # (README, "Backing up the database").
   sqlite3
 )
 build_packages=(
