@@ -93,6 +93,13 @@ SimulatedTraining SimulateTraining(const v1::Genome& genome,
 double SimulatedExpectedError(const v1::Genome& genome,
                               const SimulationOptions& options);
 
+// The latency table of the simulator's "hardware" (class "simulated"): 1e-9
+// s per multiply-add in every layer and 2e-6 s for the output layer, so its
+// estimates are SimulateTraining's latency without the biases' share (less
+// than 1 / fan-in of it). A simulating worker reports it in place of a
+// calibration.
+v1::LatencyTable SimulatedLatencyTable();
+
 }  // namespace evonas
 
 #endif  // EVONAS_COMMON_SIMULATED_EVALUATOR_H_

@@ -12,7 +12,9 @@
 #include "absl/strings/str_cat.h"
 #include "client/channel.h"
 #include "common/log.h"
+#include "common/simulated_evaluator.h"
 #include "grpcpp/grpcpp.h"
+#include "worker/latency_calibration.h"
 #include "worker/worker.h"
 
 namespace {
@@ -99,6 +101,26 @@ int main(int argc, char** argv) {
         "channel_setup_failed",
         {{"controller", controller}, {"error", channel.status().ToString()}});
     return 2;
+  }
+  if (options.simulate) {
+    options.latency_table = evonas::SimulatedLatencyTable();
+  } else {
+    const std::string hardware_class =
+        evonas::worker::LocalHardwareClass(options.threads);
+    absl::StatusOr<evonas::v1::LatencyTable> table =
+        evonas::worker::CalibrateLatency(hardware_class, options.threads);
+    if (table.ok()) {
+      options.latency_table = *std::move(table);
+      evonas::log::Info(
+          "latency_calibrated",
+          {{"hardware_class", hardware_class},
+           {"networks", options.latency_table.calibration_points()}});
+    } else {
+      // Training does not need the table; the controller then cannot
+      // estimate latency for this hardware.
+      evonas::log::Warning("latency_calibration_failed",
+                           {{"error", table.status().ToString()}});
+    }
   }
   evonas::worker::Worker worker(options, *channel);
   std::signal(SIGINT, RecordSignal);

@@ -186,6 +186,9 @@ void Worker::Run() {
     v1::LeaseWorkRequest request;
     request.set_worker_id(options_.worker_id);
     request.mutable_info()->set_threads(options_.threads);
+    if (!options_.latency_table.hardware_class().empty()) {
+      *request.mutable_info()->mutable_latency_table() = options_.latency_table;
+    }
     v1::LeaseWorkResponse response;
     grpc::Status status = stub_->LeaseWork(&context, request, &response);
     if (!status.ok() && stop_.load()) break;

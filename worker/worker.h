@@ -35,6 +35,9 @@ struct WorkerOptions {
   // otherwise training CPU-seconds times watts_per_core (see energy.h).
   std::string powercap_dir = kPowercapDir;
   double watts_per_core = kDefaultWattsPerCore;
+  // Sent with every LeaseWork (WorkerInfo.latency_table) when it names a
+  // hardware class: this worker's calibration (latency_calibration.h).
+  v1::LatencyTable latency_table;
 };
 
 // What --simulate reports for `lease`: SimulateTraining's metrics and model

@@ -1200,6 +1200,16 @@ auto Guard(const char* what, F&& f) -> decltype(f()) {
   }
 }
 
+absl::StatusOr<double> MeasureLatencyImpl(const NetworkParameters& network,
+                                          int threads, int runs) {
+  EVONAS_RETURN_IF_ERROR(ValidateNetwork(network));
+  if (runs < 1) return absl::InvalidArgumentError("runs must be at least 1");
+  torch::set_num_threads(std::max(1, threads));
+  const int64_t inputs = network.stages.front().layers.front().inputs;
+  const Matrix row{1, inputs, std::vector<double>(inputs, 0.5)};
+  return MedianLatency(Export(network), row, 1, runs);
+}
+
 }  // namespace
 
 absl::StatusOr<TrainOutput> Train(const TrainJob& job) {
@@ -1208,6 +1218,12 @@ absl::StatusOr<TrainOutput> Train(const TrainJob& job) {
 
 absl::StatusOr<Matrix> Predict(const std::string& model_file, const Matrix& x) {
   return Guard("prediction", [&] { return PredictImpl(model_file, x); });
+}
+
+absl::StatusOr<double> MeasureLatency(const NetworkParameters& network,
+                                      int threads, int runs) {
+  return Guard("latency measurement",
+               [&] { return MeasureLatencyImpl(network, threads, runs); });
 }
 
 }  // namespace evonas::model

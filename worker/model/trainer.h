@@ -145,6 +145,15 @@ absl::StatusOr<TrainOutput> Train(const TrainJob& job);
 // not have the model's number of inputs. Never throws.
 absl::StatusOr<Matrix> Predict(const std::string& model_file, const Matrix& x);
 
+// The median batch-1 forward seconds of `network` exported as Train exports
+// a trained network, timed as Train times Metrics.inference_latency_seconds
+// (warm-up calls, then the median of `runs` calls on `threads` intra-op
+// threads, which becomes LibTorch's process-wide count). For latency
+// calibration: the weights' values do not matter. InvalidArgument when
+// ValidateNetwork refuses `network` or runs < 1. Never throws.
+absl::StatusOr<double> MeasureLatency(const NetworkParameters& network,
+                                      int threads, int runs);
+
 }  // namespace evonas::model
 
 #endif  // EVONAS_WORKER_MODEL_TRAINER_H_

@@ -1,0 +1,135 @@
+#include "worker/latency_calibration.h"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/latency_table.h"
+#include "common/status_macros.h"
+#include "worker/model/mlp.h"
+#include "worker/model/trainer.h"
+
+namespace evonas::worker {
+namespace {
+
+constexpr int kCalibrationInputs = 8;
+// Median of this many batch-1 calls per network (as the trainer's latency).
+constexpr int kCalibrationRuns = 50;
+constexpr int kCalibrationRounds = 3;
+
+v1::Genome Chain(v1::Activation activation, int depth, int width) {
+  v1::Genome genome;
+  for (int i = 0; i < depth; ++i) {
+    v1::DenseLayer* layer = genome.add_hidden_layers();
+    layer->set_width(width);
+    layer->set_activation(activation);
+  }
+  return genome;
+}
+
+}  // namespace
+
+model::NetworkParameters PlaceholderNetwork(const v1::Genome& genome,
+                                            int64_t inputs, int64_t outputs) {
+  auto stage_of = [&](const google::protobuf::RepeatedPtrField<v1::DenseLayer>&
+                          hidden) {
+    model::MlpParameters stage;
+    stage.x_mean.assign(inputs, 0.0);
+    stage.x_std.assign(inputs, 1.0);
+    stage.y_mean.assign(outputs, 0.0);
+    stage.y_std.assign(outputs, 1.0);
+    int64_t fan_in = inputs;
+    auto add = [&](v1::Activation activation, int64_t width, bool residual) {
+      model::DenseParameters& layer = stage.layers.emplace_back();
+      layer.inputs = fan_in;
+      layer.outputs = width;
+      layer.activation = activation;
+      layer.residual = residual;
+      layer.weight.resize(fan_in * width);
+      for (size_t i = 0; i < layer.weight.size(); ++i) {
+        layer.weight[i] = 0.01 * static_cast<double>(i % 17) - 0.08;
+      }
+      layer.bias.assign(width, 0.01);
+      fan_in = width;
+    };
+    for (const v1::DenseLayer& l : hidden) {
+      add(l.activation(), l.width(), l.residual());
+    }
+    add(v1::ACTIVATION_UNSPECIFIED, outputs, false);
+    return stage;
+  };
+  model::NetworkParameters network;
+  network.stages.push_back(stage_of(genome.hidden_layers()));
+  for (const v1::Stage& s : genome.residual_stages()) {
+    network.stages.push_back(stage_of(s.hidden_layers()));
+  }
+  return network;
+}
+
+std::string HardwareClass(absl::string_view cpuinfo, int threads) {
+  std::string model = "unknown CPU";
+  for (absl::string_view line : absl::StrSplit(cpuinfo, '\n')) {
+    std::vector<absl::string_view> key_value =
+        absl::StrSplit(line, absl::MaxSplits(':', 1));
+    if (key_value.size() == 2 &&
+        absl::StripAsciiWhitespace(key_value[0]) == "model name") {
+      absl::string_view name = absl::StripAsciiWhitespace(key_value[1]);
+      if (!name.empty()) model = std::string(name);
+      break;
+    }
+  }
+  std::string hardware_class = absl::StrCat(model, " x", threads);
+  if (hardware_class.size() > kMaxHardwareClassLength) {
+    hardware_class.resize(kMaxHardwareClassLength);
+  }
+  return hardware_class;
+}
+
+std::string LocalHardwareClass(int threads) {
+  std::ifstream in("/proc/cpuinfo");
+  std::stringstream text;
+  text << in.rdbuf();
+  return HardwareClass(text.str(), threads);
+}
+
+absl::StatusOr<v1::LatencyTable> CalibrateLatency(
+    const std::string& hardware_class, int threads) {
+  std::vector<NetworkTiming> timings;
+  for (v1::Activation activation :
+       {v1::ACTIVATION_TANH, v1::ACTIVATION_RELU, v1::ACTIVATION_SILU,
+        v1::ACTIVATION_GELU, v1::ACTIVATION_SINE}) {
+    for (int depth : {1, 3}) {
+      for (int width : {8, 64, 256}) {
+        for (int outputs : {1, 8}) {
+          NetworkTiming& t = timings.emplace_back();
+          t.genome = Chain(activation, depth, width);
+          t.inputs = kCalibrationInputs;
+          t.outputs = outputs;
+          t.seconds = INFINITY;
+        }
+      }
+    }
+  }
+  // Interference from other processes only ever adds time: the smallest of
+  // a few medians, taken in separate rounds, is the hardware's own latency
+  // (one burst of noise would otherwise skew a whole table for the
+  // worker's lifetime).
+  for (int round = 0; round < kCalibrationRounds; ++round) {
+    for (NetworkTiming& t : timings) {
+      EVONAS_ASSIGN_OR_RETURN(
+          const double seconds,
+          model::MeasureLatency(
+              PlaceholderNetwork(t.genome, t.inputs, t.outputs), threads,
+              kCalibrationRuns));
+      t.seconds = std::min(t.seconds, seconds);
+    }
+  }
+  return FitLatencyTable(hardware_class, timings);
+}
+
+}  // namespace evonas::worker

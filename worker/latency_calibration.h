@@ -1,0 +1,42 @@
+#ifndef EVONAS_WORKER_LATENCY_CALIBRATION_H_
+#define EVONAS_WORKER_LATENCY_CALIBRATION_H_
+
+// A worker's latency calibration at start-up: it times small networks on its
+// hardware, exactly as it times every trained candidate's
+// Metrics.inference_latency_seconds, and fits the LatencyTable the controller
+// estimates untrained genomes' latency with (common/latency_table.h).
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "evonas/v1/types.pb.h"
+#include "worker/model/mlp.h"
+
+namespace evonas::worker {
+
+// "<CPU model name> x<threads>", the model name taken from `cpuinfo` (the
+// text of /proc/cpuinfo); "unknown CPU x<threads>" when it has none.
+// Workers with equal strings share one table in the controller.
+std::string HardwareClass(absl::string_view cpuinfo, int threads);
+// HardwareClass of this machine's /proc/cpuinfo.
+std::string LocalHardwareClass(int threads);
+
+// The network of `genome` (every stage, residual layers included) with
+// small, fixed, non-zero weights and identity standardisation: what a
+// latency measurement needs (weight values do not change the time; zeros
+// or denormals might). The genome must be valid (ValidateGenome).
+model::NetworkParameters PlaceholderNetwork(const v1::Genome& genome,
+                                            int64_t inputs, int64_t outputs);
+
+// Times chains of every activation (depths 1 and 3, widths 8 to 256, 1 and
+// 8 outputs: 60 networks) on `threads` intra-op threads, in three rounds
+// keeping each network's smallest median (about 1.5 s in all), and fits
+// the table. Errors of the measurement or the fit are returned.
+absl::StatusOr<v1::LatencyTable> CalibrateLatency(
+    const std::string& hardware_class, int threads);
+
+}  // namespace evonas::worker
+
+#endif  // EVONAS_WORKER_LATENCY_CALIBRATION_H_

@@ -1,0 +1,74 @@
+#include "worker/latency_calibration.h"
+
+#include <string>
+
+#include "common/latency_table.h"
+#include "gtest/gtest.h"
+#include "worker/model/mlp.h"
+#include "worker/model/trainer.h"
+
+namespace evonas::worker {
+namespace {
+
+TEST(HardwareClassTest, ModelNameAndThreads) {
+  const std::string cpuinfo =
+      "processor\t: 0\nvendor_id\t: AuthenticAMD\n"
+      "model name\t: AMD EPYC 7B13\nflags\t\t: fpu vme\n\n"
+      "processor\t: 1\nmodel name\t: AMD EPYC 7B13\n";
+  EXPECT_EQ(HardwareClass(cpuinfo, 2), "AMD EPYC 7B13 x2");
+  EXPECT_EQ(HardwareClass("processor\t: 0\n", 1), "unknown CPU x1");
+  EXPECT_EQ(HardwareClass("model name\t: " + std::string(400, 'A'), 1).size(),
+            static_cast<size_t>(kMaxHardwareClassLength));
+  EXPECT_NE(LocalHardwareClass(1), "");
+}
+
+// A network the calibration never timed: two tanh layers of 100 and a GELU
+// layer of 40, 3 inputs, 2 outputs.
+v1::Genome HeldOut() {
+  v1::Genome genome;
+  for (auto [width, activation] :
+       {std::pair{100, v1::ACTIVATION_TANH}, std::pair{100, v1::ACTIVATION_TANH},
+        std::pair{40, v1::ACTIVATION_GELU}}) {
+    v1::DenseLayer* layer = genome.add_hidden_layers();
+    layer->set_width(width);
+    layer->set_activation(activation);
+  }
+  return genome;
+}
+
+TEST(CalibrateLatencyTest, TableEstimatesAnUntimedNetworkAsMeasured) {
+  auto table = CalibrateLatency("Test CPU x1", 1);
+  ASSERT_TRUE(table.ok()) << table.status();
+  EXPECT_TRUE(ValidateLatencyTable(*table).ok());
+  EXPECT_EQ(table->hardware_class(), "Test CPU x1");
+  EXPECT_EQ(table->layers_size(), 6);  // five activations and the output
+  EXPECT_EQ(table->calibration_points(), 60);
+
+  const v1::Genome genome = HeldOut();
+  auto estimate = EstimateLatencySeconds(genome, 3, 2, *table);
+  ASSERT_TRUE(estimate.ok()) << estimate.status();
+  auto measured = model::MeasureLatency(PlaceholderNetwork(genome, 3, 2), 1, 50);
+  ASSERT_TRUE(measured.ok()) << measured.status();
+  // The benchmark (bench/latency_estimate) measures the accuracy; this only
+  // catches a table that is wrong by its units or its structure.
+  EXPECT_GT(*estimate, *measured / 3) << "measured " << *measured;
+  EXPECT_LT(*estimate, *measured * 3) << "measured " << *measured;
+
+  // A wider network is never estimated faster.
+  v1::Genome wider = genome;
+  wider.mutable_hidden_layers(1)->set_width(400);
+  EXPECT_GE(*EstimateLatencySeconds(wider, 3, 2, *table), *estimate);
+}
+
+TEST(MeasureLatencyTest, RefusesAnInvalidNetwork) {
+  model::NetworkParameters empty;
+  EXPECT_EQ(model::MeasureLatency(empty, 1, 10).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(model::MeasureLatency(PlaceholderNetwork(HeldOut(), 3, 2), 1, 0)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace evonas::worker
