@@ -13,7 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "common/dataset.h"
 #include "common/genome.h"
-#include "common/genome_cost.h"
+#include "common/latency_table.h"
 #include "common/requirements.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
@@ -457,6 +457,54 @@ void Controller::DropCachesLocked() {
   // candidates are proposed again.
   strategies_.clear();
   worker_seconds_.clear();
+  latency_tables_.reset();
+}
+
+absl::StatusOr<const std::vector<v1::LatencyTable>*>
+Controller::LatencyTablesLocked() {
+  if (!latency_tables_) {
+    EVONAS_ASSIGN_OR_RETURN(latency_tables_, store_->ListLatencyTables());
+  }
+  return &*latency_tables_;
+}
+
+absl::Status Controller::RecordLatencyTableLocked(
+    const v1::LatencyTable& table) {
+  EVONAS_RETURN_IF_ERROR(LatencyTablesLocked().status());
+  std::vector<v1::LatencyTable>* tables = &*latency_tables_;
+  // Every LeaseWork of a calibrated worker carries its table: compare
+  // before writing anything.
+  const std::string bytes = table.SerializeAsString();
+  auto same_class = std::find_if(
+      tables->begin(), tables->end(), [&](const v1::LatencyTable& t) {
+        return t.hardware_class() == table.hardware_class();
+      });
+  if (same_class != tables->end() && same_class->SerializeAsString() == bytes) {
+    return absl::OkStatus();
+  }
+  EVONAS_RETURN_IF_ERROR(store_->PutLatencyTable(table, NowMs()));
+  if (same_class != tables->end()) {
+    *same_class = table;
+  } else {
+    tables->push_back(table);
+  }
+  strategies_.clear();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::GenomeCost> Controller::CostLocked(
+    const v1::Experiment& experiment, const v1::Genome& genome) {
+  EVONAS_ASSIGN_OR_RETURN(const std::vector<v1::LatencyTable>* tables,
+                          LatencyTablesLocked());
+  return EstimateGenomeCost(genome, experiment.spec().input_columns_size(),
+                            NetworkOutputs(experiment), *tables);
+}
+
+absl::StatusOr<std::vector<v1::LatencyTable>> Controller::LatencyTables() {
+  absl::MutexLock lock(&mu_);
+  EVONAS_ASSIGN_OR_RETURN(const std::vector<v1::LatencyTable>* tables,
+                          LatencyTablesLocked());
+  return *tables;
 }
 
 absl::StatusOr<Controller::SearchState*> Controller::SearchStateOf(
@@ -1201,9 +1249,8 @@ absl::Status Controller::RecordDuplicate(
   c.set_experiment_id(experiment.id());
   c.set_sequence(sequence);
   *c.mutable_genome() = std::move(genome);
-  *c.mutable_cost() =
-      ComputeGenomeCost(c.genome(), experiment.spec().input_columns_size(),
-                        NetworkOutputs(experiment));
+  EVONAS_ASSIGN_OR_RETURN(*c.mutable_cost(),
+                          CostLocked(experiment, c.genome()));
   c.set_duplicate_of(o.id());
   c.set_state(o.state());
   if (o.state() == v1::CANDIDATE_STATE_SUCCEEDED) {
@@ -1227,8 +1274,10 @@ absl::StatusOr<std::optional<store::StoredCandidate>>
 Controller::ProposeCandidate(const v1::Experiment& experiment) {
   auto it = strategies_.find(experiment.id());
   if (it == strategies_.end()) {
+    EVONAS_ASSIGN_OR_RETURN(const std::vector<v1::LatencyTable>* tables,
+                            LatencyTablesLocked());
     EVONAS_ASSIGN_OR_RETURN(auto strategy,
-                            options_.make_strategy(experiment.spec()));
+                            options_.make_strategy(experiment.spec(), *tables));
     it = strategies_.emplace(experiment.id(), std::move(strategy)).first;
   }
   for (int copies = 0;; ++copies) {
@@ -1289,9 +1338,8 @@ Controller::ProposeCandidate(const v1::Experiment& experiment) {
     c.set_experiment_id(experiment.id());
     c.set_sequence(sequence);
     *c.mutable_genome() = std::move(proposal.genome);
-    *c.mutable_cost() = ComputeGenomeCost(
-        c.genome(), experiment.spec().input_columns_size(),
-        NetworkOutputs(experiment));
+    EVONAS_ASSIGN_OR_RETURN(*c.mutable_cost(),
+                            CostLocked(experiment, c.genome()));
     if (!proposal.parent_id.empty() &&
         experiment.spec().inheritance().enabled()) {
       EVONAS_ASSIGN_OR_RETURN(std::optional<std::string> parent,
@@ -1387,10 +1435,18 @@ absl::StatusOr<v1::Lease> Controller::GrantLease(store::StoredCandidate& stored,
 }
 
 absl::StatusOr<std::optional<v1::Lease>> Controller::LeaseWork(
-    const std::string& worker_id) {
+    const std::string& worker_id, const v1::WorkerInfo& info) {
   if (worker_id.empty() || worker_id.size() > kMaxNameLength) {
     return absl::InvalidArgumentError(absl::StrCat(
         "worker_id is required and at most ", kMaxNameLength, " characters"));
+  }
+  if (info.has_latency_table()) {
+    absl::Status valid = ValidateLatencyTable(info.latency_table());
+    if (!valid.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("info.", valid.message(),
+                       "; recalibrate the worker (restart it)"));
+    }
   }
   if (options_.observer != nullptr) options_.observer->WorkerSeen(worker_id);
   return InBatch([&]() -> absl::StatusOr<std::optional<v1::Lease>> {
@@ -1400,6 +1456,9 @@ absl::StatusOr<std::optional<v1::Lease>> Controller::LeaseWork(
             absl::ToInt64Milliseconds(options_.maintenance_interval) ||
         NowMs() < last_maintenance_ms_) {
       EVONAS_RETURN_IF_ERROR(MaintainLocked());
+    }
+    if (info.has_latency_table()) {
+      EVONAS_RETURN_IF_ERROR(RecordLatencyTableLocked(info.latency_table()));
     }
     EVONAS_ASSIGN_OR_RETURN(auto active, store_->ActiveLeaseOf(worker_id));
     if (active) {

@@ -53,10 +53,10 @@ struct ControllerOptions {
   absl::Duration maintenance_interval = absl::Milliseconds(200);
   // Time source; tests replace it.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
-  // Builds the search strategy of an experiment from its validated spec;
-  // tests replace it with a fake.
+  // Builds the search strategy of an experiment from its validated spec and
+  // the workers' latency tables; tests replace it with a fake.
   std::function<absl::StatusOr<std::unique_ptr<search::Strategy>>(
-      const v1::ExperimentSpec&)>
+      const v1::ExperimentSpec&, absl::Span<const v1::LatencyTable>)>
       make_strategy = search::MakeStrategy;
   // Told of significant events (for logs and metrics), if set; not owned,
   // must outlive the controller.
@@ -160,9 +160,14 @@ class Controller {
 
   // --- Workers ---
   // The worker's active lease if it has one, else the next candidate, else
-  // nullopt (no work).
+  // nullopt (no work). A latency table in `info` becomes the one of its
+  // hardware class (when it differs from the stored one), and with it every
+  // later GenomeCost.estimated_latency_seconds; an invalid table is
+  // InvalidArgument and nothing is leased.
   absl::StatusOr<std::optional<v1::Lease>> LeaseWork(
-      const std::string& worker_id);
+      const std::string& worker_id, const v1::WorkerInfo& info = {});
+  // The latency table of every hardware class a worker has reported.
+  absl::StatusOr<std::vector<v1::LatencyTable>> LatencyTables();
   // Extends the lease; Aborted when the worker no longer holds it.
   absl::StatusOr<absl::Time> Heartbeat(const std::string& worker_id,
                                        const std::string& lease_id);
@@ -304,6 +309,19 @@ class Controller {
       const std::string& parent_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Records candidate `sequence` as a copy of the finished `original` (see
   // Candidate.duplicate_of).
+  // The workers' latency tables, read from the store on first use and after
+  // a rolled-back batch.
+  absl::StatusOr<const std::vector<v1::LatencyTable>*> LatencyTablesLocked()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stores `table` (validated) unless its hardware class has an equal one;
+  // strategies are rebuilt, since level-0 screening reads the tables.
+  absl::Status RecordLatencyTableLocked(const v1::LatencyTable& table)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The cheap objectives of `genome` in `experiment`, latency estimated
+  // from the workers' tables.
+  absl::StatusOr<v1::GenomeCost> CostLocked(const v1::Experiment& experiment,
+                                            const v1::Genome& genome)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status RecordDuplicate(const v1::Experiment& experiment,
                                int64_t sequence, v1::Genome genome,
                                const store::StoredCandidate& original)
@@ -359,6 +377,8 @@ class Controller {
   // (which hold the durable numbers) on first use.
   std::map<std::string, double> worker_seconds_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, SearchState> search_states_ ABSL_GUARDED_BY(mu_);
+  std::optional<std::vector<v1::LatencyTable>> latency_tables_
+      ABSL_GUARDED_BY(mu_);
   int64_t last_maintenance_ms_ ABSL_GUARDED_BY(mu_) = 0;
   // The open batch, if any; batch_epoch_ numbers batches from 1.
   std::unique_ptr<store::Transaction> batch_ ABSL_GUARDED_BY(mu_);

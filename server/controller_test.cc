@@ -11,6 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/genome.h"
+#include "common/latency_table.h"
+#include "common/simulated_evaluator.h"
 #include "common/sha256.h"
 #include "common/timestamps.h"
 #include "gtest/gtest.h"
@@ -426,6 +428,61 @@ TEST_F(ControllerTest, StateSurvivesARestart) {
   EXPECT_EQ(controller_->ReadModel(lease->candidate_id()).value(), model);
 }
 
+TEST_F(ControllerTest, WorkersLatencyTablesEstimateEveryProposal) {
+  v1::Dataset dataset = Upload(kCsv);
+  v1::ExperimentSpec spec = Spec(dataset.id());
+  spec.add_objectives(v1::OBJECTIVE_VALIDATION_MAX_ABS_ERROR);
+  spec.add_objectives(v1::OBJECTIVE_ESTIMATED_LATENCY);
+  v1::Experiment experiment = controller_->CreateExperiment(spec).value();
+
+  // A forged table is refused before anything is leased or stored.
+  v1::WorkerInfo forged;
+  *forged.mutable_latency_table() = SimulatedLatencyTable();
+  forged.mutable_latency_table()->mutable_layers(1)->set_intercept_seconds(
+      -1);
+  absl::Status refused = controller_->LeaseWork("w1", forged).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.message().find("non-negative"), std::string::npos)
+      << refused;
+  EXPECT_TRUE(controller_->LatencyTables().value().empty());
+  EXPECT_EQ(controller_->GetExperiment(experiment.id()).value().counts().running(),
+            0);
+
+  v1::WorkerInfo fast;
+  *fast.mutable_latency_table() = SimulatedLatencyTable();
+  fast.mutable_latency_table()->set_hardware_class("fast CPU x1");
+  v1::WorkerInfo slow = fast;
+  slow.mutable_latency_table()->set_hardware_class("slow CPU x1");
+  for (v1::LayerLatencyModel& m :
+       *slow.mutable_latency_table()->mutable_layers()) {
+    m.set_seconds_per_multiply_add(4 * m.seconds_per_multiply_add());
+  }
+  auto first = controller_->LeaseWork("w1", fast).value();
+  ASSERT_TRUE(first.has_value());
+  const v1::Candidate c0 =
+      controller_->GetCandidate(first->candidate_id()).value();
+  EXPECT_DOUBLE_EQ(c0.cost().estimated_latency_seconds(),
+                   EstimateLatencySeconds(c0.genome(), 2, 1,
+                                          fast.latency_table())
+                       .value());
+  // A slower class joins: later estimates are those of the slowest.
+  auto second = controller_->LeaseWork("w2", slow).value();
+  ASSERT_TRUE(second.has_value());
+  const v1::Candidate c1 =
+      controller_->GetCandidate(second->candidate_id()).value();
+  EXPECT_DOUBLE_EQ(c1.cost().estimated_latency_seconds(),
+                   EstimateLatencySeconds(c1.genome(), 2, 1,
+                                          slow.latency_table())
+                       .value());
+  // Both tables survive a restart.
+  controller_.reset();
+  controller_ = Controller::Create(options_).value();
+  std::vector<v1::LatencyTable> tables = controller_->LatencyTables().value();
+  ASSERT_EQ(tables.size(), 2u);
+  EXPECT_EQ(tables[0].hardware_class(), "fast CPU x1");
+  EXPECT_EQ(tables[1].hardware_class(), "slow CPU x1");
+}
+
 // Sets the modification time of every blob to an hour ago.
 void AgeBlobs(const std::string& blob_dir) {
   const auto past =
@@ -734,7 +791,8 @@ class InheritanceTest : public ControllerTest {
  protected:
   void SetUp() override {
     ControllerTest::SetUp();
-    options_.make_strategy = [](const v1::ExperimentSpec&)
+    options_.make_strategy = [](const v1::ExperimentSpec&,
+                                 absl::Span<const v1::LatencyTable>)
         -> absl::StatusOr<std::unique_ptr<search::Strategy>> {
       return std::make_unique<InheritingStrategy>();
     };

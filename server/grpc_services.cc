@@ -180,7 +180,7 @@ grpc::Status EvonasServiceImpl::DownloadModel(
 grpc::Status WorkerServiceImpl::LeaseWork(grpc::ServerContext*,
                                           const v1::LeaseWorkRequest* request,
                                           v1::LeaseWorkResponse* response) {
-  return Respond(controller_->LeaseWork(request->worker_id()),
+  return Respond(controller_->LeaseWork(request->worker_id(), request->info()),
                  [&](const std::optional<v1::Lease>& lease) {
                    if (lease) {
                      *response->mutable_lease() = *lease;

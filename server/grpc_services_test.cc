@@ -156,7 +156,8 @@ TEST(FetchCheckpointTest, StreamsTheParentsCheckpointInChunksOfAtMostOneMiB) {
   ControllerOptions options;
   options.db_path = (dir / "evonas.db").string();
   options.data_dir = (dir / "data").string();
-  options.make_strategy = [](const v1::ExperimentSpec&)
+  options.make_strategy = [](const v1::ExperimentSpec&,
+                                 absl::Span<const v1::LatencyTable>)
       -> absl::StatusOr<std::unique_ptr<search::Strategy>> {
     return std::make_unique<WideInheritingStrategy>();
   };

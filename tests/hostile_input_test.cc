@@ -1186,6 +1186,23 @@ std::vector<Case> Cases() {
          return LeaseWork(w, std::string(300, 'w'), &response);
        },
        Code::INVALID_ARGUMENT, "worker_id is required and at most 200"},
+      {"LeaseWorkForgedLatencyTable",
+       [](World& w) {
+         grpc::ClientContext context;
+         SetDeadline(context);
+         v1::LeaseWorkRequest request;
+         request.set_worker_id("worker-c");
+         v1::LatencyTable* table =
+             request.mutable_info()->mutable_latency_table();
+         table->set_hardware_class("Forged CPU x1");
+         v1::LayerLatencyModel* output = table->add_layers();
+         output->set_seconds_per_multiply_add(-1e-9);
+         v1::LeaseWorkResponse response;
+         return w.worker->LeaseWork(&context, request, &response);
+       },
+       Code::INVALID_ARGUMENT,
+       "info.latency_table model for ACTIVATION_UNSPECIFIED needs finite, "
+       "non-negative coefficients; recalibrate the worker"},
       {"HeartbeatAnotherWorkersLease",
        [](World& w) { return Heartbeat(w, "worker-b", w.lease_a.lease_id()); },
        Code::ABORTED, "is not held by worker worker-b"},

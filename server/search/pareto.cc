@@ -44,15 +44,6 @@ bool OtherTasksObjective(int objective, const v1::ExperimentSpec& spec) {
 absl::Status CheckObjectiveForTask(int objective,
                                    const v1::ExperimentSpec& spec,
                                    absl::string_view field) {
-  // Until the controller fills GenomeCost.estimated_latency_seconds from
-  // the workers' latency tables, the objective would rank every candidate
-  // equal (unknown): refuse it rather than search on nothing.
-  if (objective == v1::OBJECTIVE_ESTIMATED_LATENCY) {
-    return absl::UnimplementedError(absl::StrCat(
-        field,
-        ": OBJECTIVE_ESTIMATED_LATENCY is not computed by this controller "
-        "yet; use OBJECTIVE_INFERENCE_LATENCY (measured) or OBJECTIVE_FLOPS"));
-  }
   if (!OtherTasksObjective(objective, spec)) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
       field, ": ", v1::Objective_Name(static_cast<v1::Objective>(objective)),

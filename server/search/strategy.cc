@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/genome.h"
-#include "common/genome_cost.h"
+#include "common/latency_table.h"
 #include "common/status_macros.h"
 #include "server/search/lemonade.h"
 #include "server/search/nsga2.h"
@@ -123,46 +123,56 @@ absl::StatusOr<v1::InheritanceSettings> NormalizeInheritanceSettings(
 
 namespace {
 
-bool PassesLevelZero(const v1::Genome& genome,
-                     const v1::Requirements& requirements, int64_t inputs,
-                     int64_t outputs) {
-  const v1::GenomeCost cost = ComputeGenomeCost(genome, inputs, outputs);
-  return !(requirements.has_max_parameters() &&
-           cost.parameter_count() > requirements.max_parameters()) &&
-         !(requirements.has_max_model_bytes() &&
-           cost.float64_bytes() > requirements.max_model_bytes());
+bool ScreensOnCost(const v1::Requirements& requirements,
+                   absl::Span<const v1::LatencyTable> tables) {
+  return requirements.has_max_parameters() ||
+         requirements.has_max_model_bytes() ||
+         (requirements.has_max_inference_latency_seconds() && !tables.empty());
 }
 
 class ScreenedStrategy : public Strategy {
  public:
   ScreenedStrategy(std::unique_ptr<Strategy> inner,
                    v1::Requirements requirements, int64_t inputs,
-                   int64_t outputs)
+                   int64_t outputs, std::vector<v1::LatencyTable> tables)
       : inner_(std::move(inner)),
         requirements_(std::move(requirements)),
         inputs_(inputs),
-        outputs_(outputs) {}
+        outputs_(outputs),
+        tables_(std::move(tables)) {}
 
   Proposal Propose(int64_t sequence,
                    const std::vector<v1::Candidate>& finished) override {
     Proposal first = inner_->Propose(sequence, finished);
-    if (PassesLevelZero(first.genome, requirements_, inputs_, outputs_)) {
-      return first;
-    }
+    if (PassesLevelZero(first.genome)) return first;
     for (int j = 1; j < kScreenAttempts; ++j) {
       Proposal next = inner_->Propose(sequence + j * kScreenStride, finished);
-      if (PassesLevelZero(next.genome, requirements_, inputs_, outputs_)) {
-        return next;
-      }
+      if (PassesLevelZero(next.genome)) return next;
     }
     return first;
   }
 
  private:
+  bool PassesLevelZero(const v1::Genome& genome) const {
+    const v1::GenomeCost cost =
+        EstimateGenomeCost(genome, inputs_, outputs_, tables_);
+    const v1::Requirements& r = requirements_;
+    // 0: no table can estimate this genome, so nothing is known.
+    const double latency = cost.estimated_latency_seconds();
+    return !(r.has_max_parameters() &&
+             cost.parameter_count() > r.max_parameters()) &&
+           !(r.has_max_model_bytes() &&
+             cost.float64_bytes() > r.max_model_bytes()) &&
+           !(r.has_max_inference_latency_seconds() && latency > 0 &&
+             latency >
+                 kLatencyScreenMargin * r.max_inference_latency_seconds());
+  }
+
   std::unique_ptr<Strategy> inner_;
   const v1::Requirements requirements_;
   const int64_t inputs_;
   const int64_t outputs_;
+  const std::vector<v1::LatencyTable> tables_;
 };
 
 absl::StatusOr<std::unique_ptr<Strategy>> MakeUnscreenedStrategy(
@@ -205,28 +215,29 @@ absl::StatusOr<std::unique_ptr<Strategy>> MakeUnscreenedStrategy(
 
 }  // namespace
 
-std::unique_ptr<Strategy> ScreenedByCost(std::unique_ptr<Strategy> inner,
-                                         v1::Requirements requirements,
-                                         int64_t inputs, int64_t outputs) {
+std::unique_ptr<Strategy> ScreenedByCost(
+    std::unique_ptr<Strategy> inner, v1::Requirements requirements,
+    int64_t inputs, int64_t outputs,
+    absl::Span<const v1::LatencyTable> tables) {
   return std::make_unique<ScreenedStrategy>(
-      std::move(inner), std::move(requirements), inputs, outputs);
+      std::move(inner), std::move(requirements), inputs, outputs,
+      std::vector<v1::LatencyTable>(tables.begin(), tables.end()));
 }
 
 absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(
-    const v1::ExperimentSpec& spec) {
+    const v1::ExperimentSpec& spec,
+    absl::Span<const v1::LatencyTable> latency_tables) {
   EVONAS_RETURN_IF_ERROR(ValidateObjectives(spec));
   EVONAS_RETURN_IF_ERROR(
       NormalizeInheritanceSettings(spec.inheritance()).status());
   EVONAS_ASSIGN_OR_RETURN(std::unique_ptr<Strategy> strategy,
                           MakeUnscreenedStrategy(spec));
   const v1::Requirements& requirements = spec.requirements();
-  if (!requirements.has_max_parameters() &&
-      !requirements.has_max_model_bytes()) {
-    return strategy;
-  }
+  if (!ScreensOnCost(requirements, latency_tables)) return strategy;
   return ScreenedByCost(std::move(strategy), requirements,
                         std::max(1, spec.input_columns_size()),
-                        std::max(1, spec.output_columns_size()));
+                        std::max(1, spec.output_columns_size()),
+                        latency_tables);
 }
 
 UniqueProposal ProposeUnique(Strategy& strategy, int64_t sequence,

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "evonas/v1/types.pb.h"
 
 namespace evonas::search {
@@ -67,25 +68,33 @@ absl::StatusOr<v1::InheritanceSettings> NormalizeInheritanceSettings(
 // evolution also by spec.fitness_weights, and they pass parents and
 // morphisms on when spec.inheritance.enabled. LEMONADE's cheap objectives
 // use the numbers of input and output columns. When spec.requirements
-// limit parameters or model bytes, every strategy is screened at level 0
-// (ScreenedByCost). InvalidArgument for an unknown strategy, bad settings
-// or bad objectives (ValidateObjectives).
+// limit parameters or model bytes, or inference latency and there are
+// `latency_tables` (the workers' calibrations), every strategy is screened
+// at level 0 (ScreenedByCost). InvalidArgument for an unknown strategy, bad
+// settings or bad objectives (ValidateObjectives).
 absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(
-    const v1::ExperimentSpec& spec);
+    const v1::ExperimentSpec& spec,
+    absl::Span<const v1::LatencyTable> latency_tables = {});
 
 // Level-0 screening (hierarchical evaluation): a genome whose GenomeCost
-// already breaks `requirements` (parameter_count > max_parameters, or
-// float64_bytes > max_model_bytes: the weights alone exceed the file limit)
-// is never trained. The returned strategy asks `inner` for sequence, then
+// already breaks `requirements` (parameter_count > max_parameters,
+// float64_bytes > max_model_bytes: the weights alone exceed the file limit,
+// or its latency estimated from `tables` (EstimateGenomeCost) is above
+// kLatencyScreenMargin times max_inference_latency_seconds) is never
+// trained. The margin, because the requirement judges the measured latency:
+// an estimate is a few tens of percent off (BENCHMARKS.md), and a child
+// near the limit should be measured, not guessed away. The returned strategy asks `inner` for sequence, then
 // sequence + j * kScreenStride (j = 1..kScreenAttempts - 1) until a
 // proposal passes, and returns the first proposal when none does (the
 // controller then records it infeasible rather than stalling). Costs use
 // `inputs` and `outputs` columns. Deterministic like `inner`.
 inline constexpr int64_t kScreenStride = int64_t{1} << 50;
 inline constexpr int kScreenAttempts = 16;
-std::unique_ptr<Strategy> ScreenedByCost(std::unique_ptr<Strategy> inner,
-                                         v1::Requirements requirements,
-                                         int64_t inputs, int64_t outputs);
+inline constexpr double kLatencyScreenMargin = 1.5;
+std::unique_ptr<Strategy> ScreenedByCost(
+    std::unique_ptr<Strategy> inner, v1::Requirements requirements,
+    int64_t inputs, int64_t outputs,
+    absl::Span<const v1::LatencyTable> tables = {});
 
 // Re-proposals ask for sequence + k * kResaltStride (k = 1, 2, ...): far
 // beyond any real sequence number, so they are fresh draws of every

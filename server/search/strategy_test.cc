@@ -7,6 +7,8 @@
 
 #include "common/genome.h"
 #include "common/genome_cost.h"
+#include "common/latency_table.h"
+#include "common/simulated_evaluator.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
@@ -229,6 +231,37 @@ TEST(MakeStrategyTest, LevelZeroScreensEveryStrategyBySize) {
                 8 * 2000);
     }
   }
+}
+
+TEST(MakeStrategyTest, LevelZeroScreensByEstimatedLatencyWithAMargin) {
+  v1::ExperimentSpec spec = SpecWithSeed(4);
+  spec.add_input_columns("x");
+  spec.add_output_columns("y");
+  // Simulated hardware: 1 ns per multiply-add, 2 us per network.
+  const v1::LatencyTable table = SimulatedLatencyTable();
+  const double limit = 3e-6;
+  spec.mutable_requirements()->set_max_inference_latency_seconds(limit);
+  // Without a table nothing is known: latency alone screens nothing.
+  auto unscreened = MakeStrategy(spec).value();
+  auto screened = MakeStrategy(spec, {table}).value();
+  int slow_before = 0, kept = 0;
+  for (int64_t n = 0; n < 100; ++n) {
+    const v1::Genome before = unscreened->Propose(n, {}).genome;
+    const v1::Genome after = screened->Propose(n, {}).genome;
+    const double estimate =
+        EstimateGenomeCost(before, 1, 1, {table}).estimated_latency_seconds();
+    if (estimate > kLatencyScreenMargin * limit) {
+      ++slow_before;
+    } else {
+      EXPECT_EQ(GenomeKey(after), GenomeKey(before));
+      ++kept;
+    }
+    EXPECT_LE(
+        EstimateGenomeCost(after, 1, 1, {table}).estimated_latency_seconds(),
+        kLatencyScreenMargin * limit);
+  }
+  EXPECT_GT(slow_before, 20);
+  EXPECT_GT(kept, 10);
 }
 
 TEST(ScreenedByCostTest, ReturnsTheFirstProposalWhenNonePasses) {

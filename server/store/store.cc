@@ -11,7 +11,7 @@ namespace {
 
 // Each entry migrates from version i to i + 1. Never edit a released entry;
 // append a new one.
-constexpr std::array<absl::string_view, 7> kMigrations = {
+constexpr std::array<absl::string_view, 8> kMigrations = {
     R"sql(
 CREATE TABLE datasets (
   id TEXT PRIMARY KEY,
@@ -101,6 +101,15 @@ CREATE INDEX candidates_by_worker ON candidates(worker_id, state);
     // alone they read every succeeded candidate of every experiment.
     R"sql(
 CREATE INDEX candidates_by_experiment ON candidates(experiment_id, state);
+)sql",
+    // Version 8: the workers' latency tables, the latest per hardware class,
+    // so that cost estimates survive a controller restart.
+    R"sql(
+CREATE TABLE latency_tables (
+  hardware_class TEXT PRIMARY KEY,
+  reported_at_ms INTEGER NOT NULL,
+  proto BLOB NOT NULL
+);
 )sql",
 };
 
@@ -758,6 +767,34 @@ absl::StatusOr<std::optional<std::string>> Store::InlineBlob(
   EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
   if (!row) return std::nullopt;
   return stmt.ColumnBlob(0);
+}
+
+absl::Status Store::PutLatencyTable(const v1::LatencyTable& table,
+                                    int64_t reported_at_ms) {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare("INSERT OR REPLACE INTO latency_tables "
+                   "(hardware_class, reported_at_ms, proto) VALUES (?, ?, ?)"));
+  return stmt.Bind(1, table.hardware_class())
+      .Bind(2, reported_at_ms)
+      .BindBlob(3, table.SerializeAsString())
+      .Run();
+}
+
+absl::StatusOr<std::vector<v1::LatencyTable>> Store::ListLatencyTables() {
+  EVONAS_ASSIGN_OR_RETURN(
+      Statement stmt,
+      db_->Prepare(
+          "SELECT proto FROM latency_tables ORDER BY hardware_class"));
+  std::vector<v1::LatencyTable> tables;
+  while (true) {
+    EVONAS_ASSIGN_OR_RETURN(bool row, stmt.Step());
+    if (!row) break;
+    EVONAS_ASSIGN_OR_RETURN(
+        tables.emplace_back(),
+        ParseProto<v1::LatencyTable>(stmt.ColumnBlob(0), "latency table"));
+  }
+  return tables;
 }
 
 absl::StatusOr<std::set<std::string>> Store::ReferencedBlobs() {

@@ -169,6 +169,13 @@ class Store {
   absl::StatusOr<std::optional<std::string>> InlineBlob(
       const std::string& sha256);
 
+  // --- Workers' latency tables (schema v8) ---
+  // Stores `table` as the one of its hardware class, replacing the older.
+  absl::Status PutLatencyTable(const v1::LatencyTable& table,
+                               int64_t reported_at_ms);
+  // Every stored table, by hardware class.
+  absl::StatusOr<std::vector<v1::LatencyTable>> ListLatencyTables();
+
   // Every blob (BlobStore SHA-256) a row refers to: data set ids, candidate
   // models and artifacts. What is in the blob directory but not here is an
   // orphan (a crash after the blob was written, before its row committed).

@@ -29,11 +29,35 @@ StoredCandidate MakeCandidate(const std::string& experiment_id, int64_t seq,
   return stored;
 }
 
-constexpr int64_t kNewestSchema = 7;
+constexpr int64_t kNewestSchema = 8;
 
 TEST(StoreTest, MigratesToNewestSchema) {
   auto store = Store::Open(":memory:").value();
   EXPECT_EQ(store->SchemaVersion().value(), kNewestSchema);
+}
+
+TEST(StoreTest, LatencyTablesKeepTheLatestPerHardwareClass) {
+  std::string path = ::testing::TempDir() + "/latency.db";
+  std::filesystem::remove(path);
+  v1::LatencyTable a;
+  a.set_hardware_class("CPU A x1");
+  a.set_calibration_points(60);
+  v1::LatencyTable b = a;
+  b.set_hardware_class("CPU B x2");
+  {
+    auto store = Store::Open(path).value();
+    EXPECT_TRUE(store->ListLatencyTables().value().empty());
+    ASSERT_TRUE(store->PutLatencyTable(a, 1).ok());
+    ASSERT_TRUE(store->PutLatencyTable(b, 2).ok());
+    a.set_calibration_points(61);  // recalibrated
+    ASSERT_TRUE(store->PutLatencyTable(a, 3).ok());
+  }
+  auto store = Store::Open(path).value();  // survives a restart
+  std::vector<v1::LatencyTable> tables = store->ListLatencyTables().value();
+  ASSERT_EQ(tables.size(), 2u);
+  EXPECT_EQ(tables[0].hardware_class(), "CPU A x1");
+  EXPECT_EQ(tables[0].calibration_points(), 61);
+  EXPECT_EQ(tables[1].hardware_class(), "CPU B x2");
 }
 
 // A database of an older controller (schema v3: tokens without expiry)
@@ -51,7 +75,8 @@ TEST(StoreTest, VersionThreeDatabaseKeepsWorking) {
   {
     // Undo every migration after v3, as an older controller left it.
     auto db = Database::Open(path).value();
-    ASSERT_TRUE(db->Exec("DROP INDEX candidates_by_experiment; "
+    ASSERT_TRUE(db->Exec("DROP TABLE latency_tables; "
+                         "DROP INDEX candidates_by_experiment; "
                          "DROP INDEX candidates_by_worker; "
                          "DROP TABLE inline_blobs; "
                          "ALTER TABLE tokens DROP COLUMN expires_at_ms; "
@@ -267,6 +292,7 @@ TEST(StoreTest, RowCountsCoverEveryTableAndIntegrityCheckPasses) {
                                                    {"experiment_owners", 0},
                                                    {"experiments", 1},
                                                    {"inline_blobs", 0},
+                                                   {"latency_tables", 0},
                                                    {"schema_version", 1},
                                                    {"tokens", 0}};
   EXPECT_EQ(counts, expected);
