@@ -1,0 +1,175 @@
+// How well a worker's latency table (worker/latency_calibration.h) predicts
+// the measured batch-1 latency of genomes it never timed, next to the cheap
+// proxies the search had before (FLOPs, parameters) and next to the
+// measurement's own repeatability. BENCHMARKS.md, "Latency tables".
+//
+//   build/bench/latency_bench --genomes 300
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <numeric>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "common/latency_table.h"
+#include "server/search/strategy.h"
+#include "worker/latency_calibration.h"
+#include "worker/model/trainer.h"
+
+namespace evonas {
+namespace {
+
+// Ranks (0-based, ties averaged) of `v`.
+std::vector<double> Ranks(const std::vector<double>& v) {
+  std::vector<size_t> order(v.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return v[a] < v[b]; });
+  std::vector<double> ranks(v.size());
+  for (size_t i = 0; i < order.size();) {
+    size_t j = i;
+    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
+    for (size_t k = i; k <= j; ++k) ranks[order[k]] = 0.5 * (i + j);
+    i = j + 1;
+  }
+  return ranks;
+}
+
+double Spearman(const std::vector<double>& a, const std::vector<double>& b) {
+  const std::vector<double> ra = Ranks(a), rb = Ranks(b);
+  const double n = static_cast<double>(a.size());
+  const double mean = (n - 1) / 2;
+  double sab = 0, saa = 0, sbb = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    sab += (ra[i] - mean) * (rb[i] - mean);
+    saa += (ra[i] - mean) * (ra[i] - mean);
+    sbb += (rb[i] - mean) * (rb[i] - mean);
+  }
+  return sab / std::sqrt(saa * sbb);
+}
+
+double Quantile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  return v[static_cast<size_t>(q * (v.size() - 1))];
+}
+
+int Run(int genomes, int threads, int inputs, int outputs, int seed) {
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<v1::LatencyTable> table =
+      worker::CalibrateLatency(worker::LocalHardwareClass(threads), threads);
+  if (!table.ok()) {
+    std::cerr << table.status() << "\n";
+    return 1;
+  }
+  const double calibration_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+
+  // Genomes as the default search space's random search draws them.
+  v1::ExperimentSpec spec;
+  spec.set_seed(seed);
+  *spec.mutable_search_space() =
+      search::NormalizeSearchSpace(spec.search_space()).value();
+  std::unique_ptr<search::Strategy> random =
+      search::MakeStrategy(spec).value();
+
+  std::vector<double> measured, again, estimated, flops, parameters;
+  for (int n = 0; n < genomes; ++n) {
+    const v1::Genome genome = random->Propose(n, {}).genome;
+    const model::NetworkParameters network =
+        worker::PlaceholderNetwork(genome, inputs, outputs);
+    absl::StatusOr<double> first = model::MeasureLatency(network, threads, 50);
+    absl::StatusOr<double> second = model::MeasureLatency(network, threads, 50);
+    if (!first.ok() || !second.ok()) {
+      std::cerr << first.status() << " " << second.status() << "\n";
+      return 1;
+    }
+    const v1::GenomeCost cost =
+        EstimateGenomeCost(genome, inputs, outputs, {*table});
+    measured.push_back(*first);
+    again.push_back(*second);
+    estimated.push_back(cost.estimated_latency_seconds());
+    flops.push_back(static_cast<double>(cost.flops_per_sample()));
+    parameters.push_back(static_cast<double>(cost.parameter_count()));
+  }
+
+  std::vector<double> estimate_error, repeat_error;
+  for (size_t i = 0; i < measured.size(); ++i) {
+    estimate_error.push_back(std::abs(estimated[i] / measured[i] - 1));
+    repeat_error.push_back(std::abs(again[i] / measured[i] - 1));
+  }
+  // Level-0 screening at a limit of the median measured latency: how many
+  // children that meet it would the 1.5x margin wrongly drop, and how many
+  // that break it by 1.5x does it catch.
+  const double limit = Quantile(measured, 0.5);
+  int meets = 0, wrongly_dropped = 0, far_over = 0, caught = 0;
+  for (size_t i = 0; i < measured.size(); ++i) {
+    const bool dropped =
+        estimated[i] > search::kLatencyScreenMargin * limit;
+    if (measured[i] <= limit) {
+      ++meets;
+      wrongly_dropped += dropped;
+    }
+    if (measured[i] > search::kLatencyScreenMargin * limit) {
+      ++far_over;
+      caught += dropped;
+    }
+  }
+
+  std::printf("hardware class: %s\n", table->hardware_class().c_str());
+  std::printf("calibration: %d networks in %.2f s\n",
+              table->calibration_points(), calibration_seconds);
+  for (const v1::LayerLatencyModel& m : table->layers()) {
+    std::printf("  %-22s %8.2f us + %7.3f ns per multiply-add\n",
+                v1::Activation_Name(m.activation()).c_str(),
+                1e6 * m.intercept_seconds(),
+                1e9 * m.seconds_per_multiply_add());
+  }
+  std::printf("%d random genomes (%d inputs, %d outputs, %d thread(s)); "
+              "measured latency %.1f .. %.1f us (median %.1f)\n",
+              genomes, inputs, outputs, threads,
+              1e6 * Quantile(measured, 0), 1e6 * Quantile(measured, 1),
+              1e6 * limit);
+  std::printf("|estimate / measured - 1|: median %.3f, p90 %.3f, max %.3f\n",
+              Quantile(estimate_error, 0.5), Quantile(estimate_error, 0.9),
+              Quantile(estimate_error, 1));
+  std::printf("|measured again / measured - 1|: median %.3f, p90 %.3f, "
+              "max %.3f\n",
+              Quantile(repeat_error, 0.5), Quantile(repeat_error, 0.9),
+              Quantile(repeat_error, 1));
+  std::printf("Spearman rank correlation with measured latency: estimate "
+              "%.3f, FLOPs %.3f, parameters %.3f, measured again %.3f\n",
+              Spearman(estimated, measured), Spearman(flops, measured),
+              Spearman(parameters, measured), Spearman(again, measured));
+  std::printf("screening at the median latency (margin %.1f): %d of %d "
+              "that meet it dropped; %d of %d over %.1fx caught\n",
+              search::kLatencyScreenMargin, wrongly_dropped, meets, caught,
+              far_over, search::kLatencyScreenMargin);
+  return 0;
+}
+
+}  // namespace
+}  // namespace evonas
+
+int main(int argc, char** argv) {
+  int genomes = 300, threads = 1, inputs = 3, outputs = 1, seed = 1;
+  CLI::App app{"Latency tables: estimated against measured batch-1 latency"};
+  app.add_option("--genomes", genomes, "Random genomes to time")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 100000));
+  app.add_option("--threads", threads, "Intra-op threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  app.add_option("--inputs", inputs, "Network inputs")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+  app.add_option("--outputs", outputs, "Network outputs")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+  app.add_option("--seed", seed, "Random search seed")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  return evonas::Run(genomes, threads, inputs, outputs, seed);
+}
