@@ -1074,11 +1074,14 @@ absl::StatusOr<v1::ParetoFront> Controller::GetParetoFront(
     if (candidates[i].feasible()) front.set_has_feasible(true);
     *front.add_candidates() = std::move(candidates[i]);
   }
+  // By the first objective: the error measure of the task unless the user
+  // chose otherwise (a classifier's max abs error is 0, no order at all).
+  const v1::Objective first = objectives.front();
   std::stable_sort(front.mutable_candidates()->begin(),
                    front.mutable_candidates()->end(),
-                   [](const v1::Candidate& a, const v1::Candidate& b) {
-                     return a.metrics().validation().max_abs_error() <
-                            b.metrics().validation().max_abs_error();
+                   [first](const v1::Candidate& a, const v1::Candidate& b) {
+                     return search::ObjectiveValue(a, first) <
+                            search::ObjectiveValue(b, first);
                    });
   return front;
 }

@@ -1455,6 +1455,23 @@ TEST_F(ControllerTest, ClassificationCountsClassesAndLeasesLogits) {
   EXPECT_EQ(front.objectives(0), v1::OBJECTIVE_VALIDATION_ERROR_RATE);
   ASSERT_EQ(front.candidates_size(), 1);
   EXPECT_TRUE(front.candidates(0).feasible());
+
+  // A later, more accurate but slower candidate joins the front, ahead of
+  // the first: the front is sorted by error rate (every classifier's max
+  // abs error is 0).
+  auto second = controller_->LeaseWork("w1").value();
+  ASSERT_TRUE(second.has_value());
+  v1::WorkResult better = result;
+  better.set_lease_id(second->lease_id());
+  v1::Metrics* b = better.mutable_metrics();
+  b->set_parameter_count(ParameterCount(second->genome(), 2, 3));
+  b->set_training_seconds(m->training_seconds() + 100);
+  b->mutable_validation()->set_accuracy(0.99);
+  EXPECT_TRUE(controller_->Report(better, model).value());
+  front = controller_->GetParetoFront(experiment.id()).value();
+  ASSERT_EQ(front.candidates_size(), 2);
+  EXPECT_EQ(front.candidates(0).id(), second->candidate_id());
+  EXPECT_EQ(front.candidates(1).id(), lease->candidate_id());
 }
 
 TEST_F(ControllerTest, SearchSpaceBatchSizeReachesEveryGenome) {
