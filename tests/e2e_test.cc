@@ -157,6 +157,17 @@ TEST(EndToEndTest, SearchTrainFrontDownload) {
   // constant predictor (whose error is of order 1).
   EXPECT_LT(best.metrics().validation().max_abs_error(), 0.05);
   EXPECT_TRUE(front.has_feasible());
+  // The worker calibrated at start-up and its first LeaseWork carried the
+  // table, so every proposal has an estimated latency, of the order of the
+  // one measured after training (bench/latency_bench measures how close).
+  EXPECT_NE(ReadFile(dir / "worker.log").find("event=latency_calibrated"),
+            std::string::npos);
+  for (const v1::Candidate& c : front.candidates()) {
+    const double estimate = c.cost().estimated_latency_seconds();
+    const double measured = c.metrics().inference_latency_seconds();
+    EXPECT_GT(estimate, measured / 5) << c.id() << " measured " << measured;
+    EXPECT_LT(estimate, measured * 5) << c.id() << " measured " << measured;
+  }
 
   const fs::path model = dir / "best.pt";
   CommandResult download = RunCommand(cli + "model download " + best.id() +
