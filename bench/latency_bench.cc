@@ -80,7 +80,7 @@ int Run(int genomes, int threads, int inputs, int outputs, int seed) {
   for (int n = 0; n < genomes; ++n) {
     const v1::Genome genome = random->Propose(n, {}).genome;
     const model::NetworkParameters network =
-        worker::PlaceholderNetwork(genome, inputs, outputs);
+        worker::PlaceholderNetwork(genome, inputs, outputs).value();
     absl::StatusOr<double> first = model::MeasureLatency(network, threads, 50);
     absl::StatusOr<double> second = model::MeasureLatency(network, threads, 50);
     if (!first.ok() || !second.ok()) {

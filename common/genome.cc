@@ -296,4 +296,41 @@ std::string ActivationName(v1::Activation activation) {
   }
 }
 
+v1::NetworkWeights ZeroWeights(const v1::Genome& genome, int64_t inputs,
+                               int64_t outputs) {
+  v1::NetworkWeights weights;
+  auto add_stage = [&](const auto& hidden_layers) {
+    v1::StageWeights* stage = weights.add_stages();
+    for (int64_t i = 0; i < inputs; ++i) {
+      stage->add_x_mean(0);
+      stage->add_x_std(1);
+    }
+    for (int64_t o = 0; o < outputs; ++o) {
+      stage->add_y_mean(0);
+      stage->add_y_std(1);
+    }
+    int64_t width = inputs;
+    auto add_layer = [&](int64_t out, v1::Activation activation,
+                         bool residual) {
+      v1::LayerWeights* layer = stage->add_layers();
+      layer->set_inputs(width);
+      layer->set_outputs(out);
+      layer->mutable_weight()->Resize(static_cast<int>(width * out), 0.0);
+      layer->mutable_bias()->Resize(static_cast<int>(out), 0.0);
+      layer->set_activation(activation);
+      layer->set_residual(residual);
+      width = out;
+    };
+    for (const v1::DenseLayer& layer : hidden_layers) {
+      add_layer(layer.width(), layer.activation(), layer.residual());
+    }
+    add_layer(outputs, v1::ACTIVATION_UNSPECIFIED, false);
+  };
+  add_stage(genome.hidden_layers());
+  for (const v1::Stage& stage : genome.residual_stages()) {
+    add_stage(stage.hidden_layers());
+  }
+  return weights;
+}
+
 }  // namespace evonas

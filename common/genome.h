@@ -50,6 +50,13 @@ int StageCount(const v1::Genome& genome);
 // Genome must appear in it; a new field must be added here.
 std::string GenomeKey(const v1::Genome& genome);
 
+// The network of `genome` with every weight and bias 0 and identity
+// standardisation (means 0, deviations 1), every stage and residual flag
+// as the genome says: the shape a trained network of `inputs` inputs and
+// `outputs` outputs has. Does not validate `genome`.
+v1::NetworkWeights ZeroWeights(const v1::Genome& genome, int64_t inputs,
+                               int64_t outputs);
+
 // Short human-readable description, e.g. "64tanh-32silu lr=3e-03 adam=2000
 // lbfgs=200 batch=full"; a residual layer reads "32tanh+", training genes
 // other than their defaults follow ("warmup=100 wd=1e-04 patience=500

@@ -191,47 +191,6 @@ double SimulatedExpectedError(const v1::Genome& genome,
          ExpectedErrorWithSteps(genome, options, multiplier);
 }
 
-namespace {
-
-v1::NetworkWeights ZeroCheckpoint(const v1::Genome& genome, int64_t inputs,
-                                  int64_t outputs) {
-  v1::NetworkWeights weights;
-  auto add_stage = [&](const auto& hidden_layers) {
-    v1::StageWeights* stage = weights.add_stages();
-    for (int64_t i = 0; i < inputs; ++i) {
-      stage->add_x_mean(0);
-      stage->add_x_std(1);
-    }
-    for (int64_t o = 0; o < outputs; ++o) {
-      stage->add_y_mean(0);
-      stage->add_y_std(1);
-    }
-    int64_t width = inputs;
-    auto add_layer = [&](int64_t out, v1::Activation activation,
-                         bool residual) {
-      v1::LayerWeights* layer = stage->add_layers();
-      layer->set_inputs(width);
-      layer->set_outputs(out);
-      layer->mutable_weight()->Resize(static_cast<int>(width * out), 0.0);
-      layer->mutable_bias()->Resize(static_cast<int>(out), 0.0);
-      layer->set_activation(activation);
-      layer->set_residual(residual);
-      width = out;
-    };
-    for (const v1::DenseLayer& layer : hidden_layers) {
-      add_layer(layer.width(), layer.activation(), layer.residual());
-    }
-    add_layer(outputs, v1::ACTIVATION_UNSPECIFIED, false);
-  };
-  add_stage(genome.hidden_layers());
-  for (const v1::Stage& stage : genome.residual_stages()) {
-    add_stage(stage.hidden_layers());
-  }
-  return weights;
-}
-
-}  // namespace
-
 SimulatedTraining SimulateTraining(const v1::Genome& genome,
                                    const SimulationOptions& options) {
   const int64_t params =
@@ -270,7 +229,7 @@ SimulatedTraining SimulateTraining(const v1::Genome& genome,
   m.set_training_seconds(TrainingSeconds(genome, options));
   m.set_inference_latency_seconds(2e-6 + 1e-9 * p);
   m.set_training_row_count(kTrainingRows);
-  out.checkpoint = ZeroCheckpoint(genome, options.inputs, options.outputs)
+  out.checkpoint = ZeroWeights(genome, options.inputs, options.outputs)
                        .SerializeAsString();
   return out;
 }

@@ -9,8 +9,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/genome.h"
 #include "common/latency_table.h"
 #include "common/status_macros.h"
+#include "worker/model/checkpoint.h"
 #include "worker/model/mlp.h"
 #include "worker/model/trainer.h"
 
@@ -34,39 +36,18 @@ v1::Genome Chain(v1::Activation activation, int depth, int width) {
 
 }  // namespace
 
-model::NetworkParameters PlaceholderNetwork(const v1::Genome& genome,
-                                            int64_t inputs, int64_t outputs) {
-  auto stage_of = [&](const google::protobuf::RepeatedPtrField<v1::DenseLayer>&
-                          hidden) {
-    model::MlpParameters stage;
-    stage.x_mean.assign(inputs, 0.0);
-    stage.x_std.assign(inputs, 1.0);
-    stage.y_mean.assign(outputs, 0.0);
-    stage.y_std.assign(outputs, 1.0);
-    int64_t fan_in = inputs;
-    auto add = [&](v1::Activation activation, int64_t width, bool residual) {
-      model::DenseParameters& layer = stage.layers.emplace_back();
-      layer.inputs = fan_in;
-      layer.outputs = width;
-      layer.activation = activation;
-      layer.residual = residual;
-      layer.weight.resize(fan_in * width);
+absl::StatusOr<model::NetworkParameters> PlaceholderNetwork(
+    const v1::Genome& genome, int64_t inputs, int64_t outputs) {
+  EVONAS_ASSIGN_OR_RETURN(
+      model::NetworkParameters network,
+      model::FromNetworkWeights(ZeroWeights(genome, inputs, outputs)));
+  for (model::MlpParameters& stage : network.stages) {
+    for (model::DenseParameters& layer : stage.layers) {
       for (size_t i = 0; i < layer.weight.size(); ++i) {
         layer.weight[i] = 0.01 * static_cast<double>(i % 17) - 0.08;
       }
-      layer.bias.assign(width, 0.01);
-      fan_in = width;
-    };
-    for (const v1::DenseLayer& l : hidden) {
-      add(l.activation(), l.width(), l.residual());
+      layer.bias.assign(layer.bias.size(), 0.01);
     }
-    add(v1::ACTIVATION_UNSPECIFIED, outputs, false);
-    return stage;
-  };
-  model::NetworkParameters network;
-  network.stages.push_back(stage_of(genome.hidden_layers()));
-  for (const v1::Stage& s : genome.residual_stages()) {
-    network.stages.push_back(stage_of(s.hidden_layers()));
   }
   return network;
 }
@@ -122,10 +103,11 @@ absl::StatusOr<v1::LatencyTable> CalibrateLatency(
   for (int round = 0; round < kCalibrationRounds; ++round) {
     for (NetworkTiming& t : timings) {
       EVONAS_ASSIGN_OR_RETURN(
+          const model::NetworkParameters network,
+          PlaceholderNetwork(t.genome, t.inputs, t.outputs));
+      EVONAS_ASSIGN_OR_RETURN(
           const double seconds,
-          model::MeasureLatency(
-              PlaceholderNetwork(t.genome, t.inputs, t.outputs), threads,
-              kCalibrationRuns));
+          model::MeasureLatency(network, threads, kCalibrationRuns));
       t.seconds = std::min(t.seconds, seconds);
     }
   }

@@ -23,12 +23,13 @@ std::string HardwareClass(absl::string_view cpuinfo, int threads);
 // HardwareClass of this machine's /proc/cpuinfo.
 std::string LocalHardwareClass(int threads);
 
-// The network of `genome` (every stage, residual layers included) with
-// small, fixed, non-zero weights and identity standardisation: what a
-// latency measurement needs (weight values do not change the time; zeros
-// or denormals might). The genome must be valid (ValidateGenome).
-model::NetworkParameters PlaceholderNetwork(const v1::Genome& genome,
-                                            int64_t inputs, int64_t outputs);
+// The network of `genome` (ZeroWeights' shape: every stage, residual
+// layers included) with small, fixed, non-zero weights and identity
+// standardisation: what a latency measurement needs (weight values do not
+// change the time; zeros or denormals might). InvalidArgument for a genome
+// that makes no valid network (a width below 1, a misplaced residual).
+absl::StatusOr<model::NetworkParameters> PlaceholderNetwork(
+    const v1::Genome& genome, int64_t inputs, int64_t outputs);
 
 // Times chains of every activation (depths 1 and 3, widths 8 to 256, 1 and
 // 8 outputs: 60 networks) on `threads` intra-op threads, in three rounds

@@ -47,7 +47,7 @@ TEST(CalibrateLatencyTest, TableEstimatesAnUntimedNetworkAsMeasured) {
   const v1::Genome genome = HeldOut();
   auto estimate = EstimateLatencySeconds(genome, 3, 2, *table);
   ASSERT_TRUE(estimate.ok()) << estimate.status();
-  auto measured = model::MeasureLatency(PlaceholderNetwork(genome, 3, 2), 1, 50);
+  auto measured = model::MeasureLatency(PlaceholderNetwork(genome, 3, 2).value(), 1, 50);
   ASSERT_TRUE(measured.ok()) << measured.status();
   // The benchmark (bench/latency_estimate) measures the accuracy; this only
   // catches a table that is wrong by its units or its structure.
@@ -64,7 +64,7 @@ TEST(MeasureLatencyTest, RefusesAnInvalidNetwork) {
   model::NetworkParameters empty;
   EXPECT_EQ(model::MeasureLatency(empty, 1, 10).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(model::MeasureLatency(PlaceholderNetwork(HeldOut(), 3, 2), 1, 0)
+  EXPECT_EQ(model::MeasureLatency(PlaceholderNetwork(HeldOut(), 3, 2).value(), 1, 0)
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
