@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "client/output.h"
+#include "client/plot.h"
 #include "common/genome.h"
 #include "common/hypervolume.h"
 #include "common/requirements.h"
@@ -380,117 +381,6 @@ ReportInput WithSortedFront(const ReportInput& input,
 // ---------------------------------------------------------------------------
 // Charts.
 
-struct Tick {
-  double value = 0;
-  // Empty for a grid line without a label.
-  std::string label;
-};
-
-struct Axis {
-  bool log = false;
-  double lo = 0;
-  double hi = 1;
-  std::string title;
-  std::vector<Tick> ticks;
-
-  // Position of `value` from 0 (lo) to 1 (hi).
-  double Fraction(double value) const {
-    if (log) {
-      return (std::log10(value) - std::log10(lo)) /
-             (std::log10(hi) - std::log10(lo));
-    }
-    return (value - lo) / (hi - lo);
-  }
-};
-
-// A logarithmic axis over [min, max] (both > 0) with a little room around,
-// ticks at decades, or at 1-2-5 steps when fewer than two decades show.
-Axis LogAxis(double min, double max, std::string title,
-             std::string (*format)(double)) {
-  Axis axis;
-  axis.log = true;
-  axis.title = std::move(title);
-  if (!(min > 0) || !std::isfinite(min)) min = 1e-3;
-  if (!(max >= min) || !std::isfinite(max)) max = min * 10;
-  const double span = std::log10(max) - std::log10(min);
-  const double pad = span == 0 ? 0.5 : std::max(0.06 * span, 0.12);
-  axis.lo = std::pow(10.0, std::log10(min) - pad);
-  axis.hi = std::pow(10.0, std::log10(max) + pad);
-  const int first = static_cast<int>(std::floor(std::log10(axis.lo)));
-  const int last = static_cast<int>(std::ceil(std::log10(axis.hi)));
-  auto in_range = [&](double v) {
-    return v >= axis.lo * (1 - 1e-9) && v <= axis.hi * (1 + 1e-9);
-  };
-  for (const std::vector<double>& mantissas :
-       std::vector<std::vector<double>>{{1}, {1, 2, 5}, {1, 2, 3, 4, 5, 6, 7,
-                                                         8, 9}}) {
-    axis.ticks.clear();
-    for (int e = first; e <= last; ++e) {
-      for (double m : mantissas) {
-        const double v = m * std::pow(10.0, e);
-        if (in_range(v)) axis.ticks.push_back({v, format(v)});
-      }
-    }
-    if (axis.ticks.size() >= 2) break;
-  }
-  // Many decades: label every k-th, keep the others as grid lines.
-  const size_t k = (axis.ticks.size() + 6) / 7;
-  if (k > 1) {
-    for (size_t i = 0; i < axis.ticks.size(); ++i) {
-      if (i % k != 0) axis.ticks[i].label.clear();
-    }
-  }
-  // Few decades: unlabelled grid lines at their multiples, as on log paper.
-  if (axis.ticks.size() <= 3 && axis.ticks.size() >= 2 &&
-      axis.ticks[1].value / axis.ticks[0].value > 9.99) {
-    for (int e = first; e <= last; ++e) {
-      for (int m = 2; m <= 9; ++m) {
-        const double v = m * std::pow(10.0, e);
-        if (in_range(v)) axis.ticks.push_back({v, ""});
-      }
-    }
-  }
-  return axis;
-}
-
-// A linear axis from 0 to a round value at or above `max`.
-Axis LinearAxis(double max, std::string title, std::string (*format)(double),
-                bool durations) {
-  Axis axis;
-  axis.title = std::move(title);
-  if (!(max > 0) || !std::isfinite(max)) max = 1;
-  const double raw = max / 5;
-  double step = 0;
-  if (durations) {
-    static const double kSteps[] = {1,    2,    5,    10,    15,    30,
-                                    60,   120,  300,  600,   900,   1800,
-                                    3600, 7200, 10800, 21600, 43200, 86400};
-    for (double s : kSteps) {
-      if (s >= raw) {
-        step = s;
-        break;
-      }
-    }
-  }
-  if (step == 0) {
-    const double magnitude = std::pow(10.0, std::floor(std::log10(raw)));
-    for (double m : {1.0, 2.0, 2.5, 5.0, 10.0}) {
-      if (m * magnitude >= raw * (1 - 1e-9)) {
-        step = m * magnitude;
-        break;
-      }
-    }
-  }
-  // Ends just past the data rather than at the next round value, which
-  // could waste most of a step.
-  axis.lo = 0;
-  axis.hi = max * 1.03;
-  for (int i = 0; i * step <= axis.hi * (1 + 1e-9); ++i) {
-    axis.ticks.push_back({i * step, format(i * step)});
-  }
-  return axis;
-}
-
 struct LegendItem {
   // Drawn centred on (0, 0).
   std::string swatch;
@@ -531,7 +421,14 @@ class Chart {
         title_(std::move(title)),
         x_(std::move(x)),
         y_(std::move(y)),
-        id_(std::move(id)) {}
+        id_(std::move(id)) {
+    // Labels 12 px high; x labels about 6.8 px a character wide.
+    ThinLabels(&x_, right() - left(), 8, [](const std::string& label) {
+      return 6.8 * static_cast<double>(CharCount(label));
+    });
+    ThinLabels(&y_, bottom() - top(), 3,
+               [](const std::string&) { return 12.0; });
+  }
 
   double left() const { return 70; }
   double right() const { return width_ - 18; }

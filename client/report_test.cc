@@ -423,7 +423,17 @@ TEST(RenderFrontSvgTest, ClassificationPlotsErrorRate) {
   // Feasible circles and infeasible crosses, as the controller judged.
   EXPECT_EQ(Count(svg, "stroke-linecap=\"round\""), 2u + 1u);  // + legend
 
+  // Error rates from 3% to 20% span less than a decade: three ticks at
+  // 1-2-5, not just 10% and 20%.
+  for (const char* tick : {"5%", "10%", "20%"}) {
+    EXPECT_NE(LimitAndTickY(svg, tick).second, -1) << tick;
+  }
+
+  // The sample's error rates lie between about 10% and 20%: round steps.
   const std::string sample = RenderFrontSvg(SampleClassificationReportInput());
+  for (const char* tick : {"10%", "15%", "20%", "25%"}) {
+    EXPECT_NE(LimitAndTickY(sample, tick).second, -1) << tick;
+  }
   EXPECT_NE(sample.find(">min accuracy 85.5%</text>"), std::string::npos);
   EXPECT_NE(sample.find(">max params 60k</text>"), std::string::npos);
 }
