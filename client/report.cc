@@ -26,19 +26,6 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// Colours of the report, shared by the CSS and the SVG plots.
-constexpr char kInk[] = "#1d2433";
-constexpr char kMuted[] = "#5b6472";
-constexpr char kFeasible[] = "#2a9d8f";
-constexpr char kInfeasible[] = "#9aa3af";
-constexpr char kFront[] = "#e4572e";
-constexpr char kLimit[] = "#b42318";
-constexpr char kBest[] = "#3d5a80";
-constexpr char kVolume[] = "#6a4c93";
-constexpr char kFontStack[] =
-    "system-ui, 'Segoe UI', 'Helvetica Neue', Arial, 'Liberation Sans', "
-    "'DejaVu Sans', sans-serif";
-
 bool Succeeded(const v1::Candidate& c) {
   return c.state() == v1::CANDIDATE_STATE_SUCCEEDED;
 }
@@ -158,9 +145,6 @@ std::string DurationTick(double seconds) {
 
 std::string PlainTick(double value) { return absl::StrFormat("%g", value); }
 
-// SVG coordinates.
-std::string Px(double value) { return absl::StrFormat("%.1f", value); }
-
 // ---------------------------------------------------------------------------
 // Requirements, one entry per set field.
 
@@ -255,8 +239,7 @@ std::vector<RequirementDef> SetRequirements(const v1::Requirements& r) {
     d.name = "Inference latency (one sample)";
     d.short_name = "Latency";
     d.limit = absl::StrCat("≤ ", Latency(r.max_inference_latency_seconds()));
-    d.only.set_max_inference_latency_seconds(
-        r.max_inference_latency_seconds());
+    d.only.set_max_inference_latency_seconds(r.max_inference_latency_seconds());
     d.value = [](const v1::Metrics& m) {
       return m.inference_latency_seconds();
     };
@@ -381,177 +364,48 @@ ReportInput WithSortedFront(const ReportInput& input,
 // ---------------------------------------------------------------------------
 // Charts.
 
-struct LegendItem {
-  // Drawn centred on (0, 0).
-  std::string swatch;
-  std::string label;
-};
+// Marks of the plots, drawn on any canvas.
 
-std::string CircleSvg(double x, double y, double r, const std::string& fill,
-                      const std::string& stroke, double stroke_width) {
-  return absl::StrCat("<circle cx=\"", Px(x), "\" cy=\"", Px(y), "\" r=\"",
-                      Px(r), "\" fill=\"", fill, "\" stroke=\"", stroke,
-                      "\" stroke-width=\"", Px(stroke_width), "\"/>");
+void DrawCircle(Canvas* canvas, double x, double y, double r,
+                const std::string& fill, const std::string& stroke,
+                double stroke_width) {
+  canvas->Circle({x, y}, r, {fill}, {stroke, stroke_width});
 }
 
-std::string CrossSvg(double x, double y, double r, const std::string& colour) {
-  return absl::StrFormat(
-      "<path d=\"M%s %sl%s %sM%s %sl%s %s\" stroke=\"%s\" "
-      "stroke-width=\"1.6\" stroke-linecap=\"round\"/>",
-      Px(x - r), Px(y - r), Px(2 * r), Px(2 * r), Px(x - r), Px(y + r),
-      Px(2 * r), Px(-2 * r), colour);
+void DrawCross(Canvas* canvas, double x, double y, double r,
+               const std::string& colour) {
+  Pen pen{colour, 1.6};
+  pen.round = true;
+  canvas->Path(
+      {{{{x - r, y - r}, {x + r, y + r}}}, {{{x - r, y + r}, {x + r, y - r}}}},
+      {}, pen);
 }
 
-std::string LineSwatch(const std::string& colour, const std::string& dash,
-                       double width) {
-  return absl::StrCat("<line x1=\"-9\" y1=\"0\" x2=\"9\" y2=\"0\" stroke=\"",
-                      colour, "\" stroke-width=\"", Px(width), "\"",
-                      dash.empty() ? "" : " stroke-dasharray=\"" + dash + "\"",
-                      "/>");
+Drawing CircleSwatch(double r, const std::string& fill,
+                     const std::string& stroke, double stroke_width) {
+  Drawing swatch;
+  DrawCircle(&swatch, 0, 0, r, fill, stroke, stroke_width);
+  return swatch;
 }
 
-// A plot with a title, a legend row, axes with grid lines, and a clipped
-// plot area that callers draw into in data coordinates.
-class Chart {
- public:
-  Chart(double width, double height, std::string title, Axis x, Axis y,
-        std::string id)
-      : width_(width),
-        height_(height),
-        title_(std::move(title)),
-        x_(std::move(x)),
-        y_(std::move(y)),
-        id_(std::move(id)) {
-    // Labels 12 px high; x labels about 6.8 px a character wide.
-    ThinLabels(&x_, right() - left(), 8, [](const std::string& label) {
-      return 6.8 * static_cast<double>(CharCount(label));
-    });
-    ThinLabels(&y_, bottom() - top(), 3,
-               [](const std::string&) { return 12.0; });
-  }
+Drawing CrossSwatch(double r, const std::string& colour) {
+  Drawing swatch;
+  DrawCross(&swatch, 0, 0, r, colour);
+  return swatch;
+}
 
-  double left() const { return 70; }
-  double right() const { return width_ - 18; }
-  double top() const { return 62; }
-  double bottom() const { return height_ - 48; }
+Drawing LineSwatch(const std::string& colour, std::vector<double> dash,
+                   double width) {
+  Drawing swatch;
+  swatch.Line({-9, 0}, {9, 0}, {colour, width, std::move(dash)});
+  return swatch;
+}
 
-  double X(double value) const {
-    return left() + x_.Fraction(value) * (right() - left());
-  }
-  double Y(double value) const {
-    return bottom() - y_.Fraction(value) * (bottom() - top());
-  }
-  const Axis& x() const { return x_; }
-  const Axis& y() const { return y_; }
-
-  void Draw(const std::string& svg) { body_ += svg; }
-  void AddLegend(std::string swatch, std::string label) {
-    legend_.push_back({std::move(swatch), std::move(label)});
-  }
-  // A centred note in the plot area (e.g. "no data yet").
-  void Note(const std::string& text) { note_ = text; }
-
-  // The <svg> element; `standalone` adds the XML namespace, a fixed size and
-  // the font, for a file of its own.
-  std::string Render(bool standalone) const {
-    std::string svg = absl::StrFormat(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %s %s\" "
-        "%s role=\"img\" aria-labelledby=\"%s-title\" font-family=\"%s\" "
-        "font-size=\"12\" fill=\"%s\" class=\"chart\">",
-        Px(width_), Px(height_),
-        standalone ? absl::StrFormat("width=\"%s\" height=\"%s\"", Px(width_),
-                                     Px(height_))
-                   : "",
-        id_, kFontStack, kInk);
-    absl::StrAppend(&svg, "<title id=\"", id_, "-title\">",
-                    HtmlEscape(title_), "</title>");
-    absl::StrAppend(&svg, "<rect width=\"", Px(width_), "\" height=\"",
-                    Px(height_), "\" fill=\"#ffffff\"/>");
-    absl::StrAppend(&svg, "<text x=\"", Px(left() - 58), "\" y=\"22\" ",
-                    "font-size=\"15\" font-weight=\"600\">",
-                    HtmlEscape(title_), "</text>");
-    // Legend, left to right under the title.
-    double lx = left() - 58 + 10;
-    for (const LegendItem& item : legend_) {
-      absl::StrAppend(&svg, "<g transform=\"translate(", Px(lx), " 42)\">",
-                      item.swatch, "</g>");
-      absl::StrAppend(&svg, "<text x=\"", Px(lx + 14), "\" y=\"46\" fill=\"",
-                      kMuted, "\">", HtmlEscape(item.label), "</text>");
-      lx += 14 + 6.8 * static_cast<double>(CharCount(item.label)) + 22;
-    }
-    // Frame and grid.
-    absl::StrAppend(&svg, "<defs><clipPath id=\"", id_, "-clip\"><rect x=\"",
-                    Px(left()), "\" y=\"", Px(top()), "\" width=\"",
-                    Px(right() - left()), "\" height=\"",
-                    Px(bottom() - top()), "\"/></clipPath></defs>");
-    absl::StrAppend(&svg, "<rect x=\"", Px(left()), "\" y=\"", Px(top()),
-                    "\" width=\"", Px(right() - left()), "\" height=\"",
-                    Px(bottom() - top()), "\" fill=\"#fbfcfd\"/>");
-    for (const Tick& t : x_.ticks) {
-      const double px = X(t.value);
-      absl::StrAppend(&svg, "<line x1=\"", Px(px), "\" y1=\"", Px(top()),
-                      "\" x2=\"", Px(px), "\" y2=\"", Px(bottom()),
-                      "\" stroke=\"", t.label.empty() ? "#f0f2f5" : "#e3e7ec",
-                      "\"/>");
-      if (!t.label.empty()) {
-        absl::StrAppend(&svg, "<text x=\"", Px(px), "\" y=\"",
-                        Px(bottom() + 17), "\" text-anchor=\"middle\" fill=\"",
-                        kMuted, "\">", HtmlEscape(t.label), "</text>");
-      }
-    }
-    for (const Tick& t : y_.ticks) {
-      const double py = Y(t.value);
-      absl::StrAppend(&svg, "<line x1=\"", Px(left()), "\" y1=\"", Px(py),
-                      "\" x2=\"", Px(right()), "\" y2=\"", Px(py),
-                      "\" stroke=\"", t.label.empty() ? "#f0f2f5" : "#e3e7ec",
-                      "\"/>");
-      if (!t.label.empty()) {
-        absl::StrAppend(&svg, "<text x=\"", Px(left() - 8), "\" y=\"",
-                        Px(py + 4), "\" text-anchor=\"end\" fill=\"", kMuted,
-                        "\">", HtmlEscape(t.label), "</text>");
-      }
-    }
-    absl::StrAppend(&svg, "<rect x=\"", Px(left()), "\" y=\"", Px(top()),
-                    "\" width=\"", Px(right() - left()), "\" height=\"",
-                    Px(bottom() - top()),
-                    "\" fill=\"none\" stroke=\"#c9ced6\"/>");
-    absl::StrAppend(&svg, "<text x=\"", Px((left() + right()) / 2), "\" y=\"",
-                    Px(height_ - 10), "\" text-anchor=\"middle\">",
-                    HtmlEscape(x_.title), "</text>");
-    absl::StrAppend(&svg, "<text transform=\"translate(16 ",
-                    Px((top() + bottom()) / 2),
-                    ") rotate(-90)\" text-anchor=\"middle\">",
-                    HtmlEscape(y_.title), "</text>");
-    absl::StrAppend(&svg, "<g clip-path=\"url(#", id_, "-clip)\">", body_,
-                    "</g>");
-    if (!note_.empty()) {
-      absl::StrAppend(&svg, "<text x=\"", Px((left() + right()) / 2),
-                      "\" y=\"", Px((top() + bottom()) / 2),
-                      "\" text-anchor=\"middle\" font-size=\"14\" fill=\"",
-                      kMuted, "\">", HtmlEscape(note_), "</text>");
-    }
-    svg += "</svg>";
-    return svg;
-  }
-
- private:
-  // Characters, not bytes, of UTF-8 `text` (for the legend's layout).
-  static size_t CharCount(const std::string& text) {
-    size_t n = 0;
-    for (char c : text) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-    return n;
-  }
-
-  double width_;
-  double height_;
-  std::string title_;
-  Axis x_;
-  Axis y_;
-  std::string id_;
-  std::string body_;
-  std::string note_;
-  std::vector<LegendItem> legend_;
-};
+// The dashes of requirement lines.
+const std::vector<double>& RequirementDash() {
+  static const auto* const kDash = new std::vector<double>{6, 4};
+  return *kDash;
+}
 
 // A succeeded candidate as a point of the front plots.
 struct Point {
@@ -590,11 +444,11 @@ std::vector<Point> PlotPoints(const ReportInput& input,
 
 std::string PointTooltip(const v1::Candidate& c, const ErrorMeasure& measure) {
   const v1::Metrics& m = c.metrics();
-  return HtmlEscape(absl::StrCat(
-      c.id(), "\n", measure.name, " ", measure.format(measure.Of(m)), "\n",
-      Grouped(m.parameter_count()), " parameters, latency ",
-      Latency(m.inference_latency_seconds()), "\n",
-      c.feasible() ? "feasible" : "infeasible"));
+  return absl::StrCat(c.id(), "\n", measure.name, " ",
+                      measure.format(measure.Of(m)), "\n",
+                      Grouped(m.parameter_count()), " parameters, latency ",
+                      Latency(m.inference_latency_seconds()), "\n",
+                      c.feasible() ? "feasible" : "infeasible");
 }
 
 // Screen rectangles, to keep the front's labels apart.
@@ -607,7 +461,7 @@ struct Box {
 
 struct LabelSpot {
   double x, y;
-  const char* anchor;
+  Anchor anchor;
 };
 
 // The first spot around the marker at (x, y) where a label of `chars`
@@ -619,17 +473,19 @@ LabelSpot PlaceLabel(const Chart& chart, double x, double y, size_t chars,
   const double h = 11;
   struct Candidate {
     double dx, dy;
-    const char* anchor;
+    Anchor anchor;
   };
   static const Candidate kSpots[] = {
-      {9, -7, "start"}, {-9, -7, "end"},   {9, 15, "start"}, {-9, 15, "end"},
-      {12, 4, "start"}, {-12, 4, "end"},   {0, -12, "middle"},
-      {0, 20, "middle"}, {16, -14, "start"}, {-16, -14, "end"},
-      {16, 22, "start"}, {-16, 22, "end"}};
+      {9, -7, Anchor::kStart},   {-9, -7, Anchor::kEnd},
+      {9, 15, Anchor::kStart},   {-9, 15, Anchor::kEnd},
+      {12, 4, Anchor::kStart},   {-12, 4, Anchor::kEnd},
+      {0, -12, Anchor::kMiddle}, {0, 20, Anchor::kMiddle},
+      {16, -14, Anchor::kStart}, {-16, -14, Anchor::kEnd},
+      {16, 22, Anchor::kStart},  {-16, 22, Anchor::kEnd}};
   auto box_of = [&](const Candidate& c) {
-    const double left = std::string(c.anchor) == "start" ? x + c.dx
-                        : std::string(c.anchor) == "end" ? x + c.dx - w
-                                                         : x + c.dx - w / 2;
+    const double left = c.anchor == Anchor::kStart ? x + c.dx
+                        : c.anchor == Anchor::kEnd ? x + c.dx - w
+                                                   : x + c.dx - w / 2;
     return Box{left, y + c.dy - h + 2, left + w, y + c.dy + 2};
   };
   const Candidate* chosen = &kSpots[0];
@@ -711,40 +567,31 @@ Chart FrontChart(const ReportInput& input, const ErrorMeasure& measure,
           : LogAxis(x_min, x_max, "Inference latency per sample", LatencyTick),
       LogAxis(y_min, y_max, measure.axis_title, measure.tick), id);
 
+  Canvas* body = chart.body();
   // The region where both drawn requirements hold.
   if (x_limit || y_limit) {
     const double x1 = x_limit ? chart.X(*x_limit) : chart.right();
     const double y1 = y_limit ? chart.Y(*y_limit) : chart.top();
-    chart.Draw(absl::StrCat("<rect x=\"", Px(chart.left()), "\" y=\"", Px(y1),
-                            "\" width=\"", Px(std::max(0.0, x1 - chart.left())),
-                            "\" height=\"",
-                            Px(std::max(0.0, chart.bottom() - y1)),
-                            "\" fill=\"", kFeasible,
-                            "\" fill-opacity=\"0.07\"/>"));
+    body->Rect(chart.left(), y1, std::max(0.0, x1 - chart.left()),
+               std::max(0.0, chart.bottom() - y1), {kFeasible, 0.07}, {});
   }
-  const std::string dash = "6 4";
+  const Pen limit_pen{kLimit, 1.5, RequirementDash()};
+  TextStyle limit_text;
+  limit_text.size = 11;
+  limit_text.colour = kLimit;
+  limit_text.halo = true;
   if (y_limit) {
     const double y = chart.Y(*y_limit);
-    chart.Draw(absl::StrCat("<line x1=\"", Px(chart.left()), "\" y1=\"", Px(y),
-                            "\" x2=\"", Px(chart.right()), "\" y2=\"", Px(y),
-                            "\" stroke=\"", kLimit,
-                            "\" stroke-width=\"1.5\" stroke-dasharray=\"",
-                            dash, "\"/>"));
+    body->Line({chart.left(), y}, {chart.right(), y}, limit_pen);
     // Above the line, or below it when the line runs along the top.
     const double label_y = y - 6 < chart.top() + 12 ? y + 15 : y - 6;
-    chart.Draw(absl::StrCat(
-        "<text x=\"", Px(chart.right() - 6), "\" y=\"", Px(label_y),
-        "\" text-anchor=\"end\" font-size=\"11\" fill=\"", kLimit,
-        "\" stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\">",
-        HtmlEscape(measure.limit_label), "</text>"));
+    TextStyle style = limit_text;
+    style.anchor = Anchor::kEnd;
+    body->Text({chart.right() - 6, label_y}, measure.limit_label, style);
   }
   if (x_limit) {
     const double x = chart.X(*x_limit);
-    chart.Draw(absl::StrCat("<line x1=\"", Px(x), "\" y1=\"", Px(chart.top()),
-                            "\" x2=\"", Px(x), "\" y2=\"", Px(chart.bottom()),
-                            "\" stroke=\"", kLimit,
-                            "\" stroke-width=\"1.5\" stroke-dasharray=\"",
-                            dash, "\"/>"));
+    body->Line({x, chart.top()}, {x, chart.bottom()}, limit_pen);
     const std::string label =
         which == FrontX::kParameters
             ? absl::StrCat("max params ", CountTick(*x_limit))
@@ -752,24 +599,20 @@ Chart FrontChart(const ReportInput& input, const ErrorMeasure& measure,
     // Right of the line, or left of it when the line runs along the right.
     const bool left_of_line =
         x + 5 + 6.2 * static_cast<double>(label.size()) > chart.right();
-    chart.Draw(absl::StrCat(
-        "<text x=\"", Px(left_of_line ? x - 5 : x + 5), "\" y=\"",
-        Px(chart.top() + 14), "\" text-anchor=\"",
-        left_of_line ? "end" : "start", "\" font-size=\"11\" fill=\"",
-        kLimit,
-        "\" stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\">",
-        HtmlEscape(label), "</text>"));
+    TextStyle style = limit_text;
+    style.anchor = left_of_line ? Anchor::kEnd : Anchor::kStart;
+    body->Text({left_of_line ? x - 5 : x + 5, chart.top() + 14}, label, style);
   }
   for (const Point& p : points) {
     const double x = chart.X(x_of(*p.candidate));
     const double y = chart.Y(p.error);
-    const std::string mark =
-        p.candidate->feasible()
-            ? CircleSvg(x, y, 4, kFeasible, "#ffffff", 0.8)
-            : CrossSvg(x, y, 3.2, kInfeasible);
-    chart.Draw(absl::StrCat("<g>", mark, "<title>",
-                            PointTooltip(*p.candidate, measure),
-                            "</title></g>"));
+    body->BeginGroup(PointTooltip(*p.candidate, measure));
+    if (p.candidate->feasible()) {
+      DrawCircle(body, x, y, 4, kFeasible, kWhite, 0.8);
+    } else {
+      DrawCross(body, x, y, 3.2, kInfeasible);
+    }
+    body->EndGroup();
   }
   std::vector<Box> taken;
   for (const Point& p : points) {
@@ -778,35 +621,41 @@ Chart FrontChart(const ReportInput& input, const ErrorMeasure& measure,
     const double y = chart.Y(p.error);
     taken.push_back({x - 8, y - 8, x + 8, y + 8});
   }
+  TextStyle rank_text;
+  rank_text.size = 11;
+  rank_text.weight = 700;
+  rank_text.colour = kFront;
+  rank_text.halo = true;
   for (const Point& p : points) {
     if (p.front_rank == 0) continue;
     const double x = chart.X(x_of(*p.candidate));
     const double y = chart.Y(p.error);
     const std::string label = absl::StrCat(p.front_rank);
     const LabelSpot spot = PlaceLabel(chart, x, y, label.size(), &taken);
-    chart.Draw(absl::StrCat(
-        "<g>", CircleSvg(x, y, 7.5, "none", kFront, 2.2), "<text x=\"",
-        Px(spot.x), "\" y=\"", Px(spot.y), "\" text-anchor=\"", spot.anchor,
-        "\" font-size=\"11\" font-weight=\"700\" fill=\"", kFront,
-        "\" stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\">", label,
-        "</text><title>", PointTooltip(*p.candidate, measure), "</title></g>"));
+    body->BeginGroup(PointTooltip(*p.candidate, measure));
+    DrawCircle(body, x, y, 7.5, "", kFront, 2.2);
+    TextStyle style = rank_text;
+    style.anchor = spot.anchor;
+    body->Text({spot.x, spot.y}, label, style);
+    body->EndGroup();
   }
   if (points.empty()) chart.Note("No candidate has succeeded yet");
 
-  chart.AddLegend(CircleSvg(0, 0, 4, kFeasible, "#ffffff", 0.8), "feasible");
-  chart.AddLegend(CrossSvg(0, 0, 3.2, kInfeasible), "infeasible");
-  chart.AddLegend(CircleSvg(0, 0, 6, "none", kFront, 2.2), "Pareto front");
+  chart.AddLegend(CircleSwatch(4, kFeasible, kWhite, 0.8), "feasible");
+  chart.AddLegend(CrossSwatch(3.2, kInfeasible), "infeasible");
+  chart.AddLegend(CircleSwatch(6, "", kFront, 2.2), "Pareto front");
   if (x_limit || y_limit) {
-    chart.AddLegend(LineSwatch(kLimit, "4 3", 1.5), "requirement");
+    chart.AddLegend(LineSwatch(kLimit, {4, 3}, 1.5), "requirement");
   }
   return chart;
 }
 
-// A step line through (x[i], y[i]) held until `x_end`; NaN values start a
-// new segment.
-std::string StepPath(const Chart& chart, const std::vector<double>& xs,
-                     const std::vector<double>& ys, double x_end) {
-  std::string d;
+// A step line through (x[i], y[i]) held until `x_end`, in pixels; NaN
+// values start a new part.
+std::vector<Polyline> StepPath(const Chart& chart,
+                               const std::vector<double>& xs,
+                               const std::vector<double>& ys, double x_end) {
+  std::vector<Polyline> parts;
   bool open = false;
   for (size_t i = 0; i < xs.size(); ++i) {
     if (std::isnan(ys[i])) {
@@ -816,16 +665,20 @@ std::string StepPath(const Chart& chart, const std::vector<double>& xs,
     const double x = chart.X(xs[i]);
     const double y = chart.Y(ys[i]);
     if (!open) {
-      absl::StrAppend(&d, "M", Px(x), " ", Px(y));
+      parts.emplace_back();
+      parts.back().points.push_back({x, y});
       open = true;
     } else {
-      absl::StrAppend(&d, "H", Px(x), "V", Px(y));
+      parts.back().points.push_back({x, parts.back().points.back().y});
+      parts.back().points.push_back({x, y});
     }
   }
-  if (open) absl::StrAppend(&d, "H", Px(chart.X(x_end)));
-  return d;
+  if (open) {
+    parts.back().points.push_back(
+        {chart.X(x_end), parts.back().points.back().y});
+  }
+  return parts;
 }
-
 double ElapsedSeconds(const ReportInput& input) {
   const v1::Experiment& e = input.experiment;
   if (!IsSet(e.created_at())) return 0;
@@ -874,17 +727,17 @@ Chart ErrorProgressChart(const ReportInput& input, const ErrorMeasure& measure,
               "progress-error");
   if (limit) {
     const double y = chart.Y(*limit);
-    chart.Draw(absl::StrCat("<line x1=\"", Px(chart.left()), "\" y1=\"", Px(y),
-                            "\" x2=\"", Px(chart.right()), "\" y2=\"", Px(y),
-                            "\" stroke=\"", kLimit,
-                            "\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\""
-                            "/>"));
+    chart.body()->Line({chart.left(), y}, {chart.right(), y},
+                       {kLimit, 1.5, RequirementDash()});
   }
   for (const Dot& d : dots) {
-    chart.Draw(d.feasible ? CircleSvg(chart.X(d.seconds), chart.Y(d.error), 2.6,
-                                      kFeasible, "none", 0)
-                          : CrossSvg(chart.X(d.seconds), chart.Y(d.error), 2.2,
-                                     kInfeasible));
+    if (d.feasible) {
+      DrawCircle(chart.body(), chart.X(d.seconds), chart.Y(d.error), 2.6,
+                 kFeasible, "", 0);
+    } else {
+      DrawCross(chart.body(), chart.X(d.seconds), chart.Y(d.error), 2.2,
+                kInfeasible);
+    }
   }
   std::vector<double> xs, best, feasible;
   for (const ProgressPoint& p : progress) {
@@ -894,17 +747,15 @@ Chart ErrorProgressChart(const ReportInput& input, const ErrorMeasure& measure,
                            ? kNaN
                            : measure.Floored(p.best_feasible_error));
   }
-  chart.Draw(absl::StrCat("<path d=\"", StepPath(chart, xs, best, t_max),
-                          "\" fill=\"none\" stroke=\"", kBest,
-                          "\" stroke-width=\"1.8\" stroke-dasharray=\"2 3\"/>"));
-  chart.Draw(absl::StrCat("<path d=\"", StepPath(chart, xs, feasible, t_max),
-                          "\" fill=\"none\" stroke=\"", kFeasible,
-                          "\" stroke-width=\"2.6\"/>"));
+  chart.body()->Path(StepPath(chart, xs, best, t_max), {},
+                     {kBest, 1.8, {2, 3}});
+  chart.body()->Path(StepPath(chart, xs, feasible, t_max), {},
+                     {kFeasible, 2.6});
   if (dots.empty()) chart.Note("No candidate has succeeded yet");
-  chart.AddLegend(LineSwatch(kFeasible, "", 2.6), "best feasible");
-  chart.AddLegend(LineSwatch(kBest, "2 3", 1.8), "best overall");
-  chart.AddLegend(CircleSvg(0, 0, 2.6, kFeasible, "none", 0), "candidate");
-  if (limit) chart.AddLegend(LineSwatch(kLimit, "4 3", 1.5), "requirement");
+  chart.AddLegend(LineSwatch(kFeasible, {}, 2.6), "best feasible");
+  chart.AddLegend(LineSwatch(kBest, {2, 3}, 1.8), "best overall");
+  chart.AddLegend(CircleSwatch(2.6, kFeasible, "", 0), "candidate");
+  if (limit) chart.AddLegend(LineSwatch(kLimit, {4, 3}, 1.5), "requirement");
   return chart;
 }
 
@@ -930,17 +781,19 @@ Chart HypervolumeChart(const ReportInput& input, const ErrorMeasure& measure,
     xs.push_back(p.seconds);
     vs.push_back(p.hypervolume);
   }
-  const std::string line = StepPath(chart, xs, vs, t_max);
+  const std::vector<Polyline> line = StepPath(chart, xs, vs, t_max);
   if (!line.empty()) {
-    chart.Draw(absl::StrCat("<path d=\"", line, "V", Px(chart.Y(0)), "H",
-                            Px(chart.X(xs.front())), "Z\" fill=\"", kVolume,
-                            "\" fill-opacity=\"0.12\"/>"));
-    chart.Draw(absl::StrCat("<path d=\"", line, "\" fill=\"none\" stroke=\"",
-                            kVolume, "\" stroke-width=\"2.2\"/>"));
+    // The area under the line, down to zero.
+    Polyline area = line.front();
+    area.points.push_back({area.points.back().x, chart.Y(0)});
+    area.points.push_back({chart.X(xs.front()), chart.Y(0)});
+    area.closed = true;
+    chart.body()->Path({area}, {kVolume, 0.12}, {});
+    chart.body()->Path(line, {}, {kVolume, 2.2});
   } else {
     chart.Note("No candidate has succeeded yet");
   }
-  chart.AddLegend(LineSwatch(kVolume, "", 2.2),
+  chart.AddLegend(LineSwatch(kVolume, {}, 2.2),
                   "dominated area (higher is better)");
   return chart;
 }
@@ -1129,8 +982,8 @@ std::string DatasetHtml(const v1::Dataset& dataset,
     const char* cls = inputs.count(column)    ? "col in"
                       : outputs.count(column) ? "col out"
                                               : "col";
-    absl::StrAppend(&columns, "<span class=\"", cls, "\">",
-                    HtmlEscape(column), "</span>");
+    absl::StrAppend(&columns, "<span class=\"", cls, "\">", HtmlEscape(column),
+                    "</span>");
   }
   std::string html = absl::StrCat(
       "<dl><dt>Name</dt><dd>", HtmlEscape(dataset.name()),
@@ -1224,9 +1077,8 @@ std::vector<ProgressPoint> SearchProgress(
     if (d.feasible && !(best_feasible <= d.error)) best_feasible = d.error;
     const std::vector<double> p = {d.log_error, d.log_params};
     const bool dominated = std::any_of(
-        staircase.begin(), staircase.end(), [&](const auto& s) {
-          return s[0] <= p[0] && s[1] <= p[1];
-        });
+        staircase.begin(), staircase.end(),
+        [&](const auto& s) { return s[0] <= p[0] && s[1] <= p[1]; });
     if (!dominated) {
       staircase.erase(std::remove_if(staircase.begin(), staircase.end(),
                                      [&](const auto& s) {
@@ -1381,8 +1233,7 @@ std::string RenderReportHtml(const ReportInput& unsorted_input) {
       int met = 0;
       for (const v1::Candidate* c : succeeded) {
         const double v = def.value(c->metrics());
-        if (std::isnan(best) ||
-            (def.higher_is_better ? v > best : v < best)) {
+        if (std::isnan(best) || (def.higher_is_better ? v > best : v < best)) {
           best = v;
         }
         met += Assess(def.only, c->metrics()).feasible;
@@ -1483,11 +1334,11 @@ std::string RenderReportHtml(const ReportInput& unsorted_input) {
           Cell(HtmlEscape(Latency(m.inference_latency_seconds())), "num"));
       for (const RequirementCheck& check : CheckRequirements(req, m)) {
         absl::StrAppend(
-            &html,
-            Cell(Mark(check.met, absl::StrCat(check.name, ": ", check.actual,
-                                              check.met ? " meets " : " misses ",
-                                              check.limit)),
-                 "c"));
+            &html, Cell(Mark(check.met,
+                             absl::StrCat(check.name, ": ", check.actual,
+                                          check.met ? " meets " : " misses ",
+                                          check.limit)),
+                        "c"));
       }
       absl::StrAppend(
           &html,
@@ -1519,9 +1370,8 @@ std::string RenderReportHtml(const ReportInput& unsorted_input) {
       "</figure></div></section>");
 
   // Data and search settings.
-  const double validation_fraction = spec.validation_fraction() > 0
-                                         ? spec.validation_fraction()
-                                         : 0.2;
+  const double validation_fraction =
+      spec.validation_fraction() > 0 ? spec.validation_fraction() : 0.2;
   absl::StrAppend(&html,
                   "<section><h2>Data and search</h2><div class=\"grid2\"><div>"
                   "<h3>Training data</h3>",
@@ -1538,12 +1388,12 @@ std::string RenderReportHtml(const ReportInput& unsorted_input) {
       &html, "</div><div><h3>Search</h3><dl><dt>Strategy</dt><dd>",
       HtmlEscape(StrategyName(spec.strategy())), "</dd><dt>Budget</dt><dd>",
       HtmlEscape(BudgetText(spec.budget())), "</dd><dt>Seed</dt><dd>",
-      spec.seed(), "</dd><dt>Candidates</dt><dd>",
-      e.counts().succeeded(), " trained, ", e.counts().failed(), " failed, ",
-      e.counts().running(), " running, ", e.counts().queued(), " queued, ",
-      e.counts().cancelled(), " cancelled</dd><dt>Created</dt><dd>",
-      Timestamp(e.created_at(), zone), "</dd><dt>Finished</dt><dd>",
-      Timestamp(e.finished_at(), zone), "</dd><dt>Elapsed</dt><dd>",
+      spec.seed(), "</dd><dt>Candidates</dt><dd>", e.counts().succeeded(),
+      " trained, ", e.counts().failed(), " failed, ", e.counts().running(),
+      " running, ", e.counts().queued(), " queued, ", e.counts().cancelled(),
+      " cancelled</dd><dt>Created</dt><dd>", Timestamp(e.created_at(), zone),
+      "</dd><dt>Finished</dt><dd>", Timestamp(e.finished_at(), zone),
+      "</dd><dt>Elapsed</dt><dd>",
       ShortDuration(absl::Seconds(ElapsedSeconds(input))),
       "</dd></dl></div></div></section>");
 
