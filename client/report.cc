@@ -16,6 +16,8 @@
 #include "absl/strings/str_replace.h"
 #include "client/output.h"
 #include "client/plot.h"
+#include "client/png.h"
+#include "client/raster.h"
 #include "common/genome.h"
 #include "common/hypervolume.h"
 #include "common/requirements.h"
@@ -1095,19 +1097,35 @@ std::vector<ProgressPoint> SearchProgress(
   return progress;
 }
 
-std::string RenderFrontSvg(const ReportInput& unsorted_input) {
+namespace {
+
+// The front plot of RenderFrontSvg and RenderFrontPng.
+Chart SlideFrontChart(const ReportInput& unsorted_input) {
   const ErrorMeasure measure =
       ErrorMeasureFor(unsorted_input.experiment.spec());
   const ReportInput input = WithSortedFront(unsorted_input, measure);
   const v1::Experiment& e = input.experiment;
   const std::string name = e.spec().name().empty() ? e.id() : e.spec().name();
-  Chart chart = FrontChart(input, measure, FrontX::kParameters, 960, 600,
-                           "front", absl::StrCat(name, ": "));
-  std::string svg = chart.Render(/*standalone=*/true);
+  return FrontChart(input, measure, FrontX::kParameters, 960, 600, "front",
+                    absl::StrCat(name, ": "));
+}
+
+}  // namespace
+
+std::string RenderFrontSvg(const ReportInput& input) {
+  const std::string svg = SlideFrontChart(input).Render(/*standalone=*/true);
   return absl::StrCat(
       "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- evonas Pareto front of "
       "experiment ",
-      HtmlEscape(e.id()), " -->\n", svg, "\n");
+      HtmlEscape(input.experiment.id()), " -->\n", svg, "\n");
+}
+
+absl::StatusOr<std::string> RenderFrontPng(const ReportInput& input,
+                                           int scale) {
+  const Chart chart = SlideFrontChart(input);
+  RasterCanvas canvas(chart.width(), chart.height(), scale);
+  chart.Paint(&canvas);
+  return EncodePng(canvas.image());
 }
 
 std::string RenderReportHtml(const ReportInput& unsorted_input) {

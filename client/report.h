@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "evonas/v1/types.pb.h"
@@ -86,6 +87,12 @@ std::vector<ProgressPoint> SearchProgress(
 // The front plot alone (validation error against parameters, log scales;
 // the error as in ProgressPoint) as a standalone SVG document, for slides.
 std::string RenderFrontSvg(const ReportInput& input);
+
+// The same front plot as a PNG file, `scale` pixels a pixel of the SVG (2,
+// for slides, makes it 1920x1200), drawn from the same layout with a
+// built-in bitmap font. Internal when the PNG cannot be encoded.
+absl::StatusOr<std::string> RenderFrontPng(const ReportInput& input,
+                                           int scale = 2);
 
 // The whole report as one HTML document. Its charts, cards and front table
 // use the error of the experiment's task (see ProgressPoint), and the front

@@ -1,5 +1,6 @@
 #include "client/report.h"
 
+#include <algorithm>
 #include <cmath>
 #include <regex>
 #include <string>
@@ -7,6 +8,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "client/plot.h"
+#include "client/png_testing.h"
 #include "client/report_sample.h"
 #include "gtest/gtest.h"
 
@@ -229,7 +232,8 @@ TEST(RenderReportHtmlTest, SampleHasEverySection) {
   for (const v1::Candidate& c : input.front.candidates()) {
     EXPECT_NE(html.find(c.id()), std::string::npos) << c.id();
   }
-  const size_t marks = Count(html, "class=\"yes\"") + Count(html, "class=\"no\"");
+  const size_t marks =
+      Count(html, "class=\"yes\"") + Count(html, "class=\"no\"");
   // The requirements table adds one mark per requirement.
   EXPECT_EQ(marks, input.front.candidates_size() * 5u + 4u);
   // Self-contained: no script and nothing fetched.
@@ -436,6 +440,99 @@ TEST(RenderFrontSvgTest, ClassificationPlotsErrorRate) {
   }
   EXPECT_NE(sample.find(">min accuracy 85.5%</text>"), std::string::npos);
   EXPECT_NE(sample.find(">max params 60k</text>"), std::string::npos);
+}
+
+// The centres of the marks in the standalone front SVG `svg` whose element
+// matches `pattern`, its first two groups the coordinates.
+std::vector<std::pair<double, double>> Marks(const std::string& svg,
+                                             const std::string& pattern) {
+  std::vector<std::pair<double, double>> centres;
+  const std::regex re(pattern);
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), re);
+       it != std::sregex_iterator(); ++it) {
+    centres.push_back({std::stod((*it)[1]), std::stod((*it)[2])});
+  }
+  return centres;
+}
+
+TEST(RenderFrontPngTest, SameLayoutAsTheSvg) {
+  const ReportInput input = ClassificationInput();
+  const std::string svg = RenderFrontSvg(input);
+  const absl::StatusOr<std::string> png = RenderFrontPng(input);
+  ASSERT_TRUE(png.ok()) << png.status();
+  const auto decoded = testing::DecodePng(*png);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  const RgbImage& image = decoded->image;
+  EXPECT_EQ(image.width, 2 * 960);
+  EXPECT_EQ(image.height, 2 * 600);
+  auto colour = [&](double x, double y) {
+    return testing::PixelColour(image, static_cast<int>(2 * x),
+                                static_cast<int>(2 * y));
+  };
+
+  // Feasible points (and the legend's swatch) are teal discs where the SVG
+  // has them; infeasible ones grey crosses.
+  const auto feasible =
+      Marks(svg,
+            "<circle cx=\"([0-9.]+)\" cy=\"([0-9.]+)\" r=\"4.0\" "
+            "fill=\"#2a9d8f\"");
+  ASSERT_EQ(feasible.size(), 2u + 1u);
+  for (const auto& [x, y] : feasible) {
+    EXPECT_EQ(colour(x, y), kFeasible) << x << " " << y;
+  }
+  const auto crosses =
+      Marks(svg,
+            "<path d=\"M([0-9.]+) ([0-9.]+)L[^\"]*\" fill=\"none\" "
+            "stroke=\"#9aa3af\"");
+  ASSERT_EQ(crosses.size(), 2u + 1u);
+  for (const auto& [x, y] : crosses) {
+    // From the cross's top left corner to its centre.
+    EXPECT_EQ(colour(x + 3.2, y + 3.2), kInfeasible) << x << " " << y;
+  }
+  // Teal nowhere else: within 4 px (8 pixels) of a feasible point.
+  int teal = 0;
+  for (int py = 0; py < image.height; ++py) {
+    for (int px = 0; px < image.width; ++px) {
+      if (testing::PixelColour(image, px, py) != kFeasible) continue;
+      ++teal;
+      const bool near = std::any_of(
+          feasible.begin(), feasible.end(), [&](const auto& centre) {
+            return std::hypot(px + 0.5 - 2 * centre.first,
+                              py + 0.5 - 2 * centre.second) < 8.5;
+          });
+      EXPECT_TRUE(near) << "teal at " << px << "," << py;
+    }
+  }
+  EXPECT_GT(teal, 3 * 100);  // Three discs of radius 7 or so.
+
+  // The requirement lines, dashed, where the SVG draws them.
+  const auto [line_y, tick_y] = LimitAndTickY(svg, "10%");
+  ASSERT_GT(line_y, 0);
+  int dashes = 0;
+  for (int px = 2 * 70; px < 2 * (960 - 18); ++px) {
+    dashes +=
+        testing::PixelColour(image, px, static_cast<int>(2 * line_y)) == kLimit;
+  }
+  EXPECT_GT(dashes, 2 * (960 - 88) / 2);
+  EXPECT_LT(dashes, 2 * (960 - 88) * 7 / 10);
+
+  // White margins around the plot area, which is off-white.
+  for (const auto& [x, y] : std::vector<std::pair<double, double>>{
+           {1, 1}, {959, 1}, {959, 599}, {1, 599}, {40, 300}, {950, 300}}) {
+    EXPECT_EQ(colour(x, y), "#ffffff") << x << " " << y;
+  }
+  EXPECT_EQ(colour(940, 540), "#fbfcfd");
+}
+
+TEST(RenderFrontPngTest, ScaleOneAndAnEmptyExperiment) {
+  ReportInput input;
+  input.experiment.set_id("exp-empty");
+  const absl::StatusOr<std::string> png = RenderFrontPng(input, 1);
+  ASSERT_TRUE(png.ok()) << png.status();
+  const auto decoded = testing::DecodePng(*png);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->image.width, 960);
+  EXPECT_EQ(decoded->image.height, 600);
 }
 
 }  // namespace
