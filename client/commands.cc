@@ -465,9 +465,10 @@ absl::Status RunModelDownload(const CommandEnv& env,
 absl::Status RunExperimentReport(const CommandEnv& env,
                                  const std::string& experiment_id,
                                  const ReportOptions& options) {
-  if (options.format != "html" && options.format != "svg") {
+  if (options.format != "html" && options.format != "svg" &&
+      options.format != "png") {
     return absl::InvalidArgumentError(absl::StrCat(
-        "unknown report format \"", options.format, "\" (html or svg)"));
+        "unknown report format \"", options.format, "\" (html, svg or png)"));
   }
   ReportInput input;
   EVONAS_ASSIGN_OR_RETURN(input.experiment,
@@ -486,8 +487,13 @@ absl::Status RunExperimentReport(const CommandEnv& env,
                           env.client->GetParetoFront(experiment_id));
   input.generated_at = env.now();
   input.time_zone = env.time_zone;
-  const std::string text = options.format == "svg" ? RenderFrontSvg(input)
-                                                   : RenderReportHtml(input);
+  std::string text;
+  if (options.format == "png") {
+    EVONAS_ASSIGN_OR_RETURN(text, RenderFrontPng(input));
+  } else {
+    text = options.format == "svg" ? RenderFrontSvg(input)
+                                   : RenderReportHtml(input);
+  }
   if (options.path == "-") {
     *env.out << text;
     return absl::OkStatus();
@@ -533,7 +539,8 @@ absl::Status RunExperimentReport(const CommandEnv& env,
                            absl::StrCat(bytes)});
     return absl::OkStatus();
   }
-  *env.out << "wrote the " << (options.format == "svg" ? "front plot" : "report")
+  *env.out << "wrote the "
+           << (options.format == "html" ? "report" : "front plot")
            << " of experiment " << experiment_id << " to " << options.path
            << " (" << bytes << " bytes; " << input.candidates.size()
            << " candidates, " << input.front.candidates_size()

@@ -103,10 +103,11 @@ absl::Status RunModelDownload(
 struct ReportOptions {
   // Where to write; "-" is standard output.
   std::string path;
-  // "html" (the whole report) or "svg" (the front plot alone).
+  // "html" (the whole report), "svg" (the front plot alone) or "png" (the
+  // front plot, 1920x1200, for slides).
   std::string format = "html";
 };
-// `evonas experiment report ID -o FILE [--format html|svg]`: fetches the
+// `evonas experiment report ID -o FILE [--format html|svg|png]`: fetches the
 // experiment, its data sets, candidates and front, renders them (report.h)
 // and writes FILE.tmp, renamed to FILE when complete. Prints what it wrote
 // (in env.format) unless the report itself went to standard output.

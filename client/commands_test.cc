@@ -620,7 +620,7 @@ TEST_F(CommandsTest, WatchReportsCancellationAndErrors) {
             absl::StatusCode::kUnavailable);
 }
 
-TEST_F(CommandsTest, ReportWritesHtmlOrSvg) {
+TEST_F(CommandsTest, ReportWritesHtmlSvgOrPng) {
   fake_.service.experiments = {Watched(v1::EXPERIMENT_STATE_COMPLETED, 0, 1)};
   fake_.service.dataset.set_id("d1");
   fake_.service.dataset.set_name("train<1>.csv");
@@ -651,6 +651,22 @@ TEST_F(CommandsTest, ReportWritesHtmlOrSvg) {
   options.path = "-";
   ASSERT_TRUE(RunExperimentReport(env_, "exp-1", options).ok());
   EXPECT_TRUE(absl::StartsWith(out_.str(), "<?xml")) << out_.str();
+
+  // A PNG, binary-safe, also on standard output.
+  out_.str("");
+  options.path = (dir_ / "front.png").string();
+  options.format = "png";
+  ASSERT_TRUE(RunExperimentReport(env_, "exp-1", options).ok());
+  const std::string png = ReadFile(dir_ / "front.png");
+  EXPECT_TRUE(absl::StartsWith(png, std::string("\x89PNG\r\n\x1a\n", 8)));
+  EXPECT_TRUE(absl::EndsWith(png, std::string("IEND\xae\x42\x60\x82", 8)));
+  EXPECT_NE(out_.str().find("wrote the front plot of experiment exp-1 to"),
+            std::string::npos)
+      << out_.str();
+  out_.str("");
+  options.path = "-";
+  ASSERT_TRUE(RunExperimentReport(env_, "exp-1", options).ok());
+  EXPECT_EQ(out_.str(), png);
 
   options.format = "pdf";
   EXPECT_EQ(RunExperimentReport(env_, "exp-1", options).code(),

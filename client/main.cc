@@ -469,7 +469,8 @@ void AddExperimentCommands(CLI::App* app, GlobalFlags* globals,
       "network needed to view it) with the requirements, the data set, the "
       "Pareto front plotted against size and latency, a table of the front "
       "with a tick or cross per requirement, and the search's progress. "
-      "--format svg writes just the front plot, for slides");
+      "--format svg or png writes just the front plot (error against "
+      "parameters), for slides");
   report->add_option("ID", report_args->id, "Experiment id")->required();
   report
       ->add_option("-o,--file", report_args->options.path,
@@ -479,10 +480,11 @@ void AddExperimentCommands(CLI::App* app, GlobalFlags* globals,
       ->required();
   report
       ->add_option("--format", report_args->options.format,
-                   "html (the whole report) or svg (the front plot: error "
-                   "against parameters)")
+                   "html (the whole report), svg (the front plot: error "
+                   "against parameters) or png (the same plot, 1920x1200 "
+                   "pixels, for slides)")
       ->type_name("FORMAT")
-      ->check(CLI::IsMember({"html", "svg"}))
+      ->check(CLI::IsMember({"html", "svg", "png"}))
       ->capture_default_str();
   AddGlobalFlags(report, globals);
   OnRun(report, action, [report_args](const CommandEnv& env) {
