@@ -350,8 +350,8 @@ Axis LogAxis(double min, double max, std::string title,
   axis.hi = std::pow(10.0, std::log10(max) + pad);
 
   // The coarsest of decades, 1-2-5 and round steps that gives enough ticks;
-  // round steps only over less than about half a decade, where a
-  // logarithmic axis is nearly linear.
+  // round steps are reached only over less than a decade, where a
+  // logarithmic axis is close enough to linear for them to look even.
   std::vector<double> values = Multiples(axis, {1});
   const bool decades = values.size() >= kMinLogTicks;
   if (!decades) values = Multiples(axis, {1, 2, 5});

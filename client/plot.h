@@ -41,7 +41,8 @@ struct Axis {
 // max that is not positive and finite is replaced by a default. At least
 // three ticks are labelled with `format`, whatever the span: at decades (every
 // k-th labelled when there are many), else at 1-2-5 multiples of powers of
-// ten, else (less than about half a decade) at round linear steps.
+// ten, else (over less than a decade, where even those are too few) at
+// round linear steps.
 // Unlabelled grid lines mark the multiples of a decade when few decades
 // show. Labels may still need thinning for the space (ThinLabels).
 Axis LogAxis(double min, double max, std::string title,
@@ -203,8 +204,8 @@ class Chart {
 
   // Draws the whole chart, from its white background up.
   void Paint(Canvas* canvas) const;
-  // The chart as an <svg> element; `standalone` adds the XML namespace's
-  // use as a document: a fixed size and the font.
+  // The chart as an <svg> element; `standalone` gives it a fixed width and
+  // height, for a file of its own.
   std::string Render(bool standalone) const;
 
  private:
