@@ -134,7 +134,7 @@ std::string CandidatesCsv(const std::vector<v1::Candidate>& candidates) {
        "inference_latency_seconds", "training_rows", "attempts", "worker_id",
        "created_at", "finished_at", "violations", "failure_reason",
        "validation_accuracy", "validation_cross_entropy", "test_accuracy",
-       "test_cross_entropy"});
+       "test_cross_entropy", "evaluation_level", "promoted_from"});
   for (const v1::Candidate& c : candidates) {
     const bool done = c.state() == v1::CANDIDATE_STATE_SUCCEEDED;
     const v1::Metrics& m = c.metrics();
@@ -166,6 +166,10 @@ std::string CandidatesCsv(const std::vector<v1::Candidate>& candidates) {
       row.push_back(present ? CsvNumber(e->accuracy()) : "");
       row.push_back(present ? CsvNumber(e->cross_entropy()) : "");
     }
+    row.push_back(c.evaluation_level() == v1::EVALUATION_LEVEL_SHORT  ? "1"
+                  : c.evaluation_level() == v1::EVALUATION_LEVEL_FULL ? "2"
+                                                                       : "");
+    row.push_back(c.promoted_from());
     absl::StrAppend(&text, CsvRecord(row));
   }
   return text;

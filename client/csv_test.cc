@@ -55,8 +55,9 @@ TEST(CandidatesCsvTest, OneRowPerCandidateWithEmptyFieldsWhenNotTrained) {
       absl::StrSplit(csv, "\r\n", absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 3u) << csv;
   const std::vector<std::string> header = absl::StrSplit(lines[0], ',');
-  EXPECT_EQ(header.size(), 30u);
-  EXPECT_EQ(header.back(), "test_cross_entropy");
+  EXPECT_EQ(header.size(), 32u);
+  EXPECT_EQ(header[29], "test_cross_entropy");
+  EXPECT_EQ(header.back(), "promoted_from");
   EXPECT_NE(lines[1].find(",false,0,0.00025,"), std::string::npos) << lines[1];
   EXPECT_NE(lines[1].find(",parameter count 900 > 500; model size 9 bytes > "
                           "8 bytes,"),
@@ -68,8 +69,23 @@ TEST(CandidatesCsvTest, OneRowPerCandidateWithEmptyFieldsWhenNotTrained) {
   EXPECT_NE(lines[2].find("\"loss is NaN, giving up\""), std::string::npos);
   // The classification columns come last: empty for the failed candidate,
   // and the test ones empty without a test evaluation.
-  EXPECT_TRUE(absl::EndsWith(lines[2], "giving up\",,,,")) << lines[2];
-  EXPECT_TRUE(absl::EndsWith(lines[1], ",0,0,,")) << lines[1];
+  EXPECT_TRUE(absl::EndsWith(lines[2], "giving up\",,,,,,")) << lines[2];
+  EXPECT_TRUE(absl::EndsWith(lines[1], ",0,0,,,,")) << lines[1];
+}
+
+TEST(CandidatesCsvTest, MultiFidelityLevels) {
+  v1::Candidate short_run;
+  short_run.set_id("c-1");
+  short_run.set_evaluation_level(v1::EVALUATION_LEVEL_SHORT);
+  v1::Candidate promotion;
+  promotion.set_id("c-2");
+  promotion.set_evaluation_level(v1::EVALUATION_LEVEL_FULL);
+  promotion.set_promoted_from("c-1");
+  const std::vector<std::string> lines = absl::StrSplit(
+      CandidatesCsv({short_run, promotion}), "\r\n", absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_TRUE(absl::EndsWith(lines[1], ",1,")) << lines[1];
+  EXPECT_TRUE(absl::EndsWith(lines[2], ",2,c-1")) << lines[2];
 }
 
 TEST(ExperimentsCsvTest, ElapsedUntilNowWhileRunning) {

@@ -199,6 +199,13 @@ absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
     return absl::InvalidArgumentError(
         "--inherit-step-fraction requires --inherit");
   }
+  if ((flags.short_step_fraction.has_value() ||
+       flags.reduction_factor.has_value()) &&
+      !flags.multi_fidelity) {
+    return absl::InvalidArgumentError(
+        "--short-step-fraction and --reduction-factor require "
+        "--multi-fidelity");
+  }
   if (flags.lemonade_children.has_value() &&
       strategy != v1::STRATEGY_LEMONADE) {
     return absl::InvalidArgumentError(
@@ -276,6 +283,16 @@ absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
     if (flags.inherit_step_fraction) {
       spec.mutable_inheritance()->set_step_fraction(
           *flags.inherit_step_fraction);
+    }
+  }
+  if (flags.multi_fidelity) {
+    v1::MultiFidelitySettings* fidelity = spec.mutable_multi_fidelity();
+    fidelity->set_enabled(true);
+    if (flags.short_step_fraction) {
+      fidelity->set_short_step_fraction(*flags.short_step_fraction);
+    }
+    if (flags.reduction_factor) {
+      fidelity->set_reduction_factor(*flags.reduction_factor);
     }
   }
   if (flags.lemonade_children) {

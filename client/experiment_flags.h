@@ -44,6 +44,11 @@ struct ExperimentFlags {
   // Lamarckian inheritance (--inherit, --inherit-step-fraction).
   bool inherit = false;
   std::optional<double> inherit_step_fraction;
+  // Multi-fidelity evaluation (--multi-fidelity, --short-step-fraction,
+  // --reduction-factor).
+  bool multi_fidelity = false;
+  std::optional<double> short_step_fraction;
+  std::optional<int> reduction_factor;
   // --lemonade-children: children generated per accepted one.
   std::optional<int> lemonade_children;
   // Objective lists as given, each comma-separated (--objectives); and
@@ -100,6 +105,7 @@ absl::StatusOr<v1::ObjectiveWeight> ParseFitnessWeight(absl::string_view value);
 // --within-tolerance, a budget (--budget-candidates, --budget-seconds or
 // --max-worker-seconds), objective names (none twice), --inherit only with
 // an evolutionary strategy, --inherit-step-fraction only with --inherit,
+// --short-step-fraction and --reduction-factor only with --multi-fidelity,
 // --lemonade-children only with --strategy lemonade. Value ranges are left
 // to the controller. Errors are InvalidArgument naming the flag.
 absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(

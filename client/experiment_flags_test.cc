@@ -212,6 +212,9 @@ TEST(BuildExperimentSpecTest, SearchFlags) {
   flags.inherit = true;
   flags.inherit_step_fraction = 0.3;
   flags.lemonade_children = 32;
+  flags.multi_fidelity = true;
+  flags.short_step_fraction = 0.2;
+  flags.reduction_factor = 4;
   flags.objectives = {"error,params", "flops"};
   flags.fitness_weights = {"error=1", "params=0.5"};
   absl::StatusOr<v1::ExperimentSpec> spec = BuildExperimentSpec(flags);
@@ -222,6 +225,9 @@ TEST(BuildExperimentSpecTest, SearchFlags) {
   EXPECT_TRUE(spec->inheritance().enabled());
   EXPECT_DOUBLE_EQ(spec->inheritance().step_fraction(), 0.3);
   EXPECT_EQ(spec->lemonade().children_per_proposal(), 32);
+  EXPECT_TRUE(spec->multi_fidelity().enabled());
+  EXPECT_DOUBLE_EQ(spec->multi_fidelity().short_step_fraction(), 0.2);
+  EXPECT_EQ(spec->multi_fidelity().reduction_factor(), 4);
   ASSERT_EQ(spec->objectives_size(), 3);
   EXPECT_EQ(spec->objectives(0), v1::OBJECTIVE_VALIDATION_MAX_ABS_ERROR);
   EXPECT_EQ(spec->objectives(1), v1::OBJECTIVE_PARAMETER_COUNT);
@@ -236,6 +242,7 @@ TEST(BuildExperimentSpecTest, SearchFlags) {
   ASSERT_TRUE(spec.ok());
   EXPECT_FALSE(spec->has_inheritance());
   EXPECT_FALSE(spec->has_lemonade());
+  EXPECT_FALSE(spec->has_multi_fidelity());
   EXPECT_EQ(spec->objectives_size(), 0);
   EXPECT_FALSE(spec->budget().stop_when_feasible());
 }
@@ -301,6 +308,12 @@ TEST(BuildExperimentSpecTest, SearchFlagsThatContradict) {
   EXPECT_NE(message(flags).find("--inherit-step-fraction requires --inherit"),
             std::string::npos);
   flags.inherit_step_fraction.reset();
+  flags.reduction_factor = 4;
+  EXPECT_NE(message(flags).find("require --multi-fidelity"), std::string::npos);
+  flags.reduction_factor.reset();
+  flags.short_step_fraction = 0.5;
+  EXPECT_NE(message(flags).find("require --multi-fidelity"), std::string::npos);
+  flags.short_step_fraction.reset();
   flags.lemonade_children = 8;
   EXPECT_NE(message(flags).find("--lemonade-children"), std::string::npos);
   flags.lemonade_children.reset();

@@ -285,6 +285,21 @@ void AddExperimentCreate(CLI::App* experiment, GlobalFlags* globals,
               "(default 0.25)")
       ->check(NumberIn(0, 1, true, "in (0, 1]"))
       ->group(kSearch);
+  create->add_flag("--multi-fidelity", flags->multi_fidelity,
+                   "Successive halving: train every new candidate for a "
+                   "fraction of its steps, and only the best of those "
+                   "(1 in --reduction-factor) in full")
+      ->group(kSearch);
+  AddOptional(create, "--short-step-fraction", &flags->short_step_fraction,
+              "Fraction (0, 1) of its steps a first, short run trains "
+              "(default 0.25)")
+      ->check(NumberIn(0, std::nextafter(1.0, 0.0), true, "in (0, 1)"))
+      ->group(kSearch);
+  AddOptional(create, "--reduction-factor", &flags->reduction_factor,
+              "Successive halving's eta: 1 in this many short runs is "
+              "trained in full (default 3; 2..100)")
+      ->check(CLI::Range(2, 100))
+      ->group(kSearch);
   AddOptional(create, "--lemonade-children", &flags->lemonade_children,
               "LEMONADE: children generated per accepted child (default 16)")
       ->check(Positive())

@@ -341,6 +341,17 @@ std::string ExperimentListTable(const v1::ListExperimentsResponse& response,
   return table.Render();
 }
 
+std::string EvaluationLevelName(const v1::Candidate& candidate) {
+  switch (candidate.evaluation_level()) {
+    case v1::EVALUATION_LEVEL_SHORT:
+      return "1 short";
+    case v1::EVALUATION_LEVEL_FULL:
+      return absl::StrCat("2 full <- ", candidate.promoted_from());
+    default:
+      return "";
+  }
+}
+
 std::string CandidateListTable(const v1::ListCandidatesResponse& response) {
   // A classifier's candidates have a cross-entropy; a regression's do not.
   const bool classification = std::any_of(
@@ -348,26 +359,39 @@ std::string CandidateListTable(const v1::ListCandidatesResponse& response) {
       [](const v1::Candidate& c) {
         return c.metrics().validation().cross_entropy() > 0;
       });
-  TextTable table({"ID", "STATE", "ARCHITECTURE",
-                   classification ? "VAL ACCURACY" : "VAL MAX ABS ERR",
-                   classification ? "CROSS-ENTROPY" : "WITHIN", "PARAMS",
-                   "TRAIN S", "FEASIBLE"});
-  for (size_t c : {3, 4, 5, 6}) table.AlignRight(c);
+  // Multi-fidelity experiments say which level each result comes from.
+  const bool levels = std::any_of(
+      response.candidates().begin(), response.candidates().end(),
+      [](const v1::Candidate& c) {
+        return c.evaluation_level() != v1::EVALUATION_LEVEL_UNSPECIFIED;
+      });
+  std::vector<std::string> header = {
+      "ID", "STATE", "ARCHITECTURE",
+      classification ? "VAL ACCURACY" : "VAL MAX ABS ERR",
+      classification ? "CROSS-ENTROPY" : "WITHIN", "PARAMS", "TRAIN S",
+      "FEASIBLE"};
+  if (levels) header.insert(header.begin() + 2, "LEVEL");
+  TextTable table(header);
+  for (size_t c : {3, 4, 5, 6}) table.AlignRight(levels ? c + 1 : c);
   for (const v1::Candidate& c : response.candidates()) {
     const bool done = c.state() == v1::CANDIDATE_STATE_SUCCEEDED;
     const v1::Metrics& m = c.metrics();
     const v1::Evaluation& e = m.validation();
-    table.AddRow({c.id(), CandidateStateName(c.state()),
-                  DescribeGenome(c.genome()),
-                  !done            ? kNone
-                  : classification ? Percent(e.accuracy())
-                                   : Scientific(e.max_abs_error()),
-                  !done            ? kNone
-                  : classification ? absl::StrFormat("%.4f", e.cross_entropy())
-                                   : Percent(e.fraction_within()),
-                  done ? absl::StrCat(m.parameter_count()) : kNone,
-                  done ? Seconds(m.training_seconds()) : kNone,
-                  done ? YesNo(c.feasible()) : kNone});
+    std::vector<std::string> row = {
+        c.id(),
+        CandidateStateName(c.state()),
+        DescribeGenome(c.genome()),
+        !done            ? kNone
+        : classification ? Percent(e.accuracy())
+                         : Scientific(e.max_abs_error()),
+        !done            ? kNone
+        : classification ? absl::StrFormat("%.4f", e.cross_entropy())
+                         : Percent(e.fraction_within()),
+        done ? absl::StrCat(m.parameter_count()) : kNone,
+        done ? Seconds(m.training_seconds()) : kNone,
+        done ? YesNo(c.feasible()) : kNone};
+    if (levels) row.insert(row.begin() + 2, EvaluationLevelName(c));
+    table.AddRow(row);
   }
   return table.Render();
 }

@@ -72,6 +72,8 @@ struct TableContext {
 std::string ExperimentStateName(v1::ExperimentState state);
 // "queued", "running", "succeeded", "failed", "cancelled", ...
 std::string CandidateStateName(v1::CandidateState state);
+// Multi-fidelity: "1 short", "2 full <- PROMOTED_FROM", or "" (one level).
+std::string EvaluationLevelName(const v1::Candidate& candidate);
 // "45s", "3m07s", "2h05m09s", "3d04h05m"; negative durations print as "0s".
 std::string ShortDuration(absl::Duration duration);
 // "2024-05-01 12:00:00" in `zone`, or "-" when unset.

@@ -199,6 +199,31 @@ TEST(CandidateListTableTest, ClassifiersShowAccuracy) {
   EXPECT_EQ(table.find("MAX ABS ERR"), std::string::npos) << table;
 }
 
+TEST(CandidateListTableTest, MultiFidelityShowsLevelsOnlyWhenThereAreSome) {
+  v1::ListCandidatesResponse response;
+  *response.add_candidates() = Succeeded("c-1", 0.00123, true);
+  EXPECT_EQ(CandidateListTable(response).find("LEVEL"), std::string::npos);
+
+  response.mutable_candidates(0)->set_evaluation_level(
+      v1::EVALUATION_LEVEL_SHORT);
+  v1::Candidate promotion = Succeeded("c-2", 0.0001, true);
+  promotion.set_evaluation_level(v1::EVALUATION_LEVEL_FULL);
+  promotion.set_promoted_from("c-1");
+  *response.add_candidates() = promotion;
+  const std::string table = CandidateListTable(response);
+  const std::string header = table.substr(0, table.find('\n'));
+  EXPECT_LT(header.find("STATE"), header.find("LEVEL")) << table;
+  EXPECT_LT(header.find("LEVEL"), header.find("ARCHITECTURE")) << table;
+  EXPECT_NE(table.find("1 short"), std::string::npos) << table;
+  EXPECT_NE(table.find("2 full <- c-1"), std::string::npos) << table;
+  // Numbers stay right-aligned under their headers.
+  const std::string row = table.substr(table.find("c-2"));
+  EXPECT_EQ(row.find("1.000e-04") + std::string("1.000e-04").size(),
+            header.find("VAL MAX ABS ERR") +
+                std::string("VAL MAX ABS ERR").size())
+      << table;
+}
+
 TEST(ParetoFrontTableTest, SaysWhetherRequirementsAreMet) {
   v1::ParetoFront front;
   EXPECT_EQ(ParetoFrontTable(front).find("No candidate has succeeded"), 0u);

@@ -159,7 +159,7 @@ double TrainingSeconds(const v1::Genome& genome,
     if (inherit.morphism.kind() == v1::MORPHISM_KIND_ADD_STAGE &&
         stages > 1) {
       const v1::Stage& added = genome.residual_stages(stages - 2);
-      return inherit.step_fraction *
+      return options.step_fraction *
              seconds(added.hidden_layers(), added.training());
     }
   }
@@ -167,10 +167,7 @@ double TrainingSeconds(const v1::Genome& genome,
   for (const v1::Stage& stage : genome.residual_stages()) {
     total += seconds(stage.hidden_layers(), stage.training());
   }
-  if (options.inheritance.has_value()) {
-    total *= options.inheritance->step_fraction;
-  }
-  return total;
+  return total * options.step_fraction;
 }
 
 }  // namespace
@@ -178,15 +175,17 @@ double TrainingSeconds(const v1::Genome& genome,
 double SimulatedExpectedError(const v1::Genome& genome,
                               const SimulationOptions& options) {
   if (!options.inheritance.has_value()) {
-    return ExpectedErrorWithSteps(genome, options, 1);
+    return ExpectedErrorWithSteps(genome, options, options.step_fraction);
   }
   const SimulatedInheritance& inherit = *options.inheritance;
   const bool exact = FunctionPreserving(inherit.morphism.kind());
   const double steps = StageSteps(genome.training());
   const double effective =
-      inherit.step_fraction * steps +
-      (exact ? 1.0 : 0.5) * StageSteps(inherit.parent_genome.training());
-  const double multiplier = std::max(1.0, effective / steps);
+      options.step_fraction * steps +
+      (exact ? 1.0 : 0.5) * inherit.parent_step_fraction *
+          StageSteps(inherit.parent_genome.training());
+  const double multiplier =
+      std::max(inherit.parent_step_fraction, effective / steps);
   return (exact ? 1.1 : 1.2) *
          ExpectedErrorWithSteps(genome, options, multiplier);
 }
@@ -212,7 +211,10 @@ SimulatedTraining SimulateTraining(const v1::Genome& genome,
                     DescribeGenome(options.inheritance->parent_genome),
                     "\nmorphism: ",
                     v1::MorphismKind_Name(options.inheritance->morphism.kind()),
-                    "\nstep fraction: ", options.inheritance->step_fraction,
+                    "\n");
+  }
+  if (options.step_fraction != 1) {
+    absl::StrAppend(&out.model_file, "step fraction: ", options.step_fraction,
                     "\n");
   }
   v1::Metrics& m = out.metrics;

@@ -14,8 +14,9 @@ struct SimulatedInheritance {
   // The parent's genome and how the run's genome derives from it.
   v1::Genome parent_genome;
   v1::Morphism morphism;
-  // Fraction (0, 1] of the genome's steps the run trains.
-  double step_fraction = 0.25;
+  // Fraction (0, 1] of parent_genome's steps the parent was trained for
+  // (below 1 for a level-1 run of multi-fidelity evaluation).
+  double parent_step_fraction = 1;
 };
 
 // What a simulated training run needs besides the genome.
@@ -29,6 +30,9 @@ struct SimulationOptions {
   double within_tolerance = 1e-6;
   // Whether to fill Metrics.test as well.
   bool with_test = false;
+  // Fraction (0, 1] of the genome's steps the run trains (Lease.step_fraction:
+  // an inheriting child, a level-1 run of multi-fidelity evaluation).
+  double step_fraction = 1;
   // Set when the run starts from a parent's trained weights.
   std::optional<SimulatedInheritance> inheritance;
 };
@@ -73,17 +77,20 @@ struct SimulatedTraining {
 // inference latency 2e-6 + 1e-9 P seconds (P all stages). parameter_count
 // is exactly ParameterCount(genome, inputs, outputs).
 //
+// A run of options.step_fraction f of the steps from scratch multiplies
+// every S_s by f, and costs f of the training seconds.
+//
 // Inheritance (options.inheritance): the run continues from the parent's
-// training, worth S_eff = step_fraction S + r S_parent steps (first stage's
-// S; r = 1 for the function-preserving morphisms CONTINUE, WIDEN, DEEPEN,
-// ADD_STAGE, 0.5 for the approximate NARROW and REMOVE_LAYER), so every
-// stage's S_s is multiplied by max(1, S_eff / S); the error is that times
-// 1.1 (function-preserving) or 1.2 (approximate): never worse than 1.1 or
-// 1.2 times a from-scratch run. It costs step_fraction of the
-// from-scratch training seconds; after ADD_STAGE only the new stage trains,
-// so step_fraction of its own P_s S_s. Row counts are nominal (1000
-// validation and test rows, 4000 training rows); batch size is ignored.
-// The genome must be valid (ValidateGenome).
+// training, worth S_eff = f S + r g S_parent steps (first stage's S; g the
+// parent's parent_step_fraction; r = 1 for the function-preserving
+// morphisms CONTINUE, WIDEN, DEEPEN, ADD_STAGE, 0.5 for the approximate
+// NARROW and REMOVE_LAYER), so every stage's S_s is multiplied by max(g,
+// S_eff / S); the error is that times 1.1 (function-preserving) or 1.2
+// (approximate): never worse than 1.1 or 1.2 times a from-scratch run of
+// the parent's length. It costs f of the from-scratch training seconds;
+// after ADD_STAGE only the new stage trains, so f of its own P_s S_s.
+// Row counts are nominal (1000 validation and test rows, 4000 training
+// rows); batch size is ignored. The genome must be valid (ValidateGenome).
 SimulatedTraining SimulateTraining(const v1::Genome& genome,
                                    const SimulationOptions& options);
 

@@ -230,7 +230,8 @@ TEST(SimulateTrainingTest, InheritanceIsCheapAndNearlyAsGood) {
       child.mutable_training()->set_adam_steps(1500);
     }
     SimulationOptions inherit = Hartmann3();
-    inherit.inheritance = SimulatedInheritance{parent, {}, 0.25};
+    inherit.step_fraction = 0.25;
+    inherit.inheritance = SimulatedInheritance{parent, {}};
     inherit.inheritance->morphism.set_kind(kind);
     const double scratch = SimulatedExpectedError(child, Hartmann3());
     const double inherited = SimulatedExpectedError(child, inherit);
@@ -247,13 +248,43 @@ TEST(SimulateTrainingTest, InheritanceIsCheapAndNearlyAsGood) {
   // Only the new stage trains after ADD_STAGE.
   const v1::Genome staged = WithStage(parent, 8, v1::ACTIVATION_SINE);
   SimulationOptions inherit = Hartmann3();
-  inherit.inheritance = SimulatedInheritance{parent, {}, 0.5};
+  inherit.step_fraction = 0.5;
+  inherit.inheritance = SimulatedInheritance{parent, {}};
   inherit.inheritance->morphism.set_kind(v1::MORPHISM_KIND_ADD_STAGE);
   const SimulatedTraining run = SimulateTraining(staged, inherit);
   EXPECT_NEAR(run.metrics.training_seconds(),
               0.5 * 1e-7 * (3 * 8 + 8 + 8 + 1) * (3000 + 4 * 200), 1e-12);
   EXPECT_LT(SimulatedExpectedError(staged, inherit), Expected(parent));
   EXPECT_NE(run.model_file.find("ADD_STAGE"), std::string::npos);
+}
+
+TEST(SimulateTrainingTest, ShortRunsAreCheapAndTheirPromotionCatchesUp) {
+  const v1::Genome genome = Mlp({32, 32}, v1::ACTIVATION_TANH, 3e-3, 3000);
+  SimulationOptions level1 = Hartmann3();
+  level1.step_fraction = 0.25;
+  const SimulatedTraining full = SimulateTraining(genome, Hartmann3());
+  const SimulatedTraining short_run = SimulateTraining(genome, level1);
+  EXPECT_NEAR(short_run.metrics.training_seconds(),
+              0.25 * full.metrics.training_seconds(), 1e-12);
+  EXPECT_GT(SimulatedExpectedError(genome, level1), Expected(genome));
+  EXPECT_NE(short_run.model_file.find("step fraction: 0.25"),
+            std::string::npos);
+
+  // Level 2 continues for the other three quarters: as good as a full run
+  // (within the 1.1 of every function-preserving inheritance), for 0.75 of
+  // its time, and no better than a full run plus the parent's full run.
+  SimulationOptions level2 = Hartmann3();
+  level2.step_fraction = 0.75;
+  level2.inheritance = SimulatedInheritance{genome, {}, 0.25};
+  level2.inheritance->morphism.set_kind(v1::MORPHISM_KIND_CONTINUE);
+  EXPECT_NEAR(SimulatedExpectedError(genome, level2),
+              1.1 * Expected(genome), 1e-12 * Expected(genome));
+  EXPECT_NEAR(SimulateTraining(genome, level2).metrics.training_seconds(),
+              0.75 * full.metrics.training_seconds(), 1e-12);
+  SimulationOptions from_full_parent = level2;
+  from_full_parent.inheritance->parent_step_fraction = 1;
+  EXPECT_LT(SimulatedExpectedError(genome, from_full_parent),
+            SimulatedExpectedError(genome, level2));
 }
 
 TEST(SimulateTrainingTest, CheckpointHasTheGenomesShapeAndZeroWeights) {

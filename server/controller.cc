@@ -21,6 +21,7 @@
 #include "common/timestamps.h"
 #include "common/validation_split.h"
 #include "server/search/pareto.h"
+#include "server/search/successive_halving.h"
 
 namespace evonas {
 namespace {
@@ -330,6 +331,27 @@ absl::Status CheckEvaluation(const v1::Evaluation& e, absl::string_view what,
   return absl::OkStatus();
 }
 
+// Fraction of its genome's steps the training of `c` runs (Lease.step_fraction).
+// `parent`: the candidate c.parent_id names, whose weights it starts from.
+double StepFraction(const v1::ExperimentSpec& spec, const v1::Candidate& c,
+                    const v1::Candidate* parent) {
+  const double inherited = spec.inheritance().step_fraction() > 0
+                               ? spec.inheritance().step_fraction()
+                               : kDefaultStepFraction;
+  const double short_run = spec.multi_fidelity().short_step_fraction();
+  switch (c.evaluation_level()) {
+    case v1::EVALUATION_LEVEL_SHORT:
+      return short_run * (parent != nullptr ? inherited : 1);
+    case v1::EVALUATION_LEVEL_FULL:
+      // A promotion continues its level-1 run for the steps that run left
+      // out; without that run's weights it trains from scratch in full.
+      if (parent == nullptr) return 1;
+      return (1 - short_run) * (parent->parent_id().empty() ? 1 : inherited);
+    default:
+      return parent != nullptr ? inherited : 1;
+  }
+}
+
 }  // namespace
 
 absl::Status DatasetUpload::Append(absl::string_view chunk) {
@@ -507,6 +529,24 @@ absl::StatusOr<std::vector<v1::LatencyTable>> Controller::LatencyTables() {
   return *tables;
 }
 
+void Controller::AddToSearchState(const v1::Candidate& c,
+                                  SearchState& state) {
+  const std::string key = GenomeKey(c.genome());
+  state.genome_keys.insert(key);
+  if (!c.promoted_from().empty()) {
+    // The genome's best result is to come from the promotion: copies of
+    // the genome wait for it rather than copy the short run.
+    state.promoted.insert(c.promoted_from());
+    state.original_by_key[key] = c.id();
+    state.trailing_copies = 0;
+  } else if (c.duplicate_of().empty()) {
+    state.original_by_key.emplace(key, c.id());
+    state.trailing_copies = 0;
+  } else {
+    ++state.trailing_copies;
+  }
+}
+
 absl::StatusOr<Controller::SearchState*> Controller::SearchStateOf(
     const std::string& experiment_id) {
   auto it = search_states_.find(experiment_id);
@@ -519,14 +559,7 @@ absl::StatusOr<Controller::SearchState*> Controller::SearchStateOf(
   EVONAS_ASSIGN_OR_RETURN(auto all, store_->ListCandidates(experiment_id));
   for (store::StoredCandidate& s : all) {
     const v1::Candidate& c = s.candidate;
-    const std::string key = GenomeKey(c.genome());
-    state.genome_keys.insert(key);
-    if (c.duplicate_of().empty()) {
-      state.original_by_key.emplace(key, c.id());
-      state.trailing_copies = 0;
-    } else {
-      ++state.trailing_copies;
-    }
+    AddToSearchState(c, state);
     const bool final_state = IsFinal(c.state());
     state.final_by_sequence.push_back(final_state);
     if (final_state) state.finished.push_back(std::move(s.candidate));
@@ -555,14 +588,7 @@ absl::Status Controller::WriteCandidate(const store::StoredCandidate& stored,
       search_states_.erase(it);
       return absl::OkStatus();
     }
-    const std::string key = GenomeKey(c.genome());
-    state.genome_keys.insert(key);
-    if (c.duplicate_of().empty()) {
-      state.original_by_key.emplace(key, c.id());
-      state.trailing_copies = 0;
-    } else {
-      ++state.trailing_copies;
-    }
+    AddToSearchState(c, state);
     state.final_by_sequence.push_back(false);
     ++state.total;
   }
@@ -846,6 +872,9 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec,
   if (inheritance->step_fraction() == 0) {
     inheritance->set_step_fraction(kDefaultStepFraction);
   }
+  EVONAS_ASSIGN_OR_RETURN(
+      *spec.mutable_multi_fidelity(),
+      search::NormalizeMultiFidelitySettings(spec.multi_fidelity()));
 
   if (spec.validation_fraction() == 0) {
     spec.set_validation_fraction(kDefaultValidationFraction);
@@ -1064,6 +1093,8 @@ absl::StatusOr<v1::ParetoFront> Controller::GetParetoFront(
       candidates.push_back(std::move(s.candidate));
     }
   }
+  // A genome's short run stands until its promotion has succeeded.
+  candidates = search::HighestFinishedLevel(candidates);
   const std::vector<v1::Objective> objectives =
       search::ExperimentObjectives(experiment.spec());
   v1::ParetoFront front;
@@ -1255,6 +1286,7 @@ absl::Status Controller::RecordDuplicate(
   EVONAS_ASSIGN_OR_RETURN(*c.mutable_cost(),
                           CostLocked(experiment, c.genome()));
   c.set_duplicate_of(o.id());
+  c.set_evaluation_level(o.evaluation_level());
   c.set_state(o.state());
   if (o.state() == v1::CANDIDATE_STATE_SUCCEEDED) {
     *c.mutable_metrics() = o.metrics();
@@ -1271,6 +1303,33 @@ absl::Status Controller::RecordDuplicate(
   *c.mutable_created_at() = ToProto(NowMs());
   *c.mutable_finished_at() = ToProto(NowMs());
   return WriteCandidate(stored, /*insert=*/true);
+}
+
+absl::StatusOr<store::StoredCandidate> Controller::Promote(
+    const v1::Experiment& experiment, const v1::Candidate& short_run) {
+  EVONAS_ASSIGN_OR_RETURN(SearchState * state, SearchStateOf(experiment.id()));
+  const int64_t sequence = state->total;
+  store::StoredCandidate stored;
+  v1::Candidate& c = stored.candidate;
+  c.set_id(absl::StrFormat("%s-c%05d", experiment.id(), sequence));
+  c.set_experiment_id(experiment.id());
+  c.set_sequence(sequence);
+  *c.mutable_genome() = short_run.genome();
+  EVONAS_ASSIGN_OR_RETURN(*c.mutable_cost(),
+                          CostLocked(experiment, c.genome()));
+  c.set_evaluation_level(v1::EVALUATION_LEVEL_FULL);
+  c.set_promoted_from(short_run.id());
+  EVONAS_ASSIGN_OR_RETURN(std::optional<std::string> parent,
+                          InheritableParent(short_run.id()));
+  // Without the short run's checkpoint the promotion trains from scratch.
+  if (parent) {
+    c.set_parent_id(*parent);
+    c.mutable_morphism()->set_kind(v1::MORPHISM_KIND_CONTINUE);
+  }
+  c.set_state(v1::CANDIDATE_STATE_QUEUED);
+  *c.mutable_created_at() = ToProto(NowMs());
+  EVONAS_RETURN_IF_ERROR(WriteCandidate(stored, /*insert=*/true));
+  return stored;
 }
 
 absl::StatusOr<std::optional<store::StoredCandidate>>
@@ -1302,6 +1361,22 @@ Controller::ProposeCandidate(const v1::Experiment& experiment) {
       }
       return std::nullopt;
     }
+    const v1::MultiFidelitySettings& fidelity =
+        experiment.spec().multi_fidelity();
+    const std::vector<v1::Candidate>* finished = &state->finished;
+    std::vector<v1::Candidate> highest;
+    if (fidelity.enabled()) {
+      // Promotions come first (ASHA): they finish what the search started.
+      const std::optional<size_t> promote = search::NextPromotion(
+          state->finished, state->promoted,
+          search::ExperimentObjectives(experiment.spec()),
+          experiment.spec().requirements(), fidelity.reduction_factor());
+      if (promote) {
+        return Promote(experiment, state->finished[*promote]);
+      }
+      highest = search::HighestFinishedLevel(state->finished);
+      finished = &highest;
+    }
     // Every genome the experiment already holds, in any state, is taken:
     // the same architecture and training config is never trained twice.
     const int64_t sequence = state->total;
@@ -1311,7 +1386,7 @@ Controller::ProposeCandidate(const v1::Experiment& experiment) {
     // of the earlier candidate instead of a second training.
     constexpr int kMaxProposalAttempts = 20;
     search::UniqueProposal proposal =
-        search::ProposeUnique(*it->second, sequence, state->finished,
+        search::ProposeUnique(*it->second, sequence, *finished,
                               state->genome_keys, kMaxProposalAttempts);
     EVONAS_RETURN_IF_ERROR(ValidateGenome(proposal.genome));
     if (!proposal.unique) {
@@ -1353,6 +1428,7 @@ Controller::ProposeCandidate(const v1::Experiment& experiment) {
         *c.mutable_morphism() = proposal.morphism;
       }
     }
+    if (fidelity.enabled()) c.set_evaluation_level(v1::EVALUATION_LEVEL_SHORT);
     c.set_state(v1::CANDIDATE_STATE_QUEUED);
     *c.mutable_created_at() = ToProto(NowMs());
     EVONAS_RETURN_IF_ERROR(WriteCandidate(stored, /*insert=*/true));
@@ -1393,7 +1469,9 @@ absl::StatusOr<v1::Lease> Controller::MakeLease(
       absl::ToDoubleSeconds(options_.heartbeat_interval));
   *lease.mutable_requirements() = spec.requirements();
   const std::string& parent_id = stored.candidate.parent_id();
-  if (!parent_id.empty()) {
+  if (parent_id.empty()) {
+    lease.set_step_fraction(StepFraction(spec, stored.candidate, nullptr));
+  } else {
     EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate parent,
                             store_->GetCandidate(parent_id));
     EVONAS_ASSIGN_OR_RETURN(
@@ -1416,9 +1494,13 @@ absl::StatusOr<v1::Lease> Controller::MakeLease(
     inheritance->set_checkpoint_size_bytes(
         static_cast<int64_t>(checkpoint.size()));
     inheritance->set_checkpoint_sha256(sha);
-    inheritance->set_step_fraction(spec.inheritance().step_fraction() > 0
-                                       ? spec.inheritance().step_fraction()
-                                       : kDefaultStepFraction);
+    lease.set_step_fraction(
+        StepFraction(spec, stored.candidate, &parent.candidate));
+    inheritance->set_step_fraction(lease.step_fraction());
+    inheritance->set_parent_step_fraction(
+        parent.candidate.evaluation_level() == v1::EVALUATION_LEVEL_SHORT
+            ? spec.multi_fidelity().short_step_fraction()
+            : 1);
   }
   return lease;
 }

@@ -251,9 +251,13 @@ class Controller {
     std::unordered_map<std::string, std::string> original_by_key;
     std::vector<v1::Candidate> finished;  // final candidates, by sequence
     std::vector<bool> final_by_sequence;
+    // Multi-fidelity: the level-1 candidates promoted so far.
+    std::unordered_set<std::string> promoted;
   };
   absl::StatusOr<SearchState*> SearchStateOf(const std::string& experiment_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds a new candidate's genome key, original and promotion to `state`.
+  static void AddToSearchState(const v1::Candidate& c, SearchState& state);
   // Inserts (`insert`) or rewrites a candidate and updates SearchState.
   absl::Status WriteCandidate(const store::StoredCandidate& stored,
                               bool insert) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -330,6 +334,10 @@ class Controller {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::optional<store::StoredCandidate>> ProposeCandidate(
       const v1::Experiment& experiment) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Multi-fidelity: queues the level-2 run of the level-1 `short_run`.
+  absl::StatusOr<store::StoredCandidate> Promote(
+      const v1::Experiment& experiment, const v1::Candidate& short_run)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<v1::Lease> GrantLease(store::StoredCandidate& stored,
                                        const std::string& worker_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -6,6 +6,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -899,6 +900,170 @@ TEST_F(InheritanceTest, DisabledInheritanceDropsTheParent) {
   EXPECT_FALSE(child->has_inheritance());
   EXPECT_TRUE(
       controller_->GetCandidate(child->candidate_id()).value().parent_id().empty());
+}
+
+class MultiFidelityTest : public ControllerTest {
+ protected:
+  void SetUp() override {
+    ControllerTest::SetUp();
+    dataset_ = Upload(kCsv);
+  }
+
+  v1::ExperimentSpec MultiFidelitySpec() {
+    v1::ExperimentSpec spec = Spec(dataset_.id());
+    spec.mutable_budget()->set_max_candidates(20);
+    spec.mutable_multi_fidelity()->set_enabled(true);
+    return spec;
+  }
+
+  // Reports `lease` with validation max abs error `error` and a checkpoint.
+  void ReportWithCheckpoint(const v1::Lease& lease, const std::string& worker,
+                            double error) {
+    auto [result, model] = GoodResult(lease, worker, error);
+    const std::string checkpoint = testing::Checkpoint(lease.genome(), 2, 1);
+    AddCheckpoint(result, checkpoint);
+    ASSERT_TRUE(controller_->Report(result, model, {checkpoint}).ok());
+  }
+
+  v1::Dataset dataset_;
+};
+
+TEST_F(MultiFidelityTest, SettingsAreDefaultedAndChecked) {
+  v1::Experiment experiment =
+      controller_->CreateExperiment(MultiFidelitySpec()).value();
+  EXPECT_EQ(experiment.spec().multi_fidelity().short_step_fraction(), 0.25);
+  EXPECT_EQ(experiment.spec().multi_fidelity().reduction_factor(), 3);
+  const int64_t before = controller_->ListExperiments().value().size();
+  for (auto [fraction, eta, field] :
+       std::vector<std::tuple<double, int, std::string>>{
+           {1.0, 3, "multi_fidelity.short_step_fraction"},
+           {0.25, 1, "multi_fidelity.reduction_factor"}}) {
+    v1::ExperimentSpec spec = MultiFidelitySpec();
+    spec.mutable_multi_fidelity()->set_short_step_fraction(fraction);
+    spec.mutable_multi_fidelity()->set_reduction_factor(eta);
+    absl::Status status = controller_->CreateExperiment(spec).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(status.message().find(field), std::string::npos) << status;
+  }
+  EXPECT_EQ(controller_->ListExperiments().value().size(), before);
+}
+
+TEST_F(MultiFidelityTest, BestShortRunIsPromotedAndReplacesItOnTheFront) {
+  const v1::Experiment experiment =
+      controller_->CreateExperiment(MultiFidelitySpec()).value();
+  // Level 1: three short runs; only the second meets max_abs_error 0.1.
+  std::vector<v1::Lease> short_runs;
+  for (int i = 0; i < 3; ++i) {
+    auto lease = controller_->LeaseWork("w" + std::to_string(i)).value();
+    ASSERT_TRUE(lease);
+    EXPECT_EQ(lease->step_fraction(), 0.25);
+    EXPECT_FALSE(lease->has_inheritance());
+    EXPECT_EQ(controller_->GetCandidate(lease->candidate_id())
+                  .value()
+                  .evaluation_level(),
+              v1::EVALUATION_LEVEL_SHORT);
+    short_runs.push_back(*lease);
+  }
+  ReportWithCheckpoint(short_runs[0], "w0", 0.3);
+  ReportWithCheckpoint(short_runs[1], "w1", 0.08);
+  ReportWithCheckpoint(short_runs[2], "w2", 0.2);
+
+  // One in three is promoted: the feasible one, continuing from its weights.
+  auto promoted = controller_->LeaseWork("w3").value();
+  ASSERT_TRUE(promoted);
+  const v1::Candidate level2 =
+      controller_->GetCandidate(promoted->candidate_id()).value();
+  EXPECT_EQ(level2.evaluation_level(), v1::EVALUATION_LEVEL_FULL);
+  EXPECT_EQ(level2.promoted_from(), short_runs[1].candidate_id());
+  EXPECT_EQ(level2.parent_id(), short_runs[1].candidate_id());
+  EXPECT_EQ(level2.morphism().kind(), v1::MORPHISM_KIND_CONTINUE);
+  EXPECT_EQ(GenomeKey(level2.genome()), GenomeKey(short_runs[1].genome()));
+  EXPECT_EQ(promoted->step_fraction(), 0.75);
+  ASSERT_TRUE(promoted->has_inheritance());
+  EXPECT_EQ(promoted->inheritance().step_fraction(), 0.75);
+  EXPECT_EQ(promoted->inheritance().parent_step_fraction(), 0.25);
+  EXPECT_EQ(promoted->inheritance().morphism().kind(),
+            v1::MORPHISM_KIND_CONTINUE);
+
+  // The quota (3 / 3) is used: the next worker gets a new short run.
+  auto next = controller_->LeaseWork("w4").value();
+  ASSERT_TRUE(next);
+  EXPECT_EQ(controller_->GetCandidate(next->candidate_id())
+                .value()
+                .evaluation_level(),
+            v1::EVALUATION_LEVEL_SHORT);
+
+  // While the promotion runs, the short run stands on the front.
+  auto front_ids = [&] {
+    std::set<std::string> ids;
+    const v1::ParetoFront front =
+        controller_->GetParetoFront(experiment.id()).value();
+    for (const v1::Candidate& c : front.candidates()) ids.insert(c.id());
+    return ids;
+  };
+  EXPECT_EQ(front_ids(), std::set<std::string>{short_runs[1].candidate_id()});
+  ReportWithCheckpoint(*promoted, "w3", 0.02);
+  EXPECT_EQ(front_ids(), std::set<std::string>{promoted->candidate_id()});
+}
+
+TEST_F(MultiFidelityTest, FailedPromotionLeavesTheShortRunStanding) {
+  const v1::Experiment experiment =
+      controller_->CreateExperiment(MultiFidelitySpec()).value();
+  std::vector<v1::Lease> short_runs;
+  for (int i = 0; i < 3; ++i) {
+    short_runs.push_back(
+        *controller_->LeaseWork("w" + std::to_string(i)).value());
+  }
+  for (int i = 0; i < 3; ++i) {
+    ReportWithCheckpoint(short_runs[i], "w" + std::to_string(i),
+                         0.05 * (i + 1));
+  }
+  auto promoted = controller_->LeaseWork("w3").value();
+  ASSERT_TRUE(promoted);
+  v1::WorkResult failure;
+  failure.set_worker_id("w3");
+  failure.set_lease_id(promoted->lease_id());
+  failure.set_failure_reason("diverged");
+  ASSERT_TRUE(controller_->Report(failure, "").ok());
+
+  const v1::ParetoFront front =
+      controller_->GetParetoFront(experiment.id()).value();
+  ASSERT_GE(front.candidates_size(), 1);
+  EXPECT_EQ(front.candidates(0).id(), short_runs[0].candidate_id());
+  // Promoted once, whatever became of it: the next lease is a new short run.
+  auto next = controller_->LeaseWork("w4").value();
+  ASSERT_TRUE(next);
+  const v1::Candidate c =
+      controller_->GetCandidate(next->candidate_id()).value();
+  EXPECT_EQ(c.evaluation_level(), v1::EVALUATION_LEVEL_SHORT);
+  EXPECT_TRUE(c.promoted_from().empty());
+}
+
+TEST_F(MultiFidelityTest, PromotionsSurviveARestart) {
+  const v1::Experiment experiment =
+      controller_->CreateExperiment(MultiFidelitySpec()).value();
+  std::vector<v1::Lease> short_runs;
+  for (int i = 0; i < 3; ++i) {
+    short_runs.push_back(
+        *controller_->LeaseWork("w" + std::to_string(i)).value());
+  }
+  for (int i = 0; i < 3; ++i) {
+    ReportWithCheckpoint(short_runs[i], "w" + std::to_string(i),
+                         0.05 * (i + 1));
+  }
+  auto promoted = controller_->LeaseWork("w3").value();
+  ASSERT_TRUE(promoted);
+  // A new controller rebuilds the search state from the database: the
+  // short run is not promoted a second time.
+  controller_.reset();
+  controller_ = Controller::Create(options_).value();
+  auto next = controller_->LeaseWork("w4").value();
+  ASSERT_TRUE(next);
+  EXPECT_NE(next->candidate_id(), promoted->candidate_id());
+  EXPECT_EQ(controller_->GetCandidate(next->candidate_id())
+                .value()
+                .evaluation_level(),
+            v1::EVALUATION_LEVEL_SHORT);
 }
 
 TEST_F(ControllerTest, WorkerSecondsAccumulateOverEveryEndedLease) {

@@ -127,6 +127,13 @@ absl::StatusOr<model::TrainJob> MakeJob(const v1::Lease& lease,
   return job;
 }
 
+// Lease.step_fraction, or what a controller older than it meant.
+double StepFraction(const v1::Lease& lease) {
+  if (lease.step_fraction() > 0) return lease.step_fraction();
+  if (lease.has_inheritance()) return lease.inheritance().step_fraction();
+  return 1;
+}
+
 }  // namespace
 
 // Makes a call wait while the controller is unreachable (gRPC's
@@ -234,15 +241,17 @@ SimulatedReport SimulateLease(const v1::Lease& lease,
     return report;
   }
   SimulationOptions simulation;
+  simulation.step_fraction = StepFraction(lease);
   simulation.inputs = lease.input_columns_size();
   simulation.outputs = lease.output_columns_size();
   simulation.seed = lease.seed();
   simulation.within_tolerance = lease.within_tolerance();
   simulation.with_test = !lease.test_dataset_id().empty();
   if (lease.has_inheritance()) {
+    const double parent = lease.inheritance().parent_step_fraction();
     simulation.inheritance = SimulatedInheritance{
         lease.inheritance().parent_genome(), lease.inheritance().morphism(),
-        lease.inheritance().step_fraction()};
+        parent > 0 ? parent : 1};
   }
   SimulatedTraining simulated = SimulateTraining(lease.genome(), simulation);
   *result.mutable_metrics() = simulated.metrics;
@@ -269,7 +278,8 @@ void Worker::Process(const v1::Lease& lease) {
   log::Info("training", {{"candidate", lease.candidate_id()},
                          {"experiment", lease.experiment_id()},
                          {"lease", lease.lease_id()},
-                         {"inherits", lease.has_inheritance() ? "yes" : "no"}});
+                         {"inherits", lease.has_inheritance() ? "yes" : "no"},
+                         {"step_fraction", StepFraction(lease)}});
   EnergyMeter energy(options_.powercap_dir, options_.watts_per_core);
   std::atomic<bool> cancel{false};
   std::atomic<bool> lease_lost{false};
@@ -375,6 +385,7 @@ absl::StatusOr<model::TrainOutput> Worker::TrainLease(
   const bool memory_measured = ResetPeakMemory();
   EVONAS_ASSIGN_OR_RETURN(job, MakeJob(lease, cache_, options_.threads));
   job.cancel = &cancel;
+  job.step_fraction = StepFraction(lease);
   if (lease.has_inheritance()) {
     EVONAS_RETURN_IF_ERROR(Inherit(lease, lease_lost, job));
   }
@@ -443,12 +454,11 @@ absl::Status Worker::Inherit(const v1::Lease& lease,
                           {"morphism", v1::MorphismKind_Name(morphism.kind())},
                           {"stage", morphism.stage()},
                           {"layer", morphism.layer()},
-                          {"step_fraction", inheritance.step_fraction()}});
+                          {"step_fraction", job.step_fraction}});
   job.initial = *std::move(child);
   // Every kind leaves the stages before morphism.stage as they were (for
   // CONTINUE it is the first stage whose training genes changed).
   job.first_trainable_stage = morphism.stage();
-  job.step_fraction = inheritance.step_fraction();
   return absl::OkStatus();
 }
 

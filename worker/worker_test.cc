@@ -361,6 +361,55 @@ TEST_F(InheritingLeaseTest, FromScratchTheSameLeaseIsFarOff) {
   EXPECT_GT(result->metrics().validation().max_abs_error(), 1e-2);
 }
 
+TEST_F(InheritingLeaseTest, ShortRunTrainsItsFractionOfTheSteps) {
+  // Multi-fidelity level 1 without a parent: Lease.step_fraction alone.
+  v1::Lease lease =
+      MakeLease(ParentGenome(), v1::MORPHISM_KIND_CONTINUE, false);
+  lease.set_step_fraction(0.25);
+  FakeController controller(lease, dataset_, checkpoint_);
+  RunWorker(controller);
+  std::optional<v1::WorkResult> result = controller.result();
+  ASSERT_TRUE(result.has_value());
+  ASSERT_EQ(result->failure_reason(), "");
+  EXPECT_THAT(LogLines(), Contains(AllOf(HasSubstr(" event=training "),
+                                         HasSubstr(" step_fraction=0.25"))));
+}
+
+TEST(SimulateLeaseTest, StepFractionScalesTheSimulatedTraining) {
+  // Large enough that the simulated error depends on the steps.
+  v1::Genome genome;
+  for (int i = 0; i < 2; ++i) {
+    v1::DenseLayer* layer = genome.add_hidden_layers();
+    layer->set_width(64);
+    layer->set_activation(v1::ACTIVATION_TANH);
+  }
+  genome.mutable_training()->set_learning_rate(3e-3);
+  genome.mutable_training()->set_adam_steps(1000);
+  v1::Lease lease;
+  lease.set_lease_id("lease-1");
+  *lease.mutable_genome() = genome;
+  lease.add_input_columns("a");
+  lease.add_output_columns("y");
+  const double full =
+      SimulateLease(lease, "w").result.metrics().training_seconds();
+  lease.set_step_fraction(0.25);
+  const SimulatedReport short_run = SimulateLease(lease, "w");
+  EXPECT_NEAR(short_run.result.metrics().training_seconds(), 0.25 * full,
+              1e-12 * full);
+  // Its promotion continues for the rest: three quarters of the time.
+  lease.set_step_fraction(0.75);
+  v1::Inheritance* inheritance = lease.mutable_inheritance();
+  *inheritance->mutable_parent_genome() = genome;
+  inheritance->mutable_morphism()->set_kind(v1::MORPHISM_KIND_CONTINUE);
+  inheritance->set_step_fraction(0.75);
+  inheritance->set_parent_step_fraction(0.25);
+  const SimulatedReport promotion = SimulateLease(lease, "w");
+  EXPECT_NEAR(promotion.result.metrics().training_seconds(), 0.75 * full,
+              1e-12 * full);
+  EXPECT_LT(promotion.result.metrics().validation().max_abs_error(),
+            short_run.result.metrics().validation().max_abs_error());
+}
+
 TEST_F(InheritingLeaseTest, WidenedChildStartsFromTheWidenedParent) {
   v1::Genome child = ParentGenome();
   child.mutable_hidden_layers(0)->set_width(13);

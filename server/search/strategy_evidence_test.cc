@@ -103,9 +103,9 @@ SearchResult Search(const v1::ExperimentSpec& spec, int max_evaluations,
     options.outputs = kOutputs;
     options.seed = SplitMix64(spec.seed() ^ SplitMix64(n));  // the lease seed
     if (!proposal.parent_id.empty()) {
+      options.step_fraction = kStepFraction;
       options.inheritance = SimulatedInheritance{
-          finished[by_id.at(proposal.parent_id)].genome(), proposal.morphism,
-          kStepFraction};
+          finished[by_id.at(proposal.parent_id)].genome(), proposal.morphism};
       ++run.inherited;
     }
     SimulatedTraining result = SimulateTraining(proposal.genome, options);
