@@ -7,7 +7,7 @@ each strategy reached random search's final hypervolume.
     /usr/bin/python3 bench/strategy_bench.py --build build --seconds 300 \
         --task ../shared/tasks/hartmann3 --task ../shared/tasks/ishigami \
         --config random --config evolution --config lemonade \
-        --config lemonade+inherit
+        --config lemonade+inherit --config lemonade+inherit+mf
 
 Hypervolume: of the succeeded candidates' points (log10 validation max abs
 error, log10 parameter count), both minimised, each divided by its range
@@ -51,11 +51,12 @@ def hypervolume(points):
 def run(cluster, task_dir, train, holdout, config, args):
     types = cluster.types
     from evonas.v1 import evonas_service_pb2 as service_pb2
-    strategy, _, option = config.partition("+")
+    strategy, *options = config.split("+")
     spec = cluster.task_spec(task_dir, train, holdout, seed=args.seed)
     spec.name = f"{load_task(task_dir)['name']}-{config}"
     spec.strategy = types.Strategy.Value(STRATEGIES[strategy])
-    spec.inheritance.enabled = option == "inherit"
+    spec.inheritance.enabled = "inherit" in options
+    spec.multi_fidelity.enabled = "mf" in options
     spec.budget.max_wall_seconds = args.seconds
     s = spec.search_space
     s.max_width = args.max_width
@@ -84,7 +85,9 @@ def run(cluster, task_dir, train, holdout, config, args):
                key=lambda c: c.metrics.test.max_abs_error, default=None)
     return {"config": config, "experiment": experiment, "curve": curve,
             "front": front, "best": best,
-            "inherited": sum(1 for c in done if c.parent_id)}
+            "inherited": sum(1 for c in done
+                             if c.parent_id and not c.promoted_from),
+            "promoted": sum(1 for c in done if c.promoted_from)}
 
 
 def time_to_reach(curve, target):
@@ -99,7 +102,8 @@ def main():
     parser.add_argument("--build", default=os.path.join(repo, "build"))
     parser.add_argument("--task", action="append")
     parser.add_argument("--config", action="append",
-                        help="strategy[+inherit], e.g. lemonade+inherit")
+                        help="strategy[+inherit][+mf], e.g. lemonade+inherit "
+                        "(+mf: multi-fidelity evaluation)")
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=1)
@@ -114,8 +118,12 @@ def main():
     configs = args.config or ["random", "evolution", "lemonade",
                               "lemonade+inherit"]
     for config in configs:
-        if config.partition("+")[0] not in STRATEGIES:
+        strategy, *options = config.split("+")
+        if strategy not in STRATEGIES:
             parser.error(f"unknown strategy in --config {config}")
+        if any(o not in ("inherit", "mf") for o in options):
+            parser.error(f"unknown option in --config {config}: "
+                         "want strategy[+inherit][+mf]")
 
     print(f"{args.workers} workers, {args.seconds:.0f} s per search, seed "
           f"{args.seed}; hypervolume of (log10 validation max abs error, "
@@ -130,11 +138,11 @@ def main():
         random_final = next((r["curve"][-1][1] for r in results
                              if r["config"] == "random" and r["curve"]), None)
         print(f"### {load_task(task_dir)['name']}\n")
-        print("| config | trained | inherited | failed | hypervolume at "
-              "25% / 50% / 100% of the time | reaches random's final at | "
-              "front | best holdout max abs error (architecture, "
-              "parameters) | feasible |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("| config | trained | inherited | promoted | failed | "
+              "hypervolume at 25% / 50% / 100% of the time | reaches "
+              "random's final at | front | best holdout max abs error "
+              "(architecture, parameters) | feasible |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for r in results:
             curve = r["curve"]
             at = [max([v for t, v in curve if t <= f * args.seconds],
@@ -149,7 +157,7 @@ def main():
                     f"{describe(b.genome, types)}, "
                     f"{b.metrics.parameter_count:,})" if b else "-")
             print(f"| {r['config']} | {c.succeeded} | {r['inherited']} | "
-                  f"{c.failed} | {at[0]:.3f} / {at[1]:.3f} / {at[2]:.3f} | "
+                  f"{r['promoted']} | {c.failed} | {at[0]:.3f} / {at[1]:.3f} / {at[2]:.3f} | "
                   f"{reach} | {len(r['front'].candidates)} | {best} | "
                   f"{'yes' if r['front'].has_feasible else 'no'} |")
         print()

@@ -1494,6 +1494,20 @@ std::vector<Case> Cases() {
          s.mutable_inheritance()->set_step_fraction(kNaN);
        }),
        Code::INVALID_ARGUMENT, "inheritance.step_fraction is nan"},
+      {"ExperimentNaNShortStepFraction",
+       Create([](auto& s) {
+         s.mutable_multi_fidelity()->set_enabled(true);
+         s.mutable_multi_fidelity()->set_short_step_fraction(kNaN);
+       }),
+       Code::INVALID_ARGUMENT,
+       "multi_fidelity.short_step_fraction must be in (0, 1), got nan"},
+      {"ExperimentReductionFactorOne",
+       Create([](auto& s) {
+         s.mutable_multi_fidelity()->set_enabled(true);
+         s.mutable_multi_fidelity()->set_reduction_factor(1);
+       }),
+       Code::INVALID_ARGUMENT,
+       "multi_fidelity.reduction_factor must be in 2..100, got 1"},
   };
   for (Case& c : TokenCases()) cases.push_back(std::move(c));
   return cases;
