@@ -484,6 +484,10 @@ int main(int argc, char** argv) {
       ->required();
   staged_cmd->add_option("--seed", staged.seed);
   staged_cmd->add_option("--threads", staged.threads);
+  // 0 trains on every row of --data; the trainer then keeps the weights
+  // with the smallest training max error.
+  staged_cmd->add_option("--validation-fraction", staged.validation_fraction,
+                         "fraction of --data held out for selection");
 
   CLI11_PARSE(app, argc, argv);
   if (*staged_cmd) return RunStaged(staged);

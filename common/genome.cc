@@ -130,6 +130,14 @@ absl::Status ValidateTraining(const v1::TrainingConfig& training,
         ") or an even number in ", kMinMaxErrorPower, "..", kMaxMaxErrorPower,
         ", got ", power));
   }
+  // A bound on omega keeps the first sine layer from aliasing every row.
+  constexpr double kMaxSirenOmega = 100;
+  const double omega = training.siren_omega();
+  if (!(omega >= 0 && omega <= kMaxSirenOmega)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(t, "siren_omega must be in [0, ", kMaxSirenOmega,
+                     "] (0 = default 10), got ", absl::StrFormat("%g", omega)));
+  }
   return absl::OkStatus();
 }
 
@@ -185,6 +193,9 @@ std::string TrainingKey(const v1::TrainingConfig& training) {
   if (training.max_error_power() != 0) {
     absl::StrAppend(&key, "|q", training.max_error_power());
   }
+  if (training.siren_omega() != 0) {
+    absl::StrAppend(&key, "|o", ExactDouble(training.siren_omega()));
+  }
   return key;
 }
 
@@ -220,6 +231,9 @@ std::string DescribeStage(
                     training.max_error_power() == 0
                         ? kDefaultMaxErrorPower
                         : training.max_error_power());
+  }
+  if (training.siren_omega() != 0) {
+    absl::StrAppend(&out, " omega=", ShortScientific(training.siren_omega()));
   }
   return out;
 }

@@ -1,6 +1,7 @@
 // Multi-stage and residual networks, inheritance and the training genes
 // (issues 4 and 7), through Train.
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -303,6 +304,40 @@ TEST(TrainingGenesTest, WarmupRampsTheLearningRate) {
   // Same seed, same initial weights, same single step and learning rate.
   EXPECT_EQ(full->parameters.stages[0].layers[0].weight,
             warm->parameters.stages[0].layers[0].weight);
+}
+
+// The largest |weight| of stage `k`'s first layer.
+double LargestFirstLayerWeight(const TrainOutput& out, size_t k) {
+  double largest = 0;
+  for (double w : out.parameters.stages[k].layers[0].weight) {
+    largest = std::max(largest, std::fabs(w));
+  }
+  return largest;
+}
+
+TEST(TrainingGenesTest, SirenOmegaSetsTheFirstSineLayersFrequencies) {
+  // One Adam step at a negligible rate leaves the weights at their SIREN
+  // initialisation: with one input the first sine layer's weights are
+  // U(-omega, omega), so 16 of them span nearly all of it.
+  v1::Genome g = OneStage();
+  SetTraining(g.mutable_training(), 1e-12, 1, 0);
+  AddSineStage(g, 1, 0);
+  g.mutable_residual_stages(0)->mutable_training()->set_learning_rate(1e-12);
+  absl::StatusOr<TrainOutput> standard = Train(Smooth1dJob(g));
+  g.mutable_residual_stages(0)->mutable_training()->set_siren_omega(2);
+  ASSERT_TRUE(ValidateGenome(g).ok());
+  absl::StatusOr<TrainOutput> low = Train(Smooth1dJob(g));
+  ASSERT_TRUE(standard.ok() && low.ok());
+  const double a = LargestFirstLayerWeight(*standard, 1);
+  const double b = LargestFirstLayerWeight(*low, 1);
+  std::printf("largest first sine-layer weight: %.4g default, %.4g omega 2\n",
+              a, b);
+  EXPECT_GT(a, 5.0);
+  EXPECT_LE(b, 2.0 + 1e-9);
+  EXPECT_GT(b, 1.0);
+
+  g.mutable_residual_stages(0)->mutable_training()->set_siren_omega(-1);
+  EXPECT_FALSE(ValidateGenome(g).ok());
 }
 
 TEST(TrainingGenesTest, MaxErrorPhaseLowersTheValidationMaximum) {

@@ -47,6 +47,7 @@ constexpr int kLbfgsRestarts = 2;
 // for inputs in [-1, 1]); the inputs here are standardised, spanning about
 // [-1.7, 1.7], and a data set of a few thousand rows in 3 dimensions samples
 // a wavelength of 2 pi / 10 with about ten rows.
+// TrainingConfig.siren_omega overrides it per stage.
 constexpr double kSirenOmega0 = 10.0;
 // Adam's learning rate decays along a cosine to this fraction of the initial
 // rate.
@@ -484,12 +485,12 @@ std::vector<double> Uniform(int64_t n, double bound, at::Generator& gen) {
 // Glorot-uniform weights (He-uniform before ReLU) and zero biases, drawn
 // from `gen`, in MlpKernels' flat layout [W_0, b_0, W_1, b_1, ...]. With
 // `siren`, sine layers get SIREN's initialisation instead: the first layer
-// omega_0 * U(-1/fan_in, 1/fan_in) with phases U(-pi, pi) (so that the
+// omega * U(-1/fan_in, 1/fan_in) with phases U(-pi, pi) (so that the
 // features are neither all odd nor all low-frequency), later ones
 // U(-sqrt(6/fan_in), sqrt(6/fan_in)) with U(-1/sqrt(fan_in), 1/sqrt(fan_in))
 // biases.
 std::vector<double> InitialParameters(const Architecture& arch, bool siren,
-                                      at::Generator& gen) {
+                                      double omega, at::Generator& gen) {
   std::vector<double> params;
   for (size_t i = 0; i + 1 < arch.sizes.size(); ++i) {
     const int64_t fan_in = arch.sizes[i], fan_out = arch.sizes[i + 1];
@@ -500,7 +501,7 @@ std::vector<double> InitialParameters(const Architecture& arch, bool siren,
     std::vector<double> weight, bias;
     if (siren && a == v1::ACTIVATION_SINE) {
       weight = Uniform(fan_in * fan_out,
-                       i == 0 ? kSirenOmega0 / in : std::sqrt(6.0 / in), gen);
+                       i == 0 ? omega / in : std::sqrt(6.0 / in), gen);
       bias = Uniform(fan_out, i == 0 ? kPi : 1.0 / std::sqrt(in), gen);
     } else {
       const double bound =
@@ -1032,7 +1033,9 @@ absl::StatusOr<MlpParameters> TrainStage(
   if (job.initial.has_value()) {
     params = FlatParameters(job.initial->stages[k]);
   } else {
-    params = InitialParameters(arch, /*siren=*/k > 0, gen);
+    const double omega = genes.training->siren_omega();
+    params = InitialParameters(arch, /*siren=*/k > 0,
+                               omega > 0 ? omega : kSirenOmega0, gen);
   }
 
   // Labels are class indices, never standardised.
