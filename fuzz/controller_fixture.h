@@ -40,7 +40,8 @@ class ControllerFixture {
   // `make_strategy` replaces the search strategy (null keeps the real ones).
   explicit ControllerFixture(
       std::function<absl::StatusOr<std::unique_ptr<search::Strategy>>(
-          const v1::ExperimentSpec&, absl::Span<const v1::LatencyTable>)>
+          const v1::ExperimentSpec&, absl::Span<const v1::LatencyTable>,
+          int64_t)>
           make_strategy = nullptr) {
     std::string templ =
         (std::filesystem::temp_directory_path() / "evonas-fuzz-XXXXXX")

@@ -48,8 +48,8 @@ class FixedStrategy : public search::Strategy {
 
 ControllerFixture& Fixture() {
   static auto* fixture = new ControllerFixture(
-      [](const v1::ExperimentSpec&, absl::Span<const v1::LatencyTable>)
-          -> absl::StatusOr<std::unique_ptr<search::Strategy>> {
+      [](const v1::ExperimentSpec&, absl::Span<const v1::LatencyTable>,
+         int64_t) -> absl::StatusOr<std::unique_ptr<search::Strategy>> {
         return std::make_unique<FixedStrategy>();
       });
   return *fixture;

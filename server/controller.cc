@@ -932,7 +932,7 @@ absl::StatusOr<v1::Experiment> Controller::CreateExperiment(
   }
   return InBatch([&]() -> absl::StatusOr<v1::Experiment> {
     if (owner.has_value()) {
-      // Checked under mu_ in the batch that inserts: two concurrent
+      // Checked again under mu_ in the batch that inserts: two concurrent
       // creations cannot both take the tenant's last place.
       EVONAS_ASSIGN_OR_RETURN(int64_t running,
                               store_->CountRunningExperiments(owner->tenant));
@@ -1339,7 +1339,8 @@ Controller::ProposeCandidate(const v1::Experiment& experiment) {
     EVONAS_ASSIGN_OR_RETURN(const std::vector<v1::LatencyTable>* tables,
                             LatencyTablesLocked());
     EVONAS_ASSIGN_OR_RETURN(auto strategy,
-                            options_.make_strategy(experiment.spec(), *tables));
+                            options_.make_strategy(experiment.spec(), *tables,
+                                                   NetworkOutputs(experiment)));
     it = strategies_.emplace(experiment.id(), std::move(strategy)).first;
   }
   for (int copies = 0;; ++copies) {

@@ -53,10 +53,12 @@ struct ControllerOptions {
   absl::Duration maintenance_interval = absl::Milliseconds(200);
   // Time source; tests replace it.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
-  // Builds the search strategy of an experiment from its validated spec and
-  // the workers' latency tables; tests replace it with a fake.
+  // Builds the search strategy of an experiment from its validated spec,
+  // the workers' latency tables and the units of the networks' output
+  // layer (search::MakeStrategy); tests replace it with a fake.
   std::function<absl::StatusOr<std::unique_ptr<search::Strategy>>(
-      const v1::ExperimentSpec&, absl::Span<const v1::LatencyTable>)>
+      const v1::ExperimentSpec&, absl::Span<const v1::LatencyTable>,
+      int64_t network_outputs)>
       make_strategy = search::MakeStrategy;
   // Told of significant events (for logs and metrics), if set; not owned,
   // must outlive the controller.

@@ -176,7 +176,7 @@ class ScreenedStrategy : public Strategy {
 };
 
 absl::StatusOr<std::unique_ptr<Strategy>> MakeUnscreenedStrategy(
-    const v1::ExperimentSpec& spec) {
+    const v1::ExperimentSpec& spec, int64_t outputs) {
   switch (spec.strategy()) {
     case v1::STRATEGY_UNSPECIFIED:
     case v1::STRATEGY_RANDOM:
@@ -196,8 +196,7 @@ absl::StatusOr<std::unique_ptr<Strategy>> MakeUnscreenedStrategy(
           spec.search_space(), std::move(settings),
           spec.inheritance().enabled(), spec.requirements(),
           ExperimentObjectives(spec),
-          std::max(1, spec.input_columns_size()),
-          std::max(1, spec.output_columns_size()), spec.seed());
+          std::max(1, spec.input_columns_size()), outputs, spec.seed());
     }
     case v1::STRATEGY_NSGA2: {
       EVONAS_ASSIGN_OR_RETURN(v1::EvolutionSettings settings,
@@ -226,17 +225,21 @@ std::unique_ptr<Strategy> ScreenedByCost(
 
 absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(
     const v1::ExperimentSpec& spec,
-    absl::Span<const v1::LatencyTable> latency_tables) {
+    absl::Span<const v1::LatencyTable> latency_tables,
+    int64_t network_outputs) {
+  const int64_t outputs =
+      network_outputs > 0
+          ? network_outputs
+          : std::max<int64_t>(1, spec.output_columns_size());
   EVONAS_RETURN_IF_ERROR(ValidateObjectives(spec));
   EVONAS_RETURN_IF_ERROR(
       NormalizeInheritanceSettings(spec.inheritance()).status());
   EVONAS_ASSIGN_OR_RETURN(std::unique_ptr<Strategy> strategy,
-                          MakeUnscreenedStrategy(spec));
+                          MakeUnscreenedStrategy(spec, outputs));
   const v1::Requirements& requirements = spec.requirements();
   if (!ScreensOnCost(requirements, latency_tables)) return strategy;
   return ScreenedByCost(std::move(strategy), requirements,
-                        std::max(1, spec.input_columns_size()),
-                        std::max(1, spec.output_columns_size()),
+                        std::max(1, spec.input_columns_size()), outputs,
                         latency_tables);
 }
 

@@ -67,14 +67,17 @@ absl::StatusOr<v1::InheritanceSettings> NormalizeInheritanceSettings(
 // rank by ExperimentObjectives(spec) under spec.requirements, regularized
 // evolution also by spec.fitness_weights, and they pass parents and
 // morphisms on when spec.inheritance.enabled. LEMONADE's cheap objectives
-// use the numbers of input and output columns. When spec.requirements
+// and level-0 screening count the network's inputs (input columns) and
+// outputs: `network_outputs` units (a classifier's class count), or one
+// per output column when 0. When spec.requirements
 // limit parameters or model bytes, or inference latency and there are
 // `latency_tables` (the workers' calibrations), every strategy is screened
 // at level 0 (ScreenedByCost). InvalidArgument for an unknown strategy, bad
 // settings or bad objectives (ValidateObjectives).
 absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(
     const v1::ExperimentSpec& spec,
-    absl::Span<const v1::LatencyTable> latency_tables = {});
+    absl::Span<const v1::LatencyTable> latency_tables = {},
+    int64_t network_outputs = 0);
 
 // Level-0 screening (hierarchical evaluation): a genome whose GenomeCost
 // already breaks `requirements` (parameter_count > max_parameters,

@@ -233,6 +233,28 @@ TEST(MakeStrategyTest, LevelZeroScreensEveryStrategyBySize) {
   }
 }
 
+TEST(MakeStrategyTest, LevelZeroCountsAClassifiersLogits) {
+  // One label column, ten classes: the output layer has ten units, which
+  // a parameter limit must count.
+  v1::ExperimentSpec spec = SpecWithSeed(6);
+  spec.add_input_columns("x");
+  spec.add_output_columns("label");
+  spec.mutable_requirements()->set_max_parameters(1500);
+  auto by_columns = MakeStrategy(spec).value();
+  auto by_classes = MakeStrategy(spec, {}, 10).value();
+  int columns_too_big = 0;
+  for (int64_t n = 0; n < 100; ++n) {
+    EXPECT_LE(ComputeGenomeCost(by_classes->Propose(n, {}).genome, 1, 10)
+                  .parameter_count(),
+              1500);
+    columns_too_big +=
+        ComputeGenomeCost(by_columns->Propose(n, {}).genome, 1, 10)
+            .parameter_count() > 1500;
+  }
+  // Counting one output unit lets too large classifiers through.
+  EXPECT_GT(columns_too_big, 0);
+}
+
 TEST(MakeStrategyTest, LevelZeroScreensByEstimatedLatencyWithAMargin) {
   v1::ExperimentSpec spec = SpecWithSeed(4);
   spec.add_input_columns("x");
