@@ -921,28 +921,37 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec,
           "and min_depth"));
     }
   }
-  return search::MakeStrategy(spec).status();
+  return search::MakeStrategy(spec, {}, class_count).status();
+}
+
+absl::Status Controller::TenantHasRoomLocked(
+    const ExperimentOwnership& owner) {
+  EVONAS_ASSIGN_OR_RETURN(int64_t running,
+                          store_->CountRunningExperiments(owner.tenant));
+  if (running < owner.max_running_experiments) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "tenant ", owner.tenant, " has ", running,
+      " running experiments, the most this controller allows "
+      "(--max-running-experiments); wait for one to finish or cancel one"));
 }
 
 absl::StatusOr<v1::Experiment> Controller::CreateExperiment(
     v1::ExperimentSpec spec, std::optional<ExperimentOwnership> owner) {
   int32_t class_count = 0;
   if (spec.task() == v1::TASK_CLASSIFICATION) {
+    // Counting classes parses the whole data set, outside the lock: a
+    // tenant without room is told so before paying for that.
+    if (owner.has_value()) {
+      EVONAS_RETURN_IF_ERROR(
+          InBatch([&] { return TenantHasRoomLocked(*owner); }));
+    }
     EVONAS_ASSIGN_OR_RETURN(class_count, CountClasses(spec));
   }
   return InBatch([&]() -> absl::StatusOr<v1::Experiment> {
     if (owner.has_value()) {
       // Checked again under mu_ in the batch that inserts: two concurrent
       // creations cannot both take the tenant's last place.
-      EVONAS_ASSIGN_OR_RETURN(int64_t running,
-                              store_->CountRunningExperiments(owner->tenant));
-      if (running >= owner->max_running_experiments) {
-        return absl::ResourceExhaustedError(absl::StrCat(
-            "tenant ", owner->tenant, " has ", running,
-            " running experiments, the most this controller allows "
-            "(--max-running-experiments); wait for one to finish or cancel "
-            "one"));
-      }
+      EVONAS_RETURN_IF_ERROR(TenantHasRoomLocked(*owner));
     }
     EVONAS_RETURN_IF_ERROR(ValidateSpec(spec, class_count));
     v1::Experiment experiment;

@@ -271,6 +271,9 @@ class Controller {
   absl::StatusOr<v1::Dataset> NamedDataset(absl::string_view field,
                                            const std::string& id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // ResourceExhausted when `owner` already runs as many experiments as it may.
+  absl::Status TenantHasRoomLocked(const ExperimentOwnership& owner)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Checks `spec` and fills its defaults. `class_count`: from CountClasses
   // for a classification, 0 for a regression.
   absl::Status ValidateSpec(v1::ExperimentSpec& spec, int32_t class_count)

@@ -793,7 +793,7 @@ class InheritanceTest : public ControllerTest {
   void SetUp() override {
     ControllerTest::SetUp();
     options_.make_strategy = [](const v1::ExperimentSpec&,
-                                 absl::Span<const v1::LatencyTable>)
+                                 absl::Span<const v1::LatencyTable>, int64_t)
         -> absl::StatusOr<std::unique_ptr<search::Strategy>> {
       return std::make_unique<InheritingStrategy>();
     };
@@ -1418,6 +1418,27 @@ TEST_F(ControllerTest, TenantLimitOfRunningExperimentsHoldsUnderConcurrency) {
   EXPECT_EQ(
       controller_->CreateExperiment(Spec(dataset.id()), acme).status().code(),
       absl::StatusCode::kResourceExhausted);
+}
+
+TEST_F(ControllerTest, FullTenantIsRefusedBeforeItsClassesAreCounted) {
+  std::string halves = "x1,x2,y\n";
+  for (int i = 0; i < 20; ++i) absl::StrAppend(&halves, i, ",", i % 3, ",0.5\n");
+  v1::Dataset dataset = Upload(halves);
+  const ExperimentOwnership acme{"acme", 1};
+  ASSERT_TRUE(controller_->CreateExperiment(Spec(dataset.id()), acme).ok());
+  // 0.5 is not a class index: counting the classes would fail with
+  // INVALID_ARGUMENT, after reading the data set; the limit comes first.
+  v1::ExperimentSpec classifier = Spec(dataset.id());
+  classifier.set_task(v1::TASK_CLASSIFICATION);
+  classifier.clear_requirements();
+  const absl::Status full =
+      controller_->CreateExperiment(classifier, acme).status();
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted) << full;
+  // With room, the labels are checked as before.
+  const absl::Status labels =
+      controller_->CreateExperiment(classifier, ExperimentOwnership{"beta", 1})
+          .status();
+  EXPECT_EQ(labels.code(), absl::StatusCode::kInvalidArgument) << labels;
 }
 
 TEST_F(ControllerTest, DataSetAndItsOwnerAreWrittenTogether) {
