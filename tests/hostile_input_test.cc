@@ -92,6 +92,7 @@ struct World {
   std::string beta_token;  // another tenant, which owns nothing
   std::string worker_token;
   std::string revoked_token;  // was acme's
+  std::string expired_token;  // acme's, for one second in 1970
 };
 
 // ------------------------------------------------------------ data sets
@@ -551,6 +552,9 @@ std::vector<Case> TokenCases() {
       {"TokenRevoked",
        ListExperimentsWith([](const World& w) { return w.revoked_token; }),
        Code::UNAUTHENTICATED, "was revoked; ask the controller's admin"},
+      {"TokenExpired",
+       ListExperimentsWith([](const World& w) { return w.expired_token; }),
+       Code::UNAUTHENTICATED, "expired at 1970-01-01T00:00:01"},
       {"TokenWorkerOnClientRpc",
        [](World& w) {
          grpc::ClientContext context;
@@ -1552,6 +1556,10 @@ class HostileInputTest : public ::testing::TestWithParam<Case> {
       auth::IssuedToken revoked = token(auth::kClientKind, "acme");
       world_.revoked_token = revoked.secret;
       ASSERT_TRUE((*store)->RevokeToken(revoked.record.id, 2).ok());
+      auto expired = auth::CreateToken(**store, auth::kClientKind, "acme", 1,
+                                       std::nullopt, absl::Seconds(1));
+      ASSERT_TRUE(expired.ok()) << expired.status();
+      world_.expired_token = expired->secret;
     }
     auto access = auth::AccessControl::Open(options.db_path, {});
     ASSERT_TRUE(access.ok()) << access.status();
