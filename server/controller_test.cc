@@ -869,6 +869,26 @@ TEST_F(InheritanceTest, ChildLeaseCarriesTheParentAndItsCheckpoint) {
       absl::StatusCode::kFailedPrecondition);
 }
 
+TEST_F(InheritanceTest, ShortRunsOfInheritingChildrenMultiplyTheFractions) {
+  v1::ExperimentSpec spec = InheritingSpec();
+  spec.mutable_multi_fidelity()->set_enabled(true);
+  controller_->CreateExperiment(spec).value();
+  const v1::Lease parent = TrainParent(/*with_checkpoint=*/true);
+  EXPECT_EQ(parent.step_fraction(), 0.25);
+  auto child = controller_->LeaseWork("w2").value();
+  ASSERT_TRUE(child);
+  ASSERT_TRUE(child->has_inheritance());
+  // A quarter of the inherited quarter, from a parent that trained a
+  // quarter of its own steps.
+  EXPECT_EQ(child->step_fraction(), 0.0625);
+  EXPECT_EQ(child->inheritance().step_fraction(), 0.0625);
+  EXPECT_EQ(child->inheritance().parent_step_fraction(), 0.25);
+  EXPECT_EQ(controller_->GetCandidate(child->candidate_id())
+                .value()
+                .evaluation_level(),
+            v1::EVALUATION_LEVEL_SHORT);
+}
+
 TEST_F(InheritanceTest, LeaseWithoutParentHasNothingToFetch) {
   controller_->CreateExperiment(InheritingSpec()).value();
   auto lease = controller_->LeaseWork("w1").value();
@@ -1037,6 +1057,30 @@ TEST_F(MultiFidelityTest, FailedPromotionLeavesTheShortRunStanding) {
       controller_->GetCandidate(next->candidate_id()).value();
   EXPECT_EQ(c.evaluation_level(), v1::EVALUATION_LEVEL_SHORT);
   EXPECT_TRUE(c.promoted_from().empty());
+}
+
+TEST_F(MultiFidelityTest, ShortRunWithoutCheckpointIsPromotedFromScratch) {
+  controller_->CreateExperiment(MultiFidelitySpec()).value();
+  std::vector<v1::Lease> short_runs;
+  for (int i = 0; i < 3; ++i) {
+    short_runs.push_back(
+        *controller_->LeaseWork("w" + std::to_string(i)).value());
+  }
+  // An older worker that sends no checkpoint.
+  for (int i = 0; i < 3; ++i) {
+    auto [result, model] =
+        GoodResult(short_runs[i], "w" + std::to_string(i), 0.05 * (i + 1));
+    ASSERT_TRUE(controller_->Report(result, model).ok());
+  }
+  auto promoted = controller_->LeaseWork("w3").value();
+  ASSERT_TRUE(promoted);
+  const v1::Candidate level2 =
+      controller_->GetCandidate(promoted->candidate_id()).value();
+  EXPECT_EQ(level2.evaluation_level(), v1::EVALUATION_LEVEL_FULL);
+  EXPECT_FALSE(level2.promoted_from().empty());
+  EXPECT_TRUE(level2.parent_id().empty());
+  EXPECT_FALSE(promoted->has_inheritance());
+  EXPECT_EQ(promoted->step_fraction(), 1);
 }
 
 TEST_F(MultiFidelityTest, PromotionsSurviveARestart) {
