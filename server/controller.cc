@@ -1385,6 +1385,7 @@ Controller::ProposeCandidate(const v1::Experiment& experiment) {
         return Promote(experiment, state->finished[*promote]);
       }
       highest = search::HighestFinishedLevel(state->finished);
+      search::ProjectShortRunCosts(highest, fidelity.short_step_fraction());
       finished = &highest;
     }
     // Every genome the experiment already holds, in any state, is taken:

@@ -82,4 +82,19 @@ std::vector<v1::Candidate> HighestFinishedLevel(
   return highest;
 }
 
+void ProjectShortRunCosts(std::vector<v1::Candidate>& candidates,
+                          double short_step_fraction) {
+  for (v1::Candidate& c : candidates) {
+    if (c.evaluation_level() != v1::EVALUATION_LEVEL_SHORT ||
+        c.state() != v1::CANDIDATE_STATE_SUCCEEDED) {
+      continue;
+    }
+    v1::Metrics& m = *c.mutable_metrics();
+    m.set_training_seconds(m.training_seconds() / short_step_fraction);
+    m.set_training_cpu_seconds(m.training_cpu_seconds() / short_step_fraction);
+    m.set_training_energy_joules(m.training_energy_joules() /
+                                 short_step_fraction);
+  }
+}
+
 }  // namespace evonas::search

@@ -40,6 +40,15 @@ std::optional<size_t> NextPromotion(
 std::vector<v1::Candidate> HighestFinishedLevel(
     const std::vector<v1::Candidate>& finished);
 
+// What the search of a multi-fidelity experiment ranks: the succeeded
+// level-1 candidates of `candidates` get the training cost their full run
+// would have (training seconds, CPU seconds and energy divided by
+// `short_step_fraction`), so that a genome is not preferred for having
+// been trained less; errors stay as measured. The front shows the real
+// costs.
+void ProjectShortRunCosts(std::vector<v1::Candidate>& candidates,
+                          double short_step_fraction);
+
 }  // namespace evonas::search
 
 #endif  // EVONAS_SERVER_SEARCH_SUCCESSIVE_HALVING_H_

@@ -187,5 +187,26 @@ TEST(HighestFinishedLevelTest, LeavesSingleLevelExperimentsAlone) {
   EXPECT_EQ(HighestFinishedLevel({plain, child}).size(), 2u);
 }
 
+TEST(ProjectShortRunCostsTest, ScalesTheCostsOfSucceededShortRunsOnly) {
+  v1::Candidate short_run = Short(0, 1e-2, 10);
+  short_run.mutable_metrics()->set_training_seconds(3);
+  short_run.mutable_metrics()->set_training_cpu_seconds(2);
+  short_run.mutable_metrics()->set_training_energy_joules(40);
+  v1::Candidate full = Promotion(1, Short(9, 1e-3, 10),
+                                 v1::CANDIDATE_STATE_SUCCEEDED);
+  full.mutable_metrics()->set_training_seconds(3);
+  v1::Candidate failed = Short(2, 1e-2, 10);
+  failed.set_state(v1::CANDIDATE_STATE_FAILED);
+  failed.mutable_metrics()->set_training_seconds(3);
+  std::vector<v1::Candidate> candidates = {short_run, full, failed};
+  ProjectShortRunCosts(candidates, 0.25);
+  EXPECT_EQ(candidates[0].metrics().training_seconds(), 12);
+  EXPECT_EQ(candidates[0].metrics().training_cpu_seconds(), 8);
+  EXPECT_EQ(candidates[0].metrics().training_energy_joules(), 160);
+  EXPECT_EQ(candidates[0].metrics().validation().max_abs_error(), 1e-2);
+  EXPECT_EQ(candidates[1].metrics().training_seconds(), 3);
+  EXPECT_EQ(candidates[2].metrics().training_seconds(), 3);
+}
+
 }  // namespace
 }  // namespace evonas::search
