@@ -231,6 +231,13 @@ TEST(ValidateGenomeTest, TrainingGenes) {
     ExpectInvalid(genome, "training.max_error_power must be 0 (default 8) or "
                           "an even number in 4..64");
   }
+  t->set_max_error_power(0);
+  t->set_siren_omega(100);
+  EXPECT_TRUE(ValidateGenome(genome).ok());
+  for (double omega : {-1e-9, 100.5, std::numeric_limits<double>::quiet_NaN()}) {
+    t->set_siren_omega(omega);
+    ExpectInvalid(genome, "training.siren_omega must be in [0, 100]");
+  }
 }
 
 TEST(ParameterCountTest, CountsEveryStage) {
@@ -318,6 +325,7 @@ TEST(GenomeKeyTest, EveryFieldChangesTheKey) {
       [](v1::Genome& g) { g.mutable_training()->set_patience_steps(500); },
       [](v1::Genome& g) { g.mutable_training()->set_max_error_steps(300); },
       [](v1::Genome& g) { g.mutable_training()->set_max_error_power(16); },
+      [](v1::Genome& g) { g.mutable_training()->set_siren_omega(5); },
       [](v1::Genome& g) { *g.add_residual_stages() = SineStage(); },
       [](v1::Genome& g) {
         *g.add_residual_stages() = SineStage();
@@ -362,7 +370,7 @@ TEST(GenomeKeyTest, CoversEveryGenomeField) {
   EXPECT_EQ(v1::Genome::descriptor()->field_count(), 3);
   EXPECT_EQ(v1::Stage::descriptor()->field_count(), 2);
   EXPECT_EQ(v1::DenseLayer::descriptor()->field_count(), 3);
-  EXPECT_EQ(v1::TrainingConfig::descriptor()->field_count(), 9);
+  EXPECT_EQ(v1::TrainingConfig::descriptor()->field_count(), 10);
 }
 
 TEST(ActivationNameTest, Names) {

@@ -105,7 +105,8 @@ struct TrainOutput {
 // stages before it frozen, on the residual r_k = y - sum_{j<k} f_j(x),
 // divided by its root mean square (so its targets are of order one; its
 // y_mean is 0, so a stage whose output layer is zero adds exactly 0). Later
-// stages' sine layers get SIREN initialisation (Sitzmann et al. 2020).
+// stages' sine layers get SIREN initialisation (Sitzmann et al. 2020) with
+// omega_0 = their TrainingConfig.siren_omega (0: 10).
 //
 // Each stage runs, with the genes of its TrainingConfig: Adam (AdamW when
 // weight_decay > 0) with linear warm-up over warmup_steps and a cosine
