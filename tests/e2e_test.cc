@@ -354,48 +354,6 @@ TEST(EndToEndTest, FashionMnistClassification) {
   EXPECT_GT(best.metrics().validation().accuracy(), 0.7);
   EXPECT_TRUE(best.feasible());
 
-  // Multi-fidelity: with eta 2, the better of the first two short runs is
-  // promoted and continues from its own weights for the rest of its steps.
-  CommandResult halving = RunCommand(
-      cli + "experiment create --dataset " + dataset.id() +
-      " --inputs x1,x2,x3 --outputs y --budget-candidates 4 --seed 8"
-      " --multi-fidelity --short-step-fraction 0.25 --reduction-factor 2");
-  ASSERT_EQ(halving.exit_code, 0) << halving.output;
-  const auto halving_experiment = ParseJson<v1::Experiment>(halving.output);
-  CommandResult halving_wait =
-      RunCommand(cli + "experiment wait " + halving_experiment.id() +
-                 " --poll-seconds 0.5 --timeout-seconds 600");
-  ASSERT_EQ(halving_wait.exit_code, 0)
-      << halving_wait.output << ReadFile(dir / "worker.log");
-  CommandResult listed =
-      RunCommand(cli + "experiment candidates " + halving_experiment.id());
-  ASSERT_EQ(listed.exit_code, 0) << listed.output;
-  const auto candidates = ParseJson<v1::ListCandidatesResponse>(listed.output);
-  ASSERT_EQ(candidates.candidates_size(), 4) << listed.output;
-  std::map<std::string, v1::Candidate> by_id;
-  for (const v1::Candidate& c : candidates.candidates()) by_id[c.id()] = c;
-  int promotions = 0;
-  for (const v1::Candidate& c : candidates.candidates()) {
-    EXPECT_EQ(c.state(), v1::CANDIDATE_STATE_SUCCEEDED) << c.failure_reason();
-    if (c.evaluation_level() != v1::EVALUATION_LEVEL_FULL) {
-      EXPECT_EQ(c.evaluation_level(), v1::EVALUATION_LEVEL_SHORT);
-      continue;
-    }
-    ++promotions;
-    const v1::Candidate& short_run = by_id.at(c.promoted_from());
-    EXPECT_EQ(c.parent_id(), short_run.id());
-    EXPECT_EQ(c.genome().SerializeAsString(),
-              short_run.genome().SerializeAsString());
-    // Continued training: no worse than where the short run stopped (the
-    // worker keeps the best validation weights).
-    EXPECT_LE(c.metrics().validation().max_abs_error(),
-              short_run.metrics().validation().max_abs_error() * 1.0001)
-        << c.id();
-  }
-  EXPECT_GE(promotions, 1) << listed.output;
-  EXPECT_NE(ReadFile(dir / "worker.log").find("step_fraction=0.75"),
-            std::string::npos);
-
   const fs::path model = dir / "best.pt";
   CommandResult download = RunCommand(cli + "model download " + best.id() +
                                       " -o " + model.string());
