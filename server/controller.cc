@@ -1282,10 +1282,8 @@ absl::StatusOr<std::optional<std::string>> Controller::InheritableParent(
   return owner;
 }
 
-absl::Status Controller::RecordDuplicate(
-    const v1::Experiment& experiment, int64_t sequence, v1::Genome genome,
-    const store::StoredCandidate& original) {
-  const v1::Candidate& o = original.candidate;
+absl::StatusOr<store::StoredCandidate> Controller::NewCandidate(
+    const v1::Experiment& experiment, int64_t sequence, v1::Genome genome) {
   store::StoredCandidate stored;
   v1::Candidate& c = stored.candidate;
   c.set_id(absl::StrFormat("%s-c%05d", experiment.id(), sequence));
@@ -1294,6 +1292,16 @@ absl::Status Controller::RecordDuplicate(
   *c.mutable_genome() = std::move(genome);
   EVONAS_ASSIGN_OR_RETURN(*c.mutable_cost(),
                           CostLocked(experiment, c.genome()));
+  return stored;
+}
+
+absl::Status Controller::RecordDuplicate(
+    const v1::Experiment& experiment, int64_t sequence, v1::Genome genome,
+    const store::StoredCandidate& original) {
+  const v1::Candidate& o = original.candidate;
+  EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate stored,
+                          NewCandidate(experiment, sequence, std::move(genome)));
+  v1::Candidate& c = stored.candidate;
   c.set_duplicate_of(o.id());
   c.set_evaluation_level(o.evaluation_level());
   c.set_state(o.state());
@@ -1317,15 +1325,10 @@ absl::Status Controller::RecordDuplicate(
 absl::StatusOr<store::StoredCandidate> Controller::Promote(
     const v1::Experiment& experiment, const v1::Candidate& short_run) {
   EVONAS_ASSIGN_OR_RETURN(SearchState * state, SearchStateOf(experiment.id()));
-  const int64_t sequence = state->total;
-  store::StoredCandidate stored;
+  EVONAS_ASSIGN_OR_RETURN(
+      store::StoredCandidate stored,
+      NewCandidate(experiment, state->total, short_run.genome()));
   v1::Candidate& c = stored.candidate;
-  c.set_id(absl::StrFormat("%s-c%05d", experiment.id(), sequence));
-  c.set_experiment_id(experiment.id());
-  c.set_sequence(sequence);
-  *c.mutable_genome() = short_run.genome();
-  EVONAS_ASSIGN_OR_RETURN(*c.mutable_cost(),
-                          CostLocked(experiment, c.genome()));
   c.set_evaluation_level(v1::EVALUATION_LEVEL_FULL);
   c.set_promoted_from(short_run.id());
   EVONAS_ASSIGN_OR_RETURN(std::optional<std::string> parent,
@@ -1421,14 +1424,10 @@ Controller::ProposeCandidate(const v1::Experiment& experiment) {
           experiment, sequence, std::move(proposal.genome), *original));
       continue;
     }
-    store::StoredCandidate stored;
+    EVONAS_ASSIGN_OR_RETURN(
+        store::StoredCandidate stored,
+        NewCandidate(experiment, sequence, std::move(proposal.genome)));
     v1::Candidate& c = stored.candidate;
-    c.set_id(absl::StrFormat("%s-c%05d", experiment.id(), sequence));
-    c.set_experiment_id(experiment.id());
-    c.set_sequence(sequence);
-    *c.mutable_genome() = std::move(proposal.genome);
-    EVONAS_ASSIGN_OR_RETURN(*c.mutable_cost(),
-                            CostLocked(experiment, c.genome()));
     if (!proposal.parent_id.empty() &&
         experiment.spec().inheritance().enabled()) {
       EVONAS_ASSIGN_OR_RETURN(std::optional<std::string> parent,

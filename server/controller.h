@@ -331,6 +331,11 @@ class Controller {
   absl::StatusOr<v1::GenomeCost> CostLocked(const v1::Experiment& experiment,
                                             const v1::Genome& genome)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Candidate `sequence` of `experiment` with `genome` and its cost; not
+  // written yet.
+  absl::StatusOr<store::StoredCandidate> NewCandidate(
+      const v1::Experiment& experiment, int64_t sequence, v1::Genome genome)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status RecordDuplicate(const v1::Experiment& experiment,
                                int64_t sequence, v1::Genome genome,
                                const store::StoredCandidate& original)

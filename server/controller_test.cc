@@ -945,6 +945,27 @@ class MultiFidelityTest : public ControllerTest {
     ASSERT_TRUE(controller_->Report(result, model, {checkpoint}).ok());
   }
 
+  // Leases three short runs to workers w0..w2 and reports them with errors
+  // 0.05, 0.10 and 0.15 (with checkpoints unless `without_checkpoints`, as
+  // an older worker would); returns their leases.
+  std::vector<v1::Lease> ThreeShortRuns(bool without_checkpoints = false) {
+    std::vector<v1::Lease> leases;
+    for (int i = 0; i < 3; ++i) {
+      leases.push_back(
+          *controller_->LeaseWork("w" + std::to_string(i)).value());
+    }
+    for (int i = 0; i < 3; ++i) {
+      const std::string worker = "w" + std::to_string(i);
+      if (without_checkpoints) {
+        auto [result, model] = GoodResult(leases[i], worker, 0.05 * (i + 1));
+        EXPECT_TRUE(controller_->Report(result, model).ok());
+      } else {
+        ReportWithCheckpoint(leases[i], worker, 0.05 * (i + 1));
+      }
+    }
+    return leases;
+  }
+
   v1::Dataset dataset_;
 };
 
@@ -1029,15 +1050,7 @@ TEST_F(MultiFidelityTest, BestShortRunIsPromotedAndReplacesItOnTheFront) {
 TEST_F(MultiFidelityTest, FailedPromotionLeavesTheShortRunStanding) {
   const v1::Experiment experiment =
       controller_->CreateExperiment(MultiFidelitySpec()).value();
-  std::vector<v1::Lease> short_runs;
-  for (int i = 0; i < 3; ++i) {
-    short_runs.push_back(
-        *controller_->LeaseWork("w" + std::to_string(i)).value());
-  }
-  for (int i = 0; i < 3; ++i) {
-    ReportWithCheckpoint(short_runs[i], "w" + std::to_string(i),
-                         0.05 * (i + 1));
-  }
+  const std::vector<v1::Lease> short_runs = ThreeShortRuns();
   auto promoted = controller_->LeaseWork("w3").value();
   ASSERT_TRUE(promoted);
   v1::WorkResult failure;
@@ -1061,17 +1074,7 @@ TEST_F(MultiFidelityTest, FailedPromotionLeavesTheShortRunStanding) {
 
 TEST_F(MultiFidelityTest, ShortRunWithoutCheckpointIsPromotedFromScratch) {
   controller_->CreateExperiment(MultiFidelitySpec()).value();
-  std::vector<v1::Lease> short_runs;
-  for (int i = 0; i < 3; ++i) {
-    short_runs.push_back(
-        *controller_->LeaseWork("w" + std::to_string(i)).value());
-  }
-  // An older worker that sends no checkpoint.
-  for (int i = 0; i < 3; ++i) {
-    auto [result, model] =
-        GoodResult(short_runs[i], "w" + std::to_string(i), 0.05 * (i + 1));
-    ASSERT_TRUE(controller_->Report(result, model).ok());
-  }
+  ThreeShortRuns(/*without_checkpoints=*/true);
   auto promoted = controller_->LeaseWork("w3").value();
   ASSERT_TRUE(promoted);
   const v1::Candidate level2 =
@@ -1084,17 +1087,8 @@ TEST_F(MultiFidelityTest, ShortRunWithoutCheckpointIsPromotedFromScratch) {
 }
 
 TEST_F(MultiFidelityTest, PromotionsSurviveARestart) {
-  const v1::Experiment experiment =
-      controller_->CreateExperiment(MultiFidelitySpec()).value();
-  std::vector<v1::Lease> short_runs;
-  for (int i = 0; i < 3; ++i) {
-    short_runs.push_back(
-        *controller_->LeaseWork("w" + std::to_string(i)).value());
-  }
-  for (int i = 0; i < 3; ++i) {
-    ReportWithCheckpoint(short_runs[i], "w" + std::to_string(i),
-                         0.05 * (i + 1));
-  }
+  controller_->CreateExperiment(MultiFidelitySpec()).value();
+  ThreeShortRuns();
   auto promoted = controller_->LeaseWork("w3").value();
   ASSERT_TRUE(promoted);
   // A new controller rebuilds the search state from the database: the
