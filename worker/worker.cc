@@ -87,6 +87,13 @@ std::vector<std::string> ToVector(
   return {field.begin(), field.end()};
 }
 
+// Lease.step_fraction, or what a controller older than it meant.
+double StepFraction(const v1::Lease& lease) {
+  if (lease.step_fraction() > 0) return lease.step_fraction();
+  if (lease.has_inheritance()) return lease.inheritance().step_fraction();
+  return 1;
+}
+
 // Builds the training job of a lease from the cached data sets.
 absl::StatusOr<model::TrainJob> MakeJob(const v1::Lease& lease,
                                         DatasetCache& cache, int threads) {
@@ -94,6 +101,7 @@ absl::StatusOr<model::TrainJob> MakeJob(const v1::Lease& lease,
   job.genome = lease.genome();
   job.seed = lease.seed();
   job.within_tolerance = lease.within_tolerance();
+  job.step_fraction = StepFraction(lease);
   job.threads = threads;
   if (lease.task() == v1::TASK_CLASSIFICATION) {
     if (lease.class_count() < 2) {
@@ -125,13 +133,6 @@ absl::StatusOr<model::TrainJob> MakeJob(const v1::Lease& lease,
     job.test = Select(*test, all, test_in, test_out);
   }
   return job;
-}
-
-// Lease.step_fraction, or what a controller older than it meant.
-double StepFraction(const v1::Lease& lease) {
-  if (lease.step_fraction() > 0) return lease.step_fraction();
-  if (lease.has_inheritance()) return lease.inheritance().step_fraction();
-  return 1;
 }
 
 }  // namespace
@@ -385,7 +386,6 @@ absl::StatusOr<model::TrainOutput> Worker::TrainLease(
   const bool memory_measured = ResetPeakMemory();
   EVONAS_ASSIGN_OR_RETURN(job, MakeJob(lease, cache_, options_.threads));
   job.cancel = &cancel;
-  job.step_fraction = StepFraction(lease);
   if (lease.has_inheritance()) {
     EVONAS_RETURN_IF_ERROR(Inherit(lease, lease_lost, job));
   }
