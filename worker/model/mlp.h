@@ -26,11 +26,38 @@ struct DenseParameters {
   bool residual = false;
 };
 
-// One stage (or a whole single-stage network) in raw units: x_std = (x - x_mean) / x_std, then the
-// layers, then y = out * y_std + y_mean.
+// One layer of a convolutional trunk (v1::ConvLayer): a stride-1,
+// zero-"same"-padded convolution, batch normalisation when batch_norm, the
+// activation, then either the residual addition of the layer's input or the
+// 2x2 pooling. Dropout only acts in training.
+struct ConvParameters {
+  int64_t in_channels = 0;
+  int64_t out_channels = 0;
+  int64_t kernel_size = 0;     // odd
+  std::vector<double> weight;  // out x in x k x k, row-major (PyTorch layout)
+  std::vector<double> bias;    // out_channels
+  v1::Activation activation = v1::ACTIVATION_RELU;
+  v1::Pooling pooling = v1::POOLING_NONE;
+  bool residual = false;  // needs in == out channels and no pooling
+  double dropout = 0;
+  // Batch normalisation (eps 1e-5): (conv - running_mean) /
+  // sqrt(running_var + 1e-5) * scale + shift, per output channel; the four
+  // vectors are empty without it.
+  bool batch_norm = false;
+  std::vector<double> bn_scale, bn_shift, bn_running_mean, bn_running_var;
+};
+
+// One stage (or a whole single-stage network) in raw units: x_std = (x -
+// x_mean) / x_std, then the convolutional layers if any (on x_std viewed as
+// one channel of image_height x image_width; their output is flattened
+// channel-major into the first dense layer), then the dense layers, then
+// y = out * y_std + y_mean.
 struct MlpParameters {
   std::vector<double> x_mean, x_std;  // one per input
   std::vector<double> y_mean, y_std;  // one per output
+  std::vector<ConvParameters> conv_layers;
+  int64_t image_height = 0;  // with conv_layers: inputs = height * width
+  int64_t image_width = 0;
   std::vector<DenseParameters> layers;
 };
 
