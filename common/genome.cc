@@ -1,5 +1,6 @@
 #include "common/genome.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -67,6 +68,78 @@ absl::Status ValidateLayers(
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status ValidateConvLayers(const v1::Genome& genome) {
+  const int count = genome.conv_layers_size();
+  if (count > kMaxConvLayers) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "conv_layers must hold 0..", kMaxConvLayers, " layers, got ", count));
+  }
+  if (count > 0 && genome.residual_stages_size() > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a genome with conv_layers cannot have residual_stages (got ",
+        genome.residual_stages_size(),
+        "): convolutional networks are single-stage"));
+  }
+  for (int i = 0; i < count; ++i) {
+    const v1::ConvLayer& layer = genome.conv_layers(i);
+    const std::string name = absl::StrCat("conv_layers[", i, "]");
+    if (layer.channels() < 1 || layer.channels() > kMaxConvChannels) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ".channels must be in 1..", kMaxConvChannels,
+                       ", got ", layer.channels()));
+    }
+    const int k = layer.kernel_size();
+    if (k < 1 || k > kMaxConvKernel || k % 2 == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ".kernel_size must be 1, 3, 5 or 7, got ", k));
+    }
+    if (layer.activation() == v1::ACTIVATION_UNSPECIFIED ||
+        !v1::Activation_IsValid(layer.activation())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ".activation must be a known activation, got ",
+                       static_cast<int>(layer.activation())));
+    }
+    if (!v1::Pooling_IsValid(layer.pooling())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ".pooling ", static_cast<int>(layer.pooling()),
+                       " is not a known pooling"));
+    }
+    const double dropout = layer.dropout();
+    if (!(dropout >= 0 && dropout <= kMaxDropout)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ".dropout must be in [0, ", kMaxDropout,
+                       "], got ", absl::StrFormat("%g", dropout)));
+    }
+    if (layer.residual()) {
+      if (i == 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            name, ".residual: the first convolutional layer cannot be "
+                  "residual (its input is the one-channel image)"));
+      }
+      if (layer.channels() != genome.conv_layers(i - 1).channels()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            name, ".residual: a residual layer's channels must equal the "
+                  "previous layer's, ",
+            genome.conv_layers(i - 1).channels(), ", got ",
+            layer.channels()));
+      }
+      if (layer.pooling() != v1::POOLING_NONE) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            name, ".residual: a residual layer cannot pool (its output must "
+                  "have its input's shape)"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+int64_t ConvParameterCount(const v1::ConvLayer& layer, int64_t in) {
+  const int64_t out = std::max(0, layer.channels());
+  const int64_t k = std::max(0, layer.kernel_size());
+  const int64_t weights = SaturatingMul(SaturatingMul(k, k), SaturatingMul(in, out));
+  return SaturatingAdd(weights, layer.batch_norm() ? 3 * out : out);
 }
 
 absl::Status ValidateTraining(const v1::TrainingConfig& training,
@@ -199,9 +272,8 @@ std::string TrainingKey(const v1::TrainingConfig& training) {
   return key;
 }
 
-std::string DescribeStage(
-    const google::protobuf::RepeatedPtrField<v1::DenseLayer>& layers,
-    const v1::TrainingConfig& training) {
+std::string DenseLayersName(
+    const google::protobuf::RepeatedPtrField<v1::DenseLayer>& layers) {
   std::string out;
   for (const v1::DenseLayer& layer : layers) {
     if (!out.empty()) out += '-';
@@ -209,6 +281,10 @@ std::string DescribeStage(
                     layer.residual() ? "+" : "");
   }
   if (out.empty()) out = "linear";
+  return out;
+}
+
+std::string DescribeStage(std::string out, const v1::TrainingConfig& training) {
   absl::StrAppend(&out, " lr=", ShortScientific(training.learning_rate()),
                   " adam=", training.adam_steps(),
                   " lbfgs=", training.lbfgs_steps(), " batch=");
@@ -241,6 +317,7 @@ std::string DescribeStage(
 }  // namespace
 
 absl::Status ValidateGenome(const v1::Genome& genome) {
+  EVONAS_RETURN_IF_ERROR(ValidateConvLayers(genome));
   EVONAS_RETURN_IF_ERROR(ValidateLayers(genome.hidden_layers(), ""));
   EVONAS_RETURN_IF_ERROR(ValidateTraining(genome.training(), ""));
   if (genome.residual_stages_size() > kMaxResidualStages) {
@@ -257,9 +334,71 @@ absl::Status ValidateGenome(const v1::Genome& genome) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateGenomeForImage(const v1::Genome& genome, int64_t inputs,
+                                    const ImageShape& image) {
+  EVONAS_RETURN_IF_ERROR(ValidateGenome(genome));
+  if (genome.conv_layers_size() == 0) return absl::OkStatus();
+  if (image.empty()) {
+    return absl::InvalidArgumentError(
+        "conv_layers need an image data set (IDX); this data set is a table: "
+        "search MLPs only (no convolutional layers)");
+  }
+  if (image.height * image.width != inputs) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "conv_layers need every pixel of the ", image.height, " x ",
+        image.width, " images as an input, in order; the experiment has ",
+        inputs, " inputs"));
+  }
+  int pooling = 0;
+  for (const v1::ConvLayer& layer : genome.conv_layers()) {
+    if (layer.pooling() != v1::POOLING_NONE) ++pooling;
+  }
+  if (pooling > MaxPoolingLayers(image)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "conv_layers pool ", pooling, " times, but ", image.height, " x ",
+        image.width, " images admit at most ", MaxPoolingLayers(image),
+        " poolings (each halves both sides)"));
+  }
+  return absl::OkStatus();
+}
+
+ConvOutput ConvOutputShape(const v1::Genome& genome, const ImageShape& image) {
+  ConvOutput out{1, image.height, image.width};
+  for (const v1::ConvLayer& layer : genome.conv_layers()) {
+    out.channels = layer.channels();
+    if (layer.pooling() != v1::POOLING_NONE) {
+      out.height /= 2;
+      out.width /= 2;
+    }
+  }
+  return out;
+}
+
+int MaxPoolingLayers(const ImageShape& image) {
+  int count = 0;
+  for (int64_t side = std::min(image.height, image.width); side >= 2;
+       side /= 2) {
+    ++count;
+  }
+  return count;
+}
+
 int64_t ParameterCount(const v1::Genome& genome, int64_t inputs,
-                       int64_t outputs) {
-  int64_t total = StageParameterCount(genome.hidden_layers(), inputs, outputs);
+                       int64_t outputs, const ImageShape& image) {
+  int64_t total = 0;
+  if (genome.conv_layers_size() > 0) {
+    int64_t channels = 1;
+    for (const v1::ConvLayer& layer : genome.conv_layers()) {
+      total = SaturatingAdd(total, ConvParameterCount(layer, channels));
+      channels = std::max(0, layer.channels());
+    }
+    const ConvOutput shape = ConvOutputShape(genome, image);
+    inputs = SaturatingMul(std::max<int64_t>(0, shape.channels),
+                           SaturatingMul(std::max<int64_t>(0, shape.height),
+                                         std::max<int64_t>(0, shape.width)));
+  }
+  total = SaturatingAdd(
+      total, StageParameterCount(genome.hidden_layers(), inputs, outputs));
   for (const v1::Stage& stage : genome.residual_stages()) {
     total = SaturatingAdd(
         total, StageParameterCount(stage.hidden_layers(), inputs, outputs));
@@ -274,6 +413,15 @@ int StageCount(const v1::Genome& genome) {
 std::string GenomeKey(const v1::Genome& genome) {
   std::string key = absl::StrCat(LayersKey(genome.hidden_layers()),
                                  TrainingKey(genome.training()));
+  // Appended only when present, so that MLP genomes keep their keys.
+  for (const v1::ConvLayer& layer : genome.conv_layers()) {
+    absl::StrAppend(&key, "|C", layer.channels(), "k", layer.kernel_size(),
+                    ".", static_cast<int>(layer.activation()), "p",
+                    static_cast<int>(layer.pooling()),
+                    layer.batch_norm() ? "n" : "", layer.residual() ? "r" : "",
+                    layer.dropout() != 0 ? "d" : "",
+                    layer.dropout() != 0 ? ExactDouble(layer.dropout()) : "");
+  }
   for (const v1::Stage& stage : genome.residual_stages()) {
     absl::StrAppend(&key, "|S", LayersKey(stage.hidden_layers()),
                     TrainingKey(stage.training()));
@@ -282,13 +430,31 @@ std::string GenomeKey(const v1::Genome& genome) {
 }
 
 std::string DescribeGenome(const v1::Genome& genome) {
-  std::string out = DescribeStage(genome.hidden_layers(), genome.training());
+  std::string out = DescribeStage(ArchitectureName(genome), genome.training());
   for (int k = 0; k < genome.residual_stages_size(); ++k) {
     const v1::Stage& stage = genome.residual_stages(k);
     absl::StrAppend(&out, " | stage", k + 2, ": ",
-                    DescribeStage(stage.hidden_layers(), stage.training()));
+                    DescribeStage(DenseLayersName(stage.hidden_layers()),
+                                  stage.training()));
   }
   return out;
+}
+
+std::string ArchitectureName(const v1::Genome& genome) {
+  std::string conv;
+  for (const v1::ConvLayer& layer : genome.conv_layers()) {
+    if (!conv.empty()) conv += '-';
+    absl::StrAppend(&conv, "c", layer.channels(), "k", layer.kernel_size(),
+                    ActivationName(layer.activation()),
+                    layer.residual() ? "+" : "", layer.batch_norm() ? ".bn" : "");
+    if (layer.pooling() == v1::POOLING_MAX) conv += ".max";
+    if (layer.pooling() == v1::POOLING_AVERAGE) conv += ".avg";
+    if (layer.dropout() != 0) {
+      absl::StrAppend(&conv, ".d", absl::StrFormat("%g", layer.dropout()));
+    }
+  }
+  const std::string dense = DenseLayersName(genome.hidden_layers());
+  return conv.empty() ? dense : absl::StrCat(conv, " > ", dense);
 }
 
 std::string ActivationName(v1::Activation activation) {
@@ -311,8 +477,13 @@ std::string ActivationName(v1::Activation activation) {
 }
 
 v1::NetworkWeights ZeroWeights(const v1::Genome& genome, int64_t inputs,
-                               int64_t outputs) {
+                               int64_t outputs, const ImageShape& image) {
   v1::NetworkWeights weights;
+  // The dense part's inputs: the flattened trunk output of a convolutional
+  // genome, else the network's inputs.
+  const int64_t dense_inputs =
+      genome.conv_layers_size() > 0 ? ConvOutputShape(genome, image).size()
+                                    : inputs;
   auto add_stage = [&](const auto& hidden_layers) {
     v1::StageWeights* stage = weights.add_stages();
     for (int64_t i = 0; i < inputs; ++i) {
@@ -323,7 +494,7 @@ v1::NetworkWeights ZeroWeights(const v1::Genome& genome, int64_t inputs,
       stage->add_y_mean(0);
       stage->add_y_std(1);
     }
-    int64_t width = inputs;
+    int64_t width = dense_inputs;
     auto add_layer = [&](int64_t out, v1::Activation activation,
                          bool residual) {
       v1::LayerWeights* layer = stage->add_layers();
@@ -341,6 +512,35 @@ v1::NetworkWeights ZeroWeights(const v1::Genome& genome, int64_t inputs,
     add_layer(outputs, v1::ACTIVATION_UNSPECIFIED, false);
   };
   add_stage(genome.hidden_layers());
+  if (genome.conv_layers_size() > 0) {
+    v1::StageWeights* stage = weights.mutable_stages(0);
+    stage->set_image_height(image.height);
+    stage->set_image_width(image.width);
+    int64_t channels = 1;
+    for (const v1::ConvLayer& layer : genome.conv_layers()) {
+      v1::ConvLayerWeights* conv = stage->add_conv_layers();
+      const int64_t out = layer.channels();
+      const int64_t k = layer.kernel_size();
+      conv->set_in_channels(channels);
+      conv->set_out_channels(out);
+      conv->set_kernel_size(k);
+      conv->mutable_weight()->Resize(static_cast<int>(out * channels * k * k),
+                                     0.0);
+      conv->mutable_bias()->Resize(static_cast<int>(out), 0.0);
+      conv->set_activation(layer.activation());
+      conv->set_pooling(layer.pooling());
+      conv->set_residual(layer.residual());
+      conv->set_dropout(layer.dropout());
+      conv->set_batch_norm(layer.batch_norm());
+      if (layer.batch_norm()) {
+        conv->mutable_bn_scale()->Resize(static_cast<int>(out), 1.0);
+        conv->mutable_bn_shift()->Resize(static_cast<int>(out), 0.0);
+        conv->mutable_bn_running_mean()->Resize(static_cast<int>(out), 0.0);
+        conv->mutable_bn_running_var()->Resize(static_cast<int>(out), 1.0);
+      }
+      channels = out;
+    }
+  }
   for (const v1::Stage& stage : genome.residual_stages()) {
     add_stage(stage.hidden_layers());
   }

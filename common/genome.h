@@ -24,20 +24,62 @@ inline constexpr int kMaxMaxErrorPower = 64;
 // The exponent of the max-error phase when TrainingConfig.max_error_power
 // is 0.
 inline constexpr int kDefaultMaxErrorPower = 8;
+inline constexpr int kMaxConvLayers = 16;
+inline constexpr int kMaxConvChannels = 512;
+inline constexpr int kMaxConvKernel = 7;
+inline constexpr double kMaxDropout = 0.5;
+
+// Height and width of an image input (v1::Dataset.image_shape); 0 x 0 for
+// tables.
+struct ImageShape {
+  int64_t height = 0;
+  int64_t width = 0;
+  bool empty() const { return height == 0 && width == 0; }
+};
+
+// What the convolutional trunk of a genome hands to its first dense layer.
+struct ConvOutput {
+  int64_t channels = 0;
+  int64_t height = 0;
+  int64_t width = 0;
+  int64_t size() const { return channels * height * width; }
+};
 
 // OK when a worker can build and train `genome` (every stage: 1..32 hidden
 // layers, residual layers only after a layer of the same width, training
-// genes within the ranges of the proto comments; 0..7 residual stages);
-// otherwise InvalidArgument naming the offending field, e.g.
-// "residual_stages[1].hidden_layers[0].residual ...".
+// genes within the ranges of the proto comments; 0..7 residual stages;
+// 0..16 convolutional layers as types.proto's ConvLayer describes them, and
+// then no residual stages); otherwise InvalidArgument naming the offending
+// field, e.g. "residual_stages[1].hidden_layers[0].residual ...". Whether
+// the convolutional layers fit an image is ValidateGenomeForImage's.
 absl::Status ValidateGenome(const v1::Genome& genome);
+
+// ValidateGenome, and for a genome with convolutional layers: the inputs
+// are an image (`image` not empty, `inputs` == height * width) whose sides
+// stay at least 1 through every pooling. InvalidArgument otherwise, saying
+// what to change.
+absl::Status ValidateGenomeForImage(const v1::Genome& genome, int64_t inputs,
+                                    const ImageShape& image);
+
+// The shape of the convolutional trunk's output on `image`: {1, height,
+// width} without convolutional layers; pooling halves each side, rounding
+// down. Does not validate.
+ConvOutput ConvOutputShape(const v1::Genome& genome, const ImageShape& image);
+
+// How many pooling layers an image admits: each halves both sides (rounding
+// down), which must stay at least 1. 0 for an empty image.
+int MaxPoolingLayers(const ImageShape& image);
 
 // Trainable parameters of the network `genome` describes with `inputs`
 // inputs and `outputs` outputs: weights and biases of every hidden layer and
-// of the implicit linear output layer, summed over all stages. Does not
-// validate `genome`; a count beyond int64 saturates at its maximum.
+// of the implicit linear output layer, summed over all stages; per
+// convolutional layer k * k * in * out weights, out biases and, with batch
+// normalisation, 2 * out scales and shifts (the running statistics are not
+// trained). The first dense layer of a convolutional genome takes
+// ConvOutputShape(genome, image).size() inputs. Does not validate
+// `genome`; a count beyond int64 saturates at its maximum.
 int64_t ParameterCount(const v1::Genome& genome, int64_t inputs,
-                       int64_t outputs);
+                       int64_t outputs, const ImageShape& image = {});
 
 // Stages of `genome`: 1 + residual_stages_size().
 int StageCount(const v1::Genome& genome);
@@ -53,15 +95,26 @@ std::string GenomeKey(const v1::Genome& genome);
 // The network of `genome` with every weight and bias 0 and identity
 // standardisation (means 0, deviations 1), every stage and residual flag
 // as the genome says: the shape a trained network of `inputs` inputs and
-// `outputs` outputs has. Does not validate `genome`.
+// `outputs` outputs has. Convolutional layers get identity batch
+// normalisation (scale 1, shift 0, running mean 0, variance 1). Does not
+// validate `genome`.
 v1::NetworkWeights ZeroWeights(const v1::Genome& genome, int64_t inputs,
-                               int64_t outputs);
+                               int64_t outputs, const ImageShape& image = {});
 
 // Short human-readable description, e.g. "64tanh-32silu lr=3e-03 adam=2000
 // lbfgs=200 batch=full"; a residual layer reads "32tanh+", training genes
 // other than their defaults follow ("warmup=100 wd=1e-04 patience=500
 // maxerr=300^8"), then each further stage as " | stage2: ...".
+// Convolutional layers come first, as ArchitectureName writes them.
 std::string DescribeGenome(const v1::Genome& genome);
+
+// The network part of DescribeGenome's first stage: hidden layers as
+// "64tanh-32silu" ("32tanh+" residual), preceded by the convolutional layers
+// and " > " when there are any, each "c16k3relu" (16 channels, 3 x 3
+// kernel) with "+" when residual, then ".bn", ".max" or ".avg" (pooling)
+// and ".d0.25" (dropout) where they apply: "c16k3relu.bn.max-c16k3relu+ >
+// 64relu".
+std::string ArchitectureName(const v1::Genome& genome);
 
 // Name of an activation as used in descriptions and the CLI: "tanh", "relu",
 // "silu", "gelu", "sine"; "unspecified" for 0 and "activationN" for an

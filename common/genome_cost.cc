@@ -9,8 +9,39 @@ namespace {
 
 struct Counts {
   int64_t weights = 0;
-  int64_t biases = 0;
+  int64_t biases = 0;  // biases, and batch normalisation's scales and shifts
+  int64_t multiply_adds = 0;  // per sample, beyond `weights`
+  int64_t batch_norm = 0;     // scales and shifts, folded away for int8
 };
+
+// Each convolutional layer applies its k * k * in * out weights at every
+// pixel of its (unpooled) input. Returns the trunk's flattened output size.
+int64_t AddConvLayers(const v1::Genome& genome, const ImageShape& image,
+                      Counts& counts) {
+  int64_t channels = 1;
+  int64_t height = std::max<int64_t>(0, image.height);
+  int64_t width = std::max<int64_t>(0, image.width);
+  for (const v1::ConvLayer& layer : genome.conv_layers()) {
+    const int64_t out = std::max(0, layer.channels());
+    const int64_t k = std::max(0, layer.kernel_size());
+    const int64_t weights =
+        SaturatingMul(SaturatingMul(k, k), SaturatingMul(channels, out));
+    counts.weights = SaturatingAdd(counts.weights, weights);
+    counts.biases = SaturatingAdd(counts.biases, out);
+    if (layer.batch_norm()) {
+      counts.batch_norm = SaturatingAdd(counts.batch_norm, 2 * out);
+    }
+    counts.multiply_adds = SaturatingAdd(
+        counts.multiply_adds,
+        SaturatingMul(weights, SaturatingMul(height, width) - 1));
+    if (layer.pooling() != v1::POOLING_NONE) {
+      height /= 2;
+      width /= 2;
+    }
+    channels = out;
+  }
+  return SaturatingMul(channels, SaturatingMul(height, width));
+}
 
 void AddStage(const google::protobuf::RepeatedPtrField<v1::DenseLayer>& layers,
               int64_t inputs, int64_t outputs, Counts& counts) {
@@ -28,19 +59,25 @@ void AddStage(const google::protobuf::RepeatedPtrField<v1::DenseLayer>& layers,
 }  // namespace
 
 v1::GenomeCost ComputeGenomeCost(const v1::Genome& genome, int64_t inputs,
-                                 int64_t outputs) {
+                                 int64_t outputs, const ImageShape& image) {
   Counts counts;
+  if (genome.conv_layers_size() > 0) {
+    inputs = AddConvLayers(genome, image, counts);
+  }
   AddStage(genome.hidden_layers(), inputs, outputs, counts);
   for (const v1::Stage& stage : genome.residual_stages()) {
     AddStage(stage.hidden_layers(), inputs, outputs, counts);
   }
-  const int64_t parameters = SaturatingAdd(counts.weights, counts.biases);
+  const int64_t parameters = SaturatingAdd(
+      SaturatingAdd(counts.weights, counts.biases), counts.batch_norm);
   v1::GenomeCost cost;
   cost.set_parameter_count(parameters);
-  cost.set_flops_per_sample(counts.weights);
+  cost.set_flops_per_sample(
+      SaturatingAdd(counts.weights, counts.multiply_adds));
   cost.set_float64_bytes(SaturatingMul(8, parameters));
   cost.set_float32_bytes(SaturatingMul(4, parameters));
-  // Per output row: int8 weights, a float64 scale and a float64 bias.
+  // Per output row (or channel): int8 weights, a float64 scale and a float64
+  // bias; batch normalisation folds into the convolution.
   cost.set_int8_bytes(
       SaturatingAdd(counts.weights, SaturatingMul(16, counts.biases)));
   return cost;

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 
+#include "common/genome.h"
 #include "evonas/v1/types.pb.h"
 
 namespace evonas {
@@ -20,12 +21,17 @@ namespace evonas {
 //   float32_bytes    = 4 * parameter_count
 //   int8_bytes       = weights + 8 * rows + 8 * biases, where rows = biases
 //                      (one float64 scale per output row)
-// Standardisation constants are not weights and not counted. Does not
-// validate `genome`; a layer with a non-positive width counts as width 0,
-// and counts beyond int64 saturate at its maximum.
+// Standardisation constants are not weights and not counted. A
+// convolutional layer with k x k kernels, `in` and `out` channels on an
+// h x w input (before its pooling) has k * k * in * out weights, out biases
+// (3 * out with batch normalisation's scale and shift, as ParameterCount
+// counts them) and h * w * k * k * in * out multiply-adds; the first dense
+// layer's fan-in is the trunk's flattened output (ConvOutputShape, for
+// `image`). Does not validate `genome`; a layer with a non-positive width
+// counts as width 0, and counts beyond int64 saturate at its maximum.
 // Thread-safe, pure.
 v1::GenomeCost ComputeGenomeCost(const v1::Genome& genome, int64_t inputs,
-                                 int64_t outputs);
+                                 int64_t outputs, const ImageShape& image = {});
 
 }  // namespace evonas
 

@@ -105,5 +105,36 @@ TEST(ComputeGenomeCostTest, HugeUnvalidatedGenomesSaturateInsteadOfOverflowing) 
   EXPECT_EQ(ParameterCount(genome, 3, 1), max);
 }
 
+TEST(GenomeCostTest, ConvLayersByHand) {
+  // c4k3relu.bn.max - c4k3relu+ > 8relu on 8 x 8 images, 3 classes.
+  v1::Genome genome;
+  v1::ConvLayer* conv = genome.add_conv_layers();
+  conv->set_channels(4);
+  conv->set_kernel_size(3);
+  conv->set_activation(v1::ACTIVATION_RELU);
+  conv->set_batch_norm(true);
+  conv->set_pooling(v1::POOLING_MAX);
+  conv = genome.add_conv_layers();
+  conv->set_channels(4);
+  conv->set_kernel_size(3);
+  conv->set_activation(v1::ACTIVATION_RELU);
+  conv->set_residual(true);
+  v1::DenseLayer* dense = genome.add_hidden_layers();
+  dense->set_width(8);
+  dense->set_activation(v1::ACTIVATION_RELU);
+  const ImageShape image{8, 8};
+  const v1::GenomeCost cost = ComputeGenomeCost(genome, 64, 3, image);
+  // Weights: 36 + 144 (convolutions) + 64 * 8 (4 x 4 x 4 flattened) + 24.
+  const int64_t weights = 36 + 144 + 512 + 24;
+  const int64_t biases = 4 + 4 + 8 + 3;
+  EXPECT_EQ(cost.parameter_count(), weights + biases + 8);  // + bn 2 x 4
+  EXPECT_EQ(cost.parameter_count(), ParameterCount(genome, 64, 3, image));
+  // The first convolution runs at 8 x 8 pixels, the second at 4 x 4.
+  EXPECT_EQ(cost.flops_per_sample(), 36 * 64 + 144 * 16 + 512 + 24);
+  EXPECT_EQ(cost.float32_bytes(), 4 * cost.parameter_count());
+  // Batch normalisation folds into the convolution for int8.
+  EXPECT_EQ(cost.int8_bytes(), weights + 16 * biases);
+}
+
 }  // namespace
 }  // namespace evonas

@@ -45,6 +45,31 @@ v1::Stage SineStage() {
   return stage;
 }
 
+// c8k3relu.bn.max - c8k3relu+ - c16k5gelu.avg.d0.25 > 32relu, classifying
+// 10 classes of 28 x 28 images.
+v1::Genome ConvGenome() {
+  v1::Genome genome;
+  auto add = [&](int channels, int kernel, v1::Activation activation,
+                 v1::Pooling pooling) {
+    v1::ConvLayer* layer = genome.add_conv_layers();
+    layer->set_channels(channels);
+    layer->set_kernel_size(kernel);
+    layer->set_activation(activation);
+    layer->set_pooling(pooling);
+    return layer;
+  };
+  add(8, 3, v1::ACTIVATION_RELU, v1::POOLING_MAX)->set_batch_norm(true);
+  add(8, 3, v1::ACTIVATION_RELU, v1::POOLING_NONE)->set_residual(true);
+  add(16, 5, v1::ACTIVATION_GELU, v1::POOLING_AVERAGE)->set_dropout(0.25);
+  v1::DenseLayer* dense = genome.add_hidden_layers();
+  dense->set_width(32);
+  dense->set_activation(v1::ACTIVATION_RELU);
+  genome.mutable_training()->set_learning_rate(1e-3);
+  genome.mutable_training()->set_adam_steps(1000);
+  genome.mutable_training()->set_batch_size(256);
+  return genome;
+}
+
 void ExpectInvalid(const v1::Genome& genome, const std::string& message) {
   const absl::Status status = ValidateGenome(genome);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
@@ -240,6 +265,105 @@ TEST(ValidateGenomeTest, TrainingGenes) {
   }
 }
 
+TEST(ValidateGenomeTest, ConvLayers) {
+  EXPECT_TRUE(ValidateGenome(ConvGenome()).ok());
+  v1::Genome genome = ConvGenome();
+  genome.mutable_conv_layers(0)->set_channels(0);
+  ExpectInvalid(genome, "conv_layers[0].channels must be in 1..512, got 0");
+  genome = ConvGenome();
+  genome.mutable_conv_layers(2)->set_kernel_size(4);
+  ExpectInvalid(genome, "conv_layers[2].kernel_size must be 1, 3, 5 or 7");
+  genome = ConvGenome();
+  genome.mutable_conv_layers(1)->set_activation(v1::ACTIVATION_UNSPECIFIED);
+  ExpectInvalid(genome, "conv_layers[1].activation must be a known");
+  genome = ConvGenome();
+  genome.mutable_conv_layers(1)->set_pooling(static_cast<v1::Pooling>(9));
+  ExpectInvalid(genome, "conv_layers[1].pooling 9 is not a known pooling");
+  genome = ConvGenome();
+  genome.mutable_conv_layers(2)->set_dropout(0.6);
+  ExpectInvalid(genome, "conv_layers[2].dropout must be in [0, 0.5]");
+  genome.mutable_conv_layers(2)->set_dropout(std::nan(""));
+  ExpectInvalid(genome, "conv_layers[2].dropout");
+  genome = ConvGenome();
+  genome.mutable_conv_layers(0)->set_residual(true);
+  ExpectInvalid(genome, "conv_layers[0].residual: the first");
+  genome = ConvGenome();
+  genome.mutable_conv_layers(1)->set_channels(9);
+  ExpectInvalid(genome, "conv_layers[1].residual: a residual layer's channels");
+  genome = ConvGenome();
+  genome.mutable_conv_layers(1)->set_pooling(v1::POOLING_MAX);
+  ExpectInvalid(genome, "conv_layers[1].residual: a residual layer cannot pool");
+  genome = ConvGenome();
+  *genome.add_residual_stages() = SineStage();
+  ExpectInvalid(genome, "cannot have residual_stages");
+  genome = ConvGenome();
+  for (int i = 0; i < 14; ++i) *genome.add_conv_layers() = genome.conv_layers(1);
+  ExpectInvalid(genome, "conv_layers must hold 0..16 layers, got 17");
+}
+
+TEST(ValidateGenomeForImageTest, NeedsTheWholeImageAndRoomToPool) {
+  const ImageShape image{28, 28};
+  EXPECT_TRUE(ValidateGenomeForImage(ConvGenome(), 784, image).ok());
+  // MLPs need no image.
+  EXPECT_TRUE(ValidateGenomeForImage(MakeGenome(), 3, {}).ok());
+  EXPECT_THAT(ValidateGenomeForImage(ConvGenome(), 784, {}).message(),
+              HasSubstr("need an image data set"));
+  EXPECT_THAT(ValidateGenomeForImage(ConvGenome(), 700, image).message(),
+              HasSubstr("every pixel of the 28 x 28 images"));
+  // 28 -> 14 -> 7 -> 3 -> 1: four poolings, not five.
+  EXPECT_EQ(MaxPoolingLayers(image), 4);
+  EXPECT_EQ(MaxPoolingLayers({1, 1}), 0);
+  EXPECT_EQ(MaxPoolingLayers({2, 64}), 1);
+  EXPECT_EQ(MaxPoolingLayers({}), 0);
+  v1::Genome genome = ConvGenome();
+  for (int i = 0; i < 2; ++i) {
+    *genome.add_conv_layers() = genome.conv_layers(0);
+  }
+  EXPECT_TRUE(ValidateGenomeForImage(genome, 784, image).ok());
+  EXPECT_EQ(ConvOutputShape(genome, image).height, 1);
+  *genome.add_conv_layers() = genome.conv_layers(0);
+  const absl::Status status = ValidateGenomeForImage(genome, 784, image);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("pool 5 times"));
+  EXPECT_THAT(status.message(), HasSubstr("at most 4"));
+}
+
+TEST(ParameterCountTest, ConvLayersByHand) {
+  const ImageShape image{28, 28};
+  // c8k3 (1 -> 8, bn): 72 + 8 + 16; c8k3 (8 -> 8): 576 + 8;
+  // c16k5 (8 -> 16): 3200 + 16; 28 -> 14 -> 7 after two poolings, so the
+  // dense layer sees 16 * 7 * 7 = 784: 784 * 32 + 32; output 32 * 10 + 10.
+  const int64_t expected = (72 + 8 + 16) + (576 + 8) + (3200 + 16) +
+                           (784 * 32 + 32) + (32 * 10 + 10);
+  EXPECT_EQ(ParameterCount(ConvGenome(), 784, 10, image), expected);
+  const ConvOutput out = ConvOutputShape(ConvGenome(), image);
+  EXPECT_EQ(out.channels, 16);
+  EXPECT_EQ(out.height, 7);
+  EXPECT_EQ(out.width, 7);
+  EXPECT_EQ(out.size(), 784);
+}
+
+TEST(ZeroWeightsTest, ConvGenomeHasTheTrunkShapes) {
+  const v1::NetworkWeights w = ZeroWeights(ConvGenome(), 784, 10, {28, 28});
+  ASSERT_EQ(w.stages_size(), 1);
+  const v1::StageWeights& stage = w.stages(0);
+  EXPECT_EQ(stage.image_height(), 28);
+  EXPECT_EQ(stage.image_width(), 28);
+  ASSERT_EQ(stage.conv_layers_size(), 3);
+  EXPECT_EQ(stage.conv_layers(0).in_channels(), 1);
+  EXPECT_EQ(stage.conv_layers(0).weight_size(), 72);
+  EXPECT_EQ(stage.conv_layers(0).bn_running_var_size(), 8);
+  EXPECT_EQ(stage.conv_layers(0).bn_running_var(0), 1.0);
+  EXPECT_TRUE(stage.conv_layers(1).residual());
+  EXPECT_EQ(stage.conv_layers(1).bn_scale_size(), 0);
+  EXPECT_EQ(stage.conv_layers(2).weight_size(), 16 * 8 * 25);
+  EXPECT_EQ(stage.conv_layers(2).pooling(), v1::POOLING_AVERAGE);
+  EXPECT_EQ(stage.conv_layers(2).dropout(), 0.25);
+  EXPECT_EQ(stage.layers(0).inputs(), 784);
+  EXPECT_EQ(stage.layers(1).outputs(), 10);
+  EXPECT_EQ(stage.x_mean_size(), 784);
+}
+
 TEST(ParameterCountTest, CountsEveryStage) {
   v1::Genome genome = MakeGenome();
   *genome.add_residual_stages() = SineStage();
@@ -298,6 +422,15 @@ TEST(DescribeGenomeTest, StagesAndTrainingGenes) {
             "16sine-16sine+ lr=1e-03 adam=500 lbfgs=100 batch=full");
 }
 
+TEST(DescribeGenomeTest, ConvLayers) {
+  EXPECT_EQ(ArchitectureName(ConvGenome()),
+            "c8k3relu.bn.max-c8k3relu+-c16k5gelu.avg.d0.25 > 32relu");
+  EXPECT_EQ(ArchitectureName(MakeGenome()), "64tanh-32silu");
+  EXPECT_EQ(DescribeGenome(ConvGenome()),
+            "c8k3relu.bn.max-c8k3relu+-c16k5gelu.avg.d0.25 > 32relu "
+            "lr=1e-03 adam=1000 lbfgs=0 batch=256");
+}
+
 TEST(GenomeKeyTest, Example) {
   EXPECT_EQ(GenomeKey(MakeGenome()),
             "L64.1-32.3|lr0x1.89374bc6a7efap-9|a2000|l200|b0");
@@ -341,7 +474,24 @@ TEST(GenomeKeyTest, EveryFieldChangesTheKey) {
         stage.mutable_training()->set_max_error_steps(1);
         *g.add_residual_stages() = stage;
       },
+      [](v1::Genome& g) { *g.add_conv_layers() = ConvGenome().conv_layers(0); },
   };
+  // Every field of a convolutional layer.
+  const std::vector<std::function<void(v1::ConvLayer&)>> conv_changes = {
+      [](v1::ConvLayer& c) { c.set_channels(9); },
+      [](v1::ConvLayer& c) { c.set_kernel_size(5); },
+      [](v1::ConvLayer& c) { c.set_activation(v1::ACTIVATION_TANH); },
+      [](v1::ConvLayer& c) { c.set_batch_norm(false); },
+      [](v1::ConvLayer& c) { c.set_pooling(v1::POOLING_AVERAGE); },
+      [](v1::ConvLayer& c) { c.set_dropout(0.125); },
+      [](v1::ConvLayer& c) { c.set_residual(true); },
+  };
+  for (const auto& change : conv_changes) {
+    changes.push_back([change](v1::Genome& g) {
+      *g.add_conv_layers() = ConvGenome().conv_layers(0);
+      change(*g.mutable_conv_layers(0));
+    });
+  }
   std::set<std::string> keys = {base};
   for (size_t i = 0; i < changes.size(); ++i) {
     v1::Genome genome = MakeGenome();
@@ -367,7 +517,8 @@ TEST(GenomeKeyTest, IgnoresEncodingAndUnknownFields) {
 // Fails when a field is added to the genome: add it to GenomeKey (so that
 // genomes differing only in it are not taken for duplicates), then here.
 TEST(GenomeKeyTest, CoversEveryGenomeField) {
-  EXPECT_EQ(v1::Genome::descriptor()->field_count(), 3);
+  EXPECT_EQ(v1::Genome::descriptor()->field_count(), 4);
+  EXPECT_EQ(v1::ConvLayer::descriptor()->field_count(), 7);
   EXPECT_EQ(v1::Stage::descriptor()->field_count(), 2);
   EXPECT_EQ(v1::DenseLayer::descriptor()->field_count(), 3);
   EXPECT_EQ(v1::TrainingConfig::descriptor()->field_count(), 10);

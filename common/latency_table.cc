@@ -201,6 +201,11 @@ absl::Status ValidateLatencyTable(const v1::LatencyTable& table) {
 absl::StatusOr<double> EstimateLatencySeconds(const v1::Genome& genome,
                                               int64_t inputs, int64_t outputs,
                                               const v1::LatencyTable& table) {
+  if (genome.conv_layers_size() > 0) {
+    return absl::UnimplementedError(
+        "latency tables model dense layers only; convolutional layers are "
+        "not calibrated");
+  }
   double seconds = 0;
   absl::Status status;
   ForEachLayer(genome, inputs, outputs,
@@ -225,8 +230,9 @@ absl::StatusOr<double> EstimateLatencySeconds(const v1::Genome& genome,
 
 v1::GenomeCost EstimateGenomeCost(const v1::Genome& genome, int64_t inputs,
                                   int64_t outputs,
-                                  absl::Span<const v1::LatencyTable> tables) {
-  v1::GenomeCost cost = ComputeGenomeCost(genome, inputs, outputs);
+                                  absl::Span<const v1::LatencyTable> tables,
+                                  const ImageShape& image) {
+  v1::GenomeCost cost = ComputeGenomeCost(genome, inputs, outputs, image);
   double slowest = 0;
   for (const v1::LatencyTable& table : tables) {
     absl::StatusOr<double> seconds =

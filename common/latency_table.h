@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "common/genome.h"
 #include "evonas/v1/types.pb.h"
 
 namespace evonas {
@@ -57,8 +58,9 @@ absl::Status ValidateLatencyTable(const v1::LatencyTable& table);
 // Estimated batch-1 forward seconds of `genome` with `inputs` inputs and
 // `outputs` outputs on the hardware of `table`: the sum of its layer models
 // over every affine layer of every stage (as ComputeGenomeCost counts them).
-// NotFound when the table has no model for an activation the genome uses.
-// Pure.
+// NotFound when the table has no model for an activation the genome uses;
+// Unimplemented for a genome with convolutional layers (the tables model
+// dense layers only). Pure.
 absl::StatusOr<double> EstimateLatencySeconds(const v1::Genome& genome,
                                               int64_t inputs, int64_t outputs,
                                               const v1::LatencyTable& table);
@@ -66,10 +68,11 @@ absl::StatusOr<double> EstimateLatencySeconds(const v1::Genome& genome,
 // ComputeGenomeCost, with estimated_latency_seconds the largest estimate
 // over `tables` (the slowest known hardware, so that a limit met by the
 // estimate is met on every worker), 0 when no table can estimate the
-// genome. Pure.
+// genome (every convolutional genome, for now). Pure.
 v1::GenomeCost EstimateGenomeCost(const v1::Genome& genome, int64_t inputs,
                                   int64_t outputs,
-                                  absl::Span<const v1::LatencyTable> tables);
+                                  absl::Span<const v1::LatencyTable> tables,
+                                  const ImageShape& image = {});
 
 }  // namespace evonas
 
