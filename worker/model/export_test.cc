@@ -21,6 +21,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/genome.h"
 #include "common/metrics.h"
@@ -360,6 +361,406 @@ TEST(ValidateMlpTest, NamesWhatIsWrong) {
   for (const MlpParameters& bad : {MlpParameters{}, p}) {
     EXPECT_EQ(ValidateMlp(bad).code(), absl::StatusCode::kInvalidArgument);
   }
+}
+
+// --- Convolutional networks ---------------------------------------------------
+
+struct ConvSpec {
+  int64_t channels;
+  int64_t kernel_size;
+  v1::Activation activation;
+  bool batch_norm;
+  v1::Pooling pooling;
+  bool residual;
+};
+
+// A convolutional network on `height` x `width` images with pixel-like
+// standardisation (means around 100, deviations around 60): the trunk
+// `convs` with Glorot-uniform kernels, small random biases and batch
+// normalisation constants away from the identity, then RandomMlp's dense
+// layers `hidden` and `outputs`, all drawn from `seed`.
+MlpParameters RandomConvMlp(int64_t height, int64_t width,
+                            const std::vector<ConvSpec>& convs,
+                            const Hidden& hidden, int64_t outputs,
+                            uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  std::vector<ConvParameters> trunk;
+  int64_t channels = 1, h = height, w = width;
+  for (const ConvSpec& s : convs) {
+    ConvParameters c;
+    c.in_channels = channels;
+    c.out_channels = s.channels;
+    c.kernel_size = s.kernel_size;
+    c.activation = s.activation;
+    c.batch_norm = s.batch_norm;
+    c.pooling = s.pooling;
+    c.residual = s.residual;
+    c.dropout = 0.25;  // training only: Forward must ignore it
+    const int64_t taps = s.kernel_size * s.kernel_size;
+    const double bound =
+        std::sqrt(6.0 / static_cast<double>((channels + s.channels) * taps));
+    for (int64_t k = 0; k < s.channels * channels * taps; ++k) {
+      c.weight.push_back(bound * u(rng));
+    }
+    for (int64_t o = 0; o < s.channels; ++o) c.bias.push_back(0.1 * u(rng));
+    if (s.batch_norm) {
+      for (int64_t o = 0; o < s.channels; ++o) {
+        c.bn_scale.push_back(1.0 + 0.5 * u(rng));
+        c.bn_shift.push_back(0.2 * u(rng));
+        c.bn_running_mean.push_back(0.3 * u(rng));
+        c.bn_running_var.push_back(1.0 + 0.5 * u(rng));
+      }
+    }
+    if (s.pooling != v1::POOLING_NONE) {
+      h /= 2;
+      w /= 2;
+    }
+    channels = s.channels;
+    trunk.push_back(std::move(c));
+  }
+  MlpParameters p = RandomMlp(channels * h * w, hidden, outputs, seed + 1);
+  p.conv_layers = std::move(trunk);
+  p.image_height = height;
+  p.image_width = width;
+  p.x_mean.clear();
+  p.x_std.clear();
+  for (int64_t i = 0; i < height * width; ++i) {
+    p.x_mean.push_back(100.0 + 20.0 * u(rng));
+    p.x_std.push_back(60.0 + 10.0 * u(rng));
+  }
+  return p;
+}
+
+// Odd sides (the pooling drops the last row and column), both poolings,
+// batch norm on and off, residual layers with kernels 5 and 1, a kernel of
+// 7 on a 2 x 2 image (almost all padding) and every activation.
+const std::vector<ConvSpec>& MixedConvs() {
+  static const auto* convs = new std::vector<ConvSpec>{
+      {4, 3, v1::ACTIVATION_RELU, true, v1::POOLING_MAX, false},
+      {4, 5, v1::ACTIVATION_GELU, true, v1::POOLING_NONE, true},
+      {6, 3, v1::ACTIVATION_SINE, false, v1::POOLING_AVERAGE, false},
+      {6, 1, v1::ACTIVATION_SILU, true, v1::POOLING_NONE, true},
+      {5, 7, v1::ACTIVATION_TANH, true, v1::POOLING_NONE, false}};
+  return *convs;
+}
+
+// 11 x 9 pixels -> 5 x 4 -> 2 x 2 with 5 channels: 20 dense inputs.
+MlpParameters MixedConvMlp(uint64_t seed = 21) {
+  return RandomConvMlp(11, 9, MixedConvs(), {{8, v1::ACTIVATION_TANH}}, 3,
+                       seed);
+}
+
+v1::Genome ConvGenomeOf(const std::vector<ConvSpec>& convs,
+                        const Hidden& hidden) {
+  v1::Genome g = GenomeOf(hidden);
+  for (const ConvSpec& s : convs) {
+    v1::ConvLayer* c = g.add_conv_layers();
+    c->set_channels(static_cast<int32_t>(s.channels));
+    c->set_kernel_size(static_cast<int32_t>(s.kernel_size));
+    c->set_activation(s.activation);
+    c->set_batch_norm(s.batch_norm);
+    c->set_pooling(s.pooling);
+    c->set_residual(s.residual);
+  }
+  return g;
+}
+
+// A 3 x 3 image, one convolution to two channels and a linear output
+// y = c0 + 10 c1, small enough to compute by hand (see the test).
+MlpParameters TinyConv(v1::Pooling pooling) {
+  MlpParameters p;
+  p.image_height = 3;
+  p.image_width = 3;
+  p.x_mean.assign(9, 0.0);
+  p.x_std.assign(9, 1.0);
+  p.y_mean = {0.0};
+  p.y_std = {1.0};
+  ConvParameters c;
+  c.in_channels = 1;
+  c.out_channels = 2;
+  c.kernel_size = 3;
+  // Channel 0 sums the 3 x 3 neighbourhood, channel 1 is the centre pixel.
+  c.weight = {1, 1, 1, 1, 1, 1, 1, 1, 1,  //
+              0, 0, 0, 0, 1, 0, 0, 0, 0};
+  c.bias = {0.0, 0.5};
+  c.activation = v1::ACTIVATION_RELU;
+  c.pooling = pooling;
+  // Channel 0 passes unchanged; channel 1: (v - 1) / 2 * 3 - 1.
+  c.batch_norm = true;
+  c.bn_scale = {1.0, 3.0};
+  c.bn_shift = {0.0, -1.0};
+  c.bn_running_mean = {0.0, 1.0};
+  c.bn_running_var = {1.0 - 1e-5, 4.0 - 1e-5};
+  p.conv_layers.push_back(c);
+  p.layers.push_back({2, 1, {1.0, 10.0}, {0.0}, v1::ACTIVATION_UNSPECIFIED});
+  return p;
+}
+
+TEST(ConvForwardTest, MatchesHandComputation) {
+  // Image 1 2 3 / 4 5 6 / 7 8 9. The pooling sees the top-left 2 x 2 only.
+  // Channel 0, zero-padded neighbourhood sums: 12 21 / 27 45.
+  // Channel 1: relu(1.5 x - 1.75) = 0 1.25 / 4.25 5.75.
+  const std::vector<double> x = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+  const std::vector<double> average =
+      Forward(TinyConv(v1::POOLING_AVERAGE), x, 1);
+  ASSERT_EQ(average.size(), 1u);
+  EXPECT_NEAR(average[0], (12 + 21 + 27 + 45) / 4.0 + 10 * 11.25 / 4, 1e-12);
+  const std::vector<double> max = Forward(TinyConv(v1::POOLING_MAX), x, 1);
+  ASSERT_EQ(max.size(), 1u);
+  EXPECT_NEAR(max[0], 45 + 10 * 5.75, 1e-12);
+
+  // Without pooling the dense layer takes 2 x 3 x 3 values, channel-major:
+  // weight 1 on channel 0's pixel (2, 2) (sum 5+6+8+9 = 28) and 10 on
+  // channel 1's pixel (0, 1) (1.25).
+  MlpParameters flat = TinyConv(v1::POOLING_NONE);
+  flat.layers[0].inputs = 18;
+  flat.layers[0].weight.assign(18, 0.0);
+  flat.layers[0].weight[8] = 1.0;
+  flat.layers[0].weight[9 + 1] = 10.0;
+  const std::vector<double> y = Forward(flat, x, 1);
+  ASSERT_EQ(y.size(), 1u);
+  EXPECT_NEAR(y[0], 28 + 12.5, 1e-12);
+}
+
+TEST(ConvForwardTest, RowsAreIndependentAndDropoutIsIgnored) {
+  const MlpParameters p = MixedConvMlp();
+  const std::vector<double> x = RandomInputs(p, 4, 22);
+  const std::vector<double> all = Forward(p, x, 4);
+  ASSERT_EQ(all.size(), 12u);
+  MlpParameters no_dropout = p;
+  for (ConvParameters& c : no_dropout.conv_layers) c.dropout = 0;
+  EXPECT_EQ(Forward(no_dropout, x, 4), all);
+  for (int r = 0; r < 4; ++r) {
+    const std::vector<double> one =
+        Forward(p, {x.begin() + 99 * r, x.begin() + 99 * (r + 1)}, 1);
+    ASSERT_EQ(one.size(), 3u);
+    for (int j = 0; j < 3; ++j) EXPECT_EQ(one[j], all[3 * r + j]);
+  }
+  EXPECT_TRUE(Forward(p, {x.begin(), x.begin() + 98}, 1).empty());
+}
+
+TEST(ConvForwardTest, ParameterCountAgreesWithTheGenome) {
+  const MlpParameters p = MixedConvMlp();
+  const Hidden hidden = {{8, v1::ACTIVATION_TANH}};
+  // 1*4*9+4 + 2*4 | 4*4*25+4 + 8 | 4*6*9+6 | 6*6+6 + 12 | 6*5*49+5 + 10,
+  // then 20*8+8 and 8*3+3.
+  EXPECT_EQ(ParameterCount(p), 48 + 412 + 222 + 54 + 1485 + 168 + 27);
+  EXPECT_EQ(ParameterCount(p),
+            evonas::ParameterCount(ConvGenomeOf(MixedConvs(), hidden),
+                                   /*inputs=*/99, /*outputs=*/3, {11, 9}));
+}
+
+// The reference in PyTorch's own operators, in float64: conv2d with
+// padding k // 2, batch_norm in eval mode (eps 1e-5), the activations,
+// the residual addition, max_pool2d / avg_pool2d with kernel 2, flatten,
+// then linear layers.
+constexpr char kTorchConvScript[] = R"PY(
+import json, sys
+try:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+except ImportError as e:
+    print(f"missing Python module: {e}")
+    sys.exit(77)
+
+d = sys.argv[1]
+net = json.load(open(f"{d}/net.json"))
+T = lambda v: torch.tensor(v, dtype=torch.float64)
+acts = {1: torch.tanh, 2: torch.relu, 3: F.silu,
+        4: lambda h: F.gelu(h), 5: torch.sin, 0: lambda h: h}
+H, W = net["image_height"], net["image_width"]
+x = torch.from_numpy(np.fromfile(f"{d}/x.bin", dtype="<f8")).reshape(-1, H * W)
+h = ((x - T(net["x_mean"])) / T(net["x_std"])).reshape(-1, 1, H, W)
+for c in net["conv"]:
+    o, i, k = c["out"], c["in"], c["k"]
+    z = F.conv2d(h, T(c["weight"]).reshape(o, i, k, k), T(c["bias"]),
+                 padding=k // 2)
+    if c["bn"]:
+        z = F.batch_norm(z, T(c["mean"]), T(c["var"]), T(c["scale"]),
+                         T(c["shift"]), training=False, eps=1e-5)
+    z = acts[c["act"]](z)
+    if c["residual"]:
+        z = h + z
+    if c["pool"] == 1:
+        z = F.max_pool2d(z, 2)
+    elif c["pool"] == 2:
+        z = F.avg_pool2d(z, 2)
+    h = z
+h = h.flatten(1)
+for l in net["dense"]:
+    h = acts[l["act"]](F.linear(h, T(l["weight"]).reshape(l["out"], l["in"]),
+                                T(l["bias"])))
+y = h * T(net["y_std"]) + T(net["y_mean"])
+y.numpy().astype("<f8").tofile(f"{d}/y_torch.bin")
+)PY";
+
+std::string JsonDoubles(const std::vector<double>& values) {
+  std::vector<std::string> text;
+  for (double v : values) text.push_back(absl::StrFormat("%.17g", v));
+  return absl::StrCat("[", absl::StrJoin(text, ","), "]");
+}
+
+// `p` as the JSON kTorchConvScript reads.
+std::string TorchJson(const MlpParameters& p) {
+  std::vector<std::string> convs, dense;
+  for (const ConvParameters& c : p.conv_layers) {
+    convs.push_back(absl::StrFormat(
+        R"({"in":%d,"out":%d,"k":%d,"act":%d,"bn":%s,"residual":%s,)"
+        R"("pool":%d,"weight":%s,"bias":%s,"scale":%s,"shift":%s,)"
+        R"("mean":%s,"var":%s})",
+        c.in_channels, c.out_channels, c.kernel_size,
+        static_cast<int>(c.activation), c.batch_norm ? "true" : "false",
+        c.residual ? "true" : "false", static_cast<int>(c.pooling),
+        JsonDoubles(c.weight), JsonDoubles(c.bias), JsonDoubles(c.bn_scale),
+        JsonDoubles(c.bn_shift), JsonDoubles(c.bn_running_mean),
+        JsonDoubles(c.bn_running_var)));
+  }
+  for (const DenseParameters& l : p.layers) {
+    dense.push_back(absl::StrFormat(
+        R"({"in":%d,"out":%d,"act":%d,"weight":%s,"bias":%s})", l.inputs,
+        l.outputs, static_cast<int>(l.activation), JsonDoubles(l.weight),
+        JsonDoubles(l.bias)));
+  }
+  return absl::StrFormat(
+      R"({"image_height":%d,"image_width":%d,"x_mean":%s,"x_std":%s,)"
+      R"("y_mean":%s,"y_std":%s,"conv":[%s],"dense":[%s]})",
+      p.image_height, p.image_width, JsonDoubles(p.x_mean),
+      JsonDoubles(p.x_std), JsonDoubles(p.y_mean), JsonDoubles(p.y_std),
+      absl::StrJoin(convs, ","), absl::StrJoin(dense, ","));
+}
+
+TEST(ConvForwardTest, MatchesTorchInFloat64) {
+  if (access(kPython, X_OK) != 0) GTEST_SKIP() << kPython << " not found";
+  constexpr int64_t kRows = 50;
+  for (const MlpParameters& p :
+       {MixedConvMlp(),
+        // Fashion-MNIST's shape, residual layers that do not start at 0.
+        RandomConvMlp(28, 28,
+                      {{8, 3, v1::ACTIVATION_RELU, true, v1::POOLING_MAX,
+                        false},
+                       {8, 3, v1::ACTIVATION_SILU, true, v1::POOLING_NONE,
+                        true},
+                       {16, 5, v1::ACTIVATION_GELU, false,
+                        v1::POOLING_AVERAGE, false}},
+                      {{32, v1::ACTIVATION_RELU}}, 10, 23)}) {
+    const std::vector<double> x = RandomInputs(p, kRows, 24);
+    const std::vector<double> reference = Forward(p, x, kRows);
+    ASSERT_EQ(reference.size(), kRows * p.y_mean.size());
+    ScratchDir dir;
+    ASSERT_FALSE(dir.path().empty());
+    WriteFile(dir.File("net.json"), TorchJson(p));
+    WriteFile(dir.File("x.bin"), DoublesBytes(x));
+    std::string log;
+    const int code = RunPython(dir, kTorchConvScript, {dir.path()}, &log);
+    if (code == kMissingModule) GTEST_SKIP() << log;
+    ASSERT_EQ(code, 0) << log;
+    const Agreement torch =
+        Compare(ReadDoubles(dir.File("y_torch.bin")), reference, p.y_std);
+    std::cout << absl::StrFormat(
+        "torch float64 vs Forward, %dx%d image: max abs %.2e  max rel %.2e\n",
+        p.image_height, p.image_width, torch.max_abs, torch.max_rel);
+    EXPECT_LT(torch.max_rel, 1e-12);
+  }
+}
+
+TEST(ValidateMlpTest, NamesWhatIsWrongInTheConvLayers) {
+  const MlpParameters good = MixedConvMlp();
+  ASSERT_TRUE(ValidateMlp(good).ok()) << ValidateMlp(good);
+  const auto message = [](const MlpParameters& p) {
+    const absl::Status s = ValidateMlp(p);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+    return std::string(s.message());
+  };
+  MlpParameters p = good;
+  p.image_width = 10;
+  EXPECT_THAT(message(p), HasSubstr("x_mean has 99 values, expected "
+                                    "image_height 11 x image_width 10"));
+  p = good;
+  p.image_height = 0;
+  EXPECT_THAT(message(p), HasSubstr("image_height"));
+  p = good;
+  p.conv_layers[0].in_channels = 3;
+  p.conv_layers[0].weight.resize(4 * 3 * 9);
+  EXPECT_THAT(message(p), HasSubstr("conv_layers[0].in_channels is 3"));
+  p = good;
+  p.conv_layers[2].in_channels = 5;
+  EXPECT_THAT(message(p), HasSubstr("conv_layers[2].in_channels is 5, "
+                                    "expected 4"));
+  p = good;
+  p.conv_layers[1].kernel_size = 4;
+  EXPECT_THAT(message(p), HasSubstr("conv_layers[1].kernel_size is 4"));
+  p = good;
+  p.conv_layers[1].kernel_size = 9;
+  EXPECT_THAT(message(p), HasSubstr("conv_layers[1].kernel_size is 9"));
+  p = good;
+  p.conv_layers[2].weight.pop_back();
+  EXPECT_THAT(message(p), HasSubstr("conv_layers[2].weight has 215 values, "
+                                    "expected 6 x 4 x 3 x 3"));
+  p = good;
+  p.conv_layers[3].bias.push_back(0);
+  EXPECT_THAT(message(p), HasSubstr("conv_layers[3].bias has 7 values"));
+  p = good;
+  p.conv_layers[4].activation = v1::ACTIVATION_UNSPECIFIED;
+  EXPECT_THAT(message(p),
+              HasSubstr("conv_layers[4] has unsupported activation 0"));
+  p = good;
+  p.conv_layers[0].dropout = 0.6;
+  EXPECT_THAT(message(p), HasSubstr("conv_layers[0].dropout"));
+  p = good;
+  p.conv_layers[0].dropout = std::nan("");
+  EXPECT_THAT(message(p), HasSubstr("conv_layers[0].dropout"));
+  p = good;
+  p.conv_layers[0].pooling = static_cast<v1::Pooling>(7);
+  EXPECT_THAT(message(p), HasSubstr("conv_layers[0] has unsupported pooling"));
+  p = good;
+  p.conv_layers[0].out_channels = 1;
+  p.conv_layers[0].weight.resize(9);
+  p.conv_layers[0].bias.resize(1);
+  p.conv_layers[0].residual = true;
+  EXPECT_THAT(message(p), HasSubstr("conv_layers[0].residual"));
+  p = good;
+  p.conv_layers[2].residual = true;  // 4 -> 6 channels, and it pools
+  EXPECT_THAT(message(p), HasSubstr("conv_layers[2].residual"));
+  p = good;
+  p.conv_layers[1].pooling = v1::POOLING_MAX;  // residual and pooling
+  EXPECT_THAT(message(p), HasSubstr("conv_layers[1].residual"));
+  p = good;
+  p.conv_layers[1].bn_running_var.pop_back();
+  EXPECT_THAT(message(p), HasSubstr("conv_layers[1].bn_running_var has 3 "
+                                    "values, expected 4"));
+  p = good;
+  p.conv_layers[2].bn_scale = {1, 1, 1, 1, 1, 1};  // batch_norm is off
+  EXPECT_THAT(message(p), HasSubstr("conv_layers[2].bn_scale has 6 values, "
+                                    "expected 0 (batch_norm is not set)"));
+  p = good;
+  // 11 x 9 -> 5 x 4 -> 2 x 2 -> 1 x 1 -> below 1.
+  p.conv_layers[3].pooling = v1::POOLING_MAX;
+  p.conv_layers[3].residual = false;
+  p.conv_layers[4].pooling = v1::POOLING_AVERAGE;
+  EXPECT_THAT(message(p), HasSubstr("conv_layers[4].pooling would halve a "
+                                    "1 x 1 image"));
+  p = good;
+  p.layers[0].inputs = 21;
+  p.layers[0].weight.resize(21 * 8);
+  EXPECT_THAT(message(p), HasSubstr("layers[0].inputs is 21 but the conv "
+                                    "layers output 5 channels x 2 x 2"));
+  // A huge channel count is refused by the weight count, not overflowed.
+  p = good;
+  p.conv_layers[4].out_channels = int64_t{1} << 62;
+  EXPECT_THAT(message(p), HasSubstr("conv_layers[4].weight"));
+}
+
+TEST(ValidateNetworkTest, AConvNetworkHasOneStage) {
+  NetworkParameters n = Net(MixedConvMlp());
+  EXPECT_TRUE(ValidateNetwork(n).ok());
+  n.stages.push_back(n.stages[0]);
+  const absl::Status s = ValidateNetwork(n);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("has conv_layers but the network has 2 "
+                                     "stages"));
+  EXPECT_TRUE(Forward(n, RandomInputs(n.stages[0], 1, 1), 1).empty());
 }
 
 // --- ONNX export, checked in C++ -------------------------------------------

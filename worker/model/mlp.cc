@@ -1,5 +1,6 @@
 #include "worker/model/mlp.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -15,6 +16,9 @@
 
 namespace evonas::model {
 namespace {
+
+// torch.nn.BatchNorm2d's default, which the trainer uses (see mlp.h).
+constexpr double kBatchNormEps = 1e-5;
 
 bool IsHiddenActivation(v1::Activation a) {
   switch (a) {
@@ -60,6 +64,239 @@ void Activate(v1::Activation a, std::vector<double>& h) {
     default:
       break;
   }
+}
+
+
+bool IsPooling(v1::Pooling pooling) {
+  return pooling == v1::POOLING_NONE || pooling == v1::POOLING_MAX ||
+         pooling == v1::POOLING_AVERAGE;
+}
+
+absl::Status ConvError(size_t i, absl::string_view what) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("MlpParameters.conv_layers[", i, "]", what));
+}
+
+// Checks the convolutional trunk of `p` (which has conv_layers), including
+// that the first dense layer takes its output (channels x height x width
+// after the last pooling). Every size is
+// compared by division, so no shape in a hostile checkpoint can overflow:
+// out_channels is bounded by its layer's weight count, and the next
+// layer's in_channels must equal it.
+absl::Status ValidateConvTrunk(const MlpParameters& p) {
+  if (p.image_height <= 0 || p.image_width <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "MlpParameters.image_height x image_width is ", p.image_height, " x ",
+        p.image_width, "; both must be positive with conv_layers"));
+  }
+  const int64_t pixels = static_cast<int64_t>(p.x_mean.size());
+  if (pixels % p.image_height != 0 || pixels / p.image_height != p.image_width) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "MlpParameters.x_mean has ", pixels, " values, expected image_height ",
+        p.image_height, " x image_width ", p.image_width));
+  }
+  int64_t height = p.image_height, width = p.image_width, channels = 1;
+  for (size_t i = 0; i < p.conv_layers.size(); ++i) {
+    const ConvParameters& c = p.conv_layers[i];
+    if (c.in_channels != channels) {
+      return ConvError(
+          i, absl::StrCat(".in_channels is ", c.in_channels, ", expected ",
+                          channels,
+                          i == 0 ? " (the image has one channel)"
+                                 : " (the previous layer's out_channels)"));
+    }
+    if (c.out_channels <= 0) {
+      return ConvError(i, absl::StrCat(".out_channels is ", c.out_channels,
+                                       "; it must be positive"));
+    }
+    if (c.kernel_size < 1 || c.kernel_size > 7 || c.kernel_size % 2 == 0) {
+      return ConvError(i, absl::StrCat(".kernel_size is ", c.kernel_size,
+                                       "; it must be 1, 3, 5 or 7"));
+    }
+    const int64_t fan_in = c.in_channels * c.kernel_size * c.kernel_size;
+    const int64_t weights = static_cast<int64_t>(c.weight.size());
+    if (weights % fan_in != 0 || weights / fan_in != c.out_channels) {
+      return ConvError(
+          i, absl::StrCat(".weight has ", weights, " values, expected ",
+                          c.out_channels, " x ", c.in_channels, " x ",
+                          c.kernel_size, " x ", c.kernel_size));
+    }
+    const std::string name = absl::StrCat("conv_layers[", i, "]");
+    if (auto s = CheckSize(name + ".bias", c.bias.size(), c.out_channels);
+        !s.ok()) {
+      return s;
+    }
+    if (!IsHiddenActivation(c.activation)) {
+      return ConvError(i, absl::StrCat(" has unsupported activation ",
+                                       static_cast<int>(c.activation)));
+    }
+    // Also refuses NaN.
+    if (!(c.dropout >= 0.0 && c.dropout <= 0.5)) {
+      return ConvError(i, absl::StrCat(".dropout is ", c.dropout,
+                                       "; it must be in [0, 0.5]"));
+    }
+    if (!IsPooling(c.pooling)) {
+      return ConvError(i, absl::StrCat(" has unsupported pooling ",
+                                       static_cast<int>(c.pooling)));
+    }
+    if (c.residual &&
+        (i == 0 || c.in_channels != c.out_channels ||
+         c.pooling != v1::POOLING_NONE)) {
+      return ConvError(
+          i, absl::StrCat(".residual is set on ",
+                          i == 0 ? "the first conv layer" : "a conv layer",
+                          " with ", c.in_channels, " in and ", c.out_channels,
+                          " out channels",
+                          c.pooling != v1::POOLING_NONE ? " and pooling" : "",
+                          "; a residual conv layer must come after the first, "
+                          "keep its channels and not pool"));
+    }
+    for (const auto& [field, values] :
+         {std::pair<const char*, const std::vector<double>*>{"bn_scale",
+                                                             &c.bn_scale},
+          {"bn_shift", &c.bn_shift},
+          {"bn_running_mean", &c.bn_running_mean},
+          {"bn_running_var", &c.bn_running_var}}) {
+      if (auto s = CheckSize(absl::StrCat(name, ".", field), values->size(),
+                             c.batch_norm ? c.out_channels : 0);
+          !s.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            s.message(), c.batch_norm ? " (batch_norm is set)"
+                                      : " (batch_norm is not set)"));
+      }
+    }
+    if (c.pooling != v1::POOLING_NONE) {
+      if (height < 2 || width < 2) {
+        return ConvError(
+            i, absl::StrCat(".pooling would halve a ", height, " x ", width,
+                            " image below one pixel"));
+      }
+      height /= 2;
+      width /= 2;
+    }
+    channels = c.out_channels;
+  }
+  // channels <= the last layer's weight count and height * width <= pixels,
+  // but their product could still overflow: compare by division.
+  const int64_t dense_inputs = p.layers.front().inputs;
+  const int64_t plane = height * width;
+  if (dense_inputs % channels != 0 || dense_inputs / channels != plane) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "MlpParameters.layers[0].inputs is ", dense_inputs,
+        " but the conv layers output ", channels, " channels x ", height,
+        " x ", width));
+  }
+  return absl::OkStatus();
+}
+
+// The network's inputs: the pixels of the image for a convolutional
+// network, the first dense layer's inputs otherwise. Needs a valid `p`.
+int64_t InputCount(const MlpParameters& p) {
+  return p.conv_layers.empty() ? p.layers.front().inputs
+                               : p.image_height * p.image_width;
+}
+
+// One convolutional layer on one image: `in` is in_channels x height x
+// width, `out` becomes out_channels x height' x width' (halved by pooling).
+// `plane` is scratch of height x width. Same zero padding: the kernel's
+// taps that fall outside the image are skipped, which is adding zeros.
+void ConvForward(const ConvParameters& c, int64_t height, int64_t width,
+                 const double* in, std::vector<double>& plane,
+                 std::vector<double>& activated, double* out) {
+  const int64_t k = c.kernel_size, r = k / 2, hw = height * width;
+  activated.assign(c.out_channels * hw, 0.0);
+  for (int64_t o = 0; o < c.out_channels; ++o) {
+    plane.assign(hw, 0.0);
+    for (int64_t ci = 0; ci < c.in_channels; ++ci) {
+      const double* image = in + ci * hw;
+      const double* kernel = &c.weight[(o * c.in_channels + ci) * k * k];
+      for (int64_t ky = 0; ky < k; ++ky) {
+        const int64_t dy = ky - r;
+        const int64_t y0 = std::max<int64_t>(0, -dy);
+        const int64_t y1 = std::min<int64_t>(height, height - dy);
+        for (int64_t kx = 0; kx < k; ++kx) {
+          const double w = kernel[ky * k + kx];
+          const int64_t dx = kx - r;
+          const int64_t x0 = std::max<int64_t>(0, -dx);
+          const int64_t x1 = std::min<int64_t>(width, width - dx);
+          for (int64_t y = y0; y < y1; ++y) {
+            double* row = &plane[y * width];
+            const double* src = image + (y + dy) * width + dx;
+            for (int64_t x = x0; x < x1; ++x) row[x] += w * src[x];
+          }
+        }
+      }
+    }
+    double* a = &activated[o * hw];
+    for (int64_t j = 0; j < hw; ++j) a[j] = c.bias[o] + plane[j];
+    if (c.batch_norm) {
+      // torch's eval batch_norm: (v - mean) * invstd * weight + bias.
+      const double invstd = 1.0 / std::sqrt(c.bn_running_var[o] + kBatchNormEps);
+      for (int64_t j = 0; j < hw; ++j) {
+        a[j] = (a[j] - c.bn_running_mean[o]) * invstd * c.bn_scale[o] +
+               c.bn_shift[o];
+      }
+    }
+  }
+  Activate(c.activation, activated);
+  if (c.residual) {
+    for (size_t j = 0; j < activated.size(); ++j) {
+      activated[j] = in[j] + activated[j];
+    }
+  }
+  if (c.pooling == v1::POOLING_NONE) {
+    std::copy(activated.begin(), activated.end(), out);
+    return;
+  }
+  const int64_t ph = height / 2, pw = width / 2;
+  for (int64_t o = 0; o < c.out_channels; ++o) {
+    const double* a = &activated[o * hw];
+    for (int64_t y = 0; y < ph; ++y) {
+      for (int64_t x = 0; x < pw; ++x) {
+        const double v[4] = {a[2 * y * width + 2 * x],
+                             a[2 * y * width + 2 * x + 1],
+                             a[(2 * y + 1) * width + 2 * x],
+                             a[(2 * y + 1) * width + 2 * x + 1]};
+        double p;
+        if (c.pooling == v1::POOLING_MAX) {
+          // NaN wins, as in torch.max_pool2d.
+          p = v[0];
+          for (int j = 1; j < 4; ++j) {
+            if (std::isnan(v[j]) || v[j] > p) p = v[j];
+          }
+        } else {
+          p = (v[0] + v[1] + v[2] + v[3]) / 4.0;
+        }
+        out[(o * ph + y) * pw + x] = p;
+      }
+    }
+  }
+}
+
+// Runs the convolutional trunk on `rows` standardised images `h` (rows x
+// height x width) and returns rows x (channels x height' x width'),
+// flattened channel-major like torch.flatten(start_dim=1).
+std::vector<double> ConvTrunk(const MlpParameters& p, std::vector<double> h,
+                              int64_t rows) {
+  std::vector<double> next, plane, activated;
+  int64_t height = p.image_height, width = p.image_width, channels = 1;
+  for (const ConvParameters& c : p.conv_layers) {
+    const bool pool = c.pooling != v1::POOLING_NONE;
+    const int64_t oh = pool ? height / 2 : height;
+    const int64_t ow = pool ? width / 2 : width;
+    const int64_t in_size = channels * height * width;
+    const int64_t out_size = c.out_channels * oh * ow;
+    next.assign(rows * out_size, 0.0);
+    for (int64_t r = 0; r < rows; ++r) {
+      ConvForward(c, height, width, &h[r * in_size], plane, activated,
+                  &next[r * out_size]);
+    }
+    h.swap(next);
+    height = oh;
+    width = ow;
+    channels = c.out_channels;
+  }
+  return h;
 }
 
 }  // namespace
@@ -117,7 +354,10 @@ absl::Status ValidateMlp(const MlpParameters& parameters) {
           "with as many outputs as inputs"));
     }
   }
-  const int64_t inputs = p.layers.front().inputs;
+  if (!p.conv_layers.empty()) {
+    if (auto s = ValidateConvTrunk(p); !s.ok()) return s;
+  }
+  const int64_t inputs = InputCount(p);
   const int64_t outputs = p.layers.back().outputs;
   for (const auto& [field, values, expected] :
        {std::tuple<const char*, const std::vector<double>*, int64_t>{
@@ -134,7 +374,7 @@ std::vector<double> Forward(const MlpParameters& parameters,
                             const std::vector<double>& x, int64_t rows) {
   if (!ValidateMlp(parameters).ok() || rows < 0) return {};
   const MlpParameters& p = parameters;
-  const int64_t inputs = p.layers.front().inputs;
+  const int64_t inputs = InputCount(p);
   if (rows > 0 && static_cast<int64_t>(x.size()) / rows != inputs) return {};
   if (static_cast<int64_t>(x.size()) != rows * inputs) return {};
 
@@ -144,6 +384,7 @@ std::vector<double> Forward(const MlpParameters& parameters,
       h[r * inputs + j] = (x[r * inputs + j] - p.x_mean[j]) / p.x_std[j];
     }
   }
+  if (!p.conv_layers.empty()) h = ConvTrunk(p, std::move(h), rows);
   std::vector<double> next;
   for (const DenseParameters& layer : p.layers) {
     const int64_t in = layer.inputs, out = layer.outputs;
@@ -183,14 +424,22 @@ absl::Status ValidateNetwork(const NetworkParameters& network) {
       return absl::InvalidArgumentError(
           absl::StrCat("NetworkParameters.stages[", k, "]: ", s.message()));
     }
+    // A convolutional network is trained in float32 as one stage (see
+    // v1::Genome.conv_layers); the exporters rely on that.
+    if (!stage.conv_layers.empty() && network.stages.size() > 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "NetworkParameters.stages[", k, "] has conv_layers but the network "
+          "has ", network.stages.size(),
+          " stages; a convolutional network has exactly one"));
+    }
     const MlpParameters& first = network.stages.front();
-    if (stage.layers.front().inputs != first.layers.front().inputs ||
+    if (InputCount(stage) != InputCount(first) ||
         stage.layers.back().outputs != first.layers.back().outputs) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "NetworkParameters.stages[", k, "] has ",
-          stage.layers.front().inputs, " inputs and ",
-          stage.layers.back().outputs, " outputs, stages[0] has ",
-          first.layers.front().inputs, " and ", first.layers.back().outputs));
+          "NetworkParameters.stages[", k, "] has ", InputCount(stage),
+          " inputs and ", stage.layers.back().outputs,
+          " outputs, stages[0] has ", InputCount(first), " and ",
+          first.layers.back().outputs));
     }
   }
   return absl::OkStatus();
@@ -222,6 +471,12 @@ int64_t ParameterCount(const NetworkParameters& network) {
 
 int64_t ParameterCount(const MlpParameters& parameters) {
   int64_t count = 0;
+  // The running mean and variance are buffers, not trained: not counted,
+  // as evonas::ParameterCount of the genome does not count them.
+  for (const ConvParameters& c : parameters.conv_layers) {
+    count += static_cast<int64_t>(c.weight.size() + c.bias.size() +
+                                  c.bn_scale.size() + c.bn_shift.size());
+  }
   for (const DenseParameters& layer : parameters.layers) {
     count += static_cast<int64_t>(layer.weight.size() + layer.bias.size());
   }
