@@ -79,8 +79,8 @@ std::vector<double> InverseDensityWeights(
 }
 
 std::vector<double> CheapObjectives(const v1::Genome& genome, int64_t inputs,
-                                    int64_t outputs) {
-  const v1::GenomeCost cost = ComputeGenomeCost(genome, inputs, outputs);
+                                    int64_t outputs, const ImageShape& image) {
+  const v1::GenomeCost cost = ComputeGenomeCost(genome, inputs, outputs, image);
   return {std::log10(std::max<double>(1, cost.parameter_count())),
           std::log10(std::max<double>(1, cost.flops_per_sample()))};
 }
@@ -88,7 +88,7 @@ std::vector<double> CheapObjectives(const v1::Genome& genome, int64_t inputs,
 Lemonade::Lemonade(v1::SearchSpace space, v1::LemonadeSettings settings,
                    bool inherit, v1::Requirements requirements,
                    std::vector<v1::Objective> objectives, int64_t inputs,
-                   int64_t outputs, uint64_t seed)
+                   int64_t outputs, uint64_t seed, ImageShape image)
     : space_(std::move(space)),
       settings_(std::move(settings)),
       inherit_(inherit),
@@ -97,6 +97,7 @@ Lemonade::Lemonade(v1::SearchSpace space, v1::LemonadeSettings settings,
       inputs_(inputs),
       outputs_(outputs),
       seed_(seed),
+      image_(image),
       random_(space_, seed) {}
 
 Proposal Lemonade::Propose(int64_t sequence,
@@ -121,7 +122,7 @@ Proposal Lemonade::Propose(int64_t sequence,
     } else {
       with_cost.push_back(c);
       *with_cost.back().mutable_cost() =
-          ComputeGenomeCost(c.genome(), inputs_, outputs_);
+          ComputeGenomeCost(c.genome(), inputs_, outputs_, image_);
       succeeded.push_back(&with_cost.back());
     }
   }
@@ -140,7 +141,7 @@ Proposal Lemonade::Propose(int64_t sequence,
   for (size_t i : NonDominated(points)) population.push_back(succeeded[i]);
   std::vector<std::vector<double>> cheap;
   for (const v1::Candidate* c : population) {
-    cheap.push_back(CheapObjectives(c->genome(), inputs_, outputs_));
+    cheap.push_back(CheapObjectives(c->genome(), inputs_, outputs_, image_));
   }
   const KernelDensity density(cheap);
   const std::vector<double> parent_weights =
@@ -160,7 +161,7 @@ Proposal Lemonade::Propose(int64_t sequence,
     if (!child) continue;
     // Level 0: the cheap objectives screen before any training.
     const v1::GenomeCost cost =
-        ComputeGenomeCost(child->genome, inputs_, outputs_);
+        ComputeGenomeCost(child->genome, inputs_, outputs_, image_);
     if (requirements_.has_max_parameters() &&
         cost.parameter_count() > requirements_.max_parameters()) {
       continue;
@@ -176,7 +177,8 @@ Proposal Lemonade::Propose(int64_t sequence,
 
   std::vector<std::vector<double>> child_cheap;
   for (const Candidate& c : children) {
-    child_cheap.push_back(CheapObjectives(c.child.genome, inputs_, outputs_));
+    child_cheap.push_back(
+        CheapObjectives(c.child.genome, inputs_, outputs_, image_));
   }
   Candidate& accepted =
       children[SampleIndex(InverseDensityWeights(density, child_cheap), rng)];

@@ -45,7 +45,8 @@ std::vector<double> InverseDensityWeights(
 // LEMONADE's cheap objectives of a genome: (log10 parameter count, log10
 // multiply-adds per sample), from ComputeGenomeCost.
 std::vector<double> CheapObjectives(const v1::Genome& genome, int64_t inputs,
-                                    int64_t outputs);
+                                    int64_t outputs,
+                                    const ImageShape& image = {});
 
 // LEMONADE (Elsken, Metzen & Hutter, ICLR 2019), one child per proposal.
 // Until settings.initial_population candidates (not copies) have SUCCEEDED
@@ -76,11 +77,12 @@ class Lemonade : public Strategy {
  public:
   // `space` normalised (NormalizeSearchSpace), `settings` too
   // (NormalizeLemonadeSettings); `objectives` non-empty; `inputs` and
-  // `outputs` are the experiment's column counts.
+  // `outputs` are the experiment's column counts (`outputs` the units of
+  // the output layer), `image` the data set's images (empty for tables).
   Lemonade(v1::SearchSpace space, v1::LemonadeSettings settings,
            bool inherit, v1::Requirements requirements,
            std::vector<v1::Objective> objectives, int64_t inputs,
-           int64_t outputs, uint64_t seed);
+           int64_t outputs, uint64_t seed, ImageShape image = {});
 
   Proposal Propose(int64_t sequence,
                    const std::vector<v1::Candidate>& finished) override;
@@ -94,6 +96,7 @@ class Lemonade : public Strategy {
   const int64_t inputs_;
   const int64_t outputs_;
   const uint64_t seed_;
+  const ImageShape image_;
   RandomSearch random_;
   // GenomeKey by candidate sequence: a candidate's genome never changes, and
   // recomputing thousands of keys per proposal dominated its cost.

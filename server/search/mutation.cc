@@ -13,6 +13,7 @@ namespace evonas::search {
 namespace {
 
 using Layers = google::protobuf::RepeatedPtrField<v1::DenseLayer>;
+using ConvLayers = google::protobuf::RepeatedPtrField<v1::ConvLayer>;
 using Operator = std::optional<Child> (*)(const v1::Genome&,
                                           const v1::SearchSpace&,
                                           std::mt19937_64&);
@@ -49,6 +50,11 @@ double PerturbationExponent(std::mt19937_64& rng) {
 bool InSpace(v1::Activation activation, const v1::SearchSpace& space) {
   return std::find(space.activations().begin(), space.activations().end(),
                    activation) != space.activations().end();
+}
+
+double SampleDropout(std::mt19937_64& rng) {
+  // Half the layers without dropout; the rest 0.1..0.5 in steps of 0.1.
+  return Coin(rng) ? 0.0 : 0.1 * UniformInt(rng, 1, 5);
 }
 
 // Positive `x` rounded to three significant decimal digits; the nearest
@@ -111,6 +117,74 @@ void ClampLayers(Layers& layers, const v1::SearchSpace& space) {
   FixResiduals(layers, space.allow_residual());
 }
 
+int PoolingCount(const ConvLayers& layers) {
+  int count = 0;
+  for (const v1::ConvLayer& layer : layers) {
+    if (layer.pooling() != v1::POOLING_NONE) ++count;
+  }
+  return count;
+}
+
+// Clears residual flags that ConvLayer's rule (channels equal to the
+// predecessor's, no pooling, never first) or the space forbids.
+void FixConvResiduals(ConvLayers& layers, bool allowed) {
+  for (int i = 0; i < layers.size(); ++i) {
+    v1::ConvLayer& layer = layers[i];
+    if (layer.residual() &&
+        (!allowed || i == 0 || layer.pooling() != v1::POOLING_NONE ||
+         layer.channels() != layers[i - 1].channels())) {
+      layer.set_residual(false);
+    }
+  }
+}
+
+bool KernelInSpace(int kernel, const v1::SearchSpace& space) {
+  return std::find(space.kernel_sizes().begin(), space.kernel_sizes().end(),
+                   kernel) != space.kernel_sizes().end();
+}
+
+void ClampConvLayers(v1::Genome& genome, const v1::SearchSpace& space) {
+  ConvLayers& layers = *genome.mutable_conv_layers();
+  if (space.max_conv_layers() == 0) {
+    layers.Clear();
+    return;
+  }
+  genome.clear_residual_stages();
+  if (layers.empty() && space.min_conv_layers() > 0) {
+    v1::ConvLayer* layer = layers.Add();
+    layer->set_channels(space.min_channels());
+    layer->set_kernel_size(space.kernel_sizes(0));
+    layer->set_activation(static_cast<v1::Activation>(space.activations(0)));
+  }
+  while (layers.size() > space.max_conv_layers()) layers.RemoveLast();
+  while (layers.size() < space.min_conv_layers()) {
+    v1::ConvLayer last = layers.Get(layers.size() - 1);
+    last.set_pooling(v1::POOLING_NONE);
+    *layers.Add() = last;
+  }
+  for (v1::ConvLayer& layer : layers) {
+    layer.set_channels(
+        std::clamp(layer.channels(), space.min_channels(), space.max_channels()));
+    if (!KernelInSpace(layer.kernel_size(), space)) {
+      layer.set_kernel_size(space.kernel_sizes(0));
+    }
+    if (!InSpace(layer.activation(), space)) {
+      layer.set_activation(static_cast<v1::Activation>(space.activations(0)));
+    }
+    if (!v1::Pooling_IsValid(layer.pooling())) {
+      layer.set_pooling(v1::POOLING_NONE);
+    }
+    const double dropout = layer.dropout();
+    layer.set_dropout(dropout > 0 ? std::min(dropout, kMaxDropout) : 0);
+  }
+  // The last poolings go first: early poolings shrink the network most.
+  for (int i = layers.size() - 1;
+       i >= 0 && PoolingCount(layers) > space.max_pooling_layers(); --i) {
+    layers[i].set_pooling(v1::POOLING_NONE);
+  }
+  FixConvResiduals(layers, space.allow_residual());
+}
+
 void ClampTraining(v1::TrainingConfig& training,
                    const v1::SearchSpace& space) {
   double lr = training.learning_rate();
@@ -145,6 +219,12 @@ Child MakeChild(const v1::Genome& parent, const v1::Genome& clamped,
                 v1::Genome out, v1::MorphismKind kind, Location where) {
   Child child;
   child.genome = std::move(out);
+  // The worker's morphisms transform dense layers of trunk-less networks;
+  // a convolutional network inherits only unchanged (CONTINUE).
+  if (kind != v1::MORPHISM_KIND_CONTINUE &&
+      child.genome.conv_layers_size() > 0) {
+    return child;
+  }
   if (kind != v1::MORPHISM_KIND_UNSPECIFIED &&
       google::protobuf::util::MessageDifferencer::Equals(parent, clamped)) {
     child.morphism.set_kind(kind);
@@ -223,6 +303,7 @@ v1::Genome ClampToSpace(const v1::Genome& genome,
   while (out.residual_stages_size() > space.max_residual_stages()) {
     out.mutable_residual_stages()->RemoveLast();
   }
+  ClampConvLayers(out, space);
   for (int s = 0; s < StageCount(out); ++s) {
     ClampLayers(MutableStageLayers(out, s), space);
     ClampTraining(MutableStageTraining(out, s), space);
@@ -440,6 +521,157 @@ std::optional<Child> PerturbAdamSteps(const v1::Genome& genome,
                    {stage, 0});
 }
 
+std::optional<Child> AddConvLayer(const v1::Genome& genome,
+                                  const v1::SearchSpace& space,
+                                  std::mt19937_64& rng) {
+  v1::Genome out = ClampToSpace(genome, space);
+  ConvLayers& layers = *out.mutable_conv_layers();
+  if (layers.size() >= space.max_conv_layers()) return std::nullopt;
+  const int where = UniformInt(rng, 0, layers.size());
+  v1::ConvLayer inserted;
+  if (layers.empty()) {
+    SampleConvLayer(space, /*channels=*/0, rng, inserted);
+    inserted.set_pooling(v1::POOLING_NONE);
+  } else {
+    // A copy of its predecessor (of the first layer, at the input) that
+    // keeps the image size: a new layer adds capacity, not pooling.
+    inserted = layers[std::max(0, where - 1)];
+    inserted.set_pooling(v1::POOLING_NONE);
+    inserted.set_residual(where > 0 && space.allow_residual() && Coin(rng));
+  }
+  layers.Add();
+  for (int i = layers.size() - 1; i > where; --i) layers.SwapElements(i, i - 1);
+  layers[where] = inserted;
+  FixConvResiduals(layers, space.allow_residual());
+  return FromScratch(std::move(out));
+}
+
+std::optional<Child> RemoveConvLayer(const v1::Genome& genome,
+                                     const v1::SearchSpace& space,
+                                     std::mt19937_64& rng) {
+  v1::Genome out = ClampToSpace(genome, space);
+  ConvLayers& layers = *out.mutable_conv_layers();
+  if (layers.size() <= space.min_conv_layers() || layers.empty()) {
+    return std::nullopt;
+  }
+  layers.erase(layers.begin() + UniformInt(rng, 0, layers.size() - 1));
+  FixConvResiduals(layers, space.allow_residual());
+  return FromScratch(std::move(out));
+}
+
+std::optional<Child> ResizeConvLayer(const v1::Genome& genome,
+                                     const v1::SearchSpace& space,
+                                     std::mt19937_64& rng) {
+  v1::Genome out = ClampToSpace(genome, space);
+  ConvLayers& layers = *out.mutable_conv_layers();
+  std::vector<int> eligible;
+  for (int i = 0; i < layers.size(); ++i) {
+    if (space.min_channels() < space.max_channels()) eligible.push_back(i);
+  }
+  if (eligible.empty()) return std::nullopt;
+  v1::ConvLayer& layer = layers[PickOne(eligible, rng)];
+  const int channels = layer.channels();
+  const double factor = GrowthFactor(rng);
+  // Toward the inside at a bound; at least one channel of change.
+  const bool grow = channels <= space.min_channels()   ? true
+                    : channels >= space.max_channels() ? false
+                                                       : Coin(rng);
+  const long resized =
+      grow ? std::max<long>(channels + 1, std::lround(channels * factor))
+           : std::min<long>(channels - 1, std::lround(channels / factor));
+  layer.set_channels(static_cast<int>(
+      std::clamp<long>(resized, space.min_channels(), space.max_channels())));
+  FixConvResiduals(layers, space.allow_residual());
+  return FromScratch(std::move(out));
+}
+
+std::optional<Child> ChangeConvLayer(const v1::Genome& genome,
+                                     const v1::SearchSpace& space,
+                                     std::mt19937_64& rng) {
+  v1::Genome out = ClampToSpace(genome, space);
+  ConvLayers& layers = *out.mutable_conv_layers();
+  if (layers.empty()) return std::nullopt;
+  const int index = UniformInt(rng, 0, layers.size() - 1);
+  v1::ConvLayer& layer = layers[index];
+  const v1::ConvLayer before = layer;
+  // Ten tries to find a gene the space lets change (a single kernel size
+  // and activation leave only batch norm, pooling and dropout).
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    switch (UniformInt(rng, 0, 4)) {
+      case 0:
+        layer.set_kernel_size(space.kernel_sizes(
+            UniformInt(rng, 0, space.kernel_sizes_size() - 1)));
+        break;
+      case 1:
+        layer.set_activation(static_cast<v1::Activation>(
+            space.activations(UniformInt(rng, 0, space.activations_size() - 1))));
+        break;
+      case 2:
+        layer.set_batch_norm(!layer.batch_norm());
+        break;
+      case 3:
+        if (layer.pooling() != v1::POOLING_NONE) {
+          layer.set_pooling(Coin(rng) ? v1::POOLING_NONE
+                            : layer.pooling() == v1::POOLING_MAX
+                                ? v1::POOLING_AVERAGE
+                                : v1::POOLING_MAX);
+        } else if (PoolingCount(layers) < space.max_pooling_layers()) {
+          layer.set_pooling(Coin(rng) ? v1::POOLING_MAX : v1::POOLING_AVERAGE);
+          layer.set_residual(false);
+        }
+        break;
+      default:
+        layer.set_dropout(SampleDropout(rng));
+        break;
+    }
+    if (!google::protobuf::util::MessageDifferencer::Equals(layer, before)) {
+      FixConvResiduals(layers, space.allow_residual());
+      return FromScratch(std::move(out));
+    }
+  }
+  return std::nullopt;
+}
+
+
+void SampleConvLayer(const v1::SearchSpace& space, int channels,
+                     std::mt19937_64& rng, v1::ConvLayer& layer) {
+  if (channels == 0) {
+    std::uniform_real_distribution<double> log_channels(
+        std::log(space.min_channels()), std::log(space.max_channels() + 1.0));
+    channels = std::clamp(static_cast<int>(std::exp(log_channels(rng))),
+                          space.min_channels(), space.max_channels());
+  }
+  layer.set_channels(channels);
+  layer.set_kernel_size(
+      space.kernel_sizes(UniformInt(rng, 0, space.kernel_sizes_size() - 1)));
+  layer.set_activation(static_cast<v1::Activation>(
+      space.activations(UniformInt(rng, 0, space.activations_size() - 1))));
+  layer.set_batch_norm(Coin(rng));
+  layer.set_pooling(Coin(rng) ? v1::POOLING_MAX : v1::POOLING_NONE);
+  layer.set_dropout(SampleDropout(rng));
+}
+
+void SampleConvLayers(const v1::SearchSpace& space, std::mt19937_64& rng,
+                      v1::Genome& genome) {
+  const int count =
+      UniformInt(rng, space.min_conv_layers(), space.max_conv_layers());
+  ConvLayers& layers = *genome.mutable_conv_layers();
+  for (int i = 0; i < count; ++i) {
+    v1::ConvLayer* layer = layers.Add();
+    SampleConvLayer(space, 0, rng, *layer);
+    if (i > 0 && space.allow_residual() && Coin(rng)) {
+      layer->set_channels(layers[i - 1].channels());
+      layer->set_pooling(v1::POOLING_NONE);
+      layer->set_residual(true);
+    }
+  }
+  for (int i = layers.size() - 1;
+       i >= 0 && PoolingCount(layers) > space.max_pooling_layers(); --i) {
+    layers[i].set_pooling(v1::POOLING_NONE);
+  }
+  if (count > 0) genome.clear_residual_stages();
+}
+
 void SampleTrainingExtras(v1::TrainingConfig& training, std::mt19937_64& rng) {
   const int max_warmup = training.adam_steps() / 5;
   training.set_warmup_steps(Coin(rng) && max_warmup >= 10
@@ -511,6 +743,7 @@ v1::Genome Crossover(const v1::Genome& a, const v1::Genome& b,
         take_other ? other.hidden_layers(i) : shape.hidden_layers(i);
   }
   *child.mutable_residual_stages() = shape.residual_stages();
+  *child.mutable_conv_layers() = shape.conv_layers();
   v1::TrainingConfig* training = child.mutable_training();
   *training = shape.training();
   training->set_learning_rate((Coin(rng) ? a : b).training().learning_rate());
@@ -532,6 +765,12 @@ Child Mutate(const v1::Genome& genome, const v1::SearchSpace& space,
   if (space.search_training_extras()) {
     operators.push_back(&PerturbTrainingExtras);
   }
+  if (space.max_conv_layers() > 0) {
+    for (Operator op : {&AddConvLayer, &RemoveConvLayer, &ResizeConvLayer,
+                        &ChangeConvLayer}) {
+      operators.push_back(op);
+    }
+  }
   std::optional<Child> child =
       ApplyFirstApplicable(std::move(operators), genome, space, rng);
   if (child) return *std::move(child);
@@ -541,10 +780,17 @@ Child Mutate(const v1::Genome& genome, const v1::SearchSpace& space,
 std::optional<Child> MutateByMorphism(const v1::Genome& genome,
                                       const v1::SearchSpace& space,
                                       std::mt19937_64& rng) {
-  return ApplyFirstApplicable(
-      {&AddResidualLayer, &RemoveResidualLayer, &Widen, &Narrow, &AddStage,
-       &PerturbLearningRate, &PerturbAdamSteps, &PerturbTrainingExtras},
-      genome, space, rng);
+  std::vector<Operator> operators = {
+      &AddResidualLayer,    &RemoveResidualLayer, &Widen,
+      &Narrow,              &AddStage,            &PerturbLearningRate,
+      &PerturbAdamSteps,    &PerturbTrainingExtras};
+  if (space.max_conv_layers() > 0) {
+    for (Operator op : {&AddConvLayer, &RemoveConvLayer, &ResizeConvLayer,
+                        &ChangeConvLayer}) {
+      operators.push_back(op);
+    }
+  }
+  return ApplyFirstApplicable(std::move(operators), genome, space, rng);
 }
 
 }  // namespace evonas::search

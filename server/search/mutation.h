@@ -42,7 +42,14 @@ struct Child {
   }
 };
 
-// The nearest genome inside `space`: in every stage, depth cut to max_depth
+// The nearest genome inside `space`: convolutional layers (if the space has
+// any; else they are dropped) cut to max_conv_layers or the last repeated,
+// without pooling, up to min_conv_layers (an empty trunk gets one layer of
+// min_channels, the first kernel size and activation), channels clamped,
+// kernel sizes and activations not in the space replaced by its first,
+// dropout clamped to [0, 0.5], poolings beyond max_pooling_layers removed
+// from the last layers, residual flags that no longer fit cleared, and
+// residual stages dropped; in every stage, depth cut to max_depth
 // (or the last layer repeated up to min_depth), widths clamped, an
 // activation not in the space replaced by the space's first; stages beyond
 // max_residual_stages dropped; a residual flag cleared where the space
@@ -158,8 +165,62 @@ std::optional<Child> PerturbTrainingExtras(const v1::Genome& genome,
 // The rest of `training` is unchanged.
 void SampleTrainingExtras(v1::TrainingConfig& training, std::mt19937_64& rng);
 
+// Convolutional operators, for spaces with max_conv_layers > 0. Their
+// children train from scratch (no morphism): the worker's morphisms do not
+// yet transform a convolutional trunk. On a convolutional genome the dense
+// operators above report no morphism either, except the training-gene ones
+// (CONTINUE: the same network trained further).
+//
+// Inserts a convolutional layer below max_conv_layers at a random position:
+// a copy of the layer before it (of the first, at the input) without
+// pooling, residual with probability 1/2 when the space allows residual
+// layers; into an empty trunk, a layer drawn as SampleConvLayer draws one,
+// without pooling.
+std::optional<Child> AddConvLayer(const v1::Genome& genome,
+                                  const v1::SearchSpace& space,
+                                  std::mt19937_64& rng);
+
+// Removes a random convolutional layer above min_conv_layers; residual flags
+// that no longer fit are cleared.
+std::optional<Child> RemoveConvLayer(const v1::Genome& genome,
+                                     const v1::SearchSpace& space,
+                                     std::mt19937_64& rng);
+
+// Multiplies or divides (each with probability 1/2; toward the inside at a
+// bound) one random layer's channels by a factor drawn log-uniformly from
+// (1, 2], at least one channel of change, clamped to the space. Residual flags that no longer fit
+// are cleared. nullopt when the space fixes the channels.
+std::optional<Child> ResizeConvLayer(const v1::Genome& genome,
+                                     const v1::SearchSpace& space,
+                                     std::mt19937_64& rng);
+
+// Changes one gene of one random convolutional layer: kernel size or
+// activation (redrawn from the space), batch normalisation (toggled),
+// pooling (removed or switched between max and average; added, max or
+// average, when the space's max_pooling_layers allows one more), or dropout
+// (redrawn). nullopt when ten draws change nothing.
+std::optional<Child> ChangeConvLayer(const v1::Genome& genome,
+                                     const v1::SearchSpace& space,
+                                     std::mt19937_64& rng);
+
+// One convolutional layer as random search draws it: channels log-uniform
+// in [min_channels, max_channels] (or `channels` when positive), kernel
+// size and activation uniform from the space's lists, batch normalisation
+// and max pooling each with probability 1/2, dropout 0 with probability
+// 1/2 else 0.1..0.5 in steps of 0.1; not residual.
+void SampleConvLayer(const v1::SearchSpace& space, int channels,
+                     std::mt19937_64& rng, v1::ConvLayer& layer);
+
+// Appends min_conv_layers..max_conv_layers layers (uniform) drawn by
+// SampleConvLayer to `genome`; with allow_residual each after the first is
+// made residual with probability 1/2 (it takes its predecessor's channels
+// and does not pool). Poolings beyond max_pooling_layers are removed from
+// the last layers. A genome that gets layers loses its residual stages.
+void SampleConvLayers(const v1::SearchSpace& space, std::mt19937_64& rng,
+                      v1::Genome& genome);
+
 // Layer-wise uniform crossover aligned from the input, in the first stage:
-// the child takes its depth, later stages, lbfgs_steps, batch size and other
+// the child takes its depth, convolutional trunk, later stages, lbfgs_steps, batch size and other
 // training genes from one parent chosen at random; layer i comes from
 // either parent with equal probability when both have it, else from the
 // parent that has it. Learning rate and Adam steps come each from a random
@@ -172,7 +233,8 @@ v1::Genome Crossover(const v1::Genome& a, const v1::Genome& b,
 // (clamped) genome: add layer, remove layer, widen, narrow, change
 // activation, perturb learning rate, perturb Adam steps; plus add residual
 // layer when the space allows residual layers, add stage when it allows
-// further stages, and perturb training extras when it searches them.
+// further stages, perturb training extras when it searches them, and the
+// four convolutional operators when it has convolutional layers.
 // Returns the clamped genome unchanged (no morphism) only when the space
 // admits no other genome near it.
 Child Mutate(const v1::Genome& genome, const v1::SearchSpace& space,
@@ -180,8 +242,10 @@ Child Mutate(const v1::Genome& genome, const v1::SearchSpace& space,
 
 // Like Mutate, over the operators that give a morphism only (LEMONADE's
 // network operators): add residual layer, remove residual layer, widen,
-// narrow, add stage, and the training-gene operators. nullopt when none can
-// change the genome.
+// narrow, add stage, and the training-gene operators; and, in a space with
+// convolutional layers, the convolutional operators, whose children train
+// from scratch (LEMONADE would otherwise never change a trunk). nullopt
+// when none can change the genome.
 std::optional<Child> MutateByMorphism(const v1::Genome& genome,
                                       const v1::SearchSpace& space,
                                       std::mt19937_64& rng);

@@ -9,6 +9,7 @@
 
 #include "common/genome.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/search/random_search.h"
 #include "server/search/strategy.h"
@@ -765,6 +766,218 @@ TEST(AddStageTest, WideSpacesGetStagesOfTheNarrowestWidth) {
   ASSERT_TRUE(child.has_value());
   EXPECT_EQ(child->genome.residual_stages(0).hidden_layers(0).width(), 64);
   EXPECT_EQ(OutsideSpace(child->genome, space), "");
+}
+
+// An image space: 28 x 28 images, 0..4 convolutional layers of 4..32
+// channels, kernels 3 and 5, residual layers allowed.
+constexpr ImageShape kImage{28, 28};
+
+v1::SearchSpace ConvSpace() {
+  v1::SearchSpace space;
+  space.set_max_conv_layers(4);
+  space.set_max_channels(32);
+  space.set_allow_residual(true);
+  space.add_activations(v1::ACTIVATION_RELU);
+  space.add_activations(v1::ACTIVATION_GELU);
+  return NormalizeSearchSpace(space, kImage).value();
+}
+
+// Empty when the convolutional trunk of `genome` fits `space` and the
+// image, else why not.
+std::string ConvOutsideSpace(const v1::Genome& genome,
+                             const v1::SearchSpace& space) {
+  const absl::Status valid = ValidateGenomeForImage(genome, 784, kImage);
+  if (!valid.ok()) return valid.ToString();
+  if (genome.conv_layers_size() < space.min_conv_layers() ||
+      genome.conv_layers_size() > space.max_conv_layers()) {
+    return "conv depth";
+  }
+  int poolings = 0;
+  for (const v1::ConvLayer& layer : genome.conv_layers()) {
+    if (layer.channels() < space.min_channels() ||
+        layer.channels() > space.max_channels()) {
+      return "channels";
+    }
+    if (std::find(space.kernel_sizes().begin(), space.kernel_sizes().end(),
+                  layer.kernel_size()) == space.kernel_sizes().end()) {
+      return "kernel";
+    }
+    if (std::find(space.activations().begin(), space.activations().end(),
+                  layer.activation()) == space.activations().end()) {
+      return "conv activation";
+    }
+    poolings += layer.pooling() != v1::POOLING_NONE;
+  }
+  if (poolings > space.max_pooling_layers()) return "poolings";
+  return OutsideSpace(genome, space);
+}
+
+TEST(ConvSpaceTest, NormalizeFillsDefaultsFromTheImage) {
+  const v1::SearchSpace space = ConvSpace();
+  EXPECT_EQ(space.min_channels(), 4);
+  EXPECT_EQ(space.max_pooling_layers(), 4);  // 28 -> 14 -> 7 -> 3 -> 1
+  EXPECT_EQ(space.kernel_sizes_size(), 2);
+  v1::SearchSpace conv;
+  conv.set_max_conv_layers(2);
+  EXPECT_THAT(NormalizeSearchSpace(conv).status().message(),
+              ::testing::HasSubstr("needs an image data set"));
+  conv.set_max_pooling_layers(5);
+  EXPECT_THAT(NormalizeSearchSpace(conv, kImage).status().message(),
+              ::testing::HasSubstr("max_pooling_layers 5 is more than"));
+  conv.set_max_pooling_layers(0);
+  conv.set_max_residual_stages(1);
+  EXPECT_THAT(NormalizeSearchSpace(conv, kImage).status().message(),
+              ::testing::HasSubstr("exclude each other"));
+  conv.set_max_residual_stages(0);
+  conv.add_kernel_sizes(4);
+  EXPECT_THAT(NormalizeSearchSpace(conv, kImage).status().message(),
+              ::testing::HasSubstr("4 is not 1, 3, 5 or 7"));
+  v1::SearchSpace mlp;
+  mlp.set_max_channels(8);
+  EXPECT_THAT(NormalizeSearchSpace(mlp, kImage).status().message(),
+              ::testing::HasSubstr("need max_conv_layers > 0"));
+}
+
+TEST(ConvSpaceTest, RandomSearchSamplesValidTrunksOfEveryKind) {
+  const v1::SearchSpace space = ConvSpace();
+  RandomSearch random(space, 5);
+  std::map<int, int> depths;
+  int pooled = 0, normalised = 0, residual = 0, dropout = 0;
+  for (int n = 0; n < 300; ++n) {
+    const v1::Genome genome = random.Sample(n);
+    ASSERT_EQ(ConvOutsideSpace(genome, space), "") << DescribeGenome(genome);
+    depths[genome.conv_layers_size()]++;
+    for (const v1::ConvLayer& layer : genome.conv_layers()) {
+      pooled += layer.pooling() != v1::POOLING_NONE;
+      normalised += layer.batch_norm();
+      residual += layer.residual();
+      dropout += layer.dropout() > 0;
+    }
+  }
+  EXPECT_EQ(depths.size(), 5u);  // 0..4 layers
+  EXPECT_GT(pooled, 50);
+  EXPECT_GT(normalised, 100);
+  EXPECT_GT(residual, 20);
+  EXPECT_GT(dropout, 100);
+  // MLP spaces sample no trunk.
+  EXPECT_EQ(RandomSearch(DefaultSpace(), 5).Sample(0).conv_layers_size(), 0);
+}
+
+TEST(ConvSpaceTest, EveryConvOperatorChangesTheTrunkWithinTheSpace) {
+  const v1::SearchSpace space = ConvSpace();
+  RandomSearch random(space, 6);
+  std::mt19937_64 rng(7);
+  const std::vector<std::pair<const char*, Operator>> operators = {
+      {"add", AddConvLayer},
+      {"remove", RemoveConvLayer},
+      {"resize", ResizeConvLayer},
+      {"change", ChangeConvLayer}};
+  for (const auto& [name, op] : operators) {
+    int changed = 0;
+    for (int n = 0; n < 100; ++n) {
+      const v1::Genome parent = random.Sample(n);
+      std::optional<Child> child = op(parent, space, rng);
+      if (!child) continue;
+      ++changed;
+      ASSERT_EQ(ConvOutsideSpace(child->genome, space), "")
+          << name << ": " << DescribeGenome(child->genome);
+      EXPECT_NE(GenomeKey(child->genome), GenomeKey(parent)) << name;
+      // Only the trunk changed, and the child trains from scratch.
+      EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(
+          child->genome.training(), parent.training()));
+      EXPECT_EQ(child->genome.hidden_layers_size(),
+                parent.hidden_layers_size());
+      EXPECT_FALSE(child->IsMorphism()) << name;
+    }
+    EXPECT_GT(changed, 50) << name;
+  }
+}
+
+TEST(ConvSpaceTest, AddConvLayerKeepsTheImageSize) {
+  const v1::SearchSpace space = ConvSpace();
+  RandomSearch random(space, 8);
+  std::mt19937_64 rng(9);
+  for (int n = 0; n < 100; ++n) {
+    const v1::Genome parent = random.Sample(n);
+    std::optional<Child> child = AddConvLayer(parent, space, rng);
+    if (!child) {
+      EXPECT_EQ(parent.conv_layers_size(), space.max_conv_layers());
+      continue;
+    }
+    ASSERT_EQ(child->genome.conv_layers_size(), parent.conv_layers_size() + 1);
+    const ConvOutput before = ConvOutputShape(parent, kImage);
+    const ConvOutput after = ConvOutputShape(child->genome, kImage);
+    EXPECT_EQ(before.height, after.height);
+    EXPECT_EQ(before.width, after.width);
+  }
+}
+
+std::string TrunkKey(const v1::Genome& genome) {
+  std::string key;
+  for (const v1::ConvLayer& layer : genome.conv_layers()) {
+    key += layer.SerializeAsString() + "|";
+  }
+  return key;
+}
+
+TEST(ConvSpaceTest, MutationChainsStayValidAndOnlyContinueIsAMorphism) {
+  const v1::SearchSpace space = ConvSpace();
+  std::mt19937_64 rng(12);
+  v1::Genome genome = RandomSearch(space, 13).Sample(0);
+  std::set<int> kinds;
+  int trunk_changes = 0;
+  for (int step = 0; step < 500; ++step) {
+    const bool morphism_only = step % 2 == 1;
+    Child child;
+    if (morphism_only) {
+      std::optional<Child> c = MutateByMorphism(genome, space, rng);
+      ASSERT_TRUE(c.has_value());
+      child = *std::move(c);
+    } else {
+      child = Mutate(genome, space, rng);
+    }
+    ASSERT_EQ(ConvOutsideSpace(child.genome, space), "")
+        << DescribeGenome(child.genome);
+    if (child.IsMorphism()) kinds.insert(child.morphism.kind());
+    if (child.genome.conv_layers_size() > 0 && child.IsMorphism()) {
+      EXPECT_EQ(child.morphism.kind(), v1::MORPHISM_KIND_CONTINUE);
+    }
+    trunk_changes += TrunkKey(child.genome) != TrunkKey(genome);
+    genome = child.genome;
+  }
+  EXPECT_TRUE(kinds.count(v1::MORPHISM_KIND_CONTINUE));
+  EXPECT_GT(trunk_changes, 10);
+}
+
+TEST(ConvSpaceTest, ClampDropsTheLastPoolingsAndTheTrunkOfMlpSpaces) {
+  const v1::SearchSpace space = ConvSpace();
+  v1::Genome genome = RandomSearch(space, 3).Sample(1);
+  genome.clear_conv_layers();
+  for (int i = 0; i < 6; ++i) {
+    v1::ConvLayer* layer = genome.add_conv_layers();
+    layer->set_channels(100);
+    layer->set_kernel_size(7);
+    layer->set_activation(v1::ACTIVATION_TANH);
+    layer->set_pooling(v1::POOLING_MAX);
+    layer->set_dropout(0.9);
+  }
+  const v1::Genome clamped = ClampToSpace(genome, space);
+  ASSERT_EQ(ConvOutsideSpace(clamped, space), "");
+  ASSERT_EQ(clamped.conv_layers_size(), 4);
+  // Four layers pool, which 28 x 28 allows; the first three keep theirs.
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(clamped.conv_layers(i).pooling(), v1::POOLING_MAX) << i;
+    EXPECT_EQ(clamped.conv_layers(i).channels(), 32);
+    EXPECT_EQ(clamped.conv_layers(i).kernel_size(), 3);
+    EXPECT_EQ(clamped.conv_layers(i).dropout(), 0.5);
+  }
+  v1::SearchSpace two = space;
+  two.set_max_pooling_layers(2);
+  const v1::Genome fewer = ClampToSpace(genome, two);
+  EXPECT_EQ(fewer.conv_layers(1).pooling(), v1::POOLING_MAX);
+  EXPECT_EQ(fewer.conv_layers(2).pooling(), v1::POOLING_NONE);
+  EXPECT_EQ(fewer.conv_layers(3).pooling(), v1::POOLING_NONE);
+  EXPECT_EQ(ClampToSpace(genome, DefaultSpace()).conv_layers_size(), 0);
 }
 
 }  // namespace

@@ -72,6 +72,9 @@ v1::Genome RandomSearch::Sample(int64_t sequence) const {
     sample_residuals(*stage->mutable_hidden_layers());
     *stage->mutable_training() = *training;
   }
+  // Last, so that a space without convolutions samples as before they
+  // existed.
+  if (space_.max_conv_layers() > 0) SampleConvLayers(space_, rng, genome);
   return genome;
 }
 

@@ -28,7 +28,8 @@ absl::Status CheckRange(absl::string_view name, double lo, double hi,
 
 }  // namespace
 
-absl::StatusOr<v1::SearchSpace> NormalizeSearchSpace(v1::SearchSpace space) {
+absl::StatusOr<v1::SearchSpace> NormalizeSearchSpace(
+    v1::SearchSpace space, const ImageShape& image) {
   if (space.min_depth() == 0) space.set_min_depth(1);
   if (space.max_depth() == 0) space.set_max_depth(std::max(4, space.min_depth()));
   if (space.min_width() == 0) space.set_min_width(8);
@@ -47,6 +48,35 @@ absl::StatusOr<v1::SearchSpace> NormalizeSearchSpace(v1::SearchSpace space) {
     space.set_max_adam_steps(std::max(3000, space.min_adam_steps()));
   }
   if (space.lbfgs_steps() == 0) space.set_lbfgs_steps(200);
+  const bool conv = space.max_conv_layers() > 0 || space.min_conv_layers() > 0;
+  if (conv) {
+    if (space.min_channels() == 0) space.set_min_channels(4);
+    if (space.max_channels() == 0) {
+      space.set_max_channels(std::max(64, space.min_channels()));
+    }
+    if (space.kernel_sizes().empty()) {
+      space.add_kernel_sizes(3);
+      space.add_kernel_sizes(5);
+    }
+    if (image.empty()) {
+      return absl::InvalidArgumentError(
+          "search_space.max_conv_layers needs an image data set (IDX); the "
+          "data set is a table: leave it 0 to search MLPs");
+    }
+    const int most = MaxPoolingLayers(image);
+    if (space.max_pooling_layers() == 0) space.set_max_pooling_layers(most);
+    if (space.max_pooling_layers() > most) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "search_space.max_pooling_layers ", space.max_pooling_layers(),
+          " is more than ", image.height, " x ", image.width,
+          " images admit (", most, "; each pooling halves both sides)"));
+    }
+    if (space.max_residual_stages() > 0) {
+      return absl::InvalidArgumentError(
+          "search_space: max_conv_layers and max_residual_stages exclude each "
+          "other (convolutional networks are single-stage)");
+    }
+  }
 
   absl::Status status;
   status.Update(CheckRange("depth", space.min_depth(), space.max_depth(), 1,
@@ -63,6 +93,23 @@ absl::StatusOr<v1::SearchSpace> NormalizeSearchSpace(v1::SearchSpace space) {
                            kMaxBatchSize));
   status.Update(CheckRange("max_residual_stages", 0,
                            space.max_residual_stages(), 0, kMaxResidualStages));
+  if (conv) {
+    status.Update(CheckRange("conv_layers", space.min_conv_layers(),
+                             space.max_conv_layers(), 0, kMaxConvLayers));
+    status.Update(CheckRange("channels", space.min_channels(),
+                             space.max_channels(), 1, kMaxConvChannels));
+    for (int k : space.kernel_sizes()) {
+      if (k < 1 || k > kMaxConvKernel || k % 2 == 0) {
+        status.Update(absl::InvalidArgumentError(absl::StrCat(
+            "search_space.kernel_sizes: ", k, " is not 1, 3, 5 or 7")));
+      }
+    }
+  } else if (space.max_pooling_layers() != 0 || space.min_channels() != 0 ||
+             space.max_channels() != 0 || !space.kernel_sizes().empty()) {
+    status.Update(absl::InvalidArgumentError(
+        "search_space: channels, kernel_sizes and max_pooling_layers need "
+        "max_conv_layers > 0"));
+  }
   for (int a : space.activations()) {
     if (a == v1::ACTIVATION_UNSPECIFIED || !v1::Activation_IsValid(a)) {
       status.Update(absl::InvalidArgumentError(
@@ -134,12 +181,14 @@ class ScreenedStrategy : public Strategy {
  public:
   ScreenedStrategy(std::unique_ptr<Strategy> inner,
                    v1::Requirements requirements, int64_t inputs,
-                   int64_t outputs, std::vector<v1::LatencyTable> tables)
+                   int64_t outputs, std::vector<v1::LatencyTable> tables,
+                   ImageShape image)
       : inner_(std::move(inner)),
         requirements_(std::move(requirements)),
         inputs_(inputs),
         outputs_(outputs),
-        tables_(std::move(tables)) {}
+        tables_(std::move(tables)),
+        image_(image) {}
 
   Proposal Propose(int64_t sequence,
                    const std::vector<v1::Candidate>& finished) override {
@@ -155,7 +204,7 @@ class ScreenedStrategy : public Strategy {
  private:
   bool PassesLevelZero(const v1::Genome& genome) const {
     const v1::GenomeCost cost =
-        EstimateGenomeCost(genome, inputs_, outputs_, tables_);
+        EstimateGenomeCost(genome, inputs_, outputs_, tables_, image_);
     const v1::Requirements& r = requirements_;
     // 0: no table can estimate this genome, so nothing is known.
     const double latency = cost.estimated_latency_seconds();
@@ -173,10 +222,11 @@ class ScreenedStrategy : public Strategy {
   const int64_t inputs_;
   const int64_t outputs_;
   const std::vector<v1::LatencyTable> tables_;
+  const ImageShape image_;
 };
 
 absl::StatusOr<std::unique_ptr<Strategy>> MakeUnscreenedStrategy(
-    const v1::ExperimentSpec& spec, int64_t outputs) {
+    const v1::ExperimentSpec& spec, int64_t outputs, const ImageShape& image) {
   switch (spec.strategy()) {
     case v1::STRATEGY_UNSPECIFIED:
     case v1::STRATEGY_RANDOM:
@@ -196,7 +246,8 @@ absl::StatusOr<std::unique_ptr<Strategy>> MakeUnscreenedStrategy(
           spec.search_space(), std::move(settings),
           spec.inheritance().enabled(), spec.requirements(),
           ExperimentObjectives(spec),
-          std::max(1, spec.input_columns_size()), outputs, spec.seed());
+          std::max(1, spec.input_columns_size()), outputs, spec.seed(),
+          image);
     }
     case v1::STRATEGY_NSGA2: {
       EVONAS_ASSIGN_OR_RETURN(v1::EvolutionSettings settings,
@@ -217,16 +268,16 @@ absl::StatusOr<std::unique_ptr<Strategy>> MakeUnscreenedStrategy(
 std::unique_ptr<Strategy> ScreenedByCost(
     std::unique_ptr<Strategy> inner, v1::Requirements requirements,
     int64_t inputs, int64_t outputs,
-    absl::Span<const v1::LatencyTable> tables) {
+    absl::Span<const v1::LatencyTable> tables, const ImageShape& image) {
   return std::make_unique<ScreenedStrategy>(
       std::move(inner), std::move(requirements), inputs, outputs,
-      std::vector<v1::LatencyTable>(tables.begin(), tables.end()));
+      std::vector<v1::LatencyTable>(tables.begin(), tables.end()), image);
 }
 
 absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(
     const v1::ExperimentSpec& spec,
     absl::Span<const v1::LatencyTable> latency_tables,
-    int64_t network_outputs) {
+    int64_t network_outputs, const ImageShape& image) {
   const int64_t outputs =
       network_outputs > 0
           ? network_outputs
@@ -235,12 +286,12 @@ absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(
   EVONAS_RETURN_IF_ERROR(
       NormalizeInheritanceSettings(spec.inheritance()).status());
   EVONAS_ASSIGN_OR_RETURN(std::unique_ptr<Strategy> strategy,
-                          MakeUnscreenedStrategy(spec, outputs));
+                          MakeUnscreenedStrategy(spec, outputs, image));
   const v1::Requirements& requirements = spec.requirements();
   if (!ScreensOnCost(requirements, latency_tables)) return strategy;
   return ScreenedByCost(std::move(strategy), requirements,
                         std::max(1, spec.input_columns_size()), outputs,
-                        latency_tables);
+                        latency_tables, image);
 }
 
 UniqueProposal ProposeUnique(Strategy& strategy, int64_t sequence,

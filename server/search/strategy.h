@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "common/genome.h"
 #include "evonas/v1/types.pb.h"
 
 namespace evonas::search {
@@ -39,8 +40,12 @@ class Strategy {
 };
 
 // Fills unset fields of `space` with defaults and checks the bounds; returns
-// InvalidArgument naming the field on a contradiction (e.g. min > max).
-absl::StatusOr<v1::SearchSpace> NormalizeSearchSpace(v1::SearchSpace space);
+// InvalidArgument naming the field on a contradiction (e.g. min > max). A
+// space with convolutional layers (max_conv_layers > 0) needs the data
+// set's `image`; its max_pooling_layers is filled in (0) or checked against
+// what the image admits, and it cannot also have residual stages.
+absl::StatusOr<v1::SearchSpace> NormalizeSearchSpace(
+    v1::SearchSpace space, const ImageShape& image = {});
 
 // Fills unset fields of `settings` with defaults (population_size 20,
 // tournament_size 5 or population_size if smaller) and checks them:
@@ -69,7 +74,8 @@ absl::StatusOr<v1::InheritanceSettings> NormalizeInheritanceSettings(
 // morphisms on when spec.inheritance.enabled. LEMONADE's cheap objectives
 // and level-0 screening count the network's inputs (input columns) and
 // outputs: `network_outputs` units (a classifier's class count), or one
-// per output column when 0. When spec.requirements
+// per output column when 0, and, for convolutional genomes, the data set's
+// `image`. When spec.requirements
 // limit parameters or model bytes, or inference latency and there are
 // `latency_tables` (the workers' calibrations), every strategy is screened
 // at level 0 (ScreenedByCost). InvalidArgument for an unknown strategy, bad
@@ -77,7 +83,7 @@ absl::StatusOr<v1::InheritanceSettings> NormalizeInheritanceSettings(
 absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(
     const v1::ExperimentSpec& spec,
     absl::Span<const v1::LatencyTable> latency_tables = {},
-    int64_t network_outputs = 0);
+    int64_t network_outputs = 0, const ImageShape& image = {});
 
 // Level-0 screening (hierarchical evaluation): a genome whose GenomeCost
 // already breaks `requirements` (parameter_count > max_parameters,
@@ -90,14 +96,16 @@ absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(
 // sequence + j * kScreenStride (j = 1..kScreenAttempts - 1) until a
 // proposal passes, and returns the first proposal when none does (the
 // controller then records it infeasible rather than stalling). Costs use
-// `inputs` and `outputs` columns. Deterministic like `inner`.
+// `inputs` and `outputs` columns (and `image`, for convolutional genomes).
+// Deterministic like `inner`.
 inline constexpr int64_t kScreenStride = int64_t{1} << 50;
 inline constexpr int kScreenAttempts = 16;
 inline constexpr double kLatencyScreenMargin = 1.5;
 std::unique_ptr<Strategy> ScreenedByCost(
     std::unique_ptr<Strategy> inner, v1::Requirements requirements,
     int64_t inputs, int64_t outputs,
-    absl::Span<const v1::LatencyTable> tables = {});
+    absl::Span<const v1::LatencyTable> tables = {},
+    const ImageShape& image = {});
 
 // Re-proposals ask for sequence + k * kResaltStride (k = 1, 2, ...): far
 // beyond any real sequence number, so they are fresh draws of every
