@@ -17,9 +17,10 @@ namespace evonas::model {
 // network that passes ValidateNetwork; copies the shapes as they are.
 v1::NetworkWeights ToNetworkWeights(const NetworkParameters& network);
 
-// The network a checkpoint describes. InvalidArgument naming the field
-// ("stages[1].layers[0].weight has 9 values, expected 4 x 2") when the
-// proto does not describe a network that passes ValidateNetwork.
+// The network a checkpoint describes, convolutional layers and image shape
+// included. InvalidArgument naming the field ("stages[1]: layers[0].weight
+// has 9 values, expected 4 x 2", "stages[0]: conv_layers[1].bn_scale ...")
+// when the proto does not describe a network that passes ValidateNetwork.
 absl::StatusOr<NetworkParameters> FromNetworkWeights(
     const v1::NetworkWeights& weights);
 
