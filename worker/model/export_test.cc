@@ -1083,6 +1083,297 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(info.param.name);
     });
 
+// --- ONNX export of convolutional networks ----------------------------------
+
+TEST(OnnxExportTest, ConvNetworkHasTheDocumentedGraph) {
+  const MlpParameters p = MixedConvMlp();
+  for (OnnxDtype dtype : {OnnxDtype::kFloat32, OnnxDtype::kFloat64}) {
+    OnnxOptions options;
+    options.dtype = dtype;
+    options.input_columns.assign(99, "pixel");
+    auto bytes = ExportOnnx(Net(p), options);
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    const onnx::ModelProto model = ParseModel(*bytes);
+    EXPECT_NO_THROW(onnx::checker::check_model(model));
+    const onnx::GraphProto& g = model.graph();
+    EXPECT_EQ(g.name(), "evonas_cnn");
+    const onnx::TensorShapeProto& x = g.input(0).type().tensor_type().shape();
+    ASSERT_EQ(x.dim_size(), 2);
+    EXPECT_EQ(x.dim(1).dim_value(), 99);  // the 11 x 9 pixels
+    EXPECT_EQ(g.output(0).type().tensor_type().shape().dim(1).dim_value(), 3);
+    EXPECT_THAT(OpTypes(model),
+                ::testing::ElementsAre(
+                    "Sub", "Div", "Reshape",                          //
+                    "Conv", "Relu", "MaxPool",                        //
+                    "Conv", "Mul", "Mul", "Erf", "Add", "Mul", "Add",  //
+                    "Conv", "Sin", "AveragePool",                     //
+                    "Conv", "Sigmoid", "Mul", "Add",                  //
+                    "Conv", "Tanh",                                   //
+                    "Flatten", "Gemm", "Tanh", "Gemm", "Mul", "Add"));
+    int convs = 0;
+    for (const onnx::NodeProto& n : g.node()) {
+      std::map<std::string, std::vector<int64_t>> ints;
+      for (const onnx::AttributeProto& a : n.attribute()) {
+        ints[a.name()] = {a.ints().begin(), a.ints().end()};
+      }
+      if (n.op_type() == "Conv") {
+        const int64_t k = p.conv_layers[convs++].kernel_size;
+        EXPECT_THAT(ints["kernel_shape"], ::testing::ElementsAre(k, k));
+        EXPECT_THAT(ints["pads"],
+                    ::testing::ElementsAre(k / 2, k / 2, k / 2, k / 2));
+        EXPECT_THAT(ints["strides"], ::testing::ElementsAre(1, 1));
+      }
+      if (n.op_type() == "MaxPool" || n.op_type() == "AveragePool") {
+        EXPECT_THAT(ints["kernel_shape"], ::testing::ElementsAre(2, 2));
+        EXPECT_THAT(ints["strides"], ::testing::ElementsAre(2, 2));
+        EXPECT_EQ(ints.count("pads"), 0u);
+      }
+    }
+    EXPECT_EQ(convs, 5);
+  }
+}
+
+TEST(OnnxExportTest, ConvFoldsTheBatchNormalisationInFloat64) {
+  const MlpParameters p = MixedConvMlp();
+  OnnxOptions options;
+  options.dtype = OnnxDtype::kFloat64;
+  auto bytes = ExportOnnx(Net(p), options);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  const ConvParameters& c = p.conv_layers[1];  // 4 -> 4, kernel 5, with BN
+  const onnx::ModelProto model = ParseModel(*bytes);
+  int checked = 0;
+  for (const onnx::TensorProto& t : model.graph().initializer()) {
+    if (t.name() == "conv1_W") {
+      EXPECT_THAT(t.dims(), ::testing::ElementsAre(4, 4, 5, 5));
+      ASSERT_EQ(t.double_data_size(), 400);
+      for (int64_t o = 0; o < 4; ++o) {
+        const double s =
+            c.bn_scale[o] / std::sqrt(c.bn_running_var[o] + 1e-5);
+        for (int64_t j = 0; j < 100; ++j) {
+          EXPECT_EQ(t.double_data(o * 100 + j), c.weight[o * 100 + j] * s);
+        }
+      }
+      ++checked;
+    }
+    if (t.name() == "conv1_b") {
+      for (int64_t o = 0; o < 4; ++o) {
+        const double s =
+            c.bn_scale[o] / std::sqrt(c.bn_running_var[o] + 1e-5);
+        EXPECT_EQ(t.double_data(o),
+                  (c.bias[o] - c.bn_running_mean[o]) * s + c.bn_shift[o]);
+      }
+      ++checked;
+    }
+    if (t.name() == "conv2_W") {  // no batch norm: the weights as trained
+      EXPECT_THAT(t.double_data(),
+                  ::testing::ElementsAreArray(p.conv_layers[2].weight));
+      ++checked;
+    }
+    if (t.name() == "image_shape") {
+      EXPECT_EQ(t.data_type(), onnx::TensorProto::INT64);
+      EXPECT_THAT(t.int64_data(), ::testing::ElementsAre(-1, 1, 11, 9));
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 4);
+}
+
+TEST(OnnxExportTest, ConvRejectsWhatItCannotExport) {
+  MlpParameters p = MixedConvMlp();
+  p.conv_layers[2].weight[5] = 1e39;  // no batch norm: exported as it is
+  absl::Status status = ExportOnnx(Net(p)).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("conv2_W[5]"));
+  OnnxOptions options;
+  options.input_columns = {"one", "per", "dense", "input", "is", "wrong"};
+  EXPECT_THAT(ExportOnnx(Net(MixedConvMlp()), options).status().message(),
+              HasSubstr("input_columns has 6 names but the network has 99"));
+  NetworkParameters two = Net(MixedConvMlp());
+  two.stages.push_back(two.stages[0]);
+  EXPECT_EQ(ExportOnnx(two).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// Checks both files with onnx.checker (full check), runs the float32 file in
+// OpenCV's dnn, and both files in a float64 interpreter of the graph that
+// uses torch.nn.functional for Conv and the poolings and reads the
+// initializers with onnx.numpy_helper.
+constexpr char kRunConvOnnxScript[] = R"PY(
+import sys
+try:
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+    import torch
+    import torch.nn.functional as F
+    import cv2
+except ImportError as e:
+    print(f"missing Python module: {e}")
+    sys.exit(77)
+
+
+def attribute(node, name, default):
+    for a in node.attribute:
+        if a.name == name:
+            return onnx.helper.get_attribute_value(a)
+    return default
+
+
+def interpret(model, x):
+    env = {}
+    for t in model.graph.initializer:
+        a = torch.from_numpy(numpy_helper.to_array(t).copy())
+        env[t.name] = a if a.dtype == torch.int64 else a.double()
+    env[model.graph.input[0].name] = torch.from_numpy(x)
+    for n in model.graph.node:
+        a = [env[i] for i in n.input]
+        op = n.op_type
+        if op == "Sub": r = a[0] - a[1]
+        elif op == "Div": r = a[0] / a[1]
+        elif op == "Mul": r = a[0] * a[1]
+        elif op == "Add": r = a[0] + a[1]
+        elif op == "Reshape": r = a[0].reshape(tuple(a[1].tolist()))
+        elif op == "Flatten": r = a[0].flatten(attribute(n, "axis", 1))
+        elif op == "Conv":
+            p = list(attribute(n, "pads", [0, 0, 0, 0]))
+            assert p[:2] == p[2:], p
+            r = F.conv2d(a[0], a[1], a[2] if len(a) > 2 else None,
+                         stride=tuple(attribute(n, "strides", [1, 1])),
+                         padding=tuple(p[:2]))
+        elif op in ("MaxPool", "AveragePool"):
+            assert not attribute(n, "pads", None)
+            k = tuple(attribute(n, "kernel_shape", None))
+            s = tuple(attribute(n, "strides", [1, 1]))
+            pool = F.max_pool2d if op == "MaxPool" else F.avg_pool2d
+            r = pool(a[0], k, s)
+        elif op == "Gemm":
+            A = a[0].T if attribute(n, "transA", 0) else a[0]
+            B = a[1].T if attribute(n, "transB", 0) else a[1]
+            r = attribute(n, "alpha", 1.0) * (A @ B)
+            if len(a) > 2:
+                r = r + attribute(n, "beta", 1.0) * a[2]
+        elif op == "Tanh": r = torch.tanh(a[0])
+        elif op == "Relu": r = torch.relu(a[0])
+        elif op == "Sigmoid": r = torch.sigmoid(a[0])
+        elif op == "Erf": r = torch.erf(a[0])
+        elif op == "Sin": r = torch.sin(a[0])
+        else:
+            sys.exit(f"unexpected operator {op}")
+        env[n.output[0]] = r
+    return env[model.graph.output[0].name].numpy()
+
+
+d, rows, inputs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+x = np.fromfile(f"{d}/x.bin", dtype="<f8").reshape(rows, inputs)
+m32 = onnx.load(f"{d}/model32.onnx")
+m64 = onnx.load(f"{d}/model64.onnx")
+for m in (m32, m64):
+    onnx.checker.check_model(m, full_check=True)
+print("onnx.checker: both files pass (full_check)")
+
+interpret(m64, x).astype("<f8").tofile(f"{d}/y_torch64.bin")
+x32 = x.astype(np.float32)
+interpret(m32, x32.astype(np.float64)).astype("<f8").tofile(
+    f"{d}/y_torch_float32_graph.bin")
+
+cv2.setNumThreads(1)
+net = cv2.dnn.readNetFromONNX(f"{d}/model32.onnx")
+net.setInput(x32)
+net.forward().astype("<f8").tofile(f"{d}/y_opencv32.bin")
+)PY";
+
+struct ConvRuntimeCase {
+  const char* name;
+  int64_t height, width;
+  std::vector<ConvSpec> convs;
+  Hidden hidden;
+  int64_t outputs;
+};
+
+void PrintTo(const ConvRuntimeCase& c, std::ostream* os) { *os << c.name; }
+
+class OnnxConvRuntimeTest : public testing::TestWithParam<ConvRuntimeCase> {};
+
+TEST_P(OnnxConvRuntimeTest, OpenCvAndTorchReproduceForward) {
+  if (access(kPython, X_OK) != 0) GTEST_SKIP() << kPython << " not found";
+  const ConvRuntimeCase& c = GetParam();
+  constexpr int64_t kRows = 200;
+  const MlpParameters p = RandomConvMlp(c.height, c.width, c.convs, c.hidden,
+                                        c.outputs, 31);
+  const int64_t inputs = c.height * c.width;
+  const std::vector<double> x = RandomInputs(p, kRows, 32);
+  const std::vector<double> reference = Forward(p, x, kRows);
+  ASSERT_EQ(reference.size(), static_cast<size_t>(kRows * c.outputs));
+
+  ScratchDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  for (const auto& [name, dtype] :
+       {std::pair{"model32.onnx", OnnxDtype::kFloat32},
+        std::pair{"model64.onnx", OnnxDtype::kFloat64}}) {
+    OnnxOptions options;
+    options.dtype = dtype;
+    auto bytes = ExportOnnx(Net(p), options);
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    WriteFile(dir.File(name), *bytes);
+  }
+  WriteFile(dir.File("x.bin"), DoublesBytes(x));
+  std::string log;
+  const int code = RunPython(
+      dir, kRunConvOnnxScript,
+      {dir.path(), absl::StrCat(kRows), absl::StrCat(inputs)}, &log);
+  if (code == kMissingModule) GTEST_SKIP() << log;
+  ASSERT_EQ(code, 0) << log;
+  std::cout << log;
+
+  // float64: the graph (batch norm folded) agrees with Forward to float64
+  // rounding.
+  const Agreement torch64 =
+      Compare(ReadDoubles(dir.File("y_torch64.bin")), reference, p.y_std);
+  const Agreement opencv32 =
+      Compare(ReadDoubles(dir.File("y_opencv32.bin")), reference, p.y_std);
+  const Agreement opencv_arith =
+      Compare(ReadDoubles(dir.File("y_opencv32.bin")),
+              ReadDoubles(dir.File("y_torch_float32_graph.bin")), p.y_std);
+  for (const auto& [name, a] :
+       std::vector<std::pair<std::string, Agreement>>{
+           {"torch float64 graph vs Forward", torch64},
+           {"OpenCV float32 graph vs Forward", opencv32},
+           {"OpenCV float32 vs float32 graph in float64", opencv_arith}}) {
+    std::cout << absl::StrFormat(
+        "%-44s max abs %.2e  max abs/y_std %.2e  max rel %.2e\n", name,
+        a.max_abs, a.max_abs_per_std, a.max_rel);
+    RecordProperty(name + " max rel", absl::StrFormat("%.3e", a.max_rel));
+  }
+  EXPECT_LT(torch64.max_rel, 1e-12);
+  // As for the MLPs: float32's bound with margin, relative to
+  // max(|y|, y_std) of each output.
+  EXPECT_LT(opencv32.max_rel, 1e-5);
+  EXPECT_LT(opencv_arith.max_rel, 1e-5);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Networks, OnnxConvRuntimeTest,
+    testing::Values(
+        ConvRuntimeCase{"mixed_11x9", 11, 9, MixedConvs(),
+                        {{8, v1::ACTIVATION_TANH}}, 3},
+        // Fashion-MNIST's shape and classes.
+        ConvRuntimeCase{"fashion_28x28",
+                        28,
+                        28,
+                        {{16, 3, v1::ACTIVATION_RELU, true, v1::POOLING_MAX,
+                          false},
+                         {16, 3, v1::ACTIVATION_RELU, true, v1::POOLING_NONE,
+                          true},
+                         {32, 5, v1::ACTIVATION_SILU, true,
+                          v1::POOLING_AVERAGE, false},
+                         {32, 3, v1::ACTIVATION_GELU, false,
+                          v1::POOLING_MAX, false}},
+                        {{64, v1::ACTIVATION_RELU}},
+                        10}),
+    [](const testing::TestParamInfo<ConvRuntimeCase>& info) {
+      return std::string(info.param.name);
+    });
+
 // --- Quantisation -----------------------------------------------------------
 
 TEST(QuantizeTest, EveryWeightIsWithinHalfAStep) {

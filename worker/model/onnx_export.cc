@@ -26,6 +26,9 @@
 namespace evonas::model {
 namespace {
 
+// The batch normalisation's epsilon (see ConvParameters in mlp.h).
+constexpr double kBatchNormEps = 1e-5;
+
 // Builds one GraphProto whose tensors all have one element type.
 class GraphBuilder {
  public:
@@ -63,6 +66,17 @@ class GraphBuilder {
     return absl::OkStatus();
   }
 
+  // Adds int64 initializer `name` (shapes for Reshape): never rounded.
+  void AddInt64Initializer(const std::string& name,
+                           const std::vector<int64_t>& dims,
+                           const std::vector<int64_t>& values) {
+    onnx::TensorProto* t = graph_->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::INT64);
+    for (int64_t d : dims) t->add_dims(d);
+    t->mutable_int64_data()->Add(values.begin(), values.end());
+  }
+
   // Appends node `op_type` named `output` (its single output).
   onnx::NodeProto* AddNode(const std::string& op_type,
                            const std::vector<std::string>& inputs,
@@ -91,6 +105,21 @@ class GraphBuilder {
   onnx::GraphProto* graph_;
   OnnxDtype dtype_;
 };
+
+void SetInts(onnx::NodeProto* node, const std::string& name,
+             const std::vector<int64_t>& values) {
+  onnx::AttributeProto* a = node->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INTS);
+  for (int64_t v : values) a->add_ints(v);
+}
+
+void SetInt(onnx::NodeProto* node, const std::string& name, int64_t value) {
+  onnx::AttributeProto* a = node->add_attribute();
+  a->set_name(name);
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(value);
+}
 
 std::string ColumnDoc(const char* what, int64_t count,
                       const std::vector<std::string>& columns) {
@@ -143,6 +172,72 @@ std::string AddActivation(GraphBuilder& b, v1::Activation activation,
   return out;
 }
 
+// Appends the convolutional trunk of `p` to the standardised input `in`
+// ([N, height * width]); returns the name of its flattened output [N,
+// channels * height' * width'], channel-major as Forward flattens it.
+// Batch normalisation is folded into the convolution in float64, before
+// any rounding to float32: w * s and (b - mean) * s + shift with s =
+// scale / sqrt(var + eps). Runtimes then need no BatchNormalization node,
+// and the graph is one Conv per layer as deployed CNNs are.
+absl::Status AddConvTrunk(GraphBuilder& b, const MlpParameters& p,
+                          const std::string& in, std::string* out,
+                          bool& has_gelu) {
+  b.AddInt64Initializer("image_shape", {4},
+                        {-1, 1, p.image_height, p.image_width});
+  b.AddNode("Reshape", {in, "image_shape"}, "image");
+  std::string h = "image";
+  for (size_t i = 0; i < p.conv_layers.size(); ++i) {
+    const ConvParameters& c = p.conv_layers[i];
+    const int64_t k = c.kernel_size, taps = k * k;
+    std::vector<double> weight = c.weight, bias = c.bias;
+    if (c.batch_norm) {
+      for (int64_t o = 0; o < c.out_channels; ++o) {
+        const double s =
+            c.bn_scale[o] / std::sqrt(c.bn_running_var[o] + kBatchNormEps);
+        for (int64_t j = 0; j < c.in_channels * taps; ++j) {
+          weight[o * c.in_channels * taps + j] *= s;
+        }
+        bias[o] = (bias[o] - c.bn_running_mean[o]) * s + c.bn_shift[o];
+      }
+    }
+    const std::string w = absl::StrCat("conv", i, "_W");
+    const std::string bias_name = absl::StrCat("conv", i, "_b");
+    EVONAS_RETURN_IF_ERROR(b.AddInitializer(
+        w, {c.out_channels, c.in_channels, k, k}, weight));
+    EVONAS_RETURN_IF_ERROR(b.AddInitializer(bias_name, {c.out_channels}, bias));
+    const std::string conv = absl::StrCat("conv", i, "_linear");
+    onnx::NodeProto* node = b.AddNode("Conv", {h, w, bias_name}, conv);
+    SetInts(node, "kernel_shape", {k, k});
+    SetInts(node, "pads", {k / 2, k / 2, k / 2, k / 2});
+    SetInts(node, "strides", {1, 1});
+    std::string next =
+        AddActivation(b, c.activation, conv, absl::StrCat("conv", i));
+    has_gelu = has_gelu || c.activation == v1::ACTIVATION_GELU;
+    if (c.residual) {
+      // input + activation, the order of Forward.
+      const std::string sum = absl::StrCat("conv", i, "_residual");
+      b.AddNode("Add", {h, next}, sum);
+      next = sum;
+    }
+    if (c.pooling != v1::POOLING_NONE) {
+      // Kernel 2, stride 2, no padding, floor: an odd last row or column
+      // is dropped, as in Forward.
+      const std::string pooled = absl::StrCat("conv", i, "_pool");
+      onnx::NodeProto* pool = b.AddNode(
+          c.pooling == v1::POOLING_MAX ? "MaxPool" : "AveragePool", {next},
+          pooled);
+      SetInts(pool, "kernel_shape", {2, 2});
+      SetInts(pool, "strides", {2, 2});
+      next = pooled;
+    }
+    h = next;
+  }
+  onnx::NodeProto* flatten = b.AddNode("Flatten", {h}, "conv_flat");
+  SetInt(flatten, "axis", 1);
+  *out = "conv_flat";
+  return absl::OkStatus();
+}
+
 // Appends stage `k`'s nodes computing its raw output, named `output`, from
 // "x". Stage 0 keeps the single-stage names ("W0", "x_mean"); later stages'
 // names are prefixed "s<k>_".
@@ -150,7 +245,7 @@ absl::Status AddStage(GraphBuilder& b, const MlpParameters& p, size_t k,
                       const std::string& output, bool& has_gelu) {
   const std::string prefix = k == 0 ? "" : absl::StrCat("s", k, "_");
   const auto n = [&prefix](const std::string& name) { return prefix + name; };
-  const int64_t inputs = p.layers.front().inputs;
+  const int64_t inputs = static_cast<int64_t>(p.x_mean.size());
   const int64_t outputs = p.layers.back().outputs;
   EVONAS_RETURN_IF_ERROR(b.AddInitializer(n("x_mean"), {inputs}, p.x_mean));
   EVONAS_RETURN_IF_ERROR(b.AddInitializer(n("x_std"), {inputs}, p.x_std));
@@ -158,6 +253,11 @@ absl::Status AddStage(GraphBuilder& b, const MlpParameters& p, size_t k,
   b.AddNode("Div", {n("x_centered"), n("x_std")}, n("x_standardised"));
 
   std::string h = n("x_standardised");
+  // ValidateNetwork allows a trunk only in a single-stage network, so its
+  // names need no stage prefix.
+  if (!p.conv_layers.empty()) {
+    EVONAS_RETURN_IF_ERROR(AddConvTrunk(b, p, h, &h, has_gelu));
+  }
   for (size_t i = 0; i < p.layers.size(); ++i) {
     const DenseParameters& layer = p.layers[i];
     const std::string w = n(absl::StrCat("W", i));
@@ -193,16 +293,21 @@ absl::Status AddStage(GraphBuilder& b, const MlpParameters& p, size_t k,
 absl::StatusOr<onnx::ModelProto> BuildModel(const NetworkParameters& network,
                                             const OnnxOptions& options) {
   const MlpParameters& first = network.stages.front();
-  const int64_t inputs = first.layers.front().inputs;
+  const int64_t inputs = static_cast<int64_t>(first.x_mean.size());
   const int64_t outputs = first.layers.back().outputs;
+  const bool conv = !first.conv_layers.empty();
   onnx::ModelProto model;
   model.set_ir_version(onnx::IR_VERSION);
   model.set_producer_name("evonas");
   model.set_producer_version(EVONAS_VERSION);
   model.set_doc_string(
-      "evonas MLP: raw inputs x [N, inputs] -> raw outputs y [N, outputs]; "
-      "the standardisation is built in; the output is the sum of the "
-      "stages' outputs");
+      conv ? absl::StrCat("evonas CNN: raw pixels x [N, ", first.image_height,
+                          " * ", first.image_width,
+                          "] (row-major image) -> raw outputs y [N, outputs]; "
+                          "the standardisation is built in")
+           : "evonas MLP: raw inputs x [N, inputs] -> raw outputs y [N, "
+             "outputs]; the standardisation is built in; the output is the "
+             "sum of the stages' outputs");
   onnx::OperatorSetIdProto* opset = model.add_opset_import();
   opset->set_domain("");
   opset->set_version(kOnnxOpset);
@@ -218,7 +323,7 @@ absl::StatusOr<onnx::ModelProto> BuildModel(const NetworkParameters& network,
   }
 
   onnx::GraphProto* graph = model.mutable_graph();
-  graph->set_name("evonas_mlp");
+  graph->set_name(conv ? "evonas_cnn" : "evonas_mlp");
   GraphBuilder b(graph, options.dtype);
   b.Declare(graph->add_input(), "x", inputs,
             ColumnDoc("raw inputs", inputs, options.input_columns));
@@ -257,8 +362,9 @@ absl::StatusOr<std::string> ExportOnnx(const NetworkParameters& parameters,
                                        const OnnxOptions& options) {
   EVONAS_RETURN_IF_ERROR(ValidateNetwork(parameters));
   const MlpParameters& first = parameters.stages.front();
-  EVONAS_RETURN_IF_ERROR(CheckColumns("input_columns", options.input_columns,
-                                      first.layers.front().inputs));
+  EVONAS_RETURN_IF_ERROR(
+      CheckColumns("input_columns", options.input_columns,
+                   static_cast<int64_t>(first.x_mean.size())));
   EVONAS_RETURN_IF_ERROR(CheckColumns("output_columns", options.output_columns,
                                       first.layers.back().outputs));
   EVONAS_ASSIGN_OR_RETURN(onnx::ModelProto model,

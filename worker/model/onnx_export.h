@@ -44,7 +44,13 @@ struct OnnxOptions {
 // Sigmoid and Mul for SiLU; Mul, Erf, Add and Mul for GELU; Sin), an Add of
 // the layer's input for a residual layer, Mul/Add de-standardisation; the
 // stages' outputs summed in stage order by Add nodes; output "y" [N,
-// outputs]. metadata_props holds "evonas_version" and, if
+// outputs]. A convolutional network (one stage, mlp.h) has after the
+// standardisation: Reshape to [N, 1, height, width], per conv layer a Conv
+// (pads kernel_size / 2, stride 1) with the batch normalisation folded into
+// its weights and bias, the activation nodes, an Add for a residual layer,
+// MaxPool or AveragePool (kernel 2, stride 2); then Flatten (axis 1) into
+// the first Gemm; "x" is then [N, height * width], the row-major image.
+// metadata_props holds "evonas_version" and, if
 // given, "dataset_id". The model passes onnx::checker::check_model and strict
 // shape inference before it is returned.
 //
