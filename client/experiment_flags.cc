@@ -321,6 +321,24 @@ absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
   if (flags.max_adam_steps) space.set_max_adam_steps(*flags.max_adam_steps);
   if (flags.lbfgs_steps) space.set_lbfgs_steps(*flags.lbfgs_steps);
   if (flags.max_stages) space.set_max_residual_stages(*flags.max_stages);
+  if (flags.min_conv_layers) space.set_min_conv_layers(*flags.min_conv_layers);
+  if (flags.max_conv_layers) space.set_max_conv_layers(*flags.max_conv_layers);
+  if (flags.min_channels) space.set_min_channels(*flags.min_channels);
+  if (flags.max_channels) space.set_max_channels(*flags.max_channels);
+  if (flags.max_pooling_layers) {
+    space.set_max_pooling_layers(*flags.max_pooling_layers);
+  }
+  for (const std::string& list : flags.kernel_sizes) {
+    for (absl::string_view text : absl::StrSplit(list, ',')) {
+      int kernel = 0;
+      if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(text), &kernel) ||
+          kernel < 1 || kernel > 7 || kernel % 2 == 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--kernel-sizes: \"", text, "\" is not one of 1, 3, 5, 7"));
+      }
+      space.add_kernel_sizes(kernel);
+    }
+  }
   space.set_allow_residual(flags.allow_residual);
   space.set_search_training_extras(flags.search_training_extras);
   return spec;

@@ -63,6 +63,11 @@ struct ExperimentFlags {
   std::vector<std::string> activations;
   std::optional<int> min_adam_steps, max_adam_steps, lbfgs_steps;
   std::optional<int> max_stages;
+  // The convolutional space (image data sets); kernel sizes as given, each
+  // comma-separated.
+  std::optional<int> min_conv_layers, max_conv_layers;
+  std::optional<int> min_channels, max_channels, max_pooling_layers;
+  std::vector<std::string> kernel_sizes;
   bool allow_residual = false;
   bool search_training_extras = false;
 };

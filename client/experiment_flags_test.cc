@@ -294,6 +294,35 @@ TEST(BuildExperimentSpecTest, SearchSpaceFlags) {
       << spec.status();
 }
 
+TEST(BuildExperimentSpecTest, ConvolutionalSpaceFlags) {
+  ExperimentFlags flags = MinimalFlags();
+  flags.min_conv_layers = 1;
+  flags.max_conv_layers = 3;
+  flags.min_channels = 8;
+  flags.max_channels = 48;
+  flags.max_pooling_layers = 2;
+  flags.kernel_sizes = {"3, 5", "7"};
+  absl::StatusOr<v1::ExperimentSpec> spec = BuildExperimentSpec(flags);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const v1::SearchSpace& space = spec->search_space();
+  EXPECT_EQ(space.min_conv_layers(), 1);
+  EXPECT_EQ(space.max_conv_layers(), 3);
+  EXPECT_EQ(space.min_channels(), 8);
+  EXPECT_EQ(space.max_channels(), 48);
+  EXPECT_EQ(space.max_pooling_layers(), 2);
+  ASSERT_EQ(space.kernel_sizes_size(), 3);
+  EXPECT_EQ(space.kernel_sizes(2), 7);
+
+  flags.kernel_sizes = {"3,4"};
+  spec = BuildExperimentSpec(flags);
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(spec.status().message().find(
+                "--kernel-sizes: \"4\" is not one of 1, 3, 5, 7"),
+            absl::string_view::npos)
+      << spec.status();
+}
+
 TEST(BuildExperimentSpecTest, SearchFlagsThatContradict) {
   auto message = [](const ExperimentFlags& flags) {
     return std::string(BuildExperimentSpec(flags).status().message());

@@ -356,7 +356,30 @@ void AddExperimentCreate(CLI::App* experiment, GlobalFlags* globals,
               "before")
       ->group(kSpace);
   create->add_flag("--allow-residual", flags->allow_residual,
-                   "Hidden layers may be residual (skip connections)")
+                   "Hidden (and convolutional) layers may be residual (skip "
+                   "connections)")
+      ->group(kSpace);
+  AddOptional(create, "--max-conv-layers", &flags->max_conv_layers,
+              "Most convolutional layers before the dense ones, 0..16 "
+              "(default 0: MLPs); needs an image (IDX) data set")
+      ->group(kSpace);
+  AddOptional(create, "--min-conv-layers", &flags->min_conv_layers,
+              "Fewest convolutional layers (default 0)")
+      ->group(kSpace);
+  AddOptional(create, "--min-channels", &flags->min_channels,
+              "Fewest channels of a convolutional layer (default 4)")
+      ->group(kSpace);
+  AddOptional(create, "--max-channels", &flags->max_channels,
+              "Most channels of a convolutional layer (default 64)")
+      ->group(kSpace);
+  AddOptional(create, "--max-pooling-layers", &flags->max_pooling_layers,
+              "Most 2x2 poolings (default: as many as the image allows)")
+      ->group(kSpace);
+  create
+      ->add_option("--kernel-sizes", flags->kernel_sizes,
+                   "Convolution kernel sizes to choose from, comma-separated, "
+                   "of 1, 3, 5, 7 (default 3,5)")
+      ->type_name("LIST")
       ->group(kSpace);
   create->add_flag("--search-training-extras", flags->search_training_extras,
                    "Also search warm-up, weight decay, patience and the "

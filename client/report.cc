@@ -887,6 +887,19 @@ std::string Mark(bool met, const std::string& title) {
 // "64 tanh → 32 silu" over "lr 3e-03 · 2000 Adam + 200 L-BFGS · full batch".
 std::string ArchitectureHtml(const v1::Genome& genome) {
   std::vector<std::string> layers;
+  for (const v1::ConvLayer& layer : genome.conv_layers()) {
+    std::string name = absl::StrCat("conv ", layer.channels(), "×",
+                                    layer.kernel_size(), "² ",
+                                    ActivationName(layer.activation()));
+    if (layer.residual()) name += " +skip";
+    if (layer.batch_norm()) name += " +bn";
+    if (layer.pooling() == v1::POOLING_MAX) name += " +maxpool";
+    if (layer.pooling() == v1::POOLING_AVERAGE) name += " +avgpool";
+    if (layer.dropout() > 0) {
+      absl::StrAppend(&name, " +dropout ", absl::StrFormat("%g", layer.dropout()));
+    }
+    layers.push_back(std::move(name));
+  }
   for (const v1::DenseLayer& layer : genome.hidden_layers()) {
     layers.push_back(
         absl::StrCat(layer.width(), " ", ActivationName(layer.activation())));

@@ -41,7 +41,7 @@ class ControllerFixture {
   explicit ControllerFixture(
       std::function<absl::StatusOr<std::unique_ptr<search::Strategy>>(
           const v1::ExperimentSpec&, absl::Span<const v1::LatencyTable>,
-          int64_t)>
+          int64_t, const ImageShape&)>
           make_strategy = nullptr) {
     std::string templ =
         (std::filesystem::temp_directory_path() / "evonas-fuzz-XXXXXX")

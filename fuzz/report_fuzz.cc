@@ -49,7 +49,8 @@ class FixedStrategy : public search::Strategy {
 ControllerFixture& Fixture() {
   static auto* fixture = new ControllerFixture(
       [](const v1::ExperimentSpec&, absl::Span<const v1::LatencyTable>,
-         int64_t) -> absl::StatusOr<std::unique_ptr<search::Strategy>> {
+         int64_t, const ImageShape&)
+          -> absl::StatusOr<std::unique_ptr<search::Strategy>> {
         return std::make_unique<FixedStrategy>();
       });
   return *fixture;

@@ -207,9 +207,67 @@ absl::Status CheckFinite(const google::protobuf::RepeatedField<double>& values,
 // genome's shapes, activations and residual flags, all values finite (and
 // standard deviations positive), and `parameter_count` weights and biases
 // in all. Otherwise InvalidArgument naming the first mismatch.
+// The convolutional trunk of `stage` against the genome's; adds its
+// trainable parameters to `parameters`.
+absl::Status CheckConvCheckpoint(const v1::StageWeights& stage,
+                                 const v1::Genome& genome,
+                                 const ImageShape& image, int64_t& parameters) {
+  if (stage.conv_layers_size() != genome.conv_layers_size()) {
+    return CheckpointError(absl::StrCat(
+        "stage 0 has ", stage.conv_layers_size(),
+        " convolutional layers; the genome has ", genome.conv_layers_size()));
+  }
+  if (genome.conv_layers_size() == 0) return absl::OkStatus();
+  if (stage.image_height() != image.height ||
+      stage.image_width() != image.width) {
+    return CheckpointError(absl::StrCat(
+        "stage 0 reads ", stage.image_height(), " x ", stage.image_width(),
+        " images; the data set's are ", image.height, " x ", image.width));
+  }
+  int64_t in = 1;
+  for (int l = 0; l < stage.conv_layers_size(); ++l) {
+    const v1::ConvLayerWeights& w = stage.conv_layers(l);
+    const v1::ConvLayer& g = genome.conv_layers(l);
+    const std::string at = absl::StrCat("stage 0 conv layer ", l);
+    const int64_t out = g.channels();
+    const int64_t k = g.kernel_size();
+    const int64_t norm = g.batch_norm() ? out : 0;
+    if (w.in_channels() != in || w.out_channels() != out ||
+        w.kernel_size() != k || w.weight_size() != out * in * k * k ||
+        w.bias_size() != out || w.batch_norm() != g.batch_norm() ||
+        w.bn_scale_size() != norm || w.bn_shift_size() != norm ||
+        w.bn_running_mean_size() != norm || w.bn_running_var_size() != norm) {
+      return CheckpointError(absl::StrCat(
+          at, " is ", w.in_channels(), " -> ", w.out_channels(),
+          " channels, kernel ", w.kernel_size(), ", ", w.weight_size(),
+          " weights, ", w.bias_size(), " biases, batch norm ",
+          w.batch_norm() ? "on" : "off", "; the genome needs ", in, " -> ",
+          out, ", kernel ", k, ", ", out * in * k * k, " weights, ", out,
+          " biases, batch norm ", g.batch_norm() ? "on" : "off"));
+    }
+    if (w.activation() != g.activation() || w.pooling() != g.pooling() ||
+        w.residual() != g.residual()) {
+      return CheckpointError(absl::StrCat(
+          at, " has another activation, pooling or residual flag than the "
+              "genome"));
+    }
+    EVONAS_RETURN_IF_ERROR(CheckFinite(w.weight(), at + " weight"));
+    EVONAS_RETURN_IF_ERROR(CheckFinite(w.bias(), at + " bias"));
+    EVONAS_RETURN_IF_ERROR(CheckFinite(w.bn_scale(), at + " bn_scale"));
+    EVONAS_RETURN_IF_ERROR(CheckFinite(w.bn_shift(), at + " bn_shift"));
+    EVONAS_RETURN_IF_ERROR(
+        CheckFinite(w.bn_running_mean(), at + " bn_running_mean"));
+    EVONAS_RETURN_IF_ERROR(
+        CheckFinite(w.bn_running_var(), at + " bn_running_var", true));
+    parameters += w.weight_size() + w.bias_size() + 2 * norm;
+    in = out;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckCheckpoint(const std::string& bytes, const v1::Genome& genome,
                              int64_t inputs, int64_t outputs,
-                             int64_t parameter_count) {
+                             const ImageShape& image, int64_t parameter_count) {
   v1::NetworkWeights weights;
   if (!weights.ParseFromString(bytes)) {
     return CheckpointError(
@@ -229,6 +287,13 @@ absl::Status CheckCheckpoint(const std::string& bytes, const v1::Genome& genome,
   for (size_t s = 0; s < stages.size(); ++s) {
     const v1::StageWeights& stage = weights.stages(static_cast<int>(s));
     const auto& hidden = *stages[s];
+    if (s == 0) {
+      EVONAS_RETURN_IF_ERROR(
+          CheckConvCheckpoint(stage, genome, image, parameters));
+    } else if (stage.conv_layers_size() > 0) {
+      return CheckpointError(absl::StrCat(
+          "stage ", s, " has convolutional layers; only stage 0 may"));
+    }
     const std::string where = absl::StrCat("stage ", s);
     if (stage.x_mean_size() != inputs || stage.x_std_size() != inputs ||
         stage.y_mean_size() != outputs || stage.y_std_size() != outputs) {
@@ -247,7 +312,9 @@ absl::Status CheckCheckpoint(const std::string& bytes, const v1::Genome& genome,
           where, " has ", stage.layers_size(), " layers; the genome has ",
           hidden.size(), " hidden layers plus the output layer"));
     }
-    int64_t in = inputs;
+    int64_t in = s == 0 && genome.conv_layers_size() > 0
+                     ? ConvOutputShape(genome, image).size()
+                     : inputs;
     for (int l = 0; l < stage.layers_size(); ++l) {
       const bool is_output = l == hidden.size();
       const v1::LayerWeights& layer = stage.layers(l);
@@ -289,6 +356,12 @@ v1::DatasetFormat FormatOf(const v1::Dataset& dataset) {
   return dataset.format() == v1::DATASET_FORMAT_UNSPECIFIED
              ? v1::DATASET_FORMAT_CSV
              : dataset.format();
+}
+
+// The data set's images; empty for tables.
+ImageShape ImageOf(const v1::Dataset& dataset) {
+  if (dataset.image_shape_size() != 2) return {};
+  return {dataset.image_shape(0), dataset.image_shape(1)};
 }
 
 // Units of the networks' output layer: one per output column, or one logit
@@ -518,8 +591,20 @@ absl::StatusOr<v1::GenomeCost> Controller::CostLocked(
     const v1::Experiment& experiment, const v1::Genome& genome) {
   EVONAS_ASSIGN_OR_RETURN(const std::vector<v1::LatencyTable>* tables,
                           LatencyTablesLocked());
+  EVONAS_ASSIGN_OR_RETURN(const ImageShape image, ImageLocked(experiment));
   return EstimateGenomeCost(genome, experiment.spec().input_columns_size(),
-                            NetworkOutputs(experiment), *tables);
+                            NetworkOutputs(experiment), *tables, image);
+}
+
+absl::StatusOr<ImageShape> Controller::ImageLocked(
+    const v1::Experiment& experiment) {
+  const std::string& id = experiment.spec().dataset_id();
+  auto it = images_.find(id);
+  if (it == images_.end()) {
+    EVONAS_ASSIGN_OR_RETURN(const v1::Dataset dataset, store_->GetDataset(id));
+    it = images_.emplace(id, ImageOf(dataset)).first;
+  }
+  return it->second;
 }
 
 absl::StatusOr<std::vector<v1::LatencyTable>> Controller::LatencyTables() {
@@ -817,6 +902,21 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec,
   }
   const auto inputs = ToVector(spec.input_columns());
   EVONAS_RETURN_IF_ERROR(CheckColumns(inputs, "input_columns", dataset));
+  const ImageShape image = ImageOf(dataset);
+  if (spec.search_space().max_conv_layers() > 0 && !image.empty()) {
+    // A convolution sees the image: every pixel, in the file's order.
+    const int64_t pixels = image.height * image.width;
+    bool whole_image = static_cast<int64_t>(inputs.size()) == pixels;
+    for (int64_t i = 0; whole_image && i < pixels; ++i) {
+      whole_image = inputs[i] == dataset.columns(static_cast<int>(i));
+    }
+    if (!whole_image) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input_columns: convolutional layers (search_space.max_conv_layers) "
+          "need all ", pixels, " pixels of the ", image.height, " x ",
+          image.width, " images in order; leave input_columns empty"));
+    }
+  }
   EVONAS_RETURN_IF_ERROR(CheckColumns(outputs, "output_columns", dataset));
   for (const std::string& column : outputs) {
     if (std::find(inputs.begin(), inputs.end(), column) != inputs.end()) {
@@ -897,20 +997,33 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec,
   if (classification && spec.search_space().batch_size() == 0) {
     spec.mutable_search_space()->set_batch_size(kDefaultClassificationBatch);
   }
-  EVONAS_ASSIGN_OR_RETURN(*spec.mutable_search_space(),
-                          search::NormalizeSearchSpace(spec.search_space()));
+  EVONAS_ASSIGN_OR_RETURN(
+      *spec.mutable_search_space(),
+      search::NormalizeSearchSpace(spec.search_space(), image));
   const v1::SearchSpace& space = spec.search_space();
   if (spec.requirements().has_max_parameters()) {
     // A limit that no network of the search space meets would spend the
     // whole budget on infeasible candidates. Parameters grow with depth and
-    // width, so the smallest network has min_depth layers of min_width.
+    // width, so the smallest network has min_depth layers of min_width
+    // (after min_conv_layers of min_channels with the smallest kernel,
+    // pooling as often as allowed).
     v1::Genome smallest;
     for (int i = 0; i < space.min_depth(); ++i) {
       smallest.add_hidden_layers()->set_width(space.min_width());
     }
+    for (int i = 0; i < space.min_conv_layers(); ++i) {
+      v1::ConvLayer* layer = smallest.add_conv_layers();
+      layer->set_channels(space.min_channels());
+      layer->set_kernel_size(*std::min_element(space.kernel_sizes().begin(),
+                                               space.kernel_sizes().end()));
+      if (i < space.max_pooling_layers()) {
+        layer->set_pooling(v1::POOLING_MAX);
+      }
+    }
     const int64_t fewest = ParameterCount(
         smallest, static_cast<int64_t>(inputs.size()),
-        class_count > 0 ? class_count : static_cast<int64_t>(outputs.size()));
+        class_count > 0 ? class_count : static_cast<int64_t>(outputs.size()),
+        image);
     if (spec.requirements().max_parameters() < fewest) {
       return absl::InvalidArgumentError(absl::StrCat(
           "requirements.max_parameters ", spec.requirements().max_parameters(),
@@ -921,7 +1034,7 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec,
           "and min_depth"));
     }
   }
-  return search::MakeStrategy(spec, {}, class_count).status();
+  return search::MakeStrategy(spec, {}, class_count, image).status();
 }
 
 absl::Status Controller::TenantHasRoomLocked(
@@ -1350,9 +1463,11 @@ Controller::ProposeCandidate(const v1::Experiment& experiment) {
   if (it == strategies_.end()) {
     EVONAS_ASSIGN_OR_RETURN(const std::vector<v1::LatencyTable>* tables,
                             LatencyTablesLocked());
-    EVONAS_ASSIGN_OR_RETURN(auto strategy,
-                            options_.make_strategy(experiment.spec(), *tables,
-                                                   NetworkOutputs(experiment)));
+    EVONAS_ASSIGN_OR_RETURN(const ImageShape image, ImageLocked(experiment));
+    EVONAS_ASSIGN_OR_RETURN(
+        auto strategy,
+        options_.make_strategy(experiment.spec(), *tables,
+                               NetworkOutputs(experiment), image));
     it = strategies_.emplace(experiment.id(), std::move(strategy)).first;
   }
   for (int copies = 0;; ++copies) {
@@ -1465,6 +1580,9 @@ absl::StatusOr<v1::Lease> Controller::MakeLease(
                      ? v1::TASK_CLASSIFICATION
                      : v1::TASK_REGRESSION);
   lease.set_class_count(experiment.class_count());
+  if (stored.candidate.genome().conv_layers_size() > 0) {
+    *lease.mutable_image_shape() = dataset.image_shape();
+  }
   *lease.mutable_input_columns() = spec.input_columns();
   *lease.mutable_output_columns() = spec.output_columns();
   lease.mutable_validation_split()->set_seed(spec.seed());
@@ -1725,10 +1843,11 @@ absl::Status Controller::CheckMetrics(const v1::WorkResult& result,
     return absl::InvalidArgumentError(
         "report: peak_memory_bytes must be non-negative");
   }
+  EVONAS_ASSIGN_OR_RETURN(const ImageShape image, ImageLocked(experiment));
   const int64_t expected_params =
       ParameterCount(stored.candidate.genome(),
                      experiment.spec().input_columns_size(),
-                     NetworkOutputs(experiment));
+                     NetworkOutputs(experiment), image);
   if (m.parameter_count() != expected_params) {
     return absl::InvalidArgumentError(absl::StrCat(
         "report: parameter_count ", m.parameter_count(),
@@ -1751,6 +1870,7 @@ absl::Status Controller::CheckMetrics(const v1::WorkResult& result,
 absl::Status Controller::CheckArtifacts(
     const v1::WorkResult& result, const std::vector<std::string>& artifacts,
     const v1::Genome& genome, const v1::Experiment& experiment) {
+  EVONAS_ASSIGN_OR_RETURN(const ImageShape image, ImageLocked(experiment));
   if (static_cast<int>(artifacts.size()) != result.artifacts_size()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "report: ", result.artifacts_size(), " artifacts declared but ",
@@ -1767,7 +1887,8 @@ absl::Status Controller::CheckArtifacts(
     if (declared.format() == v1::MODEL_FORMAT_CHECKPOINT) {
       EVONAS_RETURN_IF_ERROR(CheckCheckpoint(
           artifacts[i], genome, experiment.spec().input_columns_size(),
-          NetworkOutputs(experiment), result.metrics().parameter_count()));
+          NetworkOutputs(experiment), image,
+          result.metrics().parameter_count()));
     }
   }
   return absl::OkStatus();

@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "evonas/v1/types.pb.h"
 #include "evonas/v1/worker_service.pb.h"
+#include "common/genome.h"
 #include "server/observability/controller_observer.h"
 #include "server/search/strategy.h"
 #include "server/store/blob_store.h"
@@ -54,11 +55,12 @@ struct ControllerOptions {
   // Time source; tests replace it.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
   // Builds the search strategy of an experiment from its validated spec,
-  // the workers' latency tables and the units of the networks' output
-  // layer (search::MakeStrategy); tests replace it with a fake.
+  // the workers' latency tables, the units of the networks' output layer
+  // and the data set's images (search::MakeStrategy); tests replace it with
+  // a fake.
   std::function<absl::StatusOr<std::unique_ptr<search::Strategy>>(
       const v1::ExperimentSpec&, absl::Span<const v1::LatencyTable>,
-      int64_t network_outputs)>
+      int64_t network_outputs, const ImageShape& image)>
       make_strategy = search::MakeStrategy;
   // Told of significant events (for logs and metrics), if set; not owned,
   // must outlive the controller.
@@ -372,7 +374,11 @@ class Controller {
   absl::Status CheckArtifacts(const v1::WorkResult& result,
                               const std::vector<std::string>& artifacts,
                               const v1::Genome& genome,
-                              const v1::Experiment& experiment);
+                              const v1::Experiment& experiment)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The images of `experiment`'s data set (empty for tables), cached.
+  absl::StatusOr<ImageShape> ImageLocked(const v1::Experiment& experiment)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckMetrics(const v1::WorkResult& result,
                             const std::string& model,
                             const store::StoredCandidate& stored)
@@ -394,6 +400,8 @@ class Controller {
   // Experiment.worker_seconds by experiment id, derived from the candidates
   // (which hold the durable numbers) on first use.
   std::map<std::string, double> worker_seconds_ ABSL_GUARDED_BY(mu_);
+  // ImageLocked's cache by data set id (a data set never changes).
+  std::map<std::string, ImageShape> images_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, SearchState> search_states_ ABSL_GUARDED_BY(mu_);
   std::optional<std::vector<v1::LatencyTable>> latency_tables_
       ABSL_GUARDED_BY(mu_);

@@ -16,6 +16,7 @@
 #include "common/simulated_evaluator.h"
 #include "common/sha256.h"
 #include "common/timestamps.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/testing_checkpoint.h"
 
@@ -793,7 +794,8 @@ class InheritanceTest : public ControllerTest {
   void SetUp() override {
     ControllerTest::SetUp();
     options_.make_strategy = [](const v1::ExperimentSpec&,
-                                 absl::Span<const v1::LatencyTable>, int64_t)
+                                 absl::Span<const v1::LatencyTable>, int64_t,
+                                 const ImageShape&)
         -> absl::StatusOr<std::unique_ptr<search::Strategy>> {
       return std::make_unique<InheritingStrategy>();
     };
@@ -1696,6 +1698,116 @@ TEST_F(ControllerTest, ClassificationCountsClassesAndLeasesLogits) {
   ASSERT_EQ(front.candidates_size(), 2);
   EXPECT_EQ(front.candidates(0).id(), second->candidate_id());
   EXPECT_EQ(front.candidates(1).id(), lease->candidate_id());
+}
+
+// An IDX data set of `count` 8 x 8 images with labels 0..3 (images file,
+// then labels file, as stored).
+std::string EightByEightIdx(uint32_t count) {
+  const auto big_endian = [](uint32_t v) {
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                       static_cast<char>(v >> 8), static_cast<char>(v)};
+  };
+  std::string images = big_endian(0x803) + big_endian(count) + big_endian(8) +
+                       big_endian(8);
+  std::string labels = big_endian(0x801) + big_endian(count);
+  for (uint32_t i = 0; i < count; ++i) {
+    for (int p = 0; p < 64; ++p) images += static_cast<char>((i * 7 + p) % 256);
+    labels += static_cast<char>(i % 4);
+  }
+  return images + labels;
+}
+
+TEST_F(ControllerTest, ConvolutionalExperimentLeasesTheImageShape) {
+  const std::string idx = EightByEightIdx(40);
+  auto upload = controller_
+                    ->BeginUpload("images.idx", idx.size(),
+                                  v1::DATASET_FORMAT_IDX)
+                    .value();
+  ASSERT_TRUE(upload->Append(idx).ok());
+  const v1::Dataset dataset = upload->Finish().value();
+  v1::ExperimentSpec spec;
+  spec.set_dataset_id(dataset.id());
+  spec.add_output_columns("label");
+  spec.set_task(v1::TASK_CLASSIFICATION);
+  spec.mutable_budget()->set_max_candidates(6);
+  spec.set_seed(3);
+  spec.mutable_search_space()->set_min_conv_layers(1);
+  spec.mutable_search_space()->set_max_conv_layers(3);
+  spec.mutable_search_space()->set_max_channels(8);
+  const v1::Experiment experiment = controller_->CreateExperiment(spec).value();
+  // 8 -> 4 -> 2 -> 1: three poolings at most.
+  EXPECT_EQ(experiment.spec().search_space().max_pooling_layers(), 3);
+  EXPECT_EQ(experiment.spec().input_columns_size(), 64);
+
+  auto lease = controller_->LeaseWork("w1").value();
+  ASSERT_TRUE(lease.has_value());
+  ASSERT_GE(lease->genome().conv_layers_size(), 1);
+  EXPECT_THAT(lease->image_shape(), ::testing::ElementsAre(8, 8));
+  EXPECT_TRUE(ValidateGenomeForImage(lease->genome(), 64, {8, 8}).ok());
+  const int64_t params = ParameterCount(lease->genome(), 64, 4, {8, 8});
+  EXPECT_EQ(controller_->GetCandidate(lease->candidate_id())
+                .value()
+                .cost()
+                .parameter_count(),
+            params);
+
+  // A report whose checkpoint has the genome's trunk is accepted; one
+  // whose trunk lost a layer, or counts the parameters of an MLP, is not.
+  const std::string model = "model-bytes";
+  v1::NetworkWeights weights =
+      ZeroWeights(lease->genome(), 64, 4, {8, 8});
+  v1::WorkResult result;
+  result.set_worker_id("w1");
+  result.set_lease_id(lease->lease_id());
+  v1::Metrics* m = result.mutable_metrics();
+  m->mutable_validation()->set_row_count(8);
+  m->mutable_validation()->set_accuracy(0.5);
+  m->mutable_validation()->set_cross_entropy(1.2);
+  m->set_parameter_count(params);
+  m->set_model_bytes(model.size());
+  result.set_model_size_bytes(model.size());
+  result.set_model_sha256(Sha256Hex(model));
+  auto with_checkpoint = [&](const v1::NetworkWeights& w) {
+    v1::WorkResult r = result;
+    const std::string bytes = w.SerializeAsString();
+    v1::Artifact* artifact = r.add_artifacts();
+    artifact->set_format(v1::MODEL_FORMAT_CHECKPOINT);
+    artifact->set_size_bytes(bytes.size());
+    artifact->set_sha256(Sha256Hex(bytes));
+    return std::make_pair(r, bytes);
+  };
+  v1::NetworkWeights forged = weights;
+  forged.mutable_stages(0)->mutable_conv_layers()->RemoveLast();
+  auto [bad, bad_bytes] = with_checkpoint(forged);
+  const absl::Status refused = controller_->Report(bad, model, {bad_bytes}).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.message(), ::testing::HasSubstr("convolutional layers"));
+  v1::WorkResult mlp_count = result;
+  mlp_count.mutable_metrics()->set_parameter_count(
+      ParameterCount(lease->genome(), 64, 4));
+  EXPECT_EQ(controller_->Report(mlp_count, model).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  auto [good, good_bytes] = with_checkpoint(weights);
+  EXPECT_TRUE(controller_->Report(good, model, {good_bytes}).ok());
+
+  // Convolutions need images and all of their pixels.
+  v1::ExperimentSpec table = Spec(Upload(kCsv).id());
+  table.mutable_search_space()->set_max_conv_layers(2);
+  absl::Status status = controller_->CreateExperiment(table).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), ::testing::HasSubstr("needs an image data set"));
+  v1::ExperimentSpec some_pixels = spec;
+  some_pixels.add_input_columns("pixel_1");
+  some_pixels.add_input_columns("pixel_0");
+  status = controller_->CreateExperiment(some_pixels).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), ::testing::HasSubstr("need all 64 pixels"));
+  v1::ExperimentSpec too_many_poolings = spec;
+  too_many_poolings.mutable_search_space()->set_max_pooling_layers(4);
+  EXPECT_THAT(controller_->CreateExperiment(too_many_poolings)
+                  .status()
+                  .message(),
+              ::testing::HasSubstr("max_pooling_layers 4 is more than"));
 }
 
 TEST_F(ControllerTest, SearchSpaceBatchSizeReachesEveryGenome) {

@@ -157,7 +157,8 @@ TEST(FetchCheckpointTest, StreamsTheParentsCheckpointInChunksOfAtMostOneMiB) {
   options.db_path = (dir / "evonas.db").string();
   options.data_dir = (dir / "data").string();
   options.make_strategy = [](const v1::ExperimentSpec&,
-                                 absl::Span<const v1::LatencyTable>, int64_t)
+                                 absl::Span<const v1::LatencyTable>, int64_t,
+                                 const ImageShape&)
       -> absl::StatusOr<std::unique_ptr<search::Strategy>> {
     return std::make_unique<WideInheritingStrategy>();
   };
