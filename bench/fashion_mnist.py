@@ -35,6 +35,11 @@ def main():
     parser.add_argument("--max-adam-steps", type=int, default=4000)
     parser.add_argument("--max-width", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--max-conv-layers", type=int, default=0,
+                        help="search convolutional trunks of up to this many "
+                             "layers (0: MLPs only)")
+    parser.add_argument("--max-channels", type=int, default=0)
+    parser.add_argument("--max-depth", type=int, default=0)
     args = parser.parse_args()
 
     with LocalCluster(args.build, workers=args.workers) as cluster:
@@ -59,6 +64,10 @@ def main():
         s.min_adam_steps = args.min_adam_steps
         s.max_adam_steps = args.max_adam_steps
         s.batch_size = args.batch_size
+        s.max_conv_layers = args.max_conv_layers
+        s.max_channels = args.max_channels
+        s.max_depth = args.max_depth
+        s.allow_residual = args.max_conv_layers > 0
         s.activations.extend([types_pb2.ACTIVATION_RELU,
                               types_pb2.ACTIVATION_GELU,
                               types_pb2.ACTIVATION_SILU])
@@ -70,7 +79,8 @@ def main():
 
         c = experiment.counts
         print(f"Fashion-MNIST, strategy {args.strategy}, {args.workers} "
-              f"workers, seed {args.seed}: {c.succeeded} candidates trained, "
+              f"workers, {args.max_conv_layers} convolutional layers at most, "
+              f"seed {args.seed}: {c.succeeded} candidates trained, "
               f"{c.failed} failed, search wall time {wall / 60:.1f} min, "
               f"front of {len(front.candidates)}\n")
         print("| candidate | architecture | Adam steps | validation accuracy "

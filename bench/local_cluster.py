@@ -124,14 +124,32 @@ STRATEGIES = {"random": "STRATEGY_RANDOM",
 
 def describe(genome, types_pb2):
     """'32tanh-32tanh+r \\| 16sine': layers by width and activation (+r
-    for a residual layer), stages separated by a Markdown-escaped |."""
+    for a residual layer), stages separated by a Markdown-escaped |; a
+    convolutional trunk first, as evonas names it ('c16k3relu.bn.max >
+    64relu')."""
+    def activation(a):
+        return types_pb2.Activation.Name(a)[11:].lower()
+
     def layers(hidden):
         return "-".join(
-            f"{l.width}{types_pb2.Activation.Name(l.activation)[11:].lower()}"
+            f"{l.width}{activation(l.activation)}"
             + ("+r" if l.residual else "") for l in hidden)
-    return " \\| ".join([layers(genome.hidden_layers)] +
-                          [layers(s.hidden_layers)
-                           for s in genome.residual_stages])
+
+    def conv(l):
+        name = f"c{l.channels}k{l.kernel_size}{activation(l.activation)}"
+        name += "+" if l.residual else ""
+        name += ".bn" if l.batch_norm else ""
+        name += {types_pb2.POOLING_MAX: ".max",
+                 types_pb2.POOLING_AVERAGE: ".avg"}.get(l.pooling, "")
+        name += f".d{l.dropout:g}" if l.dropout else ""
+        return name
+
+    dense = " \\| ".join([layers(genome.hidden_layers)] +
+                           [layers(s.hidden_layers)
+                            for s in genome.residual_stages])
+    if not genome.conv_layers:
+        return dense
+    return "-".join(conv(l) for l in genome.conv_layers) + " > " + dense
 
 
 def load_task(task_dir):

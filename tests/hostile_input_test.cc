@@ -1065,6 +1065,15 @@ std::vector<Case> Cases() {
              static_cast<v1::Activation>(99));
        }),
        Code::INVALID_ARGUMENT, "search_space: unknown activation 99"},
+      {"ExperimentConvLayersOnATable",
+       Create([](auto& s) {
+         s.mutable_search_space()->set_max_conv_layers(2);
+       }),
+       Code::INVALID_ARGUMENT,
+       "search_space.max_conv_layers needs an image data set (IDX)"},
+      {"ExperimentChannelsWithoutConvLayers",
+       Create([](auto& s) { s.mutable_search_space()->set_max_channels(8); }),
+       Code::INVALID_ARGUMENT, "need max_conv_layers > 0"},
       {"ExperimentUnknownStrategy",
        Create([](auto& s) { s.set_strategy(static_cast<v1::Strategy>(7)); }),
        Code::INVALID_ARGUMENT, "unknown strategy 7"},
