@@ -1475,6 +1475,121 @@ TEST(QuantizeTest, Int8BytesAreAboutAnEighth) {
   EXPECT_LT(ratio, 0.2);
 }
 
+TEST(QuantizeTest, FoldBatchNormComputesTheSame) {
+  const MlpParameters p = MixedConvMlp();
+  MlpParameters folded = p;
+  for (ConvParameters& c : folded.conv_layers) {
+    c = FoldBatchNorm(c);
+    EXPECT_FALSE(c.batch_norm);
+    EXPECT_TRUE(c.bn_scale.empty() && c.bn_running_var.empty());
+  }
+  ASSERT_TRUE(ValidateMlp(folded).ok()) << ValidateMlp(folded);
+  // Without batch norm the layer is unchanged.
+  EXPECT_EQ(folded.conv_layers[2].weight, p.conv_layers[2].weight);
+  EXPECT_NE(folded.conv_layers[0].weight, p.conv_layers[0].weight);
+  const std::vector<double> x = RandomInputs(p, 100, 41);
+  const Agreement a = Compare(Forward(folded, x, 100), Forward(p, x, 100),
+                              p.y_std);
+  EXPECT_LT(a.max_rel, 1e-12);
+}
+
+TEST(QuantizeTest, ConvWeightsAreFoldedAndWithinHalfAStep) {
+  const MlpParameters p = MixedConvMlp();
+  const QuantizedMlp q = Quantize(p);
+  const MlpParameters d = Dequantize(q);
+  ASSERT_TRUE(ValidateMlp(d).ok()) << ValidateMlp(d);
+  EXPECT_EQ(d.image_height, 11);
+  EXPECT_EQ(d.image_width, 9);
+  ASSERT_EQ(d.conv_layers.size(), p.conv_layers.size());
+  for (size_t i = 0; i < p.conv_layers.size(); ++i) {
+    const ConvParameters folded = FoldBatchNorm(p.conv_layers[i]);
+    const ConvParameters& dc = d.conv_layers[i];
+    const QuantizedConv& qc = q.conv_layers[i];
+    EXPECT_FALSE(dc.batch_norm);
+    EXPECT_EQ(dc.bias, folded.bias);
+    EXPECT_EQ(dc.activation, folded.activation);
+    EXPECT_EQ(dc.pooling, folded.pooling);
+    EXPECT_EQ(dc.residual, folded.residual);
+    ASSERT_EQ(qc.scale.size(), static_cast<size_t>(folded.out_channels));
+    const int64_t row =
+        folded.in_channels * folded.kernel_size * folded.kernel_size;
+    for (int64_t o = 0; o < folded.out_channels; ++o) {
+      int max_q = 0;
+      for (int64_t k = 0; k < row; ++k) {
+        const int64_t at = o * row + k;
+        max_q = std::max(max_q, std::abs(static_cast<int>(qc.weight[at])));
+        EXPECT_LE(std::fabs(folded.weight[at] - dc.weight[at]),
+                  qc.scale[o] * (0.5 + 1e-12))
+            << "conv " << i << " channel " << o;
+      }
+      EXPECT_EQ(max_q, 127) << "one scale per output channel";
+    }
+  }
+}
+
+TEST(QuantizeTest, ConvNetworkStaysClose) {
+  // Fashion-MNIST's shape: 10 logits.
+  const MlpParameters p = RandomConvMlp(
+      28, 28,
+      {{16, 3, v1::ACTIVATION_RELU, true, v1::POOLING_MAX, false},
+       {16, 3, v1::ACTIVATION_SILU, true, v1::POOLING_NONE, true},
+       {32, 5, v1::ACTIVATION_GELU, false, v1::POOLING_AVERAGE, false}},
+      {{64, v1::ACTIVATION_RELU}}, 10, 42);
+  const std::vector<double> x = RandomInputs(p, 200, 43);
+  const std::vector<double> y = Forward(p, x, 200);
+  const std::vector<double> yq = Forward(Dequantize(Quantize(p)), x, 200);
+  ASSERT_EQ(yq.size(), y.size());
+  const Agreement a = Compare(yq, y, p.y_std);
+  std::cout << absl::StrFormat(
+      "conv int8 weights vs float64: max abs/y_std %.2e  max rel %.2e\n",
+      a.max_abs_per_std, a.max_rel);
+  EXPECT_GT(a.max_abs_per_std, 0.0);
+  EXPECT_LT(a.max_abs_per_std, 2e-2);
+}
+
+TEST(QuantizeTest, KeepsResidualLayers) {
+  const NetworkParameters n = RandomNetwork(
+      3,
+      {{16, v1::ACTIVATION_TANH},
+       {16, v1::ACTIVATION_SINE},
+       {16, v1::ACTIVATION_GELU}},
+      1, 2, 44);
+  ASSERT_TRUE(n.stages[1].layers[1].residual);
+  NetworkParameters d;
+  for (const MlpParameters& stage : n.stages) {
+    d.stages.push_back(Dequantize(Quantize(stage)));
+  }
+  for (size_t k = 0; k < n.stages.size(); ++k) {
+    for (size_t i = 0; i < n.stages[k].layers.size(); ++i) {
+      EXPECT_EQ(d.stages[k].layers[i].residual,
+                n.stages[k].layers[i].residual)
+          << "stage " << k << " layer " << i;
+    }
+  }
+  const std::vector<double> x = RandomInputs(n.stages[0], 100, 45);
+  const Agreement a =
+      Compare(Forward(d, x, 100), Forward(n, x, 100), n.stages[0].y_std);
+  EXPECT_LT(a.max_abs_per_std, 2e-2);
+}
+
+TEST(QuantizeTest, ConvBytes) {
+  const MlpParameters p = MixedConvMlp();
+  const QuantizedMlp q = Quantize(p);
+  const int64_t conv_weights = 36 + 400 + 216 + 36 + 1470;
+  const int64_t channels = 4 + 4 + 6 + 6 + 5;  // a scale and a bias each
+  const int64_t dense_weights = 20 * 8 + 8 * 3;
+  const int64_t rows = 8 + 3;
+  const int64_t standardisation = 99 + 99 + 3 + 3;
+  EXPECT_EQ(Int8ModelBytes(q),
+            conv_weights + dense_weights +
+                8 * (2 * channels + 2 * rows + standardisation));
+  // Four batch-norm values per channel of the four layers that have it.
+  const int64_t batch_norm = 4 * (4 + 4 + 6 + 5);
+  EXPECT_EQ(Float64ModelBytes(p),
+            8 * (conv_weights + channels + batch_norm + dense_weights + rows +
+                 standardisation));
+}
+
 // --- Model card -------------------------------------------------------------
 
 TEST(JsonQuoteTest, EscapesAndRepairs) {

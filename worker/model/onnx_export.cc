@@ -18,6 +18,7 @@
 #include "onnx/onnx_pb.h"
 #include "onnx/shape_inference/implementation.h"
 #include "worker/model/mlp.h"
+#include "worker/model/quantize.h"
 
 #ifndef EVONAS_VERSION
 #define EVONAS_VERSION "unknown"
@@ -25,9 +26,6 @@
 
 namespace evonas::model {
 namespace {
-
-// The batch normalisation's epsilon (see ConvParameters in mlp.h).
-constexpr double kBatchNormEps = 1e-5;
 
 // Builds one GraphProto whose tensors all have one element type.
 class GraphBuilder {
@@ -175,10 +173,10 @@ std::string AddActivation(GraphBuilder& b, v1::Activation activation,
 // Appends the convolutional trunk of `p` to the standardised input `in`
 // ([N, height * width]); returns the name of its flattened output [N,
 // channels * height' * width'], channel-major as Forward flattens it.
-// Batch normalisation is folded into the convolution in float64, before
-// any rounding to float32: w * s and (b - mean) * s + shift with s =
-// scale / sqrt(var + eps). Runtimes then need no BatchNormalization node,
-// and the graph is one Conv per layer as deployed CNNs are.
+// Batch normalisation is folded into the convolution in float64
+// (FoldBatchNorm), before any rounding to float32. Runtimes then need no
+// BatchNormalization node, and the graph is one Conv per layer as deployed
+// CNNs are.
 absl::Status AddConvTrunk(GraphBuilder& b, const MlpParameters& p,
                           const std::string& in, std::string* out,
                           bool& has_gelu) {
@@ -187,24 +185,14 @@ absl::Status AddConvTrunk(GraphBuilder& b, const MlpParameters& p,
   b.AddNode("Reshape", {in, "image_shape"}, "image");
   std::string h = "image";
   for (size_t i = 0; i < p.conv_layers.size(); ++i) {
-    const ConvParameters& c = p.conv_layers[i];
-    const int64_t k = c.kernel_size, taps = k * k;
-    std::vector<double> weight = c.weight, bias = c.bias;
-    if (c.batch_norm) {
-      for (int64_t o = 0; o < c.out_channels; ++o) {
-        const double s =
-            c.bn_scale[o] / std::sqrt(c.bn_running_var[o] + kBatchNormEps);
-        for (int64_t j = 0; j < c.in_channels * taps; ++j) {
-          weight[o * c.in_channels * taps + j] *= s;
-        }
-        bias[o] = (bias[o] - c.bn_running_mean[o]) * s + c.bn_shift[o];
-      }
-    }
+    const ConvParameters c = FoldBatchNorm(p.conv_layers[i]);
+    const int64_t k = c.kernel_size;
     const std::string w = absl::StrCat("conv", i, "_W");
     const std::string bias_name = absl::StrCat("conv", i, "_b");
     EVONAS_RETURN_IF_ERROR(b.AddInitializer(
-        w, {c.out_channels, c.in_channels, k, k}, weight));
-    EVONAS_RETURN_IF_ERROR(b.AddInitializer(bias_name, {c.out_channels}, bias));
+        w, {c.out_channels, c.in_channels, k, k}, c.weight));
+    EVONAS_RETURN_IF_ERROR(
+        b.AddInitializer(bias_name, {c.out_channels}, c.bias));
     const std::string conv = absl::StrCat("conv", i, "_linear");
     onnx::NodeProto* node = b.AddNode("Conv", {h, w, bias_name}, conv);
     SetInts(node, "kernel_shape", {k, k});
