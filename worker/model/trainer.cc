@@ -24,6 +24,7 @@
 #include "common/metrics.h"
 #include "common/status_macros.h"
 #include "google/protobuf/repeated_field.h"
+#include "worker/model/conv_trainer.h"
 #include "worker/model/mlp_kernels.h"
 
 namespace evonas::model {
@@ -60,6 +61,11 @@ constexpr int kLatencyRuns = 50;
 constexpr int64_t kLatencyBatchRows = 1024;
 constexpr int kLatencyBatchRuns = 11;
 constexpr double kPi = 3.14159265358979323846;
+// Rows per forward call when Predict runs an image network (one with
+// convolutional layers): its activations take channels x pixels values per
+// row, and Fashion-MNIST's 12,000 validation images at once would need
+// gigabytes. MLPs run in one call, as they always did.
+constexpr int64_t kImagePredictRows = 1024;
 
 double Seconds(Clock::duration d) {
   return std::chrono::duration<double>(d).count();
@@ -349,7 +355,11 @@ absl::Status CheckJob(const TrainJob& job) {
         absl::StrCat("within_tolerance: ", job.within_tolerance));
   }
   const int stages = StageCount(job.genome);
-  if (job.initial.has_value()) {
+  if (job.genome.conv_layers_size() > 0) {
+    // Also checks the initial weights, whose first dense layer takes the
+    // convolutional trunk's outputs.
+    EVONAS_RETURN_IF_ERROR(CheckConvJob(job));
+  } else if (job.initial.has_value()) {
     EVONAS_RETURN_IF_ERROR(
         CheckInitial(*job.initial, job.genome, inputs, NetworkOutputs(job)));
   }
@@ -565,6 +575,27 @@ std::string ForwardSource(const NetworkParameters& network) {
     };
     absl::StrAppend(&src, "    h = (x - ", t("x_mean"), ") / ", t("x_std"),
                     "\n");
+    if (!p.conv_layers.empty()) {
+      // The image network computes in float32 between the float64
+      // standardisation and output (types.proto: Genome.conv_layers).
+      absl::StrAppend(&src, "    h = h.view([h.size(0), 1, ", p.image_height,
+                      ", ", p.image_width, "]).float()\n");
+      for (size_t i = 0; i < p.conv_layers.size(); ++i) {
+        const ConvParameters& c = p.conv_layers[i];
+        const int64_t pad = c.kernel_size / 2;
+        const std::string conv = absl::StrCat(
+            "torch.conv2d(h, ", t(absl::StrCat("C", i)), ", ",
+            t(absl::StrCat("c", i)), ", [1, 1], [", pad, ", ", pad, "])");
+        absl::StrAppend(&src, "    h = ", c.residual ? "h + " : "",
+                        ScriptActivation(c.activation, conv), "\n");
+        if (c.pooling == v1::POOLING_MAX) {
+          absl::StrAppend(&src, "    h = torch.max_pool2d(h, [2, 2], [2, 2])\n");
+        } else if (c.pooling == v1::POOLING_AVERAGE) {
+          absl::StrAppend(&src, "    h = torch.avg_pool2d(h, [2, 2], [2, 2])\n");
+        }
+      }
+      absl::StrAppend(&src, "    h = torch.flatten(h, 1)\n");
+    }
     const size_t last = p.layers.size() - 1;
     for (size_t i = 0; i < last; ++i) {
       const std::string affine =
@@ -573,10 +604,11 @@ std::string ForwardSource(const NetworkParameters& network) {
       absl::StrAppend(&src, "    h = ", p.layers[i].residual ? "h + " : "",
                       ScriptActivation(p.layers[i].activation, affine), "\n");
     }
-    const std::string out =
-        absl::StrCat("torch.addmm(", t(absl::StrCat("b", last)), ", h, ",
-                     t(absl::StrCat("W", last)), ".t()) * ", t("y_std"),
-                     " + ", t("y_mean"));
+    const std::string out = absl::StrCat(
+        "torch.addmm(", t(absl::StrCat("b", last)), ", h, ",
+        t(absl::StrCat("W", last)), ".t())",
+        p.conv_layers.empty() ? "" : ".double()", " * ", t("y_std"),
+        " + ", t("y_mean"));
     if (k == 0) {
       absl::StrAppend(&src, "    y = ", out, "\n");
     } else {
@@ -587,8 +619,27 @@ std::string ForwardSource(const NetworkParameters& network) {
   return src;
 }
 
+// The convolution of `c` with its batch normalisation (eval mode) folded in:
+// weight * s and (bias - running_mean) * s + shift per output channel, s =
+// scale / sqrt(running_var + eps). Without batch normalisation, its own
+// weight and bias.
+std::pair<std::vector<double>, std::vector<double>> FoldedConv(
+    const ConvParameters& c) {
+  std::vector<double> weight = c.weight, bias = c.bias;
+  if (!c.batch_norm) return {weight, bias};
+  const size_t per_channel = weight.size() / bias.size();
+  for (size_t o = 0; o < bias.size(); ++o) {
+    const double s =
+        c.bn_scale[o] / std::sqrt(c.bn_running_var[o] + kBatchNormEps);
+    for (size_t j = 0; j < per_channel; ++j) weight[o * per_channel + j] *= s;
+    bias[o] = (bias[o] - c.bn_running_mean[o]) * s + c.bn_shift[o];
+  }
+  return {weight, bias};
+}
+
 // Builds the TorchScript module (raw inputs -> raw outputs) holding exactly
-// the numbers of `network` and serialises it.
+// the numbers of `network` (an image stage's weights rounded to float32,
+// its batch normalisation folded into the convolutions) and serialises it.
 std::string Export(const NetworkParameters& network) {
   torch::jit::Module module("__torch__.evonas.Mlp");
   const auto size = [](const std::vector<double>& v) {
@@ -596,16 +647,34 @@ std::string Export(const NetworkParameters& network) {
   };
   for (size_t k = 0; k < network.stages.size(); ++k) {
     const MlpParameters& p = network.stages[k];
+    const auto dtype =
+        p.conv_layers.empty() ? torch::kFloat64 : torch::kFloat32;
+    for (size_t i = 0; i < p.conv_layers.size(); ++i) {
+      const ConvParameters& c = p.conv_layers[i];
+      const auto [weight, bias] = FoldedConv(c);
+      module.register_parameter(
+          TensorName(k, absl::StrCat("C", i)),
+          ToTensor(weight, {c.out_channels, c.in_channels, c.kernel_size,
+                            c.kernel_size})
+              .to(dtype)
+              .requires_grad_(true),
+          /*is_buffer=*/false);
+      module.register_parameter(
+          TensorName(k, absl::StrCat("c", i)),
+          ToTensor(bias, {c.out_channels}).to(dtype).requires_grad_(true),
+          /*is_buffer=*/false);
+    }
     for (size_t i = 0; i < p.layers.size(); ++i) {
       const DenseParameters& layer = p.layers[i];
       module.register_parameter(
           TensorName(k, absl::StrCat("W", i)),
           ToTensor(layer.weight, {layer.outputs, layer.inputs})
+              .to(dtype)
               .requires_grad_(true),
           /*is_buffer=*/false);
       module.register_parameter(
           TensorName(k, absl::StrCat("b", i)),
-          ToTensor(layer.bias, {layer.outputs}).requires_grad_(true),
+          ToTensor(layer.bias, {layer.outputs}).to(dtype).requires_grad_(true),
           /*is_buffer=*/false);
     }
     module.register_buffer(TensorName(k, "x_mean"),
@@ -897,22 +966,18 @@ class Training {
   }
 
   // Select() for classification: fewest misclassified selection rows, then
-  // lowest cross-entropy. best_error_ holds the error rate.
+  // lowest cross-entropy (ClassifierSelection, shared with the convolutional
+  // trainer). best_error_ holds the error rate.
   bool SelectClassifier() {
     const int64_t classes = kernels_.outputs();
     predicted_.resize(select_rows_ * classes);
     kernels_.Forward(params_.data(), select_x_.data(), select_rows_,
                      predicted_.data());
-    const v1::Evaluation e =
-        EvaluateClassification(predicted_, select_y_, classes);
-    if (!std::isfinite(e.cross_entropy())) return false;
-    const double error_rate = 1.0 - e.accuracy();
-    if (error_rate > best_error_ ||
-        (error_rate == best_error_ && e.cross_entropy() >= best_entropy_)) {
+    if (!selection_.Offer(
+            EvaluateClassification(predicted_, select_y_, classes))) {
       return false;
     }
-    best_error_ = error_rate;
-    best_entropy_ = e.cross_entropy();
+    best_error_ = selection_.error_rate();
     best_ = params_;
     return true;
   }
@@ -931,7 +996,7 @@ class Training {
   std::vector<double> y_std_;  // one per output
   std::vector<double> predicted_;
   double best_error_ = std::numeric_limits<double>::infinity();
-  double best_entropy_ = std::numeric_limits<double>::infinity();
+  ClassifierSelection selection_;
   std::vector<double> best_;
   StageReport report_;
 };
@@ -1070,27 +1135,16 @@ absl::Status Subtract(const MlpParameters& stage, const Matrix& x,
   return absl::OkStatus();
 }
 
-absl::StatusOr<TrainOutput> TrainImpl(const TrainJob& job) {
-  EVONAS_RETURN_IF_ERROR(CheckJob(job));
-  const auto start = Clock::now();
-  const double cpu_start = ProcessCpuSeconds();
-  torch::set_num_threads(std::max(1, job.threads));
-  // A generator of our own, rather than the global one, keeps the result a
-  // function of the job even when other code uses torch's global RNG.
-  at::Generator gen = at::detail::createCPUGenerator(job.seed);
-  torch::manual_seed(job.seed);
-
+// Trains the stages of an MLP genome, one after the other, into `output`
+// (parameters and stage reports).
+absl::Status TrainStages(const TrainJob& job, const Samples& select,
+                         at::Generator& gen, TrainOutput& output) {
   std::vector<double> x_mean, x_std;
   EVONAS_RETURN_IF_ERROR(ColumnStats(job.training.x, "inputs", x_mean, x_std));
-  // The best weights are chosen on the validation rows, or on the training
-  // rows when there are none.
-  const Samples& select =
-      job.validation.x.rows > 0 ? job.validation : job.training;
   // What the stages so far leave unexplained, in raw units.
   std::vector<double> residual = job.training.y.data;
   std::vector<double> select_residual = select.y.data;
   const std::vector<StageGenes> stages = StagesOf(job.genome);
-  TrainOutput output;
   for (size_t k = 0; k < stages.size(); ++k) {
     StageReport& report = output.stages.emplace_back();
     const auto stage_start = Clock::now();
@@ -1112,6 +1166,46 @@ absl::StatusOr<TrainOutput> TrainImpl(const TrainJob& job) {
                                       select.x, select_residual));
     }
   }
+  return absl::OkStatus();
+}
+
+// Trains a convolutional genome's single float32 stage (conv_trainer.h)
+// into `output`.
+absl::Status TrainConvolutional(const TrainJob& job, const Samples& select,
+                                TrainOutput& output) {
+  const auto start = Clock::now();
+  const StageSteps steps =
+      StepsOf(job.genome.training(), job.step_fraction, /*classification=*/true);
+  StageReport& report = output.stages.emplace_back();
+  EVONAS_ASSIGN_OR_RETURN(
+      MlpParameters stage,
+      TrainConvStage(job, {steps.adam, steps.warmup, steps.patience}, select,
+                     report));
+  report.seconds = Seconds(Clock::now() - start);
+  output.parameters.stages.push_back(std::move(stage));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TrainOutput> TrainImpl(const TrainJob& job) {
+  EVONAS_RETURN_IF_ERROR(CheckJob(job));
+  const auto start = Clock::now();
+  const double cpu_start = ProcessCpuSeconds();
+  torch::set_num_threads(std::max(1, job.threads));
+  // A generator of our own, rather than the global one, keeps the result a
+  // function of the job even when other code uses torch's global RNG.
+  at::Generator gen = at::detail::createCPUGenerator(job.seed);
+  torch::manual_seed(job.seed);
+
+  // The best weights are chosen on the validation rows, or on the training
+  // rows when there are none.
+  const Samples& select =
+      job.validation.x.rows > 0 ? job.validation : job.training;
+  TrainOutput output;
+  if (job.genome.conv_layers_size() > 0) {
+    EVONAS_RETURN_IF_ERROR(TrainConvolutional(job, select, output));
+  } else {
+    EVONAS_RETURN_IF_ERROR(TrainStages(job, select, gen, output));
+  }
   const double training_seconds = Seconds(Clock::now() - start);
   const double training_cpu_seconds = ProcessCpuSeconds() - cpu_start;
 
@@ -1130,6 +1224,15 @@ absl::StatusOr<TrainOutput> TrainImpl(const TrainJob& job) {
   int64_t parameters = 0;
   for (const torch::Tensor& p : Load(output.model_file).parameters()) {
     parameters += p.numel();
+  }
+  // Batch normalisation is folded into the convolutions of the file, but
+  // its scales and shifts were trained: evonas::ParameterCount of the genome
+  // counts them.
+  for (const MlpParameters& stage : output.parameters.stages) {
+    for (const ConvParameters& conv : stage.conv_layers) {
+      parameters += static_cast<int64_t>(conv.bn_scale.size() +
+                                         conv.bn_shift.size());
+    }
   }
   m.set_parameter_count(parameters);
   m.set_model_bytes(static_cast<int64_t>(output.model_file.size()));
@@ -1168,7 +1271,20 @@ absl::StatusOr<Matrix> PredictImpl(const std::string& model_file,
     }
   }
   torch::NoGradGuard no_grad;
-  torch::Tensor out = module.forward({ToTensor(x)}).toTensor();
+  torch::Tensor in = ToTensor(x);
+  torch::Tensor out;
+  if (module.hasattr("C0") && x.rows > kImagePredictRows) {
+    // An image network holds channels x pixels activations per row.
+    std::vector<torch::Tensor> parts;
+    for (int64_t start = 0; start < x.rows; start += kImagePredictRows) {
+      const int64_t end = std::min(x.rows, start + kImagePredictRows);
+      parts.push_back(
+          module.forward({in.slice(0, start, end)}).toTensor().contiguous());
+    }
+    out = torch::cat(parts);
+  } else {
+    out = module.forward({in}).toTensor();
+  }
   if (out.dim() != 2 || out.size(0) != x.rows) {
     return absl::InvalidArgumentError(absl::StrCat("model returned shape ",
                                                    c10::str(out.sizes()),
@@ -1208,7 +1324,10 @@ absl::StatusOr<double> MeasureLatencyImpl(const NetworkParameters& network,
   EVONAS_RETURN_IF_ERROR(ValidateNetwork(network));
   if (runs < 1) return absl::InvalidArgumentError("runs must be at least 1");
   torch::set_num_threads(std::max(1, threads));
-  const int64_t inputs = network.stages.front().layers.front().inputs;
+  // The standardisation has one entry per input, also for an image network
+  // whose first dense layer takes the convolutional trunk's outputs.
+  const auto inputs =
+      static_cast<int64_t>(network.stages.front().x_mean.size());
   const Matrix row{1, inputs, std::vector<double>(inputs, 0.5)};
   return MedianLatency(Export(network), row, 1, runs);
 }

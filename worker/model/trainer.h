@@ -71,6 +71,12 @@ struct TrainJob {
   // fewest misclassified selection rows, then the lowest cross-entropy. The
   // genome must have one stage. 0: regression.
   int class_count = 0;
+
+  // The image shape of the inputs (Lease.image_shape): every input is a
+  // pixel, row-major, and image_height * image_width == training.x.cols.
+  // Needed, and used only, when the genome has conv_layers; 0 otherwise.
+  int64_t image_height = 0;
+  int64_t image_width = 0;
 };
 
 // What the training of one stage did. The errors are the best validation
@@ -124,6 +130,16 @@ struct TrainOutput {
 // Classification (job.class_count > 0) trains one stage on the
 // cross-entropy, its outputs the logits (y_mean 0, y_std 1).
 //
+// A genome with conv_layers (classification of images only) is trained by
+// conv_trainer.h in float32 with LibTorch modules: the convolutional trunk
+// on the image standardised by one mean and deviation over all training
+// pixels, then the dense layers; Adam on mini-batches (batch_size 0: 256)
+// with the same schedule, early stopping and best-weights rule as an MLP
+// classifier, evaluated in eval mode (batch-norm running statistics, no
+// dropout). Its TorchScript model folds batch normalisation into the
+// convolutions and computes in float32 between the float64 standardisation
+// and output. It needs job.image_height and image_width.
+//
 // The TorchScript model computes the sum of the stages, standardisation
 // included; the metrics are evaluated on it (validation, test), so they are
 // those of the file a user downloads. Metrics also hold training wall and
@@ -135,13 +151,16 @@ struct TrainOutput {
 // Aborted when training diverged (non-finite loss), InvalidArgument for a bad
 // job: mismatched shapes, non-finite data, a genome the trainer cannot build
 // (it accepts any finite positive learning rate; ValidateGenome's upper
-// bound is search policy), initial weights that do not fit the genome, a
-// first_trainable_stage or step_fraction out of range; ResourceExhausted when
+// bound is search policy; a convolutional genome needs an image shape of
+// the inputs that every pooling leaves at least 1 pixel high and wide),
+// initial weights that do not fit the genome, a first_trainable_stage or
+// step_fraction out of range; ResourceExhausted when
 // out of memory, Internal for any other LibTorch error. Never throws. Sets
 // LibTorch's process-wide intra-op thread count to `job.threads`.
 absl::StatusOr<TrainOutput> Train(const TrainJob& job);
 
-// Loads a TorchScript model file and predicts `x` (raw units in and out).
+// Loads a TorchScript model file and predicts `x` (raw units in and out);
+// an image network (one with convolutional layers) 1024 rows at a time.
 // InvalidArgument when `model_file` is not a TorchScript model or `x` does
 // not have the model's number of inputs. Never throws.
 absl::StatusOr<Matrix> Predict(const std::string& model_file, const Matrix& x);
