@@ -3,6 +3,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <random>
+#include <string>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -110,6 +111,20 @@ absl::StatusOr<model::TrainJob> MakeJob(const v1::Lease& lease,
           "; it needs at least 2"));
     }
     job.class_count = lease.class_count();
+  }
+  if (lease.image_shape_size() == 2) {
+    job.image_height = lease.image_shape(0);
+    job.image_width = lease.image_shape(1);
+  } else if (lease.genome().conv_layers_size() > 0) {
+    // Train() would refuse it too; say where the shape should have come
+    // from.
+    return absl::InvalidArgumentError(absl::StrCat(
+        "lease: the genome has convolutional layers but the lease has ",
+        lease.image_shape_size() == 0
+            ? std::string("no image_shape")
+            : absl::StrCat(lease.image_shape_size(), " image_shape values"),
+        " (want height and width); convolutional genomes need an image "
+        "data set (IDX) and a controller that sends its shape"));
   }
   const auto input_names = ToVector(lease.input_columns());
   const auto output_names = ToVector(lease.output_columns());

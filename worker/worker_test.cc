@@ -563,5 +563,53 @@ TEST_F(InheritingLeaseTest, UnreachableCheckpointGivesTheLeaseBack) {
                                     HasSubstr(" candidate=child"))));
 }
 
+// A genome of one 1x1 convolution on the lease's 2-pixel images.
+v1::Genome ConvGenome() {
+  v1::Genome genome = ParentGenome();
+  v1::ConvLayer* conv = genome.add_conv_layers();
+  conv->set_channels(2);
+  conv->set_kernel_size(1);
+  conv->set_activation(v1::ACTIVATION_RELU);
+  return genome;
+}
+
+TEST_F(InheritingLeaseTest, ConvGenomeWithoutImageShapeFailsTheCandidate) {
+  v1::Lease lease = MakeLease(ConvGenome(), v1::MORPHISM_KIND_CONTINUE, false);
+  lease.set_task(v1::TASK_CLASSIFICATION);
+  lease.set_class_count(2);
+  FakeController controller(lease, dataset_, checkpoint_);
+  RunWorker(controller);
+  std::optional<v1::WorkResult> result = controller.result();
+  ASSERT_TRUE(result.has_value());
+  EXPECT_THAT(result->failure_reason(), HasSubstr("no image_shape"));
+  EXPECT_THAT(result->failure_reason(), HasSubstr("convolutional"));
+}
+
+TEST_F(InheritingLeaseTest, ConvGenomeTrainsOnTheLeasesImageShape) {
+  // 1x2 "images" (the columns a and b); the class is whether a > b.
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<double> uniform(0.0, 255.0);
+  std::string csv = "a,b,y\n";
+  for (int r = 0; r < 200; ++r) {
+    const double a = uniform(rng), b = uniform(rng);
+    csv += absl::StrFormat("%.17g,%.17g,%d\n", a, b, a > b ? 1 : 0);
+  }
+  v1::Lease lease = MakeLease(ConvGenome(), v1::MORPHISM_KIND_CONTINUE, false);
+  lease.mutable_genome()->mutable_training()->set_learning_rate(1e-2);
+  lease.mutable_genome()->mutable_training()->set_adam_steps(300);
+  lease.set_dataset_id(Sha256Hex(csv));
+  lease.set_task(v1::TASK_CLASSIFICATION);
+  lease.set_class_count(2);
+  lease.add_image_shape(1);
+  lease.add_image_shape(2);
+  FakeController controller(lease, csv, checkpoint_);
+  RunWorker(controller);
+  std::optional<v1::WorkResult> result = controller.result();
+  ASSERT_TRUE(result.has_value());
+  ASSERT_EQ(result->failure_reason(), "");
+  EXPECT_GE(result->metrics().validation().accuracy(), 0.9);
+  EXPECT_GT(result->model_size_bytes(), 0);
+}
+
 }  // namespace
 }  // namespace evonas::worker
