@@ -434,6 +434,26 @@ bool IsFunctionPreserving(v1::MorphismKind kind) {
 
 absl::Status CheckMorphism(const v1::Genome& parent, const v1::Genome& child,
                            const v1::Morphism& morphism) {
+  if (parent.conv_layers_size() > 0 || child.conv_layers_size() > 0) {
+    // Dropout acts in training only: it may change with the training genes.
+    const auto same_trunk = [&] {
+      if (parent.conv_layers_size() != child.conv_layers_size()) return false;
+      for (int i = 0; i < parent.conv_layers_size(); ++i) {
+        v1::ConvLayer a = parent.conv_layers(i);
+        v1::ConvLayer b = child.conv_layers(i);
+        a.clear_dropout();
+        b.clear_dropout();
+        if (a.SerializeAsString() != b.SerializeAsString()) return false;
+      }
+      return true;
+    };
+    if (morphism.kind() != v1::MORPHISM_KIND_CONTINUE || !same_trunk()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          Site(morphism),
+          ": a network with convolutional layers inherits only by CONTINUE, "
+          "with the parent's convolutional layers unchanged"));
+    }
+  }
   const std::vector<StageLayers> child_arch = Architecture(child);
   EVONAS_ASSIGN_OR_RETURN(
       const std::vector<StageLayers> expected,
@@ -474,6 +494,27 @@ absl::Status CheckMorphism(const v1::Genome& parent, const v1::Genome& child,
 absl::Status CheckNetworkMatchesGenome(const NetworkParameters& network,
                                        const v1::Genome& genome) {
   EVONAS_RETURN_IF_ERROR(ValidateNetwork(network));
+  const std::vector<ConvParameters>& trunk = network.stages[0].conv_layers;
+  if (static_cast<int>(trunk.size()) != genome.conv_layers_size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the network has ", trunk.size(),
+                     " convolutional layers, the genome ",
+                     genome.conv_layers_size()));
+  }
+  for (int i = 0; i < genome.conv_layers_size(); ++i) {
+    const v1::ConvLayer& g = genome.conv_layers(i);
+    const ConvParameters& c = trunk[i];
+    if (c.out_channels != g.channels() || c.kernel_size != g.kernel_size() ||
+        c.activation != g.activation() || c.pooling != g.pooling() ||
+        c.residual != g.residual() || c.batch_norm != g.batch_norm()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "convolutional layer ", i,
+          " of the network differs from the genome's (channels ",
+          c.out_channels, " vs ", g.channels(), ", kernel ", c.kernel_size,
+          " vs ", g.kernel_size(), ", or activation, pooling, residual or "
+          "batch norm)"));
+    }
+  }
   const std::vector<StageLayers> arch = Architecture(genome);
   if (network.stages.size() != arch.size()) {
     return absl::InvalidArgumentError(

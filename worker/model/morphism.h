@@ -32,15 +32,18 @@ bool IsFunctionPreserving(v1::MorphismKind kind);
 //                 `stage`, as wide as the layer before it;
 //   REMOVE_LAYER  residual layer `layer` of stage `stage` removed;
 //   ADD_STAGE     one more stage, at index `stage` = the parent's stage count.
-// A residual layer must stay as wide as its input in the child. Otherwise
+// A residual layer must stay as wide as its input in the child. A network
+// with convolutional layers inherits only by CONTINUE, its trunk unchanged
+// but for dropout (which acts in training only). Otherwise
 // InvalidArgument naming what differs. The stages before `stage` are the
 // same in parent and child: an inheriting child can keep them frozen.
 absl::Status CheckMorphism(const v1::Genome& parent, const v1::Genome& child,
                            const v1::Morphism& morphism);
 
-// OK when `network` has the architecture of `genome` (stage count, layer
-// widths, activations and residual flags) and `inputs`/`outputs` in every
-// stage; InvalidArgument naming the first difference otherwise.
+// OK when `network` has the architecture of `genome` (stage count,
+// convolutional layers, layer widths, activations and residual flags) and
+// `inputs`/`outputs` in every stage; InvalidArgument naming the first
+// difference otherwise.
 absl::Status CheckNetworkMatchesGenome(const NetworkParameters& network,
                                        const v1::Genome& genome);
 

@@ -8,7 +8,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
+#include "common/genome.h"
 #include "gtest/gtest.h"
+#include "worker/model/checkpoint.h"
 #include "worker/model/mlp.h"
 
 namespace evonas::model {
@@ -578,6 +580,50 @@ TEST(MorphismTest, MaxRelativeOutputDifferenceIsRelativeToTheOutputScale) {
   wrong.x = {2, 1, {0, 0}};
   EXPECT_EQ(MaxRelativeOutputDifference(a, b, wrong.x).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(MorphismTest, ConvolutionalNetworksInheritOnlyByContinue) {
+  v1::Genome parent;
+  v1::ConvLayer* conv = parent.add_conv_layers();
+  conv->set_channels(4);
+  conv->set_kernel_size(3);
+  conv->set_activation(v1::ACTIVATION_RELU);
+  conv->set_batch_norm(true);
+  conv->set_pooling(v1::POOLING_MAX);
+  v1::DenseLayer* dense = parent.add_hidden_layers();
+  dense->set_width(8);
+  dense->set_activation(v1::ACTIVATION_RELU);
+  parent.mutable_training()->set_learning_rate(1e-3);
+  parent.mutable_training()->set_adam_steps(100);
+
+  v1::Morphism keep;
+  keep.set_kind(v1::MORPHISM_KIND_CONTINUE);
+  v1::Genome child = parent;
+  child.mutable_training()->set_learning_rate(2e-3);
+  child.mutable_conv_layers(0)->set_dropout(0.25);  // training only
+  EXPECT_TRUE(CheckMorphism(parent, child, keep).ok());
+
+  v1::Genome other_trunk = child;
+  other_trunk.mutable_conv_layers(0)->set_channels(5);
+  EXPECT_THAT(CheckMorphism(parent, other_trunk, keep).message(),
+              ::testing::HasSubstr("inherits only by CONTINUE"));
+  v1::Morphism widen;
+  widen.set_kind(v1::MORPHISM_KIND_WIDEN);
+  v1::Genome wider = parent;
+  wider.mutable_hidden_layers(0)->set_width(9);
+  EXPECT_EQ(CheckMorphism(parent, wider, widen).code(),
+            absl::StatusCode::kInvalidArgument);
+
+  // The parent's checkpoint shape fits its genome, not another trunk.
+  absl::StatusOr<NetworkParameters> network =
+      FromNetworkWeights(ZeroWeights(parent, 64, 3, {8, 8}));
+  ASSERT_TRUE(network.ok()) << network.status();
+  EXPECT_TRUE(CheckNetworkMatchesGenome(*network, parent).ok());
+  EXPECT_THAT(CheckNetworkMatchesGenome(*network, other_trunk).message(),
+              ::testing::HasSubstr("convolutional layer 0"));
+  v1::Genome no_trunk = parent;
+  no_trunk.clear_conv_layers();
+  EXPECT_FALSE(CheckNetworkMatchesGenome(*network, no_trunk).ok());
 }
 
 }  // namespace
