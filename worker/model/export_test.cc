@@ -1752,6 +1752,55 @@ TEST(ModelCardTest, PythonParsesItAndReadsTheOutcomes) {
       "x \"one\"\nback\\slash\n\ncaf\xC3\xA9\ntab\there\nbad\xEF\xBF\xBD\n");
 }
 
+constexpr char kReadConvCardScript[] = R"PY(
+import json, sys
+a = json.load(open(sys.argv[1]))["architecture"]
+print("kind", a["kind"], "inputs", a["inputs"], "outputs", a["outputs"])
+print("image", a["image"]["height"], a["image"]["width"], a["image"]["channels"])
+for c in a["conv_layers"]:
+    print("conv", c["in_channels"], c["out_channels"], c["kernel_size"],
+          c["activation"], c["batch_norm"], c["pooling"], c["dropout"],
+          c["residual"])
+print("layers", " ".join(str(l["inputs"]) + l["activation"] for l in a["layers"]))
+print("parameters", a["parameter_count"], a["stages"][0]["parameter_count"])
+)PY";
+
+TEST(ModelCardTest, DescribesTheConvLayersAndTheImage) {
+  if (access(kPython, X_OK) != 0) GTEST_SKIP() << kPython << " not found";
+  CardFixture f;
+  f.parameters = Net(MixedConvMlp());
+  f.genome = ConvGenomeOf(MixedConvs(), {{8, v1::ACTIVATION_TANH}});
+  f.metrics.set_parameter_count(ParameterCount(f.parameters));
+  auto card = ModelCardJson(f.parameters, f.genome, f.metrics, f.requirements,
+                            "id", std::vector<std::string>(99, "pixel"),
+                            {"a", "b", "c"});
+  ASSERT_TRUE(card.ok()) << card.status();
+  ScratchDir dir;
+  ASSERT_FALSE(dir.path().empty());
+  WriteFile(dir.File("card.json"), *card);
+  std::string log;
+  ASSERT_EQ(RunPython(dir, kReadConvCardScript, {dir.File("card.json")}, &log),
+            0)
+      << log << "\n"
+      << *card;
+  EXPECT_EQ(log,
+            "kind cnn inputs 99 outputs 3\n"
+            "image 11 9 1\n"
+            "conv 1 4 3 relu True max 0.25 False\n"
+            "conv 4 4 5 gelu True none 0.25 True\n"
+            "conv 4 6 3 sine False average 0.25 False\n"
+            "conv 6 6 1 silu True none 0.25 True\n"
+            "conv 6 5 7 tanh True none 0.25 False\n"
+            "layers 20tanh 8linear\n"
+            "parameters 2416 2416\n");
+  // One input column per pixel, not per input of the first dense layer.
+  EXPECT_THAT(ModelCardJson(f.parameters, f.genome, f.metrics, f.requirements,
+                            "id", std::vector<std::string>(20, "x"), {})
+                  .status()
+                  .message(),
+              HasSubstr("20 input column names for a network with 99"));
+}
+
 TEST(ModelCardTest, FeasibleCardWithoutRequirements) {
   CardFixture f;
   f.requirements.Clear();

@@ -230,8 +230,41 @@ std::string LayersJson(const MlpParameters& p) {
   return absl::StrCat("[", absl::StrJoin(layers, ", "), "]");
 }
 
+const char* PoolingName(v1::Pooling pooling) {
+  switch (pooling) {
+    case v1::POOLING_NONE:
+      return "none";
+    case v1::POOLING_MAX:
+      return "max";
+    case v1::POOLING_AVERAGE:
+      return "average";
+    default:
+      return "unknown";
+  }
+}
+
+// The JSON array of a stage's convolutional layers, in order.
+std::string ConvLayersJson(const MlpParameters& p) {
+  std::vector<std::string> layers;
+  for (const ConvParameters& c : p.conv_layers) {
+    layers.push_back(
+        JsonObject()
+            .Add("in_channels", JsonNumber(c.in_channels))
+            .Add("out_channels", JsonNumber(c.out_channels))
+            .Add("kernel_size", JsonNumber(c.kernel_size))
+            .Add("activation", JsonQuote(ActivationName(c.activation)))
+            .Add("batch_norm", c.batch_norm ? "true" : "false")
+            .Add("pooling", JsonQuote(PoolingName(c.pooling)))
+            .Add("dropout", JsonNumber(c.dropout))
+            .Add("residual", c.residual ? "true" : "false")
+            .Finish());
+  }
+  return absl::StrCat("[", absl::StrJoin(layers, ", "), "]");
+}
+
 // "layers" describes the first stage; "stages" lists every stage's layers
-// and parameter count.
+// and parameter count. A convolutional network (always one stage) also has
+// "image" and "conv_layers", in the order they run: before "layers".
 std::string Architecture(const NetworkParameters& network,
                          const v1::Genome& genome) {
   const MlpParameters& first = network.stages.front();
@@ -243,20 +276,34 @@ std::string Architecture(const NetworkParameters& network,
                          .Add("layers", LayersJson(stage))
                          .Finish());
   }
-  return JsonObject()
-      .Add("kind", JsonQuote("mlp"))
+  const bool conv = !first.conv_layers.empty();
+  JsonObject architecture;
+  architecture.Add("kind", JsonQuote(conv ? "cnn" : "mlp"))
       .Add("description", JsonQuote(DescribeGenome(genome)))
-      .Add("inputs", JsonNumber(first.layers.front().inputs))
+      .Add("inputs", JsonNumber(static_cast<int64_t>(first.x_mean.size())))
       .Add("outputs", JsonNumber(first.layers.back().outputs))
-      .Add("parameter_count", JsonNumber(ParameterCount(network)))
-      .Add("layers", LayersJson(first))
+      .Add("parameter_count", JsonNumber(ParameterCount(network)));
+  if (conv) {
+    architecture
+        .Add("image", JsonObject()
+                          .Add("height", JsonNumber(first.image_height))
+                          .Add("width", JsonNumber(first.image_width))
+                          .Add("channels", "1")
+                          .Finish())
+        .Add("conv_layers", ConvLayersJson(first));
+  }
+  architecture.Add("layers", LayersJson(first))
       .Add("stages", absl::StrCat("[", absl::StrJoin(stages, ", "), "]"))
       .Add("standardisation",
-           JsonQuote("built into the exported models: each stage sees "
-                     "(x - x_mean) / x_std and its output o becomes "
-                     "o * y_std + y_mean; the network's output is the sum "
-                     "of the stages' outputs"))
-      .Finish();
+           JsonQuote(conv ? "built into the exported models: the pixels x "
+                            "(the image row by row) become (x - x_mean) / "
+                            "x_std, one value per pixel, and the output o "
+                            "becomes o * y_std + y_mean"
+                          : "built into the exported models: each stage sees "
+                            "(x - x_mean) / x_std and its output o becomes "
+                            "o * y_std + y_mean; the network's output is the "
+                            "sum of the stages' outputs"));
+  return architecture.Finish();
 }
 
 }  // namespace
@@ -320,8 +367,8 @@ absl::StatusOr<std::string> ModelCardJson(
     const std::vector<std::string>& output_columns) {
   EVONAS_RETURN_IF_ERROR(ValidateNetwork(parameters));
   const MlpParameters& first = parameters.stages.front();
-  EVONAS_RETURN_IF_ERROR(
-      CheckColumns("input", input_columns, first.layers.front().inputs));
+  EVONAS_RETURN_IF_ERROR(CheckColumns(
+      "input", input_columns, static_cast<int64_t>(first.x_mean.size())));
   EVONAS_RETURN_IF_ERROR(
       CheckColumns("output", output_columns, first.layers.back().outputs));
   EVONAS_ASSIGN_OR_RETURN(std::string genome_json, ProtoJson(genome));

@@ -23,7 +23,12 @@ namespace evonas::model {
 //     (all stages), "layers": [{"inputs", "outputs", "activation",
 //     "residual"}...] of the first stage with "linear" for the output layer,
 //     "stages": [{"parameter_count", "layers"}...] for every stage,
-//     "standardisation"},
+//     "standardisation"; "kind" "mlp", or "cnn" for a convolutional network,
+//     which also has "image": {"height", "width", "channels" (1)} and
+//     "conv_layers": [{"in_channels", "out_channels", "kernel_size",
+//     "activation", "batch_norm", "pooling" ("none", "max", "average"),
+//     "dropout", "residual"}...] in the order they run, and whose "inputs"
+//     are its pixels},
 //   "genome", "metrics": the protos in protobuf's JSON mapping with the proto
 //     field names (so int64 values are strings and NaN is "NaN"),
 //   "requirements": one entry per set requirement, in proto field order:
