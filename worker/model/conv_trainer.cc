@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <limits>
 #include <memory>
 #include <new>
 #include <string>
@@ -86,7 +87,8 @@ absl::Status CheckConvInitial(const TrainJob& job, int64_t flat_inputs) {
   const NetworkParameters& initial = *job.initial;
   const v1::Genome& genome = job.genome;
   const int64_t pixels = job.image_height * job.image_width;
-  const int64_t classes = job.class_count;
+  const int64_t outputs =
+      job.class_count > 0 ? job.class_count : job.training.y.cols;
   if (initial.stages.size() != 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("initial weights have ", initial.stages.size(),
@@ -101,11 +103,11 @@ absl::Status CheckConvInitial(const TrainJob& job, int64_t flat_inputs) {
   }
   if (static_cast<int64_t>(s.x_mean.size()) != pixels ||
       static_cast<int64_t>(s.x_std.size()) != pixels ||
-      static_cast<int64_t>(s.y_mean.size()) != classes ||
-      static_cast<int64_t>(s.y_std.size()) != classes) {
+      static_cast<int64_t>(s.y_mean.size()) != outputs ||
+      static_cast<int64_t>(s.y_std.size()) != outputs) {
     return absl::InvalidArgumentError(absl::StrCat(
         name, " standardises ", s.x_mean.size(), " inputs and ",
-        s.y_mean.size(), " outputs, the data has ", pixels, " and ", classes));
+        s.y_mean.size(), " outputs, the data has ", pixels, " and ", outputs));
   }
   for (const auto* scale : {&s.x_std, &s.y_std}) {
     for (double v : *scale) {
@@ -178,7 +180,7 @@ absl::Status CheckConvInitial(const TrainJob& job, int64_t flat_inputs) {
   for (int i = 0; i <= hidden; ++i) {
     const DenseParameters& have = s.layers[i];
     const bool output = i == hidden;
-    const int64_t width = output ? classes : genome.hidden_layers(i).width();
+    const int64_t width = output ? outputs : genome.hidden_layers(i).width();
     const v1::Activation a = output ? v1::ACTIVATION_UNSPECIFIED
                                     : genome.hidden_layers(i).activation();
     const bool residual = !output && genome.hidden_layers(i).residual();
@@ -206,12 +208,6 @@ absl::Status CheckConvJob(const TrainJob& job) {
     return absl::InvalidArgumentError(
         "genome.residual_stages: a genome with conv_layers has one stage; "
         "remove the residual stages or the convolutional layers");
-  }
-  if (job.class_count <= 0) {
-    return absl::InvalidArgumentError(
-        "genome.conv_layers: convolutional networks are trained for image "
-        "classification only (class_count > 0); regression on images is not "
-        "supported yet");
   }
   const int64_t height = job.image_height, width = job.image_width;
   if (height <= 0 || width <= 0) {
@@ -386,7 +382,7 @@ class ConvNetImpl : public torch::nn::Module {
     }
   }
 
-  // Logits of standardised images [N, 1, H, W].
+  // Outputs (before y_std and y_mean) of standardised images [N, 1, H, W].
   torch::Tensor forward(torch::Tensor h) {
     for (size_t i = 0; i < convs_.size(); ++i) {
       const ConvParameters& c = layers_[i];
@@ -439,8 +435,8 @@ class ConvNetImpl : public torch::nn::Module {
 };
 TORCH_MODULE(ConvNet);
 
-// Logits of `images` in eval mode, kEvalBatchRows at a time, as doubles
-// (row-major, rows x classes).
+// Outputs (logits, or standardised regression outputs) of `images` in eval
+// mode, kEvalBatchRows at a time, as doubles (row-major, rows x outputs).
 std::vector<double> EvalLogits(ConvNet& net, const torch::Tensor& images) {
   const bool was_training = net->is_training();
   net->eval();
@@ -495,8 +491,30 @@ absl::StatusOr<MlpParameters> FreshStage(const TrainJob& job,
   const int64_t pixels = job.image_height * job.image_width;
   p.x_mean.assign(pixels, mean);
   p.x_std.assign(pixels, sd);
-  p.y_mean.assign(job.class_count, 0.0);
-  p.y_std.assign(job.class_count, 1.0);
+  if (job.class_count > 0) {
+    p.y_mean.assign(job.class_count, 0.0);
+    p.y_std.assign(job.class_count, 1.0);
+  } else {
+    // Per target column, as the MLP trainer standardises its targets.
+    const Matrix& y = job.training.y;
+    p.y_mean.assign(y.cols, 0.0);
+    p.y_std.assign(y.cols, 0.0);
+    for (size_t i = 0; i < y.data.size(); ++i) p.y_mean[i % y.cols] += y.data[i];
+    for (double& m : p.y_mean) m /= static_cast<double>(y.rows);
+    for (size_t i = 0; i < y.data.size(); ++i) {
+      const double d = y.data[i] - p.y_mean[i % y.cols];
+      p.y_std[i % y.cols] += d * d;
+    }
+    for (size_t j = 0; j < p.y_std.size(); ++j) {
+      p.y_std[j] = std::sqrt(p.y_std[j] / static_cast<double>(y.rows));
+      if (!std::isfinite(p.y_mean[j]) || !std::isfinite(p.y_std[j])) {
+        return absl::InvalidArgumentError(
+            "training targets are too large to standardise (mean or "
+            "standard deviation overflows)");
+      }
+      if (p.y_std[j] == 0) p.y_std[j] = 1;
+    }
+  }
 
   int64_t in = 1, h = job.image_height, w = job.image_width;
   for (const v1::ConvLayer& layer : job.genome.conv_layers()) {
@@ -539,7 +557,7 @@ absl::StatusOr<MlpParameters> FreshStage(const TrainJob& job,
       d.activation = layer.activation();
       d.residual = layer.residual();
     } else {
-      d.outputs = job.class_count;
+      d.outputs = job.class_count > 0 ? job.class_count : job.training.y.cols;
     }
     d.weight = Uniform(d.inputs * d.outputs,
                        InitBound(d.activation, d.inputs, d.outputs), gen);
@@ -550,9 +568,35 @@ absl::StatusOr<MlpParameters> FreshStage(const TrainJob& job,
   return p;
 }
 
-torch::Tensor Labels(const Matrix& y) {
-  std::vector<int64_t> v(y.data.begin(), y.data.end());
-  return torch::tensor(v, torch::kLong);
+// The training targets: class indices, or the standardised targets of a
+// regression [rows, outputs] in float32.
+torch::Tensor Targets(const Matrix& y, const MlpParameters& stage,
+                      bool classification) {
+  if (classification) {
+    std::vector<int64_t> v(y.data.begin(), y.data.end());
+    return torch::tensor(v, torch::kLong);
+  }
+  std::vector<float> v(y.data.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    const size_t j = i % y.cols;
+    v[i] = static_cast<float>((y.data[i] - stage.y_mean[j]) / stage.y_std[j]);
+  }
+  return torch::from_blob(v.data(), {y.rows, y.cols}, torch::kFloat32).clone();
+}
+
+// The largest absolute error (raw units) of the standardised outputs `out`
+// against the raw targets `y`; NaN when an output is NaN.
+double MaxAbsError(const std::vector<double>& out, const Matrix& y,
+                   const MlpParameters& stage) {
+  double error = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const size_t j = i % y.cols;
+    const double e =
+        std::fabs(out[i] * stage.y_std[j] + stage.y_mean[j] - y.data[i]);
+    if (std::isnan(e)) return e;
+    error = std::max(error, e);
+  }
+  return error;
 }
 
 template <typename Options>
@@ -578,7 +622,8 @@ absl::StatusOr<MlpParameters> TrainConvStage(const TrainJob& job,
   }
   const v1::TrainingConfig& config = job.genome.training();
   const torch::Tensor x = Images(job.training.x, stage);
-  const torch::Tensor y = Labels(job.training.y);
+  const bool classification = job.class_count > 0;
+  const torch::Tensor y = Targets(job.training.y, stage, classification);
   const torch::Tensor select_x = Images(select.x, stage);
   const int64_t classes = job.class_count;
   const int64_t n = x.size(0);
@@ -588,13 +633,21 @@ absl::StatusOr<MlpParameters> TrainConvStage(const TrainJob& job,
   ConvNet net(stage);
   net->train();
   ClassifierSelection selection;
+  // Regression: the smallest maximum absolute error so far.
+  double best_error = std::numeric_limits<double>::infinity();
   MlpParameters best = stage;
   bool have_best = false;
   const auto select_now = [&]() {
-    const std::vector<double> logits = EvalLogits(net, select_x);
-    if (!selection.Offer(EvaluateClassification(logits, select.y.data,
-                                                 classes))) {
-      return false;
+    const std::vector<double> out = EvalLogits(net, select_x);
+    if (classification) {
+      if (!selection.Offer(
+              EvaluateClassification(out, select.y.data, classes))) {
+        return false;
+      }
+    } else {
+      const double error = MaxAbsError(out, select.y, stage);
+      if (!(error < best_error)) return false;  // also NaN
+      best_error = error;
     }
     net->CopyTo(best);
     have_best = true;
@@ -635,7 +688,9 @@ absl::StatusOr<MlpParameters> TrainConvStage(const TrainJob& job,
     }
     optimizer->zero_grad();
     torch::Tensor loss =
-        torch::nn::functional::cross_entropy(net->forward(xb), yb);
+        classification
+            ? torch::nn::functional::cross_entropy(net->forward(xb), yb)
+            : torch::nn::functional::mse_loss(net->forward(xb), yb);
     const double value = loss.item<double>();
     if (!std::isfinite(value)) {
       return absl::AbortedError(absl::StrCat("training diverged: loss became ",
@@ -661,7 +716,7 @@ absl::StatusOr<MlpParameters> TrainConvStage(const TrainJob& job,
     }
   }
   if (!have_best) net->CopyTo(best);
-  report.after_adam = selection.error_rate();
+  report.after_adam = classification ? selection.error_rate() : best_error;
   return best;
 }
 

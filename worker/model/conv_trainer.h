@@ -42,8 +42,7 @@ class ClassifierSelection {
 // to the inputs, every pooling leaving both sides at least 1, channels
 // 1..512, kernel 1, 3, 5 or 7, a known activation, dropout in [0, 0.5],
 // residual layers only after the first with the input's channels and no
-// pooling, one stage, classification, and `job.initial` (if any) of the
-// genome's shape. InvalidArgument saying what to change otherwise.
+// pooling, one stage, and `job.initial` (if any) of the genome's shape. InvalidArgument saying what to change otherwise.
 absl::Status CheckConvJob(const TrainJob& job);
 
 // Step counts of the stage (the genes times TrainJob.step_fraction).
@@ -55,10 +54,13 @@ struct ConvSteps {
 
 // Trains the network of a job that passed CheckConvJob: Adam (AdamW when
 // weight_decay > 0) on mini-batches (batch_size, 0: 256) of the
-// cross-entropy, with the learning rate of ScheduledLearningRate, starting
-// from job.initial when set. Every 50 steps (and after the last) the
-// network is evaluated in eval mode on `select` and the best weights by
-// ClassifierSelection are kept; the starting weights compete too. Stops
+// cross-entropy (classification) or of the mean squared error of the
+// standardised targets (regression: per column, as the MLP trainer), with
+// the learning rate of ScheduledLearningRate, starting from job.initial when
+// set. No L-BFGS or max-error phase. Every 50 steps (and after the last) the
+// network is evaluated in eval mode on `select` and the best weights are
+// kept: by ClassifierSelection, or the smallest maximum absolute error of a
+// regression; the starting weights compete too. Stops
 // early after `steps.patience` steps without improvement. Returns the best
 // weights (float32 values widened to double, batch normalisation unfolded
 // with its running statistics) and fills `report`. Cancelled when

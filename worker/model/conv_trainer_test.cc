@@ -269,6 +269,12 @@ TEST(ConvTrainerTest, ExportedModelComputesTheDefinition) {
     reference.insert(reference.end(), row.begin(), row.end());
   }
   EXPECT_LT(MaxRelativeDifference(predicted->data, reference), 1e-4);
+  // mlp.h's reference forward pass (which the ONNX export and the
+  // quantiser are checked against) agrees too.
+  EXPECT_LT(MaxRelativeDifference(
+                predicted->data,
+                Forward(out.parameters, test.x.data, test.x.rows)),
+            1e-4);
   // More rows than Predict runs at once: the same outputs as in one call.
   const Samples many = Bars(1100, 8);
   absl::StatusOr<Matrix> all = Predict(out.model_file, many.x);
@@ -434,10 +440,6 @@ TEST(ConvTrainerTest, BadShapesAreInvalidArguments) {
   }
   expect_invalid(BarsJob(pools), "conv_layers[4].pooling");
 
-  TrainJob regression = BarsJob(genome);
-  regression.class_count = 0;
-  expect_invalid(regression, "classification");
-
   v1::Genome first_residual = genome;
   first_residual.mutable_conv_layers(0)->set_residual(true);
   expect_invalid(BarsJob(first_residual), "conv_layers[0].residual");
@@ -462,6 +464,49 @@ TEST(ConvTrainerTest, BadShapesAreInvalidArguments) {
   other_image.initial->stages[0].image_height = 16;
   other_image.initial->stages[0].image_width = 4;
   expect_invalid(other_image, "16x4");
+}
+
+// Images of one vertical bar; the target is its column (0..7) and twice
+// that: a regression with two outputs.
+Samples BarColumns(int rows, uint64_t seed) {
+  Samples s = Bars(2 * rows, seed);
+  Samples out;
+  out.x = {rows, kSide * kSide, {}};
+  out.y = {rows, 2, {}};
+  for (int r = 0; r < 2 * rows; r += 2) {  // the even rows: vertical bars
+    const double* image = s.x.data.data() + r * kSide * kSide;
+    out.x.data.insert(out.x.data.end(), image, image + kSide * kSide);
+    const int column = static_cast<int>(
+        std::max_element(image, image + kSide) - image);
+    out.y.data.push_back(column);
+    out.y.data.push_back(2 * column);
+  }
+  return out;
+}
+
+TEST(ConvTrainerTest, RegressionOnImages) {
+  v1::Genome genome = BarsGenome();
+  genome.mutable_training()->set_adam_steps(300);
+  genome.mutable_training()->set_lbfgs_steps(20);  // no L-BFGS here
+  TrainJob job = BarsJob(genome);
+  job.class_count = 0;
+  job.training = BarColumns(300, 11);
+  job.validation = BarColumns(100, 12);
+  job.test = BarColumns(100, 13);
+  absl::StatusOr<TrainOutput> out = Train(job);
+  ASSERT_TRUE(out.ok()) << out.status();
+  const MlpParameters& p = out->parameters.stages.at(0);
+  // Targets standardised per column.
+  ASSERT_EQ(p.y_mean.size(), 2u);
+  EXPECT_NEAR(p.y_mean[1], 2 * p.y_mean[0], 1e-9);
+  EXPECT_NEAR(p.y_std[1], 2 * p.y_std[0], 1e-9);
+  EXPECT_EQ(out->stages.at(0).lbfgs_iterations, 0);
+  // The columns are 0..7 (deviation about 2.3 and 4.6).
+  EXPECT_LT(out->metrics.test().rmse(), 0.5);
+  EXPECT_LT(out->metrics.validation().max_abs_error(), 2.0);
+  // Selected on what the file computes, to float32 rounding.
+  EXPECT_NEAR(out->stages.at(0).after_adam,
+              out->metrics.validation().max_abs_error(), 1e-3);
 }
 
 TEST(ConvTrainerTest, CancelStopsTraining) {

@@ -1174,6 +1174,8 @@ absl::Status TrainStages(const TrainJob& job, const Samples& select,
 absl::Status TrainConvolutional(const TrainJob& job, const Samples& select,
                                 TrainOutput& output) {
   const auto start = Clock::now();
+  // Adam only: `classification` leaves the L-BFGS and max-error phases,
+  // which the convolutional trainer does not have, at 0.
   const StageSteps steps =
       StepsOf(job.genome.training(), job.step_fraction, /*classification=*/true);
   StageReport& report = output.stages.emplace_back();

@@ -130,13 +130,13 @@ struct TrainOutput {
 // Classification (job.class_count > 0) trains one stage on the
 // cross-entropy, its outputs the logits (y_mean 0, y_std 1).
 //
-// A genome with conv_layers (classification of images only) is trained by
-// conv_trainer.h in float32 with LibTorch modules: the convolutional trunk
-// on the image standardised by one mean and deviation over all training
-// pixels, then the dense layers; Adam on mini-batches (batch_size 0: 256)
-// with the same schedule, early stopping and best-weights rule as an MLP
-// classifier, evaluated in eval mode (batch-norm running statistics, no
-// dropout). Its TorchScript model folds batch normalisation into the
+// A genome with conv_layers is trained by conv_trainer.h in float32 with
+// LibTorch modules: the convolutional trunk on the image standardised by
+// one mean and deviation over all training pixels, then the dense layers;
+// Adam on mini-batches (batch_size 0: 256) with the same schedule, early
+// stopping and best-weights rule as an MLP (classifier), evaluated in eval
+// mode (batch-norm running statistics, no dropout), without the L-BFGS and
+// max-error phases. Its TorchScript model folds batch normalisation into the
 // convolutions and computes in float32 between the float64 standardisation
 // and output. It needs job.image_height and image_width.
 //
