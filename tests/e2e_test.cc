@@ -15,8 +15,10 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "common/genome.h"
 #include "evonas/v1/evonas_service.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -292,6 +294,54 @@ print(repr((m(x) - y).abs().max().item()))
   EXPECT_EQ(controller.Terminate(std::chrono::seconds(30)), 0);
 }
 
+// The accuracy of a downloaded Fashion-MNIST model on the validation rows of
+// the t10k files (seed 11, fraction 0.2, as the tests' experiments split
+// them), recomputed from the raw IDX files outside evonas: `runtime`
+// "torch" loads TorchScript in Debian's PyTorch, "opencv" ONNX in OpenCV's
+// dnn module (float32). Returns (rows, correct); (0, 0) after a failed
+// assertion.
+std::pair<int, int> FashionAccuracyInPython(const fs::path& dir,
+                                            const fs::path& model,
+                                            const std::string& runtime) {
+  const fs::path fashion = "/usr/share/datasets/fashion-mnist";
+  const fs::path script = dir / "check_fashion.py";
+  std::ofstream(script) << R"py(
+import gzip, struct, sys
+import numpy as np
+M = (1 << 64) - 1
+def splitmix64(x):
+    z = (x + 0x9E3779B97F4A7C15) & M
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M
+    return z ^ (z >> 31)
+images, labels, model_path, runtime, seed, fraction = sys.argv[1:7]
+raw = gzip.open(images).read()
+n, h, w = struct.unpack('>III', raw[4:16])
+x = np.frombuffer(raw[16:], dtype=np.uint8).reshape(n, h * w)
+y = np.frombuffer(gzip.open(labels).read()[8:], dtype=np.uint8)
+val = [i for i in range(n) if splitmix64((int(seed) + i) & M) / 2.0**64 < float(fraction)]
+if runtime == 'torch':
+    import torch
+    logits = torch.jit.load(model_path)(torch.from_numpy(x[val].astype(np.float64))).detach().numpy()
+else:
+    import cv2
+    net = cv2.dnn.readNetFromONNX(model_path)
+    net.setInput(x[val].astype(np.float32))
+    logits = net.forward()
+print(len(val), int((logits.argmax(1) == y[val]).sum()))
+)py";
+  CommandResult check = RunCommand(
+      "/usr/bin/python3 " + script.string() + " " +
+      (fashion / "t10k-images-idx3-ubyte.gz").string() + " " +
+      (fashion / "t10k-labels-idx1-ubyte.gz").string() + " " + model.string() +
+      " " + runtime + " 11 0.2 2>&1");
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  int rows = 0, correct = 0;
+  EXPECT_EQ(std::sscanf(check.output.c_str(), "%d %d", &rows, &correct), 2)
+      << check.output;
+  return {rows, correct};
+}
+
 // Fashion-MNIST's test images (10,000, the Debian package's gzip files as
 // shipped) uploaded as IDX, a classification searched and trained by a real
 // worker, and the downloaded model's accuracy on the validation rows
@@ -361,35 +411,98 @@ TEST(EndToEndTest, FashionMnistClassification) {
   if (!PythonTorchAvailable()) {
     GTEST_LOG_(WARNING) << "python3-torch missing: model not checked in Python";
   } else {
-    const fs::path script = dir / "check.py";
-    std::ofstream(script) << R"py(
-import gzip, struct, sys, torch
-M = (1 << 64) - 1
-def splitmix64(x):
-    z = (x + 0x9E3779B97F4A7C15) & M
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M
-    return z ^ (z >> 31)
-images, labels, model_path, seed, fraction = sys.argv[1:6]
-raw = gzip.open(images).read()
-n, h, w = struct.unpack('>III', raw[4:16])
-x = torch.frombuffer(bytearray(raw[16:]), dtype=torch.uint8).reshape(n, h * w)
-y = torch.frombuffer(bytearray(gzip.open(labels).read()[8:]), dtype=torch.uint8)
-val = [i for i in range(n) if splitmix64((int(seed) + i) & M) / 2.0**64 < float(fraction)]
-logits = torch.jit.load(model_path)(x[val].to(torch.float64))
-print(len(val), (logits.argmax(1) == y[val].long()).sum().item())
-)py";
-    CommandResult check =
-        RunCommand("/usr/bin/python3 " + script.string() + " " +
-                   images.string() + " " + labels.string() + " " +
-                   model.string() + " 11 0.2 2>&1");
-    ASSERT_EQ(check.exit_code, 0) << check.output;
-    int rows = 0, correct = 0;
-    ASSERT_EQ(std::sscanf(check.output.c_str(), "%d %d", &rows, &correct), 2)
-        << check.output;
+    const auto [rows, correct] = FashionAccuracyInPython(dir, model, "torch");
     EXPECT_EQ(rows, best.metrics().validation().row_count());
     EXPECT_DOUBLE_EQ(static_cast<double>(correct) / rows,
                      best.metrics().validation().accuracy());
+  }
+  EXPECT_EQ(worker.Terminate(std::chrono::seconds(30)), 0);
+  EXPECT_EQ(controller.Terminate(std::chrono::seconds(30)), 0);
+}
+
+// A convolutional search on Fashion-MNIST's test images: every candidate has
+// a trunk, a real worker trains it in float32, and the downloaded
+// TorchScript and ONNX models give the reported validation accuracy in
+// Debian's PyTorch and in OpenCV.
+TEST(EndToEndTest, FashionMnistConvolutional) {
+  const fs::path fashion = "/usr/share/datasets/fashion-mnist";
+  const fs::path images = fashion / "t10k-images-idx3-ubyte.gz";
+  const fs::path labels = fashion / "t10k-labels-idx1-ubyte.gz";
+  ASSERT_TRUE(fs::exists(images) && fs::exists(labels))
+      << "apt-get install dataset-fashion-mnist (deploy/install-deps.sh does)";
+  const fs::path dir = fs::path(::testing::TempDir()) / "evonas-e2e-conv";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const fs::path port_file = dir / "port";
+  Process controller({EVONAS_CONTROLLER_BIN, "--listen=127.0.0.1:0",
+                      "--port-file=" + port_file.string(),
+                      "--db=" + (dir / "evonas.db").string(),
+                      "--data-dir=" + (dir / "data").string(),
+                      "--heartbeat-seconds=1", "--plaintext", "--no-auth"},
+                     dir / "controller.log");
+  const std::string address = ControllerAddress(port_file);
+  ASSERT_FALSE(address.empty()) << ReadFile(dir / "controller.log");
+  Process worker({EVONAS_WORKER_BIN, "--controller=" + address,
+                  "--cache-dir=" + (dir / "cache").string(), "--plaintext"},
+                 dir / "worker.log");
+  const std::string cli = std::string(EVONAS_CLI_BIN) + " --controller " +
+                          address + " --plaintext --output json ";
+
+  CommandResult upload =
+      RunCommand(cli + "dataset upload --format idx --labels " +
+                 labels.string() + " " + images.string());
+  ASSERT_EQ(upload.exit_code, 0) << upload.output;
+  auto dataset = ParseJson<v1::Dataset>(upload.output);
+
+  CommandResult create = RunCommand(
+      cli + "experiment create --dataset " + dataset.id() +
+      " --task classification --outputs label --min-accuracy 0.7"
+      " --budget-candidates 2 --min-adam-steps 100 --max-adam-steps 200"
+      " --min-conv-layers 1 --max-conv-layers 2 --max-channels 8"
+      " --activations relu --max-width 32 --max-depth 1 --seed 11");
+  ASSERT_EQ(create.exit_code, 0) << create.output;
+  auto experiment = ParseJson<v1::Experiment>(create.output);
+  EXPECT_EQ(experiment.spec().search_space().max_pooling_layers(), 4);
+
+  CommandResult wait = RunCommand(cli + "experiment wait " + experiment.id() +
+                                  " --poll-seconds 0.5 --timeout-seconds 600");
+  ASSERT_EQ(wait.exit_code, 0) << wait.output << ReadFile(dir / "worker.log");
+  CommandResult front_out =
+      RunCommand(cli + "experiment front " + experiment.id());
+  ASSERT_EQ(front_out.exit_code, 0) << front_out.output;
+  auto front = ParseJson<v1::ParetoFront>(front_out.output);
+  ASSERT_GE(front.candidates_size(), 1) << ReadFile(dir / "worker.log");
+  const v1::Candidate& best = front.candidates(0);
+  EXPECT_GE(best.genome().conv_layers_size(), 1);
+  EXPECT_GT(best.metrics().validation().accuracy(), 0.7);
+  EXPECT_EQ(best.metrics().parameter_count(),
+            ParameterCount(best.genome(), 784, 10, {28, 28}));
+
+  const fs::path torchscript = dir / "best.pt";
+  const fs::path onnx = dir / "best.onnx";
+  ASSERT_EQ(RunCommand(cli + "model download " + best.id() + " -o " +
+                       torchscript.string())
+                .exit_code,
+            0);
+  ASSERT_EQ(RunCommand(cli + "model download " + best.id() + " -o " +
+                       onnx.string() + " --format onnx")
+                .exit_code,
+            0);
+  const double accuracy = best.metrics().validation().accuracy();
+  const int64_t rows = best.metrics().validation().row_count();
+  if (!PythonTorchAvailable()) {
+    GTEST_LOG_(WARNING) << "python3-torch missing: model not checked in Python";
+  } else {
+    const auto [torch_rows, torch_correct] =
+        FashionAccuracyInPython(dir, torchscript, "torch");
+    EXPECT_EQ(torch_rows, rows);
+    EXPECT_DOUBLE_EQ(static_cast<double>(torch_correct) / rows, accuracy);
+    // OpenCV computes in float32 in another order: an image whose two best
+    // logits are within rounding may flip.
+    const auto [onnx_rows, onnx_correct] =
+        FashionAccuracyInPython(dir, onnx, "opencv");
+    EXPECT_EQ(onnx_rows, rows);
+    EXPECT_NEAR(static_cast<double>(onnx_correct), accuracy * rows, 2.0);
   }
   EXPECT_EQ(worker.Terminate(std::chrono::seconds(30)), 0);
   EXPECT_EQ(controller.Terminate(std::chrono::seconds(30)), 0);
