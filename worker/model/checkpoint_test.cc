@@ -161,7 +161,6 @@ TEST(CheckpointTest, RefusesMalformedWeightsNamingTheField) {
             absl::StatusCode::kInvalidArgument);
 }
 
-
 // A 6 x 5 image -> conv 3x3 to 3 channels (batch norm, relu, max pooling to
 // 3 x 2) -> conv 1x1 residual (silu, dropout) -> 4 tanh -> 2, with random
 // weights from `seed`.
@@ -203,8 +202,8 @@ MlpParameters ConvStage(uint64_t seed) {
   c1.residual = true;
   c1.dropout = 0.125;
   p.conv_layers = {c0, c1};
-  p.layers.push_back({18, 4, values(72, 0.0), values(4, 0.0),
-                      v1::ACTIVATION_TANH});
+  p.layers.push_back(
+      {18, 4, values(72, 0.0), values(4, 0.0), v1::ACTIVATION_TANH});
   p.layers.push_back(
       {4, 2, values(8, 0.0), values(2, 0.0), v1::ACTIVATION_UNSPECIFIED});
   return p;
@@ -295,7 +294,9 @@ TEST(CheckpointTest, RefusesMalformedConvWeightsNamingTheField) {
   EXPECT_THAT(message(w), HasSubstr("stages[0]: conv_layers[1].weight has 10 "
                                     "values, expected 3 x 3 x 1 x 1"));
   w = good;
-  w.mutable_stages(0)->mutable_conv_layers(0)->mutable_bn_running_var()
+  w.mutable_stages(0)
+      ->mutable_conv_layers(0)
+      ->mutable_bn_running_var()
       ->RemoveLast();
   EXPECT_THAT(message(w),
               HasSubstr("stages[0]: conv_layers[0].bn_running_var has 2"));

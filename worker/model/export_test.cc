@@ -363,7 +363,7 @@ TEST(ValidateMlpTest, NamesWhatIsWrong) {
   }
 }
 
-// --- Convolutional networks ---------------------------------------------------
+// --- Convolutional networks -------------------------------------------------
 
 struct ConvSpec {
   int64_t channels;
@@ -618,10 +618,10 @@ std::string TorchJson(const MlpParameters& p) {
         JsonDoubles(c.bn_running_var)));
   }
   for (const DenseParameters& l : p.layers) {
-    dense.push_back(absl::StrFormat(
-        R"({"in":%d,"out":%d,"act":%d,"weight":%s,"bias":%s})", l.inputs,
-        l.outputs, static_cast<int>(l.activation), JsonDoubles(l.weight),
-        JsonDoubles(l.bias)));
+    dense.push_back(
+        absl::StrFormat(R"({"in":%d,"out":%d,"act":%d,"weight":%s,"bias":%s})",
+                        l.inputs, l.outputs, static_cast<int>(l.activation),
+                        JsonDoubles(l.weight), JsonDoubles(l.bias)));
   }
   return absl::StrFormat(
       R"({"image_height":%d,"image_width":%d,"x_mean":%s,"x_std":%s,)"
@@ -637,14 +637,12 @@ TEST(ConvForwardTest, MatchesTorchInFloat64) {
   for (const MlpParameters& p :
        {MixedConvMlp(),
         // Fashion-MNIST's shape, residual layers that do not start at 0.
-        RandomConvMlp(28, 28,
-                      {{8, 3, v1::ACTIVATION_RELU, true, v1::POOLING_MAX,
-                        false},
-                       {8, 3, v1::ACTIVATION_SILU, true, v1::POOLING_NONE,
-                        true},
-                       {16, 5, v1::ACTIVATION_GELU, false,
-                        v1::POOLING_AVERAGE, false}},
-                      {{32, v1::ACTIVATION_RELU}}, 10, 23)}) {
+        RandomConvMlp(
+            28, 28,
+            {{8, 3, v1::ACTIVATION_RELU, true, v1::POOLING_MAX, false},
+             {8, 3, v1::ACTIVATION_SILU, true, v1::POOLING_NONE, true},
+             {16, 5, v1::ACTIVATION_GELU, false, v1::POOLING_AVERAGE, false}},
+            {{32, v1::ACTIVATION_RELU}}, 10, 23)}) {
     const std::vector<double> x = RandomInputs(p, kRows, 24);
     const std::vector<double> reference = Forward(p, x, kRows);
     ASSERT_EQ(reference.size(), kRows * p.y_mean.size());
@@ -1103,12 +1101,12 @@ TEST(OnnxExportTest, ConvNetworkHasTheDocumentedGraph) {
     EXPECT_EQ(g.output(0).type().tensor_type().shape().dim(1).dim_value(), 3);
     EXPECT_THAT(OpTypes(model),
                 ::testing::ElementsAre(
-                    "Sub", "Div", "Reshape",                          //
-                    "Conv", "Relu", "MaxPool",                        //
+                    "Sub", "Div", "Reshape",                           //
+                    "Conv", "Relu", "MaxPool",                         //
                     "Conv", "Mul", "Mul", "Erf", "Add", "Mul", "Add",  //
-                    "Conv", "Sin", "AveragePool",                     //
-                    "Conv", "Sigmoid", "Mul", "Add",                  //
-                    "Conv", "Tanh",                                   //
+                    "Conv", "Sin", "AveragePool",                      //
+                    "Conv", "Sigmoid", "Mul", "Add",                   //
+                    "Conv", "Tanh",                                    //
                     "Flatten", "Gemm", "Tanh", "Gemm", "Mul", "Add"));
     int convs = 0;
     for (const onnx::NodeProto& n : g.node()) {
@@ -1147,8 +1145,7 @@ TEST(OnnxExportTest, ConvFoldsTheBatchNormalisationInFloat64) {
       EXPECT_THAT(t.dims(), ::testing::ElementsAre(4, 4, 5, 5));
       ASSERT_EQ(t.double_data_size(), 400);
       for (int64_t o = 0; o < 4; ++o) {
-        const double s =
-            c.bn_scale[o] / std::sqrt(c.bn_running_var[o] + 1e-5);
+        const double s = c.bn_scale[o] / std::sqrt(c.bn_running_var[o] + 1e-5);
         for (int64_t j = 0; j < 100; ++j) {
           EXPECT_EQ(t.double_data(o * 100 + j), c.weight[o * 100 + j] * s);
         }
@@ -1157,8 +1154,7 @@ TEST(OnnxExportTest, ConvFoldsTheBatchNormalisationInFloat64) {
     }
     if (t.name() == "conv1_b") {
       for (int64_t o = 0; o < 4; ++o) {
-        const double s =
-            c.bn_scale[o] / std::sqrt(c.bn_running_var[o] + 1e-5);
+        const double s = c.bn_scale[o] / std::sqrt(c.bn_running_var[o] + 1e-5);
         EXPECT_EQ(t.double_data(o),
                   (c.bias[o] - c.bn_running_mean[o]) * s + c.bn_shift[o]);
       }
@@ -1298,8 +1294,8 @@ TEST_P(OnnxConvRuntimeTest, OpenCvAndTorchReproduceForward) {
   if (access(kPython, X_OK) != 0) GTEST_SKIP() << kPython << " not found";
   const ConvRuntimeCase& c = GetParam();
   constexpr int64_t kRows = 200;
-  const MlpParameters p = RandomConvMlp(c.height, c.width, c.convs, c.hidden,
-                                        c.outputs, 31);
+  const MlpParameters p =
+      RandomConvMlp(c.height, c.width, c.convs, c.hidden, c.outputs, 31);
   const int64_t inputs = c.height * c.width;
   const std::vector<double> x = RandomInputs(p, kRows, 32);
   const std::vector<double> reference = Forward(p, x, kRows);
@@ -1318,9 +1314,9 @@ TEST_P(OnnxConvRuntimeTest, OpenCvAndTorchReproduceForward) {
   }
   WriteFile(dir.File("x.bin"), DoublesBytes(x));
   std::string log;
-  const int code = RunPython(
-      dir, kRunConvOnnxScript,
-      {dir.path(), absl::StrCat(kRows), absl::StrCat(inputs)}, &log);
+  const int code =
+      RunPython(dir, kRunConvOnnxScript,
+                {dir.path(), absl::StrCat(kRows), absl::StrCat(inputs)}, &log);
   if (code == kMissingModule) GTEST_SKIP() << log;
   ASSERT_EQ(code, 0) << log;
   std::cout << log;
@@ -1334,8 +1330,7 @@ TEST_P(OnnxConvRuntimeTest, OpenCvAndTorchReproduceForward) {
   const Agreement opencv_arith =
       Compare(ReadDoubles(dir.File("y_opencv32.bin")),
               ReadDoubles(dir.File("y_torch_float32_graph.bin")), p.y_std);
-  for (const auto& [name, a] :
-       std::vector<std::pair<std::string, Agreement>>{
+  for (const auto& [name, a] : std::vector<std::pair<std::string, Agreement>>{
            {"torch float64 graph vs Forward", torch64},
            {"OpenCV float32 graph vs Forward", opencv32},
            {"OpenCV float32 vs float32 graph in float64", opencv_arith}}) {
@@ -1354,22 +1349,19 @@ TEST_P(OnnxConvRuntimeTest, OpenCvAndTorchReproduceForward) {
 INSTANTIATE_TEST_SUITE_P(
     Networks, OnnxConvRuntimeTest,
     testing::Values(
-        ConvRuntimeCase{"mixed_11x9", 11, 9, MixedConvs(),
-                        {{8, v1::ACTIVATION_TANH}}, 3},
+        ConvRuntimeCase{
+            "mixed_11x9", 11, 9, MixedConvs(), {{8, v1::ACTIVATION_TANH}}, 3},
         // Fashion-MNIST's shape and classes.
-        ConvRuntimeCase{"fashion_28x28",
-                        28,
-                        28,
-                        {{16, 3, v1::ACTIVATION_RELU, true, v1::POOLING_MAX,
-                          false},
-                         {16, 3, v1::ACTIVATION_RELU, true, v1::POOLING_NONE,
-                          true},
-                         {32, 5, v1::ACTIVATION_SILU, true,
-                          v1::POOLING_AVERAGE, false},
-                         {32, 3, v1::ACTIVATION_GELU, false,
-                          v1::POOLING_MAX, false}},
-                        {{64, v1::ACTIVATION_RELU}},
-                        10}),
+        ConvRuntimeCase{
+            "fashion_28x28",
+            28,
+            28,
+            {{16, 3, v1::ACTIVATION_RELU, true, v1::POOLING_MAX, false},
+             {16, 3, v1::ACTIVATION_RELU, true, v1::POOLING_NONE, true},
+             {32, 5, v1::ACTIVATION_SILU, true, v1::POOLING_AVERAGE, false},
+             {32, 3, v1::ACTIVATION_GELU, false, v1::POOLING_MAX, false}},
+            {{64, v1::ACTIVATION_RELU}},
+            10}),
     [](const testing::TestParamInfo<ConvRuntimeCase>& info) {
       return std::string(info.param.name);
     });
@@ -1488,8 +1480,8 @@ TEST(QuantizeTest, FoldBatchNormComputesTheSame) {
   EXPECT_EQ(folded.conv_layers[2].weight, p.conv_layers[2].weight);
   EXPECT_NE(folded.conv_layers[0].weight, p.conv_layers[0].weight);
   const std::vector<double> x = RandomInputs(p, 100, 41);
-  const Agreement a = Compare(Forward(folded, x, 100), Forward(p, x, 100),
-                              p.y_std);
+  const Agreement a =
+      Compare(Forward(folded, x, 100), Forward(p, x, 100), p.y_std);
   EXPECT_LT(a.max_rel, 1e-12);
 }
 
@@ -1548,12 +1540,11 @@ TEST(QuantizeTest, ConvNetworkStaysClose) {
 }
 
 TEST(QuantizeTest, KeepsResidualLayers) {
-  const NetworkParameters n = RandomNetwork(
-      3,
-      {{16, v1::ACTIVATION_TANH},
-       {16, v1::ACTIVATION_SINE},
-       {16, v1::ACTIVATION_GELU}},
-      1, 2, 44);
+  const NetworkParameters n = RandomNetwork(3,
+                                            {{16, v1::ACTIVATION_TANH},
+                                             {16, v1::ACTIVATION_SINE},
+                                             {16, v1::ACTIVATION_GELU}},
+                                            1, 2, 44);
   ASSERT_TRUE(n.stages[1].layers[1].residual);
   NetworkParameters d;
   for (const MlpParameters& stage : n.stages) {
@@ -1561,8 +1552,7 @@ TEST(QuantizeTest, KeepsResidualLayers) {
   }
   for (size_t k = 0; k < n.stages.size(); ++k) {
     for (size_t i = 0; i < n.stages[k].layers.size(); ++i) {
-      EXPECT_EQ(d.stages[k].layers[i].residual,
-                n.stages[k].layers[i].residual)
+      EXPECT_EQ(d.stages[k].layers[i].residual, n.stages[k].layers[i].residual)
           << "stage " << k << " layer " << i;
     }
   }
@@ -1585,9 +1575,8 @@ TEST(QuantizeTest, ConvBytes) {
                 8 * (2 * channels + 2 * rows + standardisation));
   // Four batch-norm values per channel of the four layers that have it.
   const int64_t batch_norm = 4 * (4 + 4 + 6 + 5);
-  EXPECT_EQ(Float64ModelBytes(p),
-            8 * (conv_weights + channels + batch_norm + dense_weights + rows +
-                 standardisation));
+  EXPECT_EQ(Float64ModelBytes(p), 8 * (conv_weights + channels + batch_norm +
+                                       dense_weights + rows + standardisation));
 }
 
 // --- Model card -------------------------------------------------------------
@@ -1771,9 +1760,9 @@ TEST(ModelCardTest, DescribesTheConvLayersAndTheImage) {
   f.parameters = Net(MixedConvMlp());
   f.genome = ConvGenomeOf(MixedConvs(), {{8, v1::ACTIVATION_TANH}});
   f.metrics.set_parameter_count(ParameterCount(f.parameters));
-  auto card = ModelCardJson(f.parameters, f.genome, f.metrics, f.requirements,
-                            "id", std::vector<std::string>(99, "pixel"),
-                            {"a", "b", "c"});
+  auto card =
+      ModelCardJson(f.parameters, f.genome, f.metrics, f.requirements, "id",
+                    std::vector<std::string>(99, "pixel"), {"a", "b", "c"});
   ASSERT_TRUE(card.ok()) << card.status();
   ScratchDir dir;
   ASSERT_FALSE(dir.path().empty());

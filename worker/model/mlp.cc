@@ -66,7 +66,6 @@ void Activate(v1::Activation a, std::vector<double>& h) {
   }
 }
 
-
 bool IsPooling(v1::Pooling pooling) {
   return pooling == v1::POOLING_NONE || pooling == v1::POOLING_MAX ||
          pooling == v1::POOLING_AVERAGE;
@@ -90,7 +89,8 @@ absl::Status ValidateConvTrunk(const MlpParameters& p) {
         p.image_width, "; both must be positive with conv_layers"));
   }
   const int64_t pixels = static_cast<int64_t>(p.x_mean.size());
-  if (pixels % p.image_height != 0 || pixels / p.image_height != p.image_width) {
+  if (pixels % p.image_height != 0 ||
+      pixels / p.image_height != p.image_width) {
     return absl::InvalidArgumentError(absl::StrCat(
         "MlpParameters.x_mean has ", pixels, " values, expected image_height ",
         p.image_height, " x image_width ", p.image_width));
@@ -139,9 +139,8 @@ absl::Status ValidateConvTrunk(const MlpParameters& p) {
       return ConvError(i, absl::StrCat(" has unsupported pooling ",
                                        static_cast<int>(c.pooling)));
     }
-    if (c.residual &&
-        (i == 0 || c.in_channels != c.out_channels ||
-         c.pooling != v1::POOLING_NONE)) {
+    if (c.residual && (i == 0 || c.in_channels != c.out_channels ||
+                       c.pooling != v1::POOLING_NONE)) {
       return ConvError(
           i, absl::StrCat(".residual is set on ",
                           i == 0 ? "the first conv layer" : "a conv layer",
@@ -181,10 +180,10 @@ absl::Status ValidateConvTrunk(const MlpParameters& p) {
   const int64_t dense_inputs = p.layers.front().inputs;
   const int64_t plane = height * width;
   if (dense_inputs % channels != 0 || dense_inputs / channels != plane) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "MlpParameters.layers[0].inputs is ", dense_inputs,
-        " but the conv layers output ", channels, " channels x ", height,
-        " x ", width));
+    return absl::InvalidArgumentError(
+        absl::StrCat("MlpParameters.layers[0].inputs is ", dense_inputs,
+                     " but the conv layers output ", channels, " channels x ",
+                     height, " x ", width));
   }
   return absl::OkStatus();
 }
@@ -231,7 +230,8 @@ void ConvForward(const ConvParameters& c, int64_t height, int64_t width,
     for (int64_t j = 0; j < hw; ++j) a[j] = c.bias[o] + plane[j];
     if (c.batch_norm) {
       // torch's eval batch_norm: (v - mean) * invstd * weight + bias.
-      const double invstd = 1.0 / std::sqrt(c.bn_running_var[o] + kBatchNormEps);
+      const double invstd =
+          1.0 / std::sqrt(c.bn_running_var[o] + kBatchNormEps);
       for (int64_t j = 0; j < hw; ++j) {
         a[j] = (a[j] - c.bn_running_mean[o]) * invstd * c.bn_scale[o] +
                c.bn_shift[o];
@@ -253,10 +253,9 @@ void ConvForward(const ConvParameters& c, int64_t height, int64_t width,
     const double* a = &activated[o * hw];
     for (int64_t y = 0; y < ph; ++y) {
       for (int64_t x = 0; x < pw; ++x) {
-        const double v[4] = {a[2 * y * width + 2 * x],
-                             a[2 * y * width + 2 * x + 1],
-                             a[(2 * y + 1) * width + 2 * x],
-                             a[(2 * y + 1) * width + 2 * x + 1]};
+        const double v[4] = {
+            a[2 * y * width + 2 * x], a[2 * y * width + 2 * x + 1],
+            a[(2 * y + 1) * width + 2 * x], a[(2 * y + 1) * width + 2 * x + 1]};
         double p;
         if (c.pooling == v1::POOLING_MAX) {
           // NaN wins, as in torch.max_pool2d.
@@ -428,7 +427,7 @@ absl::Status ValidateNetwork(const NetworkParameters& network) {
     // v1::Genome.conv_layers); the exporters rely on that.
     if (!stage.conv_layers.empty() && network.stages.size() > 1) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "NetworkParameters.stages[", k, "] has conv_layers but the network "
+          "NetworkParameters.stages[", k, "] has conv_layers but the network ",
           "has ", network.stages.size(),
           " stages; a convolutional network has exactly one"));
     }

@@ -189,8 +189,8 @@ absl::Status AddConvTrunk(GraphBuilder& b, const MlpParameters& p,
     const int64_t k = c.kernel_size;
     const std::string w = absl::StrCat("conv", i, "_W");
     const std::string bias_name = absl::StrCat("conv", i, "_b");
-    EVONAS_RETURN_IF_ERROR(b.AddInitializer(
-        w, {c.out_channels, c.in_channels, k, k}, c.weight));
+    EVONAS_RETURN_IF_ERROR(
+        b.AddInitializer(w, {c.out_channels, c.in_channels, k, k}, c.weight));
     EVONAS_RETURN_IF_ERROR(
         b.AddInitializer(bias_name, {c.out_channels}, c.bias));
     const std::string conv = absl::StrCat("conv", i, "_linear");
@@ -211,9 +211,9 @@ absl::Status AddConvTrunk(GraphBuilder& b, const MlpParameters& p,
       // Kernel 2, stride 2, no padding, floor: an odd last row or column
       // is dropped, as in Forward.
       const std::string pooled = absl::StrCat("conv", i, "_pool");
-      onnx::NodeProto* pool = b.AddNode(
-          c.pooling == v1::POOLING_MAX ? "MaxPool" : "AveragePool", {next},
-          pooled);
+      onnx::NodeProto* pool =
+          b.AddNode(c.pooling == v1::POOLING_MAX ? "MaxPool" : "AveragePool",
+                    {next}, pooled);
       SetInts(pool, "kernel_shape", {2, 2});
       SetInts(pool, "strides", {2, 2});
       next = pooled;

@@ -56,8 +56,8 @@ struct OnnxOptions {
 //
 // InvalidArgument when ValidateNetwork fails, a column list has the wrong
 // length, (kFloat32) a finite value is too large for float32, or the model
-// would exceed protobuf's 2 GiB message limit. Internal when the checker rejects
-// the graph (a bug here). Thread-safe.
+// would exceed protobuf's 2 GiB message limit. Internal when the checker
+// rejects the graph (a bug here). Thread-safe.
 absl::StatusOr<std::string> ExportOnnx(const NetworkParameters& parameters,
                                        const OnnxOptions& options = {});
 
