@@ -49,9 +49,6 @@ constexpr int64_t kDefaultBatchRows = 256;
 // Rows per forward call when evaluating: 12,000 validation images of 28x28
 // at once would need gigabytes of activations.
 constexpr int64_t kEvalBatchRows = 1024;
-constexpr int kMaxConvLayerCount = 16;
-constexpr int kMaxChannels = 512;
-constexpr double kMaxConvDropout = 0.5;
 
 bool Cancelled(const TrainJob& job) {
   return job.cancel != nullptr && job.cancel->load(std::memory_order_relaxed);
@@ -224,18 +221,18 @@ absl::Status CheckConvJob(const TrainJob& job) {
         " inputs; a convolutional genome needs every pixel as an input, "
         "in row-major order"));
   }
-  if (genome.conv_layers_size() > kMaxConvLayerCount) {
+  if (genome.conv_layers_size() > kMaxConvLayers) {
     return absl::InvalidArgumentError(
         absl::StrCat("genome.conv_layers: ", genome.conv_layers_size(),
-                     " layers, want 1..", kMaxConvLayerCount));
+                     " layers, want 1..", kMaxConvLayers));
   }
   int64_t channels = 1, h = height, w = width;
   for (int i = 0; i < genome.conv_layers_size(); ++i) {
     const v1::ConvLayer& layer = genome.conv_layers(i);
     const std::string n = absl::StrCat("genome.conv_layers[", i, "].");
-    if (layer.channels() < 1 || layer.channels() > kMaxChannels) {
+    if (layer.channels() < 1 || layer.channels() > kMaxConvChannels) {
       return absl::InvalidArgumentError(absl::StrCat(
-          n, "channels: ", layer.channels(), ", want 1..", kMaxChannels));
+          n, "channels: ", layer.channels(), ", want 1..", kMaxConvChannels));
     }
     const int k = layer.kernel_size();
     if (k != 1 && k != 3 && k != 5 && k != 7) {
@@ -247,9 +244,9 @@ absl::Status CheckConvJob(const TrainJob& job) {
           absl::StrCat(n, "activation: unsupported value ",
                        static_cast<int>(layer.activation())));
     }
-    if (!(layer.dropout() >= 0 && layer.dropout() <= kMaxConvDropout)) {
+    if (!(layer.dropout() >= 0 && layer.dropout() <= kMaxDropout)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          n, "dropout: ", layer.dropout(), ", want [0, ", kMaxConvDropout,
+          n, "dropout: ", layer.dropout(), ", want [0, ", kMaxDropout,
           "]"));
     }
     if (layer.pooling() != v1::POOLING_NONE &&
@@ -303,15 +300,14 @@ std::vector<double> Values(const torch::Tensor& t) {
 // and division in float64, as the exported model does them.
 torch::Tensor Images(const Matrix& x, const MlpParameters& stage) {
   const int64_t pixels = stage.image_height * stage.image_width;
-  std::vector<float> v(x.data.size());
-  for (size_t i = 0; i < v.size(); ++i) {
+  torch::Tensor images = torch::empty(
+      {x.rows, 1, stage.image_height, stage.image_width}, torch::kFloat32);
+  float* v = images.data_ptr<float>();
+  for (size_t i = 0; i < x.data.size(); ++i) {
     const size_t j = i % pixels;
     v[i] = static_cast<float>((x.data[i] - stage.x_mean[j]) / stage.x_std[j]);
   }
-  return torch::from_blob(v.data(),
-                          {x.rows, 1, stage.image_height, stage.image_width},
-                          torch::kFloat32)
-      .clone();
+  return images;
 }
 
 torch::Tensor Activate(const torch::Tensor& h, v1::Activation a) {

@@ -520,7 +520,7 @@ TEST(ConvTrainerTest, CancelStopsTraining) {
 TEST(ConvTrainerTest, PatienceStopsEarly) {
   v1::Genome genome = BarsGenome();
   genome.mutable_training()->set_adam_steps(2000);
-  genome.mutable_training()->set_patience_steps(100);
+  genome.mutable_training()->set_patience_steps(50);
   absl::StatusOr<TrainOutput> out = Train(BarsJob(genome));
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_LT(out->stages.at(0).adam_steps, 2000);
