@@ -48,7 +48,10 @@ struct TrainJob {
   // Inheritance (Lamarckian): when set, training starts from these weights
   // instead of a random initialisation. They must have the genome's shape:
   // one stage per genome stage, each with the genome's layer widths,
-  // activations and residual flags, the training data's inputs and outputs.
+  // activations and residual flags, the training data's inputs and outputs;
+  // for a convolutional genome also its conv layers (channels, kernel,
+  // activation, pooling, residual, batch norm with running statistics) and
+  // the job's image shape.
   // A trainable stage after the first whose output layer is all zero (a
   // stage just added by a morphism) outputs 0 whatever its standardisation,
   // so the trainer gives it the data's (as for a fresh stage: the training
