@@ -382,8 +382,8 @@ void AddExperimentCreate(CLI::App* experiment, GlobalFlags* globals,
       ->type_name("LIST")
       ->group(kSpace);
   create->add_flag("--search-training-extras", flags->search_training_extras,
-                   "Also search warm-up, weight decay, patience and the "
-                   "max-error phase")
+                   "Also search warm-up, weight decay, patience, the "
+                   "max-error phase and later stages' SIREN omega")
       ->group(kSpace);
   AddGlobalFlags(create, globals);
 

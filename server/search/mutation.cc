@@ -689,6 +689,20 @@ void SampleTrainingExtras(v1::TrainingConfig& training, std::mt19937_64& rng) {
   }
 }
 
+double SampleSirenOmega(std::mt19937_64& rng) {
+  if (Coin(rng)) return 0;
+  std::uniform_real_distribution<double> log_omega(std::log(2.0),
+                                                   std::log(30.0));
+  return RoundToThreeDigits(std::exp(log_omega(rng)));
+}
+
+bool HasSineLayer(const v1::Stage& stage) {
+  for (const v1::DenseLayer& layer : stage.hidden_layers()) {
+    if (layer.activation() == v1::ACTIVATION_SINE) return true;
+  }
+  return false;
+}
+
 std::optional<Child> PerturbTrainingExtras(const v1::Genome& genome,
                                            const v1::SearchSpace& space,
                                            std::mt19937_64& rng) {
@@ -697,7 +711,21 @@ std::optional<Child> PerturbTrainingExtras(const v1::Genome& genome,
   v1::Genome out = clamped;
   const int stage = PickTrainingStage(out, rng);
   v1::TrainingConfig& training = MutableStageTraining(out, stage);
-  const int gene = UniformInt(rng, 0, 3);
+  // siren_omega acts only on the sine layers of a stage after the first.
+  const bool omega_acts =
+      stage > 0 && HasSineLayer(out.residual_stages(stage - 1));
+  const int gene = UniformInt(rng, 0, omega_acts ? 4 : 3);
+  if (gene == 4) {
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      const double omega = SampleSirenOmega(rng);
+      if (omega != training.siren_omega()) {
+        training.set_siren_omega(omega);
+        return MakeChild(genome, clamped, std::move(out),
+                         v1::MORPHISM_KIND_CONTINUE, {stage, 0});
+      }
+    }
+    return std::nullopt;
+  }
   for (int attempt = 0; attempt < 10; ++attempt) {
     v1::TrainingConfig drawn = training;
     SampleTrainingExtras(drawn, rng);

@@ -149,8 +149,10 @@ std::optional<Child> PerturbAdamSteps(const v1::Genome& genome,
                                       std::mt19937_64& rng);
 
 // Redraws one of warmup_steps, weight_decay, patience_steps and
-// max_error_steps (drawn uniformly) from the distribution random search
-// uses for it (SampleTrainingExtras), until it differs (ten tries).
+// max_error_steps, and, for a stage after the first with sine layers,
+// siren_omega (drawn uniformly) from the distribution random search uses
+// for it (SampleTrainingExtras, SampleSirenOmega), until it differs (ten
+// tries).
 // max_error_power is carried along, and set to 8 when max_error_steps
 // becomes positive while it is 0. nullopt unless the space has
 // search_training_extras.
@@ -164,6 +166,15 @@ std::optional<Child> PerturbTrainingExtras(const v1::Genome& genome,
 // multiple of 10, with max_error_power 8), each 0 with probability 1/2.
 // The rest of `training` is unchanged.
 void SampleTrainingExtras(v1::TrainingConfig& training, std::mt19937_64& rng);
+
+// SIREN's omega_0 for a later stage's sine layers (TrainingConfig.siren_omega):
+// 0 (the trainer's default, 10) with probability 1/2, else log-uniform in
+// [2, 30] to three digits. A low omega suits residuals of a smooth function
+// sampled by a few thousand rows (5 on hartmann3, BENCHMARKS.md).
+double SampleSirenOmega(std::mt19937_64& rng);
+
+// Whether `stage` has a sine layer, on which siren_omega acts.
+bool HasSineLayer(const v1::Stage& stage);
 
 // Convolutional operators, for spaces with max_conv_layers > 0. Their
 // children train from scratch (no morphism): the worker's morphisms do not

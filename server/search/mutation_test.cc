@@ -676,6 +676,51 @@ TEST(TrainingGeneTest, ContinueChangesOneStagesTrainingOnly) {
                    .has_value());
 }
 
+TEST(SirenOmegaTest, SearchedOnlyWhereItActs) {
+  std::mt19937_64 rng(4);
+  int defaults = 0;
+  for (int i = 0; i < 400; ++i) {
+    const double omega = SampleSirenOmega(rng);
+    EXPECT_TRUE(omega == 0 || (omega >= 2 && omega <= 30)) << omega;
+    defaults += omega == 0;
+  }
+  EXPECT_GT(defaults, 150);
+  EXPECT_LT(defaults, 250);
+
+  // Random search draws omega for later stages with sine layers only; the
+  // training-extras operator changes it there.
+  v1::SearchSpace space = RichSpace();
+  space.clear_activations();
+  space.add_activations(v1::ACTIVATION_SINE);
+  space.add_activations(v1::ACTIVATION_TANH);
+  RandomSearch random(space, 21);
+  int varied = 0, perturbed = 0;
+  std::mt19937_64 mutation_rng(5);
+  for (int n = 0; n < 200; ++n) {
+    const v1::Genome genome = random.Sample(n);
+    EXPECT_EQ(genome.training().siren_omega(), 0);
+    for (const v1::Stage& stage : genome.residual_stages()) {
+      if (!HasSineLayer(stage)) {
+        EXPECT_EQ(stage.training().siren_omega(), 0);
+      }
+      varied += stage.training().siren_omega() != 0;
+    }
+    std::optional<Child> child =
+        PerturbTrainingExtras(genome, space, mutation_rng);
+    if (!child) continue;
+    const v1::Genome& out = child->genome;
+    for (int s = 0; s < out.residual_stages_size(); ++s) {
+      if (out.residual_stages(s).training().siren_omega() !=
+          genome.residual_stages(s).training().siren_omega()) {
+        EXPECT_TRUE(HasSineLayer(out.residual_stages(s)));
+        ++perturbed;
+      }
+    }
+  }
+  EXPECT_GT(varied, 20);
+  EXPECT_GT(perturbed, 3);
+}
+
 TEST(SampleTrainingExtrasTest, DrawsEachGeneWithinItsRange) {
   std::mt19937_64 rng(9);
   int warmups = 0, decays = 0, patiences = 0, polishes = 0;

@@ -71,6 +71,9 @@ v1::Genome RandomSearch::Sample(int64_t sequence) const {
     sample_layers(*stage->mutable_hidden_layers());
     sample_residuals(*stage->mutable_hidden_layers());
     *stage->mutable_training() = *training;
+    if (space_.search_training_extras() && HasSineLayer(*stage)) {
+      stage->mutable_training()->set_siren_omega(SampleSirenOmega(rng));
+    }
   }
   // Last, so that a space without convolutions samples as before they
   // existed.
