@@ -195,40 +195,93 @@ int64_t InputCount(const MlpParameters& p) {
                                : p.image_height * p.image_width;
 }
 
-// One convolutional layer on one image: `in` is in_channels x height x
-// width, `out` becomes out_channels x height' x width' (halved by pooling).
-// `plane` is scratch of height x width. Same zero padding: the kernel's
-// taps that fall outside the image are skipped, which is adding zeros.
-void ConvForward(const ConvParameters& c, int64_t height, int64_t width,
-                 const double* in, std::vector<double>& plane,
-                 std::vector<double>& activated, double* out) {
-  const int64_t k = c.kernel_size, r = k / 2, hw = height * width;
-  activated.assign(c.out_channels * hw, 0.0);
-  for (int64_t o = 0; o < c.out_channels; ++o) {
-    plane.assign(hw, 0.0);
-    for (int64_t ci = 0; ci < c.in_channels; ++ci) {
-      const double* image = in + ci * hw;
-      const double* kernel = &c.weight[(o * c.in_channels + ci) * k * k];
-      for (int64_t ky = 0; ky < k; ++ky) {
-        const int64_t dy = ky - r;
-        const int64_t y0 = std::max<int64_t>(0, -dy);
-        const int64_t y1 = std::min<int64_t>(height, height - dy);
-        for (int64_t kx = 0; kx < k; ++kx) {
-          const double w = kernel[ky * k + kx];
-          const int64_t dx = kx - r;
-          const int64_t x0 = std::max<int64_t>(0, -dx);
-          const int64_t x1 = std::min<int64_t>(width, width - dx);
-          for (int64_t y = y0; y < y1; ++y) {
-            double* row = &plane[y * width];
-            const double* src = image + (y + dy) * width + dx;
-            for (int64_t x = x0; x < x1; ++x) row[x] += w * src[x];
-          }
+// The zero-padded patches of one image for a k x k kernel: col[j * hw + t]
+// is the input under tap j = (channel * k + ky) * k + kx when the kernel is
+// centred on pixel t (0 outside the image, the "same" padding).
+void Im2Col(const double* in, int64_t channels, int64_t height, int64_t width,
+            int64_t k, std::vector<double>& col) {
+  const int64_t r = k / 2, hw = height * width;
+  col.assign(channels * k * k * hw, 0.0);
+  for (int64_t ci = 0; ci < channels; ++ci) {
+    for (int64_t ky = 0; ky < k; ++ky) {
+      const int64_t dy = ky - r;
+      const int64_t y0 = std::max<int64_t>(0, -dy);
+      const int64_t y1 = std::min<int64_t>(height, height - dy);
+      for (int64_t kx = 0; kx < k; ++kx) {
+        const int64_t dx = kx - r;
+        const int64_t x0 = std::max<int64_t>(0, -dx);
+        const int64_t x1 = std::min<int64_t>(width, width - dx);
+        double* dst = &col[((ci * k + ky) * k + kx) * hw];
+        for (int64_t y = y0; y < y1; ++y) {
+          const double* src = in + ci * hw + (y + dy) * width + dx;
+          for (int64_t x = x0; x < x1; ++x) dst[y * width + x] = src[x];
         }
       }
     }
-    double* a = &activated[o * hw];
-    for (int64_t j = 0; j < hw; ++j) a[j] = c.bias[o] + plane[j];
-    if (c.batch_norm) {
+  }
+}
+
+// out[o * hw + t] = bias[o] + sum_j weight[o * taps + j] * col[j * hw + t],
+// the sum in ascending j for every output. Blocks of 4 channels x 4 pixels
+// stay in registers, so each value of `col` loaded serves four channels:
+// 1.5x faster than one channel at a time on a 28x28 network (measured;
+// 4x4 beat 4x8, 8x4, 2x8, 8x2), and the worker's int8 metrics run this on
+// every validation and test image.
+void ConvGemm(const std::vector<double>& weight,
+              const std::vector<double>& bias, const double* col,
+              int64_t outputs, int64_t taps, int64_t hw, double* out) {
+  constexpr int64_t kO = 4, kT = 4;
+  for (int64_t o0 = 0; o0 < outputs; o0 += kO) {
+    const int64_t no = std::min(kO, outputs - o0);
+    for (int64_t t0 = 0; t0 < hw; t0 += kT) {
+      const int64_t nt = std::min(kT, hw - t0);
+      double acc[kO][kT] = {};
+      if (no == kO && nt == kT) {
+        for (int64_t j = 0; j < taps; ++j) {
+          const double* r = col + j * hw + t0;
+          for (int64_t a = 0; a < kO; ++a) {
+            const double w = weight[(o0 + a) * taps + j];
+            for (int64_t b = 0; b < kT; ++b) acc[a][b] += w * r[b];
+          }
+        }
+      } else {
+        for (int64_t j = 0; j < taps; ++j) {
+          const double* r = col + j * hw + t0;
+          for (int64_t a = 0; a < no; ++a) {
+            const double w = weight[(o0 + a) * taps + j];
+            for (int64_t b = 0; b < nt; ++b) acc[a][b] += w * r[b];
+          }
+        }
+      }
+      for (int64_t a = 0; a < no; ++a) {
+        for (int64_t b = 0; b < nt; ++b) {
+          out[(o0 + a) * hw + t0 + b] = bias[o0 + a] + acc[a][b];
+        }
+      }
+    }
+  }
+}
+
+// One convolutional layer on one image: `in` is in_channels x height x
+// width, `out` becomes out_channels x height' x width' (halved by pooling).
+// `col` and `activated` are scratch.
+void ConvForward(const ConvParameters& c, int64_t height, int64_t width,
+                 const double* in, std::vector<double>& col,
+                 std::vector<double>& activated, double* out) {
+  const int64_t k = c.kernel_size, hw = height * width;
+  const int64_t taps = c.in_channels * k * k;
+  activated.assign(c.out_channels * hw, 0.0);
+  // A 1 x 1 kernel's patches are the image itself.
+  const double* patches = in;
+  if (k > 1) {
+    Im2Col(in, c.in_channels, height, width, k, col);
+    patches = col.data();
+  }
+  ConvGemm(c.weight, c.bias, patches, c.out_channels, taps, hw,
+           activated.data());
+  if (c.batch_norm) {
+    for (int64_t o = 0; o < c.out_channels; ++o) {
+      double* a = &activated[o * hw];
       // torch's eval batch_norm: (v - mean) * invstd * weight + bias.
       const double invstd =
           1.0 / std::sqrt(c.bn_running_var[o] + kBatchNormEps);
@@ -277,7 +330,7 @@ void ConvForward(const ConvParameters& c, int64_t height, int64_t width,
 // flattened channel-major like torch.flatten(start_dim=1).
 std::vector<double> ConvTrunk(const MlpParameters& p, std::vector<double> h,
                               int64_t rows) {
-  std::vector<double> next, plane, activated;
+  std::vector<double> next, col, activated;
   int64_t height = p.image_height, width = p.image_width, channels = 1;
   for (const ConvParameters& c : p.conv_layers) {
     const bool pool = c.pooling != v1::POOLING_NONE;
@@ -287,7 +340,7 @@ std::vector<double> ConvTrunk(const MlpParameters& p, std::vector<double> h,
     const int64_t out_size = c.out_channels * oh * ow;
     next.assign(rows * out_size, 0.0);
     for (int64_t r = 0; r < rows; ++r) {
-      ConvForward(c, height, width, &h[r * in_size], plane, activated,
+      ConvForward(c, height, width, &h[r * in_size], col, activated,
                   &next[r * out_size]);
     }
     h.swap(next);
