@@ -216,13 +216,15 @@ Child FromScratch(v1::Genome out) { return {std::move(out), {}}; }
 // The child `out` of `parent` (whose clamped form is `clamped`): a morphism
 // of the given kind when the parent was inside the space.
 Child MakeChild(const v1::Genome& parent, const v1::Genome& clamped,
-                v1::Genome out, v1::MorphismKind kind, Location where) {
+                v1::Genome out, v1::MorphismKind kind, Location where,
+                bool conv = false) {
   Child child;
   child.genome = std::move(out);
-  // The worker's morphisms transform dense layers of trunk-less networks;
-  // a convolutional network inherits only unchanged (CONTINUE).
-  if (kind != v1::MORPHISM_KIND_CONTINUE &&
-      child.genome.conv_layers_size() > 0) {
+  // NARROW and REMOVE_LAYER score neurons with a forward pass on the rows,
+  // which the worker runs for trunk-less networks only (morphism.h).
+  if (child.genome.conv_layers_size() > 0 &&
+      !(kind == v1::MORPHISM_KIND_CONTINUE || kind == v1::MORPHISM_KIND_WIDEN ||
+        kind == v1::MORPHISM_KIND_DEEPEN)) {
     return child;
   }
   if (kind != v1::MORPHISM_KIND_UNSPECIFIED &&
@@ -230,6 +232,7 @@ Child MakeChild(const v1::Genome& parent, const v1::Genome& clamped,
     child.morphism.set_kind(kind);
     child.morphism.set_stage(where.stage);
     child.morphism.set_layer(where.layer);
+    child.morphism.set_conv(conv);
   }
   return child;
 }
@@ -585,6 +588,54 @@ std::optional<Child> ResizeConvLayer(const v1::Genome& genome,
   return FromScratch(std::move(out));
 }
 
+std::optional<Child> WidenConvLayer(const v1::Genome& genome,
+                                    const v1::SearchSpace& space,
+                                    std::mt19937_64& rng) {
+  const v1::Genome clamped = ClampToSpace(genome, space);
+  const ConvLayers& layers = clamped.conv_layers();
+  std::vector<int> eligible;
+  for (int i = 0; i < layers.size(); ++i) {
+    // Outside residual chains, as for dense layers.
+    if (layers[i].channels() < space.max_channels() && !layers[i].residual() &&
+        !(i + 1 < layers.size() && layers[i + 1].residual())) {
+      eligible.push_back(i);
+    }
+  }
+  if (eligible.empty()) return std::nullopt;
+  const int where = PickOne(eligible, rng);
+  v1::Genome out = clamped;
+  v1::ConvLayer& layer = *out.mutable_conv_layers(where);
+  const int channels = layer.channels();
+  const long wider = std::lround(channels * GrowthFactor(rng));
+  layer.set_channels(static_cast<int>(std::clamp<long>(
+      std::max<long>(channels + 1, wider), channels + 1, space.max_channels())));
+  return MakeChild(genome, clamped, std::move(out), v1::MORPHISM_KIND_WIDEN,
+                   {0, where}, /*conv=*/true);
+}
+
+std::optional<Child> AddResidualConvLayer(const v1::Genome& genome,
+                                          const v1::SearchSpace& space,
+                                          std::mt19937_64& rng) {
+  if (!space.allow_residual()) return std::nullopt;
+  const v1::Genome clamped = ClampToSpace(genome, space);
+  const int count = clamped.conv_layers_size();
+  if (count < 1 || count >= space.max_conv_layers()) return std::nullopt;
+  const int where = UniformInt(rng, 1, count);
+  const v1::ConvLayer& before = clamped.conv_layers(where - 1);
+  v1::ConvLayer inserted;
+  inserted.set_channels(before.channels());
+  inserted.set_kernel_size(before.kernel_size());
+  inserted.set_activation(before.activation());
+  inserted.set_residual(true);
+  v1::Genome out = clamped;
+  ConvLayers& layers = *out.mutable_conv_layers();
+  layers.Add();
+  for (int i = layers.size() - 1; i > where; --i) layers.SwapElements(i, i - 1);
+  layers[where] = inserted;
+  return MakeChild(genome, clamped, std::move(out), v1::MORPHISM_KIND_DEEPEN,
+                   {0, where}, /*conv=*/true);
+}
+
 std::optional<Child> ChangeConvLayer(const v1::Genome& genome,
                                      const v1::SearchSpace& space,
                                      std::mt19937_64& rng) {
@@ -795,9 +846,10 @@ Child Mutate(const v1::Genome& genome, const v1::SearchSpace& space,
   }
   if (space.max_conv_layers() > 0) {
     for (Operator op : {&AddConvLayer, &RemoveConvLayer, &ResizeConvLayer,
-                        &ChangeConvLayer}) {
+                        &ChangeConvLayer, &WidenConvLayer}) {
       operators.push_back(op);
     }
+    if (space.allow_residual()) operators.push_back(&AddResidualConvLayer);
   }
   std::optional<Child> child =
       ApplyFirstApplicable(std::move(operators), genome, space, rng);
@@ -813,8 +865,8 @@ std::optional<Child> MutateByMorphism(const v1::Genome& genome,
       &Narrow,              &AddStage,            &PerturbLearningRate,
       &PerturbAdamSteps,    &PerturbTrainingExtras};
   if (space.max_conv_layers() > 0) {
-    for (Operator op : {&AddConvLayer, &RemoveConvLayer, &ResizeConvLayer,
-                        &ChangeConvLayer}) {
+    for (Operator op : {&WidenConvLayer, &AddResidualConvLayer, &AddConvLayer,
+                        &RemoveConvLayer, &ResizeConvLayer, &ChangeConvLayer}) {
       operators.push_back(op);
     }
   }

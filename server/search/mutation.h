@@ -176,12 +176,28 @@ double SampleSirenOmega(std::mt19937_64& rng);
 // Whether `stage` has a sine layer, on which siren_omega acts.
 bool HasSineLayer(const v1::Stage& stage);
 
-// Convolutional operators, for spaces with max_conv_layers > 0. Their
-// children train from scratch (no morphism): the worker's morphisms do not
-// yet transform a convolutional trunk. On a convolutional genome the dense
-// operators above report no morphism either, except the training-gene ones
-// (CONTINUE: the same network trained further).
+// Convolutional operators, for spaces with max_conv_layers > 0. WIDEN and
+// DEEPEN of the trunk are morphisms (Morphism.conv); the others train from
+// scratch. On a convolutional genome the dense operators above report
+// CONTINUE, WIDEN and DEEPEN morphisms, but not NARROW or REMOVE_LAYER
+// (the worker scores neurons only in trunk-less networks).
 //
+// WIDEN (conv): multiplies one random layer's channels, below
+// max_channels and outside residual chains, by a factor drawn log-uniformly
+// from (1, 2] (at least one more). Morphism {WIDEN, 0, layer, conv}.
+std::optional<Child> WidenConvLayer(const v1::Genome& genome,
+                                    const v1::SearchSpace& space,
+                                    std::mt19937_64& rng);
+
+// DEEPEN (conv): inserts a residual layer at a random position 1..depth of
+// a trunk below max_conv_layers, with the channels, kernel and activation
+// of the layer before it, no batch normalisation, pooling or dropout: with
+// zero weights it computes the identity. Morphism {DEEPEN, 0, position,
+// conv}. nullopt unless the space allows residual layers.
+std::optional<Child> AddResidualConvLayer(const v1::Genome& genome,
+                                          const v1::SearchSpace& space,
+                                          std::mt19937_64& rng);
+
 // Inserts a convolutional layer below max_conv_layers at a random position:
 // a copy of the layer before it (of the first, at the input) without
 // pooling, residual with probability 1/2 when the space allows residual
@@ -245,7 +261,7 @@ v1::Genome Crossover(const v1::Genome& a, const v1::Genome& b,
 // activation, perturb learning rate, perturb Adam steps; plus add residual
 // layer when the space allows residual layers, add stage when it allows
 // further stages, perturb training extras when it searches them, and the
-// four convolutional operators when it has convolutional layers.
+// convolutional operators when it has convolutional layers.
 // Returns the clamped genome unchanged (no morphism) only when the space
 // admits no other genome near it.
 Child Mutate(const v1::Genome& genome, const v1::SearchSpace& space,
@@ -254,9 +270,10 @@ Child Mutate(const v1::Genome& genome, const v1::SearchSpace& space,
 // Like Mutate, over the operators that give a morphism only (LEMONADE's
 // network operators): add residual layer, remove residual layer, widen,
 // narrow, add stage, and the training-gene operators; and, in a space with
-// convolutional layers, the convolutional operators, whose children train
-// from scratch (LEMONADE would otherwise never change a trunk). nullopt
-// when none can change the genome.
+// convolutional layers, every convolutional operator: the widen and deepen
+// morphisms, and the others, whose children train from scratch (LEMONADE
+// could otherwise never shrink a trunk). nullopt when none can change the
+// genome.
 std::optional<Child> MutateByMorphism(const v1::Genome& genome,
                                       const v1::SearchSpace& space,
                                       std::mt19937_64& rng);

@@ -965,12 +965,58 @@ std::string TrunkKey(const v1::Genome& genome) {
   return key;
 }
 
-TEST(ConvSpaceTest, MutationChainsStayValidAndOnlyContinueIsAMorphism) {
+TEST(ConvSpaceTest, WidenAndDeepenTheTrunkAreMorphisms) {
+  const v1::SearchSpace space = ConvSpace();
+  RandomSearch random(space, 16);
+  std::mt19937_64 rng(17);
+  int widened = 0, deepened = 0;
+  for (int n = 0; n < 100; ++n) {
+    const v1::Genome parent = random.Sample(n);
+    if (std::optional<Child> child = WidenConvLayer(parent, space, rng)) {
+      ++widened;
+      ASSERT_EQ(ConvOutsideSpace(child->genome, space), "");
+      const v1::Morphism& m = child->morphism;
+      EXPECT_EQ(m.kind(), v1::MORPHISM_KIND_WIDEN);
+      EXPECT_TRUE(m.conv());
+      for (int i = 0; i < parent.conv_layers_size(); ++i) {
+        const int before = parent.conv_layers(i).channels();
+        const int after = child->genome.conv_layers(i).channels();
+        if (i == m.layer()) {
+          EXPECT_GT(after, before);
+          EXPECT_LE(after, 2 * before);
+        } else {
+          EXPECT_EQ(after, before);
+        }
+      }
+    }
+    if (std::optional<Child> child =
+            AddResidualConvLayer(parent, space, rng)) {
+      ++deepened;
+      ASSERT_EQ(ConvOutsideSpace(child->genome, space), "");
+      const v1::Morphism& m = child->morphism;
+      EXPECT_EQ(m.kind(), v1::MORPHISM_KIND_DEEPEN);
+      EXPECT_TRUE(m.conv());
+      ASSERT_GE(m.layer(), 1);
+      const v1::ConvLayer& inserted = child->genome.conv_layers(m.layer());
+      EXPECT_TRUE(inserted.residual());
+      EXPECT_FALSE(inserted.batch_norm());
+      EXPECT_EQ(inserted.pooling(), v1::POOLING_NONE);
+      EXPECT_EQ(inserted.channels(),
+                child->genome.conv_layers(m.layer() - 1).channels());
+      EXPECT_EQ(child->genome.conv_layers_size(),
+                parent.conv_layers_size() + 1);
+    }
+  }
+  EXPECT_GT(widened, 30);
+  EXPECT_GT(deepened, 30);
+}
+
+TEST(ConvSpaceTest, MutationChainsStayValidWithTheWorkersMorphisms) {
   const v1::SearchSpace space = ConvSpace();
   std::mt19937_64 rng(12);
   v1::Genome genome = RandomSearch(space, 13).Sample(0);
   std::set<int> kinds;
-  int trunk_changes = 0;
+  int trunk_changes = 0, conv_morphisms = 0;
   for (int step = 0; step < 500; ++step) {
     const bool morphism_only = step % 2 == 1;
     Child child;
@@ -985,13 +1031,19 @@ TEST(ConvSpaceTest, MutationChainsStayValidAndOnlyContinueIsAMorphism) {
         << DescribeGenome(child.genome);
     if (child.IsMorphism()) kinds.insert(child.morphism.kind());
     if (child.genome.conv_layers_size() > 0 && child.IsMorphism()) {
-      EXPECT_EQ(child.morphism.kind(), v1::MORPHISM_KIND_CONTINUE);
+      const v1::MorphismKind kind = child.morphism.kind();
+      EXPECT_TRUE(kind == v1::MORPHISM_KIND_CONTINUE ||
+                  kind == v1::MORPHISM_KIND_WIDEN ||
+                  kind == v1::MORPHISM_KIND_DEEPEN)
+          << v1::MorphismKind_Name(kind);
+      if (child.morphism.conv()) conv_morphisms++;
     }
     trunk_changes += TrunkKey(child.genome) != TrunkKey(genome);
     genome = child.genome;
   }
   EXPECT_TRUE(kinds.count(v1::MORPHISM_KIND_CONTINUE));
   EXPECT_GT(trunk_changes, 10);
+  EXPECT_GT(conv_morphisms, 10);
 }
 
 TEST(ConvSpaceTest, ClampDropsTheLastPoolingsAndTheTrunkOfMlpSpaces) {

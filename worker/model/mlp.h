@@ -73,8 +73,15 @@ struct NetworkParameters {
 // outputs, weight and bias sizes matching, one mean and deviation per input
 // of the first layer and per output of the last, a known activation on every
 // layer but the last and none on the last, residual only on hidden layers
-// after the first whose inputs equal their outputs. Otherwise InvalidArgument
-// naming the field. Does not look at the values (NaN weights are "valid").
+// after the first whose inputs equal their outputs. With conv_layers:
+// image_height * image_width inputs, channels chained from 1, odd kernels
+// 1..7, weight and bias sizes matching, batch-norm vectors exactly when
+// batch_norm, dropout in [0, 0.5], residual only after the first layer with
+// equal channels and no pooling, poolings that keep each side at least 1,
+// and the first dense layer's inputs equal to channels * height * width of
+// the trunk's output (image_height and image_width are ignored without
+// conv_layers). Otherwise InvalidArgument naming the field. Does not look
+// at the values (NaN weights are "valid").
 absl::Status ValidateMlp(const MlpParameters& parameters);
 
 // OK when `network` has at least one stage, every stage passes ValidateMlp
@@ -88,8 +95,12 @@ absl::Status ValidateNetwork(const NetworkParameters& network);
 // (x - x_mean) / x_std, per layer activation(W h + b) with tanh, relu,
 // silu(h) = h / (1 + exp(-h)), gelu(h) = (h / 2) (1 + erf(h / sqrt(2))) and
 // sin (plus h for a residual layer), a linear last layer, then
-// out * y_std + y_mean. Results agree with
-// LibTorch to rounding (summation order differs). Returns an empty vector
+// out * y_std + y_mean; a convolutional trunk first runs on the standardised
+// image: zero-padded convolution, batch normalisation with the running
+// statistics, the activation, the residual addition or 2x2 pooling, then
+// the channel-major flatten. Results agree with LibTorch to rounding
+// (summation order differs; the trainer's convolutional models compute in
+// float32). Returns an empty vector
 // when ValidateMlp fails or x.size() != rows * inputs. Thread-safe.
 std::vector<double> Forward(const MlpParameters& parameters,
                             const std::vector<double>& x, int64_t rows);

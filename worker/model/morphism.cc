@@ -43,6 +43,10 @@ bool SameLayer(const v1::DenseLayer& a, const v1::DenseLayer& b) {
 }
 
 std::string Site(const v1::Morphism& m) {
+  if (m.conv()) {
+    return absl::StrCat(v1::MorphismKind_Name(m.kind()),
+                        " of convolutional layer ", m.layer());
+  }
   return absl::StrCat(v1::MorphismKind_Name(m.kind()), " of stage ", m.stage(), " layer ",
                       m.layer());
 }
@@ -51,6 +55,76 @@ std::string Site(const v1::Morphism& m) {
 absl::Status Bad(const v1::Morphism& m, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(Site(m), ": ", what));
 }
+
+// A convolutional layer without its dropout, which acts in training only
+// and may change freely, like the training genes.
+v1::ConvLayer WithoutDropout(v1::ConvLayer layer) {
+  layer.clear_dropout();
+  return layer;
+}
+
+bool SameConvLayer(const v1::ConvLayer& a, const v1::ConvLayer& b) {
+  return WithoutDropout(a).SerializeAsString() ==
+         WithoutDropout(b).SerializeAsString();
+}
+
+// Checks a morphism of the convolutional trunk (Morphism.conv): the child's
+// trunk is the parent's with layer `layer` widened, or a zero residual
+// layer inserted there; nothing else changes but dropout.
+absl::Status CheckConvMorphism(const v1::Genome& parent,
+                               const v1::Genome& child,
+                               const v1::Morphism& m) {
+  const int count = parent.conv_layers_size();
+  const int l = m.layer();
+  if (m.stage() != 0) return Bad(m, "the trunk belongs to stage 0");
+  std::vector<v1::ConvLayer> expected(parent.conv_layers().begin(),
+                                      parent.conv_layers().end());
+  switch (m.kind()) {
+    case v1::MORPHISM_KIND_WIDEN: {
+      if (l < 0 || l >= count || child.conv_layers_size() != count) {
+        return Bad(m, absl::StrCat("the parent has convolutional layers 0..",
+                                   count - 1, " and the child as many"));
+      }
+      const int before = parent.conv_layers(l).channels();
+      const int after = child.conv_layers(l).channels();
+      if (after <= before) {
+        return Bad(m, absl::StrCat("the child's layer has ", after,
+                                   " channels, not more than ", before));
+      }
+      if (parent.conv_layers(l).residual() ||
+          (l + 1 < count && parent.conv_layers(l + 1).residual())) {
+        return Bad(m, "a layer in a residual chain must keep its channels");
+      }
+      expected[l].set_channels(after);
+      break;
+    }
+    case v1::MORPHISM_KIND_DEEPEN: {
+      if (l < 1 || l > count || child.conv_layers_size() != count + 1) {
+        return Bad(m, absl::StrCat("a layer is inserted at 1..", count,
+                                   " of the trunk"));
+      }
+      const v1::ConvLayer& inserted = child.conv_layers(l);
+      if (!inserted.residual() || inserted.batch_norm() ||
+          inserted.pooling() != v1::POOLING_NONE ||
+          inserted.channels() != parent.conv_layers(l - 1).channels()) {
+        return Bad(m, "the inserted layer must be residual, with its input's "
+                      "channels, no batch normalisation and no pooling");
+      }
+      expected.insert(expected.begin() + l, inserted);
+      break;
+    }
+    default:
+      return Bad(m, "only WIDEN and DEEPEN apply to convolutional layers");
+  }
+  for (int i = 0; i < child.conv_layers_size(); ++i) {
+    if (!SameConvLayer(expected[i], child.conv_layers(i))) {
+      return Bad(m, absl::StrCat("the child's convolutional layer ", i,
+                                 " differs from what the morphism gives"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 
 // The child architecture `parent` turns into under `m`, taking from `child`
 // what the morphism does not fix (the new width, the inserted layer, the new
@@ -225,6 +299,57 @@ void Widen(MlpParameters& stage, size_t l, int64_t width,
   }
   next.weight = std::move(weight);
   next.inputs = width;
+}
+
+// Net2Wider for convolutional layer `l` of `stage`: it grows to `channels`
+// output channels with random kernels, zero biases and identity batch
+// normalisation; the next convolutional layer (or, after the last, the first
+// dense layer, whose inputs are the flattened channels, channel-major) gets
+// zero weights from them.
+void WidenConv(MlpParameters& stage, size_t l, int64_t channels,
+               std::mt19937_64& rng) {
+  ConvParameters& layer = stage.conv_layers[l];
+  const int64_t old_channels = layer.out_channels;
+  const int64_t extra = channels - old_channels;
+  const int64_t window = layer.kernel_size * layer.kernel_size;
+  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+  const double bound = InitBound(layer.in_channels * window,
+                                 channels * window, layer.activation);
+  // Output channels are the outermost index: new kernels append.
+  for (int64_t i = 0; i < extra * layer.in_channels * window; ++i) {
+    layer.weight.push_back(bound * uniform(rng));
+  }
+  layer.bias.resize(static_cast<size_t>(channels), 0.0);
+  if (layer.batch_norm) {
+    layer.bn_scale.resize(static_cast<size_t>(channels), 1.0);
+    layer.bn_shift.resize(static_cast<size_t>(channels), 0.0);
+    layer.bn_running_mean.resize(static_cast<size_t>(channels), 0.0);
+    layer.bn_running_var.resize(static_cast<size_t>(channels), 1.0);
+  }
+  layer.out_channels = channels;
+  // The consumer's weights: each output row holds `old_channels` blocks of
+  // `block` values, one per input channel; the new blocks are zero.
+  auto widen_rows = [&](std::vector<double>& weight, int64_t rows,
+                        int64_t block) {
+    std::vector<double> wider(static_cast<size_t>(rows * channels * block),
+                              0.0);
+    for (int64_t r = 0; r < rows; ++r) {
+      std::copy_n(&weight[r * old_channels * block], old_channels * block,
+                  &wider[r * channels * block]);
+    }
+    weight = std::move(wider);
+  };
+  if (l + 1 < stage.conv_layers.size()) {
+    ConvParameters& next = stage.conv_layers[l + 1];
+    widen_rows(next.weight, next.out_channels,
+               next.kernel_size * next.kernel_size);
+    next.in_channels = channels;
+  } else {
+    DenseParameters& dense = stage.layers.front();
+    const int64_t pixels = dense.inputs / old_channels;
+    widen_rows(dense.weight, dense.outputs, pixels);
+    dense.inputs = channels * pixels;
+  }
 }
 
 // R h_l for the raw inputs `x`, where h_l is the output of layer `l` of
@@ -434,24 +559,34 @@ bool IsFunctionPreserving(v1::MorphismKind kind) {
 
 absl::Status CheckMorphism(const v1::Genome& parent, const v1::Genome& child,
                            const v1::Morphism& morphism) {
+  if (morphism.conv()) {
+    EVONAS_RETURN_IF_ERROR(CheckConvMorphism(parent, child, morphism));
+    // The dense part stays as it is.
+    v1::Morphism same = morphism;
+    same.set_kind(v1::MORPHISM_KIND_CONTINUE);
+    same.set_conv(false);
+    same.set_layer(0);
+    v1::Genome parent_dense = parent, child_dense = child;
+    parent_dense.clear_conv_layers();
+    child_dense.clear_conv_layers();
+    return CheckMorphism(parent_dense, child_dense, same);
+  }
   if (parent.conv_layers_size() > 0 || child.conv_layers_size() > 0) {
-    // Dropout acts in training only: it may change with the training genes.
-    const auto same_trunk = [&] {
-      if (parent.conv_layers_size() != child.conv_layers_size()) return false;
-      for (int i = 0; i < parent.conv_layers_size(); ++i) {
-        v1::ConvLayer a = parent.conv_layers(i);
-        v1::ConvLayer b = child.conv_layers(i);
-        a.clear_dropout();
-        b.clear_dropout();
-        if (a.SerializeAsString() != b.SerializeAsString()) return false;
-      }
-      return true;
-    };
-    if (morphism.kind() != v1::MORPHISM_KIND_CONTINUE || !same_trunk()) {
+    bool same_trunk = parent.conv_layers_size() == child.conv_layers_size();
+    for (int i = 0; same_trunk && i < parent.conv_layers_size(); ++i) {
+      same_trunk = SameConvLayer(parent.conv_layers(i), child.conv_layers(i));
+    }
+    // NARROW and REMOVE_LAYER score neurons on the rows, which would need
+    // the trunk's forward pass; a trunk network has a single stage.
+    const v1::MorphismKind kind = morphism.kind();
+    if (!same_trunk ||
+        !(kind == v1::MORPHISM_KIND_CONTINUE ||
+          kind == v1::MORPHISM_KIND_WIDEN || kind == v1::MORPHISM_KIND_DEEPEN)) {
       return absl::InvalidArgumentError(absl::StrCat(
           Site(morphism),
-          ": a network with convolutional layers inherits only by CONTINUE, "
-          "with the parent's convolutional layers unchanged"));
+          ": a network with convolutional layers inherits by CONTINUE, or "
+          "WIDEN or DEEPEN of a dense or convolutional layer, its other "
+          "convolutional layers unchanged"));
     }
   }
   const std::vector<StageLayers> child_arch = Architecture(child);
@@ -560,7 +695,32 @@ absl::StatusOr<NetworkParameters> ApplyMorphism(
   const int s = morphism.stage();
   const size_t l = static_cast<size_t>(morphism.layer());
   const std::vector<StageLayers> child_arch = Architecture(child_genome);
-  switch (morphism.kind()) {
+  if (morphism.conv()) {
+    std::vector<ConvParameters>& trunk = child.stages[0].conv_layers;
+    if (morphism.kind() == v1::MORPHISM_KIND_WIDEN) {
+      WidenConv(child.stages[0], l, child_genome.conv_layers(l).channels(),
+                rng);
+    } else {
+      const v1::ConvLayer& g = child_genome.conv_layers(l);
+      ConvParameters identity;
+      identity.in_channels = identity.out_channels = g.channels();
+      identity.kernel_size = g.kernel_size();
+      identity.weight.assign(static_cast<size_t>(g.channels() * g.channels() *
+                                                 g.kernel_size() *
+                                                 g.kernel_size()),
+                             0.0);
+      identity.bias.assign(static_cast<size_t>(g.channels()), 0.0);
+      identity.activation = g.activation();
+      identity.residual = true;
+      trunk.insert(trunk.begin() + l, std::move(identity));
+    }
+  }
+  // Dropout is a training gene: the child's, whatever the parent used.
+  for (size_t i = 0; i < child.stages[0].conv_layers.size(); ++i) {
+    child.stages[0].conv_layers[i].dropout =
+        child_genome.conv_layers(static_cast<int>(i)).dropout();
+  }
+  switch (morphism.conv() ? v1::MORPHISM_KIND_CONTINUE : morphism.kind()) {
     case v1::MORPHISM_KIND_CONTINUE:
       break;
     case v1::MORPHISM_KIND_WIDEN:

@@ -32,9 +32,12 @@ bool IsFunctionPreserving(v1::MorphismKind kind);
 //                 `stage`, as wide as the layer before it;
 //   REMOVE_LAYER  residual layer `layer` of stage `stage` removed;
 //   ADD_STAGE     one more stage, at index `stage` = the parent's stage count.
-// A residual layer must stay as wide as its input in the child. A network
-// with convolutional layers inherits only by CONTINUE, its trunk unchanged
-// but for dropout (which acts in training only). Otherwise
+// A residual layer must stay as wide as its input in the child. With
+// Morphism.conv, WIDEN and DEEPEN apply to the convolutional trunk
+// (types.proto) and the dense layers stay; otherwise a network with
+// convolutional layers inherits by CONTINUE, WIDEN or DEEPEN of a dense
+// layer, its trunk unchanged. Dropout, which acts in training only, may
+// change like the training genes. Otherwise
 // InvalidArgument naming what differs. The stages before `stage` are the
 // same in parent and child: an inheriting child can keep them frozen.
 absl::Status CheckMorphism(const v1::Genome& parent, const v1::Genome& child,

@@ -582,37 +582,158 @@ TEST(MorphismTest, MaxRelativeOutputDifferenceIsRelativeToTheOutputScale) {
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST(MorphismTest, ConvolutionalNetworksInheritOnlyByContinue) {
-  v1::Genome parent;
-  v1::ConvLayer* conv = parent.add_conv_layers();
+// c4k3relu.bn.max - c4k3tanh > 8relu on 8 x 8 images, 3 outputs.
+v1::Genome ConvParentGenome() {
+  v1::Genome genome;
+  v1::ConvLayer* conv = genome.add_conv_layers();
   conv->set_channels(4);
   conv->set_kernel_size(3);
   conv->set_activation(v1::ACTIVATION_RELU);
   conv->set_batch_norm(true);
   conv->set_pooling(v1::POOLING_MAX);
-  v1::DenseLayer* dense = parent.add_hidden_layers();
+  conv = genome.add_conv_layers();
+  conv->set_channels(4);
+  conv->set_kernel_size(3);
+  conv->set_activation(v1::ACTIVATION_TANH);
+  v1::DenseLayer* dense = genome.add_hidden_layers();
   dense->set_width(8);
   dense->set_activation(v1::ACTIVATION_RELU);
-  parent.mutable_training()->set_learning_rate(1e-3);
-  parent.mutable_training()->set_adam_steps(100);
+  genome.mutable_training()->set_learning_rate(1e-3);
+  genome.mutable_training()->set_adam_steps(100);
+  return genome;
+}
 
-  v1::Morphism keep;
-  keep.set_kind(v1::MORPHISM_KIND_CONTINUE);
-  v1::Genome child = parent;
-  child.mutable_training()->set_learning_rate(2e-3);
-  child.mutable_conv_layers(0)->set_dropout(0.25);  // training only
-  EXPECT_TRUE(CheckMorphism(parent, child, keep).ok());
+// The network of a convolutional genome with every weight, bias and batch
+// normalisation statistic random (variances positive).
+NetworkParameters RandomConvNetwork(const v1::Genome& genome, uint64_t seed) {
+  NetworkParameters network =
+      FromNetworkWeights(ZeroWeights(genome, 64, 3, {8, 8})).value();
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(-1, 1);
+  MlpParameters& stage = network.stages[0];
+  for (int64_t i = 0; i < 64; ++i) {
+    stage.x_mean[i] = u(rng);
+    stage.x_std[i] = 1.5 + u(rng);
+  }
+  for (ConvParameters& conv : stage.conv_layers) {
+    for (double& w : conv.weight) w = 0.5 * u(rng);
+    for (double& b : conv.bias) b = 0.1 * u(rng);
+    for (double& v : conv.bn_scale) v = 1 + 0.5 * u(rng);
+    for (double& v : conv.bn_shift) v = 0.2 * u(rng);
+    for (double& v : conv.bn_running_mean) v = 0.3 * u(rng);
+    for (double& v : conv.bn_running_var) v = 1.2 + u(rng);
+  }
+  for (DenseParameters& layer : stage.layers) {
+    for (double& w : layer.weight) w = 0.5 * u(rng);
+    for (double& b : layer.bias) b = 0.1 * u(rng);
+  }
+  return network;
+}
 
-  v1::Genome other_trunk = child;
+TEST(MorphismTest, ConvolutionalMorphismsKeepTheOutputs) {
+  const v1::Genome parent_genome = ConvParentGenome();
+  struct Case {
+    std::string name;
+    v1::Morphism morphism;
+    v1::Genome child;
+  };
+  std::vector<Case> cases;
+  auto conv_morphism = [](v1::MorphismKind kind, int layer) {
+    v1::Morphism m = Make(kind, 0, layer);
+    m.set_conv(true);
+    return m;
+  };
+  {
+    v1::Genome child = parent_genome;
+    child.mutable_conv_layers(0)->set_channels(7);  // feeds a conv layer
+    cases.push_back({"widen conv 0", conv_morphism(v1::MORPHISM_KIND_WIDEN, 0),
+                     child});
+  }
+  {
+    v1::Genome child = parent_genome;
+    child.mutable_conv_layers(1)->set_channels(6);  // feeds the dense layer
+    cases.push_back({"widen conv 1", conv_morphism(v1::MORPHISM_KIND_WIDEN, 1),
+                     child});
+  }
+  {
+    v1::Genome child = parent_genome;
+    v1::ConvLayer inserted;
+    inserted.set_channels(4);
+    inserted.set_kernel_size(5);
+    inserted.set_activation(v1::ACTIVATION_GELU);
+    inserted.set_residual(true);
+    child.mutable_conv_layers()->Add();
+    *child.mutable_conv_layers(2) = child.conv_layers(1);
+    *child.mutable_conv_layers(1) = inserted;
+    cases.push_back({"deepen conv", conv_morphism(v1::MORPHISM_KIND_DEEPEN, 1),
+                     child});
+  }
+  {
+    v1::Genome child = parent_genome;
+    child.mutable_hidden_layers(0)->set_width(11);
+    child.mutable_conv_layers(1)->set_dropout(0.25);  // training only
+    cases.push_back(
+        {"widen dense", Make(v1::MORPHISM_KIND_WIDEN, 0, 0), child});
+  }
+  {
+    v1::Genome child = parent_genome;
+    child.mutable_training()->set_learning_rate(2e-3);
+    cases.push_back({"continue", Make(v1::MORPHISM_KIND_CONTINUE, 0, 0), child});
+  }
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<double> pixel(0, 255);
+  Matrix x{50, 64, {}};
+  for (int i = 0; i < 50 * 64; ++i) x.data.push_back(pixel(rng));
+  for (uint64_t seed : {1, 2}) {
+    const NetworkParameters parent = RandomConvNetwork(parent_genome, seed);
+    for (const Case& c : cases) {
+      SCOPED_TRACE(c.name);
+      ASSERT_TRUE(CheckMorphism(parent_genome, c.child, c.morphism).ok())
+          << CheckMorphism(parent_genome, c.child, c.morphism);
+      absl::StatusOr<NetworkParameters> child =
+          ApplyMorphism(parent_genome, parent, c.morphism, c.child, seed, {});
+      ASSERT_TRUE(child.ok()) << child.status();
+      EXPECT_TRUE(CheckNetworkMatchesGenome(*child, c.child).ok());
+      absl::StatusOr<double> relative =
+          MaxRelativeOutputDifference(parent, *child, x);
+      ASSERT_TRUE(relative.ok()) << relative.status();
+      EXPECT_LE(*relative, 1e-10);
+    }
+  }
+}
+
+TEST(MorphismTest, ConvolutionalMorphismsThatDoNotApplyAreRefused) {
+  const v1::Genome parent = ConvParentGenome();
+  v1::Morphism keep = Make(v1::MORPHISM_KIND_CONTINUE, 0, 0);
+  v1::Genome other_trunk = parent;
   other_trunk.mutable_conv_layers(0)->set_channels(5);
   EXPECT_THAT(CheckMorphism(parent, other_trunk, keep).message(),
-              ::testing::HasSubstr("inherits only by CONTINUE"));
-  v1::Morphism widen;
-  widen.set_kind(v1::MORPHISM_KIND_WIDEN);
-  v1::Genome wider = parent;
-  wider.mutable_hidden_layers(0)->set_width(9);
-  EXPECT_EQ(CheckMorphism(parent, wider, widen).code(),
+              ::testing::HasSubstr("its other convolutional layers unchanged"));
+  // NARROW scores neurons on rows, which needs the trunk's forward pass.
+  v1::Genome narrower = parent;
+  narrower.mutable_hidden_layers(0)->set_width(5);
+  EXPECT_EQ(CheckMorphism(parent, narrower,
+                          Make(v1::MORPHISM_KIND_NARROW, 0, 0))
+                .code(),
             absl::StatusCode::kInvalidArgument);
+  v1::Morphism widen = Make(v1::MORPHISM_KIND_WIDEN, 0, 0);
+  widen.set_conv(true);
+  EXPECT_THAT(CheckMorphism(parent, parent, widen).message(),
+              ::testing::HasSubstr("not more than 4"));
+  v1::Morphism deepen = Make(v1::MORPHISM_KIND_DEEPEN, 0, 1);
+  deepen.set_conv(true);
+  v1::Genome pooled = parent;
+  v1::ConvLayer inserted = parent.conv_layers(0);  // pools: no identity
+  inserted.set_residual(true);
+  pooled.mutable_conv_layers()->Add();
+  *pooled.mutable_conv_layers(2) = pooled.conv_layers(1);
+  *pooled.mutable_conv_layers(1) = inserted;
+  EXPECT_THAT(CheckMorphism(parent, pooled, deepen).message(),
+              ::testing::HasSubstr("must be residual, with its input's"));
+  v1::Morphism remove = Make(v1::MORPHISM_KIND_REMOVE_LAYER, 0, 1);
+  remove.set_conv(true);
+  EXPECT_THAT(CheckMorphism(parent, parent, remove).message(),
+              ::testing::HasSubstr("only WIDEN and DEEPEN"));
 
   // The parent's checkpoint shape fits its genome, not another trunk.
   absl::StatusOr<NetworkParameters> network =
