@@ -1,6 +1,7 @@
 #include "worker/model/conv_trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <malloc.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -43,6 +44,13 @@ constexpr int kSelectEverySteps = 50;
 // Adam's learning rate decays along a cosine to this fraction, as in
 // trainer.cc.
 constexpr double kFinalLrFraction = 0.01;
+// KeepFreedMemory's thresholds: buffers up to 256 MiB come from the heap,
+// and up to 1 GiB of free memory stays in it; 128 KiB is glibc's initial
+// value of both (after any mallopt glibc no longer adapts them).
+constexpr int kMallocMmapThreshold = 256 << 20;
+constexpr int kMallocTrimThreshold = 1 << 30;
+constexpr int kMallocDefaultThreshold = 128 << 10;
+
 // Mini-batch rows when TrainingConfig.batch_size is 0: a full pass over tens
 // of thousands of images per step would make every step slow.
 constexpr int64_t kDefaultBatchRows = 256;
@@ -277,6 +285,17 @@ absl::Status CheckConvJob(const TrainJob& job) {
     EVONAS_RETURN_IF_ERROR(CheckConvInitial(job, channels * h * w));
   }
   return absl::OkStatus();
+}
+
+KeepFreedMemory::KeepFreedMemory() {
+  mallopt(M_MMAP_THRESHOLD, kMallocMmapThreshold);
+  mallopt(M_TRIM_THRESHOLD, kMallocTrimThreshold);
+}
+
+KeepFreedMemory::~KeepFreedMemory() {
+  mallopt(M_MMAP_THRESHOLD, kMallocDefaultThreshold);
+  mallopt(M_TRIM_THRESHOLD, kMallocDefaultThreshold);
+  malloc_trim(0);
 }
 
 namespace {

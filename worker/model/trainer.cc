@@ -14,6 +14,7 @@
 #include <limits>
 #include <memory>
 #include <new>
+#include <optional>
 #include <sstream>
 #include <utility>
 
@@ -1190,6 +1191,10 @@ absl::Status TrainConvolutional(const TrainJob& job, const Samples& select,
 
 absl::StatusOr<TrainOutput> TrainImpl(const TrainJob& job) {
   EVONAS_RETURN_IF_ERROR(CheckJob(job));
+  // Also over the evaluation of the exported model, which runs image
+  // networks on 1024-row chunks.
+  std::optional<KeepFreedMemory> keep_freed_memory;
+  if (job.genome.conv_layers_size() > 0) keep_freed_memory.emplace();
   const auto start = Clock::now();
   const double cpu_start = ProcessCpuSeconds();
   torch::set_num_threads(std::max(1, job.threads));
