@@ -4,6 +4,8 @@
 // measurement's own repeatability. BENCHMARKS.md, "Latency tables".
 //
 //   build/bench/latency_bench --genomes 300
+//   build/bench/latency_bench --genomes 200 --conv-layers 4 --image 28
+//       (convolutional genomes on 28 x 28 images, 10 outputs)
 
 #include <algorithm>
 #include <chrono>
@@ -56,7 +58,11 @@ double Quantile(std::vector<double> v, double q) {
   return v[static_cast<size_t>(q * (v.size() - 1))];
 }
 
-int Run(int genomes, int threads, int inputs, int outputs, int seed) {
+int Run(int genomes, int threads, int inputs, int outputs, int seed,
+        int conv_layers, int side) {
+  const ImageShape image =
+      conv_layers > 0 ? ImageShape{side, side} : ImageShape{};
+  if (conv_layers > 0) inputs = side * side;
   const auto start = std::chrono::steady_clock::now();
   absl::StatusOr<v1::LatencyTable> table =
       worker::CalibrateLatency(worker::LocalHardwareClass(threads), threads);
@@ -71,16 +77,25 @@ int Run(int genomes, int threads, int inputs, int outputs, int seed) {
   // Genomes as the default search space's random search draws them.
   v1::ExperimentSpec spec;
   spec.set_seed(seed);
+  if (conv_layers > 0) {
+    v1::SearchSpace& space = *spec.mutable_search_space();
+    space.set_min_conv_layers(1);
+    space.set_max_conv_layers(conv_layers);
+    space.set_allow_residual(true);
+    space.add_activations(v1::ACTIVATION_RELU);
+    space.add_activations(v1::ACTIVATION_GELU);
+    space.add_activations(v1::ACTIVATION_SILU);
+  }
   *spec.mutable_search_space() =
-      search::NormalizeSearchSpace(spec.search_space()).value();
+      search::NormalizeSearchSpace(spec.search_space(), image).value();
   std::unique_ptr<search::Strategy> random =
-      search::MakeStrategy(spec).value();
+      search::MakeStrategy(spec, {}, outputs, image).value();
 
   std::vector<double> measured, again, estimated, flops, parameters;
   for (int n = 0; n < genomes; ++n) {
     const v1::Genome genome = random->Propose(n, {}).genome;
     const model::NetworkParameters network =
-        worker::PlaceholderNetwork(genome, inputs, outputs).value();
+        worker::PlaceholderNetwork(genome, inputs, outputs, image).value();
     absl::StatusOr<double> first = model::MeasureLatency(network, threads, 50);
     absl::StatusOr<double> second = model::MeasureLatency(network, threads, 50);
     if (!first.ok() || !second.ok()) {
@@ -88,7 +103,7 @@ int Run(int genomes, int threads, int inputs, int outputs, int seed) {
       return 1;
     }
     const v1::GenomeCost cost =
-        EstimateGenomeCost(genome, inputs, outputs, {*table});
+        EstimateGenomeCost(genome, inputs, outputs, {*table}, image);
     measured.push_back(*first);
     again.push_back(*second);
     estimated.push_back(cost.estimated_latency_seconds());
@@ -96,8 +111,9 @@ int Run(int genomes, int threads, int inputs, int outputs, int seed) {
     parameters.push_back(static_cast<double>(cost.parameter_count()));
   }
 
-  std::vector<double> estimate_error, repeat_error;
+  std::vector<double> estimate_error, repeat_error, ratio;
   for (size_t i = 0; i < measured.size(); ++i) {
+    ratio.push_back(estimated[i] / measured[i]);
     estimate_error.push_back(std::abs(estimated[i] / measured[i] - 1));
     repeat_error.push_back(std::abs(again[i] / measured[i] - 1));
   }
@@ -122,11 +138,15 @@ int Run(int genomes, int threads, int inputs, int outputs, int seed) {
   std::printf("hardware class: %s\n", table->hardware_class().c_str());
   std::printf("calibration: %d networks in %.2f s\n",
               table->calibration_points(), calibration_seconds);
-  for (const v1::LayerLatencyModel& m : table->layers()) {
-    std::printf("  %-22s %8.2f us + %7.3f ns per multiply-add\n",
-                v1::Activation_Name(m.activation()).c_str(),
-                1e6 * m.intercept_seconds(),
-                1e9 * m.seconds_per_multiply_add());
+  for (bool conv : {false, true}) {
+    for (const v1::LayerLatencyModel& m :
+         conv ? table->conv_layers() : table->layers()) {
+      std::printf("  %-5s %-22s %8.2f us + %7.3f ns per multiply-add\n",
+                  conv ? "conv" : "dense",
+                  v1::Activation_Name(m.activation()).c_str(),
+                  1e6 * m.intercept_seconds(),
+                  1e9 * m.seconds_per_multiply_add());
+    }
   }
   std::printf("%d random genomes (%d inputs, %d outputs, %d thread(s)); "
               "measured latency %.1f .. %.1f us (median %.1f)\n",
@@ -136,6 +156,8 @@ int Run(int genomes, int threads, int inputs, int outputs, int seed) {
   std::printf("|estimate / measured - 1|: median %.3f, p90 %.3f, max %.3f\n",
               Quantile(estimate_error, 0.5), Quantile(estimate_error, 0.9),
               Quantile(estimate_error, 1));
+  std::printf("estimate / measured: p10 %.3f, median %.3f, p90 %.3f\n",
+              Quantile(ratio, 0.1), Quantile(ratio, 0.5), Quantile(ratio, 0.9));
   std::printf("|measured again / measured - 1|: median %.3f, p90 %.3f, "
               "max %.3f\n",
               Quantile(repeat_error, 0.5), Quantile(repeat_error, 0.9),
@@ -156,6 +178,7 @@ int Run(int genomes, int threads, int inputs, int outputs, int seed) {
 
 int main(int argc, char** argv) {
   int genomes = 300, threads = 1, inputs = 3, outputs = 1, seed = 1;
+  int conv_layers = 0, side = 28;
   CLI::App app{"Latency tables: estimated against measured batch-1 latency"};
   app.add_option("--genomes", genomes, "Random genomes to time")
       ->capture_default_str()
@@ -170,6 +193,15 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 10000));
   app.add_option("--seed", seed, "Random search seed")->capture_default_str();
+  app.add_option("--conv-layers", conv_layers,
+                 "Draw convolutional genomes of 1..N layers on square images "
+                 "(--inputs is then the pixel count)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 16));
+  app.add_option("--image", side, "Side of the square images, pixels")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 256));
   CLI11_PARSE(app, argc, argv);
-  return evonas::Run(genomes, threads, inputs, outputs, seed);
+  return evonas::Run(genomes, threads, inputs, outputs, seed, conv_layers,
+                     side);
 }

@@ -12,30 +12,72 @@
 namespace evonas {
 namespace {
 
-// Calls `layer(activation, fan_in, width)` for every affine layer of every
-// stage of `genome`, the linear output layer (ACTIVATION_UNSPECIFIED) last in
+// Which model of a table a layer uses: its kind and activation.
+struct LayerModelKey {
+  bool conv = false;
+  v1::Activation activation = v1::ACTIVATION_UNSPECIFIED;
+  bool operator<(const LayerModelKey& o) const {
+    return std::make_pair(conv, activation) < std::make_pair(o.conv, o.activation);
+  }
+};
+
+std::string KeyName(const LayerModelKey& key) {
+  return absl::StrCat(key.conv ? "convolutional " : "",
+                      v1::Activation_Name(key.activation));
+}
+
+// Calls `layer(key, multiply_adds, width)` for every layer of every stage of
+// `genome` that the table models: the convolutional layers (multiply-adds
+// at their input's size, before pooling; width = channels), then every
+// affine layer, the linear output layer (ACTIVATION_UNSPECIFIED) last in
 // each stage. Widths below 0 count as 0, as in ComputeGenomeCost.
 void ForEachLayer(
     const v1::Genome& genome, int64_t inputs, int64_t outputs,
-    const std::function<void(v1::Activation, int64_t, int64_t)>& layer) {
+    const ImageShape& image,
+    const std::function<void(LayerModelKey, double, int64_t)>& layer) {
+  int64_t first_fan_in = inputs;
+  if (genome.conv_layers_size() > 0) {
+    int64_t channels = 1;
+    int64_t height = std::max<int64_t>(0, image.height);
+    int64_t width = std::max<int64_t>(0, image.width);
+    for (const v1::ConvLayer& l : genome.conv_layers()) {
+      const int64_t out = std::max(0, l.channels());
+      const double k = std::max(0, l.kernel_size());
+      layer({true, l.activation()},
+            static_cast<double>(height * width) * k * k *
+                static_cast<double>(channels * out),
+            out);
+      if (l.pooling() != v1::POOLING_NONE) {
+        height /= 2;
+        width /= 2;
+      }
+      channels = out;
+    }
+    first_fan_in = channels * height * width;
+  }
   auto stage = [&](const google::protobuf::RepeatedPtrField<v1::DenseLayer>&
-                       hidden) {
-    int64_t fan_in = inputs;
+                       hidden,
+                   int64_t fan_in) {
     for (const v1::DenseLayer& l : hidden) {
       const int64_t width = std::max<int64_t>(0, l.width());
-      layer(l.activation(), fan_in, width);
+      layer({false, l.activation()},
+            static_cast<double>(fan_in) * static_cast<double>(width), width);
       fan_in = width;
     }
-    layer(v1::ACTIVATION_UNSPECIFIED, fan_in, outputs);
+    layer({false, v1::ACTIVATION_UNSPECIFIED},
+          static_cast<double>(fan_in) * static_cast<double>(outputs), outputs);
   };
-  stage(genome.hidden_layers());
-  for (const v1::Stage& s : genome.residual_stages()) stage(s.hidden_layers());
+  stage(genome.hidden_layers(), first_fan_in);
+  for (const v1::Stage& s : genome.residual_stages()) {
+    stage(s.hidden_layers(), inputs);
+  }
 }
 
 const v1::LayerLatencyModel* ModelFor(const v1::LatencyTable& table,
-                                      v1::Activation activation) {
-  for (const v1::LayerLatencyModel& model : table.layers()) {
-    if (model.activation() == activation) return &model;
+                                      const LayerModelKey& key) {
+  for (const v1::LayerLatencyModel& model :
+       key.conv ? table.conv_layers() : table.layers()) {
+    if (model.activation() == key.activation) return &model;
   }
   return nullptr;
 }
@@ -87,8 +129,8 @@ bool PositiveDefinite(std::vector<std::vector<double>> g) {
 absl::StatusOr<v1::LatencyTable> FitLatencyTable(
     absl::string_view hardware_class,
     const std::vector<NetworkTiming>& timings) {
-  // Two unknowns per activation: intercept (column 2i), slope (2i + 1).
-  std::map<v1::Activation, size_t> index;
+  // Two unknowns per layer model: intercept (column 2i), slope (2i + 1).
+  std::map<LayerModelKey, size_t> index;
   for (const NetworkTiming& t : timings) {
     if (!std::isfinite(t.seconds) || !(t.seconds > 0) || t.inputs < 1 ||
         t.outputs < 1) {
@@ -96,11 +138,15 @@ absl::StatusOr<v1::LatencyTable> FitLatencyTable(
           "network timings need positive inputs and outputs and finite, "
           "positive seconds");
     }
+    if (t.genome.conv_layers_size() > 0 && t.image.empty()) {
+      return absl::InvalidArgumentError(
+          "a timed convolutional network needs its image shape");
+    }
     bool bad_width = false;
-    ForEachLayer(t.genome, t.inputs, t.outputs,
-                 [&](v1::Activation activation, int64_t, int64_t width) {
+    ForEachLayer(t.genome, t.inputs, t.outputs, t.image,
+                 [&](LayerModelKey key, double, int64_t width) {
                    if (width < 1) bad_width = true;
-                   index.emplace(activation, 0);
+                   index.emplace(key, 0);
                  });
     if (bad_width) {
       return absl::InvalidArgumentError(
@@ -108,19 +154,18 @@ absl::StatusOr<v1::LatencyTable> FitLatencyTable(
     }
   }
   size_t next = 0;
-  for (auto& [activation, i] : index) i = next++;
+  for (auto& [key, i] : index) i = next++;
   const size_t n = 2 * index.size();
 
   // Rows divided by the measured seconds: relative residuals.
   std::vector<std::vector<double>> rows;
   for (const NetworkTiming& t : timings) {
     std::vector<double>& row = rows.emplace_back(n, 0.0);
-    ForEachLayer(t.genome, t.inputs, t.outputs,
-                 [&](v1::Activation activation, int64_t fan_in, int64_t width) {
-                   const size_t i = index[activation];
+    ForEachLayer(t.genome, t.inputs, t.outputs, t.image,
+                 [&](LayerModelKey key, double multiply_adds, int64_t) {
+                   const size_t i = index[key];
                    row[2 * i] += 1.0 / t.seconds;
-                   row[2 * i + 1] += static_cast<double>(fan_in) *
-                                     static_cast<double>(width) / t.seconds;
+                   row[2 * i + 1] += multiply_adds / t.seconds;
                  });
   }
   // Columns scaled to unit norm, so that intercepts (~1e-6 s) and slopes
@@ -144,16 +189,18 @@ absl::StatusOr<v1::LatencyTable> FitLatencyTable(
   if (n == 0 || !PositiveDefinite(g)) {
     return absl::InvalidArgumentError(
         "the network timings cannot separate the layer models: time, per "
-        "activation, networks of at least two depths and two widths");
+        "activation and layer kind, networks of at least two depths and two "
+        "widths");
   }
   const std::vector<double> x = NonNegativeLeastSquares(g, c);
 
   v1::LatencyTable table;
   table.set_hardware_class(std::string(hardware_class));
   table.set_calibration_points(static_cast<int32_t>(timings.size()));
-  for (const auto& [activation, i] : index) {
-    v1::LayerLatencyModel* model = table.add_layers();
-    model->set_activation(activation);
+  for (const auto& [key, i] : index) {
+    v1::LayerLatencyModel* model =
+        key.conv ? table.add_conv_layers() : table.add_layers();
+    model->set_activation(key.activation);
     model->set_intercept_seconds(x[2 * i] / scale[2 * i]);
     model->set_seconds_per_multiply_add(x[2 * i + 1] / scale[2 * i + 1]);
   }
@@ -169,28 +216,32 @@ absl::Status ValidateLatencyTable(const v1::LatencyTable& table) {
         absl::StrCat("latency_table.hardware_class is longer than ",
                      kMaxHardwareClassLength, " bytes"));
   }
-  std::set<int> seen;
-  for (const v1::LayerLatencyModel& model : table.layers()) {
-    if (!v1::Activation_IsValid(model.activation())) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("latency_table has a model for unknown activation ",
-                       model.activation()));
-    }
-    if (!seen.insert(model.activation()).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("latency_table has two models for ",
-                       v1::Activation_Name(model.activation())));
-    }
-    if (!std::isfinite(model.intercept_seconds()) ||
-        model.intercept_seconds() < 0 ||
-        !std::isfinite(model.seconds_per_multiply_add()) ||
-        model.seconds_per_multiply_add() < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "latency_table model for ", v1::Activation_Name(model.activation()),
-          " needs finite, non-negative coefficients"));
+  std::set<LayerModelKey> seen;
+  for (bool conv : {false, true}) {
+    for (const v1::LayerLatencyModel& model :
+         conv ? table.conv_layers() : table.layers()) {
+      const LayerModelKey key{conv, model.activation()};
+      if (!v1::Activation_IsValid(model.activation()) ||
+          (conv && model.activation() == v1::ACTIVATION_UNSPECIFIED)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "latency_table has a ", conv ? "convolutional " : "",
+            "model for unknown activation ", model.activation()));
+      }
+      if (!seen.insert(key).second) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("latency_table has two models for ", KeyName(key)));
+      }
+      if (!std::isfinite(model.intercept_seconds()) ||
+          model.intercept_seconds() < 0 ||
+          !std::isfinite(model.seconds_per_multiply_add()) ||
+          model.seconds_per_multiply_add() < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("latency_table model for ", KeyName(key),
+                         " needs finite, non-negative coefficients"));
+      }
     }
   }
-  if (seen.count(v1::ACTIVATION_UNSPECIFIED) == 0) {
+  if (seen.count({false, v1::ACTIVATION_UNSPECIFIED}) == 0) {
     return absl::InvalidArgumentError(
         "latency_table has no model for the linear output layer "
         "(ACTIVATION_UNSPECIFIED)");
@@ -200,29 +251,26 @@ absl::Status ValidateLatencyTable(const v1::LatencyTable& table) {
 
 absl::StatusOr<double> EstimateLatencySeconds(const v1::Genome& genome,
                                               int64_t inputs, int64_t outputs,
-                                              const v1::LatencyTable& table) {
-  if (genome.conv_layers_size() > 0) {
-    return absl::UnimplementedError(
-        "latency tables model dense layers only; convolutional layers are "
-        "not calibrated");
+                                              const v1::LatencyTable& table,
+                                              const ImageShape& image) {
+  if (genome.conv_layers_size() > 0 && image.empty()) {
+    return absl::InvalidArgumentError(
+        "a convolutional genome's latency needs the image shape");
   }
   double seconds = 0;
   absl::Status status;
-  ForEachLayer(genome, inputs, outputs,
-               [&](v1::Activation activation, int64_t fan_in, int64_t width) {
-                 const v1::LayerLatencyModel* model =
-                     ModelFor(table, activation);
+  ForEachLayer(genome, inputs, outputs, image,
+               [&](LayerModelKey key, double multiply_adds, int64_t) {
+                 const v1::LayerLatencyModel* model = ModelFor(table, key);
                  if (model == nullptr) {
-                   status.Update(absl::NotFoundError(absl::StrCat(
-                       "latency table for '", table.hardware_class(),
-                       "' has no model for ",
-                       v1::Activation_Name(activation))));
+                   status.Update(absl::NotFoundError(
+                       absl::StrCat("latency table for '",
+                                    table.hardware_class(),
+                                    "' has no model for ", KeyName(key))));
                    return;
                  }
                  seconds += model->intercept_seconds() +
-                            model->seconds_per_multiply_add() *
-                                static_cast<double>(fan_in) *
-                                static_cast<double>(width);
+                            model->seconds_per_multiply_add() * multiply_adds;
                });
   if (!status.ok()) return status;
   return seconds;
@@ -236,7 +284,7 @@ v1::GenomeCost EstimateGenomeCost(const v1::Genome& genome, int64_t inputs,
   double slowest = 0;
   for (const v1::LatencyTable& table : tables) {
     absl::StatusOr<double> seconds =
-        EstimateLatencySeconds(genome, inputs, outputs, table);
+        EstimateLatencySeconds(genome, inputs, outputs, table, image);
     if (seconds.ok()) slowest = std::max(slowest, *seconds);
   }
   cost.set_estimated_latency_seconds(slowest);

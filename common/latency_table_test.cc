@@ -227,5 +227,92 @@ TEST(EstimateLatencySecondsTest, MissingActivationIsNotFound) {
             absl::StatusCode::kNotFound);
 }
 
+// A conv trunk of `depth` layers of `channels` (kernel 3, the first pooling)
+// before one dense relu layer of 8.
+v1::Genome ConvChain(v1::Activation activation, int depth, int channels) {
+  v1::Genome genome = Chain(v1::ACTIVATION_RELU, 1, 8);
+  for (int i = 0; i < depth; ++i) {
+    v1::ConvLayer* layer = genome.add_conv_layers();
+    layer->set_channels(channels);
+    layer->set_kernel_size(3);
+    layer->set_activation(activation);
+    if (i == 0) layer->set_pooling(v1::POOLING_MAX);
+  }
+  return genome;
+}
+
+TEST(EstimateLatencySecondsTest, ConvolutionalLayersUseTheirOwnModels) {
+  v1::LatencyTable table = TableWith(1.0, 0.001, 10.0, 0.01);
+  v1::LayerLatencyModel* relu = table.add_layers();
+  relu->set_activation(v1::ACTIVATION_RELU);
+  relu->set_intercept_seconds(2.0);
+  relu->set_seconds_per_multiply_add(0.1);
+  const v1::Genome genome = ConvChain(v1::ACTIVATION_TANH, 2, 4);
+  const ImageShape image{8, 8};
+  // Without convolutional models the table cannot estimate the genome.
+  EXPECT_EQ(EstimateLatencySeconds(genome, 64, 3, table, image).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(EstimateLatencySeconds(genome, 64, 3, table).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  v1::LayerLatencyModel* conv = table.add_conv_layers();
+  conv->set_activation(v1::ACTIVATION_TANH);
+  conv->set_intercept_seconds(5.0);
+  conv->set_seconds_per_multiply_add(1e-4);
+  ASSERT_TRUE(ValidateLatencyTable(table).ok());
+  // 8x8x1 -> conv 9*1*4 MACs per pixel at 8x8, pooled to 4x4 -> conv 9*4*4
+  // at 4x4 -> dense 64 -> 8 (relu) -> 8 -> 3 (linear).
+  const double want = (5 + 1e-4 * 64 * 36) + (5 + 1e-4 * 16 * 144) +
+                      (2 + 0.1 * 64 * 8) + (1 + 0.001 * 24);
+  auto estimate = EstimateLatencySeconds(genome, 64, 3, table, image);
+  ASSERT_TRUE(estimate.ok()) << estimate.status();
+  EXPECT_NEAR(*estimate, want, 1e-9);
+  EXPECT_NEAR(
+      EstimateGenomeCost(genome, 64, 3, {table}, image).estimated_latency_seconds(),
+      want, 1e-9);
+  // An output-layer model among the convolutional ones is refused.
+  v1::LatencyTable bad = table;
+  bad.mutable_conv_layers(0)->set_activation(v1::ACTIVATION_UNSPECIFIED);
+  EXPECT_EQ(ValidateLatencyTable(bad).code(),
+            absl::StatusCode::kInvalidArgument);
+  bad = table;
+  *bad.add_conv_layers() = table.conv_layers(0);
+  EXPECT_EQ(ValidateLatencyTable(bad).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(FitLatencyTableTest, RecoversConvolutionalModelsJointly) {
+  v1::LatencyTable truth = ThreeModels();
+  v1::LayerLatencyModel* conv = truth.add_conv_layers();
+  conv->set_activation(v1::ACTIVATION_TANH);
+  conv->set_intercept_seconds(3e-6);
+  conv->set_seconds_per_multiply_add(3e-11);
+  std::vector<NetworkTiming> timings = TimingsOf(truth, [](int) { return 1.0; });
+  for (int depth : {1, 2}) {
+    for (int channels : {4, 16}) {
+      for (int side : {12, 16}) {
+        NetworkTiming& t = timings.emplace_back();
+        t.genome = ConvChain(v1::ACTIVATION_TANH, depth, channels);
+        t.inputs = side * side;
+        t.outputs = 8;
+        t.image = {side, side};
+        t.seconds = *EstimateLatencySeconds(t.genome, t.inputs, 8, truth,
+                                            t.image);
+      }
+    }
+  }
+  auto fitted = FitLatencyTable("Test CPU x1", timings);
+  ASSERT_TRUE(fitted.ok()) << fitted.status();
+  ASSERT_EQ(fitted->conv_layers_size(), 1);
+  const v1::LayerLatencyModel& got = fitted->conv_layers(0);
+  EXPECT_EQ(got.activation(), v1::ACTIVATION_TANH);
+  EXPECT_NEAR(got.intercept_seconds(), 3e-6, 1e-6 * 3e-6);
+  EXPECT_NEAR(got.seconds_per_multiply_add(), 3e-11, 1e-6 * 3e-11);
+  EXPECT_EQ(fitted->layers_size(), 3);
+  // A timed convolutional network without its image cannot be used.
+  timings.back().image = {};
+  EXPECT_EQ(FitLatencyTable("x", timings).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace evonas

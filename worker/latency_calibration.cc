@@ -34,13 +34,34 @@ v1::Genome Chain(v1::Activation activation, int depth, int width) {
   return genome;
 }
 
+// `depth` convolutional layers of `channels` (kernel 3, the first pooling)
+// before one dense relu layer of 8.
+v1::Genome ConvChain(v1::Activation activation, int depth, int channels) {
+  v1::Genome genome = Chain(v1::ACTIVATION_RELU, 1, 8);
+  for (int i = 0; i < depth; ++i) {
+    v1::ConvLayer* layer = genome.add_conv_layers();
+    layer->set_channels(channels);
+    layer->set_kernel_size(3);
+    layer->set_activation(activation);
+    if (i == 0) layer->set_pooling(v1::POOLING_MAX);
+  }
+  return genome;
+}
+
 }  // namespace
 
 absl::StatusOr<model::NetworkParameters> PlaceholderNetwork(
-    const v1::Genome& genome, int64_t inputs, int64_t outputs) {
+    const v1::Genome& genome, int64_t inputs, int64_t outputs,
+    const ImageShape& image) {
   EVONAS_ASSIGN_OR_RETURN(
       model::NetworkParameters network,
-      model::FromNetworkWeights(ZeroWeights(genome, inputs, outputs)));
+      model::FromNetworkWeights(ZeroWeights(genome, inputs, outputs, image)));
+  for (model::ConvParameters& conv : network.stages.front().conv_layers) {
+    for (size_t i = 0; i < conv.weight.size(); ++i) {
+      conv.weight[i] = 0.01 * static_cast<double>(i % 17) - 0.08;
+    }
+    conv.bias.assign(conv.bias.size(), 0.01);
+  }
   for (model::MlpParameters& stage : network.stages) {
     for (model::DenseParameters& layer : stage.layers) {
       for (size_t i = 0; i < layer.weight.size(); ++i) {
@@ -96,6 +117,25 @@ absl::StatusOr<v1::LatencyTable> CalibrateLatency(
       }
     }
   }
+  const v1::Activation all[] = {v1::ACTIVATION_TANH, v1::ACTIVATION_RELU,
+                                v1::ACTIVATION_SILU, v1::ACTIVATION_GELU,
+                                v1::ACTIVATION_SINE};
+  for (v1::Activation activation : all) {
+    for (int depth : {1, 2}) {
+      for (int channels : {4, 16}) {
+        // Two image sizes: a layer's fixed cost and its cost per pixel
+        // (activation, pooling) would otherwise blur into one intercept.
+        for (int side : {12, 24}) {
+          NetworkTiming& t = timings.emplace_back();
+          t.genome = ConvChain(activation, depth, channels);
+          t.image = {side, side};
+          t.inputs = side * side;
+          t.outputs = 8;
+          t.seconds = INFINITY;
+        }
+      }
+    }
+  }
   // Interference from other processes only ever adds time: the smallest of
   // a few medians, taken in separate rounds, is the hardware's own latency
   // (one burst of noise would otherwise skew a whole table for the
@@ -104,7 +144,7 @@ absl::StatusOr<v1::LatencyTable> CalibrateLatency(
     for (NetworkTiming& t : timings) {
       EVONAS_ASSIGN_OR_RETURN(
           const model::NetworkParameters network,
-          PlaceholderNetwork(t.genome, t.inputs, t.outputs));
+          PlaceholderNetwork(t.genome, t.inputs, t.outputs, t.image));
       EVONAS_ASSIGN_OR_RETURN(
           const double seconds,
           model::MeasureLatency(network, threads, kCalibrationRuns));

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/genome.h"
 #include "evonas/v1/types.pb.h"
 #include "worker/model/mlp.h"
 
@@ -24,17 +25,22 @@ std::string HardwareClass(absl::string_view cpuinfo, int threads);
 std::string LocalHardwareClass(int threads);
 
 // The network of `genome` (ZeroWeights' shape: every stage, residual
-// layers included) with small, fixed, non-zero weights and identity
-// standardisation: what a latency measurement needs (weight values do not
-// change the time; zeros or denormals might). InvalidArgument for a genome
-// that makes no valid network (a width below 1, a misplaced residual).
+// layers and the convolutional trunk on `image` included) with small,
+// fixed, non-zero weights and identity standardisation: what a latency
+// measurement needs (weight values do not change the time; zeros or
+// denormals might). InvalidArgument for a genome that makes no valid
+// network (a width below 1, a misplaced residual).
 absl::StatusOr<model::NetworkParameters> PlaceholderNetwork(
-    const v1::Genome& genome, int64_t inputs, int64_t outputs);
+    const v1::Genome& genome, int64_t inputs, int64_t outputs,
+    const ImageShape& image = {});
 
 // Times chains of every activation (depths 1 and 3, widths 8 to 256, 1 and
-// 8 outputs: 60 networks) on `threads` intra-op threads, in three rounds
-// keeping each network's smallest median (about 1.5 s in all), and fits
-// the table. Errors of the measurement or the fit are returned.
+// 8 outputs: 60 networks) and convolutional trunks of every activation on
+// 12 x 12 and 24 x 24 images (depths 1 and 2, 4 and 16 channels, kernel 3,
+// the first layer pooling, before a dense layer of 8: 40 networks) on `threads`
+// intra-op threads, in three rounds keeping each network's smallest median
+// (a few seconds in all), and fits the table. Errors of the measurement or
+// the fit are returned.
 absl::StatusOr<v1::LatencyTable> CalibrateLatency(
     const std::string& hardware_class, int threads);
 

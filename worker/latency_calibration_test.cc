@@ -42,7 +42,8 @@ TEST(CalibrateLatencyTest, TableEstimatesAnUntimedNetworkAsMeasured) {
   EXPECT_TRUE(ValidateLatencyTable(*table).ok());
   EXPECT_EQ(table->hardware_class(), "Test CPU x1");
   EXPECT_EQ(table->layers_size(), 6);  // five activations and the output
-  EXPECT_EQ(table->calibration_points(), 60);
+  EXPECT_EQ(table->conv_layers_size(), 5);
+  EXPECT_EQ(table->calibration_points(), 100);
 
   const v1::Genome genome = HeldOut();
   auto estimate = EstimateLatencySeconds(genome, 3, 2, *table);
@@ -58,6 +59,30 @@ TEST(CalibrateLatencyTest, TableEstimatesAnUntimedNetworkAsMeasured) {
   v1::Genome wider = genome;
   wider.mutable_hidden_layers(1)->set_width(400);
   EXPECT_GE(*EstimateLatencySeconds(wider, 3, 2, *table), *estimate);
+
+  // A convolutional network of sizes the calibration never timed: 28 x 28
+  // images, kernel 5, 24 channels, average pooling, a residual layer.
+  v1::Genome conv = genome;
+  auto add_conv = [&](int channels, int kernel, v1::Pooling pooling,
+                      bool residual) {
+    v1::ConvLayer* layer = conv.add_conv_layers();
+    layer->set_channels(channels);
+    layer->set_kernel_size(kernel);
+    layer->set_activation(v1::ACTIVATION_RELU);
+    layer->set_pooling(pooling);
+    layer->set_residual(residual);
+  };
+  add_conv(24, 5, v1::POOLING_AVERAGE, false);
+  add_conv(24, 3, v1::POOLING_NONE, true);
+  add_conv(12, 3, v1::POOLING_MAX, false);
+  const ImageShape image{28, 28};
+  auto conv_estimate = EstimateLatencySeconds(conv, 784, 10, *table, image);
+  ASSERT_TRUE(conv_estimate.ok()) << conv_estimate.status();
+  auto conv_measured = model::MeasureLatency(
+      PlaceholderNetwork(conv, 784, 10, image).value(), 1, 50);
+  ASSERT_TRUE(conv_measured.ok()) << conv_measured.status();
+  EXPECT_GT(*conv_estimate, *conv_measured / 3) << "measured " << *conv_measured;
+  EXPECT_LT(*conv_estimate, *conv_measured * 3) << "measured " << *conv_measured;
 }
 
 TEST(MeasureLatencyTest, RefusesAnInvalidNetwork) {
