@@ -9,7 +9,6 @@
 #include <exception>
 #include <limits>
 #include <memory>
-#include <new>
 #include <string>
 #include <utility>
 #include <vector>
@@ -75,9 +74,9 @@ bool KnownActivation(v1::Activation a) {
   }
 }
 
-std::string LayerDescription(int64_t channels, int64_t kernel,
-                             v1::Activation a, bool batch_norm,
-                             v1::Pooling pooling, bool residual) {
+std::string LayerDescription(int64_t channels, int64_t kernel, v1::Activation a,
+                             bool batch_norm, v1::Pooling pooling,
+                             bool residual) {
   return absl::StrCat(channels, " channels k", kernel, " ", ActivationName(a),
                       batch_norm ? " bn" : "",
                       pooling == v1::POOLING_MAX       ? " max"
@@ -117,9 +116,9 @@ absl::Status CheckConvInitial(const TrainJob& job, int64_t flat_inputs) {
   for (const auto* scale : {&s.x_std, &s.y_std}) {
     for (double v : *scale) {
       if (!(v > 0) || !std::isfinite(v)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            name, " has a standard deviation of ", v,
-            "; x_std and y_std must be finite and positive"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(name, " has a standard deviation of ", v,
+                         "; x_std and y_std must be finite and positive"));
       }
     }
   }
@@ -140,13 +139,12 @@ absl::Status CheckConvInitial(const TrainJob& job, int64_t flat_inputs) {
         have.pooling != want.pooling() || have.residual != want.residual()) {
       return absl::InvalidArgumentError(absl::StrCat(
           name, ".conv_layers[", i, "] (",
-          LayerDescription(have.out_channels, have.kernel_size,
-                           have.activation, have.batch_norm, have.pooling,
-                           have.residual),
+          LayerDescription(have.out_channels, have.kernel_size, have.activation,
+                           have.batch_norm, have.pooling, have.residual),
           ") differs from genome.conv_layers[", i, "] (",
           LayerDescription(want.channels(), want.kernel_size(),
-                           want.activation(), want.batch_norm(),
-                           want.pooling(), want.residual()),
+                           want.activation(), want.batch_norm(), want.pooling(),
+                           want.residual()),
           ")"));
     }
     const int64_t out = have.out_channels, k = have.kernel_size;
@@ -155,31 +153,32 @@ absl::Status CheckConvInitial(const TrainJob& job, int64_t flat_inputs) {
         have.weight.size() != static_cast<size_t>(out * in * k * k) ||
         have.bias.size() != static_cast<size_t>(out) ||
         have.bn_scale.size() != bn || have.bn_shift.size() != bn ||
-        have.bn_running_mean.size() != bn ||
-        have.bn_running_var.size() != bn) {
+        have.bn_running_mean.size() != bn || have.bn_running_var.size() != bn) {
       return absl::InvalidArgumentError(absl::StrCat(
           name, ".conv_layers[", i, "]: ", have.in_channels,
-          " input channels (want ", in, "), ", have.weight.size(),
-          " weights, ", have.bias.size(), " biases, ", have.bn_scale.size(),
-          "/", have.bn_shift.size(), "/", have.bn_running_mean.size(), "/",
+          " input channels (want ", in, "), ", have.weight.size(), " weights, ",
+          have.bias.size(), " biases, ", have.bn_scale.size(), "/",
+          have.bn_shift.size(), "/", have.bn_running_mean.size(), "/",
           have.bn_running_var.size(),
-          " batch-norm values: sizes inconsistent with ", out,
-          " channels of k", k));
+          " batch-norm values: sizes inconsistent with ", out, " channels of k",
+          k));
     }
     for (double v : have.bn_running_var) {
       if (!(v >= 0) || !std::isfinite(v)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            name, ".conv_layers[", i, "]: running variance ", v,
-            ", want finite and >= 0"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(name, ".conv_layers[", i, "]: running variance ", v,
+                         ", want finite and >= 0"));
       }
     }
     in = out;
   }
   const int hidden = genome.hidden_layers_size();
   if (s.layers.size() != static_cast<size_t>(hidden) + 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        name, " has ", s.layers.size(), " dense layers, genome.hidden_layers "
-        "has ", hidden, " plus the output layer"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, " has ", s.layers.size(),
+                     " dense layers, genome.hidden_layers "
+                     "has ",
+                     hidden, " plus the output layer"));
   }
   int64_t inputs = flat_inputs;
   for (int i = 0; i <= hidden; ++i) {
@@ -218,7 +217,8 @@ absl::Status CheckConvJob(const TrainJob& job) {
   if (height <= 0 || width <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "genome.conv_layers: the genome has convolutional layers but the "
-        "data has no image shape (got ", height, "x", width,
+        "data has no image shape (got ",
+        height, "x", width,
         "); train it on an image data set, or use a genome without "
         "conv_layers"));
   }
@@ -254,8 +254,7 @@ absl::Status CheckConvJob(const TrainJob& job) {
     }
     if (!(layer.dropout() >= 0 && layer.dropout() <= kMaxDropout)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          n, "dropout: ", layer.dropout(), ", want [0, ", kMaxDropout,
-          "]"));
+          n, "dropout: ", layer.dropout(), ", want [0, ", kMaxDropout, "]"));
     }
     if (layer.pooling() != v1::POOLING_NONE &&
         layer.pooling() != v1::POOLING_MAX &&
@@ -266,8 +265,10 @@ absl::Status CheckConvJob(const TrainJob& job) {
     if (layer.residual() && (i == 0 || layer.channels() != channels ||
                              layer.pooling() != v1::POOLING_NONE)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          n, "residual: a residual convolutional layer must follow a layer "
-          "of its channels (", channels, " here) and have no pooling"));
+          n,
+          "residual: a residual convolutional layer must follow a layer "
+          "of its channels (",
+          channels, " here) and have no pooling"));
     }
     if (layer.pooling() != v1::POOLING_NONE) {
       if (h < 2 || w < 2) {
@@ -304,8 +305,7 @@ namespace {
 
 torch::Tensor FloatTensor(const std::vector<double>& v,
                           std::vector<int64_t> shape) {
-  return torch::from_blob(const_cast<double*>(v.data()), shape,
-                          torch::kFloat64)
+  return torch::from_blob(const_cast<double*>(v.data()), shape, torch::kFloat64)
       .to(torch::kFloat32);
 }
 
@@ -374,8 +374,7 @@ class ConvNetImpl : public torch::nn::Module {
       if (c.batch_norm) {
         bn = register_module(
             absl::StrCat("bn", i),
-            torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(
-                                       c.out_channels)
+            torch::nn::BatchNorm2d(torch::nn::BatchNorm2dOptions(c.out_channels)
                                        .eps(kBatchNormEps)));
         bn->weight.copy_(FloatTensor(c.bn_scale, {c.out_channels}));
         bn->bias.copy_(FloatTensor(c.bn_shift, {c.out_channels}));
@@ -514,7 +513,8 @@ absl::StatusOr<MlpParameters> FreshStage(const TrainJob& job,
     const Matrix& y = job.training.y;
     p.y_mean.assign(y.cols, 0.0);
     p.y_std.assign(y.cols, 0.0);
-    for (size_t i = 0; i < y.data.size(); ++i) p.y_mean[i % y.cols] += y.data[i];
+    for (size_t i = 0; i < y.data.size(); ++i)
+      p.y_mean[i % y.cols] += y.data[i];
     for (double& m : p.y_mean) m /= static_cast<double>(y.rows);
     for (size_t i = 0; i < y.data.size(); ++i) {
       const double d = y.data[i] - p.y_mean[i % y.cols];
@@ -543,10 +543,9 @@ absl::StatusOr<MlpParameters> FreshStage(const TrainJob& job,
     c.dropout = layer.dropout();
     c.batch_norm = layer.batch_norm();
     const int64_t area = c.kernel_size * c.kernel_size;
-    c.weight = Uniform(c.out_channels * in * area,
-                       InitBound(c.activation, in * area,
-                                 c.out_channels * area),
-                       gen);
+    c.weight =
+        Uniform(c.out_channels * in * area,
+                InitBound(c.activation, in * area, c.out_channels * area), gen);
     c.bias.assign(c.out_channels, 0.0);
     if (c.batch_norm) {
       c.bn_scale.assign(c.out_channels, 1.0);
@@ -713,9 +712,9 @@ absl::StatusOr<MlpParameters> TrainConvStage(const TrainJob& job,
                                              " at adam step ", step));
     }
     loss.backward();
-    const double lr = ScheduledLearningRate(config.learning_rate(), step,
-                                            steps.adam, steps.warmup,
-                                            kFinalLrFraction);
+    const double lr =
+        ScheduledLearningRate(config.learning_rate(), step, steps.adam,
+                              steps.warmup, kFinalLrFraction);
     if (decoupled) {
       SetLearningRate<torch::optim::AdamWOptions>(*optimizer, lr);
     } else {

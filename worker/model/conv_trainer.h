@@ -56,7 +56,8 @@ class KeepFreedMemory {
 // to the inputs, every pooling leaving both sides at least 1, channels
 // 1..512, kernel 1, 3, 5 or 7, a known activation, dropout in [0, 0.5],
 // residual layers only after the first with the input's channels and no
-// pooling, one stage, and `job.initial` (if any) of the genome's shape. InvalidArgument saying what to change otherwise.
+// pooling, one stage, and `job.initial` (if any) of the genome's shape.
+// InvalidArgument saying what to change otherwise.
 absl::Status CheckConvJob(const TrainJob& job);
 
 // Step counts of the stage (the genes times TrainJob.step_fraction).

@@ -271,16 +271,17 @@ TEST(ConvTrainerTest, ExportedModelComputesTheDefinition) {
   EXPECT_LT(MaxRelativeDifference(predicted->data, reference), 1e-4);
   // mlp.h's reference forward pass (which the ONNX export and the
   // quantiser are checked against) agrees too.
-  EXPECT_LT(MaxRelativeDifference(
-                predicted->data,
-                Forward(out.parameters, test.x.data, test.x.rows)),
-            1e-4);
+  EXPECT_LT(
+      MaxRelativeDifference(predicted->data,
+                            Forward(out.parameters, test.x.data, test.x.rows)),
+      1e-4);
   // More rows than Predict runs at once: the same outputs as in one call.
   const Samples many = Bars(1100, 8);
   absl::StatusOr<Matrix> all = Predict(out.model_file, many.x);
   ASSERT_TRUE(all.ok()) << all.status();
   ASSERT_EQ(all->rows, 1100);
-  Matrix tail{76, many.x.cols,
+  Matrix tail{76,
+              many.x.cols,
               {many.x.data.begin() + 1024 * many.x.cols, many.x.data.end()}};
   absl::StatusOr<Matrix> alone = Predict(out.model_file, tail);
   ASSERT_TRUE(alone.ok()) << alone.status();
@@ -476,8 +477,8 @@ Samples BarColumns(int rows, uint64_t seed) {
   for (int r = 0; r < 2 * rows; r += 2) {  // the even rows: vertical bars
     const double* image = s.x.data.data() + r * kSide * kSide;
     out.x.data.insert(out.x.data.end(), image, image + kSide * kSide);
-    const int column = static_cast<int>(
-        std::max_element(image, image + kSide) - image);
+    const int column =
+        static_cast<int>(std::max_element(image, image + kSide) - image);
     out.y.data.push_back(column);
     out.y.data.push_back(2 * column);
   }
@@ -555,8 +556,8 @@ TEST(ConvTrainerTest, PythonLoadsTheModelFile) {
   for (int64_t r = 0; r < test.x.rows; ++r) {
     absl::StrAppend(&rows, "[");
     for (int64_t j = 0; j < test.x.cols; ++j) {
-      absl::StrAppend(&rows,
-                      absl::StrFormat("%.17g,", test.x.data[r * test.x.cols + j]));
+      absl::StrAppend(
+          &rows, absl::StrFormat("%.17g,", test.x.data[r * test.x.cols + j]));
     }
     absl::StrAppend(&rows, "],");
   }

@@ -590,9 +590,11 @@ std::string ForwardSource(const NetworkParameters& network) {
         absl::StrAppend(&src, "    h = ", c.residual ? "h + " : "",
                         ScriptActivation(c.activation, conv), "\n");
         if (c.pooling == v1::POOLING_MAX) {
-          absl::StrAppend(&src, "    h = torch.max_pool2d(h, [2, 2], [2, 2])\n");
+          absl::StrAppend(&src,
+                          "    h = torch.max_pool2d(h, [2, 2], [2, 2])\n");
         } else if (c.pooling == v1::POOLING_AVERAGE) {
-          absl::StrAppend(&src, "    h = torch.avg_pool2d(h, [2, 2], [2, 2])\n");
+          absl::StrAppend(&src,
+                          "    h = torch.avg_pool2d(h, [2, 2], [2, 2])\n");
         }
       }
       absl::StrAppend(&src, "    h = torch.flatten(h, 1)\n");
@@ -605,11 +607,11 @@ std::string ForwardSource(const NetworkParameters& network) {
       absl::StrAppend(&src, "    h = ", p.layers[i].residual ? "h + " : "",
                       ScriptActivation(p.layers[i].activation, affine), "\n");
     }
-    const std::string out = absl::StrCat(
-        "torch.addmm(", t(absl::StrCat("b", last)), ", h, ",
-        t(absl::StrCat("W", last)), ".t())",
-        p.conv_layers.empty() ? "" : ".double()", " * ", t("y_std"),
-        " + ", t("y_mean"));
+    const std::string out =
+        absl::StrCat("torch.addmm(", t(absl::StrCat("b", last)), ", h, ",
+                     t(absl::StrCat("W", last)), ".t())",
+                     p.conv_layers.empty() ? "" : ".double()", " * ",
+                     t("y_std"), " + ", t("y_mean"));
     if (k == 0) {
       absl::StrAppend(&src, "    y = ", out, "\n");
     } else {
@@ -653,13 +655,12 @@ std::string Export(const NetworkParameters& network) {
     for (size_t i = 0; i < p.conv_layers.size(); ++i) {
       const ConvParameters& c = p.conv_layers[i];
       const auto [weight, bias] = FoldedConv(c);
-      module.register_parameter(
-          TensorName(k, absl::StrCat("C", i)),
-          ToTensor(weight, {c.out_channels, c.in_channels, c.kernel_size,
-                            c.kernel_size})
-              .to(dtype)
-              .requires_grad_(true),
-          /*is_buffer=*/false);
+      module.register_parameter(TensorName(k, absl::StrCat("C", i)),
+                                ToTensor(weight, {c.out_channels, c.in_channels,
+                                                  c.kernel_size, c.kernel_size})
+                                    .to(dtype)
+                                    .requires_grad_(true),
+                                /*is_buffer=*/false);
       module.register_parameter(
           TensorName(k, absl::StrCat("c", i)),
           ToTensor(bias, {c.out_channels}).to(dtype).requires_grad_(true),
@@ -1177,8 +1178,8 @@ absl::Status TrainConvolutional(const TrainJob& job, const Samples& select,
   const auto start = Clock::now();
   // Adam only: `classification` leaves the L-BFGS and max-error phases,
   // which the convolutional trainer does not have, at 0.
-  const StageSteps steps =
-      StepsOf(job.genome.training(), job.step_fraction, /*classification=*/true);
+  const StageSteps steps = StepsOf(job.genome.training(), job.step_fraction,
+                                   /*classification=*/true);
   StageReport& report = output.stages.emplace_back();
   EVONAS_ASSIGN_OR_RETURN(
       MlpParameters stage,
@@ -1237,8 +1238,8 @@ absl::StatusOr<TrainOutput> TrainImpl(const TrainJob& job) {
   // counts them.
   for (const MlpParameters& stage : output.parameters.stages) {
     for (const ConvParameters& conv : stage.conv_layers) {
-      parameters += static_cast<int64_t>(conv.bn_scale.size() +
-                                         conv.bn_shift.size());
+      parameters +=
+          static_cast<int64_t>(conv.bn_scale.size() + conv.bn_shift.size());
     }
   }
   m.set_parameter_count(parameters);
