@@ -585,8 +585,8 @@ TEST_F(InheritingLeaseTest, ConvGenomeWithoutImageShapeFailsTheCandidate) {
   EXPECT_THAT(result->failure_reason(), HasSubstr("convolutional"));
 }
 
-TEST_F(InheritingLeaseTest, ConvGenomeTrainsOnTheLeasesImageShape) {
-  // 1x2 "images" (the columns a and b); the class is whether a > b.
+// 1x2 "images" (the columns a and b); the class is whether a > b.
+std::string ComparisonDataset() {
   std::mt19937_64 rng(11);
   std::uniform_real_distribution<double> uniform(0.0, 255.0);
   std::string csv = "a,b,y\n";
@@ -594,6 +594,11 @@ TEST_F(InheritingLeaseTest, ConvGenomeTrainsOnTheLeasesImageShape) {
     const double a = uniform(rng), b = uniform(rng);
     csv += absl::StrFormat("%.17g,%.17g,%d\n", a, b, a > b ? 1 : 0);
   }
+  return csv;
+}
+
+TEST_F(InheritingLeaseTest, ConvGenomeTrainsOnTheLeasesImageShape) {
+  const std::string csv = ComparisonDataset();
   v1::Lease lease = MakeLease(ConvGenome(), v1::MORPHISM_KIND_CONTINUE, false);
   lease.mutable_genome()->mutable_training()->set_learning_rate(1e-2);
   lease.mutable_genome()->mutable_training()->set_adam_steps(300);
@@ -609,6 +614,57 @@ TEST_F(InheritingLeaseTest, ConvGenomeTrainsOnTheLeasesImageShape) {
   ASSERT_EQ(result->failure_reason(), "");
   EXPECT_GE(result->metrics().validation().accuracy(), 0.9);
   EXPECT_GT(result->model_size_bytes(), 0);
+}
+
+TEST_F(InheritingLeaseTest, ConvChildContinuesFromItsParentsCheckpoint) {
+  // The parent: trained by the trainer on the rows the worker will use, its
+  // checkpoint with the convolutional trunk and batch-norm statistics.
+  const std::string csv = ComparisonDataset();
+  v1::Genome genome = ConvGenome();
+  genome.mutable_conv_layers(0)->set_batch_norm(true);
+  v1::Lease lease = MakeLease(genome, v1::MORPHISM_KIND_CONTINUE, false);
+  lease.set_dataset_id(Sha256Hex(csv));
+  lease.set_task(v1::TASK_CLASSIFICATION);
+  lease.set_class_count(2);
+  lease.add_image_shape(1);
+  lease.add_image_shape(2);
+  v1::Lease parent_lease = lease;
+  parent_lease.mutable_genome()->mutable_training()->set_learning_rate(1e-2);
+  parent_lease.mutable_genome()->mutable_training()->set_adam_steps(300);
+  FakeController parent_controller(parent_lease, csv, checkpoint_);
+  RunWorker(parent_controller);
+  std::optional<v1::WorkResult> parent = parent_controller.result();
+  ASSERT_TRUE(parent.has_value());
+  ASSERT_EQ(parent->failure_reason(), "");
+  ASSERT_GE(parent->metrics().validation().accuracy(), 0.9);
+  // The parent's checkpoint, as its worker reported it.
+  const std::string parent_checkpoint =
+      parent_controller.ReportedFile(v1::MODEL_FORMAT_CHECKPOINT);
+  ASSERT_FALSE(parent_checkpoint.empty());
+  absl::StatusOr<model::NetworkParameters> parent_weights =
+      model::ParseCheckpoint(parent_checkpoint);
+  ASSERT_TRUE(parent_weights.ok()) << parent_weights.status();
+  ASSERT_EQ(parent_weights->stages.at(0).conv_layers.size(), 1u);
+  EXPECT_TRUE(parent_weights->stages[0].conv_layers[0].batch_norm);
+
+  // Four steps at a learning rate of 1e-9 from the parent's weights (which
+  // compete for the best): the child is as good as its parent.
+  v1::Inheritance* inheritance = lease.mutable_inheritance();
+  inheritance->set_parent_candidate_id("parent");
+  *inheritance->mutable_parent_genome() = genome;
+  inheritance->mutable_morphism()->set_kind(v1::MORPHISM_KIND_CONTINUE);
+  inheritance->set_checkpoint_size_bytes(
+      static_cast<int64_t>(parent_checkpoint.size()));
+  inheritance->set_checkpoint_sha256(Sha256Hex(parent_checkpoint));
+  inheritance->set_step_fraction(1);
+  FakeController controller(lease, csv, parent_checkpoint);
+  RunWorker(controller);
+  std::optional<v1::WorkResult> child = controller.result();
+  ASSERT_TRUE(child.has_value());
+  ASSERT_EQ(child->failure_reason(), "");
+  EXPECT_EQ(controller.checkpoint_fetches(), 1);
+  EXPECT_GE(child->metrics().validation().accuracy(),
+            parent->metrics().validation().accuracy());
 }
 
 }  // namespace
