@@ -256,6 +256,12 @@ SimulatedReport SimulateLease(const v1::Lease& lease,
         "classification candidates with a real worker (without --simulate)");
     return report;
   }
+  if (lease.genome().conv_layers_size() > 0) {
+    result.set_failure_reason(
+        "the simulated evaluator models MLPs only; train convolutional "
+        "candidates with a real worker (without --simulate)");
+    return report;
+  }
   SimulationOptions simulation;
   simulation.step_fraction = StepFraction(lease);
   simulation.inputs = lease.input_columns_size();

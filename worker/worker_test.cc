@@ -410,6 +410,28 @@ TEST(SimulateLeaseTest, StepFractionScalesTheSimulatedTraining) {
             short_run.result.metrics().validation().max_abs_error());
 }
 
+TEST(SimulateLeaseTest, ConvolutionalGenomesAreRefusedWithAReason) {
+  v1::Lease lease;
+  lease.set_lease_id("lease-1");
+  v1::Genome& genome = *lease.mutable_genome();
+  v1::ConvLayer* conv = genome.add_conv_layers();
+  conv->set_channels(4);
+  conv->set_kernel_size(3);
+  conv->set_activation(v1::ACTIVATION_RELU);
+  v1::DenseLayer* dense = genome.add_hidden_layers();
+  dense->set_width(8);
+  dense->set_activation(v1::ACTIVATION_RELU);
+  genome.mutable_training()->set_learning_rate(1e-3);
+  genome.mutable_training()->set_adam_steps(10);
+  for (int i = 0; i < 16; ++i) lease.add_input_columns(absl::StrCat("p", i));
+  lease.add_output_columns("y");
+  lease.add_image_shape(4);
+  lease.add_image_shape(4);
+  const SimulatedReport report = SimulateLease(lease, "w");
+  EXPECT_THAT(report.result.failure_reason(),
+              HasSubstr("the simulated evaluator models MLPs only"));
+}
+
 TEST_F(InheritingLeaseTest, WidenedChildStartsFromTheWidenedParent) {
   v1::Genome child = ParentGenome();
   child.mutable_hidden_layers(0)->set_width(13);
