@@ -218,6 +218,25 @@ TEST(TrainTest, ExportedModelReproducesMetrics) {
       out.metrics.test().max_abs_error());
 }
 
+TEST(TrainTest, PredictNetworkRunsTheModelTrainWouldExport) {
+  const TrainJob job = SmoothJob();
+  const TrainOutput& out = SmoothResult();
+  absl::StatusOr<Matrix> from_file = Predict(out.model_file, job.validation.x);
+  absl::StatusOr<Matrix> from_network =
+      PredictNetwork(out.parameters, job.validation.x);
+  ASSERT_TRUE(from_file.ok()) << from_file.status();
+  ASSERT_TRUE(from_network.ok()) << from_network.status();
+  EXPECT_EQ(from_network->data, from_file->data);
+  NetworkParameters broken = out.parameters;
+  broken.stages[0].layers[0].bias.pop_back();
+  EXPECT_EQ(PredictNetwork(broken, job.validation.x).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(PredictNetwork(out.parameters, Matrix{1, 5, std::vector<double>(5)})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(TrainTest, ParametersAreThoseOfTheModelFile) {
   const TrainJob job = SmoothJob();
   ExpectParametersMatchModelFile(SmoothResult(), job.genome, job.test->x);

@@ -1350,6 +1350,14 @@ absl::StatusOr<Matrix> Predict(const std::string& model_file, const Matrix& x) {
   return Guard("prediction", [&] { return PredictImpl(model_file, x); });
 }
 
+absl::StatusOr<Matrix> PredictNetwork(const NetworkParameters& network,
+                                      const Matrix& x) {
+  return Guard("prediction", [&]() -> absl::StatusOr<Matrix> {
+    EVONAS_RETURN_IF_ERROR(ValidateNetwork(network));
+    return PredictImpl(Export(network), x);
+  });
+}
+
 absl::StatusOr<double> MeasureLatency(const NetworkParameters& network,
                                       int threads, int runs) {
   return Guard("latency measurement",

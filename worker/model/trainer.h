@@ -168,6 +168,15 @@ absl::StatusOr<TrainOutput> Train(const TrainJob& job);
 // not have the model's number of inputs. Never throws.
 absl::StatusOr<Matrix> Predict(const std::string& model_file, const Matrix& x);
 
+// The outputs of `network` on raw inputs `x`, computed by the TorchScript
+// model Train would export for it (float64 for MLPs; float32 inside for a
+// convolutional network), on LibTorch's current intra-op threads: how the
+// worker evaluates a derived network (the int8 one) as fast as the trained
+// one. InvalidArgument when ValidateNetwork refuses `network` or `x` does
+// not have its inputs. Never throws.
+absl::StatusOr<Matrix> PredictNetwork(const NetworkParameters& network,
+                                      const Matrix& x);
+
 // The median batch-1 forward seconds of `network` exported as Train exports
 // a trained network, timed as Train times Metrics.inference_latency_seconds
 // (warm-up calls, then the median of `runs` calls on `threads` intra-op
