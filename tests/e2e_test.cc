@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -294,6 +295,59 @@ print(repr((m(x) - y).abs().max().item()))
   EXPECT_EQ(controller.Terminate(std::chrono::seconds(30)), 0);
 }
 
+// A controller and a worker in a fresh directory, and Fashion-MNIST's test
+// images (10,000, the Debian package's gzip files as shipped) uploaded as
+// IDX: the setting of the Fashion-MNIST tests.
+class FashionMnistTest : public ::testing::Test {
+ protected:
+  void Start(const std::string& name) {
+    const fs::path fashion = "/usr/share/datasets/fashion-mnist";
+    const fs::path images = fashion / "t10k-images-idx3-ubyte.gz";
+    const fs::path labels = fashion / "t10k-labels-idx1-ubyte.gz";
+    ASSERT_TRUE(fs::exists(images) && fs::exists(labels))
+        << "apt-get install dataset-fashion-mnist (deploy/install-deps.sh "
+           "does)";
+    dir_ = fs::path(::testing::TempDir()) / name;
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    const fs::path port_file = dir_ / "port";
+    controller_ = std::make_unique<Process>(
+        std::vector<std::string>{EVONAS_CONTROLLER_BIN, "--listen=127.0.0.1:0",
+                                 "--port-file=" + port_file.string(),
+                                 "--db=" + (dir_ / "evonas.db").string(),
+                                 "--data-dir=" + (dir_ / "data").string(),
+                                 "--heartbeat-seconds=1", "--plaintext",
+                                 "--no-auth"},
+        dir_ / "controller.log");
+    const std::string address = ControllerAddress(port_file);
+    ASSERT_FALSE(address.empty()) << ReadFile(dir_ / "controller.log");
+    worker_ = std::make_unique<Process>(
+        std::vector<std::string>{EVONAS_WORKER_BIN, "--controller=" + address,
+                                 "--cache-dir=" + (dir_ / "cache").string(),
+                                 "--plaintext"},
+        dir_ / "worker.log");
+    cli_ = std::string(EVONAS_CLI_BIN) + " --controller " + address +
+           " --plaintext --output json ";
+    CommandResult upload =
+        RunCommand(cli_ + "dataset upload --format idx --labels " +
+                   labels.string() + " " + images.string());
+    ASSERT_EQ(upload.exit_code, 0) << upload.output;
+    dataset_ = ParseJson<v1::Dataset>(upload.output);
+  }
+
+  void TearDown() override {
+    if (worker_) EXPECT_EQ(worker_->Terminate(std::chrono::seconds(30)), 0);
+    if (controller_) {
+      EXPECT_EQ(controller_->Terminate(std::chrono::seconds(30)), 0);
+    }
+  }
+
+  fs::path dir_;
+  std::string cli_;
+  v1::Dataset dataset_;
+  std::unique_ptr<Process> controller_, worker_;
+};
+
 // The accuracy of a downloaded Fashion-MNIST model on the validation rows of
 // the t10k files (seed 11, fraction 0.2, as the tests' experiments split
 // them), recomputed from the raw IDX files outside evonas: `runtime`
@@ -342,39 +396,14 @@ print(len(val), int((logits.argmax(1) == y[val]).sum()))
   return {rows, correct};
 }
 
-// Fashion-MNIST's test images (10,000, the Debian package's gzip files as
-// shipped) uploaded as IDX, a classification searched and trained by a real
-// worker, and the downloaded model's accuracy on the validation rows
+// A classification of Fashion-MNIST's test images searched and trained by a
+// real worker, and the downloaded model's accuracy on the validation rows
 // recomputed in Debian's PyTorch from the raw IDX files.
-TEST(EndToEndTest, FashionMnistClassification) {
-  const fs::path fashion = "/usr/share/datasets/fashion-mnist";
-  const fs::path images = fashion / "t10k-images-idx3-ubyte.gz";
-  const fs::path labels = fashion / "t10k-labels-idx1-ubyte.gz";
-  ASSERT_TRUE(fs::exists(images) && fs::exists(labels))
-      << "apt-get install dataset-fashion-mnist (deploy/install-deps.sh does)";
-  const fs::path dir = fs::path(::testing::TempDir()) / "evonas-e2e-fashion";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  const fs::path port_file = dir / "port";
-  Process controller({EVONAS_CONTROLLER_BIN, "--listen=127.0.0.1:0",
-                      "--port-file=" + port_file.string(),
-                      "--db=" + (dir / "evonas.db").string(),
-                      "--data-dir=" + (dir / "data").string(),
-                      "--heartbeat-seconds=1", "--plaintext", "--no-auth"},
-                     dir / "controller.log");
-  const std::string address = ControllerAddress(port_file);
-  ASSERT_FALSE(address.empty()) << ReadFile(dir / "controller.log");
-  Process worker({EVONAS_WORKER_BIN, "--controller=" + address,
-                  "--cache-dir=" + (dir / "cache").string(), "--plaintext"},
-                 dir / "worker.log");
-  const std::string cli = std::string(EVONAS_CLI_BIN) + " --controller " +
-                          address + " --plaintext --output json ";
-
-  CommandResult upload =
-      RunCommand(cli + "dataset upload --format idx --labels " +
-                 labels.string() + " " + images.string());
-  ASSERT_EQ(upload.exit_code, 0) << upload.output;
-  auto dataset = ParseJson<v1::Dataset>(upload.output);
+TEST_F(FashionMnistTest, Classification) {
+  ASSERT_NO_FATAL_FAILURE(Start("evonas-e2e-fashion"));
+  const fs::path& dir = dir_;
+  const std::string& cli = cli_;
+  const v1::Dataset& dataset = dataset_;
   EXPECT_EQ(dataset.row_count(), 10000);
   EXPECT_EQ(dataset.format(), v1::DATASET_FORMAT_IDX);
   EXPECT_EQ(dataset.columns_size(), 785);
@@ -416,43 +445,17 @@ TEST(EndToEndTest, FashionMnistClassification) {
     EXPECT_DOUBLE_EQ(static_cast<double>(correct) / rows,
                      best.metrics().validation().accuracy());
   }
-  EXPECT_EQ(worker.Terminate(std::chrono::seconds(30)), 0);
-  EXPECT_EQ(controller.Terminate(std::chrono::seconds(30)), 0);
 }
 
 // A convolutional search on Fashion-MNIST's test images: every candidate has
 // a trunk, a real worker trains it in float32, and the downloaded
 // TorchScript and ONNX models give the reported validation accuracy in
 // Debian's PyTorch and in OpenCV.
-TEST(EndToEndTest, FashionMnistConvolutional) {
-  const fs::path fashion = "/usr/share/datasets/fashion-mnist";
-  const fs::path images = fashion / "t10k-images-idx3-ubyte.gz";
-  const fs::path labels = fashion / "t10k-labels-idx1-ubyte.gz";
-  ASSERT_TRUE(fs::exists(images) && fs::exists(labels))
-      << "apt-get install dataset-fashion-mnist (deploy/install-deps.sh does)";
-  const fs::path dir = fs::path(::testing::TempDir()) / "evonas-e2e-conv";
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  const fs::path port_file = dir / "port";
-  Process controller({EVONAS_CONTROLLER_BIN, "--listen=127.0.0.1:0",
-                      "--port-file=" + port_file.string(),
-                      "--db=" + (dir / "evonas.db").string(),
-                      "--data-dir=" + (dir / "data").string(),
-                      "--heartbeat-seconds=1", "--plaintext", "--no-auth"},
-                     dir / "controller.log");
-  const std::string address = ControllerAddress(port_file);
-  ASSERT_FALSE(address.empty()) << ReadFile(dir / "controller.log");
-  Process worker({EVONAS_WORKER_BIN, "--controller=" + address,
-                  "--cache-dir=" + (dir / "cache").string(), "--plaintext"},
-                 dir / "worker.log");
-  const std::string cli = std::string(EVONAS_CLI_BIN) + " --controller " +
-                          address + " --plaintext --output json ";
-
-  CommandResult upload =
-      RunCommand(cli + "dataset upload --format idx --labels " +
-                 labels.string() + " " + images.string());
-  ASSERT_EQ(upload.exit_code, 0) << upload.output;
-  auto dataset = ParseJson<v1::Dataset>(upload.output);
+TEST_F(FashionMnistTest, Convolutional) {
+  ASSERT_NO_FATAL_FAILURE(Start("evonas-e2e-conv"));
+  const fs::path& dir = dir_;
+  const std::string& cli = cli_;
+  const v1::Dataset& dataset = dataset_;
 
   CommandResult create = RunCommand(
       cli + "experiment create --dataset " + dataset.id() +
@@ -504,8 +507,6 @@ TEST(EndToEndTest, FashionMnistConvolutional) {
     EXPECT_EQ(onnx_rows, rows);
     EXPECT_NEAR(static_cast<double>(onnx_correct), accuracy * rows, 2.0);
   }
-  EXPECT_EQ(worker.Terminate(std::chrono::seconds(30)), 0);
-  EXPECT_EQ(controller.Terminate(std::chrono::seconds(30)), 0);
 }
 
 }  // namespace
