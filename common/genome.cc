@@ -314,6 +314,31 @@ std::string DescribeStage(std::string out, const v1::TrainingConfig& training) {
   return out;
 }
 
+absl::Status ValidatePrecision(const v1::Genome& genome) {
+  switch (genome.precision()) {
+    case v1::PRECISION_UNSPECIFIED:
+      return absl::OkStatus();
+    case v1::PRECISION_FLOAT64:
+      if (genome.conv_layers_size() > 0) {
+        return absl::InvalidArgumentError(
+            "precision FLOAT64 with conv_layers: convolutional networks train "
+            "in float32; leave precision unset or FLOAT32");
+      }
+      return absl::OkStatus();
+    case v1::PRECISION_FLOAT32:
+      if (genome.residual_stages_size() > 0) {
+        return absl::InvalidArgumentError(
+            "precision FLOAT32 with residual_stages: later stages fit "
+            "residuals that float32 cannot resolve; use FLOAT64 or one stage");
+      }
+      return absl::OkStatus();
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("precision ", static_cast<int>(genome.precision()),
+                       " is unknown; use FLOAT64 or FLOAT32"));
+  }
+}
+
 }  // namespace
 
 absl::Status ValidateGenome(const v1::Genome& genome) {
@@ -331,7 +356,7 @@ absl::Status ValidateGenome(const v1::Genome& genome) {
     EVONAS_RETURN_IF_ERROR(ValidateLayers(stage.hidden_layers(), prefix));
     EVONAS_RETURN_IF_ERROR(ValidateTraining(stage.training(), prefix));
   }
-  return absl::OkStatus();
+  return ValidatePrecision(genome);
 }
 
 absl::Status ValidateGenomeForImage(const v1::Genome& genome, int64_t inputs,
@@ -426,7 +451,18 @@ std::string GenomeKey(const v1::Genome& genome) {
     absl::StrAppend(&key, "|S", LayersKey(stage.hidden_layers()),
                     TrainingKey(stage.training()));
   }
+  if (genome.precision() != v1::PRECISION_UNSPECIFIED) {
+    absl::StrAppend(&key, "|P", static_cast<int>(genome.precision()));
+  }
   return key;
+}
+
+v1::Precision EffectivePrecision(const v1::Genome& genome) {
+  if (genome.precision() != v1::PRECISION_UNSPECIFIED) {
+    return genome.precision();
+  }
+  return genome.conv_layers_size() > 0 ? v1::PRECISION_FLOAT32
+                                       : v1::PRECISION_FLOAT64;
 }
 
 std::string DescribeGenome(const v1::Genome& genome) {
@@ -436,6 +472,11 @@ std::string DescribeGenome(const v1::Genome& genome) {
     absl::StrAppend(&out, " | stage", k + 2, ": ",
                     DescribeStage(DenseLayersName(stage.hidden_layers()),
                                   stage.training()));
+  }
+  // Convolutional networks are always float32: no need to say so.
+  if (genome.conv_layers_size() == 0 &&
+      EffectivePrecision(genome) == v1::PRECISION_FLOAT32) {
+    out += " f32";
   }
   return out;
 }

@@ -49,7 +49,8 @@ struct ConvOutput {
 // layers, residual layers only after a layer of the same width, training
 // genes within the ranges of the proto comments; 0..7 residual stages;
 // 0..16 convolutional layers as types.proto's ConvLayer describes them, and
-// then no residual stages); otherwise InvalidArgument naming the offending
+// then no residual stages; a precision that fits the network, as
+// Genome.precision says); otherwise InvalidArgument naming the offending
 // field, e.g. "residual_stages[1].hidden_layers[0].residual ...". Whether
 // the convolutional layers fit an image is ValidateGenomeForImage's.
 absl::Status ValidateGenome(const v1::Genome& genome);
@@ -84,6 +85,11 @@ int64_t ParameterCount(const v1::Genome& genome, int64_t inputs,
 // Stages of `genome`: 1 + residual_stages_size().
 int StageCount(const v1::Genome& genome);
 
+// The type `genome`'s network is trained and exported in: its precision, or
+// for UNSPECIFIED float32 with convolutional layers and float64 without
+// (types.proto, Genome.precision). Does not validate `genome`.
+v1::Precision EffectivePrecision(const v1::Genome& genome);
+
 // Canonical key of everything that determines how `genome` is built and
 // trained: two genomes get the same key exactly when every field is equal
 // (floating-point fields compared bit for bit, after mapping -0 to 0).
@@ -104,8 +110,9 @@ v1::NetworkWeights ZeroWeights(const v1::Genome& genome, int64_t inputs,
 // Short human-readable description, e.g. "64tanh-32silu lr=3e-03 adam=2000
 // lbfgs=200 batch=full"; a residual layer reads "32tanh+", training genes
 // other than their defaults follow ("warmup=100 wd=1e-04 patience=500
-// maxerr=300^8"), then each further stage as " | stage2: ...".
-// Convolutional layers come first, as ArchitectureName writes them.
+// maxerr=300^8"), then each further stage as " | stage2: ...", and " f32"
+// for a dense network in float32. Convolutional layers come first, as
+// ArchitectureName writes them.
 std::string DescribeGenome(const v1::Genome& genome);
 
 // The network part of DescribeGenome's first stage: hidden layers as

@@ -83,4 +83,11 @@ v1::GenomeCost ComputeGenomeCost(const v1::Genome& genome, int64_t inputs,
   return cost;
 }
 
+int64_t TrainedWeightBytes(const v1::Genome& genome,
+                           const v1::GenomeCost& cost) {
+  return EffectivePrecision(genome) == v1::PRECISION_FLOAT32
+             ? cost.float32_bytes()
+             : cost.float64_bytes();
+}
+
 }  // namespace evonas

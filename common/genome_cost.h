@@ -33,6 +33,12 @@ namespace evonas {
 v1::GenomeCost ComputeGenomeCost(const v1::Genome& genome, int64_t inputs,
                                  int64_t outputs, const ImageShape& image = {});
 
+// The bytes of `genome`'s weights in the type it is trained and exported in
+// (EffectivePrecision): cost.float32_bytes or cost.float64_bytes. What a
+// max_model_bytes requirement screens at level 0.
+int64_t TrainedWeightBytes(const v1::Genome& genome,
+                           const v1::GenomeCost& cost);
+
 }  // namespace evonas
 
 #endif  // EVONAS_COMMON_GENOME_COST_H_

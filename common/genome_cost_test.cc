@@ -31,6 +31,20 @@ TEST(GenomeCostTest, SingleStageByHand) {
   EXPECT_EQ(cost.int8_bytes(), 90 + 16 * 17);
 }
 
+TEST(TrainedWeightBytesTest, FollowsThePrecision) {
+  v1::Genome genome;
+  *genome.add_hidden_layers() = Layer(10);
+  const v1::GenomeCost cost = ComputeGenomeCost(genome, 3, 2);
+  EXPECT_EQ(TrainedWeightBytes(genome, cost), cost.float64_bytes());
+  genome.set_precision(v1::PRECISION_FLOAT32);
+  EXPECT_EQ(TrainedWeightBytes(genome, cost), cost.float32_bytes());
+  genome.set_precision(v1::PRECISION_UNSPECIFIED);
+  v1::ConvLayer* conv = genome.add_conv_layers();  // float32 by default
+  conv->set_channels(4);
+  conv->set_kernel_size(3);
+  EXPECT_EQ(TrainedWeightBytes(genome, cost), cost.float32_bytes());
+}
+
 TEST(GenomeCostTest, ResidualLayersAndStagesCount) {
   // Stage 0: 2 -> 8 -> 8 (residual) -> 1. Weights 16 + 64 + 8 = 88,
   // biases 8 + 8 + 1 = 17.

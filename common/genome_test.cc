@@ -431,6 +431,43 @@ TEST(DescribeGenomeTest, ConvLayers) {
             "lr=1e-03 adam=1000 lbfgs=0 batch=256");
 }
 
+TEST(DescribeGenomeTest, Float32DenseNetwork) {
+  v1::Genome genome = MakeGenome();
+  genome.set_precision(v1::PRECISION_FLOAT32);
+  EXPECT_EQ(DescribeGenome(genome),
+            "64tanh-32silu lr=3e-03 adam=2000 lbfgs=200 batch=full f32");
+}
+
+TEST(EffectivePrecisionTest, UnspecifiedDependsOnTheNetwork) {
+  EXPECT_EQ(EffectivePrecision(MakeGenome()), v1::PRECISION_FLOAT64);
+  EXPECT_EQ(EffectivePrecision(ConvGenome()), v1::PRECISION_FLOAT32);
+  v1::Genome genome = MakeGenome();
+  genome.set_precision(v1::PRECISION_FLOAT32);
+  EXPECT_EQ(EffectivePrecision(genome), v1::PRECISION_FLOAT32);
+}
+
+TEST(ValidateGenomeTest, Precision) {
+  v1::Genome genome = MakeGenome();
+  for (v1::Precision precision : {v1::PRECISION_UNSPECIFIED,
+                                  v1::PRECISION_FLOAT64, v1::PRECISION_FLOAT32}) {
+    genome.set_precision(precision);
+    EXPECT_TRUE(ValidateGenome(genome).ok()) << precision;
+  }
+  genome.set_precision(static_cast<v1::Precision>(7));
+  ExpectInvalid(genome, "precision 7 is unknown");
+  genome.set_precision(v1::PRECISION_FLOAT32);
+  *genome.add_residual_stages() = SineStage();
+  ExpectInvalid(genome, "precision FLOAT32 with residual_stages");
+  genome.set_precision(v1::PRECISION_FLOAT64);
+  EXPECT_TRUE(ValidateGenome(genome).ok());
+
+  v1::Genome conv = ConvGenome();
+  conv.set_precision(v1::PRECISION_FLOAT32);
+  EXPECT_TRUE(ValidateGenome(conv).ok());
+  conv.set_precision(v1::PRECISION_FLOAT64);
+  ExpectInvalid(conv, "precision FLOAT64 with conv_layers");
+}
+
 TEST(GenomeKeyTest, Example) {
   EXPECT_EQ(GenomeKey(MakeGenome()),
             "L64.1-32.3|lr0x1.89374bc6a7efap-9|a2000|l200|b0");
@@ -475,6 +512,8 @@ TEST(GenomeKeyTest, EveryFieldChangesTheKey) {
         *g.add_residual_stages() = stage;
       },
       [](v1::Genome& g) { *g.add_conv_layers() = ConvGenome().conv_layers(0); },
+      [](v1::Genome& g) { g.set_precision(v1::PRECISION_FLOAT32); },
+      [](v1::Genome& g) { g.set_precision(v1::PRECISION_FLOAT64); },
   };
   // Every field of a convolutional layer.
   const std::vector<std::function<void(v1::ConvLayer&)>> conv_changes = {
@@ -517,7 +556,7 @@ TEST(GenomeKeyTest, IgnoresEncodingAndUnknownFields) {
 // Fails when a field is added to the genome: add it to GenomeKey (so that
 // genomes differing only in it are not taken for duplicates), then here.
 TEST(GenomeKeyTest, CoversEveryGenomeField) {
-  EXPECT_EQ(v1::Genome::descriptor()->field_count(), 4);
+  EXPECT_EQ(v1::Genome::descriptor()->field_count(), 5);
   EXPECT_EQ(v1::ConvLayer::descriptor()->field_count(), 7);
   EXPECT_EQ(v1::Stage::descriptor()->field_count(), 2);
   EXPECT_EQ(v1::DenseLayer::descriptor()->field_count(), 3);

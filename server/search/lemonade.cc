@@ -167,7 +167,8 @@ Proposal Lemonade::Propose(int64_t sequence,
       continue;
     }
     if (requirements_.has_max_model_bytes() &&
-        cost.float64_bytes() > requirements_.max_model_bytes()) {
+        TrainedWeightBytes(child->genome, cost) >
+            requirements_.max_model_bytes()) {
       continue;
     }
     if (finished_keys.count(GenomeKey(child->genome))) continue;

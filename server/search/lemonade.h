@@ -59,7 +59,7 @@ std::vector<double> CheapObjectives(const v1::Genome& genome, int64_t inputs,
 //     proportional to 1 / its density, and MutateByMorphism makes a child
 //     (a parent no morphism can change gives none).
 //  4. Level 0 screening: children whose GenomeCost already breaks a
-//     requirement (parameter_count > max_parameters, float64_bytes >
+//     requirement (parameter_count > max_parameters, TrainedWeightBytes >
 //     max_model_bytes), and children whose genome a finished candidate
 //     already has, are dropped without training.
 //  5. One survivor is accepted with probability proportional to 1 / its

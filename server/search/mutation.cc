@@ -210,6 +210,29 @@ void ClampTraining(v1::TrainingConfig& training,
   }
 }
 
+// Whether the search chooses `genome`'s precision: only a single-stage
+// dense network can be either (Genome.precision).
+bool PrecisionIsAGene(const v1::Genome& genome) {
+  return genome.conv_layers_size() == 0 && genome.residual_stages_size() == 0;
+}
+
+bool InSpace(v1::Precision precision, const v1::SearchSpace& space) {
+  return std::find(space.precisions().begin(), space.precisions().end(),
+                   precision) != space.precisions().end();
+}
+
+// Brings the precision back into the space after the network changed:
+// unspecified where it is not a gene or the space has none; else kept when
+// in the space, or the space's first.
+void FixPrecision(v1::Genome& genome, const v1::SearchSpace& space) {
+  if (space.precisions().empty() || !PrecisionIsAGene(genome)) {
+    genome.set_precision(v1::PRECISION_UNSPECIFIED);
+  } else if (!InSpace(genome.precision(), space)) {
+    genome.set_precision(
+        static_cast<v1::Precision>(space.precisions(0)));
+  }
+}
+
 // A child that trains from scratch.
 Child FromScratch(v1::Genome out) { return {std::move(out), {}}; }
 
@@ -311,6 +334,7 @@ v1::Genome ClampToSpace(const v1::Genome& genome,
     ClampLayers(MutableStageLayers(out, s), space);
     ClampTraining(MutableStageTraining(out, s), space);
   }
+  FixPrecision(out, space);
   return out;
 }
 
@@ -464,6 +488,8 @@ std::optional<Child> AddStage(const v1::Genome& genome,
     layer->set_activation(activation);
   }
   *stage->mutable_training() = last_training;
+  // A float32 parent's child is float64: later stages need its precision.
+  FixPrecision(out, space);
   const Location where{StageCount(out) - 1, 0};
   return MakeChild(genome, clamped, std::move(out),
                    v1::MORPHISM_KIND_ADD_STAGE, where);
@@ -546,6 +572,7 @@ std::optional<Child> AddConvLayer(const v1::Genome& genome,
   for (int i = layers.size() - 1; i > where; --i) layers.SwapElements(i, i - 1);
   layers[where] = inserted;
   FixConvResiduals(layers, space.allow_residual());
+  FixPrecision(out, space);
   return FromScratch(std::move(out));
 }
 
@@ -559,6 +586,7 @@ std::optional<Child> RemoveConvLayer(const v1::Genome& genome,
   }
   layers.erase(layers.begin() + UniformInt(rng, 0, layers.size() - 1));
   FixConvResiduals(layers, space.allow_residual());
+  FixPrecision(out, space);
   return FromScratch(std::move(out));
 }
 
@@ -740,6 +768,30 @@ void SampleTrainingExtras(v1::TrainingConfig& training, std::mt19937_64& rng) {
   }
 }
 
+void SamplePrecision(const v1::SearchSpace& space, std::mt19937_64& rng,
+                     v1::Genome& genome) {
+  if (space.precisions().empty()) return;
+  const auto drawn = static_cast<v1::Precision>(
+      space.precisions(UniformInt(rng, 0, space.precisions_size() - 1)));
+  genome.set_precision(PrecisionIsAGene(genome) ? drawn
+                                                : v1::PRECISION_UNSPECIFIED);
+}
+
+std::optional<Child> ChangePrecision(const v1::Genome& genome,
+                                     const v1::SearchSpace& space,
+                                     std::mt19937_64& rng) {
+  v1::Genome out = ClampToSpace(genome, space);
+  if (space.precisions_size() < 2 || !PrecisionIsAGene(out)) {
+    return std::nullopt;
+  }
+  std::vector<v1::Precision> others;
+  for (int p : space.precisions()) {
+    if (p != out.precision()) others.push_back(static_cast<v1::Precision>(p));
+  }
+  out.set_precision(PickOne(others, rng));
+  return FromScratch(std::move(out));
+}
+
 double SampleSirenOmega(std::mt19937_64& rng) {
   if (Coin(rng)) return 0;
   std::uniform_real_distribution<double> log_omega(std::log(2.0),
@@ -844,6 +896,7 @@ Child Mutate(const v1::Genome& genome, const v1::SearchSpace& space,
   if (space.search_training_extras()) {
     operators.push_back(&PerturbTrainingExtras);
   }
+  if (space.precisions_size() > 1) operators.push_back(&ChangePrecision);
   if (space.max_conv_layers() > 0) {
     for (Operator op : {&AddConvLayer, &RemoveConvLayer, &ResizeConvLayer,
                         &ChangeConvLayer, &WidenConvLayer}) {
@@ -864,6 +917,7 @@ std::optional<Child> MutateByMorphism(const v1::Genome& genome,
       &AddResidualLayer,    &RemoveResidualLayer, &Widen,
       &Narrow,              &AddStage,            &PerturbLearningRate,
       &PerturbAdamSteps,    &PerturbTrainingExtras};
+  if (space.precisions_size() > 1) operators.push_back(&ChangePrecision);
   if (space.max_conv_layers() > 0) {
     for (Operator op : {&WidenConvLayer, &AddResidualConvLayer, &AddConvLayer,
                         &RemoveConvLayer, &ResizeConvLayer, &ChangeConvLayer}) {

@@ -176,6 +176,22 @@ double SampleSirenOmega(std::mt19937_64& rng);
 // Whether `stage` has a sine layer, on which siren_omega acts.
 bool HasSineLayer(const v1::Stage& stage);
 
+// Sets the precision (Genome.precision) of a single-stage dense genome to
+// one of space.precisions, drawn uniformly; leaves other genomes, and every
+// genome of a space without precisions, unspecified. Draws once whenever
+// the space has precisions, so that a genome's other genes do not depend on
+// its shape.
+void SamplePrecision(const v1::SearchSpace& space, std::mt19937_64& rng,
+                     v1::Genome& genome);
+
+// Switches a single-stage dense genome to another of space.precisions
+// (drawn uniformly). Not a morphism: the child trains from scratch. nullopt
+// unless the space has two or more precisions and the genome is such a
+// network.
+std::optional<Child> ChangePrecision(const v1::Genome& genome,
+                                     const v1::SearchSpace& space,
+                                     std::mt19937_64& rng);
+
 // Convolutional operators, for spaces with max_conv_layers > 0. WIDEN and
 // DEEPEN of the trunk are morphisms (Morphism.conv); the others train from
 // scratch. On a convolutional genome the dense operators above report
@@ -260,8 +276,9 @@ v1::Genome Crossover(const v1::Genome& a, const v1::Genome& b,
 // (clamped) genome: add layer, remove layer, widen, narrow, change
 // activation, perturb learning rate, perturb Adam steps; plus add residual
 // layer when the space allows residual layers, add stage when it allows
-// further stages, perturb training extras when it searches them, and the
-// convolutional operators when it has convolutional layers.
+// further stages, perturb training extras when it searches them, change
+// precision when it has two or more, and the convolutional operators when
+// it has convolutional layers.
 // Returns the clamped genome unchanged (no morphism) only when the space
 // admits no other genome near it.
 Child Mutate(const v1::Genome& genome, const v1::SearchSpace& space,
@@ -272,8 +289,9 @@ Child Mutate(const v1::Genome& genome, const v1::SearchSpace& space,
 // narrow, add stage, and the training-gene operators; and, in a space with
 // convolutional layers, every convolutional operator: the widen and deepen
 // morphisms, and the others, whose children train from scratch (LEMONADE
-// could otherwise never shrink a trunk). nullopt when none can change the
-// genome.
+// could otherwise never shrink a trunk), and change precision (from
+// scratch too; the front could otherwise never reach the other precision).
+// nullopt when none can change the genome.
 std::optional<Child> MutateByMorphism(const v1::Genome& genome,
                                       const v1::SearchSpace& space,
                                       std::mt19937_64& rng);

@@ -94,6 +94,14 @@ std::string OutsideSpace(const v1::Genome& genome,
     if (t.lbfgs_steps() != space.lbfgs_steps()) return "lbfgs_steps";
     if (t.warmup_steps() > t.adam_steps()) return "warmup_steps";
   }
+  const bool precision_is_a_gene = genome.conv_layers_size() == 0 &&
+                                   genome.residual_stages_size() == 0 &&
+                                   !space.precisions().empty();
+  if (precision_is_a_gene
+          ? std::find(space.precisions().begin(), space.precisions().end(),
+                      genome.precision()) == space.precisions().end()
+          : genome.precision() != v1::PRECISION_UNSPECIFIED)
+    return "precision";
   return "";
 }
 
@@ -1075,6 +1083,109 @@ TEST(ConvSpaceTest, ClampDropsTheLastPoolingsAndTheTrunkOfMlpSpaces) {
   EXPECT_EQ(fewer.conv_layers(2).pooling(), v1::POOLING_NONE);
   EXPECT_EQ(fewer.conv_layers(3).pooling(), v1::POOLING_NONE);
   EXPECT_EQ(ClampToSpace(genome, DefaultSpace()).conv_layers_size(), 0);
+}
+
+}  // namespace
+}  // namespace evonas::search
+
+namespace evonas::search {
+namespace {
+
+// RichSpace with both precisions.
+v1::SearchSpace PrecisionSpace() {
+  v1::SearchSpace space = RichSpace();
+  space.add_precisions(v1::PRECISION_FLOAT64);
+  space.add_precisions(v1::PRECISION_FLOAT32);
+  return NormalizeSearchSpace(space).value();
+}
+
+TEST(PrecisionTest, NormalizeRefusesUnknownAndRepeatedPrecisions) {
+  v1::SearchSpace space;
+  space.add_precisions(v1::PRECISION_UNSPECIFIED);
+  EXPECT_THAT(std::string(NormalizeSearchSpace(space).status().message()),
+              ::testing::HasSubstr("search_space.precisions: 0 is not"));
+  space.clear_precisions();
+  space.add_precisions(v1::PRECISION_FLOAT32);
+  space.add_precisions(v1::PRECISION_FLOAT32);
+  EXPECT_THAT(std::string(NormalizeSearchSpace(space).status().message()),
+              ::testing::HasSubstr("PRECISION_FLOAT32 is listed twice"));
+}
+
+TEST(PrecisionTest, RandomSearchDrawsBothForSingleStageNetworksOnly) {
+  const v1::SearchSpace space = PrecisionSpace();
+  RandomSearch random(space, 3);
+  std::map<v1::Precision, int> single_stage;
+  for (int n = 0; n < 200; ++n) {
+    const v1::Genome genome = random.Sample(n);
+    ASSERT_EQ(OutsideSpace(genome, space), "") << DescribeGenome(genome);
+    if (genome.residual_stages_size() == 0) ++single_stage[genome.precision()];
+  }
+  EXPECT_GT(single_stage[v1::PRECISION_FLOAT64], 10);
+  EXPECT_GT(single_stage[v1::PRECISION_FLOAT32], 10);
+  EXPECT_EQ(single_stage.count(v1::PRECISION_UNSPECIFIED), 0u);
+
+  // Without precisions in the space, genomes sample exactly as before.
+  const v1::SearchSpace plain = RichSpace();
+  for (int n = 0; n < 20; ++n) {
+    const v1::Genome a = RandomSearch(plain, 3).Sample(n);
+    v1::Genome b = RandomSearch(space, 3).Sample(n);
+    b.clear_precision();
+    EXPECT_EQ(GenomeKey(a), GenomeKey(b)) << n;
+  }
+}
+
+TEST(PrecisionTest, ChangePrecisionSwitchesAndTrainsFromScratch) {
+  const v1::SearchSpace space = PrecisionSpace();
+  int nullopts = 0;
+  const auto pairs = Apply(&ChangePrecision, space, &nullopts);
+  int changed = 0;
+  for (const auto& [parent, child] : pairs) {
+    EXPECT_NE(parent.precision(), child.precision());
+    EXPECT_EQ(child.residual_stages_size(), 0);
+    v1::Genome same = child;
+    same.set_precision(parent.precision());
+    EXPECT_EQ(GenomeKey(same), GenomeKey(parent));  // nothing else changes
+    ++changed;
+  }
+  EXPECT_GT(changed, 50);
+  EXPECT_GT(nullopts, 0);  // multi-stage parents have no choice
+  std::mt19937_64 rng(1);
+  v1::Genome single = RandomSearch(space, 3).Sample(0);
+  single.clear_residual_stages();
+  single.set_precision(v1::PRECISION_FLOAT64);
+  std::optional<Child> child = ChangePrecision(single, space, rng);
+  ASSERT_TRUE(child.has_value());
+  EXPECT_FALSE(child->IsMorphism());
+  // A space with one precision has nothing to switch to.
+  v1::SearchSpace one = RichSpace();
+  one.add_precisions(v1::PRECISION_FLOAT32);
+  EXPECT_FALSE(ChangePrecision(single, one, rng).has_value());
+}
+
+TEST(PrecisionTest, EveryMutationKeepsTheGenomeValid) {
+  // Stages added to float32 networks, stages and trunks removed: the
+  // precision follows the network.
+  const v1::SearchSpace space = PrecisionSpace();
+  RandomSearch random(space, 5);
+  std::mt19937_64 rng(7);
+  int switched = 0, float32_parents_got_stages = 0;
+  for (int n = 0; n < 300; ++n) {
+    const v1::Genome parent = random.Sample(n);
+    const Child child = Mutate(parent, space, rng);
+    ASSERT_EQ(OutsideSpace(child.genome, space), "")
+        << DescribeGenome(child.genome);
+    switched += parent.residual_stages_size() == 0 &&
+                child.genome.residual_stages_size() == 0 &&
+                parent.precision() != child.genome.precision();
+    float32_parents_got_stages +=
+        parent.precision() == v1::PRECISION_FLOAT32 &&
+        child.genome.residual_stages_size() > 0;
+    std::optional<Child> morphed = MutateByMorphism(parent, space, rng);
+    ASSERT_TRUE(morphed.has_value());
+    ASSERT_EQ(OutsideSpace(morphed->genome, space), "");
+  }
+  EXPECT_GT(switched, 3);
+  EXPECT_GT(float32_parents_got_stages, 0);
 }
 
 }  // namespace

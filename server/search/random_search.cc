@@ -78,6 +78,7 @@ v1::Genome RandomSearch::Sample(int64_t sequence) const {
   // Last, so that a space without convolutions samples as before they
   // existed.
   if (space_.max_conv_layers() > 0) SampleConvLayers(space_, rng, genome);
+  SamplePrecision(space_, rng, genome);
   return genome;
 }
 

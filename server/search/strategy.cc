@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/genome.h"
+#include "common/genome_cost.h"
 #include "common/latency_table.h"
 #include "common/status_macros.h"
 #include "server/search/lemonade.h"
@@ -110,6 +111,18 @@ absl::StatusOr<v1::SearchSpace> NormalizeSearchSpace(
         "search_space: channels, kernel_sizes and max_pooling_layers need "
         "max_conv_layers > 0"));
   }
+  for (int i = 0; i < space.precisions_size(); ++i) {
+    const int p = space.precisions(i);
+    if (p == v1::PRECISION_UNSPECIFIED || !v1::Precision_IsValid(p)) {
+      status.Update(absl::InvalidArgumentError(absl::StrCat(
+          "search_space.precisions: ", p, " is not FLOAT64 (1) or FLOAT32 (2)")));
+    } else if (std::count(space.precisions().begin(),
+                          space.precisions().begin() + i, p) > 0) {
+      status.Update(absl::InvalidArgumentError(absl::StrCat(
+          "search_space.precisions: ", v1::Precision_Name(p),
+          " is listed twice")));
+    }
+  }
   for (int a : space.activations()) {
     if (a == v1::ACTIVATION_UNSPECIFIED || !v1::Activation_IsValid(a)) {
       status.Update(absl::InvalidArgumentError(
@@ -211,7 +224,7 @@ class ScreenedStrategy : public Strategy {
     return !(r.has_max_parameters() &&
              cost.parameter_count() > r.max_parameters()) &&
            !(r.has_max_model_bytes() &&
-             cost.float64_bytes() > r.max_model_bytes()) &&
+             TrainedWeightBytes(genome, cost) > r.max_model_bytes()) &&
            !(r.has_max_inference_latency_seconds() && latency > 0 &&
              latency >
                  kLatencyScreenMargin * r.max_inference_latency_seconds());

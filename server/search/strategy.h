@@ -87,7 +87,7 @@ absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(
 
 // Level-0 screening (hierarchical evaluation): a genome whose GenomeCost
 // already breaks `requirements` (parameter_count > max_parameters,
-// float64_bytes > max_model_bytes: the weights alone exceed the file limit,
+// TrainedWeightBytes > max_model_bytes: the weights alone exceed the file limit,
 // or its latency estimated from `tables` (EstimateGenomeCost) is above
 // kLatencyScreenMargin times max_inference_latency_seconds) is never
 // trained. The margin, because the requirement judges the measured latency:
