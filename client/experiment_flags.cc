@@ -339,6 +339,19 @@ absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
       space.add_kernel_sizes(kernel);
     }
   }
+  for (const std::string& list : flags.precisions) {
+    for (absl::string_view text : absl::StrSplit(list, ',')) {
+      const absl::string_view name = absl::StripAsciiWhitespace(text);
+      if (name == "float64") {
+        space.add_precisions(v1::PRECISION_FLOAT64);
+      } else if (name == "float32") {
+        space.add_precisions(v1::PRECISION_FLOAT32);
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--precisions: \"", name, "\" is not float64 or float32"));
+      }
+    }
+  }
   space.set_allow_residual(flags.allow_residual);
   space.set_search_training_extras(flags.search_training_extras);
   return spec;

@@ -68,6 +68,9 @@ struct ExperimentFlags {
   std::optional<int> min_conv_layers, max_conv_layers;
   std::optional<int> min_channels, max_channels, max_pooling_layers;
   std::vector<std::string> kernel_sizes;
+  // Precisions of dense networks ("float64", "float32"), each
+  // comma-separated.
+  std::vector<std::string> precisions;
   bool allow_residual = false;
   bool search_training_extras = false;
 };

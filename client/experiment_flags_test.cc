@@ -323,6 +323,20 @@ TEST(BuildExperimentSpecTest, ConvolutionalSpaceFlags) {
       << spec.status();
 }
 
+TEST(BuildExperimentSpecTest, Precisions) {
+  ExperimentFlags flags = MinimalFlags();
+  flags.precisions = {"float32, float64"};
+  absl::StatusOr<v1::ExperimentSpec> spec = BuildExperimentSpec(flags);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_EQ(spec->search_space().precisions_size(), 2);
+  EXPECT_EQ(spec->search_space().precisions(0), v1::PRECISION_FLOAT32);
+  EXPECT_EQ(spec->search_space().precisions(1), v1::PRECISION_FLOAT64);
+
+  flags.precisions = {"float16"};
+  EXPECT_EQ(BuildExperimentSpec(flags).status().message(),
+            "--precisions: \"float16\" is not float64 or float32");
+}
+
 TEST(BuildExperimentSpecTest, SearchFlagsThatContradict) {
   auto message = [](const ExperimentFlags& flags) {
     return std::string(BuildExperimentSpec(flags).status().message());

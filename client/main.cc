@@ -381,6 +381,12 @@ void AddExperimentCreate(CLI::App* experiment, GlobalFlags* globals,
                    "of 1, 3, 5, 7 (default 3,5)")
       ->type_name("LIST")
       ->group(kSpace);
+  create
+      ->add_option("--precisions", flags->precisions,
+                   "Precisions of single-stage dense networks to choose "
+                   "from, comma-separated: float64, float32 (default float64)")
+      ->type_name("LIST")
+      ->group(kSpace);
   create->add_flag("--search-training-extras", flags->search_training_extras,
                    "Also search warm-up, weight decay, patience, the "
                    "max-error phase and later stages' SIREN omega")

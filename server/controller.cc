@@ -1000,6 +1000,9 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec,
   EVONAS_ASSIGN_OR_RETURN(
       *spec.mutable_search_space(),
       search::NormalizeSearchSpace(spec.search_space(), image));
+  // The classifier's training is Adam on mini-batches: an L-BFGS gene would
+  // be carried, shown and never used.
+  if (classification) spec.mutable_search_space()->set_lbfgs_steps(0);
   const v1::SearchSpace& space = spec.search_space();
   if (spec.requirements().has_max_parameters()) {
     // A limit that no network of the search space meets would spend the

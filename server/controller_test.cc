@@ -1641,6 +1641,9 @@ TEST_F(ControllerTest, ClassificationCountsClassesAndLeasesLogits) {
   // Classifiers train on mini-batches unless the space says otherwise.
   EXPECT_EQ(experiment.spec().search_space().batch_size(), 256);
   EXPECT_EQ(lease->genome().training().batch_size(), 256);
+  // Nor does a classifier carry L-BFGS steps it would never run.
+  EXPECT_EQ(experiment.spec().search_space().lbfgs_steps(), 0);
+  EXPECT_EQ(lease->genome().training().lbfgs_steps(), 0);
   // The network has one output per class: the cheap cost counts them.
   const int64_t params = ParameterCount(lease->genome(), 2, 3);
   EXPECT_EQ(controller_->GetCandidate(lease->candidate_id())
