@@ -388,15 +388,24 @@ absl::Status ValidateGenomeForImage(const v1::Genome& genome, int64_t inputs,
 }
 
 ConvOutput ConvOutputShape(const v1::Genome& genome, const ImageShape& image) {
-  ConvOutput out{1, image.height, image.width};
+  return WalkConvLayers(genome, image, nullptr);
+}
+
+ConvOutput WalkConvLayers(
+    const v1::Genome& genome, const ImageShape& image,
+    const std::function<void(const v1::ConvLayer& layer,
+                             const ConvOutput& input)>& visit) {
+  ConvOutput shape{1, std::max<int64_t>(0, image.height),
+                   std::max<int64_t>(0, image.width)};
   for (const v1::ConvLayer& layer : genome.conv_layers()) {
-    out.channels = layer.channels();
+    if (visit) visit(layer, shape);
+    shape.channels = std::max(0, layer.channels());
     if (layer.pooling() != v1::POOLING_NONE) {
-      out.height /= 2;
-      out.width /= 2;
+      shape.height /= 2;
+      shape.width /= 2;
     }
   }
-  return out;
+  return shape;
 }
 
 int MaxPoolingLayers(const ImageShape& image) {

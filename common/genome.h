@@ -2,6 +2,7 @@
 #define EVONAS_COMMON_GENOME_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -64,8 +65,18 @@ absl::Status ValidateGenomeForImage(const v1::Genome& genome, int64_t inputs,
 
 // The shape of the convolutional trunk's output on `image`: {1, height,
 // width} without convolutional layers; pooling halves each side, rounding
-// down. Does not validate.
+// down. Does not validate; negative channels count as 0.
 ConvOutput ConvOutputShape(const v1::Genome& genome, const ImageShape& image);
+
+// Walks the convolutional trunk of `genome` on `image` as the network runs
+// it: calls `visit(layer, input)` for every layer in order, `input` the
+// shape the layer sees (channels 1 for the first; height and width before
+// its own pooling). Returns ConvOutputShape. The one place that knows how
+// shapes flow through a trunk, for the counts and estimates built on it.
+ConvOutput WalkConvLayers(
+    const v1::Genome& genome, const ImageShape& image,
+    const std::function<void(const v1::ConvLayer& layer,
+                             const ConvOutput& input)>& visit);
 
 // How many pooling layers an image admits: each halves both sides (rounding
 // down), which must stay at least 1. 0 for an empty image.

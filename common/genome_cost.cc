@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/genome.h"
 #include "common/saturating.h"
 
 namespace evonas {
@@ -18,29 +19,23 @@ struct Counts {
 // pixel of its (unpooled) input. Returns the trunk's flattened output size.
 int64_t AddConvLayers(const v1::Genome& genome, const ImageShape& image,
                       Counts& counts) {
-  int64_t channels = 1;
-  int64_t height = std::max<int64_t>(0, image.height);
-  int64_t width = std::max<int64_t>(0, image.width);
-  for (const v1::ConvLayer& layer : genome.conv_layers()) {
-    const int64_t out = std::max(0, layer.channels());
-    const int64_t k = std::max(0, layer.kernel_size());
-    const int64_t weights =
-        SaturatingMul(SaturatingMul(k, k), SaturatingMul(channels, out));
-    counts.weights = SaturatingAdd(counts.weights, weights);
-    counts.biases = SaturatingAdd(counts.biases, out);
-    if (layer.batch_norm()) {
-      counts.batch_norm = SaturatingAdd(counts.batch_norm, 2 * out);
-    }
-    counts.multiply_adds = SaturatingAdd(
-        counts.multiply_adds,
-        SaturatingMul(weights, SaturatingMul(height, width) - 1));
-    if (layer.pooling() != v1::POOLING_NONE) {
-      height /= 2;
-      width /= 2;
-    }
-    channels = out;
-  }
-  return SaturatingMul(channels, SaturatingMul(height, width));
+  const ConvOutput trunk = WalkConvLayers(
+      genome, image, [&](const v1::ConvLayer& layer, const ConvOutput& in) {
+        const int64_t out = std::max(0, layer.channels());
+        const int64_t k = std::max(0, layer.kernel_size());
+        const int64_t weights =
+            SaturatingMul(SaturatingMul(k, k), SaturatingMul(in.channels, out));
+        counts.weights = SaturatingAdd(counts.weights, weights);
+        counts.biases = SaturatingAdd(counts.biases, out);
+        if (layer.batch_norm()) {
+          counts.batch_norm = SaturatingAdd(counts.batch_norm, 2 * out);
+        }
+        counts.multiply_adds = SaturatingAdd(
+            counts.multiply_adds,
+            SaturatingMul(weights, SaturatingMul(in.height, in.width) - 1));
+      });
+  return SaturatingMul(trunk.channels,
+                       SaturatingMul(trunk.height, trunk.width));
 }
 
 void AddStage(const google::protobuf::RepeatedPtrField<v1::DenseLayer>& layers,

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "common/genome.h"
 #include "common/genome_cost.h"
 
 namespace evonas {
@@ -37,23 +38,16 @@ void ForEachLayer(
     const std::function<void(LayerModelKey, double, int64_t)>& layer) {
   int64_t first_fan_in = inputs;
   if (genome.conv_layers_size() > 0) {
-    int64_t channels = 1;
-    int64_t height = std::max<int64_t>(0, image.height);
-    int64_t width = std::max<int64_t>(0, image.width);
-    for (const v1::ConvLayer& l : genome.conv_layers()) {
-      const int64_t out = std::max(0, l.channels());
-      const double k = std::max(0, l.kernel_size());
-      layer({true, l.activation()},
-            static_cast<double>(height * width) * k * k *
-                static_cast<double>(channels * out),
-            out);
-      if (l.pooling() != v1::POOLING_NONE) {
-        height /= 2;
-        width /= 2;
-      }
-      channels = out;
-    }
-    first_fan_in = channels * height * width;
+    const ConvOutput trunk = WalkConvLayers(
+        genome, image, [&](const v1::ConvLayer& l, const ConvOutput& in) {
+          const int64_t out = std::max(0, l.channels());
+          const double k = std::max(0, l.kernel_size());
+          layer({true, l.activation()},
+                static_cast<double>(in.height * in.width) * k * k *
+                    static_cast<double>(in.channels * out),
+                out);
+        });
+    first_fan_in = trunk.size();
   }
   auto stage = [&](const google::protobuf::RepeatedPtrField<v1::DenseLayer>&
                        hidden,

@@ -138,6 +138,15 @@ void FixConvResiduals(ConvLayers& layers, bool allowed) {
   }
 }
 
+// Drops poolings beyond the space's most, the last first: early poolings
+// shrink the network most.
+void TrimPoolings(ConvLayers& layers, const v1::SearchSpace& space) {
+  for (int i = layers.size() - 1;
+       i >= 0 && PoolingCount(layers) > space.max_pooling_layers(); --i) {
+    layers[i].set_pooling(v1::POOLING_NONE);
+  }
+}
+
 bool KernelInSpace(int kernel, const v1::SearchSpace& space) {
   return std::find(space.kernel_sizes().begin(), space.kernel_sizes().end(),
                    kernel) != space.kernel_sizes().end();
@@ -177,11 +186,7 @@ void ClampConvLayers(v1::Genome& genome, const v1::SearchSpace& space) {
     const double dropout = layer.dropout();
     layer.set_dropout(dropout > 0 ? std::min(dropout, kMaxDropout) : 0);
   }
-  // The last poolings go first: early poolings shrink the network most.
-  for (int i = layers.size() - 1;
-       i >= 0 && PoolingCount(layers) > space.max_pooling_layers(); --i) {
-    layers[i].set_pooling(v1::POOLING_NONE);
-  }
+  TrimPoolings(layers, space);
   FixConvResiduals(layers, space.allow_residual());
 }
 
@@ -744,10 +749,7 @@ void SampleConvLayers(const v1::SearchSpace& space, std::mt19937_64& rng,
       layer->set_residual(true);
     }
   }
-  for (int i = layers.size() - 1;
-       i >= 0 && PoolingCount(layers) > space.max_pooling_layers(); --i) {
-    layers[i].set_pooling(v1::POOLING_NONE);
-  }
+  TrimPoolings(layers, space);
   if (count > 0) genome.clear_residual_stages();
 }
 
