@@ -15,16 +15,23 @@
 #include "absl/strings/str_cat.h"
 
 // glibc's libmvec has vector variants of these functions (_ZGVdN4v_tanh and
-// friends; tanh within about 1 ulp, as accurate as the scalar one). math.h
-// declares them only under -ffast-math, which we do not want, so we declare
-// them here; with -fopenmp-simd GCC then calls them from the `omp simd` loops
-// below (link libmvec).
+// friends; tanh within about 1 ulp, as accurate as the scalar one), and of
+// their float versions (_ZGVdN8v_tanhf, _ZGVeN16v_tanhf, ...; glibc 2.36 has
+// all five in SSE, AVX, AVX2 and AVX-512 forms, tanhf and erff since 2.35).
+// math.h declares them only under -ffast-math, which we do not want, so we
+// declare them here; with -fopenmp-simd GCC then calls them from the `omp
+// simd` loops below (link libmvec).
 extern "C" {
 __attribute__((simd("notinbranch"))) double tanh(double) noexcept;
 __attribute__((simd("notinbranch"))) double exp(double) noexcept;
 __attribute__((simd("notinbranch"))) double erf(double) noexcept;
 __attribute__((simd("notinbranch"))) double sin(double) noexcept;
 __attribute__((simd("notinbranch"))) double cos(double) noexcept;
+__attribute__((simd("notinbranch"))) float tanhf(float) noexcept;
+__attribute__((simd("notinbranch"))) float expf(float) noexcept;
+__attribute__((simd("notinbranch"))) float erff(float) noexcept;
+__attribute__((simd("notinbranch"))) float sinf(float) noexcept;
+__attribute__((simd("notinbranch"))) float cosf(float) noexcept;
 }
 
 // Compiles a function for AVX-512, AVX2+FMA and baseline x86-64 and picks one
@@ -40,13 +47,27 @@ namespace evonas::model {
 namespace {
 
 constexpr int64_t kAlignment = 64;  // bytes
-// Elementwise kernels run over whole multiples of this many values; the
-// remainder goes through a padded copy, so that every value takes the same
-// vector code path whatever its position.
-constexpr int64_t kChunk = 16;
+// Elementwise kernels run over whole multiples of this many values (128
+// bytes: two AVX-512 vectors); the remainder goes through a padded copy, so
+// that every value takes the same vector code path whatever its position.
+template <typename Scalar>
+constexpr int64_t kChunk = 128 / sizeof(Scalar);
 constexpr double kSqrtHalf = 0.70710678118654752440;
 // 1 / sqrt(2 pi), the standard normal density's constant.
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
+
+// The math functions for each scalar type, by overloading. Inlined into the
+// `omp simd` loops, they become calls of libmvec's variants declared above.
+[[gnu::always_inline]] inline double Tanh(double x) { return tanh(x); }
+[[gnu::always_inline]] inline float Tanh(float x) { return tanhf(x); }
+[[gnu::always_inline]] inline double Exp(double x) { return exp(x); }
+[[gnu::always_inline]] inline float Exp(float x) { return expf(x); }
+[[gnu::always_inline]] inline double Erf(double x) { return erf(x); }
+[[gnu::always_inline]] inline float Erf(float x) { return erff(x); }
+[[gnu::always_inline]] inline double Sin(double x) { return sin(x); }
+[[gnu::always_inline]] inline float Sin(float x) { return sinf(x); }
+[[gnu::always_inline]] inline double Cos(double x) { return cos(x); }
+[[gnu::always_inline]] inline float Cos(float x) { return cosf(x); }
 
 bool NeedsDerivativeBuffer(v1::Activation a) {
   return a == v1::ACTIVATION_SILU || a == v1::ACTIVATION_GELU ||
@@ -55,34 +76,38 @@ bool NeedsDerivativeBuffer(v1::Activation a) {
 
 // h = activation(h) over n values; d = activation'(input) when the
 // activation needs a derivative buffer and d is not null. n must be a
-// multiple of kChunk, h and d aligned to kAlignment.
-EVONAS_VECTORISED
-void ActivateChunks(v1::Activation a, double* __restrict h,
-                    double* __restrict d, int64_t n) {
+// multiple of kChunk, h and d aligned to kAlignment. The constants are
+// rounded to Scalar, so that float runs in float throughout.
+template <typename Scalar>
+EVONAS_VECTORISED void ActivateChunks(v1::Activation a, Scalar* __restrict h,
+                                      Scalar* __restrict d, int64_t n) {
+  constexpr Scalar kZero = 0, kOne = 1, kHalf = 0.5;
+  constexpr auto kSqrtHalfS = static_cast<Scalar>(kSqrtHalf);
+  constexpr auto kInvSqrt2PiS = static_cast<Scalar>(kInvSqrt2Pi);
   switch (a) {
     case v1::ACTIVATION_TANH:
 #pragma omp simd aligned(h : kAlignment)
-      for (int64_t i = 0; i < n; ++i) h[i] = tanh(h[i]);
+      for (int64_t i = 0; i < n; ++i) h[i] = Tanh(h[i]);
       break;
     case v1::ACTIVATION_RELU:
       // NaN stays NaN, as in torch.relu.
 #pragma omp simd aligned(h : kAlignment)
-      for (int64_t i = 0; i < n; ++i) h[i] = h[i] < 0 ? 0.0 : h[i];
+      for (int64_t i = 0; i < n; ++i) h[i] = h[i] < 0 ? kZero : h[i];
       break;
     case v1::ACTIVATION_SILU:
       // silu(z) = z / (1 + exp(-z)) as torch.silu; its derivative is
       // s (1 + z (1 - s)) with s = sigmoid(z).
       if (d == nullptr) {
 #pragma omp simd aligned(h : kAlignment)
-        for (int64_t i = 0; i < n; ++i) h[i] = h[i] / (1.0 + exp(-h[i]));
+        for (int64_t i = 0; i < n; ++i) h[i] = h[i] / (kOne + Exp(-h[i]));
       } else {
 #pragma omp simd aligned(h, d : kAlignment)
         for (int64_t i = 0; i < n; ++i) {
-          const double z = h[i];
-          const double e = 1.0 + exp(-z);
-          const double s = 1.0 / e;
+          const Scalar z = h[i];
+          const Scalar e = kOne + Exp(-z);
+          const Scalar s = kOne / e;
           h[i] = z / e;
-          d[i] = s * (1.0 + z * (1.0 - s));
+          d[i] = s * (kOne + z * (kOne - s));
         }
       }
       break;
@@ -92,25 +117,25 @@ void ActivateChunks(v1::Activation a, double* __restrict h,
       if (d == nullptr) {
 #pragma omp simd aligned(h : kAlignment)
         for (int64_t i = 0; i < n; ++i) {
-          h[i] = h[i] * 0.5 * (1.0 + erf(h[i] * kSqrtHalf));
+          h[i] = h[i] * kHalf * (kOne + Erf(h[i] * kSqrtHalfS));
         }
       } else {
 #pragma omp simd aligned(h, d : kAlignment)
         for (int64_t i = 0; i < n; ++i) {
-          const double z = h[i];
-          const double e = 1.0 + erf(z * kSqrtHalf);
-          h[i] = z * 0.5 * e;
-          d[i] = 0.5 * e + z * (kInvSqrt2Pi * exp(-0.5 * z * z));
+          const Scalar z = h[i];
+          const Scalar e = kOne + Erf(z * kSqrtHalfS);
+          h[i] = z * kHalf * e;
+          d[i] = kHalf * e + z * (kInvSqrt2PiS * Exp(-kHalf * z * z));
         }
       }
       break;
     case v1::ACTIVATION_SINE:
       if (d != nullptr) {
 #pragma omp simd aligned(h, d : kAlignment)
-        for (int64_t i = 0; i < n; ++i) d[i] = cos(h[i]);
+        for (int64_t i = 0; i < n; ++i) d[i] = Cos(h[i]);
       }
 #pragma omp simd aligned(h : kAlignment)
-      for (int64_t i = 0; i < n; ++i) h[i] = sin(h[i]);
+      for (int64_t i = 0; i < n; ++i) h[i] = Sin(h[i]);
       break;
     default:
       break;
@@ -119,48 +144,54 @@ void ActivateChunks(v1::Activation a, double* __restrict h,
 
 // ActivateChunks over any n: whole chunks in place, the rest through a
 // padded copy.
-void Activate(v1::Activation a, double* h, double* d, int64_t n) {
+template <typename Scalar>
+void Activate(v1::Activation a, Scalar* h, Scalar* d, int64_t n) {
+  constexpr int64_t kChunkS = kChunk<Scalar>;
   if (!NeedsDerivativeBuffer(a)) d = nullptr;
-  const int64_t whole = n - n % kChunk;
+  const int64_t whole = n - n % kChunkS;
   ActivateChunks(a, h, d, whole);
   if (whole == n) return;
-  alignas(kAlignment) double th[kChunk] = {};
-  alignas(kAlignment) double td[kChunk] = {};
+  alignas(kAlignment) Scalar th[kChunkS] = {};
+  alignas(kAlignment) Scalar td[kChunkS] = {};
   const int64_t rest = n - whole;
   std::copy(h + whole, h + n, th);
-  ActivateChunks(a, th, d == nullptr ? nullptr : td, kChunk);
+  ActivateChunks(a, th, d == nullptr ? nullptr : td, kChunkS);
   std::copy(th, th + rest, h + whole);
   if (d != nullptr) std::copy(td, td + rest, d + whole);
 }
 
 // d = activation'(z) over n values from h = activation(z), for tanh and
 // relu, whose derivative the forward pass does not store otherwise.
-EVONAS_VECTORISED
-void StoreDerivative(v1::Activation a, const double* __restrict h,
-                     double* __restrict d, int64_t n) {
+template <typename Scalar>
+EVONAS_VECTORISED void StoreDerivative(v1::Activation a,
+                                       const Scalar* __restrict h,
+                                       Scalar* __restrict d, int64_t n) {
+  constexpr Scalar kZero = 0, kOne = 1;
   if (a == v1::ACTIVATION_TANH) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) d[i] = 1.0 - h[i] * h[i];
+    for (int64_t i = 0; i < n; ++i) d[i] = kOne - h[i] * h[i];
   } else if (a == v1::ACTIVATION_RELU) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) d[i] = h[i] > 0 ? 1.0 : 0.0;
+    for (int64_t i = 0; i < n; ++i) d[i] = h[i] > 0 ? kOne : kZero;
   }
 }
 
 // g *= activation'(z) over n values, from the activation h = activation(z)
 // (tanh, relu) or the derivative d stored by the forward pass.
-EVONAS_VECTORISED
-void MultiplyByDerivative(v1::Activation a, const double* __restrict h,
-                          const double* __restrict d, double* __restrict g,
-                          int64_t n) {
+template <typename Scalar>
+EVONAS_VECTORISED void MultiplyByDerivative(v1::Activation a,
+                                            const Scalar* __restrict h,
+                                            const Scalar* __restrict d,
+                                            Scalar* __restrict g, int64_t n) {
+  constexpr Scalar kZero = 0, kOne = 1;
   switch (a) {
     case v1::ACTIVATION_TANH:
 #pragma omp simd
-      for (int64_t i = 0; i < n; ++i) g[i] = g[i] * (1.0 - h[i] * h[i]);
+      for (int64_t i = 0; i < n; ++i) g[i] = g[i] * (kOne - h[i] * h[i]);
       break;
     case v1::ACTIVATION_RELU:
 #pragma omp simd
-      for (int64_t i = 0; i < n; ++i) g[i] = h[i] > 0 ? g[i] : 0.0;
+      for (int64_t i = 0; i < n; ++i) g[i] = h[i] > 0 ? g[i] : kZero;
       break;
     default:
 #pragma omp simd
@@ -170,45 +201,48 @@ void MultiplyByDerivative(v1::Activation a, const double* __restrict h,
 }
 
 // z[r, :] = b over rows x n.
-EVONAS_VECTORISED
-void FillRows(double* __restrict z, const double* __restrict b, int64_t rows,
-              int64_t n) {
+template <typename Scalar>
+EVONAS_VECTORISED void FillRows(Scalar* __restrict z,
+                                const Scalar* __restrict b, int64_t rows,
+                                int64_t n) {
   for (int64_t r = 0; r < rows; ++r) {
-    double* zr = z + r * n;
+    Scalar* zr = z + r * n;
 #pragma omp simd
     for (int64_t j = 0; j < n; ++j) zr[j] = b[j];
   }
 }
 
 // sums[j] += sum over r of g[r, j], rows in order.
-EVONAS_VECTORISED
-void AddColumnSums(const double* __restrict g, int64_t rows, int64_t n,
-                   double* __restrict sums) {
+template <typename Scalar>
+EVONAS_VECTORISED void AddColumnSums(const Scalar* __restrict g, int64_t rows,
+                                     int64_t n, Scalar* __restrict sums) {
   for (int64_t r = 0; r < rows; ++r) {
-    const double* gr = g + r * n;
+    const Scalar* gr = g + r * n;
 #pragma omp simd
     for (int64_t j = 0; j < n; ++j) sums[j] += gr[j];
   }
 }
 
 // sum[i] += v[i] for i < n.
-EVONAS_VECTORISED
-void AddTo(const double* __restrict v, int64_t n, double* __restrict sum) {
+template <typename Scalar>
+EVONAS_VECTORISED void AddTo(const Scalar* __restrict v, int64_t n,
+                             Scalar* __restrict sum) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) sum[i] += v[i];
 }
 
 // C = a b^T + beta C, C [m, n], a and b strided vectors.
-EVONAS_VECTORISED
-void OuterProduct(int64_t m, int64_t n, const double* a, int64_t inc_a,
-                  const double* b, int64_t inc_b, double beta, double* c,
-                  int64_t ldc) {
+template <typename Scalar>
+EVONAS_VECTORISED void OuterProduct(int64_t m, int64_t n, const Scalar* a,
+                                    int64_t inc_a, const Scalar* b,
+                                    int64_t inc_b, Scalar beta, Scalar* c,
+                                    int64_t ldc) {
   for (int64_t i = 0; i < m; ++i) {
-    const double ai = a[i * inc_a];
-    double* __restrict ci = c + i * ldc;
+    const Scalar ai = a[i * inc_a];
+    Scalar* __restrict ci = c + i * ldc;
     if (inc_b != 1) {
       for (int64_t j = 0; j < n; ++j) {
-        ci[j] = (beta == 0 ? 0.0 : beta * ci[j]) + ai * b[j * inc_b];
+        ci[j] = (beta == 0 ? Scalar{0} : beta * ci[j]) + ai * b[j * inc_b];
       }
     } else if (beta == 0) {
 #pragma omp simd
@@ -220,49 +254,75 @@ void OuterProduct(int64_t m, int64_t n, const double* a, int64_t inc_a,
   }
 }
 
+// OpenBLAS's matrix-vector and matrix-matrix products for each scalar type,
+// by overloading; alpha is always 1.
+void BlasGemv(CBLAS_TRANSPOSE t, int64_t m, int64_t n, const double* a,
+              int64_t lda, const double* x, int64_t inc_x, double beta,
+              double* y, int64_t inc_y) {
+  cblas_dgemv(CblasRowMajor, t, m, n, 1.0, a, lda, x, inc_x, beta, y, inc_y);
+}
+void BlasGemv(CBLAS_TRANSPOSE t, int64_t m, int64_t n, const float* a,
+              int64_t lda, const float* x, int64_t inc_x, float beta, float* y,
+              int64_t inc_y) {
+  cblas_sgemv(CblasRowMajor, t, m, n, 1.0f, a, lda, x, inc_x, beta, y, inc_y);
+}
+void BlasGemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n,
+              int64_t k, const double* a, int64_t lda, const double* b,
+              int64_t ldb, double beta, double* c, int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c,
+              ldc);
+}
+void BlasGemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int64_t m, int64_t n,
+              int64_t k, const float* a, int64_t lda, const float* b,
+              int64_t ldb, float beta, float* c, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c,
+              ldc);
+}
+
 // C = op(A) op(B) + beta C, row-major, C [m, n], op(A) [m, k], op(B) [k, n].
-// OpenBLAS dgemm, or dgemv when m or n is 1, or an outer product when k is 1:
-// the shapes of a network's first and last layers, where dgemm is slow.
+// OpenBLAS gemm, or gemv when m or n is 1, or an outer product when k is 1:
+// the shapes of a network's first and last layers, where gemm is slow.
+template <typename Scalar>
 void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-          const double* a, int64_t lda, const double* b, int64_t ldb,
-          double beta, double* c, int64_t ldc) {
+          const Scalar* a, int64_t lda, const Scalar* b, int64_t ldb,
+          Scalar beta, Scalar* c, int64_t ldc) {
   const CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans;
   const CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
   if (n == 1) {
     // c[:, 0] = op(A) times the column op(B)[:, 0].
     const int64_t inc_b = trans_b ? 1 : ldb;
-    cblas_dgemv(CblasRowMajor, ta, trans_a ? k : m, trans_a ? m : k, 1.0, a,
-                lda, b, inc_b, beta, c, ldc);
+    BlasGemv(ta, trans_a ? k : m, trans_a ? m : k, a, lda, b, inc_b, beta, c,
+             ldc);
   } else if (m == 1) {
     // The row c[0, :] = op(A)[0, :] op(B), i.e. op(B)^T times that row.
     const int64_t inc_a = trans_a ? lda : 1;
-    cblas_dgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans,
-                trans_b ? n : k, trans_b ? k : n, 1.0, b, ldb, a, inc_a, beta,
-                c, 1);
+    BlasGemv(trans_b ? CblasNoTrans : CblasTrans, trans_b ? n : k,
+             trans_b ? k : n, b, ldb, a, inc_a, beta, c, 1);
   } else if (k == 1) {
     const int64_t inc_a = trans_a ? 1 : lda;
     const int64_t inc_b = trans_b ? ldb : 1;
     OuterProduct(m, n, a, inc_a, b, inc_b, beta, c, ldc);
   } else {
-    cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c,
-                ldc);
+    BlasGemm(ta, tb, m, n, k, a, lda, b, ldb, beta, c, ldc);
   }
 }
 
 }  // namespace
 
-AlignedBuffer::AlignedBuffer(int64_t size) : size_(size) {
+template <typename Scalar>
+BasicAlignedBuffer<Scalar>::BasicAlignedBuffer(int64_t size) : size_(size) {
   // Rounded up to whole cache lines, as aligned_alloc requires.
   const size_t bytes =
-      (static_cast<size_t>(std::max<int64_t>(size, 1)) * sizeof(double) +
+      (static_cast<size_t>(std::max<int64_t>(size, 1)) * sizeof(Scalar) +
        kAlignment - 1) /
       kAlignment * kAlignment;
-  data_.reset(static_cast<double*>(std::aligned_alloc(kAlignment, bytes)));
+  data_.reset(static_cast<Scalar*>(std::aligned_alloc(kAlignment, bytes)));
   if (data_ == nullptr) throw std::bad_alloc();
   std::memset(data_.get(), 0, bytes);
 }
 
-absl::StatusOr<MlpKernels> MlpKernels::Create(
+template <typename Scalar>
+absl::StatusOr<BasicMlpKernels<Scalar>> BasicMlpKernels<Scalar>::Create(
     std::vector<int64_t> sizes, std::vector<v1::Activation> activations,
     int64_t rows_per_block, int threads, std::vector<bool> residual) {
   if (sizes.size() < 2) {
@@ -311,14 +371,14 @@ absl::StatusOr<MlpKernels> MlpKernels::Create(
           sizes[i + 1], " values", i == 0 ? " and is the first layer" : ""));
     }
   }
-  return MlpKernels(std::move(sizes), std::move(activations), rows_per_block,
-                    threads, std::move(residual));
+  return BasicMlpKernels(std::move(sizes), std::move(activations),
+                         rows_per_block, threads, std::move(residual));
 }
 
-MlpKernels::MlpKernels(std::vector<int64_t> sizes,
-                       std::vector<v1::Activation> activations,
-                       int64_t rows_per_block, int threads,
-                       std::vector<bool> residual)
+template <typename Scalar>
+BasicMlpKernels<Scalar>::BasicMlpKernels(
+    std::vector<int64_t> sizes, std::vector<v1::Activation> activations,
+    int64_t rows_per_block, int threads, std::vector<bool> residual)
     : sizes_(std::move(sizes)),
       activations_(std::move(activations)),
       residual_(std::move(residual)),
@@ -332,12 +392,15 @@ MlpKernels::MlpKernels(std::vector<int64_t> sizes,
   }
 }
 
-int64_t MlpKernels::BlockRows(int64_t rows) const {
+template <typename Scalar>
+int64_t BasicMlpKernels<Scalar>::BlockRows(int64_t rows) const {
   const int64_t per_thread = (rows + threads_ - 1) / threads_;
   return std::max<int64_t>(1, std::min(rows_per_block_, per_thread));
 }
 
-void MlpKernels::Reserve(int threads, int64_t rows, bool gradient) {
+template <typename Scalar>
+void BasicMlpKernels<Scalar>::Reserve(int threads, int64_t rows,
+                                      bool gradient) {
   for (int t = 0; t < threads; ++t) {
     Workspace& ws = workspaces_[t];
     if (rows > ws.rows) {
@@ -347,33 +410,35 @@ void MlpKernels::Reserve(int threads, int64_t rows, bool gradient) {
       ws.skip.resize(layer_count());
       for (int l = 0; l < layer_count(); ++l) {
         const int64_t n = rows * sizes_[l + 1];
-        ws.act[l] = AlignedBuffer(n);
-        ws.delta[l] = AlignedBuffer(n);
+        ws.act[l] = BasicAlignedBuffer<Scalar>(n);
+        ws.delta[l] = BasicAlignedBuffer<Scalar>(n);
         if (l + 1 < layer_count() &&
             (NeedsDerivativeBuffer(activations_[l]) || residual(l))) {
-          ws.deriv[l] = AlignedBuffer(n);
+          ws.deriv[l] = BasicAlignedBuffer<Scalar>(n);
         }
-        if (residual(l)) ws.skip[l] = AlignedBuffer(n);
+        if (residual(l)) ws.skip[l] = BasicAlignedBuffer<Scalar>(n);
       }
       ws.rows = rows;
     }
     if (gradient && t > 0 && ws.grad.size() == 0) {
-      ws.grad = AlignedBuffer(parameter_count());
+      ws.grad = BasicAlignedBuffer<Scalar>(parameter_count());
     }
   }
 }
 
-void MlpKernels::ForwardBlock(Workspace& ws, const double* params,
-                              const double* x, int64_t rows, bool train) {
-  const double* in = x;
+template <typename Scalar>
+void BasicMlpKernels<Scalar>::ForwardBlock(Workspace& ws, const Scalar* params,
+                                           const Scalar* x, int64_t rows,
+                                           bool train) {
+  const Scalar* in = x;
   for (int l = 0; l < layer_count(); ++l) {
     const int64_t fan_in = sizes_[l], fan_out = sizes_[l + 1];
-    double* z = ws.act[l].data();
+    Scalar* z = ws.act[l].data();
     // z = b + in W^T: starting from the bias saves OpenBLAS's pass that
     // zeroes C and a pass that adds the bias.
     FillRows(z, params + bias_offset(l), rows, fan_out);
-    Gemm(false, true, rows, fan_out, fan_in, in, fan_in,
-         params + weight_offset(l), fan_in, 1.0, z, fan_out);
+    Gemm<Scalar>(false, true, rows, fan_out, fan_in, in, fan_in,
+                 params + weight_offset(l), fan_in, 1, z, fan_out);
     if (l + 1 < layer_count()) {
       const int64_t n = rows * fan_out;
       Activate(activations_[l], z, train ? ws.deriv[l].data() : nullptr, n);
@@ -387,14 +452,22 @@ void MlpKernels::ForwardBlock(Workspace& ws, const double* params,
   }
 }
 
-double MlpKernels::GradientBlock(Workspace& ws, const double* params,
-                                 const double* x, const double* y, int64_t rows,
-                                 double scale, Loss loss, double* grad) {
+template <typename Scalar>
+double BasicMlpKernels<Scalar>::GradientBlock(Workspace& ws,
+                                              const Scalar* params,
+                                              const Scalar* x, const Scalar* y,
+                                              int64_t rows, double scale,
+                                              Loss loss, Scalar* grad) {
   ForwardBlock(ws, params, x, rows, /*train=*/true);
   const int last = layer_count() - 1;
-  // d loss / d output.
-  const double* out = ws.act[last].data();
-  double* g = ws.delta[last].data();
+  // d loss / d output. The loss terms are computed and summed in double
+  // also for float networks: it is one scalar pass over rows * outputs
+  // values (nothing next to the products), and a float sum of n terms
+  // could be off by about n * 6e-8 relative -- 40% at a million terms --,
+  // while the trainer compares these losses to select weights and to stop.
+  // Only the gradient is rounded to Scalar.
+  const Scalar* out = ws.act[last].data();
+  Scalar* g = ws.delta[last].data();
   double sse = 0;
   const int power = loss.power;
   const double error_scale = loss.error_scale;
@@ -404,64 +477,67 @@ double MlpKernels::GradientBlock(Workspace& ws, const double* params,
     // softmax - one_hot(label).
     const int64_t classes = outputs();
     for (int64_t r = 0; r < rows; ++r) {
-      const double* logits = out + r * classes;
-      double* grow = g + r * classes;
+      const Scalar* logits = out + r * classes;
+      Scalar* grow = g + r * classes;
       const double top = *std::max_element(logits, logits + classes);
       double sum = 0;
       for (int64_t c = 0; c < classes; ++c) {
-        grow[c] = std::exp(logits[c] - top);
-        sum += grow[c];
+        const double e = std::exp(logits[c] - top);
+        grow[c] = static_cast<Scalar>(e);
+        sum += e;
       }
       const auto label = static_cast<int64_t>(y[r]);
       assert(label >= 0 && label < classes);
       sse += std::log(sum) + top - logits[label];
-      for (int64_t c = 0; c < classes; ++c) grow[c] *= scale / sum;
-      grow[label] -= scale;
+      for (int64_t c = 0; c < classes; ++c) {
+        grow[c] = static_cast<Scalar>(grow[c] * (scale / sum));
+      }
+      grow[label] = static_cast<Scalar>(grow[label] - scale);
     }
   } else if (power == 2 && error_scale == 1.0) {
     for (int64_t i = 0; i < rows * outputs(); ++i) {
-      const double diff = out[i] - y[i];
+      const double diff = static_cast<double>(out[i]) - y[i];
       sse += diff * diff;
-      g[i] = scale * diff;
+      g[i] = static_cast<Scalar>(scale * diff);
     }
   } else {
     // d/d out of (diff / s)^p is p (diff / s)^(p - 1) / s; `scale` holds
     // the 1 / count of the mean.
     const double factor = scale * power / error_scale;
     for (int64_t i = 0; i < rows * outputs(); ++i) {
-      const double e = (out[i] - y[i]) / error_scale;
+      const double e = (static_cast<double>(out[i]) - y[i]) / error_scale;
       const double e_pm1 = std::pow(e, power - 1);
       sse += e_pm1 * e;
-      g[i] = factor * e_pm1;
+      g[i] = static_cast<Scalar>(factor * e_pm1);
     }
   }
   for (int l = last; l >= 0; --l) {
     const int64_t fan_in = sizes_[l], fan_out = sizes_[l + 1];
-    const double* in = l == 0 ? x : ws.act[l - 1].data();
-    const double* delta = ws.delta[l].data();
+    const Scalar* in = l == 0 ? x : ws.act[l - 1].data();
+    const Scalar* delta = ws.delta[l].data();
     // dW_l += delta^T in; db_l += column sums of delta.
-    Gemm(true, false, fan_out, fan_in, rows, delta, fan_out, in, fan_in, 1.0,
-         grad + weight_offset(l), fan_in);
+    Gemm<Scalar>(true, false, fan_out, fan_in, rows, delta, fan_out, in, fan_in,
+                 1, grad + weight_offset(l), fan_in);
     AddColumnSums(delta, rows, fan_out, grad + bias_offset(l));
     if (l > 0) {
       // The gradient with respect to layer l-1's output: delta W_l, plus the
       // gradient with respect to layer l's output when layer l adds its
       // input to it.
-      double* prev = ws.delta[l - 1].data();
+      Scalar* prev = ws.delta[l - 1].data();
       const int64_t n = rows * fan_in;
-      double beta = 0.0;
+      Scalar beta = 0;
       if (residual(l)) {
         std::copy(ws.skip[l].data(), ws.skip[l].data() + n, prev);
-        beta = 1.0;
+        beta = 1;
       }
-      Gemm(false, false, rows, fan_in, fan_out, delta, fan_out,
-           params + weight_offset(l), fan_in, beta, prev, fan_in);
+      Gemm<Scalar>(false, false, rows, fan_in, fan_out, delta, fan_out,
+                   params + weight_offset(l), fan_in, beta, prev, fan_in);
       if (residual(l - 1)) {
         std::copy(prev, prev + n, ws.skip[l - 1].data());
         // A residual layer's output is not its activation: use the stored
         // derivative (the default branch).
-        MultiplyByDerivative(v1::ACTIVATION_UNSPECIFIED, nullptr,
-                             ws.deriv[l - 1].data(), prev, n);
+        MultiplyByDerivative<Scalar>(v1::ACTIVATION_UNSPECIFIED, nullptr,
+                                     ws.deriv[l - 1].data(), prev, n);
       } else {
         // delta_{l-1} = (delta W_l) * activation'.
         MultiplyByDerivative(activations_[l - 1], ws.act[l - 1].data(),
@@ -472,8 +548,9 @@ double MlpKernels::GradientBlock(Workspace& ws, const double* params,
   return sse;
 }
 
-void MlpKernels::Forward(const double* params, const double* x, int64_t rows,
-                         double* out) {
+template <typename Scalar>
+void BasicMlpKernels<Scalar>::Forward(const Scalar* params, const Scalar* x,
+                                      int64_t rows, Scalar* out) {
   if (rows == 0) return;
   const int64_t block = BlockRows(rows);
   const int64_t blocks = (rows + block - 1) / block;
@@ -499,25 +576,31 @@ void MlpKernels::Forward(const double* params, const double* x, int64_t rows,
   run(omp_get_thread_num());
 }
 
-double MlpKernels::LossAndGradient(const double* params, const double* x,
-                                   const double* y, int64_t rows, double* grad,
-                                   int power, double error_scale) {
+template <typename Scalar>
+double BasicMlpKernels<Scalar>::LossAndGradient(const Scalar* params,
+                                                const Scalar* x,
+                                                const Scalar* y, int64_t rows,
+                                                Scalar* grad, int power,
+                                                double error_scale) {
   assert(power > 0);
   return Gradient(params, x, y, rows, grad, Loss{power, error_scale});
 }
 
-double MlpKernels::CrossEntropyAndGradient(const double* params,
-                                           const double* x,
-                                           const double* labels, int64_t rows,
-                                           double* grad) {
+template <typename Scalar>
+double BasicMlpKernels<Scalar>::CrossEntropyAndGradient(const Scalar* params,
+                                                        const Scalar* x,
+                                                        const Scalar* labels,
+                                                        int64_t rows,
+                                                        Scalar* grad) {
   return Gradient(params, x, labels, rows, grad, Loss{0, 1.0});
 }
 
-double MlpKernels::Gradient(const double* params, const double* x,
-                            const double* y, int64_t rows, double* grad,
-                            Loss loss) {
+template <typename Scalar>
+double BasicMlpKernels<Scalar>::Gradient(const Scalar* params, const Scalar* x,
+                                         const Scalar* y, int64_t rows,
+                                         Scalar* grad, Loss loss) {
   const int64_t size = parameter_count();
-  std::fill(grad, grad + size, 0.0);
+  std::fill(grad, grad + size, Scalar{0});
   if (rows == 0) return std::numeric_limits<double>::quiet_NaN();
   const int64_t block = BlockRows(rows);
   const int64_t blocks = (rows + block - 1) / block;
@@ -532,10 +615,10 @@ double MlpKernels::Gradient(const double* params, const double* x,
   std::vector<double> sse(threads, 0.0);
   const auto run = [&](int t) {
     Workspace& ws = workspaces_[t];
-    double* g = grad;
+    Scalar* g = grad;
     if (t > 0) {
       g = ws.grad.data();
-      std::fill(g, g + size, 0.0);
+      std::fill(g, g + size, Scalar{0});
     }
     for (int64_t b = t * blocks / threads; b < (t + 1) * blocks / threads;
          ++b) {
@@ -558,32 +641,41 @@ double MlpKernels::Gradient(const double* params, const double* x,
   return total / count;
 }
 
-Adam::Adam(int64_t size, double weight_decay)
+template <typename Scalar>
+BasicAdam<Scalar>::BasicAdam(int64_t size, double weight_decay)
     : size_(size),
       weight_decay_(weight_decay),
       exp_avg_(size),
       exp_avg_sq_(size) {}
 
-void Adam::Step(double lr, const double* grad, double* params) {
+template <typename Scalar>
+void BasicAdam<Scalar>::Step(double lr, const Scalar* grad, Scalar* params) {
   ++step_;
   const double bias_correction1 = 1 - std::pow(kBeta1, step_);
   const double bias_correction2 = 1 - std::pow(kBeta2, step_);
-  const double step_size = lr / bias_correction1;
-  const double bias_correction2_sqrt = std::sqrt(bias_correction2);
-  double* m = exp_avg_.data();
-  double* v = exp_avg_sq_.data();
+  // The scalars torch passes to its float kernels, rounded to Scalar.
+  const auto step_size = static_cast<Scalar>(lr / bias_correction1);
+  const auto bias_correction2_sqrt =
+      static_cast<Scalar>(std::sqrt(bias_correction2));
+  constexpr auto beta1 = static_cast<Scalar>(kBeta1);
+  constexpr auto beta2 = static_cast<Scalar>(kBeta2);
+  constexpr auto one_minus_beta1 = static_cast<Scalar>(1 - kBeta1);
+  constexpr auto one_minus_beta2 = static_cast<Scalar>(1 - kBeta2);
+  constexpr auto eps = static_cast<Scalar>(kEps);
+  Scalar* m = exp_avg_.data();
+  Scalar* v = exp_avg_sq_.data();
   if (weight_decay_ != 0) {
-    const double keep = 1 - lr * weight_decay_;
+    const auto keep = static_cast<Scalar>(1 - lr * weight_decay_);
 #pragma omp simd
     for (int64_t i = 0; i < size_; ++i) params[i] *= keep;
   }
   // The operations and their order of torch::optim::Adam::step.
 #pragma omp simd
   for (int64_t i = 0; i < size_; ++i) {
-    const double g = grad[i];
-    m[i] = m[i] * kBeta1 + (1 - kBeta1) * g;
-    v[i] = v[i] * kBeta2 + (1 - kBeta2) * g * g;
-    const double denom = std::sqrt(v[i]) / bias_correction2_sqrt + kEps;
+    const Scalar g = grad[i];
+    m[i] = m[i] * beta1 + one_minus_beta1 * g;
+    v[i] = v[i] * beta2 + one_minus_beta2 * g * g;
+    const Scalar denom = std::sqrt(v[i]) / bias_correction2_sqrt + eps;
     params[i] = params[i] + (-step_size) * m[i] / denom;
   }
 }
@@ -597,5 +689,12 @@ double ScheduledLearningRate(double lr0, int step, int steps, int warmup,
   return lr0 * (final_fraction +
                 (1 - final_fraction) * 0.5 * (1 + std::cos(kPi * progress)));
 }
+
+template class BasicAlignedBuffer<double>;
+template class BasicAlignedBuffer<float>;
+template class BasicMlpKernels<double>;
+template class BasicMlpKernels<float>;
+template class BasicAdam<double>;
+template class BasicAdam<float>;
 
 }  // namespace evonas::model

@@ -1,10 +1,13 @@
 #ifndef EVONAS_WORKER_MODEL_MLP_KERNELS_H_
 #define EVONAS_WORKER_MODEL_MLP_KERNELS_H_
 
-// The trainer's hot loop in plain float64 C++: forward and hand-derived
-// backward passes of an MLP on OpenBLAS dgemm with fused, vectorised
-// activation kernels, and Adam. No LibTorch here; trainer.cc drives these and
-// exports the result through TorchScript.
+// The trainer's hot loop in plain C++, in float64 or float32: forward and
+// hand-derived backward passes of an MLP on OpenBLAS dgemm/sgemm with fused,
+// vectorised activation kernels, and Adam. No LibTorch here; trainer.cc
+// drives these and exports the result through TorchScript.
+//
+// Every class is a template on the scalar type; mlp_kernels.cc instantiates
+// double (MlpKernels, Adam) and float (MlpKernels32, Adam32) and no other.
 
 #include <cstdint>
 #include <cstdlib>
@@ -16,22 +19,24 @@
 
 namespace evonas::model {
 
-// A float64 array aligned to a cache line, for the kernels' buffers.
-class AlignedBuffer {
+// An array of Scalar aligned to a cache line, for the kernels' buffers.
+template <typename Scalar>
+class BasicAlignedBuffer {
  public:
-  AlignedBuffer() = default;
-  explicit AlignedBuffer(int64_t size);  // zero-filled
-  double* data() { return data_.get(); }
-  const double* data() const { return data_.get(); }
+  BasicAlignedBuffer() = default;
+  explicit BasicAlignedBuffer(int64_t size);  // zero-filled
+  Scalar* data() { return data_.get(); }
+  const Scalar* data() const { return data_.get(); }
   int64_t size() const { return size_; }
 
  private:
   struct Free {
-    void operator()(double* p) const { std::free(p); }
+    void operator()(Scalar* p) const { std::free(p); }
   };
-  std::unique_ptr<double[], Free> data_;
+  std::unique_ptr<Scalar[], Free> data_;
   int64_t size_ = 0;
 };
+using AlignedBuffer = BasicAlignedBuffer<double>;
 
 // Forward and backward passes of a fully connected network whose parameters
 // live in one flat vector, layer after layer: [W_0, b_0, W_1, b_1, ...], each
@@ -49,7 +54,14 @@ class AlignedBuffer {
 // deterministic function of the inputs, `rows_per_block` and `threads`.
 // Matrix products run on OpenBLAS, single-threaded inside the threads.
 // Not thread-safe: an instance owns its scratch memory.
-class MlpKernels {
+//
+// Scalar is double or float: parameters, inputs, targets, gradients and all
+// the arithmetic of the layers are in Scalar (OpenBLAS dgemm or sgemm,
+// libmvec's double or float functions), as PyTorch computes a float32 or
+// float64 network. The loss terms are computed and summed in double in
+// either case (see GradientBlock) and the loss is returned as a double.
+template <typename Scalar>
+class BasicMlpKernels {
  public:
   static constexpr int64_t kDefaultRowsPerBlock = 512;
 
@@ -59,7 +71,7 @@ class MlpKernels {
   // (no residual layer) or one flag per hidden layer, set only on hidden
   // layers after the first whose width equals the previous one's.
   // InvalidArgument otherwise.
-  static absl::StatusOr<MlpKernels> Create(
+  static absl::StatusOr<BasicMlpKernels> Create(
       std::vector<int64_t> sizes, std::vector<v1::Activation> activations,
       int64_t rows_per_block = kDefaultRowsPerBlock, int threads = 1,
       std::vector<bool> residual = {});
@@ -77,8 +89,8 @@ class MlpKernels {
 
   // Writes the network's outputs for `rows` rows of `x` ([rows, inputs],
   // row-major) to `out` ([rows, outputs]).
-  void Forward(const double* params, const double* x, int64_t rows,
-               double* out);
+  void Forward(const Scalar* params, const Scalar* x, int64_t rows,
+               Scalar* out);
 
   // Returns the mean squared error of the network on (x, y) -- the mean over
   // all rows * outputs values, as torch.nn.functional.mse_loss -- and writes
@@ -87,18 +99,19 @@ class MlpKernels {
   // mean of ((out - y) / s)^p instead: a smooth stand-in for the largest
   // error, whose terms stay representable when s is about that error. A
   // non-finite loss leaves an unspecified gradient.
-  double LossAndGradient(const double* params, const double* x, const double* y,
-                         int64_t rows, double* grad, int power = 2,
+  double LossAndGradient(const Scalar* params, const Scalar* x, const Scalar* y,
+                         int64_t rows, Scalar* grad, int power = 2,
                          double error_scale = 1.0);
 
   // Classification: the outputs are logits. Returns the mean over rows of
   // the softmax cross-entropy -log softmax(out)[label] (natural log), as
   // torch.nn.functional.cross_entropy, and writes its gradient to `grad`.
   // `labels` holds one class index per row, each an integer in [0,
-  // outputs()) stored as a double (checked only by assert).
-  double CrossEntropyAndGradient(const double* params, const double* x,
-                                 const double* labels, int64_t rows,
-                                 double* grad);
+  // outputs()) stored as a Scalar (checked only by assert; float holds
+  // every integer up to 2^24 exactly).
+  double CrossEntropyAndGradient(const Scalar* params, const Scalar* x,
+                                 const Scalar* labels, int64_t rows,
+                                 Scalar* grad);
 
  private:
   // One thread's scratch memory. Per affine layer, [block rows, outputs_i]:
@@ -111,13 +124,14 @@ class MlpKernels {
   // used by thread 0, which sums into the caller's buffer).
   struct Workspace {
     int64_t rows = 0;
-    std::vector<AlignedBuffer> act, deriv, delta, skip;
-    AlignedBuffer grad;
+    std::vector<BasicAlignedBuffer<Scalar>> act, deriv, delta, skip;
+    BasicAlignedBuffer<Scalar> grad;
   };
 
-  MlpKernels(std::vector<int64_t> sizes,
-             std::vector<v1::Activation> activations, int64_t rows_per_block,
-             int threads, std::vector<bool> residual);
+  BasicMlpKernels(std::vector<int64_t> sizes,
+                  std::vector<v1::Activation> activations,
+                  int64_t rows_per_block, int threads,
+                  std::vector<bool> residual);
   bool residual(int layer) const {
     return layer < static_cast<int>(residual_.size()) && residual_[layer];
   }
@@ -129,7 +143,7 @@ class MlpKernels {
   // The forward pass of one block of `rows` rows; leaves every layer's
   // output in ws.act and, when `train`, what the backward pass needs in
   // ws.deriv.
-  void ForwardBlock(Workspace& ws, const double* params, const double* x,
+  void ForwardBlock(Workspace& ws, const Scalar* params, const Scalar* x,
                     int64_t rows, bool train);
   // The loss a gradient call minimises: the mean of ((out - y) /
   // error_scale)^power over all outputs, or (power 0) the mean softmax
@@ -141,13 +155,13 @@ class MlpKernels {
   };
   // Shares the rows' blocks out among the threads and sums their losses
   // and gradients; returns the mean loss.
-  double Gradient(const double* params, const double* x, const double* y,
-                  int64_t rows, double* grad, Loss loss);
+  double Gradient(const Scalar* params, const Scalar* x, const Scalar* y,
+                  int64_t rows, Scalar* grad, Loss loss);
   // Forward and backward pass of one block; adds the block's gradient of
   // `scale` times its summed loss terms to `grad` and returns that sum.
-  double GradientBlock(Workspace& ws, const double* params, const double* x,
-                       const double* y, int64_t rows, double scale, Loss loss,
-                       double* grad);
+  double GradientBlock(Workspace& ws, const Scalar* params, const Scalar* x,
+                       const Scalar* y, int64_t rows, double scale, Loss loss,
+                       Scalar* grad);
 
   std::vector<int64_t> sizes_;
   std::vector<v1::Activation> activations_;
@@ -158,17 +172,26 @@ class MlpKernels {
   std::vector<Workspace> workspaces_;
 };
 
+using MlpKernels = BasicMlpKernels<double>;
+using MlpKernels32 = BasicMlpKernels<float>;
+
 // Adam exactly as torch.optim.Adam computes it with betas (0.9, 0.999),
 // eps 1e-8 and no AMSGrad; with a weight decay, AdamW as torch.optim.AdamW
 // computes it (decoupled: params *= 1 - lr * weight_decay before the Adam
 // update). Not thread-safe.
-class Adam {
+//
+// Scalar is double or float. The moments are kept in Scalar and the update
+// is computed in Scalar with the hyperparameters rounded to it, as
+// torch.optim.Adam does for float32 parameters; only the bias corrections
+// and the step size are computed in double, as in torch.
+template <typename Scalar>
+class BasicAdam {
  public:
-  explicit Adam(int64_t size, double weight_decay = 0.0);
+  explicit BasicAdam(int64_t size, double weight_decay = 0.0);
 
   // Takes one step with learning rate `lr`: updates the moments from `grad`
   // and `params` in place (size values each).
-  void Step(double lr, const double* grad, double* params);
+  void Step(double lr, const Scalar* grad, Scalar* params);
 
  private:
   static constexpr double kBeta1 = 0.9;
@@ -177,8 +200,19 @@ class Adam {
   int64_t size_;
   double weight_decay_;
   int64_t step_ = 0;
-  AlignedBuffer exp_avg_, exp_avg_sq_;
+  BasicAlignedBuffer<Scalar> exp_avg_, exp_avg_sq_;
 };
+
+using Adam = BasicAdam<double>;
+using Adam32 = BasicAdam<float>;
+
+// Defined and instantiated in mlp_kernels.cc for these types only.
+extern template class BasicAlignedBuffer<double>;
+extern template class BasicAlignedBuffer<float>;
+extern template class BasicMlpKernels<double>;
+extern template class BasicMlpKernels<float>;
+extern template class BasicAdam<double>;
+extern template class BasicAdam<float>;
 
 // The learning rate of Adam step `step` (0-based) of `steps`: a linear
 // warm-up from lr0 / warmup to lr0 over the first `warmup` steps, then a
