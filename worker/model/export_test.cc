@@ -1744,7 +1744,8 @@ TEST(ModelCardTest, PythonParsesItAndReadsTheOutcomes) {
 constexpr char kReadConvCardScript[] = R"PY(
 import json, sys
 a = json.load(open(sys.argv[1]))["architecture"]
-print("kind", a["kind"], "inputs", a["inputs"], "outputs", a["outputs"])
+print("kind", a["kind"], "precision", a["precision"], "inputs", a["inputs"],
+      "outputs", a["outputs"])
 print("image", a["image"]["height"], a["image"]["width"], a["image"]["channels"])
 for c in a["conv_layers"]:
     print("conv", c["in_channels"], c["out_channels"], c["kernel_size"],
@@ -1773,7 +1774,7 @@ TEST(ModelCardTest, DescribesTheConvLayersAndTheImage) {
       << log << "\n"
       << *card;
   EXPECT_EQ(log,
-            "kind cnn inputs 99 outputs 3\n"
+            "kind cnn precision float32 inputs 99 outputs 3\n"
             "image 11 9 1\n"
             "conv 1 4 3 relu True max 0.25 False\n"
             "conv 4 4 5 gelu True none 0.25 True\n"

@@ -59,7 +59,19 @@ struct MlpParameters {
   int64_t image_height = 0;  // with conv_layers: inputs = height * width
   int64_t image_width = 0;
   std::vector<DenseParameters> layers;
+  // The dense layers compute in float32 (a FLOAT32 genome,
+  // Genome.precision): the exported model rounds the standardised inputs and
+  // the weights to float32 and the output layer's result back to float64.
+  // The numbers here are the float32 weights, exactly.
+  bool float32 = false;
 };
+
+// Whether the exported model of `stage` computes in float32 between its
+// float64 standardisation and output: a float32 stage, or one with
+// convolutional layers (which always is).
+inline bool ComputesInFloat32(const MlpParameters& stage) {
+  return stage.float32 || !stage.conv_layers.empty();
+}
 
 // A multi-stage network (Wang & Lai 2023): its output is the sum of its
 // stages' outputs, each stage with its own standardisation. Stages after the

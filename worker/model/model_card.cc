@@ -279,6 +279,8 @@ std::string Architecture(const NetworkParameters& network,
   const bool conv = !first.conv_layers.empty();
   JsonObject architecture;
   architecture.Add("kind", JsonQuote(conv ? "cnn" : "mlp"))
+      .Add("precision",
+           JsonQuote(ComputesInFloat32(first) ? "float32" : "float64"))
       .Add("description", JsonQuote(DescribeGenome(genome)))
       .Add("inputs", JsonNumber(static_cast<int64_t>(first.x_mean.size())))
       .Add("outputs", JsonNumber(first.layers.back().outputs))

@@ -23,7 +23,9 @@ namespace evonas::model {
 //     (all stages), "layers": [{"inputs", "outputs", "activation",
 //     "residual"}...] of the first stage with "linear" for the output layer,
 //     "stages": [{"parameter_count", "layers"}...] for every stage,
-//     "standardisation"; "kind" "mlp", or "cnn" for a convolutional network,
+//     "standardisation", "precision" ("float64", or "float32" for a float32
+//     or convolutional network: what the model computes in); "kind" "mlp",
+//     or "cnn" for a convolutional network,
 //     which also has "image": {"height", "width", "channels" (1)} and
 //     "conv_layers": [{"in_channels", "out_channels", "kernel_size",
 //     "activation", "batch_norm", "pooling" ("none", "max", "average"),

@@ -460,17 +460,17 @@ bool PythonHasTorch() {
                          .c_str()) == 0;
 }
 
-TEST(PredictTest, PythonLoadsTheModelFile) {
-  if (!PythonHasTorch()) GTEST_SKIP() << kPython << " cannot import torch";
-  const TrainJob job = SmoothJob();
-  const TrainOutput& out = SmoothResult();
+// Loads `out`'s model file in Debian's PyTorch, checks that it predicts 5
+// test rows of `job` as Predict does, and returns the dtype of its first
+// weight ("torch.float64").
+std::string ExpectPythonReproduces(const TrainJob& job, const TrainOutput& out) {
   const std::string dir = ::testing::TempDir();
   const std::string model_path = dir + "/evonas_model_test.pt";
   {
     std::ofstream f(model_path, std::ios::binary);
     f.write(out.model_file.data(),
             static_cast<std::streamsize>(out.model_file.size()));
-    ASSERT_TRUE(f.good());
+    EXPECT_TRUE(f.good());
   }
   Matrix x{5, 2, {job.test->x.data.begin(), job.test->x.data.begin() + 10}};
   std::string rows;
@@ -485,6 +485,7 @@ TEST(PredictTest, PythonLoadsTheModelFile) {
       "], dtype=torch.float64)\n",
       "with torch.no_grad():\n"
       "    y = m(x)\n"
+      "print(m.W0.dtype)\n"
       "print(' '.join(repr(v) for v in y.flatten().tolist()))\n");
   const std::string script_path = dir + "/evonas_model_test.py";
   {
@@ -492,26 +493,126 @@ TEST(PredictTest, PythonLoadsTheModelFile) {
     f << script;
   }
   FILE* pipe = popen(absl::StrCat(kPython, " ", script_path).c_str(), "r");
-  ASSERT_NE(pipe, nullptr);
+  if (pipe == nullptr) {
+    ADD_FAILURE() << "cannot run " << kPython;
+    return "";
+  }
   std::string output;
   char buffer[4096];
   while (size_t n = fread(buffer, 1, sizeof(buffer), pipe)) {
     output.append(buffer, n);
   }
-  ASSERT_EQ(pclose(pipe), 0) << output;
+  EXPECT_EQ(pclose(pipe), 0) << output;
   std::istringstream in(output);
+  std::string dtype;
+  in >> dtype;
   std::vector<double> python;
   for (double v; in >> v;) python.push_back(v);
 
   absl::StatusOr<Matrix> cpp = Predict(out.model_file, x);
-  ASSERT_TRUE(cpp.ok()) << cpp.status();
-  ASSERT_EQ(python.size(), cpp->data.size()) << output;
-  for (size_t i = 0; i < python.size(); ++i) {
+  EXPECT_TRUE(cpp.ok()) << cpp.status();
+  if (!cpp.ok()) return dtype;
+  EXPECT_EQ(python.size(), cpp->data.size()) << output;
+  for (size_t i = 0; i < python.size() && i < cpp->data.size(); ++i) {
     EXPECT_NEAR(python[i], cpp->data[i], 1e-12) << i;
   }
   std::remove(model_path.c_str());
   std::remove(script_path.c_str());
+  return dtype;
 }
+
+TEST(PredictTest, PythonLoadsTheModelFile) {
+  if (!PythonHasTorch()) GTEST_SKIP() << kPython << " cannot import torch";
+  EXPECT_EQ(ExpectPythonReproduces(SmoothJob(), SmoothResult()),
+            "torch.float64");
+}
+
+TrainJob Float32SmoothJob() {
+  TrainJob job = SmoothJob();
+  job.genome.set_precision(v1::PRECISION_FLOAT32);
+  return job;
+}
+
+const TrainOutput& Float32SmoothResult() {
+  static const TrainOutput* const result = [] {
+    absl::StatusOr<TrainOutput> out = Train(Float32SmoothJob());
+    EXPECT_TRUE(out.ok()) << out.status();
+    return new TrainOutput(out.ok() ? *std::move(out) : TrainOutput{});
+  }();
+  return *result;
+}
+
+TEST(TrainFloat32Test, FitsSmoothFunctionWithFloat32Weights) {
+  const TrainJob job = Float32SmoothJob();
+  const TrainOutput& out = Float32SmoothResult();
+  ASSERT_EQ(out.parameters.stages.size(), 1u);
+  const MlpParameters& p = out.parameters.stages[0];
+  EXPECT_TRUE(p.float32);
+  for (const DenseParameters& layer : p.layers) {
+    for (const std::vector<double>* values : {&layer.weight, &layer.bias}) {
+      for (double v : *values) {
+        ASSERT_EQ(static_cast<double>(static_cast<float>(v)), v);
+      }
+    }
+  }
+  const v1::Metrics& m = out.metrics;
+  EXPECT_LT(m.validation().max_abs_error(), 2e-2);
+  EXPECT_LT(m.test().max_abs_error(), 3e-2);
+  EXPECT_GT(out.stages.at(0).lbfgs_iterations, 0);  // L-BFGS in float32
+  // Half the bytes per weight.
+  EXPECT_LT(m.model_bytes(), SmoothResult().metrics.model_bytes());
+  EXPECT_EQ(m.parameter_count(), SmoothResult().metrics.parameter_count());
+  std::printf("float32: validation max abs error %.3g (float64 %.3g), "
+              "%lld bytes (float64 %lld)\n",
+              m.validation().max_abs_error(),
+              SmoothResult().metrics.validation().max_abs_error(),
+              static_cast<long long>(m.model_bytes()),
+              static_cast<long long>(SmoothResult().metrics.model_bytes()));
+}
+
+TEST(TrainFloat32Test, ModelFileComputesInFloat32AndReproducesMetrics) {
+  const TrainJob job = Float32SmoothJob();
+  const TrainOutput& out = Float32SmoothResult();
+  absl::StatusOr<Matrix> val = Predict(out.model_file, job.validation.x);
+  ASSERT_TRUE(val.ok()) << val.status();
+  const v1::Evaluation e = EvaluatePredictions(val->data, job.validation.y.data,
+                                               1, job.within_tolerance);
+  EXPECT_EQ(e.max_abs_error(), out.metrics.validation().max_abs_error());
+  absl::StatusOr<Matrix> again = PredictNetwork(out.parameters, job.validation.x);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->data, val->data);
+  // The same weights in float64 differ by float32 rounding only, but do
+  // differ: the file really computes in float32.
+  const std::vector<double> wide = PlainForward(out.parameters, job.validation.x);
+  ASSERT_EQ(wide.size(), val->data.size());
+  double largest = 0;
+  for (size_t i = 0; i < wide.size(); ++i) {
+    largest = std::max(largest, std::fabs(wide[i] - val->data[i]));
+  }
+  EXPECT_GT(largest, 0);
+  EXPECT_LT(largest, 1e-5);
+  if (PythonHasTorch()) {
+    EXPECT_EQ(ExpectPythonReproduces(job, out), "torch.float32");
+  }
+}
+
+TEST(TrainFloat32Test, DeterministicAndRefusedWithStages) {
+  absl::StatusOr<TrainOutput> twice = Train(Float32SmoothJob());
+  ASSERT_TRUE(twice.ok()) << twice.status();
+  EXPECT_EQ(twice->model_file, Float32SmoothResult().model_file);
+
+  TrainJob staged = Float32SmoothJob();
+  *staged.genome.add_residual_stages()->mutable_hidden_layers() =
+      staged.genome.hidden_layers();
+  *staged.genome.mutable_residual_stages(0)->mutable_training() =
+      staged.genome.training();
+  EXPECT_EQ(Train(staged).status().message(),
+            "genome.precision: float32 networks have one stage");
+  staged.genome.set_precision(static_cast<v1::Precision>(9));
+  staged.genome.clear_residual_stages();
+  EXPECT_EQ(Train(staged).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 
 // Three classes of points in the plane: the angular sector of (x1, x2),
 // rotated by the radius so that no linear model separates them.
@@ -604,6 +705,19 @@ TEST(TrainClassificationTest, RejectsStagedGenomesAndSeveralLabelColumns) {
   }
   EXPECT_EQ(Train(two_columns).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(TrainFloat32Test, ClassifiesInFloat32) {
+  TrainJob job = ClassificationJob();
+  job.genome.set_precision(v1::PRECISION_FLOAT32);
+  absl::StatusOr<TrainOutput> out = Train(job);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(out->parameters.stages.at(0).float32);
+  EXPECT_GT(out->metrics.validation().accuracy(), 0.9);
+  absl::StatusOr<Matrix> logits = Predict(out->model_file, job.test->x);
+  ASSERT_TRUE(logits.ok()) << logits.status();
+  EXPECT_EQ(EvaluateClassification(logits->data, job.test->y.data, 3).accuracy(),
+            out->metrics.test().accuracy());
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <new>
 #include <optional>
 #include <sstream>
+#include <type_traits>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -342,6 +343,20 @@ absl::Status CheckJob(const TrainJob& job) {
     return absl::InvalidArgumentError(
         "genome.residual_stages: classification networks have one stage");
   }
+  const v1::Precision precision = EffectivePrecision(job.genome);
+  if (precision == v1::PRECISION_FLOAT32 && StageCount(job.genome) != 1) {
+    return absl::InvalidArgumentError(
+        "genome.precision: float32 networks have one stage");
+  }
+  if (precision != v1::PRECISION_FLOAT32 && job.genome.conv_layers_size() > 0) {
+    return absl::InvalidArgumentError(
+        "genome.precision: convolutional networks train in float32");
+  }
+  if (precision != v1::PRECISION_FLOAT32 &&
+      precision != v1::PRECISION_FLOAT64) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "genome.precision: ", static_cast<int>(precision), " is unknown"));
+  }
   const int classes = job.class_count;
   EVONAS_RETURN_IF_ERROR(
       CheckSamples(job.training, "training", inputs, outputs, classes));
@@ -418,16 +433,31 @@ absl::Status ColumnStats(const Matrix& m, const char* what,
   return absl::OkStatus();
 }
 
-// (v - mean) / std per column of a row-major [rows, mean.size()] array.
-std::vector<double> Standardised(const std::vector<double>& v,
+// (v - mean) / std per column of a row-major [rows, mean.size()] array,
+// computed in double and rounded to Scalar, as the exported model rounds
+// the standardised inputs of a float32 network.
+template <typename Scalar = double>
+std::vector<Scalar> Standardised(const std::vector<double>& v,
                                  const std::vector<double>& mean,
                                  const std::vector<double>& std) {
-  std::vector<double> out(v.size());
+  std::vector<Scalar> out(v.size());
   const size_t cols = mean.size();
   for (size_t i = 0; i < v.size(); ++i) {
-    out[i] = (v[i] - mean[i % cols]) / std[i % cols];
+    out[i] = static_cast<Scalar>((v[i] - mean[i % cols]) / std[i % cols]);
   }
   return out;
+}
+
+// `v` as doubles (no copy when it already is).
+const std::vector<double>& AsDoubles(const std::vector<double>& v) { return v; }
+std::vector<double> AsDoubles(const std::vector<float>& v) {
+  return {v.begin(), v.end()};
+}
+
+// `v` as Scalars.
+template <typename Scalar>
+std::vector<Scalar> Rounded(const std::vector<double>& v) {
+  return {v.begin(), v.end()};
 }
 
 // --- The network ----------------------------------------------------------
@@ -540,15 +570,16 @@ std::vector<double> FlatParameters(const MlpParameters& stage) {
 
 // Fills `stage.layers` from the flat parameters `params` of `kernels`;
 // keeps the standardisation already in `stage`.
-void SetLayers(const Architecture& arch, const MlpKernels& kernels,
-               const std::vector<double>& params, MlpParameters& stage) {
+template <typename Scalar>
+void SetLayers(const Architecture& arch, const BasicMlpKernels<Scalar>& kernels,
+               const std::vector<Scalar>& params, MlpParameters& stage) {
   stage.layers.clear();
   for (int i = 0; i < kernels.layer_count(); ++i) {
     DenseParameters layer;
     layer.inputs = arch.sizes[i];
     layer.outputs = arch.sizes[i + 1];
-    const double* w = params.data() + kernels.weight_offset(i);
-    const double* b = params.data() + kernels.bias_offset(i);
+    const Scalar* w = params.data() + kernels.weight_offset(i);
+    const Scalar* b = params.data() + kernels.bias_offset(i);
     layer.weight.assign(w, w + layer.inputs * layer.outputs);
     layer.bias.assign(b, b + layer.outputs);
     if (i < static_cast<int>(arch.activations.size())) {
@@ -598,6 +629,8 @@ std::string ForwardSource(const NetworkParameters& network) {
         }
       }
       absl::StrAppend(&src, "    h = torch.flatten(h, 1)\n");
+    } else if (p.float32) {
+      absl::StrAppend(&src, "    h = h.float()\n");
     }
     const size_t last = p.layers.size() - 1;
     for (size_t i = 0; i < last; ++i) {
@@ -610,7 +643,7 @@ std::string ForwardSource(const NetworkParameters& network) {
     const std::string out =
         absl::StrCat("torch.addmm(", t(absl::StrCat("b", last)), ", h, ",
                      t(absl::StrCat("W", last)), ".t())",
-                     p.conv_layers.empty() ? "" : ".double()", " * ",
+                     ComputesInFloat32(p) ? ".double()" : "", " * ",
                      t("y_std"), " + ", t("y_mean"));
     if (k == 0) {
       absl::StrAppend(&src, "    y = ", out, "\n");
@@ -651,7 +684,7 @@ std::string Export(const NetworkParameters& network) {
   for (size_t k = 0; k < network.stages.size(); ++k) {
     const MlpParameters& p = network.stages[k];
     const auto dtype =
-        p.conv_layers.empty() ? torch::kFloat64 : torch::kFloat32;
+        ComputesInFloat32(p) ? torch::kFloat32 : torch::kFloat64;
     for (size_t i = 0; i < p.conv_layers.size(); ++i) {
       const ConvParameters& c = p.conv_layers[i];
       const auto [weight, bias] = FoldedConv(c);
@@ -735,18 +768,25 @@ StageSteps StepsOf(const v1::TrainingConfig& t, double fraction,
 }
 
 // Standardised data, one stage's parameters and the best-on-validation
-// bookkeeping of its training. The forward and backward passes and Adam run
-// on MlpKernels; L-BFGS is LibTorch's, on a tensor that shares the
-// parameters' memory.
+// bookkeeping of its training, in Scalar (the genome's precision). The
+// forward and backward passes and Adam run on MlpKernels; L-BFGS is
+// LibTorch's, on a tensor that shares the parameters' memory. The selection
+// targets stay double, so that errors are measured against the data, not
+// against their float32 rounding.
+template <typename Scalar>
 class Training {
  public:
+  using Kernels = BasicMlpKernels<Scalar>;
+  static constexpr auto kDtype =
+      std::is_same_v<Scalar, float> ? torch::kFloat32 : torch::kFloat64;
+
   // `x`, `y`: standardised training rows (inputs, the stage's targets);
   // `select_x`, `select_y`: standardised selection rows; `y_std`: one per
   // output, the stage's output scale.
   Training(const TrainJob& job, const v1::TrainingConfig& config,
-           StageSteps steps, MlpKernels kernels, std::vector<double> params,
-           std::vector<double> x, std::vector<double> y,
-           std::vector<double> select_x, std::vector<double> select_y,
+           StageSteps steps, Kernels kernels, std::vector<Scalar> params,
+           std::vector<Scalar> x, std::vector<Scalar> y,
+           std::vector<Scalar> select_x, std::vector<double> select_y,
            std::vector<double> y_std)
       : job_(job),
         config_(config),
@@ -764,8 +804,8 @@ class Training {
         select_rows_(static_cast<int64_t>(select_y_.size()) / y_stride_),
         y_std_(std::move(y_std)) {}
 
-  const MlpKernels& kernels() const { return kernels_; }
-  const std::vector<double>& params() const { return params_; }
+  const Kernels& kernels() const { return kernels_; }
+  const std::vector<Scalar>& params() const { return params_; }
   const StageReport& report() const { return report_; }
 
   // Every phase, in order, ending with the best weights in the network.
@@ -788,13 +828,13 @@ class Training {
   absl::Status RunAdam(at::Generator& gen) {
     const int steps = steps_.adam;
     if (steps == 0) return absl::OkStatus();
-    Adam adam(kernels_.parameter_count(), config_.weight_decay());
+    BasicAdam<Scalar> adam(kernels_.parameter_count(), config_.weight_decay());
     const int64_t n = rows_;
     const int64_t inputs = kernels_.inputs(), outputs = y_stride_;
     const int64_t batch = config_.batch_size() > 0 && config_.batch_size() < n
                               ? config_.batch_size()
                               : 0;
-    std::vector<double> batch_x(batch * inputs), batch_y(batch * outputs);
+    std::vector<Scalar> batch_x(batch * inputs), batch_y(batch * outputs);
     torch::Tensor perm;
     int64_t pos = n;  // forces a shuffle before the first mini-batch
     int last_improvement = 0;
@@ -803,8 +843,8 @@ class Training {
         return absl::CancelledError(
             absl::StrCat("training cancelled at adam step ", step));
       }
-      const double* xb = x_.data();
-      const double* yb = y_.data();
+      const Scalar* xb = x_.data();
+      const Scalar* yb = y_.data();
       int64_t rows = n;
       if (batch > 0) {
         if (pos + batch > n) {
@@ -856,7 +896,8 @@ class Training {
     kernels_.Forward(params_.data(), x_.data(), rows_, predicted_.data());
     double largest = 0;
     for (size_t i = 0; i < y_.size(); ++i) {
-      largest = std::max(largest, std::fabs(predicted_[i] - y_[i]));
+      largest = std::max(largest, std::fabs(static_cast<double>(predicted_[i]) -
+                                            static_cast<double>(y_[i])));
     }
     if (!(largest > 0) || !std::isfinite(largest)) return absl::OkStatus();
     return RunLbfgs(steps_.max_error, steps_.power, largest,
@@ -883,17 +924,15 @@ class Training {
     // tensors, and its in-place updates land in params_.
     const int64_t size = kernels_.parameter_count();
     torch::Tensor param =
-        torch::from_blob(params_.data(), {size}, torch::kFloat64)
-            .requires_grad_(true);
-    param.mutable_grad() =
-        torch::from_blob(grad_.data(), {size}, torch::kFloat64);
+        torch::from_blob(params_.data(), {size}, kDtype).requires_grad_(true);
+    param.mutable_grad() = torch::from_blob(grad_.data(), {size}, kDtype);
     auto lbfgs = std::make_unique<torch::optim::LBFGS>(
         std::vector<torch::Tensor>{param}, opts);
     auto closure = [&]() {
       const double loss = kernels_.LossAndGradient(
           params_.data(), x_.data(), y_.data(), rows_, grad_.data(), power,
           scale);
-      return torch::tensor(loss, torch::kFloat64);
+      return torch::tensor(loss, kDtype);
     };
     double previous = std::numeric_limits<double>::quiet_NaN();
     int restarts = 0;
@@ -939,7 +978,9 @@ class Training {
     kernels_.Forward(params_.data(), x_.data(), rows_, predicted_.data());
     double sum = 0;
     for (size_t i = 0; i < y_.size(); ++i) {
-      const double e = (predicted_[i] - y_[i]) / scale;
+      const double e = (static_cast<double>(predicted_[i]) -
+                        static_cast<double>(y_[i])) /
+                       scale;
       sum += power == 2 ? e * e : std::pow(e, power);
     }
     return sum / static_cast<double>(y_.size());
@@ -956,8 +997,9 @@ class Training {
     const size_t outputs = y_std_.size();
     double error = 0;
     for (size_t i = 0; i < select_y_.size(); ++i) {
-      const double e =
-          std::fabs(predicted_[i] - select_y_[i]) * y_std_[i % outputs];
+      const double e = std::fabs(static_cast<double>(predicted_[i]) -
+                                 select_y_[i]) *
+                       y_std_[i % outputs];
       if (std::isnan(e)) return false;
       error = std::max(error, e);
     }
@@ -975,8 +1017,8 @@ class Training {
     predicted_.resize(select_rows_ * classes);
     kernels_.Forward(params_.data(), select_x_.data(), select_rows_,
                      predicted_.data());
-    if (!selection_.Offer(
-            EvaluateClassification(predicted_, select_y_, classes))) {
+    if (!selection_.Offer(EvaluateClassification(AsDoubles(predicted_),
+                                                 select_y_, classes))) {
       return false;
     }
     best_error_ = selection_.error_rate();
@@ -987,19 +1029,20 @@ class Training {
   const TrainJob& job_;
   const v1::TrainingConfig& config_;
   const StageSteps steps_;
-  MlpKernels kernels_;
-  std::vector<double> params_, grad_;
-  std::vector<double> x_, y_;  // standardised training rows (labels as is)
+  Kernels kernels_;
+  std::vector<Scalar> params_, grad_;
+  std::vector<Scalar> x_, y_;  // standardised training rows (labels as is)
   const bool classification_;
   const int64_t y_stride_;  // values of y_ per row
   int64_t rows_;
-  std::vector<double> select_x_, select_y_;  // standardised selection rows
+  std::vector<Scalar> select_x_;  // standardised selection rows
+  std::vector<double> select_y_;
   int64_t select_rows_;
   std::vector<double> y_std_;  // one per output
-  std::vector<double> predicted_;
+  std::vector<Scalar> predicted_;
   double best_error_ = std::numeric_limits<double>::infinity();
   ClassifierSelection selection_;
-  std::vector<double> best_;
+  std::vector<Scalar> best_;
   StageReport report_;
 };
 
@@ -1045,6 +1088,46 @@ bool OutputsZero(const MlpParameters& stage) {
                      [](double b) { return b == 0; });
 }
 
+// Trains the dense layers of `stage` (standardisation set, layers
+// replaced) in Scalar from the flat parameters `params`.
+template <typename Scalar>
+absl::Status RunTraining(const TrainJob& job, const StageGenes& genes,
+                         const Architecture& arch,
+                         const std::vector<double>& params,
+                         const std::vector<double>& residual,
+                         const Samples& select,
+                         const std::vector<double>& select_residual,
+                         at::Generator& gen, MlpParameters& stage,
+                         StageReport& report) {
+  absl::StatusOr<BasicMlpKernels<Scalar>> kernels =
+      BasicMlpKernels<Scalar>::Create(
+          arch.sizes, arch.activations,
+          BasicMlpKernels<Scalar>::kDefaultRowsPerBlock,
+          std::max(1, job.threads), arch.residual);
+  if (!kernels.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(genes.name, "hidden_layers: ", kernels.status().message()));
+  }
+  const bool classification = job.class_count > 0;
+  // Labels are class indices, never standardised.
+  Training<Scalar> training(
+      job, *genes.training,
+      StepsOf(*genes.training, job.step_fraction, classification),
+      *std::move(kernels), Rounded<Scalar>(params),
+      Standardised<Scalar>(job.training.x.data, stage.x_mean, stage.x_std),
+      classification
+          ? Rounded<Scalar>(residual)
+          : Standardised<Scalar>(residual, stage.y_mean, stage.y_std),
+      Standardised<Scalar>(select.x.data, stage.x_mean, stage.x_std),
+      classification ? select_residual
+                     : Standardised(select_residual, stage.y_mean, stage.y_std),
+      stage.y_std);
+  EVONAS_RETURN_IF_ERROR(training.Run(gen));
+  SetLayers(arch, training.kernels(), training.params(), stage);
+  report = training.report();
+  return absl::OkStatus();
+}
+
 // Trains stage `k` of the network on the residual targets `residual`
 // (training rows) and `select_residual` (selection rows), raw units.
 absl::StatusOr<MlpParameters> TrainStage(
@@ -1057,15 +1140,9 @@ absl::StatusOr<MlpParameters> TrainStage(
   const int64_t outputs = NetworkOutputs(job);
   const bool classification = job.class_count > 0;
   const Architecture arch = ArchitectureOf(*genes.layers, inputs, outputs);
-  absl::StatusOr<MlpKernels> kernels = MlpKernels::Create(
-      arch.sizes, arch.activations, MlpKernels::kDefaultRowsPerBlock,
-      std::max(1, job.threads), arch.residual);
-  if (!kernels.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(genes.name, "hidden_layers: ", kernels.status().message()));
-  }
 
   MlpParameters stage;
+  stage.float32 = EffectivePrecision(job.genome) == v1::PRECISION_FLOAT32;
   const bool inherited = job.initial.has_value() &&
                          !(k > 0 && OutputsZero(job.initial->stages[k]));
   if (inherited) {
@@ -1105,22 +1182,17 @@ absl::StatusOr<MlpParameters> TrainStage(
                                omega > 0 ? omega : kSirenOmega0, gen);
   }
 
-  // Labels are class indices, never standardised.
-  Training training(
-      job, *genes.training,
-      StepsOf(*genes.training, job.step_fraction, classification),
-      *std::move(kernels), std::move(params),
-      Standardised(job.training.x.data, stage.x_mean, stage.x_std),
-      classification ? residual
-                     : Standardised(residual, stage.y_mean, stage.y_std),
-      Standardised(select.x.data, stage.x_mean, stage.x_std),
-      classification
-          ? select_residual
-          : Standardised(select_residual, stage.y_mean, stage.y_std),
-      stage.y_std);
-  EVONAS_RETURN_IF_ERROR(training.Run(gen));
-  SetLayers(arch, training.kernels(), training.params(), stage);
-  report = training.report();
+  if (stage.float32) {
+    EVONAS_RETURN_IF_ERROR(RunTraining<float>(job, genes, arch, params,
+                                              residual, select,
+                                              select_residual, gen, stage,
+                                              report));
+  } else {
+    EVONAS_RETURN_IF_ERROR(RunTraining<double>(job, genes, arch, params,
+                                               residual, select,
+                                               select_residual, gen, stage,
+                                               report));
+  }
   return stage;
 }
 
