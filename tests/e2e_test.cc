@@ -175,10 +175,12 @@ TEST(EndToEndTest, SearchTrainFrontDownload) {
 
   // Multi-fidelity: with eta 2, the better of the first two short runs is
   // promoted and continues from its own weights for the rest of its steps.
+  // In float32: the promoted run continues from a float32 checkpoint.
   CommandResult halving = RunCommand(
       cli + "experiment create --dataset " + dataset.id() +
       " --inputs x1,x2,x3 --outputs y --budget-candidates 4 --seed 8"
-      " --multi-fidelity --short-step-fraction 0.25 --reduction-factor 2");
+      " --multi-fidelity --short-step-fraction 0.25 --reduction-factor 2"
+      " --precisions float32");
   ASSERT_EQ(halving.exit_code, 0) << halving.output;
   const auto halving_experiment = ParseJson<v1::Experiment>(halving.output);
   CommandResult halving_wait =
@@ -196,6 +198,7 @@ TEST(EndToEndTest, SearchTrainFrontDownload) {
   int promotions = 0;
   for (const v1::Candidate& c : candidates.candidates()) {
     EXPECT_EQ(c.state(), v1::CANDIDATE_STATE_SUCCEEDED) << c.failure_reason();
+    EXPECT_EQ(c.genome().precision(), v1::PRECISION_FLOAT32) << c.id();
     if (c.evaluation_level() != v1::EVALUATION_LEVEL_FULL) {
       EXPECT_EQ(c.evaluation_level(), v1::EVALUATION_LEVEL_SHORT);
       continue;
