@@ -4,9 +4,9 @@
     pytorch_steps.py steps --data CSV --widths 64,64,64 --steps 300
         Adam steps per second (wall and CPU) of the same float64 MLP, data,
         learning-rate schedule and thread count as the worker's trainer
-        (full batch).
+        (full batch); --dtype float32 runs the MLP and data in float32.
     pytorch_steps.py peak --size 1024
-        torch.mm GFLOP/s on float64 square matrices.
+        torch.mm GFLOP/s on float64 (or --dtype float32) square matrices.
 
 Prints "key=value" lines like trainer_bench. Run with Debian's python3-torch
 (/usr/bin/python3); bench/run_trainer_bench.sh runs both side by side.
@@ -28,6 +28,9 @@ ACTIVATIONS = {
 }
 
 
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
 def read_hartmann3(path):
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -46,18 +49,19 @@ def standardise(t):
 def run_steps(args):
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
+    dtype = DTYPES[args.dtype]
     x, y = read_hartmann3(args.data)
-    x, y = standardise(x), standardise(y)
+    # Standardised in float64, as the trainer does, then rounded.
+    x, y = standardise(x).to(dtype), standardise(y).to(dtype)
     act = ACTIVATIONS[args.activation]
     sizes = [x.shape[1]] + [int(w) for w in args.widths.split(",")] + [1]
     weights, biases = [], []
     # Glorot-uniform weights and zero biases, as the trainer initialises.
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
         bound = math.sqrt(6.0 / (fan_in + fan_out))
-        w = (torch.rand(fan_out, fan_in, dtype=torch.float64) * 2 - 1) * bound
+        w = (torch.rand(fan_out, fan_in, dtype=dtype) * 2 - 1) * bound
         weights.append(w.requires_grad_())
-        biases.append(torch.zeros(fan_out, dtype=torch.float64,
-                                  requires_grad=True))
+        biases.append(torch.zeros(fan_out, dtype=dtype, requires_grad=True))
     params = [p for pair in zip(weights, biases) for p in pair]
     adam = torch.optim.Adam(params, lr=args.learning_rate)
 
@@ -86,7 +90,7 @@ def run_steps(args):
         step(i, args.steps)
     seconds = time.perf_counter() - start
     cpu = time.process_time() - cpu_start
-    print(f"mode=steps impl=pytorch widths={args.widths} "
+    print(f"mode=steps impl=pytorch dtype={args.dtype} widths={args.widths} "
           f"activation={args.activation} rows={x.shape[0]} "
           f"threads={torch.get_num_threads()} steps={args.steps} "
           f"cpu_seconds={cpu:.6f} steps_per_cpu_second={args.steps / cpu:.3f} "
@@ -96,8 +100,8 @@ def run_steps(args):
 def run_peak(args):
     torch.set_num_threads(args.threads)
     n = args.size
-    a = torch.rand(n, n, dtype=torch.float64)
-    b = torch.rand(n, n, dtype=torch.float64)
+    a = torch.rand(n, n, dtype=DTYPES[args.dtype])
+    b = torch.rand(n, n, dtype=DTYPES[args.dtype])
     best, best_cpu, runs, start = 0.0, 0.0, 0, time.perf_counter()
     while runs < 3 or time.perf_counter() - start < args.seconds:
         t0, c0 = time.perf_counter(), time.process_time()
@@ -106,7 +110,7 @@ def run_peak(args):
         best_cpu = max(best_cpu,
                        2.0 * n ** 3 / (time.process_time() - c0) / 1e9)
         runs += 1
-    print(f"mode=peak impl=torch.mm size={n} "
+    print(f"mode=peak impl=torch.mm dtype={args.dtype} size={n} "
           f"threads={torch.get_num_threads()} runs={runs} gflops={best:.3f} "
           f"gflops_per_cpu_second={best_cpu:.3f}")
 
@@ -123,10 +127,12 @@ def main():
     steps.add_argument("--warmup", type=int, default=5)
     steps.add_argument("--threads", type=int, default=1)
     steps.add_argument("--learning-rate", type=float, default=1e-3)
+    steps.add_argument("--dtype", default="float64", choices=sorted(DTYPES))
     peak = sub.add_parser("peak")
     peak.add_argument("--size", type=int, default=1024)
     peak.add_argument("--seconds", type=float, default=2.0)
     peak.add_argument("--threads", type=int, default=1)
+    peak.add_argument("--dtype", default="float64", choices=sorted(DTYPES))
     args = parser.parse_args()
     if args.mode == "steps":
         run_steps(args)

@@ -5,7 +5,9 @@
 //       Adam steps per (CPU) second of model::Train (full batch, no L-BFGS)
 //       on the whole CSV (inputs x1..x3, output y) as training rows.
 //   trainer_bench kernels --data CSV --widths 64,64,64 --block 512
-//       The same steps on MlpKernels and Adam alone, for tuning the block.
+//       The same steps on MlpKernels and Adam alone, for tuning the block;
+//       --dtype float32 runs MlpKernels32 and Adam32 on the data rounded to
+//       float.
 //   trainer_bench peak    --size 1024 --seconds 2
 //       DGEMM GFLOP/s of OpenBLAS on square matrices: the machine's peak.
 //   trainer_bench genomes --data CSV --test CSV --count 10 --seed 1
@@ -180,7 +182,9 @@ int RunSteps(const StepsOptions& o) {
 }
 
 // Times MlpKernels::LossAndGradient plus an Adam step alone (no Train
-// around it) with `block` rows per block: for tuning the kernels.
+// around it) with `block` rows per block, in Scalar (double or float): for
+// tuning the kernels and comparing the precisions.
+template <typename Scalar>
 int RunKernels(const StepsOptions& o, int64_t block) {
   absl::StatusOr<Table> table = ReadCsv(o.data);
   if (!table.ok()) {
@@ -201,31 +205,38 @@ int RunKernels(const StepsOptions& o, int64_t block) {
     activations.push_back(ParseActivation(o.activation));
   }
   sizes.push_back(1);
-  absl::StatusOr<model::MlpKernels> kernels =
-      model::MlpKernels::Create(sizes, activations, block);
+  absl::StatusOr<model::BasicMlpKernels<Scalar>> kernels =
+      model::BasicMlpKernels<Scalar>::Create(sizes, activations, block,
+                                             o.threads);
   if (!kernels.ok()) {
     std::cerr << kernels.status() << "\n";
     return 1;
   }
-  std::vector<double> params(kernels->parameter_count());
+  std::vector<Scalar> params(kernels->parameter_count());
   for (size_t i = 0; i < params.size(); ++i) {
-    params[i] = 0.1 * std::sin(static_cast<double>(i));
+    params[i] = static_cast<Scalar>(0.1 * std::sin(static_cast<double>(i)));
   }
-  std::vector<double> grad(params.size());
-  model::Adam adam(kernels->parameter_count());
+  std::vector<Scalar> grad(params.size());
+  const std::vector<Scalar> x(all->x.data.begin(), all->x.data.end());
+  const std::vector<Scalar> y(all->y.data.begin(), all->y.data.end());
+  model::BasicAdam<Scalar> adam(kernels->parameter_count());
   const int64_t rows = all->x.rows;
+  const auto wall_start = Clock::now();
   const double start = CpuSeconds();
   for (int step = 0; step < o.steps; ++step) {
-    kernels->LossAndGradient(params.data(), all->x.data.data(),
-                             all->y.data.data(), rows, grad.data());
+    kernels->LossAndGradient(params.data(), x.data(), y.data(), rows,
+                             grad.data());
     adam.Step(1e-4, grad.data(), params.data());
   }
   const double cpu = CpuSeconds() - start;
+  const double wall = Seconds(Clock::now() - wall_start);
   std::printf(
-      "mode=kernels widths=%s activation=%s block=%lld steps=%d "
-      "steps_per_cpu_second=%.3f\n",
-      o.widths.c_str(), o.activation.c_str(), static_cast<long long>(block),
-      o.steps, o.steps / cpu);
+      "mode=kernels impl=evonas dtype=%s widths=%s activation=%s rows=%lld "
+      "threads=%d block=%lld steps=%d steps_per_cpu_second=%.3f "
+      "steps_per_second=%.3f\n",
+      sizeof(Scalar) == 4 ? "float32" : "float64", o.widths.c_str(),
+      o.activation.c_str(), static_cast<long long>(rows), o.threads,
+      static_cast<long long>(block), o.steps, o.steps / cpu, o.steps / wall);
   return 0;
 }
 
@@ -577,6 +588,10 @@ int main(int argc, char** argv) {
   kernels_cmd->add_option("--activation", kernel_opts.activation);
   kernels_cmd->add_option("--steps", kernel_opts.steps);
   kernels_cmd->add_option("--block", block);
+  kernels_cmd->add_option("--threads", kernel_opts.threads);
+  std::string dtype = "float64";
+  kernels_cmd->add_option("--dtype", dtype, "float64 or float32")
+      ->check(CLI::IsMember({"float64", "float32"}));
 
   int peak_size = 1024;
   double peak_seconds = 2;
@@ -626,7 +641,10 @@ int main(int argc, char** argv) {
   if (*conv_cmd) return RunConv(conv);
   if (*staged_cmd) return RunStaged(staged);
   if (*steps_cmd) return RunSteps(steps);
-  if (*kernels_cmd) return RunKernels(kernel_opts, block);
+  if (*kernels_cmd) {
+    return dtype == "float32" ? RunKernels<float>(kernel_opts, block)
+                              : RunKernels<double>(kernel_opts, block);
+  }
   if (*peak_cmd) return RunPeak(peak_size, peak_seconds, peak_threads);
   return RunGenomes(genomes);
 }
