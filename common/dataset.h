@@ -45,6 +45,47 @@ absl::StatusOr<DatasetShape> InspectDataset(absl::string_view bytes,
                                             v1::DatasetFormat format,
                                             const DatasetLimits& limits = {});
 
+// A parsed data set as a worker keeps it between leases. A CSV is its table
+// of doubles; an IDX data set keeps its own bytes, one per pixel and label,
+// an eighth of a table's memory (Fashion-MNIST's training set: 47 MB instead
+// of 377 MB). Every value read from it is exactly the one ParseDataset's
+// table holds. Immutable after Load, so thread-safe.
+class Dataset {
+ public:
+  // Checks and parses `bytes` exactly as ParseDataset does, with the same
+  // errors; an IDX data set takes over `bytes` without copying them.
+  static absl::StatusOr<Dataset> Load(std::string bytes,
+                                      v1::DatasetFormat format,
+                                      const DatasetLimits& limits = {});
+
+  const std::vector<std::string>& columns() const { return header_.columns; }
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return header_.cols(); }
+  // Bytes of memory the values take (not the column names).
+  int64_t value_bytes() const;
+
+  // As ColumnIndices(table, names) on ParseDataset's table.
+  absl::StatusOr<std::vector<int64_t>> ColumnIndices(
+      const std::vector<std::string>& names) const;
+  // As SelectColumns(table, row_indices, column_indices) on ParseDataset's
+  // table: rows.size() x columns.size() doubles, row-major, in one
+  // allocation. Every index must be in range (checked only by assert).
+  std::vector<double> SelectColumns(
+      const std::vector<int64_t>& row_indices,
+      const std::vector<int64_t>& column_indices) const;
+
+ private:
+  Dataset() = default;
+
+  // The columns; for a CSV also its rows and values. An IDX data set's
+  // header has no rows (its values are in idx_bytes_).
+  Table header_;
+  int64_t rows_ = 0;
+  bool idx_ = false;
+  std::string idx_bytes_;
+  IdxLayout idx_layout_;
+};
+
 // "CSV" or "IDX" (UNSPECIFIED is CSV); the enum number for unknown values.
 std::string DatasetFormatName(v1::DatasetFormat format);
 

@@ -1,6 +1,7 @@
 #include "common/idx.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <new>
 #include <string>
@@ -14,6 +15,8 @@
 
 namespace evonas {
 namespace {
+
+std::atomic<int64_t> default_max_values{int64_t{1} << 27};
 
 constexpr uint8_t kUnsignedByte = 0x08;
 constexpr int kImageDimensions = 3;  // count x height x width
@@ -119,6 +122,14 @@ absl::StatusOr<std::vector<uint32_t>> ReadHeader(absl::string_view bytes,
 
 }  // namespace
 
+int64_t DefaultIdxMaxValues() {
+  return default_max_values.load(std::memory_order_relaxed);
+}
+
+void SetDefaultIdxMaxValues(int64_t max_values) {
+  default_max_values.store(max_values, std::memory_order_relaxed);
+}
+
 absl::StatusOr<IdxLayout> ReadIdxLayout(absl::string_view bytes,
                                         const IdxLimits& limits) {
   if (static_cast<uint64_t>(bytes.size()) >
@@ -160,10 +171,12 @@ absl::StatusOr<IdxLayout> ReadIdxLayout(absl::string_view bytes,
       static_cast<uint64_t>(std::max<int64_t>(limits.max_values, 0));
   if (count > max_values / (pixels + 1)) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "%d images of %dx%d pixels and their labels are more than %d values "
-        "(%d MB as a table of doubles), the limit",
-        count, height, width, limits.max_values,
-        limits.max_values / 125000));
+        "%d images of %dx%d pixels and their labels are %d values, more than "
+        "the limit of %d (%d MB as doubles, as a worker trains on them); "
+        "raise %s of evonas-controller and evonas-worker if the workers have "
+        "the memory",
+        count, height, width, count * (pixels + 1), limits.max_values,
+        limits.max_values / 125000, kMaxDatasetValuesFlag));
   }
   const uint64_t pixel_bytes = count * pixels;
   const uint64_t pixels_offset = offset;

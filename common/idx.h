@@ -17,6 +17,17 @@
 
 namespace evonas {
 
+// The max_values of an IdxLimits built with its defaults: 2^27 values
+// (1 GiB as doubles) unless SetDefaultIdxMaxValues changed it. The setter is
+// for a main() whose libraries build their own limits (the controller's
+// --max-dataset-values): call it before other threads start. Thread-safe.
+int64_t DefaultIdxMaxValues();
+void SetDefaultIdxMaxValues(int64_t max_values);
+
+// The flag that sets max_values, named by the error that refuses a data set
+// over it.
+inline constexpr char kMaxDatasetValuesFlag[] = "--max-dataset-values";
+
 // Limits that protect the parser, and the memory of whoever builds the
 // table, from hostile input. A table holds 8 bytes per value: Fashion-MNIST's
 // 60,000 training images of 28x28 are 47.1 M values, 377 MB.
@@ -24,8 +35,8 @@ struct IdxLimits {
   int64_t max_bytes = int64_t{1} << 30;
   // Pixels per image plus the label column, as CsvLimits::max_columns.
   int64_t max_columns = 10000;
-  // images x (pixels + 1): 2^27 values are 1 GiB of doubles.
-  int64_t max_values = int64_t{1} << 27;
+  // images x (pixels + 1); a worker's job holds 8 bytes per value.
+  int64_t max_values = DefaultIdxMaxValues();
 };
 
 // Where the parts of a valid IDX data set lie in its bytes.
@@ -43,7 +54,8 @@ struct IdxLayout {
 // problem, for: bad magic numbers (also a gzip file or the labels file
 // first), a data type other than unsigned bytes, the wrong number of
 // dimensions, zero sizes, sizes over `limits`, different image and label
-// counts, a truncated file, and bytes after the labels.
+// counts, a truncated file, and bytes after the labels. Over max_values the
+// message names kMaxDatasetValuesFlag.
 absl::StatusOr<IdxLayout> ReadIdxLayout(absl::string_view bytes,
                                         const IdxLimits& limits = IdxLimits());
 

@@ -1,5 +1,6 @@
 #include "common/idx.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <fstream>
 #include <map>
@@ -228,7 +229,8 @@ TEST(ParseIdxTest, HugeSizesDoNotOverflow) {
                 {"are 18446744065119617025 pixels"}, unlimited);
   ExpectInvalid(header(kMax, kMax, kMax), {"the limit is 10000 columns"});
   ExpectInvalid(header(kMax, 0xFFFF, 0xFFFF), {"values"}, unlimited);
-  ExpectInvalid(header(kMax, 28, 28), {"more than 134217728 values"});
+  ExpectInvalid(header(kMax, 28, 28),
+                {"more than the limit of 134217728", "--max-dataset-values"});
   ExpectInvalid(header(kMax, 1, 1), {"images file is truncated"}, unlimited);
 }
 
@@ -242,11 +244,98 @@ TEST(ParseIdxTest, Limits) {
   limits.max_columns = 7;
   EXPECT_TRUE(ParseIdx(idx.Bytes(), limits).ok());
   limits.max_values = 20;
-  ExpectInvalid(idx.Bytes(), {"more than 20 values"}, limits);
+  ExpectInvalid(idx.Bytes(),
+                {"are 21 values, more than the limit of 20",
+                 "raise --max-dataset-values of evonas-controller and "
+                 "evonas-worker"},
+                limits);
   limits.max_values = 21;
   EXPECT_TRUE(ParseIdx(idx.Bytes(), limits).ok());
   limits.max_bytes = static_cast<int64_t>(idx.Bytes().size()) - 1;
   ExpectInvalid(idx.Bytes(), {"the limit is"}, limits);
+}
+
+TEST(ParseIdxTest, DefaultValueLimitIsSettable) {
+  const IdxBuilder idx;  // 21 values
+  ASSERT_EQ(DefaultIdxMaxValues(), int64_t{1} << 27);
+  SetDefaultIdxMaxValues(20);
+  EXPECT_EQ(IdxLimits().max_values, 20);
+  ExpectInvalid(idx.Bytes(), {"more than the limit of 20"});
+  EXPECT_FALSE(InspectDataset(idx.Bytes(), v1::DATASET_FORMAT_IDX).ok());
+  SetDefaultIdxMaxValues(21);
+  EXPECT_TRUE(ReadIdxLayout(idx.Bytes()).ok());
+  SetDefaultIdxMaxValues(int64_t{1} << 27);
+  EXPECT_EQ(IdxLimits().max_values, int64_t{1} << 27);
+}
+
+// Dataset::SelectColumns of every row and column, and its ColumnIndices,
+// equal those of ParseDataset's table.
+void ExpectSameAsTable(const Dataset& dataset, const Table& table) {
+  EXPECT_EQ(dataset.columns(), table.columns);
+  ASSERT_EQ(dataset.rows(), table.rows);
+  ASSERT_EQ(dataset.cols(), table.cols());
+  std::vector<int64_t> rows(table.rows), cols(table.cols());
+  for (int64_t r = 0; r < table.rows; ++r) rows[r] = r;
+  for (int64_t c = 0; c < table.cols(); ++c) cols[c] = c;
+  EXPECT_EQ(dataset.SelectColumns(rows, cols), table.values);
+  EXPECT_EQ(dataset.ColumnIndices(table.columns).value(), cols);
+}
+
+TEST(DatasetTest, LoadedIdxKeepsItsBytesAndReadsAsTheTable) {
+  const std::string bytes = IdxBuilder().Bytes();
+  const Table table = ParseDataset(bytes, v1::DATASET_FORMAT_IDX).value();
+  absl::StatusOr<Dataset> dataset =
+      Dataset::Load(bytes, v1::DATASET_FORMAT_IDX);
+  ASSERT_TRUE(dataset.ok()) << dataset.status();
+  ExpectSameAsTable(*dataset, table);
+  // One byte per value (plus the two headers), not eight.
+  EXPECT_EQ(dataset->value_bytes(), static_cast<int64_t>(bytes.size()));
+  // Rows in any order, repeated, and columns in any order: as SelectColumns.
+  const std::vector<int64_t> rows = {2, 0, 2}, cols = {6, 0, 5};
+  EXPECT_EQ(dataset->SelectColumns(rows, cols),
+            SelectColumns(table, rows, cols));
+  EXPECT_THAT(dataset->SelectColumns({1}, {6, 1}), ElementsAre(1, 32));
+  EXPECT_THAT(std::string(dataset->ColumnIndices({"pixel_9"})
+                              .status()
+                              .message()),
+              HasSubstr("unknown column \"pixel_9\""));
+}
+
+TEST(DatasetTest, LoadedCsvIsItsTable) {
+  for (const v1::DatasetFormat csv :
+       {v1::DATASET_FORMAT_CSV, v1::DATASET_FORMAT_UNSPECIFIED}) {
+    absl::StatusOr<Dataset> dataset = Dataset::Load("x,y\n1,2\n3,4\n", csv);
+    ASSERT_TRUE(dataset.ok()) << dataset.status();
+    ExpectSameAsTable(*dataset,
+                      ParseDataset("x,y\n1,2\n3,4\n", csv).value());
+    EXPECT_EQ(dataset->value_bytes(), 4 * 8);
+  }
+}
+
+TEST(DatasetTest, LoadRefusesWhatParseDatasetRefuses) {
+  IdxBuilder truncated;
+  truncated.label_count = 2;
+  DatasetLimits small;
+  small.idx.max_values = 20;
+  small.csv.max_columns = 1;
+  const struct {
+    std::string bytes;
+    v1::DatasetFormat format;
+    DatasetLimits limits;
+  } cases[] = {
+      {truncated.Bytes(), v1::DATASET_FORMAT_IDX, {}},
+      {IdxBuilder().Bytes(), v1::DATASET_FORMAT_IDX, small},
+      {IdxBuilder().Bytes(), v1::DATASET_FORMAT_CSV, {}},
+      {"x,y\n1,2\n", v1::DATASET_FORMAT_CSV, small},
+      {"x,y\n1,2\n", v1::DATASET_FORMAT_IDX, {}},
+      {"x\n1\n", static_cast<v1::DatasetFormat>(7), {}},
+  };
+  for (const auto& c : cases) {
+    const absl::Status want =
+        ParseDataset(c.bytes, c.format, c.limits).status();
+    ASSERT_FALSE(want.ok());
+    EXPECT_EQ(Dataset::Load(c.bytes, c.format, c.limits).status(), want);
+  }
 }
 
 TEST(DatasetTest, ParseAndInspectByFormat) {
@@ -376,6 +465,24 @@ void CheckFashionMnist(const std::string& split, const Expected& expected) {
   }
   EXPECT_EQ(label_counts.begin()->first, 0);
   EXPECT_EQ(label_counts.rbegin()->first, 9);
+
+  // What a worker caches: the same values from the stored bytes, compared
+  // 1,000 rows at a time.
+  absl::StatusOr<Dataset> dataset =
+      Dataset::Load(bytes, v1::DATASET_FORMAT_IDX);
+  ASSERT_TRUE(dataset.ok()) << dataset.status();
+  EXPECT_EQ(dataset->value_bytes(), expected.stored_bytes);
+  std::vector<int64_t> cols(table->cols());
+  for (int64_t c = 0; c < table->cols(); ++c) cols[c] = c;
+  for (int64_t start = 0; start < table->rows; start += 1000) {
+    std::vector<int64_t> rows;
+    for (int64_t r = start; r < std::min(table->rows, start + 1000); ++r) {
+      rows.push_back(r);
+    }
+    ASSERT_EQ(dataset->SelectColumns(rows, cols),
+              SelectColumns(*table, rows, cols))
+        << "rows from " << start;
+  }
 
   // What the controller records: the same shape without building a table.
   absl::StatusOr<DatasetShape> shape =
