@@ -16,11 +16,12 @@ namespace fs = std::filesystem;
 
 DatasetCache::DatasetCache(v1::WorkerService::StubInterface* stub,
                            std::string dir, int64_t max_bytes,
-                           int64_t max_parsed_bytes)
+                           int64_t max_parsed_bytes, DatasetLimits limits)
     : stub_(stub),
       dir_(std::move(dir)),
       max_bytes_(max_bytes),
-      max_parsed_bytes_(max_parsed_bytes) {
+      max_parsed_bytes_(max_parsed_bytes),
+      limits_(limits) {
   std::error_code ec;
   fs::create_directories(dir_, ec);
 }
@@ -92,7 +93,7 @@ void DatasetCache::Evict(const std::string& keep) {
   }
 }
 
-absl::StatusOr<std::shared_ptr<const Table>> DatasetCache::Get(
+absl::StatusOr<std::shared_ptr<const Dataset>> DatasetCache::Get(
     const std::string& id, v1::DatasetFormat format) {
   absl::MutexLock lock(&mu_);
   constexpr size_t kParsedKept = 4;
@@ -104,20 +105,22 @@ absl::StatusOr<std::shared_ptr<const Table>> DatasetCache::Get(
     }
   }
   EVONAS_ASSIGN_OR_RETURN(std::string bytes, Fetch(id));
-  absl::StatusOr<Table> table = ParseDataset(bytes, format);
-  if (!table.ok()) {
-    return absl::Status(table.status().code(),
+  // An IDX data set keeps `bytes` as its values; a CSV's are freed once
+  // parsed.
+  absl::StatusOr<Dataset> dataset =
+      Dataset::Load(std::move(bytes), format, limits_);
+  if (!dataset.ok()) {
+    return absl::Status(dataset.status().code(),
                         absl::StrCat("data set ", id, " (",
                                      DatasetFormatName(format),
-                                     "): ", table.status().message()));
+                                     "): ", dataset.status().message()));
   }
-  bytes = std::string();  // the table is all that is kept: free the bytes
-  auto parsed = std::make_shared<const Table>(*std::move(table));
+  auto parsed = std::make_shared<const Dataset>(*std::move(dataset));
   parsed_.emplace_front(key, parsed);
   int64_t kept_bytes = 0;
   auto it = parsed_.begin();
   for (size_t n = 0; it != parsed_.end(); ++it, ++n) {
-    kept_bytes += static_cast<int64_t>(it->second->values.size() * 8);
+    kept_bytes += it->second->value_bytes();
     if (n > 0 && (n >= kParsedKept || kept_bytes > max_parsed_bytes_)) break;
   }
   parsed_.erase(it, parsed_.end());

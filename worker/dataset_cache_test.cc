@@ -100,14 +100,16 @@ TEST_F(DatasetCacheTest, ParsesByTheLeasesFormat) {
 
   auto images = cache.Get(idx, v1::DATASET_FORMAT_IDX);
   ASSERT_TRUE(images.ok()) << images.status();
-  EXPECT_THAT((*images)->columns, ElementsAre("pixel_0", "pixel_1", "label"));
-  EXPECT_THAT((*images)->values, ElementsAre(1, 2, 3, 254, 255, 4));
+  EXPECT_THAT((*images)->columns(),
+              ElementsAre("pixel_0", "pixel_1", "label"));
+  EXPECT_THAT((*images)->SelectColumns({0, 1}, {0, 1, 2}),
+              ElementsAre(1, 2, 3, 254, 255, 4));
 
   for (const auto format :
        {v1::DATASET_FORMAT_CSV, v1::DATASET_FORMAT_UNSPECIFIED}) {
     auto table = cache.Get(csv, format);
     ASSERT_TRUE(table.ok()) << table.status();
-    EXPECT_THAT((*table)->values, ElementsAre(1, 2));
+    EXPECT_THAT((*table)->SelectColumns({0}, {0, 1}), ElementsAre(1, 2));
   }
   // Parsed copies are kept: no new fetch.
   const int fetches = service_.fetches();
@@ -136,17 +138,18 @@ TEST_F(DatasetCacheTest, ReadsItsDiskCopyInsteadOfFetching) {
   DatasetCache restarted(stub_.get(), dir_.string(), 1 << 20);
   auto images = restarted.Get(idx, v1::DATASET_FORMAT_IDX);
   ASSERT_TRUE(images.ok()) << images.status();
-  EXPECT_EQ((*images)->rows, 2);
+  EXPECT_EQ((*images)->rows(), 2);
   EXPECT_EQ(service_.fetches(), 1);
 }
 
 TEST_F(DatasetCacheTest, ParsedTablesAreBoundedByBytes) {
-  const std::string idx = service_.Add(TinyIdx());  // 6 values: 48 bytes
-  const std::string csv = service_.Add("x,y\n1,2\n");  // 16 bytes
-  // Room for either table, not both. The disk keeps only the last file
+  // 6 values, kept as the 30 bytes of the IDX file.
+  const std::string idx = service_.Add(TinyIdx());
+  const std::string csv = service_.Add("x,y\n1,2\n");  // 2 doubles: 16 bytes
+  // Room for either data set, not both. The disk keeps only the last file
   // fetched (max_bytes 0), so a miss in memory shows as a fetch.
   DatasetCache cache(stub_.get(), dir_.string(), /*max_bytes=*/0,
-                     /*max_parsed_bytes=*/50);
+                     /*max_parsed_bytes=*/45);
   auto images = cache.Get(idx, v1::DATASET_FORMAT_IDX);
   ASSERT_TRUE(images.ok());
   ASSERT_TRUE(cache.Get(csv, v1::DATASET_FORMAT_CSV).ok());
@@ -157,7 +160,40 @@ TEST_F(DatasetCacheTest, ParsedTablesAreBoundedByBytes) {
   EXPECT_EQ(service_.fetches(), 2);
   ASSERT_TRUE(cache.Get(idx, v1::DATASET_FORMAT_IDX).ok());
   EXPECT_EQ(service_.fetches(), 3);
-  EXPECT_EQ((*images)->rows, 2);
+  EXPECT_EQ((*images)->rows(), 2);
+}
+
+TEST_F(DatasetCacheTest, AnIdxDataSetTakesOneBytePerValue) {
+  const std::string idx = service_.Add(TinyIdx());  // 30 bytes, 6 values
+  const std::string csv = service_.Add("x,y\n1,2\n");  // 16 bytes
+  // 46 bytes hold both; as a table of doubles the images alone would take
+  // 48.
+  DatasetCache cache(stub_.get(), dir_.string(), /*max_bytes=*/0,
+                     /*max_parsed_bytes=*/46);
+  auto images = cache.Get(idx, v1::DATASET_FORMAT_IDX);
+  ASSERT_TRUE(images.ok()) << images.status();
+  EXPECT_EQ((*images)->value_bytes(), 30);
+  ASSERT_TRUE(cache.Get(csv, v1::DATASET_FORMAT_CSV).ok());
+  ASSERT_TRUE(cache.Get(idx, v1::DATASET_FORMAT_IDX).ok());
+  ASSERT_TRUE(cache.Get(csv, v1::DATASET_FORMAT_CSV).ok());
+  EXPECT_EQ(service_.fetches(), 2);
+}
+
+TEST_F(DatasetCacheTest, DataSetsOverTheLimitsAreRefusedNamingTheFlag) {
+  const std::string idx = service_.Add(TinyIdx());  // 2 x 3 = 6 values
+  DatasetLimits limits;
+  limits.idx.max_values = 5;
+  DatasetCache cache(stub_.get(), dir_.string(), 1 << 20, 1 << 20, limits);
+  const absl::Status status = cache.Get(idx, v1::DATASET_FORMAT_IDX).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("data set " + idx + " (IDX): 2 images of 1x2 pixels "
+                        "and their labels are 6 values, more than the limit "
+                        "of 5"));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("--max-dataset-values"));
+  limits.idx.max_values = 6;
+  DatasetCache roomier(stub_.get(), dir_.string(), 1 << 20, 1 << 20, limits);
+  EXPECT_TRUE(roomier.Get(idx, v1::DATASET_FORMAT_IDX).ok());
 }
 
 TEST_F(DatasetCacheTest, ParsedTablesAreBoundedByCountLeastRecentlyUsedFirst) {

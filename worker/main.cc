@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/channel.h"
+#include "common/idx.h"
 #include "common/log.h"
 #include "common/simulated_evaluator.h"
 #include "grpcpp/grpcpp.h"
@@ -62,6 +63,18 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--cache-max-bytes", options.cache_max_bytes,
                  "Disk budget of the data set cache, in bytes")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--cache-max-parsed-bytes", options.cache_max_parsed_bytes,
+                 "Memory budget of the parsed data sets kept between leases, "
+                 "in bytes (an IDX data set takes 1 byte per value, a CSV 8)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option(evonas::kMaxDatasetValuesFlag,
+                 options.dataset_limits.idx.max_values,
+                 "Most values (images x (pixels + 1)) of an IDX data set this "
+                 "worker trains on; a lease needs 8 bytes per value. Keep it "
+                 "at least the controller's flag of the same name")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_flag("--simulate", options.simulate,

@@ -1,5 +1,7 @@
 #include "worker/worker.h"
 
+#include <malloc.h>
+
 #include <condition_variable>
 #include <mutex>
 #include <random>
@@ -71,15 +73,18 @@ void LogReport(const v1::Lease& lease, const v1::WorkResult& result,
   }
 }
 
-model::Samples Select(const Table& table, const std::vector<int64_t>& rows,
+// The job's copy of `rows` of the data set: the only copy the worker makes,
+// straight from the cached data set (IDX bytes or CSV doubles), one
+// allocation per matrix.
+model::Samples Select(const Dataset& dataset, const std::vector<int64_t>& rows,
                       const std::vector<int64_t>& inputs,
                       const std::vector<int64_t>& outputs) {
   model::Samples samples;
   const int64_t n = static_cast<int64_t>(rows.size());
   samples.x = {n, static_cast<int64_t>(inputs.size()),
-               SelectColumns(table, rows, inputs)};
+               dataset.SelectColumns(rows, inputs)};
   samples.y = {n, static_cast<int64_t>(outputs.size()),
-               SelectColumns(table, rows, outputs)};
+               dataset.SelectColumns(rows, outputs)};
   return samples;
 }
 
@@ -130,21 +135,21 @@ absl::StatusOr<model::TrainJob> MakeJob(const v1::Lease& lease,
   const auto output_names = ToVector(lease.output_columns());
 
   EVONAS_ASSIGN_OR_RETURN(
-      auto table, cache.Get(lease.dataset_id(), lease.dataset_format()));
-  EVONAS_ASSIGN_OR_RETURN(auto inputs, ColumnIndices(*table, input_names));
-  EVONAS_ASSIGN_OR_RETURN(auto outputs, ColumnIndices(*table, output_names));
-  RowPartition rows = PartitionRows(lease.validation_split(), table->rows);
-  job.training = Select(*table, rows.training, inputs, outputs);
-  job.validation = Select(*table, rows.validation, inputs, outputs);
+      auto dataset, cache.Get(lease.dataset_id(), lease.dataset_format()));
+  EVONAS_ASSIGN_OR_RETURN(auto inputs, dataset->ColumnIndices(input_names));
+  EVONAS_ASSIGN_OR_RETURN(auto outputs, dataset->ColumnIndices(output_names));
+  RowPartition rows = PartitionRows(lease.validation_split(), dataset->rows());
+  job.training = Select(*dataset, rows.training, inputs, outputs);
+  job.validation = Select(*dataset, rows.validation, inputs, outputs);
 
   if (!lease.test_dataset_id().empty()) {
     EVONAS_ASSIGN_OR_RETURN(
         auto test,
         cache.Get(lease.test_dataset_id(), lease.dataset_format()));
-    EVONAS_ASSIGN_OR_RETURN(auto test_in, ColumnIndices(*test, input_names));
-    EVONAS_ASSIGN_OR_RETURN(auto test_out, ColumnIndices(*test, output_names));
-    std::vector<int64_t> all(test->rows);
-    for (int64_t i = 0; i < test->rows; ++i) all[i] = i;
+    EVONAS_ASSIGN_OR_RETURN(auto test_in, test->ColumnIndices(input_names));
+    EVONAS_ASSIGN_OR_RETURN(auto test_out, test->ColumnIndices(output_names));
+    std::vector<int64_t> all(test->rows());
+    for (int64_t i = 0; i < test->rows(); ++i) all[i] = i;
     job.test = Select(*test, all, test_in, test_out);
   }
   return job;
@@ -191,7 +196,8 @@ void Worker::RequestStop() {
 Worker::Worker(WorkerOptions options, std::shared_ptr<grpc::Channel> channel)
     : options_(std::move(options)),
       stub_(v1::WorkerService::NewStub(channel)),
-      cache_(stub_.get(), options_.cache_dir, options_.cache_max_bytes) {}
+      cache_(stub_.get(), options_.cache_dir, options_.cache_max_bytes,
+             options_.cache_max_parsed_bytes, options_.dataset_limits) {}
 
 void Worker::Wait(absl::Duration duration) {
   const absl::Time until = absl::Now() + duration;
@@ -404,6 +410,10 @@ void Worker::Process(const v1::Lease& lease) {
 absl::StatusOr<model::TrainOutput> Worker::TrainLease(
     const v1::Lease& lease, const std::atomic<bool>& cancel,
     EnergyMeter& energy, std::atomic<bool>& lease_lost, model::TrainJob& job) {
+  // Hand the heap's free memory (the previous lease's job and buffers) back
+  // to the kernel first: it is not this candidate's, and without this it
+  // stays resident and counts towards its peak.
+  malloc_trim(0);
   const bool memory_measured = ResetPeakMemory();
   EVONAS_ASSIGN_OR_RETURN(job, MakeJob(lease, cache_, options_.threads));
   job.cancel = &cancel;

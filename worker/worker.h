@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/dataset.h"
 #include "evonas/v1/worker_service.grpc.pb.h"
 #include "worker/dataset_cache.h"
 #include "worker/energy.h"
@@ -23,6 +24,11 @@ struct WorkerOptions {
   int threads = 1;
   std::string cache_dir = "evonas-worker-cache";
   int64_t cache_max_bytes = int64_t{2} << 30;
+  // Memory budget of the parsed data sets kept between leases (DatasetCache).
+  int64_t cache_max_parsed_bytes = int64_t{1} << 30;
+  // What a fetched data set may hold (--max-dataset-values): as large as the
+  // controller accepts, or the worker refuses the leases of its data sets.
+  DatasetLimits dataset_limits;
   // Deadline of unary RPCs.
   absl::Duration rpc_timeout = absl::Seconds(30);
   // Longest wait between retries while the controller is unreachable.

@@ -289,8 +289,10 @@ class InheritingLeaseTest : public ::testing::Test {
     return lease;
   }
 
-  // Runs a worker against `controller` until the lease's outcome.
-  void RunWorker(FakeController& controller) {
+  // Runs a worker (parsing data sets within `limits`) against `controller`
+  // until the lease's outcome.
+  void RunWorker(FakeController& controller,
+                 const DatasetLimits& limits = {}) {
     grpc::ServerBuilder builder;
     builder.RegisterService(&controller);
     std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
@@ -299,6 +301,7 @@ class InheritingLeaseTest : public ::testing::Test {
     options.cache_dir = (dir_ / "cache").string();
     options.powercap_dir = (dir_ / "no-powercap").string();
     options.rpc_timeout = absl::Seconds(10);
+    options.dataset_limits = limits;
     Worker worker(options,
                   server->InProcessChannel(grpc::ChannelArguments()));
     std::thread run([&worker] { worker.Run(); });
@@ -687,6 +690,111 @@ TEST_F(InheritingLeaseTest, ConvChildContinuesFromItsParentsCheckpoint) {
   EXPECT_EQ(controller.checkpoint_fetches(), 1);
   EXPECT_GE(child->metrics().validation().accuracy(),
             parent->metrics().validation().accuracy());
+}
+
+// ComparisonDataset's kind of rows as an IDX data set of 1x2 images (pixel
+// values 0..255, label whether the first pixel is larger), and the same
+// values as a CSV with the IDX column names.
+struct ImagePair {
+  std::string idx;
+  std::string csv;
+};
+ImagePair ComparisonImages() {
+  constexpr int kImages = 120;
+  const auto big_endian = [](uint32_t v) {
+    std::string out;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+      out.push_back(static_cast<char>((v >> shift) & 0xFF));
+    }
+    return out;
+  };
+  std::mt19937_64 rng(13);
+  std::uniform_int_distribution<int> pixel(0, 255);
+  ImagePair pair;
+  std::string pixels, labels;
+  pair.csv = "pixel_0,pixel_1,label\n";
+  for (int i = 0; i < kImages; ++i) {
+    const int a = pixel(rng), b = pixel(rng);
+    pixels.push_back(static_cast<char>(a));
+    pixels.push_back(static_cast<char>(b));
+    labels.push_back(static_cast<char>(a > b ? 1 : 0));
+    pair.csv += absl::StrFormat("%d,%d,%d\n", a, b, a > b ? 1 : 0);
+  }
+  pair.idx = big_endian(0x803) + big_endian(kImages) + big_endian(1) +
+             big_endian(2) + pixels + big_endian(0x801) +
+             big_endian(kImages) + labels;
+  return pair;
+}
+
+// A classification lease of `genome` on `data` (also its test set) with the
+// columns of an IDX data set of 1x2 images.
+v1::Lease ImageLease(v1::Lease lease, const std::string& data,
+                     v1::DatasetFormat format) {
+  lease.mutable_genome()->mutable_training()->set_learning_rate(1e-2);
+  lease.mutable_genome()->mutable_training()->set_adam_steps(300);
+  lease.set_dataset_id(Sha256Hex(data));
+  lease.set_test_dataset_id(Sha256Hex(data));
+  lease.set_dataset_format(format);
+  lease.clear_input_columns();
+  lease.add_input_columns("pixel_0");
+  lease.add_input_columns("pixel_1");
+  lease.clear_output_columns();
+  lease.add_output_columns("label");
+  lease.set_task(v1::TASK_CLASSIFICATION);
+  lease.set_class_count(2);
+  lease.add_image_shape(1);
+  lease.add_image_shape(2);
+  return lease;
+}
+
+// The worker keeps an IDX data set as its bytes and builds the job's rows
+// from them: the trained model is bit for bit the one it trains on a CSV of
+// the same values (which it keeps as doubles), for an MLP and a
+// convolutional genome alike.
+TEST_F(InheritingLeaseTest, IdxDataTrainsTheModelOfTheSameValuesAsCsv) {
+  const ImagePair data = ComparisonImages();
+  for (const v1::Genome& genome : {ParentGenome(), ConvGenome()}) {
+    const v1::Lease base =
+        MakeLease(genome, v1::MORPHISM_KIND_CONTINUE, /*inherit=*/false);
+    std::optional<v1::WorkResult> results[2];
+    int i = 0;
+    for (const auto& [bytes, format] :
+         {std::pair<std::string, v1::DatasetFormat>{data.idx,
+                                                     v1::DATASET_FORMAT_IDX},
+          {data.csv, v1::DATASET_FORMAT_CSV}}) {
+      FakeController controller(ImageLease(base, bytes, format), bytes,
+                                checkpoint_);
+      RunWorker(controller);
+      results[i] = controller.result();
+      ASSERT_TRUE(results[i].has_value());
+      ASSERT_EQ(results[i]->failure_reason(), "");
+      ++i;
+    }
+    EXPECT_GE(results[0]->metrics().validation().accuracy(), 0.8);
+    EXPECT_EQ(results[0]->model_sha256(), results[1]->model_sha256())
+        << "conv layers: " << genome.conv_layers_size();
+    EXPECT_EQ(results[0]->metrics().test().SerializeAsString(),
+              results[1]->metrics().test().SerializeAsString());
+    EXPECT_EQ(results[0]->metrics().validation().SerializeAsString(),
+              results[1]->metrics().validation().SerializeAsString());
+  }
+}
+
+TEST_F(InheritingLeaseTest, DataSetOverTheWorkersValueLimitFailsNamingTheFlag) {
+  const ImagePair data = ComparisonImages();  // 120 x 3 = 360 values
+  FakeController controller(
+      ImageLease(MakeLease(ParentGenome(), v1::MORPHISM_KIND_CONTINUE, false),
+                 data.idx, v1::DATASET_FORMAT_IDX),
+      data.idx, checkpoint_);
+  DatasetLimits limits;
+  limits.idx.max_values = 359;
+  RunWorker(controller, limits);
+  std::optional<v1::WorkResult> result = controller.result();
+  ASSERT_TRUE(result.has_value());
+  EXPECT_THAT(result->failure_reason(),
+              HasSubstr("120 images of 1x2 pixels and their labels are 360 "
+                        "values, more than the limit of 359"));
+  EXPECT_THAT(result->failure_reason(), HasSubstr("--max-dataset-values"));
 }
 
 }  // namespace
