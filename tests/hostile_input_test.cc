@@ -809,7 +809,9 @@ std::vector<Case> Cases() {
        UploadIdx(IdxHeader(0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF)),
        Code::INVALID_ARGUMENT, "the limit is 10000 columns"},
       {"IdxImagesBeyondValueLimit", UploadIdx(IdxHeader(0xFFFFFFFF, 28, 28)),
-       Code::INVALID_ARGUMENT, "more than 134217728 values"},
+       Code::INVALID_ARGUMENT,
+       "more than the limit of 134217728 (1073 MB as doubles, as a worker "
+       "trains on them); raise --max-dataset-values"},
       {"IdxUnknownFormat",
        [](World& w) {
          return UploadWithFormat(w, Idx(3, 2, 3, 3),
