@@ -20,7 +20,6 @@ import time
 
 from local_cluster import STRATEGIES, LocalCluster, describe, repo
 
-FASHION = "/usr/share/datasets/fashion-mnist"
 
 
 def main():
@@ -45,14 +44,7 @@ def main():
     with LocalCluster(args.build, workers=args.workers) as cluster:
         types_pb2 = cluster.types
         client = cluster.client
-        train = client.upload_dataset(
-            os.path.join(FASHION, "train-images-idx3-ubyte.gz"),
-            format="idx",
-            labels=os.path.join(FASHION, "train-labels-idx1-ubyte.gz"))
-        test = client.upload_dataset(
-            os.path.join(FASHION, "t10k-images-idx3-ubyte.gz"),
-            format="idx",
-            labels=os.path.join(FASHION, "t10k-labels-idx1-ubyte.gz"))
+        train, test = cluster.upload_fashion()
         spec = types_pb2.ExperimentSpec(
             name="fashion-mnist", dataset_id=train.id,
             test_dataset_id=test.id, output_columns=["label"],

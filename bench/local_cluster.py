@@ -21,6 +21,7 @@ import tempfile
 import time
 
 repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FASHION = "/usr/share/datasets/fashion-mnist"
 
 
 class LocalCluster:
@@ -97,6 +98,16 @@ class LocalCluster:
                                                         task["train"])),
                 self.client.upload_dataset(os.path.join(task_dir,
                                                         task["holdout"])))
+
+    def upload_fashion(self):
+        """Uploads Debian's Fashion-MNIST (dataset-fashion-mnist) as shipped,
+        gzip IDX; returns the training and test Dataset messages."""
+        def upload(prefix):
+            return self.client.upload_dataset(
+                os.path.join(FASHION, prefix + "-images-idx3-ubyte.gz"),
+                format="idx",
+                labels=os.path.join(FASHION, prefix + "-labels-idx1-ubyte.gz"))
+        return upload("train"), upload("t10k")
 
     def task_spec(self, task_dir, train, holdout, seed=1):
         """An ExperimentSpec for the task: its columns, its requirements as

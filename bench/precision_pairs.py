@@ -23,7 +23,6 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from local_cluster import LocalCluster, describe  # noqa: E402
 
-FASHION = "/usr/share/datasets/fashion-mnist"
 
 
 def run(args, precision):
@@ -32,14 +31,7 @@ def run(args, precision):
         types_pb2 = cluster.types
         client = cluster.client
         if args.data == "fashion":
-            train = client.upload_dataset(
-                os.path.join(FASHION, "train-images-idx3-ubyte.gz"),
-                format="idx",
-                labels=os.path.join(FASHION, "train-labels-idx1-ubyte.gz"))
-            test = client.upload_dataset(
-                os.path.join(FASHION, "t10k-images-idx3-ubyte.gz"),
-                format="idx",
-                labels=os.path.join(FASHION, "t10k-labels-idx1-ubyte.gz"))
+            train, test = cluster.upload_fashion()
             spec = types_pb2.ExperimentSpec(
                 name="precision-pairs", dataset_id=train.id,
                 test_dataset_id=test.id, output_columns=["label"],
