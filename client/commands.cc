@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <streambuf>
 #include <system_error>
@@ -166,8 +167,10 @@ absl::Status AppendFile(const std::string& path, int64_t max_bytes,
   // A raw file is read straight into *out, a gzip file into a buffer first.
   std::string compressed;
   if (!gzip && static_cast<int64_t>(out->size() + size) > max_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        path, ": the data set would exceed ", max_bytes, " bytes"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat(path, ": the data set would exceed ", max_bytes,
+                     " bytes; raise ", kMaxGunzipBytesFlag,
+                     " if the controller accepts more"));
   }
   std::string& target = gzip ? compressed : *out;
   const size_t offset = target.size();
@@ -179,6 +182,11 @@ absl::Status AppendFile(const std::string& path, int64_t max_bytes,
   }
   if (!gzip) return absl::OkStatus();
   const absl::Status status = GunzipAppend(compressed, max_bytes, out);
+  if (status.code() == absl::StatusCode::kResourceExhausted) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(path, ": ", status.message(), "; raise ",
+                     kMaxGunzipBytesFlag, " if you trust the file"));
+  }
   if (!status.ok()) {
     return absl::Status(status.code(),
                         absl::StrCat(path, ": ", status.message()));
@@ -274,6 +282,9 @@ absl::Status RunDatasetUpload(const CommandEnv& env,
     // long upload, naming the files.
     IdxLimits limits;
     limits.max_bytes = options.max_decompressed_bytes;
+    // The number of values is the controller's to limit (its
+    // --max-dataset-values, unknown here).
+    limits.max_values = std::numeric_limits<int64_t>::max();
     const absl::Status layout = ReadIdxLayout(bytes, limits).status();
     if (!layout.ok()) {
       return absl::Status(layout.code(),

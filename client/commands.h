@@ -49,9 +49,12 @@ struct DatasetUploadOptions {
   // IDX only, and required there: the labels file; raw or gzip-compressed.
   std::string labels_path;
   // Most bytes a gzip file may decompress to (a small hostile file could
-  // otherwise fill memory); the controller's default upload limit.
+  // otherwise fill memory), and an IDX data set may have; the controller's
+  // default upload limit. Errors over it name kMaxGunzipBytesFlag.
   int64_t max_decompressed_bytes = int64_t{1} << 30;
 };
+// The flag of `evonas dataset upload` that sets max_decompressed_bytes.
+inline constexpr char kMaxGunzipBytesFlag[] = "--max-gunzip-bytes";
 // `evonas dataset upload FILE [--name NAME] [--format csv|idx --labels FILE]`.
 // Gzip files (recognised by their content, not their name) are decompressed
 // in memory and uploaded decompressed; a raw CSV is streamed from disk. For

@@ -144,6 +144,14 @@ void AddDatasetCommands(CLI::App* app, GlobalFlags* globals, Action* action) {
                    "train-labels-idx1-ubyte.gz)")
       ->type_name("FILE")
       ->check(CLI::ExistingFile);
+  upload
+      ->add_option(kMaxGunzipBytesFlag,
+                   upload_args->options.max_decompressed_bytes,
+                   "Most bytes a gzip file (and the data set) may decompress "
+                   "to in memory; the controller's --max-upload-bytes bounds "
+                   "the upload too")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   AddGlobalFlags(upload, globals);
   OnRun(upload, action, [upload_args](const CommandEnv& env) {
     DatasetUploadOptions options = upload_args->options;

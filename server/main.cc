@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "common/idx.h"
 #include "common/log.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
@@ -44,6 +45,8 @@ struct Flags {
   bool no_auth = false;
   std::string metrics_address;  // empty: no metrics endpoint
   std::string log_level = "info";
+  // IdxLimits::max_values of every data set the controller checks.
+  int64_t max_dataset_values = evonas::DefaultIdxMaxValues();
 };
 
 struct TokenFlags {
@@ -360,6 +363,12 @@ int main(int argc, char** argv) {
                  "bytes")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option(evonas::kMaxDatasetValuesFlag, flags.max_dataset_values,
+                 "Most values (images x (pixels + 1)) an IDX data set may "
+                 "hold; a worker needs 8 bytes per value to train on it, so "
+                 "raise it together with the workers' flag of the same name")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--inline-blob-max-bytes", options.inline_blob_max_bytes,
                  "Reported models, checkpoints and artifacts up to this size "
                  "are stored in the database with the report instead of as "
@@ -460,5 +469,8 @@ int main(int argc, char** argv) {
       evonas::log::ParseLevel(flags.log_level);
   if (!level.ok()) return Fail(level.status());
   evonas::log::SetMinLevel(*level);
+  // Before Serve starts any thread: the controller checks uploads and
+  // experiments with default-constructed limits.
+  evonas::SetDefaultIdxMaxValues(flags.max_dataset_values);
   return Serve(options, flags, access_options);
 }
