@@ -198,23 +198,6 @@ TEST_F(CommandsTest, UploadsARawImagesFileWithGzippedLabels) {
   EXPECT_EQ(Received(uploads), IdxImages(200) + IdxLabels(200));
 }
 
-TEST_F(CommandsTest, LeavesTheValueLimitOfIdxToTheController) {
-  // 200 images of 2x2 and their labels: 1,000 values. The controller's
-  // --max-dataset-values, not a default compiled into the CLI, decides.
-  WriteFile(dir_ / "images", IdxImages(200));
-  WriteFile(dir_ / "labels", IdxLabels(200));
-  DatasetUploadOptions options;
-  options.path = (dir_ / "images").string();
-  options.labels_path = (dir_ / "labels").string();
-  options.format = v1::DATASET_FORMAT_IDX;
-  SetDefaultIdxMaxValues(999);
-  const absl::Status status = RunDatasetUpload(env_, options);
-  SetDefaultIdxMaxValues(int64_t{1} << 27);
-  ASSERT_TRUE(status.ok()) << status;
-  EXPECT_EQ(Received(fake_.service.uploads()),
-            IdxImages(200) + IdxLabels(200));
-}
-
 TEST_F(CommandsTest, UploadsAGzippedCsvDecompressed) {
   WriteFile(dir_ / "points.csv.gz", Gzip("x,y\n1,2\n"));
   ASSERT_TRUE(RunDatasetUpload(env_, {(dir_ / "points.csv.gz").string()}).ok());

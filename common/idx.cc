@@ -1,7 +1,6 @@
 #include "common/idx.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <new>
 #include <string>
@@ -15,8 +14,6 @@
 
 namespace evonas {
 namespace {
-
-std::atomic<int64_t> default_max_values{int64_t{1} << 27};
 
 constexpr uint8_t kUnsignedByte = 0x08;
 constexpr int kImageDimensions = 3;  // count x height x width
@@ -121,14 +118,6 @@ absl::StatusOr<std::vector<uint32_t>> ReadHeader(absl::string_view bytes,
 }
 
 }  // namespace
-
-int64_t DefaultIdxMaxValues() {
-  return default_max_values.load(std::memory_order_relaxed);
-}
-
-void SetDefaultIdxMaxValues(int64_t max_values) {
-  default_max_values.store(max_values, std::memory_order_relaxed);
-}
 
 absl::StatusOr<IdxLayout> ReadIdxLayout(absl::string_view bytes,
                                         const IdxLimits& limits) {

@@ -17,13 +17,6 @@
 
 namespace evonas {
 
-// The max_values of an IdxLimits built with its defaults: 2^27 values
-// (1 GiB as doubles) unless SetDefaultIdxMaxValues changed it. The setter is
-// for a main() whose libraries build their own limits (the controller's
-// --max-dataset-values): call it before other threads start. Thread-safe.
-int64_t DefaultIdxMaxValues();
-void SetDefaultIdxMaxValues(int64_t max_values);
-
 // The flag that sets max_values, named by the error that refuses a data set
 // over it.
 inline constexpr char kMaxDatasetValuesFlag[] = "--max-dataset-values";
@@ -35,8 +28,9 @@ struct IdxLimits {
   int64_t max_bytes = int64_t{1} << 30;
   // Pixels per image plus the label column, as CsvLimits::max_columns.
   int64_t max_columns = 10000;
-  // images x (pixels + 1); a worker's job holds 8 bytes per value.
-  int64_t max_values = DefaultIdxMaxValues();
+  // images x (pixels + 1); a worker's job holds 8 bytes per value: 2^27
+  // values are 1 GiB.
+  int64_t max_values = int64_t{1} << 27;
 };
 
 // Where the parts of a valid IDX data set lie in its bytes.

@@ -255,17 +255,13 @@ TEST(ParseIdxTest, Limits) {
   ExpectInvalid(idx.Bytes(), {"the limit is"}, limits);
 }
 
-TEST(ParseIdxTest, DefaultValueLimitIsSettable) {
+TEST(ParseIdxTest, InspectDatasetAppliesTheValueLimit) {
   const IdxBuilder idx;  // 21 values
-  ASSERT_EQ(DefaultIdxMaxValues(), int64_t{1} << 27);
-  SetDefaultIdxMaxValues(20);
-  EXPECT_EQ(IdxLimits().max_values, 20);
-  ExpectInvalid(idx.Bytes(), {"more than the limit of 20"});
-  EXPECT_FALSE(InspectDataset(idx.Bytes(), v1::DATASET_FORMAT_IDX).ok());
-  SetDefaultIdxMaxValues(21);
-  EXPECT_TRUE(ReadIdxLayout(idx.Bytes()).ok());
-  SetDefaultIdxMaxValues(int64_t{1} << 27);
-  EXPECT_EQ(IdxLimits().max_values, int64_t{1} << 27);
+  DatasetLimits limits;
+  limits.idx.max_values = 20;
+  EXPECT_FALSE(InspectDataset(idx.Bytes(), v1::DATASET_FORMAT_IDX, limits).ok());
+  limits.idx.max_values = 21;
+  EXPECT_TRUE(InspectDataset(idx.Bytes(), v1::DATASET_FORMAT_IDX, limits).ok());
 }
 
 // Dataset::SelectColumns of every row and column, and its ColumnIndices,

@@ -741,6 +741,7 @@ absl::StatusOr<v1::Dataset> Controller::StoreDataset(
   DatasetLimits limits;
   limits.csv.max_bytes = options_.max_upload_bytes;
   limits.idx.max_bytes = options_.max_upload_bytes;
+  limits.idx.max_values = options_.max_dataset_values;
   EVONAS_ASSIGN_OR_RETURN(DatasetShape shape,
                           InspectDataset(bytes, format, limits));
   v1::Dataset dataset;
@@ -830,8 +831,10 @@ absl::StatusOr<int32_t> Controller::CountClasses(
     EVONAS_RETURN_IF_ERROR(dataset.status());
     EVONAS_RETURN_IF_ERROR(CheckColumns({label}, "output_columns", *dataset));
     EVONAS_ASSIGN_OR_RETURN(std::string bytes, blobs_->Read(*id));
+    DatasetLimits limits;
+    limits.idx.max_values = options_.max_dataset_values;
     EVONAS_ASSIGN_OR_RETURN(Table table,
-                            ParseDataset(bytes, dataset->format()));
+                            ParseDataset(bytes, dataset->format(), limits));
     EVONAS_ASSIGN_OR_RETURN(std::vector<int64_t> column,
                             ColumnIndices(table, {label}));
     for (int64_t r = 0; r < table.rows; ++r) {

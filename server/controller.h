@@ -17,6 +17,7 @@
 #include "evonas/v1/types.pb.h"
 #include "evonas/v1/worker_service.pb.h"
 #include "common/genome.h"
+#include "common/idx.h"
 #include "server/observability/controller_observer.h"
 #include "server/search/strategy.h"
 #include "server/store/blob_store.h"
@@ -35,6 +36,9 @@ struct ControllerOptions {
   int max_attempts = 3;
   // Largest data set upload accepted.
   int64_t max_upload_bytes = int64_t{1} << 30;
+  // Most values (images x (pixels + 1)) of an IDX data set
+  // (IdxLimits::max_values; --max-dataset-values).
+  int64_t max_dataset_values = IdxLimits().max_values;
   // Largest model a worker may report.
   int64_t max_model_bytes = int64_t{256} << 20;
   // A reported model, checkpoint or artifact of at most this many bytes is

@@ -1720,6 +1720,28 @@ std::string EightByEightIdx(uint32_t count) {
   return images + labels;
 }
 
+TEST_F(ControllerTest, IdxValueLimitIsAnOption) {
+  const std::string idx = EightByEightIdx(40);  // 40 x (64 + 1) values
+  for (int64_t limit : {40 * 65 - 1, 40 * 65}) {
+    options_.max_dataset_values = limit;
+    controller_.reset();
+    controller_ = Controller::Create(options_).value();
+    auto upload = controller_
+                      ->BeginUpload("images.idx", idx.size(),
+                                    v1::DATASET_FORMAT_IDX)
+                      .value();
+    ASSERT_TRUE(upload->Append(idx).ok());
+    const absl::StatusOr<v1::Dataset> dataset = upload->Finish();
+    if (limit < 40 * 65) {
+      EXPECT_EQ(dataset.status().code(), absl::StatusCode::kInvalidArgument);
+      EXPECT_THAT(std::string(dataset.status().message()),
+                  ::testing::HasSubstr("raise --max-dataset-values"));
+    } else {
+      EXPECT_TRUE(dataset.ok()) << dataset.status();
+    }
+  }
+}
+
 TEST_F(ControllerTest, ConvolutionalExperimentLeasesTheImageShape) {
   const std::string idx = EightByEightIdx(40);
   auto upload = controller_

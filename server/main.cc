@@ -45,8 +45,6 @@ struct Flags {
   bool no_auth = false;
   std::string metrics_address;  // empty: no metrics endpoint
   std::string log_level = "info";
-  // IdxLimits::max_values of every data set the controller checks.
-  int64_t max_dataset_values = evonas::DefaultIdxMaxValues();
 };
 
 struct TokenFlags {
@@ -363,7 +361,7 @@ int main(int argc, char** argv) {
                  "bytes")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  app.add_option(evonas::kMaxDatasetValuesFlag, flags.max_dataset_values,
+  app.add_option(evonas::kMaxDatasetValuesFlag, options.max_dataset_values,
                  "Most values (images x (pixels + 1)) an IDX data set may "
                  "hold; a worker needs 8 bytes per value to train on it, so "
                  "raise it together with the workers' flag of the same name")
@@ -469,8 +467,5 @@ int main(int argc, char** argv) {
       evonas::log::ParseLevel(flags.log_level);
   if (!level.ok()) return Fail(level.status());
   evonas::log::SetMinLevel(*level);
-  // Before Serve starts any thread: the controller checks uploads and
-  // experiments with default-constructed limits.
-  evonas::SetDefaultIdxMaxValues(flags.max_dataset_values);
   return Serve(options, flags, access_options);
 }
