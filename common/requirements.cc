@@ -125,29 +125,52 @@ absl::Status ValidateRequirements(const v1::Requirements& requirements) {
   return absl::OkStatus();
 }
 
+JudgedRows JudgedRowsOf(bool refit, bool has_test) {
+  if (!refit) return JudgedRows::kValidation;
+  return has_test ? JudgedRows::kTest : JudgedRows::kTraining;
+}
+
+const char* JudgedRowsName(JudgedRows rows) {
+  switch (rows) {
+    case JudgedRows::kTest:
+      return "test";
+    case JudgedRows::kTraining:
+      return "training";
+    default:
+      return "validation";
+  }
+}
+
+const v1::Evaluation& JudgedEvaluation(const v1::Metrics& metrics,
+                                       JudgedRows rows) {
+  return rows == JudgedRows::kTest ? metrics.test() : metrics.validation();
+}
+
 Assessment Assess(const v1::Requirements& requirements,
-                  const v1::Metrics& metrics) {
+                  const v1::Metrics& metrics, JudgedRows rows) {
   const v1::Requirements& r = requirements;
+  const v1::Evaluation& judged = JudgedEvaluation(metrics, rows);
+  const std::string name = JudgedRowsName(rows);
   Assessment assessment;
   if (r.has_max_abs_error()) {
-    const double actual = metrics.validation().max_abs_error();
+    const double actual = judged.max_abs_error();
     const double limit = r.max_abs_error();
     if (!(actual <= limit)) {
       const auto [a, b] = FormatPair(actual, limit, 'e', 1);
       AddViolation(assessment, RelativeExcess(actual, limit),
-                   absl::StrCat("validation max abs error ", a, " > ", b));
+                   absl::StrCat(name, " max abs error ", a, " > ", b));
     }
   }
   if (r.has_min_fraction_within()) {
     CheckMinimumFraction(
-        metrics.validation().fraction_within(), r.min_fraction_within(),
-        absl::StrCat("validation fraction within ",
+        judged.fraction_within(), r.min_fraction_within(),
+        absl::StrCat(name, " fraction within ",
                      absl::StrFormat("%.1e", r.within_tolerance()), " is"),
         assessment);
   }
   if (r.has_min_accuracy()) {
-    CheckMinimumFraction(metrics.validation().accuracy(), r.min_accuracy(),
-                         "validation accuracy", assessment);
+    CheckMinimumFraction(judged.accuracy(), r.min_accuracy(),
+                         absl::StrCat(name, " accuracy"), assessment);
   }
   if (r.has_max_parameters()) {
     const int64_t actual = metrics.parameter_count();

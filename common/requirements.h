@@ -24,11 +24,31 @@ struct Assessment {
   // 3.0e-03 > 1.0e-03".
   std::vector<std::string> violations;
 };
-// Checks every set field of `requirements` against `metrics` (validation
-// accuracy only; the test set never counts). A NaN metric violates its
-// requirement with an infinite excess, so `violation` is never NaN.
+// Which evaluation the accuracy requirements are judged on.
+enum class JudgedRows {
+  // Metrics.validation: every candidate of a search.
+  kValidation,
+  // Metrics.test: a refit (trained on every row) of an experiment with a
+  // test data set.
+  kTest,
+  // Metrics.validation, which a refit without a test data set measures on
+  // its training rows.
+  kTraining,
+};
+JudgedRows JudgedRowsOf(bool refit, bool has_test);
+// "validation", "test" or "training".
+const char* JudgedRowsName(JudgedRows rows);
+
+// Checks every set field of `requirements` against `metrics`, the accuracy
+// ones on `rows` (for a search candidate the validation rows; the test set
+// never counts there). A NaN metric violates its requirement with an
+// infinite excess, so `violation` is never NaN.
 Assessment Assess(const v1::Requirements& requirements,
-                  const v1::Metrics& metrics);
+                  const v1::Metrics& metrics,
+                  JudgedRows rows = JudgedRows::kValidation);
+// The evaluation `rows` names.
+const v1::Evaluation& JudgedEvaluation(const v1::Metrics& metrics,
+                                       JudgedRows rows);
 
 }  // namespace evonas
 

@@ -118,6 +118,33 @@ TEST(AssessTest, MinAccuracy) {
               ElementsAre("validation accuracy 72.0% < 90.0%"));
 }
 
+TEST(AssessTest, RefitsAreJudgedOnTheTestRowsOrSayTheyAreNot) {
+  EXPECT_EQ(JudgedRowsOf(/*refit=*/false, /*has_test=*/true),
+            JudgedRows::kValidation);
+  EXPECT_EQ(JudgedRowsOf(true, true), JudgedRows::kTest);
+  EXPECT_EQ(JudgedRowsOf(true, false), JudgedRows::kTraining);
+  v1::Requirements r;
+  r.set_max_abs_error(1e-3);
+  r.set_within_tolerance(1e-4);
+  r.set_min_fraction_within(0.5);
+  v1::Metrics m = MakeMetrics();
+  m.mutable_validation()->set_max_abs_error(1e-5);
+  m.mutable_validation()->set_fraction_within(1);
+  m.mutable_test()->set_max_abs_error(4e-3);
+  m.mutable_test()->set_fraction_within(0.25);
+  EXPECT_TRUE(Assess(r, m).feasible);
+  const Assessment on_test = Assess(r, m, JudgedRows::kTest);
+  EXPECT_FALSE(on_test.feasible);
+  EXPECT_DOUBLE_EQ(on_test.violation, 3 + 0.5);
+  EXPECT_THAT(on_test.violations,
+              ElementsAre("test max abs error 4.0e-03 > 1.0e-03",
+                          "test fraction within 1.0e-04 is 25.0% < 50.0%"));
+  // Without test rows a refit is judged on its training rows, and says so.
+  m.mutable_validation()->set_max_abs_error(2e-3);
+  EXPECT_THAT(Assess(r, m, JudgedRows::kTraining).violations,
+              ElementsAre("training max abs error 2.0e-03 > 1.0e-03"));
+}
+
 TEST(AssessTest, NoRequirementsIsFeasible) {
   const Assessment a = Assess(v1::Requirements(), MakeMetrics());
   EXPECT_TRUE(a.feasible);

@@ -80,7 +80,7 @@ Artifacts DeriveArtifacts(const v1::Lease& lease, const model::TrainJob& job,
     dequantized.stages.push_back(model::Dequantize(quantized));
     int8_bytes += model::Int8ModelBytes(quantized);
   }
-  auto validation = EvaluateOn(dequantized, job.validation, job);
+  auto validation = EvaluateOn(dequantized, model::SelectionRows(job), job);
   std::optional<v1::Evaluation> test;
   if (job.test) test = EvaluateOn(dequantized, *job.test, job);
   if (validation && (!job.test || test)) {
@@ -110,7 +110,9 @@ Artifacts DeriveArtifacts(const v1::Lease& lease, const model::TrainJob& job,
   absl::StatusOr<std::string> card = model::ModelCardJson(
       parameters, lease.genome(), output.metrics, lease.requirements(),
       lease.dataset_id(), onnx_options.input_columns,
-      onnx_options.output_columns);
+      onnx_options.output_columns,
+      JudgedRowsOf(/*refit=*/lease.validation_split().fraction() == 0,
+                   !lease.test_dataset_id().empty()));
   if (card.ok()) {
     Add(v1::MODEL_FORMAT_MODEL_CARD, std::move(*card), artifacts);
   } else {

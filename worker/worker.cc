@@ -463,8 +463,7 @@ absl::Status Worker::Inherit(const v1::Lease& lease,
     // The controller and the worker must agree on what the morphism does:
     // a child that does not compute its parent's function would silently
     // waste the inheritance.
-    const model::Samples& rows =
-        job.validation.x.rows > 0 ? job.validation : job.training;
+    const model::Samples& rows = model::SelectionRows(job);
     absl::StatusOr<double> difference =
         model::MaxRelativeOutputDifference(*weights, *child, rows.x);
     if (!difference.ok()) {

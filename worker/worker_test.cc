@@ -378,6 +378,26 @@ TEST_F(InheritingLeaseTest, ShortRunTrainsItsFractionOfTheSteps) {
                                          HasSubstr(" step_fraction=0.25"))));
 }
 
+TEST_F(InheritingLeaseTest, RefitTrainsOnEveryRowAndReportsThem) {
+  // No validation rows (a refit): the training rows stand in for them, in
+  // the metrics, the int8 metrics and the model card.
+  v1::Lease lease =
+      MakeLease(ParentGenome(), v1::MORPHISM_KIND_CONTINUE, false);
+  lease.mutable_validation_split()->set_fraction(0);
+  FakeController controller(lease, dataset_, checkpoint_);
+  RunWorker(controller);
+  std::optional<v1::WorkResult> result = controller.result();
+  ASSERT_TRUE(result.has_value());
+  ASSERT_EQ(result->failure_reason(), "");
+  const v1::Metrics& m = result->metrics();
+  const int64_t rows = 300;  // all of ParentDataset's
+  EXPECT_EQ(m.training_row_count(), rows);
+  EXPECT_EQ(m.validation().row_count(), rows);
+  EXPECT_EQ(m.int8().validation().row_count(), rows);
+  EXPECT_THAT(controller.ReportedFile(v1::MODEL_FORMAT_MODEL_CARD),
+              HasSubstr(R"("judged_on": "training")"));
+}
+
 TEST(SimulateLeaseTest, StepFractionScalesTheSimulatedTraining) {
   // Large enough that the simulated error depends on the steps.
   v1::Genome genome;

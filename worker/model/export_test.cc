@@ -1643,6 +1643,28 @@ TEST(ModelCardTest, StatesEachRequirementInCpp) {
               HasSubstr("1 input column names"));
 }
 
+TEST(ModelCardTest, ARefitIsJudgedOnItsTestRows) {
+  CardFixture f;
+  f.requirements.Clear();
+  f.requirements.set_max_abs_error(1e-3);
+  f.metrics.mutable_test()->set_row_count(10);
+  f.metrics.mutable_test()->set_max_abs_error(4e-3);
+  auto card = ModelCardJson(f.parameters, f.genome, f.metrics, f.requirements,
+                            "id", {"x1", "x2", "x3"}, {"y1", "y2"},
+                            JudgedRows::kTest);
+  ASSERT_TRUE(card.ok()) << card.status();
+  EXPECT_THAT(*card, HasSubstr(R"("judged_on": "test")"));
+  EXPECT_THAT(*card, HasSubstr(R"("name": "max_abs_error", "limit": 0.001, )"
+                               R"("achieved": 0.004, "met": false)"));
+  EXPECT_THAT(*card, HasSubstr("test max abs error 4.0e-03 > 1.0e-03"));
+  // A search candidate's card: the validation rows, where 2.5e-4 is met.
+  card = ModelCardJson(f.parameters, f.genome, f.metrics, f.requirements, "id",
+                       {"x1", "x2", "x3"}, {"y1", "y2"});
+  ASSERT_TRUE(card.ok()) << card.status();
+  EXPECT_THAT(*card, HasSubstr(R"("judged_on": "validation")"));
+  EXPECT_THAT(*card, HasSubstr(R"("feasible": true)"));
+}
+
 TEST(ModelCardTest, StatesTheAccuracyRequirementOfAClassifier) {
   CardFixture f;
   f.requirements.Clear();

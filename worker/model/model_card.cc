@@ -132,10 +132,10 @@ absl::Status CheckColumns(const char* what,
 // into a Requirements of their own, as Assess decides it.
 template <typename Select>
 bool Met(const v1::Requirements& all, const v1::Metrics& metrics,
-         Select select) {
+         JudgedRows rows, Select select) {
   v1::Requirements one;
   select(all, one);
-  return Assess(one, metrics).feasible;
+  return Assess(one, metrics, rows).feasible;
 }
 
 std::string Requirement(absl::string_view name, std::string limit,
@@ -150,21 +150,23 @@ std::string Requirement(absl::string_view name, std::string limit,
 }
 
 std::vector<std::string> RequirementEntries(const v1::Requirements& r,
-                                            const v1::Metrics& m) {
+                                            const v1::Metrics& m,
+                                            JudgedRows rows) {
+  const v1::Evaluation& judged = JudgedEvaluation(m, rows);
   std::vector<std::string> entries;
   if (r.has_max_abs_error()) {
     entries.push_back(Requirement("max_abs_error",
                                   JsonNumber(r.max_abs_error()),
-                                  JsonNumber(m.validation().max_abs_error()),
-                                  Met(r, m, [](const auto& a, auto& b) {
+                                  JsonNumber(judged.max_abs_error()),
+                                  Met(r, m, rows, [](const auto& a, auto& b) {
                                     b.set_max_abs_error(a.max_abs_error());
                                   })));
   }
   if (r.has_min_fraction_within()) {
     entries.push_back(
         Requirement("min_fraction_within", JsonNumber(r.min_fraction_within()),
-                    JsonNumber(m.validation().fraction_within()),
-                    Met(r, m,
+                    JsonNumber(judged.fraction_within()),
+                    Met(r, m, rows,
                         [](const auto& a, auto& b) {
                           b.set_min_fraction_within(a.min_fraction_within());
                           b.set_within_tolerance(a.within_tolerance());
@@ -174,29 +176,29 @@ std::vector<std::string> RequirementEntries(const v1::Requirements& r,
   if (r.has_min_accuracy()) {
     entries.push_back(Requirement(
         "min_accuracy", JsonNumber(r.min_accuracy()),
-        JsonNumber(m.validation().accuracy()),
-        Met(r, m, [](const auto& a, auto& b) {
+        JsonNumber(judged.accuracy()),
+        Met(r, m, rows, [](const auto& a, auto& b) {
           b.set_min_accuracy(a.min_accuracy());
         })));
   }
   if (r.has_max_parameters()) {
     entries.push_back(Requirement(
         "max_parameters", JsonNumber(r.max_parameters()),
-        JsonNumber(m.parameter_count()), Met(r, m, [](const auto& a, auto& b) {
+        JsonNumber(m.parameter_count()), Met(r, m, rows, [](const auto& a, auto& b) {
           b.set_max_parameters(a.max_parameters());
         })));
   }
   if (r.has_max_model_bytes()) {
     entries.push_back(Requirement(
         "max_model_bytes", JsonNumber(r.max_model_bytes()),
-        JsonNumber(m.model_bytes()), Met(r, m, [](const auto& a, auto& b) {
+        JsonNumber(m.model_bytes()), Met(r, m, rows, [](const auto& a, auto& b) {
           b.set_max_model_bytes(a.max_model_bytes());
         })));
   }
   if (r.has_max_training_seconds()) {
     entries.push_back(Requirement(
         "max_training_seconds", JsonNumber(r.max_training_seconds()),
-        JsonNumber(m.training_seconds()), Met(r, m, [](const auto& a, auto& b) {
+        JsonNumber(m.training_seconds()), Met(r, m, rows, [](const auto& a, auto& b) {
           b.set_max_training_seconds(a.max_training_seconds());
         })));
   }
@@ -204,7 +206,7 @@ std::vector<std::string> RequirementEntries(const v1::Requirements& r,
     entries.push_back(Requirement("max_inference_latency_seconds",
                                   JsonNumber(r.max_inference_latency_seconds()),
                                   JsonNumber(m.inference_latency_seconds()),
-                                  Met(r, m, [](const auto& a, auto& b) {
+                                  Met(r, m, rows, [](const auto& a, auto& b) {
                                     b.set_max_inference_latency_seconds(
                                         a.max_inference_latency_seconds());
                                   })));
@@ -366,7 +368,7 @@ absl::StatusOr<std::string> ModelCardJson(
     const v1::Metrics& metrics, const v1::Requirements& requirements,
     const std::string& dataset_id,
     const std::vector<std::string>& input_columns,
-    const std::vector<std::string>& output_columns) {
+    const std::vector<std::string>& output_columns, JudgedRows judged_rows) {
   EVONAS_RETURN_IF_ERROR(ValidateNetwork(parameters));
   const MlpParameters& first = parameters.stages.front();
   EVONAS_RETURN_IF_ERROR(CheckColumns(
@@ -375,9 +377,9 @@ absl::StatusOr<std::string> ModelCardJson(
       CheckColumns("output", output_columns, first.layers.back().outputs));
   EVONAS_ASSIGN_OR_RETURN(std::string genome_json, ProtoJson(genome));
   EVONAS_ASSIGN_OR_RETURN(std::string metrics_json, ProtoJson(metrics));
-  const Assessment assessment = Assess(requirements, metrics);
+  const Assessment assessment = Assess(requirements, metrics, judged_rows);
   const std::vector<std::string> entries =
-      RequirementEntries(requirements, metrics);
+      RequirementEntries(requirements, metrics, judged_rows);
 
   JsonObject card;
   card.Add("model_card_version", "1")
@@ -388,6 +390,7 @@ absl::StatusOr<std::string> ModelCardJson(
       .Add("architecture", Architecture(parameters, genome))
       .Add("genome", std::move(genome_json))
       .Add("metrics", std::move(metrics_json))
+      .Add("judged_on", JsonQuote(JudgedRowsName(judged_rows)))
       .Add("requirements",
            entries.empty()
                ? "[]"

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/requirements.h"
 #include "evonas/v1/types.pb.h"
 #include "worker/model/mlp.h"
 
@@ -33,6 +34,9 @@ namespace evonas::model {
 //     are its pixels},
 //   "genome", "metrics": the protos in protobuf's JSON mapping with the proto
 //     field names (so int64 values are strings and NaN is "NaN"),
+//   "judged_on": the rows the accuracy requirements are judged on
+//     ("validation"; a refit, trained on every row: "test", or "training"
+//     without a test data set),
 //   "requirements": one entry per set requirement, in proto field order:
 //     {"name" (the proto field), "limit", "achieved", "met" (true/false) and,
 //     for min_fraction_within, "within_tolerance"}, "met" decided by
@@ -47,7 +51,8 @@ absl::StatusOr<std::string> ModelCardJson(
     const v1::Metrics& metrics, const v1::Requirements& requirements,
     const std::string& dataset_id,
     const std::vector<std::string>& input_columns,
-    const std::vector<std::string>& output_columns);
+    const std::vector<std::string>& output_columns,
+    JudgedRows judged_rows = JudgedRows::kValidation);
 
 // `text` as a JSON string literal, quotes included: '"' and '\' escaped,
 // control characters as \n, \t... or \u00XX, and every byte sequence that is

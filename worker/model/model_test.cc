@@ -278,14 +278,16 @@ TEST(TrainTest, EveryActivationTrainsWithMiniBatches) {
   }
 }
 
-TEST(TrainTest, EmptyValidationSetIsAllowed) {
+TEST(TrainTest, EmptyValidationSetMeasuresTheTrainingRows) {
+  // A refit: no validation rows, so the training rows are reported.
   TrainJob job;
   job.genome = MakeGenome({{8, v1::ACTIVATION_TANH}}, 1e-2, 20, 5);
   job.training = SmoothFunction(50, 5);
   job.validation = {{0, 2, {}}, {0, 1, {}}};
   absl::StatusOr<TrainOutput> out = Train(job);
   ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_EQ(out->metrics.validation().row_count(), 0);
+  EXPECT_EQ(out->metrics.validation().row_count(), 50);
+  EXPECT_EQ(out->metrics.training_row_count(), 50);
 }
 
 TEST(TrainTest, DivergenceIsAborted) {

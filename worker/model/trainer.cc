@@ -1276,10 +1276,7 @@ absl::StatusOr<TrainOutput> TrainImpl(const TrainJob& job) {
   at::Generator gen = at::detail::createCPUGenerator(job.seed);
   torch::manual_seed(job.seed);
 
-  // The best weights are chosen on the validation rows, or on the training
-  // rows when there are none.
-  const Samples& select =
-      job.validation.x.rows > 0 ? job.validation : job.training;
+  const Samples& select = SelectionRows(job);
   TrainOutput output;
   if (job.genome.conv_layers_size() > 0) {
     EVONAS_RETURN_IF_ERROR(TrainConvolutional(job, select, output));
@@ -1293,7 +1290,7 @@ absl::StatusOr<TrainOutput> TrainImpl(const TrainJob& job) {
   v1::Metrics& m = output.metrics;
   EVONAS_ASSIGN_OR_RETURN(
       *m.mutable_validation(),
-      Evaluate(output.model_file, job.validation, job.within_tolerance,
+      Evaluate(output.model_file, select, job.within_tolerance,
                job.class_count));
   if (job.test.has_value()) {
     EVONAS_ASSIGN_OR_RETURN(

@@ -82,6 +82,13 @@ struct TrainJob {
   int64_t image_width = 0;
 };
 
+// The rows the best weights are chosen on and Metrics.validation is measured
+// on: the validation rows, or the training rows when there are none (a
+// refit, trained on every row).
+inline const Samples& SelectionRows(const TrainJob& job) {
+  return job.validation.x.rows > 0 ? job.validation : job.training;
+}
+
 // What the training of one stage did. The errors are the best validation
 // max abs errors (raw units, of the stages up to this one) after each phase.
 struct StageReport {
