@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include "absl/strings/escaping.h"
@@ -48,6 +49,8 @@ constexpr int kMaxCopiesPerCall = 4;
 // After this many copies in a row the search space counts as exhausted:
 // the experiment proposes nothing more and completes.
 constexpr int kMaxConsecutiveCopies = 100;
+// RefitSettings.front_members at most.
+constexpr int32_t kMaxRefits = 100;
 
 // Unguessable ids: a lease id is a capability of the worker holding it.
 std::string RandomId(absl::string_view prefix, int bytes) {
@@ -404,6 +407,40 @@ absl::Status CheckEvaluation(const v1::Evaluation& e, absl::string_view what,
   return absl::OkStatus();
 }
 
+// The Pareto front of an experiment's search candidates (no refits; copies
+// are skipped, their originals stand for them), sorted by the first
+// objective, best first. experiment_id and refits are left unset.
+v1::ParetoFront SearchFront(const v1::ExperimentSpec& spec,
+                            std::vector<v1::Candidate> candidates) {
+  // A copy stands at its original's point, which is counted once.
+  candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
+                                  [](const v1::Candidate& c) {
+                                    return !c.duplicate_of().empty();
+                                  }),
+                   candidates.end());
+  // A genome's short run stands until its promotion has succeeded.
+  candidates = search::HighestFinishedLevel(candidates);
+  const std::vector<v1::Objective> objectives =
+      search::ExperimentObjectives(spec);
+  v1::ParetoFront front;
+  for (v1::Objective objective : objectives) front.add_objectives(objective);
+  for (size_t i :
+       search::ParetoFront(candidates, objectives, spec.requirements())) {
+    if (candidates[i].feasible()) front.set_has_feasible(true);
+    *front.add_candidates() = std::move(candidates[i]);
+  }
+  // By the first objective: the error measure of the task unless the user
+  // chose otherwise (a classifier's max abs error is 0, no order at all).
+  const v1::Objective first = objectives.front();
+  std::stable_sort(front.mutable_candidates()->begin(),
+                   front.mutable_candidates()->end(),
+                   [first](const v1::Candidate& a, const v1::Candidate& b) {
+                     return search::ObjectiveValue(a, first) <
+                            search::ObjectiveValue(b, first);
+                   });
+  return front;
+}
+
 // Fraction of its genome's steps the training of `c` runs (Lease.step_fraction).
 // `parent`: the candidate c.parent_id names, whose weights it starts from.
 double StepFraction(const v1::ExperimentSpec& spec, const v1::Candidate& c,
@@ -413,6 +450,8 @@ double StepFraction(const v1::ExperimentSpec& spec, const v1::Candidate& c,
                                : kDefaultStepFraction;
   const double short_run = spec.multi_fidelity().short_step_fraction();
   switch (c.evaluation_level()) {
+    case v1::EVALUATION_LEVEL_REFIT:
+      return 1;
     case v1::EVALUATION_LEVEL_SHORT:
       return short_run * (parent != nullptr ? inherited : 1);
     case v1::EVALUATION_LEVEL_FULL:
@@ -616,6 +655,11 @@ absl::StatusOr<std::vector<v1::LatencyTable>> Controller::LatencyTables() {
 
 void Controller::AddToSearchState(const v1::Candidate& c,
                                   SearchState& state) {
+  if (c.evaluation_level() == v1::EVALUATION_LEVEL_REFIT) {
+    // After the search: its genome is already taken by the member.
+    state.refits_queued = true;
+    return;
+  }
   const std::string key = GenomeKey(c.genome());
   state.genome_keys.insert(key);
   if (!c.promoted_from().empty()) {
@@ -978,6 +1022,12 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec,
   EVONAS_ASSIGN_OR_RETURN(
       *spec.mutable_multi_fidelity(),
       search::NormalizeMultiFidelitySettings(spec.multi_fidelity()));
+  if (spec.refit().front_members() < 0 ||
+      spec.refit().front_members() > kMaxRefits) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "refit.front_members is ", spec.refit().front_members(),
+        "; it must be in 0..", kMaxRefits, " (0: no refit)"));
+  }
 
   if (spec.validation_fraction() == 0) {
     spec.set_validation_fraction(kDefaultValidationFraction);
@@ -1215,33 +1265,22 @@ absl::StatusOr<v1::ParetoFront> Controller::GetParetoFront(
     return absl::OkStatus();
   }));
   std::vector<v1::Candidate> candidates;
+  std::map<std::string, v1::Candidate> refit_of_member;
   for (store::StoredCandidate& s : stored) {
-    // A copy stands at its original's point, which is counted once.
-    if (s.candidate.duplicate_of().empty()) {
+    if (s.candidate.evaluation_level() == v1::EVALUATION_LEVEL_REFIT) {
+      refit_of_member[s.candidate.refit_of()] = std::move(s.candidate);
+    } else {
       candidates.push_back(std::move(s.candidate));
     }
   }
-  // A genome's short run stands until its promotion has succeeded.
-  candidates = search::HighestFinishedLevel(candidates);
-  const std::vector<v1::Objective> objectives =
-      search::ExperimentObjectives(experiment.spec());
-  v1::ParetoFront front;
+  v1::ParetoFront front = SearchFront(experiment.spec(), std::move(candidates));
   front.set_experiment_id(experiment_id);
-  for (v1::Objective objective : objectives) front.add_objectives(objective);
-  for (size_t i : search::ParetoFront(candidates, objectives,
-                                      experiment.spec().requirements())) {
-    if (candidates[i].feasible()) front.set_has_feasible(true);
-    *front.add_candidates() = std::move(candidates[i]);
+  for (const v1::Candidate& member : front.candidates()) {
+    auto refit = refit_of_member.find(member.id());
+    if (refit != refit_of_member.end()) {
+      *front.add_refits() = std::move(refit->second);
+    }
   }
-  // By the first objective: the error measure of the task unless the user
-  // chose otherwise (a classifier's max abs error is 0, no order at all).
-  const v1::Objective first = objectives.front();
-  std::stable_sort(front.mutable_candidates()->begin(),
-                   front.mutable_candidates()->end(),
-                   [first](const v1::Candidate& a, const v1::Candidate& b) {
-                     return search::ObjectiveValue(a, first) <
-                            search::ObjectiveValue(b, first);
-                   });
   return front;
 }
 
@@ -1323,12 +1362,17 @@ absl::Status Controller::FinishIfDone(const std::string& experiment_id) {
                             store_->GetExperiment(experiment_id));
     int64_t unfinished = experiment.counts().running();
     if (budget == BudgetState::kStop) {
-      // Out of time or compute, or done: queued work is dropped; running
-      // work may still report.
+      // Out of time or compute, or done: queued search work is dropped;
+      // running work may still report. Refits come after the budget.
       EVONAS_ASSIGN_OR_RETURN(auto candidates,
                               store_->ListCandidates(experiment_id));
       for (store::StoredCandidate& stored : candidates) {
         if (stored.candidate.state() != v1::CANDIDATE_STATE_QUEUED) continue;
+        if (stored.candidate.evaluation_level() ==
+            v1::EVALUATION_LEVEL_REFIT) {
+          ++unfinished;
+          continue;
+        }
         stored.candidate.set_state(v1::CANDIDATE_STATE_CANCELLED);
         *stored.candidate.mutable_finished_at() = ToProto(NowMs());
         EVONAS_RETURN_IF_ERROR(WriteCandidate(stored, /*insert=*/false));
@@ -1336,14 +1380,41 @@ absl::Status Controller::FinishIfDone(const std::string& experiment_id) {
     } else {
       unfinished += experiment.counts().queued();
     }
-    if (unfinished == 0) {
-      EVONAS_RETURN_IF_ERROR(
-          SetExperimentState(experiment_id, v1::EXPERIMENT_STATE_COMPLETED));
-    }
+    if (unfinished == 0) EVONAS_RETURN_IF_ERROR(EndSearch(experiment_id));
     return absl::OkStatus();
   }();
   if (!finished.ok()) FinishBatchLocked(finished);
   return finished;
+}
+
+absl::Status Controller::EndSearch(const std::string& experiment_id) {
+  EVONAS_ASSIGN_OR_RETURN(SearchState * state, SearchStateOf(experiment_id));
+  const v1::Experiment experiment = state->experiment;
+  const int32_t wanted = experiment.spec().refit().front_members();
+  if (wanted > 0 && !state->refits_queued) {
+    EVONAS_ASSIGN_OR_RETURN(auto stored, store_->ListCandidates(experiment_id));
+    std::vector<v1::Candidate> candidates;
+    for (store::StoredCandidate& s : stored) {
+      candidates.push_back(std::move(s.candidate));
+    }
+    const v1::ParetoFront front =
+        SearchFront(experiment.spec(), std::move(candidates));
+    const int count = std::min(wanted, front.candidates_size());
+    for (int i = 0; i < count; ++i) {
+      const v1::Candidate& member = front.candidates(i);
+      EVONAS_ASSIGN_OR_RETURN(
+          store::StoredCandidate refit,
+          NewCandidate(experiment, state->total, member.genome()));
+      v1::Candidate& c = refit.candidate;
+      c.set_evaluation_level(v1::EVALUATION_LEVEL_REFIT);
+      c.set_refit_of(member.id());
+      c.set_state(v1::CANDIDATE_STATE_QUEUED);
+      *c.mutable_created_at() = ToProto(NowMs());
+      EVONAS_RETURN_IF_ERROR(WriteCandidate(refit, /*insert=*/true));
+    }
+    if (count > 0) return absl::OkStatus();
+  }
+  return SetExperimentState(experiment_id, v1::EXPERIMENT_STATE_COMPLETED);
 }
 
 absl::Status Controller::Maintain() {
@@ -1490,8 +1561,7 @@ Controller::ProposeCandidate(const v1::Experiment& experiment) {
       EVONAS_ASSIGN_OR_RETURN(v1::Experiment fresh,
                               store_->GetExperiment(experiment.id()));
       if (fresh.counts().queued() + fresh.counts().running() == 0) {
-        EVONAS_RETURN_IF_ERROR(SetExperimentState(
-            experiment.id(), v1::EXPERIMENT_STATE_COMPLETED));
+        EVONAS_RETURN_IF_ERROR(EndSearch(experiment.id()));
       }
       return std::nullopt;
     }
@@ -1592,12 +1662,23 @@ absl::StatusOr<v1::Lease> Controller::MakeLease(
   *lease.mutable_input_columns() = spec.input_columns();
   *lease.mutable_output_columns() = spec.output_columns();
   lease.mutable_validation_split()->set_seed(spec.seed());
-  lease.mutable_validation_split()->set_fraction(spec.validation_fraction());
+  const bool refit =
+      stored.candidate.evaluation_level() == v1::EVALUATION_LEVEL_REFIT;
+  // A refit learns from every row.
+  lease.mutable_validation_split()->set_fraction(
+      refit ? 0 : spec.validation_fraction());
   lease.set_test_dataset_id(spec.test_dataset_id());
   lease.set_within_tolerance(spec.requirements().has_within_tolerance()
                                  ? spec.requirements().within_tolerance()
                                  : kDefaultWithinTolerance);
-  lease.set_seed(SplitMix64(spec.seed() ^ SplitMix64(stored.candidate.sequence())));
+  int64_t seed_sequence = stored.candidate.sequence();
+  if (refit) {
+    // The member's initialisation: only the rows differ.
+    EVONAS_ASSIGN_OR_RETURN(store::StoredCandidate member,
+                            store_->GetCandidate(stored.candidate.refit_of()));
+    seed_sequence = member.candidate.sequence();
+  }
+  lease.set_seed(SplitMix64(spec.seed() ^ SplitMix64(seed_sequence)));
   *lease.mutable_deadline() = ToProto(stored.lease_deadline_ms);
   lease.set_heartbeat_interval_seconds(
       absl::ToDoubleSeconds(options_.heartbeat_interval));
@@ -1987,8 +2068,11 @@ absl::StatusOr<bool> Controller::Report(
       stored.model_sha256 = result.model_sha256();
       EVONAS_ASSIGN_OR_RETURN(SearchState * state,
                               SearchStateOf(c.experiment_id()));
-      Assessment assessment =
-          Assess(state->experiment.spec().requirements(), result.metrics());
+      const v1::ExperimentSpec& spec = state->experiment.spec();
+      Assessment assessment = Assess(
+          spec.requirements(), result.metrics(),
+          JudgedRowsOf(c.evaluation_level() == v1::EVALUATION_LEVEL_REFIT,
+                       !spec.test_dataset_id().empty()));
       c.set_state(v1::CANDIDATE_STATE_SUCCEEDED);
       *c.mutable_metrics() = result.metrics();
       c.set_feasible(assessment.feasible);

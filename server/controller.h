@@ -261,6 +261,8 @@ class Controller {
     std::vector<bool> final_by_sequence;
     // Multi-fidelity: the level-1 candidates promoted so far.
     std::unordered_set<std::string> promoted;
+    // RefitSettings: the search has ended and its refits are queued.
+    bool refits_queued = false;
   };
   absl::StatusOr<SearchState*> SearchStateOf(const std::string& experiment_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -347,6 +349,11 @@ class Controller {
                                const store::StoredCandidate& original)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status FinishIfDone(const std::string& experiment_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The search has ended and every search candidate is final: queues the
+  // refits (RefitSettings) once, or, when there are none (any more),
+  // completes the experiment.
+  absl::Status EndSearch(const std::string& experiment_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::optional<store::StoredCandidate>> ProposeCandidate(
       const v1::Experiment& experiment) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -1106,6 +1106,160 @@ TEST_F(MultiFidelityTest, PromotionsSurviveARestart) {
             v1::EVALUATION_LEVEL_SHORT);
 }
 
+class RefitTest : public ControllerTest {
+ protected:
+  void SetUp() override {
+    ControllerTest::SetUp();
+    dataset_ = Upload(kCsv);
+    // Same columns, other rows: a test data set of its own.
+    test_ = Upload("x1,x2,y\n8,8,16\n9,0,9\n0,9,9\n9,9,18\n");
+  }
+
+  v1::ExperimentSpec RefitSpec(int front_members) {
+    v1::ExperimentSpec spec = Spec(dataset_.id());
+    spec.set_test_dataset_id(test_.id());
+    spec.mutable_refit()->set_front_members(front_members);
+    return spec;
+  }
+
+  // A good report whose test rows have max abs error `test_error`.
+  std::pair<v1::WorkResult, std::string> ResultWithTest(
+      const v1::Lease& lease, const std::string& worker, double error,
+      double test_error) {
+    auto reported = GoodResult(lease, worker, error);
+    v1::Evaluation* test = reported.first.mutable_metrics()->mutable_test();
+    test->set_row_count(4);
+    test->set_max_abs_error(test_error);
+    return reported;
+  }
+
+  v1::Dataset dataset_;
+  v1::Dataset test_;
+};
+
+TEST_F(RefitTest, FrontMembersAreTrainedAgainOnAllRowsAfterTheSearch) {
+  const v1::Experiment experiment =
+      controller_->CreateExperiment(RefitSpec(2)).value();
+  std::map<std::string, v1::Lease> searched;
+  for (double error : {0.5, 0.05, 0.01}) {
+    const v1::Lease lease = *controller_->LeaseWork("w1").value();
+    EXPECT_EQ(lease.validation_split().fraction(), 0.2);
+    searched[lease.candidate_id()] = lease;
+    auto [result, model] = ResultWithTest(lease, "w1", error, error);
+    ASSERT_TRUE(controller_->Report(result, model).ok());
+  }
+  // The search is over; its front's best two are queued again.
+  v1::Experiment running = controller_->GetExperiment(experiment.id()).value();
+  EXPECT_EQ(running.state(), v1::EXPERIMENT_STATE_RUNNING);
+  EXPECT_EQ(running.counts().queued(), 2);
+  const v1::ParetoFront searched_front =
+      controller_->GetParetoFront(experiment.id()).value();
+  ASSERT_GE(searched_front.candidates_size(), 2);
+  ASSERT_EQ(searched_front.refits_size(), 2);
+
+  // The queued refits survive a restart, and are not queued twice.
+  controller_.reset();
+  controller_ = Controller::Create(options_).value();
+  std::vector<v1::Lease> refits;
+  for (int i = 0; i < 2; ++i) {
+    const v1::Lease lease =
+        *controller_->LeaseWork("r" + std::to_string(i)).value();
+    const v1::Candidate refit =
+        controller_->GetCandidate(lease.candidate_id()).value();
+    const v1::Candidate& member = searched_front.candidates(i);
+    EXPECT_EQ(refit.evaluation_level(), v1::EVALUATION_LEVEL_REFIT);
+    EXPECT_EQ(refit.refit_of(), member.id());
+    EXPECT_EQ(refit.sequence(), 3 + i);
+    // All rows, all steps, the member's genome and seed, from scratch.
+    EXPECT_EQ(lease.validation_split().fraction(), 0);
+    EXPECT_EQ(lease.step_fraction(), 1);
+    EXPECT_FALSE(lease.has_inheritance());
+    EXPECT_EQ(GenomeKey(lease.genome()), GenomeKey(member.genome()));
+    EXPECT_EQ(lease.seed(), searched.at(member.id()).seed());
+    refits.push_back(lease);
+  }
+  EXPECT_FALSE(controller_->LeaseWork("w2").value().has_value());
+
+  // Judged on the test rows: the first refit fits its training rows but
+  // misses the limit of 0.1 on the test rows.
+  auto [missed, missed_model] = ResultWithTest(refits[0], "r0", 1e-4, 0.2);
+  EXPECT_FALSE(controller_->Report(missed, missed_model).value());
+  auto [met, met_model] = ResultWithTest(refits[1], "r1", 1e-4, 0.05);
+  EXPECT_TRUE(controller_->Report(met, met_model).value());
+  const v1::Candidate judged =
+      controller_->GetCandidate(refits[0].candidate_id()).value();
+  ASSERT_EQ(judged.violations_size(), 1);
+  EXPECT_THAT(judged.violations(0), ::testing::HasSubstr("test max abs error"));
+
+  const v1::Experiment done = controller_->GetExperiment(experiment.id()).value();
+  EXPECT_EQ(done.state(), v1::EXPERIMENT_STATE_COMPLETED);
+  EXPECT_EQ(done.counts().succeeded(), 5);
+  EXPECT_FALSE(controller_->LeaseWork("w1").value().has_value());
+  // The front is the search's; the refits stand beside it, in its order.
+  const v1::ParetoFront front =
+      controller_->GetParetoFront(experiment.id()).value();
+  ASSERT_EQ(front.candidates_size(), searched_front.candidates_size());
+  for (int i = 0; i < front.candidates_size(); ++i) {
+    EXPECT_EQ(front.candidates(i).id(), searched_front.candidates(i).id());
+  }
+  ASSERT_EQ(front.refits_size(), 2);
+  EXPECT_EQ(front.refits(0).refit_of(), front.candidates(0).id());
+  EXPECT_EQ(front.refits(1).refit_of(), front.candidates(1).id());
+  EXPECT_FALSE(front.refits(0).feasible());
+  EXPECT_TRUE(front.refits(1).feasible());
+}
+
+TEST_F(RefitTest, TheWallBudgetEndsTheSearchNotItsRefits) {
+  v1::ExperimentSpec spec = RefitSpec(1);
+  spec.mutable_budget()->set_max_candidates(0);
+  spec.mutable_budget()->set_max_wall_seconds(60);
+  const v1::Experiment experiment = controller_->CreateExperiment(spec).value();
+  const v1::Lease lease = *controller_->LeaseWork("w1").value();
+  for (int i = 0; i < 3; ++i) {  // 63 s, heartbeating within the 30 s lease
+    now_ += absl::Seconds(21);
+    ASSERT_TRUE(controller_->Heartbeat("w1", lease.lease_id()).ok());
+  }
+  auto [result, model] = ResultWithTest(lease, "w1", 0.01, 0.02);
+  ASSERT_TRUE(controller_->Report(result, model).ok());
+  // Past the budget, maintenance runs and the refit is still handed out.
+  now_ += absl::Seconds(60);
+  ASSERT_TRUE(controller_->Maintain().ok());
+  const std::optional<v1::Lease> refit = controller_->LeaseWork("w2").value();
+  ASSERT_TRUE(refit.has_value());
+  EXPECT_EQ(refit->validation_split().fraction(), 0);
+  auto [refit_result, refit_model] = ResultWithTest(*refit, "w2", 0.001, 0.01);
+  ASSERT_TRUE(controller_->Report(refit_result, refit_model).ok());
+  EXPECT_EQ(controller_->GetExperiment(experiment.id()).value().state(),
+            v1::EXPERIMENT_STATE_COMPLETED);
+}
+
+TEST_F(RefitTest, WithoutRefitsOrWithAnEmptyFrontTheSearchJustEnds) {
+  // Every candidate fails: no front, nothing to refit.
+  const v1::Experiment experiment =
+      controller_->CreateExperiment(RefitSpec(3)).value();
+  for (int i = 0; i < 3; ++i) {
+    const v1::Lease lease = *controller_->LeaseWork("w1").value();
+    v1::WorkResult failed;
+    failed.set_worker_id("w1");
+    failed.set_lease_id(lease.lease_id());
+    failed.set_failure_reason("diverged");
+    ASSERT_TRUE(controller_->Report(failed, "").ok());
+  }
+  EXPECT_EQ(controller_->GetExperiment(experiment.id()).value().state(),
+            v1::EXPERIMENT_STATE_COMPLETED);
+  EXPECT_EQ(controller_->GetParetoFront(experiment.id()).value().refits_size(),
+            0);
+}
+
+TEST_F(RefitTest, FrontMembersOutOfRangeAreRefused) {
+  for (int members : {-1, 101}) {
+    const absl::Status status =
+        controller_->CreateExperiment(RefitSpec(members)).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << members;
+    EXPECT_THAT(status.message(), ::testing::HasSubstr("refit.front_members"));
+  }
+}
+
 TEST_F(ControllerTest, WorkerSecondsAccumulateOverEveryEndedLease) {
   v1::Dataset dataset = Upload(kCsv);
   v1::ExperimentSpec spec = Spec(dataset.id());
