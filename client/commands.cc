@@ -369,8 +369,9 @@ absl::Status RunExperimentFront(const CommandEnv& env,
                                 const std::string& experiment_id) {
   EVONAS_ASSIGN_OR_RETURN(v1::ParetoFront front,
                           env.client->GetParetoFront(experiment_id));
-  return Print(env, front, ParetoFrontTable(front),
-               CandidatesCsv(ToVector(front.candidates())));
+  std::vector<v1::Candidate> rows = ToVector(front.candidates());
+  for (const v1::Candidate& refit : front.refits()) rows.push_back(refit);
+  return Print(env, front, ParetoFrontTable(front), CandidatesCsv(rows));
 }
 
 absl::Status RunExperimentWait(const CommandEnv& env,

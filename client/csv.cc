@@ -134,7 +134,8 @@ std::string CandidatesCsv(const std::vector<v1::Candidate>& candidates) {
        "inference_latency_seconds", "training_rows", "attempts", "worker_id",
        "created_at", "finished_at", "violations", "failure_reason",
        "validation_accuracy", "validation_cross_entropy", "test_accuracy",
-       "test_cross_entropy", "evaluation_level", "promoted_from"});
+       "test_cross_entropy", "evaluation_level", "promoted_from",
+       "refit_of"});
   for (const v1::Candidate& c : candidates) {
     const bool done = c.state() == v1::CANDIDATE_STATE_SUCCEEDED;
     const v1::Metrics& m = c.metrics();
@@ -166,10 +167,21 @@ std::string CandidatesCsv(const std::vector<v1::Candidate>& candidates) {
       row.push_back(present ? CsvNumber(e->accuracy()) : "");
       row.push_back(present ? CsvNumber(e->cross_entropy()) : "");
     }
-    row.push_back(c.evaluation_level() == v1::EVALUATION_LEVEL_SHORT  ? "1"
-                  : c.evaluation_level() == v1::EVALUATION_LEVEL_FULL ? "2"
-                                                                       : "");
+    switch (c.evaluation_level()) {
+      case v1::EVALUATION_LEVEL_SHORT:
+        row.push_back("1");
+        break;
+      case v1::EVALUATION_LEVEL_FULL:
+        row.push_back("2");
+        break;
+      case v1::EVALUATION_LEVEL_REFIT:
+        row.push_back("refit");
+        break;
+      default:
+        row.push_back("");
+    }
     row.push_back(c.promoted_from());
+    row.push_back(c.refit_of());
     absl::StrAppend(&text, CsvRecord(row));
   }
   return text;

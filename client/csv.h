@@ -30,7 +30,8 @@ std::string DatasetsCsv(const std::vector<v1::Dataset>& datasets);
 // `now` gives the elapsed time of experiments that are still running.
 std::string ExperimentsCsv(const std::vector<v1::Experiment>& experiments,
                            absl::Time now);
-// Every candidate field and metric; used for `candidates` and `front`.
+// Every candidate field and metric; used for `candidates` and `front` (the
+// members, then their refits: evaluation_level "refit").
 std::string CandidatesCsv(const std::vector<v1::Candidate>& candidates);
 
 }  // namespace evonas::client

@@ -295,6 +295,7 @@ absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
       fidelity->set_reduction_factor(*flags.reduction_factor);
     }
   }
+  if (flags.refit) spec.mutable_refit()->set_front_members(*flags.refit);
   if (flags.lemonade_children) {
     spec.mutable_lemonade()->set_children_per_proposal(
         *flags.lemonade_children);

@@ -49,6 +49,8 @@ struct ExperimentFlags {
   bool multi_fidelity = false;
   std::optional<double> short_step_fraction;
   std::optional<int> reduction_factor;
+  // --refit: front members retrained on all rows after the search.
+  std::optional<int> refit;
   // --lemonade-children: children generated per accepted one.
   std::optional<int> lemonade_children;
   // Objective lists as given, each comma-separated (--objectives); and

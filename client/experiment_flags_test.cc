@@ -215,6 +215,7 @@ TEST(BuildExperimentSpecTest, SearchFlags) {
   flags.multi_fidelity = true;
   flags.short_step_fraction = 0.2;
   flags.reduction_factor = 4;
+  flags.refit = 3;
   flags.objectives = {"error,params", "flops"};
   flags.fitness_weights = {"error=1", "params=0.5"};
   absl::StatusOr<v1::ExperimentSpec> spec = BuildExperimentSpec(flags);
@@ -228,6 +229,7 @@ TEST(BuildExperimentSpecTest, SearchFlags) {
   EXPECT_TRUE(spec->multi_fidelity().enabled());
   EXPECT_DOUBLE_EQ(spec->multi_fidelity().short_step_fraction(), 0.2);
   EXPECT_EQ(spec->multi_fidelity().reduction_factor(), 4);
+  EXPECT_EQ(spec->refit().front_members(), 3);
   ASSERT_EQ(spec->objectives_size(), 3);
   EXPECT_EQ(spec->objectives(0), v1::OBJECTIVE_VALIDATION_MAX_ABS_ERROR);
   EXPECT_EQ(spec->objectives(1), v1::OBJECTIVE_PARAMETER_COUNT);
@@ -243,6 +245,7 @@ TEST(BuildExperimentSpecTest, SearchFlags) {
   EXPECT_FALSE(spec->has_inheritance());
   EXPECT_FALSE(spec->has_lemonade());
   EXPECT_FALSE(spec->has_multi_fidelity());
+  EXPECT_FALSE(spec->has_refit());
   EXPECT_EQ(spec->objectives_size(), 0);
   EXPECT_FALSE(spec->budget().stop_when_feasible());
 }

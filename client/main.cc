@@ -308,6 +308,12 @@ void AddExperimentCreate(CLI::App* experiment, GlobalFlags* globals,
               "trained in full (default 3; 2..100)")
       ->check(CLI::Range(2, 100))
       ->group(kSearch);
+  AddOptional(create, "--refit", &flags->refit,
+              "After the search, train the best N front members again on "
+              "all rows, validation rows included, and judge them on the "
+              "test data set (0..100)")
+      ->check(CLI::Range(0, 100))
+      ->group(kSearch);
   AddOptional(create, "--lemonade-children", &flags->lemonade_children,
               "LEMONADE: children generated per accepted child (default 16)")
       ->check(Positive())

@@ -347,6 +347,8 @@ std::string EvaluationLevelName(const v1::Candidate& candidate) {
       return "1 short";
     case v1::EVALUATION_LEVEL_FULL:
       return absl::StrCat("2 full <- ", candidate.promoted_from());
+    case v1::EVALUATION_LEVEL_REFIT:
+      return absl::StrCat("refit <- ", candidate.refit_of());
     default:
       return "";
   }
@@ -397,6 +399,46 @@ std::string CandidateListTable(const v1::ListCandidatesResponse& response) {
 }
 
 namespace {
+
+// The refits of front members: trained on every row, so only the test data
+// set (when there is one) says how they do on new points.
+std::string RefitTable(const v1::ParetoFront& front, bool classification) {
+  bool has_test = false;
+  for (const v1::Candidate& c : front.refits()) {
+    has_test = has_test || c.metrics().has_test();
+  }
+  std::string text = absl::StrCat(
+      "\nRefits on all rows (validation rows included), judged on the ",
+      has_test ? "test data set" : "training rows (no test data set)", ":\n");
+  const char* rows = has_test ? "TEST" : "TRAIN";
+  std::vector<std::string> header = {"REFIT", "OF", "STATE"};
+  if (classification) {
+    header.push_back(absl::StrCat(rows, " ACCURACY"));
+  } else {
+    header.push_back(absl::StrCat(rows, " MAX ABS ERR"));
+    header.push_back("WITHIN TOL");
+  }
+  for (const char* h : {"TRAIN S", "FEASIBLE"}) header.push_back(h);
+  TextTable table(header);
+  for (size_t c = 3; c + 1 < header.size(); ++c) table.AlignRight(c);
+  for (const v1::Candidate& c : front.refits()) {
+    const bool done = c.state() == v1::CANDIDATE_STATE_SUCCEEDED;
+    const v1::Evaluation& e =
+        has_test ? c.metrics().test() : c.metrics().validation();
+    std::vector<std::string> row = {c.id(), c.refit_of(),
+                                    CandidateStateName(c.state())};
+    if (classification) {
+      row.push_back(done ? Percent(e.accuracy()) : kNone);
+    } else {
+      row.push_back(done ? Scientific(e.max_abs_error()) : kNone);
+      row.push_back(done ? Percent(e.fraction_within()) : kNone);
+    }
+    row.push_back(done ? Seconds(c.metrics().training_seconds()) : kNone);
+    row.push_back(done ? YesNo(c.feasible()) : kNone);
+    table.AddRow(std::move(row));
+  }
+  return text + table.Render();
+}
 
 bool IsClassification(const v1::ParetoFront& front) {
   for (int o : front.objectives()) {
@@ -471,7 +513,9 @@ std::string ParetoFrontTable(const v1::ParetoFront& front) {
     row.push_back(YesNo(c.feasible()));
     table.AddRow(std::move(row));
   }
-  return text + table.Render();
+  text += table.Render();
+  if (front.refits_size() > 0) text += RefitTable(front, classification);
+  return text;
 }
 
 std::string ProgressLine(const v1::Experiment& experiment, absl::Time now) {

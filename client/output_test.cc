@@ -248,6 +248,36 @@ TEST(ParetoFrontTableTest, SaysWhetherRequirementsAreMet) {
   EXPECT_NE(table.find("4096"), std::string::npos);
 }
 
+TEST(ParetoFrontTableTest, RefitsFollowTheFrontJudgedOnTheTestRows) {
+  v1::ParetoFront front;
+  front.set_has_feasible(true);
+  *front.add_candidates() = Succeeded("c-1", 0.5, true);
+  EXPECT_EQ(ParetoFrontTable(front).find("Refits"), std::string::npos);
+  v1::Candidate refit = Succeeded("c-3", 1e-5, false);
+  refit.set_evaluation_level(v1::EVALUATION_LEVEL_REFIT);
+  refit.set_refit_of("c-1");
+  refit.mutable_metrics()->mutable_test()->set_max_abs_error(0.125);
+  *front.add_refits() = refit;
+  v1::Candidate queued;
+  queued.set_id("c-4");
+  queued.set_refit_of("c-2");
+  queued.set_state(v1::CANDIDATE_STATE_QUEUED);
+  *front.add_refits() = queued;
+  const std::string table = ParetoFrontTable(front);
+  const size_t refits = table.find("Refits on all rows");
+  ASSERT_NE(refits, std::string::npos) << table;
+  EXPECT_NE(table.find("judged on the test data set", refits),
+            std::string::npos)
+      << table;
+  EXPECT_NE(table.find("TEST MAX ABS ERR", refits), std::string::npos);
+  // The test error, not the training rows' 1e-5.
+  const size_t row = table.find("c-3", refits);
+  ASSERT_NE(row, std::string::npos) << table;
+  EXPECT_NE(table.find("1.250e-01", row), std::string::npos) << table;
+  EXPECT_EQ(table.find("1.000e-05", refits), std::string::npos) << table;
+  EXPECT_NE(table.find("queued", refits), std::string::npos) << table;
+}
+
 TEST(ParetoFrontTableTest, ClassifiersShowAccuracyAndCrossEntropy) {
   v1::ParetoFront front;
   front.add_objectives(v1::OBJECTIVE_VALIDATION_ERROR_RATE);

@@ -137,7 +137,7 @@ TEST(EndToEndTest, SearchTrainFrontDownload) {
       cli + "experiment create --dataset " + dataset.id() +
       " --inputs x1,x2,x3 --outputs y --max-abs-error 0.5"
       " --within-tolerance 1e-2 --min-fraction-within 0.01"
-      " --budget-candidates 3 --seed 7");
+      " --budget-candidates 3 --seed 7 --refit 1");
   ASSERT_EQ(create.exit_code, 0) << create.output;
   auto experiment = ParseJson<v1::Experiment>(create.output);
 
@@ -147,7 +147,8 @@ TEST(EndToEndTest, SearchTrainFrontDownload) {
   CommandResult status = RunCommand(cli + "experiment status " + experiment.id());
   experiment = ParseJson<v1::Experiment>(status.output);
   EXPECT_EQ(experiment.state(), v1::EXPERIMENT_STATE_COMPLETED);
-  EXPECT_EQ(experiment.counts().succeeded(), 3)
+  // Three searched, and the best of them trained again on all rows.
+  EXPECT_EQ(experiment.counts().succeeded(), 4)
       << status.output << ReadFile(dir / "worker.log");
 
   CommandResult front_out =
@@ -161,6 +162,15 @@ TEST(EndToEndTest, SearchTrainFrontDownload) {
   // constant predictor (whose error is of order 1).
   EXPECT_LT(best.metrics().validation().max_abs_error(), 0.05);
   EXPECT_TRUE(front.has_feasible());
+  ASSERT_EQ(front.refits_size(), 1) << front_out.output;
+  const v1::Candidate& refit = front.refits(0);
+  EXPECT_EQ(refit.refit_of(), best.id());
+  EXPECT_EQ(refit.evaluation_level(), v1::EVALUATION_LEVEL_REFIT);
+  EXPECT_EQ(refit.state(), v1::CANDIDATE_STATE_SUCCEEDED)
+      << refit.failure_reason();
+  EXPECT_EQ(refit.metrics().training_row_count(), 400);
+  EXPECT_EQ(refit.metrics().validation().row_count(), 400);
+  EXPECT_LT(refit.metrics().validation().max_abs_error(), 0.05);
   // The worker calibrated at start-up and its first LeaseWork carried the
   // table, so every proposal has an estimated latency, of the order of the
   // one measured after training (bench/latency_bench measures how close).
