@@ -451,7 +451,8 @@ double StepFraction(const v1::ExperimentSpec& spec, const v1::Candidate& c,
   const double short_run = spec.multi_fidelity().short_step_fraction();
   switch (c.evaluation_level()) {
     case v1::EVALUATION_LEVEL_REFIT:
-      return 1;
+      // Continuing from the member, or from scratch in full.
+      return parent != nullptr ? spec.refit().step_fraction() : 1;
     case v1::EVALUATION_LEVEL_SHORT:
       return short_run * (parent != nullptr ? inherited : 1);
     case v1::EVALUATION_LEVEL_FULL:
@@ -1022,11 +1023,20 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec,
   EVONAS_ASSIGN_OR_RETURN(
       *spec.mutable_multi_fidelity(),
       search::NormalizeMultiFidelitySettings(spec.multi_fidelity()));
-  if (spec.refit().front_members() < 0 ||
-      spec.refit().front_members() > kMaxRefits) {
+  v1::RefitSettings* refit = spec.mutable_refit();
+  if (refit->front_members() < 0 || refit->front_members() > kMaxRefits) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "refit.front_members is ", spec.refit().front_members(),
+        "refit.front_members is ", refit->front_members(),
         "; it must be in 0..", kMaxRefits, " (0: no refit)"));
+  }
+  if (!(refit->step_fraction() >= 0 && refit->step_fraction() <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "refit.step_fraction is ", refit->step_fraction(),
+        "; it must be in (0, 1], or 0 for the default ",
+        kDefaultStepFraction));
+  }
+  if (refit->step_fraction() == 0) {
+    refit->set_step_fraction(kDefaultStepFraction);
   }
 
   if (spec.validation_fraction() == 0) {
@@ -1408,6 +1418,15 @@ absl::Status Controller::EndSearch(const std::string& experiment_id) {
       v1::Candidate& c = refit.candidate;
       c.set_evaluation_level(v1::EVALUATION_LEVEL_REFIT);
       c.set_refit_of(member.id());
+      if (!experiment.spec().refit().from_scratch()) {
+        EVONAS_ASSIGN_OR_RETURN(std::optional<std::string> parent,
+                                InheritableParent(member.id()));
+        // Without the member's checkpoint the refit trains from scratch.
+        if (parent) {
+          c.set_parent_id(*parent);
+          c.mutable_morphism()->set_kind(v1::MORPHISM_KIND_CONTINUE);
+        }
+      }
       c.set_state(v1::CANDIDATE_STATE_QUEUED);
       *c.mutable_created_at() = ToProto(NowMs());
       EVONAS_RETURN_IF_ERROR(WriteCandidate(refit, /*insert=*/true));

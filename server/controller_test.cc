@@ -1,6 +1,7 @@
 #include "server/controller.h"
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -1170,7 +1171,8 @@ TEST_F(RefitTest, FrontMembersAreTrainedAgainOnAllRowsAfterTheSearch) {
     EXPECT_EQ(refit.evaluation_level(), v1::EVALUATION_LEVEL_REFIT);
     EXPECT_EQ(refit.refit_of(), member.id());
     EXPECT_EQ(refit.sequence(), 3 + i);
-    // All rows, all steps, the member's genome and seed, from scratch.
+    // All rows, all steps, the member's genome and seed; from scratch,
+    // since the members sent no checkpoint.
     EXPECT_EQ(lease.validation_split().fraction(), 0);
     EXPECT_EQ(lease.step_fraction(), 1);
     EXPECT_FALSE(lease.has_inheritance());
@@ -1251,12 +1253,57 @@ TEST_F(RefitTest, WithoutRefitsOrWithAnEmptyFrontTheSearchJustEnds) {
             0);
 }
 
-TEST_F(RefitTest, FrontMembersOutOfRangeAreRefused) {
+TEST_F(RefitTest, RefitsContinueFromTheMembersWeightsUnlessFromScratch) {
+  for (bool from_scratch : {false, true}) {
+    v1::ExperimentSpec spec = RefitSpec(1);
+    spec.mutable_refit()->set_from_scratch(from_scratch);
+    const v1::Experiment experiment =
+        controller_->CreateExperiment(spec).value();
+    EXPECT_DOUBLE_EQ(experiment.spec().refit().step_fraction(), 0.25);
+    for (int i = 0; i < 3; ++i) {
+      const v1::Lease lease = *controller_->LeaseWork("w1").value();
+      auto [result, model] = ResultWithTest(lease, "w1", 0.1 / (i + 1), 0.1);
+      const std::string checkpoint = testing::Checkpoint(lease.genome(), 2, 1);
+      AddCheckpoint(result, checkpoint);
+      ASSERT_TRUE(controller_->Report(result, model, {checkpoint}).ok());
+    }
+    const v1::Lease refit = *controller_->LeaseWork("w1").value();
+    const v1::Candidate member =
+        controller_->GetParetoFront(experiment.id()).value().candidates(0);
+    EXPECT_EQ(refit.validation_split().fraction(), 0);
+    if (from_scratch) {
+      EXPECT_FALSE(refit.has_inheritance());
+      EXPECT_EQ(refit.step_fraction(), 1);
+    } else {
+      ASSERT_TRUE(refit.has_inheritance());
+      EXPECT_EQ(refit.inheritance().parent_candidate_id(), member.id());
+      EXPECT_EQ(refit.inheritance().morphism().kind(),
+                v1::MORPHISM_KIND_CONTINUE);
+      EXPECT_EQ(refit.inheritance().morphism().stage(), 0);
+      EXPECT_DOUBLE_EQ(refit.step_fraction(), 0.25);
+      EXPECT_EQ(GenomeKey(refit.inheritance().parent_genome()),
+                GenomeKey(refit.genome()));
+    }
+    auto [result, model] = ResultWithTest(refit, "w1", 0.01, 0.01);
+    ASSERT_TRUE(controller_->Report(result, model).ok());
+    EXPECT_EQ(controller_->GetExperiment(experiment.id()).value().state(),
+              v1::EXPERIMENT_STATE_COMPLETED);
+  }
+}
+
+TEST_F(RefitTest, SettingsOutOfRangeAreRefused) {
   for (int members : {-1, 101}) {
     const absl::Status status =
         controller_->CreateExperiment(RefitSpec(members)).status();
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << members;
     EXPECT_THAT(status.message(), ::testing::HasSubstr("refit.front_members"));
+  }
+  for (double fraction : {-0.5, 1.5, std::nan("")}) {
+    v1::ExperimentSpec spec = RefitSpec(1);
+    spec.mutable_refit()->set_step_fraction(fraction);
+    const absl::Status status = controller_->CreateExperiment(spec).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << fraction;
+    EXPECT_THAT(status.message(), ::testing::HasSubstr("refit.step_fraction"));
   }
 }
 

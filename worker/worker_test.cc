@@ -379,10 +379,10 @@ TEST_F(InheritingLeaseTest, ShortRunTrainsItsFractionOfTheSteps) {
 }
 
 TEST_F(InheritingLeaseTest, RefitTrainsOnEveryRowAndReportsThem) {
-  // No validation rows (a refit): the training rows stand in for them, in
-  // the metrics, the int8 metrics and the model card.
-  v1::Lease lease =
-      MakeLease(ParentGenome(), v1::MORPHISM_KIND_CONTINUE, false);
+  // No validation rows (a refit, continuing from its member's weights):
+  // the training rows stand in for them, in the metrics, the int8 metrics
+  // and the model card.
+  v1::Lease lease = MakeLease(ParentGenome(), v1::MORPHISM_KIND_CONTINUE);
   lease.mutable_validation_split()->set_fraction(0);
   FakeController controller(lease, dataset_, checkpoint_);
   RunWorker(controller);
@@ -394,6 +394,9 @@ TEST_F(InheritingLeaseTest, RefitTrainsOnEveryRowAndReportsThem) {
   EXPECT_EQ(m.training_row_count(), rows);
   EXPECT_EQ(m.validation().row_count(), rows);
   EXPECT_EQ(m.int8().validation().row_count(), rows);
+  // The parent fits every row exactly; continuing keeps it there.
+  EXPECT_LT(m.validation().max_abs_error(), 1e-6);
+  EXPECT_EQ(controller.checkpoint_fetches(), 1);
   EXPECT_THAT(controller.ReportedFile(v1::MODEL_FORMAT_MODEL_CARD),
               HasSubstr(R"("judged_on": "training")"));
 }
