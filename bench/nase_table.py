@@ -41,8 +41,18 @@ def main():
     parser.add_argument("--max-adam-steps", type=int, default=6000)
     parser.add_argument("--lbfgs-steps", type=int, default=500)
     parser.add_argument("--max-width", type=int, default=128)
+    parser.add_argument("--min-adam-steps", type=int, default=1000)
+    parser.add_argument("--activations", default="",
+                        help="comma-separated, e.g. tanh,sine (default: "
+                        "the controller's)")
+    parser.add_argument("--training-extras", action="store_true",
+                        help="also search warm-up, weight decay, patience, "
+                        "the max-error phase and SIREN's omega_0")
     parser.add_argument("--refit", type=int, default=0,
                         help="front members trained again on all rows")
+    parser.add_argument("--refit-from-scratch", action="store_true",
+                        help="refits start from scratch instead of from "
+                        "the member's weights")
     args = parser.parse_args()
 
     with LocalCluster(args.build, workers=args.workers) as cluster:
@@ -58,11 +68,16 @@ def main():
         s = spec.search_space
         s.max_width = args.max_width
         s.max_adam_steps = args.max_adam_steps
-        s.min_adam_steps = min(1000, args.max_adam_steps)
+        s.min_adam_steps = min(args.min_adam_steps, args.max_adam_steps)
         s.lbfgs_steps = args.lbfgs_steps
         s.max_residual_stages = args.max_stages
         s.allow_residual = args.allow_residual
+        s.search_training_extras = args.training_extras
+        for name in filter(None, args.activations.split(",")):
+            s.activations.append(types_pb2.Activation.Value(
+                "ACTIVATION_" + name.upper()))
         spec.refit.front_members = args.refit
+        spec.refit.from_scratch = args.refit_from_scratch
         start = time.monotonic()
         experiment = client.create_experiment(spec)
         experiment = client.wait(experiment.id, poll_seconds=5)

@@ -206,6 +206,16 @@ absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
         "--short-step-fraction and --reduction-factor require "
         "--multi-fidelity");
   }
+  if ((flags.refit_from_scratch || flags.refit_step_fraction.has_value()) &&
+      flags.refit.value_or(0) == 0) {
+    return absl::InvalidArgumentError(
+        "--refit-from-scratch and --refit-step-fraction require --refit N");
+  }
+  if (flags.refit_from_scratch && flags.refit_step_fraction.has_value()) {
+    return absl::InvalidArgumentError(
+        "--refit-step-fraction is for refits that continue from the "
+        "member's weights; from scratch they train all steps");
+  }
   if (flags.lemonade_children.has_value() &&
       strategy != v1::STRATEGY_LEMONADE) {
     return absl::InvalidArgumentError(
@@ -296,6 +306,10 @@ absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
     }
   }
   if (flags.refit) spec.mutable_refit()->set_front_members(*flags.refit);
+  if (flags.refit_from_scratch) spec.mutable_refit()->set_from_scratch(true);
+  if (flags.refit_step_fraction) {
+    spec.mutable_refit()->set_step_fraction(*flags.refit_step_fraction);
+  }
   if (flags.lemonade_children) {
     spec.mutable_lemonade()->set_children_per_proposal(
         *flags.lemonade_children);

@@ -49,8 +49,11 @@ struct ExperimentFlags {
   bool multi_fidelity = false;
   std::optional<double> short_step_fraction;
   std::optional<int> reduction_factor;
-  // --refit: front members retrained on all rows after the search.
+  // --refit: front members retrained on all rows after the search;
+  // --refit-from-scratch, --refit-step-fraction: how.
   std::optional<int> refit;
+  bool refit_from_scratch = false;
+  std::optional<double> refit_step_fraction;
   // --lemonade-children: children generated per accepted one.
   std::optional<int> lemonade_children;
   // Objective lists as given, each comma-separated (--objectives); and

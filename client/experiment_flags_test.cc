@@ -216,6 +216,7 @@ TEST(BuildExperimentSpecTest, SearchFlags) {
   flags.short_step_fraction = 0.2;
   flags.reduction_factor = 4;
   flags.refit = 3;
+  flags.refit_step_fraction = 0.5;
   flags.objectives = {"error,params", "flops"};
   flags.fitness_weights = {"error=1", "params=0.5"};
   absl::StatusOr<v1::ExperimentSpec> spec = BuildExperimentSpec(flags);
@@ -230,6 +231,8 @@ TEST(BuildExperimentSpecTest, SearchFlags) {
   EXPECT_DOUBLE_EQ(spec->multi_fidelity().short_step_fraction(), 0.2);
   EXPECT_EQ(spec->multi_fidelity().reduction_factor(), 4);
   EXPECT_EQ(spec->refit().front_members(), 3);
+  EXPECT_FALSE(spec->refit().from_scratch());
+  EXPECT_DOUBLE_EQ(spec->refit().step_fraction(), 0.5);
   ASSERT_EQ(spec->objectives_size(), 3);
   EXPECT_EQ(spec->objectives(0), v1::OBJECTIVE_VALIDATION_MAX_ABS_ERROR);
   EXPECT_EQ(spec->objectives(1), v1::OBJECTIVE_PARAMETER_COUNT);
@@ -363,6 +366,16 @@ TEST(BuildExperimentSpecTest, SearchFlagsThatContradict) {
   flags.lemonade_children = 8;
   EXPECT_NE(message(flags).find("--lemonade-children"), std::string::npos);
   flags.lemonade_children.reset();
+  flags.refit_from_scratch = true;
+  EXPECT_NE(message(flags).find("require --refit N"), std::string::npos);
+  flags.refit = 2;
+  EXPECT_TRUE(BuildExperimentSpec(flags).ok());
+  flags.refit_step_fraction = 0.5;
+  EXPECT_NE(message(flags).find("from scratch they train all steps"),
+            std::string::npos);
+  flags.refit_from_scratch = false;
+  flags.refit_step_fraction.reset();
+  flags.refit.reset();
   flags.objectives = {"error,error"};
   EXPECT_NE(message(flags).find("given twice"), std::string::npos);
   flags.objectives = {"error,"};

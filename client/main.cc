@@ -314,6 +314,15 @@ void AddExperimentCreate(CLI::App* experiment, GlobalFlags* globals,
               "test data set (0..100)")
       ->check(CLI::Range(0, 100))
       ->group(kSearch);
+  create->add_flag("--refit-from-scratch", flags->refit_from_scratch,
+                   "Refits start from a random initialisation and train all "
+                   "steps, instead of continuing from the member's weights")
+      ->group(kSearch);
+  AddOptional(create, "--refit-step-fraction", &flags->refit_step_fraction,
+              "Fraction (0, 1] of its steps a refit continues the member's "
+              "training for (default 0.25)")
+      ->check(NumberIn(0, 1, true, "in (0, 1]"))
+      ->group(kSearch);
   AddOptional(create, "--lemonade-children", &flags->lemonade_children,
               "LEMONADE: children generated per accepted child (default 16)")
       ->check(Positive())
