@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The whole evonas flow from Python: upload a training and a holdout set,
-search, watch, read the Pareto front, download the most accurate model and
-check it with PyTorch on the holdout rows.
+search, watch, read the Pareto front, download the most accurate model (its
+refit on all rows, when there is one) and check it with PyTorch on the
+holdout rows.
 
     clients/python/generate_stubs.sh /tmp/evonas-stubs
     EVONAS_TOKEN=... PYTHONPATH=/tmp/evonas-stubs:clients/python \
@@ -41,6 +42,9 @@ def main():
                         help="cap training steps (0: the server's default)")
     parser.add_argument("--max-width", type=int, default=0,
                         help="cap layer widths (0: the server's default)")
+    parser.add_argument("--refit", type=int, default=1,
+                        help="front members trained again on all rows "
+                        "after the search (0: none)")
     args = parser.parse_args()
 
     client = Client(args.controller, tls_ca=args.tls_ca,
@@ -57,7 +61,8 @@ def main():
         output_columns=args.outputs.split(","),
         requirements=types_pb2.Requirements(max_abs_error=args.max_abs_error),
         budget=types_pb2.Budget(max_candidates=args.budget_candidates),
-        seed=1)
+        seed=1,
+        refit=types_pb2.RefitSettings(front_members=args.refit))
     if args.max_adam_steps:
         spec.search_space.min_adam_steps = min(100, args.max_adam_steps)
         spec.search_space.max_adam_steps = args.max_adam_steps
@@ -83,10 +88,20 @@ def main():
         print(f"  {c.id}  val max err {m.validation.max_abs_error:.3e}  "
               f"holdout max err {m.test.max_abs_error:.3e}  "
               f"params {m.parameter_count}")
+    for r in front.refits:
+        print(f"  {r.id}  refit of {r.refit_of} on "
+              f"all rows: {types_pb2.CandidateState.Name(r.state)}, holdout "
+              f"max err {r.metrics.test.max_abs_error:.3e}")
     if not front.candidates:
         sys.exit("no candidate succeeded")
 
+    # The network to ship: the most accurate member, retrained on all rows
+    # when its refit succeeded.
     best = front.candidates[0]
+    for r in front.refits:
+        if (r.refit_of == best.id and
+                r.state == types_pb2.CANDIDATE_STATE_SUCCEEDED):
+            best = r
     path = os.path.join(tempfile.mkdtemp(), "best.pt")
     client.download_model(best.id, path)
 
