@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <set>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -13,8 +15,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/genome.h"
 #include "common/status_macros.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+#include "google/protobuf/util/json_util.h"
 
 namespace evonas::client {
 
@@ -135,6 +141,53 @@ absl::StatusOr<v1::Activation> ParseActivation(absl::string_view flag,
                    "\"; known: ", absl::StrJoin(known, ", ")));
 }
 
+namespace {
+
+// Keeps the first parse error, which protobuf would otherwise log.
+class FirstError : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, int column, const std::string& message) override {
+    if (error.empty()) {
+      error = absl::StrCat("line ", line + 1, " column ", column + 1, ": ",
+                           message);
+    }
+  }
+  std::string error;
+};
+
+}  // namespace
+
+absl::StatusOr<v1::Genome> ReadGenomeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--initial-genome ", path, ": cannot read the file"));
+  }
+  const std::string content = text.str();
+  v1::Genome genome;
+  if (absl::StartsWith(absl::StripLeadingAsciiWhitespace(content), "{")) {
+    const auto parsed =
+        google::protobuf::util::JsonStringToMessage(content, &genome);
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--initial-genome ", path, ": not a Genome in JSON: ",
+                       parsed.message().as_string()));
+    }
+    return genome;
+  }
+  google::protobuf::TextFormat::Parser parser;
+  FirstError errors;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(content, &genome)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--initial-genome ", path, ": not a Genome in protobuf text format: ",
+        errors.error));
+  }
+  return genome;
+}
+
 absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
     const ExperimentFlags& flags) {
   if (flags.dataset_id.empty()) {
@@ -206,12 +259,26 @@ absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
         "--short-step-fraction and --reduction-factor require "
         "--multi-fidelity");
   }
-  if ((flags.refit_from_scratch || flags.refit_step_fraction.has_value()) &&
+  if ((!flags.refit_start.empty() || flags.refit_step_fraction.has_value()) &&
       flags.refit.value_or(0) == 0) {
     return absl::InvalidArgumentError(
-        "--refit-from-scratch and --refit-step-fraction require --refit N");
+        "--refit-start and --refit-step-fraction require --refit N");
   }
-  if (flags.refit_from_scratch && flags.refit_step_fraction.has_value()) {
+  v1::RefitStart refit_start = v1::REFIT_START_AUTO;
+  if (!flags.refit_start.empty()) {
+    const std::string name = absl::AsciiStrToLower(flags.refit_start);
+    if (name == "continue") {
+      refit_start = v1::REFIT_START_CONTINUE;
+    } else if (name == "scratch") {
+      refit_start = v1::REFIT_START_SCRATCH;
+    } else if (name != "auto") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--refit-start: \"", flags.refit_start,
+                       "\" is not auto, continue or scratch"));
+    }
+  }
+  if (refit_start == v1::REFIT_START_SCRATCH &&
+      flags.refit_step_fraction.has_value()) {
     return absl::InvalidArgumentError(
         "--refit-step-fraction is for refits that continue from the "
         "member's weights; from scratch they train all steps");
@@ -305,8 +372,13 @@ absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
       fidelity->set_reduction_factor(*flags.reduction_factor);
     }
   }
+  for (const std::string& path : flags.initial_genome_files) {
+    EVONAS_ASSIGN_OR_RETURN(*spec.add_initial_genomes(), ReadGenomeFile(path));
+  }
   if (flags.refit) spec.mutable_refit()->set_front_members(*flags.refit);
-  if (flags.refit_from_scratch) spec.mutable_refit()->set_from_scratch(true);
+  if (refit_start != v1::REFIT_START_AUTO) {
+    spec.mutable_refit()->set_start(refit_start);
+  }
   if (flags.refit_step_fraction) {
     spec.mutable_refit()->set_step_fraction(*flags.refit_step_fraction);
   }

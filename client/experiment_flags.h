@@ -50,9 +50,13 @@ struct ExperimentFlags {
   std::optional<double> short_step_fraction;
   std::optional<int> reduction_factor;
   // --refit: front members retrained on all rows after the search;
-  // --refit-from-scratch, --refit-step-fraction: how.
+  // --refit-start (auto, continue or scratch; empty: auto),
+  // --refit-step-fraction: how.
   std::optional<int> refit;
-  bool refit_from_scratch = false;
+  // --initial-genome: files holding one Genome each, in protobuf text
+  // format or JSON (a Candidate's "genome" as `--output json` prints it).
+  std::vector<std::string> initial_genome_files;
+  std::string refit_start;
   std::optional<double> refit_step_fraction;
   // --lemonade-children: children generated per accepted one.
   std::optional<int> lemonade_children;
@@ -119,10 +123,17 @@ absl::StatusOr<v1::ObjectiveWeight> ParseFitnessWeight(absl::string_view value);
 // --max-worker-seconds), objective names (none twice), --inherit only with
 // an evolutionary strategy, --inherit-step-fraction only with --inherit,
 // --short-step-fraction and --reduction-factor only with --multi-fidelity,
-// --lemonade-children only with --strategy lemonade. Value ranges are left
-// to the controller. Errors are InvalidArgument naming the flag.
+// --lemonade-children only with --strategy lemonade, --refit-from-scratch
+// and --refit-step-fraction only with --refit; reads the --initial-genome
+// files. Value ranges are left to the controller. Errors are
+// InvalidArgument naming the flag.
 absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
     const ExperimentFlags& flags);
+
+// One Genome from `path`: JSON when the file starts with "{", protobuf text
+// format otherwise. InvalidArgument naming the file and, for text format,
+// the line and column of the first error.
+absl::StatusOr<v1::Genome> ReadGenomeFile(const std::string& path);
 
 }  // namespace evonas::client
 

@@ -1,5 +1,7 @@
 #include "client/experiment_flags.h"
 
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 
@@ -231,7 +233,7 @@ TEST(BuildExperimentSpecTest, SearchFlags) {
   EXPECT_DOUBLE_EQ(spec->multi_fidelity().short_step_fraction(), 0.2);
   EXPECT_EQ(spec->multi_fidelity().reduction_factor(), 4);
   EXPECT_EQ(spec->refit().front_members(), 3);
-  EXPECT_FALSE(spec->refit().from_scratch());
+  EXPECT_EQ(spec->refit().start(), v1::REFIT_START_AUTO);
   EXPECT_DOUBLE_EQ(spec->refit().step_fraction(), 0.5);
   ASSERT_EQ(spec->objectives_size(), 3);
   EXPECT_EQ(spec->objectives(0), v1::OBJECTIVE_VALIDATION_MAX_ABS_ERROR);
@@ -329,6 +331,41 @@ TEST(BuildExperimentSpecTest, ConvolutionalSpaceFlags) {
       << spec.status();
 }
 
+TEST(BuildExperimentSpecTest, InitialGenomesFromTextOrJsonFiles) {
+  const std::filesystem::path dir = ::testing::TempDir();
+  const std::string text = (dir / "designed.textproto").string();
+  const std::string json = (dir / "designed.json").string();
+  const std::string broken = (dir / "broken.textproto").string();
+  std::ofstream(text) << "# a design\nhidden_layers { width: 64 activation: "
+                         "ACTIVATION_TANH }\ntraining { adam_steps: 1500 }\n";
+  std::ofstream(json) << R"({"hidden_layers": [{"width": 12}],
+                             "training": {"adam_steps": 300}})";
+  std::ofstream(broken) << "hidden_layers { width: 64 }\nwidht: 3\n";
+  ExperimentFlags flags = MinimalFlags();
+  flags.initial_genome_files = {text, json};
+  absl::StatusOr<v1::ExperimentSpec> spec = BuildExperimentSpec(flags);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_EQ(spec->initial_genomes_size(), 2);
+  EXPECT_EQ(spec->initial_genomes(0).hidden_layers(0).width(), 64);
+  EXPECT_EQ(spec->initial_genomes(0).training().adam_steps(), 1500);
+  EXPECT_EQ(spec->initial_genomes(1).hidden_layers(0).width(), 12);
+
+  flags.initial_genome_files = {broken};
+  spec = BuildExperimentSpec(flags);
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(spec.status().message().find(
+                "--initial-genome " + broken +
+                ": not a Genome in protobuf text format: line 2 column 6: "),
+            absl::string_view::npos)
+      << spec.status();
+  EXPECT_NE(spec.status().message().find("no field named \"widht\""),
+            absl::string_view::npos);
+  flags.initial_genome_files = {(dir / "missing.textproto").string()};
+  EXPECT_NE(BuildExperimentSpec(flags).status().message().find(
+                "cannot read the file"),
+            absl::string_view::npos);
+}
+
 TEST(BuildExperimentSpecTest, Precisions) {
   ExperimentFlags flags = MinimalFlags();
   flags.precisions = {"float32, float64"};
@@ -366,14 +403,21 @@ TEST(BuildExperimentSpecTest, SearchFlagsThatContradict) {
   flags.lemonade_children = 8;
   EXPECT_NE(message(flags).find("--lemonade-children"), std::string::npos);
   flags.lemonade_children.reset();
-  flags.refit_from_scratch = true;
+  flags.refit_start = "scratch";
   EXPECT_NE(message(flags).find("require --refit N"), std::string::npos);
   flags.refit = 2;
-  EXPECT_TRUE(BuildExperimentSpec(flags).ok());
+  EXPECT_EQ(BuildExperimentSpec(flags)->refit().start(),
+            v1::REFIT_START_SCRATCH);
   flags.refit_step_fraction = 0.5;
   EXPECT_NE(message(flags).find("from scratch they train all steps"),
             std::string::npos);
-  flags.refit_from_scratch = false;
+  flags.refit_start = "Continue";
+  EXPECT_EQ(BuildExperimentSpec(flags)->refit().start(),
+            v1::REFIT_START_CONTINUE);
+  flags.refit_start = "later";
+  EXPECT_NE(message(flags).find("is not auto, continue or scratch"),
+            std::string::npos);
+  flags.refit_start.clear();
   flags.refit_step_fraction.reset();
   flags.refit.reset();
   flags.objectives = {"error,error"};

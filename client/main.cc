@@ -314,9 +314,17 @@ void AddExperimentCreate(CLI::App* experiment, GlobalFlags* globals,
               "test data set (0..100)")
       ->check(CLI::Range(0, 100))
       ->group(kSearch);
-  create->add_flag("--refit-from-scratch", flags->refit_from_scratch,
-                   "Refits start from a random initialisation and train all "
-                   "steps, instead of continuing from the member's weights")
+  create->add_option("--initial-genome", flags->initial_genome_files,
+                     "A design to train first, before the search proposes "
+                     "anything: a file holding one Genome in protobuf text "
+                     "format or JSON (repeatable; in the order given)")
+      ->type_name("FILE")
+      ->group(kSearch);
+  create->add_option("--refit-start", flags->refit_start,
+                     "Where refits start: auto (from scratch when the member "
+                     "was, else from its weights), continue (from the "
+                     "member's weights) or scratch (default auto)")
+      ->type_name("HOW")
       ->group(kSearch);
   AddOptional(create, "--refit-step-fraction", &flags->refit_step_fraction,
               "Fraction (0, 1] of its steps a refit continues the member's "

@@ -51,6 +51,8 @@ constexpr int kMaxCopiesPerCall = 4;
 constexpr int kMaxConsecutiveCopies = 100;
 // RefitSettings.front_members at most.
 constexpr int32_t kMaxRefits = 100;
+// ExperimentSpec.initial_genomes at most.
+constexpr int kMaxInitialGenomes = 1000;
 
 // Unguessable ids: a lease id is a capability of the worker holding it.
 std::string RandomId(absl::string_view prefix, int bytes) {
@@ -972,6 +974,24 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec,
           "column ", Quote(column), " is both an input and an output"));
     }
   }
+  if (spec.initial_genomes_size() > kMaxInitialGenomes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("initial_genomes: ", spec.initial_genomes_size(),
+                     " genomes; at most ", kMaxInitialGenomes));
+  }
+  for (int i = 0; i < spec.initial_genomes_size(); ++i) {
+    const v1::Genome& genome = spec.initial_genomes(i);
+    absl::Status valid = ValidateGenomeForImage(
+        genome, static_cast<int64_t>(inputs.size()), image);
+    if (valid.ok() && classification && StageCount(genome) > 1) {
+      valid = absl::InvalidArgumentError(
+          "residual_stages: classification networks have one stage");
+    }
+    if (!valid.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("initial_genomes[", i, "]: ", valid.message()));
+    }
+  }
   if (!spec.test_dataset_id().empty()) {
     EVONAS_ASSIGN_OR_RETURN(
         const v1::Dataset test,
@@ -1028,6 +1048,10 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec,
     return absl::InvalidArgumentError(absl::StrCat(
         "refit.front_members is ", refit->front_members(),
         "; it must be in 0..", kMaxRefits, " (0: no refit)"));
+  }
+  if (!v1::RefitStart_IsValid(refit->start())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "refit.start: unknown value ", static_cast<int>(refit->start())));
   }
   if (!(refit->step_fraction() >= 0 && refit->step_fraction() <= 1)) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -1412,24 +1436,20 @@ absl::Status Controller::EndSearch(const std::string& experiment_id) {
     const int count = std::min(wanted, front.candidates_size());
     for (int i = 0; i < count; ++i) {
       const v1::Candidate& member = front.candidates(i);
-      EVONAS_ASSIGN_OR_RETURN(
-          store::StoredCandidate refit,
-          NewCandidate(experiment, state->total, member.genome()));
-      v1::Candidate& c = refit.candidate;
-      c.set_evaluation_level(v1::EVALUATION_LEVEL_REFIT);
-      c.set_refit_of(member.id());
-      if (!experiment.spec().refit().from_scratch()) {
-        EVONAS_ASSIGN_OR_RETURN(std::optional<std::string> parent,
-                                InheritableParent(member.id()));
-        // Without the member's checkpoint the refit trains from scratch.
-        if (parent) {
-          c.set_parent_id(*parent);
-          c.mutable_morphism()->set_kind(v1::MORPHISM_KIND_CONTINUE);
-        }
+      bool continuing = false;
+      switch (experiment.spec().refit().start()) {
+        case v1::REFIT_START_CONTINUE:
+          continuing = true;
+          break;
+        case v1::REFIT_START_SCRATCH:
+          break;
+        default:
+          continuing = !member.parent_id().empty();
       }
-      c.set_state(v1::CANDIDATE_STATE_QUEUED);
-      *c.mutable_created_at() = ToProto(NowMs());
-      EVONAS_RETURN_IF_ERROR(WriteCandidate(refit, /*insert=*/true));
+      EVONAS_RETURN_IF_ERROR(QueueRerun(experiment, member,
+                                        v1::EVALUATION_LEVEL_REFIT,
+                                        continuing)
+                                 .status());
     }
     if (count > 0) return absl::OkStatus();
   }
@@ -1531,21 +1551,28 @@ absl::Status Controller::RecordDuplicate(
   return WriteCandidate(stored, /*insert=*/true);
 }
 
-absl::StatusOr<store::StoredCandidate> Controller::Promote(
-    const v1::Experiment& experiment, const v1::Candidate& short_run) {
+absl::StatusOr<store::StoredCandidate> Controller::QueueRerun(
+    const v1::Experiment& experiment, const v1::Candidate& source,
+    v1::EvaluationLevel level, bool continue_training) {
   EVONAS_ASSIGN_OR_RETURN(SearchState * state, SearchStateOf(experiment.id()));
   EVONAS_ASSIGN_OR_RETURN(
       store::StoredCandidate stored,
-      NewCandidate(experiment, state->total, short_run.genome()));
+      NewCandidate(experiment, state->total, source.genome()));
   v1::Candidate& c = stored.candidate;
-  c.set_evaluation_level(v1::EVALUATION_LEVEL_FULL);
-  c.set_promoted_from(short_run.id());
-  EVONAS_ASSIGN_OR_RETURN(std::optional<std::string> parent,
-                          InheritableParent(short_run.id()));
-  // Without the short run's checkpoint the promotion trains from scratch.
-  if (parent) {
-    c.set_parent_id(*parent);
-    c.mutable_morphism()->set_kind(v1::MORPHISM_KIND_CONTINUE);
+  c.set_evaluation_level(level);
+  if (level == v1::EVALUATION_LEVEL_REFIT) {
+    c.set_refit_of(source.id());
+  } else {
+    c.set_promoted_from(source.id());
+  }
+  if (continue_training) {
+    EVONAS_ASSIGN_OR_RETURN(std::optional<std::string> parent,
+                            InheritableParent(source.id()));
+    // Without the source's checkpoint the rerun trains from scratch.
+    if (parent) {
+      c.set_parent_id(*parent);
+      c.mutable_morphism()->set_kind(v1::MORPHISM_KIND_CONTINUE);
+    }
   }
   c.set_state(v1::CANDIDATE_STATE_QUEUED);
   *c.mutable_created_at() = ToProto(NowMs());
@@ -1595,7 +1622,9 @@ Controller::ProposeCandidate(const v1::Experiment& experiment) {
           search::ExperimentObjectives(experiment.spec()),
           experiment.spec().requirements(), fidelity.reduction_factor());
       if (promote) {
-        return Promote(experiment, state->finished[*promote]);
+        return QueueRerun(experiment, state->finished[*promote],
+                          v1::EVALUATION_LEVEL_FULL,
+                          /*continue_training=*/true);
       }
       highest = search::HighestFinishedLevel(state->finished);
       search::ProjectShortRunCosts(highest, fidelity.short_step_fraction());
@@ -1609,9 +1638,19 @@ Controller::ProposeCandidate(const v1::Experiment& experiment) {
     // search space is nearly exhausted and the genome gets the stored result
     // of the earlier candidate instead of a second training.
     constexpr int kMaxProposalAttempts = 20;
-    search::UniqueProposal proposal =
-        search::ProposeUnique(*it->second, sequence, *finished,
-                              state->genome_keys, kMaxProposalAttempts);
+    search::UniqueProposal proposal;
+    if (sequence < experiment.spec().initial_genomes_size()) {
+      // The user's designs come first, as given.
+      proposal.genome = experiment.spec().initial_genomes(
+          static_cast<int>(sequence));
+      proposal.attempts = 1;
+      proposal.unique =
+          state->genome_keys.count(GenomeKey(proposal.genome)) == 0;
+    } else {
+      proposal = search::ProposeUnique(*it->second, sequence, *finished,
+                                       state->genome_keys,
+                                       kMaxProposalAttempts);
+    }
     EVONAS_RETURN_IF_ERROR(ValidateGenome(proposal.genome));
     if (!proposal.unique) {
       auto original_id =

@@ -357,9 +357,13 @@ class Controller {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::optional<store::StoredCandidate>> ProposeCandidate(
       const v1::Experiment& experiment) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Multi-fidelity: queues the level-2 run of the level-1 `short_run`.
-  absl::StatusOr<store::StoredCandidate> Promote(
-      const v1::Experiment& experiment, const v1::Candidate& short_run)
+  // Queues `source`'s genome again at `level`: a promotion (level 2 of
+  // multi-fidelity) or a refit. With `continue_training` it continues from
+  // `source`'s weights (CONTINUE) when it sent a checkpoint; otherwise it
+  // trains from scratch.
+  absl::StatusOr<store::StoredCandidate> QueueRerun(
+      const v1::Experiment& experiment, const v1::Candidate& source,
+      v1::EvaluationLevel level, bool continue_training)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<v1::Lease> GrantLease(store::StoredCandidate& stored,
                                        const std::string& worker_id)

@@ -1253,28 +1253,57 @@ TEST_F(RefitTest, WithoutRefitsOrWithAnEmptyFrontTheSearchJustEnds) {
             0);
 }
 
-TEST_F(RefitTest, RefitsContinueFromTheMembersWeightsUnlessFromScratch) {
-  for (bool from_scratch : {false, true}) {
+TEST_F(RefitTest, WhereARefitStartsDependsOnHowItsMemberWasTrained) {
+  // Each experiment trains a candidate from scratch and a child of it that
+  // inherits its weights (InheritingStrategy), both sending checkpoints;
+  // the better one, first on the front, is refitted.
+  struct Case {
+    v1::RefitStart start;
+    bool member_inherited;
+    bool continues;
+  };
+  const Case cases[] = {
+      {v1::REFIT_START_AUTO, false, false},
+      {v1::REFIT_START_AUTO, true, true},
+      {v1::REFIT_START_CONTINUE, false, true},
+      {v1::REFIT_START_SCRATCH, true, false},
+  };
+  options_.make_strategy = [](const v1::ExperimentSpec&,
+                               absl::Span<const v1::LatencyTable>, int64_t,
+                               const ImageShape&)
+      -> absl::StatusOr<std::unique_ptr<search::Strategy>> {
+    return std::make_unique<InheritingStrategy>();
+  };
+  controller_ = Controller::Create(options_).value();
+  const auto report = [&](const v1::Lease& lease, double error) {
+    auto [result, model] = ResultWithTest(lease, "w1", error, error);
+    const std::string checkpoint = testing::Checkpoint(lease.genome(), 2, 1);
+    AddCheckpoint(result, checkpoint);
+    ASSERT_TRUE(controller_->Report(result, model, {checkpoint}).ok());
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(absl::StrCat(v1::RefitStart_Name(c.start), " ",
+                              c.member_inherited));
     v1::ExperimentSpec spec = RefitSpec(1);
-    spec.mutable_refit()->set_from_scratch(from_scratch);
+    spec.mutable_refit()->set_start(c.start);
+    spec.mutable_budget()->set_max_candidates(2);
+    spec.mutable_inheritance()->set_enabled(true);
     const v1::Experiment experiment =
         controller_->CreateExperiment(spec).value();
     EXPECT_DOUBLE_EQ(experiment.spec().refit().step_fraction(), 0.25);
-    for (int i = 0; i < 3; ++i) {
-      const v1::Lease lease = *controller_->LeaseWork("w1").value();
-      auto [result, model] = ResultWithTest(lease, "w1", 0.1 / (i + 1), 0.1);
-      const std::string checkpoint = testing::Checkpoint(lease.genome(), 2, 1);
-      AddCheckpoint(result, checkpoint);
-      ASSERT_TRUE(controller_->Report(result, model, {checkpoint}).ok());
-    }
+    const v1::Lease first = *controller_->LeaseWork("w1").value();
+    // The better member: the child when it inherited, else the first.
+    report(first, c.member_inherited ? 0.1 : 0.01);
+    const v1::Lease second = *controller_->LeaseWork("w1").value();
+    EXPECT_TRUE(second.has_inheritance());
+    report(second, c.member_inherited ? 0.01 : 0.1);
     const v1::Lease refit = *controller_->LeaseWork("w1").value();
     const v1::Candidate member =
         controller_->GetParetoFront(experiment.id()).value().candidates(0);
+    EXPECT_EQ(member.id(), c.member_inherited ? second.candidate_id()
+                                              : first.candidate_id());
     EXPECT_EQ(refit.validation_split().fraction(), 0);
-    if (from_scratch) {
-      EXPECT_FALSE(refit.has_inheritance());
-      EXPECT_EQ(refit.step_fraction(), 1);
-    } else {
+    if (c.continues) {
       ASSERT_TRUE(refit.has_inheritance());
       EXPECT_EQ(refit.inheritance().parent_candidate_id(), member.id());
       EXPECT_EQ(refit.inheritance().morphism().kind(),
@@ -1283,9 +1312,11 @@ TEST_F(RefitTest, RefitsContinueFromTheMembersWeightsUnlessFromScratch) {
       EXPECT_DOUBLE_EQ(refit.step_fraction(), 0.25);
       EXPECT_EQ(GenomeKey(refit.inheritance().parent_genome()),
                 GenomeKey(refit.genome()));
+    } else {
+      EXPECT_FALSE(refit.has_inheritance());
+      EXPECT_EQ(refit.step_fraction(), 1);
     }
-    auto [result, model] = ResultWithTest(refit, "w1", 0.01, 0.01);
-    ASSERT_TRUE(controller_->Report(result, model).ok());
+    report(refit, 0.01);
     EXPECT_EQ(controller_->GetExperiment(experiment.id()).value().state(),
               v1::EXPERIMENT_STATE_COMPLETED);
   }
@@ -1305,6 +1336,86 @@ TEST_F(RefitTest, SettingsOutOfRangeAreRefused) {
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << fraction;
     EXPECT_THAT(status.message(), ::testing::HasSubstr("refit.step_fraction"));
   }
+}
+
+// One hidden layer of `width` tanh neurons, trained as the genome says.
+v1::Genome DesignedGenome(int width) {
+  v1::Genome genome;
+  v1::DenseLayer* layer = genome.add_hidden_layers();
+  layer->set_width(width);
+  layer->set_activation(v1::ACTIVATION_TANH);
+  genome.mutable_training()->set_learning_rate(1e-2);
+  genome.mutable_training()->set_adam_steps(100);
+  return genome;
+}
+
+TEST_F(ControllerTest, InitialGenomesAreTrainedFirstAsGiven) {
+  v1::Dataset dataset = Upload(kCsv);
+  v1::ExperimentSpec spec = Spec(dataset.id());
+  spec.mutable_budget()->set_max_candidates(4);
+  // Wider than the search space allows (128): a design may lie outside it.
+  *spec.add_initial_genomes() = DesignedGenome(300);
+  *spec.add_initial_genomes() = DesignedGenome(5);
+  *spec.add_initial_genomes() = DesignedGenome(300);
+  const v1::Experiment experiment = controller_->CreateExperiment(spec).value();
+  for (int i = 0; i < 2; ++i) {
+    const v1::Lease lease = *controller_->LeaseWork("w1").value();
+    EXPECT_EQ(GenomeKey(lease.genome()), GenomeKey(spec.initial_genomes(i)))
+        << i;
+    auto [result, model] = GoodResult(lease, "w1", 0.05);
+    ASSERT_TRUE(controller_->Report(result, model).ok());
+  }
+  // The third design repeats the first: a copy of its result, no training.
+  const v1::Lease searched = *controller_->LeaseWork("w1").value();
+  EXPECT_NE(GenomeKey(searched.genome()), GenomeKey(DesignedGenome(300)));
+  const v1::Candidate copy =
+      controller_->GetCandidate(absl::StrCat(experiment.id(), "-c00002"))
+          .value();
+  EXPECT_EQ(copy.duplicate_of(), absl::StrCat(experiment.id(), "-c00000"));
+  EXPECT_EQ(copy.state(), v1::CANDIDATE_STATE_SUCCEEDED);
+  EXPECT_EQ(
+      controller_->GetCandidate(searched.candidate_id()).value().sequence(), 3);
+}
+
+TEST_F(ControllerTest, InitialGenomesMustFitTheDataAndTask) {
+  v1::Dataset dataset = Upload(kCsv);
+  v1::ExperimentSpec spec = Spec(dataset.id());
+  *spec.add_initial_genomes() = DesignedGenome(8);
+  *spec.add_initial_genomes() = DesignedGenome(0);
+  absl::Status status = controller_->CreateExperiment(spec).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()),
+              ::testing::StartsWith("initial_genomes[1]: hidden_layers[0]"));
+
+  // Convolutions need an image data set.
+  *spec.mutable_initial_genomes(1) = DesignedGenome(8);
+  v1::ConvLayer* conv = spec.mutable_initial_genomes(1)->add_conv_layers();
+  conv->set_channels(4);
+  conv->set_kernel_size(3);
+  conv->set_activation(v1::ACTIVATION_RELU);
+  status = controller_->CreateExperiment(spec).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()),
+              ::testing::StartsWith("initial_genomes[1]: "));
+
+  // A classifier has one stage.
+  v1::Dataset labelled =
+      Upload("x1,x2,class\n0,0,0\n1,0,1\n0,1,1\n1,1,0\n2,0,0\n0,2,1\n");
+  v1::ExperimentSpec classifier = Spec(labelled.id());
+  classifier.set_task(v1::TASK_CLASSIFICATION);
+  classifier.set_output_columns(0, "class");
+  classifier.clear_requirements();
+  v1::Genome staged = DesignedGenome(8);
+  *staged.add_residual_stages()->add_hidden_layers() =
+      DesignedGenome(8).hidden_layers(0);
+  staged.mutable_residual_stages(0)->mutable_training()->set_learning_rate(
+      1e-2);
+  staged.mutable_residual_stages(0)->mutable_training()->set_adam_steps(100);
+  *classifier.add_initial_genomes() = staged;
+  status = controller_->CreateExperiment(classifier).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(),
+              ::testing::HasSubstr("initial_genomes[0]: residual_stages"));
 }
 
 TEST_F(ControllerTest, WorkerSecondsAccumulateOverEveryEndedLease) {
