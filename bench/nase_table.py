@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 import torch
+from google.protobuf import text_format
 
 from local_cluster import STRATEGIES, LocalCluster, describe, load_task, repo
 
@@ -50,9 +51,14 @@ def main():
                         "the max-error phase and SIREN's omega_0")
     parser.add_argument("--refit", type=int, default=0,
                         help="front members trained again on all rows")
-    parser.add_argument("--refit-from-scratch", action="store_true",
-                        help="refits start from scratch instead of from "
-                        "the member's weights")
+    parser.add_argument("--population", type=int, default=0,
+                        help="regularized evolution's population (0: 20)")
+    parser.add_argument("--initial-genome", action="append", default=[],
+                        help="a Genome in protobuf text format to train "
+                        "first (repeatable)")
+    parser.add_argument("--refit-start", default="auto",
+                        choices=["auto", "continue", "scratch"],
+                        help="where refits start")
     args = parser.parse_args()
 
     with LocalCluster(args.build, workers=args.workers) as cluster:
@@ -77,7 +83,12 @@ def main():
             s.activations.append(types_pb2.Activation.Value(
                 "ACTIVATION_" + name.upper()))
         spec.refit.front_members = args.refit
-        spec.refit.from_scratch = args.refit_from_scratch
+        spec.evolution.population_size = args.population
+        for path in args.initial_genome:
+            with open(path) as f:
+                text_format.Parse(f.read(), spec.initial_genomes.add())
+        spec.refit.start = types_pb2.RefitStart.Value(
+            "REFIT_START_" + args.refit_start.upper())
         start = time.monotonic()
         experiment = client.create_experiment(spec)
         experiment = client.wait(experiment.id, poll_seconds=5)
@@ -103,13 +114,13 @@ def main():
               f"{front.has_feasible}\n")
         print("| candidate | architecture | holdout max abs error | within "
               "1e-5 | within 1e-6 | parameters | model MB (float64 "
-              "TorchScript) | training s |")
-        print("|---|---|---|---|---|---|---|---|")
+              "TorchScript) | training s | controller's verdict |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for cand in list(front.candidates) + refits:
             if cand.state != types_pb2.CANDIDATE_STATE_SUCCEEDED:
                 print(f"| {cand.id[-6:]} | refit of {cand.refit_of[-6:]}: "
                       f"{types_pb2.CandidateState.Name(cand.state)} "
-                      f"{cand.failure_reason} | | | | | | |")
+                      f"{cand.failure_reason} | | | | | | | |")
                 continue
             path = os.path.join(cluster.work, cand.id + ".pt")
             client.download_model(cand.id, path)
@@ -121,7 +132,8 @@ def main():
             print(f"| {cand.id[-6:]} | {layers} | {err.max():.3e} | "
                   f"{100 * np.mean(err <= 1e-5):.1f}% | "
                   f"{100 * np.mean(err <= 1e-6):.1f}% | {m.parameter_count:,} "
-                  f"| {m.model_bytes / 1e6:.3f} | {m.training_seconds:.0f} |")
+                  f"| {m.model_bytes / 1e6:.3f} | {m.training_seconds:.0f} | "
+                  f"{'feasible' if cand.feasible else '; '.join(cand.violations)} |")
 
 
 if __name__ == "__main__":
