@@ -133,11 +133,17 @@ TEST(EndToEndTest, SearchTrainFrontDownload) {
   auto dataset = ParseJson<v1::Dataset>(upload.output);
   EXPECT_EQ(dataset.row_count(), 400);
 
+  // A consultant's design goes first; the search proposes the rest.
+  const fs::path design = dir / "design.textproto";
+  std::ofstream(design) << "hidden_layers { width: 16 activation: "
+                           "ACTIVATION_TANH }\ntraining { learning_rate: "
+                           "0.01 adam_steps: 300 lbfgs_steps: 50 }\n";
   CommandResult create = RunCommand(
       cli + "experiment create --dataset " + dataset.id() +
       " --inputs x1,x2,x3 --outputs y --max-abs-error 0.5"
       " --within-tolerance 1e-2 --min-fraction-within 0.01"
-      " --budget-candidates 3 --seed 7 --refit 1");
+      " --budget-candidates 3 --seed 7 --refit 1 --initial-genome " +
+      design.string());
   ASSERT_EQ(create.exit_code, 0) << create.output;
   auto experiment = ParseJson<v1::Experiment>(create.output);
 
@@ -150,6 +156,18 @@ TEST(EndToEndTest, SearchTrainFrontDownload) {
   // Three searched, and the best of them trained again on all rows.
   EXPECT_EQ(experiment.counts().succeeded(), 4)
       << status.output << ReadFile(dir / "worker.log");
+  CommandResult first_candidates =
+      RunCommand(cli + "experiment candidates " + experiment.id());
+  ASSERT_EQ(first_candidates.exit_code, 0) << first_candidates.output;
+  const auto trained =
+      ParseJson<v1::ListCandidatesResponse>(first_candidates.output);
+  ASSERT_EQ(trained.candidates_size(), 4);
+  const v1::Genome& designed = trained.candidates(0).genome();
+  EXPECT_EQ(trained.candidates(0).sequence(), 0);
+  ASSERT_EQ(designed.hidden_layers_size(), 1) << first_candidates.output;
+  EXPECT_EQ(designed.hidden_layers(0).width(), 16);
+  EXPECT_EQ(designed.training().adam_steps(), 300);
+  EXPECT_EQ(designed.training().lbfgs_steps(), 50);
 
   CommandResult front_out =
       RunCommand(cli + "experiment front " + experiment.id());
