@@ -466,8 +466,12 @@ bool PythonHasTorch() {
 // test rows of `job` as Predict does, and returns the dtype of its first
 // weight ("torch.float64").
 std::string ExpectPythonReproduces(const TrainJob& job, const TrainOutput& out) {
+  // Named after the test: ctest runs the tests of this file in parallel.
   const std::string dir = ::testing::TempDir();
-  const std::string model_path = dir + "/evonas_model_test.pt";
+  const std::string stem = absl::StrCat(
+      dir, "/evonas_model_test_",
+      ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  const std::string model_path = stem + ".pt";
   {
     std::ofstream f(model_path, std::ios::binary);
     f.write(out.model_file.data(),
@@ -489,7 +493,7 @@ std::string ExpectPythonReproduces(const TrainJob& job, const TrainOutput& out) 
       "    y = m(x)\n"
       "print(m.W0.dtype)\n"
       "print(' '.join(repr(v) for v in y.flatten().tolist()))\n");
-  const std::string script_path = dir + "/evonas_model_test.py";
+  const std::string script_path = stem + ".py";
   {
     std::ofstream f(script_path);
     f << script;
