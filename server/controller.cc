@@ -443,6 +443,17 @@ v1::ParetoFront SearchFront(const v1::ExperimentSpec& spec,
   return front;
 }
 
+// A settings message's step_fraction: in (0, 1], or 0 for the default.
+absl::StatusOr<double> StepFractionOrDefault(absl::string_view settings,
+                                             double fraction) {
+  if (fraction == 0) return kDefaultStepFraction;
+  if (fraction > 0 && fraction <= 1) return fraction;
+  return absl::InvalidArgumentError(
+      absl::StrCat(settings, ".step_fraction is ", fraction,
+                   "; it must be in (0, 1], or 0 for the default ",
+                   kDefaultStepFraction));
+}
+
 // Fraction of its genome's steps the training of `c` runs (Lease.step_fraction).
 // `parent`: the candidate c.parent_id names, whose weights it starts from.
 double StepFraction(const v1::ExperimentSpec& spec, const v1::Candidate& c,
@@ -1030,16 +1041,10 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec,
   }
   EVONAS_RETURN_IF_ERROR(search::ValidateObjectives(spec));
   v1::InheritanceSettings* inheritance = spec.mutable_inheritance();
-  if (!(inheritance->step_fraction() >= 0 &&
-        inheritance->step_fraction() <= 1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "inheritance.step_fraction is ", inheritance->step_fraction(),
-        "; it must be in (0, 1], or 0 for the default ",
-        kDefaultStepFraction));
-  }
-  if (inheritance->step_fraction() == 0) {
-    inheritance->set_step_fraction(kDefaultStepFraction);
-  }
+  EVONAS_ASSIGN_OR_RETURN(
+      const double inherited,
+      StepFractionOrDefault("inheritance", inheritance->step_fraction()));
+  inheritance->set_step_fraction(inherited);
   EVONAS_ASSIGN_OR_RETURN(
       *spec.mutable_multi_fidelity(),
       search::NormalizeMultiFidelitySettings(spec.multi_fidelity()));
@@ -1053,15 +1058,9 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec,
     return absl::InvalidArgumentError(absl::StrCat(
         "refit.start: unknown value ", static_cast<int>(refit->start())));
   }
-  if (!(refit->step_fraction() >= 0 && refit->step_fraction() <= 1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "refit.step_fraction is ", refit->step_fraction(),
-        "; it must be in (0, 1], or 0 for the default ",
-        kDefaultStepFraction));
-  }
-  if (refit->step_fraction() == 0) {
-    refit->set_step_fraction(kDefaultStepFraction);
-  }
+  EVONAS_ASSIGN_OR_RETURN(const double continued,
+                          StepFractionOrDefault("refit", refit->step_fraction()));
+  refit->set_step_fraction(continued);
 
   if (spec.validation_fraction() == 0) {
     spec.set_validation_fraction(kDefaultValidationFraction);

@@ -790,16 +790,18 @@ class InheritingStrategy : public search::Strategy {
   }
 };
 
+// ControllerOptions.make_strategy for InheritingStrategy.
+absl::StatusOr<std::unique_ptr<search::Strategy>> MakeInheritingStrategy(
+    const v1::ExperimentSpec&, absl::Span<const v1::LatencyTable>, int64_t,
+    const ImageShape&) {
+  return std::make_unique<InheritingStrategy>();
+}
+
 class InheritanceTest : public ControllerTest {
  protected:
   void SetUp() override {
     ControllerTest::SetUp();
-    options_.make_strategy = [](const v1::ExperimentSpec&,
-                                 absl::Span<const v1::LatencyTable>, int64_t,
-                                 const ImageShape&)
-        -> absl::StatusOr<std::unique_ptr<search::Strategy>> {
-      return std::make_unique<InheritingStrategy>();
-    };
+    options_.make_strategy = MakeInheritingStrategy;
     controller_ = Controller::Create(options_).value();
     dataset_ = Upload(kCsv);
   }
@@ -1268,12 +1270,7 @@ TEST_F(RefitTest, WhereARefitStartsDependsOnHowItsMemberWasTrained) {
       {v1::REFIT_START_CONTINUE, false, true},
       {v1::REFIT_START_SCRATCH, true, false},
   };
-  options_.make_strategy = [](const v1::ExperimentSpec&,
-                               absl::Span<const v1::LatencyTable>, int64_t,
-                               const ImageShape&)
-      -> absl::StatusOr<std::unique_ptr<search::Strategy>> {
-    return std::make_unique<InheritingStrategy>();
-  };
+  options_.make_strategy = MakeInheritingStrategy;
   controller_ = Controller::Create(options_).value();
   const auto report = [&](const v1::Lease& lease, double error) {
     auto [result, model] = ResultWithTest(lease, "w1", error, error);
