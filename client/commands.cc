@@ -494,7 +494,12 @@ absl::Status RunExperimentReport(const CommandEnv& env,
   }
   EVONAS_ASSIGN_OR_RETURN(v1::ListCandidatesResponse candidates,
                           env.client->ListCandidates(experiment_id));
-  input.candidates = ToVector(candidates.candidates());
+  // The search's candidates: refits come with the front.
+  for (const v1::Candidate& c : candidates.candidates()) {
+    if (c.evaluation_level() != v1::EVALUATION_LEVEL_REFIT) {
+      input.candidates.push_back(c);
+    }
+  }
   EVONAS_ASSIGN_OR_RETURN(input.front,
                           env.client->GetParetoFront(experiment_id));
   input.generated_at = env.now();

@@ -1383,6 +1383,54 @@ std::string RenderReportHtml(const ReportInput& unsorted_input) {
   }
   absl::StrAppend(&html, "</section>");
 
+  // Refits: trained on every row, so only the test data set judges them.
+  if (input.front.refits_size() > 0) {
+    absl::StrAppend(
+        &html,
+        "<section><h2>Refits on all rows</h2><p class=\"lead\">After the "
+        "search, these front members were trained again on every row of "
+        "the training data set, validation rows included. ",
+        has_test ? "Their errors are on the test data set, which also judges "
+                   "their requirements."
+                 : "Without a test data set their errors are on their own "
+                   "training rows, which says little about new points.",
+        "</p><div class=\"scroll\"><table><thead><tr>", Header("Refit"),
+        Header("Of"), Header("State"));
+    for (const MetricColumn& column : measure.columns) {
+      absl::StrAppend(&html, Header(column.header, "num", column.title));
+    }
+    absl::StrAppend(&html, Header("Train", "num", "training wall time"),
+                    Header("Feasible", "c"), "</tr></thead><tbody>");
+    for (const v1::Candidate& c : input.front.refits()) {
+      const bool done = c.state() == v1::CANDIDATE_STATE_SUCCEEDED;
+      const v1::Evaluation& judged =
+          has_test ? c.metrics().test() : c.metrics().validation();
+      absl::StrAppend(
+          &html, "<tr>",
+          Cell(absl::StrCat("<span class=\"mono\">", HtmlEscape(c.id()),
+                            "</span>")),
+          Cell(absl::StrCat("<span class=\"mono\">", HtmlEscape(c.refit_of()),
+                            "</span>")),
+          Cell(HtmlEscape(CandidateStateName(c.state()))));
+      for (const MetricColumn& column : measure.columns) {
+        absl::StrAppend(
+            &html, Cell(done ? column.format(column.of(judged)) : "—", "num"));
+      }
+      absl::StrAppend(
+          &html,
+          Cell(done ? absl::StrFormat("%.1f s", c.metrics().training_seconds())
+                    : "—",
+               "num"),
+          Cell(done ? Mark(c.feasible(),
+                           c.feasible() ? "meets every requirement"
+                                        : absl::StrJoin(c.violations(), "; "))
+                    : "—",
+               "c"),
+          "</tr>");
+    }
+    absl::StrAppend(&html, "</tbody></table></div></section>");
+  }
+
   // Progress.
   absl::StrAppend(
       &html,

@@ -27,8 +27,9 @@ struct ReportInput {
   v1::Dataset dataset;
   // The test data set, when the experiment has one.
   std::optional<v1::Dataset> test_dataset;
+  // The front, with its refits (shown in a table of their own).
   v1::ParetoFront front;
-  // Every candidate of the experiment, in any state.
+  // Every search candidate of the experiment, in any state: no refits.
   std::vector<v1::Candidate> candidates;
   // When the report was made and the zone its timestamps are printed in.
   absl::Time generated_at = absl::UnixEpoch();

@@ -290,6 +290,37 @@ TEST(RenderReportHtmlTest, InfeasibleFrontIsMarked) {
   EXPECT_EQ(Count(html, "class=\"no\""), 3u);  // summary, check, feasible
 }
 
+TEST(RenderReportHtmlTest, RefitsHaveATableJudgedOnTheTestRows) {
+  ReportInput input;
+  input.experiment.set_id("exp-1");
+  input.experiment.mutable_spec()->mutable_requirements()->set_max_abs_error(
+      1e-3);
+  v1::Candidate member = Trained("c-1", 5e-4, 500, 10, true);
+  member.mutable_metrics()->mutable_test()->set_max_abs_error(7e-4);
+  input.candidates = {member};
+  *input.front.add_candidates() = member;
+  EXPECT_EQ(RenderReportHtml(input).find("Refits on all rows"),
+            std::string::npos);
+  v1::Candidate refit = Trained("c-2", 1e-6, 500, 12, false);
+  refit.set_evaluation_level(v1::EVALUATION_LEVEL_REFIT);
+  refit.set_refit_of("c-1");
+  refit.mutable_metrics()->mutable_test()->set_max_abs_error(2.5e-3);
+  refit.add_violations("test max abs error 2.5e-03 > 1.0e-03");
+  *input.front.add_refits() = refit;
+  const std::string html = RenderReportHtml(input);
+  const size_t section = html.find("<h2>Refits on all rows</h2>");
+  ASSERT_NE(section, std::string::npos);
+  EXPECT_NE(html.find("Their errors are on the test data set", section),
+            std::string::npos);
+  EXPECT_NE(html.find("c-2", section), std::string::npos);
+  // The test error, not the training rows' 1e-6.
+  EXPECT_NE(html.find("2.50e-03", section), std::string::npos)
+      << html.substr(section, 2000);
+  EXPECT_EQ(html.find("1.00e-06", section), std::string::npos);
+  EXPECT_NE(html.find("test max abs error 2.5e-03 &gt; 1.0e-03", section),
+            std::string::npos);
+}
+
 TEST(RenderFrontSvgTest, StandaloneDocumentWithRequirementLines) {
   const ReportInput input = SampleReportInput();
   const std::string svg = RenderFrontSvg(input);
