@@ -54,13 +54,20 @@ experiment=$($evonas experiment create --name hartmann3-demo \
   --max-abs-error 1e-3 --within-tolerance 1e-5 --min-fraction-within 0.1 \
   --max-model-bytes 30000000 --max-training-seconds 900 \
   --strategy lemonade --inherit --allow-residual --max-stages 1 \
-  --budget-seconds "$seconds" --seed 1 --output json | json_id)
+  --budget-seconds "$seconds" --seed 1 --refit 1 --output json | json_id)
 echo "experiment $experiment: searching for ${seconds}s with $workers workers"
 $evonas experiment wait "$experiment" --poll-seconds 5
 echo
 $evonas experiment front "$experiment"
-best=$($evonas experiment front "$experiment" --output json |
-  /usr/bin/python3 -c 'import json,sys; print(next(iter(json.load(sys.stdin).get("candidates", [])), {}).get("id", ""))')
+# The most accurate member, or its refit on all rows when that succeeded.
+best=$($evonas experiment front "$experiment" --output json | /usr/bin/python3 -c '
+import json, sys
+front = json.load(sys.stdin)
+best = next(iter(front.get("candidates", [])), {}).get("id", "")
+for refit in front.get("refits", []):
+    if refit.get("refit_of") == best and refit.get("state") == "CANDIDATE_STATE_SUCCEEDED":
+        best = refit["id"]
+print(best)')
 if [[ -z "$best" ]]; then
   echo "no candidate finished; see $run/*.log" >&2
   exit 1
