@@ -12,6 +12,7 @@
 #include "absl/strings/strip.h"
 #include "common/dataset.h"
 #include "common/genome.h"
+#include "common/requirements.h"
 #include "common/timestamps.h"
 #include "google/protobuf/util/json_util.h"
 
@@ -411,6 +412,7 @@ std::string RefitTable(const v1::ParetoFront& front, bool classification) {
       "\nRefits on all rows (validation rows included), judged on the ",
       has_test ? "test data set" : "training rows (no test data set)", ":\n");
   const char* rows = has_test ? "TEST" : "TRAIN";
+  const JudgedRows judged_rows = JudgedRowsOf(/*refit=*/true, has_test);
   std::vector<std::string> header = {"REFIT", "OF", "STATE"};
   if (classification) {
     header.push_back(absl::StrCat(rows, " ACCURACY"));
@@ -423,8 +425,7 @@ std::string RefitTable(const v1::ParetoFront& front, bool classification) {
   for (size_t c = 3; c + 1 < header.size(); ++c) table.AlignRight(c);
   for (const v1::Candidate& c : front.refits()) {
     const bool done = c.state() == v1::CANDIDATE_STATE_SUCCEEDED;
-    const v1::Evaluation& e =
-        has_test ? c.metrics().test() : c.metrics().validation();
+    const v1::Evaluation& e = JudgedEvaluation(c.metrics(), judged_rows);
     std::vector<std::string> row = {c.id(), c.refit_of(),
                                     CandidateStateName(c.state())};
     if (classification) {

@@ -1385,6 +1385,7 @@ std::string RenderReportHtml(const ReportInput& unsorted_input) {
 
   // Refits: trained on every row, so only the test data set judges them.
   if (input.front.refits_size() > 0) {
+    const JudgedRows judged_rows = JudgedRowsOf(/*refit=*/true, has_test);
     absl::StrAppend(
         &html,
         "<section><h2>Refits on all rows</h2><p class=\"lead\">After the "
@@ -1404,7 +1405,7 @@ std::string RenderReportHtml(const ReportInput& unsorted_input) {
     for (const v1::Candidate& c : input.front.refits()) {
       const bool done = c.state() == v1::CANDIDATE_STATE_SUCCEEDED;
       const v1::Evaluation& judged =
-          has_test ? c.metrics().test() : c.metrics().validation();
+          JudgedEvaluation(c.metrics(), judged_rows);
       absl::StrAppend(
           &html, "<tr>",
           Cell(absl::StrCat("<span class=\"mono\">", HtmlEscape(c.id()),
