@@ -46,6 +46,9 @@ def main():
     parser.add_argument("--activations", default="",
                         help="comma-separated, e.g. tanh,sine (default: "
                         "the controller's)")
+    parser.add_argument("--stage-activations", default="",
+                        help="comma-separated activations of the stages "
+                        "after the first (default: as --activations)")
     parser.add_argument("--training-extras", action="store_true",
                         help="also search warm-up, weight decay, patience, "
                         "the max-error phase and SIREN's omega_0")
@@ -81,6 +84,9 @@ def main():
         s.search_training_extras = args.training_extras
         for name in filter(None, args.activations.split(",")):
             s.activations.append(types_pb2.Activation.Value(
+                "ACTIVATION_" + name.upper()))
+        for name in filter(None, args.stage_activations.split(",")):
+            s.residual_stage_activations.append(types_pb2.Activation.Value(
                 "ACTIVATION_" + name.upper()))
         spec.refit.front_members = args.refit
         spec.evolution.population_size = args.population

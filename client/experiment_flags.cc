@@ -404,6 +404,13 @@ absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
       space.add_activations(activation);
     }
   }
+  for (const std::string& list : flags.stage_activations) {
+    for (absl::string_view name : absl::StrSplit(list, ',')) {
+      EVONAS_ASSIGN_OR_RETURN(v1::Activation activation,
+                              ParseActivation("--stage-activations", name));
+      space.add_residual_stage_activations(activation);
+    }
+  }
   if (flags.min_adam_steps) space.set_min_adam_steps(*flags.min_adam_steps);
   if (flags.max_adam_steps) space.set_max_adam_steps(*flags.max_adam_steps);
   if (flags.lbfgs_steps) space.set_lbfgs_steps(*flags.lbfgs_steps);

@@ -70,6 +70,7 @@ struct ExperimentFlags {
   std::optional<int> min_depth, max_depth, min_width, max_width;
   std::optional<int> batch_size;
   std::vector<std::string> activations;
+  std::vector<std::string> stage_activations;
   std::optional<int> min_adam_steps, max_adam_steps, lbfgs_steps;
   std::optional<int> max_stages;
   // The convolutional space (image data sets); kernel sizes as given, each

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace evonas::client {
@@ -262,6 +263,7 @@ TEST(BuildExperimentSpecTest, SearchSpaceFlags) {
   flags.min_width = 16;
   flags.max_width = 64;
   flags.activations = {"tanh,SINE", "gelu"};
+  flags.stage_activations = {"sine", "relu"};
   flags.min_adam_steps = 100;
   flags.max_adam_steps = 900;
   flags.lbfgs_steps = 50;
@@ -279,6 +281,8 @@ TEST(BuildExperimentSpecTest, SearchSpaceFlags) {
   EXPECT_EQ(space.activations(0), v1::ACTIVATION_TANH);
   EXPECT_EQ(space.activations(1), v1::ACTIVATION_SINE);
   EXPECT_EQ(space.activations(2), v1::ACTIVATION_GELU);
+  EXPECT_THAT(space.residual_stage_activations(),
+              testing::ElementsAre(v1::ACTIVATION_SINE, v1::ACTIVATION_RELU));
   EXPECT_EQ(space.min_adam_steps(), 100);
   EXPECT_EQ(space.max_adam_steps(), 900);
   EXPECT_EQ(space.lbfgs_steps(), 50);
@@ -298,6 +302,15 @@ TEST(BuildExperimentSpecTest, SearchSpaceFlags) {
   EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(spec.status().message().find(
                 "--activations: unknown activation \"swish\""),
+            absl::string_view::npos)
+      << spec.status();
+
+  flags.activations.clear();
+  flags.stage_activations = {"sine,cosine"};
+  spec = BuildExperimentSpec(flags);
+  ASSERT_FALSE(spec.ok());
+  EXPECT_NE(spec.status().message().find(
+                "--stage-activations: unknown activation \"cosine\""),
             absl::string_view::npos)
       << spec.status();
 }

@@ -369,7 +369,15 @@ void AddExperimentCreate(CLI::App* experiment, GlobalFlags* globals,
   create
       ->add_option("--activations", flags->activations,
                    "Activations to choose from, comma-separated, of tanh, "
-                   "relu, silu, gelu, sine (default tanh,silu,gelu)")
+                   "relu, silu, gelu, sine (default tanh,silu,gelu); with "
+                   "--stage-activations, of the first stage only")
+      ->type_name("LIST")
+      ->group(kSpace);
+  create
+      ->add_option("--stage-activations", flags->stage_activations,
+                   "Activations of the stages after the first, "
+                   "comma-separated (default: as --activations); needs "
+                   "--max-stages")
       ->type_name("LIST")
       ->group(kSpace);
   AddOptional(create, "--min-adam-steps", &flags->min_adam_steps,

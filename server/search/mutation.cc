@@ -47,9 +47,15 @@ double PerturbationExponent(std::mt19937_64& rng) {
   return Coin(rng) ? u : -u;
 }
 
-bool InSpace(v1::Activation activation, const v1::SearchSpace& space) {
-  return std::find(space.activations().begin(), space.activations().end(),
-                   activation) != space.activations().end();
+bool InList(v1::Activation activation,
+            const google::protobuf::RepeatedField<int>& list) {
+  return std::find(list.begin(), list.end(), activation) != list.end();
+}
+
+v1::Activation DrawActivation(const google::protobuf::RepeatedField<int>& list,
+                              std::mt19937_64& rng) {
+  return static_cast<v1::Activation>(
+      list[UniformInt(rng, 0, list.size() - 1)]);
 }
 
 double SampleDropout(std::mt19937_64& rng) {
@@ -96,11 +102,12 @@ void FixResiduals(Layers& layers, bool allowed) {
   }
 }
 
-void ClampLayers(Layers& layers, const v1::SearchSpace& space) {
+void ClampLayers(Layers& layers, const v1::SearchSpace& space, int stage) {
+  const auto& activations = StageActivations(space, stage);
   if (layers.empty()) {
     v1::DenseLayer* layer = layers.Add();
     layer->set_width(space.min_width());
-    layer->set_activation(static_cast<v1::Activation>(space.activations(0)));
+    layer->set_activation(static_cast<v1::Activation>(activations[0]));
   }
   while (layers.size() > space.max_depth()) layers.RemoveLast();
   while (layers.size() < space.min_depth()) {
@@ -110,8 +117,8 @@ void ClampLayers(Layers& layers, const v1::SearchSpace& space) {
   for (v1::DenseLayer& layer : layers) {
     layer.set_width(
         std::clamp(layer.width(), space.min_width(), space.max_width()));
-    if (!InSpace(layer.activation(), space)) {
-      layer.set_activation(static_cast<v1::Activation>(space.activations(0)));
+    if (!InList(layer.activation(), activations)) {
+      layer.set_activation(static_cast<v1::Activation>(activations[0]));
     }
   }
   FixResiduals(layers, space.allow_residual());
@@ -177,7 +184,7 @@ void ClampConvLayers(v1::Genome& genome, const v1::SearchSpace& space) {
     if (!KernelInSpace(layer.kernel_size(), space)) {
       layer.set_kernel_size(space.kernel_sizes(0));
     }
-    if (!InSpace(layer.activation(), space)) {
+    if (!InList(layer.activation(), space.activations())) {
       layer.set_activation(static_cast<v1::Activation>(space.activations(0)));
     }
     if (!v1::Pooling_IsValid(layer.pooling())) {
@@ -328,6 +335,13 @@ std::optional<Child> ApplyFirstApplicable(std::vector<Operator> operators,
 
 }  // namespace
 
+const google::protobuf::RepeatedField<int>& StageActivations(
+    const v1::SearchSpace& space, int stage) {
+  return stage == 0 || space.residual_stage_activations().empty()
+             ? space.activations()
+             : space.residual_stage_activations();
+}
+
 v1::Genome ClampToSpace(const v1::Genome& genome,
                         const v1::SearchSpace& space) {
   v1::Genome out = genome;
@@ -336,7 +350,7 @@ v1::Genome ClampToSpace(const v1::Genome& genome,
   }
   ClampConvLayers(out, space);
   for (int s = 0; s < StageCount(out); ++s) {
-    ClampLayers(MutableStageLayers(out, s), space);
+    ClampLayers(MutableStageLayers(out, s), space, s);
     ClampTraining(MutableStageTraining(out, s), space);
   }
   FixPrecision(out, space);
@@ -456,7 +470,7 @@ std::optional<Child> ChangeActivation(const v1::Genome& genome,
   const Location where = PickOne(all, rng);
   v1::DenseLayer& layer = MutableStageLayers(out, where.stage)[where.layer];
   std::vector<v1::Activation> others;
-  for (int a : space.activations()) {
+  for (int a : StageActivations(space, where.stage)) {
     const auto activation = static_cast<v1::Activation>(a);
     if (activation != layer.activation() &&
         std::find(others.begin(), others.end(), activation) == others.end()) {
@@ -485,8 +499,8 @@ std::optional<Child> AddStage(const v1::Genome& genome,
                                                    std::log(widest + 1.0));
   const int width = std::clamp(static_cast<int>(std::exp(log_width(rng))),
                                space.min_width(), widest);
-  const auto activation = static_cast<v1::Activation>(
-      space.activations(UniformInt(rng, 0, space.activations_size() - 1)));
+  const v1::Activation activation =
+      DrawActivation(StageActivations(space, StageCount(out) - 1), rng);
   for (int i = 0; i < space.min_depth(); ++i) {
     v1::DenseLayer* layer = stage->add_hidden_layers();
     layer->set_width(width);
@@ -687,8 +701,7 @@ std::optional<Child> ChangeConvLayer(const v1::Genome& genome,
             UniformInt(rng, 0, space.kernel_sizes_size() - 1)));
         break;
       case 1:
-        layer.set_activation(static_cast<v1::Activation>(
-            space.activations(UniformInt(rng, 0, space.activations_size() - 1))));
+        layer.set_activation(DrawActivation(space.activations(), rng));
         break;
       case 2:
         layer.set_batch_norm(!layer.batch_norm());
@@ -728,8 +741,7 @@ void SampleConvLayer(const v1::SearchSpace& space, int channels,
   layer.set_channels(channels);
   layer.set_kernel_size(
       space.kernel_sizes(UniformInt(rng, 0, space.kernel_sizes_size() - 1)));
-  layer.set_activation(static_cast<v1::Activation>(
-      space.activations(UniformInt(rng, 0, space.activations_size() - 1))));
+  layer.set_activation(DrawActivation(space.activations(), rng));
   layer.set_batch_norm(Coin(rng));
   layer.set_pooling(Coin(rng) ? v1::POOLING_MAX : v1::POOLING_NONE);
   layer.set_dropout(SampleDropout(rng));

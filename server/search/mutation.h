@@ -12,8 +12,8 @@ namespace evonas::search {
 // apart from drawing from `rng`, and takes a normalised SearchSpace (see
 // NormalizeSearchSpace). A genome they return passes ValidateGenome and lies
 // within the space's bounds: in every stage depth, widths and activations
-// drawn from the space's list; residual layers only when the space allows
-// them, at most max_residual_stages further stages; learning rate, Adam
+// drawn from the stage's list (StageActivations); residual layers only when
+// the space allows them, at most max_residual_stages further stages; learning rate, Adam
 // steps, and lbfgs_steps equal to the space's. The input genome is first
 // clamped into the space (ClampToSpace), so a parent from a wider space
 // yields a child inside this one.
@@ -51,7 +51,7 @@ struct Child {
 // from the last layers, residual flags that no longer fit cleared, and
 // residual stages dropped; in every stage, depth cut to max_depth
 // (or the last layer repeated up to min_depth), widths clamped, an
-// activation not in the space replaced by the space's first; stages beyond
+// activation not in the stage's list replaced by the list's first; stages beyond
 // max_residual_stages dropped; a residual flag cleared where the space
 // forbids residual layers, on a stage's first layer, or where the layer's
 // width differs from its predecessor's; learning rate and Adam steps
@@ -61,6 +61,12 @@ struct Child {
 // otherwise carried along, even when the space does not search them. A
 // stage with no layers gets min_depth layers of min_width.
 v1::Genome ClampToSpace(const v1::Genome& genome, const v1::SearchSpace& space);
+
+// The activations that stage `stage` (0 = the first) and, for stage 0, the
+// convolutional layers may use: SearchSpace.activations, or for a later
+// stage residual_stage_activations when that is set.
+const google::protobuf::RepeatedField<int>& StageActivations(
+    const v1::SearchSpace& space, int stage);
 
 // Inserts a hidden layer at a random position of a random stage below
 // max_depth; it copies the width, activation and residual flag of the layer

@@ -49,6 +49,15 @@ v1::SearchSpace RichSpace() {
   return NormalizeSearchSpace(space).value();
 }
 
+// RichSpace with SiLU in the first stage and sine in the others.
+v1::SearchSpace SiluThenSineSpace() {
+  v1::SearchSpace space = RichSpace();
+  space.clear_activations();
+  space.add_activations(v1::ACTIVATION_SILU);
+  space.add_residual_stage_activations(v1::ACTIVATION_SINE);
+  return NormalizeSearchSpace(space).value();
+}
+
 using Layers = google::protobuf::RepeatedPtrField<v1::DenseLayer>;
 
 const Layers& StageLayers(const v1::Genome& genome, int stage) {
@@ -76,8 +85,9 @@ std::string OutsideSpace(const v1::Genome& genome,
       if (layer.width() < space.min_width() ||
           layer.width() > space.max_width())
         return "width";
-      if (std::find(space.activations().begin(), space.activations().end(),
-                    layer.activation()) == space.activations().end())
+      const auto& activations = StageActivations(space, s);
+      if (std::find(activations.begin(), activations.end(),
+                    layer.activation()) == activations.end())
         return "activation";
       if (layer.residual() &&
           (!space.allow_residual() || i == 0 ||
@@ -428,6 +438,52 @@ TEST(MutateTest, AlwaysChangesTheGenomeWithinTheSpace) {
     EXPECT_EQ(kinds.size(), 6u);
     for (const auto& [kind, count] : kinds) EXPECT_GT(count, 20) << kind;
   }
+}
+
+// Each stage draws from its own list: random samples, clamped parents and
+// chains of mutations (ADD_STAGE and ChangeActivation included) keep SiLU
+// in the first stage and sine in the others.
+TEST(StageActivationsTest, LaterStagesDrawFromTheirOwnList) {
+  const v1::SearchSpace space = SiluThenSineSpace();
+  EXPECT_THAT(StageActivations(space, 0),
+              testing::ElementsAre(v1::ACTIVATION_SILU));
+  EXPECT_THAT(StageActivations(space, 2),
+              testing::ElementsAre(v1::ACTIVATION_SINE));
+  EXPECT_THAT(StageActivations(RichSpace(), 1),
+              testing::ElementsAreArray(RichSpace().activations()));
+
+  std::mt19937_64 rng(5);
+  int staged = 0;
+  std::set<int> kinds;
+  for (v1::Genome genome : Parents(space, 60)) {
+    ASSERT_EQ(OutsideSpace(ClampToSpace(genome, space), space), "");
+    for (int step = 0; step < 8; ++step) {
+      Child child = Mutate(genome, space, rng);
+      ASSERT_EQ(OutsideSpace(child.genome, space), "")
+          << DescribeGenome(child.genome);
+      kinds.insert(child.morphism.kind());
+      genome = std::move(child.genome);
+    }
+    if (genome.residual_stages_size() > 0) ++staged;
+  }
+  EXPECT_GT(staged, 10);
+  EXPECT_TRUE(kinds.count(v1::MORPHISM_KIND_ADD_STAGE));
+
+  // A sine first stage becomes SiLU, a SiLU later stage sine.
+  v1::Genome wrong;
+  wrong.add_hidden_layers()->set_width(16);
+  wrong.mutable_hidden_layers(0)->set_activation(v1::ACTIVATION_SINE);
+  v1::Stage* stage = wrong.add_residual_stages();
+  stage->add_hidden_layers()->set_width(16);
+  stage->mutable_hidden_layers(0)->set_activation(v1::ACTIVATION_SILU);
+  const v1::Genome clamped = ClampToSpace(wrong, space);
+  EXPECT_EQ(clamped.hidden_layers(0).activation(), v1::ACTIVATION_SILU);
+  EXPECT_EQ(clamped.residual_stages(0).hidden_layers(0).activation(),
+            v1::ACTIVATION_SINE);
+
+  // With one activation per stage there is nothing to change to.
+  std::mt19937_64 again(1);
+  EXPECT_FALSE(ChangeActivation(clamped, space, again).has_value());
 }
 
 TEST(MutateTest, DeterministicForTheSameRngState) {

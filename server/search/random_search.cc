@@ -24,10 +24,12 @@ v1::Genome RandomSearch::Sample(int64_t sequence) const {
   std::uniform_real_distribution<double> log_width(
       std::log(space_.min_width()), std::log(space_.max_width() + 1.0));
   auto sample_layers = [&](google::protobuf::RepeatedPtrField<v1::DenseLayer>&
-                               layers) {
+                               layers,
+                           int stage) {
     const int depth = uniform_int(space_.min_depth(), space_.max_depth());
+    const auto& activations = StageActivations(space_, stage);
     const v1::Activation activation = static_cast<v1::Activation>(
-        space_.activations(uniform_int(0, space_.activations_size() - 1)));
+        activations[uniform_int(0, activations.size() - 1)]);
     for (int i = 0; i < depth; ++i) {
       v1::DenseLayer* layer = layers.Add();
       int width = static_cast<int>(std::exp(log_width(rng)));
@@ -50,7 +52,7 @@ v1::Genome RandomSearch::Sample(int64_t sequence) const {
       };
 
   v1::Genome genome;
-  sample_layers(*genome.mutable_hidden_layers());
+  sample_layers(*genome.mutable_hidden_layers(), 0);
   v1::TrainingConfig* training = genome.mutable_training();
   std::uniform_real_distribution<double> log_lr(
       std::log(space_.min_learning_rate()),
@@ -68,7 +70,7 @@ v1::Genome RandomSearch::Sample(int64_t sequence) const {
                          : 0;
   for (int s = 0; s < stages; ++s) {
     v1::Stage* stage = genome.add_residual_stages();
-    sample_layers(*stage->mutable_hidden_layers());
+    sample_layers(*stage->mutable_hidden_layers(), s + 1);
     sample_residuals(*stage->mutable_hidden_layers());
     *stage->mutable_training() = *training;
     if (space_.search_training_extras() && HasSineLayer(*stage)) {

@@ -7,7 +7,7 @@ namespace evonas::search {
 
 // Samples every genome independently and uniformly from the search space:
 // depth uniform and width log-uniform, one activation for all layers of a
-// stage, learning rate log-uniform, Adam steps uniform. When the space
+// stage (from the stage's list, StageActivations), learning rate log-uniform, Adam steps uniform. When the space
 // allows, each layer after a stage's first is residual with probability 1/2
 // (taking its predecessor's width), 0..max_residual_stages further stages
 // are drawn alike (trained as the first), and the training extras are

@@ -123,11 +123,20 @@ absl::StatusOr<v1::SearchSpace> NormalizeSearchSpace(
           " is listed twice")));
     }
   }
-  for (int a : space.activations()) {
-    if (a == v1::ACTIVATION_UNSPECIFIED || !v1::Activation_IsValid(a)) {
-      status.Update(absl::InvalidArgumentError(
-          absl::StrCat("search_space: unknown activation ", a)));
+  for (const auto* list :
+       {&space.activations(), &space.residual_stage_activations()}) {
+    for (int a : *list) {
+      if (a == v1::ACTIVATION_UNSPECIFIED || !v1::Activation_IsValid(a)) {
+        status.Update(absl::InvalidArgumentError(
+            absl::StrCat("search_space: unknown activation ", a)));
+      }
     }
+  }
+  if (!space.residual_stage_activations().empty() &&
+      space.max_residual_stages() == 0) {
+    status.Update(absl::InvalidArgumentError(
+        "search_space.residual_stage_activations needs max_residual_stages "
+        "> 0: without stages after the first they would never be used"));
   }
   if (!status.ok()) return status;
   return space;

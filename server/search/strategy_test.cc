@@ -45,6 +45,24 @@ TEST(NormalizeSearchSpaceTest, RejectsContradictions) {
   too_deep.set_max_depth(1000);
   EXPECT_EQ(NormalizeSearchSpace(too_deep).status().code(),
             absl::StatusCode::kInvalidArgument);
+
+  v1::SearchSpace single_stage;
+  single_stage.add_residual_stage_activations(v1::ACTIVATION_SINE);
+  result = NormalizeSearchSpace(single_stage);
+  ASSERT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(result.status().message().find(
+                "residual_stage_activations needs max_residual_stages > 0"),
+            std::string::npos)
+      << result.status();
+
+  v1::SearchSpace unknown;
+  unknown.set_max_residual_stages(1);
+  unknown.add_residual_stage_activations(static_cast<v1::Activation>(77));
+  result = NormalizeSearchSpace(unknown);
+  ASSERT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(result.status().message().find("unknown activation 77"),
+            std::string::npos)
+      << result.status();
 }
 
 TEST(RandomSearchTest, ProposesValidGenomesWithinBounds) {
