@@ -9,6 +9,10 @@ each strategy reached random search's final hypervolume.
         --config random --config evolution --config lemonade \
         --config lemonade+inherit --config lemonade+inherit+mf
 
+A config is a strategy with options: +inherit (Lamarckian inheritance),
++mf (multi-fidelity: short runs of a quarter of the steps), +rows (the
+same, the short runs also on --short-row-fraction of the training rows).
+
 Hypervolume: of the succeeded candidates' points (log10 validation max abs
 error, log10 parameter count), both minimised, each divided by its range
 [log10(error_floor), 0] and [0, log10(max_parameters)] so that a point
@@ -56,7 +60,9 @@ def run(cluster, task_dir, train, holdout, config, args):
     spec.name = f"{load_task(task_dir)['name']}-{config}"
     spec.strategy = types.Strategy.Value(STRATEGIES[strategy])
     spec.inheritance.enabled = "inherit" in options
-    spec.multi_fidelity.enabled = "mf" in options
+    spec.multi_fidelity.enabled = "mf" in options or "rows" in options
+    if "rows" in options:
+        spec.multi_fidelity.short_row_fraction = args.short_row_fraction
     spec.budget.max_wall_seconds = args.seconds
     s = spec.search_space
     s.max_width = args.max_width
@@ -113,6 +119,9 @@ def main():
     parser.add_argument("--max-stages", type=int, default=2)
     parser.add_argument("--error-floor", type=float, default=1e-6)
     parser.add_argument("--max-parameters", type=float, default=1e6)
+    parser.add_argument("--short-row-fraction", type=float, default=0.25,
+                        help="training rows of a short run in +rows "
+                        "configs (multi-fidelity on a row subset)")
     args = parser.parse_args()
     tasks = args.task or [os.path.join(repo, "data/hartmann3")]
     configs = args.config or ["random", "evolution", "lemonade",
@@ -121,9 +130,9 @@ def main():
         strategy, *options = config.split("+")
         if strategy not in STRATEGIES:
             parser.error(f"unknown strategy in --config {config}")
-        if any(o not in ("inherit", "mf") for o in options):
+        if any(o not in ("inherit", "mf", "rows") for o in options):
             parser.error(f"unknown option in --config {config}: "
-                         "want strategy[+inherit][+mf]")
+                         "want strategy[+inherit][+mf][+rows]")
 
     print(f"{args.workers} workers, {args.seconds:.0f} s per search, seed "
           f"{args.seed}; hypervolume of (log10 validation max abs error, "

@@ -253,11 +253,12 @@ absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
         "--inherit-step-fraction requires --inherit");
   }
   if ((flags.short_step_fraction.has_value() ||
+       flags.short_row_fraction.has_value() ||
        flags.reduction_factor.has_value()) &&
       !flags.multi_fidelity) {
     return absl::InvalidArgumentError(
-        "--short-step-fraction and --reduction-factor require "
-        "--multi-fidelity");
+        "--short-step-fraction, --short-row-fraction and --reduction-factor "
+        "require --multi-fidelity");
   }
   if ((!flags.refit_start.empty() || flags.refit_step_fraction.has_value()) &&
       flags.refit.value_or(0) == 0) {
@@ -367,6 +368,9 @@ absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
     fidelity->set_enabled(true);
     if (flags.short_step_fraction) {
       fidelity->set_short_step_fraction(*flags.short_step_fraction);
+    }
+    if (flags.short_row_fraction) {
+      fidelity->set_short_row_fraction(*flags.short_row_fraction);
     }
     if (flags.reduction_factor) {
       fidelity->set_reduction_factor(*flags.reduction_factor);

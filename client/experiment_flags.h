@@ -48,6 +48,7 @@ struct ExperimentFlags {
   // --reduction-factor).
   bool multi_fidelity = false;
   std::optional<double> short_step_fraction;
+  std::optional<double> short_row_fraction;
   std::optional<int> reduction_factor;
   // --refit: front members retrained on all rows after the search;
   // --refit-start (auto, continue or scratch; empty: auto),

@@ -217,6 +217,7 @@ TEST(BuildExperimentSpecTest, SearchFlags) {
   flags.lemonade_children = 32;
   flags.multi_fidelity = true;
   flags.short_step_fraction = 0.2;
+  flags.short_row_fraction = 0.5;
   flags.reduction_factor = 4;
   flags.refit = 3;
   flags.refit_step_fraction = 0.5;
@@ -232,6 +233,7 @@ TEST(BuildExperimentSpecTest, SearchFlags) {
   EXPECT_EQ(spec->lemonade().children_per_proposal(), 32);
   EXPECT_TRUE(spec->multi_fidelity().enabled());
   EXPECT_DOUBLE_EQ(spec->multi_fidelity().short_step_fraction(), 0.2);
+  EXPECT_DOUBLE_EQ(spec->multi_fidelity().short_row_fraction(), 0.5);
   EXPECT_EQ(spec->multi_fidelity().reduction_factor(), 4);
   EXPECT_EQ(spec->refit().front_members(), 3);
   EXPECT_EQ(spec->refit().start(), v1::REFIT_START_AUTO);
@@ -413,6 +415,9 @@ TEST(BuildExperimentSpecTest, SearchFlagsThatContradict) {
   flags.short_step_fraction = 0.5;
   EXPECT_NE(message(flags).find("require --multi-fidelity"), std::string::npos);
   flags.short_step_fraction.reset();
+  flags.short_row_fraction = 0.5;
+  EXPECT_NE(message(flags).find("require --multi-fidelity"), std::string::npos);
+  flags.short_row_fraction.reset();
   flags.lemonade_children = 8;
   EXPECT_NE(message(flags).find("--lemonade-children"), std::string::npos);
   flags.lemonade_children.reset();

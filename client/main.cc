@@ -303,6 +303,11 @@ void AddExperimentCreate(CLI::App* experiment, GlobalFlags* globals,
               "(default 0.25)")
       ->check(NumberIn(0, std::nextafter(1.0, 0.0), true, "in (0, 1)"))
       ->group(kSearch);
+  AddOptional(create, "--short-row-fraction", &flags->short_row_fraction,
+              "Fraction (0, 1] of the training rows a short run trains on "
+              "(default 1); a promotion trains on all of them")
+      ->check(NumberIn(0, 1, true, "in (0, 1]"))
+      ->group(kSearch);
   AddOptional(create, "--reduction-factor", &flags->reduction_factor,
               "Successive halving's eta: 1 in this many short runs is "
               "trained in full (default 3; 2..100)")

@@ -10,7 +10,8 @@
 namespace evonas {
 namespace {
 
-// Decides "SplitMix64(seed + i) / 2^64 < fraction" exactly with integers.
+// Decides "SplitMix64(seed + i) / 2^64 < fraction" exactly with integers:
+// whether row i is a validation row, or one a training subset keeps.
 class SplitRule {
  public:
   explicit SplitRule(double fraction) {
@@ -32,7 +33,7 @@ class SplitRule {
     }
   }
 
-  bool IsValidation(uint64_t seed, int64_t row) const {
+  bool Selects(uint64_t seed, int64_t row) const {
     return all_ || SplitMix64(seed + static_cast<uint64_t>(row)) < threshold_;
   }
 
@@ -51,7 +52,7 @@ uint64_t SplitMix64(uint64_t x) {
 }
 
 bool IsValidationRow(const v1::ValidationSplit& split, int64_t row) {
-  return SplitRule(split.fraction()).IsValidation(split.seed(), row);
+  return SplitRule(split.fraction()).Selects(split.seed(), row);
 }
 
 RowPartition PartitionRows(const v1::ValidationSplit& split, int64_t rows) {
@@ -65,11 +66,24 @@ RowPartition PartitionRows(const v1::ValidationSplit& split, int64_t rows) {
   partition.training.reserve(
       static_cast<size_t>(static_cast<double>(rows) - expected * 0.95) + 16);
   for (int64_t i = 0; i < rows; ++i) {
-    (rule.IsValidation(split.seed(), i) ? partition.validation
+    (rule.Selects(split.seed(), i) ? partition.validation
                                         : partition.training)
         .push_back(i);
   }
   return partition;
+}
+
+std::vector<int64_t> TrainingRowSubset(std::vector<int64_t> training,
+                                       uint64_t split_seed, double fraction) {
+  if (!(fraction > 0 && fraction < 1)) return training;
+  const SplitRule rule(fraction);
+  const uint64_t seed = SplitMix64(split_seed);
+  training.erase(std::remove_if(training.begin(), training.end(),
+                                [&](int64_t row) {
+                                  return !rule.Selects(seed, row);
+                                }),
+                 training.end());
+  return training;
 }
 
 }  // namespace evonas

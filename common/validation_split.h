@@ -24,6 +24,12 @@ struct RowPartition {
 };
 RowPartition PartitionRows(const v1::ValidationSplit& split, int64_t rows);
 
+// The training rows a run with Lease.training_row_fraction `fraction` keeps:
+// row r of `training` exactly when SplitMix64(SplitMix64(split_seed) + r) /
+// 2^64 < fraction, order kept. A fraction <= 0 or >= 1 keeps every row.
+std::vector<int64_t> TrainingRowSubset(std::vector<int64_t> training,
+                                       uint64_t split_seed, double fraction);
+
 }  // namespace evonas
 
 #endif  // EVONAS_COMMON_VALIDATION_SPLIT_H_

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -117,6 +118,34 @@ TEST(ValidationSplitTest, SeedWrapsAround) {
   const uint64_t seed = std::numeric_limits<uint64_t>::max();
   const v1::ValidationSplit split = MakeSplit(seed, 0.5);
   EXPECT_EQ(IsValidationRow(split, 1), IsValidationRow(MakeSplit(0, 0.5), 0));
+}
+
+TEST(TrainingRowSubsetTest, MatchesDefinitionAndKeepsOrder) {
+  const RowPartition rows = PartitionRows(MakeSplit(11, 0.2), 20000);
+  const std::vector<int64_t> subset =
+      TrainingRowSubset(rows.training, 11, 0.25);
+  std::vector<int64_t> expected;
+  for (const int64_t row : rows.training) {
+    const long double u = std::ldexp(
+        static_cast<long double>(
+            SplitMix64(SplitMix64(11) + static_cast<uint64_t>(row))),
+        -64);
+    if (u < 0.25L) expected.push_back(row);
+  }
+  EXPECT_EQ(subset, expected);
+  // About a quarter of the 16,000 training rows, and none of the
+  // validation rows.
+  EXPECT_NEAR(static_cast<double>(subset.size()), 4000, 300);
+  for (const int64_t row : subset) {
+    EXPECT_FALSE(IsValidationRow(MakeSplit(11, 0.2), row)) << row;
+  }
+}
+
+TEST(TrainingRowSubsetTest, OutOfRangeFractionsKeepEveryRow) {
+  const std::vector<int64_t> rows = {0, 3, 4, 9};
+  for (double f : {0.0, 1.0, -1.0, 2.0, std::nan("")}) {
+    EXPECT_EQ(TrainingRowSubset(rows, 5, f), rows) << f;
+  }
 }
 
 }  // namespace

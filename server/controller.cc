@@ -1626,7 +1626,7 @@ Controller::ProposeCandidate(const v1::Experiment& experiment) {
                           /*continue_training=*/true);
       }
       highest = search::HighestFinishedLevel(state->finished);
-      search::ProjectShortRunCosts(highest, fidelity.short_step_fraction());
+      search::ProjectShortRunCosts(highest, fidelity);
       finished = &highest;
     }
     // Every genome the experiment already holds, in any state, is taken:
@@ -1724,6 +1724,9 @@ absl::StatusOr<v1::Lease> Controller::MakeLease(
   // A refit learns from every row.
   lease.mutable_validation_split()->set_fraction(
       refit ? 0 : spec.validation_fraction());
+  if (stored.candidate.evaluation_level() == v1::EVALUATION_LEVEL_SHORT) {
+    lease.set_training_row_fraction(spec.multi_fidelity().short_row_fraction());
+  }
   lease.set_test_dataset_id(spec.test_dataset_id());
   lease.set_within_tolerance(spec.requirements().has_within_tolerance()
                                  ? spec.requirements().within_tolerance()

@@ -979,14 +979,17 @@ TEST_F(MultiFidelityTest, SettingsAreDefaultedAndChecked) {
       controller_->CreateExperiment(MultiFidelitySpec()).value();
   EXPECT_EQ(experiment.spec().multi_fidelity().short_step_fraction(), 0.25);
   EXPECT_EQ(experiment.spec().multi_fidelity().reduction_factor(), 3);
+  EXPECT_EQ(experiment.spec().multi_fidelity().short_row_fraction(), 1);
   const int64_t before = controller_->ListExperiments().value().size();
-  for (auto [fraction, eta, field] :
-       std::vector<std::tuple<double, int, std::string>>{
-           {1.0, 3, "multi_fidelity.short_step_fraction"},
-           {0.25, 1, "multi_fidelity.reduction_factor"}}) {
+  for (auto [fraction, eta, rows, field] :
+       std::vector<std::tuple<double, int, double, std::string>>{
+           {1.0, 3, 1, "multi_fidelity.short_step_fraction"},
+           {0.25, 1, 1, "multi_fidelity.reduction_factor"},
+           {0.25, 3, 1.5, "multi_fidelity.short_row_fraction"}}) {
     v1::ExperimentSpec spec = MultiFidelitySpec();
     spec.mutable_multi_fidelity()->set_short_step_fraction(fraction);
     spec.mutable_multi_fidelity()->set_reduction_factor(eta);
+    spec.mutable_multi_fidelity()->set_short_row_fraction(rows);
     absl::Status status = controller_->CreateExperiment(spec).status();
     EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
     EXPECT_NE(status.message().find(field), std::string::npos) << status;
@@ -995,14 +998,16 @@ TEST_F(MultiFidelityTest, SettingsAreDefaultedAndChecked) {
 }
 
 TEST_F(MultiFidelityTest, BestShortRunIsPromotedAndReplacesItOnTheFront) {
-  const v1::Experiment experiment =
-      controller_->CreateExperiment(MultiFidelitySpec()).value();
+  v1::ExperimentSpec spec = MultiFidelitySpec();
+  spec.mutable_multi_fidelity()->set_short_row_fraction(0.5);
+  const v1::Experiment experiment = controller_->CreateExperiment(spec).value();
   // Level 1: three short runs; only the second meets max_abs_error 0.1.
   std::vector<v1::Lease> short_runs;
   for (int i = 0; i < 3; ++i) {
     auto lease = controller_->LeaseWork("w" + std::to_string(i)).value();
     ASSERT_TRUE(lease);
     EXPECT_EQ(lease->step_fraction(), 0.25);
+    EXPECT_EQ(lease->training_row_fraction(), 0.5);
     EXPECT_FALSE(lease->has_inheritance());
     EXPECT_EQ(controller_->GetCandidate(lease->candidate_id())
                   .value()
@@ -1025,6 +1030,7 @@ TEST_F(MultiFidelityTest, BestShortRunIsPromotedAndReplacesItOnTheFront) {
   EXPECT_EQ(level2.morphism().kind(), v1::MORPHISM_KIND_CONTINUE);
   EXPECT_EQ(GenomeKey(level2.genome()), GenomeKey(short_runs[1].genome()));
   EXPECT_EQ(promoted->step_fraction(), 0.75);
+  EXPECT_EQ(promoted->training_row_fraction(), 0);  // every training row
   ASSERT_TRUE(promoted->has_inheritance());
   EXPECT_EQ(promoted->inheritance().step_fraction(), 0.75);
   EXPECT_EQ(promoted->inheritance().parent_step_fraction(), 0.25);

@@ -139,6 +139,22 @@ absl::StatusOr<model::TrainJob> MakeJob(const v1::Lease& lease,
   EVONAS_ASSIGN_OR_RETURN(auto inputs, dataset->ColumnIndices(input_names));
   EVONAS_ASSIGN_OR_RETURN(auto outputs, dataset->ColumnIndices(output_names));
   RowPartition rows = PartitionRows(lease.validation_split(), dataset->rows());
+  const double row_fraction = lease.training_row_fraction();
+  if (!(row_fraction >= 0 && row_fraction <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "lease: training_row_fraction is ", row_fraction,
+        "; it must be in (0, 1], or 0 for every training row"));
+  }
+  const size_t all_training = rows.training.size();
+  rows.training = TrainingRowSubset(std::move(rows.training),
+                                    lease.validation_split().seed(),
+                                    row_fraction);
+  if (rows.training.empty() && all_training > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "lease: training_row_fraction ", row_fraction, " keeps none of the ",
+        all_training, " training rows; raise "
+        "multi_fidelity.short_row_fraction"));
+  }
   job.training = Select(*dataset, rows.training, inputs, outputs);
   job.validation = Select(*dataset, rows.validation, inputs, outputs);
 

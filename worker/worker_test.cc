@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/log.h"
 #include "common/sha256.h"
+#include "common/validation_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "worker/model/checkpoint.h"
@@ -399,6 +400,39 @@ TEST_F(InheritingLeaseTest, RefitTrainsOnEveryRowAndReportsThem) {
   EXPECT_EQ(controller.checkpoint_fetches(), 1);
   EXPECT_THAT(controller.ReportedFile(v1::MODEL_FORMAT_MODEL_CARD),
               HasSubstr(R"("judged_on": "training")"));
+}
+
+TEST_F(InheritingLeaseTest, ShortRunTrainsOnItsSubsetOfTheTrainingRows) {
+  v1::Lease lease =
+      MakeLease(ParentGenome(), v1::MORPHISM_KIND_CONTINUE, false);
+  lease.set_training_row_fraction(0.5);
+  FakeController controller(lease, dataset_, checkpoint_);
+  RunWorker(controller);
+  std::optional<v1::WorkResult> result = controller.result();
+  ASSERT_TRUE(result.has_value());
+  ASSERT_EQ(result->failure_reason(), "");
+  const RowPartition rows = PartitionRows(lease.validation_split(), 300);
+  const size_t subset =
+      TrainingRowSubset(rows.training, lease.validation_split().seed(), 0.5)
+          .size();
+  ASSERT_LT(subset, rows.training.size());
+  EXPECT_EQ(result->metrics().training_row_count(),
+            static_cast<int64_t>(subset));
+  // Judged on all validation rows, as a full run is.
+  EXPECT_EQ(result->metrics().validation().row_count(),
+            static_cast<int64_t>(rows.validation.size()));
+}
+
+TEST_F(InheritingLeaseTest, BogusTrainingRowFractionFailsTheLease) {
+  v1::Lease lease =
+      MakeLease(ParentGenome(), v1::MORPHISM_KIND_CONTINUE, false);
+  lease.set_training_row_fraction(1.5);
+  FakeController controller(lease, dataset_, checkpoint_);
+  RunWorker(controller);
+  std::optional<v1::WorkResult> result = controller.result();
+  ASSERT_TRUE(result.has_value());
+  EXPECT_THAT(result->failure_reason(),
+              HasSubstr("training_row_fraction is 1.5"));
 }
 
 TEST(SimulateLeaseTest, StepFractionScalesTheSimulatedTraining) {

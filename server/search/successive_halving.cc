@@ -21,6 +21,12 @@ absl::StatusOr<v1::MultiFidelitySettings> NormalizeMultiFidelitySettings(
         "multi_fidelity.short_step_fraction must be in (0, 1), got ", f,
         " (1 would train every candidate in full twice)"));
   }
+  if (settings.short_row_fraction() == 0) settings.set_short_row_fraction(1);
+  const double rows = settings.short_row_fraction();
+  if (!(rows > 0 && rows <= 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "multi_fidelity.short_row_fraction must be in (0, 1], got ", rows));
+  }
   const int eta = settings.reduction_factor();
   if (eta < 2 || eta > 100) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -83,17 +89,21 @@ std::vector<v1::Candidate> HighestFinishedLevel(
 }
 
 void ProjectShortRunCosts(std::vector<v1::Candidate>& candidates,
-                          double short_step_fraction) {
+                          const v1::MultiFidelitySettings& settings) {
+  const double rows =
+      settings.short_row_fraction() > 0 ? settings.short_row_fraction() : 1;
   for (v1::Candidate& c : candidates) {
     if (c.evaluation_level() != v1::EVALUATION_LEVEL_SHORT ||
         c.state() != v1::CANDIDATE_STATE_SUCCEEDED) {
       continue;
     }
+    const bool full_batch = c.genome().training().batch_size() == 0;
+    const double fraction =
+        settings.short_step_fraction() * (full_batch ? rows : 1);
     v1::Metrics& m = *c.mutable_metrics();
-    m.set_training_seconds(m.training_seconds() / short_step_fraction);
-    m.set_training_cpu_seconds(m.training_cpu_seconds() / short_step_fraction);
-    m.set_training_energy_joules(m.training_energy_joules() /
-                                 short_step_fraction);
+    m.set_training_seconds(m.training_seconds() / fraction);
+    m.set_training_cpu_seconds(m.training_cpu_seconds() / fraction);
+    m.set_training_energy_joules(m.training_energy_joules() / fraction);
   }
 }
 

@@ -12,7 +12,8 @@
 namespace evonas::search {
 
 // Fills unset fields of `settings` (short_step_fraction 0.25,
-// reduction_factor 3) and checks them: short_step_fraction in (0, 1),
+// reduction_factor 3, short_row_fraction 1) and checks them:
+// short_step_fraction in (0, 1), short_row_fraction in (0, 1],
 // reduction_factor in 2..100. InvalidArgument naming the field (e.g.
 // "multi_fidelity.reduction_factor") otherwise. Disabled settings are
 // returned as given.
@@ -43,11 +44,11 @@ std::vector<v1::Candidate> HighestFinishedLevel(
 // What the search of a multi-fidelity experiment ranks: the succeeded
 // level-1 candidates of `candidates` get the training cost their full run
 // would have (training seconds, CPU seconds and energy divided by
-// `short_step_fraction`), so that a genome is not preferred for having
-// been trained less; errors stay as measured. The front shows the real
-// costs.
+// short_step_fraction, and for a full-batch genome also by
+// short_row_fraction), so that a genome is not preferred for having been
+// trained less; errors stay as measured. The front shows the real costs.
 void ProjectShortRunCosts(std::vector<v1::Candidate>& candidates,
-                          double short_step_fraction);
+                          const v1::MultiFidelitySettings& settings);
 
 }  // namespace evonas::search
 

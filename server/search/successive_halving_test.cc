@@ -48,6 +48,17 @@ TEST(NormalizeMultiFidelitySettingsTest, FillsDefaultsAndNamesBadFields) {
   ASSERT_TRUE(normal.ok()) << normal.status();
   EXPECT_EQ(normal->short_step_fraction(), 0.25);
   EXPECT_EQ(normal->reduction_factor(), 3);
+  EXPECT_EQ(normal->short_row_fraction(), 1);
+
+  for (double f : {-0.1, 1.5, std::nan("")}) {
+    v1::MultiFidelitySettings rows = settings;
+    rows.set_short_row_fraction(f);
+    const auto bad = NormalizeMultiFidelitySettings(rows);
+    ASSERT_FALSE(bad.ok()) << f;
+    EXPECT_NE(bad.status().message().find("multi_fidelity.short_row_fraction"),
+              absl::string_view::npos)
+        << bad.status();
+  }
 
   for (double f : {1.0, -0.1, 1.5, std::nan("")}) {
     settings.set_short_step_fraction(f);
@@ -198,14 +209,28 @@ TEST(ProjectShortRunCostsTest, ScalesTheCostsOfSucceededShortRunsOnly) {
   v1::Candidate failed = Short(2, 1e-2, 10);
   failed.set_state(v1::CANDIDATE_STATE_FAILED);
   failed.mutable_metrics()->set_training_seconds(3);
-  std::vector<v1::Candidate> candidates = {short_run, full, failed};
-  ProjectShortRunCosts(candidates, 0.25);
+  v1::Candidate mini_batch = short_run;
+  mini_batch.mutable_genome()->mutable_training()->set_batch_size(256);
+  std::vector<v1::Candidate> candidates = {short_run, full, failed, mini_batch};
+  v1::MultiFidelitySettings settings;
+  settings.set_short_step_fraction(0.25);
+  ProjectShortRunCosts(candidates, settings);
   EXPECT_EQ(candidates[0].metrics().training_seconds(), 12);
   EXPECT_EQ(candidates[0].metrics().training_cpu_seconds(), 8);
   EXPECT_EQ(candidates[0].metrics().training_energy_joules(), 160);
   EXPECT_EQ(candidates[0].metrics().validation().max_abs_error(), 1e-2);
   EXPECT_EQ(candidates[1].metrics().training_seconds(), 3);
   EXPECT_EQ(candidates[2].metrics().training_seconds(), 3);
+  EXPECT_EQ(candidates[3].metrics().training_seconds(), 12);
+
+  // On half the rows a full-batch step costs half: the projection divides
+  // by both fractions. A mini-batch step costs the same on fewer rows.
+  candidates = {short_run, mini_batch};
+  settings.set_short_row_fraction(0.5);
+  ProjectShortRunCosts(candidates, settings);
+  EXPECT_EQ(candidates[0].metrics().training_seconds(), 24);
+  EXPECT_EQ(candidates[0].metrics().training_energy_joules(), 320);
+  EXPECT_EQ(candidates[1].metrics().training_seconds(), 12);
 }
 
 }  // namespace
