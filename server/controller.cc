@@ -1388,7 +1388,11 @@ absl::Status Controller::FinishIfDone(const std::string& experiment_id) {
     return absl::OkStatus();
   }
   EVONAS_ASSIGN_OR_RETURN(BudgetState budget, CheckBudget(state->experiment));
-  if (budget == BudgetState::kLeft) return absl::OkStatus();
+  // With budget left, only a search that ended early (its space exhausted)
+  // and queued refits is done once they have finished.
+  if (budget == BudgetState::kLeft && !state->refits_queued) {
+    return absl::OkStatus();
+  }
   // All or nothing: a failure halfway rolls the batch back.
   absl::Status finished = [&]() -> absl::Status {
     EVONAS_ASSIGN_OR_RETURN(v1::Experiment experiment,

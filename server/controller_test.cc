@@ -1625,6 +1625,45 @@ TEST_F(ControllerTest, ExhaustedSearchSpaceCompletesTheExperiment) {
             1);
 }
 
+TEST_F(ControllerTest, ExhaustedSearchSpaceCompletesWhenItsRefitReports) {
+  v1::Dataset dataset = Upload(kCsv);
+  v1::ExperimentSpec spec = Spec(dataset.id());
+  v1::SearchSpace* space = spec.mutable_search_space();
+  space->set_min_depth(1);
+  space->set_max_depth(1);
+  space->set_min_width(8);
+  space->set_max_width(8);
+  space->add_activations(v1::ACTIVATION_TANH);
+  space->set_min_learning_rate(3e-3);
+  space->set_max_learning_rate(3e-3);
+  space->set_min_adam_steps(100);
+  space->set_max_adam_steps(100);
+  spec.mutable_budget()->set_max_candidates(0);
+  spec.mutable_budget()->set_max_worker_seconds(1000);
+  spec.mutable_refit()->set_front_members(1);
+  v1::Experiment experiment = controller_->CreateExperiment(spec).value();
+  auto lease = controller_->LeaseWork("w1").value();
+  ASSERT_TRUE(lease);
+  auto [result, model] = GoodResult(*lease, "w1", 0.01);
+  ASSERT_TRUE(controller_->Report(result, model).ok());
+  // Copies until the space counts as exhausted; then the refit.
+  std::optional<v1::Lease> refit;
+  for (int call = 0; call < 100 && !refit; ++call) {
+    refit = controller_->LeaseWork("w1").value();
+  }
+  ASSERT_TRUE(refit);
+  EXPECT_EQ(controller_->GetCandidate(refit->candidate_id())
+                .value()
+                .evaluation_level(),
+            v1::EVALUATION_LEVEL_REFIT);
+  EXPECT_EQ(controller_->GetExperiment(experiment.id()).value().state(),
+            v1::EXPERIMENT_STATE_RUNNING);
+  auto [refit_result, refit_model] = GoodResult(*refit, "w1", 0.005);
+  ASSERT_TRUE(controller_->Report(refit_result, refit_model).ok());
+  // Done with the refit's report, not at some later worker's request.
+  EXPECT_EQ(controller_->GetExperiment(experiment.id()).value().state(),
+            v1::EXPERIMENT_STATE_COMPLETED);
+}
 
 // Group commit: calls from many threads share transactions, and each report
 // is acknowledged only after its transaction commits. A controller reopened
