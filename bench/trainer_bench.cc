@@ -3,7 +3,8 @@
 //
 //   trainer_bench steps   --data CSV --widths 64,64,64 --steps 300
 //       Adam steps per (CPU) second of model::Train (full batch, no L-BFGS)
-//       on the whole CSV (inputs x1..x3, output y) as training rows.
+//       on the whole CSV (inputs x1..x3, output y) as training rows;
+//       --dtype float32 trains a FLOAT32 genome.
 //   trainer_bench kernels --data CSV --widths 64,64,64 --block 512
 //       The same steps on MlpKernels and Adam alone, for tuning the block;
 //       --dtype float32 runs MlpKernels32 and Adam32 on the data rounded to
@@ -115,6 +116,8 @@ struct StepsOptions {
   double learning_rate = 1e-3;
   // Time L-BFGS iterations instead of Adam steps.
   bool lbfgs = false;
+  // The genome's precision (steps) or the kernels' scalar (kernels).
+  std::string dtype = "float64";
 };
 
 // CPU seconds this process has used (every thread).
@@ -157,6 +160,8 @@ int RunSteps(const StepsOptions& o) {
     layer->set_activation(activation);
   }
   job.genome.mutable_training()->set_learning_rate(o.learning_rate);
+  job.genome.set_precision(o.dtype == "float32" ? v1::PRECISION_FLOAT32
+                                                : v1::PRECISION_FLOAT64);
   double cpu[2], wall = 0;
   for (int run = 0; run < 2; ++run) {
     const int steps = o.steps * (run + 1);
@@ -172,10 +177,11 @@ int RunSteps(const StepsOptions& o) {
     wall = out->metrics.training_seconds();
   }
   std::printf(
-      "mode=steps impl=evonas phase=%s widths=%s activation=%s rows=%lld "
-      "threads=%d steps=%d cpu_seconds=%.6f "
+      "mode=steps impl=evonas phase=%s dtype=%s widths=%s activation=%s "
+      "rows=%lld threads=%d steps=%d cpu_seconds=%.6f "
       "steps_per_cpu_second=%.3f steps_per_second=%.3f\n",
-      o.lbfgs ? "lbfgs" : "adam", o.widths.c_str(), o.activation.c_str(),
+      o.lbfgs ? "lbfgs" : "adam", o.dtype.c_str(), o.widths.c_str(),
+      o.activation.c_str(),
       static_cast<long long>(job.training.x.rows), o.threads, o.steps,
       cpu[1] - cpu[0], o.steps / (cpu[1] - cpu[0]), 2 * o.steps / wall);
   return 0;
@@ -577,6 +583,8 @@ int main(int argc, char** argv) {
   steps_cmd->add_option("--learning-rate", steps.learning_rate);
   steps_cmd->add_flag("--lbfgs", steps.lbfgs,
                       "time L-BFGS iterations instead of Adam steps");
+  steps_cmd->add_option("--dtype", steps.dtype, "float64 or float32")
+      ->check(CLI::IsMember({"float64", "float32"}));
 
   StepsOptions kernel_opts;
   int64_t block = evonas::model::MlpKernels::kDefaultRowsPerBlock;
@@ -589,8 +597,7 @@ int main(int argc, char** argv) {
   kernels_cmd->add_option("--steps", kernel_opts.steps);
   kernels_cmd->add_option("--block", block);
   kernels_cmd->add_option("--threads", kernel_opts.threads);
-  std::string dtype = "float64";
-  kernels_cmd->add_option("--dtype", dtype, "float64 or float32")
+  kernels_cmd->add_option("--dtype", kernel_opts.dtype, "float64 or float32")
       ->check(CLI::IsMember({"float64", "float32"}));
 
   int peak_size = 1024;
@@ -642,8 +649,9 @@ int main(int argc, char** argv) {
   if (*staged_cmd) return RunStaged(staged);
   if (*steps_cmd) return RunSteps(steps);
   if (*kernels_cmd) {
-    return dtype == "float32" ? RunKernels<float>(kernel_opts, block)
-                              : RunKernels<double>(kernel_opts, block);
+    return kernel_opts.dtype == "float32"
+               ? RunKernels<float>(kernel_opts, block)
+               : RunKernels<double>(kernel_opts, block);
   }
   if (*peak_cmd) return RunPeak(peak_size, peak_seconds, peak_threads);
   return RunGenomes(genomes);
