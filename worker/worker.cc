@@ -323,7 +323,10 @@ void Worker::Process(const v1::Lease& lease) {
                          {"experiment", lease.experiment_id()},
                          {"lease", lease.lease_id()},
                          {"inherits", lease.has_inheritance() ? "yes" : "no"},
-                         {"step_fraction", StepFraction(lease)}});
+                         {"step_fraction", StepFraction(lease)},
+                         {"row_fraction", lease.training_row_fraction() > 0
+                                              ? lease.training_row_fraction()
+                                              : 1.0}});
   EnergyMeter energy(options_.powercap_dir, options_.watts_per_core);
   std::atomic<bool> cancel{false};
   std::atomic<bool> lease_lost{false};

@@ -421,6 +421,8 @@ TEST_F(InheritingLeaseTest, ShortRunTrainsOnItsSubsetOfTheTrainingRows) {
   // Judged on all validation rows, as a full run is.
   EXPECT_EQ(result->metrics().validation().row_count(),
             static_cast<int64_t>(rows.validation.size()));
+  EXPECT_THAT(LogLines(), Contains(AllOf(HasSubstr(" event=training "),
+                                         HasSubstr(" row_fraction=0.5"))));
 }
 
 TEST_F(InheritingLeaseTest, BogusTrainingRowFractionFailsTheLease) {
