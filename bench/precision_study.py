@@ -219,6 +219,11 @@ for w in (10, 5):
     cfg('base+sine96_omega%g+sine64_omega%g' % (w, w), S1_BASE,
         dict(SHORT2, omega=w), dict(SHORT3, omega=w),
         note='stages 2 and 3 sine, omega_0=%g; stage 3 64 wide' % w)
+S1_SILU = dict(S1_BASE, act='silu')
+for l2 in (0, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5):
+    cfg('silu+sine96_omega5_l2_%g' % l2, S1_SILU, dict(SHORT2, omega=5, l2=l2),
+        note='stage 1 SiLU; stage 2 as base+sine96_omega5 with an L2 penalty '
+        '%g * sum(W^2) in every phase (Adam, L-BFGS, max-error)' % l2)
 
 def run(name, data, cache, final=False):
     stages, note = CONFIGS[name]
