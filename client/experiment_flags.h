@@ -83,6 +83,7 @@ struct ExperimentFlags {
   // comma-separated.
   std::vector<std::string> precisions;
   bool allow_residual = false;
+  bool allow_layer_norm = false;
   bool search_training_extras = false;
 };
 

@@ -271,6 +271,7 @@ TEST(BuildExperimentSpecTest, SearchSpaceFlags) {
   flags.lbfgs_steps = 50;
   flags.max_stages = 2;
   flags.allow_residual = true;
+  flags.allow_layer_norm = true;
   flags.search_training_extras = true;
   absl::StatusOr<v1::ExperimentSpec> spec = BuildExperimentSpec(flags);
   ASSERT_TRUE(spec.ok()) << spec.status();
@@ -290,6 +291,7 @@ TEST(BuildExperimentSpecTest, SearchSpaceFlags) {
   EXPECT_EQ(space.lbfgs_steps(), 50);
   EXPECT_EQ(space.max_residual_stages(), 2);
   EXPECT_TRUE(space.allow_residual());
+  EXPECT_TRUE(space.allow_layer_norm());
   EXPECT_TRUE(space.search_training_extras());
 
   // Unset bounds stay 0: the controller fills its defaults.

@@ -66,6 +66,12 @@ absl::Status ValidateLayers(
                 "layer's width, ",
           layers.Get(i - 1).width(), ", got ", layer.width()));
     }
+    if (layer.layer_norm() && layer.width() < 2) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          name, ".layer_norm needs a width of at least 2 (one neuron "
+                "normalised by its own mean is always 0), got ",
+          layer.width()));
+    }
   }
   return absl::OkStatus();
 }
@@ -222,6 +228,7 @@ int64_t StageParameterCount(
   for (const v1::DenseLayer& layer : layers) {
     const int64_t out = layer.width();
     total = SaturatingAdd(total, SaturatingAdd(SaturatingMul(in, out), out));
+    if (layer.layer_norm()) total = SaturatingAdd(total, SaturatingMul(2, out));
     in = out;
   }
   // The implicit linear output layer.
@@ -236,7 +243,7 @@ std::string LayersKey(
     const v1::DenseLayer& layer = layers.Get(i);
     absl::StrAppend(&key, i == 0 ? "" : "-", layer.width(), ".",
                     static_cast<int>(layer.activation()),
-                    layer.residual() ? "r" : "");
+                    layer.residual() ? "r" : "", layer.layer_norm() ? "n" : "");
   }
   return key;
 }
@@ -278,7 +285,8 @@ std::string DenseLayersName(
   for (const v1::DenseLayer& layer : layers) {
     if (!out.empty()) out += '-';
     absl::StrAppend(&out, layer.width(), ActivationName(layer.activation()),
-                    layer.residual() ? "+" : "");
+                    layer.residual() ? "+" : "",
+                    layer.layer_norm() ? ".ln" : "");
   }
   if (out.empty()) out = "linear";
   return out;
@@ -345,6 +353,17 @@ absl::Status ValidateGenome(const v1::Genome& genome) {
   EVONAS_RETURN_IF_ERROR(ValidateConvLayers(genome));
   EVONAS_RETURN_IF_ERROR(ValidateLayers(genome.hidden_layers(), ""));
   EVONAS_RETURN_IF_ERROR(ValidateTraining(genome.training(), ""));
+  if (genome.conv_layers_size() > 0) {
+    for (int i = 0; i < genome.hidden_layers_size(); ++i) {
+      if (genome.hidden_layers(i).layer_norm()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "hidden_layers[", i,
+            "].layer_norm: layer normalisation is for dense networks; a "
+            "genome with conv_layers cannot have it (use "
+            "ConvLayer.batch_norm)"));
+      }
+    }
+  }
   if (genome.residual_stages_size() > kMaxResidualStages) {
     return absl::InvalidArgumentError(
         absl::StrCat("residual_stages must hold 0..", kMaxResidualStages,
@@ -546,7 +565,7 @@ v1::NetworkWeights ZeroWeights(const v1::Genome& genome, int64_t inputs,
     }
     int64_t width = dense_inputs;
     auto add_layer = [&](int64_t out, v1::Activation activation,
-                         bool residual) {
+                         bool residual, bool layer_norm) {
       v1::LayerWeights* layer = stage->add_layers();
       layer->set_inputs(width);
       layer->set_outputs(out);
@@ -554,12 +573,17 @@ v1::NetworkWeights ZeroWeights(const v1::Genome& genome, int64_t inputs,
       layer->mutable_bias()->Resize(static_cast<int>(out), 0.0);
       layer->set_activation(activation);
       layer->set_residual(residual);
+      if (layer_norm) {
+        layer->mutable_ln_scale()->Resize(static_cast<int>(out), 1.0);
+        layer->mutable_ln_shift()->Resize(static_cast<int>(out), 0.0);
+      }
       width = out;
     };
     for (const v1::DenseLayer& layer : hidden_layers) {
-      add_layer(layer.width(), layer.activation(), layer.residual());
+      add_layer(layer.width(), layer.activation(), layer.residual(),
+                layer.layer_norm());
     }
-    add_layer(outputs, v1::ACTIVATION_UNSPECIFIED, false);
+    add_layer(outputs, v1::ACTIVATION_UNSPECIFIED, false, false);
   };
   add_stage(genome.hidden_layers());
   if (genome.conv_layers_size() > 0) {

@@ -13,6 +13,7 @@ struct Counts {
   int64_t biases = 0;  // biases, and batch normalisation's scales and shifts
   int64_t multiply_adds = 0;  // per sample, beyond `weights`
   int64_t batch_norm = 0;     // scales and shifts, folded away for int8
+  int64_t layer_norm = 0;     // scales and shifts, kept in float64 for int8
 };
 
 // Each convolutional layer applies its k * k * in * out weights at every
@@ -45,6 +46,13 @@ void AddStage(const google::protobuf::RepeatedPtrField<v1::DenseLayer>& layers,
     const int64_t width = std::max<int64_t>(0, layer.width());
     counts.weights = SaturatingAdd(counts.weights, SaturatingMul(fan_in, width));
     counts.biases = SaturatingAdd(counts.biases, width);
+    if (layer.layer_norm()) {
+      // Scales and shifts; per sample a mean, a variance and the
+      // normalisation: about 5 operations per neuron.
+      counts.layer_norm = SaturatingAdd(counts.layer_norm, 2 * width);
+      counts.multiply_adds =
+          SaturatingAdd(counts.multiply_adds, SaturatingMul(5, width));
+    }
     fan_in = width;
   }
   counts.weights = SaturatingAdd(counts.weights, SaturatingMul(fan_in, outputs));
@@ -64,7 +72,8 @@ v1::GenomeCost ComputeGenomeCost(const v1::Genome& genome, int64_t inputs,
     AddStage(stage.hidden_layers(), inputs, outputs, counts);
   }
   const int64_t parameters = SaturatingAdd(
-      SaturatingAdd(counts.weights, counts.biases), counts.batch_norm);
+      SaturatingAdd(counts.weights, counts.biases),
+      SaturatingAdd(counts.batch_norm, counts.layer_norm));
   v1::GenomeCost cost;
   cost.set_parameter_count(parameters);
   cost.set_flops_per_sample(
@@ -72,9 +81,11 @@ v1::GenomeCost ComputeGenomeCost(const v1::Genome& genome, int64_t inputs,
   cost.set_float64_bytes(SaturatingMul(8, parameters));
   cost.set_float32_bytes(SaturatingMul(4, parameters));
   // Per output row (or channel): int8 weights, a float64 scale and a float64
-  // bias; batch normalisation folds into the convolution.
-  cost.set_int8_bytes(
-      SaturatingAdd(counts.weights, SaturatingMul(16, counts.biases)));
+  // bias; batch normalisation folds into the convolution, layer
+  // normalisation's scales and shifts stay float64.
+  cost.set_int8_bytes(SaturatingAdd(
+      SaturatingAdd(counts.weights, SaturatingMul(16, counts.biases)),
+      SaturatingMul(8, counts.layer_norm)));
   return cost;
 }
 

@@ -21,6 +21,9 @@ namespace evonas {
 //   float32_bytes    = 4 * parameter_count
 //   int8_bytes       = weights + 8 * rows + 8 * biases, where rows = biases
 //                      (one float64 scale per output row)
+// A layer-normalised hidden layer (DenseLayer.layer_norm) of width n adds
+// 2 * n parameters (its scales and shifts; 8 bytes each also in int8) and
+// 5 * n operations per sample to flops_per_sample.
 // Standardisation constants are not weights and not counted. A
 // convolutional layer with k x k kernels, `in` and `out` channels on an
 // h x w input (before its pooling) has k * k * in * out weights, out biases

@@ -31,6 +31,21 @@ TEST(GenomeCostTest, SingleStageByHand) {
   EXPECT_EQ(cost.int8_bytes(), 90 + 16 * 17);
 }
 
+TEST(GenomeCostTest, LayerNormByHand) {
+  // 3 inputs -> 10 (normalised) -> 5 -> 2 outputs.
+  v1::Genome genome;
+  *genome.add_hidden_layers() = Layer(10);
+  genome.mutable_hidden_layers(0)->set_layer_norm(true);
+  *genome.add_hidden_layers() = Layer(5);
+  const v1::GenomeCost cost = ComputeGenomeCost(genome, 3, 2);
+  // The plain network's 107, plus 10 scales and 10 shifts.
+  EXPECT_EQ(cost.parameter_count(), 127);
+  EXPECT_EQ(cost.parameter_count(), ParameterCount(genome, 3, 2));
+  EXPECT_EQ(cost.flops_per_sample(), 90 + 5 * 10);
+  EXPECT_EQ(cost.float64_bytes(), 8 * 127);
+  EXPECT_EQ(cost.int8_bytes(), 90 + 16 * 17 + 8 * 20);
+}
+
 TEST(TrainedWeightBytesTest, FollowsThePrecision) {
   v1::Genome genome;
   *genome.add_hidden_layers() = Layer(10);

@@ -184,6 +184,43 @@ TEST(ValidateGenomeTest, ResidualLayers) {
   ExpectInvalid(genome, "hidden_layers[0].residual: the first hidden layer");
 }
 
+TEST(ValidateGenomeTest, LayerNorm) {
+  v1::Genome genome = MakeGenome();
+  genome.mutable_hidden_layers(0)->set_layer_norm(true);
+  genome.mutable_hidden_layers(1)->set_layer_norm(true);
+  EXPECT_TRUE(ValidateGenome(genome).ok()) << ValidateGenome(genome);
+  genome.mutable_hidden_layers(1)->set_width(1);
+  ExpectInvalid(genome,
+                "hidden_layers[1].layer_norm needs a width of at least 2");
+  v1::Stage stage = SineStage();
+  stage.mutable_hidden_layers(1)->set_width(1);
+  stage.mutable_hidden_layers(1)->set_residual(false);
+  stage.mutable_hidden_layers(1)->set_layer_norm(true);
+  genome = MakeGenome();
+  *genome.add_residual_stages() = stage;
+  ExpectInvalid(genome, "residual_stages[0].hidden_layers[1].layer_norm");
+  // Convolutional networks normalise by batch norm.
+  genome = ConvGenome();
+  genome.mutable_hidden_layers(0)->set_layer_norm(true);
+  ExpectInvalid(genome, "hidden_layers[0].layer_norm: layer normalisation is "
+                        "for dense networks");
+}
+
+TEST(ParameterCountTest, LayerNormAddsScaleAndShift) {
+  v1::Genome genome = MakeGenome();  // 3 -> 64 -> 32 -> 2
+  const int64_t plain = ParameterCount(genome, 3, 2);
+  genome.mutable_hidden_layers(1)->set_layer_norm(true);
+  EXPECT_EQ(ParameterCount(genome, 3, 2), plain + 2 * 32);
+  EXPECT_THAT(DescribeGenome(genome), HasSubstr("64tanh-32silu.ln "));
+  const v1::NetworkWeights zero = ZeroWeights(genome, 3, 2);
+  const v1::LayerWeights& normalised = zero.stages(0).layers(1);
+  EXPECT_THAT(normalised.ln_scale(), testing::Each(1.0));
+  EXPECT_EQ(normalised.ln_scale_size(), 32);
+  EXPECT_THAT(normalised.ln_shift(), testing::Each(0.0));
+  EXPECT_EQ(normalised.ln_shift_size(), 32);
+  EXPECT_EQ(zero.stages(0).layers(0).ln_scale_size(), 0);
+}
+
 TEST(ValidateGenomeTest, ResidualStages) {
   v1::Genome genome = MakeGenome();
   for (int k = 0; k < kMaxResidualStages; ++k) {
@@ -490,6 +527,12 @@ TEST(GenomeKeyTest, EveryFieldChangesTheKey) {
       [](v1::Genome& g) { g.mutable_training()->set_lbfgs_steps(0); },
       [](v1::Genome& g) { g.mutable_training()->set_batch_size(64); },
       [](v1::Genome& g) { g.mutable_hidden_layers(1)->set_residual(true); },
+      [](v1::Genome& g) { g.mutable_hidden_layers(1)->set_layer_norm(true); },
+      [](v1::Genome& g) {
+        v1::Stage stage = SineStage();
+        stage.mutable_hidden_layers(0)->set_layer_norm(true);
+        *g.add_residual_stages() = stage;
+      },
       [](v1::Genome& g) { g.mutable_training()->set_warmup_steps(100); },
       [](v1::Genome& g) { g.mutable_training()->set_weight_decay(1e-4); },
       [](v1::Genome& g) { g.mutable_training()->set_patience_steps(500); },
@@ -559,7 +602,7 @@ TEST(GenomeKeyTest, CoversEveryGenomeField) {
   EXPECT_EQ(v1::Genome::descriptor()->field_count(), 5);
   EXPECT_EQ(v1::ConvLayer::descriptor()->field_count(), 7);
   EXPECT_EQ(v1::Stage::descriptor()->field_count(), 2);
-  EXPECT_EQ(v1::DenseLayer::descriptor()->field_count(), 3);
+  EXPECT_EQ(v1::DenseLayer::descriptor()->field_count(), 4);
   EXPECT_EQ(v1::TrainingConfig::descriptor()->field_count(), 10);
 }
 

@@ -27,7 +27,7 @@ std::string KeyName(const LayerModelKey& key) {
                       v1::Activation_Name(key.activation));
 }
 
-// Calls `layer(key, multiply_adds, width)` for every layer of every stage of
+// Calls `layer(key, multiply_adds, width, layer_norm)` for every layer of every stage of
 // `genome` that the table models: the convolutional layers (multiply-adds
 // at their input's size, before pooling; width = channels), then every
 // affine layer, the linear output layer (ACTIVATION_UNSPECIFIED) last in
@@ -35,7 +35,7 @@ std::string KeyName(const LayerModelKey& key) {
 void ForEachLayer(
     const v1::Genome& genome, int64_t inputs, int64_t outputs,
     const ImageShape& image,
-    const std::function<void(LayerModelKey, double, int64_t)>& layer) {
+    const std::function<void(LayerModelKey, double, int64_t, bool)>& layer) {
   int64_t first_fan_in = inputs;
   if (genome.conv_layers_size() > 0) {
     const ConvOutput trunk = WalkConvLayers(
@@ -45,7 +45,7 @@ void ForEachLayer(
           layer({true, l.activation()},
                 static_cast<double>(in.height * in.width) * k * k *
                     static_cast<double>(in.channels * out),
-                out);
+                out, false);
         });
     first_fan_in = trunk.size();
   }
@@ -55,11 +55,13 @@ void ForEachLayer(
     for (const v1::DenseLayer& l : hidden) {
       const int64_t width = std::max<int64_t>(0, l.width());
       layer({false, l.activation()},
-            static_cast<double>(fan_in) * static_cast<double>(width), width);
+            static_cast<double>(fan_in) * static_cast<double>(width), width,
+            l.layer_norm());
       fan_in = width;
     }
     layer({false, v1::ACTIVATION_UNSPECIFIED},
-          static_cast<double>(fan_in) * static_cast<double>(outputs), outputs);
+          static_cast<double>(fan_in) * static_cast<double>(outputs), outputs,
+          false);
   };
   stage(genome.hidden_layers(), first_fan_in);
   for (const v1::Stage& s : genome.residual_stages()) {
@@ -125,6 +127,7 @@ absl::StatusOr<v1::LatencyTable> FitLatencyTable(
     const std::vector<NetworkTiming>& timings) {
   // Two unknowns per layer model: intercept (column 2i), slope (2i + 1).
   std::map<LayerModelKey, size_t> index;
+  bool layer_norm = false;  // then one more column: seconds per neuron
   for (const NetworkTiming& t : timings) {
     if (!std::isfinite(t.seconds) || !(t.seconds > 0) || t.inputs < 1 ||
         t.outputs < 1) {
@@ -138,9 +141,10 @@ absl::StatusOr<v1::LatencyTable> FitLatencyTable(
     }
     bool bad_width = false;
     ForEachLayer(t.genome, t.inputs, t.outputs, t.image,
-                 [&](LayerModelKey key, double, int64_t width) {
+                 [&](LayerModelKey key, double, int64_t width, bool norm) {
                    if (width < 1) bad_width = true;
                    index.emplace(key, 0);
+                   layer_norm = layer_norm || norm;
                  });
     if (bad_width) {
       return absl::InvalidArgumentError(
@@ -149,17 +153,21 @@ absl::StatusOr<v1::LatencyTable> FitLatencyTable(
   }
   size_t next = 0;
   for (auto& [key, i] : index) i = next++;
-  const size_t n = 2 * index.size();
+  const size_t n = 2 * index.size() + (layer_norm ? 1 : 0);
 
   // Rows divided by the measured seconds: relative residuals.
   std::vector<std::vector<double>> rows;
   for (const NetworkTiming& t : timings) {
     std::vector<double>& row = rows.emplace_back(n, 0.0);
     ForEachLayer(t.genome, t.inputs, t.outputs, t.image,
-                 [&](LayerModelKey key, double multiply_adds, int64_t) {
+                 [&](LayerModelKey key, double multiply_adds, int64_t width,
+                     bool norm) {
                    const size_t i = index[key];
                    row[2 * i] += 1.0 / t.seconds;
                    row[2 * i + 1] += multiply_adds / t.seconds;
+                   if (norm) {
+                     row[n - 1] += static_cast<double>(width) / t.seconds;
+                   }
                  });
   }
   // Columns scaled to unit norm, so that intercepts (~1e-6 s) and slopes
@@ -184,7 +192,7 @@ absl::StatusOr<v1::LatencyTable> FitLatencyTable(
     return absl::InvalidArgumentError(
         "the network timings cannot separate the layer models: time, per "
         "activation and layer kind, networks of at least two depths and two "
-        "widths");
+        "widths (and networks with and without layer normalisation)");
   }
   const std::vector<double> x = NonNegativeLeastSquares(g, c);
 
@@ -197,6 +205,9 @@ absl::StatusOr<v1::LatencyTable> FitLatencyTable(
     model->set_activation(key.activation);
     model->set_intercept_seconds(x[2 * i] / scale[2 * i]);
     model->set_seconds_per_multiply_add(x[2 * i + 1] / scale[2 * i + 1]);
+  }
+  if (layer_norm) {
+    table.set_layer_norm_seconds_per_neuron(x[n - 1] / scale[n - 1]);
   }
   return table;
 }
@@ -235,6 +246,13 @@ absl::Status ValidateLatencyTable(const v1::LatencyTable& table) {
       }
     }
   }
+  if (table.has_layer_norm_seconds_per_neuron() &&
+      !(std::isfinite(table.layer_norm_seconds_per_neuron()) &&
+        table.layer_norm_seconds_per_neuron() >= 0)) {
+    return absl::InvalidArgumentError(
+        "latency_table.layer_norm_seconds_per_neuron must be finite and "
+        "non-negative");
+  }
   if (seen.count({false, v1::ACTIVATION_UNSPECIFIED}) == 0) {
     return absl::InvalidArgumentError(
         "latency_table has no model for the linear output layer "
@@ -254,7 +272,8 @@ absl::StatusOr<double> EstimateLatencySeconds(const v1::Genome& genome,
   double seconds = 0;
   absl::Status status;
   ForEachLayer(genome, inputs, outputs, image,
-               [&](LayerModelKey key, double multiply_adds, int64_t) {
+               [&](LayerModelKey key, double multiply_adds, int64_t width,
+                   bool norm) {
                  const v1::LayerLatencyModel* model = ModelFor(table, key);
                  if (model == nullptr) {
                    status.Update(absl::NotFoundError(
@@ -265,6 +284,15 @@ absl::StatusOr<double> EstimateLatencySeconds(const v1::Genome& genome,
                  }
                  seconds += model->intercept_seconds() +
                             model->seconds_per_multiply_add() * multiply_adds;
+                 if (!norm) return;
+                 if (!table.has_layer_norm_seconds_per_neuron()) {
+                   status.Update(absl::NotFoundError(absl::StrCat(
+                       "latency table for '", table.hardware_class(),
+                       "' has no model for layer normalisation")));
+                   return;
+                 }
+                 seconds += table.layer_norm_seconds_per_neuron() *
+                            static_cast<double>(width);
                });
   if (!status.ok()) return status;
   return seconds;

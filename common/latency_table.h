@@ -36,8 +36,9 @@ inline constexpr int kMaxHardwareClassLength = 256;
 
 // Fits the LatencyTable of `hardware_class` to `timings`: one model per
 // activation the timings' dense layers use, plus the output layer's
-// (ACTIVATION_UNSPECIFIED), and one per activation of their convolutional
-// layers (LatencyTable.conv_layers). A network's time is modelled as the sum of its
+// (ACTIVATION_UNSPECIFIED), one per activation of their convolutional
+// layers (LatencyTable.conv_layers), and, when some timed network has
+// layer-normalised layers, LatencyTable.layer_norm_seconds_per_neuron. A network's time is modelled as the sum of its
 // layers' models, as EstimateLatencySeconds sums them, so the fit is one
 // least-squares problem over every coefficient at once: a whole network is
 // what the worker can time (its call overhead, which no single layer shows,
@@ -66,7 +67,8 @@ absl::Status ValidateLatencyTable(const v1::LatencyTable& table);
 // convolutional layer and every affine layer of every stage (multiply-adds
 // as ComputeGenomeCost counts them). NotFound when the table has no model
 // for a layer the genome has (a table from a worker that did not time
-// convolutions has none for them); InvalidArgument for a convolutional
+// convolutions has none for them; one without layer_norm_seconds_per_neuron
+// estimates no layer-normalised genome); InvalidArgument for a convolutional
 // genome without `image`. Pure.
 absl::StatusOr<double> EstimateLatencySeconds(const v1::Genome& genome,
                                               int64_t inputs, int64_t outputs,

@@ -227,6 +227,54 @@ TEST(EstimateLatencySecondsTest, MissingActivationIsNotFound) {
             absl::StatusCode::kNotFound);
 }
 
+TEST(EstimateLatencySecondsTest, LayerNormCostsPerNeuron) {
+  v1::LatencyTable table = TableWith(1.0, 0.001, 10.0, 0.01);
+  v1::Genome genome = Chain(v1::ACTIVATION_TANH, 2, 4);
+  genome.mutable_hidden_layers(1)->set_layer_norm(true);
+  // Without a layer-norm model the table cannot estimate the genome.
+  EXPECT_EQ(EstimateLatencySeconds(genome, 3, 2, table).status().code(),
+            absl::StatusCode::kNotFound);
+  table.set_layer_norm_seconds_per_neuron(0.5);
+  // 3 -> 4 (tanh) -> 4 (tanh, normalised) -> 2 (linear).
+  auto estimate = EstimateLatencySeconds(genome, 3, 2, table);
+  ASSERT_TRUE(estimate.ok()) << estimate.status();
+  EXPECT_NEAR(*estimate,
+              (10 + 0.01 * 12) + (10 + 0.01 * 16 + 0.5 * 4) + (1 + 0.001 * 8),
+              1e-12);
+  table.set_layer_norm_seconds_per_neuron(-1);
+  EXPECT_EQ(ValidateLatencyTable(table).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(FitLatencyTableTest, RecoversTheLayerNormCost) {
+  v1::LatencyTable truth = ThreeModels();
+  truth.set_layer_norm_seconds_per_neuron(3e-9);
+  std::vector<NetworkTiming> timings = TimingsOf(truth, [](int) { return 1.0; });
+  // Fitted without normalised networks, the table has no such model.
+  auto plain = FitLatencyTable("Test CPU x1", timings);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->has_layer_norm_seconds_per_neuron());
+  for (int depth : {1, 3}) {
+    for (int width : {4, 32, 256}) {
+      NetworkTiming& t = timings.emplace_back();
+      t.genome = Chain(v1::ACTIVATION_TANH, depth, width);
+      for (v1::DenseLayer& layer : *t.genome.mutable_hidden_layers()) {
+        layer.set_layer_norm(true);
+      }
+      t.inputs = 3;
+      t.outputs = 1;
+      t.seconds = *EstimateLatencySeconds(t.genome, 3, 1, truth);
+    }
+  }
+  auto fitted = FitLatencyTable("Test CPU x1", timings);
+  ASSERT_TRUE(fitted.ok()) << fitted.status();
+  EXPECT_TRUE(ValidateLatencyTable(*fitted).ok());
+  ASSERT_TRUE(fitted->has_layer_norm_seconds_per_neuron());
+  EXPECT_NEAR(fitted->layer_norm_seconds_per_neuron(), 3e-9, 1e-6 * 3e-9);
+  EXPECT_NEAR(Model(*fitted, v1::ACTIVATION_TANH).seconds_per_multiply_add(),
+              8e-10, 1e-6 * 8e-10);
+}
+
 // A conv trunk of `depth` layers of `channels` (kernel 3, the first pooling)
 // before one dense relu layer of 8.
 v1::Genome ConvChain(v1::Activation activation, int depth, int channels) {

@@ -117,6 +117,22 @@ absl::StatusOr<v1::LatencyTable> CalibrateLatency(
       }
     }
   }
+  // Layer normalisation costs per neuron on top of its layer's model: tanh
+  // chains with every layer normalised, at the dense chains' shapes.
+  for (int depth : {1, 3}) {
+    for (int width : {8, 64, 256}) {
+      for (int outputs : {1, 8}) {
+        NetworkTiming& t = timings.emplace_back();
+        t.genome = Chain(v1::ACTIVATION_TANH, depth, width);
+        for (v1::DenseLayer& layer : *t.genome.mutable_hidden_layers()) {
+          layer.set_layer_norm(true);
+        }
+        t.inputs = kCalibrationInputs;
+        t.outputs = outputs;
+        t.seconds = INFINITY;
+      }
+    }
+  }
   const v1::Activation all[] = {v1::ACTIVATION_TANH, v1::ACTIVATION_RELU,
                                 v1::ACTIVATION_SILU, v1::ACTIVATION_GELU,
                                 v1::ACTIVATION_SINE};

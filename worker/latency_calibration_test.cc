@@ -43,7 +43,8 @@ TEST(CalibrateLatencyTest, TableEstimatesAnUntimedNetworkAsMeasured) {
   EXPECT_EQ(table->hardware_class(), "Test CPU x1");
   EXPECT_EQ(table->layers_size(), 6);  // five activations and the output
   EXPECT_EQ(table->conv_layers_size(), 5);
-  EXPECT_EQ(table->calibration_points(), 100);
+  EXPECT_EQ(table->calibration_points(), 112);
+  EXPECT_TRUE(table->has_layer_norm_seconds_per_neuron());
 
   const v1::Genome genome = HeldOut();
   auto estimate = EstimateLatencySeconds(genome, 3, 2, *table);
@@ -54,6 +55,21 @@ TEST(CalibrateLatencyTest, TableEstimatesAnUntimedNetworkAsMeasured) {
   // catches a table that is wrong by its units or its structure.
   EXPECT_GT(*estimate, *measured / 3) << "measured " << *measured;
   EXPECT_LT(*estimate, *measured * 3) << "measured " << *measured;
+
+  // The same network with its first two layers normalised.
+  v1::Genome normalised = genome;
+  normalised.mutable_hidden_layers(0)->set_layer_norm(true);
+  normalised.mutable_hidden_layers(1)->set_layer_norm(true);
+  auto normalised_estimate = EstimateLatencySeconds(normalised, 3, 2, *table);
+  ASSERT_TRUE(normalised_estimate.ok()) << normalised_estimate.status();
+  auto normalised_measured = model::MeasureLatency(
+      PlaceholderNetwork(normalised, 3, 2).value(), 1, 50);
+  ASSERT_TRUE(normalised_measured.ok()) << normalised_measured.status();
+  EXPECT_GE(*normalised_estimate, *estimate);
+  EXPECT_GT(*normalised_estimate, *normalised_measured / 3)
+      << "measured " << *normalised_measured;
+  EXPECT_LT(*normalised_estimate, *normalised_measured * 3)
+      << "measured " << *normalised_measured;
 
   // A wider network is never estimated faster.
   v1::Genome wider = genome;

@@ -102,7 +102,18 @@ void FixResiduals(Layers& layers, bool allowed) {
   }
 }
 
-void ClampLayers(Layers& layers, const v1::SearchSpace& space, int stage) {
+// Clears layer-normalisation flags that the space or the layer's width
+// (at least 2) forbids; `allowed` is false for a convolutional genome.
+void FixLayerNorms(Layers& layers, bool allowed) {
+  for (v1::DenseLayer& layer : layers) {
+    if (layer.layer_norm() && (!allowed || layer.width() < 2)) {
+      layer.set_layer_norm(false);
+    }
+  }
+}
+
+void ClampLayers(Layers& layers, const v1::SearchSpace& space, int stage,
+                 bool convolutional) {
   const auto& activations = StageActivations(space, stage);
   if (layers.empty()) {
     v1::DenseLayer* layer = layers.Add();
@@ -122,6 +133,7 @@ void ClampLayers(Layers& layers, const v1::SearchSpace& space, int stage) {
     }
   }
   FixResiduals(layers, space.allow_residual());
+  FixLayerNorms(layers, space.allow_layer_norm() && !convolutional);
 }
 
 int PoolingCount(const ConvLayers& layers) {
@@ -350,7 +362,8 @@ v1::Genome ClampToSpace(const v1::Genome& genome,
   }
   ClampConvLayers(out, space);
   for (int s = 0; s < StageCount(out); ++s) {
-    ClampLayers(MutableStageLayers(out, s), space, s);
+    ClampLayers(MutableStageLayers(out, s), space, s,
+                out.conv_layers_size() > 0);
     ClampTraining(MutableStageTraining(out, s), space);
   }
   FixPrecision(out, space);
@@ -421,13 +434,14 @@ std::optional<Child> RemoveResidualLayer(const v1::Genome& genome,
   return RemoveAt(genome, space, /*residual_only=*/true, rng);
 }
 
-std::optional<Child> Widen(const v1::Genome& genome,
-                           const v1::SearchSpace& space,
-                           std::mt19937_64& rng) {
+std::optional<Child> WidenLayer(const v1::Genome& genome,
+                                const v1::SearchSpace& space,
+                                bool morphism_only, std::mt19937_64& rng) {
   const v1::Genome clamped = ClampToSpace(genome, space);
   const std::vector<Location> eligible =
       Eligible(clamped, [&](const Layers& layers, int i) {
-        return layers[i].width() < space.max_width() && Resizable(layers, i);
+        return layers[i].width() < space.max_width() && Resizable(layers, i) &&
+               !(morphism_only && layers[i].layer_norm());
       });
   if (eligible.empty()) return std::nullopt;
   const Location where = PickOne(eligible, rng);
@@ -437,17 +451,37 @@ std::optional<Child> Widen(const v1::Genome& genome,
   const long wider = std::lround(width * GrowthFactor(rng));
   layer.set_width(static_cast<int>(std::clamp<long>(
       std::max<long>(width + 1, wider), width + 1, space.max_width())));
+  // New neurons would change a normalised layer's mean and variance.
+  if (layer.layer_norm()) return FromScratch(std::move(out));
   return MakeChild(genome, clamped, std::move(out), v1::MORPHISM_KIND_WIDEN,
                    where);
+}
+
+// Widen for MutateByMorphism: layers that Net2Wider can widen only.
+std::optional<Child> WidenByMorphism(const v1::Genome& genome,
+                                     const v1::SearchSpace& space,
+                                     std::mt19937_64& rng) {
+  return WidenLayer(genome, space, /*morphism_only=*/true, rng);
+}
+
+std::optional<Child> Widen(const v1::Genome& genome,
+                           const v1::SearchSpace& space,
+                           std::mt19937_64& rng) {
+  return WidenLayer(genome, space, /*morphism_only=*/false, rng);
 }
 
 std::optional<Child> Narrow(const v1::Genome& genome,
                             const v1::SearchSpace& space,
                             std::mt19937_64& rng) {
   const v1::Genome clamped = ClampToSpace(genome, space);
+  // A normalised layer keeps at least 2 neurons.
+  const auto narrowest = [&](const v1::DenseLayer& layer) {
+    return layer.layer_norm() ? std::max(2, space.min_width())
+                              : space.min_width();
+  };
   const std::vector<Location> eligible =
       Eligible(clamped, [&](const Layers& layers, int i) {
-        return layers[i].width() > space.min_width() && Resizable(layers, i);
+        return layers[i].width() > narrowest(layers[i]) && Resizable(layers, i);
       });
   if (eligible.empty()) return std::nullopt;
   const Location where = PickOne(eligible, rng);
@@ -456,7 +490,7 @@ std::optional<Child> Narrow(const v1::Genome& genome,
   const int width = layer.width();
   const long narrower = std::lround(width / GrowthFactor(rng));
   layer.set_width(static_cast<int>(std::clamp<long>(
-      std::min<long>(width - 1, narrower), space.min_width(), width - 1)));
+      std::min<long>(width - 1, narrower), narrowest(layer), width - 1)));
   return MakeChild(genome, clamped, std::move(out), v1::MORPHISM_KIND_NARROW,
                    where);
 }
@@ -479,6 +513,23 @@ std::optional<Child> ChangeActivation(const v1::Genome& genome,
   }
   if (others.empty()) return std::nullopt;
   layer.set_activation(PickOne(others, rng));
+  return FromScratch(std::move(out));
+}
+
+std::optional<Child> ToggleLayerNorm(const v1::Genome& genome,
+                                     const v1::SearchSpace& space,
+                                     std::mt19937_64& rng) {
+  if (!space.allow_layer_norm()) return std::nullopt;
+  v1::Genome out = ClampToSpace(genome, space);
+  if (out.conv_layers_size() > 0) return std::nullopt;
+  const std::vector<Location> eligible =
+      Eligible(out, [](const Layers& layers, int i) {
+        return layers[i].width() >= 2;
+      });
+  if (eligible.empty()) return std::nullopt;
+  const Location where = PickOne(eligible, rng);
+  v1::DenseLayer& layer = MutableStageLayers(out, where.stage)[where.layer];
+  layer.set_layer_norm(!layer.layer_norm());
   return FromScratch(std::move(out));
 }
 
@@ -906,6 +957,7 @@ Child Mutate(const v1::Genome& genome, const v1::SearchSpace& space,
   // Operators of optional parts of the space join only when the space has
   // them, so that a plain space draws as it always has.
   if (space.allow_residual()) operators.push_back(&AddResidualLayer);
+  if (space.allow_layer_norm()) operators.push_back(&ToggleLayerNorm);
   if (space.max_residual_stages() > 0) operators.push_back(&AddStage);
   if (space.search_training_extras()) {
     operators.push_back(&PerturbTrainingExtras);
@@ -928,10 +980,13 @@ std::optional<Child> MutateByMorphism(const v1::Genome& genome,
                                       const v1::SearchSpace& space,
                                       std::mt19937_64& rng) {
   std::vector<Operator> operators = {
-      &AddResidualLayer,    &RemoveResidualLayer, &Widen,
+      &AddResidualLayer,    &RemoveResidualLayer, &WidenByMorphism,
       &Narrow,              &AddStage,            &PerturbLearningRate,
       &PerturbAdamSteps,    &PerturbTrainingExtras};
   if (space.precisions_size() > 1) operators.push_back(&ChangePrecision);
+  // From scratch, as ChangePrecision: the front could otherwise never gain
+  // or lose a normalisation.
+  if (space.allow_layer_norm()) operators.push_back(&ToggleLayerNorm);
   if (space.max_conv_layers() > 0) {
     for (Operator op : {&WidenConvLayer, &AddResidualConvLayer, &AddConvLayer,
                         &RemoveConvLayer, &ResizeConvLayer, &ChangeConvLayer}) {

@@ -54,7 +54,9 @@ struct Child {
 // activation not in the stage's list replaced by the list's first; stages beyond
 // max_residual_stages dropped; a residual flag cleared where the space
 // forbids residual layers, on a stage's first layer, or where the layer's
-// width differs from its predecessor's; learning rate and Adam steps
+// width differs from its predecessor's; a layer_norm flag cleared where the
+// space does not allow it, on a layer narrower than 2, or in a
+// convolutional genome; learning rate and Adam steps
 // clamped, lbfgs_steps set to the space's, a negative batch size set to 0
 // (full batch), and the other training genes clamped into their valid
 // ranges (warmup_steps <= adam_steps, weight_decay in [0, 0.1], ...) but
@@ -105,14 +107,16 @@ std::optional<Child> RemoveResidualLayer(const v1::Genome& genome,
 // by a factor drawn log-uniformly from (1, 2] (at least +1 neuron, clamped
 // to max_width). Only layers outside residual chains (neither residual nor
 // followed by a residual layer) are eligible, since a residual layer's
-// width must equal its input's. Morphism {WIDEN, stage, layer}. nullopt
-// when no layer is eligible.
+// width must equal its input's. Morphism {WIDEN, stage, layer}, except for
+// a layer-normalised layer, whose child trains from scratch (Net2Wider
+// would change its mean and variance; MutateByMorphism does not widen
+// such layers). nullopt when no layer is eligible.
 std::optional<Child> Widen(const v1::Genome& genome,
                            const v1::SearchSpace& space, std::mt19937_64& rng);
 
 // NARROW: divides the width of one random eligible layer (as for Widen)
-// that is above min_width by a factor drawn log-uniformly from (1, 2] (at
-// least -1 neuron, clamped to min_width). Morphism {NARROW, stage, layer}.
+// that is above min_width (and 2, when layer-normalised) by a factor drawn
+// log-uniformly from (1, 2] (at least -1 neuron, clamped to that bound). Morphism {NARROW, stage, layer}.
 // nullopt when no layer is eligible.
 std::optional<Child> Narrow(const v1::Genome& genome,
                             const v1::SearchSpace& space, std::mt19937_64& rng);
@@ -123,6 +127,13 @@ std::optional<Child> Narrow(const v1::Genome& genome,
 std::optional<Child> ChangeActivation(const v1::Genome& genome,
                                       const v1::SearchSpace& space,
                                       std::mt19937_64& rng);
+
+// Switches layer normalisation on or off in one random layer of width 2 or
+// more. Not a morphism. nullopt unless the space allows layer
+// normalisation and the genome has no convolutional layers.
+std::optional<Child> ToggleLayerNorm(const v1::Genome& genome,
+                                     const v1::SearchSpace& space,
+                                     std::mt19937_64& rng);
 
 // ADD_STAGE: appends a stage of min_depth layers of one width, drawn
 // log-uniformly from [min_width, max(min_width, min(max_width, 32))] (a
@@ -281,7 +292,8 @@ v1::Genome Crossover(const v1::Genome& a, const v1::Genome& b,
 // Applies one operator, drawn uniformly from those that can change the
 // (clamped) genome: add layer, remove layer, widen, narrow, change
 // activation, perturb learning rate, perturb Adam steps; plus add residual
-// layer when the space allows residual layers, add stage when it allows
+// layer when the space allows residual layers, toggle layer normalisation
+// when it allows that, add stage when it allows
 // further stages, perturb training extras when it searches them, change
 // precision when it has two or more, and the convolutional operators when
 // it has convolutional layers.
@@ -295,8 +307,10 @@ Child Mutate(const v1::Genome& genome, const v1::SearchSpace& space,
 // narrow, add stage, and the training-gene operators; and, in a space with
 // convolutional layers, every convolutional operator: the widen and deepen
 // morphisms, and the others, whose children train from scratch (LEMONADE
-// could otherwise never shrink a trunk), and change precision (from
-// scratch too; the front could otherwise never reach the other precision).
+// could otherwise never shrink a trunk), and change precision and toggle
+// layer normalisation (from scratch too; the front could otherwise never
+// reach the other precision or normalisation). Widen here leaves
+// layer-normalised layers alone.
 // nullopt when none can change the genome.
 std::optional<Child> MutateByMorphism(const v1::Genome& genome,
                                       const v1::SearchSpace& space,

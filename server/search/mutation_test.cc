@@ -93,6 +93,9 @@ std::string OutsideSpace(const v1::Genome& genome,
           (!space.allow_residual() || i == 0 ||
            layer.width() != layers[i - 1].width()))
         return "residual";
+      if (layer.layer_norm() &&
+          (!space.allow_layer_norm() || genome.conv_layers_size() > 0))
+        return "layer_norm";
     }
     const v1::TrainingConfig& t = StageTraining(genome, s);
     if (t.learning_rate() < space.min_learning_rate() ||
@@ -1242,6 +1245,154 @@ TEST(PrecisionTest, EveryMutationKeepsTheGenomeValid) {
   }
   EXPECT_GT(switched, 3);
   EXPECT_GT(float32_parents_got_stages, 0);
+}
+
+// RichSpace with layer normalisation.
+v1::SearchSpace LayerNormSpace() {
+  v1::SearchSpace space = RichSpace();
+  space.set_allow_layer_norm(true);
+  return NormalizeSearchSpace(space).value();
+}
+
+int NormalisedLayers(const v1::Genome& genome) {
+  int count = 0;
+  for (int s = 0; s <= genome.residual_stages_size(); ++s) {
+    for (const v1::DenseLayer& layer : StageLayers(genome, s)) {
+      count += layer.layer_norm();
+    }
+  }
+  return count;
+}
+
+TEST(LayerNormTest, RandomSearchNormalisesAboutHalfTheLayers) {
+  const v1::SearchSpace space = LayerNormSpace();
+  RandomSearch random(space, 3);
+  int layers = 0, normalised = 0;
+  for (int n = 0; n < 200; ++n) {
+    const v1::Genome genome = random.Sample(n);
+    ASSERT_EQ(OutsideSpace(genome, space), "") << DescribeGenome(genome);
+    for (int s = 0; s <= genome.residual_stages_size(); ++s) {
+      layers += StageLayers(genome, s).size();
+    }
+    normalised += NormalisedLayers(genome);
+  }
+  EXPECT_GT(normalised, layers * 4 / 10);
+  EXPECT_LT(normalised, layers * 6 / 10);
+  // Without it, genomes sample exactly as before; with it, the same genomes
+  // but for the flags.
+  for (int n = 0; n < 20; ++n) {
+    const v1::Genome a = RandomSearch(RichSpace(), 3).Sample(n);
+    v1::Genome b = RandomSearch(space, 3).Sample(n);
+    EXPECT_EQ(NormalisedLayers(a), 0);
+    for (int s = 0; s <= b.residual_stages_size(); ++s) {
+      Layers& layers = s == 0 ? *b.mutable_hidden_layers()
+                              : *b.mutable_residual_stages(s - 1)
+                                     ->mutable_hidden_layers();
+      for (v1::DenseLayer& layer : layers) layer.clear_layer_norm();
+    }
+    EXPECT_EQ(GenomeKey(a), GenomeKey(b)) << n;
+  }
+}
+
+TEST(LayerNormTest, ToggleSwitchesOneLayerAndTrainsFromScratch) {
+  const v1::SearchSpace space = LayerNormSpace();
+  int nullopts = 0;
+  const auto pairs = Apply(&ToggleLayerNorm, space, &nullopts);
+  EXPECT_GT(pairs.size(), 200u);
+  for (const auto& [parent, child] : pairs) {
+    ASSERT_EQ(child.residual_stages_size(), parent.residual_stages_size());
+    int flipped = 0;
+    for (int s = 0; s <= child.residual_stages_size(); ++s) {
+      const Layers& a = StageLayers(parent, s);
+      const Layers& b = StageLayers(child, s);
+      ASSERT_EQ(a.size(), b.size());
+      for (int i = 0; i < a.size(); ++i) {
+        flipped += a[i].layer_norm() != b[i].layer_norm();
+        v1::DenseLayer same = b[i];
+        same.set_layer_norm(a[i].layer_norm());
+        EXPECT_EQ(same.SerializeAsString(), a[i].SerializeAsString());
+      }
+    }
+    EXPECT_EQ(flipped, 1);
+  }
+  std::mt19937_64 rng(1);
+  const v1::Genome genome = RandomSearch(space, 4).Sample(0);
+  std::optional<Child> child = ToggleLayerNorm(genome, space, rng);
+  ASSERT_TRUE(child.has_value());
+  EXPECT_FALSE(child->IsMorphism());
+  // Not in a space without it, and the clamp removes the flags there.
+  EXPECT_FALSE(ToggleLayerNorm(genome, RichSpace(), rng).has_value());
+  EXPECT_EQ(NormalisedLayers(ClampToSpace(child->genome, RichSpace())), 0);
+}
+
+TEST(LayerNormTest, NormalisedLayersAreNotWidenedByNet2Wider) {
+  const v1::SearchSpace space = LayerNormSpace();
+  RandomSearch random(space, 8);
+  std::mt19937_64 rng(9);
+  int widened_from_scratch = 0, morphisms = 0;
+  for (int n = 0; n < 300; ++n) {
+    const v1::Genome parent = ClampToSpace(random.Sample(n), space);
+    if (std::optional<Child> child = Widen(parent, space, rng)) {
+      ASSERT_EQ(OutsideSpace(child->genome, space), "");
+      if (child->IsMorphism()) {
+        const v1::Morphism& m = child->morphism;
+        EXPECT_FALSE(
+            StageLayers(parent, m.stage())[m.layer()].layer_norm());
+        ++morphisms;
+      } else {
+        ++widened_from_scratch;
+      }
+    }
+    std::optional<Child> morphed = MutateByMorphism(parent, space, rng);
+    ASSERT_TRUE(morphed.has_value());
+    ASSERT_EQ(OutsideSpace(morphed->genome, space), "");
+    if (morphed->morphism.kind() == v1::MORPHISM_KIND_WIDEN) {
+      const v1::Morphism& m = morphed->morphism;
+      EXPECT_FALSE(StageLayers(parent, m.stage())[m.layer()].layer_norm());
+    }
+  }
+  EXPECT_GT(widened_from_scratch, 10);
+  EXPECT_GT(morphisms, 10);
+}
+
+TEST(LayerNormTest, NarrowKeepsTwoNeuronsInANormalisedLayer) {
+  v1::SearchSpace space = LayerNormSpace();
+  space.set_min_width(1);
+  v1::Genome genome = RandomSearch(space, 1).Sample(0);
+  genome.clear_residual_stages();
+  genome.mutable_hidden_layers()->Clear();
+  for (int width : {2, 3}) {
+    v1::DenseLayer* layer = genome.add_hidden_layers();
+    layer->set_width(width);
+    layer->set_activation(v1::ACTIVATION_TANH);
+    layer->set_layer_norm(true);
+  }
+  ASSERT_EQ(OutsideSpace(genome, space), "");
+  std::mt19937_64 rng(2);
+  for (int trial = 0; trial < 20; ++trial) {
+    std::optional<Child> child = Narrow(genome, space, rng);
+    ASSERT_TRUE(child.has_value());
+    // Only the 3-wide layer can shrink, and only to 2.
+    EXPECT_EQ(child->genome.hidden_layers(0).width(), 2);
+    EXPECT_EQ(child->genome.hidden_layers(1).width(), 2);
+    EXPECT_EQ(child->morphism.kind(), v1::MORPHISM_KIND_NARROW);
+  }
+}
+
+TEST(LayerNormTest, EveryMutationStaysValid) {
+  const v1::SearchSpace space = LayerNormSpace();
+  RandomSearch random(space, 5);
+  std::mt19937_64 rng(7);
+  v1::Genome genome = random.Sample(0);
+  int toggles = 0;
+  for (int n = 0; n < 300; ++n) {
+    const Child child = Mutate(genome, space, rng);
+    ASSERT_EQ(OutsideSpace(child.genome, space), "")
+        << DescribeGenome(child.genome);
+    toggles += NormalisedLayers(child.genome) != NormalisedLayers(genome);
+    genome = child.genome;
+  }
+  EXPECT_GT(toggles, 5);
 }
 
 }  // namespace

@@ -81,6 +81,21 @@ v1::Genome RandomSearch::Sample(int64_t sequence) const {
   // existed.
   if (space_.max_conv_layers() > 0) SampleConvLayers(space_, rng, genome);
   SamplePrecision(space_, rng, genome);
+  // Last again, for the same reason; dense networks only.
+  if (space_.allow_layer_norm() && genome.conv_layers_size() == 0) {
+    auto sample_layer_norms =
+        [&](google::protobuf::RepeatedPtrField<v1::DenseLayer>& layers) {
+          for (v1::DenseLayer& layer : layers) {
+            if (layer.width() >= 2 && uniform_int(0, 1) == 1) {
+              layer.set_layer_norm(true);
+            }
+          }
+        };
+    sample_layer_norms(*genome.mutable_hidden_layers());
+    for (v1::Stage& stage : *genome.mutable_residual_stages()) {
+      sample_layer_norms(*stage.mutable_hidden_layers());
+    }
+  }
   return genome;
 }
 

@@ -75,6 +75,8 @@ v1::NetworkWeights ToNetworkWeights(const NetworkParameters& network) {
       Copy(layer.bias, l->mutable_bias());
       l->set_activation(layer.activation);
       l->set_residual(layer.residual);
+      Copy(layer.ln_scale, l->mutable_ln_scale());
+      Copy(layer.ln_shift, l->mutable_ln_shift());
     }
   }
   return weights;
@@ -118,6 +120,8 @@ absl::StatusOr<NetworkParameters> FromNetworkWeights(
       layer.bias = ToVector(l.bias());
       layer.activation = l.activation();
       layer.residual = l.residual();
+      layer.ln_scale = ToVector(l.ln_scale());
+      layer.ln_shift = ToVector(l.ln_shift());
     }
   }
   if (absl::Status s = ValidateNetwork(network); !s.ok()) {

@@ -30,6 +30,7 @@
 #include "gtest/gtest.h"
 #include "onnx/checker.h"
 #include "onnx/onnx_pb.h"
+#include "worker/model/checkpoint.h"
 #include "worker/model/mlp.h"
 #include "worker/model/model_card.h"
 #include "worker/model/onnx_export.h"
@@ -151,6 +152,24 @@ NetworkParameters RandomNetwork(int64_t inputs, const Hidden& hidden,
     n.stages.push_back(std::move(p));
   }
   return n;
+}
+
+// Layer-normalises every hidden layer of `network`, with scales in
+// [0.5, 1.5] and shifts in [-0.5, 0.5].
+void AddLayerNorms(NetworkParameters& network, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(-0.5, 0.5);
+  for (MlpParameters& stage : network.stages) {
+    for (size_t i = 0; i + 1 < stage.layers.size(); ++i) {
+      DenseParameters& layer = stage.layers[i];
+      layer.ln_scale.clear();
+      layer.ln_shift.clear();
+      for (int64_t o = 0; o < layer.outputs; ++o) {
+        layer.ln_scale.push_back(1.0 + u(rng));
+        layer.ln_shift.push_back(u(rng));
+      }
+    }
+  }
 }
 
 v1::Genome GenomeOf(const Hidden& hidden) {
@@ -276,6 +295,52 @@ TEST(ForwardTest, MatchesHandComputation) {
   EXPECT_NEAR(y[1],
               3 * (1.5 * std::tanh(0.1) - 0.5 * std::tanh(-0.2) + 0.3) + 10,
               1e-14);
+}
+
+// Two normalised neurons: with z = (a, b), mean (a + b) / 2 and variance
+// ((a - b) / 2)^2, they become +-d / sqrt(d^2 + 1e-5), d = (a - b) / 2.
+TEST(ForwardTest, LayerNormMatchesHandComputation) {
+  MlpParameters p;
+  p.x_mean = {0.0};
+  p.x_std = {1.0};
+  p.y_mean = {0.0};
+  p.y_std = {1.0};
+  DenseParameters hidden{1, 2, {1.0, -2.0}, {0.5, 0.0}, v1::ACTIVATION_TANH};
+  hidden.ln_scale = {2.0, 0.5};
+  hidden.ln_shift = {0.1, -0.3};
+  p.layers.push_back(hidden);
+  p.layers.push_back({2, 1, {1.0, 1.0}, {0.0}, v1::ACTIVATION_UNSPECIFIED});
+  ASSERT_TRUE(ValidateMlp(p).ok()) << ValidateMlp(p);
+  const double x = 0.7, a = x + 0.5, b = -2.0 * x;
+  const double d = (a - b) / 2, n = d / std::sqrt(d * d + 1e-5);
+  const std::vector<double> y = Forward(p, {x}, 1);
+  ASSERT_EQ(y.size(), 1u);
+  EXPECT_NEAR(y[0], std::tanh(2.0 * n + 0.1) + std::tanh(-0.5 * n - 0.3),
+              1e-15);
+  EXPECT_EQ(ParameterCount(p), 2 + 2 + 4 + 3);
+
+  // Its checkpoint, quantised form and validation carry the normalisation.
+  absl::StatusOr<NetworkParameters> back =
+      ParseCheckpoint(SerializeCheckpoint(Net(p)));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->stages[0].layers[0].ln_scale, hidden.ln_scale);
+  EXPECT_EQ(back->stages[0].layers[0].ln_shift, hidden.ln_shift);
+  EXPECT_EQ(Forward(*back, {x}, 1), y);
+  const QuantizedMlp q = Quantize(p);
+  EXPECT_EQ(Dequantize(q).layers[0].ln_scale, hidden.ln_scale);
+  EXPECT_EQ(Dequantize(q).layers[0].ln_shift, hidden.ln_shift);
+  EXPECT_EQ(Int8ModelBytes(q), 8 * 4 + (2 + 8 * (2 + 2 + 4)) + (2 + 8 * 2));
+
+  MlpParameters bad = p;
+  bad.layers[0].ln_shift.pop_back();
+  EXPECT_THAT(std::string(ValidateMlp(bad).message()),
+              HasSubstr("layers[0].ln_shift has 1 values, expected 2"));
+  bad = p;
+  bad.layers[1].ln_scale = {1.0};
+  bad.layers[1].ln_shift = {0.0};
+  EXPECT_THAT(std::string(ValidateMlp(bad).message()),
+              HasSubstr("layers[1] has layer normalisation but is the output "
+                        "layer"));
 }
 
 TEST(ForwardTest, ActivationsMatchTheirDefinitions) {
@@ -932,6 +997,11 @@ def interpret(model, x):
         elif op == "Sigmoid": r = 1.0 / (1.0 + np.exp(-a[0]))
         elif op == "Erf": r = erf(a[0])
         elif op == "Sin": r = np.sin(a[0])
+        elif op == "ReduceMean":
+            r = np.mean(a[0], axis=tuple(attribute(n, "axes", None)),
+                        keepdims=bool(attribute(n, "keepdims", 1)))
+        elif op == "Sqrt": r = np.sqrt(a[0])
+        elif op == "Reciprocal": r = 1.0 / a[0]
         else:
             sys.exit(f"unexpected operator {op}")
         env[n.output[0]] = r
@@ -974,6 +1044,8 @@ struct RuntimeCase {
   double gain;
   // RandomNetwork's stages (with residual layers when more than one).
   int stages = 1;
+  // Every hidden layer layer-normalised, with random scales and shifts.
+  bool layer_norm = false;
 };
 
 // Names the case in test listings (and in CTest's names) instead of its
@@ -986,8 +1058,9 @@ TEST_P(OnnxRuntimeTest, OpenCvAndNumpyReproduceForward) {
   if (access(kPython, X_OK) != 0) GTEST_SKIP() << kPython << " not found";
   const RuntimeCase& c = GetParam();
   constexpr int64_t kRows = 1000;
-  const NetworkParameters network =
+  NetworkParameters network =
       RandomNetwork(c.inputs, c.hidden, c.outputs, c.stages, 11, c.gain);
+  if (c.layer_norm) AddLayerNorms(network, 13);
   const MlpParameters& p = network.stages[0];
   const std::vector<double> x = RandomInputs(p, kRows, 12);
   const std::vector<double> reference = Forward(network, x, kRows);
@@ -1076,7 +1149,16 @@ INSTANTIATE_TEST_SUITE_P(
                                  {16, v1::ACTIVATION_GELU}},
                                 1,
                                 1.0,
-                                3}),
+                                3},
+                    RuntimeCase{"layer_norm_two_stages",
+                                3,
+                                {{16, v1::ACTIVATION_SILU},
+                                 {16, v1::ACTIVATION_SINE},
+                                 {8, v1::ACTIVATION_TANH}},
+                                2,
+                                1.0,
+                                2,
+                                true}),
     [](const testing::TestParamInfo<RuntimeCase>& info) {
       return std::string(info.param.name);
     });

@@ -351,6 +351,22 @@ std::vector<double> ConvTrunk(const MlpParameters& p, std::vector<double> h,
   return h;
 }
 
+// One row's layer normalisation in place, as torch.layer_norm computes it:
+// (z - mean) * rstd * scale + shift with rstd = 1 / sqrt(var + eps).
+void LayerNormalise(const DenseParameters& layer, double* z) {
+  const int64_t n = layer.outputs;
+  double mean = 0;
+  for (int64_t o = 0; o < n; ++o) mean += z[o];
+  mean /= static_cast<double>(n);
+  double var = 0;
+  for (int64_t o = 0; o < n; ++o) var += (z[o] - mean) * (z[o] - mean);
+  var /= static_cast<double>(n);
+  const double rstd = 1.0 / std::sqrt(var + kLayerNormEpsilon);
+  for (int64_t o = 0; o < n; ++o) {
+    z[o] = (z[o] - mean) * rstd * layer.ln_scale[o] + layer.ln_shift[o];
+  }
+}
+
 }  // namespace
 
 absl::Status ValidateMlp(const MlpParameters& parameters) {
@@ -405,6 +421,24 @@ absl::Status ValidateMlp(const MlpParameters& parameters) {
           " outputs; a residual layer must be a hidden layer after the first "
           "with as many outputs as inputs"));
     }
+    if (layer.layer_norm() || !layer.ln_shift.empty()) {
+      if (last || layer.outputs < 2) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "MlpParameters.", name, " has layer normalisation but is ",
+            last ? "the output layer" : "a layer with one output",
+            "; only hidden layers of 2 or more outputs can have it"));
+      }
+      for (const auto& [field, values] :
+           {std::pair<const char*, const std::vector<double>*>{
+                ".ln_scale", &layer.ln_scale},
+            {".ln_shift", &layer.ln_shift}}) {
+        if (auto s = CheckSize(absl::StrCat(name, field), values->size(),
+                               layer.outputs);
+            !s.ok()) {
+          return s;
+        }
+      }
+    }
   }
   if (!p.conv_layers.empty()) {
     if (auto s = ValidateConvTrunk(p); !s.ok()) return s;
@@ -449,6 +483,7 @@ std::vector<double> Forward(const MlpParameters& parameters,
         for (int64_t k = 0; k < in; ++k) sum += w[k] * hr[k];
         next[r * out + o] = layer.bias[o] + sum;
       }
+      if (layer.layer_norm()) LayerNormalise(layer, &next[r * out]);
     }
     Activate(layer.activation, next);
     if (layer.residual) {
@@ -530,7 +565,9 @@ int64_t ParameterCount(const MlpParameters& parameters) {
                                   c.bn_scale.size() + c.bn_shift.size());
   }
   for (const DenseParameters& layer : parameters.layers) {
-    count += static_cast<int64_t>(layer.weight.size() + layer.bias.size());
+    count += static_cast<int64_t>(layer.weight.size() + layer.bias.size() +
+                                  layer.ln_scale.size() +
+                                  layer.ln_shift.size());
   }
   return count;
 }

@@ -24,7 +24,16 @@ struct DenseParameters {
   // Adds the layer's input to its output; needs inputs == outputs and is
   // never the first or the output layer.
   bool residual = false;
+  // Layer normalisation before the activation (v1::DenseLayer.layer_norm):
+  // u = (z - mean(z)) / sqrt(var(z) + kLayerNormEpsilon) * ln_scale +
+  // ln_shift per row, z = W x + b. Both empty without it; `outputs` values
+  // each with it (hidden layers of 2 or more outputs only).
+  std::vector<double> ln_scale, ln_shift;
+  bool layer_norm() const { return !ln_scale.empty(); }
 };
+
+// PyTorch's default for nn.LayerNorm, and the one evonas's layers use.
+inline constexpr double kLayerNormEpsilon = 1e-5;
 
 // One layer of a convolutional trunk (v1::ConvLayer): a stride-1,
 // zero-"same"-padded convolution, batch normalisation when batch_norm, the
@@ -93,7 +102,8 @@ struct NetworkParameters {
 // and the first dense layer's inputs equal to channels * height * width of
 // the trunk's output (image_height and image_width are ignored without
 // conv_layers). Otherwise InvalidArgument naming the field. Does not look
-// at the values (NaN weights are "valid").
+// at the values (NaN weights are "valid"). Layer normalisation: ln_scale and
+// ln_shift both of `outputs` values, on hidden layers of 2 or more outputs.
 absl::Status ValidateMlp(const MlpParameters& parameters);
 
 // OK when `network` has at least one stage, every stage passes ValidateMlp

@@ -13,6 +13,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "worker/model/mlp.h"
 
 // glibc's libmvec has vector variants of these functions (_ZGVdN4v_tanh and
 // friends; tanh within about 1 ulp, as accurate as the scalar one), and of
@@ -254,6 +255,66 @@ EVONAS_VECTORISED void OuterProduct(int64_t m, int64_t n, const Scalar* a,
   }
 }
 
+// Layer normalisation of each of `rows` rows of z [rows, n] in place, as
+// torch.layer_norm: z = (z - mean) * rstd * scale + shift, rstd = 1 /
+// sqrt(var + eps) with the biased variance. Means and variances are summed
+// in double also for float (n terms, next to nothing against the product
+// before). With `xhat` and `rstd_out` not null, keeps (z - mean) * rstd
+// [rows, n] and rstd [rows] for the backward pass.
+template <typename Scalar>
+void LayerNormRows(Scalar* z, int64_t rows, int64_t n, const Scalar* scale,
+                   const Scalar* shift, Scalar* xhat, Scalar* rstd_out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    Scalar* zr = z + r * n;
+    double mean = 0;
+    for (int64_t j = 0; j < n; ++j) mean += zr[j];
+    mean /= static_cast<double>(n);
+    double var = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      const double c = zr[j] - mean;
+      var += c * c;
+    }
+    var /= static_cast<double>(n);
+    const auto rstd = static_cast<Scalar>(1.0 / std::sqrt(var + kLayerNormEpsilon));
+    const auto m = static_cast<Scalar>(mean);
+    Scalar* xr = xhat == nullptr ? nullptr : xhat + r * n;
+    for (int64_t j = 0; j < n; ++j) {
+      const Scalar x = (zr[j] - m) * rstd;
+      if (xr != nullptr) xr[j] = x;
+      zr[j] = x * scale[j] + shift[j];
+    }
+    if (rstd_out != nullptr) rstd_out[r] = rstd;
+  }
+}
+
+// The backward pass of LayerNormRows: g holds d loss / d (normalised
+// output) [rows, n] and becomes d loss / d z; the gradients of scale and
+// shift are added to grad_scale and grad_shift. With g' = g * scale,
+// d loss / d z = rstd (g' - mean(g') - xhat mean(g' xhat)), means over a
+// row.
+template <typename Scalar>
+void LayerNormBackward(Scalar* g, int64_t rows, int64_t n, const Scalar* scale,
+                       const Scalar* xhat, const Scalar* rstd,
+                       Scalar* grad_scale, Scalar* grad_shift) {
+  for (int64_t r = 0; r < rows; ++r) {
+    Scalar* gr = g + r * n;
+    const Scalar* xr = xhat + r * n;
+    double sum_g = 0, sum_gx = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      grad_scale[j] += gr[j] * xr[j];
+      grad_shift[j] += gr[j];
+      gr[j] *= scale[j];
+      sum_g += gr[j];
+      sum_gx += static_cast<double>(gr[j]) * xr[j];
+    }
+    const auto mean_g = static_cast<Scalar>(sum_g / static_cast<double>(n));
+    const auto mean_gx = static_cast<Scalar>(sum_gx / static_cast<double>(n));
+    for (int64_t j = 0; j < n; ++j) {
+      gr[j] = rstd[r] * (gr[j] - mean_g - xr[j] * mean_gx);
+    }
+  }
+}
+
 // OpenBLAS's matrix-vector and matrix-matrix products for each scalar type,
 // by overloading; alpha is always 1.
 void BlasGemv(CBLAS_TRANSPOSE t, int64_t m, int64_t n, const double* a,
@@ -324,7 +385,8 @@ BasicAlignedBuffer<Scalar>::BasicAlignedBuffer(int64_t size) : size_(size) {
 template <typename Scalar>
 absl::StatusOr<BasicMlpKernels<Scalar>> BasicMlpKernels<Scalar>::Create(
     std::vector<int64_t> sizes, std::vector<v1::Activation> activations,
-    int64_t rows_per_block, int threads, std::vector<bool> residual) {
+    int64_t rows_per_block, int threads, std::vector<bool> residual,
+    std::vector<bool> layer_norm) {
   if (sizes.size() < 2) {
     return absl::InvalidArgumentError(absl::StrCat(
         "an MLP needs inputs and outputs, got ", sizes.size(), " layer sizes"));
@@ -371,24 +433,40 @@ absl::StatusOr<BasicMlpKernels<Scalar>> BasicMlpKernels<Scalar>::Create(
           sizes[i + 1], " values", i == 0 ? " and is the first layer" : ""));
     }
   }
+  if (!layer_norm.empty() && layer_norm.size() != activations.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(layer_norm.size(), " layer-norm flags for ",
+                     activations.size(), " hidden layers"));
+  }
+  for (size_t i = 0; i < layer_norm.size(); ++i) {
+    if (layer_norm[i] && sizes[i + 1] < 2) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "hidden layer ", i, " is layer-normalised but has ", sizes[i + 1],
+          " output; it needs at least 2"));
+    }
+  }
   return BasicMlpKernels(std::move(sizes), std::move(activations),
-                         rows_per_block, threads, std::move(residual));
+                         rows_per_block, threads, std::move(residual),
+                         std::move(layer_norm));
 }
 
 template <typename Scalar>
 BasicMlpKernels<Scalar>::BasicMlpKernels(
     std::vector<int64_t> sizes, std::vector<v1::Activation> activations,
-    int64_t rows_per_block, int threads, std::vector<bool> residual)
+    int64_t rows_per_block, int threads, std::vector<bool> residual,
+    std::vector<bool> layer_norm)
     : sizes_(std::move(sizes)),
       activations_(std::move(activations)),
       residual_(std::move(residual)),
+      layer_norm_(std::move(layer_norm)),
       rows_per_block_(rows_per_block),
       threads_(threads),
       workspaces_(threads) {
   offsets_.push_back(0);
   for (size_t i = 0; i + 1 < sizes_.size(); ++i) {
     offsets_.push_back(offsets_.back() + sizes_[i] * sizes_[i + 1] +
-                       sizes_[i + 1]);
+                       (this->layer_norm(static_cast<int>(i)) ? 3 : 1) *
+                           sizes_[i + 1]);
   }
 }
 
@@ -408,6 +486,8 @@ void BasicMlpKernels<Scalar>::Reserve(int threads, int64_t rows,
       ws.deriv.resize(layer_count());
       ws.delta.resize(layer_count());
       ws.skip.resize(layer_count());
+      ws.xhat.resize(layer_count());
+      ws.rstd.resize(layer_count());
       for (int l = 0; l < layer_count(); ++l) {
         const int64_t n = rows * sizes_[l + 1];
         ws.act[l] = BasicAlignedBuffer<Scalar>(n);
@@ -417,6 +497,10 @@ void BasicMlpKernels<Scalar>::Reserve(int threads, int64_t rows,
           ws.deriv[l] = BasicAlignedBuffer<Scalar>(n);
         }
         if (residual(l)) ws.skip[l] = BasicAlignedBuffer<Scalar>(n);
+        if (layer_norm(l)) {
+          ws.xhat[l] = BasicAlignedBuffer<Scalar>(n);
+          ws.rstd[l] = BasicAlignedBuffer<Scalar>(rows);
+        }
       }
       ws.rows = rows;
     }
@@ -441,6 +525,12 @@ void BasicMlpKernels<Scalar>::ForwardBlock(Workspace& ws, const Scalar* params,
                  params + weight_offset(l), fan_in, 1, z, fan_out);
     if (l + 1 < layer_count()) {
       const int64_t n = rows * fan_out;
+      if (layer_norm(l)) {
+        LayerNormRows(z, rows, fan_out, params + scale_offset(l),
+                      params + shift_offset(l),
+                      train ? ws.xhat[l].data() : nullptr,
+                      train ? ws.rstd[l].data() : nullptr);
+      }
       Activate(activations_[l], z, train ? ws.deriv[l].data() : nullptr, n);
       if (residual(l)) {
         if (train) StoreDerivative(activations_[l], z, ws.deriv[l].data(), n);
@@ -514,6 +604,14 @@ double BasicMlpKernels<Scalar>::GradientBlock(Workspace& ws,
   for (int l = last; l >= 0; --l) {
     const int64_t fan_in = sizes_[l], fan_out = sizes_[l + 1];
     const Scalar* in = l == 0 ? x : ws.act[l - 1].data();
+    if (layer_norm(l)) {
+      // delta holds the gradient with respect to the normalised values;
+      // make it the one with respect to W in + b.
+      LayerNormBackward(ws.delta[l].data(), rows, fan_out,
+                        params + scale_offset(l), ws.xhat[l].data(),
+                        ws.rstd[l].data(), grad + scale_offset(l),
+                        grad + shift_offset(l));
+    }
     const Scalar* delta = ws.delta[l].data();
     // dW_l += delta^T in; db_l += column sums of delta.
     Gemm<Scalar>(true, false, fan_out, fan_in, rows, delta, fan_out, in, fan_in,

@@ -41,9 +41,12 @@ using AlignedBuffer = BasicAlignedBuffer<double>;
 // Forward and backward passes of a fully connected network whose parameters
 // live in one flat vector, layer after layer: [W_0, b_0, W_1, b_1, ...], each
 // W_i row-major [outputs_i, inputs_i] (PyTorch's nn.Linear layout), so the
-// vector is the concatenation of the flattened PyTorch parameters. Hidden
-// layer i computes activation_i(W_i h + b_i), or h + activation_i(W_i h +
-// b_i) when it is residual; the last layer is linear.
+// vector is the concatenation of the flattened PyTorch parameters; a
+// layer-normalised layer's scale and shift follow its bias (nn.Linear then
+// nn.LayerNorm). Hidden layer i computes activation_i(W_i h + b_i), or
+// h + activation_i(W_i h + b_i) when it is residual, with W_i h + b_i layer-
+// normalised first when it is (mlp.h, DenseParameters); the last layer is
+// linear.
 //
 // Rows are processed in blocks of at most `rows_per_block`, which bounds the
 // scratch memory (about rows_per_block * 3 * sum(widths) doubles per thread)
@@ -69,12 +72,13 @@ class BasicMlpKernels {
   // positive); `activations`: one per hidden layer (tanh, relu, silu, gelu
   // or sine); `rows_per_block` and `threads` at least 1; `residual`: empty
   // (no residual layer) or one flag per hidden layer, set only on hidden
-  // layers after the first whose width equals the previous one's.
-  // InvalidArgument otherwise.
+  // layers after the first whose width equals the previous one's;
+  // `layer_norm`: empty or one flag per hidden layer, set only on layers of
+  // width 2 or more. InvalidArgument otherwise.
   static absl::StatusOr<BasicMlpKernels> Create(
       std::vector<int64_t> sizes, std::vector<v1::Activation> activations,
       int64_t rows_per_block = kDefaultRowsPerBlock, int threads = 1,
-      std::vector<bool> residual = {});
+      std::vector<bool> residual = {}, std::vector<bool> layer_norm = {});
 
   int64_t inputs() const { return sizes_.front(); }
   int64_t outputs() const { return sizes_.back(); }
@@ -85,6 +89,17 @@ class BasicMlpKernels {
   int64_t weight_offset(int layer) const { return offsets_[layer]; }
   int64_t bias_offset(int layer) const {
     return offsets_[layer] + sizes_[layer] * sizes_[layer + 1];
+  }
+  // Offsets of a layer-normalised layer's scale and shift, which follow its
+  // bias.
+  int64_t scale_offset(int layer) const {
+    return bias_offset(layer) + sizes_[layer + 1];
+  }
+  int64_t shift_offset(int layer) const {
+    return scale_offset(layer) + sizes_[layer + 1];
+  }
+  bool layer_norm(int layer) const {
+    return layer < static_cast<int>(layer_norm_.size()) && layer_norm_[layer];
   }
 
   // Writes the network's outputs for `rows` rows of `x` ([rows, inputs],
@@ -120,18 +135,22 @@ class BasicMlpKernels {
   // activation (always for residual layers, whose output is not the
   // activation), the gradient of the loss with respect to the layer's
   // pre-activation and, for residual layers, with respect to its output
-  // (`skip`, which flows on to the layer's input unchanged). `grad` sums the gradients of the thread's blocks (not
-  // used by thread 0, which sums into the caller's buffer).
+  // (`skip`, which flows on to the layer's input unchanged), and for
+  // layer-normalised layers the normalised values before scale and shift
+  // (`xhat`, [block rows, outputs_i]) and each row's 1 / standard deviation
+  // (`rstd`). `grad` sums the gradients of the thread's blocks (not used by
+  // thread 0, which sums into the caller's buffer).
   struct Workspace {
     int64_t rows = 0;
-    std::vector<BasicAlignedBuffer<Scalar>> act, deriv, delta, skip;
+    std::vector<BasicAlignedBuffer<Scalar>> act, deriv, delta, skip, xhat,
+        rstd;
     BasicAlignedBuffer<Scalar> grad;
   };
 
   BasicMlpKernels(std::vector<int64_t> sizes,
                   std::vector<v1::Activation> activations,
                   int64_t rows_per_block, int threads,
-                  std::vector<bool> residual);
+                  std::vector<bool> residual, std::vector<bool> layer_norm);
   bool residual(int layer) const {
     return layer < static_cast<int>(residual_.size()) && residual_[layer];
   }
@@ -166,6 +185,7 @@ class BasicMlpKernels {
   std::vector<int64_t> sizes_;
   std::vector<v1::Activation> activations_;
   std::vector<bool> residual_;  // empty or one per hidden layer
+  std::vector<bool> layer_norm_;  // empty or one per hidden layer
   std::vector<int64_t> offsets_;  // layer_count() + 1 entries
   int64_t rows_per_block_;
   int threads_;

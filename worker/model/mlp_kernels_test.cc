@@ -26,26 +26,42 @@ std::vector<double> Random(int64_t n, double scale, uint64_t seed) {
 }
 
 // The network's outputs, one row and one neuron at a time; a hidden layer
-// with a set `residual` flag adds its input.
+// with a set `residual` flag adds its input, one with a set `layer_norm`
+// flag normalises its affine outputs (two-pass mean and variance, divided
+// by the standard deviation) before the activation.
 std::vector<double> NaiveForward(const MlpKernels& k,
                                  const std::vector<int64_t>& sizes,
                                  const std::vector<v1::Activation>& acts,
                                  const std::vector<double>& params,
                                  const std::vector<double>& x, int64_t rows,
-                                 const std::vector<bool>& residual = {}) {
+                                 const std::vector<bool>& residual = {},
+                                 const std::vector<bool>& layer_norm = {}) {
   std::vector<double> out;
   for (int64_t r = 0; r < rows; ++r) {
     std::vector<double> h(x.begin() + r * sizes[0],
                           x.begin() + (r + 1) * sizes[0]);
     for (int l = 0; l < k.layer_count(); ++l) {
-      std::vector<double> z(sizes[l + 1]);
-      for (int64_t o = 0; o < sizes[l + 1]; ++o) {
+      const int64_t n = sizes[l + 1];
+      std::vector<double> z(n);
+      for (int64_t o = 0; o < n; ++o) {
         double sum = params[k.bias_offset(l) + o];
         for (int64_t i = 0; i < sizes[l]; ++i) {
           sum += params[k.weight_offset(l) + o * sizes[l] + i] * h[i];
         }
-        z[o] = l + 1 < k.layer_count() ? ReferenceActivation(acts[l], sum)
-                                       : sum;
+        z[o] = sum;
+      }
+      if (l < static_cast<int>(layer_norm.size()) && layer_norm[l]) {
+        double mean = 0, var = 0;
+        for (double v : z) mean += v / static_cast<double>(n);
+        for (double v : z) var += (v - mean) * (v - mean) / static_cast<double>(n);
+        for (int64_t o = 0; o < n; ++o) {
+          z[o] = (z[o] - mean) / std::sqrt(var + 1e-5) *
+                     params[k.scale_offset(l) + o] +
+                 params[k.shift_offset(l) + o];
+        }
+      }
+      for (int64_t o = 0; o < n; ++o) {
+        if (l + 1 < k.layer_count()) z[o] = ReferenceActivation(acts[l], z[o]);
         if (l < static_cast<int>(residual.size()) && residual[l]) z[o] += h[o];
       }
       h = std::move(z);
@@ -246,6 +262,70 @@ TEST(MlpKernelsTest, ResidualForwardAndGradientMatchReference) {
       EXPECT_NEAR(grad[i], (up - down) / (2 * h), 1e-7) << "parameter " << i;
     }
   }
+}
+
+// Layer normalisation on the first layer, on a residual layer and on a
+// plain one after it; the output layer never has it.
+TEST(MlpKernelsTest, LayerNormForwardAndGradientMatchReference) {
+  const std::vector<int64_t> sizes = {3, 7, 7, 5, 2};
+  const std::vector<bool> residual = {false, true, false};
+  const std::vector<bool> layer_norm = {true, true, true};
+  for (v1::Activation a : kActivations) {
+    SCOPED_TRACE(ActivationName(a));
+    const std::vector<v1::Activation> acts = {a, a, a};
+    absl::StatusOr<MlpKernels> k =
+        MlpKernels::Create(sizes, acts, 8, 1, residual, layer_norm);
+    ASSERT_TRUE(k.ok()) << k.status();
+    // nn.Linear then nn.LayerNorm: [W, b, scale, shift] per hidden layer.
+    EXPECT_EQ(k->parameter_count(),
+              (3 * 7 + 3 * 7) + (7 * 7 + 3 * 7) + (7 * 5 + 3 * 5) + (5 * 2 + 2));
+    EXPECT_EQ(k->scale_offset(0), 3 * 7 + 7);
+    EXPECT_EQ(k->shift_offset(0), 3 * 7 + 14);
+    EXPECT_EQ(k->weight_offset(1), 3 * 7 + 21);
+    const int64_t rows = 29;
+    std::vector<double> params = Random(k->parameter_count(), 0.7, 41);
+    const std::vector<double> x = Random(rows * 3, 2.0, 42);
+    const std::vector<double> y = Random(rows * 2, 1.0, 43);
+    std::vector<double> out(rows * 2);
+    k->Forward(params.data(), x.data(), rows, out.data());
+    const std::vector<double> want =
+        NaiveForward(*k, sizes, acts, params, x, rows, residual, layer_norm);
+    for (size_t i = 0; i < out.size(); ++i) {
+      EXPECT_NEAR(out[i], want[i], 1e-13 * (1 + std::fabs(want[i]))) << i;
+    }
+    std::vector<double> grad(params.size()), scratch(params.size());
+    k->LossAndGradient(params.data(), x.data(), y.data(), rows, grad.data());
+    const double h = 1e-6;
+    double largest = 0;
+    for (size_t i = 0; i < params.size(); ++i) {
+      const double saved = params[i];
+      params[i] = saved + h;
+      const double up = k->LossAndGradient(params.data(), x.data(), y.data(),
+                                           rows, scratch.data());
+      params[i] = saved - h;
+      const double down = k->LossAndGradient(params.data(), x.data(), y.data(),
+                                             rows, scratch.data());
+      params[i] = saved;
+      EXPECT_NEAR(grad[i], (up - down) / (2 * h), 1e-7) << "parameter " << i;
+      largest = std::max(largest, std::fabs(grad[i]));
+    }
+    // The scale and shift gradients are not all 0.
+    EXPECT_GT(std::fabs(grad[k->scale_offset(1)]) +
+                  std::fabs(grad[k->shift_offset(1)]),
+              1e-6);
+    EXPECT_GT(largest, 1e-3);
+  }
+}
+
+TEST(MlpKernelsTest, RejectsBadLayerNormFlags) {
+  const std::vector<v1::Activation> acts = {v1::ACTIVATION_TANH,
+                                            v1::ACTIVATION_TANH};
+  // One output: normalised, it would always be 0.
+  EXPECT_FALSE(
+      MlpKernels::Create({3, 1, 5, 1}, acts, 8, 1, {}, {true, false}).ok());
+  EXPECT_FALSE(MlpKernels::Create({3, 5, 5, 1}, acts, 8, 1, {}, {true}).ok());
+  EXPECT_TRUE(
+      MlpKernels::Create({3, 5, 5, 1}, acts, 8, 1, {}, {true, true}).ok());
 }
 
 TEST(MlpKernelsTest, RejectsBadResidualFlags) {
@@ -473,6 +553,7 @@ struct PrecisionCase {
   int64_t rows = 0;
   int power = 2;  // 0: cross-entropy with labels r % outputs
   double error_scale = 1.0;
+  std::vector<bool> layer_norm = {};
 };
 
 // Runs `c` with every activation and one and two threads on MlpKernels32 and
@@ -484,10 +565,10 @@ void ExpectFloat32MatchesFloat64(const PrecisionCase& c) {
       SCOPED_TRACE(ActivationName(a) + " threads " + std::to_string(threads));
       const std::vector<v1::Activation> acts(c.sizes.size() - 2, a);
       // Blocks of 8 rows: several blocks per thread, and a short last one.
-      absl::StatusOr<MlpKernels> k64 =
-          MlpKernels::Create(c.sizes, acts, 8, threads, c.residual);
-      absl::StatusOr<MlpKernels32> k32 =
-          MlpKernels32::Create(c.sizes, acts, 8, threads, c.residual);
+      absl::StatusOr<MlpKernels> k64 = MlpKernels::Create(
+          c.sizes, acts, 8, threads, c.residual, c.layer_norm);
+      absl::StatusOr<MlpKernels32> k32 = MlpKernels32::Create(
+          c.sizes, acts, 8, threads, c.residual, c.layer_norm);
       ASSERT_TRUE(k64.ok()) << k64.status();
       ASSERT_TRUE(k32.ok()) << k32.status();
       ASSERT_EQ(k32->parameter_count(), k64->parameter_count());
@@ -564,6 +645,12 @@ TEST(MlpKernels32Test, MeanSquaredErrorMatchesFloat64) {
 // Two residual layers in a row.
 TEST(MlpKernels32Test, ResidualLayersMatchFloat64) {
   ExpectFloat32MatchesFloat64({{3, 7, 7, 7, 2}, {false, true, true}, 29});
+}
+
+// Layer-normalised layers, one of them residual.
+TEST(MlpKernels32Test, LayerNormMatchesFloat64) {
+  ExpectFloat32MatchesFloat64(
+      {{3, 19, 19, 2}, {false, true}, 45, 2, 1.0, {true, true}});
 }
 
 // The max-error loss mean(((out - y) / s)^8), one output (the gemv paths).

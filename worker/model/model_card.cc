@@ -227,6 +227,7 @@ std::string LayersJson(const MlpParameters& p) {
                          .Add("outputs", JsonNumber(layer.outputs))
                          .Add("activation", JsonQuote(activation))
                          .Add("residual", layer.residual ? "true" : "false")
+                         .Add("layer_norm", layer.layer_norm() ? "true" : "false")
                          .Finish());
   }
   return absl::StrCat("[", absl::StrJoin(layers, ", "), "]");

@@ -22,7 +22,8 @@ namespace evonas::model {
 //   "input_columns", "output_columns" (arrays of strings, may be empty),
 //   "architecture": {"description", "inputs", "outputs", "parameter_count"
 //     (all stages), "layers": [{"inputs", "outputs", "activation",
-//     "residual"}...] of the first stage with "linear" for the output layer,
+//     "residual", "layer_norm"}...] of the first stage with "linear" for the
+//     output layer,
 //     "stages": [{"parameter_count", "layers"}...] for every stage,
 //     "standardisation", "precision" ("float64", or "float32" for a float32
 //     or convolutional network: what the model computes in); "kind" "mlp",

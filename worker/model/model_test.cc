@@ -93,7 +93,20 @@ std::vector<double> PlainForward(const NetworkParameters& network,
           for (int64_t i = 0; i < layer.inputs; ++i) {
             s += layer.weight[o * layer.inputs + i] * h[i];
           }
-          z[o] = ReferenceActivation(layer.activation, s);
+          z[o] = s;
+        }
+        if (layer.layer_norm()) {
+          const double n = static_cast<double>(layer.outputs);
+          double mean = 0, var = 0;
+          for (double v : z) mean += v / n;
+          for (double v : z) var += (v - mean) * (v - mean) / n;
+          for (int64_t o = 0; o < layer.outputs; ++o) {
+            z[o] = (z[o] - mean) / std::sqrt(var + 1e-5) * layer.ln_scale[o] +
+                   layer.ln_shift[o];
+          }
+        }
+        for (int64_t o = 0; o < layer.outputs; ++o) {
+          z[o] = ReferenceActivation(layer.activation, z[o]);
           if (layer.residual) z[o] += h[o];
         }
         h = std::move(z);
@@ -110,9 +123,11 @@ std::vector<double> PlainForward(const NetworkParameters& network,
 }
 
 // Checks that `out.parameters` describes `genome` and computes what the
-// exported model file computes on `x`.
+// exported model file computes on `x`, within `tolerance` (a float32 model
+// computes in float32).
 void ExpectParametersMatchModelFile(const TrainOutput& out,
-                                    const v1::Genome& genome, const Matrix& x) {
+                                    const v1::Genome& genome, const Matrix& x,
+                                    double tolerance = 1e-12) {
   ASSERT_EQ(out.parameters.stages.size(), StageCount(genome));
   ASSERT_EQ(out.stages.size(), StageCount(genome));
   int64_t count = 0;
@@ -128,9 +143,15 @@ void ExpectParametersMatchModelFile(const TrainOutput& out,
       EXPECT_EQ(layer.activation, is_hidden ? hidden.Get(i).activation()
                                             : v1::ACTIVATION_UNSPECIFIED);
       EXPECT_EQ(layer.residual, is_hidden && hidden.Get(i).residual());
+      EXPECT_EQ(layer.layer_norm(), is_hidden && hidden.Get(i).layer_norm());
       ASSERT_EQ(layer.weight.size(), layer.inputs * layer.outputs);
       ASSERT_EQ(layer.bias.size(), layer.outputs);
       count += layer.inputs * layer.outputs + layer.outputs;
+      if (layer.layer_norm()) {
+        ASSERT_EQ(layer.ln_scale.size(), layer.outputs);
+        ASSERT_EQ(layer.ln_shift.size(), layer.outputs);
+        count += 2 * layer.outputs;
+      }
     }
     ASSERT_EQ(p.x_mean.size(), x.cols);
     ASSERT_EQ(p.x_std.size(), x.cols);
@@ -143,7 +164,7 @@ void ExpectParametersMatchModelFile(const TrainOutput& out,
   const std::vector<double> plain = PlainForward(out.parameters, x);
   ASSERT_EQ(plain.size(), predicted->data.size());
   for (size_t i = 0; i < plain.size(); ++i) {
-    EXPECT_NEAR(plain[i], predicted->data[i], 1e-12) << i;
+    EXPECT_NEAR(plain[i], predicted->data[i], tolerance) << i;
   }
 }
 
@@ -288,6 +309,39 @@ TEST(TrainTest, EmptyValidationSetMeasuresTheTrainingRows) {
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->metrics.validation().row_count(), 50);
   EXPECT_EQ(out->metrics.training_row_count(), 50);
+}
+
+// Layer normalisation on a plain and a residual layer, in float64 and
+// float32: the kernels' backward pass trains it, and the model file (its
+// torch.layer_norm) computes what the parameters say.
+TEST(TrainTest, LayerNormTrainsAndExports) {
+  for (v1::Precision precision :
+       {v1::PRECISION_FLOAT64, v1::PRECISION_FLOAT32}) {
+    SCOPED_TRACE(v1::Precision_Name(precision));
+    TrainJob job = SmoothJob();
+    job.genome.mutable_hidden_layers(0)->set_layer_norm(true);
+    job.genome.mutable_hidden_layers(1)->set_layer_norm(true);
+    job.genome.mutable_hidden_layers(1)->set_residual(true);
+    job.genome.set_precision(precision);
+    absl::StatusOr<TrainOutput> out = Train(job);
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_LT(out->metrics.validation().max_abs_error(),
+              0.1 * ConstantPredictorError(job));
+    EXPECT_EQ(out->metrics.parameter_count(),
+              evonas::ParameterCount(job.genome, 2, 1));
+    // Trained: the scales moved away from their start at 1.
+    const DenseParameters& first = out->parameters.stages[0].layers[0];
+    ASSERT_EQ(first.ln_scale.size(), 32u);
+    double moved = 0;
+    for (double g : first.ln_scale) moved = std::max(moved, std::fabs(g - 1));
+    EXPECT_GT(moved, 1e-3);
+    ExpectParametersMatchModelFile(
+        *out, job.genome, job.validation.x,
+        precision == v1::PRECISION_FLOAT32 ? 1e-4 : 1e-12);
+    std::printf("%s layer norm: validation max abs error %.3g\n",
+                v1::Precision_Name(precision).c_str(),
+                out->metrics.validation().max_abs_error());
+  }
 }
 
 TEST(TrainTest, DivergenceIsAborted) {

@@ -34,12 +34,13 @@ std::vector<StageLayers> Architecture(const v1::Genome& genome) {
 
 std::string Describe(const v1::DenseLayer& layer) {
   return absl::StrCat(layer.width(), " ", ActivationName(layer.activation()),
-                      layer.residual() ? " residual" : "");
+                      layer.residual() ? " residual" : "",
+                      layer.layer_norm() ? " layer-normalised" : "");
 }
 
 bool SameLayer(const v1::DenseLayer& a, const v1::DenseLayer& b) {
   return a.width() == b.width() && a.activation() == b.activation() &&
-         a.residual() == b.residual();
+         a.residual() == b.residual() && a.layer_norm() == b.layer_norm();
 }
 
 std::string Site(const v1::Morphism& m) {
@@ -167,11 +168,21 @@ absl::StatusOr<std::vector<StageLayers>> Morph(
       const int before = parent[s][l].width();
       const int after = child[s][l].width();
       const bool widen = m.kind() == v1::MORPHISM_KIND_WIDEN;
-      if (widen ? after <= before : (after >= before || after < 1)) {
+      const bool normalised = parent[s][l].layer_norm();
+      if (widen && normalised) {
+        return Bad(m,
+                   "the layer is layer-normalised: new neurons would change "
+                   "its mean and variance, so widening it cannot preserve "
+                   "the function");
+      }
+      const int least = normalised ? 2 : 1;
+      if (widen ? after <= before : (after >= before || after < least)) {
         return Bad(m, absl::StrCat("the layer's width goes from ", before,
                                    " to ", after, "; ",
                                    widen ? "it must grow"
-                                         : "it must shrink and stay >= 1"));
+                                         : absl::StrCat("it must shrink and "
+                                                        "stay >= ",
+                                                        least)));
       }
       expected[s][l].set_width(after);
       break;
@@ -251,6 +262,10 @@ DenseParameters RandomLayer(int64_t inputs, const v1::DenseLayer& genome,
   layer.weight.resize(static_cast<size_t>(layer.outputs * inputs));
   for (double& w : layer.weight) w = bound * uniform(rng);
   layer.bias.assign(static_cast<size_t>(layer.outputs), 0.0);
+  if (genome.layer_norm()) {
+    layer.ln_scale.assign(static_cast<size_t>(layer.outputs), 1.0);
+    layer.ln_shift.assign(static_cast<size_t>(layer.outputs), 0.0);
+  }
   return layer;
 }
 
@@ -442,6 +457,8 @@ absl::Status Narrow(MlpParameters& stage, size_t l, int64_t width,
   narrowed.outputs = width;
   narrowed.weight.clear();
   narrowed.bias.clear();
+  narrowed.ln_scale.clear();
+  narrowed.ln_shift.clear();
   std::vector<double> next_weight;
   next_weight.reserve(static_cast<size_t>(next.outputs * width));
   for (int64_t j = 0; j < old_width; ++j) {
@@ -450,6 +467,12 @@ absl::Status Narrow(MlpParameters& stage, size_t l, int64_t width,
                            layer.weight.begin() + j * layer.inputs,
                            layer.weight.begin() + (j + 1) * layer.inputs);
     narrowed.bias.push_back(layer.bias[j]);
+    if (layer.layer_norm()) {
+      // The kept neurons are normalised by their own mean and variance from
+      // now on: approximate, as narrowing is.
+      narrowed.ln_scale.push_back(layer.ln_scale[j]);
+      narrowed.ln_shift.push_back(layer.ln_shift[j]);
+    }
   }
   for (int64_t o = 0; o < next.outputs; ++o) {
     for (int64_t j = 0; j < old_width; ++j) {
@@ -669,6 +692,7 @@ absl::Status CheckNetworkMatchesGenome(const NetworkParameters& network,
       actual.set_width(static_cast<int32_t>(layer.outputs));
       actual.set_activation(layer.activation);
       actual.set_residual(layer.residual);
+      actual.set_layer_norm(layer.layer_norm());
       if (layer.outputs != arch[s][l].width() ||
           !SameLayer(actual, arch[s][l])) {
         return absl::InvalidArgumentError(absl::StrCat(
@@ -739,6 +763,12 @@ absl::StatusOr<NetworkParameters> ApplyMorphism(
       identity.bias.assign(static_cast<size_t>(identity.outputs), 0.0);
       identity.activation = child_arch[s][l].activation();
       identity.residual = true;
+      if (child_arch[s][l].layer_norm()) {
+        // W and b are 0, so every row normalises to 0 and the shift, 0,
+        // comes out: still the identity.
+        identity.ln_scale.assign(static_cast<size_t>(identity.outputs), 1.0);
+        identity.ln_shift.assign(static_cast<size_t>(identity.outputs), 0.0);
+      }
       child.stages[s].layers.insert(child.stages[s].layers.begin() + l,
                                     std::move(identity));
       break;

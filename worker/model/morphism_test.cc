@@ -1,5 +1,6 @@
 #include "worker/model/morphism.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -79,6 +80,10 @@ NetworkParameters RandomNetwork(const v1::Genome& genome, uint64_t seed) {
       layer.bias = Uniform(genes.width(), -0.5, 0.5, rng);
       layer.activation = genes.activation();
       layer.residual = genes.residual();
+      if (genes.layer_norm()) {
+        layer.ln_scale = Uniform(genes.width(), 0.5, 1.5, rng);
+        layer.ln_shift = Uniform(genes.width(), -0.5, 0.5, rng);
+      }
       stage.layers.push_back(layer);
       in = genes.width();
     }
@@ -437,6 +442,116 @@ TEST(MorphismTest, NarrowOnATrainedLayerGivesTheChildsShapes) {
   EXPECT_EQ(child->stages[0].layers[3].inputs, 3);
   EXPECT_EQ(ParameterCount(*child),
             ParameterCount(parent) - 3 * 8 - 3 - 3 * kOutputs);
+}
+
+// ParentGenome with layer normalisation in stage 0's layers 0 and 1 (the
+// second residual) and stage 1's layer 0.
+v1::Genome NormalisedParentGenome() {
+  v1::Genome genome = ParentGenome();
+  genome.mutable_hidden_layers(0)->set_layer_norm(true);
+  genome.mutable_hidden_layers(1)->set_layer_norm(true);
+  genome.mutable_residual_stages(0)->mutable_hidden_layers(0)->set_layer_norm(
+      true);
+  return genome;
+}
+
+TEST(MorphismTest, LayerNormalisedNetworksKeepTheirOutputs) {
+  const v1::Genome parent_genome = NormalisedParentGenome();
+  std::vector<PreservingCase> cases;
+  {
+    v1::Genome child = parent_genome;
+    child.mutable_training()->set_adam_steps(50);
+    cases.push_back({"continue", Make(v1::MORPHISM_KIND_CONTINUE, 0, 0), child});
+  }
+  {
+    // Layer 2 is not normalised; the layers before it are.
+    v1::Genome child = parent_genome;
+    child.mutable_hidden_layers(2)->set_width(11);
+    cases.push_back({"widen", Make(v1::MORPHISM_KIND_WIDEN, 0, 2), child});
+  }
+  for (v1::Activation activation :
+       {v1::ACTIVATION_TANH, v1::ACTIVATION_SILU, v1::ACTIVATION_SINE}) {
+    // A normalised zero layer: every row normalises to 0, the shift is 0.
+    v1::Genome child = parent_genome;
+    v1::Stage* stage = child.mutable_residual_stages(0);
+    v1::DenseLayer inserted = Layer(5, activation, true);
+    inserted.set_layer_norm(true);
+    *stage->add_hidden_layers() = inserted;
+    cases.push_back({absl::StrCat("deepen_", v1::Activation_Name(activation)),
+                     Make(v1::MORPHISM_KIND_DEEPEN, 1, 2), child});
+  }
+  {
+    v1::Genome child = parent_genome;
+    v1::Stage* stage = child.add_residual_stages();
+    v1::DenseLayer layer = Layer(7, v1::ACTIVATION_TANH);
+    layer.set_layer_norm(true);
+    *stage->add_hidden_layers() = layer;
+    stage->mutable_training()->set_learning_rate(1e-3);
+    stage->mutable_training()->set_adam_steps(10);
+    cases.push_back({"add_stage", Make(v1::MORPHISM_KIND_ADD_STAGE, 2, 0), child});
+  }
+  const Samples sample = RandomSamples(64, 7);
+  for (uint64_t seed : {1, 2}) {
+    const NetworkParameters parent = RandomNetwork(parent_genome, seed);
+    for (const PreservingCase& c : cases) {
+      SCOPED_TRACE(c.name);
+      absl::StatusOr<NetworkParameters> child = ApplyMorphism(
+          parent_genome, parent, c.morphism, c.child, seed, sample);
+      ASSERT_TRUE(child.ok()) << child.status();
+      EXPECT_TRUE(CheckNetworkMatchesGenome(*child, c.child).ok());
+      EXPECT_LE(MaxOutputChange(parent, *child), 1e-10);
+    }
+  }
+  // The normalisation makes the parent differ from the same weights
+  // without it (the check above is not vacuous).
+  NetworkParameters plain = RandomNetwork(parent_genome, 1);
+  for (MlpParameters& stage : plain.stages) {
+    for (DenseParameters& layer : stage.layers) {
+      layer.ln_scale.clear();
+      layer.ln_shift.clear();
+    }
+  }
+  EXPECT_GT(MaxOutputChange(RandomNetwork(parent_genome, 1), plain), 1e-3);
+}
+
+TEST(MorphismTest, LayerNormalisedLayersAreNarrowedButNotWidened) {
+  v1::Genome parent_genome = ParentGenome();
+  parent_genome.mutable_hidden_layers(2)->set_layer_norm(true);
+  const NetworkParameters parent = RandomNetwork(parent_genome, 4);
+  v1::Genome wider = parent_genome;
+  wider.mutable_hidden_layers(2)->set_width(9);
+  const v1::Morphism widen = Make(v1::MORPHISM_KIND_WIDEN, 0, 2);
+  const absl::Status refused = CheckMorphism(parent_genome, wider, widen);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.message()), HasSubstr("layer-normalised"));
+  EXPECT_FALSE(
+      ApplyMorphism(parent_genome, parent, widen, wider, 1, RandomSamples(8, 1))
+          .ok());
+
+  v1::Genome narrower = parent_genome;
+  narrower.mutable_hidden_layers(2)->set_width(3);
+  auto child = ApplyMorphism(parent_genome, parent,
+                             Make(v1::MORPHISM_KIND_NARROW, 0, 2), narrower,
+                             1, RandomSamples(3000, 2));
+  ASSERT_TRUE(child.ok()) << child.status();
+  const DenseParameters& layer = child->stages[0].layers[2];
+  const DenseParameters& old = parent.stages[0].layers[2];
+  ASSERT_EQ(layer.ln_scale.size(), 3u);
+  ASSERT_EQ(layer.ln_shift.size(), 3u);
+  // The kept neurons keep their own scale and shift.
+  for (size_t j = 0; j < 3; ++j) {
+    const auto at = std::find(old.bias.begin(), old.bias.end(), layer.bias[j]);
+    ASSERT_NE(at, old.bias.end());
+    const size_t k = static_cast<size_t>(at - old.bias.begin());
+    EXPECT_EQ(layer.ln_scale[j], old.ln_scale[k]);
+    EXPECT_EQ(layer.ln_shift[j], old.ln_shift[k]);
+  }
+  // A normalised layer keeps two neurons.
+  narrower.mutable_hidden_layers(2)->set_width(1);
+  EXPECT_EQ(CheckMorphism(parent_genome, narrower,
+                          Make(v1::MORPHISM_KIND_NARROW, 0, 2))
+                .code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 struct BadCase {

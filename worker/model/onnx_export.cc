@@ -170,6 +170,47 @@ std::string AddActivation(GraphBuilder& b, v1::Activation activation,
   return out;
 }
 
+// Appends layer normalisation of `in` ([N, outputs]) over its neurons, in
+// the order of Forward: (in - mean) * (1 / sqrt(var + eps)) * scale + shift.
+// Opset 13 has no LayerNormalization (it came with 17), so it is plain
+// nodes; OpenCV 4.6 cannot add or subtract an [N, 1] tensor to an [N, n]
+// one (it can multiply), so the mean is spread over the row by a Gemm with
+// a column of ones (exact: m * 1). `*out` names the result.
+absl::Status AddLayerNorm(GraphBuilder& b, const DenseParameters& layer,
+                          const std::string& in, const std::string& name,
+                          std::string* out) {
+  const auto mean_of = [&](const std::string& x, const std::string& mean) {
+    onnx::NodeProto* node = b.AddNode("ReduceMean", {x}, mean);
+    SetInts(node, "axes", {1});
+    SetInt(node, "keepdims", 1);
+  };
+  EVONAS_RETURN_IF_ERROR(b.AddInitializer(
+      name + "_ones", {layer.outputs, 1},
+      std::vector<double>(static_cast<size_t>(layer.outputs), 1.0)));
+  EVONAS_RETURN_IF_ERROR(
+      b.AddInitializer(name + "_eps", {1}, {kLayerNormEpsilon}));
+  EVONAS_RETURN_IF_ERROR(
+      b.AddInitializer(name + "_scale", {layer.outputs}, layer.ln_scale));
+  EVONAS_RETURN_IF_ERROR(
+      b.AddInitializer(name + "_shift", {layer.outputs}, layer.ln_shift));
+  mean_of(in, name + "_mean");
+  SetInt(b.AddNode("Gemm", {name + "_mean", name + "_ones"},
+                   name + "_mean_row"),
+         "transB", 1);
+  b.AddNode("Sub", {in, name + "_mean_row"}, name + "_centered");
+  b.AddNode("Mul", {name + "_centered", name + "_centered"},
+            name + "_squared");
+  mean_of(name + "_squared", name + "_var");
+  b.AddNode("Add", {name + "_var", name + "_eps"}, name + "_var_eps");
+  b.AddNode("Sqrt", {name + "_var_eps"}, name + "_std");
+  b.AddNode("Reciprocal", {name + "_std"}, name + "_rstd");
+  b.AddNode("Mul", {name + "_centered", name + "_rstd"}, name + "_hat");
+  b.AddNode("Mul", {name + "_hat", name + "_scale"}, name + "_scaled");
+  b.AddNode("Add", {name + "_scaled", name + "_shift"}, name);
+  *out = name;
+  return absl::OkStatus();
+}
+
 // Appends the convolutional trunk of `p` to the standardised input `in`
 // ([N, height * width]); returns the name of its flattened output [N,
 // channels * height' * width'], channel-major as Forward flattens it.
@@ -259,8 +300,13 @@ absl::Status AddStage(GraphBuilder& b, const MlpParameters& p, size_t k,
     trans_b->set_name("transB");
     trans_b->set_type(onnx::AttributeProto::INT);
     trans_b->set_i(1);
+    std::string normalised = linear;
+    if (layer.layer_norm()) {
+      EVONAS_RETURN_IF_ERROR(AddLayerNorm(
+          b, layer, linear, n(absl::StrCat("layer", i, "_norm")), &normalised));
+    }
     const std::string activated = AddActivation(
-        b, layer.activation, linear, n(absl::StrCat("layer", i)));
+        b, layer.activation, normalised, n(absl::StrCat("layer", i)));
     if (layer.residual) {
       // input + activation, the order of Forward.
       const std::string sum = n(absl::StrCat("layer", i, "_residual"));

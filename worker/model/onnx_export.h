@@ -41,7 +41,10 @@ struct OnnxOptions {
 // Serialised ONNX ModelProto (opset kOnnxOpset) computing what Forward
 // computes: input "x" [N, inputs] in raw units; per stage Sub/Div
 // standardisation, per layer Gemm (transB=1) and the activation (Tanh; Relu;
-// Sigmoid and Mul for SiLU; Mul, Erf, Add and Mul for GELU; Sin), an Add of
+// Sigmoid and Mul for SiLU; Mul, Erf, Add and Mul for GELU; Sin), before
+// the activation for a layer-normalised layer ReduceMean, Gemm (the mean
+// spread over the row), Sub, Mul, ReduceMean, Add, Sqrt, Reciprocal, Mul,
+// Mul, Add (opset 13 has no LayerNormalization), an Add of
 // the layer's input for a residual layer, Mul/Add de-standardisation; the
 // stages' outputs summed in stage order by Add nodes; output "y" [N,
 // outputs]. A convolutional network (one stage, mlp.h) has after the

@@ -122,6 +122,8 @@ QuantizedMlp Quantize(const MlpParameters& parameters) {
     ql.bias = layer.bias;
     ql.activation = layer.activation;
     ql.residual = layer.residual;
+    ql.ln_scale = layer.ln_scale;
+    ql.ln_shift = layer.ln_shift;
     QuantizeRows(layer.weight, layer.outputs, layer.inputs, ql.weight,
                  ql.scale);
   }
@@ -156,6 +158,8 @@ MlpParameters Dequantize(const QuantizedMlp& quantized) {
     layer.bias = ql.bias;
     layer.activation = ql.activation;
     layer.residual = ql.residual;
+    layer.ln_scale = ql.ln_scale;
+    layer.ln_shift = ql.ln_shift;
     layer.weight = DequantizeRows(ql.weight, ql.scale, ql.inputs);
   }
   return p;
@@ -171,7 +175,9 @@ int64_t Int8ModelBytes(const QuantizedMlp& quantized) {
   }
   for (const QuantizedDense& layer : q.layers) {
     bytes += static_cast<int64_t>(layer.weight.size()) +
-             8 * static_cast<int64_t>(layer.scale.size() + layer.bias.size());
+             8 * static_cast<int64_t>(layer.scale.size() + layer.bias.size() +
+                                      layer.ln_scale.size() +
+                                      layer.ln_shift.size());
   }
   return bytes;
 }

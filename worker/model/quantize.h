@@ -24,6 +24,8 @@ struct QuantizedDense {
   std::vector<double> bias;    // outputs, unchanged
   v1::Activation activation = v1::ACTIVATION_UNSPECIFIED;
   bool residual = false;
+  // Layer normalisation's scale and shift, unchanged (empty without it).
+  std::vector<double> ln_scale, ln_shift;
 };
 
 // One convolutional layer with int8 weights and its batch normalisation

@@ -303,13 +303,16 @@ absl::Status CheckInitial(const NetworkParameters& initial,
       const v1::DenseLayer& want = layers.Get(i);
       if (have.outputs != want.width() ||
           have.activation != want.activation() ||
-          have.residual != want.residual()) {
+          have.residual != want.residual() ||
+          have.layer_norm() != want.layer_norm()) {
         return absl::InvalidArgumentError(absl::StrCat(
             name, ".layers[", i, "] (", have.outputs, " ",
             ActivationName(have.activation), have.residual ? " residual" : "",
-            ") differs from ", stages[k].name, "hidden_layers[", i, "] (",
-            want.width(), " ", ActivationName(want.activation()),
-            want.residual() ? " residual" : "", ")"));
+            have.layer_norm() ? " layer-normalised" : "", ") differs from ",
+            stages[k].name, "hidden_layers[", i, "] (", want.width(), " ",
+            ActivationName(want.activation()),
+            want.residual() ? " residual" : "",
+            want.layer_norm() ? " layer-normalised" : "", ")"));
       }
     }
   }
@@ -489,6 +492,7 @@ struct Architecture {
   std::vector<int64_t> sizes;
   std::vector<v1::Activation> activations;
   std::vector<bool> residual;
+  std::vector<bool> layer_norm;
 };
 
 Architecture ArchitectureOf(const Layers& layers, int64_t inputs,
@@ -499,6 +503,7 @@ Architecture ArchitectureOf(const Layers& layers, int64_t inputs,
     arch.sizes.push_back(layer.width());
     arch.activations.push_back(layer.activation());
     arch.residual.push_back(layer.residual());
+    arch.layer_norm.push_back(layer.layer_norm());
   }
   arch.sizes.push_back(outputs);
   return arch;
@@ -554,6 +559,11 @@ std::vector<double> InitialParameters(const Architecture& arch, bool siren,
     }
     params.insert(params.end(), weight.begin(), weight.end());
     params.insert(params.end(), bias.begin(), bias.end());
+    if (hidden && arch.layer_norm[i]) {
+      // nn.LayerNorm's start: the identity scale and no shift.
+      params.insert(params.end(), fan_out, 1.0);
+      params.insert(params.end(), fan_out, 0.0);
+    }
   }
   return params;
 }
@@ -564,6 +574,8 @@ std::vector<double> FlatParameters(const MlpParameters& stage) {
   for (const DenseParameters& layer : stage.layers) {
     params.insert(params.end(), layer.weight.begin(), layer.weight.end());
     params.insert(params.end(), layer.bias.begin(), layer.bias.end());
+    params.insert(params.end(), layer.ln_scale.begin(), layer.ln_scale.end());
+    params.insert(params.end(), layer.ln_shift.begin(), layer.ln_shift.end());
   }
   return params;
 }
@@ -585,6 +597,12 @@ void SetLayers(const Architecture& arch, const BasicMlpKernels<Scalar>& kernels,
     if (i < static_cast<int>(arch.activations.size())) {
       layer.activation = arch.activations[i];
       layer.residual = arch.residual[i];
+    }
+    if (kernels.layer_norm(i)) {
+      const Scalar* scale = params.data() + kernels.scale_offset(i);
+      const Scalar* shift = params.data() + kernels.shift_offset(i);
+      layer.ln_scale.assign(scale, scale + layer.outputs);
+      layer.ln_shift.assign(shift, shift + layer.outputs);
     }
     stage.layers.push_back(std::move(layer));
   }
@@ -634,9 +652,16 @@ std::string ForwardSource(const NetworkParameters& network) {
     }
     const size_t last = p.layers.size() - 1;
     for (size_t i = 0; i < last; ++i) {
-      const std::string affine =
+      std::string affine =
           absl::StrCat("torch.addmm(", t(absl::StrCat("b", i)), ", h, ",
                        t(absl::StrCat("W", i)), ".t())");
+      if (p.layers[i].layer_norm()) {
+        affine = absl::StrCat("torch.layer_norm(", affine, ", [",
+                              p.layers[i].outputs, "], ",
+                              t(absl::StrCat("g", i)), ", ",
+                              t(absl::StrCat("e", i)), ", ",
+                              absl::StrFormat("%g", kLayerNormEpsilon), ")");
+      }
       absl::StrAppend(&src, "    h = ", p.layers[i].residual ? "h + " : "",
                       ScriptActivation(p.layers[i].activation, affine), "\n");
     }
@@ -711,6 +736,19 @@ std::string Export(const NetworkParameters& network) {
           TensorName(k, absl::StrCat("b", i)),
           ToTensor(layer.bias, {layer.outputs}).to(dtype).requires_grad_(true),
           /*is_buffer=*/false);
+      if (layer.layer_norm()) {
+        // g<i>, e<i>: nn.LayerNorm's weight (gamma) and bias (beta).
+        module.register_parameter(TensorName(k, absl::StrCat("g", i)),
+                                  ToTensor(layer.ln_scale, {layer.outputs})
+                                      .to(dtype)
+                                      .requires_grad_(true),
+                                  /*is_buffer=*/false);
+        module.register_parameter(TensorName(k, absl::StrCat("e", i)),
+                                  ToTensor(layer.ln_shift, {layer.outputs})
+                                      .to(dtype)
+                                      .requires_grad_(true),
+                                  /*is_buffer=*/false);
+      }
     }
     module.register_buffer(TensorName(k, "x_mean"),
                            ToTensor(p.x_mean, {size(p.x_mean)}));
@@ -1103,7 +1141,7 @@ absl::Status RunTraining(const TrainJob& job, const StageGenes& genes,
       BasicMlpKernels<Scalar>::Create(
           arch.sizes, arch.activations,
           BasicMlpKernels<Scalar>::kDefaultRowsPerBlock,
-          std::max(1, job.threads), arch.residual);
+          std::max(1, job.threads), arch.residual, arch.layer_norm);
   if (!kernels.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat(genes.name, "hidden_layers: ", kernels.status().message()));
