@@ -138,6 +138,13 @@ double ExpectedErrorWithSteps(const v1::Genome& genome,
   return error;
 }
 
+// options.row_fraction, with anything outside (0, 1] meaning every row.
+double RowFraction(const SimulationOptions& options) {
+  return options.row_fraction > 0 && options.row_fraction < 1
+             ? options.row_fraction
+             : 1.0;
+}
+
 bool FunctionPreserving(v1::MorphismKind kind) {
   return kind != v1::MORPHISM_KIND_NARROW &&
          kind != v1::MORPHISM_KIND_REMOVE_LAYER;
@@ -159,7 +166,7 @@ double TrainingSeconds(const v1::Genome& genome,
     if (inherit.morphism.kind() == v1::MORPHISM_KIND_ADD_STAGE &&
         stages > 1) {
       const v1::Stage& added = genome.residual_stages(stages - 2);
-      return options.step_fraction *
+      return options.step_fraction * RowFraction(options) *
              seconds(added.hidden_layers(), added.training());
     }
   }
@@ -167,7 +174,14 @@ double TrainingSeconds(const v1::Genome& genome,
   for (const v1::Stage& stage : genome.residual_stages()) {
     total += seconds(stage.hidden_layers(), stage.training());
   }
-  return total * options.step_fraction;
+  return total * options.step_fraction * RowFraction(options);
+}
+
+// The error factor of training on options.row_fraction of the rows.
+double RowFactor(const SimulationOptions& options) {
+  return std::pow(RowFraction(options),
+                  -1.0 / static_cast<double>(
+                             std::max<int64_t>(1, options.inputs)));
 }
 
 }  // namespace
@@ -175,7 +189,8 @@ double TrainingSeconds(const v1::Genome& genome,
 double SimulatedExpectedError(const v1::Genome& genome,
                               const SimulationOptions& options) {
   if (!options.inheritance.has_value()) {
-    return ExpectedErrorWithSteps(genome, options, options.step_fraction);
+    return RowFactor(options) *
+           ExpectedErrorWithSteps(genome, options, options.step_fraction);
   }
   const SimulatedInheritance& inherit = *options.inheritance;
   const bool exact = FunctionPreserving(inherit.morphism.kind());
@@ -186,7 +201,7 @@ double SimulatedExpectedError(const v1::Genome& genome,
           StageSteps(inherit.parent_genome.training());
   const double multiplier =
       std::max(inherit.parent_step_fraction, effective / steps);
-  return (exact ? 1.1 : 1.2) *
+  return (exact ? 1.1 : 1.2) * RowFactor(options) *
          ExpectedErrorWithSteps(genome, options, multiplier);
 }
 
@@ -217,6 +232,10 @@ SimulatedTraining SimulateTraining(const v1::Genome& genome,
     absl::StrAppend(&out.model_file, "step fraction: ", options.step_fraction,
                     "\n");
   }
+  if (options.row_fraction != 1) {
+    absl::StrAppend(&out.model_file, "row fraction: ", options.row_fraction,
+                    "\n");
+  }
   v1::Metrics& m = out.metrics;
   *m.mutable_validation() = MakeEvaluation(
       error * std::exp(kNoiseSigma * noise.Next()), options.within_tolerance);
@@ -230,7 +249,8 @@ SimulatedTraining SimulateTraining(const v1::Genome& genome,
   m.set_model_bytes(static_cast<int64_t>(out.model_file.size()));
   m.set_training_seconds(TrainingSeconds(genome, options));
   m.set_inference_latency_seconds(2e-6 + 1e-9 * p);
-  m.set_training_row_count(kTrainingRows);
+  m.set_training_row_count(static_cast<int64_t>(
+      std::llround(static_cast<double>(kTrainingRows) * RowFraction(options))));
   out.checkpoint = ZeroWeights(genome, options.inputs, options.outputs)
                        .SerializeAsString();
   return out;

@@ -33,6 +33,9 @@ struct SimulationOptions {
   // Fraction (0, 1] of the genome's steps the run trains (Lease.step_fraction:
   // an inheriting child, a level-1 run of multi-fidelity evaluation).
   double step_fraction = 1;
+  // Fraction (0, 1] of the training rows the run trains on
+  // (Lease.training_row_fraction: a level-1 run on a subset of the rows).
+  double row_fraction = 1;
   // Set when the run starts from a parent's trained weights.
   std::optional<SimulatedInheritance> inheritance;
 };
@@ -78,7 +81,11 @@ struct SimulatedTraining {
 // is exactly ParameterCount(genome, inputs, outputs).
 //
 // A run of options.step_fraction f of the steps from scratch multiplies
-// every S_s by f, and costs f of the training seconds.
+// every S_s by f, and costs f of the training seconds. A run on
+// options.row_fraction r of the rows costs r of the training seconds (a
+// full-batch step's cost is proportional to its rows) and multiplies the
+// error by r^(-1 / inputs): the rows' spacing in the input space grows by
+// that factor, and the error between them with it.
 //
 // Inheritance (options.inheritance): the run continues from the parent's
 // training, worth S_eff = f S + r g S_parent steps (first stage's S; g the
@@ -90,7 +97,8 @@ struct SimulatedTraining {
 // the parent's length. It costs f of the from-scratch training seconds;
 // after ADD_STAGE only the new stage trains, so f of its own P_s S_s.
 // Row counts are nominal (1000 validation and test rows, 4000 training
-// rows); batch size is ignored. The genome must be valid (ValidateGenome).
+// rows, times r); batch size is ignored. The genome must be valid
+// (ValidateGenome).
 SimulatedTraining SimulateTraining(const v1::Genome& genome,
                                    const SimulationOptions& options);
 

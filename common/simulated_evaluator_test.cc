@@ -287,6 +287,26 @@ TEST(SimulateTrainingTest, ShortRunsAreCheapAndTheirPromotionCatchesUp) {
             SimulatedExpectedError(genome, level2));
 }
 
+TEST(SimulateTrainingTest, FewerRowsAreCheaperAndWorse) {
+  const v1::Genome genome = Mlp({32, 32}, v1::ACTIVATION_TANH, 3e-3, 3000);
+  SimulationOptions quarter = Hartmann3();
+  quarter.row_fraction = 0.25;
+  const SimulatedTraining full = SimulateTraining(genome, Hartmann3());
+  const SimulatedTraining subset = SimulateTraining(genome, quarter);
+  EXPECT_NEAR(subset.metrics.training_seconds(),
+              0.25 * full.metrics.training_seconds(), 1e-12);
+  EXPECT_EQ(subset.metrics.training_row_count(),
+            full.metrics.training_row_count() / 4);
+  // Three inputs: the rows' spacing grows by 4^(1/3).
+  EXPECT_NEAR(SimulatedExpectedError(genome, quarter),
+              std::cbrt(4.0) * Expected(genome), 1e-12 * Expected(genome));
+  EXPECT_NE(subset.model_file.find("row fraction: 0.25"), std::string::npos);
+  // With a quarter of the steps as well, both savings multiply.
+  quarter.step_fraction = 0.25;
+  EXPECT_NEAR(SimulateTraining(genome, quarter).metrics.training_seconds(),
+              0.0625 * full.metrics.training_seconds(), 1e-12);
+}
+
 TEST(SimulateTrainingTest, CheckpointHasTheGenomesShapeAndZeroWeights) {
   v1::Genome genome = WithStage(Mlp({16, 16}, v1::ACTIVATION_TANH), 8,
                                 v1::ACTIVATION_SINE);

@@ -284,8 +284,16 @@ SimulatedReport SimulateLease(const v1::Lease& lease,
         "candidates with a real worker (without --simulate)");
     return report;
   }
+  const double row_fraction = lease.training_row_fraction();
+  if (!(row_fraction >= 0 && row_fraction <= 1)) {
+    result.set_failure_reason(absl::StrCat(
+        "lease: training_row_fraction is ", row_fraction,
+        "; it must be in (0, 1], or 0 for every training row"));
+    return report;
+  }
   SimulationOptions simulation;
   simulation.step_fraction = StepFraction(lease);
+  simulation.row_fraction = row_fraction > 0 ? row_fraction : 1;
   simulation.inputs = lease.input_columns_size();
   simulation.outputs = lease.output_columns_size();
   simulation.seed = lease.seed();

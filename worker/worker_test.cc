@@ -472,6 +472,35 @@ TEST(SimulateLeaseTest, StepFractionScalesTheSimulatedTraining) {
             short_run.result.metrics().validation().max_abs_error());
 }
 
+TEST(SimulateLeaseTest, RowFractionScalesTheSimulatedTraining) {
+  v1::Lease lease;
+  lease.set_lease_id("lease-1");
+  v1::Genome& genome = *lease.mutable_genome();
+  for (int i = 0; i < 2; ++i) {
+    v1::DenseLayer* layer = genome.add_hidden_layers();
+    layer->set_width(64);
+    layer->set_activation(v1::ACTIVATION_TANH);
+  }
+  genome.mutable_training()->set_learning_rate(3e-3);
+  genome.mutable_training()->set_adam_steps(1000);
+  lease.add_input_columns("a");
+  lease.add_output_columns("y");
+  const v1::Metrics full = SimulateLease(lease, "w").result.metrics();
+  lease.set_training_row_fraction(0.25);
+  const v1::Metrics subset = SimulateLease(lease, "w").result.metrics();
+  EXPECT_NEAR(subset.training_seconds(), 0.25 * full.training_seconds(),
+              1e-12 * full.training_seconds());
+  EXPECT_EQ(subset.training_row_count(), full.training_row_count() / 4);
+  EXPECT_GT(subset.validation().max_abs_error(),
+            full.validation().max_abs_error());
+  lease.set_training_row_fraction(1.5);
+  const SimulatedReport bad = SimulateLease(lease, "w");
+  EXPECT_FALSE(bad.result.has_metrics());
+  EXPECT_NE(bad.result.failure_reason().find("training_row_fraction is 1.5"),
+            std::string::npos)
+      << bad.result.failure_reason();
+}
+
 TEST(SimulateLeaseTest, ConvolutionalGenomesAreRefusedWithAReason) {
   v1::Lease lease;
   lease.set_lease_id("lease-1");
