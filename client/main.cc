@@ -403,9 +403,10 @@ void AddExperimentCreate(CLI::App* experiment, GlobalFlags* globals,
                    "Hidden (and convolutional) layers may be residual (skip "
                    "connections)")
       ->group(kSpace);
-  create->add_flag("--allow-layer-norm", flags->allow_layer_norm,
-                   "Dense hidden layers may be layer-normalised (before "
-                   "their activation; not in convolutional networks)")
+  create
+      ->add_flag("--allow-layer-norm", flags->allow_layer_norm,
+                 "Dense hidden layers may be layer-normalised (before "
+                 "their activation; not in convolutional networks)")
       ->group(kSpace);
   AddOptional(create, "--max-conv-layers", &flags->max_conv_layers,
               "Most convolutional layers before the dense ones, 0..16 "

@@ -67,10 +67,11 @@ absl::Status ValidateLayers(
           layers.Get(i - 1).width(), ", got ", layer.width()));
     }
     if (layer.layer_norm() && layer.width() < 2) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          name, ".layer_norm needs a width of at least 2 (one neuron "
-                "normalised by its own mean is always 0), got ",
-          layer.width()));
+      return absl::InvalidArgumentError(
+          absl::StrCat(name,
+                       ".layer_norm needs a width of at least 2 (one neuron "
+                       "normalised by its own mean is always 0), got ",
+                       layer.width()));
     }
   }
   return absl::OkStatus();
@@ -564,8 +565,8 @@ v1::NetworkWeights ZeroWeights(const v1::Genome& genome, int64_t inputs,
       stage->add_y_std(1);
     }
     int64_t width = dense_inputs;
-    auto add_layer = [&](int64_t out, v1::Activation activation,
-                         bool residual, bool layer_norm) {
+    auto add_layer = [&](int64_t out, v1::Activation activation, bool residual,
+                         bool layer_norm) {
       v1::LayerWeights* layer = stage->add_layers();
       layer->set_inputs(width);
       layer->set_outputs(out);

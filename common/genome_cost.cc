@@ -71,9 +71,9 @@ v1::GenomeCost ComputeGenomeCost(const v1::Genome& genome, int64_t inputs,
   for (const v1::Stage& stage : genome.residual_stages()) {
     AddStage(stage.hidden_layers(), inputs, outputs, counts);
   }
-  const int64_t parameters = SaturatingAdd(
-      SaturatingAdd(counts.weights, counts.biases),
-      SaturatingAdd(counts.batch_norm, counts.layer_norm));
+  const int64_t parameters =
+      SaturatingAdd(SaturatingAdd(counts.weights, counts.biases),
+                    SaturatingAdd(counts.batch_norm, counts.layer_norm));
   v1::GenomeCost cost;
   cost.set_parameter_count(parameters);
   cost.set_flops_per_sample(

@@ -202,8 +202,9 @@ TEST(ValidateGenomeTest, LayerNorm) {
   // Convolutional networks normalise by batch norm.
   genome = ConvGenome();
   genome.mutable_hidden_layers(0)->set_layer_norm(true);
-  ExpectInvalid(genome, "hidden_layers[0].layer_norm: layer normalisation is "
-                        "for dense networks");
+  ExpectInvalid(genome,
+                "hidden_layers[0].layer_norm: layer normalisation is "
+                "for dense networks");
 }
 
 TEST(ParameterCountTest, LayerNormAddsScaleAndShift) {

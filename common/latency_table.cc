@@ -27,10 +27,10 @@ std::string KeyName(const LayerModelKey& key) {
                       v1::Activation_Name(key.activation));
 }
 
-// Calls `layer(key, multiply_adds, width, layer_norm)` for every layer of every stage of
-// `genome` that the table models: the convolutional layers (multiply-adds
-// at their input's size, before pooling; width = channels), then every
-// affine layer, the linear output layer (ACTIVATION_UNSPECIFIED) last in
+// Calls `layer(key, multiply_adds, width, layer_norm)` for every layer of every
+// stage of `genome` that the table models: the convolutional layers
+// (multiply-adds at their input's size, before pooling; width = channels), then
+// every affine layer, the linear output layer (ACTIVATION_UNSPECIFIED) last in
 // each stage. Widths below 0 count as 0, as in ComputeGenomeCost.
 void ForEachLayer(
     const v1::Genome& genome, int64_t inputs, int64_t outputs,
@@ -159,16 +159,16 @@ absl::StatusOr<v1::LatencyTable> FitLatencyTable(
   std::vector<std::vector<double>> rows;
   for (const NetworkTiming& t : timings) {
     std::vector<double>& row = rows.emplace_back(n, 0.0);
-    ForEachLayer(t.genome, t.inputs, t.outputs, t.image,
-                 [&](LayerModelKey key, double multiply_adds, int64_t width,
-                     bool norm) {
-                   const size_t i = index[key];
-                   row[2 * i] += 1.0 / t.seconds;
-                   row[2 * i + 1] += multiply_adds / t.seconds;
-                   if (norm) {
-                     row[n - 1] += static_cast<double>(width) / t.seconds;
-                   }
-                 });
+    ForEachLayer(
+        t.genome, t.inputs, t.outputs, t.image,
+        [&](LayerModelKey key, double multiply_adds, int64_t width, bool norm) {
+          const size_t i = index[key];
+          row[2 * i] += 1.0 / t.seconds;
+          row[2 * i + 1] += multiply_adds / t.seconds;
+          if (norm) {
+            row[n - 1] += static_cast<double>(width) / t.seconds;
+          }
+        });
   }
   // Columns scaled to unit norm, so that intercepts (~1e-6 s) and slopes
   // (~1e-10 s per multiply-add) are solved on one scale.

@@ -38,19 +38,19 @@ inline constexpr int kMaxHardwareClassLength = 256;
 // activation the timings' dense layers use, plus the output layer's
 // (ACTIVATION_UNSPECIFIED), one per activation of their convolutional
 // layers (LatencyTable.conv_layers), and, when some timed network has
-// layer-normalised layers, LatencyTable.layer_norm_seconds_per_neuron. A network's time is modelled as the sum of its
-// layers' models, as EstimateLatencySeconds sums them, so the fit is one
-// least-squares problem over every coefficient at once: a whole network is
-// what the worker can time (its call overhead, which no single layer shows,
-// lands in the output layer's intercept, which every network has once).
-// Residuals are relative (divided by the measured seconds), so that small
-// networks, the ones a latency requirement is about, count as much as big
-// ones. Coefficients are constrained to be non-negative (a bigger layer is
-// never estimated faster; noise could make a free fit negative).
-// InvalidArgument when a timing is not finite and positive, a genome has a
-// layer of width < 1, a convolutional genome no image, or the timings
-// cannot separate the coefficients (each activation and layer kind needs
-// networks of at least two depths and two widths). Pure.
+// layer-normalised layers, LatencyTable.layer_norm_seconds_per_neuron. A
+// network's time is modelled as the sum of its layers' models, as
+// EstimateLatencySeconds sums them, so the fit is one least-squares problem
+// over every coefficient at once: a whole network is what the worker can time
+// (its call overhead, which no single layer shows, lands in the output layer's
+// intercept, which every network has once). Residuals are relative (divided by
+// the measured seconds), so that small networks, the ones a latency requirement
+// is about, count as much as big ones. Coefficients are constrained to be
+// non-negative (a bigger layer is never estimated faster; noise could make a
+// free fit negative). InvalidArgument when a timing is not finite and positive,
+// a genome has a layer of width < 1, a convolutional genome no image, or the
+// timings cannot separate the coefficients (each activation and layer kind
+// needs networks of at least two depths and two widths). Pure.
 absl::StatusOr<v1::LatencyTable> FitLatencyTable(
     absl::string_view hardware_class, const std::vector<NetworkTiming>& timings);
 

@@ -249,7 +249,8 @@ TEST(EstimateLatencySecondsTest, LayerNormCostsPerNeuron) {
 TEST(FitLatencyTableTest, RecoversTheLayerNormCost) {
   v1::LatencyTable truth = ThreeModels();
   truth.set_layer_norm_seconds_per_neuron(3e-9);
-  std::vector<NetworkTiming> timings = TimingsOf(truth, [](int) { return 1.0; });
+  std::vector<NetworkTiming> timings =
+      TimingsOf(truth, [](int) { return 1.0; });
   // Fitted without normalised networks, the table has no such model.
   auto plain = FitLatencyTable("Test CPU x1", timings);
   ASSERT_TRUE(plain.ok()) << plain.status();

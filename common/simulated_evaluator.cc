@@ -179,9 +179,9 @@ double TrainingSeconds(const v1::Genome& genome,
 
 // The error factor of training on options.row_fraction of the rows.
 double RowFactor(const SimulationOptions& options) {
-  return std::pow(RowFraction(options),
-                  -1.0 / static_cast<double>(
-                             std::max<int64_t>(1, options.inputs)));
+  return std::pow(
+      RowFraction(options),
+      -1.0 / static_cast<double>(std::max<int64_t>(1, options.inputs)));
 }
 
 }  // namespace

@@ -64,7 +64,8 @@ struct SimulatedTraining {
 //         * geometric mean of per-layer activation factors
 //           (gelu 0.8, silu 0.85, sine 0.95, tanh 1, relu 1.5)
 //         * (1 + 0.1 (D - 3)^2) * (1 + 2 / narrowest width)
-//         * (1 - 0.3 min(1, max_error_steps / 300))               max-error phase
+//         * (1 - 0.3 min(1, max_error_steps / 300))               max-error
+//         phase
 // with P_s the stage's parameters, S_s = adam_steps + 4 lbfgs_steps + 4
 // max_error_steps of its training, and D its plain layers plus a quarter of
 // its residual layers (skips make depth cheap). The error is

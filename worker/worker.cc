@@ -286,9 +286,9 @@ SimulatedReport SimulateLease(const v1::Lease& lease,
   }
   const double row_fraction = lease.training_row_fraction();
   if (!(row_fraction >= 0 && row_fraction <= 1)) {
-    result.set_failure_reason(absl::StrCat(
-        "lease: training_row_fraction is ", row_fraction,
-        "; it must be in (0, 1], or 0 for every training row"));
+    result.set_failure_reason(
+        absl::StrCat("lease: training_row_fraction is ", row_fraction,
+                     "; it must be in (0, 1], or 0 for every training row"));
     return report;
   }
   SimulationOptions simulation;

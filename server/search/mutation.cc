@@ -465,8 +465,7 @@ std::optional<Child> WidenByMorphism(const v1::Genome& genome,
 }
 
 std::optional<Child> Widen(const v1::Genome& genome,
-                           const v1::SearchSpace& space,
-                           std::mt19937_64& rng) {
+                           const v1::SearchSpace& space, std::mt19937_64& rng) {
   return WidenLayer(genome, space, /*morphism_only=*/false, rng);
 }
 
@@ -522,10 +521,8 @@ std::optional<Child> ToggleLayerNorm(const v1::Genome& genome,
   if (!space.allow_layer_norm()) return std::nullopt;
   v1::Genome out = ClampToSpace(genome, space);
   if (out.conv_layers_size() > 0) return std::nullopt;
-  const std::vector<Location> eligible =
-      Eligible(out, [](const Layers& layers, int i) {
-        return layers[i].width() >= 2;
-      });
+  const std::vector<Location> eligible = Eligible(
+      out, [](const Layers& layers, int i) { return layers[i].width() >= 2; });
   if (eligible.empty()) return std::nullopt;
   const Location where = PickOne(eligible, rng);
   v1::DenseLayer& layer = MutableStageLayers(out, where.stage)[where.layer];
@@ -979,10 +976,10 @@ Child Mutate(const v1::Genome& genome, const v1::SearchSpace& space,
 std::optional<Child> MutateByMorphism(const v1::Genome& genome,
                                       const v1::SearchSpace& space,
                                       std::mt19937_64& rng) {
-  std::vector<Operator> operators = {
-      &AddResidualLayer,    &RemoveResidualLayer, &WidenByMorphism,
-      &Narrow,              &AddStage,            &PerturbLearningRate,
-      &PerturbAdamSteps,    &PerturbTrainingExtras};
+  std::vector<Operator> operators = {&AddResidualLayer, &RemoveResidualLayer,
+                                     &WidenByMorphism,  &Narrow,
+                                     &AddStage,         &PerturbLearningRate,
+                                     &PerturbAdamSteps, &PerturbTrainingExtras};
   if (space.precisions_size() > 1) operators.push_back(&ChangePrecision);
   // From scratch, as ChangePrecision: the front could otherwise never gain
   // or lose a normalisation.

@@ -51,8 +51,8 @@ struct Child {
 // from the last layers, residual flags that no longer fit cleared, and
 // residual stages dropped; in every stage, depth cut to max_depth
 // (or the last layer repeated up to min_depth), widths clamped, an
-// activation not in the stage's list replaced by the list's first; stages beyond
-// max_residual_stages dropped; a residual flag cleared where the space
+// activation not in the stage's list replaced by the list's first; stages
+// beyond max_residual_stages dropped; a residual flag cleared where the space
 // forbids residual layers, on a stage's first layer, or where the layer's
 // width differs from its predecessor's; a layer_norm flag cleared where the
 // space does not allow it, on a layer narrower than 2, or in a
@@ -116,8 +116,8 @@ std::optional<Child> Widen(const v1::Genome& genome,
 
 // NARROW: divides the width of one random eligible layer (as for Widen)
 // that is above min_width (and 2, when layer-normalised) by a factor drawn
-// log-uniformly from (1, 2] (at least -1 neuron, clamped to that bound). Morphism {NARROW, stage, layer}.
-// nullopt when no layer is eligible.
+// log-uniformly from (1, 2] (at least -1 neuron, clamped to that bound).
+// Morphism {NARROW, stage, layer}. nullopt when no layer is eligible.
 std::optional<Child> Narrow(const v1::Genome& genome,
                             const v1::SearchSpace& space, std::mt19937_64& rng);
 

@@ -1285,9 +1285,9 @@ TEST(LayerNormTest, RandomSearchNormalisesAboutHalfTheLayers) {
     v1::Genome b = RandomSearch(space, 3).Sample(n);
     EXPECT_EQ(NormalisedLayers(a), 0);
     for (int s = 0; s <= b.residual_stages_size(); ++s) {
-      Layers& layers = s == 0 ? *b.mutable_hidden_layers()
-                              : *b.mutable_residual_stages(s - 1)
-                                     ->mutable_hidden_layers();
+      Layers& layers =
+          s == 0 ? *b.mutable_hidden_layers()
+                 : *b.mutable_residual_stages(s - 1)->mutable_hidden_layers();
       for (v1::DenseLayer& layer : layers) layer.clear_layer_norm();
     }
     EXPECT_EQ(GenomeKey(a), GenomeKey(b)) << n;
@@ -1336,8 +1336,7 @@ TEST(LayerNormTest, NormalisedLayersAreNotWidenedByNet2Wider) {
       ASSERT_EQ(OutsideSpace(child->genome, space), "");
       if (child->IsMorphism()) {
         const v1::Morphism& m = child->morphism;
-        EXPECT_FALSE(
-            StageLayers(parent, m.stage())[m.layer()].layer_norm());
+        EXPECT_FALSE(StageLayers(parent, m.stage())[m.layer()].layer_norm());
         ++morphisms;
       } else {
         ++widened_from_scratch;

@@ -429,8 +429,8 @@ absl::Status ValidateMlp(const MlpParameters& parameters) {
             "; only hidden layers of 2 or more outputs can have it"));
       }
       for (const auto& [field, values] :
-           {std::pair<const char*, const std::vector<double>*>{
-                ".ln_scale", &layer.ln_scale},
+           {std::pair<const char*, const std::vector<double>*>{".ln_scale",
+                                                               &layer.ln_scale},
             {".ln_shift", &layer.ln_shift}}) {
         if (auto s = CheckSize(absl::StrCat(name, field), values->size(),
                                layer.outputs);
@@ -565,9 +565,9 @@ int64_t ParameterCount(const MlpParameters& parameters) {
                                   c.bn_scale.size() + c.bn_shift.size());
   }
   for (const DenseParameters& layer : parameters.layers) {
-    count += static_cast<int64_t>(layer.weight.size() + layer.bias.size() +
-                                  layer.ln_scale.size() +
-                                  layer.ln_shift.size());
+    count +=
+        static_cast<int64_t>(layer.weight.size() + layer.bias.size() +
+                             layer.ln_scale.size() + layer.ln_shift.size());
   }
   return count;
 }

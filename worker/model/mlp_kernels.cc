@@ -275,7 +275,8 @@ void LayerNormRows(Scalar* z, int64_t rows, int64_t n, const Scalar* scale,
       var += c * c;
     }
     var /= static_cast<double>(n);
-    const auto rstd = static_cast<Scalar>(1.0 / std::sqrt(var + kLayerNormEpsilon));
+    const auto rstd =
+        static_cast<Scalar>(1.0 / std::sqrt(var + kLayerNormEpsilon));
     const auto m = static_cast<Scalar>(mean);
     Scalar* xr = xhat == nullptr ? nullptr : xhat + r * n;
     for (int64_t j = 0; j < n; ++j) {
@@ -440,9 +441,9 @@ absl::StatusOr<BasicMlpKernels<Scalar>> BasicMlpKernels<Scalar>::Create(
   }
   for (size_t i = 0; i < layer_norm.size(); ++i) {
     if (layer_norm[i] && sizes[i + 1] < 2) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "hidden layer ", i, " is layer-normalised but has ", sizes[i + 1],
-          " output; it needs at least 2"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("hidden layer ", i, " is layer-normalised but has ",
+                       sizes[i + 1], " output; it needs at least 2"));
     }
   }
   return BasicMlpKernels(std::move(sizes), std::move(activations),

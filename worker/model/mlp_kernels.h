@@ -142,8 +142,7 @@ class BasicMlpKernels {
   // thread 0, which sums into the caller's buffer).
   struct Workspace {
     int64_t rows = 0;
-    std::vector<BasicAlignedBuffer<Scalar>> act, deriv, delta, skip, xhat,
-        rstd;
+    std::vector<BasicAlignedBuffer<Scalar>> act, deriv, delta, skip, xhat, rstd;
     BasicAlignedBuffer<Scalar> grad;
   };
 

@@ -222,13 +222,14 @@ std::string LayersJson(const MlpParameters& p) {
         layer.activation == v1::ACTIVATION_UNSPECIFIED
             ? "linear"
             : ActivationName(layer.activation);
-    layers.push_back(JsonObject()
-                         .Add("inputs", JsonNumber(layer.inputs))
-                         .Add("outputs", JsonNumber(layer.outputs))
-                         .Add("activation", JsonQuote(activation))
-                         .Add("residual", layer.residual ? "true" : "false")
-                         .Add("layer_norm", layer.layer_norm() ? "true" : "false")
-                         .Finish());
+    layers.push_back(
+        JsonObject()
+            .Add("inputs", JsonNumber(layer.inputs))
+            .Add("outputs", JsonNumber(layer.outputs))
+            .Add("activation", JsonQuote(activation))
+            .Add("residual", layer.residual ? "true" : "false")
+            .Add("layer_norm", layer.layer_norm() ? "true" : "false")
+            .Finish());
   }
   return absl::StrCat("[", absl::StrJoin(layers, ", "), "]");
 }

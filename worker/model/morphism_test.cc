@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "gmock/gmock.h"
 #include "common/genome.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "worker/model/checkpoint.h"
 #include "worker/model/mlp.h"
@@ -461,7 +461,8 @@ TEST(MorphismTest, LayerNormalisedNetworksKeepTheirOutputs) {
   {
     v1::Genome child = parent_genome;
     child.mutable_training()->set_adam_steps(50);
-    cases.push_back({"continue", Make(v1::MORPHISM_KIND_CONTINUE, 0, 0), child});
+    cases.push_back(
+        {"continue", Make(v1::MORPHISM_KIND_CONTINUE, 0, 0), child});
   }
   {
     // Layer 2 is not normalised; the layers before it are.
@@ -488,7 +489,8 @@ TEST(MorphismTest, LayerNormalisedNetworksKeepTheirOutputs) {
     *stage->add_hidden_layers() = layer;
     stage->mutable_training()->set_learning_rate(1e-3);
     stage->mutable_training()->set_adam_steps(10);
-    cases.push_back({"add_stage", Make(v1::MORPHISM_KIND_ADD_STAGE, 2, 0), child});
+    cases.push_back(
+        {"add_stage", Make(v1::MORPHISM_KIND_ADD_STAGE, 2, 0), child});
   }
   const Samples sample = RandomSamples(64, 7);
   for (uint64_t seed : {1, 2}) {
@@ -530,9 +532,9 @@ TEST(MorphismTest, LayerNormalisedLayersAreNarrowedButNotWidened) {
 
   v1::Genome narrower = parent_genome;
   narrower.mutable_hidden_layers(2)->set_width(3);
-  auto child = ApplyMorphism(parent_genome, parent,
-                             Make(v1::MORPHISM_KIND_NARROW, 0, 2), narrower,
-                             1, RandomSamples(3000, 2));
+  auto child =
+      ApplyMorphism(parent_genome, parent, Make(v1::MORPHISM_KIND_NARROW, 0, 2),
+                    narrower, 1, RandomSamples(3000, 2));
   ASSERT_TRUE(child.ok()) << child.status();
   const DenseParameters& layer = child->stages[0].layers[2];
   const DenseParameters& old = parent.stages[0].layers[2];

@@ -194,12 +194,11 @@ absl::Status AddLayerNorm(GraphBuilder& b, const DenseParameters& layer,
   EVONAS_RETURN_IF_ERROR(
       b.AddInitializer(name + "_shift", {layer.outputs}, layer.ln_shift));
   mean_of(in, name + "_mean");
-  SetInt(b.AddNode("Gemm", {name + "_mean", name + "_ones"},
-                   name + "_mean_row"),
-         "transB", 1);
+  SetInt(
+      b.AddNode("Gemm", {name + "_mean", name + "_ones"}, name + "_mean_row"),
+      "transB", 1);
   b.AddNode("Sub", {in, name + "_mean_row"}, name + "_centered");
-  b.AddNode("Mul", {name + "_centered", name + "_centered"},
-            name + "_squared");
+  b.AddNode("Mul", {name + "_centered", name + "_centered"}, name + "_squared");
   mean_of(name + "_squared", name + "_var");
   b.AddNode("Add", {name + "_var", name + "_eps"}, name + "_var_eps");
   b.AddNode("Sqrt", {name + "_var_eps"}, name + "_std");
@@ -305,8 +304,8 @@ absl::Status AddStage(GraphBuilder& b, const MlpParameters& p, size_t k,
       EVONAS_RETURN_IF_ERROR(AddLayerNorm(
           b, layer, linear, n(absl::StrCat("layer", i, "_norm")), &normalised));
     }
-    const std::string activated = AddActivation(
-        b, layer.activation, normalised, n(absl::StrCat("layer", i)));
+    const std::string activated = AddActivation(b, layer.activation, normalised,
+                                                n(absl::StrCat("layer", i)));
     if (layer.residual) {
       // input + activation, the order of Forward.
       const std::string sum = n(absl::StrCat("layer", i, "_residual"));

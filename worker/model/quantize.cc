@@ -174,10 +174,10 @@ int64_t Int8ModelBytes(const QuantizedMlp& quantized) {
              8 * static_cast<int64_t>(conv.scale.size() + conv.bias.size());
   }
   for (const QuantizedDense& layer : q.layers) {
-    bytes += static_cast<int64_t>(layer.weight.size()) +
-             8 * static_cast<int64_t>(layer.scale.size() + layer.bias.size() +
-                                      layer.ln_scale.size() +
-                                      layer.ln_shift.size());
+    bytes +=
+        static_cast<int64_t>(layer.weight.size()) +
+        8 * static_cast<int64_t>(layer.scale.size() + layer.bias.size() +
+                                 layer.ln_scale.size() + layer.ln_shift.size());
   }
   return bytes;
 }
