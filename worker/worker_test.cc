@@ -437,9 +437,12 @@ TEST_F(InheritingLeaseTest, BogusTrainingRowFractionFailsTheLease) {
               HasSubstr("training_row_fraction is 1.5"));
 }
 
-TEST(SimulateLeaseTest, StepFractionScalesTheSimulatedTraining) {
-  // Large enough that the simulated error depends on the steps.
-  v1::Genome genome;
+// A lease of a 64-64 tanh network, one input and one output: large enough
+// that the simulated error depends on the steps and the rows.
+v1::Lease SimulatedMlpLease() {
+  v1::Lease lease;
+  lease.set_lease_id("lease-1");
+  v1::Genome& genome = *lease.mutable_genome();
   for (int i = 0; i < 2; ++i) {
     v1::DenseLayer* layer = genome.add_hidden_layers();
     layer->set_width(64);
@@ -447,11 +450,14 @@ TEST(SimulateLeaseTest, StepFractionScalesTheSimulatedTraining) {
   }
   genome.mutable_training()->set_learning_rate(3e-3);
   genome.mutable_training()->set_adam_steps(1000);
-  v1::Lease lease;
-  lease.set_lease_id("lease-1");
-  *lease.mutable_genome() = genome;
   lease.add_input_columns("a");
   lease.add_output_columns("y");
+  return lease;
+}
+
+TEST(SimulateLeaseTest, StepFractionScalesTheSimulatedTraining) {
+  v1::Lease lease = SimulatedMlpLease();
+  const v1::Genome genome = lease.genome();
   const double full =
       SimulateLease(lease, "w").result.metrics().training_seconds();
   lease.set_step_fraction(0.25);
@@ -473,18 +479,7 @@ TEST(SimulateLeaseTest, StepFractionScalesTheSimulatedTraining) {
 }
 
 TEST(SimulateLeaseTest, RowFractionScalesTheSimulatedTraining) {
-  v1::Lease lease;
-  lease.set_lease_id("lease-1");
-  v1::Genome& genome = *lease.mutable_genome();
-  for (int i = 0; i < 2; ++i) {
-    v1::DenseLayer* layer = genome.add_hidden_layers();
-    layer->set_width(64);
-    layer->set_activation(v1::ACTIVATION_TANH);
-  }
-  genome.mutable_training()->set_learning_rate(3e-3);
-  genome.mutable_training()->set_adam_steps(1000);
-  lease.add_input_columns("a");
-  lease.add_output_columns("y");
+  v1::Lease lease = SimulatedMlpLease();
   const v1::Metrics full = SimulateLease(lease, "w").result.metrics();
   lease.set_training_row_fraction(0.25);
   const v1::Metrics subset = SimulateLease(lease, "w").result.metrics();

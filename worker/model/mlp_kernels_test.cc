@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -53,7 +54,8 @@ std::vector<double> NaiveForward(const MlpKernels& k,
       if (l < static_cast<int>(layer_norm.size()) && layer_norm[l]) {
         double mean = 0, var = 0;
         for (double v : z) mean += v / static_cast<double>(n);
-        for (double v : z) var += (v - mean) * (v - mean) / static_cast<double>(n);
+        for (double v : z)
+          var += (v - mean) * (v - mean) / static_cast<double>(n);
         for (int64_t o = 0; o < n; ++o) {
           z[o] = (z[o] - mean) / std::sqrt(var + 1e-5) *
                      params[k.scale_offset(l) + o] +
@@ -69,6 +71,28 @@ std::vector<double> NaiveForward(const MlpKernels& k,
     out.insert(out.end(), h.begin(), h.end());
   }
   return out;
+}
+
+// Expects `grad`, the kernels' gradient at `params`, to match central
+// differences (step 1e-6) of `loss` parameter by parameter, within
+// absolute + relative * |grad_i|. `loss` evaluates the loss at the
+// parameters it is given; `params` is restored after each probe.
+void ExpectCentralDifferences(std::vector<double>& params,
+                              const std::vector<double>& grad,
+                              const std::function<double(const double*)>& loss,
+                              double absolute, double relative = 0) {
+  const double h = 1e-6;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const double saved = params[i];
+    params[i] = saved + h;
+    const double up = loss(params.data());
+    params[i] = saved - h;
+    const double down = loss(params.data());
+    params[i] = saved;
+    EXPECT_NEAR(grad[i], (up - down) / (2 * h),
+                absolute + relative * std::fabs(grad[i]))
+        << "parameter " << i;
+  }
 }
 
 TEST(MlpKernelsTest, LayoutIsPyTorchs) {
@@ -145,18 +169,13 @@ TEST(MlpKernelsTest, GradientMatchesFiniteDifferences) {
     }
     EXPECT_NEAR(loss, sse / out.size(), 1e-14 * loss);
 
-    const double h = 1e-6;
-    for (size_t i = 0; i < params.size(); ++i) {
-      const double saved = params[i];
-      params[i] = saved + h;
-      const double up = k->LossAndGradient(params.data(), x.data(), y.data(),
-                                           rows, scratch.data());
-      params[i] = saved - h;
-      const double down = k->LossAndGradient(params.data(), x.data(), y.data(),
-                                             rows, scratch.data());
-      params[i] = saved;
-      EXPECT_NEAR(grad[i], (up - down) / (2 * h), 1e-8) << "parameter " << i;
-    }
+    ExpectCentralDifferences(
+        params, grad,
+        [&](const double* p) {
+          return k->LossAndGradient(p, x.data(), y.data(), rows,
+                                    scratch.data());
+        },
+        1e-8);
   }
 }
 
@@ -192,18 +211,13 @@ TEST(MlpKernelsTest, CrossEntropyAndGradientMatchFiniteDifferences) {
   EXPECT_NEAR(two->CrossEntropyAndGradient(params.data(), x.data(),
                                            labels.data(), rows, scratch.data()),
               loss, 1e-14 * loss);
-  const double h = 1e-6;
-  for (size_t i = 0; i < params.size(); ++i) {
-    const double saved = params[i];
-    params[i] = saved + h;
-    const double up = k->CrossEntropyAndGradient(
-        params.data(), x.data(), labels.data(), rows, scratch.data());
-    params[i] = saved - h;
-    const double down = k->CrossEntropyAndGradient(
-        params.data(), x.data(), labels.data(), rows, scratch.data());
-    params[i] = saved;
-    EXPECT_NEAR(grad[i], (up - down) / (2 * h), 1e-8) << "parameter " << i;
-  }
+  ExpectCentralDifferences(
+      params, grad,
+      [&](const double* p) {
+        return k->CrossEntropyAndGradient(p, x.data(), labels.data(), rows,
+                                          scratch.data());
+      },
+      1e-8);
 }
 
 // Huge logits: the shifted log-sum-exp stays finite and exact.
@@ -249,18 +263,13 @@ TEST(MlpKernelsTest, ResidualForwardAndGradientMatchReference) {
     }
     std::vector<double> grad(params.size()), scratch(params.size());
     k->LossAndGradient(params.data(), x.data(), y.data(), rows, grad.data());
-    const double h = 1e-6;
-    for (size_t i = 0; i < params.size(); ++i) {
-      const double saved = params[i];
-      params[i] = saved + h;
-      const double up = k->LossAndGradient(params.data(), x.data(), y.data(),
-                                           rows, scratch.data());
-      params[i] = saved - h;
-      const double down = k->LossAndGradient(params.data(), x.data(), y.data(),
-                                             rows, scratch.data());
-      params[i] = saved;
-      EXPECT_NEAR(grad[i], (up - down) / (2 * h), 1e-7) << "parameter " << i;
-    }
+    ExpectCentralDifferences(
+        params, grad,
+        [&](const double* p) {
+          return k->LossAndGradient(p, x.data(), y.data(), rows,
+                                    scratch.data());
+        },
+        1e-7);
   }
 }
 
@@ -277,8 +286,8 @@ TEST(MlpKernelsTest, LayerNormForwardAndGradientMatchReference) {
         MlpKernels::Create(sizes, acts, 8, 1, residual, layer_norm);
     ASSERT_TRUE(k.ok()) << k.status();
     // nn.Linear then nn.LayerNorm: [W, b, scale, shift] per hidden layer.
-    EXPECT_EQ(k->parameter_count(),
-              (3 * 7 + 3 * 7) + (7 * 7 + 3 * 7) + (7 * 5 + 3 * 5) + (5 * 2 + 2));
+    EXPECT_EQ(k->parameter_count(), (3 * 7 + 3 * 7) + (7 * 7 + 3 * 7) +
+                                        (7 * 5 + 3 * 5) + (5 * 2 + 2));
     EXPECT_EQ(k->scale_offset(0), 3 * 7 + 7);
     EXPECT_EQ(k->shift_offset(0), 3 * 7 + 14);
     EXPECT_EQ(k->weight_offset(1), 3 * 7 + 21);
@@ -295,20 +304,15 @@ TEST(MlpKernelsTest, LayerNormForwardAndGradientMatchReference) {
     }
     std::vector<double> grad(params.size()), scratch(params.size());
     k->LossAndGradient(params.data(), x.data(), y.data(), rows, grad.data());
-    const double h = 1e-6;
+    ExpectCentralDifferences(
+        params, grad,
+        [&](const double* p) {
+          return k->LossAndGradient(p, x.data(), y.data(), rows,
+                                    scratch.data());
+        },
+        1e-7);
     double largest = 0;
-    for (size_t i = 0; i < params.size(); ++i) {
-      const double saved = params[i];
-      params[i] = saved + h;
-      const double up = k->LossAndGradient(params.data(), x.data(), y.data(),
-                                           rows, scratch.data());
-      params[i] = saved - h;
-      const double down = k->LossAndGradient(params.data(), x.data(), y.data(),
-                                             rows, scratch.data());
-      params[i] = saved;
-      EXPECT_NEAR(grad[i], (up - down) / (2 * h), 1e-7) << "parameter " << i;
-      largest = std::max(largest, std::fabs(grad[i]));
-    }
+    for (double g : grad) largest = std::max(largest, std::fabs(g));
     // The scale and shift gradients are not all 0.
     EXPECT_GT(std::fabs(grad[k->scale_offset(1)]) +
                   std::fabs(grad[k->shift_offset(1)]),
@@ -361,20 +365,13 @@ TEST(MlpKernelsTest, PowerLossAndGradientMatchFiniteDifferences) {
   double sum = 0;
   for (int64_t i = 0; i < rows; ++i) sum += std::pow((out[i] - y[i]) / s, 8);
   EXPECT_NEAR(loss, sum / rows, 1e-12 * loss);
-  const double h = 1e-6;
-  for (size_t i = 0; i < params.size(); ++i) {
-    const double saved = params[i];
-    params[i] = saved + h;
-    const double up = k->LossAndGradient(params.data(), x.data(), y.data(),
-                                         rows, scratch.data(), power, s);
-    params[i] = saved - h;
-    const double down = k->LossAndGradient(params.data(), x.data(), y.data(),
-                                           rows, scratch.data(), power, s);
-    params[i] = saved;
-    EXPECT_NEAR(grad[i], (up - down) / (2 * h),
-                1e-6 * (1 + std::fabs(grad[i])))
-        << "parameter " << i;
-  }
+  ExpectCentralDifferences(
+      params, grad,
+      [&](const double* p) {
+        return k->LossAndGradient(p, x.data(), y.data(), rows, scratch.data(),
+                                  power, s);
+      },
+      1e-6, 1e-6);
 }
 
 TEST(MlpKernelsTest, BlockSizeOnlyChangesRounding) {

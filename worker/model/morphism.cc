@@ -248,6 +248,13 @@ double InitBound(int64_t fan_in, int64_t fan_out, v1::Activation activation) {
              : std::sqrt(6.0 / static_cast<double>(fan_in + fan_out));
 }
 
+// Gives `layer` the layer normalisation the trainer starts from: scale 1,
+// shift 0.
+void StartLayerNorm(DenseParameters& layer) {
+  layer.ln_scale.assign(static_cast<size_t>(layer.outputs), 1.0);
+  layer.ln_shift.assign(static_cast<size_t>(layer.outputs), 0.0);
+}
+
 // A layer with fresh random weights and zero biases.
 DenseParameters RandomLayer(int64_t inputs, const v1::DenseLayer& genome,
                             std::mt19937_64& rng) {
@@ -262,10 +269,7 @@ DenseParameters RandomLayer(int64_t inputs, const v1::DenseLayer& genome,
   layer.weight.resize(static_cast<size_t>(layer.outputs * inputs));
   for (double& w : layer.weight) w = bound * uniform(rng);
   layer.bias.assign(static_cast<size_t>(layer.outputs), 0.0);
-  if (genome.layer_norm()) {
-    layer.ln_scale.assign(static_cast<size_t>(layer.outputs), 1.0);
-    layer.ln_shift.assign(static_cast<size_t>(layer.outputs), 0.0);
-  }
+  if (genome.layer_norm()) StartLayerNorm(layer);
   return layer;
 }
 
@@ -766,8 +770,7 @@ absl::StatusOr<NetworkParameters> ApplyMorphism(
       if (child_arch[s][l].layer_norm()) {
         // W and b are 0, so every row normalises to 0 and the shift, 0,
         // comes out: still the identity.
-        identity.ln_scale.assign(static_cast<size_t>(identity.outputs), 1.0);
-        identity.ln_shift.assign(static_cast<size_t>(identity.outputs), 0.0);
+        StartLayerNorm(identity);
       }
       child.stages[s].layers.insert(child.stages[s].layers.begin() + l,
                                     std::move(identity));

@@ -656,11 +656,10 @@ std::string ForwardSource(const NetworkParameters& network) {
           absl::StrCat("torch.addmm(", t(absl::StrCat("b", i)), ", h, ",
                        t(absl::StrCat("W", i)), ".t())");
       if (p.layers[i].layer_norm()) {
-        affine = absl::StrCat("torch.layer_norm(", affine, ", [",
-                              p.layers[i].outputs, "], ",
-                              t(absl::StrCat("g", i)), ", ",
-                              t(absl::StrCat("e", i)), ", ",
-                              absl::StrFormat("%g", kLayerNormEpsilon), ")");
+        affine = absl::StrCat(
+            "torch.layer_norm(", affine, ", [", p.layers[i].outputs, "], ",
+            t(absl::StrCat("g", i)), ", ", t(absl::StrCat("e", i)), ", ",
+            absl::StrFormat("%g", kLayerNormEpsilon), ")");
       }
       absl::StrAppend(&src, "    h = ", p.layers[i].residual ? "h + " : "",
                       ScriptActivation(p.layers[i].activation, affine), "\n");
@@ -710,44 +709,32 @@ std::string Export(const NetworkParameters& network) {
     const MlpParameters& p = network.stages[k];
     const auto dtype =
         ComputesInFloat32(p) ? torch::kFloat32 : torch::kFloat64;
+    // A trainable tensor of stage k, e.g. "W0" or "C1", in the stage's dtype.
+    const auto add_parameter = [&](const std::string& name,
+                                   const std::vector<double>& values,
+                                   std::vector<int64_t> shape) {
+      module.register_parameter(
+          TensorName(k, name),
+          ToTensor(values, std::move(shape)).to(dtype).requires_grad_(true),
+          /*is_buffer=*/false);
+    };
     for (size_t i = 0; i < p.conv_layers.size(); ++i) {
       const ConvParameters& c = p.conv_layers[i];
       const auto [weight, bias] = FoldedConv(c);
-      module.register_parameter(TensorName(k, absl::StrCat("C", i)),
-                                ToTensor(weight, {c.out_channels, c.in_channels,
-                                                  c.kernel_size, c.kernel_size})
-                                    .to(dtype)
-                                    .requires_grad_(true),
-                                /*is_buffer=*/false);
-      module.register_parameter(
-          TensorName(k, absl::StrCat("c", i)),
-          ToTensor(bias, {c.out_channels}).to(dtype).requires_grad_(true),
-          /*is_buffer=*/false);
+      add_parameter(absl::StrCat("C", i), weight,
+                    {c.out_channels, c.in_channels, c.kernel_size,
+                     c.kernel_size});
+      add_parameter(absl::StrCat("c", i), bias, {c.out_channels});
     }
     for (size_t i = 0; i < p.layers.size(); ++i) {
       const DenseParameters& layer = p.layers[i];
-      module.register_parameter(
-          TensorName(k, absl::StrCat("W", i)),
-          ToTensor(layer.weight, {layer.outputs, layer.inputs})
-              .to(dtype)
-              .requires_grad_(true),
-          /*is_buffer=*/false);
-      module.register_parameter(
-          TensorName(k, absl::StrCat("b", i)),
-          ToTensor(layer.bias, {layer.outputs}).to(dtype).requires_grad_(true),
-          /*is_buffer=*/false);
+      add_parameter(absl::StrCat("W", i), layer.weight,
+                    {layer.outputs, layer.inputs});
+      add_parameter(absl::StrCat("b", i), layer.bias, {layer.outputs});
       if (layer.layer_norm()) {
         // g<i>, e<i>: nn.LayerNorm's weight (gamma) and bias (beta).
-        module.register_parameter(TensorName(k, absl::StrCat("g", i)),
-                                  ToTensor(layer.ln_scale, {layer.outputs})
-                                      .to(dtype)
-                                      .requires_grad_(true),
-                                  /*is_buffer=*/false);
-        module.register_parameter(TensorName(k, absl::StrCat("e", i)),
-                                  ToTensor(layer.ln_shift, {layer.outputs})
-                                      .to(dtype)
-                                      .requires_grad_(true),
-                                  /*is_buffer=*/false);
+        add_parameter(absl::StrCat("g", i), layer.ln_scale, {layer.outputs});
+        add_parameter(absl::StrCat("e", i), layer.ln_shift, {layer.outputs});
       }
     }
     module.register_buffer(TensorName(k, "x_mean"),
