@@ -325,14 +325,16 @@ void ConvForward(const ConvParameters& c, int64_t height, int64_t width,
   }
 }
 
-// Runs the convolutional trunk on `rows` standardised images `h` (rows x
+// Runs the first `layers` layers of the convolutional trunk on `rows`
+// standardised images `h` (rows x
 // height x width) and returns rows x (channels x height' x width'),
 // flattened channel-major like torch.flatten(start_dim=1).
 std::vector<double> ConvTrunk(const MlpParameters& p, std::vector<double> h,
-                              int64_t rows) {
+                              int64_t rows, size_t layers) {
   std::vector<double> next, col, activated;
   int64_t height = p.image_height, width = p.image_width, channels = 1;
-  for (const ConvParameters& c : p.conv_layers) {
+  for (size_t i = 0; i < std::min(layers, p.conv_layers.size()); ++i) {
+    const ConvParameters& c = p.conv_layers[i];
     const bool pool = c.pooling != v1::POOLING_NONE;
     const int64_t oh = pool ? height / 2 : height;
     const int64_t ow = pool ? width / 2 : width;
@@ -365,6 +367,19 @@ void LayerNormalise(const DenseParameters& layer, double* z) {
   for (int64_t o = 0; o < n; ++o) {
     z[o] = (z[o] - mean) * rstd * layer.ln_scale[o] + layer.ln_shift[o];
   }
+}
+
+// (x - x_mean) / x_std for `rows` rows of raw inputs of `p`.
+std::vector<double> Standardise(const MlpParameters& p,
+                                const std::vector<double>& x, int64_t rows) {
+  const int64_t inputs = InputCount(p);
+  std::vector<double> h(x.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < inputs; ++j) {
+      h[r * inputs + j] = (x[r * inputs + j] - p.x_mean[j]) / p.x_std[j];
+    }
+  }
+  return h;
 }
 
 }  // namespace
@@ -464,13 +479,10 @@ std::vector<double> Forward(const MlpParameters& parameters,
   if (rows > 0 && static_cast<int64_t>(x.size()) / rows != inputs) return {};
   if (static_cast<int64_t>(x.size()) != rows * inputs) return {};
 
-  std::vector<double> h(x.size());
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t j = 0; j < inputs; ++j) {
-      h[r * inputs + j] = (x[r * inputs + j] - p.x_mean[j]) / p.x_std[j];
-    }
+  std::vector<double> h = Standardise(p, x, rows);
+  if (!p.conv_layers.empty()) {
+    h = ConvTrunk(p, std::move(h), rows, p.conv_layers.size());
   }
-  if (!p.conv_layers.empty()) h = ConvTrunk(p, std::move(h), rows);
   std::vector<double> next;
   for (const DenseParameters& layer : p.layers) {
     const int64_t in = layer.inputs, out = layer.outputs;
@@ -499,6 +511,16 @@ std::vector<double> Forward(const MlpParameters& parameters,
     }
   }
   return h;
+}
+
+std::vector<double> ConvTrunkForward(const MlpParameters& stage,
+                                     const std::vector<double>& x, int64_t rows,
+                                     size_t layers) {
+  if (!ValidateMlp(stage).ok() || rows < 0 ||
+      static_cast<int64_t>(x.size()) != rows * InputCount(stage)) {
+    return {};
+  }
+  return ConvTrunk(stage, Standardise(stage, x, rows), rows, layers);
 }
 
 absl::Status ValidateNetwork(const NetworkParameters& network) {

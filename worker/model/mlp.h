@@ -127,6 +127,15 @@ absl::Status ValidateNetwork(const NetworkParameters& network);
 std::vector<double> Forward(const MlpParameters& parameters,
                             const std::vector<double>& x, int64_t rows);
 
+// The output of the first `layers` convolutional layers of `stage` (all of
+// them when `layers` is larger) on `rows` rows of raw inputs `x`: the
+// standardised image through those layers as Forward runs them, rows x
+// (channels x height' x width'), channel-major per row. Empty when
+// ValidateMlp fails or x has the wrong size. Thread-safe.
+std::vector<double> ConvTrunkForward(const MlpParameters& stage,
+                                     const std::vector<double>& x, int64_t rows,
+                                     size_t layers);
+
 // The staged network's output: the stages' outputs (Forward of each) summed
 // in stage order, ((f_0 + f_1) + f_2) + ..., as the exported models sum
 // them. So a stage that outputs exactly 0 leaves the sum bit-identical.

@@ -70,8 +70,9 @@ bool SameConvLayer(const v1::ConvLayer& a, const v1::ConvLayer& b) {
 }
 
 // Checks a morphism of the convolutional trunk (Morphism.conv): the child's
-// trunk is the parent's with layer `layer` widened, or a zero residual
-// layer inserted there; nothing else changes but dropout.
+// trunk is the parent's with layer `layer` widened or narrowed, a zero
+// residual layer inserted there, or its residual layer removed; nothing else
+// changes but dropout.
 absl::Status CheckConvMorphism(const v1::Genome& parent,
                                const v1::Genome& child,
                                const v1::Morphism& m) {
@@ -81,16 +82,22 @@ absl::Status CheckConvMorphism(const v1::Genome& parent,
   std::vector<v1::ConvLayer> expected(parent.conv_layers().begin(),
                                       parent.conv_layers().end());
   switch (m.kind()) {
-    case v1::MORPHISM_KIND_WIDEN: {
+    case v1::MORPHISM_KIND_WIDEN:
+    case v1::MORPHISM_KIND_NARROW: {
       if (l < 0 || l >= count || child.conv_layers_size() != count) {
         return Bad(m, absl::StrCat("the parent has convolutional layers 0..",
                                    count - 1, " and the child as many"));
       }
       const int before = parent.conv_layers(l).channels();
       const int after = child.conv_layers(l).channels();
-      if (after <= before) {
+      if (m.kind() == v1::MORPHISM_KIND_WIDEN && after <= before) {
         return Bad(m, absl::StrCat("the child's layer has ", after,
                                    " channels, not more than ", before));
+      }
+      if (m.kind() == v1::MORPHISM_KIND_NARROW &&
+          (after >= before || after < 1)) {
+        return Bad(m, absl::StrCat("the child's layer has ", after,
+                                   " channels; it must have 1..", before - 1));
       }
       if (parent.conv_layers(l).residual() ||
           (l + 1 < count && parent.conv_layers(l + 1).residual())) {
@@ -114,8 +121,21 @@ absl::Status CheckConvMorphism(const v1::Genome& parent,
       expected.insert(expected.begin() + l, inserted);
       break;
     }
+    case v1::MORPHISM_KIND_REMOVE_LAYER: {
+      if (l < 0 || l >= count || child.conv_layers_size() != count - 1) {
+        return Bad(m, absl::StrCat("the parent has convolutional layers 0..",
+                                   count - 1, " and the child one fewer"));
+      }
+      if (!parent.conv_layers(l).residual()) {
+        return Bad(m, "only a residual layer can be removed");
+      }
+      expected.erase(expected.begin() + l);
+      break;
+    }
     default:
-      return Bad(m, "only WIDEN and DEEPEN apply to convolutional layers");
+      return Bad(m,
+                 "only WIDEN, NARROW, DEEPEN and REMOVE_LAYER apply to "
+                 "convolutional layers");
   }
   for (int i = 0; i < child.conv_layers_size(); ++i) {
     if (!SameConvLayer(expected[i], child.conv_layers(i))) {
@@ -381,6 +401,9 @@ std::vector<double> ReadOut(const MlpParameters& stage, size_t l,
   MlpParameters probe;
   probe.x_mean = stage.x_mean;
   probe.x_std = stage.x_std;
+  probe.conv_layers = stage.conv_layers;
+  probe.image_height = stage.image_height;
+  probe.image_width = stage.image_width;
   probe.layers.assign(stage.layers.begin(), stage.layers.begin() + l + 1);
   const int64_t width = stage.layers[l].outputs;
   DenseParameters linear;
@@ -396,20 +419,37 @@ std::vector<double> ReadOut(const MlpParameters& stage, size_t l,
 
 // At most this many rows estimate the means NARROW and REMOVE_LAYER need:
 // the reference forward pass is plain C++, and reading every neuron out
-// costs width^2 per row.
+// costs width^2 per row; a convolutional trunk costs far more per row (an
+// image), and its means are over pixels too.
 constexpr int64_t kMaxScoringRows = 1024;
+constexpr int64_t kMaxScoringImages = 256;
 
-// Evenly spaced rows of `x`, at most kMaxScoringRows.
-Matrix ScoringRows(const Matrix& x) {
-  if (x.rows <= kMaxScoringRows) return x;
-  Matrix picked{kMaxScoringRows, x.cols, {}};
-  picked.data.reserve(static_cast<size_t>(kMaxScoringRows * x.cols));
-  for (int64_t i = 0; i < kMaxScoringRows; ++i) {
-    const int64_t r = i * x.rows / kMaxScoringRows;
+// Evenly spaced rows of `x`, at most kMaxScoringRows (kMaxScoringImages for
+// a stage with a convolutional trunk).
+Matrix ScoringRows(const Matrix& x, const MlpParameters& stage) {
+  const int64_t most =
+      stage.conv_layers.empty() ? kMaxScoringRows : kMaxScoringImages;
+  if (x.rows <= most) return x;
+  Matrix picked{most, x.cols, {}};
+  picked.data.reserve(static_cast<size_t>(most * x.cols));
+  for (int64_t i = 0; i < most; ++i) {
+    const int64_t r = i * x.rows / most;
     picked.data.insert(picked.data.end(), x.data.begin() + r * x.cols,
                        x.data.begin() + (r + 1) * x.cols);
   }
   return picked;
+}
+
+// Which of the scored units NARROW keeps: the `count` highest scores (ties:
+// the lower index).
+std::vector<bool> KeepHighest(const std::vector<double>& score, int64_t count) {
+  std::vector<int64_t> order(score.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t a, int64_t b) { return score[a] > score[b]; });
+  std::vector<bool> kept(score.size(), false);
+  for (int64_t i = 0; i < count; ++i) kept[order[i]] = true;
+  return kept;
 }
 
 // SNARE-style reduction: layer `l` of `stage` keeps its `width`
@@ -417,7 +457,7 @@ Matrix ScoringRows(const Matrix& x) {
 // kMaxScoringRows of them) move into the next layer's biases.
 absl::Status Narrow(MlpParameters& stage, size_t l, int64_t width,
                     const Matrix& all_rows) {
-  const Matrix x = ScoringRows(all_rows);
+  const Matrix x = ScoringRows(all_rows, stage);
   DenseParameters& layer = stage.layers[l];
   DenseParameters& next = stage.layers[l + 1];
   const int64_t old_width = layer.outputs;
@@ -450,12 +490,7 @@ absl::Status Narrow(MlpParameters& stage, size_t l, int64_t width,
           "neuron ", j, " of the parent's layer has a non-finite score"));
     }
   }
-  std::vector<int64_t> order(old_width);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int64_t a, int64_t b) { return score[a] > score[b]; });
-  std::vector<bool> kept(old_width, false);
-  for (int64_t i = 0; i < width; ++i) kept[order[i]] = true;
+  const std::vector<bool> kept = KeepHighest(score, width);
 
   DenseParameters narrowed = layer;
   narrowed.outputs = width;
@@ -500,7 +535,7 @@ absl::Status Narrow(MlpParameters& stage, size_t l, int64_t width,
 // read out directly.
 absl::Status RemoveResidual(MlpParameters& stage, size_t l,
                             const Matrix& all_rows) {
-  const Matrix x = ScoringRows(all_rows);
+  const Matrix x = ScoringRows(all_rows, stage);
   DenseParameters& next = stage.layers[l + 1];
   // A residual layer is never first in its stage, so layer l - 1 exists.
   const std::vector<double> after = ReadOut(stage, l, x, next.weight);
@@ -523,6 +558,197 @@ absl::Status RemoveResidual(MlpParameters& stage, size_t l,
     next.bias[o] += shift;
   }
   stage.layers.erase(stage.layers.begin() + l);
+  return absl::OkStatus();
+}
+
+// The layer that reads convolutional layer `l`'s output: the next
+// convolutional layer, or the first dense layer (which reads the flattened
+// channels). Each of its `rows` output rows of weights holds one block of
+// `block` values per input channel: a kernel window, or the channel's pixels.
+struct ChannelConsumer {
+  std::vector<double>& weight;
+  std::vector<double>& bias;
+  int64_t& inputs;  // in_channels, or the dense layer's inputs
+  int64_t rows, channels, block;
+  bool convolutional;
+  const double* Block(int64_t row, int64_t channel) const {
+    return &weight[(row * channels + channel) * block];
+  }
+};
+
+ChannelConsumer ConsumerOf(MlpParameters& stage, size_t l, int64_t pixels) {
+  const int64_t channels = stage.conv_layers[l].out_channels;
+  if (l + 1 < stage.conv_layers.size()) {
+    ConvParameters& next = stage.conv_layers[l + 1];
+    return {next.weight,
+            next.bias,
+            next.in_channels,
+            next.out_channels,
+            channels,
+            next.kernel_size * next.kernel_size,
+            true};
+  }
+  DenseParameters& dense = stage.layers.front();
+  return {dense.weight, dense.bias, dense.inputs, dense.outputs,
+          channels,     pixels,     false};
+}
+
+// Adds to the consumer's biases what input channel `c` contributes when it
+// holds `mean` (one value per pixel): exact in the mean for the dense layer;
+// for a convolutional consumer each kernel's sum times the channel's spatial
+// mean, which ignores the zero padding at the border.
+void FoldChannelMean(ChannelConsumer& consumer, int64_t c, const double* mean,
+                     int64_t pixels) {
+  const double spatial =
+      std::accumulate(mean, mean + pixels, 0.0) / static_cast<double>(pixels);
+  for (int64_t r = 0; r < consumer.rows; ++r) {
+    const double* w = consumer.Block(r, c);
+    double shift = 0.0;
+    for (int64_t b = 0; b < consumer.block; ++b) {
+      shift += w[b] * (consumer.convolutional ? spatial : mean[b]);
+    }
+    consumer.bias[r] += shift;
+  }
+}
+
+// Means over the rows of `x` of what the first `layers` convolutional layers
+// of `stage` output.
+struct TrunkMean {
+  int64_t channels = 0, pixels = 0;
+  std::vector<double> values;    // channels x pixels
+  std::vector<double> absolute;  // per channel: mean |value| over pixels too
+};
+absl::StatusOr<TrunkMean> MeanTrunkOutput(const MlpParameters& stage,
+                                          size_t layers, const Matrix& x) {
+  const std::vector<double> out =
+      ConvTrunkForward(stage, x.data, x.rows, layers);
+  TrunkMean mean;
+  mean.channels = stage.conv_layers[layers - 1].out_channels;
+  if (out.empty() || out.size() % (x.rows * mean.channels) != 0) {
+    return absl::InvalidArgumentError(
+        "cannot run the parent's convolutional layers on the sample rows");
+  }
+  mean.pixels = static_cast<int64_t>(out.size()) / (x.rows * mean.channels);
+  const int64_t size = mean.channels * mean.pixels;
+  mean.values.assign(static_cast<size_t>(size), 0.0);
+  mean.absolute.assign(static_cast<size_t>(mean.channels), 0.0);
+  for (int64_t r = 0; r < x.rows; ++r) {
+    for (int64_t i = 0; i < size; ++i) {
+      mean.values[i] += out[r * size + i];
+      mean.absolute[i / mean.pixels] += std::fabs(out[r * size + i]);
+    }
+  }
+  for (double& v : mean.values) v /= static_cast<double>(x.rows);
+  for (double& v : mean.absolute) {
+    v /= static_cast<double>(mean.pixels * x.rows);
+  }
+  for (double v : mean.values) {
+    if (!std::isfinite(v)) {
+      return absl::InvalidArgumentError(
+          "the parent's convolutional layers have non-finite outputs on the "
+          "sample");
+    }
+  }
+  return mean;
+}
+
+// NARROW of convolutional layer `l` of `stage` to `channels`: it keeps its
+// highest-scoring channels, score = mean |output| over the rows and pixels
+// of `x` (at most kMaxScoringImages of them) x the Euclidean norm of the
+// consumer's weights on the channel; a dropped channel's mean output moves
+// into the consumer's biases (FoldChannelMean).
+absl::Status NarrowConv(MlpParameters& stage, size_t l, int64_t channels,
+                        const Matrix& all_rows) {
+  const Matrix x = ScoringRows(all_rows, stage);
+  ConvParameters& layer = stage.conv_layers[l];
+  const int64_t old_channels = layer.out_channels;
+  EVONAS_ASSIGN_OR_RETURN(const TrunkMean mean,
+                          MeanTrunkOutput(stage, l + 1, x));
+  const int64_t pixels = mean.pixels;
+  ChannelConsumer consumer = ConsumerOf(stage, l, pixels);
+  std::vector<double> score(static_cast<size_t>(old_channels));
+  for (int64_t c = 0; c < old_channels; ++c) {
+    double norm2 = 0.0;
+    for (int64_t r = 0; r < consumer.rows; ++r) {
+      const double* w = consumer.Block(r, c);
+      for (int64_t b = 0; b < consumer.block; ++b) norm2 += w[b] * w[b];
+    }
+    score[c] = mean.absolute[c] * std::sqrt(norm2);
+    if (!std::isfinite(score[c])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "channel ", c, " of the parent's layer has a non-finite score"));
+    }
+  }
+  const std::vector<bool> kept = KeepHighest(score, channels);
+
+  for (int64_t c = 0; c < old_channels; ++c) {
+    if (!kept[c])
+      FoldChannelMean(consumer, c, &mean.values[c * pixels], pixels);
+  }
+  std::vector<double> consumer_weight;
+  consumer_weight.reserve(
+      static_cast<size_t>(consumer.rows * channels * consumer.block));
+  for (int64_t r = 0; r < consumer.rows; ++r) {
+    for (int64_t c = 0; c < old_channels; ++c) {
+      if (!kept[c]) continue;
+      const double* w = consumer.Block(r, c);
+      consumer_weight.insert(consumer_weight.end(), w, w + consumer.block);
+    }
+  }
+  consumer.weight = std::move(consumer_weight);
+  consumer.inputs = consumer.convolutional ? channels : channels * pixels;
+
+  // The layer keeps the kernels, biases and batch-norm state of its kept
+  // channels (output channels are the outermost index).
+  const int64_t kernel =
+      layer.in_channels * layer.kernel_size * layer.kernel_size;
+  auto keep = [&](std::vector<double>& values, int64_t block) {
+    if (values.empty()) return;
+    std::vector<double> kept_values;
+    kept_values.reserve(static_cast<size_t>(channels * block));
+    for (int64_t c = 0; c < old_channels; ++c) {
+      if (kept[c]) {
+        kept_values.insert(kept_values.end(), values.begin() + c * block,
+                           values.begin() + (c + 1) * block);
+      }
+    }
+    values = std::move(kept_values);
+  };
+  keep(layer.weight, kernel);
+  for (std::vector<double>* v :
+       {&layer.bias, &layer.bn_scale, &layer.bn_shift, &layer.bn_running_mean,
+        &layer.bn_running_var}) {
+    keep(*v, 1);
+  }
+  layer.out_channels = channels;
+  return absl::OkStatus();
+}
+
+// REMOVE_LAYER of residual convolutional layer `l` of `stage`: the mean of
+// what it added to its input, per channel and pixel over the rows of `x` (at
+// most kMaxScoringImages of them), moves into the consumer's biases
+// (FoldChannelMean).
+absl::Status RemoveConvResidual(MlpParameters& stage, size_t l,
+                                const Matrix& all_rows) {
+  const Matrix x = ScoringRows(all_rows, stage);
+  // A residual layer is never first, so layer l - 1 exists.
+  EVONAS_ASSIGN_OR_RETURN(const TrunkMean before, MeanTrunkOutput(stage, l, x));
+  EVONAS_ASSIGN_OR_RETURN(const TrunkMean after,
+                          MeanTrunkOutput(stage, l + 1, x));
+  if (before.values.size() != after.values.size()) {
+    return absl::InvalidArgumentError(
+        "the parent's residual layer changes the shape of its input");
+  }
+  ChannelConsumer consumer = ConsumerOf(stage, l, after.pixels);
+  std::vector<double> added(static_cast<size_t>(after.pixels));
+  for (int64_t c = 0; c < after.channels; ++c) {
+    for (int64_t p = 0; p < after.pixels; ++p) {
+      added[p] = after.values[c * after.pixels + p] -
+                 before.values[c * after.pixels + p];
+    }
+    FoldChannelMean(consumer, c, added.data(), after.pixels);
+  }
+  stage.conv_layers.erase(stage.conv_layers.begin() + l);
   return absl::OkStatus();
 }
 
@@ -603,17 +829,11 @@ absl::Status CheckMorphism(const v1::Genome& parent, const v1::Genome& child,
     for (int i = 0; same_trunk && i < parent.conv_layers_size(); ++i) {
       same_trunk = SameConvLayer(parent.conv_layers(i), child.conv_layers(i));
     }
-    // NARROW and REMOVE_LAYER score neurons on the rows, which would need
-    // the trunk's forward pass; a trunk network has a single stage.
-    const v1::MorphismKind kind = morphism.kind();
-    if (!same_trunk ||
-        !(kind == v1::MORPHISM_KIND_CONTINUE ||
-          kind == v1::MORPHISM_KIND_WIDEN || kind == v1::MORPHISM_KIND_DEEPEN)) {
+    if (!same_trunk) {
       return absl::InvalidArgumentError(absl::StrCat(
           Site(morphism),
-          ": a network with convolutional layers inherits by CONTINUE, or "
-          "WIDEN or DEEPEN of a dense or convolutional layer, its other "
-          "convolutional layers unchanged"));
+          ": a morphism of the dense layers (Morphism.conv false) leaves the "
+          "convolutional layers unchanged but for dropout"));
     }
   }
   const std::vector<StageLayers> child_arch = Architecture(child);
@@ -728,7 +948,15 @@ absl::StatusOr<NetworkParameters> ApplyMorphism(
     if (morphism.kind() == v1::MORPHISM_KIND_WIDEN) {
       WidenConv(child.stages[0], l, child_genome.conv_layers(l).channels(),
                 rng);
-    } else {
+    } else if (morphism.kind() == v1::MORPHISM_KIND_NARROW) {
+      EVONAS_RETURN_IF_ERROR(CheckSample(sample, parent, false));
+      EVONAS_RETURN_IF_ERROR(NarrowConv(child.stages[0], l,
+                                        child_genome.conv_layers(l).channels(),
+                                        sample.x));
+    } else if (morphism.kind() == v1::MORPHISM_KIND_REMOVE_LAYER) {
+      EVONAS_RETURN_IF_ERROR(CheckSample(sample, parent, false));
+      EVONAS_RETURN_IF_ERROR(RemoveConvResidual(child.stages[0], l, sample.x));
+    } else {  // DEEPEN
       const v1::ConvLayer& g = child_genome.conv_layers(l);
       ConvParameters identity;
       identity.in_channels = identity.out_channels = g.channels();

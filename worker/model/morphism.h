@@ -33,11 +33,10 @@ bool IsFunctionPreserving(v1::MorphismKind kind);
 //   REMOVE_LAYER  residual layer `layer` of stage `stage` removed;
 //   ADD_STAGE     one more stage, at index `stage` = the parent's stage count.
 // A residual layer must stay as wide as its input in the child. With
-// Morphism.conv, WIDEN and DEEPEN apply to the convolutional trunk
-// (types.proto) and the dense layers stay; otherwise a network with
-// convolutional layers inherits by CONTINUE, WIDEN or DEEPEN of a dense
-// layer, its trunk unchanged. Dropout, which acts in training only, may
-// change like the training genes. Otherwise
+// Morphism.conv, WIDEN, NARROW, DEEPEN and REMOVE_LAYER apply to the
+// convolutional trunk (types.proto) and the dense layers stay; otherwise a
+// network with convolutional layers keeps its trunk. Dropout, which acts in
+// training only, may change like the training genes. Otherwise
 // InvalidArgument naming what differs. The stages before `stage` are the
 // same in parent and child: an inheriting child can keep them frozen.
 absl::Status CheckMorphism(const v1::Genome& parent, const v1::Genome& child,
@@ -76,6 +75,13 @@ absl::Status CheckNetworkMatchesGenome(const NetworkParameters& network,
 //                 of it) moves into the next layer's
 //                 biases (exact for the mean output when that layer is the
 //                 linear output layer).
+// With Morphism.conv, WIDEN, DEEPEN, NARROW and REMOVE_LAYER do the same to
+// the trunk's channels and layers (WidenConv-style zero outgoing weights;
+// a zero residual layer; channels scored as neurons are, by their mean
+// |output| over rows and pixels; the removed or dropped part's mean output
+// folded into the biases of the layer that reads it, exactly in the mean for
+// the dense layer after the trunk and up to the zero-padded border for a
+// convolutional one). The means come from at most 256 sample images.
 // `seed` drives the random weights. `sample` (raw units; the training rows)
 // is used by NARROW and REMOVE_LAYER (inputs) and ADD_STAGE (inputs and
 // targets), which return InvalidArgument when it has no rows or the wrong

@@ -747,6 +747,37 @@ NetworkParameters RandomConvNetwork(const v1::Genome& genome, uint64_t seed) {
   return network;
 }
 
+v1::Morphism ConvMorphism(v1::MorphismKind kind, int layer) {
+  v1::Morphism m = Make(kind, 0, layer);
+  m.set_conv(true);
+  return m;
+}
+
+// ConvParentGenome with a residual 3 x 3 tanh layer inserted at `where`.
+v1::Genome ResidualConvGenome(int where) {
+  v1::Genome genome = ConvParentGenome();
+  v1::ConvLayer inserted;
+  inserted.set_channels(4);
+  inserted.set_kernel_size(3);
+  inserted.set_activation(v1::ACTIVATION_TANH);
+  inserted.set_residual(true);
+  genome.mutable_conv_layers()->Add();
+  for (int i = genome.conv_layers_size() - 1; i > where; --i) {
+    genome.mutable_conv_layers()->SwapElements(i, i - 1);
+  }
+  *genome.mutable_conv_layers(where) = inserted;
+  return genome;
+}
+
+// `rows` random 8 x 8 images with pixels in [0, 255).
+Matrix RandomImages(int64_t rows, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> pixel(0, 255);
+  Matrix x{rows, 64, {}};
+  for (int64_t i = 0; i < rows * 64; ++i) x.data.push_back(pixel(rng));
+  return x;
+}
+
 TEST(MorphismTest, ConvolutionalMorphismsKeepTheOutputs) {
   const v1::Genome parent_genome = ConvParentGenome();
   struct Case {
@@ -755,22 +786,17 @@ TEST(MorphismTest, ConvolutionalMorphismsKeepTheOutputs) {
     v1::Genome child;
   };
   std::vector<Case> cases;
-  auto conv_morphism = [](v1::MorphismKind kind, int layer) {
-    v1::Morphism m = Make(kind, 0, layer);
-    m.set_conv(true);
-    return m;
-  };
   {
     v1::Genome child = parent_genome;
     child.mutable_conv_layers(0)->set_channels(7);  // feeds a conv layer
-    cases.push_back({"widen conv 0", conv_morphism(v1::MORPHISM_KIND_WIDEN, 0),
-                     child});
+    cases.push_back(
+        {"widen conv 0", ConvMorphism(v1::MORPHISM_KIND_WIDEN, 0), child});
   }
   {
     v1::Genome child = parent_genome;
     child.mutable_conv_layers(1)->set_channels(6);  // feeds the dense layer
-    cases.push_back({"widen conv 1", conv_morphism(v1::MORPHISM_KIND_WIDEN, 1),
-                     child});
+    cases.push_back(
+        {"widen conv 1", ConvMorphism(v1::MORPHISM_KIND_WIDEN, 1), child});
   }
   {
     v1::Genome child = parent_genome;
@@ -782,8 +808,8 @@ TEST(MorphismTest, ConvolutionalMorphismsKeepTheOutputs) {
     child.mutable_conv_layers()->Add();
     *child.mutable_conv_layers(2) = child.conv_layers(1);
     *child.mutable_conv_layers(1) = inserted;
-    cases.push_back({"deepen conv", conv_morphism(v1::MORPHISM_KIND_DEEPEN, 1),
-                     child});
+    cases.push_back(
+        {"deepen conv", ConvMorphism(v1::MORPHISM_KIND_DEEPEN, 1), child});
   }
   {
     v1::Genome child = parent_genome;
@@ -797,10 +823,7 @@ TEST(MorphismTest, ConvolutionalMorphismsKeepTheOutputs) {
     child.mutable_training()->set_learning_rate(2e-3);
     cases.push_back({"continue", Make(v1::MORPHISM_KIND_CONTINUE, 0, 0), child});
   }
-  std::mt19937_64 rng(5);
-  std::uniform_real_distribution<double> pixel(0, 255);
-  Matrix x{50, 64, {}};
-  for (int i = 0; i < 50 * 64; ++i) x.data.push_back(pixel(rng));
+  const Matrix x = RandomImages(50, 5);
   for (uint64_t seed : {1, 2}) {
     const NetworkParameters parent = RandomConvNetwork(parent_genome, seed);
     for (const Case& c : cases) {
@@ -819,20 +842,163 @@ TEST(MorphismTest, ConvolutionalMorphismsKeepTheOutputs) {
   }
 }
 
+// Channels that output a constant are dropped exactly: channel 1 of layer
+// 0 is 0 everywhere (ReLU of a negative constant; the next layer's zero
+// padding sees 0 too), channel 2 of layer 1 is tanh(0.3) everywhere, which
+// the dense layer after the trunk absorbs into its biases. Both have the
+// lowest scores: 0, and tiny outgoing weights.
+TEST(MorphismTest, NarrowConvDropsTheLowestScoringChannels) {
+  const v1::Genome parent_genome = ConvParentGenome();
+  const Matrix sample = RandomImages(40, 6);
+  const Matrix probe = RandomImages(30, 7);
+  for (uint64_t seed : {1, 2}) {
+    NetworkParameters parent = RandomConvNetwork(parent_genome, seed);
+    MlpParameters& stage = parent.stages[0];
+    ConvParameters& first = stage.conv_layers[0];  // 1 -> 4 channels, 3 x 3
+    std::fill_n(first.weight.begin() + 9, 9, 0.0);
+    first.bias[1] = 0.0;
+    first.bn_running_mean[1] = 0.5;  // (0 - 0.5) * invstd * scale + shift < 0
+    first.bn_shift[1] = -0.1;
+    ConvParameters& second = stage.conv_layers[1];  // 4 -> 4, 3 x 3
+    std::fill_n(second.weight.begin() + 2 * 36, 36, 0.0);
+    second.bias[2] = 0.3;
+    DenseParameters& dense = stage.layers[0];  // 4 channels x 16 pixels -> 8
+    for (int64_t o = 0; o < dense.outputs; ++o) {
+      for (int64_t p = 0; p < 16; ++p)
+        dense.weight[o * 64 + 2 * 16 + p] *= 1e-6;
+    }
+    for (int layer : {0, 1}) {
+      SCOPED_TRACE(absl::StrCat("seed ", seed, " layer ", layer));
+      v1::Genome child_genome = parent_genome;
+      child_genome.mutable_conv_layers(layer)->set_channels(3);
+      const v1::Morphism narrow = ConvMorphism(v1::MORPHISM_KIND_NARROW, layer);
+      absl::StatusOr<NetworkParameters> child = ApplyMorphism(
+          parent_genome, parent, narrow, child_genome, seed, {sample, {}});
+      ASSERT_TRUE(child.ok()) << child.status();
+      EXPECT_TRUE(CheckNetworkMatchesGenome(*child, child_genome).ok());
+      const int dropped = layer == 0 ? 1 : 2;
+      const ConvParameters& before = stage.conv_layers[layer];
+      const ConvParameters& after = child->stages[0].conv_layers[layer];
+      const int64_t kernel = before.in_channels * 9;
+      for (int64_t c = 0, kept = 0; c < 4; ++c) {
+        if (c == dropped) continue;
+        EXPECT_TRUE(std::equal(after.weight.begin() + kept * kernel,
+                               after.weight.begin() + (kept + 1) * kernel,
+                               before.weight.begin() + c * kernel));
+        EXPECT_EQ(after.bias[kept], before.bias[c]);
+        ++kept;
+      }
+      absl::StatusOr<double> relative =
+          MaxRelativeOutputDifference(parent, *child, probe);
+      ASSERT_TRUE(relative.ok()) << relative.status();
+      EXPECT_LE(*relative, 1e-10);
+    }
+  }
+}
+
+// Removing the zero residual layer DEEPEN inserted gives the parent's
+// function back; removing a trained one before the dense layer keeps the
+// mean output on the sample when the rest of the network is linear there
+// (ReLU on positive pre-activations).
+TEST(MorphismTest, RemoveConvLayerFoldsItsMeanContribution) {
+  const v1::Genome parent_genome = ConvParentGenome();
+  const Matrix sample = RandomImages(40, 8);
+  const NetworkParameters parent = RandomConvNetwork(parent_genome, 3);
+  const v1::Genome deeper = ResidualConvGenome(1);
+  absl::StatusOr<NetworkParameters> deepened =
+      ApplyMorphism(parent_genome, parent,
+                    ConvMorphism(v1::MORPHISM_KIND_DEEPEN, 1), deeper, 3, {});
+  ASSERT_TRUE(deepened.ok()) << deepened.status();
+  absl::StatusOr<NetworkParameters> back = ApplyMorphism(
+      deeper, *deepened, ConvMorphism(v1::MORPHISM_KIND_REMOVE_LAYER, 1),
+      parent_genome, 3, {sample, {}});
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_LE(MaxRelativeOutputDifference(parent, *back, sample).value(), 1e-12);
+
+  const v1::Genome last_residual = ResidualConvGenome(2);
+  NetworkParameters trained = RandomConvNetwork(last_residual, 4);
+  for (double& b : trained.stages[0].layers[0].bias) b = 100.0;
+  absl::StatusOr<NetworkParameters> removed = ApplyMorphism(
+      last_residual, trained, ConvMorphism(v1::MORPHISM_KIND_REMOVE_LAYER, 2),
+      parent_genome, 4, {sample, {}});
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_TRUE(CheckNetworkMatchesGenome(*removed, parent_genome).ok());
+  const std::vector<double> a = Forward(trained, sample.data, sample.rows);
+  const std::vector<double> b = Forward(*removed, sample.data, sample.rows);
+  ASSERT_EQ(a.size(), b.size());
+  double changed = 0.0;
+  for (int64_t o = 0; o < 3; ++o) {
+    double mean_a = 0.0, mean_b = 0.0;
+    for (int64_t r = 0; r < sample.rows; ++r) {
+      mean_a += a[r * 3 + o];
+      mean_b += b[r * 3 + o];
+      changed = std::max(changed, std::fabs(a[r * 3 + o] - b[r * 3 + o]));
+    }
+    EXPECT_NEAR(mean_b, mean_a, 1e-9 * std::max(1.0, std::fabs(mean_a)));
+  }
+  EXPECT_GT(changed, 1e-3);  // the removed layer did something
+
+  // A consumer that is a convolutional layer: approximate, shapes fit.
+  const v1::Genome inner_residual = ResidualConvGenome(1);
+  absl::StatusOr<NetworkParameters> inner =
+      ApplyMorphism(inner_residual, RandomConvNetwork(inner_residual, 5),
+                    ConvMorphism(v1::MORPHISM_KIND_REMOVE_LAYER, 1),
+                    parent_genome, 5, {sample, {}});
+  ASSERT_TRUE(inner.ok()) << inner.status();
+  EXPECT_TRUE(CheckNetworkMatchesGenome(*inner, parent_genome).ok());
+  EXPECT_EQ(ApplyMorphism(inner_residual, RandomConvNetwork(inner_residual, 5),
+                          ConvMorphism(v1::MORPHISM_KIND_REMOVE_LAYER, 1),
+                          parent_genome, 5, {})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);  // no sample rows
+}
+
+// A dense layer after a trunk is narrowed as in a trunk-less network, its
+// neurons scored through the trunk: a dead ReLU neuron goes exactly.
+TEST(MorphismTest, NarrowDenseLayerAfterATrunk) {
+  const v1::Genome parent_genome = ConvParentGenome();
+  NetworkParameters parent = RandomConvNetwork(parent_genome, 9);
+  DenseParameters& dense = parent.stages[0].layers[0];
+  std::fill_n(dense.weight.begin() + 5 * dense.inputs, dense.inputs, 0.0);
+  dense.bias[5] = -1.0;
+  v1::Genome child_genome = parent_genome;
+  child_genome.mutable_hidden_layers(0)->set_width(7);
+  absl::StatusOr<NetworkParameters> child =
+      ApplyMorphism(parent_genome, parent, Make(v1::MORPHISM_KIND_NARROW, 0, 0),
+                    child_genome, 9, {RandomImages(40, 10), {}});
+  ASSERT_TRUE(child.ok()) << child.status();
+  EXPECT_LE(
+      MaxRelativeOutputDifference(parent, *child, RandomImages(40, 10)).value(),
+      1e-12);
+}
+
 TEST(MorphismTest, ConvolutionalMorphismsThatDoNotApplyAreRefused) {
   const v1::Genome parent = ConvParentGenome();
   v1::Morphism keep = Make(v1::MORPHISM_KIND_CONTINUE, 0, 0);
   v1::Genome other_trunk = parent;
   other_trunk.mutable_conv_layers(0)->set_channels(5);
-  EXPECT_THAT(CheckMorphism(parent, other_trunk, keep).message(),
-              ::testing::HasSubstr("its other convolutional layers unchanged"));
-  // NARROW scores neurons on rows, which needs the trunk's forward pass.
-  v1::Genome narrower = parent;
-  narrower.mutable_hidden_layers(0)->set_width(5);
-  EXPECT_EQ(CheckMorphism(parent, narrower,
-                          Make(v1::MORPHISM_KIND_NARROW, 0, 0))
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(
+      CheckMorphism(parent, other_trunk, keep).message(),
+      ::testing::HasSubstr("leaves the convolutional layers unchanged"));
+  v1::Genome narrower_dense = parent;
+  narrower_dense.mutable_hidden_layers(0)->set_width(5);
+  narrower_dense.mutable_conv_layers(0)->set_channels(3);
+  EXPECT_THAT(
+      CheckMorphism(parent, narrower_dense,
+                    Make(v1::MORPHISM_KIND_NARROW, 0, 0))
+          .message(),
+      ::testing::HasSubstr("leaves the convolutional layers unchanged"));
+  v1::Morphism narrow = ConvMorphism(v1::MORPHISM_KIND_NARROW, 0);
+  EXPECT_THAT(CheckMorphism(parent, parent, narrow).message(),
+              ::testing::HasSubstr("it must have 1..3"));
+  v1::Genome chained = ResidualConvGenome(2);
+  v1::Genome chained_narrower = chained;
+  chained_narrower.mutable_conv_layers(1)->set_channels(3);
+  EXPECT_THAT(CheckMorphism(chained, chained_narrower,
+                            ConvMorphism(v1::MORPHISM_KIND_NARROW, 1))
+                  .message(),
+              ::testing::HasSubstr("residual chain must keep its channels"));
   v1::Morphism widen = Make(v1::MORPHISM_KIND_WIDEN, 0, 0);
   widen.set_conv(true);
   EXPECT_THAT(CheckMorphism(parent, parent, widen).message(),
@@ -847,10 +1013,17 @@ TEST(MorphismTest, ConvolutionalMorphismsThatDoNotApplyAreRefused) {
   *pooled.mutable_conv_layers(1) = inserted;
   EXPECT_THAT(CheckMorphism(parent, pooled, deepen).message(),
               ::testing::HasSubstr("must be residual, with its input's"));
-  v1::Morphism remove = Make(v1::MORPHISM_KIND_REMOVE_LAYER, 0, 1);
-  remove.set_conv(true);
-  EXPECT_THAT(CheckMorphism(parent, parent, remove).message(),
-              ::testing::HasSubstr("only WIDEN and DEEPEN"));
+  v1::Genome shorter = parent;
+  shorter.mutable_conv_layers()->RemoveLast();
+  EXPECT_THAT(CheckMorphism(parent, shorter,
+                            ConvMorphism(v1::MORPHISM_KIND_REMOVE_LAYER, 1))
+                  .message(),
+              ::testing::HasSubstr("only a residual layer can be removed"));
+  EXPECT_THAT(CheckMorphism(parent, parent,
+                            ConvMorphism(v1::MORPHISM_KIND_ADD_STAGE, 0))
+                  .message(),
+              ::testing::HasSubstr("only WIDEN, NARROW, DEEPEN and "
+                                   "REMOVE_LAYER"));
 
   // The parent's checkpoint shape fits its genome, not another trunk.
   absl::StatusOr<NetworkParameters> network =
