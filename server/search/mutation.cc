@@ -267,13 +267,6 @@ Child MakeChild(const v1::Genome& parent, const v1::Genome& clamped,
                 bool conv = false) {
   Child child;
   child.genome = std::move(out);
-  // NARROW and REMOVE_LAYER score neurons with a forward pass on the rows,
-  // which the worker runs for trunk-less networks only (morphism.h).
-  if (child.genome.conv_layers_size() > 0 &&
-      !(kind == v1::MORPHISM_KIND_CONTINUE || kind == v1::MORPHISM_KIND_WIDEN ||
-        kind == v1::MORPHISM_KIND_DEEPEN)) {
-    return child;
-  }
   if (kind != v1::MORPHISM_KIND_UNSPECIFIED &&
       google::protobuf::util::MessageDifferencer::Equals(parent, clamped)) {
     child.morphism.set_kind(kind);
@@ -651,10 +644,16 @@ std::optional<Child> RemoveConvLayer(const v1::Genome& genome,
   if (layers.size() <= space.min_conv_layers() || layers.empty()) {
     return std::nullopt;
   }
-  layers.erase(layers.begin() + UniformInt(rng, 0, layers.size() - 1));
+  const int where = UniformInt(rng, 0, layers.size() - 1);
+  const bool residual = layers[where].residual();
+  layers.erase(layers.begin() + where);
   FixConvResiduals(layers, space.allow_residual());
   FixPrecision(out, space);
-  return FromScratch(std::move(out));
+  // A residual layer goes by morphism: its input and output have the same
+  // shape, so the rest of the trunk keeps its weights.
+  if (!residual) return FromScratch(std::move(out));
+  return MakeChild(genome, ClampToSpace(genome, space), std::move(out),
+                   v1::MORPHISM_KIND_REMOVE_LAYER, {0, where}, /*conv=*/true);
 }
 
 std::optional<Child> ResizeConvLayer(const v1::Genome& genome,
@@ -705,6 +704,31 @@ std::optional<Child> WidenConvLayer(const v1::Genome& genome,
   layer.set_channels(static_cast<int>(std::clamp<long>(
       std::max<long>(channels + 1, wider), channels + 1, space.max_channels())));
   return MakeChild(genome, clamped, std::move(out), v1::MORPHISM_KIND_WIDEN,
+                   {0, where}, /*conv=*/true);
+}
+
+std::optional<Child> NarrowConvLayer(const v1::Genome& genome,
+                                     const v1::SearchSpace& space,
+                                     std::mt19937_64& rng) {
+  const v1::Genome clamped = ClampToSpace(genome, space);
+  const ConvLayers& layers = clamped.conv_layers();
+  std::vector<int> eligible;
+  for (int i = 0; i < layers.size(); ++i) {
+    if (layers[i].channels() > space.min_channels() && !layers[i].residual() &&
+        !(i + 1 < layers.size() && layers[i + 1].residual())) {
+      eligible.push_back(i);
+    }
+  }
+  if (eligible.empty()) return std::nullopt;
+  const int where = PickOne(eligible, rng);
+  v1::Genome out = clamped;
+  v1::ConvLayer& layer = *out.mutable_conv_layers(where);
+  const int channels = layer.channels();
+  const long narrower = std::lround(channels / GrowthFactor(rng));
+  layer.set_channels(
+      static_cast<int>(std::clamp<long>(std::min<long>(channels - 1, narrower),
+                                        space.min_channels(), channels - 1)));
+  return MakeChild(genome, clamped, std::move(out), v1::MORPHISM_KIND_NARROW,
                    {0, where}, /*conv=*/true);
 }
 
@@ -962,7 +986,7 @@ Child Mutate(const v1::Genome& genome, const v1::SearchSpace& space,
   if (space.precisions_size() > 1) operators.push_back(&ChangePrecision);
   if (space.max_conv_layers() > 0) {
     for (Operator op : {&AddConvLayer, &RemoveConvLayer, &ResizeConvLayer,
-                        &ChangeConvLayer, &WidenConvLayer}) {
+                        &ChangeConvLayer, &WidenConvLayer, &NarrowConvLayer}) {
       operators.push_back(op);
     }
     if (space.allow_residual()) operators.push_back(&AddResidualConvLayer);
@@ -985,8 +1009,9 @@ std::optional<Child> MutateByMorphism(const v1::Genome& genome,
   // or lose a normalisation.
   if (space.allow_layer_norm()) operators.push_back(&ToggleLayerNorm);
   if (space.max_conv_layers() > 0) {
-    for (Operator op : {&WidenConvLayer, &AddResidualConvLayer, &AddConvLayer,
-                        &RemoveConvLayer, &ResizeConvLayer, &ChangeConvLayer}) {
+    for (Operator op :
+         {&WidenConvLayer, &NarrowConvLayer, &AddResidualConvLayer,
+          &AddConvLayer, &RemoveConvLayer, &ChangeConvLayer}) {
       operators.push_back(op);
     }
   }

@@ -209,11 +209,10 @@ std::optional<Child> ChangePrecision(const v1::Genome& genome,
                                      const v1::SearchSpace& space,
                                      std::mt19937_64& rng);
 
-// Convolutional operators, for spaces with max_conv_layers > 0. WIDEN and
-// DEEPEN of the trunk are morphisms (Morphism.conv); the others train from
-// scratch. On a convolutional genome the dense operators above report
-// CONTINUE, WIDEN and DEEPEN morphisms, but not NARROW or REMOVE_LAYER
-// (the worker scores neurons only in trunk-less networks).
+// Convolutional operators, for spaces with max_conv_layers > 0. WIDEN,
+// NARROW, DEEPEN and the removal of a residual layer are morphisms of the
+// trunk (Morphism.conv); the others train from scratch. On a convolutional
+// genome the dense operators above report their morphisms as on any other.
 //
 // WIDEN (conv): multiplies one random layer's channels, below
 // max_channels and outside residual chains, by a factor drawn log-uniformly
@@ -221,6 +220,14 @@ std::optional<Child> ChangePrecision(const v1::Genome& genome,
 std::optional<Child> WidenConvLayer(const v1::Genome& genome,
                                     const v1::SearchSpace& space,
                                     std::mt19937_64& rng);
+
+// NARROW (conv): divides one random layer's channels, above min_channels
+// and outside residual chains, by a factor drawn log-uniformly from (1, 2]
+// (at least one fewer): SNARE's score-based reduction, the worker keeping
+// the highest-scoring channels. Morphism {NARROW, 0, layer, conv}.
+std::optional<Child> NarrowConvLayer(const v1::Genome& genome,
+                                     const v1::SearchSpace& space,
+                                     std::mt19937_64& rng);
 
 // DEEPEN (conv): inserts a residual layer at a random position 1..depth of
 // a trunk below max_conv_layers, with the channels, kernel and activation
@@ -241,7 +248,8 @@ std::optional<Child> AddConvLayer(const v1::Genome& genome,
                                   std::mt19937_64& rng);
 
 // Removes a random convolutional layer above min_conv_layers; residual flags
-// that no longer fit are cleared.
+// that no longer fit are cleared. A residual layer's removal is a morphism
+// {REMOVE_LAYER, 0, layer, conv}; another layer's child trains from scratch.
 std::optional<Child> RemoveConvLayer(const v1::Genome& genome,
                                      const v1::SearchSpace& space,
                                      std::mt19937_64& rng);
@@ -305,9 +313,11 @@ Child Mutate(const v1::Genome& genome, const v1::SearchSpace& space,
 // Like Mutate, over the operators that give a morphism only (LEMONADE's
 // network operators): add residual layer, remove residual layer, widen,
 // narrow, add stage, and the training-gene operators; and, in a space with
-// convolutional layers, every convolutional operator: the widen and deepen
-// morphisms, and the others, whose children train from scratch (LEMONADE
-// could otherwise never shrink a trunk), and change precision and toggle
+// convolutional layers, the convolutional operators but ResizeConvLayer
+// (WidenConvLayer and NarrowConvLayer resize by morphism): the widen,
+// narrow and deepen morphisms, remove layer, and add and change layer, whose
+// children train from scratch (the front could otherwise never gain a
+// pooling or another kernel); and change precision and toggle
 // layer normalisation (from scratch too; the front could otherwise never
 // reach the other precision or normalisation). Widen here leaves
 // layer-normalised layers alone.

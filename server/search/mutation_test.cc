@@ -999,7 +999,14 @@ TEST(ConvSpaceTest, EveryConvOperatorChangesTheTrunkWithinTheSpace) {
           child->genome.training(), parent.training()));
       EXPECT_EQ(child->genome.hidden_layers_size(),
                 parent.hidden_layers_size());
-      EXPECT_FALSE(child->IsMorphism()) << name;
+      if (child->IsMorphism()) {
+        // Only the removal of a residual layer inherits.
+        const v1::Morphism& m = child->morphism;
+        EXPECT_EQ(name, std::string("remove"));
+        EXPECT_EQ(m.kind(), v1::MORPHISM_KIND_REMOVE_LAYER);
+        EXPECT_TRUE(m.conv());
+        EXPECT_TRUE(parent.conv_layers(m.layer()).residual());
+      }
     }
     EXPECT_GT(changed, 50) << name;
   }
@@ -1032,11 +1039,11 @@ std::string TrunkKey(const v1::Genome& genome) {
   return key;
 }
 
-TEST(ConvSpaceTest, WidenAndDeepenTheTrunkAreMorphisms) {
+TEST(ConvSpaceTest, WidenNarrowAndDeepenTheTrunkAreMorphisms) {
   const v1::SearchSpace space = ConvSpace();
   RandomSearch random(space, 16);
   std::mt19937_64 rng(17);
-  int widened = 0, deepened = 0;
+  int widened = 0, narrowed = 0, deepened = 0;
   for (int n = 0; n < 100; ++n) {
     const v1::Genome parent = random.Sample(n);
     if (std::optional<Child> child = WidenConvLayer(parent, space, rng)) {
@@ -1051,6 +1058,29 @@ TEST(ConvSpaceTest, WidenAndDeepenTheTrunkAreMorphisms) {
         if (i == m.layer()) {
           EXPECT_GT(after, before);
           EXPECT_LE(after, 2 * before);
+        } else {
+          EXPECT_EQ(after, before);
+        }
+      }
+    }
+    if (std::optional<Child> child = NarrowConvLayer(parent, space, rng)) {
+      ++narrowed;
+      ASSERT_EQ(ConvOutsideSpace(child->genome, space), "");
+      const v1::Morphism& m = child->morphism;
+      EXPECT_EQ(m.kind(), v1::MORPHISM_KIND_NARROW);
+      EXPECT_TRUE(m.conv());
+      const int count = parent.conv_layers_size();
+      ASSERT_EQ(child->genome.conv_layers_size(), count);
+      EXPECT_FALSE(parent.conv_layers(m.layer()).residual());
+      EXPECT_FALSE(m.layer() + 1 < count &&
+                   parent.conv_layers(m.layer() + 1).residual());
+      for (int i = 0; i < count; ++i) {
+        const int before = parent.conv_layers(i).channels();
+        const int after = child->genome.conv_layers(i).channels();
+        if (i == m.layer()) {
+          EXPECT_LT(after, before);
+          EXPECT_GE(2 * after + 1, before);
+          EXPECT_GE(after, space.min_channels());
         } else {
           EXPECT_EQ(after, before);
         }
@@ -1075,6 +1105,7 @@ TEST(ConvSpaceTest, WidenAndDeepenTheTrunkAreMorphisms) {
     }
   }
   EXPECT_GT(widened, 30);
+  EXPECT_GT(narrowed, 30);
   EXPECT_GT(deepened, 30);
 }
 
@@ -1082,7 +1113,7 @@ TEST(ConvSpaceTest, MutationChainsStayValidWithTheWorkersMorphisms) {
   const v1::SearchSpace space = ConvSpace();
   std::mt19937_64 rng(12);
   v1::Genome genome = RandomSearch(space, 13).Sample(0);
-  std::set<int> kinds;
+  std::set<int> kinds, conv_kinds;
   int trunk_changes = 0, conv_morphisms = 0;
   for (int step = 0; step < 500; ++step) {
     const bool morphism_only = step % 2 == 1;
@@ -1099,11 +1130,11 @@ TEST(ConvSpaceTest, MutationChainsStayValidWithTheWorkersMorphisms) {
     if (child.IsMorphism()) kinds.insert(child.morphism.kind());
     if (child.genome.conv_layers_size() > 0 && child.IsMorphism()) {
       const v1::MorphismKind kind = child.morphism.kind();
-      EXPECT_TRUE(kind == v1::MORPHISM_KIND_CONTINUE ||
-                  kind == v1::MORPHISM_KIND_WIDEN ||
-                  kind == v1::MORPHISM_KIND_DEEPEN)
-          << v1::MorphismKind_Name(kind);
-      if (child.morphism.conv()) conv_morphisms++;
+      EXPECT_NE(kind, v1::MORPHISM_KIND_ADD_STAGE);  // no stages here
+      if (child.morphism.conv()) {
+        conv_morphisms++;
+        conv_kinds.insert(kind);
+      }
     }
     trunk_changes += TrunkKey(child.genome) != TrunkKey(genome);
     genome = child.genome;
@@ -1111,6 +1142,9 @@ TEST(ConvSpaceTest, MutationChainsStayValidWithTheWorkersMorphisms) {
   EXPECT_TRUE(kinds.count(v1::MORPHISM_KIND_CONTINUE));
   EXPECT_GT(trunk_changes, 10);
   EXPECT_GT(conv_morphisms, 10);
+  EXPECT_TRUE(conv_kinds.count(v1::MORPHISM_KIND_WIDEN));
+  EXPECT_TRUE(conv_kinds.count(v1::MORPHISM_KIND_NARROW));
+  EXPECT_TRUE(conv_kinds.count(v1::MORPHISM_KIND_DEEPEN));
 }
 
 TEST(ConvSpaceTest, ClampDropsTheLastPoolingsAndTheTrunkOfMlpSpaces) {
