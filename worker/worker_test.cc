@@ -290,6 +290,53 @@ class InheritingLeaseTest : public ::testing::Test {
     return lease;
   }
 
+  // A classification lease of `genome` on `csv`'s 1x2 images: four Adam
+  // steps at a learning rate of 1e-9, from scratch.
+  v1::Lease ConvChildLease(const v1::Genome& genome, const std::string& csv) {
+    v1::Lease lease = MakeLease(genome, v1::MORPHISM_KIND_CONTINUE, false);
+    lease.set_dataset_id(Sha256Hex(csv));
+    lease.set_task(v1::TASK_CLASSIFICATION);
+    lease.set_class_count(2);
+    lease.add_image_shape(1);
+    lease.add_image_shape(2);
+    return lease;
+  }
+
+  // A parent of `lease`'s genome trained for real (300 Adam steps at 1e-2)
+  // by a worker on `csv`, and its checkpoint as the worker reported it.
+  struct TrainedParent {
+    v1::WorkResult result;
+    std::string checkpoint;
+  };
+  TrainedParent TrainConvParent(v1::Lease lease, const std::string& csv) {
+    lease.mutable_genome()->mutable_training()->set_learning_rate(1e-2);
+    lease.mutable_genome()->mutable_training()->set_adam_steps(300);
+    FakeController controller(lease, csv, checkpoint_);
+    RunWorker(controller);
+    TrainedParent parent;
+    std::optional<v1::WorkResult> result = controller.result();
+    EXPECT_TRUE(result.has_value());
+    if (!result.has_value()) return parent;
+    EXPECT_EQ(result->failure_reason(), "");
+    parent.result = *result;
+    parent.checkpoint = controller.ReportedFile(v1::MODEL_FORMAT_CHECKPOINT);
+    return parent;
+  }
+
+  // Makes `lease` inherit from `parent_genome`'s `checkpoint` by `kind`
+  // (layer 0 of stage 0), training all of its steps.
+  static void Inherit(v1::Lease& lease, const v1::Genome& parent_genome,
+                      v1::MorphismKind kind, const std::string& checkpoint) {
+    v1::Inheritance* inheritance = lease.mutable_inheritance();
+    inheritance->set_parent_candidate_id("parent");
+    *inheritance->mutable_parent_genome() = parent_genome;
+    inheritance->mutable_morphism()->set_kind(kind);
+    inheritance->set_checkpoint_size_bytes(
+        static_cast<int64_t>(checkpoint.size()));
+    inheritance->set_checkpoint_sha256(Sha256Hex(checkpoint));
+    inheritance->set_step_fraction(1);
+  }
+
   // Runs a worker (parsing data sets within `limits`) against `controller`
   // until the lease's outcome.
   void RunWorker(FakeController& controller,
@@ -707,72 +754,74 @@ std::string ComparisonDataset() {
 
 TEST_F(InheritingLeaseTest, ConvGenomeTrainsOnTheLeasesImageShape) {
   const std::string csv = ComparisonDataset();
-  v1::Lease lease = MakeLease(ConvGenome(), v1::MORPHISM_KIND_CONTINUE, false);
-  lease.mutable_genome()->mutable_training()->set_learning_rate(1e-2);
-  lease.mutable_genome()->mutable_training()->set_adam_steps(300);
-  lease.set_dataset_id(Sha256Hex(csv));
-  lease.set_task(v1::TASK_CLASSIFICATION);
-  lease.set_class_count(2);
-  lease.add_image_shape(1);
-  lease.add_image_shape(2);
-  FakeController controller(lease, csv, checkpoint_);
-  RunWorker(controller);
-  std::optional<v1::WorkResult> result = controller.result();
-  ASSERT_TRUE(result.has_value());
-  ASSERT_EQ(result->failure_reason(), "");
-  EXPECT_GE(result->metrics().validation().accuracy(), 0.9);
-  EXPECT_GT(result->model_size_bytes(), 0);
+  const TrainedParent trained =
+      TrainConvParent(ConvChildLease(ConvGenome(), csv), csv);
+  ASSERT_EQ(trained.result.failure_reason(), "");
+  EXPECT_GE(trained.result.metrics().validation().accuracy(), 0.9);
+  EXPECT_GT(trained.result.model_size_bytes(), 0);
 }
 
 TEST_F(InheritingLeaseTest, ConvChildContinuesFromItsParentsCheckpoint) {
-  // The parent: trained by the trainer on the rows the worker will use, its
-  // checkpoint with the convolutional trunk and batch-norm statistics.
   const std::string csv = ComparisonDataset();
   v1::Genome genome = ConvGenome();
   genome.mutable_conv_layers(0)->set_batch_norm(true);
-  v1::Lease lease = MakeLease(genome, v1::MORPHISM_KIND_CONTINUE, false);
-  lease.set_dataset_id(Sha256Hex(csv));
-  lease.set_task(v1::TASK_CLASSIFICATION);
-  lease.set_class_count(2);
-  lease.add_image_shape(1);
-  lease.add_image_shape(2);
-  v1::Lease parent_lease = lease;
-  parent_lease.mutable_genome()->mutable_training()->set_learning_rate(1e-2);
-  parent_lease.mutable_genome()->mutable_training()->set_adam_steps(300);
-  FakeController parent_controller(parent_lease, csv, checkpoint_);
-  RunWorker(parent_controller);
-  std::optional<v1::WorkResult> parent = parent_controller.result();
-  ASSERT_TRUE(parent.has_value());
-  ASSERT_EQ(parent->failure_reason(), "");
-  ASSERT_GE(parent->metrics().validation().accuracy(), 0.9);
-  // The parent's checkpoint, as its worker reported it.
-  const std::string parent_checkpoint =
-      parent_controller.ReportedFile(v1::MODEL_FORMAT_CHECKPOINT);
-  ASSERT_FALSE(parent_checkpoint.empty());
+  v1::Lease lease = ConvChildLease(genome, csv);
+  const TrainedParent parent = TrainConvParent(lease, csv);
+  ASSERT_FALSE(parent.checkpoint.empty());
   absl::StatusOr<model::NetworkParameters> parent_weights =
-      model::ParseCheckpoint(parent_checkpoint);
+      model::ParseCheckpoint(parent.checkpoint);
   ASSERT_TRUE(parent_weights.ok()) << parent_weights.status();
   ASSERT_EQ(parent_weights->stages.at(0).conv_layers.size(), 1u);
   EXPECT_TRUE(parent_weights->stages[0].conv_layers[0].batch_norm);
 
   // Four steps at a learning rate of 1e-9 from the parent's weights (which
   // compete for the best): the child is as good as its parent.
-  v1::Inheritance* inheritance = lease.mutable_inheritance();
-  inheritance->set_parent_candidate_id("parent");
-  *inheritance->mutable_parent_genome() = genome;
-  inheritance->mutable_morphism()->set_kind(v1::MORPHISM_KIND_CONTINUE);
-  inheritance->set_checkpoint_size_bytes(
-      static_cast<int64_t>(parent_checkpoint.size()));
-  inheritance->set_checkpoint_sha256(Sha256Hex(parent_checkpoint));
-  inheritance->set_step_fraction(1);
-  FakeController controller(lease, csv, parent_checkpoint);
+  Inherit(lease, genome, v1::MORPHISM_KIND_CONTINUE, parent.checkpoint);
+  FakeController controller(lease, csv, parent.checkpoint);
   RunWorker(controller);
   std::optional<v1::WorkResult> child = controller.result();
   ASSERT_TRUE(child.has_value());
   ASSERT_EQ(child->failure_reason(), "");
   EXPECT_EQ(controller.checkpoint_fetches(), 1);
   EXPECT_GE(child->metrics().validation().accuracy(),
-            parent->metrics().validation().accuracy());
+            parent.result.metrics().validation().accuracy());
+}
+
+// NARROW of a convolutional layer through a worker: the lease's rows, read
+// as images, score the parent's channels; the child keeps the best two of
+// four and, after four steps at a learning rate of 1e-9, classifies nearly
+// as well as its parent (a fresh network that trained as little guesses).
+TEST_F(InheritingLeaseTest, ConvChildNarrowsItsParentsChannels) {
+  const std::string csv = ComparisonDataset();
+  v1::Genome parent_genome = ConvGenome();
+  parent_genome.mutable_conv_layers(0)->set_channels(4);
+  parent_genome.mutable_conv_layers(0)->set_batch_norm(true);
+  v1::Lease parent_lease = ConvChildLease(parent_genome, csv);
+  const TrainedParent parent = TrainConvParent(parent_lease, csv);
+  ASSERT_FALSE(parent.checkpoint.empty());
+  const double parent_accuracy =
+      parent.result.metrics().validation().accuracy();
+  ASSERT_GE(parent_accuracy, 0.9);
+
+  v1::Genome child_genome = parent_genome;
+  child_genome.mutable_conv_layers(0)->set_channels(2);
+  v1::Lease lease = ConvChildLease(child_genome, csv);
+  Inherit(lease, parent_genome, v1::MORPHISM_KIND_NARROW, parent.checkpoint);
+  lease.mutable_inheritance()->mutable_morphism()->set_conv(true);
+  FakeController controller(lease, csv, parent.checkpoint);
+  RunWorker(controller);
+  std::optional<v1::WorkResult> child = controller.result();
+  ASSERT_TRUE(child.has_value());
+  ASSERT_EQ(child->failure_reason(), "");
+  EXPECT_GE(child->metrics().validation().accuracy(), parent_accuracy - 0.1);
+  EXPECT_THAT(LogLines(),
+              Contains(AllOf(HasSubstr(" event=inherited "),
+                             HasSubstr(" morphism=MORPHISM_KIND_NARROW "))));
+  absl::StatusOr<model::NetworkParameters> child_weights =
+      model::ParseCheckpoint(
+          controller.ReportedFile(v1::MODEL_FORMAT_CHECKPOINT));
+  ASSERT_TRUE(child_weights.ok()) << child_weights.status();
+  EXPECT_EQ(child_weights->stages.at(0).conv_layers.at(0).out_channels, 2);
 }
 
 // ComparisonDataset's kind of rows as an IDX data set of 1x2 images (pixel

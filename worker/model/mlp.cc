@@ -188,13 +188,6 @@ absl::Status ValidateConvTrunk(const MlpParameters& p) {
   return absl::OkStatus();
 }
 
-// The network's inputs: the pixels of the image for a convolutional
-// network, the first dense layer's inputs otherwise. Needs a valid `p`.
-int64_t InputCount(const MlpParameters& p) {
-  return p.conv_layers.empty() ? p.layers.front().inputs
-                               : p.image_height * p.image_width;
-}
-
 // The zero-padded patches of one image for a k x k kernel: col[j * hw + t]
 // is the input under tap j = (channel * k + ky) * k + kx when the kernel is
 // centred on pixel t (0 outside the image, the "same" padding).
@@ -383,6 +376,11 @@ std::vector<double> Standardise(const MlpParameters& p,
 }
 
 }  // namespace
+
+int64_t InputCount(const MlpParameters& p) {
+  return p.conv_layers.empty() ? p.layers.front().inputs
+                               : p.image_height * p.image_width;
+}
 
 absl::Status ValidateMlp(const MlpParameters& parameters) {
   const MlpParameters& p = parameters;

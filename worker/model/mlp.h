@@ -127,6 +127,10 @@ absl::Status ValidateNetwork(const NetworkParameters& network);
 std::vector<double> Forward(const MlpParameters& parameters,
                             const std::vector<double>& x, int64_t rows);
 
+// The network's inputs: the pixels of the image for a convolutional
+// network, the first dense layer's inputs otherwise. Needs a valid `p`.
+int64_t InputCount(const MlpParameters& p);
+
 // The output of the first `layers` convolutional layers of `stage` (all of
 // them when `layers` is larger) on `rows` rows of raw inputs `x`: the
 // standardised image through those layers as Forward runs them, rows x

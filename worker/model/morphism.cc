@@ -297,7 +297,7 @@ DenseParameters RandomLayer(int64_t inputs, const v1::DenseLayer& genome,
 // `need_targets`, as many rows of its outputs).
 absl::Status CheckSample(const Samples& sample, const NetworkParameters& net,
                          bool need_targets) {
-  const int64_t inputs = net.stages.front().layers.front().inputs;
+  const int64_t inputs = InputCount(net.stages.front());
   const int64_t outputs = net.stages.front().layers.back().outputs;
   const Matrix& x = sample.x;
   if (x.rows < 1 || x.cols != inputs ||

@@ -896,6 +896,23 @@ TEST(MorphismTest, NarrowConvDropsTheLowestScoringChannels) {
   }
 }
 
+// The sample rows are images (64 pixels), whatever the trunk outputs: here
+// 6 channels x 16 pixels into the dense layer.
+TEST(MorphismTest, ShrinkingATrunkTakesImagesAsSampleRows) {
+  v1::Genome parent_genome = ConvParentGenome();
+  parent_genome.mutable_conv_layers(1)->set_channels(6);
+  const NetworkParameters parent = RandomConvNetwork(parent_genome, 3);
+  ASSERT_EQ(parent.stages[0].layers[0].inputs, 96);
+  v1::Genome narrower = parent_genome;
+  narrower.mutable_conv_layers(1)->set_channels(5);
+  absl::StatusOr<NetworkParameters> child = ApplyMorphism(
+      parent_genome, parent, ConvMorphism(v1::MORPHISM_KIND_NARROW, 1),
+      narrower, 1, {RandomImages(20, 4), {}});
+  ASSERT_TRUE(child.ok()) << child.status();
+  EXPECT_TRUE(CheckNetworkMatchesGenome(*child, narrower).ok());
+  EXPECT_EQ(child->stages[0].layers[0].inputs, 80);
+}
+
 // Removing the zero residual layer DEEPEN inserted gives the parent's
 // function back; removing a trained one before the dense layer keeps the
 // mean output on the sample when the rest of the network is linear there
