@@ -5,7 +5,7 @@ test data set, a whole evonas search on this machine (controller + local
 workers), and the final Pareto front of error rate against parameters.
 
     bench/fashion_mnist.py --build build --seconds 600 --workers 2 \
-        --strategy evolution
+        --strategy evolution [--inherit]
 
 Prints a Markdown table of the front: validation and test accuracy,
 validation cross-entropy, parameters, model MB, the batch-1 latency the
@@ -18,9 +18,8 @@ import argparse
 import os
 import time
 
-from local_cluster import STRATEGIES, LocalCluster, describe, repo
-
-
+from local_cluster import (INHERITANCE_HEADER, STRATEGIES, LocalCluster,
+                           describe, print_inheritance, repo)
 
 def main():
     parser = argparse.ArgumentParser()
@@ -39,6 +38,9 @@ def main():
                              "layers (0: MLPs only)")
     parser.add_argument("--max-channels", type=int, default=0)
     parser.add_argument("--max-depth", type=int, default=0)
+    parser.add_argument("--inherit", action="store_true",
+                        help="Lamarckian inheritance: children made by a "
+                             "morphism start from their parent's weights")
     args = parser.parse_args()
 
     with LocalCluster(args.build, workers=args.workers) as cluster:
@@ -51,6 +53,7 @@ def main():
             task=types_pb2.TASK_CLASSIFICATION, seed=args.seed,
             strategy=types_pb2.Strategy.Value(STRATEGIES[args.strategy]))
         spec.budget.max_wall_seconds = args.seconds
+        spec.inheritance.enabled = args.inherit
         s = spec.search_space
         s.max_width = args.max_width
         s.min_adam_steps = args.min_adam_steps
@@ -91,6 +94,17 @@ def main():
                   f"{1e6 * m.inference_latency_seconds:.0f} | "
                   f"{m.training_seconds:.1f} | "
                   f"{m.peak_memory_bytes / 1e9:.2f} |")
+        if args.inherit:
+            from evonas.v1 import evonas_service_pb2 as service_pb2
+            candidates = client.stub.ListCandidates(
+                service_pb2.ListCandidatesRequest(
+                    experiment_id=experiment.id)).candidates
+            print("\nInherited children by morphism: how their validation "
+                  "error rate compares with their parent's.\n")
+            print(INHERITANCE_HEADER)
+            print_inheritance(candidates, front, types_pb2,
+                              lambda m: 1 - m.validation.accuracy,
+                              args.strategy + "+inherit")
 
 
 if __name__ == "__main__":

@@ -166,3 +166,37 @@ def describe(genome, types_pb2):
 def load_task(task_dir):
     with open(os.path.join(task_dir, "task.json")) as f:
         return json.load(f)
+
+
+INHERITANCE_HEADER = ("| config | morphism | children | median child/parent "
+                      "| improved > 1% | on the front |\n"
+                      "|---|---|---|---|---|---|")
+
+
+def print_inheritance(candidates, front, types_pb2, error, config):
+    """What inheritance bought, as rows under INHERITANCE_HEADER: per
+    morphism kind, the inherited children that succeeded (promotions and
+    duplicates excluded), the median ratio of a child's `error(metrics)` to
+    its parent's, the share that improved on the parent by more than 1%,
+    and the share on the final front."""
+    by_id = {c.id: c for c in candidates}
+    on_front = {c.id for c in front.candidates}
+    succeeded = types_pb2.CANDIDATE_STATE_SUCCEEDED
+    kinds = {}
+    for c in candidates:
+        parent = by_id.get(c.parent_id)
+        if (c.state != succeeded or c.promoted_from or c.duplicate_of
+                or parent is None or parent.state != succeeded):
+            continue
+        before, after = error(parent.metrics), error(c.metrics)
+        if not before > 0:
+            continue
+        name = types_pb2.MorphismKind.Name(c.morphism.kind)[14:].lower()
+        name += " (conv)" if c.morphism.conv else ""
+        kinds.setdefault(name, []).append((after / before, c.id in on_front))
+    for name, entries in sorted(kinds.items()):
+        ratios = sorted(r for r, _ in entries)
+        print(f"| {config} | {name} | {len(entries)} | "
+              f"{ratios[len(ratios) // 2]:.3f} | "
+              f"{sum(r < 0.99 for r in ratios) / len(ratios):.0%} | "
+              f"{sum(f for _, f in entries) / len(entries):.0%} |")

@@ -26,7 +26,8 @@ import math
 import os
 import time
 
-from local_cluster import STRATEGIES, LocalCluster, describe, load_task, repo
+from local_cluster import (INHERITANCE_HEADER, STRATEGIES, LocalCluster,
+                           describe, load_task, print_inheritance, repo)
 
 
 def normalised(candidate, args):
@@ -60,6 +61,7 @@ def run(cluster, task_dir, train, holdout, config, args):
     spec.name = f"{load_task(task_dir)['name']}-{config}"
     spec.strategy = types.Strategy.Value(STRATEGIES[strategy])
     spec.inheritance.enabled = "inherit" in options
+    spec.inheritance.step_fraction = args.inherit_step_fraction
     spec.multi_fidelity.enabled = "mf" in options or "rows" in options
     if "rows" in options:
         spec.multi_fidelity.short_row_fraction = args.short_row_fraction
@@ -90,6 +92,7 @@ def run(cluster, task_dir, train, holdout, config, args):
     best = min(front.candidates,
                key=lambda c: c.metrics.test.max_abs_error, default=None)
     return {"config": config, "experiment": experiment, "curve": curve,
+            "candidates": candidates,
             "front": front, "best": best,
             "inherited": sum(1 for c in done
                              if c.parent_id and not c.promoted_from),
@@ -119,6 +122,10 @@ def main():
     parser.add_argument("--max-stages", type=int, default=2)
     parser.add_argument("--error-floor", type=float, default=1e-6)
     parser.add_argument("--max-parameters", type=float, default=1e6)
+    parser.add_argument("--inherit-step-fraction", type=float, default=0,
+                        help="fraction of its steps an inheriting child "
+                        "trains in +inherit configs (0: the controller's "
+                        "default, 0.25)")
     parser.add_argument("--short-row-fraction", type=float, default=0.25,
                         help="training rows of a short run in +rows "
                         "configs (multi-fidelity on a row subset)")
@@ -170,6 +177,16 @@ def main():
                   f"{reach} | {len(r['front'].candidates)} | {best} | "
                   f"{'yes' if r['front'].has_feasible else 'no'} |")
         print()
+        inheriting = [r for r in results if r["inherited"]]
+        if inheriting:
+            print("Inherited children by morphism: how their validation max "
+                  "abs error compares with their parent's.\n")
+            print(INHERITANCE_HEADER)
+            for r in inheriting:
+                print_inheritance(
+                    r["candidates"], r["front"], types,
+                    lambda m: m.validation.max_abs_error, r["config"])
+            print()
 
 
 if __name__ == "__main__":
