@@ -278,14 +278,8 @@ class InheritingLeaseTest : public ::testing::Test {
     lease.set_seed(9);
     lease.set_heartbeat_interval_seconds(1);
     if (inherit) {
-      v1::Inheritance* inheritance = lease.mutable_inheritance();
-      inheritance->set_parent_candidate_id("parent");
-      *inheritance->mutable_parent_genome() = ParentGenome();
-      inheritance->mutable_morphism()->set_kind(kind);
-      inheritance->set_checkpoint_size_bytes(
-          static_cast<int64_t>(checkpoint_.size()));
-      inheritance->set_checkpoint_sha256(Sha256Hex(checkpoint_));
-      inheritance->set_step_fraction(0.25);
+      Inherit(lease, ParentGenome(), kind, checkpoint_);
+      lease.mutable_inheritance()->set_step_fraction(0.25);
     }
     return lease;
   }

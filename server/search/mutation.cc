@@ -290,8 +290,10 @@ std::vector<Location> Eligible(const v1::Genome& genome, Predicate eligible) {
   return found;
 }
 
-// Outside residual chains: resizing the layer breaks no width equality.
-bool Resizable(const Layers& layers, int i) {
+// Outside residual chains: resizing the layer (dense or convolutional)
+// breaks no width equality.
+template <typename RepeatedLayers>
+bool Resizable(const RepeatedLayers& layers, int i) {
   return !layers[i].residual() &&
          !(i + 1 < layers.size() && layers[i + 1].residual());
 }
@@ -689,9 +691,7 @@ std::optional<Child> WidenConvLayer(const v1::Genome& genome,
   const ConvLayers& layers = clamped.conv_layers();
   std::vector<int> eligible;
   for (int i = 0; i < layers.size(); ++i) {
-    // Outside residual chains, as for dense layers.
-    if (layers[i].channels() < space.max_channels() && !layers[i].residual() &&
-        !(i + 1 < layers.size() && layers[i + 1].residual())) {
+    if (layers[i].channels() < space.max_channels() && Resizable(layers, i)) {
       eligible.push_back(i);
     }
   }
@@ -714,8 +714,7 @@ std::optional<Child> NarrowConvLayer(const v1::Genome& genome,
   const ConvLayers& layers = clamped.conv_layers();
   std::vector<int> eligible;
   for (int i = 0; i < layers.size(); ++i) {
-    if (layers[i].channels() > space.min_channels() && !layers[i].residual() &&
-        !(i + 1 < layers.size() && layers[i + 1].residual())) {
+    if (layers[i].channels() > space.min_channels() && Resizable(layers, i)) {
       eligible.push_back(i);
     }
   }

@@ -319,9 +319,9 @@ void ConvForward(const ConvParameters& c, int64_t height, int64_t width,
 }
 
 // Runs the first `layers` layers of the convolutional trunk on `rows`
-// standardised images `h` (rows x
-// height x width) and returns rows x (channels x height' x width'),
-// flattened channel-major like torch.flatten(start_dim=1).
+// standardised images `h` (rows x height x width) and returns rows x
+// (channels x height' x width'), flattened channel-major like
+// torch.flatten(start_dim=1).
 std::vector<double> ConvTrunk(const MlpParameters& p, std::vector<double> h,
                               int64_t rows, size_t layers) {
   std::vector<double> next, col, activated;
