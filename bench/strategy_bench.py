@@ -66,6 +66,9 @@ def run(cluster, task_dir, train, holdout, config, args):
     if "rows" in options:
         spec.multi_fidelity.short_row_fraction = args.short_row_fraction
     spec.budget.max_wall_seconds = args.seconds
+    for name in args.objective or []:
+        spec.objectives.append(types.Objective.Value(
+            "OBJECTIVE_" + name.upper()))
     s = spec.search_space
     s.max_width = args.max_width
     s.min_adam_steps, s.max_adam_steps = 500, args.max_adam_steps
@@ -125,7 +128,13 @@ def main():
     parser.add_argument("--inherit-step-fraction", type=float, default=0,
                         help="fraction of its steps an inheriting child "
                         "trains in +inherit configs (0: the controller's "
-                        "default, 0.25)")
+                        "default, 1)")
+    parser.add_argument("--objective", action="append",
+                        help="an objective the searches optimise, by its "
+                        "proto name without OBJECTIVE_ (validation_max_abs_"
+                        "error, parameter_count, ...); repeat for several. "
+                        "Default: the controller's (max abs error, "
+                        "parameters, training seconds)")
     parser.add_argument("--short-row-fraction", type=float, default=0.25,
                         help="training rows of a short run in +rows "
                         "configs (multi-fidelity on a row subset)")
@@ -141,8 +150,9 @@ def main():
             parser.error(f"unknown option in --config {config}: "
                          "want strategy[+inherit][+mf][+rows]")
 
+    objectives = ", ".join(args.objective or ["the controller's default"])
     print(f"{args.workers} workers, {args.seconds:.0f} s per search, seed "
-          f"{args.seed}; hypervolume of (log10 validation max abs error, "
+          f"{args.seed}, objectives: {objectives}; hypervolume of (log10 validation max abs error, "
           f"log10 parameters), reference (1, {args.max_parameters:.0e}), "
           f"error floor {args.error_floor:.0e}\n")
     for task_dir in tasks:

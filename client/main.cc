@@ -290,7 +290,7 @@ void AddExperimentCreate(CLI::App* experiment, GlobalFlags* globals,
       ->group(kSearch);
   AddOptional(create, "--inherit-step-fraction", &flags->inherit_step_fraction,
               "Fraction (0, 1] of its steps an inheriting child trains "
-              "(default 0.25)")
+              "(default 1)")
       ->check(NumberIn(0, 1, true, "in (0, 1]"))
       ->group(kSearch);
   create->add_flag("--multi-fidelity", flags->multi_fidelity,

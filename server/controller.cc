@@ -22,6 +22,7 @@
 #include "common/timestamps.h"
 #include "common/validation_split.h"
 #include "server/search/pareto.h"
+#include "server/search/strategy.h"
 #include "server/search/successive_halving.h"
 
 namespace evonas {
@@ -42,7 +43,8 @@ constexpr int32_t kMaxClasses = 1000;
 constexpr int32_t kDefaultClassificationBatch = 256;
 constexpr double kDefaultValidationFraction = 0.2;
 constexpr double kDefaultWithinTolerance = 1e-6;
-constexpr double kDefaultStepFraction = 0.25;
+// RefitSettings.step_fraction 0.
+constexpr double kDefaultRefitStepFraction = 0.25;
 // Copies of earlier candidates (Candidate.duplicate_of) recorded in one
 // LeaseWork before the worker is told to come back later.
 constexpr int kMaxCopiesPerCall = 4;
@@ -443,15 +445,14 @@ v1::ParetoFront SearchFront(const v1::ExperimentSpec& spec,
   return front;
 }
 
-// A settings message's step_fraction: in (0, 1], or 0 for the default.
-absl::StatusOr<double> StepFractionOrDefault(absl::string_view settings,
-                                             double fraction) {
-  if (fraction == 0) return kDefaultStepFraction;
+// RefitSettings.step_fraction: in (0, 1], or 0 for the default.
+absl::StatusOr<double> RefitStepFraction(double fraction) {
+  if (fraction == 0) return kDefaultRefitStepFraction;
   if (fraction > 0 && fraction <= 1) return fraction;
   return absl::InvalidArgumentError(
-      absl::StrCat(settings, ".step_fraction is ", fraction,
+      absl::StrCat("refit.step_fraction is ", fraction,
                    "; it must be in (0, 1], or 0 for the default ",
-                   kDefaultStepFraction));
+                   kDefaultRefitStepFraction));
 }
 
 // Fraction of its genome's steps the training of `c` runs (Lease.step_fraction).
@@ -460,7 +461,7 @@ double StepFraction(const v1::ExperimentSpec& spec, const v1::Candidate& c,
                     const v1::Candidate* parent) {
   const double inherited = spec.inheritance().step_fraction() > 0
                                ? spec.inheritance().step_fraction()
-                               : kDefaultStepFraction;
+                               : search::kDefaultInheritStepFraction;
   const double short_run = spec.multi_fidelity().short_step_fraction();
   switch (c.evaluation_level()) {
     case v1::EVALUATION_LEVEL_REFIT:
@@ -1040,11 +1041,9 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec,
         "(stop_when_feasible alone may never stop)");
   }
   EVONAS_RETURN_IF_ERROR(search::ValidateObjectives(spec));
-  v1::InheritanceSettings* inheritance = spec.mutable_inheritance();
   EVONAS_ASSIGN_OR_RETURN(
-      const double inherited,
-      StepFractionOrDefault("inheritance", inheritance->step_fraction()));
-  inheritance->set_step_fraction(inherited);
+      *spec.mutable_inheritance(),
+      search::NormalizeInheritanceSettings(spec.inheritance()));
   EVONAS_ASSIGN_OR_RETURN(
       *spec.mutable_multi_fidelity(),
       search::NormalizeMultiFidelitySettings(spec.multi_fidelity()));
@@ -1059,7 +1058,7 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec,
         "refit.start: unknown value ", static_cast<int>(refit->start())));
   }
   EVONAS_ASSIGN_OR_RETURN(const double continued,
-                          StepFractionOrDefault("refit", refit->step_fraction()));
+                          RefitStepFraction(refit->step_fraction()));
   refit->set_step_fraction(continued);
 
   if (spec.validation_fraction() == 0) {

@@ -835,7 +835,7 @@ class InheritanceTest : public ControllerTest {
 TEST_F(InheritanceTest, ChildLeaseCarriesTheParentAndItsCheckpoint) {
   v1::Experiment experiment =
       controller_->CreateExperiment(InheritingSpec()).value();
-  EXPECT_EQ(experiment.spec().inheritance().step_fraction(), 0.25);  // default
+  EXPECT_EQ(experiment.spec().inheritance().step_fraction(), 1);  // default
   const v1::Lease parent = TrainParent(/*with_checkpoint=*/true);
   const std::string checkpoint = testing::Checkpoint(parent.genome(), 2, 1);
 
@@ -850,7 +850,7 @@ TEST_F(InheritanceTest, ChildLeaseCarriesTheParentAndItsCheckpoint) {
   EXPECT_EQ(inheritance.checkpoint_size_bytes(),
             static_cast<int64_t>(checkpoint.size()));
   EXPECT_EQ(inheritance.checkpoint_sha256(), Sha256Hex(checkpoint));
-  EXPECT_EQ(inheritance.step_fraction(), 0.25);
+  EXPECT_EQ(inheritance.step_fraction(), 1);
   v1::Candidate c = controller_->GetCandidate(child->candidate_id()).value();
   EXPECT_EQ(c.parent_id(), parent.candidate_id());
   EXPECT_EQ(c.morphism().kind(), v1::MORPHISM_KIND_WIDEN);
@@ -876,6 +876,7 @@ TEST_F(InheritanceTest, ChildLeaseCarriesTheParentAndItsCheckpoint) {
 
 TEST_F(InheritanceTest, ShortRunsOfInheritingChildrenMultiplyTheFractions) {
   v1::ExperimentSpec spec = InheritingSpec();
+  spec.mutable_inheritance()->set_step_fraction(0.25);
   spec.mutable_multi_fidelity()->set_enabled(true);
   controller_->CreateExperiment(spec).value();
   const v1::Lease parent = TrainParent(/*with_checkpoint=*/true);

@@ -272,7 +272,7 @@ TEST(MakeStrategyTest, LemonadeSettingsAreValidated) {
   spec.add_objectives(static_cast<v1::Objective>(99));
   EXPECT_NE(MakeStrategy(spec).status().message().find("objectives[0]"),
             absl::string_view::npos);
-  EXPECT_EQ(NormalizeInheritanceSettings({}).value().step_fraction(), 0.25);
+  EXPECT_EQ(NormalizeInheritanceSettings({}).value().step_fraction(), 1);
   const v1::LemonadeSettings defaults = NormalizeLemonadeSettings({}).value();
   EXPECT_EQ(defaults.children_per_proposal(), 16);
   EXPECT_EQ(defaults.initial_population(), 10);

@@ -181,11 +181,15 @@ absl::StatusOr<v1::LemonadeSettings> NormalizeLemonadeSettings(
 
 absl::StatusOr<v1::InheritanceSettings> NormalizeInheritanceSettings(
     v1::InheritanceSettings settings) {
-  if (settings.step_fraction() == 0) settings.set_step_fraction(0.25);
+  if (settings.step_fraction() == 0) {
+    settings.set_step_fraction(kDefaultInheritStepFraction);
+  }
   const double f = settings.step_fraction();
   if (!(f > 0 && f <= 1)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "inheritance.step_fraction must be in (0, 1], got ", f));
+    return absl::InvalidArgumentError(
+        absl::StrCat("inheritance.step_fraction is ", f,
+                     "; it must be in (0, 1], or 0 for the default ",
+                     kDefaultInheritStepFraction));
   }
   return settings;
 }

@@ -60,8 +60,15 @@ absl::StatusOr<v1::EvolutionSettings> NormalizeEvolutionSettings(
 absl::StatusOr<v1::LemonadeSettings> NormalizeLemonadeSettings(
     v1::LemonadeSettings settings);
 
-// Fills an unset step_fraction with 0.25 and checks it is in (0, 1].
-// InvalidArgument naming "inheritance.step_fraction" otherwise.
+// An inheriting child trains all of its genome's steps unless the
+// experiment says otherwise: a quarter of them, LEMONADE's short runs, left
+// the median child at its parent's error on hartmann3 (BENCHMARKS.md, "What
+// an inherited child gains over its parent").
+inline constexpr double kDefaultInheritStepFraction = 1.0;
+
+// Fills an unset step_fraction with kDefaultInheritStepFraction and checks
+// it is in (0, 1]. InvalidArgument naming "inheritance.step_fraction"
+// otherwise.
 absl::StatusOr<v1::InheritanceSettings> NormalizeInheritanceSettings(
     v1::InheritanceSettings settings);
 
