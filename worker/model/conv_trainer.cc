@@ -674,9 +674,23 @@ absl::StatusOr<MlpParameters> TrainConvStage(const TrainJob& job,
   const bool decoupled = config.weight_decay() > 0;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   if (decoupled) {
-    optimizer = std::make_unique<torch::optim::AdamW>(
-        net->parameters(), torch::optim::AdamWOptions(config.learning_rate())
-                               .weight_decay(config.weight_decay()));
+    // Decay shrinks the kernels and weight matrices only, not the biases and
+    // batch-normalisation scales and shifts (as the MLP trainer's
+    // weight_ranges).
+    std::vector<torch::Tensor> decayed, kept;
+    for (const torch::Tensor& p : net->parameters()) {
+      (p.dim() >= 2 ? decayed : kept).push_back(p);
+    }
+    const auto options = torch::optim::AdamWOptions(config.learning_rate())
+                             .weight_decay(config.weight_decay());
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(std::move(decayed),
+                        std::make_unique<torch::optim::AdamWOptions>(options));
+    auto undecayed = std::make_unique<torch::optim::AdamWOptions>(options);
+    undecayed->weight_decay(0);
+    groups.emplace_back(std::move(kept), std::move(undecayed));
+    optimizer =
+        std::make_unique<torch::optim::AdamW>(std::move(groups), options);
   } else {
     optimizer = std::make_unique<torch::optim::Adam>(
         net->parameters(), torch::optim::AdamOptions(config.learning_rate()));

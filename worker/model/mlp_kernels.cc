@@ -741,9 +741,12 @@ double BasicMlpKernels<Scalar>::Gradient(const Scalar* params, const Scalar* x,
 }
 
 template <typename Scalar>
-BasicAdam<Scalar>::BasicAdam(int64_t size, double weight_decay)
+BasicAdam<Scalar>::BasicAdam(int64_t size, double weight_decay,
+                             std::vector<ParameterRange> decayed)
     : size_(size),
       weight_decay_(weight_decay),
+      decayed_(decayed.empty() ? std::vector<ParameterRange>{{0, size}}
+                               : std::move(decayed)),
       exp_avg_(size),
       exp_avg_sq_(size) {}
 
@@ -765,8 +768,10 @@ void BasicAdam<Scalar>::Step(double lr, const Scalar* grad, Scalar* params) {
   Scalar* v = exp_avg_sq_.data();
   if (weight_decay_ != 0) {
     const auto keep = static_cast<Scalar>(1 - lr * weight_decay_);
+    for (const ParameterRange& range : decayed_) {
 #pragma omp simd
-    for (int64_t i = 0; i < size_; ++i) params[i] *= keep;
+      for (int64_t i = range.begin; i < range.end; ++i) params[i] *= keep;
+    }
   }
   // The operations and their order of torch::optim::Adam::step.
 #pragma omp simd

@@ -63,6 +63,12 @@ using AlignedBuffer = BasicAlignedBuffer<double>;
 // libmvec's double or float functions), as PyTorch computes a float32 or
 // float64 network. The loss terms are computed and summed in double in
 // either case (see GradientBlock) and the loss is returned as a double.
+// The values [begin, end) of a flat parameter vector.
+struct ParameterRange {
+  int64_t begin = 0;
+  int64_t end = 0;
+};
+
 template <typename Scalar>
 class BasicMlpKernels {
  public:
@@ -100,6 +106,16 @@ class BasicMlpKernels {
   }
   bool layer_norm(int layer) const {
     return layer < static_cast<int>(layer_norm_.size()) && layer_norm_[layer];
+  }
+  // The weight matrices W_i, one range per layer: what weight decay
+  // shrinks. Biases and layer-normalisation scales and shifts are left out,
+  // as is usual: decay would pull a scale towards 0, not towards 1.
+  std::vector<ParameterRange> weight_ranges() const {
+    std::vector<ParameterRange> ranges;
+    for (int l = 0; l < layer_count(); ++l) {
+      ranges.push_back({weight_offset(l), bias_offset(l)});
+    }
+    return ranges;
   }
 
   // Writes the network's outputs for `rows` rows of `x` ([rows, inputs],
@@ -197,7 +213,8 @@ using MlpKernels32 = BasicMlpKernels<float>;
 // Adam exactly as torch.optim.Adam computes it with betas (0.9, 0.999),
 // eps 1e-8 and no AMSGrad; with a weight decay, AdamW as torch.optim.AdamW
 // computes it (decoupled: params *= 1 - lr * weight_decay before the Adam
-// update). Not thread-safe.
+// update), on the `decayed` ranges only (all `size` values when empty, as
+// AdamW with one parameter group). Not thread-safe.
 //
 // Scalar is double or float. The moments are kept in Scalar and the update
 // is computed in Scalar with the hyperparameters rounded to it, as
@@ -206,7 +223,8 @@ using MlpKernels32 = BasicMlpKernels<float>;
 template <typename Scalar>
 class BasicAdam {
  public:
-  explicit BasicAdam(int64_t size, double weight_decay = 0.0);
+  explicit BasicAdam(int64_t size, double weight_decay = 0.0,
+                     std::vector<ParameterRange> decayed = {});
 
   // Takes one step with learning rate `lr`: updates the moments from `grad`
   // and `params` in place (size values each).
@@ -218,6 +236,7 @@ class BasicAdam {
   static constexpr double kEps = 1e-8;
   int64_t size_;
   double weight_decay_;
+  std::vector<ParameterRange> decayed_;
   int64_t step_ = 0;
   BasicAlignedBuffer<Scalar> exp_avg_, exp_avg_sq_;
 };

@@ -788,5 +788,38 @@ TEST(Adam32Test, MatchesTorchFormulaInFloat) {
   EXPECT_NEAR(p[0], std::pow(1 - 0.1 * 0.1, 10), 1e-6);
 }
 
+// Weight decay shrinks the weight matrices of a layer-normalised network and
+// leaves its biases, scales and shifts alone.
+TEST(AdamTest, WeightDecayActsOnTheWeightMatricesOnly) {
+  absl::StatusOr<MlpKernels> k = MlpKernels::Create(
+      {3, 7, 5, 2}, {v1::ACTIVATION_TANH, v1::ACTIVATION_TANH}, 8, 1, {},
+      {true, true});
+  ASSERT_TRUE(k.ok()) << k.status();
+  const std::vector<ParameterRange> ranges = k->weight_ranges();
+  ASSERT_EQ(ranges.size(), 3u);
+  const int64_t n = k->parameter_count();
+  std::vector<bool> is_weight(n, false);
+  for (int l = 0; l < k->layer_count(); ++l) {
+    EXPECT_EQ(ranges[l].begin, k->weight_offset(l));
+    EXPECT_EQ(ranges[l].end, k->bias_offset(l));
+    for (int64_t i = ranges[l].begin; i < ranges[l].end; ++i) {
+      is_weight[i] = true;
+    }
+  }
+  EXPECT_EQ(std::count(is_weight.begin(), is_weight.end(), true),
+            3 * 7 + 7 * 5 + 5 * 2);
+
+  Adam adam(n, 0.1, ranges);
+  const std::vector<double> start = Random(n, 1.0, 7);
+  std::vector<double> params = start;
+  const std::vector<double> zero(n, 0.0);  // only the decay acts
+  for (int i = 0; i < 10; ++i) adam.Step(0.1, zero.data(), params.data());
+  const double keep = std::pow(1 - 0.1 * 0.1, 10);
+  for (int64_t i = 0; i < n; ++i) {
+    EXPECT_NEAR(params[i], is_weight[i] ? start[i] * keep : start[i], 1e-15)
+        << i;
+  }
+}
+
 }  // namespace
 }  // namespace evonas::model

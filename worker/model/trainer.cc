@@ -853,7 +853,8 @@ class Training {
   absl::Status RunAdam(at::Generator& gen) {
     const int steps = steps_.adam;
     if (steps == 0) return absl::OkStatus();
-    BasicAdam<Scalar> adam(kernels_.parameter_count(), config_.weight_decay());
+    BasicAdam<Scalar> adam(kernels_.parameter_count(), config_.weight_decay(),
+                           kernels_.weight_ranges());
     const int64_t n = rows_;
     const int64_t inputs = kernels_.inputs(), outputs = y_stride_;
     const int64_t batch = config_.batch_size() > 0 && config_.batch_size() < n

@@ -125,14 +125,14 @@ struct TrainOutput {
 // omega_0 = their TrainingConfig.siren_omega (0: 10).
 //
 // Each stage runs, with the genes of its TrainingConfig: Adam (AdamW when
-// weight_decay > 0) with linear warm-up over warmup_steps and a cosine
-// decay, stopped early when the validation max abs error has not improved
-// for patience_steps (checked every 50 steps); an L-BFGS polish on the mean
-// squared error with strong-Wolfe line search (restarted with a fresh
-// history when it stalls); then max_error_steps L-BFGS iterations on the
-// mean of (|error| / e0)^p, p = max_error_power (default 8), e0 the largest
-// training error when the phase starts. Throughout, the weights with the
-// smallest validation max abs error (training rows when there are no
+// weight_decay > 0, on the weight matrices only) with linear warm-up over
+// warmup_steps and a cosine decay, stopped early when the validation max abs
+// error has not improved for patience_steps (checked every 50 steps); an L-BFGS
+// polish on the mean squared error with strong-Wolfe line search (restarted
+// with a fresh history when it stalls); then max_error_steps L-BFGS iterations
+// on the mean of (|error| / e0)^p, p = max_error_power (default 8), e0 the
+// largest training error when the phase starts. Throughout, the weights with
+// the smallest validation max abs error (training rows when there are no
 // validation rows) are kept; with inherited weights, the starting weights
 // compete too. The forward and backward passes and Adam run on MlpKernels
 // (mlp_kernels.h), L-BFGS is LibTorch's.
