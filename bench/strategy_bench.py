@@ -9,6 +9,10 @@ each strategy reached random search's final hypervolume.
         --config random --config evolution --config lemonade \
         --config lemonade+inherit --config lemonade+inherit+mf
 
+With several --seed, each seed's searches run and print as above and a
+last table gives the medians over the seeds: each search is compared with
+random search of its own seed.
+
 A config is a strategy with options: +inherit (Lamarckian inheritance),
 +mf (multi-fidelity: short runs of a quarter of the steps), +rows (the
 same, the short runs also on --short-row-fraction of the training rows).
@@ -24,7 +28,7 @@ The run's configs are run one after another, never at the same time.
 import argparse
 import math
 import os
-import time
+import statistics
 
 from local_cluster import (INHERITANCE_HEADER, STRATEGIES, LocalCluster,
                            describe, load_task, print_inheritance, repo)
@@ -53,11 +57,11 @@ def hypervolume(points):
     return volume
 
 
-def run(cluster, task_dir, train, holdout, config, args):
+def run(cluster, task_dir, train, holdout, config, seed, args):
     types = cluster.types
     from evonas.v1 import evonas_service_pb2 as service_pb2
     strategy, *options = config.split("+")
-    spec = cluster.task_spec(task_dir, train, holdout, seed=args.seed)
+    spec = cluster.task_spec(task_dir, train, holdout, seed=seed)
     spec.name = f"{load_task(task_dir)['name']}-{config}"
     spec.strategy = types.Strategy.Value(STRATEGIES[strategy])
     spec.inheritance.enabled = "inherit" in options
@@ -109,6 +113,58 @@ def time_to_reach(curve, target):
     return None
 
 
+def hypervolume_at(curve, seconds):
+    """The hypervolumes at 25%, 50% and 100% of `seconds`."""
+    return [max([v for t, v in curve if t <= f * seconds], default=0.0)
+            for f in (0.25, 0.5, 1.0)]
+
+
+def print_table(results, types, args):
+    print("| config | trained | inherited | promoted | failed | "
+          "hypervolume at 25% / 50% / 100% of the time | reaches "
+          "random's final at | front | best holdout max abs error "
+          "(architecture, parameters) | feasible |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        at = hypervolume_at(r["curve"], args.seconds)
+        reach = r["reach"]
+        reach = (f"{reach:.0f} s ({reach / args.seconds:.0%})"
+                 if reach is not None else "never")
+        c = r["experiment"].counts
+        b = r["best"]
+        best = (f"{b.metrics.test.max_abs_error:.2e} ("
+                f"{describe(b.genome, types)}, "
+                f"{b.metrics.parameter_count:,})" if b else "-")
+        print(f"| {r['config']} | {c.succeeded} | {r['inherited']} | "
+              f"{r['promoted']} | {c.failed} | {at[0]:.3f} / {at[1]:.3f} / "
+              f"{at[2]:.3f} | {reach} | {len(r['front'].candidates)} | "
+              f"{best} | {'yes' if r['front'].has_feasible else 'no'} |")
+    print()
+
+
+def print_summary(by_config, args):
+    """Medians over the seeds, per config: each seed's search is compared
+    with random search of the same seed."""
+    print(f"Over {len(args.seed)} seeds (median; reached: seeds whose search "
+          "reached random search's final hypervolume of the same seed):\n")
+    print("| config | hypervolume at 25% / 50% / 100% of the time | "
+          "reached random's final | median time to reach it |")
+    print("|---|---|---|---|")
+    for config, results in by_config.items():
+        at = [statistics.median(hypervolume_at(r["curve"], args.seconds)[i]
+                                for r in results) for i in range(3)]
+        # A seed that never reached counts as infinitely late.
+        times = [r["reach"] if r["reach"] is not None else math.inf
+                 for r in results]
+        reached = sum(1 for t in times if t < math.inf)
+        median = statistics.median(times)
+        median = (f"{median:.0f} s ({median / args.seconds:.0%})"
+                  if median < math.inf else "never")
+        print(f"| {config} | {at[0]:.3f} / {at[1]:.3f} / {at[2]:.3f} | "
+              f"{reached} of {len(results)} | {median} |")
+    print()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--build", default=os.path.join(repo, "build"))
@@ -118,7 +174,8 @@ def main():
                         "(+mf: multi-fidelity evaluation)")
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, action="append",
+                        help="repeat for several seeds (default 1)")
     parser.add_argument("--max-width", type=int, default=64)
     parser.add_argument("--max-adam-steps", type=int, default=3000)
     parser.add_argument("--lbfgs-steps", type=int, default=200)
@@ -150,53 +207,43 @@ def main():
             parser.error(f"unknown option in --config {config}: "
                          "want strategy[+inherit][+mf][+rows]")
 
+    args.seed = args.seed or [1]
     objectives = ", ".join(args.objective or ["the controller's default"])
-    print(f"{args.workers} workers, {args.seconds:.0f} s per search, seed "
-          f"{args.seed}, objectives: {objectives}; hypervolume of (log10 validation max abs error, "
-          f"log10 parameters), reference (1, {args.max_parameters:.0e}), "
-          f"error floor {args.error_floor:.0e}\n")
+    print(f"{args.workers} workers, {args.seconds:.0f} s per search, seeds "
+          f"{', '.join(map(str, args.seed))}, objectives: {objectives}; "
+          f"hypervolume of (log10 validation max abs error, log10 "
+          f"parameters), reference (1, {args.max_parameters:.0e}), error "
+          f"floor {args.error_floor:.0e}\n")
     for task_dir in tasks:
-        with LocalCluster(args.build, workers=args.workers) as cluster:
-            types = cluster.types
-            train, holdout = cluster.upload_task(task_dir)
-            results = [run(cluster, task_dir, train, holdout, config, args)
-                       for config in configs]
-        random_final = next((r["curve"][-1][1] for r in results
-                             if r["config"] == "random" and r["curve"]), None)
-        print(f"### {load_task(task_dir)['name']}\n")
-        print("| config | trained | inherited | promoted | failed | "
-              "hypervolume at 25% / 50% / 100% of the time | reaches "
-              "random's final at | front | best holdout max abs error "
-              "(architecture, parameters) | feasible |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
-        for r in results:
-            curve = r["curve"]
-            at = [max([v for t, v in curve if t <= f * args.seconds],
-                      default=0.0) for f in (0.25, 0.5, 1.0)]
-            reach = (time_to_reach(curve, random_final)
-                     if random_final is not None else None)
-            reach = (f"{reach:.0f} s ({reach / args.seconds:.0%})"
-                     if reach is not None else "never")
-            c = r["experiment"].counts
-            b = r["best"]
-            best = (f"{b.metrics.test.max_abs_error:.2e} ("
-                    f"{describe(b.genome, types)}, "
-                    f"{b.metrics.parameter_count:,})" if b else "-")
-            print(f"| {r['config']} | {c.succeeded} | {r['inherited']} | "
-                  f"{r['promoted']} | {c.failed} | {at[0]:.3f} / {at[1]:.3f} / {at[2]:.3f} | "
-                  f"{reach} | {len(r['front'].candidates)} | {best} | "
-                  f"{'yes' if r['front'].has_feasible else 'no'} |")
-        print()
-        inheriting = [r for r in results if r["inherited"]]
-        if inheriting:
-            print("Inherited children by morphism: how their validation max "
-                  "abs error compares with their parent's.\n")
-            print(INHERITANCE_HEADER)
-            for r in inheriting:
-                print_inheritance(
-                    r["candidates"], r["front"], types,
-                    lambda m: m.validation.max_abs_error, r["config"])
-            print()
+        by_config = {config: [] for config in configs}
+        for seed in args.seed:
+            with LocalCluster(args.build, workers=args.workers) as cluster:
+                types = cluster.types
+                train, holdout = cluster.upload_task(task_dir)
+                results = [run(cluster, task_dir, train, holdout, config,
+                               seed, args) for config in configs]
+            random_final = next((r["curve"][-1][1] for r in results
+                                 if r["config"] == "random" and r["curve"]),
+                                None)
+            for r in results:
+                r["reach"] = (time_to_reach(r["curve"], random_final)
+                              if random_final is not None else None)
+                by_config[r["config"]].append(r)
+            print(f"### {load_task(task_dir)['name']}, seed {seed}\n")
+            print_table(results, types, args)
+            inheriting = [r for r in results if r["inherited"]]
+            if inheriting:
+                print("Inherited children by morphism: how their validation "
+                      "max abs error compares with their parent's.\n")
+                print(INHERITANCE_HEADER)
+                for r in inheriting:
+                    print_inheritance(
+                        r["candidates"], r["front"], types,
+                        lambda m: m.validation.max_abs_error, r["config"])
+                print()
+        if len(args.seed) > 1:
+            print(f"### {load_task(task_dir)['name']}, all seeds\n")
+            print_summary(by_config, args)
 
 
 if __name__ == "__main__":
