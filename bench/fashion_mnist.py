@@ -21,6 +21,7 @@ import time
 from local_cluster import (INHERITANCE_HEADER, STRATEGIES, LocalCluster,
                            describe, print_inheritance, repo)
 
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--build", default=os.path.join(repo, "build"))

@@ -119,7 +119,9 @@ def hypervolume_at(curve, seconds):
             for f in (0.25, 0.5, 1.0)]
 
 
-def print_table(results, types, args):
+def print_table(results, random_final, types, args):
+    """One row per config; "reaches random's final" is "-" when the run
+    had no random search to compare with."""
     print("| config | trained | inherited | promoted | failed | "
           "hypervolume at 25% / 50% / 100% of the time | reaches "
           "random's final at | front | best holdout max abs error "
@@ -128,7 +130,8 @@ def print_table(results, types, args):
     for r in results:
         at = hypervolume_at(r["curve"], args.seconds)
         reach = r["reach"]
-        reach = (f"{reach:.0f} s ({reach / args.seconds:.0%})"
+        reach = ("-" if random_final is None else
+                 f"{reach:.0f} s ({reach / args.seconds:.0%})"
                  if reach is not None else "never")
         c = r["experiment"].counts
         b = r["best"]
@@ -144,7 +147,9 @@ def print_table(results, types, args):
 
 def print_summary(by_config, args):
     """Medians over the seeds, per config: each seed's search is compared
-    with random search of the same seed."""
+    with random search of the same seed (nothing to compare without a
+    random config: "-")."""
+    compared = "random" in by_config
     print(f"Over {len(args.seed)} seeds (median; reached: seeds whose search "
           "reached random search's final hypervolume of the same seed):\n")
     print("| config | hypervolume at 25% / 50% / 100% of the time | "
@@ -160,8 +165,10 @@ def print_summary(by_config, args):
         median = statistics.median(times)
         median = (f"{median:.0f} s ({median / args.seconds:.0%})"
                   if median < math.inf else "never")
+        reached = f"{reached} of {len(results)}" if compared else "-"
+        median = median if compared else "-"
         print(f"| {config} | {at[0]:.3f} / {at[1]:.3f} / {at[2]:.3f} | "
-              f"{reached} of {len(results)} | {median} |")
+              f"{reached} | {median} |")
     print()
 
 
@@ -230,7 +237,7 @@ def main():
                               if random_final is not None else None)
                 by_config[r["config"]].append(r)
             print(f"### {load_task(task_dir)['name']}, seed {seed}\n")
-            print_table(results, types, args)
+            print_table(results, random_final, types, args)
             inheriting = [r for r in results if r["inherited"]]
             if inheriting:
                 print("Inherited children by morphism: how their validation "

@@ -38,6 +38,12 @@ class BasicAlignedBuffer {
 };
 using AlignedBuffer = BasicAlignedBuffer<double>;
 
+// The values [begin, end) of a flat parameter vector.
+struct ParameterRange {
+  int64_t begin = 0;
+  int64_t end = 0;
+};
+
 // Forward and backward passes of a fully connected network whose parameters
 // live in one flat vector, layer after layer: [W_0, b_0, W_1, b_1, ...], each
 // W_i row-major [outputs_i, inputs_i] (PyTorch's nn.Linear layout), so the
@@ -63,12 +69,6 @@ using AlignedBuffer = BasicAlignedBuffer<double>;
 // libmvec's double or float functions), as PyTorch computes a float32 or
 // float64 network. The loss terms are computed and summed in double in
 // either case (see GradientBlock) and the loss is returned as a double.
-// The values [begin, end) of a flat parameter vector.
-struct ParameterRange {
-  int64_t begin = 0;
-  int64_t end = 0;
-};
-
 template <typename Scalar>
 class BasicMlpKernels {
  public:
