@@ -289,6 +289,11 @@ absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
     return absl::InvalidArgumentError(
         "--lemonade-children requires --strategy lemonade");
   }
+  if (flags.lemonade_random_fraction.has_value() &&
+      strategy != v1::STRATEGY_LEMONADE) {
+    return absl::InvalidArgumentError(
+        "--lemonade-random-fraction requires --strategy lemonade");
+  }
   std::vector<v1::Objective> objectives;
   for (const std::string& list : flags.objectives) {
     for (absl::string_view name : absl::StrSplit(list, ',')) {
@@ -389,6 +394,10 @@ absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
   if (flags.lemonade_children) {
     spec.mutable_lemonade()->set_children_per_proposal(
         *flags.lemonade_children);
+  }
+  if (flags.lemonade_random_fraction) {
+    spec.mutable_lemonade()->set_random_fraction(
+        *flags.lemonade_random_fraction);
   }
   for (v1::Objective objective : objectives) spec.add_objectives(objective);
   for (v1::ObjectiveWeight& weight : weights) {

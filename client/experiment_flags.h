@@ -59,8 +59,10 @@ struct ExperimentFlags {
   std::vector<std::string> initial_genome_files;
   std::string refit_start;
   std::optional<double> refit_step_fraction;
-  // --lemonade-children: children generated per accepted one.
+  // --lemonade-children: children generated per accepted one;
+  // --lemonade-random-fraction: share of proposals sampled at random.
   std::optional<int> lemonade_children;
+  std::optional<double> lemonade_random_fraction;
   // Objective lists as given, each comma-separated (--objectives); and
   // --fitness-weight values, each "OBJECTIVE=WEIGHT".
   std::vector<std::string> objectives;

@@ -215,6 +215,7 @@ TEST(BuildExperimentSpecTest, SearchFlags) {
   flags.inherit = true;
   flags.inherit_step_fraction = 0.3;
   flags.lemonade_children = 32;
+  flags.lemonade_random_fraction = 0.25;
   flags.multi_fidelity = true;
   flags.short_step_fraction = 0.2;
   flags.short_row_fraction = 0.5;
@@ -231,6 +232,8 @@ TEST(BuildExperimentSpecTest, SearchFlags) {
   EXPECT_TRUE(spec->inheritance().enabled());
   EXPECT_DOUBLE_EQ(spec->inheritance().step_fraction(), 0.3);
   EXPECT_EQ(spec->lemonade().children_per_proposal(), 32);
+  ASSERT_TRUE(spec->lemonade().has_random_fraction());
+  EXPECT_DOUBLE_EQ(spec->lemonade().random_fraction(), 0.25);
   EXPECT_TRUE(spec->multi_fidelity().enabled());
   EXPECT_DOUBLE_EQ(spec->multi_fidelity().short_step_fraction(), 0.2);
   EXPECT_DOUBLE_EQ(spec->multi_fidelity().short_row_fraction(), 0.5);
@@ -423,6 +426,10 @@ TEST(BuildExperimentSpecTest, SearchFlagsThatContradict) {
   flags.lemonade_children = 8;
   EXPECT_NE(message(flags).find("--lemonade-children"), std::string::npos);
   flags.lemonade_children.reset();
+  flags.lemonade_random_fraction = 0.5;
+  EXPECT_NE(message(flags).find("--lemonade-random-fraction"),
+            std::string::npos);
+  flags.lemonade_random_fraction.reset();
   flags.refit_start = "scratch";
   EXPECT_NE(message(flags).find("require --refit N"), std::string::npos);
   flags.refit = 2;

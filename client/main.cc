@@ -340,6 +340,13 @@ void AddExperimentCreate(CLI::App* experiment, GlobalFlags* globals,
               "LEMONADE: children generated per accepted child (default 16)")
       ->check(Positive())
       ->group(kSearch);
+  AddOptional(create, "--lemonade-random-fraction",
+              &flags->lemonade_random_fraction,
+              "LEMONADE: fraction [0, 1] of the proposals after the initial "
+              "population that are random samples trained from scratch "
+              "(default 0)")
+      ->check(NumberIn(0, 1, false, "in [0, 1]"))
+      ->group(kSearch);
   create
       ->add_option("--objectives", flags->objectives,
                    "Objectives of the Pareto front, comma-separated, of " +

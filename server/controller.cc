@@ -1047,6 +1047,18 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec,
   EVONAS_ASSIGN_OR_RETURN(
       *spec.mutable_multi_fidelity(),
       search::NormalizeMultiFidelitySettings(spec.multi_fidelity()));
+  // The defaults in effect are stored with the experiment, so that a
+  // controller with other defaults resumes it as it was started.
+  if (spec.strategy() == v1::STRATEGY_LEMONADE) {
+    EVONAS_ASSIGN_OR_RETURN(*spec.mutable_lemonade(),
+                            search::NormalizeLemonadeSettings(spec.lemonade()));
+  }
+  if (spec.strategy() == v1::STRATEGY_REGULARIZED_EVOLUTION ||
+      spec.strategy() == v1::STRATEGY_NSGA2) {
+    EVONAS_ASSIGN_OR_RETURN(
+        *spec.mutable_evolution(),
+        search::NormalizeEvolutionSettings(spec.evolution()));
+  }
   v1::RefitSettings* refit = spec.mutable_refit();
   if (refit->front_members() < 0 || refit->front_members() > kMaxRefits) {
     return absl::InvalidArgumentError(absl::StrCat(

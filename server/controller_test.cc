@@ -671,6 +671,36 @@ TEST_F(ControllerTest, RunsRegularizedEvolutionWithoutDuplicates) {
   EXPECT_NE(bad.status().message().find("tournament_size"), std::string::npos);
 }
 
+TEST_F(ControllerTest, StoresTheStrategySettingsInEffect) {
+  v1::Dataset dataset = Upload(kCsv);
+  v1::ExperimentSpec spec = Spec(dataset.id());
+  spec.set_strategy(v1::STRATEGY_LEMONADE);
+  spec.mutable_budget()->set_max_candidates(5);
+  const std::string id = controller_->CreateExperiment(spec).value().id();
+  const v1::ExperimentSpec stored =
+      controller_->GetExperiment(id).value().spec();
+  EXPECT_EQ(stored.lemonade().children_per_proposal(), 16);
+  EXPECT_EQ(stored.lemonade().initial_population(), 10);
+  EXPECT_TRUE(stored.lemonade().has_random_fraction());
+  EXPECT_FALSE(stored.has_evolution());  // not this strategy's
+
+  spec.set_strategy(v1::STRATEGY_NSGA2);
+  const v1::ExperimentSpec nsga2 =
+      controller_
+          ->GetExperiment(controller_->CreateExperiment(spec).value().id())
+          .value()
+          .spec();
+  EXPECT_EQ(nsga2.evolution().population_size(), 20);
+  EXPECT_EQ(nsga2.evolution().tournament_size(), 5);
+
+  spec.set_strategy(v1::STRATEGY_LEMONADE);
+  spec.mutable_lemonade()->set_random_fraction(2);
+  absl::StatusOr<v1::Experiment> bad = controller_->CreateExperiment(spec);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("lemonade.random_fraction"),
+            std::string::npos);
+}
+
 // Adds a MODEL_FORMAT_CHECKPOINT artifact of `bytes` to `result`.
 void AddCheckpoint(v1::WorkResult& result, const std::string& bytes) {
   v1::Artifact* artifact = result.add_artifacts();

@@ -18,6 +18,9 @@ namespace {
 
 // Keeps this strategy's random stream apart from the others'.
 constexpr uint64_t kStream = 0x4c656d6f6e616465ULL;  // "Lemonade"
+// The coin for a random proposal has a stream of its own, so that
+// random_fraction 0 leaves every other draw as it was.
+constexpr uint64_t kRandomCoinStream = 0x52616e646f6d3f00ULL;  // "Random?"
 
 size_t SampleIndex(const std::vector<double>& weights, std::mt19937_64& rng) {
   double total = 0;
@@ -128,6 +131,14 @@ Proposal Lemonade::Propose(int64_t sequence,
   }
   if (succeeded.size() < static_cast<size_t>(settings_.initial_population())) {
     return random_.Propose(sequence, finished);
+  }
+  if (settings_.random_fraction() > 0) {
+    std::mt19937_64 coin(
+        SplitMix64(seed_ ^ SplitMix64(sequence ^ kRandomCoinStream)));
+    if (std::uniform_real_distribution<double>(0, 1)(coin) <
+        settings_.random_fraction()) {
+      return random_.Propose(sequence, finished);
+    }
   }
   std::sort(succeeded.begin(), succeeded.end(),
             [](const v1::Candidate* a, const v1::Candidate* b) {

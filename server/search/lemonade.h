@@ -50,7 +50,9 @@ std::vector<double> CheapObjectives(const v1::Genome& genome, int64_t inputs,
 
 // LEMONADE (Elsken, Metzen & Hutter, ICLR 2019), one child per proposal.
 // Until settings.initial_population candidates (not copies) have SUCCEEDED
-// it proposes what RandomSearch with the same seed would. Then:
+// it proposes what RandomSearch with the same seed would. After that, a
+// share settings.random_fraction of the proposals (decided by a coin of
+// their own per sequence number) are RandomSearch's too. The others:
 //  1. The population is the Pareto front (ParetoFront: constraint
 //     domination over `objectives`) of the succeeded candidates that are
 //     not copies (Candidate.duplicate_of), in sequence order.

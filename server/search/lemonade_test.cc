@@ -157,6 +157,37 @@ TEST(LemonadeTest, ChildrenAreMorphismsOfFrontMembers) {
   EXPECT_GE(kinds.size(), 5u);
 }
 
+TEST(LemonadeTest, ARandomFractionOfTheProposalsAreRandomSamples) {
+  const std::vector<v1::Candidate> finished = Finished(60);
+  RandomSearch random(Space(), 3);
+  for (double fraction : {0.0, 0.3, 1.0}) {
+    v1::LemonadeSettings settings = Settings();
+    settings.set_random_fraction(fraction);
+    Lemonade mixed(Space(), settings, true, {}, Objectives(), kInputs, kOutputs,
+                   3);
+    Lemonade bred(Space(), Settings(), true, {}, Objectives(), kInputs,
+                  kOutputs, 3);
+    int sampled = 0;
+    const int n = 400;
+    for (int64_t s = 60; s < 60 + n; ++s) {
+      const Proposal p = mixed.Propose(s, finished);
+      if (GenomeKey(p.genome) == GenomeKey(random.Sample(s))) {
+        ++sampled;
+        EXPECT_TRUE(p.parent_id.empty());  // trained from scratch
+      } else {
+        // Otherwise the child the front would have bred without the share.
+        const Proposal q = bred.Propose(s, finished);
+        EXPECT_EQ(GenomeKey(p.genome), GenomeKey(q.genome));
+        EXPECT_EQ(p.parent_id, q.parent_id);
+        EXPECT_FALSE(p.parent_id.empty());
+      }
+    }
+    // Binomial(400, 0.3): standard deviation 9.2, so 5 of them apart.
+    EXPECT_NEAR(sampled, fraction * n, 46) << fraction;
+    if (fraction == 0 || fraction == 1) EXPECT_EQ(sampled, fraction * n);
+  }
+}
+
 TEST(LemonadeTest, DeterministicAndIndependentOfTheOrderOfResults) {
   const std::vector<v1::Candidate> finished = Finished(40);
   std::vector<v1::Candidate> shuffled = finished;
@@ -276,6 +307,19 @@ TEST(MakeStrategyTest, LemonadeSettingsAreValidated) {
   const v1::LemonadeSettings defaults = NormalizeLemonadeSettings({}).value();
   EXPECT_EQ(defaults.children_per_proposal(), 16);
   EXPECT_EQ(defaults.initial_population(), 10);
+  EXPECT_EQ(defaults.random_fraction(), kDefaultLemonadeRandomFraction);
+  v1::LemonadeSettings none;
+  none.set_random_fraction(0);  // set: no random proposals, whatever default
+  EXPECT_EQ(NormalizeLemonadeSettings(none).value().random_fraction(), 0);
+  for (double bad : {-0.1, 1.5, std::nan("")}) {
+    spec.clear_objectives();
+    spec.mutable_lemonade()->set_random_fraction(bad);
+    status = MakeStrategy(spec).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(status.message().find("lemonade.random_fraction"),
+              absl::string_view::npos)
+        << status.message();
+  }
 }
 
 TEST(LemonadeTest, CopiesOfEarlierCandidatesDoNotCount) {

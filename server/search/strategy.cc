@@ -168,6 +168,9 @@ absl::StatusOr<v1::LemonadeSettings> NormalizeLemonadeSettings(
     settings.set_children_per_proposal(16);
   }
   if (settings.initial_population() == 0) settings.set_initial_population(10);
+  if (!settings.has_random_fraction()) {
+    settings.set_random_fraction(kDefaultLemonadeRandomFraction);
+  }
   absl::Status status;
   status.Update(CheckRange("lemonade.children_per_proposal",
                            settings.children_per_proposal(),
@@ -175,6 +178,13 @@ absl::StatusOr<v1::LemonadeSettings> NormalizeLemonadeSettings(
   status.Update(CheckRange("lemonade.initial_population",
                            settings.initial_population(),
                            settings.initial_population(), 1, 1000));
+  const double f = settings.random_fraction();
+  if (!(f >= 0 && f <= 1)) {
+    status.Update(absl::InvalidArgumentError(
+        absl::StrCat("lemonade.random_fraction is ", f,
+                     "; it must be in [0, 1], or unset for the default ",
+                     kDefaultLemonadeRandomFraction)));
+  }
   if (!status.ok()) return status;
   return settings;
 }

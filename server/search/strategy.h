@@ -54,9 +54,15 @@ absl::StatusOr<v1::SearchSpace> NormalizeSearchSpace(
 absl::StatusOr<v1::EvolutionSettings> NormalizeEvolutionSettings(
     v1::EvolutionSettings settings);
 
+// Share of LEMONADE's proposals that are random samples once the initial
+// population is in.
+inline constexpr double kDefaultLemonadeRandomFraction = 0.0;
+
 // Fills unset fields of `settings` with defaults (children_per_proposal 16,
-// initial_population 10) and checks both are in 1..1,000. InvalidArgument
-// naming the field (e.g. "lemonade.children_per_proposal") otherwise.
+// initial_population 10, random_fraction kDefaultLemonadeRandomFraction)
+// and checks them: the counts in 1..1,000, random_fraction in [0, 1].
+// InvalidArgument naming the field (e.g. "lemonade.children_per_proposal")
+// otherwise.
 absl::StatusOr<v1::LemonadeSettings> NormalizeLemonadeSettings(
     v1::LemonadeSettings settings);
 
