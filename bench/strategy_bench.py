@@ -15,7 +15,9 @@ random search of its own seed.
 
 A config is a strategy with options: +inherit (Lamarckian inheritance),
 +mf (multi-fidelity: short runs of a quarter of the steps), +rows (the
-same, the short runs also on --short-row-fraction of the training rows).
+same, the short runs also on --short-row-fraction of the training rows),
+and for lemonade +random=F (a fraction F of the proposals random samples)
+and +initial=N (N random candidates before the front breeds).
 
 Hypervolume: of the succeeded candidates' points (log10 validation max abs
 error, log10 parameter count), both minimised, each divided by its range
@@ -60,7 +62,7 @@ def hypervolume(points):
 def run(cluster, task_dir, train, holdout, config, seed, args):
     types = cluster.types
     from evonas.v1 import evonas_service_pb2 as service_pb2
-    strategy, *options = config.split("+")
+    strategy, options, values = parse_config(config)
     spec = cluster.task_spec(task_dir, train, holdout, seed=seed)
     spec.name = f"{load_task(task_dir)['name']}-{config}"
     spec.strategy = types.Strategy.Value(STRATEGIES[strategy])
@@ -69,6 +71,10 @@ def run(cluster, task_dir, train, holdout, config, seed, args):
     spec.multi_fidelity.enabled = "mf" in options or "rows" in options
     if "rows" in options:
         spec.multi_fidelity.short_row_fraction = args.short_row_fraction
+    if "random" in values:
+        spec.lemonade.random_fraction = float(values["random"])
+    if "initial" in values:
+        spec.lemonade.initial_population = int(values["initial"])
     spec.budget.max_wall_seconds = args.seconds
     for name in args.objective or []:
         spec.objectives.append(types.Objective.Value(
@@ -104,6 +110,13 @@ def run(cluster, task_dir, train, holdout, config, seed, args):
             "inherited": sum(1 for c in done
                              if c.parent_id and not c.promoted_from),
             "promoted": sum(1 for c in done if c.promoted_from)}
+
+
+def parse_config(config):
+    """strategy+flag+key=value... as (strategy, flags, {key: value})."""
+    strategy, *options = config.split("+")
+    values = dict(o.split("=", 1) for o in options if "=" in o)
+    return strategy, [o for o in options if "=" not in o], values
 
 
 def time_to_reach(curve, target):
@@ -207,12 +220,26 @@ def main():
     configs = args.config or ["random", "evolution", "lemonade",
                               "lemonade+inherit"]
     for config in configs:
-        strategy, *options = config.split("+")
+        strategy, options, values = parse_config(config)
         if strategy not in STRATEGIES:
             parser.error(f"unknown strategy in --config {config}")
         if any(o not in ("inherit", "mf", "rows") for o in options):
-            parser.error(f"unknown option in --config {config}: "
-                         "want strategy[+inherit][+mf][+rows]")
+            parser.error(f"unknown option in --config {config}: want "
+                         "strategy[+inherit][+mf][+rows][+random=F]"
+                         "[+initial=N]")
+        if values and strategy != "lemonade":
+            parser.error(f"--config {config}: +random= and +initial= are "
+                         "lemonade's")
+        for key, value in values.items():
+            kind = {"random": float, "initial": int}.get(key)
+            if kind is None:
+                parser.error(f"unknown option in --config {config}: "
+                             "want +random=F or +initial=N")
+            try:
+                kind(value)
+            except ValueError:
+                parser.error(f"--config {config}: +{key}={value} is not "
+                             f"a {kind.__name__}")
 
     args.seed = args.seed or [1]
     objectives = ", ".join(args.objective or ["the controller's default"])
