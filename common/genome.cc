@@ -190,6 +190,12 @@ absl::Status ValidateTraining(const v1::TrainingConfig& training,
         absl::StrCat(t, "weight_decay must be in [0, ", kMaxWeightDecay,
                      "], got ", absl::StrFormat("%g", decay)));
   }
+  const double penalty = training.weight_penalty();
+  if (!(penalty >= 0 && penalty <= kMaxWeightPenalty)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(t, "weight_penalty must be in [0, ", kMaxWeightPenalty,
+                     "], got ", absl::StrFormat("%g", penalty)));
+  }
   if (training.patience_steps() < 0 ||
       training.patience_steps() > kMaxPatienceSteps) {
     return absl::InvalidArgumentError(
@@ -277,6 +283,9 @@ std::string TrainingKey(const v1::TrainingConfig& training) {
   if (training.siren_omega() != 0) {
     absl::StrAppend(&key, "|o", ExactDouble(training.siren_omega()));
   }
+  if (training.weight_penalty() != 0) {
+    absl::StrAppend(&key, "|g", ExactDouble(training.weight_penalty()));
+  }
   return key;
 }
 
@@ -319,6 +328,9 @@ std::string DescribeStage(std::string out, const v1::TrainingConfig& training) {
   }
   if (training.siren_omega() != 0) {
     absl::StrAppend(&out, " omega=", ShortScientific(training.siren_omega()));
+  }
+  if (training.weight_penalty() != 0) {
+    absl::StrAppend(&out, " l2=", ShortScientific(training.weight_penalty()));
   }
   return out;
 }

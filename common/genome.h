@@ -18,6 +18,7 @@ inline constexpr int kMaxLbfgsSteps = 100000;
 inline constexpr int kMaxBatchSize = 1000000;
 inline constexpr int kMaxResidualStages = 7;
 inline constexpr double kMaxWeightDecay = 0.1;
+inline constexpr double kMaxWeightPenalty = 0.01;
 inline constexpr int kMaxPatienceSteps = 1000000;
 inline constexpr int kMaxMaxErrorSteps = 100000;
 inline constexpr int kMinMaxErrorPower = 4;

@@ -279,6 +279,13 @@ TEST(ValidateGenomeTest, TrainingGenes) {
     ExpectInvalid(genome, "training.weight_decay must be in [0, 0.1]");
   }
   t->set_weight_decay(0);
+  for (double penalty :
+       {-1e-9, 0.011, std::numeric_limits<double>::infinity()}) {
+    t->set_weight_penalty(penalty);
+    ExpectInvalid(genome, "training.weight_penalty must be in [0, 0.01]");
+  }
+  t->set_weight_penalty(kMaxWeightPenalty);
+  EXPECT_TRUE(ValidateGenome(genome).ok());
   t->set_patience_steps(-1);
   ExpectInvalid(genome, "training.patience_steps must be in 0..1000000");
   t->set_patience_steps(kMaxPatienceSteps + 1);
@@ -453,10 +460,12 @@ TEST(DescribeGenomeTest, StagesAndTrainingGenes) {
   genome.mutable_training()->set_weight_decay(1e-4);
   genome.mutable_training()->set_patience_steps(500);
   genome.mutable_training()->set_max_error_steps(300);
+  genome.mutable_training()->set_weight_penalty(1e-5);
   *genome.add_residual_stages() = SineStage();
   EXPECT_EQ(DescribeGenome(genome),
             "64tanh-32silu lr=3e-03 adam=2000 lbfgs=200 batch=full "
-            "warmup=100 wd=1e-04 patience=500 maxerr=300^8 | stage2: "
+            "warmup=100 wd=1e-04 patience=500 maxerr=300^8 l2=1e-05 | "
+            "stage2: "
             "16sine-16sine+ lr=1e-03 adam=500 lbfgs=100 batch=full");
 }
 
@@ -540,6 +549,7 @@ TEST(GenomeKeyTest, EveryFieldChangesTheKey) {
       [](v1::Genome& g) { g.mutable_training()->set_max_error_steps(300); },
       [](v1::Genome& g) { g.mutable_training()->set_max_error_power(16); },
       [](v1::Genome& g) { g.mutable_training()->set_siren_omega(5); },
+      [](v1::Genome& g) { g.mutable_training()->set_weight_penalty(1e-5); },
       [](v1::Genome& g) { *g.add_residual_stages() = SineStage(); },
       [](v1::Genome& g) {
         *g.add_residual_stages() = SineStage();
@@ -604,7 +614,7 @@ TEST(GenomeKeyTest, CoversEveryGenomeField) {
   EXPECT_EQ(v1::ConvLayer::descriptor()->field_count(), 7);
   EXPECT_EQ(v1::Stage::descriptor()->field_count(), 2);
   EXPECT_EQ(v1::DenseLayer::descriptor()->field_count(), 4);
-  EXPECT_EQ(v1::TrainingConfig::descriptor()->field_count(), 10);
+  EXPECT_EQ(v1::TrainingConfig::descriptor()->field_count(), 11);
 }
 
 TEST(ActivationNameTest, Names) {

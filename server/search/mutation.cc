@@ -223,6 +223,9 @@ void ClampTraining(v1::TrainingConfig& training,
       std::clamp(training.warmup_steps(), 0, training.adam_steps()));
   const double decay = training.weight_decay();
   training.set_weight_decay(decay > 0 ? std::min(decay, kMaxWeightDecay) : 0);
+  const double penalty = training.weight_penalty();
+  training.set_weight_penalty(penalty > 0 ? std::min(penalty, kMaxWeightPenalty)
+                                          : 0);
   training.set_patience_steps(
       std::clamp(training.patience_steps(), 0, kMaxPatienceSteps));
   training.set_max_error_steps(

@@ -279,6 +279,32 @@ TEST(TrainingGenesTest, WeightDecayShrinksTheWeights) {
   EXPECT_LT(b, 0.8 * a);
 }
 
+TEST(TrainingGenesTest, WeightPenaltyShrinksTheWeightsInTheLbfgsPhases) {
+  TrainJob job = Smooth1dJob(OneStage());
+  v1::Genome& g = job.genome;
+  // L-BFGS and the max-error phase only, so that the penalty acts on every
+  // step; both runs start from the same initial weights.
+  SetTraining(g.mutable_training(), 1e-2, 0, 200, 100);
+  absl::StatusOr<TrainOutput> plain = Train(job);
+  g.mutable_training()->set_weight_penalty(1e-4);
+  absl::StatusOr<TrainOutput> penalised = Train(job);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  ASSERT_TRUE(penalised.ok()) << penalised.status();
+  const double a = SumOfSquaredWeights(plain->parameters);
+  const double b = SumOfSquaredWeights(penalised->parameters);
+  const double plain_max = plain->metrics.validation().max_abs_error();
+  const double penalised_max = penalised->metrics.validation().max_abs_error();
+  std::printf(
+      "sum of squared weights: %.4g plain, %.4g with penalty 1e-4; "
+      "validation max abs error %.3g and %.3g\n",
+      a, b, plain_max, penalised_max);
+  EXPECT_LT(b, 0.8 * a);
+  // It still fits, within a tenth of the function's range of about 2: the
+  // penalty's gradient is consistent with its value, or the strong-Wolfe
+  // line search would have stalled.
+  EXPECT_LT(penalised_max, 0.2);
+}
+
 TEST(TrainingGenesTest, WarmupRampsTheLearningRate) {
   // 4 warm-up steps of 10: lr0/4, lr0/2, 3 lr0/4, lr0, then the cosine.
   EXPECT_DOUBLE_EQ(ScheduledLearningRate(1.0, 0, 10, 4, 0.01), 0.25);

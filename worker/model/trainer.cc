@@ -227,6 +227,11 @@ absl::Status CheckStage(const StageGenes& stage) {
         absl::StrCat(tn, "weight_decay: ", t.weight_decay(), ", want [0, ",
                      kMaxWeightDecay, "]"));
   }
+  if (!(t.weight_penalty() >= 0 && t.weight_penalty() <= kMaxWeightPenalty)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(tn, "weight_penalty: ", t.weight_penalty(), ", want [0, ",
+                     kMaxWeightPenalty, "]"));
+  }
   if (t.patience_steps() < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         tn, "patience_steps: ", t.patience_steps(), ", want >= 0"));
@@ -958,7 +963,7 @@ class Training {
       const double loss = kernels_.LossAndGradient(
           params_.data(), x_.data(), y_.data(), rows_, grad_.data(), power,
           scale);
-      return torch::tensor(loss, kDtype);
+      return torch::tensor(loss + AddWeightPenalty(grad_.data()), kDtype);
     };
     double previous = std::numeric_limits<double>::quiet_NaN();
     int restarts = 0;
@@ -998,7 +1003,24 @@ class Training {
                                            " at ", phase, " ", step));
   }
 
-  // Mean of ((out - y) / scale)^power on the training rows.
+  // weight_penalty * (sum of the squared weight-matrix entries); adds its
+  // gradient to `grad` unless that is null.
+  double AddWeightPenalty(Scalar* grad) const {
+    const double penalty = config_.weight_penalty();
+    if (penalty == 0) return 0;
+    double sum = 0;
+    for (const ParameterRange& range : kernels_.weight_ranges()) {
+      for (int64_t i = range.begin; i < range.end; ++i) {
+        const double w = params_[i];
+        sum += w * w;
+        if (grad != nullptr) grad[i] += static_cast<Scalar>(2 * penalty * w);
+      }
+    }
+    return penalty * sum;
+  }
+
+  // Mean of ((out - y) / scale)^power on the training rows, plus the weight
+  // penalty: the loss the L-BFGS phases minimise.
   double Loss(int power, double scale) {
     predicted_.resize(y_.size());
     kernels_.Forward(params_.data(), x_.data(), rows_, predicted_.data());
@@ -1009,7 +1031,7 @@ class Training {
                        scale;
       sum += power == 2 ? e * e : std::pow(e, power);
     }
-    return sum / static_cast<double>(y_.size());
+    return sum / static_cast<double>(y_.size()) + AddWeightPenalty(nullptr);
   }
 
   // Evaluates the largest absolute error in output units on the selection
