@@ -19,7 +19,9 @@
 //       text format, split like the controller splits the data, and reports
 //       for every stage count k the network of the first k stages: test max
 //       abs error, fractions within 1e-6 and 1e-5, parameters and the
-//       cumulative training seconds.
+//       cumulative training seconds. --predictions FILE also writes the
+//       whole network's output for each test row, one per line, for
+//       comparing or combining runs (bench/ensemble.py).
 //   trainer_bench conv    --train IDX --test IDX --genome TEXTPROTO
 //       Trains one convolutional genome on an image data set in evonas's IDX
 //       layout (the uncompressed images file followed by the uncompressed
@@ -49,6 +51,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "common/genome.h"
 #include "common/idx.h"
@@ -359,6 +362,7 @@ struct StagedOptions {
   uint64_t seed = 1;
   int threads = 1;
   double validation_fraction = 0.2;
+  std::string predictions;  // empty: not written
 };
 
 // Trains `o.genome` once and evaluates each prefix of its stages on the test
@@ -440,6 +444,16 @@ int RunStaged(const StagedOptions& o) {
         r.lbfgs_iterations, r.max_error_iterations, r.after_adam,
         r.after_lbfgs, r.after_max_error);
     std::fflush(stdout);
+  }
+  if (!o.predictions.empty()) {
+    std::ofstream file(o.predictions);
+    for (double value : model::Forward(prefix, test->x.data, test->x.rows)) {
+      file << absl::StrFormat("%.17g\n", value);
+    }
+    if (!file.flush()) {
+      std::cerr << "cannot write " << o.predictions << "\n";
+      return 1;
+    }
   }
   // The exported TorchScript model, as the worker reports it.
   std::printf(
@@ -630,6 +644,8 @@ int main(int argc, char** argv) {
   // with the smallest training max error.
   staged_cmd->add_option("--validation-fraction", staged.validation_fraction,
                          "fraction of --data held out for selection");
+  staged_cmd->add_option("--predictions", staged.predictions,
+                         "write the network's test outputs to this file");
 
   ConvOptions conv;
   CLI::App* conv_cmd = app.add_subcommand(

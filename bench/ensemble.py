@@ -1,0 +1,64 @@
+#!/usr/bin/python3
+"""Holdout errors of the mean of several networks' predictions.
+
+Each FILE holds one network's output for every row of the holdout CSV, one
+per line, as `trainer_bench staged --predictions FILE` writes it. Prints
+each network alone, then the mean of the first k networks for k = 2..n:
+max abs error, fractions within 1e-5 and 1e-6, RMSE. Standard library
+only.
+
+  bench/ensemble.py --holdout ../shared/tasks/hartmann3/holdout.csv s1.txt s2.txt
+"""
+import argparse
+import csv
+import math
+
+
+def read_column(path, column):
+    with open(path, newline='') as f:
+        return [float(row[column]) for row in csv.DictReader(f)]
+
+
+def read_predictions(path, rows):
+    with open(path) as f:
+        values = [float(line) for line in f if line.strip()]
+    if len(values) != rows:
+        raise SystemExit('%s: %d predictions for %d holdout rows'
+                         % (path, len(values), rows))
+    return values
+
+
+def errors(predicted, target):
+    e = [abs(p - t) for p, t in zip(predicted, target)]
+    n = len(e)
+    return (max(e), sum(x <= 1e-5 for x in e) / n,
+            sum(x <= 1e-6 for x in e) / n,
+            math.sqrt(sum(x * x for x in e) / n))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--holdout', required=True, help='holdout CSV')
+    parser.add_argument('--output', default='y', help='target column')
+    parser.add_argument('files', nargs='+', help='prediction files')
+    args = parser.parse_args()
+    target = read_column(args.holdout, args.output)
+    runs = [read_predictions(f, len(target)) for f in args.files]
+    print('| networks | holdout max abs error | within 1e-5 | within 1e-6 '
+          '| holdout RMSE |')
+    print('|---|---|---|---|---|')
+
+    def row(name, predicted):
+        m, w5, w6, rmse = errors(predicted, target)
+        print('| %s | %.2e | %.1f%% | %.2f%% | %.1e |'
+              % (name, m, 100 * w5, 100 * w6, rmse))
+
+    for path, predicted in zip(args.files, runs):
+        row(path, predicted)
+    for k in range(2, len(runs) + 1):
+        mean = [sum(values) / k for values in zip(*runs[:k])]
+        row('mean of the first %d' % k, mean)
+
+
+if __name__ == '__main__':
+    main()
