@@ -4,10 +4,14 @@
 Each FILE holds one network's output for every row of the holdout CSV, one
 per line, as `trainer_bench staged --predictions FILE` writes it. Prints
 each network alone, then the mean of the first k networks for k = 2..n:
-max abs error, fractions within 1e-5 and 1e-6, RMSE. Standard library
-only.
+max abs error, fractions within 1e-5 and 1e-6, RMSE. With --margins, a
+second table gives the max abs error over the rows whose inputs are at
+least each margin (a fraction of every input's range on the holdout rows)
+away from the faces of their box: where the maximum is set. Standard
+library only.
 
-  bench/ensemble.py --holdout ../shared/tasks/hartmann3/holdout.csv s1.txt s2.txt
+  bench/ensemble.py --holdout ../shared/tasks/hartmann3/holdout.csv \
+    --margins 0.01,0.02,0.05 s1.txt s2.txt
 """
 import argparse
 import csv
@@ -17,6 +21,19 @@ import math
 def read_column(path, column):
     with open(path, newline='') as f:
         return [float(row[column]) for row in csv.DictReader(f)]
+
+
+def distances_to_faces(path, output):
+    """Per row, the smallest distance of an input to its column's minimum or
+    maximum over the file, as a fraction of that column's range."""
+    with open(path, newline='') as f:
+        rows = list(csv.DictReader(f))
+    inputs = [c for c in rows[0] if c != output]
+    lo = {c: min(float(r[c]) for r in rows) for c in inputs}
+    hi = {c: max(float(r[c]) for r in rows) for c in inputs}
+    return [min(min(float(r[c]) - lo[c], hi[c] - float(r[c])) /
+                (hi[c] - lo[c]) for c in inputs if hi[c] > lo[c])
+            for r in rows]
 
 
 def read_predictions(path, rows):
@@ -40,6 +57,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--holdout', required=True, help='holdout CSV')
     parser.add_argument('--output', default='y', help='target column')
+    parser.add_argument('--margins', default='',
+                        help='comma-separated margins from the faces')
     parser.add_argument('files', nargs='+', help='prediction files')
     args = parser.parse_args()
     target = read_column(args.holdout, args.output)
@@ -55,9 +74,26 @@ def main():
 
     for path, predicted in zip(args.files, runs):
         row(path, predicted)
-    for k in range(2, len(runs) + 1):
-        mean = [sum(values) / k for values in zip(*runs[:k])]
-        row('mean of the first %d' % k, mean)
+    means = [('mean of the first %d' % k,
+              [sum(values) / k for values in zip(*runs[:k])])
+             for k in range(2, len(runs) + 1)]
+    for name, mean in means:
+        row(name, mean)
+    if not args.margins:
+        return
+    margins = [float(m) for m in args.margins.split(',')]
+    faces = distances_to_faces(args.holdout, args.output)
+    inside = [[d >= m for d in faces] for m in margins]
+    print()
+    print('| networks | all rows | ' + ' | '.join(
+        '>= %g from the faces (%d rows)' % (m, sum(keep))
+        for m, keep in zip(margins, inside)) + ' |')
+    print('|---|---|' + '---|' * len(margins))
+    for name, predicted in list(zip(args.files, runs)) + means:
+        e = [abs(p - t) for p, t in zip(predicted, target)]
+        print('| %s | %.2e | ' % (name, max(e)) + ' | '.join(
+            '%.2e' % max(x for x, k in zip(e, keep) if k) for keep in inside)
+            + ' |')
 
 
 if __name__ == '__main__':
