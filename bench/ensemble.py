@@ -18,16 +18,14 @@ import csv
 import math
 
 
-def read_column(path, column):
+def read_rows(path):
     with open(path, newline='') as f:
-        return [float(row[column]) for row in csv.DictReader(f)]
+        return list(csv.DictReader(f))
 
 
-def distances_to_faces(path, output):
+def distances_to_faces(rows, output):
     """Per row, the smallest distance of an input to its column's minimum or
-    maximum over the file, as a fraction of that column's range."""
-    with open(path, newline='') as f:
-        rows = list(csv.DictReader(f))
+    maximum over the rows, as a fraction of that column's range."""
     inputs = [c for c in rows[0] if c != output]
     lo = {c: min(float(r[c]) for r in rows) for c in inputs}
     hi = {c: max(float(r[c]) for r in rows) for c in inputs}
@@ -45,8 +43,8 @@ def read_predictions(path, rows):
     return values
 
 
-def errors(predicted, target):
-    e = [abs(p - t) for p, t in zip(predicted, target)]
+def summary(e):
+    """Max, fractions within 1e-5 and 1e-6, and RMSE of absolute errors."""
     n = len(e)
     return (max(e), sum(x <= 1e-5 for x in e) / n,
             sum(x <= 1e-6 for x in e) / n,
@@ -61,36 +59,34 @@ def main():
                         help='comma-separated margins from the faces')
     parser.add_argument('files', nargs='+', help='prediction files')
     args = parser.parse_args()
-    target = read_column(args.holdout, args.output)
+    holdout = read_rows(args.holdout)
+    target = [float(r[args.output]) for r in holdout]
     runs = [read_predictions(f, len(target)) for f in args.files]
+    networks = list(zip(args.files, runs)) + [
+        ('mean of the first %d' % k,
+         [sum(values) / k for values in zip(*runs[:k])])
+        for k in range(2, len(runs) + 1)]
+    # Absolute errors, one list per network.
+    errors = [(name, [abs(p - t) for p, t in zip(predicted, target)])
+              for name, predicted in networks]
     print('| networks | holdout max abs error | within 1e-5 | within 1e-6 '
           '| holdout RMSE |')
     print('|---|---|---|---|---|')
-
-    def row(name, predicted):
-        m, w5, w6, rmse = errors(predicted, target)
+    for name, e in errors:
+        m, w5, w6, rmse = summary(e)
         print('| %s | %.2e | %.1f%% | %.2f%% | %.1e |'
               % (name, m, 100 * w5, 100 * w6, rmse))
-
-    for path, predicted in zip(args.files, runs):
-        row(path, predicted)
-    means = [('mean of the first %d' % k,
-              [sum(values) / k for values in zip(*runs[:k])])
-             for k in range(2, len(runs) + 1)]
-    for name, mean in means:
-        row(name, mean)
     if not args.margins:
         return
     margins = [float(m) for m in args.margins.split(',')]
-    faces = distances_to_faces(args.holdout, args.output)
+    faces = distances_to_faces(holdout, args.output)
     inside = [[d >= m for d in faces] for m in margins]
     print()
     print('| networks | all rows | ' + ' | '.join(
         '>= %g from the faces (%d rows)' % (m, sum(keep))
         for m, keep in zip(margins, inside)) + ' |')
     print('|---|---|' + '---|' * len(margins))
-    for name, predicted in list(zip(args.files, runs)) + means:
-        e = [abs(p - t) for p, t in zip(predicted, target)]
+    for name, e in errors:
         print('| %s | %.2e | ' % (name, max(e)) + ' | '.join(
             '%.2e' % max(x for x, k in zip(e, keep) if k) for keep in inside)
             + ' |')

@@ -416,12 +416,12 @@ int RunStaged(const StagedOptions& o) {
               DescribeGenome(genome).c_str(), CpuSeconds() - cpu_start);
   model::NetworkParameters prefix;
   double seconds = 0;
+  std::vector<double> predicted;  // on the test rows; the whole network's last
   for (size_t k = 0; k < out->parameters.stages.size(); ++k) {
     prefix.stages.push_back(out->parameters.stages[k]);
     const model::StageReport& r = out->stages[k];
     seconds += r.seconds;
-    const std::vector<double> predicted =
-        model::Forward(prefix, test->x.data, test->x.rows);
+    predicted = model::Forward(prefix, test->x.data, test->x.rows);
     const v1::Evaluation e6 =
         EvaluatePredictions(predicted, test->y.data, 1, 1e-6);
     const v1::Evaluation e5 =
@@ -447,7 +447,7 @@ int RunStaged(const StagedOptions& o) {
   }
   if (!o.predictions.empty()) {
     std::ofstream file(o.predictions);
-    for (double value : model::Forward(prefix, test->x.data, test->x.rows)) {
+    for (double value : predicted) {
       file << absl::StrFormat("%.17g\n", value);
     }
     if (!file.flush()) {
