@@ -216,6 +216,12 @@ absl::Status ValidateTraining(const v1::TrainingConfig& training,
         ") or an even number in ", kMinMaxErrorPower, "..", kMaxMaxErrorPower,
         ", got ", power));
   }
+  if (training.max_error_rounds() < 0 ||
+      training.max_error_rounds() > kMaxMaxErrorRounds) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(t, "max_error_rounds must be in 0..", kMaxMaxErrorRounds,
+                     ", got ", training.max_error_rounds()));
+  }
   // A bound on omega keeps the first sine layer from aliasing every row.
   constexpr double kMaxSirenOmega = 100;
   const double omega = training.siren_omega();
@@ -286,6 +292,9 @@ std::string TrainingKey(const v1::TrainingConfig& training) {
   if (training.weight_penalty() != 0) {
     absl::StrAppend(&key, "|g", ExactDouble(training.weight_penalty()));
   }
+  if (training.max_error_rounds() > 1) {  // 0 and 1 both mean one round
+    absl::StrAppend(&key, "|r", training.max_error_rounds());
+  }
   return key;
 }
 
@@ -325,6 +334,9 @@ std::string DescribeStage(std::string out, const v1::TrainingConfig& training) {
                     training.max_error_power() == 0
                         ? kDefaultMaxErrorPower
                         : training.max_error_power());
+    if (training.max_error_rounds() > 1) {
+      absl::StrAppend(&out, "x", training.max_error_rounds());
+    }
   }
   if (training.siren_omega() != 0) {
     absl::StrAppend(&out, " omega=", ShortScientific(training.siren_omega()));

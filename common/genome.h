@@ -23,6 +23,7 @@ inline constexpr int kMaxPatienceSteps = 1000000;
 inline constexpr int kMaxMaxErrorSteps = 100000;
 inline constexpr int kMinMaxErrorPower = 4;
 inline constexpr int kMaxMaxErrorPower = 64;
+inline constexpr int kMaxMaxErrorRounds = 20;
 // The exponent of the max-error phase when TrainingConfig.max_error_power
 // is 0.
 inline constexpr int kDefaultMaxErrorPower = 8;

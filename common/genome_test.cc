@@ -286,6 +286,12 @@ TEST(ValidateGenomeTest, TrainingGenes) {
   }
   t->set_weight_penalty(kMaxWeightPenalty);
   EXPECT_TRUE(ValidateGenome(genome).ok());
+  for (int rounds : {-1, kMaxMaxErrorRounds + 1}) {
+    t->set_max_error_rounds(rounds);
+    ExpectInvalid(genome, "training.max_error_rounds must be in 0..20");
+  }
+  t->set_max_error_rounds(kMaxMaxErrorRounds);
+  EXPECT_TRUE(ValidateGenome(genome).ok());
   t->set_patience_steps(-1);
   ExpectInvalid(genome, "training.patience_steps must be in 0..1000000");
   t->set_patience_steps(kMaxPatienceSteps + 1);
@@ -461,10 +467,11 @@ TEST(DescribeGenomeTest, StagesAndTrainingGenes) {
   genome.mutable_training()->set_patience_steps(500);
   genome.mutable_training()->set_max_error_steps(300);
   genome.mutable_training()->set_weight_penalty(1e-5);
+  genome.mutable_training()->set_max_error_rounds(4);
   *genome.add_residual_stages() = SineStage();
   EXPECT_EQ(DescribeGenome(genome),
             "64tanh-32silu lr=3e-03 adam=2000 lbfgs=200 batch=full "
-            "warmup=100 wd=1e-04 patience=500 maxerr=300^8 l2=1e-05 | "
+            "warmup=100 wd=1e-04 patience=500 maxerr=300^8x4 l2=1e-05 | "
             "stage2: "
             "16sine-16sine+ lr=1e-03 adam=500 lbfgs=100 batch=full");
 }
@@ -550,6 +557,7 @@ TEST(GenomeKeyTest, EveryFieldChangesTheKey) {
       [](v1::Genome& g) { g.mutable_training()->set_max_error_power(16); },
       [](v1::Genome& g) { g.mutable_training()->set_siren_omega(5); },
       [](v1::Genome& g) { g.mutable_training()->set_weight_penalty(1e-5); },
+      [](v1::Genome& g) { g.mutable_training()->set_max_error_rounds(3); },
       [](v1::Genome& g) { *g.add_residual_stages() = SineStage(); },
       [](v1::Genome& g) {
         *g.add_residual_stages() = SineStage();
@@ -605,6 +613,9 @@ TEST(GenomeKeyTest, IgnoresEncodingAndUnknownFields) {
   *b.add_hidden_layers() = a.hidden_layers(1);
   b.GetReflection()->MutableUnknownFields(&b)->AddVarint(999, 1);
   EXPECT_EQ(GenomeKey(a), GenomeKey(b));
+  // max_error_rounds 0 and 1 both mean one round: the same training.
+  b.mutable_training()->set_max_error_rounds(1);
+  EXPECT_EQ(GenomeKey(a), GenomeKey(b));
 }
 
 // Fails when a field is added to the genome: add it to GenomeKey (so that
@@ -614,7 +625,7 @@ TEST(GenomeKeyTest, CoversEveryGenomeField) {
   EXPECT_EQ(v1::ConvLayer::descriptor()->field_count(), 7);
   EXPECT_EQ(v1::Stage::descriptor()->field_count(), 2);
   EXPECT_EQ(v1::DenseLayer::descriptor()->field_count(), 4);
-  EXPECT_EQ(v1::TrainingConfig::descriptor()->field_count(), 11);
+  EXPECT_EQ(v1::TrainingConfig::descriptor()->field_count(), 12);
 }
 
 TEST(ActivationNameTest, Names) {

@@ -235,6 +235,8 @@ void ClampTraining(v1::TrainingConfig& training,
                      power % 2 != 0)) {
     training.set_max_error_power(0);
   }
+  training.set_max_error_rounds(
+      std::clamp(training.max_error_rounds(), 0, kMaxMaxErrorRounds));
 }
 
 // Whether the search chooses `genome`'s precision: only a single-stage

@@ -585,7 +585,7 @@ double BasicMlpKernels<Scalar>::GradientBlock(Workspace& ws,
       }
       grow[label] = static_cast<Scalar>(grow[label] - scale);
     }
-  } else if (power == 2 && error_scale == 1.0) {
+  } else if (loss.plain_mse()) {
     for (int64_t i = 0; i < rows * outputs(); ++i) {
       const double diff = static_cast<double>(out[i]) - y[i];
       sse += diff * diff;
@@ -594,12 +594,17 @@ double BasicMlpKernels<Scalar>::GradientBlock(Workspace& ws,
   } else {
     // d/d out of (diff / s)^p is p (diff / s)^(p - 1) / s; `scale` holds
     // the 1 / count of the mean.
-    const double factor = scale * power / error_scale;
-    for (int64_t i = 0; i < rows * outputs(); ++i) {
-      const double e = (static_cast<double>(out[i]) - y[i]) / error_scale;
-      const double e_pm1 = std::pow(e, power - 1);
-      sse += e_pm1 * e;
-      g[i] = static_cast<Scalar>(factor * e_pm1);
+    const int64_t width = outputs();
+    for (int64_t r = 0; r < rows; ++r) {
+      const double weight =
+          loss.row_weights == nullptr ? 1.0 : loss.row_weights[r];
+      const double factor = weight * scale * power / error_scale;
+      for (int64_t i = r * width; i < (r + 1) * width; ++i) {
+        const double e = (static_cast<double>(out[i]) - y[i]) / error_scale;
+        const double e_pm1 = std::pow(e, power - 1);
+        sse += weight * e_pm1 * e;
+        g[i] = static_cast<Scalar>(factor * e_pm1);
+      }
     }
   }
   for (int l = last; l >= 0; --l) {
@@ -676,13 +681,12 @@ void BasicMlpKernels<Scalar>::Forward(const Scalar* params, const Scalar* x,
 }
 
 template <typename Scalar>
-double BasicMlpKernels<Scalar>::LossAndGradient(const Scalar* params,
-                                                const Scalar* x,
-                                                const Scalar* y, int64_t rows,
-                                                Scalar* grad, int power,
-                                                double error_scale) {
+double BasicMlpKernels<Scalar>::LossAndGradient(
+    const Scalar* params, const Scalar* x, const Scalar* y, int64_t rows,
+    Scalar* grad, int power, double error_scale, const double* row_weights) {
   assert(power > 0);
-  return Gradient(params, x, y, rows, grad, Loss{power, error_scale});
+  return Gradient(params, x, y, rows, grad,
+                  Loss{power, error_scale, row_weights});
 }
 
 template <typename Scalar>
@@ -691,7 +695,7 @@ double BasicMlpKernels<Scalar>::CrossEntropyAndGradient(const Scalar* params,
                                                         const Scalar* labels,
                                                         int64_t rows,
                                                         Scalar* grad) {
-  return Gradient(params, x, labels, rows, grad, Loss{0, 1.0});
+  return Gradient(params, x, labels, rows, grad, Loss{0, 1.0, nullptr});
 }
 
 template <typename Scalar>
@@ -709,8 +713,7 @@ double BasicMlpKernels<Scalar>::Gradient(const Scalar* params, const Scalar* x,
   const int64_t y_stride = loss.cross_entropy() ? 1 : outputs();
   const double count =
       static_cast<double>(rows) * static_cast<double>(y_stride);
-  const double scale =
-      loss.power == 2 && loss.error_scale == 1.0 ? 2.0 / count : 1.0 / count;
+  const double scale = loss.plain_mse() ? 2.0 / count : 1.0 / count;
   std::vector<double> sse(threads, 0.0);
   const auto run = [&](int t) {
     Workspace& ws = workspaces_[t];
@@ -723,8 +726,10 @@ double BasicMlpKernels<Scalar>::Gradient(const Scalar* params, const Scalar* x,
          ++b) {
       const int64_t start = b * block;
       const int64_t n = std::min(block, rows - start);
+      Loss block_loss = loss;
+      if (loss.row_weights != nullptr) block_loss.row_weights += start;
       sse[t] += GradientBlock(ws, params, x + start * inputs(),
-                              y + start * y_stride, n, scale, loss, g);
+                              y + start * y_stride, n, scale, block_loss, g);
     }
   };
   if (threads == 1) {

@@ -128,11 +128,14 @@ class BasicMlpKernels {
   // its gradient with respect to `params` to `grad` (parameter_count()
   // values). With `power` p (an even number) and `error_scale` s it is the
   // mean of ((out - y) / s)^p instead: a smooth stand-in for the largest
-  // error, whose terms stay representable when s is about that error. A
+  // error, whose terms stay representable when s is about that error. With
+  // `row_weights` (one per row, non-negative), each row's terms are
+  // multiplied by its weight before the mean over rows * outputs. A
   // non-finite loss leaves an unspecified gradient.
   double LossAndGradient(const Scalar* params, const Scalar* x, const Scalar* y,
                          int64_t rows, Scalar* grad, int power = 2,
-                         double error_scale = 1.0);
+                         double error_scale = 1.0,
+                         const double* row_weights = nullptr);
 
   // Classification: the outputs are logits. Returns the mean over rows of
   // the softmax cross-entropy -log softmax(out)[label] (natural log), as
@@ -180,12 +183,17 @@ class BasicMlpKernels {
   void ForwardBlock(Workspace& ws, const Scalar* params, const Scalar* x,
                     int64_t rows, bool train);
   // The loss a gradient call minimises: the mean of ((out - y) /
-  // error_scale)^power over all outputs, or (power 0) the mean softmax
+  // error_scale)^power over all outputs, each row's terms times its entry
+  // of row_weights when that is set, or (power 0) the mean softmax
   // cross-entropy over rows with one label per row in y.
   struct Loss {
     int power = 2;
     double error_scale = 1.0;
+    const double* row_weights = nullptr;  // one per row of the call
     bool cross_entropy() const { return power == 0; }
+    bool plain_mse() const {
+      return power == 2 && error_scale == 1.0 && row_weights == nullptr;
+    }
   };
   // Shares the rows' blocks out among the threads and sums their losses
   // and gradients; returns the mean loss.
@@ -193,6 +201,7 @@ class BasicMlpKernels {
                   int64_t rows, Scalar* grad, Loss loss);
   // Forward and backward pass of one block; adds the block's gradient of
   // `scale` times its summed loss terms to `grad` and returns that sum.
+  // loss.row_weights, if set, points at the block's first row's weight.
   double GradientBlock(Workspace& ws, const Scalar* params, const Scalar* x,
                        const Scalar* y, int64_t rows, double scale, Loss loss,
                        Scalar* grad);

@@ -374,6 +374,55 @@ TEST(MlpKernelsTest, PowerLossAndGradientMatchFiniteDifferences) {
       1e-6, 1e-6);
 }
 
+// A row of integer weight w counts as w copies of the row, in both
+// branches of the regression loss, over blocks shared by two threads.
+TEST(MlpKernelsTest, RowWeightsCountAsRepeatedRows) {
+  const std::vector<int64_t> sizes = {3, 7, 2};
+  const std::vector<v1::Activation> acts = {v1::ACTIVATION_TANH};
+  absl::StatusOr<MlpKernels> k = MlpKernels::Create(sizes, acts, 4, 2);
+  ASSERT_TRUE(k.ok()) << k.status();
+  const int64_t rows = 19;
+  const std::vector<double> params = Random(k->parameter_count(), 0.5, 51);
+  const std::vector<double> x = Random(rows * 3, 1.0, 52);
+  const std::vector<double> y = Random(rows * 2, 1.0, 53);
+  std::vector<double> weights(rows), repeated_x, repeated_y;
+  for (int64_t r = 0; r < rows; ++r) {
+    weights[r] = static_cast<double>(r % 4);  // 0, 1, 2 or 3 copies
+    for (int copy = 0; copy < r % 4; ++copy) {
+      repeated_x.insert(repeated_x.end(), x.begin() + r * 3,
+                        x.begin() + (r + 1) * 3);
+      repeated_y.insert(repeated_y.end(), y.begin() + r * 2,
+                        y.begin() + (r + 1) * 2);
+    }
+  }
+  const auto repeated_rows = static_cast<int64_t>(repeated_y.size()) / 2;
+  // The weighted mean is over `rows` rows, the repeated one over more.
+  const double ratio = static_cast<double>(repeated_rows) / rows;
+  for (auto [power, scale] : {std::pair{2, 1.0}, std::pair{4, 0.7}}) {
+    std::vector<double> g(params.size()), g_repeated(params.size());
+    const double loss =
+        k->LossAndGradient(params.data(), x.data(), y.data(), rows, g.data(),
+                           power, scale, weights.data());
+    const double loss_repeated =
+        k->LossAndGradient(params.data(), repeated_x.data(), repeated_y.data(),
+                           repeated_rows, g_repeated.data(), power, scale);
+    EXPECT_NEAR(loss, loss_repeated * ratio, 1e-12 * loss) << power;
+    for (size_t i = 0; i < g.size(); ++i) {
+      EXPECT_NEAR(g[i], g_repeated[i] * ratio, 1e-12 * (1 + std::fabs(g[i])))
+          << power << " " << i;
+    }
+  }
+  // All weights 1 is the unweighted loss.
+  const std::vector<double> ones(rows, 1.0);
+  std::vector<double> g1(params.size()), g2(params.size());
+  EXPECT_NEAR(
+      k->LossAndGradient(params.data(), x.data(), y.data(), rows, g1.data(), 2,
+                         1.0, ones.data()),
+      k->LossAndGradient(params.data(), x.data(), y.data(), rows, g2.data()),
+      1e-14);
+  for (size_t i = 0; i < g1.size(); ++i) EXPECT_NEAR(g1[i], g2[i], 1e-14);
+}
+
 TEST(MlpKernelsTest, BlockSizeOnlyChangesRounding) {
   const std::vector<int64_t> sizes = {3, 40, 40, 1};
   const std::vector<v1::Activation> acts = {v1::ACTIVATION_GELU,

@@ -248,6 +248,11 @@ absl::Status CheckStage(const StageGenes& stage) {
         absl::StrCat(tn, "max_error_power: ", power, ", want 0 or an even "
                      "number in ", kMinMaxErrorPower, "..", kMaxMaxErrorPower));
   }
+  if (t.max_error_rounds() < 0 || t.max_error_rounds() > kMaxMaxErrorRounds) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(tn, "max_error_rounds: ", t.max_error_rounds(),
+                     ", want 0..", kMaxMaxErrorRounds));
+  }
   return absl::OkStatus();
 }
 
@@ -776,6 +781,7 @@ struct StageSteps {
   int max_error = 0;
   int patience = 0;
   int power = kDefaultMaxErrorPower;
+  int max_error_rounds = 1;
 };
 
 int Scaled(int steps, double fraction) {
@@ -794,6 +800,9 @@ StageSteps StepsOf(const v1::TrainingConfig& t, double fraction,
   }
   s.patience = t.patience_steps();
   if (t.max_error_power() != 0) s.power = t.max_error_power();
+  // A round needs at least one iteration.
+  s.max_error_rounds =
+      std::clamp(t.max_error_rounds(), 1, std::max(1, s.max_error));
   return s;
 }
 
@@ -845,7 +854,8 @@ class Training {
     Select();
     EVONAS_RETURN_IF_ERROR(RunAdam(gen));
     report_.after_adam = best_error_;
-    EVONAS_RETURN_IF_ERROR(RunLbfgs(steps_.lbfgs, 2, 1.0, "lbfgs iteration",
+    EVONAS_RETURN_IF_ERROR(RunLbfgs(steps_.lbfgs, 2, 1.0, nullptr,
+                                    "lbfgs iteration",
                                     report_.lbfgs_iterations));
     report_.after_lbfgs = best_error_;
     EVONAS_RETURN_IF_ERROR(RunMaxError());
@@ -919,28 +929,60 @@ class Training {
   }
 
   // The max-error phase: L-BFGS on the mean of (|error| / e0)^p from the
-  // best weights so far, e0 their largest training error.
+  // best weights so far, e0 their largest training error, in
+  // max_error_rounds rounds. From the second round on, each row's term is
+  // weighted, and before every round the weights are multiplied by the rows'
+  // errors over the largest (Lawson's update): a row's weight is the product
+  // of its relative errors at the start of the earlier rounds.
   absl::Status RunMaxError() {
     if (steps_.max_error == 0) return absl::OkStatus();
-    Restore();
-    predicted_.resize(y_.size());
-    kernels_.Forward(params_.data(), x_.data(), rows_, predicted_.data());
-    double largest = 0;
-    for (size_t i = 0; i < y_.size(); ++i) {
-      largest = std::max(largest, std::fabs(static_cast<double>(predicted_[i]) -
-                                            static_cast<double>(y_[i])));
+    const int rounds = steps_.max_error_rounds;
+    std::vector<double> row_weights;
+    for (int round = 0; round < rounds; ++round) {
+      Restore();
+      predicted_.resize(y_.size());
+      kernels_.Forward(params_.data(), x_.data(), rows_, predicted_.data());
+      std::vector<double> row_errors(rows_, 0.0);
+      double largest = 0;
+      for (size_t i = 0; i < y_.size(); ++i) {
+        const double e = std::fabs(static_cast<double>(predicted_[i]) -
+                                   static_cast<double>(y_[i]));
+        double& row = row_errors[i / y_stride_];
+        row = std::max(row, e);
+        largest = std::max(largest, e);
+      }
+      if (!(largest > 0) || !std::isfinite(largest)) break;
+      if (round > 0) {
+        if (row_weights.empty()) row_weights.assign(rows_, 1.0);
+        double sum = 0;
+        for (int64_t r = 0; r < rows_; ++r) {
+          row_weights[r] *= row_errors[r] / largest;
+          sum += row_weights[r];
+        }
+        if (!(sum > 0)) break;
+        const double to_mean_one = static_cast<double>(rows_) / sum;
+        for (double& w : row_weights) w *= to_mean_one;
+      }
+      const int iterations = steps_.max_error * (round + 1) / rounds -
+                             steps_.max_error * round / rounds;
+      int done = 0;
+      EVONAS_RETURN_IF_ERROR(
+          RunLbfgs(iterations, steps_.power, largest,
+                   row_weights.empty() ? nullptr : row_weights.data(),
+                   "max-error iteration", done));
+      report_.max_error_iterations += done;
     }
-    if (!(largest > 0) || !std::isfinite(largest)) return absl::OkStatus();
-    return RunLbfgs(steps_.max_error, steps_.power, largest,
-                    "max-error iteration", report_.max_error_iterations);
+    return absl::OkStatus();
   }
 
   // `iterations` L-BFGS iterations on the mean of ((out - y) / scale)^power
+  // (each row's terms times its entry of `row_weights`, when not null)
   // from the best weights so far, in chunks between which the cancel flag is
   // polled and the validation error evaluated; a chunk without progress
   // restarts L-BFGS with an empty history, up to kLbfgsRestarts times.
   absl::Status RunLbfgs(int iterations, int power, double scale,
-                        const char* phase, int& done_iterations) {
+                        const double* row_weights, const char* phase,
+                        int& done_iterations) {
     if (iterations == 0) return absl::OkStatus();
     Restore();
     torch::optim::LBFGSOptions opts(1.0);
@@ -960,9 +1002,9 @@ class Training {
     auto lbfgs = std::make_unique<torch::optim::LBFGS>(
         std::vector<torch::Tensor>{param}, opts);
     auto closure = [&]() {
-      const double loss = kernels_.LossAndGradient(
-          params_.data(), x_.data(), y_.data(), rows_, grad_.data(), power,
-          scale);
+      const double loss =
+          kernels_.LossAndGradient(params_.data(), x_.data(), y_.data(), rows_,
+                                   grad_.data(), power, scale, row_weights);
       return torch::tensor(loss + AddWeightPenalty(grad_.data()), kDtype);
     };
     double previous = std::numeric_limits<double>::quiet_NaN();
@@ -979,7 +1021,7 @@ class Training {
       lbfgs->step(closure);
       done += chunk;
       done_iterations = done;
-      const double loss = Loss(power, scale);
+      const double loss = Loss(power, scale, row_weights);
       if (!std::isfinite(loss)) return Diverged(loss, phase, done);
       Select();
       if (loss == previous) {  // no progress: restart, or give up
@@ -1019,9 +1061,10 @@ class Training {
     return penalty * sum;
   }
 
-  // Mean of ((out - y) / scale)^power on the training rows, plus the weight
+  // Mean of ((out - y) / scale)^power on the training rows (each row's
+  // terms times its entry of `row_weights`, when not null), plus the weight
   // penalty: the loss the L-BFGS phases minimise.
-  double Loss(int power, double scale) {
+  double Loss(int power, double scale, const double* row_weights) {
     predicted_.resize(y_.size());
     kernels_.Forward(params_.data(), x_.data(), rows_, predicted_.data());
     double sum = 0;
@@ -1029,7 +1072,8 @@ class Training {
       const double e = (static_cast<double>(predicted_[i]) -
                         static_cast<double>(y_[i])) /
                        scale;
-      sum += power == 2 ? e * e : std::pow(e, power);
+      const double term = power == 2 ? e * e : std::pow(e, power);
+      sum += row_weights == nullptr ? term : row_weights[i / y_stride_] * term;
     }
     return sum / static_cast<double>(y_.size()) + AddWeightPenalty(nullptr);
   }
