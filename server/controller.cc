@@ -632,12 +632,43 @@ absl::Status Controller::RecordLatencyTableLocked(
     return absl::OkStatus();
   }
   EVONAS_RETURN_IF_ERROR(store_->PutLatencyTable(table, NowMs()));
-  if (same_class != tables->end()) {
-    *same_class = table;
-  } else {
-    tables->push_back(table);
-  }
   strategies_.clear();
+  if (same_class != tables->end()) {
+    // A re-measurement of a known class moves the estimates by its noise;
+    // workers of one class take turns reporting theirs, so re-estimating
+    // here would rewrite every candidate on every lease. Only later
+    // proposals use it.
+    *same_class = table;
+    return absl::OkStatus();
+  }
+  // A new class can change every estimate (the slowest class counts).
+  tables->push_back(table);
+  return ReestimateLatenciesLocked();
+}
+
+absl::Status Controller::ReestimateLatenciesLocked() {
+  EVONAS_ASSIGN_OR_RETURN(const std::vector<std::string> running,
+                          store_->ListRunningExperimentIds());
+  for (const std::string& id : running) {
+    EVONAS_ASSIGN_OR_RETURN(const v1::Experiment experiment,
+                            store_->GetExperiment(id));
+    EVONAS_ASSIGN_OR_RETURN(std::vector<store::StoredCandidate> candidates,
+                            store_->ListCandidates(id));
+    for (store::StoredCandidate& stored : candidates) {
+      v1::Candidate& c = stored.candidate;
+      EVONAS_ASSIGN_OR_RETURN(const v1::GenomeCost cost,
+                              CostLocked(experiment, c.genome()));
+      if (cost.estimated_latency_seconds() ==
+          c.cost().estimated_latency_seconds()) {
+        continue;
+      }
+      *c.mutable_cost() = cost;
+      // Not WriteCandidate: the candidate's state does not change.
+      EVONAS_RETURN_IF_ERROR(store_->UpdateCandidate(stored));
+    }
+    // Its cached finished candidates hold the old estimates.
+    search_states_.erase(id);
+  }
   return absl::OkStatus();
 }
 

@@ -324,16 +324,19 @@ class Controller {
   // when there is none to inherit.
   absl::StatusOr<std::optional<std::string>> InheritableParent(
       const std::string& parent_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Records candidate `sequence` as a copy of the finished `original` (see
-  // Candidate.duplicate_of).
   // The workers' latency tables, read from the store on first use and after
   // a rolled-back batch.
   absl::StatusOr<const std::vector<v1::LatencyTable>*> LatencyTablesLocked()
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Stores `table` (validated) unless its hardware class has an equal one;
-  // strategies are rebuilt, since level-0 screening reads the tables.
+  // strategies are rebuilt, since level-0 screening reads the tables. A new
+  // hardware class re-estimates the candidates of running experiments.
   absl::Status RecordLatencyTableLocked(const v1::LatencyTable& table)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sets every candidate of a running experiment to the latency estimate of
+  // the current tables, so that a front compares all its candidates under
+  // the same tables.
+  absl::Status ReestimateLatenciesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The cheap objectives of `genome` in `experiment`, latency estimated
   // from the workers' tables.
   absl::StatusOr<v1::GenomeCost> CostLocked(const v1::Experiment& experiment,
@@ -344,6 +347,8 @@ class Controller {
   absl::StatusOr<store::StoredCandidate> NewCandidate(
       const v1::Experiment& experiment, int64_t sequence, v1::Genome genome)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records candidate `sequence` as a copy of the finished `original` (see
+  // Candidate.duplicate_of).
   absl::Status RecordDuplicate(const v1::Experiment& experiment,
                                int64_t sequence, v1::Genome genome,
                                const store::StoredCandidate& original)

@@ -477,6 +477,32 @@ TEST_F(ControllerTest, WorkersLatencyTablesEstimateEveryProposal) {
                    EstimateLatencySeconds(c1.genome(), 2, 1,
                                           slow.latency_table())
                        .value());
+  // And so is the earlier proposal's now: a front compares its candidates
+  // under the same tables.
+  const double c0_slow =
+      EstimateLatencySeconds(c0.genome(), 2, 1, slow.latency_table()).value();
+  EXPECT_GT(c0_slow, c0.cost().estimated_latency_seconds());
+  EXPECT_DOUBLE_EQ(controller_->GetCandidate(c0.id())
+                       .value()
+                       .cost()
+                       .estimated_latency_seconds(),
+                   c0_slow);
+  // A re-measurement of a known class is stored and estimates what comes
+  // next, but leaves the existing estimates: workers of one class take
+  // turns reporting their tables.
+  v1::WorkerInfo remeasured = fast;
+  for (v1::LayerLatencyModel& m :
+       *remeasured.mutable_latency_table()->mutable_layers()) {
+    m.set_seconds_per_multiply_add(10 * m.seconds_per_multiply_add());
+  }
+  ASSERT_TRUE(controller_->LeaseWork("w1", remeasured).ok());
+  EXPECT_DOUBLE_EQ(controller_->GetCandidate(c0.id())
+                       .value()
+                       .cost()
+                       .estimated_latency_seconds(),
+                   c0_slow);
+  EXPECT_EQ(controller_->LatencyTables().value()[0].SerializeAsString(),
+            remeasured.latency_table().SerializeAsString());
   // Both tables survive a restart.
   controller_.reset();
   controller_ = Controller::Create(options_).value();
