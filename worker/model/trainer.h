@@ -130,8 +130,11 @@ struct TrainOutput {
 // error has not improved for patience_steps (checked every 50 steps); an L-BFGS
 // polish on the mean squared error with strong-Wolfe line search (restarted
 // with a fresh history when it stalls); then max_error_steps L-BFGS iterations
-// on the mean of (|error| / e0)^p, p = max_error_power (default 8), e0 the
-// largest training error when the phase starts. Throughout, the weights with
+// on the mean of (|error| / e0)^p, p = max_error_power (default 8), in
+// max_error_rounds rounds (default 1), e0 the largest training error when a
+// round starts; before every round after the first, each row's weight in
+// that mean is multiplied by its error over e0 (Lawson's re-weighting of
+// the worst rows). Throughout, the weights with
 // the smallest validation max abs error (training rows when there are no
 // validation rows) are kept; with inherited weights, the starting weights
 // compete too. The forward and backward passes and Adam run on MlpKernels
