@@ -510,6 +510,22 @@ TEST_F(ControllerTest, WorkersLatencyTablesEstimateEveryProposal) {
   ASSERT_EQ(tables.size(), 2u);
   EXPECT_EQ(tables[0].hardware_class(), "fast CPU x1");
   EXPECT_EQ(tables[1].hardware_class(), "slow CPU x1");
+
+  // A finished experiment keeps the estimates it ended with.
+  ASSERT_TRUE(controller_->CancelExperiment(experiment.id()).ok());
+  v1::WorkerInfo slower = slow;
+  slower.mutable_latency_table()->set_hardware_class("slower CPU x1");
+  for (v1::LayerLatencyModel& m :
+       *slower.mutable_latency_table()->mutable_layers()) {
+    m.set_seconds_per_multiply_add(4 * m.seconds_per_multiply_add());
+  }
+  ASSERT_TRUE(controller_->LeaseWork("w3", slower).ok());
+  EXPECT_EQ(controller_->LatencyTables().value().size(), 3u);
+  EXPECT_DOUBLE_EQ(controller_->GetCandidate(c0.id())
+                       .value()
+                       .cost()
+                       .estimated_latency_seconds(),
+                   c0_slow);
 }
 
 // Sets the modification time of every blob to an hour ago.
