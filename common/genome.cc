@@ -222,8 +222,6 @@ absl::Status ValidateTraining(const v1::TrainingConfig& training,
         absl::StrCat(t, "max_error_rounds must be in 0..", kMaxMaxErrorRounds,
                      ", got ", training.max_error_rounds()));
   }
-  // A bound on omega keeps the first sine layer from aliasing every row.
-  constexpr double kMaxSirenOmega = 100;
   const double omega = training.siren_omega();
   if (!(omega >= 0 && omega <= kMaxSirenOmega)) {
     return absl::InvalidArgumentError(

@@ -24,6 +24,9 @@ inline constexpr int kMaxMaxErrorSteps = 100000;
 inline constexpr int kMinMaxErrorPower = 4;
 inline constexpr int kMaxMaxErrorPower = 64;
 inline constexpr int kMaxMaxErrorRounds = 20;
+// TrainingConfig.siren_omega's bound: keeps the first sine layer from
+// aliasing every row.
+inline constexpr double kMaxSirenOmega = 100;
 // The exponent of the max-error phase when TrainingConfig.max_error_power
 // is 0.
 inline constexpr int kDefaultMaxErrorPower = 8;

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -494,6 +495,23 @@ TEST(TrainTest, RejectsBadJobs) {
   job = good;
   job.training = {{0, 2, {}}, {0, 1, {}}};
   EXPECT_EQ(Train(job).status().code(), absl::StatusCode::kInvalidArgument);
+
+  // The training genes the trainer cannot run safely, also without
+  // ValidateGenome in front of it.
+  const auto refused = [&](const std::function<void(v1::TrainingConfig&)>& set,
+                           const std::string& message) {
+    TrainJob bad = good;
+    set(*bad.genome.mutable_training());
+    const absl::Status status = Train(bad).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << message;
+    EXPECT_NE(status.message().find(message), std::string::npos) << status;
+  };
+  refused([](auto& t) { t.set_max_error_rounds(21); },
+          "max_error_rounds: 21, want 0..20");
+  refused([](auto& t) { t.set_siren_omega(101); },
+          "siren_omega: 101, want [0, 100]");
+  refused([](auto& t) { t.set_siren_omega(std::nan("")); }, "siren_omega: nan");
+  refused([](auto& t) { t.set_weight_penalty(-1); }, "weight_penalty: -1");
 }
 
 TEST(PredictTest, RejectsBadInput) {

@@ -253,6 +253,11 @@ absl::Status CheckStage(const StageGenes& stage) {
         absl::StrCat(tn, "max_error_rounds: ", t.max_error_rounds(),
                      ", want 0..", kMaxMaxErrorRounds));
   }
+  if (!(t.siren_omega() >= 0 && t.siren_omega() <= kMaxSirenOmega)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(tn, "siren_omega: ", t.siren_omega(), ", want [0, ",
+                     kMaxSirenOmega, "]"));
+  }
   return absl::OkStatus();
 }
 
