@@ -948,14 +948,15 @@ class Training {
       predicted_.resize(y_.size());
       kernels_.Forward(params_.data(), x_.data(), rows_, predicted_.data());
       std::vector<double> row_errors(rows_, 0.0);
-      double largest = 0;
       for (size_t i = 0; i < y_.size(); ++i) {
-        const double e = std::fabs(static_cast<double>(predicted_[i]) -
-                                   static_cast<double>(y_[i]));
         double& row = row_errors[i / y_stride_];
-        row = std::max(row, e);
-        largest = std::max(largest, e);
+        row = std::max(row, std::fabs(static_cast<double>(predicted_[i]) -
+                                      static_cast<double>(y_[i])));
       }
+      const double largest =
+          row_errors.empty()
+              ? 0.0
+              : *std::max_element(row_errors.begin(), row_errors.end());
       if (!(largest > 0) || !std::isfinite(largest)) break;
       if (round > 0) {
         if (row_weights.empty()) row_weights.assign(rows_, 1.0);
