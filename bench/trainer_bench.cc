@@ -363,6 +363,7 @@ struct StagedOptions {
   int threads = 1;
   double validation_fraction = 0.2;
   std::string predictions;  // empty: not written
+  double max_training_seconds = 0;  // TrainJob.max_training_seconds
 };
 
 // Trains `o.genome` once and evaluates each prefix of its stages on the test
@@ -406,6 +407,7 @@ int RunStaged(const StagedOptions& o) {
   job.seed = o.seed;
   job.within_tolerance = 1e-6;
   job.threads = o.threads;
+  job.max_training_seconds = o.max_training_seconds;
   const double cpu_start = CpuSeconds();
   absl::StatusOr<model::TrainOutput> out = model::Train(job);
   if (!out.ok()) {
@@ -437,12 +439,12 @@ int RunStaged(const StagedOptions& o) {
         "test_rmse=%.3e training_max_abs_error=%.3e "
         "validation_max_abs_error=%.3e adam_steps=%d lbfgs_iterations=%d "
         "max_error_iterations=%d after_adam=%.3e after_lbfgs=%.3e "
-        "after_max_error=%.3e\n",
+        "after_max_error=%.3e time_limited=%d\n",
         k + 1, static_cast<long long>(model::ParameterCount(prefix)), seconds,
         e6.max_abs_error(), e6.fraction_within(), e5.fraction_within(),
         e6.rmse(), fit.max_abs_error(), r.after_max_error, r.adam_steps,
-        r.lbfgs_iterations, r.max_error_iterations, r.after_adam,
-        r.after_lbfgs, r.after_max_error);
+        r.lbfgs_iterations, r.max_error_iterations, r.after_adam, r.after_lbfgs,
+        r.after_max_error, r.time_limited ? 1 : 0);
     std::fflush(stdout);
   }
   if (!o.predictions.empty()) {
@@ -459,11 +461,14 @@ int RunStaged(const StagedOptions& o) {
   std::printf(
       "mode=staged exported=torchscript test_max_abs_error=%.3e "
       "within_1e-6=%.4f parameters=%lld model_bytes=%lld "
-      "training_seconds=%.1f training_cpu_seconds=%.1f\n",
-      out->metrics.test().max_abs_error(), out->metrics.test().fraction_within(),
+      "training_seconds=%.3f training_cpu_seconds=%.1f "
+      "stopped_at_time_limit=%d\n",
+      out->metrics.test().max_abs_error(),
+      out->metrics.test().fraction_within(),
       static_cast<long long>(out->metrics.parameter_count()),
       static_cast<long long>(out->metrics.model_bytes()),
-      out->metrics.training_seconds(), out->metrics.training_cpu_seconds());
+      out->metrics.training_seconds(), out->metrics.training_cpu_seconds(),
+      out->metrics.stopped_at_time_limit() ? 1 : 0);
   return 0;
 }
 
@@ -644,6 +649,8 @@ int main(int argc, char** argv) {
   // with the smallest training max error.
   staged_cmd->add_option("--validation-fraction", staged.validation_fraction,
                          "fraction of --data held out for selection");
+  staged_cmd->add_option("--max-training-seconds", staged.max_training_seconds,
+                         "stop training at this many seconds (0: no limit)");
   staged_cmd->add_option("--predictions", staged.predictions,
                          "write the network's test outputs to this file");
 

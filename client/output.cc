@@ -38,6 +38,13 @@ std::string Percent(double fraction) {
 
 std::string Seconds(double seconds) { return absl::StrFormat("%.1f", seconds); }
 
+// Training seconds, marked when the experiment's time limit stopped the
+// training early.
+std::string TrainingSeconds(const v1::Metrics& m) {
+  const std::string seconds = Seconds(m.training_seconds());
+  return m.stopped_at_time_limit() ? seconds + " (stopped)" : seconds;
+}
+
 std::string YesNo(bool value) { return value ? "yes" : "no"; }
 
 int64_t TotalCandidates(const v1::CandidateCounts& counts) {
@@ -391,7 +398,7 @@ std::string CandidateListTable(const v1::ListCandidatesResponse& response) {
         : classification ? absl::StrFormat("%.4f", e.cross_entropy())
                          : Percent(e.fraction_within()),
         done ? absl::StrCat(m.parameter_count()) : kNone,
-        done ? Seconds(m.training_seconds()) : kNone,
+        done ? TrainingSeconds(m) : kNone,
         done ? YesNo(c.feasible()) : kNone};
     if (levels) row.insert(row.begin() + 2, EvaluationLevelName(c));
     table.AddRow(row);
@@ -434,7 +441,7 @@ std::string RefitTable(const v1::ParetoFront& front, bool classification) {
       row.push_back(done ? Scientific(e.max_abs_error()) : kNone);
       row.push_back(done ? Percent(e.fraction_within()) : kNone);
     }
-    row.push_back(done ? Seconds(c.metrics().training_seconds()) : kNone);
+    row.push_back(done ? TrainingSeconds(c.metrics()) : kNone);
     row.push_back(done ? YesNo(c.feasible()) : kNone);
     table.AddRow(std::move(row));
   }
@@ -510,7 +517,7 @@ std::string ParetoFrontTable(const v1::ParetoFront& front) {
     }
     row.push_back(absl::StrCat(m.parameter_count()));
     row.push_back(absl::StrCat(m.model_bytes()));
-    row.push_back(Seconds(m.training_seconds()));
+    row.push_back(TrainingSeconds(m));
     row.push_back(YesNo(c.feasible()));
     table.AddRow(std::move(row));
   }

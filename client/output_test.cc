@@ -186,6 +186,22 @@ TEST(CandidateListTableTest, DashesForUnfinishedCandidates) {
   EXPECT_NE(last_line.find("  -"), std::string::npos);
 }
 
+TEST(CandidateListTableTest, MarksTrainingStoppedAtTheTimeLimit) {
+  v1::ListCandidatesResponse response;
+  *response.add_candidates() = Succeeded("c-1", 0.00123, true);
+  v1::Candidate stopped = Succeeded("c-2", 0.002, true);
+  stopped.mutable_metrics()->set_stopped_at_time_limit(true);
+  *response.add_candidates() = stopped;
+
+  const std::string table = CandidateListTable(response);
+  const std::string first = table.substr(table.find("c-1"));
+  EXPECT_EQ(first.substr(0, first.find('\n')).find("(stopped)"),
+            std::string::npos)
+      << table;
+  const std::string second = table.substr(table.find("c-2"));
+  EXPECT_NE(second.find("12.3 (stopped)"), std::string::npos) << table;
+}
+
 TEST(CandidateListTableTest, ClassifiersShowAccuracy) {
   v1::ListCandidatesResponse response;
   v1::Candidate c = Succeeded("c-1", 0, true);

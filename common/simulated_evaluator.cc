@@ -177,6 +177,20 @@ double TrainingSeconds(const v1::Genome& genome,
   return total * options.step_fraction * RowFraction(options);
 }
 
+// `options` as the run trains them: the step fraction cut to what fits in
+// options.max_training_seconds (then 0, applied).
+SimulationOptions AsTrained(const v1::Genome& genome,
+                            const SimulationOptions& options) {
+  SimulationOptions run = options;
+  const double seconds = TrainingSeconds(genome, options);
+  if (options.max_training_seconds > 0 &&
+      seconds > options.max_training_seconds) {
+    run.step_fraction *= options.max_training_seconds / seconds;
+  }
+  run.max_training_seconds = 0;
+  return run;
+}
+
 // The error factor of training on options.row_fraction of the rows.
 double RowFactor(const SimulationOptions& options) {
   return std::pow(
@@ -187,7 +201,8 @@ double RowFactor(const SimulationOptions& options) {
 }  // namespace
 
 double SimulatedExpectedError(const v1::Genome& genome,
-                              const SimulationOptions& options) {
+                              const SimulationOptions& as_given) {
+  const SimulationOptions options = AsTrained(genome, as_given);
   if (!options.inheritance.has_value()) {
     return RowFactor(options) *
            ExpectedErrorWithSteps(genome, options, options.step_fraction);
@@ -210,7 +225,9 @@ SimulatedTraining SimulateTraining(const v1::Genome& genome,
   const int64_t params =
       ParameterCount(genome, options.inputs, options.outputs);
   const double p = static_cast<double>(params);
-  const double error = SimulatedExpectedError(genome, options);
+  const SimulationOptions run = AsTrained(genome, options);
+  const bool stopped = run.step_fraction != options.step_fraction;
+  const double error = SimulatedExpectedError(genome, run);
   const std::string key = GenomeKey(genome);
   Normal noise(SplitMix64(options.seed ^ Fnv1a(key)));
 
@@ -228,8 +245,8 @@ SimulatedTraining SimulateTraining(const v1::Genome& genome,
                     v1::MorphismKind_Name(options.inheritance->morphism.kind()),
                     "\n");
   }
-  if (options.step_fraction != 1) {
-    absl::StrAppend(&out.model_file, "step fraction: ", options.step_fraction,
+  if (run.step_fraction != 1) {
+    absl::StrAppend(&out.model_file, "step fraction: ", run.step_fraction,
                     "\n");
   }
   if (options.row_fraction != 1) {
@@ -247,7 +264,9 @@ SimulatedTraining SimulateTraining(const v1::Genome& genome,
   }
   m.set_parameter_count(params);
   m.set_model_bytes(static_cast<int64_t>(out.model_file.size()));
-  m.set_training_seconds(TrainingSeconds(genome, options));
+  m.set_training_seconds(stopped ? options.max_training_seconds
+                                 : TrainingSeconds(genome, run));
+  m.set_stopped_at_time_limit(stopped);
   m.set_inference_latency_seconds(2e-6 + 1e-9 * p);
   m.set_training_row_count(static_cast<int64_t>(
       std::llround(static_cast<double>(kTrainingRows) * RowFraction(options))));

@@ -38,6 +38,9 @@ struct SimulationOptions {
   double row_fraction = 1;
   // Set when the run starts from a parent's trained weights.
   std::optional<SimulatedInheritance> inheritance;
+  // Requirements.max_training_seconds, 0 for none: a run that would take
+  // longer stops at it, as the worker's trainer does.
+  double max_training_seconds = 0;
 };
 
 // The outcome of a simulated training run.
@@ -97,6 +100,10 @@ struct SimulatedTraining {
 // (approximate): never worse than 1.1 or 1.2 times a from-scratch run of
 // the parent's length. It costs f of the from-scratch training seconds;
 // after ADD_STAGE only the new stage trains, so f of its own P_s S_s.
+// A run whose training seconds would exceed options.max_training_seconds
+// stops at the limit, as the worker does: it trains limit / seconds of its
+// step fraction (so costs exactly the limit) and reports
+// stopped_at_time_limit.
 // Row counts are nominal (1000 validation and test rows, 4000 training
 // rows, times r); batch size is ignored. The genome must be valid
 // (ValidateGenome).

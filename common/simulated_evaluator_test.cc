@@ -287,6 +287,33 @@ TEST(SimulateTrainingTest, ShortRunsAreCheapAndTheirPromotionCatchesUp) {
             SimulatedExpectedError(genome, level2));
 }
 
+TEST(SimulateTrainingTest, TheTimeLimitStopsARunAtTheLimit) {
+  const v1::Genome genome = Mlp({32, 32}, v1::ACTIVATION_TANH, 3e-3, 3000);
+  const SimulatedTraining full = SimulateTraining(genome, Hartmann3());
+  EXPECT_FALSE(full.metrics.stopped_at_time_limit());
+
+  // A quarter of the time trains a quarter of the steps.
+  SimulationOptions limited = Hartmann3();
+  limited.max_training_seconds = 0.25 * full.metrics.training_seconds();
+  const SimulatedTraining stopped = SimulateTraining(genome, limited);
+  EXPECT_TRUE(stopped.metrics.stopped_at_time_limit());
+  EXPECT_EQ(stopped.metrics.training_seconds(), limited.max_training_seconds);
+  SimulationOptions quarter = Hartmann3();
+  quarter.step_fraction = 0.25;
+  EXPECT_NEAR(SimulatedExpectedError(genome, limited),
+              SimulatedExpectedError(genome, quarter),
+              1e-12 * Expected(genome));
+  EXPECT_GT(SimulatedExpectedError(genome, limited), Expected(genome));
+
+  // A limit the run stays within changes nothing.
+  limited.max_training_seconds = 2 * full.metrics.training_seconds();
+  const SimulatedTraining within = SimulateTraining(genome, limited);
+  EXPECT_FALSE(within.metrics.stopped_at_time_limit());
+  EXPECT_EQ(within.metrics.training_seconds(), full.metrics.training_seconds());
+  EXPECT_EQ(within.metrics.validation().max_abs_error(),
+            full.metrics.validation().max_abs_error());
+}
+
 TEST(SimulateTrainingTest, FewerRowsAreCheaperAndWorse) {
   const v1::Genome genome = Mlp({32, 32}, v1::ACTIVATION_TANH, 3e-3, 3000);
   SimulationOptions quarter = Hartmann3();

@@ -2036,6 +2036,12 @@ absl::Status Controller::CheckMetrics(const v1::WorkResult& result,
     return absl::InvalidArgumentError(
         "report: peak_memory_bytes must be non-negative");
   }
+  if (m.stopped_at_time_limit() &&
+      !experiment.spec().requirements().has_max_training_seconds()) {
+    return absl::InvalidArgumentError(
+        "report: stopped_at_time_limit, but the experiment has no "
+        "requirements.max_training_seconds");
+  }
   EVONAS_ASSIGN_OR_RETURN(const ImageShape image, ImageLocked(experiment));
   const int64_t expected_params =
       ParameterCount(stored.candidate.genome(),

@@ -314,6 +314,11 @@ TEST_F(ControllerTest, ReportsAreCheckedAndIdempotent) {
   EXPECT_EQ(controller_->Report(forged.first, forged.second).status().code(),
             absl::StatusCode::kInvalidArgument);
   forged = good;
+  // The experiment has no training time limit to stop at.
+  forged.first.mutable_metrics()->set_stopped_at_time_limit(true);
+  EXPECT_EQ(controller_->Report(forged.first, forged.second).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  forged = good;
   forged.second[0] ^= 1;  // bytes do not match the hash
   EXPECT_EQ(controller_->Report(forged.first, forged.second).status().code(),
             absl::StatusCode::kInvalidArgument);

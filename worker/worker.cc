@@ -109,6 +109,9 @@ absl::StatusOr<model::TrainJob> MakeJob(const v1::Lease& lease,
   job.within_tolerance = lease.within_tolerance();
   job.step_fraction = StepFraction(lease);
   job.threads = threads;
+  // A candidate that would train past the limit stops there with its best
+  // weights, rather than training on only to fail the requirement.
+  job.max_training_seconds = lease.requirements().max_training_seconds();
   if (lease.task() == v1::TASK_CLASSIFICATION) {
     if (lease.class_count() < 2) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -299,6 +302,7 @@ SimulatedReport SimulateLease(const v1::Lease& lease,
   simulation.seed = lease.seed();
   simulation.within_tolerance = lease.within_tolerance();
   simulation.with_test = !lease.test_dataset_id().empty();
+  simulation.max_training_seconds = lease.requirements().max_training_seconds();
   if (lease.has_inheritance()) {
     const double parent = lease.inheritance().parent_step_fraction();
     simulation.inheritance = SimulatedInheritance{

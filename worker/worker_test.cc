@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "common/genome.h"
 #include "common/log.h"
 #include "common/sha256.h"
 #include "common/validation_split.h"
@@ -420,6 +421,22 @@ TEST_F(InheritingLeaseTest, ShortRunTrainsItsFractionOfTheSteps) {
                                          HasSubstr(" step_fraction=0.25"))));
 }
 
+TEST_F(InheritingLeaseTest, RequirementsTimeLimitStopsTraining) {
+  v1::Lease lease =
+      MakeLease(ParentGenome(), v1::MORPHISM_KIND_CONTINUE, false);
+  lease.mutable_genome()->mutable_training()->set_adam_steps(kMaxAdamSteps);
+  lease.mutable_requirements()->set_max_training_seconds(0.5);
+  FakeController controller(lease, dataset_, checkpoint_);
+  RunWorker(controller);
+  std::optional<v1::WorkResult> result = controller.result();
+  ASSERT_TRUE(result.has_value());
+  ASSERT_EQ(result->failure_reason(), "");
+  EXPECT_TRUE(result->metrics().stopped_at_time_limit());
+  // Loose: the limit is kept by construction, but a loaded machine may pause
+  // the worker between the trainer's last check and the end.
+  EXPECT_LT(result->metrics().training_seconds(), 1.5);
+}
+
 TEST_F(InheritingLeaseTest, RefitTrainsOnEveryRowAndReportsThem) {
   // No validation rows (a refit, continuing from its member's weights):
   // the training rows stand in for them, in the metrics, the int8 metrics
@@ -517,6 +534,18 @@ TEST(SimulateLeaseTest, StepFractionScalesTheSimulatedTraining) {
               1e-12 * full);
   EXPECT_LT(promotion.result.metrics().validation().max_abs_error(),
             short_run.result.metrics().validation().max_abs_error());
+}
+
+TEST(SimulateLeaseTest, RequirementsTimeLimitStopsTheSimulatedTraining) {
+  v1::Lease lease = SimulatedMlpLease();
+  const SimulatedReport full = SimulateLease(lease, "w");
+  const double seconds = full.result.metrics().training_seconds();
+  lease.mutable_requirements()->set_max_training_seconds(0.5 * seconds);
+  const SimulatedReport stopped = SimulateLease(lease, "w");
+  EXPECT_TRUE(stopped.result.metrics().stopped_at_time_limit());
+  EXPECT_EQ(stopped.result.metrics().training_seconds(), 0.5 * seconds);
+  EXPECT_GT(stopped.result.metrics().validation().max_abs_error(),
+            full.result.metrics().validation().max_abs_error());
 }
 
 TEST(SimulateLeaseTest, RowFractionScalesTheSimulatedTraining) {

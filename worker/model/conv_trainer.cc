@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <exception>
 #include <limits>
@@ -625,6 +626,7 @@ void SetLearningRate(torch::optim::Optimizer& optimizer, double lr) {
 absl::StatusOr<MlpParameters> TrainConvStage(const TrainJob& job,
                                              const ConvSteps& steps,
                                              const Samples& select,
+                                             TimeLimit& limit,
                                              StageReport& report) {
   // A generator of our own: the result is a function of the job alone.
   at::Generator gen = at::detail::createCPUGenerator(job.seed);
@@ -652,7 +654,11 @@ absl::StatusOr<MlpParameters> TrainConvStage(const TrainJob& job,
   MlpParameters best = stage;
   bool have_best = false;
   const auto select_now = [&]() {
+    const auto start = std::chrono::steady_clock::now();
     const std::vector<double> out = EvalLogits(net, select_x);
+    limit.RecordSelection(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count());
     if (classification) {
       if (!selection.Offer(
               EvaluateClassification(out, select.y.data, classes))) {
@@ -698,11 +704,20 @@ absl::StatusOr<MlpParameters> TrainConvStage(const TrainJob& job,
   torch::Tensor perm;
   int64_t pos = n;  // forces a shuffle before the first mini-batch
   int last_improvement = 0;
+  int last_selection = 0;
+  double longest_step = 0;
   for (int step = 0; step < steps.adam; ++step) {
     if (step % kCancelPollSteps == 0 && Cancelled(job)) {
       return absl::CancelledError(
           absl::StrCat("training cancelled at adam step ", step));
     }
+    if (!limit.Allows(longest_step)) {
+      report.time_limited = true;
+      // The steps since the last evaluation count too.
+      if (step > last_selection) select_now();
+      break;
+    }
+    const auto step_start = std::chrono::steady_clock::now();
     torch::Tensor xb = x, yb = y;
     if (batch < n) {
       if (pos + batch > n) {
@@ -736,7 +751,12 @@ absl::StatusOr<MlpParameters> TrainConvStage(const TrainJob& job,
     }
     optimizer->step();
     ++report.adam_steps;
+    longest_step = std::max(longest_step,
+                            std::chrono::duration<double>(
+                                std::chrono::steady_clock::now() - step_start)
+                                .count());
     if ((step + 1) % kSelectEverySteps == 0 || step + 1 == steps.adam) {
+      last_selection = step + 1;
       if (select_now()) last_improvement = step + 1;
       if (steps.patience > 0 && step + 1 - last_improvement >= steps.patience) {
         break;

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "evonas/v1/types.pb.h"
 #include "worker/model/mlp.h"
+#include "worker/model/time_limit.h"
 #include "worker/model/trainer.h"
 
 namespace evonas::model {
@@ -76,7 +77,8 @@ struct ConvSteps {
 // network is evaluated in eval mode on `select` and the best weights are
 // kept: by ClassifierSelection, or the smallest maximum absolute error of a
 // regression; the starting weights compete too. Stops
-// early after `steps.patience` steps without improvement. Returns the best
+// early after `steps.patience` steps without improvement, and before a step
+// `limit` refuses (after one more evaluation). Returns the best
 // weights (float32 values widened to double, batch normalisation unfolded
 // with its running statistics) and fills `report`. Cancelled when
 // *job.cancel became true (polled every 10 steps), Aborted when the loss
@@ -84,6 +86,7 @@ struct ConvSteps {
 absl::StatusOr<MlpParameters> TrainConvStage(const TrainJob& job,
                                              const ConvSteps& steps,
                                              const Samples& select,
+                                             TimeLimit& limit,
                                              StageReport& report);
 
 // The raw outputs of a convolutional `stage` on raw inputs `x`, computed

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/genome.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "worker/model/mlp.h"
@@ -526,6 +527,25 @@ TEST(ConvTrainerTest, PatienceStopsEarly) {
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_LT(out->stages.at(0).adam_steps, 2000);
   EXPECT_GE(out->metrics.validation().accuracy(), 0.95);
+}
+
+TEST(ConvTrainerTest, TimeLimitStopsTrainingWithTheBestWeightsSoFar) {
+  v1::Genome genome = BarsGenome();
+  genome.mutable_training()->set_adam_steps(kMaxAdamSteps);
+  TrainJob job = BarsJob(genome);
+  job.max_training_seconds = 1;
+  absl::StatusOr<TrainOutput> out = Train(job);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(out->metrics.stopped_at_time_limit());
+  EXPECT_TRUE(out->stages.at(0).time_limited);
+  EXPECT_GT(out->stages[0].adam_steps, 0);
+  EXPECT_LT(out->stages[0].adam_steps, kMaxAdamSteps);
+  // Loose: a loaded machine may pause the process after the last check.
+  EXPECT_LT(out->metrics.training_seconds(), job.max_training_seconds + 1);
+  // The best weights on the validation rows are the model's (folding the
+  // batch normalisation may move a borderline row of the 200).
+  EXPECT_NEAR(out->metrics.validation().accuracy(),
+              1 - out->stages[0].after_adam, 0.006);
 }
 
 TEST(ConvTrainerTest, LatencyOfAnImageNetwork) {

@@ -496,6 +496,15 @@ TEST(TrainTest, RejectsBadJobs) {
   job.training = {{0, 2, {}}, {0, 1, {}}};
   EXPECT_EQ(Train(job).status().code(), absl::StatusCode::kInvalidArgument);
 
+  for (double seconds : {-1.0, std::nan(""), HUGE_VAL}) {
+    job = good;
+    job.max_training_seconds = seconds;
+    const absl::Status status = Train(job).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << seconds;
+    EXPECT_NE(status.message().find("max_training_seconds"), std::string::npos)
+        << status;
+  }
+
   // The training genes the trainer cannot run safely, also without
   // ValidateGenome in front of it.
   const auto refused = [&](const std::function<void(v1::TrainingConfig&)>& set,

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <random>
 #include <vector>
 
@@ -204,6 +205,98 @@ TEST(StagedTrainTest, SecondStageImprovesMaxErrorTenfold) {
   // The report's errors are the kernels', equal up to rounding.
   EXPECT_NEAR(out->stages[0].after_max_error, first, 1e-12);
   EXPECT_NEAR(out->stages[1].after_max_error, both, 1e-12);
+}
+
+bool OutputLayerIsZero(const MlpParameters& stage) {
+  const DenseParameters& out = stage.layers.back();
+  return std::all_of(out.weight.begin(), out.weight.end(),
+                     [](double w) { return w == 0; }) &&
+         std::all_of(out.bias.begin(), out.bias.end(),
+                     [](double b) { return b == 0; });
+}
+
+TEST(StagedTrainTest, AFreshStageThatCannotBeatAddingNothingAddsNothing) {
+  // One Adam step at a vanishing rate leaves the second stage at its SIREN
+  // initialisation, whose outputs are far worse than none.
+  v1::Genome genome = OneStage();
+  AddSineStage(genome, 1, 0);
+  genome.mutable_residual_stages(0)->mutable_training()->set_learning_rate(
+      1e-12);
+  const TrainJob job = Smooth1dJob(genome);
+  absl::StatusOr<TrainOutput> out = Train(job);
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_EQ(out->parameters.stages.size(), 2u);
+  EXPECT_TRUE(OutputLayerIsZero(out->parameters.stages[1]));
+  const Matrix& x = job.validation.x;
+  const double first = MaxError(
+      Forward(out->parameters.stages[0], x.data, x.rows), job.validation.y);
+  EXPECT_NEAR(out->metrics.validation().max_abs_error(), first, 1e-12);
+  // What the stage would have added had it been kept.
+  EXPECT_GT(out->stages[1].after_max_error, first);
+}
+
+TEST(StagedTrainTest, TimeLimitStopsTrainingWithTheBestWeightsSoFar) {
+  // Far more steps than fit in the limit, in three stages.
+  v1::Genome genome = OneStage();
+  genome.mutable_training()->set_adam_steps(kMaxAdamSteps);
+  AddSineStage(genome, 1000, 300);
+  AddSineStage(genome, 1000, 300);
+  TrainJob job = Smooth1dJob(genome);
+  job.max_training_seconds = 0.5;
+  absl::StatusOr<TrainOutput> out = Train(job);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(out->metrics.stopped_at_time_limit());
+  ASSERT_EQ(out->stages.size(), 3u);
+  for (const StageReport& stage : out->stages) EXPECT_TRUE(stage.time_limited);
+  EXPECT_GT(out->stages[0].adam_steps, 50);
+  EXPECT_LT(out->stages[0].adam_steps, kMaxAdamSteps);
+  EXPECT_EQ(out->stages[0].lbfgs_iterations, 0);
+  EXPECT_EQ(out->stages[1].adam_steps, 0);
+  std::printf("limit %.1f s: trained %.4f s, %d adam steps\n",
+              job.max_training_seconds, out->metrics.training_seconds(),
+              out->stages[0].adam_steps);
+  // A loose bound: the limit is kept by construction, but a loaded machine
+  // may pause the process between the last check and the end.
+  EXPECT_LT(out->metrics.training_seconds(), job.max_training_seconds + 1);
+  // The untrained stages add nothing: the model is the first stage's best.
+  ASSERT_EQ(out->parameters.stages.size(), 3u);
+  EXPECT_TRUE(OutputLayerIsZero(out->parameters.stages[1]));
+  EXPECT_TRUE(OutputLayerIsZero(out->parameters.stages[2]));
+  const Matrix& x = job.validation.x;
+  EXPECT_NEAR(out->metrics.validation().max_abs_error(),
+              MaxError(Forward(out->parameters.stages[0], x.data, x.rows),
+                       job.validation.y),
+              1e-12);
+  EXPECT_NEAR(out->metrics.validation().max_abs_error(),
+              out->stages[0].after_adam, 1e-12);
+  EXPECT_EQ(out->metrics.parameter_count(),
+            evonas::ParameterCount(genome, 1, 1));
+
+  // No limit, or a limit never reached: no flag.
+  TrainJob unlimited = Smooth1dJob(OneStage());
+  unlimited.max_training_seconds = 3600;
+  absl::StatusOr<TrainOutput> full = Train(unlimited);
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_FALSE(full->metrics.stopped_at_time_limit());
+  EXPECT_FALSE(full->stages[0].time_limited);
+  EXPECT_EQ(full->stages[0].adam_steps, 500);
+}
+
+TEST(StagedTrainTest, TimeLimitInTheLbfgsPhaseKeepsItsBestWeights) {
+  v1::Genome genome = OneStage();
+  genome.mutable_training()->set_adam_steps(100);
+  genome.mutable_training()->set_lbfgs_steps(kMaxLbfgsSteps);
+  TrainJob job = Smooth1dJob(genome);
+  job.max_training_seconds = 0.5;
+  absl::StatusOr<TrainOutput> out = Train(job);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(out->metrics.stopped_at_time_limit());
+  EXPECT_EQ(out->stages[0].adam_steps, 100);
+  EXPECT_GT(out->stages[0].lbfgs_iterations, 0);
+  EXPECT_LT(out->stages[0].lbfgs_iterations, kMaxLbfgsSteps);
+  EXPECT_LE(out->stages[0].after_lbfgs, out->stages[0].after_adam);
+  EXPECT_NEAR(out->metrics.validation().max_abs_error(),
+              out->stages[0].after_lbfgs, 1e-12);
 }
 
 TEST(StagedTrainTest, ThreeStagesWithResidualLayersExportExactly) {

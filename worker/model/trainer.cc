@@ -1,10 +1,9 @@
 #include "worker/model/trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <time.h>
 #include <torch/script.h>
 #include <torch/torch.h>
-
-#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -28,6 +27,7 @@
 #include "google/protobuf/repeated_field.h"
 #include "worker/model/conv_trainer.h"
 #include "worker/model/mlp_kernels.h"
+#include "worker/model/time_limit.h"
 
 namespace evonas::model {
 namespace {
@@ -408,6 +408,12 @@ absl::Status CheckJob(const TrainJob& job) {
     return absl::InvalidArgumentError(absl::StrCat(
         "step_fraction: ", job.step_fraction, ", want (0, 1]"));
   }
+  if (!(job.max_training_seconds >= 0 &&
+        std::isfinite(job.max_training_seconds))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_training_seconds: ", job.max_training_seconds,
+                     ", want a finite number of seconds >= 0 (0: no limit)"));
+  }
   return absl::OkStatus();
 }
 
@@ -593,6 +599,35 @@ std::vector<double> FlatParameters(const MlpParameters& stage) {
     params.insert(params.end(), layer.ln_shift.begin(), layer.ln_shift.end());
   }
   return params;
+}
+
+// The dense layers of `arch` from flat parameters in MlpKernels' layout
+// (FlatParameters' inverse): a stage the time limit left untrained.
+std::vector<DenseParameters> UntrainedLayers(
+    const Architecture& arch, const std::vector<double>& params) {
+  std::vector<DenseParameters> layers;
+  auto next = params.begin();
+  const auto take = [&next](int64_t n) {
+    std::vector<double> values(next, next + n);
+    next += n;
+    return values;
+  };
+  for (size_t i = 0; i + 1 < arch.sizes.size(); ++i) {
+    DenseParameters& layer = layers.emplace_back();
+    layer.inputs = arch.sizes[i];
+    layer.outputs = arch.sizes[i + 1];
+    layer.weight = take(layer.inputs * layer.outputs);
+    layer.bias = take(layer.outputs);
+    if (i < arch.activations.size()) {
+      layer.activation = arch.activations[i];
+      layer.residual = arch.residual[i];
+      if (arch.layer_norm[i]) {
+        layer.ln_scale = take(layer.outputs);
+        layer.ln_shift = take(layer.outputs);
+      }
+    }
+  }
+  return layers;
 }
 
 // Fills `stage.layers` from the flat parameters `params` of `kernels`;
@@ -828,13 +863,14 @@ class Training {
   // `select_x`, `select_y`: standardised selection rows; `y_std`: one per
   // output, the stage's output scale.
   Training(const TrainJob& job, const v1::TrainingConfig& config,
-           StageSteps steps, Kernels kernels, std::vector<Scalar> params,
-           std::vector<Scalar> x, std::vector<Scalar> y,
-           std::vector<Scalar> select_x, std::vector<double> select_y,
-           std::vector<double> y_std)
+           StageSteps steps, TimeLimit& limit, Kernels kernels,
+           std::vector<Scalar> params, std::vector<Scalar> x,
+           std::vector<Scalar> y, std::vector<Scalar> select_x,
+           std::vector<double> select_y, std::vector<double> y_std)
       : job_(job),
         config_(config),
         steps_(steps),
+        limit_(limit),
         kernels_(std::move(kernels)),
         params_(std::move(params)),
         grad_(params_.size()),
@@ -852,22 +888,29 @@ class Training {
   const std::vector<Scalar>& params() const { return params_; }
   const StageReport& report() const { return report_; }
 
-  // Every phase, in order, ending with the best weights in the network.
+  // Every phase, in order, ending with the best weights in the network; the
+  // time limit skips the phases after the one it stopped.
   absl::Status Run(at::Generator& gen) {
     // The starting weights compete too: an inherited network is never made
     // worse on the validation rows.
     Select();
     EVONAS_RETURN_IF_ERROR(RunAdam(gen));
     report_.after_adam = best_error_;
-    EVONAS_RETURN_IF_ERROR(RunLbfgs(steps_.lbfgs, 2, 1.0, nullptr,
-                                    "lbfgs iteration",
-                                    report_.lbfgs_iterations));
+    if (!limit_.reached()) {
+      EVONAS_RETURN_IF_ERROR(RunLbfgs(steps_.lbfgs, 2, 1.0, nullptr,
+                                      "lbfgs iteration",
+                                      report_.lbfgs_iterations));
+    }
     report_.after_lbfgs = best_error_;
-    EVONAS_RETURN_IF_ERROR(RunMaxError());
+    if (!limit_.reached()) EVONAS_RETURN_IF_ERROR(RunMaxError());
     report_.after_max_error = best_error_;
+    report_.time_limited = limit_.reached();
     Restore();
     return absl::OkStatus();
   }
+
+  // The smallest selection error so far (raw units), as Select() measures it.
+  double best_error() const { return best_error_; }
 
  private:
   absl::Status RunAdam(at::Generator& gen) {
@@ -884,11 +927,19 @@ class Training {
     torch::Tensor perm;
     int64_t pos = n;  // forces a shuffle before the first mini-batch
     int last_improvement = 0;
+    int last_selection = 0;
+    double longest_step = 0;
     for (int step = 0; step < steps; ++step) {
       if (step % kCancelPollSteps == 0 && Cancelled(job_)) {
         return absl::CancelledError(
             absl::StrCat("training cancelled at adam step ", step));
       }
+      if (!limit_.Allows(longest_step)) {
+        // The steps since the last selection count too.
+        if (step > last_selection) Select();
+        break;
+      }
+      const auto step_start = Clock::now();
       const Scalar* xb = x_.data();
       const Scalar* yb = y_.data();
       int64_t rows = n;
@@ -921,7 +972,9 @@ class Training {
                                       kFinalLrFraction),
                 grad_.data(), params_.data());
       ++report_.adam_steps;
+      longest_step = std::max(longest_step, Seconds(Clock::now() - step_start));
       if ((step + 1) % kSelectEverySteps == 0 || step + 1 == steps) {
+        last_selection = step + 1;
         if (Select()) last_improvement = step + 1;
         // Early stopping on the validation maximum, not the training loss.
         if (steps_.patience > 0 &&
@@ -943,7 +996,7 @@ class Training {
     if (steps_.max_error == 0) return absl::OkStatus();
     const int rounds = steps_.max_error_rounds;
     std::vector<double> row_weights;
-    for (int round = 0; round < rounds; ++round) {
+    for (int round = 0; round < rounds && !limit_.reached(); ++round) {
       Restore();
       predicted_.resize(y_.size());
       kernels_.Forward(params_.data(), x_.data(), rows_, predicted_.data());
@@ -985,7 +1038,8 @@ class Training {
   // (each row's terms times its entry of `row_weights`, when not null)
   // from the best weights so far, in chunks between which the cancel flag is
   // polled and the validation error evaluated; a chunk without progress
-  // restarts L-BFGS with an empty history, up to kLbfgsRestarts times.
+  // restarts L-BFGS with an empty history, up to kLbfgsRestarts times. An
+  // evaluation of the loss that the time limit refuses ends the phase.
   absl::Status RunLbfgs(int iterations, int power, double scale,
                         const double* row_weights, const char* phase,
                         int& done_iterations) {
@@ -1007,11 +1061,20 @@ class Training {
     param.mutable_grad() = torch::from_blob(grad_.data(), {size}, kDtype);
     auto lbfgs = std::make_unique<torch::optim::LBFGS>(
         std::vector<torch::Tensor>{param}, opts);
+    // LibTorch's L-BFGS cannot be told to stop within a step: the closure
+    // throws this instead of evaluating when the time limit refuses.
+    struct OutOfTime {};
+    double longest_evaluation = 0;
     auto closure = [&]() {
+      if (!limit_.Allows(longest_evaluation)) throw OutOfTime{};
+      const auto start = Clock::now();
       const double loss =
           kernels_.LossAndGradient(params_.data(), x_.data(), y_.data(), rows_,
                                    grad_.data(), power, scale, row_weights);
-      return torch::tensor(loss + AddWeightPenalty(grad_.data()), kDtype);
+      const double penalty = AddWeightPenalty(grad_.data());
+      longest_evaluation =
+          std::max(longest_evaluation, Seconds(Clock::now() - start));
+      return torch::tensor(loss + penalty, kDtype);
     };
     double previous = std::numeric_limits<double>::quiet_NaN();
     int restarts = 0;
@@ -1024,7 +1087,14 @@ class Training {
       auto& options = static_cast<torch::optim::LBFGSOptions&>(
           lbfgs->param_groups()[0].options());
       options.max_iter(chunk).max_eval(chunk * 25);
-      lbfgs->step(closure);
+      try {
+        lbfgs->step(closure);
+      } catch (const OutOfTime&) {
+        // Mid-step weights, perhaps mid line search: they compete, and
+        // Restore() brings back the best.
+        Select();
+        break;
+      }
       done += chunk;
       done_iterations = done;
       const double loss = Loss(power, scale, row_weights);
@@ -1084,11 +1154,19 @@ class Training {
     return sum / static_cast<double>(y_.size()) + AddWeightPenalty(nullptr);
   }
 
-  // Evaluates the largest absolute error in output units on the selection
-  // rows and keeps a copy of the weights when it is the best so far; returns
-  // whether it was.
+  // Evaluates the weights on the selection rows and keeps a copy when they
+  // are the best so far; returns whether they were. Its time is the time
+  // limit's reserve for ending a phase.
   bool Select() {
-    if (classification_) return SelectClassifier();
+    const auto start = Clock::now();
+    const bool best =
+        classification_ ? SelectClassifier() : SelectSmallestMaximum();
+    limit_.RecordSelection(Seconds(Clock::now() - start));
+    return best;
+  }
+
+  // Select() for regression: the largest absolute error in output units.
+  bool SelectSmallestMaximum() {
     predicted_.resize(select_y_.size());
     kernels_.Forward(params_.data(), select_x_.data(), select_rows_,
                      predicted_.data());
@@ -1127,6 +1205,7 @@ class Training {
   const TrainJob& job_;
   const v1::TrainingConfig& config_;
   const StageSteps steps_;
+  TimeLimit& limit_;
   Kernels kernels_;
   std::vector<Scalar> params_, grad_;
   std::vector<Scalar> x_, y_;  // standardised training rows (labels as is)
@@ -1189,14 +1268,12 @@ bool OutputsZero(const MlpParameters& stage) {
 // Trains the dense layers of `stage` (standardisation set, layers
 // replaced) in Scalar from the flat parameters `params`.
 template <typename Scalar>
-absl::Status RunTraining(const TrainJob& job, const StageGenes& genes,
-                         const Architecture& arch,
-                         const std::vector<double>& params,
-                         const std::vector<double>& residual,
-                         const Samples& select,
-                         const std::vector<double>& select_residual,
-                         at::Generator& gen, MlpParameters& stage,
-                         StageReport& report) {
+absl::Status RunTraining(
+    const TrainJob& job, const StageGenes& genes, const Architecture& arch,
+    const std::vector<double>& params, const std::vector<double>& residual,
+    const Samples& select, const std::vector<double>& select_residual,
+    TimeLimit& limit, at::Generator& gen, MlpParameters& stage,
+    StageReport& report, double& best_error) {
   absl::StatusOr<BasicMlpKernels<Scalar>> kernels =
       BasicMlpKernels<Scalar>::Create(
           arch.sizes, arch.activations,
@@ -1210,7 +1287,7 @@ absl::Status RunTraining(const TrainJob& job, const StageGenes& genes,
   // Labels are class indices, never standardised.
   Training<Scalar> training(
       job, *genes.training,
-      StepsOf(*genes.training, job.step_fraction, classification),
+      StepsOf(*genes.training, job.step_fraction, classification), limit,
       *std::move(kernels), Rounded<Scalar>(params),
       Standardised<Scalar>(job.training.x.data, stage.x_mean, stage.x_std),
       classification
@@ -1223,17 +1300,35 @@ absl::Status RunTraining(const TrainJob& job, const StageGenes& genes,
   EVONAS_RETURN_IF_ERROR(training.Run(gen));
   SetLayers(arch, training.kernels(), training.params(), stage);
   report = training.report();
+  best_error = training.best_error();
   return absl::OkStatus();
 }
 
+// Zeroes the output layer's weights and biases: a stage after the first
+// then adds exactly 0 (its y_mean is 0).
+void ZeroOutput(MlpParameters& stage) {
+  DenseParameters& out = stage.layers.back();
+  std::fill(out.weight.begin(), out.weight.end(), 0.0);
+  std::fill(out.bias.begin(), out.bias.end(), 0.0);
+}
+
+double MaxAbs(const std::vector<double>& values) {
+  double largest = 0;
+  for (double v : values) largest = std::max(largest, std::fabs(v));
+  return largest;
+}
+
 // Trains stage `k` of the network on the residual targets `residual`
-// (training rows) and `select_residual` (selection rows), raw units.
+// (training rows) and `select_residual` (selection rows), raw units. When
+// the time limit has been reached it trains nothing: an inherited stage
+// keeps its weights, a fresh one gets its initialisation with a zero
+// output layer.
 absl::StatusOr<MlpParameters> TrainStage(
     const TrainJob& job, const StageGenes& genes, size_t k,
     const std::vector<double>& x_mean, const std::vector<double>& x_std,
     const std::vector<double>& residual, const Samples& select,
-    const std::vector<double>& select_residual, at::Generator& gen,
-    StageReport& report) {
+    const std::vector<double>& select_residual, TimeLimit& limit,
+    at::Generator& gen, StageReport& report) {
   const int64_t inputs = job.training.x.cols;
   const int64_t outputs = NetworkOutputs(job);
   const bool classification = job.class_count > 0;
@@ -1280,16 +1375,29 @@ absl::StatusOr<MlpParameters> TrainStage(
                                omega > 0 ? omega : kSirenOmega0, gen);
   }
 
+  if (limit.reached()) {
+    report.time_limited = true;
+    if (!inherited) {
+      stage.layers = UntrainedLayers(arch, params);
+      ZeroOutput(stage);
+    }
+    return stage;
+  }
+  double best_error = 0;
   if (stage.float32) {
-    EVONAS_RETURN_IF_ERROR(RunTraining<float>(job, genes, arch, params,
-                                              residual, select,
-                                              select_residual, gen, stage,
-                                              report));
+    EVONAS_RETURN_IF_ERROR(RunTraining<float>(
+        job, genes, arch, params, residual, select, select_residual, limit, gen,
+        stage, report, best_error));
   } else {
-    EVONAS_RETURN_IF_ERROR(RunTraining<double>(job, genes, arch, params,
-                                               residual, select,
-                                               select_residual, gen, stage,
-                                               report));
+    EVONAS_RETURN_IF_ERROR(RunTraining<double>(
+        job, genes, arch, params, residual, select, select_residual, limit, gen,
+        stage, report, best_error));
+  }
+  // Adding nothing competes too: a fresh stage that none of its weights let
+  // beat the stages before it on the selection rows adds 0.
+  if (k > 0 && !inherited && !classification &&
+      !(best_error < MaxAbs(select_residual))) {
+    ZeroOutput(stage);
   }
   return stage;
 }
@@ -1310,7 +1418,8 @@ absl::Status Subtract(const MlpParameters& stage, const Matrix& x,
 // Trains the stages of an MLP genome, one after the other, into `output`
 // (parameters and stage reports).
 absl::Status TrainStages(const TrainJob& job, const Samples& select,
-                         at::Generator& gen, TrainOutput& output) {
+                         TimeLimit& limit, at::Generator& gen,
+                         TrainOutput& output) {
   std::vector<double> x_mean, x_std;
   EVONAS_RETURN_IF_ERROR(ColumnStats(job.training.x, "inputs", x_mean, x_std));
   // What the stages so far leave unexplained, in raw units.
@@ -1327,11 +1436,12 @@ absl::Status TrainStages(const TrainJob& job, const Samples& select,
       EVONAS_ASSIGN_OR_RETURN(
           MlpParameters stage,
           TrainStage(job, stages[k], k, x_mean, x_std, residual, select,
-                     select_residual, gen, report));
+                     select_residual, limit, gen, report));
       output.parameters.stages.push_back(std::move(stage));
       report.seconds = Seconds(Clock::now() - stage_start);
     }
-    if (k + 1 < stages.size()) {
+    // Once the time limit is reached no later stage trains on the residual.
+    if (k + 1 < stages.size() && !limit.reached()) {
       EVONAS_RETURN_IF_ERROR(
           Subtract(output.parameters.stages.back(), job.training.x, residual));
       EVONAS_RETURN_IF_ERROR(Subtract(output.parameters.stages.back(),
@@ -1344,7 +1454,7 @@ absl::Status TrainStages(const TrainJob& job, const Samples& select,
 // Trains a convolutional genome's single float32 stage (conv_trainer.h)
 // into `output`.
 absl::Status TrainConvolutional(const TrainJob& job, const Samples& select,
-                                TrainOutput& output) {
+                                TimeLimit& limit, TrainOutput& output) {
   const auto start = Clock::now();
   // Adam only: `classification` leaves the L-BFGS and max-error phases,
   // which the convolutional trainer does not have, at 0.
@@ -1354,7 +1464,7 @@ absl::Status TrainConvolutional(const TrainJob& job, const Samples& select,
   EVONAS_ASSIGN_OR_RETURN(
       MlpParameters stage,
       TrainConvStage(job, {steps.adam, steps.warmup, steps.patience}, select,
-                     report));
+                     limit, report));
   report.seconds = Seconds(Clock::now() - start);
   output.parameters.stages.push_back(std::move(stage));
   return absl::OkStatus();
@@ -1375,11 +1485,12 @@ absl::StatusOr<TrainOutput> TrainImpl(const TrainJob& job) {
   torch::manual_seed(job.seed);
 
   const Samples& select = SelectionRows(job);
+  TimeLimit limit(job.max_training_seconds, start);
   TrainOutput output;
   if (job.genome.conv_layers_size() > 0) {
-    EVONAS_RETURN_IF_ERROR(TrainConvolutional(job, select, output));
+    EVONAS_RETURN_IF_ERROR(TrainConvolutional(job, select, limit, output));
   } else {
-    EVONAS_RETURN_IF_ERROR(TrainStages(job, select, gen, output));
+    EVONAS_RETURN_IF_ERROR(TrainStages(job, select, limit, gen, output));
   }
   const double training_seconds = Seconds(Clock::now() - start);
   const double training_cpu_seconds = ProcessCpuSeconds() - cpu_start;
@@ -1422,6 +1533,7 @@ absl::StatusOr<TrainOutput> TrainImpl(const TrainJob& job) {
                                         kLatencyBatchRows, kLatencyBatchRuns));
   m.set_inference_latency_batch_seconds(batch_latency);
   m.set_training_row_count(job.training.x.rows);
+  m.set_stopped_at_time_limit(limit.reached());
   return output;
 }
 

@@ -44,6 +44,12 @@ struct TrainJob {
   int threads = 1;
   // Polled during training; when it becomes true, Train returns Cancelled.
   const std::atomic<bool>* cancel = nullptr;
+  // Wall-clock seconds training may take (Requirements.max_training_seconds),
+  // 0 for no limit. Training stops before a step that would end past it
+  // (time_limit.h) and the best weights so far are the result: the stage in
+  // progress keeps its best-on-validation weights, later stages are not
+  // trained (inherited ones keep their weights, fresh ones add 0).
+  double max_training_seconds = 0;
 
   // Inheritance (Lamarckian): when set, training starts from these weights
   // instead of a random initialisation. They must have the genome's shape:
@@ -93,6 +99,9 @@ inline const Samples& SelectionRows(const TrainJob& job) {
 // max abs errors (raw units, of the stages up to this one) after each phase.
 struct StageReport {
   bool frozen = false;  // inherited and not trained
+  // Stopped by TrainJob.max_training_seconds before its steps were done (or
+  // before it started).
+  bool time_limited = false;
   double seconds = 0;   // wall-clock seconds of the stage's training
   int adam_steps = 0;   // run; fewer than the gene when patience stopped it
   // L-BFGS iterations granted before the phase ended (in chunks of 10; fewer
@@ -137,7 +146,9 @@ struct TrainOutput {
 // the worst rows). Throughout, the weights with
 // the smallest validation max abs error (training rows when there are no
 // validation rows) are kept; with inherited weights, the starting weights
-// compete too. The forward and backward passes and Adam run on MlpKernels
+// compete too, and a fresh stage after the first competes with adding
+// nothing (when none of its weights beats that, its output layer is
+// zeroed). The forward and backward passes and Adam run on MlpKernels
 // (mlp_kernels.h), L-BFGS is LibTorch's.
 //
 // Classification (job.class_count > 0) trains one stage on the
@@ -157,8 +168,10 @@ struct TrainOutput {
 // included; the metrics are evaluated on it (validation, test), so they are
 // those of the file a user downloads. Metrics also hold training wall and
 // CPU seconds (process CPU time, all threads) and the median latency for 1
-// row and for 1024 rows. The result depends only on the job (same job, same
-// thread count -> same model).
+// row and for 1024 rows; Metrics.stopped_at_time_limit says whether
+// job.max_training_seconds ended training early. The result depends only on
+// the job (same job, same thread count -> same model), unless the time
+// limit stopped it.
 //
 // Returns Cancelled when `*job.cancel` became true (polled every 10 steps),
 // Aborted when training diverged (non-finite loss), InvalidArgument for a bad
