@@ -1,13 +1,11 @@
 #include "worker/artifacts.h"
 
 #include "absl/strings/str_cat.h"
-#include "common/metrics.h"
 #include "common/sha256.h"
 #include "worker/model/checkpoint.h"
 #include "worker/model/mlp.h"
 #include "worker/model/model_card.h"
 #include "worker/model/onnx_export.h"
-#include "worker/model/quantize.h"
 #include "worker/model/trainer.h"
 
 namespace evonas::worker {
@@ -26,31 +24,6 @@ void Add(v1::ModelFormat format, std::string bytes, Artifacts& artifacts) {
   artifacts.bytes.push_back(std::move(bytes));
 }
 
-// Evaluates `parameters` on `samples` in LibTorch, as the trained model
-// was (the plain C++ reference Forward took tens of seconds for a
-// convolutional network on Fashion-MNIST's 22,000 images); nullopt when
-// the forward pass refused them.
-std::optional<v1::Evaluation> EvaluateOn(
-    const model::NetworkParameters& parameters, const model::Samples& samples,
-    const model::TrainJob& job) {
-  std::vector<double> predicted;
-  if (samples.x.rows > 0) {
-    absl::StatusOr<model::Matrix> outputs =
-        model::PredictNetwork(parameters, samples.x);
-    if (!outputs.ok()) return std::nullopt;
-    predicted = std::move(outputs->data);
-  }
-  if (job.class_count > 0) {
-    if (predicted.size() != samples.y.data.size() * job.class_count) {
-      return std::nullopt;
-    }
-    return EvaluateClassification(predicted, samples.y.data, job.class_count);
-  }
-  if (predicted.size() != samples.y.data.size()) return std::nullopt;
-  return EvaluatePredictions(predicted, samples.y.data, samples.y.cols,
-                             job.within_tolerance);
-}
-
 // The names of the network's outputs: the output columns, or for a
 // classifier one logit per class, "<label column>=<class>".
 std::vector<std::string> OutputNames(const v1::Lease& lease) {
@@ -67,30 +40,10 @@ std::vector<std::string> OutputNames(const v1::Lease& lease) {
 
 }  // namespace
 
-Artifacts DeriveArtifacts(const v1::Lease& lease, const model::TrainJob& job,
-                          model::TrainOutput& output) {
+Artifacts DeriveArtifacts(const v1::Lease& lease,
+                          const model::TrainOutput& output) {
   Artifacts artifacts;
   const model::NetworkParameters& parameters = output.parameters;
-
-  // Every stage is quantised on its own; the int8 network is their sum.
-  model::NetworkParameters dequantized;
-  int64_t int8_bytes = 0;
-  for (const model::MlpParameters& stage : parameters.stages) {
-    const model::QuantizedMlp quantized = model::Quantize(stage);
-    dequantized.stages.push_back(model::Dequantize(quantized));
-    int8_bytes += model::Int8ModelBytes(quantized);
-  }
-  auto validation = EvaluateOn(dequantized, model::SelectionRows(job), job);
-  std::optional<v1::Evaluation> test;
-  if (job.test) test = EvaluateOn(dequantized, *job.test, job);
-  if (validation && (!job.test || test)) {
-    v1::QuantizedMetrics* int8 = output.metrics.mutable_int8();
-    *int8->mutable_validation() = *validation;
-    if (test) *int8->mutable_test() = *test;
-    int8->set_model_bytes(int8_bytes);
-  } else {
-    artifacts.warnings.push_back("int8 evaluation failed; no int8 metrics");
-  }
 
   model::OnnxOptions onnx_options;
   onnx_options.dataset_id = lease.dataset_id();

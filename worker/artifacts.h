@@ -18,14 +18,12 @@ struct Artifacts {
 };
 
 // Derives what the controller stores beside the TorchScript file from a
-// trained network: the int8 metrics (written into output.metrics.int8,
-// evaluated on the job's validation and test rows; every stage quantised on
-// its own), the float32 ONNX file, the checkpoint (a binary NetworkWeights,
-// what a child inherits) and the JSON model card (written last, so it holds
-// the int8 metrics). A file that cannot be produced is left out with a
-// warning; never fails.
-Artifacts DeriveArtifacts(const v1::Lease& lease, const model::TrainJob& job,
-                          model::TrainOutput& output);
+// trained network: the float32 ONNX file, the checkpoint (a binary
+// NetworkWeights, what a child inherits) and the JSON model card (with the
+// metrics, the int8 ones included). A file that cannot be produced is left
+// out with a warning; never fails.
+Artifacts DeriveArtifacts(const v1::Lease& lease,
+                          const model::TrainOutput& output);
 
 }  // namespace evonas::worker
 

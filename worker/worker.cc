@@ -379,9 +379,8 @@ void Worker::Process(const v1::Lease& lease) {
     }
   });
 
-  model::TrainJob job;
   absl::StatusOr<model::TrainOutput> output =
-      TrainLease(lease, cancel, energy, lease_lost, job);
+      TrainLease(lease, cancel, energy, lease_lost);
   {
     std::lock_guard<std::mutex> lock(mu);
     done = true;
@@ -419,7 +418,11 @@ void Worker::Process(const v1::Lease& lease) {
   std::string model;
   Artifacts artifacts;
   if (output.ok()) {
-    artifacts = DeriveArtifacts(lease, job, *output);
+    artifacts = DeriveArtifacts(lease, *output);
+    for (const std::string& warning : output->warnings) {
+      log::Warning("training_incomplete",
+                   {{"candidate", lease.candidate_id()}, {"detail", warning}});
+    }
     for (const std::string& warning : artifacts.warnings) {
       log::Warning("artifact_incomplete",
                    {{"candidate", lease.candidate_id()}, {"detail", warning}});
@@ -440,19 +443,22 @@ void Worker::Process(const v1::Lease& lease) {
 
 absl::StatusOr<model::TrainOutput> Worker::TrainLease(
     const v1::Lease& lease, const std::atomic<bool>& cancel,
-    EnergyMeter& energy, std::atomic<bool>& lease_lost, model::TrainJob& job) {
+    EnergyMeter& energy, std::atomic<bool>& lease_lost) {
   // Hand the heap's free memory (the previous lease's job and buffers) back
   // to the kernel first: it is not this candidate's, and without this it
   // stays resident and counts towards its peak.
   malloc_trim(0);
   const bool memory_measured = ResetPeakMemory();
-  EVONAS_ASSIGN_OR_RETURN(job, MakeJob(lease, cache_, options_.threads));
+  EVONAS_ASSIGN_OR_RETURN(model::TrainJob job,
+                          MakeJob(lease, cache_, options_.threads));
   job.cancel = &cancel;
   if (lease.has_inheritance()) {
     EVONAS_RETURN_IF_ERROR(Inherit(lease, lease_lost, job));
   }
   energy.Start();
-  EVONAS_ASSIGN_OR_RETURN(model::TrainOutput output, model::Train(job));
+  // Moved: the trainer frees the training inputs once it has its own copy.
+  EVONAS_ASSIGN_OR_RETURN(model::TrainOutput output,
+                          model::Train(std::move(job)));
   energy.Finish(output.metrics);  // after Train set training_cpu_seconds
   if (memory_measured) {
     output.metrics.set_peak_memory_bytes(PeakMemoryBytes().value_or(0));

@@ -75,13 +75,14 @@ class Worker {
 
   // Trains one lease and reports it (or gives it back on stop).
   void Process(const v1::Lease& lease);
-  // Builds `job` for `lease` (data sets, inheritance) and trains it,
-  // measuring its energy. Unavailable when the controller could not
+  // Builds the training job of `lease` (data sets, inheritance) and trains
+  // it, measuring its energy. Unavailable when the controller could not
   // be reached for data; `lease_lost` becomes true when the controller
   // refused a checkpoint because the lease is gone.
-  absl::StatusOr<model::TrainOutput> TrainLease(
-      const v1::Lease& lease, const std::atomic<bool>& cancel,
-      EnergyMeter& energy, std::atomic<bool>& lease_lost, model::TrainJob& job);
+  absl::StatusOr<model::TrainOutput> TrainLease(const v1::Lease& lease,
+                                                const std::atomic<bool>& cancel,
+                                                EnergyMeter& energy,
+                                                std::atomic<bool>& lease_lost);
   // Starts `job` from the parent's checkpoint with the lease's morphism
   // applied, after checking that a function-preserving morphism reproduces
   // the parent's outputs. Errors carry a reason for the failure report.

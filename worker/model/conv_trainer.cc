@@ -623,11 +623,10 @@ void SetLearningRate(torch::optim::Optimizer& optimizer, double lr) {
 
 }  // namespace
 
-absl::StatusOr<MlpParameters> TrainConvStage(const TrainJob& job,
-                                             const ConvSteps& steps,
-                                             const Samples& select,
-                                             TimeLimit& limit,
-                                             StageReport& report) {
+absl::StatusOr<MlpParameters> TrainConvStage(
+    const TrainJob& job, const ConvSteps& steps, const Samples& select,
+    std::vector<double>* release_inputs, TimeLimit& limit,
+    StageReport& report) {
   // A generator of our own: the result is a function of the job alone.
   at::Generator gen = at::detail::createCPUGenerator(job.seed);
   MlpParameters stage;
@@ -638,6 +637,8 @@ absl::StatusOr<MlpParameters> TrainConvStage(const TrainJob& job,
   }
   const v1::TrainingConfig& config = job.genome.training();
   const torch::Tensor x = Images(job.training.x, stage);
+  // The float32 images are all the training needs from here on.
+  if (release_inputs != nullptr) std::vector<double>().swap(*release_inputs);
   const bool classification = job.class_count > 0;
   const torch::Tensor y = Targets(job.training.y, stage, classification);
   const torch::Tensor select_x = Images(select.x, stage);

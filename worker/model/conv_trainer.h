@@ -78,16 +78,16 @@ struct ConvSteps {
 // kept: by ClassifierSelection, or the smallest maximum absolute error of a
 // regression; the starting weights compete too. Stops
 // early after `steps.patience` steps without improvement, and before a step
-// `limit` refuses (after one more evaluation). Returns the best
+// `limit` refuses (after one more evaluation). With `release_inputs`
+// (job.training.x.data, which the caller no longer needs) it is freed once
+// the training images are made from it. Returns the best
 // weights (float32 values widened to double, batch normalisation unfolded
 // with its running statistics) and fills `report`. Cancelled when
 // *job.cancel became true (polled every 10 steps), Aborted when the loss
 // became non-finite. May throw LibTorch's exceptions: the caller guards it.
-absl::StatusOr<MlpParameters> TrainConvStage(const TrainJob& job,
-                                             const ConvSteps& steps,
-                                             const Samples& select,
-                                             TimeLimit& limit,
-                                             StageReport& report);
+absl::StatusOr<MlpParameters> TrainConvStage(
+    const TrainJob& job, const ConvSteps& steps, const Samples& select,
+    std::vector<double>* release_inputs, TimeLimit& limit, StageReport& report);
 
 // The raw outputs of a convolutional `stage` on raw inputs `x`, computed
 // by LibTorch modules in eval mode in float32 (batch normalisation as its

@@ -15,6 +15,7 @@
 #include "common/genome.h"
 #include "common/metrics.h"
 #include "gtest/gtest.h"
+#include "worker/model/quantize.h"
 #include "worker/model/reference_activation_for_test.h"
 #include "worker/model/trainer.h"
 
@@ -180,6 +181,37 @@ double ConstantPredictorError(const TrainJob& job) {
     worst = std::max(worst, std::fabs(y - mean));
   }
   return worst;
+}
+
+TEST(TrainTest, ReportsTheInt8NetworksMetrics) {
+  const TrainOutput& out = SmoothResult();
+  EXPECT_TRUE(out.warnings.empty());
+  const v1::Metrics& m = out.metrics;
+  ASSERT_TRUE(m.has_int8());
+  EXPECT_EQ(m.int8().validation().row_count(), 150);
+  EXPECT_EQ(m.int8().test().row_count(), 100);
+  // Every stage quantised on its own, then evaluated as the trained network.
+  NetworkParameters dequantized;
+  int64_t bytes = 0;
+  for (const MlpParameters& stage : out.parameters.stages) {
+    const QuantizedMlp quantized = Quantize(stage);
+    dequantized.stages.push_back(Dequantize(quantized));
+    bytes += Int8ModelBytes(quantized);
+  }
+  EXPECT_EQ(m.int8().model_bytes(), bytes);
+  EXPECT_LT(m.int8().model_bytes(), m.model_bytes());
+  const TrainJob job = SmoothJob();
+  absl::StatusOr<Matrix> predicted =
+      PredictNetwork(dequantized, job.validation.x);
+  ASSERT_TRUE(predicted.ok()) << predicted.status();
+  EXPECT_EQ(m.int8().validation().max_abs_error(),
+            EvaluatePredictions(predicted->data, job.validation.y.data, 1,
+                                job.within_tolerance)
+                .max_abs_error());
+  // Int8 weights cost accuracy, but not all of it.
+  EXPECT_GT(m.int8().validation().max_abs_error(),
+            m.validation().max_abs_error());
+  EXPECT_LT(m.int8().validation().max_abs_error(), 1.0);
 }
 
 TEST(TrainTest, FitsSmoothFunction) {

@@ -27,6 +27,7 @@
 #include "google/protobuf/repeated_field.h"
 #include "worker/model/conv_trainer.h"
 #include "worker/model/mlp_kernels.h"
+#include "worker/model/quantize.h"
 #include "worker/model/time_limit.h"
 
 namespace evonas::model {
@@ -470,6 +471,27 @@ std::vector<Scalar> Standardised(const std::vector<double>& v,
     out[i] = static_cast<Scalar>((v[i] - mean[i % cols]) / std[i % cols]);
   }
   return out;
+}
+
+// Standardised(v, ...) from `v`, which is freed: in place for double, so
+// that a large data set is never held twice.
+template <typename Scalar>
+std::vector<Scalar> StandardisedReleasing(std::vector<double>& v,
+                                          const std::vector<double>& mean,
+                                          const std::vector<double>& std) {
+  if constexpr (std::is_same_v<Scalar, double>) {
+    std::vector<double> out = std::move(v);
+    v = {};
+    const size_t cols = mean.size();
+    for (size_t i = 0; i < out.size(); ++i) {
+      out[i] = (out[i] - mean[i % cols]) / std[i % cols];
+    }
+    return out;
+  } else {
+    std::vector<Scalar> out = Standardised<Scalar>(v, mean, std);
+    std::vector<double>().swap(v);
+    return out;
+  }
 }
 
 // `v` as doubles (no copy when it already is).
@@ -1255,6 +1277,35 @@ absl::StatusOr<v1::Evaluation> Evaluate(const std::string& model_file,
   return EvaluatePredictions(predicted.data, s.y.data, s.y.cols, tolerance);
 }
 
+// Metrics.int8 of `output`: every stage quantised weight-only on its own
+// (quantize.h), their sum evaluated as the trained network is, on the
+// selection and test rows. An error when the int8 network cannot be built
+// or evaluated.
+absl::Status AddInt8Metrics(const TrainJob& job, const Samples& select,
+                            TrainOutput& output) {
+  NetworkParameters dequantized;
+  int64_t bytes = 0;
+  for (const MlpParameters& stage : output.parameters.stages) {
+    const QuantizedMlp quantized = Quantize(stage);
+    dequantized.stages.push_back(Dequantize(quantized));
+    bytes += Int8ModelBytes(quantized);
+  }
+  EVONAS_RETURN_IF_ERROR(ValidateNetwork(dequantized));
+  const std::string model = Export(dequantized);
+  v1::QuantizedMetrics int8;
+  EVONAS_ASSIGN_OR_RETURN(
+      *int8.mutable_validation(),
+      Evaluate(model, select, job.within_tolerance, job.class_count));
+  if (job.test.has_value()) {
+    EVONAS_ASSIGN_OR_RETURN(
+        *int8.mutable_test(),
+        Evaluate(model, *job.test, job.within_tolerance, job.class_count));
+  }
+  int8.set_model_bytes(bytes);
+  *output.metrics.mutable_int8() = std::move(int8);
+  return absl::OkStatus();
+}
+
 // True when every weight and bias of the stage's output layer is zero: the
 // stage outputs exactly 0 (y_mean is 0 for stages after the first).
 bool OutputsZero(const MlpParameters& stage) {
@@ -1266,14 +1317,16 @@ bool OutputsZero(const MlpParameters& stage) {
 }
 
 // Trains the dense layers of `stage` (standardisation set, layers
-// replaced) in Scalar from the flat parameters `params`.
+// replaced) in Scalar from the flat parameters `params`. With
+// `release_inputs` (job.training.x.data, which the caller no longer needs)
+// the standardised inputs are made from it and it is freed.
 template <typename Scalar>
 absl::Status RunTraining(
     const TrainJob& job, const StageGenes& genes, const Architecture& arch,
     const std::vector<double>& params, const std::vector<double>& residual,
     const Samples& select, const std::vector<double>& select_residual,
-    TimeLimit& limit, at::Generator& gen, MlpParameters& stage,
-    StageReport& report, double& best_error) {
+    std::vector<double>* release_inputs, TimeLimit& limit, at::Generator& gen,
+    MlpParameters& stage, StageReport& report, double& best_error) {
   absl::StatusOr<BasicMlpKernels<Scalar>> kernels =
       BasicMlpKernels<Scalar>::Create(
           arch.sizes, arch.activations,
@@ -1289,7 +1342,11 @@ absl::Status RunTraining(
       job, *genes.training,
       StepsOf(*genes.training, job.step_fraction, classification), limit,
       *std::move(kernels), Rounded<Scalar>(params),
-      Standardised<Scalar>(job.training.x.data, stage.x_mean, stage.x_std),
+      release_inputs != nullptr
+          ? StandardisedReleasing<Scalar>(*release_inputs, stage.x_mean,
+                                          stage.x_std)
+          : Standardised<Scalar>(job.training.x.data, stage.x_mean,
+                                 stage.x_std),
       classification
           ? Rounded<Scalar>(residual)
           : Standardised<Scalar>(residual, stage.y_mean, stage.y_std),
@@ -1322,13 +1379,14 @@ double MaxAbs(const std::vector<double>& values) {
 // (training rows) and `select_residual` (selection rows), raw units. When
 // the time limit has been reached it trains nothing: an inherited stage
 // keeps its weights, a fresh one gets its initialisation with a zero
-// output layer.
+// output layer. `release_inputs` as for RunTraining.
 absl::StatusOr<MlpParameters> TrainStage(
     const TrainJob& job, const StageGenes& genes, size_t k,
     const std::vector<double>& x_mean, const std::vector<double>& x_std,
     const std::vector<double>& residual, const Samples& select,
-    const std::vector<double>& select_residual, TimeLimit& limit,
-    at::Generator& gen, StageReport& report) {
+    const std::vector<double>& select_residual,
+    std::vector<double>* release_inputs, TimeLimit& limit, at::Generator& gen,
+    StageReport& report) {
   const int64_t inputs = job.training.x.cols;
   const int64_t outputs = NetworkOutputs(job);
   const bool classification = job.class_count > 0;
@@ -1386,12 +1444,12 @@ absl::StatusOr<MlpParameters> TrainStage(
   double best_error = 0;
   if (stage.float32) {
     EVONAS_RETURN_IF_ERROR(RunTraining<float>(
-        job, genes, arch, params, residual, select, select_residual, limit, gen,
-        stage, report, best_error));
+        job, genes, arch, params, residual, select, select_residual,
+        release_inputs, limit, gen, stage, report, best_error));
   } else {
     EVONAS_RETURN_IF_ERROR(RunTraining<double>(
-        job, genes, arch, params, residual, select, select_residual, limit, gen,
-        stage, report, best_error));
+        job, genes, arch, params, residual, select, select_residual,
+        release_inputs, limit, gen, stage, report, best_error));
   }
   // Adding nothing competes too: a fresh stage that none of its weights let
   // beat the stages before it on the selection rows adds 0.
@@ -1416,10 +1474,10 @@ absl::Status Subtract(const MlpParameters& stage, const Matrix& x,
 }
 
 // Trains the stages of an MLP genome, one after the other, into `output`
-// (parameters and stage reports).
-absl::Status TrainStages(const TrainJob& job, const Samples& select,
-                         TimeLimit& limit, at::Generator& gen,
-                         TrainOutput& output) {
+// (parameters and stage reports). The last stage frees the raw training
+// inputs when they are not the selection rows: nothing reads them after it.
+absl::Status TrainStages(TrainJob& job, const Samples& select, TimeLimit& limit,
+                         at::Generator& gen, TrainOutput& output) {
   std::vector<double> x_mean, x_std;
   EVONAS_RETURN_IF_ERROR(ColumnStats(job.training.x, "inputs", x_mean, x_std));
   // What the stages so far leave unexplained, in raw units.
@@ -1433,10 +1491,12 @@ absl::Status TrainStages(const TrainJob& job, const Samples& select,
       output.parameters.stages.push_back(job.initial->stages[k]);
       report.frozen = true;
     } else {
+      const bool last_use = k + 1 == stages.size() && &select != &job.training;
       EVONAS_ASSIGN_OR_RETURN(
           MlpParameters stage,
           TrainStage(job, stages[k], k, x_mean, x_std, residual, select,
-                     select_residual, limit, gen, report));
+                     select_residual, last_use ? &job.training.x.data : nullptr,
+                     limit, gen, report));
       output.parameters.stages.push_back(std::move(stage));
       report.seconds = Seconds(Clock::now() - stage_start);
     }
@@ -1452,8 +1512,9 @@ absl::Status TrainStages(const TrainJob& job, const Samples& select,
 }
 
 // Trains a convolutional genome's single float32 stage (conv_trainer.h)
-// into `output`.
-absl::Status TrainConvolutional(const TrainJob& job, const Samples& select,
+// into `output`, freeing the raw training inputs once they are images when
+// they are not the selection rows.
+absl::Status TrainConvolutional(TrainJob& job, const Samples& select,
                                 TimeLimit& limit, TrainOutput& output) {
   const auto start = Clock::now();
   // Adam only: `classification` leaves the L-BFGS and max-error phases,
@@ -1464,13 +1525,14 @@ absl::Status TrainConvolutional(const TrainJob& job, const Samples& select,
   EVONAS_ASSIGN_OR_RETURN(
       MlpParameters stage,
       TrainConvStage(job, {steps.adam, steps.warmup, steps.patience}, select,
+                     &select != &job.training ? &job.training.x.data : nullptr,
                      limit, report));
   report.seconds = Seconds(Clock::now() - start);
   output.parameters.stages.push_back(std::move(stage));
   return absl::OkStatus();
 }
 
-absl::StatusOr<TrainOutput> TrainImpl(const TrainJob& job) {
+absl::StatusOr<TrainOutput> TrainImpl(TrainJob& job) {
   EVONAS_RETURN_IF_ERROR(CheckJob(job));
   // Also over the evaluation of the exported model, which runs image
   // networks on 1024-row chunks.
@@ -1534,6 +1596,17 @@ absl::StatusOr<TrainOutput> TrainImpl(const TrainJob& job) {
   m.set_inference_latency_batch_seconds(batch_latency);
   m.set_training_row_count(job.training.x.rows);
   m.set_stopped_at_time_limit(limit.reached());
+  // A network that trained but cannot be quantised is still a result.
+  absl::Status int8;
+  try {
+    int8 = AddInt8Metrics(job, select, output);
+  } catch (const std::exception& e) {
+    int8 = absl::InternalError(e.what());
+  }
+  if (!int8.ok()) {
+    output.warnings.push_back(
+        absl::StrCat("no int8 metrics: ", int8.message()));
+  }
   return output;
 }
 
@@ -1621,7 +1694,7 @@ absl::StatusOr<double> MeasureLatencyImpl(const NetworkParameters& network,
 
 }  // namespace
 
-absl::StatusOr<TrainOutput> Train(const TrainJob& job) {
+absl::StatusOr<TrainOutput> Train(TrainJob job) {
   return Guard("training", [&] { return TrainImpl(job); });
 }
 

@@ -123,6 +123,8 @@ struct TrainOutput {
   NetworkParameters parameters;
   // One per genome stage.
   std::vector<StageReport> stages;
+  // What Train left out and why (e.g. the int8 metrics).
+  std::vector<std::string> warnings;
 };
 
 // Trains the network of `job.genome` in float64, stage after stage. Stage
@@ -169,9 +171,16 @@ struct TrainOutput {
 // those of the file a user downloads. Metrics also hold training wall and
 // CPU seconds (process CPU time, all threads) and the median latency for 1
 // row and for 1024 rows; Metrics.stopped_at_time_limit says whether
-// job.max_training_seconds ended training early. The result depends only on
-// the job (same job, same thread count -> same model), unless the time
-// limit stopped it.
+// job.max_training_seconds ended training early. Metrics.int8 is the same
+// network with every stage quantised weight-only to int8 (quantize.h),
+// evaluated on the same rows (a warning instead when that fails). The
+// result depends only on the job (same job, same thread count -> same
+// model), unless the time limit stopped it.
+//
+// The job is taken by value: a caller that moves its job in lets Train free
+// the raw training inputs once the last stage has its standardised copy
+// (in place in float64) or its float32 images, unless they are the
+// selection rows; a large data set is then not held twice.
 //
 // Returns Cancelled when `*job.cancel` became true (polled every 10 steps),
 // Aborted when training diverged (non-finite loss), InvalidArgument for a bad
@@ -183,7 +192,7 @@ struct TrainOutput {
 // step_fraction out of range; ResourceExhausted when
 // out of memory, Internal for any other LibTorch error. Never throws. Sets
 // LibTorch's process-wide intra-op thread count to `job.threads`.
-absl::StatusOr<TrainOutput> Train(const TrainJob& job);
+absl::StatusOr<TrainOutput> Train(TrainJob job);
 
 // Loads a TorchScript model file and predicts `x` (raw units in and out);
 // an image network (one with convolutional layers) 1024 rows at a time.
