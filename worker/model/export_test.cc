@@ -1725,6 +1725,26 @@ TEST(ModelCardTest, StatesEachRequirementInCpp) {
               HasSubstr("1 input column names"));
 }
 
+TEST(ModelCardTest, SaysWhenTrainingStoppedAtTheTimeLimit) {
+  CardFixture f;
+  f.requirements.set_max_training_seconds(12.5);
+  auto card = ModelCardJson(f.parameters, f.genome, f.metrics, f.requirements,
+                            "id", {}, {});
+  ASSERT_TRUE(card.ok()) << card.status();
+  EXPECT_THAT(*card, HasSubstr(R"("name": "max_training_seconds", )"
+                               R"("limit": 12.5, "achieved": 12.5, )"
+                               R"("met": true)"));
+
+  f.metrics.set_stopped_at_time_limit(true);
+  card = ModelCardJson(f.parameters, f.genome, f.metrics, f.requirements, "id",
+                       {}, {});
+  ASSERT_TRUE(card.ok()) << card.status();
+  EXPECT_THAT(*card, HasSubstr(R"("name": "max_training_seconds", )"
+                               R"("limit": 12.5, "stopped_at_limit": true, )"
+                               R"("achieved": 12.5, "met": true)"));
+  EXPECT_THAT(*card, HasSubstr(R"("stopped_at_time_limit":true)"));
+}
+
 TEST(ModelCardTest, ARefitIsJudgedOnItsTestRows) {
   CardFixture f;
   f.requirements.Clear();

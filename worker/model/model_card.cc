@@ -196,11 +196,16 @@ std::vector<std::string> RequirementEntries(const v1::Requirements& r,
         })));
   }
   if (r.has_max_training_seconds()) {
+    // Met by construction when training stopped at the limit: say so.
     entries.push_back(Requirement(
         "max_training_seconds", JsonNumber(r.max_training_seconds()),
-        JsonNumber(m.training_seconds()), Met(r, m, rows, [](const auto& a, auto& b) {
-          b.set_max_training_seconds(a.max_training_seconds());
-        })));
+        JsonNumber(m.training_seconds()),
+        Met(r, m, rows,
+            [](const auto& a, auto& b) {
+              b.set_max_training_seconds(a.max_training_seconds());
+            }),
+        m.stopped_at_time_limit() ? "stopped_at_limit" : nullptr,
+        m.stopped_at_time_limit() ? "true" : ""));
   }
   if (r.has_max_inference_latency_seconds()) {
     entries.push_back(Requirement("max_inference_latency_seconds",

@@ -96,7 +96,8 @@ inline const Samples& SelectionRows(const TrainJob& job) {
 }
 
 // What the training of one stage did. The errors are the best validation
-// max abs errors (raw units, of the stages up to this one) after each phase.
+// max abs errors (raw units, of the stages up to this one) after each phase;
+// 0 for a stage that did not train (frozen, or the time limit came first).
 struct StageReport {
   bool frozen = false;  // inherited and not trained
   // Stopped by TrainJob.max_training_seconds before its steps were done (or
@@ -188,8 +189,8 @@ struct TrainOutput {
 // (it accepts any finite positive learning rate; ValidateGenome's upper
 // bound is search policy; a convolutional genome needs an image shape of
 // the inputs that every pooling leaves at least 1 pixel high and wide),
-// initial weights that do not fit the genome, a first_trainable_stage or
-// step_fraction out of range; ResourceExhausted when
+// initial weights that do not fit the genome, a first_trainable_stage,
+// step_fraction or max_training_seconds out of range; ResourceExhausted when
 // out of memory, Internal for any other LibTorch error. Never throws. Sets
 // LibTorch's process-wide intra-op thread count to `job.threads`.
 absl::StatusOr<TrainOutput> Train(TrainJob job);
