@@ -335,6 +335,23 @@ TEST_F(ControllerTest, ReportsAreCheckedAndIdempotent) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+TEST_F(ControllerTest, ACandidateStoppedAtTheTrainingTimeLimitIsFeasible) {
+  v1::Dataset dataset = Upload(kCsv);
+  v1::ExperimentSpec spec = Spec(dataset.id());
+  spec.mutable_requirements()->set_max_training_seconds(1.5);
+  controller_->CreateExperiment(spec).value();
+  auto lease = controller_->LeaseWork("w1").value();
+  EXPECT_EQ(lease->requirements().max_training_seconds(), 1.5);
+  auto [result, model] = GoodResult(*lease, "w1", 0.01);
+  result.mutable_metrics()->set_stopped_at_time_limit(true);
+  ASSERT_TRUE(controller_->Report(result, model).ok());
+  const v1::Candidate c =
+      controller_->GetCandidate(lease->candidate_id()).value();
+  EXPECT_EQ(c.state(), v1::CANDIDATE_STATE_SUCCEEDED);
+  EXPECT_TRUE(c.metrics().stopped_at_time_limit());
+  EXPECT_TRUE(c.feasible());
+}
+
 TEST_F(ControllerTest, ArtifactsAreCheckedStoredAndDownloadable) {
   v1::Dataset dataset = Upload(kCsv);
   controller_->CreateExperiment(Spec(dataset.id())).value();
