@@ -6,6 +6,10 @@
 //   build/bench/latency_bench --genomes 300
 //   build/bench/latency_bench --genomes 200 --conv-layers 4 --image 28
 //       (convolutional genomes on 28 x 28 images, 10 outputs)
+//   build/bench/latency_bench --genomes 300 --float32
+//       (also times each dense genome as a float32 model, between its two
+//       float64 timings, and estimates it with the table's float32 models
+//       and, for comparison, its float64 ones)
 
 #include <algorithm>
 #include <chrono>
@@ -16,6 +20,8 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_format.h"
+#include "common/genome.h"
 #include "common/latency_table.h"
 #include "server/search/strategy.h"
 #include "worker/latency_calibration.h"
@@ -59,7 +65,7 @@ double Quantile(std::vector<double> v, double q) {
 }
 
 int Run(int genomes, int threads, int inputs, int outputs, int seed,
-        int conv_layers, int side) {
+        int conv_layers, int side, bool float32, bool list) {
   const ImageShape image =
       conv_layers > 0 ? ImageShape{side, side} : ImageShape{};
   if (conv_layers > 0) inputs = side * side;
@@ -92,11 +98,33 @@ int Run(int genomes, int threads, int inputs, int outputs, int seed,
       search::MakeStrategy(spec, {}, outputs, image).value();
 
   std::vector<double> measured, again, estimated, flops, parameters;
+  // With --float32: the float32 model's latency and its estimate from the
+  // table's float32 models.
+  std::vector<double> measured32, estimated32;
   for (int n = 0; n < genomes; ++n) {
     const v1::Genome genome = random->Propose(n, {}).genome;
     const model::NetworkParameters network =
         worker::PlaceholderNetwork(genome, inputs, outputs, image).value();
     absl::StatusOr<double> first = model::MeasureLatency(network, threads, 50);
+    if (float32 && conv_layers == 0) {
+      // The same weights, computed in float32 as a FLOAT32 genome exports.
+      model::NetworkParameters network32 = network;
+      for (model::MlpParameters& stage : network32.stages) {
+        stage.float32 = true;
+      }
+      absl::StatusOr<double> seconds32 =
+          model::MeasureLatency(network32, threads, 50);
+      if (!seconds32.ok()) {
+        std::cerr << seconds32.status() << "\n";
+        return 1;
+      }
+      measured32.push_back(*seconds32);
+      v1::Genome genome32 = genome;
+      genome32.set_precision(v1::PRECISION_FLOAT32);
+      estimated32.push_back(
+          EstimateGenomeCost(genome32, inputs, outputs, {*table}, image)
+              .estimated_latency_seconds());
+    }
     absl::StatusOr<double> second = model::MeasureLatency(network, threads, 50);
     if (!first.ok() || !second.ok()) {
       std::cerr << first.status() << " " << second.status() << "\n";
@@ -104,6 +132,18 @@ int Run(int genomes, int threads, int inputs, int outputs, int seed,
     }
     const v1::GenomeCost cost =
         EstimateGenomeCost(genome, inputs, outputs, {*table}, image);
+    if (list) {
+      std::printf(
+          "genome %d: measured %.1f us (again %.1f%s), estimated "
+          "%.1f us: %s\n",
+          n, 1e6 * *first, 1e6 * *second,
+          measured32.size() > measured.size()
+              ? absl::StrFormat(", float32 %.1f us", 1e6 * measured32.back())
+                    .c_str()
+              : "",
+          1e6 * cost.estimated_latency_seconds(),
+          DescribeGenome(genome).c_str());
+    }
     measured.push_back(*first);
     again.push_back(*second);
     estimated.push_back(cost.estimated_latency_seconds());
@@ -170,6 +210,28 @@ int Run(int genomes, int threads, int inputs, int outputs, int seed,
               "that meet it dropped; %d of %d over %.1fx caught\n",
               search::kLatencyScreenMargin, wrongly_dropped, meets, caught,
               far_over, search::kLatencyScreenMargin);
+  if (!measured32.empty()) {
+    std::vector<double> ratio32, float64_table_ratio, float32_table_ratio;
+    for (size_t i = 0; i < measured32.size(); ++i) {
+      ratio32.push_back(measured32[i] / measured[i]);
+      float64_table_ratio.push_back(estimated[i] / measured32[i]);
+      float32_table_ratio.push_back(estimated32[i] / measured32[i]);
+    }
+    std::printf(
+        "float32 / float64 measured: p10 %.3f, median %.3f, p90 "
+        "%.3f\n",
+        Quantile(ratio32, 0.1), Quantile(ratio32, 0.5), Quantile(ratio32, 0.9));
+    for (bool own : {false, true}) {
+      const std::vector<double>& r =
+          own ? float32_table_ratio : float64_table_ratio;
+      std::printf(
+          "float32 measured against the %s models: estimate / "
+          "measured p10 %.3f, median %.3f, p90 %.3f; Spearman %.3f\n",
+          own ? "float32" : "float64", Quantile(r, 0.1), Quantile(r, 0.5),
+          Quantile(r, 0.9),
+          Spearman(own ? estimated32 : estimated, measured32));
+    }
+  }
   return 0;
 }
 
@@ -179,6 +241,7 @@ int Run(int genomes, int threads, int inputs, int outputs, int seed,
 int main(int argc, char** argv) {
   int genomes = 300, threads = 1, inputs = 3, outputs = 1, seed = 1;
   int conv_layers = 0, side = 28;
+  bool float32 = false, list = false;
   CLI::App app{"Latency tables: estimated against measured batch-1 latency"};
   app.add_option("--genomes", genomes, "Random genomes to time")
       ->capture_default_str()
@@ -201,7 +264,10 @@ int main(int argc, char** argv) {
   app.add_option("--image", side, "Side of the square images, pixels")
       ->capture_default_str()
       ->check(CLI::Range(2, 256));
+  app.add_flag("--float32", float32,
+               "Also time each dense genome as a float32 model");
+  app.add_flag("--list", list, "Print every genome and its timings");
   CLI11_PARSE(app, argc, argv);
-  return evonas::Run(genomes, threads, inputs, outputs, seed, conv_layers,
-                     side);
+  return evonas::Run(genomes, threads, inputs, outputs, seed, conv_layers, side,
+                     float32, list);
 }

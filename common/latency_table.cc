@@ -13,25 +13,68 @@
 namespace evonas {
 namespace {
 
+// The kinds of layer model a table has, one list each.
+enum class LayerKind { kDense, kConv, kDenseFloat32 };
+
 // Which model of a table a layer uses: its kind and activation.
 struct LayerModelKey {
-  bool conv = false;
+  LayerKind kind = LayerKind::kDense;
   v1::Activation activation = v1::ACTIVATION_UNSPECIFIED;
   bool operator<(const LayerModelKey& o) const {
-    return std::make_pair(conv, activation) < std::make_pair(o.conv, o.activation);
+    return std::make_pair(kind, activation) <
+           std::make_pair(o.kind, o.activation);
   }
 };
 
+// "convolutional ", "float32 " or "", to prefix an activation's name.
+const char* KindPrefix(LayerKind kind) {
+  switch (kind) {
+    case LayerKind::kConv:
+      return "convolutional ";
+    case LayerKind::kDenseFloat32:
+      return "float32 ";
+    case LayerKind::kDense:
+      break;
+  }
+  return "";
+}
+
 std::string KeyName(const LayerModelKey& key) {
-  return absl::StrCat(key.conv ? "convolutional " : "",
+  return absl::StrCat(KindPrefix(key.kind),
                       v1::Activation_Name(key.activation));
+}
+
+const google::protobuf::RepeatedPtrField<v1::LayerLatencyModel>& ModelsOf(
+    const v1::LatencyTable& table, LayerKind kind) {
+  switch (kind) {
+    case LayerKind::kConv:
+      return table.conv_layers();
+    case LayerKind::kDenseFloat32:
+      return table.float32_layers();
+    case LayerKind::kDense:
+      break;
+  }
+  return table.layers();
+}
+
+v1::LayerLatencyModel* AddModel(v1::LatencyTable& table, LayerKind kind) {
+  switch (kind) {
+    case LayerKind::kConv:
+      return table.add_conv_layers();
+    case LayerKind::kDenseFloat32:
+      return table.add_float32_layers();
+    case LayerKind::kDense:
+      break;
+  }
+  return table.add_layers();
 }
 
 // Calls `layer(key, multiply_adds, width, layer_norm)` for every layer of every
 // stage of `genome` that the table models: the convolutional layers
 // (multiply-adds at their input's size, before pooling; width = channels), then
 // every affine layer, the linear output layer (ACTIVATION_UNSPECIFIED) last in
-// each stage. Widths below 0 count as 0, as in ComputeGenomeCost.
+// each stage; the affine layers of a float32 dense genome with the float32
+// models. Widths below 0 count as 0, as in ComputeGenomeCost.
 void ForEachLayer(
     const v1::Genome& genome, int64_t inputs, int64_t outputs,
     const ImageShape& image,
@@ -42,24 +85,29 @@ void ForEachLayer(
         genome, image, [&](const v1::ConvLayer& l, const ConvOutput& in) {
           const int64_t out = std::max(0, l.channels());
           const double k = std::max(0, l.kernel_size());
-          layer({true, l.activation()},
+          layer({LayerKind::kConv, l.activation()},
                 static_cast<double>(in.height * in.width) * k * k *
                     static_cast<double>(in.channels * out),
                 out, false);
         });
     first_fan_in = trunk.size();
   }
+  const LayerKind dense =
+      genome.conv_layers_size() == 0 &&
+              EffectivePrecision(genome) == v1::PRECISION_FLOAT32
+          ? LayerKind::kDenseFloat32
+          : LayerKind::kDense;
   auto stage = [&](const google::protobuf::RepeatedPtrField<v1::DenseLayer>&
                        hidden,
                    int64_t fan_in) {
     for (const v1::DenseLayer& l : hidden) {
       const int64_t width = std::max<int64_t>(0, l.width());
-      layer({false, l.activation()},
+      layer({dense, l.activation()},
             static_cast<double>(fan_in) * static_cast<double>(width), width,
             l.layer_norm());
       fan_in = width;
     }
-    layer({false, v1::ACTIVATION_UNSPECIFIED},
+    layer({dense, v1::ACTIVATION_UNSPECIFIED},
           static_cast<double>(fan_in) * static_cast<double>(outputs), outputs,
           false);
   };
@@ -71,8 +119,7 @@ void ForEachLayer(
 
 const v1::LayerLatencyModel* ModelFor(const v1::LatencyTable& table,
                                       const LayerModelKey& key) {
-  for (const v1::LayerLatencyModel& model :
-       key.conv ? table.conv_layers() : table.layers()) {
+  for (const v1::LayerLatencyModel& model : ModelsOf(table, key.kind)) {
     if (model.activation() == key.activation) return &model;
   }
   return nullptr;
@@ -200,8 +247,7 @@ absl::StatusOr<v1::LatencyTable> FitLatencyTable(
   table.set_hardware_class(std::string(hardware_class));
   table.set_calibration_points(static_cast<int32_t>(timings.size()));
   for (const auto& [key, i] : index) {
-    v1::LayerLatencyModel* model =
-        key.conv ? table.add_conv_layers() : table.add_layers();
+    v1::LayerLatencyModel* model = AddModel(table, key.kind);
     model->set_activation(key.activation);
     model->set_intercept_seconds(x[2 * i] / scale[2 * i]);
     model->set_seconds_per_multiply_add(x[2 * i + 1] / scale[2 * i + 1]);
@@ -222,15 +268,16 @@ absl::Status ValidateLatencyTable(const v1::LatencyTable& table) {
                      kMaxHardwareClassLength, " bytes"));
   }
   std::set<LayerModelKey> seen;
-  for (bool conv : {false, true}) {
-    for (const v1::LayerLatencyModel& model :
-         conv ? table.conv_layers() : table.layers()) {
-      const LayerModelKey key{conv, model.activation()};
+  for (LayerKind kind :
+       {LayerKind::kDense, LayerKind::kConv, LayerKind::kDenseFloat32}) {
+    const bool conv = kind == LayerKind::kConv;
+    for (const v1::LayerLatencyModel& model : ModelsOf(table, kind)) {
+      const LayerModelKey key{kind, model.activation()};
       if (!v1::Activation_IsValid(model.activation()) ||
           (conv && model.activation() == v1::ACTIVATION_UNSPECIFIED)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "latency_table has a ", conv ? "convolutional " : "",
-            "model for unknown activation ", model.activation()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("latency_table has a ", KindPrefix(kind),
+                         "model for unknown activation ", model.activation()));
       }
       if (!seen.insert(key).second) {
         return absl::InvalidArgumentError(
@@ -253,10 +300,16 @@ absl::Status ValidateLatencyTable(const v1::LatencyTable& table) {
         "latency_table.layer_norm_seconds_per_neuron must be finite and "
         "non-negative");
   }
-  if (seen.count({false, v1::ACTIVATION_UNSPECIFIED}) == 0) {
+  if (seen.count({LayerKind::kDense, v1::ACTIVATION_UNSPECIFIED}) == 0) {
     return absl::InvalidArgumentError(
         "latency_table has no model for the linear output layer "
         "(ACTIVATION_UNSPECIFIED)");
+  }
+  if (table.float32_layers_size() > 0 &&
+      seen.count({LayerKind::kDenseFloat32, v1::ACTIVATION_UNSPECIFIED}) == 0) {
+    return absl::InvalidArgumentError(
+        "latency_table.float32_layers has no model for the linear output "
+        "layer (ACTIVATION_UNSPECIFIED)");
   }
   return absl::OkStatus();
 }

@@ -227,6 +227,86 @@ TEST(EstimateLatencySecondsTest, MissingActivationIsNotFound) {
             absl::StatusCode::kNotFound);
 }
 
+// TableWith's models as float32_layers as well, every coefficient times
+// `factor`.
+v1::LatencyTable WithFloat32(v1::LatencyTable table, double factor) {
+  const v1::LatencyTable float64 = table;
+  for (const v1::LayerLatencyModel& m : float64.layers()) {
+    v1::LayerLatencyModel* copy = table.add_float32_layers();
+    copy->set_activation(m.activation());
+    copy->set_intercept_seconds(factor * m.intercept_seconds());
+    copy->set_seconds_per_multiply_add(factor * m.seconds_per_multiply_add());
+  }
+  return table;
+}
+
+TEST(EstimateLatencySecondsTest, Float32DenseGenomesUseTheFloat32Models) {
+  v1::Genome genome = Chain(v1::ACTIVATION_TANH, 2, 4);
+  const v1::LatencyTable table =
+      WithFloat32(TableWith(1.0, 0.001, 10, 0.01), 2);
+  const double float64 = *EstimateLatencySeconds(genome, 3, 2, table);
+  genome.set_precision(v1::PRECISION_FLOAT32);
+  auto float32 = EstimateLatencySeconds(genome, 3, 2, table);
+  ASSERT_TRUE(float32.ok()) << float32.status();
+  EXPECT_NEAR(*float32, 2 * float64, 1e-12);
+
+  // A table without float32 models estimates no float32 genome.
+  const absl::StatusOr<double> none =
+      EstimateLatencySeconds(genome, 3, 2, TableWith(1.0, 0.001, 10, 0.01));
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(none.status().message().find("float32"), std::string::npos)
+      << none.status();
+}
+
+TEST(FitLatencyTableTest, RecoversFloat32ModelsBesideFloat64Ones) {
+  const v1::LatencyTable truth = WithFloat32(ThreeModels(), 1.3);
+  std::vector<NetworkTiming> timings =
+      TimingsOf(truth, [](int) { return 1.0; });
+  const size_t float64_timings = timings.size();
+  for (size_t i = 0; i < float64_timings; ++i) {
+    NetworkTiming t = timings[i];
+    t.genome.set_precision(v1::PRECISION_FLOAT32);
+    t.seconds = *EstimateLatencySeconds(t.genome, t.inputs, t.outputs, truth);
+    timings.push_back(t);
+  }
+  auto fitted = FitLatencyTable("Test CPU x1", timings);
+  ASSERT_TRUE(fitted.ok()) << fitted.status();
+  EXPECT_TRUE(ValidateLatencyTable(*fitted).ok());
+  ASSERT_EQ(fitted->layers_size(), 3);
+  ASSERT_EQ(fitted->float32_layers_size(), 3);
+  for (const v1::LayerLatencyModel& want : truth.float32_layers()) {
+    bool found = false;
+    for (const v1::LayerLatencyModel& got : fitted->float32_layers()) {
+      if (got.activation() != want.activation()) continue;
+      found = true;
+      EXPECT_NEAR(got.intercept_seconds(), want.intercept_seconds(),
+                  1e-6 * want.intercept_seconds());
+      EXPECT_NEAR(got.seconds_per_multiply_add(),
+                  want.seconds_per_multiply_add(),
+                  1e-6 * want.seconds_per_multiply_add());
+    }
+    EXPECT_TRUE(found) << v1::Activation_Name(want.activation());
+  }
+  for (const v1::LayerLatencyModel& want : truth.layers()) {
+    EXPECT_NEAR(Model(*fitted, want.activation()).intercept_seconds(),
+                want.intercept_seconds(), 1e-6 * want.intercept_seconds());
+  }
+
+  // Validation: float32 models need their output layer's, once each.
+  v1::LatencyTable no_output = *fitted;
+  no_output.clear_float32_layers();
+  *no_output.add_float32_layers() = fitted->float32_layers(1);
+  if (no_output.float32_layers(0).activation() == v1::ACTIVATION_UNSPECIFIED) {
+    *no_output.mutable_float32_layers(0) = fitted->float32_layers(2);
+  }
+  EXPECT_EQ(ValidateLatencyTable(no_output).code(),
+            absl::StatusCode::kInvalidArgument);
+  v1::LatencyTable duplicate = *fitted;
+  *duplicate.add_float32_layers() = fitted->float32_layers(0);
+  EXPECT_EQ(ValidateLatencyTable(duplicate).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(EstimateLatencySecondsTest, LayerNormCostsPerNeuron) {
   v1::LatencyTable table = TableWith(1.0, 0.001, 10.0, 0.01);
   v1::Genome genome = Chain(v1::ACTIVATION_TANH, 2, 4);

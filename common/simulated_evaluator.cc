@@ -281,11 +281,14 @@ v1::LatencyTable SimulatedLatencyTable() {
   for (v1::Activation activation :
        {v1::ACTIVATION_UNSPECIFIED, v1::ACTIVATION_TANH, v1::ACTIVATION_RELU,
         v1::ACTIVATION_SILU, v1::ACTIVATION_GELU, v1::ACTIVATION_SINE}) {
-    v1::LayerLatencyModel* model = table.add_layers();
-    model->set_activation(activation);
-    model->set_intercept_seconds(activation == v1::ACTIVATION_UNSPECIFIED ? 2e-6
-                                                                          : 0);
-    model->set_seconds_per_multiply_add(1e-9);
+    // The simulator's latency does not depend on the precision.
+    for (v1::LayerLatencyModel* model :
+         {table.add_layers(), table.add_float32_layers()}) {
+      model->set_activation(activation);
+      model->set_intercept_seconds(
+          activation == v1::ACTIVATION_UNSPECIFIED ? 2e-6 : 0);
+      model->set_seconds_per_multiply_add(1e-9);
+    }
   }
   return table;
 }

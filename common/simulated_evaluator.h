@@ -117,7 +117,8 @@ double SimulatedExpectedError(const v1::Genome& genome,
                               const SimulationOptions& options);
 
 // The latency table of the simulator's "hardware" (class "simulated"): 1e-9
-// s per multiply-add in every layer and 2e-6 s for the output layer, so its
+// s per multiply-add in every layer and 2e-6 s for the output layer, in
+// float64 and float32 alike, so its
 // estimates are SimulateTraining's latency without the biases' share (less
 // than 1 / fan-in of it). A simulating worker reports it in place of a
 // calibration.

@@ -62,12 +62,20 @@ absl::StatusOr<model::NetworkParameters> PlaceholderNetwork(
     }
     conv.bias.assign(conv.bias.size(), 0.01);
   }
+  // Computed in float32 when Train would export it so.
+  const bool float32 = genome.conv_layers_size() == 0 &&
+                       EffectivePrecision(genome) == v1::PRECISION_FLOAT32;
+  // A float32 stage's numbers are float32 values.
+  const auto value = [float32](double v) {
+    return float32 ? static_cast<double>(static_cast<float>(v)) : v;
+  };
   for (model::MlpParameters& stage : network.stages) {
+    stage.float32 = float32;
     for (model::DenseParameters& layer : stage.layers) {
       for (size_t i = 0; i < layer.weight.size(); ++i) {
-        layer.weight[i] = 0.01 * static_cast<double>(i % 17) - 0.08;
+        layer.weight[i] = value(0.01 * static_cast<double>(i % 17) - 0.08);
       }
-      layer.bias.assign(layer.bias.size(), 0.01);
+      layer.bias.assign(layer.bias.size(), value(0.01));
     }
   }
   return network;
@@ -102,17 +110,23 @@ std::string LocalHardwareClass(int threads) {
 absl::StatusOr<v1::LatencyTable> CalibrateLatency(
     const std::string& hardware_class, int threads) {
   std::vector<NetworkTiming> timings;
-  for (v1::Activation activation :
-       {v1::ACTIVATION_TANH, v1::ACTIVATION_RELU, v1::ACTIVATION_SILU,
-        v1::ACTIVATION_GELU, v1::ACTIVATION_SINE}) {
-    for (int depth : {1, 3}) {
-      for (int width : {8, 64, 256}) {
-        for (int outputs : {1, 8}) {
-          NetworkTiming& t = timings.emplace_back();
-          t.genome = Chain(activation, depth, width);
-          t.inputs = kCalibrationInputs;
-          t.outputs = outputs;
-          t.seconds = INFINITY;
+  // The dense chains in float64 and again in float32, whose exported
+  // models cast their inputs and outputs (LatencyTable.float32_layers).
+  for (v1::Precision precision :
+       {v1::PRECISION_FLOAT64, v1::PRECISION_FLOAT32}) {
+    for (v1::Activation activation :
+         {v1::ACTIVATION_TANH, v1::ACTIVATION_RELU, v1::ACTIVATION_SILU,
+          v1::ACTIVATION_GELU, v1::ACTIVATION_SINE}) {
+      for (int depth : {1, 3}) {
+        for (int width : {8, 64, 256}) {
+          for (int outputs : {1, 8}) {
+            NetworkTiming& t = timings.emplace_back();
+            t.genome = Chain(activation, depth, width);
+            t.genome.set_precision(precision);
+            t.inputs = kCalibrationInputs;
+            t.outputs = outputs;
+            t.seconds = INFINITY;
+          }
         }
       }
     }

@@ -43,7 +43,8 @@ TEST(CalibrateLatencyTest, TableEstimatesAnUntimedNetworkAsMeasured) {
   EXPECT_EQ(table->hardware_class(), "Test CPU x1");
   EXPECT_EQ(table->layers_size(), 6);  // five activations and the output
   EXPECT_EQ(table->conv_layers_size(), 5);
-  EXPECT_EQ(table->calibration_points(), 112);
+  EXPECT_EQ(table->float32_layers_size(), 6);
+  EXPECT_EQ(table->calibration_points(), 172);
   EXPECT_TRUE(table->has_layer_norm_seconds_per_neuron());
 
   const v1::Genome genome = HeldOut();
@@ -70,6 +71,27 @@ TEST(CalibrateLatencyTest, TableEstimatesAnUntimedNetworkAsMeasured) {
       << "measured " << *normalised_measured;
   EXPECT_LT(*normalised_estimate, *normalised_measured * 3)
       << "measured " << *normalised_measured;
+
+  // The same network in float32, timed as Train exports it (casts
+  // included) and estimated with the float32 models.
+  v1::Genome float32 = genome;
+  float32.set_precision(v1::PRECISION_FLOAT32);
+  const model::NetworkParameters float32_network =
+      PlaceholderNetwork(float32, 3, 2).value();
+  for (const model::MlpParameters& stage : float32_network.stages) {
+    EXPECT_TRUE(stage.float32);
+    for (double w : stage.layers.front().weight) {
+      EXPECT_EQ(w, static_cast<double>(static_cast<float>(w)));
+    }
+  }
+  auto float32_estimate = EstimateLatencySeconds(float32, 3, 2, *table);
+  ASSERT_TRUE(float32_estimate.ok()) << float32_estimate.status();
+  auto float32_measured = model::MeasureLatency(float32_network, 1, 50);
+  ASSERT_TRUE(float32_measured.ok()) << float32_measured.status();
+  EXPECT_GT(*float32_estimate, *float32_measured / 3)
+      << "measured " << *float32_measured;
+  EXPECT_LT(*float32_estimate, *float32_measured * 3)
+      << "measured " << *float32_measured;
 
   // A wider network is never estimated faster.
   v1::Genome wider = genome;
