@@ -125,17 +125,40 @@ std::string ExperimentsCsv(const std::vector<v1::Experiment>& experiments,
 }
 
 std::string CandidatesCsv(const std::vector<v1::Candidate>& candidates) {
-  std::string text = CsvRecord(
-      {"id", "sequence", "state", "architecture", "feasible",
-       "validation_rows", "validation_max_abs_error",
-       "validation_fraction_within", "validation_rmse", "validation_mae",
-       "test_rows", "test_max_abs_error", "test_fraction_within", "test_rmse",
-       "test_mae", "parameter_count", "model_bytes", "training_seconds",
-       "inference_latency_seconds", "training_rows", "attempts", "worker_id",
-       "created_at", "finished_at", "violations", "failure_reason",
-       "validation_accuracy", "validation_cross_entropy", "test_accuracy",
-       "test_cross_entropy", "evaluation_level", "promoted_from",
-       "refit_of"});
+  std::string text = CsvRecord({"id",
+                                "sequence",
+                                "state",
+                                "architecture",
+                                "feasible",
+                                "validation_rows",
+                                "validation_max_abs_error",
+                                "validation_fraction_within",
+                                "validation_rmse",
+                                "validation_mae",
+                                "test_rows",
+                                "test_max_abs_error",
+                                "test_fraction_within",
+                                "test_rmse",
+                                "test_mae",
+                                "parameter_count",
+                                "model_bytes",
+                                "training_seconds",
+                                "inference_latency_seconds",
+                                "training_rows",
+                                "attempts",
+                                "worker_id",
+                                "created_at",
+                                "finished_at",
+                                "violations",
+                                "failure_reason",
+                                "validation_accuracy",
+                                "validation_cross_entropy",
+                                "test_accuracy",
+                                "test_cross_entropy",
+                                "evaluation_level",
+                                "promoted_from",
+                                "refit_of",
+                                "stopped_at_time_limit"});
   for (const v1::Candidate& c : candidates) {
     const bool done = c.state() == v1::CANDIDATE_STATE_SUCCEEDED;
     const v1::Metrics& m = c.metrics();
@@ -182,6 +205,7 @@ std::string CandidatesCsv(const std::vector<v1::Candidate>& candidates) {
     }
     row.push_back(c.promoted_from());
     row.push_back(c.refit_of());
+    row.push_back(done ? (m.stopped_at_time_limit() ? "true" : "false") : "");
     absl::StrAppend(&text, CsvRecord(row));
   }
   return text;

@@ -55,9 +55,10 @@ TEST(CandidatesCsvTest, OneRowPerCandidateWithEmptyFieldsWhenNotTrained) {
       absl::StrSplit(csv, "\r\n", absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 3u) << csv;
   const std::vector<std::string> header = absl::StrSplit(lines[0], ',');
-  EXPECT_EQ(header.size(), 33u);
+  EXPECT_EQ(header.size(), 34u);
   EXPECT_EQ(header[29], "test_cross_entropy");
-  EXPECT_EQ(header.back(), "refit_of");
+  EXPECT_EQ(header[32], "refit_of");
+  EXPECT_EQ(header.back(), "stopped_at_time_limit");
   EXPECT_NE(lines[1].find(",false,0,0.00025,"), std::string::npos) << lines[1];
   EXPECT_NE(lines[1].find(",parameter count 900 > 500; model size 9 bytes > "
                           "8 bytes,"),
@@ -69,8 +70,8 @@ TEST(CandidatesCsvTest, OneRowPerCandidateWithEmptyFieldsWhenNotTrained) {
   EXPECT_NE(lines[2].find("\"loss is NaN, giving up\""), std::string::npos);
   // The classification columns come last: empty for the failed candidate,
   // and the test ones empty without a test evaluation.
-  EXPECT_TRUE(absl::EndsWith(lines[2], "giving up\",,,,,,,")) << lines[2];
-  EXPECT_TRUE(absl::EndsWith(lines[1], ",0,0,,,,,")) << lines[1];
+  EXPECT_TRUE(absl::EndsWith(lines[2], "giving up\",,,,,,,,")) << lines[2];
+  EXPECT_TRUE(absl::EndsWith(lines[1], ",0,0,,,,,,false")) << lines[1];
 }
 
 TEST(CandidatesCsvTest, MultiFidelityLevels) {
@@ -89,9 +90,9 @@ TEST(CandidatesCsvTest, MultiFidelityLevels) {
       absl::StrSplit(CandidatesCsv({short_run, promotion, refit}), "\r\n",
                      absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 4u);
-  EXPECT_TRUE(absl::EndsWith(lines[1], ",1,,")) << lines[1];
-  EXPECT_TRUE(absl::EndsWith(lines[2], ",2,c-1,")) << lines[2];
-  EXPECT_TRUE(absl::EndsWith(lines[3], ",refit,,c-2")) << lines[3];
+  EXPECT_TRUE(absl::EndsWith(lines[1], ",1,,,")) << lines[1];
+  EXPECT_TRUE(absl::EndsWith(lines[2], ",2,c-1,,")) << lines[2];
+  EXPECT_TRUE(absl::EndsWith(lines[3], ",refit,,c-2,")) << lines[3];
 }
 
 TEST(ExperimentsCsvTest, ElapsedUntilNowWhileRunning) {

@@ -90,6 +90,14 @@ std::string Latency(double seconds) {
   return WithPrefix(seconds, "s");
 }
 
+// Training seconds, marked when the experiment's time limit stopped the
+// training early.
+std::string TrainingSeconds(const v1::Metrics& m) {
+  return absl::StrFormat(
+      m.stopped_at_time_limit() ? "%.1f s (stopped)" : "%.1f s",
+      m.training_seconds());
+}
+
 std::string Percent(double fraction) {
   return absl::StrFormat("%.1f%%", 100 * fraction);
 }
@@ -1360,8 +1368,7 @@ std::string RenderReportHtml(const ReportInput& unsorted_input) {
       }
       absl::StrAppend(
           &html, Cell(Grouped(m.parameter_count()), "num"),
-          Cell(Bytes(m.model_bytes()), "num"),
-          Cell(absl::StrFormat("%.1f s", m.training_seconds()), "num"),
+          Cell(Bytes(m.model_bytes()), "num"), Cell(TrainingSeconds(m), "num"),
           Cell(HtmlEscape(Latency(m.inference_latency_seconds())), "num"));
       for (const RequirementCheck& check : CheckRequirements(req, m)) {
         absl::StrAppend(
@@ -1418,10 +1425,7 @@ std::string RenderReportHtml(const ReportInput& unsorted_input) {
             &html, Cell(done ? column.format(column.of(judged)) : "—", "num"));
       }
       absl::StrAppend(
-          &html,
-          Cell(done ? absl::StrFormat("%.1f s", c.metrics().training_seconds())
-                    : "—",
-               "num"),
+          &html, Cell(done ? TrainingSeconds(c.metrics()) : "—", "num"),
           Cell(done ? Mark(c.feasible(),
                            c.feasible() ? "meets every requirement"
                                         : absl::StrJoin(c.violations(), "; "))

@@ -290,6 +290,23 @@ TEST(RenderReportHtmlTest, InfeasibleFrontIsMarked) {
   EXPECT_EQ(Count(html, "class=\"no\""), 3u);  // summary, check, feasible
 }
 
+TEST(RenderReportHtmlTest, TrainingStoppedAtTheTimeLimitIsMarked) {
+  ReportInput input;
+  input.experiment.set_id("exp-1");
+  input.experiment.mutable_spec()
+      ->mutable_requirements()
+      ->set_max_training_seconds(10);
+  v1::Candidate c = Trained("c-1", 1e-3, 500, 10, true);
+  c.mutable_metrics()->set_stopped_at_time_limit(true);
+  input.candidates = {c};
+  *input.front.add_candidates() = c;
+  EXPECT_NE(RenderReportHtml(input).find("s (stopped)"), std::string::npos);
+  c.mutable_metrics()->set_stopped_at_time_limit(false);
+  input.candidates = {c};
+  *input.front.mutable_candidates(0) = c;
+  EXPECT_EQ(RenderReportHtml(input).find("(stopped)"), std::string::npos);
+}
+
 TEST(RenderReportHtmlTest, RefitsHaveATableJudgedOnTheTestRows) {
   ReportInput input;
   input.experiment.set_id("exp-1");
