@@ -54,7 +54,9 @@ void LogOutcome(const v1::Lease& lease, const v1::WorkResult& result,
   log::Info(how, {{"candidate", lease.candidate_id()},
                   {"parameters", metrics.parameter_count()},
                   {"model_bytes", result.model_size_bytes()},
-                  {"training_seconds", metrics.training_seconds()}});
+                  {"training_seconds", metrics.training_seconds()},
+                  {"stopped_at_time_limit",
+                   metrics.stopped_at_time_limit() ? "yes" : "no"}});
 }
 
 // One line for the controller's answer to a report. The event names

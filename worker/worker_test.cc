@@ -435,6 +435,9 @@ TEST_F(InheritingLeaseTest, RequirementsTimeLimitStopsTraining) {
   // Loose: the limit is kept by construction, but a loaded machine may pause
   // the worker between the trainer's last check and the end.
   EXPECT_LT(result->metrics().training_seconds(), 1.5);
+  EXPECT_THAT(LogLines(),
+              Contains(AllOf(HasSubstr(" event=trained "),
+                             HasSubstr(" stopped_at_time_limit=yes"))));
 }
 
 TEST_F(InheritingLeaseTest, RefitTrainsOnEveryRowAndReportsThem) {
