@@ -5,7 +5,6 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <exception>
 #include <limits>
@@ -655,11 +654,8 @@ absl::StatusOr<MlpParameters> TrainConvStage(
   MlpParameters best = stage;
   bool have_best = false;
   const auto select_now = [&]() {
-    const auto start = std::chrono::steady_clock::now();
-    const std::vector<double> out = EvalLogits(net, select_x);
-    limit.RecordSelection(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
-            .count());
+    const std::vector<double> out =
+        limit.TimeSelection([&] { return EvalLogits(net, select_x); });
     if (classification) {
       if (!selection.Offer(
               EvaluateClassification(out, select.y.data, classes))) {
@@ -706,19 +702,18 @@ absl::StatusOr<MlpParameters> TrainConvStage(
   int64_t pos = n;  // forces a shuffle before the first mini-batch
   int last_improvement = 0;
   int last_selection = 0;
-  double longest_step = 0;
+  TimeLimit::Steps timed(limit);
   for (int step = 0; step < steps.adam; ++step) {
     if (step % kCancelPollSteps == 0 && Cancelled(job)) {
       return absl::CancelledError(
           absl::StrCat("training cancelled at adam step ", step));
     }
-    if (!limit.Allows(longest_step)) {
+    if (!timed.Fits()) {
       report.time_limited = true;
       // The steps since the last evaluation count too.
       if (step > last_selection) select_now();
       break;
     }
-    const auto step_start = std::chrono::steady_clock::now();
     torch::Tensor xb = x, yb = y;
     if (batch < n) {
       if (pos + batch > n) {
@@ -752,10 +747,7 @@ absl::StatusOr<MlpParameters> TrainConvStage(
     }
     optimizer->step();
     ++report.adam_steps;
-    longest_step = std::max(longest_step,
-                            std::chrono::duration<double>(
-                                std::chrono::steady_clock::now() - step_start)
-                                .count());
+    timed.Done();
     if ((step + 1) % kSelectEverySteps == 0 || step + 1 == steps.adam) {
       last_selection = step + 1;
       if (select_now()) last_improvement = step + 1;

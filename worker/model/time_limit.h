@@ -26,7 +26,7 @@ class TimeLimit {
   bool Allows(double step_seconds, Clock::time_point now = Clock::now()) {
     if (reached_) return false;
     if (seconds_ <= 0) return true;
-    const double used = std::chrono::duration<double>(now - start_).count();
+    const double used = Seconds(now - start_);
     reached_ =
         used + step_seconds + longest_selection_ + seconds_ / 100 > seconds_;
     return !reached_;
@@ -37,10 +37,44 @@ class TimeLimit {
     longest_selection_ = std::max(longest_selection_, seconds);
   }
 
+  // Runs the selection `select` and records its time; returns its result.
+  template <typename F>
+  auto TimeSelection(F&& select) {
+    const Clock::time_point start = Clock::now();
+    auto result = select();
+    RecordSelection(Seconds(Clock::now() - start));
+    return result;
+  }
+
+  // Times one kind of step for Allows: Fits() before each step, Done() after
+  // it.
+  class Steps {
+   public:
+    explicit Steps(TimeLimit& limit) : limit_(limit) {}
+
+    // Whether a step as long as the longest of its kind so far can start now.
+    bool Fits() {
+      start_ = Clock::now();
+      return limit_.Allows(longest_, start_);
+    }
+    void Done() {
+      longest_ = std::max(longest_, Seconds(Clock::now() - start_));
+    }
+
+   private:
+    TimeLimit& limit_;
+    Clock::time_point start_;
+    double longest_ = 0;
+  };
+
   // Whether a step was refused: training stopped at the limit.
   bool reached() const { return reached_; }
 
  private:
+  static double Seconds(Clock::duration d) {
+    return std::chrono::duration<double>(d).count();
+  }
+
   double seconds_ = 0;
   Clock::time_point start_;
   double longest_selection_ = 0;

@@ -623,35 +623,6 @@ std::vector<double> FlatParameters(const MlpParameters& stage) {
   return params;
 }
 
-// The dense layers of `arch` from flat parameters in MlpKernels' layout
-// (FlatParameters' inverse): a stage the time limit left untrained.
-std::vector<DenseParameters> UntrainedLayers(
-    const Architecture& arch, const std::vector<double>& params) {
-  std::vector<DenseParameters> layers;
-  auto next = params.begin();
-  const auto take = [&next](int64_t n) {
-    std::vector<double> values(next, next + n);
-    next += n;
-    return values;
-  };
-  for (size_t i = 0; i + 1 < arch.sizes.size(); ++i) {
-    DenseParameters& layer = layers.emplace_back();
-    layer.inputs = arch.sizes[i];
-    layer.outputs = arch.sizes[i + 1];
-    layer.weight = take(layer.inputs * layer.outputs);
-    layer.bias = take(layer.outputs);
-    if (i < arch.activations.size()) {
-      layer.activation = arch.activations[i];
-      layer.residual = arch.residual[i];
-      if (arch.layer_norm[i]) {
-        layer.ln_scale = take(layer.outputs);
-        layer.ln_shift = take(layer.outputs);
-      }
-    }
-  }
-  return layers;
-}
-
 // Fills `stage.layers` from the flat parameters `params` of `kernels`;
 // keeps the standardisation already in `stage`.
 template <typename Scalar>
@@ -931,9 +902,6 @@ class Training {
     return absl::OkStatus();
   }
 
-  // The smallest selection error so far (raw units), as Select() measures it.
-  double best_error() const { return best_error_; }
-
  private:
   absl::Status RunAdam(at::Generator& gen) {
     const int steps = steps_.adam;
@@ -950,18 +918,17 @@ class Training {
     int64_t pos = n;  // forces a shuffle before the first mini-batch
     int last_improvement = 0;
     int last_selection = 0;
-    double longest_step = 0;
+    TimeLimit::Steps timed(limit_);
     for (int step = 0; step < steps; ++step) {
       if (step % kCancelPollSteps == 0 && Cancelled(job_)) {
         return absl::CancelledError(
             absl::StrCat("training cancelled at adam step ", step));
       }
-      if (!limit_.Allows(longest_step)) {
+      if (!timed.Fits()) {
         // The steps since the last selection count too.
         if (step > last_selection) Select();
         break;
       }
-      const auto step_start = Clock::now();
       const Scalar* xb = x_.data();
       const Scalar* yb = y_.data();
       int64_t rows = n;
@@ -994,7 +961,7 @@ class Training {
                                       kFinalLrFraction),
                 grad_.data(), params_.data());
       ++report_.adam_steps;
-      longest_step = std::max(longest_step, Seconds(Clock::now() - step_start));
+      timed.Done();
       if ((step + 1) % kSelectEverySteps == 0 || step + 1 == steps) {
         last_selection = step + 1;
         if (Select()) last_improvement = step + 1;
@@ -1086,16 +1053,14 @@ class Training {
     // LibTorch's L-BFGS cannot be told to stop within a step: the closure
     // throws this instead of evaluating when the time limit refuses.
     struct OutOfTime {};
-    double longest_evaluation = 0;
+    TimeLimit::Steps evaluations(limit_);
     auto closure = [&]() {
-      if (!limit_.Allows(longest_evaluation)) throw OutOfTime{};
-      const auto start = Clock::now();
+      if (!evaluations.Fits()) throw OutOfTime{};
       const double loss =
           kernels_.LossAndGradient(params_.data(), x_.data(), y_.data(), rows_,
                                    grad_.data(), power, scale, row_weights);
       const double penalty = AddWeightPenalty(grad_.data());
-      longest_evaluation =
-          std::max(longest_evaluation, Seconds(Clock::now() - start));
+      evaluations.Done();
       return torch::tensor(loss + penalty, kDtype);
     };
     double previous = std::numeric_limits<double>::quiet_NaN();
@@ -1180,11 +1145,9 @@ class Training {
   // are the best so far; returns whether they were. Its time is the time
   // limit's reserve for ending a phase.
   bool Select() {
-    const auto start = Clock::now();
-    const bool best =
-        classification_ ? SelectClassifier() : SelectSmallestMaximum();
-    limit_.RecordSelection(Seconds(Clock::now() - start));
-    return best;
+    return limit_.TimeSelection([this] {
+      return classification_ ? SelectClassifier() : SelectSmallestMaximum();
+    });
   }
 
   // Select() for regression: the largest absolute error in output units.
@@ -1277,6 +1240,23 @@ absl::StatusOr<v1::Evaluation> Evaluate(const std::string& model_file,
   return EvaluatePredictions(predicted.data, s.y.data, s.y.cols, tolerance);
 }
 
+// Runs `f` and turns any exception into a Status naming `what`.
+template <typename F>
+auto Guard(const char* what, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const c10::Error& e) {
+    return absl::InternalError(
+        absl::StrCat(what, ": libtorch error: ", e.what_without_backtrace()));
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError(absl::StrCat(what, ": out of memory"));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat(what, ": ", e.what()));
+  } catch (...) {
+    return absl::InternalError(absl::StrCat(what, ": unknown exception"));
+  }
+}
+
 // Metrics.int8 of `output`: every stage quantised weight-only on its own
 // (quantize.h), their sum evaluated as the trained network is, on the
 // selection and test rows. An error when the int8 network cannot be built
@@ -1316,6 +1296,24 @@ bool OutputsZero(const MlpParameters& stage) {
                      [](double b) { return b == 0; });
 }
 
+// The kernels of a stage's dense layers; they also fix its flat parameter
+// layout (SetLayers).
+template <typename Scalar>
+absl::StatusOr<BasicMlpKernels<Scalar>> StageKernels(const TrainJob& job,
+                                                     const StageGenes& genes,
+                                                     const Architecture& arch) {
+  absl::StatusOr<BasicMlpKernels<Scalar>> kernels =
+      BasicMlpKernels<Scalar>::Create(
+          arch.sizes, arch.activations,
+          BasicMlpKernels<Scalar>::kDefaultRowsPerBlock,
+          std::max(1, job.threads), arch.residual, arch.layer_norm);
+  if (!kernels.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(genes.name, "hidden_layers: ", kernels.status().message()));
+  }
+  return kernels;
+}
+
 // Trains the dense layers of `stage` (standardisation set, layers
 // replaced) in Scalar from the flat parameters `params`. With
 // `release_inputs` (job.training.x.data, which the caller no longer needs)
@@ -1326,22 +1324,15 @@ absl::Status RunTraining(
     const std::vector<double>& params, const std::vector<double>& residual,
     const Samples& select, const std::vector<double>& select_residual,
     std::vector<double>* release_inputs, TimeLimit& limit, at::Generator& gen,
-    MlpParameters& stage, StageReport& report, double& best_error) {
-  absl::StatusOr<BasicMlpKernels<Scalar>> kernels =
-      BasicMlpKernels<Scalar>::Create(
-          arch.sizes, arch.activations,
-          BasicMlpKernels<Scalar>::kDefaultRowsPerBlock,
-          std::max(1, job.threads), arch.residual, arch.layer_norm);
-  if (!kernels.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(genes.name, "hidden_layers: ", kernels.status().message()));
-  }
+    MlpParameters& stage, StageReport& report) {
+  EVONAS_ASSIGN_OR_RETURN(BasicMlpKernels<Scalar> kernels,
+                          StageKernels<Scalar>(job, genes, arch));
   const bool classification = job.class_count > 0;
   // Labels are class indices, never standardised.
   Training<Scalar> training(
       job, *genes.training,
       StepsOf(*genes.training, job.step_fraction, classification), limit,
-      *std::move(kernels), Rounded<Scalar>(params),
+      std::move(kernels), Rounded<Scalar>(params),
       release_inputs != nullptr
           ? StandardisedReleasing<Scalar>(*release_inputs, stage.x_mean,
                                           stage.x_std)
@@ -1357,7 +1348,6 @@ absl::Status RunTraining(
   EVONAS_RETURN_IF_ERROR(training.Run(gen));
   SetLayers(arch, training.kernels(), training.params(), stage);
   report = training.report();
-  best_error = training.best_error();
   return absl::OkStatus();
 }
 
@@ -1436,25 +1426,28 @@ absl::StatusOr<MlpParameters> TrainStage(
   if (limit.reached()) {
     report.time_limited = true;
     if (!inherited) {
-      stage.layers = UntrainedLayers(arch, params);
+      // Only a stage after the first can find the limit reached: float64.
+      EVONAS_ASSIGN_OR_RETURN(const BasicMlpKernels<double> kernels,
+                              StageKernels<double>(job, genes, arch));
+      SetLayers(arch, kernels, params, stage);
       ZeroOutput(stage);
     }
     return stage;
   }
-  double best_error = 0;
   if (stage.float32) {
     EVONAS_RETURN_IF_ERROR(RunTraining<float>(
         job, genes, arch, params, residual, select, select_residual,
-        release_inputs, limit, gen, stage, report, best_error));
+        release_inputs, limit, gen, stage, report));
   } else {
     EVONAS_RETURN_IF_ERROR(RunTraining<double>(
         job, genes, arch, params, residual, select, select_residual,
-        release_inputs, limit, gen, stage, report, best_error));
+        release_inputs, limit, gen, stage, report));
   }
   // Adding nothing competes too: a fresh stage that none of its weights let
-  // beat the stages before it on the selection rows adds 0.
+  // beat the stages before it on the selection rows adds 0 (after_max_error
+  // is the best selection error of its training).
   if (k > 0 && !inherited && !classification &&
-      !(best_error < MaxAbs(select_residual))) {
+      !(report.after_max_error < MaxAbs(select_residual))) {
     ZeroOutput(stage);
   }
   return stage;
@@ -1474,9 +1467,10 @@ absl::Status Subtract(const MlpParameters& stage, const Matrix& x,
 }
 
 // Trains the stages of an MLP genome, one after the other, into `output`
-// (parameters and stage reports). The last stage frees the raw training
-// inputs when they are not the selection rows: nothing reads them after it.
-absl::Status TrainStages(TrainJob& job, const Samples& select, TimeLimit& limit,
+// (parameters and stage reports). The last stage frees `release_inputs`
+// (as RunTraining): nothing reads the raw training inputs after it.
+absl::Status TrainStages(const TrainJob& job, const Samples& select,
+                         std::vector<double>* release_inputs, TimeLimit& limit,
                          at::Generator& gen, TrainOutput& output) {
   std::vector<double> x_mean, x_std;
   EVONAS_RETURN_IF_ERROR(ColumnStats(job.training.x, "inputs", x_mean, x_std));
@@ -1491,12 +1485,12 @@ absl::Status TrainStages(TrainJob& job, const Samples& select, TimeLimit& limit,
       output.parameters.stages.push_back(job.initial->stages[k]);
       report.frozen = true;
     } else {
-      const bool last_use = k + 1 == stages.size() && &select != &job.training;
+      const bool last = k + 1 == stages.size();
       EVONAS_ASSIGN_OR_RETURN(
           MlpParameters stage,
           TrainStage(job, stages[k], k, x_mean, x_std, residual, select,
-                     select_residual, last_use ? &job.training.x.data : nullptr,
-                     limit, gen, report));
+                     select_residual, last ? release_inputs : nullptr, limit,
+                     gen, report));
       output.parameters.stages.push_back(std::move(stage));
       report.seconds = Seconds(Clock::now() - stage_start);
     }
@@ -1512,9 +1506,9 @@ absl::Status TrainStages(TrainJob& job, const Samples& select, TimeLimit& limit,
 }
 
 // Trains a convolutional genome's single float32 stage (conv_trainer.h)
-// into `output`, freeing the raw training inputs once they are images when
-// they are not the selection rows.
-absl::Status TrainConvolutional(TrainJob& job, const Samples& select,
+// into `output`, freeing `release_inputs` once they are images.
+absl::Status TrainConvolutional(const TrainJob& job, const Samples& select,
+                                std::vector<double>* release_inputs,
                                 TimeLimit& limit, TrainOutput& output) {
   const auto start = Clock::now();
   // Adam only: `classification` leaves the L-BFGS and max-error phases,
@@ -1525,8 +1519,7 @@ absl::Status TrainConvolutional(TrainJob& job, const Samples& select,
   EVONAS_ASSIGN_OR_RETURN(
       MlpParameters stage,
       TrainConvStage(job, {steps.adam, steps.warmup, steps.patience}, select,
-                     &select != &job.training ? &job.training.x.data : nullptr,
-                     limit, report));
+                     release_inputs, limit, report));
   report.seconds = Seconds(Clock::now() - start);
   output.parameters.stages.push_back(std::move(stage));
   return absl::OkStatus();
@@ -1547,12 +1540,18 @@ absl::StatusOr<TrainOutput> TrainImpl(TrainJob& job) {
   torch::manual_seed(job.seed);
 
   const Samples& select = SelectionRows(job);
+  // The raw training inputs, once the trainer has its own copy of them,
+  // unless they are the selection rows, which the evaluation reads.
+  std::vector<double>* release_inputs =
+      &select != &job.training ? &job.training.x.data : nullptr;
   TimeLimit limit(job.max_training_seconds, start);
   TrainOutput output;
   if (job.genome.conv_layers_size() > 0) {
-    EVONAS_RETURN_IF_ERROR(TrainConvolutional(job, select, limit, output));
+    EVONAS_RETURN_IF_ERROR(
+        TrainConvolutional(job, select, release_inputs, limit, output));
   } else {
-    EVONAS_RETURN_IF_ERROR(TrainStages(job, select, limit, gen, output));
+    EVONAS_RETURN_IF_ERROR(
+        TrainStages(job, select, release_inputs, limit, gen, output));
   }
   const double training_seconds = Seconds(Clock::now() - start);
   const double training_cpu_seconds = ProcessCpuSeconds() - cpu_start;
@@ -1597,12 +1596,8 @@ absl::StatusOr<TrainOutput> TrainImpl(TrainJob& job) {
   m.set_training_row_count(job.training.x.rows);
   m.set_stopped_at_time_limit(limit.reached());
   // A network that trained but cannot be quantised is still a result.
-  absl::Status int8;
-  try {
-    int8 = AddInt8Metrics(job, select, output);
-  } catch (const std::exception& e) {
-    int8 = absl::InternalError(e.what());
-  }
+  const absl::Status int8 = Guard(
+      "int8 evaluation", [&] { return AddInt8Metrics(job, select, output); });
   if (!int8.ok()) {
     output.warnings.push_back(
         absl::StrCat("no int8 metrics: ", int8.message()));
@@ -1660,23 +1655,6 @@ absl::StatusOr<Matrix> PredictImpl(const std::string& model_file,
                 result.data.size() * sizeof(double));
   }
   return result;
-}
-
-// Runs `f` and turns any exception into a Status naming `what`.
-template <typename F>
-auto Guard(const char* what, F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const c10::Error& e) {
-    return absl::InternalError(
-        absl::StrCat(what, ": libtorch error: ", e.what_without_backtrace()));
-  } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError(absl::StrCat(what, ": out of memory"));
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat(what, ": ", e.what()));
-  } catch (...) {
-    return absl::InternalError(absl::StrCat(what, ": unknown exception"));
-  }
 }
 
 absl::StatusOr<double> MeasureLatencyImpl(const NetworkParameters& network,
