@@ -61,6 +61,10 @@ def main():
     parser.add_argument("--initial-genome", action="append", default=[],
                         help="a Genome in protobuf text format to train "
                         "first (repeatable)")
+    parser.add_argument("--judging-fraction", type=float, default=0,
+                        help="ExperimentSpec.judging_fraction: rows that "
+                        "judge the search, neither trained on nor used to "
+                        "choose weights (0: none)")
     parser.add_argument("--refit-start", default="auto",
                         choices=["auto", "continue", "scratch"],
                         help="where refits start")
@@ -92,6 +96,7 @@ def main():
             s.residual_stage_activations.append(types_pb2.Activation.Value(
                 "ACTIVATION_" + name.upper()))
         spec.refit.front_members = args.refit
+        spec.judging_fraction = args.judging_fraction
         spec.evolution.population_size = args.population
         for path in args.initial_genome:
             with open(path) as f:
@@ -121,15 +126,16 @@ def main():
               f"{searched / 60:.1f} min, with the refits {wall / 60:.1f} min, "
               f"front of {len(front.candidates)}, feasible: "
               f"{front.has_feasible}\n")
-        print("| candidate | architecture | holdout max abs error | within "
-              "1e-5 | within 1e-6 | parameters | model MB (float64 "
-              "TorchScript) | training s | controller's verdict |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("| candidate | architecture | validation max | judging max | "
+              "holdout max abs error | within 1e-5 | within 1e-6 | "
+              "parameters | model MB (float64 TorchScript) | training s | "
+              "controller's verdict |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for cand in list(front.candidates) + refits:
             if cand.state != types_pb2.CANDIDATE_STATE_SUCCEEDED:
                 print(f"| {cand.id[-6:]} | refit of {cand.refit_of[-6:]}: "
                       f"{types_pb2.CandidateState.Name(cand.state)} "
-                      f"{cand.failure_reason} | | | | | | | |")
+                      f"{cand.failure_reason} | | | | | | | | | |")
                 continue
             path = os.path.join(cluster.work, cand.id + ".pt")
             client.download_model(cand.id, path)
@@ -138,7 +144,11 @@ def main():
             if cand.refit_of:
                 layers = f"refit of {cand.refit_of[-6:]}, all rows"
             m = cand.metrics
-            print(f"| {cand.id[-6:]} | {layers} | {err.max():.3e} | "
+            judging = (f"{m.judging.max_abs_error:.2e}"
+                       if m.HasField("judging") else "-")
+            print(f"| {cand.id[-6:]} | {layers} | "
+                  f"{m.validation.max_abs_error:.2e} | {judging} | "
+                  f"{err.max():.3e} | "
                   f"{100 * np.mean(err <= 1e-5):.1f}% | "
                   f"{100 * np.mean(err <= 1e-6):.1f}% | {m.parameter_count:,} "
                   f"| {m.model_bytes / 1e6:.3f} | {m.training_seconds:.0f} | "

@@ -158,7 +158,14 @@ std::string CandidatesCsv(const std::vector<v1::Candidate>& candidates) {
                                 "evaluation_level",
                                 "promoted_from",
                                 "refit_of",
-                                "stopped_at_time_limit"});
+                                "stopped_at_time_limit",
+                                "judging_rows",
+                                "judging_max_abs_error",
+                                "judging_fraction_within",
+                                "judging_rmse",
+                                "judging_mae",
+                                "judging_accuracy",
+                                "judging_cross_entropy"});
   for (const v1::Candidate& c : candidates) {
     const bool done = c.state() == v1::CANDIDATE_STATE_SUCCEEDED;
     const v1::Metrics& m = c.metrics();
@@ -206,6 +213,10 @@ std::string CandidatesCsv(const std::vector<v1::Candidate>& candidates) {
     row.push_back(c.promoted_from());
     row.push_back(c.refit_of());
     row.push_back(done ? (m.stopped_at_time_limit() ? "true" : "false") : "");
+    const bool judged = done && m.has_judging();
+    AppendEvaluation(m.judging(), judged, &row);
+    row.push_back(judged ? CsvNumber(m.judging().accuracy()) : "");
+    row.push_back(judged ? CsvNumber(m.judging().cross_entropy()) : "");
     absl::StrAppend(&text, CsvRecord(row));
   }
   return text;

@@ -55,10 +55,12 @@ TEST(CandidatesCsvTest, OneRowPerCandidateWithEmptyFieldsWhenNotTrained) {
       absl::StrSplit(csv, "\r\n", absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 3u) << csv;
   const std::vector<std::string> header = absl::StrSplit(lines[0], ',');
-  EXPECT_EQ(header.size(), 34u);
+  EXPECT_EQ(header.size(), 41u);
   EXPECT_EQ(header[29], "test_cross_entropy");
   EXPECT_EQ(header[32], "refit_of");
-  EXPECT_EQ(header.back(), "stopped_at_time_limit");
+  EXPECT_EQ(header[33], "stopped_at_time_limit");
+  EXPECT_EQ(header[35], "judging_max_abs_error");
+  EXPECT_EQ(header.back(), "judging_cross_entropy");
   EXPECT_NE(lines[1].find(",false,0,0.00025,"), std::string::npos) << lines[1];
   EXPECT_NE(lines[1].find(",parameter count 900 > 500; model size 9 bytes > "
                           "8 bytes,"),
@@ -68,10 +70,20 @@ TEST(CandidatesCsvTest, OneRowPerCandidateWithEmptyFieldsWhenNotTrained) {
   EXPECT_NE(lines[2].find("c-2,0,failed,"), std::string::npos) << lines[2];
   EXPECT_NE(lines[2].find(",,,,,,,,,,,,,,,"), std::string::npos) << lines[2];
   EXPECT_NE(lines[2].find("\"loss is NaN, giving up\""), std::string::npos);
-  // The classification columns come last: empty for the failed candidate,
-  // and the test ones empty without a test evaluation.
-  EXPECT_TRUE(absl::EndsWith(lines[2], "giving up\",,,,,,,,")) << lines[2];
-  EXPECT_TRUE(absl::EndsWith(lines[1], ",0,0,,,,,,false")) << lines[1];
+  // The classification columns come after: empty for the failed candidate,
+  // and the test ones empty without a test evaluation; the judging ones
+  // last, empty without judging rows.
+  EXPECT_TRUE(absl::EndsWith(lines[2], "giving up\",,,,,,,,,,,,,,,"))
+      << lines[2];
+  EXPECT_TRUE(absl::EndsWith(lines[1], ",0,0,,,,,,false,,,,,,,")) << lines[1];
+
+  done.mutable_metrics()->mutable_judging()->set_row_count(1400);
+  done.mutable_metrics()->mutable_judging()->set_max_abs_error(1.5e-3);
+  const std::vector<std::string> judged =
+      absl::StrSplit(CandidatesCsv({done}), "\r\n", absl::SkipEmpty());
+  ASSERT_EQ(judged.size(), 2u);
+  EXPECT_TRUE(absl::EndsWith(judged[1], ",false,1400,0.0015,0,0,0,0,0"))
+      << judged[1];
 }
 
 TEST(CandidatesCsvTest, MultiFidelityLevels) {
@@ -90,9 +102,9 @@ TEST(CandidatesCsvTest, MultiFidelityLevels) {
       absl::StrSplit(CandidatesCsv({short_run, promotion, refit}), "\r\n",
                      absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 4u);
-  EXPECT_TRUE(absl::EndsWith(lines[1], ",1,,,")) << lines[1];
-  EXPECT_TRUE(absl::EndsWith(lines[2], ",2,c-1,,")) << lines[2];
-  EXPECT_TRUE(absl::EndsWith(lines[3], ",refit,,c-2,")) << lines[3];
+  EXPECT_TRUE(absl::EndsWith(lines[1], ",1,,,,,,,,,,")) << lines[1];
+  EXPECT_TRUE(absl::EndsWith(lines[2], ",2,c-1,,,,,,,,,")) << lines[2];
+  EXPECT_TRUE(absl::EndsWith(lines[3], ",refit,,c-2,,,,,,,,")) << lines[3];
 }
 
 TEST(ExperimentsCsvTest, ElapsedUntilNowWhileRunning) {

@@ -360,6 +360,8 @@ absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
   if (flags.validation_fraction) {
     spec.set_validation_fraction(*flags.validation_fraction);
   }
+  if (flags.judging_fraction)
+    spec.set_judging_fraction(*flags.judging_fraction);
   spec.set_strategy(strategy);
   if (flags.inherit) {
     spec.mutable_inheritance()->set_enabled(true);

@@ -38,6 +38,7 @@ struct ExperimentFlags {
   bool stop_when_feasible = false;
   std::optional<uint64_t> seed;
   std::optional<double> validation_fraction;
+  std::optional<double> judging_fraction;
   std::string strategy = "random";
   std::string task = "regression";
 

@@ -211,6 +211,13 @@ void AddExperimentCreate(CLI::App* experiment, GlobalFlags* globals,
               "(controller default 0.2)")
       ->check(NumberIn(0, 0.9, true, "in (0, 0.9]"))
       ->group("Data");
+  AddOptional(create, "--judging-fraction", &flags->judging_fraction,
+              "Fraction of the remaining rows held out for judging, in "
+              "[0, 0.5]: neither trained on nor used to choose weights, the "
+              "requirements and the front are judged on them (default 0: "
+              "judged on the validation rows)")
+      ->check(NumberIn(0, 0.5, false, "in [0, 0.5]"))
+      ->group("Data");
 
   const std::string kReq = "Requirements (a candidate meeting all is feasible)";
   AddOptional(create, "--max-abs-error", &flags->max_abs_error,

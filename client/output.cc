@@ -375,10 +375,21 @@ std::string CandidateListTable(const v1::ListCandidatesResponse& response) {
       [](const v1::Candidate& c) {
         return c.evaluation_level() != v1::EVALUATION_LEVEL_UNSPECIFIED;
       });
+  // The rows the search judged them on.
+  const std::string rows =
+      std::any_of(
+          response.candidates().begin(), response.candidates().end(),
+          [](const v1::Candidate& c) { return c.metrics().has_judging(); })
+          ? "JUDGING"
+          : "VAL";
   std::vector<std::string> header = {
-      "ID", "STATE", "ARCHITECTURE",
-      classification ? "VAL ACCURACY" : "VAL MAX ABS ERR",
-      classification ? "CROSS-ENTROPY" : "WITHIN", "PARAMS", "TRAIN S",
+      "ID",
+      "STATE",
+      "ARCHITECTURE",
+      absl::StrCat(rows, classification ? " ACCURACY" : " MAX ABS ERR"),
+      classification ? "CROSS-ENTROPY" : "WITHIN",
+      "PARAMS",
+      "TRAIN S",
       "FEASIBLE"};
   if (levels) header.insert(header.begin() + 2, "LEVEL");
   TextTable table(header);
@@ -386,7 +397,7 @@ std::string CandidateListTable(const v1::ListCandidatesResponse& response) {
   for (const v1::Candidate& c : response.candidates()) {
     const bool done = c.state() == v1::CANDIDATE_STATE_SUCCEEDED;
     const v1::Metrics& m = c.metrics();
-    const v1::Evaluation& e = m.validation();
+    const v1::Evaluation& e = SearchEvaluation(m);
     std::vector<std::string> row = {
         c.id(),
         CandidateStateName(c.state()),
@@ -419,7 +430,8 @@ std::string RefitTable(const v1::ParetoFront& front, bool classification) {
       "\nRefits on all rows (validation rows included), judged on the ",
       has_test ? "test data set" : "training rows (no test data set)", ":\n");
   const char* rows = has_test ? "TEST" : "TRAIN";
-  const JudgedRows judged_rows = JudgedRowsOf(/*refit=*/true, has_test);
+  const JudgedRows judged_rows = JudgedRowsOf(/*refit=*/true, has_test,
+                                              /*has_judging=*/false);
   std::vector<std::string> header = {"REFIT", "OF", "STATE"};
   if (classification) {
     header.push_back(absl::StrCat(rows, " ACCURACY"));
@@ -481,16 +493,24 @@ std::string ParetoFrontTable(const v1::ParetoFront& front) {
   if (n == 0) return text;
 
   bool has_test = false;
+  bool has_judging = false;
   for (const v1::Candidate& c : front.candidates()) {
     has_test = has_test || c.metrics().has_test();
+    has_judging = has_judging || c.metrics().has_judging();
   }
   const bool classification = IsClassification(front);
+  // The search's rows; with judging rows, the validation error too: how much
+  // choosing weights on the validation rows flattered it.
+  const std::string rows = has_judging ? "JUDGING" : "VAL";
   std::vector<std::string> header = {"CANDIDATE", "ARCHITECTURE"};
   if (classification) {
-    header.insert(header.end(), {"VAL ACCURACY", "VAL CROSS-ENTROPY"});
+    header.push_back(rows + " ACCURACY");
+    header.push_back(rows + " CROSS-ENTROPY");
     if (has_test) header.push_back("TEST ACCURACY");
   } else {
-    header.insert(header.end(), {"VAL MAX ABS ERR", "WITHIN TOL"});
+    if (has_judging) header.push_back("VAL MAX ABS ERR");
+    header.push_back(rows + " MAX ABS ERR");
+    header.push_back("WITHIN TOL");
     if (has_test) header.push_back("TEST MAX ABS ERR");
   }
   for (const char* h : {"PARAMS", "MODEL BYTES", "TRAIN S", "FEASIBLE"}) {
@@ -501,15 +521,18 @@ std::string ParetoFrontTable(const v1::ParetoFront& front) {
   for (const v1::Candidate& c : front.candidates()) {
     const v1::Metrics& m = c.metrics();
     std::vector<std::string> row = {c.id(), DescribeGenome(c.genome())};
+    const v1::Evaluation& judged = SearchEvaluation(m);
     if (classification) {
-      row.push_back(Percent(m.validation().accuracy()));
-      row.push_back(absl::StrFormat("%.4f", m.validation().cross_entropy()));
+      row.push_back(Percent(judged.accuracy()));
+      row.push_back(absl::StrFormat("%.4f", judged.cross_entropy()));
       if (has_test) {
         row.push_back(m.has_test() ? Percent(m.test().accuracy()) : kNone);
       }
     } else {
-      row.push_back(Scientific(m.validation().max_abs_error()));
-      row.push_back(Percent(m.validation().fraction_within()));
+      if (has_judging)
+        row.push_back(Scientific(m.validation().max_abs_error()));
+      row.push_back(Scientific(judged.max_abs_error()));
+      row.push_back(Percent(judged.fraction_within()));
       if (has_test) {
         row.push_back(m.has_test() ? Scientific(m.test().max_abs_error())
                                    : kNone);

@@ -264,6 +264,34 @@ TEST(ParetoFrontTableTest, SaysWhetherRequirementsAreMet) {
   EXPECT_NE(table.find("4096"), std::string::npos);
 }
 
+TEST(ParetoFrontTableTest, JudgingRowsAreShownBesideTheValidationRows) {
+  v1::ParetoFront front;
+  front.set_has_feasible(true);
+  v1::Candidate c = Succeeded("c-1", 2e-4, true);
+  c.mutable_metrics()->mutable_judging()->set_max_abs_error(7.5e-4);
+  c.mutable_metrics()->mutable_judging()->set_fraction_within(0.125);
+  *front.add_candidates() = c;
+  const std::string table = ParetoFrontTable(front);
+  const size_t val = table.find("VAL MAX ABS ERR");
+  const size_t judging = table.find("JUDGING MAX ABS ERR");
+  ASSERT_NE(val, std::string::npos) << table;
+  ASSERT_NE(judging, std::string::npos) << table;
+  EXPECT_LT(val, judging);
+  const size_t row = table.find("c-1");
+  EXPECT_LT(table.find("2.000e-04", row), table.find("7.500e-04", row))
+      << table;
+  // The fraction within is the judging rows' too.
+  EXPECT_NE(table.find("12.5%", row), std::string::npos) << table;
+  EXPECT_EQ(table.find("97.5%", row), std::string::npos) << table;
+
+  v1::ListCandidatesResponse list;
+  *list.add_candidates() = c;
+  const std::string listed = CandidateListTable(list);
+  EXPECT_NE(listed.find("JUDGING MAX ABS ERR"), std::string::npos) << listed;
+  EXPECT_NE(listed.find("7.500e-04"), std::string::npos) << listed;
+  EXPECT_EQ(listed.find("2.000e-04"), std::string::npos) << listed;
+}
+
 TEST(ParetoFrontTableTest, RefitsFollowTheFrontJudgedOnTheTestRows) {
   v1::ParetoFront front;
   front.set_has_feasible(true);

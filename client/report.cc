@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -170,30 +171,43 @@ struct RequirementDef {
   bool higher_is_better = false;
 };
 
-std::vector<RequirementDef> SetRequirements(const v1::Requirements& r) {
+// The rows the search judges candidates on: "judging" when the experiment
+// holds them out, "validation" otherwise.
+std::string SearchRowsName(const v1::ExperimentSpec& spec) {
+  return spec.judging_fraction() > 0 ? "judging" : "validation";
+}
+
+std::string Capitalised(std::string text) {
+  if (!text.empty()) text[0] = absl::ascii_toupper(text[0]);
+  return text;
+}
+
+// The accuracy requirements are named after `rows` (SearchRowsName).
+std::vector<RequirementDef> SetRequirements(const v1::Requirements& r,
+                                            const std::string& rows) {
   std::vector<RequirementDef> defs;
   if (r.has_max_abs_error()) {
     RequirementDef d;
-    d.name = "Validation max abs error";
+    d.name = absl::StrCat(Capitalised(rows), " max abs error");
     d.short_name = "Error";
     d.limit = absl::StrFormat("≤ %g", r.max_abs_error());
     d.only.set_max_abs_error(r.max_abs_error());
     d.value = [](const v1::Metrics& m) {
-      return m.validation().max_abs_error();
+      return SearchEvaluation(m).max_abs_error();
     };
     d.format = Sci;
     defs.push_back(std::move(d));
   }
   if (r.has_min_fraction_within()) {
     RequirementDef d;
-    d.name = absl::StrFormat("Fraction of validation points within %g",
+    d.name = absl::StrFormat("Fraction of %s points within %g", rows,
                              r.within_tolerance());
     d.short_name = "Within";
     d.limit = absl::StrCat("≥ ", Percent(r.min_fraction_within()));
     d.only.set_min_fraction_within(r.min_fraction_within());
     d.only.set_within_tolerance(r.within_tolerance());
     d.value = [](const v1::Metrics& m) {
-      return m.validation().fraction_within();
+      return SearchEvaluation(m).fraction_within();
     };
     d.format = Percent;
     d.higher_is_better = true;
@@ -201,11 +215,13 @@ std::vector<RequirementDef> SetRequirements(const v1::Requirements& r) {
   }
   if (r.has_min_accuracy()) {
     RequirementDef d;
-    d.name = "Validation accuracy";
+    d.name = absl::StrCat(Capitalised(rows), " accuracy");
     d.short_name = "Accuracy";
     d.limit = absl::StrCat("≥ ", AccuracyLimit(r.min_accuracy()));
     d.only.set_min_accuracy(r.min_accuracy());
-    d.value = [](const v1::Metrics& m) { return m.validation().accuracy(); };
+    d.value = [](const v1::Metrics& m) {
+      return SearchEvaluation(m).accuracy();
+    };
     d.format = PrecisePercent;
     d.higher_is_better = true;
     defs.push_back(std::move(d));
@@ -272,11 +288,13 @@ struct MetricColumn {
 };
 
 // The error of the experiment's task, chosen once (ErrorMeasureFor) so that
-// charts, cards, front table and hypervolume agree: a regression's
-// validation max abs error, or a classifier's error rate 1 - accuracy (what
-// the controller ranks classifiers by, OBJECTIVE_VALIDATION_ERROR_RATE).
-// Smaller is better for both.
+// charts, cards, front table and hypervolume agree: a regression's max abs
+// error, or a classifier's error rate 1 - accuracy (what the controller
+// ranks classifiers by, OBJECTIVE_VALIDATION_ERROR_RATE), on the rows the
+// search judges by (SearchRowsName). Smaller is better for both.
 struct ErrorMeasure {
+  // "validation" or "judging".
+  std::string rows;
   // In prose: "validation max abs error".
   std::string name;
   // After "Validation " in chart titles: "error", "error rate".
@@ -296,8 +314,8 @@ struct ErrorMeasure {
   // The front table's metric columns, the error's among them.
   std::vector<MetricColumn> columns;
 
-  // The validation error of `m`; not finite when `m` has none.
-  double Of(const v1::Metrics& m) const { return of(m.validation()); }
+  // The error of `m` on `rows`; not finite when `m` has none.
+  double Of(const v1::Metrics& m) const { return of(SearchEvaluation(m)); }
   // `error` as drawn on a logarithmic axis.
   double Floored(double error) const { return std::max(error, floor); }
 };
@@ -305,11 +323,13 @@ struct ErrorMeasure {
 ErrorMeasure ErrorMeasureFor(const v1::ExperimentSpec& spec) {
   const v1::Requirements& req = spec.requirements();
   ErrorMeasure m;
+  m.rows = SearchRowsName(spec);
   if (spec.task() == v1::TASK_CLASSIFICATION) {
-    m.name = "validation error rate";
+    m.name = absl::StrCat(m.rows, " error rate");
     m.noun = "error rate";
-    m.axis_title = "Validation error rate (1 − accuracy)";
-    m.card_hint = "validation, 1 − accuracy";
+    m.axis_title =
+        absl::StrCat(Capitalised(m.rows), " error rate (1 − accuracy)");
+    m.card_hint = absl::StrCat(m.rows, ", 1 − accuracy");
     m.floor = kErrorRateFloor;
     m.of = [](const v1::Evaluation& v) { return 1 - v.accuracy(); };
     m.format = PrecisePercent;
@@ -320,7 +340,7 @@ ErrorMeasure ErrorMeasureFor(const v1::ExperimentSpec& spec) {
           absl::StrCat("min accuracy ", AccuracyLimit(req.min_accuracy()));
     }
     m.columns = {
-        {"Accuracy", "validation accuracy",
+        {"Accuracy", absl::StrCat(m.rows, " accuracy"),
          [](const v1::Evaluation& v) { return v.accuracy(); }, PrecisePercent},
         {"Error rate", "1 − accuracy", m.of, PrecisePercent},
         {"Cross-entropy", "mean −log p(label), in nats",
@@ -328,10 +348,10 @@ ErrorMeasure ErrorMeasureFor(const v1::ExperimentSpec& spec) {
          [](double v) { return absl::StrFormat("%.3f", v); }}};
     return m;
   }
-  m.name = "validation max abs error";
+  m.name = absl::StrCat(m.rows, " max abs error");
   m.noun = "error";
-  m.axis_title = "Validation max abs error";
-  m.card_hint = "validation max abs";
+  m.axis_title = absl::StrCat(Capitalised(m.rows), " max abs error");
+  m.card_hint = absl::StrCat(m.rows, " max abs");
   m.of = [](const v1::Evaluation& v) { return v.max_abs_error(); };
   m.format = Sci;
   m.tick = ErrorTick;
@@ -567,7 +587,7 @@ Chart FrontChart(const ReportInput& input, const ErrorMeasure& measure,
     y_max = 1;
   }
   const std::string title =
-      absl::StrCat(title_prefix, "Validation ", measure.noun,
+      absl::StrCat(title_prefix, Capitalised(measure.rows), " ", measure.noun,
                    which == FrontX::kParameters ? " vs. model size"
                                                 : " vs. inference latency");
   Chart chart(
@@ -729,12 +749,13 @@ Chart ErrorProgressChart(const ReportInput& input, const ErrorMeasure& measure,
     y_min = 1e-4;
     y_max = 1;
   }
-  Chart chart(width, height,
-              absl::StrCat("Best validation ", measure.noun, " over time"),
-              LinearAxis(t_max, "Time since the experiment was created",
-                         DurationTick, true),
-              LogAxis(y_min, y_max, measure.axis_title, measure.tick),
-              "progress-error");
+  Chart chart(
+      width, height,
+      absl::StrCat("Best ", measure.rows, " ", measure.noun, " over time"),
+      LinearAxis(t_max, "Time since the experiment was created", DurationTick,
+                 true),
+      LogAxis(y_min, y_max, measure.axis_title, measure.tick),
+      "progress-error");
   if (limit) {
     const double y = chart.Y(*limit);
     chart.body()->Line({chart.left(), y}, {chart.right(), y},
@@ -1052,7 +1073,8 @@ std::string HtmlEscape(absl::string_view text) {
 std::vector<RequirementCheck> CheckRequirements(
     const v1::Requirements& requirements, const v1::Metrics& metrics) {
   std::vector<RequirementCheck> checks;
-  for (const RequirementDef& def : SetRequirements(requirements)) {
+  for (const RequirementDef& def :
+       SetRequirements(requirements, JudgedRowsName(SearchRows(metrics)))) {
     checks.push_back({def.name, def.limit, def.format(def.value(metrics)),
                       Assess(def.only, metrics).feasible});
   }
@@ -1157,7 +1179,7 @@ std::string RenderReportHtml(const ReportInput& unsorted_input) {
   const v1::ExperimentSpec& spec = e.spec();
   const v1::Requirements& req = spec.requirements();
   const absl::TimeZone zone = input.time_zone;
-  const std::vector<RequirementDef> defs = SetRequirements(req);
+  const std::vector<RequirementDef> defs = SetRequirements(req, measure.rows);
   const std::vector<ProgressPoint> progress =
       SearchProgress(e, input.candidates);
 
@@ -1256,8 +1278,12 @@ std::string RenderReportHtml(const ReportInput& unsorted_input) {
   // Requirements.
   absl::StrAppend(&html,
                   "<section><h2>Requirements</h2><p class=\"lead\">Hard "
-                  "constraints on every delivered network, judged on "
-                  "validation rows that no candidate was trained on.</p>");
+                  "constraints on every delivered network, judged on ",
+                  measure.rows,
+                  spec.judging_fraction() > 0
+                      ? " rows that no candidate was trained on or had its "
+                        "weights chosen on.</p>"
+                      : " rows that no candidate was trained on.</p>");
   if (defs.empty()) {
     absl::StrAppend(&html,
                     "<p>No requirements were set: every trained candidate "
@@ -1322,8 +1348,9 @@ std::string RenderReportHtml(const ReportInput& unsorted_input) {
       &html,
       "<section><h2>Candidates on the front</h2><p class=\"lead\">Sorted by ",
       measure.name, ". ",
-      has_test ? "Errors are on the validation rows, with the test data set's "
-                 "(never used for selection) in grey below. "
+      has_test ? absl::StrCat("Errors are on the ", measure.rows,
+                              " rows, with the test data set's (never used "
+                              "for selection) in grey below. ")
                : "",
       "Download a model with <span class=\"mono\">evonas model download ID "
       "-o model.pt</span>.</p>");
@@ -1345,9 +1372,9 @@ std::string RenderReportHtml(const ReportInput& unsorted_input) {
                                     absl::StrCat(def.name, " ", def.limit)));
     }
     absl::StrAppend(&html, Header("Feasible", "c"), "</tr></thead><tbody>");
-    // A validation value with the test value below it.
+    // A judged value with the test value below it.
     auto metric_cell = [&](const v1::Metrics& m, const MetricColumn& column) {
-      std::string text = column.format(column.of(m.validation()));
+      std::string text = column.format(column.of(SearchEvaluation(m)));
       if (has_test) {
         absl::StrAppend(&text, "<small>",
                         m.has_test() ? column.format(column.of(m.test())) : "—",
@@ -1392,7 +1419,8 @@ std::string RenderReportHtml(const ReportInput& unsorted_input) {
 
   // Refits: trained on every row, so only the test data set judges them.
   if (input.front.refits_size() > 0) {
-    const JudgedRows judged_rows = JudgedRowsOf(/*refit=*/true, has_test);
+    const JudgedRows judged_rows = JudgedRowsOf(/*refit=*/true, has_test,
+                                                /*has_judging=*/false);
     absl::StrAppend(
         &html,
         "<section><h2>Refits on all rows</h2><p class=\"lead\">After the "
@@ -1463,7 +1491,12 @@ std::string RenderReportHtml(const ReportInput& unsorted_input) {
                   "<p class=\"lead\" style=\"margin-top:10px\">Inputs in "
                   "blue, outputs in red. ",
                   Percent(validation_fraction),
-                  " of the rows are held out for validation.</p>");
+                  " of the rows are held out for validation",
+                  spec.judging_fraction() > 0
+                      ? absl::StrCat(", ", Percent(spec.judging_fraction()),
+                                     " of the rest for judging")
+                      : "",
+                  ".</p>");
   if (input.test_dataset.has_value()) {
     absl::StrAppend(&html, "<h3>Test data</h3>",
                     DatasetHtml(*input.test_dataset, spec, false, zone));

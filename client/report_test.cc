@@ -130,6 +130,17 @@ TEST(CheckRequirementsTest, OneCheckPerSetRequirement) {
   v1::Requirements tolerance_only;
   tolerance_only.set_within_tolerance(1e-4);
   EXPECT_TRUE(CheckRequirements(tolerance_only, m).empty());
+
+  // With judging rows, the judging rows decide, as the controller did.
+  m.mutable_judging()->set_max_abs_error(2e-3);
+  m.mutable_judging()->set_fraction_within(0.75);
+  const std::vector<RequirementCheck> judged = CheckRequirements(r, m);
+  ASSERT_EQ(judged.size(), 3u);
+  EXPECT_EQ(judged[0].name, "Judging max abs error");
+  EXPECT_EQ(judged[0].actual, "2.00e-03");
+  EXPECT_FALSE(judged[0].met);
+  EXPECT_EQ(judged[1].name, "Fraction of judging points within 0.0001");
+  EXPECT_TRUE(judged[1].met);
 }
 
 TEST(CheckRequirementsTest, MinAccuracyByTheControllersRule) {
@@ -288,6 +299,27 @@ TEST(RenderReportHtmlTest, InfeasibleFrontIsMarked) {
   EXPECT_NE(html.find("validation max abs error 1.0e-03 &gt; 1.0e-04"),
             std::string::npos);
   EXPECT_EQ(Count(html, "class=\"no\""), 3u);  // summary, check, feasible
+}
+
+TEST(RenderReportHtmlTest, JudgingRowsNameTheErrorsAndDecide) {
+  ReportInput input;
+  input.experiment.set_id("exp-1");
+  input.experiment.mutable_spec()->set_judging_fraction(0.25);
+  input.experiment.mutable_spec()->mutable_requirements()->set_max_abs_error(
+      1e-3);
+  v1::Candidate c = Trained("c-1", 1e-4, 500, 10, false);
+  c.mutable_metrics()->mutable_judging()->set_max_abs_error(4e-3);
+  input.candidates = {c};
+  *input.front.add_candidates() = c;
+  const std::string html = RenderReportHtml(input);
+  EXPECT_NE(html.find("Judging max abs error"), std::string::npos);
+  EXPECT_NE(html.find("judged on judging rows that no candidate was trained "
+                      "on or had its weights chosen on"),
+            std::string::npos);
+  EXPECT_NE(html.find("25.0% of the rest for judging"), std::string::npos);
+  // The judging error is shown, not the validation rows' 1e-4.
+  EXPECT_NE(html.find("4.00e-03"), std::string::npos);
+  EXPECT_EQ(html.find("1.00e-04"), std::string::npos);
 }
 
 TEST(RenderReportHtmlTest, TrainingStoppedAtTheTimeLimitIsMarked) {

@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "client/csv.h"
 #include "client/output.h"
+#include "common/requirements.h"
 #include "common/timestamps.h"
 
 namespace evonas::client {
@@ -47,7 +48,7 @@ void SummarizeFront(const v1::ParetoFront& front, WatchSnapshot* snapshot) {
   snapshot->best_feasible_error.reset();
   for (const v1::Candidate& c : front.candidates()) {
     if (!c.feasible()) continue;
-    const double error = c.metrics().validation().max_abs_error();
+    const double error = SearchEvaluation(c.metrics()).max_abs_error();
     if (!snapshot->best_feasible_error.has_value() ||
         error < *snapshot->best_feasible_error) {
       snapshot->best_feasible_error = error;

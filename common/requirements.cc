@@ -125,13 +125,21 @@ absl::Status ValidateRequirements(const v1::Requirements& requirements) {
   return absl::OkStatus();
 }
 
-JudgedRows JudgedRowsOf(bool refit, bool has_test) {
-  if (!refit) return JudgedRows::kValidation;
+JudgedRows JudgedRowsOf(bool refit, bool has_test, bool has_judging) {
+  if (!refit)
+    return has_judging ? JudgedRows::kJudging : JudgedRows::kValidation;
   return has_test ? JudgedRows::kTest : JudgedRows::kTraining;
+}
+
+JudgedRows SearchRows(const v1::Metrics& metrics) {
+  return JudgedRowsOf(/*refit=*/false, /*has_test=*/false,
+                      metrics.has_judging());
 }
 
 const char* JudgedRowsName(JudgedRows rows) {
   switch (rows) {
+    case JudgedRows::kJudging:
+      return "judging";
     case JudgedRows::kTest:
       return "test";
     case JudgedRows::kTraining:
@@ -143,7 +151,28 @@ const char* JudgedRowsName(JudgedRows rows) {
 
 const v1::Evaluation& JudgedEvaluation(const v1::Metrics& metrics,
                                        JudgedRows rows) {
-  return rows == JudgedRows::kTest ? metrics.test() : metrics.validation();
+  switch (rows) {
+    case JudgedRows::kJudging:
+      return metrics.judging();
+    case JudgedRows::kTest:
+      return metrics.test();
+    default:
+      return metrics.validation();
+  }
+}
+
+const v1::Evaluation& SearchEvaluation(const v1::Metrics& metrics) {
+  return JudgedEvaluation(metrics, SearchRows(metrics));
+}
+
+const v1::Evaluation& SearchInt8Evaluation(const v1::Metrics& metrics) {
+  return metrics.has_judging() ? metrics.int8().judging()
+                               : metrics.int8().validation();
+}
+
+Assessment Assess(const v1::Requirements& requirements,
+                  const v1::Metrics& metrics) {
+  return Assess(requirements, metrics, SearchRows(metrics));
 }
 
 Assessment Assess(const v1::Requirements& requirements,

@@ -26,8 +26,11 @@ struct Assessment {
 };
 // Which evaluation the accuracy requirements are judged on.
 enum class JudgedRows {
-  // Metrics.validation: every candidate of a search.
+  // Metrics.validation: a candidate of a search without judging rows.
   kValidation,
+  // Metrics.judging: a candidate of a search with judging rows
+  // (ExperimentSpec.judging_fraction).
+  kJudging,
   // Metrics.test: a refit (trained on every row) of an experiment with a
   // test data set.
   kTest,
@@ -35,20 +38,30 @@ enum class JudgedRows {
   // its training rows.
   kTraining,
 };
-JudgedRows JudgedRowsOf(bool refit, bool has_test);
-// "validation", "test" or "training".
+JudgedRows JudgedRowsOf(bool refit, bool has_test, bool has_judging);
+// The rows a search candidate is judged on: the judging rows when its
+// metrics have them, the validation rows otherwise. The test set never
+// counts in a search.
+JudgedRows SearchRows(const v1::Metrics& metrics);
+// "validation", "judging", "test" or "training".
 const char* JudgedRowsName(JudgedRows rows);
 
 // Checks every set field of `requirements` against `metrics`, the accuracy
-// ones on `rows` (for a search candidate the validation rows; the test set
-// never counts there). A NaN metric violates its requirement with an
-// infinite excess, so `violation` is never NaN.
+// ones on `rows`. A NaN metric violates its requirement with an infinite
+// excess, so `violation` is never NaN.
 Assessment Assess(const v1::Requirements& requirements,
-                  const v1::Metrics& metrics,
-                  JudgedRows rows = JudgedRows::kValidation);
+                  const v1::Metrics& metrics, JudgedRows rows);
+// A search candidate's: on SearchRows(metrics).
+Assessment Assess(const v1::Requirements& requirements,
+                  const v1::Metrics& metrics);
 // The evaluation `rows` names.
 const v1::Evaluation& JudgedEvaluation(const v1::Metrics& metrics,
                                        JudgedRows rows);
+// The evaluation a search candidate is judged and ranked on:
+// JudgedEvaluation(metrics, SearchRows(metrics)); likewise for its int8
+// network.
+const v1::Evaluation& SearchEvaluation(const v1::Metrics& metrics);
+const v1::Evaluation& SearchInt8Evaluation(const v1::Metrics& metrics);
 
 }  // namespace evonas
 

@@ -119,10 +119,11 @@ TEST(AssessTest, MinAccuracy) {
 }
 
 TEST(AssessTest, RefitsAreJudgedOnTheTestRowsOrSayTheyAreNot) {
-  EXPECT_EQ(JudgedRowsOf(/*refit=*/false, /*has_test=*/true),
+  EXPECT_EQ(JudgedRowsOf(/*refit=*/false, /*has_test=*/true,
+                         /*has_judging=*/false),
             JudgedRows::kValidation);
-  EXPECT_EQ(JudgedRowsOf(true, true), JudgedRows::kTest);
-  EXPECT_EQ(JudgedRowsOf(true, false), JudgedRows::kTraining);
+  EXPECT_EQ(JudgedRowsOf(true, true, false), JudgedRows::kTest);
+  EXPECT_EQ(JudgedRowsOf(true, false, false), JudgedRows::kTraining);
   v1::Requirements r;
   r.set_max_abs_error(1e-3);
   r.set_within_tolerance(1e-4);
@@ -143,6 +144,38 @@ TEST(AssessTest, RefitsAreJudgedOnTheTestRowsOrSayTheyAreNot) {
   m.mutable_validation()->set_max_abs_error(2e-3);
   EXPECT_THAT(Assess(r, m, JudgedRows::kTraining).violations,
               ElementsAre("training max abs error 2.0e-03 > 1.0e-03"));
+}
+
+TEST(AssessTest, ASearchCandidateWithJudgingRowsIsJudgedOnThem) {
+  EXPECT_EQ(JudgedRowsOf(/*refit=*/false, /*has_test=*/true,
+                         /*has_judging=*/true),
+            JudgedRows::kJudging);
+  v1::Requirements r;
+  r.set_max_abs_error(1e-3);
+  r.set_within_tolerance(1e-4);
+  r.set_min_fraction_within(0.5);
+  v1::Metrics m = MakeMetrics();
+  m.mutable_validation()->set_max_abs_error(1e-5);
+  m.mutable_validation()->set_fraction_within(1);
+  EXPECT_EQ(SearchRows(m), JudgedRows::kValidation);
+  EXPECT_EQ(&SearchEvaluation(m), &m.validation());
+  EXPECT_TRUE(Assess(r, m).feasible);
+
+  // The validation rows chose the weights and flatter them; the judging
+  // rows decide.
+  m.mutable_judging()->set_max_abs_error(3e-3);
+  m.mutable_judging()->set_fraction_within(0.75);
+  m.mutable_int8()->mutable_validation()->set_max_abs_error(2e-5);
+  m.mutable_int8()->mutable_judging()->set_max_abs_error(5e-3);
+  EXPECT_EQ(SearchRows(m), JudgedRows::kJudging);
+  EXPECT_EQ(&SearchEvaluation(m), &m.judging());
+  EXPECT_EQ(SearchInt8Evaluation(m).max_abs_error(), 5e-3);
+  const Assessment a = Assess(r, m);
+  EXPECT_FALSE(a.feasible);
+  EXPECT_DOUBLE_EQ(a.violation, 2);
+  EXPECT_THAT(a.violations,
+              ElementsAre("judging max abs error 3.0e-03 > 1.0e-03"));
+  EXPECT_TRUE(Assess(r, m, JudgedRows::kValidation).feasible);
 }
 
 TEST(AssessTest, NoRequirementsIsFeasible) {

@@ -262,6 +262,12 @@ SimulatedTraining SimulateTraining(const v1::Genome& genome,
         MakeEvaluation(1.1 * error * std::exp(kNoiseSigma * noise.Next()),
                        options.within_tolerance);
   }
+  if (options.with_judging) {
+    // Like test: the weights were not chosen on these rows.
+    *m.mutable_judging() =
+        MakeEvaluation(1.1 * error * std::exp(kNoiseSigma * noise.Next()),
+                       options.within_tolerance);
+  }
   m.set_parameter_count(params);
   m.set_model_bytes(static_cast<int64_t>(out.model_file.size()));
   m.set_training_seconds(stopped ? options.max_training_seconds

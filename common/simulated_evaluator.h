@@ -30,6 +30,8 @@ struct SimulationOptions {
   double within_tolerance = 1e-6;
   // Whether to fill Metrics.test as well.
   bool with_test = false;
+  // Whether to fill Metrics.judging as well (Lease.judging_split).
+  bool with_judging = false;
   // Fraction (0, 1] of the genome's steps the run trains (Lease.step_fraction:
   // an inheriting child, a level-1 run of multi-fidelity evaluation).
   double step_fraction = 1;

@@ -69,8 +69,22 @@ TEST(SimulateTrainingTest, DeterministicAndConsistentWithTheController) {
   options.with_test = false;
   SimulatedTraining c = SimulateTraining(genome, options);
   EXPECT_FALSE(c.metrics.has_test());
+  EXPECT_FALSE(c.metrics.has_judging());
   EXPECT_EQ(c.metrics.validation().SerializeAsString(),
             a.metrics.validation().SerializeAsString());
+  // Judging rows add an evaluation and change neither of the others.
+  options.with_test = true;
+  options.with_judging = true;
+  SimulatedTraining d = SimulateTraining(genome, options);
+  ASSERT_TRUE(d.metrics.has_judging());
+  EXPECT_GT(d.metrics.judging().row_count(), 0);
+  EXPECT_TRUE(std::isfinite(d.metrics.judging().max_abs_error()));
+  EXPECT_NE(d.metrics.judging().max_abs_error(),
+            d.metrics.validation().max_abs_error());
+  EXPECT_EQ(d.metrics.validation().SerializeAsString(),
+            a.metrics.validation().SerializeAsString());
+  EXPECT_EQ(d.metrics.test().SerializeAsString(),
+            a.metrics.test().SerializeAsString());
 }
 
 TEST(SimulateTrainingTest, SeedGivesALittleNoiseAroundTheExpectedError) {

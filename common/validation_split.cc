@@ -55,20 +55,26 @@ bool IsValidationRow(const v1::ValidationSplit& split, int64_t row) {
   return SplitRule(split.fraction()).Selects(split.seed(), row);
 }
 
-RowPartition PartitionRows(const v1::ValidationSplit& split, int64_t rows) {
-  const SplitRule rule(split.fraction());
+RowPartition PartitionRows(const v1::ValidationSplit& validation, int64_t rows,
+                           const v1::ValidationSplit& judging) {
+  const SplitRule validation_rule(validation.fraction());
+  const SplitRule judging_rule(judging.fraction());
   RowPartition partition;
   if (rows <= 0) return partition;
-  const double f = split.fraction();
+  const double f = validation.fraction();
   const double expected =
       f > 0 ? std::min(f, 1.0) * static_cast<double>(rows) : 0;
   partition.validation.reserve(static_cast<size_t>(expected * 1.05) + 16);
   partition.training.reserve(
       static_cast<size_t>(static_cast<double>(rows) - expected * 0.95) + 16);
   for (int64_t i = 0; i < rows; ++i) {
-    (rule.Selects(split.seed(), i) ? partition.validation
-                                        : partition.training)
-        .push_back(i);
+    if (validation_rule.Selects(validation.seed(), i)) {
+      partition.validation.push_back(i);
+    } else if (judging_rule.Selects(judging.seed(), i)) {
+      partition.judging.push_back(i);
+    } else {
+      partition.training.push_back(i);
+    }
   }
   return partition;
 }

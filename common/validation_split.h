@@ -16,13 +16,17 @@ uint64_t SplitMix64(uint64_t x);
 // fraction <= 0 or NaN selects no rows, a fraction >= 1 every row.
 bool IsValidationRow(const v1::ValidationSplit& split, int64_t row);
 
-// Row indices of [0, rows) split into training and validation rows, each in
-// increasing order. A row's set does not depend on `rows`.
+// Row indices of [0, rows) split into training, validation and judging rows
+// (v1::Lease.judging_split: taken from the rows that are not validation
+// rows), each in increasing order. A row's set does not depend on `rows`.
 struct RowPartition {
   std::vector<int64_t> training;
   std::vector<int64_t> validation;
+  std::vector<int64_t> judging;
 };
-RowPartition PartitionRows(const v1::ValidationSplit& split, int64_t rows);
+RowPartition PartitionRows(
+    const v1::ValidationSplit& validation, int64_t rows,
+    const v1::ValidationSplit& judging = v1::ValidationSplit());
 
 // The training rows a run with Lease.training_row_fraction `fraction` keeps:
 // row r of `training` exactly when SplitMix64(SplitMix64(split_seed) + r) /

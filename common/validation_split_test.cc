@@ -120,6 +120,30 @@ TEST(ValidationSplitTest, SeedWrapsAround) {
   EXPECT_EQ(IsValidationRow(split, 1), IsValidationRow(MakeSplit(0, 0.5), 0));
 }
 
+TEST(ValidationSplitTest, JudgingRowsComeFromTheRowsValidationLeaves) {
+  const v1::ValidationSplit validation = MakeSplit(21, 0.2);
+  const v1::ValidationSplit judging = MakeSplit(99, 0.25);
+  constexpr int64_t kRows = 20000;
+  const RowPartition p = PartitionRows(validation, kRows, judging);
+  // The validation rows are those of the split alone.
+  EXPECT_EQ(p.validation, PartitionRows(validation, kRows).validation);
+  std::vector<int64_t> expected_judging;
+  std::vector<int64_t> expected_training;
+  for (int64_t row = 0; row < kRows; ++row) {
+    if (IsValidationRow(validation, row)) continue;
+    const long double u = std::ldexp(
+        static_cast<long double>(SplitMix64(99 + static_cast<uint64_t>(row))),
+        -64);
+    (u < 0.25L ? expected_judging : expected_training).push_back(row);
+  }
+  EXPECT_EQ(p.judging, expected_judging);
+  EXPECT_EQ(p.training, expected_training);
+  // A quarter of the 80%: about 4,000 rows (binomial sigma ~ 57).
+  EXPECT_NEAR(static_cast<double>(p.judging.size()), 4000, 300);
+  // Without a judging split nothing is judging.
+  EXPECT_TRUE(PartitionRows(validation, kRows).judging.empty());
+}
+
 TEST(TrainingRowSubsetTest, MatchesDefinitionAndKeepsOrder) {
   const RowPartition rows = PartitionRows(MakeSplit(11, 0.2), 20000);
   const std::vector<int64_t> subset =

@@ -55,6 +55,36 @@ constexpr int kMaxConsecutiveCopies = 100;
 constexpr int32_t kMaxRefits = 100;
 // ExperimentSpec.initial_genomes at most.
 constexpr int kMaxInitialGenomes = 1000;
+// ExperimentSpec.judging_fraction at most: half of the rows the validation
+// split leaves.
+constexpr double kMaxJudgingFraction = 0.5;
+// Keeps the judging rows' random stream apart from the validation rows'.
+constexpr uint64_t kJudgingStream = 0x4a7564676552776fULL;  // "JudgeRwo"
+
+// Which rows of the experiment's data set are validation rows.
+v1::ValidationSplit ValidationSplitOf(const v1::ExperimentSpec& spec) {
+  v1::ValidationSplit split;
+  split.set_seed(spec.seed());
+  split.set_fraction(spec.validation_fraction());
+  return split;
+}
+
+// Which of the rows the validation split leaves are judging rows.
+v1::ValidationSplit JudgingSplitOf(const v1::ExperimentSpec& spec) {
+  v1::ValidationSplit split;
+  split.set_seed(SplitMix64(spec.seed() ^ kJudgingStream));
+  split.set_fraction(spec.judging_fraction());
+  return split;
+}
+
+// Whether the candidate is trained with judging rows held out: every
+// candidate of an experiment that has them, except refits (which learn from
+// every row).
+bool HasJudgingRows(const v1::ExperimentSpec& spec,
+                    const v1::Candidate& candidate) {
+  return spec.judging_fraction() > 0 &&
+         candidate.evaluation_level() != v1::EVALUATION_LEVEL_REFIT;
+}
 
 // Unguessable ids: a lease id is a capability of the worker holding it.
 std::string RandomId(absl::string_view prefix, int bytes) {
@@ -1110,14 +1140,24 @@ absl::Status Controller::ValidateSpec(v1::ExperimentSpec& spec,
   if (!(spec.validation_fraction() > 0 && spec.validation_fraction() <= 0.9)) {
     return absl::InvalidArgumentError("validation_fraction must be in (0, 0.9]");
   }
-  v1::ValidationSplit split;
-  split.set_seed(spec.seed());
-  split.set_fraction(spec.validation_fraction());
-  RowPartition rows = PartitionRows(split, dataset.row_count());
+  if (!(spec.judging_fraction() >= 0 &&
+        spec.judging_fraction() <= kMaxJudgingFraction)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "judging_fraction is ", spec.judging_fraction(), "; it must be in [0, ",
+        kMaxJudgingFraction, "] (0: no judging rows)"));
+  }
+  const RowPartition rows = PartitionRows(
+      ValidationSplitOf(spec), dataset.row_count(), JudgingSplitOf(spec));
   if (rows.training.empty() || rows.validation.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "data set has ", dataset.row_count(),
         " rows: too few to split into training and validation rows"));
+  }
+  if (spec.judging_fraction() > 0 && rows.judging.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "data set has ", dataset.row_count(), " rows: judging_fraction ",
+        spec.judging_fraction(),
+        " selects none of them; raise it or set 0 for no judging rows"));
   }
   if (spec.strategy() == v1::STRATEGY_UNSPECIFIED) {
     spec.set_strategy(v1::STRATEGY_RANDOM);
@@ -1764,12 +1804,14 @@ absl::StatusOr<v1::Lease> Controller::MakeLease(
   }
   *lease.mutable_input_columns() = spec.input_columns();
   *lease.mutable_output_columns() = spec.output_columns();
-  lease.mutable_validation_split()->set_seed(spec.seed());
   const bool refit =
       stored.candidate.evaluation_level() == v1::EVALUATION_LEVEL_REFIT;
+  *lease.mutable_validation_split() = ValidationSplitOf(spec);
   // A refit learns from every row.
-  lease.mutable_validation_split()->set_fraction(
-      refit ? 0 : spec.validation_fraction());
+  if (refit) lease.mutable_validation_split()->set_fraction(0);
+  if (HasJudgingRows(spec, stored.candidate)) {
+    *lease.mutable_judging_split() = JudgingSplitOf(spec);
+  }
   if (stored.candidate.evaluation_level() == v1::EVALUATION_LEVEL_SHORT) {
     lease.set_training_row_fraction(spec.multi_fidelity().short_row_fraction());
   }
@@ -2014,12 +2056,32 @@ absl::Status Controller::CheckMetrics(const v1::WorkResult& result,
   if (!experiment.spec().test_dataset_id().empty()) {
     EVONAS_RETURN_IF_ERROR(CheckEvaluation(m.test(), "test", classification));
   }
+  // The search judges on them: a report without them cannot be ranked.
+  const bool judging = HasJudgingRows(experiment.spec(), stored.candidate);
+  if (judging && !m.has_judging()) {
+    return absl::InvalidArgumentError(
+        "report: metrics.judging is missing, but the lease has judging rows "
+        "(ExperimentSpec.judging_fraction); a worker that predates them "
+        "ignores Lease.judging_split: upgrade it");
+  }
+  if (!judging && m.has_judging()) {
+    return absl::InvalidArgumentError(
+        "report: metrics.judging is set, but the lease has no judging rows");
+  }
+  if (judging) {
+    EVONAS_RETURN_IF_ERROR(
+        CheckEvaluation(m.judging(), "judging", classification));
+  }
   if (m.has_int8()) {
     EVONAS_RETURN_IF_ERROR(CheckEvaluation(m.int8().validation(),
                                            "int8.validation", classification));
     if (!experiment.spec().test_dataset_id().empty()) {
       EVONAS_RETURN_IF_ERROR(
           CheckEvaluation(m.int8().test(), "int8.test", classification));
+    }
+    if (judging) {
+      EVONAS_RETURN_IF_ERROR(
+          CheckEvaluation(m.int8().judging(), "int8.judging", classification));
     }
     if (m.int8().model_bytes() <= 0) {
       return absl::InvalidArgumentError(
@@ -2184,7 +2246,8 @@ absl::StatusOr<bool> Controller::Report(
       Assessment assessment = Assess(
           spec.requirements(), result.metrics(),
           JudgedRowsOf(c.evaluation_level() == v1::EVALUATION_LEVEL_REFIT,
-                       !spec.test_dataset_id().empty()));
+                       !spec.test_dataset_id().empty(),
+                       result.metrics().has_judging()));
       c.set_state(v1::CANDIDATE_STATE_SUCCEEDED);
       *c.mutable_metrics() = result.metrics();
       c.set_feasible(assessment.feasible);

@@ -14,15 +14,19 @@
 #include "absl/synchronization/mutex.h"
 #include "common/genome.h"
 #include "common/latency_table.h"
-#include "common/simulated_evaluator.h"
 #include "common/sha256.h"
+#include "common/simulated_evaluator.h"
 #include "common/timestamps.h"
+#include "common/validation_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/testing_checkpoint.h"
 
 namespace evonas {
 namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 
 constexpr char kCsv[] =
     "x1,x2,y\n"
@@ -145,6 +149,14 @@ TEST_F(ControllerTest, CreateExperimentRejectsBadSpecs) {
        absl::StatusCode::kInvalidArgument, "max_abs_error"},
       {"bad fraction", [](auto& s) { s.set_validation_fraction(0.95); },
        absl::StatusCode::kInvalidArgument, "validation_fraction"},
+      {"judging fraction too large",
+       [](auto& s) { s.set_judging_fraction(0.6); },
+       absl::StatusCode::kInvalidArgument, "judging_fraction is 0.6"},
+      {"judging fraction NaN", [](auto& s) { s.set_judging_fraction(NAN); },
+       absl::StatusCode::kInvalidArgument, "judging_fraction"},
+      {"judging fraction selecting no row",
+       [](auto& s) { s.set_judging_fraction(1e-9); },
+       absl::StatusCode::kInvalidArgument, "selects none of them"},
       {"bad search space",
        [](auto& s) { s.mutable_search_space()->set_min_width(-3); },
        absl::StatusCode::kInvalidArgument, "width"},
@@ -166,10 +178,12 @@ TEST_F(ControllerTest, CreateExperimentRejectsBadSpecs) {
        "set max_candidates, max_wall_seconds or max_worker_seconds"},
       {"unknown objective",
        [](auto& s) { s.add_objectives(static_cast<v1::Objective>(42)); },
-       absl::StatusCode::kInvalidArgument, "objectives[0]: unknown objective 42"},
+       absl::StatusCode::kInvalidArgument,
+       "objectives[0]: unknown objective 42"},
       {"unspecified objective",
        [](auto& s) { s.add_objectives(v1::OBJECTIVE_UNSPECIFIED); },
-       absl::StatusCode::kInvalidArgument, "objectives[0]: unknown objective 0"},
+       absl::StatusCode::kInvalidArgument,
+       "objectives[0]: unknown objective 0"},
       {"objective twice",
        [](auto& s) {
          s.add_objectives(v1::OBJECTIVE_FLOPS);
@@ -197,8 +211,7 @@ TEST_F(ControllerTest, CreateExperimentRejectsBadSpecs) {
        "fitness_weights[1].objective: OBJECTIVE_MODEL_BYTES given twice"},
       {"step fraction above one",
        [](auto& s) { s.mutable_inheritance()->set_step_fraction(1.5); },
-       absl::StatusCode::kInvalidArgument,
-       "inheritance.step_fraction is 1.5"},
+       absl::StatusCode::kInvalidArgument, "inheritance.step_fraction is 1.5"},
       {"NaN step fraction",
        [](auto& s) { s.mutable_inheritance()->set_step_fraction(NAN); },
        absl::StatusCode::kInvalidArgument, "inheritance.step_fraction"},
@@ -319,6 +332,12 @@ TEST_F(ControllerTest, ReportsAreCheckedAndIdempotent) {
   EXPECT_EQ(controller_->Report(forged.first, forged.second).status().code(),
             absl::StatusCode::kInvalidArgument);
   forged = good;
+  // The experiment has no judging rows to have measured.
+  forged.first.mutable_metrics()->mutable_judging()->set_row_count(4);
+  EXPECT_THAT(
+      controller_->Report(forged.first, forged.second).status().message(),
+      HasSubstr("the lease has no judging rows"));
+  forged = good;
   forged.second[0] ^= 1;  // bytes do not match the hash
   EXPECT_EQ(controller_->Report(forged.first, forged.second).status().code(),
             absl::StatusCode::kInvalidArgument);
@@ -350,6 +369,62 @@ TEST_F(ControllerTest, ACandidateStoppedAtTheTrainingTimeLimitIsFeasible) {
   EXPECT_EQ(c.state(), v1::CANDIDATE_STATE_SUCCEEDED);
   EXPECT_TRUE(c.metrics().stopped_at_time_limit());
   EXPECT_TRUE(c.feasible());
+}
+
+TEST_F(ControllerTest, JudgingRowsJudgeTheRequirementsAndRankTheFront) {
+  v1::Dataset dataset = Upload(kCsv);
+  v1::ExperimentSpec spec = Spec(dataset.id());
+  spec.set_judging_fraction(0.5);
+  spec.mutable_budget()->set_max_candidates(2);
+  const v1::Experiment experiment = controller_->CreateExperiment(spec).value();
+  EXPECT_EQ(experiment.spec().judging_fraction(), 0.5);
+
+  const v1::Lease first = *controller_->LeaseWork("w1").value();
+  EXPECT_EQ(first.judging_split().fraction(), 0.5);
+  EXPECT_NE(first.judging_split().seed(), first.validation_split().seed());
+  const RowPartition rows =
+      PartitionRows(first.validation_split(), 20, first.judging_split());
+  ASSERT_FALSE(rows.judging.empty());
+  ASSERT_FALSE(rows.training.empty());
+  auto judged = [&](const v1::Lease& lease, double validation_error,
+                    double judging_error) {
+    auto reported = GoodResult(lease, "w1", validation_error);
+    v1::Evaluation* j = reported.first.mutable_metrics()->mutable_judging();
+    j->set_row_count(static_cast<int64_t>(rows.judging.size()));
+    j->set_max_abs_error(judging_error);
+    j->set_rmse(judging_error / 2);
+    j->set_mae(judging_error / 3);
+    return reported;
+  };
+
+  // A worker that ignored the judging rows cannot be judged.
+  const auto unjudged = GoodResult(first, "w1", 0.01);
+  const absl::Status refused =
+      controller_->Report(unjudged.first, unjudged.second).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.message(), HasSubstr("metrics.judging is missing"));
+  auto bad = judged(first, 0.01, NAN);
+  EXPECT_EQ(controller_->Report(bad.first, bad.second).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  // Fine on the validation rows that chose its weights, not on new points.
+  auto flattered = judged(first, 0.01, 0.3);
+  ASSERT_TRUE(controller_->Report(flattered.first, flattered.second).ok());
+  const v1::Candidate c =
+      controller_->GetCandidate(first.candidate_id()).value();
+  EXPECT_FALSE(c.feasible());
+  EXPECT_THAT(c.violations(),
+              ElementsAre("judging max abs error 3.0e-01 > 1.0e-01"));
+
+  // Worse on validation, better on the judging rows: it ranks first.
+  const v1::Lease second = *controller_->LeaseWork("w1").value();
+  auto honest = judged(second, 0.05, 0.02);
+  ASSERT_TRUE(controller_->Report(honest.first, honest.second).ok());
+  const v1::ParetoFront front =
+      controller_->GetParetoFront(experiment.id()).value();
+  EXPECT_TRUE(front.has_feasible());
+  ASSERT_GE(front.candidates_size(), 1);
+  EXPECT_EQ(front.candidates(0).id(), second.candidate_id());
 }
 
 TEST_F(ControllerTest, ArtifactsAreCheckedStoredAndDownloadable) {

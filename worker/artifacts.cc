@@ -65,7 +65,8 @@ Artifacts DeriveArtifacts(const v1::Lease& lease,
       lease.dataset_id(), onnx_options.input_columns,
       onnx_options.output_columns,
       JudgedRowsOf(/*refit=*/lease.validation_split().fraction() == 0,
-                   !lease.test_dataset_id().empty()));
+                   !lease.test_dataset_id().empty(),
+                   output.metrics.has_judging()));
   if (card.ok()) {
     Add(v1::MODEL_FORMAT_MODEL_CARD, std::move(*card), artifacts);
   } else {

@@ -143,7 +143,19 @@ absl::StatusOr<model::TrainJob> MakeJob(const v1::Lease& lease,
       auto dataset, cache.Get(lease.dataset_id(), lease.dataset_format()));
   EVONAS_ASSIGN_OR_RETURN(auto inputs, dataset->ColumnIndices(input_names));
   EVONAS_ASSIGN_OR_RETURN(auto outputs, dataset->ColumnIndices(output_names));
-  RowPartition rows = PartitionRows(lease.validation_split(), dataset->rows());
+  const double judging_fraction = lease.judging_split().fraction();
+  if (!(judging_fraction >= 0 && judging_fraction < 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("lease: judging_split.fraction is ", judging_fraction,
+                     "; it must be in [0, 1)"));
+  }
+  RowPartition rows = PartitionRows(lease.validation_split(), dataset->rows(),
+                                    lease.judging_split());
+  if (judging_fraction > 0 && rows.judging.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "lease: judging_split (fraction ", judging_fraction,
+        ") selects none of the data set's ", dataset->rows(), " rows"));
+  }
   const double row_fraction = lease.training_row_fraction();
   if (!(row_fraction >= 0 && row_fraction <= 1)) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -162,6 +174,9 @@ absl::StatusOr<model::TrainJob> MakeJob(const v1::Lease& lease,
   }
   job.training = Select(*dataset, rows.training, inputs, outputs);
   job.validation = Select(*dataset, rows.validation, inputs, outputs);
+  if (!rows.judging.empty()) {
+    job.judging = Select(*dataset, rows.judging, inputs, outputs);
+  }
 
   if (!lease.test_dataset_id().empty()) {
     EVONAS_ASSIGN_OR_RETURN(
@@ -304,6 +319,7 @@ SimulatedReport SimulateLease(const v1::Lease& lease,
   simulation.seed = lease.seed();
   simulation.within_tolerance = lease.within_tolerance();
   simulation.with_test = !lease.test_dataset_id().empty();
+  simulation.with_judging = lease.judging_split().fraction() > 0;
   simulation.max_training_seconds = lease.requirements().max_training_seconds();
   if (lease.has_inheritance()) {
     const double parent = lease.inheritance().parent_step_fraction();

@@ -486,6 +486,44 @@ TEST_F(InheritingLeaseTest, ShortRunTrainsOnItsSubsetOfTheTrainingRows) {
                                          HasSubstr(" row_fraction=0.5"))));
 }
 
+TEST_F(InheritingLeaseTest, JudgingRowsAreHeldOutAndEvaluated) {
+  v1::Lease lease = MakeLease(ParentGenome(), v1::MORPHISM_KIND_CONTINUE);
+  lease.mutable_judging_split()->set_seed(77);
+  lease.mutable_judging_split()->set_fraction(0.3);
+  FakeController controller(lease, dataset_, checkpoint_);
+  RunWorker(controller);
+  std::optional<v1::WorkResult> result = controller.result();
+  ASSERT_TRUE(result.has_value());
+  ASSERT_EQ(result->failure_reason(), "");
+  const RowPartition rows =
+      PartitionRows(lease.validation_split(), 300, lease.judging_split());
+  ASSERT_FALSE(rows.judging.empty());
+  const v1::Metrics& m = result->metrics();
+  EXPECT_EQ(m.training_row_count(), static_cast<int64_t>(rows.training.size()));
+  EXPECT_EQ(m.validation().row_count(),
+            static_cast<int64_t>(rows.validation.size()));
+  ASSERT_TRUE(m.has_judging());
+  EXPECT_EQ(m.judging().row_count(), static_cast<int64_t>(rows.judging.size()));
+  EXPECT_EQ(m.int8().judging().row_count(),
+            static_cast<int64_t>(rows.judging.size()));
+  // The parent fits every row; so does the child on rows it never saw.
+  EXPECT_LT(m.judging().max_abs_error(), 1e-6);
+  EXPECT_THAT(controller.ReportedFile(v1::MODEL_FORMAT_MODEL_CARD),
+              HasSubstr(R"("judged_on": "judging")"));
+}
+
+TEST_F(InheritingLeaseTest, BogusJudgingFractionFailsTheLease) {
+  v1::Lease lease =
+      MakeLease(ParentGenome(), v1::MORPHISM_KIND_CONTINUE, false);
+  lease.mutable_judging_split()->set_fraction(-0.5);
+  FakeController controller(lease, dataset_, checkpoint_);
+  RunWorker(controller);
+  std::optional<v1::WorkResult> result = controller.result();
+  ASSERT_TRUE(result.has_value());
+  EXPECT_THAT(result->failure_reason(),
+              HasSubstr("judging_split.fraction is -0.5"));
+}
+
 TEST_F(InheritingLeaseTest, BogusTrainingRowFractionFailsTheLease) {
   v1::Lease lease =
       MakeLease(ParentGenome(), v1::MORPHISM_KIND_CONTINUE, false);
@@ -549,6 +587,15 @@ TEST(SimulateLeaseTest, RequirementsTimeLimitStopsTheSimulatedTraining) {
   EXPECT_EQ(stopped.result.metrics().training_seconds(), 0.5 * seconds);
   EXPECT_GT(stopped.result.metrics().validation().max_abs_error(),
             full.result.metrics().validation().max_abs_error());
+}
+
+TEST(SimulateLeaseTest, JudgingRowsAddTheJudgingEvaluation) {
+  v1::Lease lease = SimulatedMlpLease();
+  EXPECT_FALSE(SimulateLease(lease, "w").result.metrics().has_judging());
+  lease.mutable_judging_split()->set_fraction(0.25);
+  const v1::Metrics m = SimulateLease(lease, "w").result.metrics();
+  ASSERT_TRUE(m.has_judging());
+  EXPECT_GT(m.judging().max_abs_error(), 0);
 }
 
 TEST(SimulateLeaseTest, RowFractionScalesTheSimulatedTraining) {

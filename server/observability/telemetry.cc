@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "common/log.h"
+#include "common/requirements.h"
 #include "common/status_macros.h"
 #include "prometheus/gauge.h"
 #include "prometheus/text_serializer.h"
@@ -232,7 +233,7 @@ void ControllerTelemetry::CandidateFinished(const v1::Candidate& candidate) {
                  {"worker", candidate.worker_id()},
                  {"feasible", candidate.feasible() ? "true" : "false"},
                  {"max_abs_error",
-                  candidate.metrics().validation().max_abs_error()},
+                  SearchEvaluation(candidate.metrics()).max_abs_error()},
                  {"parameters", candidate.metrics().parameter_count()},
                  {"worker_seconds", candidate.worker_seconds()}});
       break;

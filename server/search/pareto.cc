@@ -218,7 +218,7 @@ double ObjectiveValue(const v1::Candidate& candidate,
   const v1::Metrics& m = candidate.metrics();
   switch (objective) {
     case v1::OBJECTIVE_VALIDATION_MAX_ABS_ERROR:
-      return Minimised(m.validation().max_abs_error());
+      return Minimised(SearchEvaluation(m).max_abs_error());
     case v1::OBJECTIVE_PARAMETER_COUNT:
       return static_cast<double>(m.parameter_count());
     case v1::OBJECTIVE_TRAINING_SECONDS:
@@ -238,14 +238,14 @@ double ObjectiveValue(const v1::Candidate& candidate,
                  ? Minimised(candidate.cost().estimated_latency_seconds())
                  : kInfinity;
     case v1::OBJECTIVE_INT8_MAX_ABS_ERROR:
-      return m.has_int8() ? Minimised(m.int8().validation().max_abs_error())
+      return m.has_int8() ? Minimised(SearchInt8Evaluation(m).max_abs_error())
                           : kInfinity;
     case v1::OBJECTIVE_TRAINING_ENERGY:
       return Minimised(m.training_energy_joules());
     case v1::OBJECTIVE_VALIDATION_ERROR_RATE:
-      return Minimised(1.0 - m.validation().accuracy());
+      return Minimised(1.0 - SearchEvaluation(m).accuracy());
     case v1::OBJECTIVE_VALIDATION_CROSS_ENTROPY:
-      return Minimised(m.validation().cross_entropy());
+      return Minimised(SearchEvaluation(m).cross_entropy());
     default:
       return kInfinity;
   }

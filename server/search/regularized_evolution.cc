@@ -23,7 +23,7 @@ Fitness FitnessOf(const v1::Candidate& candidate,
   Fitness fitness;
   fitness.feasible = assessment.feasible;
   fitness.violation = assessment.violation;
-  fitness.max_abs_error = candidate.metrics().validation().max_abs_error();
+  fitness.max_abs_error = SearchEvaluation(candidate.metrics()).max_abs_error();
   fitness.sequence = candidate.sequence();
   return fitness;
 }

@@ -60,6 +60,7 @@ TrainJob SmoothJob() {
   job.training = SmoothFunction(500, 1);
   job.validation = SmoothFunction(150, 2);
   job.test = SmoothFunction(100, 3);
+  job.judging = SmoothFunction(120, 4);
   job.seed = 7;
   job.within_tolerance = 1e-2;
   return job;
@@ -270,6 +271,27 @@ TEST(TrainTest, ExportedModelReproducesMetrics) {
       EvaluatePredictions(test->data, job.test->y.data, 1, job.within_tolerance)
           .max_abs_error(),
       out.metrics.test().max_abs_error());
+
+  absl::StatusOr<Matrix> judging = Predict(out.model_file, job.judging->x);
+  ASSERT_TRUE(judging.ok()) << judging.status();
+  const v1::Evaluation j = EvaluatePredictions(
+      judging->data, job.judging->y.data, 1, job.within_tolerance);
+  EXPECT_EQ(out.metrics.judging().row_count(), 120);
+  EXPECT_EQ(j.max_abs_error(), out.metrics.judging().max_abs_error());
+  EXPECT_EQ(j.fraction_within(), out.metrics.judging().fraction_within());
+  EXPECT_EQ(out.metrics.int8().judging().row_count(), 120);
+}
+
+TEST(TrainTest, JudgingRowsAreOnlyEvaluated) {
+  // Neither trained on nor used to choose the weights: without them the
+  // same network comes out.
+  TrainJob job = SmoothJob();
+  job.judging.reset();
+  absl::StatusOr<TrainOutput> out = Train(std::move(job));
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->model_file, SmoothResult().model_file);
+  EXPECT_FALSE(out->metrics.has_judging());
+  EXPECT_FALSE(out->metrics.int8().has_judging());
 }
 
 TEST(TrainTest, PredictNetworkRunsTheModelTrainWouldExport) {
@@ -526,6 +548,13 @@ TEST(TrainTest, RejectsBadJobs) {
 
   job = good;
   job.training = {{0, 2, {}}, {0, 1, {}}};
+  EXPECT_EQ(Train(job).status().code(), absl::StatusCode::kInvalidArgument);
+
+  job = good;
+  job.judging = Samples{{0, 2, {}}, {0, 1, {}}};
+  EXPECT_EQ(Train(job).status().code(), absl::StatusCode::kInvalidArgument);
+  job.judging = SmoothFunction(5, 12);
+  job.judging->y.data[2] = std::nan("");
   EXPECT_EQ(Train(job).status().code(), absl::StatusCode::kInvalidArgument);
 
   for (double seconds : {-1.0, std::nan(""), HUGE_VAL}) {

@@ -385,6 +385,14 @@ absl::Status CheckJob(const TrainJob& job) {
     EVONAS_RETURN_IF_ERROR(
         CheckSamples(*job.test, "test", inputs, outputs, classes));
   }
+  if (job.judging.has_value()) {
+    EVONAS_RETURN_IF_ERROR(
+        CheckSamples(*job.judging, "judging", inputs, outputs, classes));
+    if (job.judging->x.rows == 0) {
+      return absl::InvalidArgumentError(
+          "judging: no rows (leave it unset for none)");
+    }
+  }
   if (!(job.within_tolerance >= 0)) {
     return absl::InvalidArgumentError(
         absl::StrCat("within_tolerance: ", job.within_tolerance));
@@ -1257,9 +1265,28 @@ auto Guard(const char* what, F&& f) -> decltype(f()) {
   }
 }
 
+// Evaluates `model` on the job's held-out rows into `metrics` (v1::Metrics
+// or v1::QuantizedMetrics): the test data set and the judging rows, those
+// the job has.
+template <typename HeldOutMetrics>
+absl::Status EvaluateHeldOut(const std::string& model, const TrainJob& job,
+                             HeldOutMetrics& metrics) {
+  if (job.test.has_value()) {
+    EVONAS_ASSIGN_OR_RETURN(
+        *metrics.mutable_test(),
+        Evaluate(model, *job.test, job.within_tolerance, job.class_count));
+  }
+  if (job.judging.has_value()) {
+    EVONAS_ASSIGN_OR_RETURN(
+        *metrics.mutable_judging(),
+        Evaluate(model, *job.judging, job.within_tolerance, job.class_count));
+  }
+  return absl::OkStatus();
+}
+
 // Metrics.int8 of `output`: every stage quantised weight-only on its own
 // (quantize.h), their sum evaluated as the trained network is, on the
-// selection and test rows. An error when the int8 network cannot be built
+// selection and held-out rows. An error when the int8 network cannot be built
 // or evaluated.
 absl::Status AddInt8Metrics(const TrainJob& job, const Samples& select,
                             TrainOutput& output) {
@@ -1276,11 +1303,7 @@ absl::Status AddInt8Metrics(const TrainJob& job, const Samples& select,
   EVONAS_ASSIGN_OR_RETURN(
       *int8.mutable_validation(),
       Evaluate(model, select, job.within_tolerance, job.class_count));
-  if (job.test.has_value()) {
-    EVONAS_ASSIGN_OR_RETURN(
-        *int8.mutable_test(),
-        Evaluate(model, *job.test, job.within_tolerance, job.class_count));
-  }
+  EVONAS_RETURN_IF_ERROR(EvaluateHeldOut(model, job, int8));
   int8.set_model_bytes(bytes);
   *output.metrics.mutable_int8() = std::move(int8);
   return absl::OkStatus();
@@ -1562,12 +1585,7 @@ absl::StatusOr<TrainOutput> TrainImpl(TrainJob& job) {
       *m.mutable_validation(),
       Evaluate(output.model_file, select, job.within_tolerance,
                job.class_count));
-  if (job.test.has_value()) {
-    EVONAS_ASSIGN_OR_RETURN(
-        *m.mutable_test(),
-        Evaluate(output.model_file, *job.test, job.within_tolerance,
-                 job.class_count));
-  }
+  EVONAS_RETURN_IF_ERROR(EvaluateHeldOut(output.model_file, job, m));
   int64_t parameters = 0;
   for (const torch::Tensor& p : Load(output.model_file).parameters()) {
     parameters += p.numel();

@@ -34,6 +34,10 @@ struct TrainJob {
   Samples training;    // at least one row; fixes the input and output counts
   Samples validation;  // may have no rows
   std::optional<Samples> test;
+  // Rows neither trained on nor used to choose weights (Lease.judging_split):
+  // the trained network is evaluated on them into Metrics.judging. When set,
+  // at least one row.
+  std::optional<Samples> judging;
   uint64_t seed = 0;
   // Tolerance for Evaluation.fraction_within.
   double within_tolerance = 1e-6;
