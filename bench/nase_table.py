@@ -12,6 +12,12 @@ training seconds of the candidate, and the wall time of the whole search.
 With --refit N the best N front members are trained again on all rows
 after the search (ExperimentSpec.refit) and listed after the front; the
 wall time then includes the refits, and the search's share is printed.
+
+Then how well the rows the search judged by (validation rows, or judging
+rows with --judging-fraction) predicted the holdout file, over every
+trained search candidate: the ratio of holdout to judged max abs error,
+and how many the controller judged within the task's max abs error
+against how many are within it on the holdout file.
 """
 
 import argparse
@@ -153,6 +159,44 @@ def main():
                   f"{100 * np.mean(err <= 1e-6):.1f}% | {m.parameter_count:,} "
                   f"| {m.model_bytes / 1e6:.3f} | {m.training_seconds:.0f} | "
                   f"{'feasible' if cand.feasible else '; '.join(cand.violations)} |")
+        print_verdicts(cluster, experiment, x, y,
+                       task["requirements"]["max_abs_error"])
+
+
+def print_verdicts(cluster, experiment, x, y, limit):
+    """How the rows the search judged by predicted the holdout file."""
+    from evonas.v1 import evonas_service_pb2 as service_pb2
+    types_pb2 = cluster.types
+    listed = cluster.client.stub.ListCandidates(
+        service_pb2.ListCandidatesRequest(experiment_id=experiment.id))
+    rows = []  # (validation, judging or None, holdout) max abs errors
+    for c in listed.candidates:
+        if (c.state != types_pb2.CANDIDATE_STATE_SUCCEEDED or c.duplicate_of
+                or c.refit_of):
+            continue
+        path = os.path.join(cluster.work, c.id + ".pt")
+        cluster.client.download_model(c.id, path)
+        holdout = np.abs(torch.jit.load(path)(x).detach().numpy() - y).max()
+        judging = (c.metrics.judging.max_abs_error
+                   if c.metrics.HasField("judging") else None)
+        rows.append((c.metrics.validation.max_abs_error, judging, holdout))
+    if not rows:
+        return
+    print(f"\nOver the {len(rows)} trained search candidates: holdout max "
+          f"abs error / the search's max abs error (median, max), and how "
+          f"many are within {limit:g}:\n")
+    print("| rows | median ratio | max ratio | within on these rows | "
+          "within on the holdout file too |")
+    print("|---|---|---|---|---|")
+    columns = [("validation", 0)]
+    if all(r[1] is not None for r in rows):
+        columns.append(("judging", 1))
+    for name, i in columns:
+        ratios = [r[2] / r[i] for r in rows if r[i] > 0]
+        within = [r for r in rows if r[i] <= limit]
+        print(f"| {name} | {np.median(ratios):.2f} | {max(ratios):.1f} | "
+              f"{len(within)} | {sum(r[2] <= limit for r in within)} |")
+    print(f"| holdout | 1 | 1 | {sum(r[2] <= limit for r in rows)} | |")
 
 
 if __name__ == "__main__":

@@ -142,10 +142,12 @@ TEST(EndToEndTest, SearchTrainFrontDownload) {
       cli + "experiment create --dataset " + dataset.id() +
       " --inputs x1,x2,x3 --outputs y --max-abs-error 0.5"
       " --within-tolerance 1e-2 --min-fraction-within 0.01"
-      " --budget-candidates 3 --seed 7 --refit 1 --initial-genome " +
+      " --budget-candidates 3 --seed 7 --refit 1 --judging-fraction 0.25"
+      " --initial-genome " +
       design.string());
   ASSERT_EQ(create.exit_code, 0) << create.output;
   auto experiment = ParseJson<v1::Experiment>(create.output);
+  EXPECT_EQ(experiment.spec().judging_fraction(), 0.25);
 
   CommandResult wait = RunCommand(cli + "experiment wait " + experiment.id() +
                                   " --poll-seconds 0.5 --timeout-seconds 600");
@@ -168,6 +170,18 @@ TEST(EndToEndTest, SearchTrainFrontDownload) {
   EXPECT_EQ(designed.hidden_layers(0).width(), 16);
   EXPECT_EQ(designed.training().adam_steps(), 300);
   EXPECT_EQ(designed.training().lbfgs_steps(), 50);
+  // Searched candidates are judged on rows they neither trained on nor
+  // chose weights on; every row is in exactly one of the three sets.
+  for (const v1::Candidate& c : trained.candidates()) {
+    if (c.evaluation_level() == v1::EVALUATION_LEVEL_REFIT) continue;
+    const v1::Metrics& m = c.metrics();
+    ASSERT_TRUE(m.has_judging()) << c.id();
+    EXPECT_GT(m.judging().row_count(), 40) << c.id();
+    EXPECT_EQ(m.training_row_count() + m.validation().row_count() +
+                  m.judging().row_count(),
+              400)
+        << c.id();
+  }
 
   CommandResult front_out =
       RunCommand(cli + "experiment front " + experiment.id());
@@ -187,6 +201,7 @@ TEST(EndToEndTest, SearchTrainFrontDownload) {
   EXPECT_EQ(refit.state(), v1::CANDIDATE_STATE_SUCCEEDED)
       << refit.failure_reason();
   EXPECT_EQ(refit.metrics().training_row_count(), 400);
+  EXPECT_FALSE(refit.metrics().has_judging());
   EXPECT_EQ(refit.metrics().validation().row_count(), 400);
   EXPECT_LT(refit.metrics().validation().max_abs_error(), 0.05);
   // The worker calibrated at start-up and its first LeaseWork carried the
