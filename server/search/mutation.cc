@@ -555,6 +555,10 @@ std::optional<Child> AddStage(const v1::Genome& genome,
     layer->set_activation(activation);
   }
   *stage->mutable_training() = last_training;
+  if (activation == v1::ACTIVATION_SINE &&
+      stage->training().siren_omega() == 0) {
+    stage->mutable_training()->set_siren_omega(kSearchSirenOmega);
+  }
   // A float32 parent's child is float64: later stages need its precision.
   FixPrecision(out, space);
   const Location where{StageCount(out) - 1, 0};
@@ -883,7 +887,7 @@ std::optional<Child> ChangePrecision(const v1::Genome& genome,
 }
 
 double SampleSirenOmega(std::mt19937_64& rng) {
-  if (Coin(rng)) return 0;
+  if (Coin(rng)) return kSearchSirenOmega;
   std::uniform_real_distribution<double> log_omega(std::log(2.0),
                                                    std::log(30.0));
   return RoundToThreeDigits(std::exp(log_omega(rng)));

@@ -138,8 +138,9 @@ std::optional<Child> ToggleLayerNorm(const v1::Genome& genome,
 // ADD_STAGE: appends a stage of min_depth layers of one width, drawn
 // log-uniformly from [min_width, max(min_width, min(max_width, 32))] (a
 // small network: it fits the residual of the stages before it), with one
-// activation drawn from the space, trained as the last stage is. Morphism {ADD_STAGE, new
-// stage index, 0}. nullopt at max_residual_stages.
+// activation drawn from the space, trained as the last stage is (a sine
+// stage with siren_omega 0 gets kSearchSirenOmega). Morphism {ADD_STAGE,
+// new stage index, 0}. nullopt at max_residual_stages.
 std::optional<Child> AddStage(const v1::Genome& genome,
                               const v1::SearchSpace& space,
                               std::mt19937_64& rng);
@@ -184,10 +185,15 @@ std::optional<Child> PerturbTrainingExtras(const v1::Genome& genome,
 // The rest of `training` is unchanged.
 void SampleTrainingExtras(v1::TrainingConfig& training, std::mt19937_64& rng);
 
-// SIREN's omega_0 for a later stage's sine layers (TrainingConfig.siren_omega):
-// 0 (the trainer's default, 10) with probability 1/2, else log-uniform in
-// [2, 30] to three digits. A low omega suits residuals of a smooth function
-// sampled by a few thousand rows (5 on hartmann3, BENCHMARKS.md).
+// The SIREN omega_0 the search gives a later stage's sine layers
+// (TrainingConfig.siren_omega) unless it searches the gene: 5, which
+// interpolated hartmann3's residuals 2.8x better than the trainer's default
+// of 10 (BENCHMARKS.md, "Lower sine frequencies").
+inline constexpr double kSearchSirenOmega = 5;
+
+// SIREN's omega_0 for a later stage's sine layers when the space searches
+// training extras: kSearchSirenOmega with probability 1/2, else
+// log-uniform in [2, 30] to three digits.
 double SampleSirenOmega(std::mt19937_64& rng);
 
 // Whether `stage` has a sine layer, on which siren_omega acts.

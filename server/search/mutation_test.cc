@@ -748,8 +748,8 @@ TEST(SirenOmegaTest, SearchedOnlyWhereItActs) {
   int defaults = 0;
   for (int i = 0; i < 400; ++i) {
     const double omega = SampleSirenOmega(rng);
-    EXPECT_TRUE(omega == 0 || (omega >= 2 && omega <= 30)) << omega;
-    defaults += omega == 0;
+    EXPECT_TRUE(omega >= 2 && omega <= 30) << omega;
+    defaults += omega == kSearchSirenOmega;
   }
   EXPECT_GT(defaults, 150);
   EXPECT_LT(defaults, 250);
@@ -786,6 +786,31 @@ TEST(SirenOmegaTest, SearchedOnlyWhereItActs) {
   }
   EXPECT_GT(varied, 20);
   EXPECT_GT(perturbed, 3);
+
+  // Without training extras, later sine stages start from the search's
+  // omega, and so does a sine stage that AddStage appends.
+  space.set_search_training_extras(false);
+  RandomSearch plain(space, 22);
+  int sine_stages = 0;
+  for (int n = 0; n < 100; ++n) {
+    const v1::Genome sampled = plain.Sample(n);
+    for (const v1::Stage& stage : sampled.residual_stages()) {
+      EXPECT_EQ(stage.training().siren_omega(),
+                HasSineLayer(stage) ? kSearchSirenOmega : 0);
+      sine_stages += HasSineLayer(stage);
+    }
+  }
+  EXPECT_GT(sine_stages, 10);
+  v1::SearchSpace sine_later = space;
+  sine_later.add_residual_stage_activations(v1::ACTIVATION_SINE);
+  v1::Genome one_stage = plain.Sample(0);
+  one_stage.clear_residual_stages();
+  std::mt19937_64 add_rng(6);
+  std::optional<Child> added = AddStage(one_stage, sine_later, add_rng);
+  ASSERT_TRUE(added.has_value());
+  ASSERT_EQ(added->genome.residual_stages_size(), 1);
+  EXPECT_EQ(added->genome.residual_stages(0).training().siren_omega(),
+            kSearchSirenOmega);
 }
 
 TEST(SampleTrainingExtrasTest, DrawsEachGeneWithinItsRange) {

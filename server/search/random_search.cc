@@ -73,8 +73,10 @@ v1::Genome RandomSearch::Sample(int64_t sequence) const {
     sample_layers(*stage->mutable_hidden_layers(), s + 1);
     sample_residuals(*stage->mutable_hidden_layers());
     *stage->mutable_training() = *training;
-    if (space_.search_training_extras() && HasSineLayer(*stage)) {
-      stage->mutable_training()->set_siren_omega(SampleSirenOmega(rng));
+    if (HasSineLayer(*stage)) {
+      stage->mutable_training()->set_siren_omega(space_.search_training_extras()
+                                                     ? SampleSirenOmega(rng)
+                                                     : kSearchSirenOmega);
     }
   }
   // Last, so that a space without convolutions samples as before they
