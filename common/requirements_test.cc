@@ -118,19 +118,31 @@ TEST(AssessTest, MinAccuracy) {
               ElementsAre("validation accuracy 72.0% < 90.0%"));
 }
 
+// Max abs error 1e-3 and half the points within 1e-4.
+v1::Requirements ErrorAndFractionWithin() {
+  v1::Requirements r;
+  r.set_max_abs_error(1e-3);
+  r.set_within_tolerance(1e-4);
+  r.set_min_fraction_within(0.5);
+  return r;
+}
+
+// Metrics that meet ErrorAndFractionWithin on the validation rows.
+v1::Metrics PreciseOnValidation() {
+  v1::Metrics m = MakeMetrics();
+  m.mutable_validation()->set_max_abs_error(1e-5);
+  m.mutable_validation()->set_fraction_within(1);
+  return m;
+}
+
 TEST(AssessTest, RefitsAreJudgedOnTheTestRowsOrSayTheyAreNot) {
   EXPECT_EQ(JudgedRowsOf(/*refit=*/false, /*has_test=*/true,
                          /*has_judging=*/false),
             JudgedRows::kValidation);
   EXPECT_EQ(JudgedRowsOf(true, true, false), JudgedRows::kTest);
   EXPECT_EQ(JudgedRowsOf(true, false, false), JudgedRows::kTraining);
-  v1::Requirements r;
-  r.set_max_abs_error(1e-3);
-  r.set_within_tolerance(1e-4);
-  r.set_min_fraction_within(0.5);
-  v1::Metrics m = MakeMetrics();
-  m.mutable_validation()->set_max_abs_error(1e-5);
-  m.mutable_validation()->set_fraction_within(1);
+  const v1::Requirements r = ErrorAndFractionWithin();
+  v1::Metrics m = PreciseOnValidation();
   m.mutable_test()->set_max_abs_error(4e-3);
   m.mutable_test()->set_fraction_within(0.25);
   EXPECT_TRUE(Assess(r, m).feasible);
@@ -150,13 +162,8 @@ TEST(AssessTest, ASearchCandidateWithJudgingRowsIsJudgedOnThem) {
   EXPECT_EQ(JudgedRowsOf(/*refit=*/false, /*has_test=*/true,
                          /*has_judging=*/true),
             JudgedRows::kJudging);
-  v1::Requirements r;
-  r.set_max_abs_error(1e-3);
-  r.set_within_tolerance(1e-4);
-  r.set_min_fraction_within(0.5);
-  v1::Metrics m = MakeMetrics();
-  m.mutable_validation()->set_max_abs_error(1e-5);
-  m.mutable_validation()->set_fraction_within(1);
+  const v1::Requirements r = ErrorAndFractionWithin();
+  v1::Metrics m = PreciseOnValidation();
   EXPECT_EQ(SearchRows(m), JudgedRows::kValidation);
   EXPECT_EQ(&SearchEvaluation(m), &m.validation());
   EXPECT_TRUE(Assess(r, m).feasible);
