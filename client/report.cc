@@ -174,7 +174,8 @@ struct RequirementDef {
 // The rows the search judges candidates on: "judging" when the experiment
 // holds them out, "validation" otherwise.
 std::string SearchRowsName(const v1::ExperimentSpec& spec) {
-  return spec.judging_fraction() > 0 ? "judging" : "validation";
+  return JudgedRowsName(spec.judging_fraction() > 0 ? JudgedRows::kJudging
+                                                    : JudgedRows::kValidation);
 }
 
 std::string Capitalised(std::string text) {
