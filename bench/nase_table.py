@@ -71,6 +71,9 @@ def main():
                         help="ExperimentSpec.judging_fraction: rows that "
                         "judge the search, neither trained on nor used to "
                         "choose weights (0: none)")
+    parser.add_argument("--lineage", action="store_true",
+                        help="also list every search candidate: its parent, "
+                        "morphism, judged and holdout max abs error")
     parser.add_argument("--refit-start", default="auto",
                         choices=["auto", "continue", "scratch"],
                         help="where refits start")
@@ -161,6 +164,42 @@ def main():
                   f"{'feasible' if cand.feasible else '; '.join(cand.violations)} |")
         print_verdicts(cluster, experiment, x, y,
                        task["requirements"]["max_abs_error"])
+        if args.lineage:
+            print_lineage(cluster, experiment, x, y)
+
+
+def print_lineage(cluster, experiment, x, y):
+    """Every search candidate in proposal order: where it came from (its
+    parent and morphism, or "scratch"), the max abs error the search judged
+    it by, and its holdout max abs error."""
+    from evonas.v1 import evonas_service_pb2 as service_pb2
+    types_pb2 = cluster.types
+    listed = cluster.client.stub.ListCandidates(
+        service_pb2.ListCandidatesRequest(experiment_id=experiment.id))
+    print("\n| candidate | from | architecture | judged max | holdout max "
+          "| parameters | training s |")
+    print("|---|---|---|---|---|---|---|")
+    for c in sorted(listed.candidates, key=lambda c: c.sequence):
+        if c.refit_of:
+            continue
+        origin = "scratch"
+        if c.parent_id:
+            kind = types_pb2.MorphismKind.Name(c.morphism.kind)[14:].lower()
+            origin = f"{kind} of {c.parent_id[-6:]}"
+        if c.state != types_pb2.CANDIDATE_STATE_SUCCEEDED or c.duplicate_of:
+            state = (f"duplicate of {c.duplicate_of[-6:]}" if c.duplicate_of
+                     else types_pb2.CandidateState.Name(c.state)[16:].lower())
+            print(f"| {c.id[-6:]} | {origin} | "
+                  f"{describe(c.genome, types_pb2)} | {state} | | | |")
+            continue
+        path = os.path.join(cluster.work, c.id + ".pt")
+        cluster.client.download_model(c.id, path)
+        holdout = np.abs(torch.jit.load(path)(x).detach().numpy() - y).max()
+        m = c.metrics
+        judged = (m.judging if m.HasField("judging") else m.validation)
+        print(f"| {c.id[-6:]} | {origin} | {describe(c.genome, types_pb2)} | "
+              f"{judged.max_abs_error:.2e} | {holdout:.2e} | "
+              f"{m.parameter_count:,} | {m.training_seconds:.0f} |")
 
 
 def print_verdicts(cluster, experiment, x, y, limit):
