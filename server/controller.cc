@@ -1699,7 +1699,7 @@ Controller::ProposeCandidate(const v1::Experiment& experiment) {
     const v1::MultiFidelitySettings& fidelity =
         experiment.spec().multi_fidelity();
     const std::vector<v1::Candidate>* finished = &state->finished;
-    std::vector<v1::Candidate> highest;
+    std::vector<v1::Candidate> view;
     if (fidelity.enabled()) {
       // Promotions come first (ASHA): they finish what the search started.
       const std::optional<size_t> promote = search::NextPromotion(
@@ -1711,9 +1711,8 @@ Controller::ProposeCandidate(const v1::Experiment& experiment) {
                           v1::EVALUATION_LEVEL_FULL,
                           /*continue_training=*/true);
       }
-      highest = search::HighestFinishedLevel(state->finished);
-      search::ProjectShortRunCosts(highest, fidelity);
-      finished = &highest;
+      view = search::MultiFidelitySearchView(state->finished, fidelity);
+      finished = &view;
     }
     // Every genome the experiment already holds, in any state, is taken:
     // the same architecture and training config is never trained twice.

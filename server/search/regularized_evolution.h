@@ -43,19 +43,21 @@ bool Fitter(const Fitness& a, const Fitness& b);
 
 // Regularized ("aging") evolution, Real et al. 2019, with a multi-objective
 // tournament. The population is the population_size most recent SUCCEEDED
-// candidates by sequence (failed and cancelled ones take no part). Each
+// candidates by sequence (failed and cancelled ones take no part; in a
+// multi-fidelity experiment a promoted genome is as old as its short run,
+// see MultiFidelitySearchView). Each
 // proposal draws tournament_size members without replacement, takes the
 // Fitter one as parent (dominators counted in the whole population) and
 // returns Mutate(parent) (with the parent's id and the morphism when
 // inheritance is on and the mutation is a morphism). Dominance is over
 // `objectives` (empty: the default three, see ExperimentObjectives), and
 // `fitness_weights` (ExperimentSpec.fitness_weights) break ties among
-// equally dominated feasible members before the error does. Because the least-dominated members win, parents
-// come from the population's Pareto front, and among front members the most
-// accurate wins. Until population_size candidates have succeeded it proposes
-// what RandomSearch with the same seed would. The rng of candidate n is
-// derived from (seed, n) alone, so a proposal depends only on the seed, the
-// sequence number and the finished candidates.
+// equally dominated feasible members before the error does. Because the
+// least-dominated members win, parents come from the population's Pareto front,
+// and among front members the most accurate wins. Until population_size
+// candidates have succeeded it proposes what RandomSearch with the same seed
+// would. The rng of candidate n is derived from (seed, n) alone, so a proposal
+// depends only on the seed, the sequence number and the finished candidates.
 class RegularizedEvolution : public Strategy {
  public:
   // `space` must be normalised (NormalizeSearchSpace) and `settings` too

@@ -1,6 +1,9 @@
 #include "server/search/successive_halving.h"
 
 #include <algorithm>
+#include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "server/search/nsga2.h"
@@ -88,15 +91,26 @@ std::vector<v1::Candidate> HighestFinishedLevel(
   return highest;
 }
 
-void ProjectShortRunCosts(std::vector<v1::Candidate>& candidates,
-                          const v1::MultiFidelitySettings& settings) {
+std::vector<v1::Candidate> MultiFidelitySearchView(
+    const std::vector<v1::Candidate>& finished,
+    const v1::MultiFidelitySettings& settings) {
+  std::unordered_map<std::string, int64_t> proposed_at;
+  for (const v1::Candidate& c : finished) {
+    if (c.evaluation_level() == v1::EVALUATION_LEVEL_SHORT) {
+      proposed_at[c.id()] = c.sequence();
+    }
+  }
   const double rows =
       settings.short_row_fraction() > 0 ? settings.short_row_fraction() : 1;
-  for (v1::Candidate& c : candidates) {
-    if (c.evaluation_level() != v1::EVALUATION_LEVEL_SHORT ||
-        c.state() != v1::CANDIDATE_STATE_SUCCEEDED) {
+  std::vector<v1::Candidate> view = HighestFinishedLevel(finished);
+  for (v1::Candidate& c : view) {
+    if (c.state() != v1::CANDIDATE_STATE_SUCCEEDED) continue;
+    if (!c.promoted_from().empty()) {
+      const auto origin = proposed_at.find(c.promoted_from());
+      if (origin != proposed_at.end()) c.set_sequence(origin->second);
       continue;
     }
+    if (c.evaluation_level() != v1::EVALUATION_LEVEL_SHORT) continue;
     const bool full_batch = c.genome().training().batch_size() == 0;
     const double fraction =
         settings.short_step_fraction() * (full_batch ? rows : 1);
@@ -105,6 +119,7 @@ void ProjectShortRunCosts(std::vector<v1::Candidate>& candidates,
     m.set_training_cpu_seconds(m.training_cpu_seconds() / fraction);
     m.set_training_energy_joules(m.training_energy_joules() / fraction);
   }
+  return view;
 }
 
 }  // namespace evonas::search

@@ -41,14 +41,24 @@ std::optional<size_t> NextPromotion(
 std::vector<v1::Candidate> HighestFinishedLevel(
     const std::vector<v1::Candidate>& finished);
 
-// What the search of a multi-fidelity experiment ranks: the succeeded
-// level-1 candidates of `candidates` get the training cost their full run
-// would have (training seconds, CPU seconds and energy divided by
-// short_step_fraction, and for a full-batch genome also by
-// short_row_fraction), so that a genome is not preferred for having been
-// trained less; errors stay as measured. The front shows the real costs.
-void ProjectShortRunCosts(std::vector<v1::Candidate>& candidates,
-                          const v1::MultiFidelitySettings& settings);
+// What the search of a multi-fidelity experiment ranks: each genome at its
+// highest finished level (HighestFinishedLevel), where
+// - a SUCCEEDED promotion takes the sequence of the level-1 run it
+//   continues, because the search proposed the genome then: regularized
+//   evolution's population is the most recent genomes, and a promotion
+//   that entered it as the newest member kept an old genome in it for
+//   another population_size proposals (BENCHMARKS.md, "Multi-fidelity
+//   evaluation"); it has its short run's genome, so a strategy that
+//   caches per sequence (Lemonade's genome keys) stays right;
+// - the succeeded level-1 candidates get the training cost their full run
+//   would have (training seconds, CPU seconds and energy divided by
+//   short_step_fraction, and for a full-batch genome also by
+//   short_row_fraction), so that a genome is not preferred for having been
+//   trained less; errors stay as measured. The front shows the real costs
+//   and sequences.
+std::vector<v1::Candidate> MultiFidelitySearchView(
+    const std::vector<v1::Candidate>& finished,
+    const v1::MultiFidelitySettings& settings);
 
 }  // namespace evonas::search
 

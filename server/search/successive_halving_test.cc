@@ -198,7 +198,26 @@ TEST(HighestFinishedLevelTest, LeavesSingleLevelExperimentsAlone) {
   EXPECT_EQ(HighestFinishedLevel({plain, child}).size(), 2u);
 }
 
-TEST(ProjectShortRunCostsTest, ScalesTheCostsOfSucceededShortRunsOnly) {
+TEST(MultiFidelitySearchViewTest, APromotionIsAsOldAsItsShortRun) {
+  const v1::Candidate a = Short(0, 1e-2, 10);
+  const v1::Candidate b = Short(1, 2e-2, 10);
+  const v1::Candidate a_full = Promotion(5, a, v1::CANDIDATE_STATE_SUCCEEDED);
+  const v1::Candidate b_failed = Promotion(6, b, v1::CANDIDATE_STATE_FAILED);
+  const std::vector<v1::Candidate> view =
+      MultiFidelitySearchView({a, b, a_full, b_failed}, {});
+  ASSERT_EQ(view.size(), 3u);
+  EXPECT_EQ(view[0].id(), "c1");
+  EXPECT_EQ(view[0].sequence(), 1);
+  // a's genome was proposed as candidate 0: its full run is that old.
+  EXPECT_EQ(view[1].id(), "c5");
+  EXPECT_EQ(view[1].sequence(), 0);
+  EXPECT_EQ(view[1].evaluation_level(), v1::EVALUATION_LEVEL_FULL);
+  // A failed promotion hides nothing and keeps its own sequence.
+  EXPECT_EQ(view[2].id(), "c6");
+  EXPECT_EQ(view[2].sequence(), 6);
+}
+
+TEST(MultiFidelitySearchViewTest, ScalesTheCostsOfSucceededShortRunsOnly) {
   v1::Candidate short_run = Short(0, 1e-2, 10);
   short_run.mutable_metrics()->set_training_seconds(3);
   short_run.mutable_metrics()->set_training_cpu_seconds(2);
@@ -209,28 +228,29 @@ TEST(ProjectShortRunCostsTest, ScalesTheCostsOfSucceededShortRunsOnly) {
   v1::Candidate failed = Short(2, 1e-2, 10);
   failed.set_state(v1::CANDIDATE_STATE_FAILED);
   failed.mutable_metrics()->set_training_seconds(3);
-  v1::Candidate mini_batch = short_run;
+  v1::Candidate mini_batch = Short(3, 1e-2, 10);
+  mini_batch.mutable_metrics()->set_training_seconds(3);
   mini_batch.mutable_genome()->mutable_training()->set_batch_size(256);
-  std::vector<v1::Candidate> candidates = {short_run, full, failed, mini_batch};
   v1::MultiFidelitySettings settings;
   settings.set_short_step_fraction(0.25);
-  ProjectShortRunCosts(candidates, settings);
-  EXPECT_EQ(candidates[0].metrics().training_seconds(), 12);
-  EXPECT_EQ(candidates[0].metrics().training_cpu_seconds(), 8);
-  EXPECT_EQ(candidates[0].metrics().training_energy_joules(), 160);
-  EXPECT_EQ(candidates[0].metrics().validation().max_abs_error(), 1e-2);
-  EXPECT_EQ(candidates[1].metrics().training_seconds(), 3);
-  EXPECT_EQ(candidates[2].metrics().training_seconds(), 3);
-  EXPECT_EQ(candidates[3].metrics().training_seconds(), 12);
+  std::vector<v1::Candidate> view =
+      MultiFidelitySearchView({short_run, full, failed, mini_batch}, settings);
+  ASSERT_EQ(view.size(), 4u);
+  EXPECT_EQ(view[0].metrics().training_seconds(), 12);
+  EXPECT_EQ(view[0].metrics().training_cpu_seconds(), 8);
+  EXPECT_EQ(view[0].metrics().training_energy_joules(), 160);
+  EXPECT_EQ(view[0].metrics().validation().max_abs_error(), 1e-2);
+  EXPECT_EQ(view[1].metrics().training_seconds(), 3);
+  EXPECT_EQ(view[2].metrics().training_seconds(), 3);
+  EXPECT_EQ(view[3].metrics().training_seconds(), 12);
 
-  // On half the rows a full-batch step costs half: the projection divides
-  // by both fractions. A mini-batch step costs the same on fewer rows.
-  candidates = {short_run, mini_batch};
+  // On half the rows a full-batch step costs half: the view divides by
+  // both fractions. A mini-batch step costs the same on fewer rows.
   settings.set_short_row_fraction(0.5);
-  ProjectShortRunCosts(candidates, settings);
-  EXPECT_EQ(candidates[0].metrics().training_seconds(), 24);
-  EXPECT_EQ(candidates[0].metrics().training_energy_joules(), 320);
-  EXPECT_EQ(candidates[1].metrics().training_seconds(), 12);
+  view = MultiFidelitySearchView({short_run, mini_batch}, settings);
+  EXPECT_EQ(view[0].metrics().training_seconds(), 24);
+  EXPECT_EQ(view[0].metrics().training_energy_joules(), 320);
+  EXPECT_EQ(view[1].metrics().training_seconds(), 12);
 }
 
 }  // namespace
