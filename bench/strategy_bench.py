@@ -25,11 +25,20 @@ error, log10 parameter count), both minimised, each divided by its range
 lies in the unit square, reference point (1, 1): error 1 and
 `max_parameters` parameters. A point outside the reference adds nothing.
 The run's configs are run one after another, never at the same time.
+
+--phases adds, per config, where the training time went: for each phase
+of the trained stages (Adam, L-BFGS, max-error), of children that inherit
+and of candidates trained from scratch, the seconds, the share of phases
+that found nothing better on the validation rows than the weights they
+started from, and the share of the phase's seconds that ran after its last
+improvement (the workers' stage_trained log lines). That share is what an
+early stop could save at most.
 """
 
 import argparse
 import math
 import os
+import re
 import statistics
 
 from local_cluster import (INHERITANCE_HEADER, STRATEGIES, LocalCluster,
@@ -110,6 +119,57 @@ def run(cluster, task_dir, train, holdout, config, seed, args):
             "inherited": sum(1 for c in done
                              if c.parent_id and not c.promoted_from),
             "promoted": sum(1 for c in done if c.promoted_from)}
+
+
+def stage_lines(cluster):
+    """The fields of every stage_trained line the cluster's workers logged."""
+    lines = []
+    for i in range(cluster.workers):
+        with open(os.path.join(cluster.work, f"worker-{i}.log")) as f:
+            for line in f:
+                if " event=stage_trained " in line:
+                    lines.append({k: v.strip('"') for k, v in re.findall(
+                        r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)', line)})
+    return lines
+
+
+PHASES = (("Adam", "adam_steps", "adam_best_step", "adam_seconds"),
+          ("L-BFGS", "lbfgs_iterations", "lbfgs_best_iteration",
+           "lbfgs_seconds"),
+          ("max-error", "max_error_iterations", "max_error_best_iteration",
+           "max_error_seconds"))
+
+
+def print_phases(results, stages):
+    """Where each config's training time went (see --phases)."""
+    print("Training phases of the trained stages: how many found nothing "
+          "better than their start, and the seconds after their last "
+          "improvement.\n")
+    print("| config | candidates | phase | phases run | seconds (share of "
+          "all) | found nothing | seconds after the last improvement |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        ids = {c.id for c in r["candidates"]}
+        mine = [s for s in stages if s["candidate"] in ids]
+        total = sum(float(s[seconds]) for s in mine
+                    for _, _, _, seconds in PHASES)
+        for who in ("yes", "no"):
+            for name, steps, best, seconds in PHASES:
+                ran = [s for s in mine
+                       if s["inherited"] == who and int(s[steps]) > 0]
+                if not ran:
+                    continue
+                spent = sum(float(s[seconds]) for s in ran)
+                after = sum(float(s[seconds]) *
+                            max(0, int(s[steps]) - int(s[best])) /
+                            int(s[steps]) for s in ran)
+                nothing = sum(1 for s in ran if int(s[best]) == 0)
+                print(f"| {r['config']} | "
+                      f"{'inheriting' if who == 'yes' else 'from scratch'} | "
+                      f"{name} | {len(ran)} | {spent:.0f} "
+                      f"({spent / total:.0%}) | {nothing / len(ran):.0%} | "
+                      f"{after:.0f} ({after / spent:.0%}) |")
+    print()
 
 
 def parse_config(config):
@@ -212,6 +272,9 @@ def main():
                         "error, parameter_count, ...); repeat for several. "
                         "Default: the controller's (max abs error, "
                         "parameters, training seconds)")
+    parser.add_argument("--phases", action="store_true",
+                        help="also print where each config's training time "
+                        "went, phase by phase")
     parser.add_argument("--short-row-fraction", type=float, default=0.25,
                         help="training rows of a short run in +rows "
                         "configs (multi-fidelity on a row subset)")
@@ -256,6 +319,7 @@ def main():
                 train, holdout = cluster.upload_task(task_dir)
                 results = [run(cluster, task_dir, train, holdout, config,
                                seed, args) for config in configs]
+                stages = stage_lines(cluster) if args.phases else []
             random_final = next((r["curve"][-1][1] for r in results
                                  if r["config"] == "random" and r["curve"]),
                                 None)
@@ -275,6 +339,8 @@ def main():
                         r["candidates"], r["front"], types,
                         lambda m: m.validation.max_abs_error, r["config"])
                 print()
+            if args.phases:
+                print_phases(results, stages)
         if len(args.seed) > 1:
             print(f"### {load_task(task_dir)['name']}, all seeds\n")
             print_summary(by_config, args)

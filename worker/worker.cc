@@ -7,6 +7,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/genome.h"
@@ -57,6 +58,30 @@ void LogOutcome(const v1::Lease& lease, const v1::WorkResult& result,
                   {"training_seconds", metrics.training_seconds()},
                   {"stopped_at_time_limit",
                    metrics.stopped_at_time_limit() ? "yes" : "no"}});
+}
+
+// One line per trained stage: how long each phase ran and when it last
+// improved the selection rows' max abs error (bench/strategy_bench.py
+// --phases reads these).
+void LogStages(const v1::Lease& lease,
+               const std::vector<model::StageReport>& stages) {
+  for (size_t k = 0; k < stages.size(); ++k) {
+    const model::StageReport& r = stages[k];
+    if (r.frozen) continue;
+    log::Info("stage_trained",
+              {{"candidate", lease.candidate_id()},
+               {"stage", k},
+               {"inherited", lease.has_inheritance() ? "yes" : "no"},
+               {"adam_steps", r.adam_steps},
+               {"adam_best_step", r.adam_best_step},
+               {"adam_seconds", r.adam_seconds},
+               {"lbfgs_iterations", r.lbfgs_iterations},
+               {"lbfgs_best_iteration", r.lbfgs_best_iteration},
+               {"lbfgs_seconds", r.lbfgs_seconds},
+               {"max_error_iterations", r.max_error_iterations},
+               {"max_error_best_iteration", r.max_error_best_iteration},
+               {"max_error_seconds", r.max_error_seconds}});
+  }
 }
 
 // One line for the controller's answer to a report. The event names
@@ -478,6 +503,7 @@ absl::StatusOr<model::TrainOutput> Worker::TrainLease(
   EVONAS_ASSIGN_OR_RETURN(model::TrainOutput output,
                           model::Train(std::move(job)));
   energy.Finish(output.metrics);  // after Train set training_cpu_seconds
+  LogStages(lease, output.stages);
   if (memory_measured) {
     output.metrics.set_peak_memory_bytes(PeakMemoryBytes().value_or(0));
   }

@@ -390,6 +390,12 @@ TEST_F(InheritingLeaseTest, ContinueTrainsFromTheParentsWeights) {
                              HasSubstr(" morphism=MORPHISM_KIND_CONTINUE "))));
   EXPECT_THAT(lines, Contains(AllOf(HasSubstr(" event=trained "),
                                     HasSubstr(" candidate=child "))));
+  // And one line per trained stage, with when each phase last improved.
+  EXPECT_THAT(lines, Contains(AllOf(HasSubstr(" event=stage_trained "),
+                                    HasSubstr(" candidate=child stage=0 "),
+                                    HasSubstr(" inherited=yes "),
+                                    HasSubstr(" adam_best_step="),
+                                    HasSubstr(" lbfgs_seconds="))));
   EXPECT_THAT(lines, Not(Contains(HasSubstr("evonas-worker:"))));
 }
 

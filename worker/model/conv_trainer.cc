@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <exception>
 #include <limits>
@@ -703,6 +704,7 @@ absl::StatusOr<MlpParameters> TrainConvStage(
   int last_improvement = 0;
   int last_selection = 0;
   TimeLimit::Steps timed(limit);
+  const auto adam_start = std::chrono::steady_clock::now();
   for (int step = 0; step < steps.adam; ++step) {
     if (step % kCancelPollSteps == 0 && Cancelled(job)) {
       return absl::CancelledError(
@@ -711,7 +713,7 @@ absl::StatusOr<MlpParameters> TrainConvStage(
     if (!timed.Fits()) {
       report.time_limited = true;
       // The steps since the last evaluation count too.
-      if (step > last_selection) select_now();
+      if (step > last_selection && select_now()) report.adam_best_step = step;
       break;
     }
     torch::Tensor xb = x, yb = y;
@@ -750,12 +752,18 @@ absl::StatusOr<MlpParameters> TrainConvStage(
     timed.Done();
     if ((step + 1) % kSelectEverySteps == 0 || step + 1 == steps.adam) {
       last_selection = step + 1;
-      if (select_now()) last_improvement = step + 1;
+      if (select_now()) {
+        last_improvement = step + 1;
+        report.adam_best_step = step + 1;
+      }
       if (steps.patience > 0 && step + 1 - last_improvement >= steps.patience) {
         break;
       }
     }
   }
+  report.adam_seconds = std::chrono::duration<double>(
+                            std::chrono::steady_clock::now() - adam_start)
+                            .count();
   if (!have_best) net->CopyTo(best);
   report.after_adam = classification ? selection.error_rate() : best_error;
   return best;

@@ -251,6 +251,10 @@ TEST(ConvTrainerTest, LearnsTheBarsOrientation) {
   ASSERT_EQ(out.stages.size(), 1u);
   EXPECT_GT(out.stages[0].adam_steps, 0);
   EXPECT_LE(out.stages[0].adam_steps, 200);
+  // Trained from scratch, its weights improved at some selection.
+  EXPECT_GT(out.stages[0].adam_best_step, 0);
+  EXPECT_LE(out.stages[0].adam_best_step, out.stages[0].adam_steps);
+  EXPECT_GT(out.stages[0].adam_seconds, 0);
 }
 
 TEST(ConvTrainerTest, ExportedModelComputesTheDefinition) {

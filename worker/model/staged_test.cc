@@ -189,6 +189,34 @@ TEST(StagedTrainTest, InheritedChildKeepsFrozenStagesAndScalesSteps) {
             parent.metrics.validation().max_abs_error());
 }
 
+TEST(StagedTrainTest, ReportsWhenEachPhaseLastImproved) {
+  // From random weights every phase finds better weights, after its first
+  // step and no later than its last.
+  const StageReport& fresh = Parent().stages.at(0);
+  EXPECT_GT(fresh.adam_best_step, 0);
+  EXPECT_LE(fresh.adam_best_step, fresh.adam_steps);
+  EXPECT_GT(fresh.lbfgs_best_iteration, 0);
+  EXPECT_LE(fresh.lbfgs_best_iteration, fresh.lbfgs_iterations);
+  EXPECT_EQ(fresh.max_error_best_iteration, 0);  // no max-error phase
+  EXPECT_GT(fresh.adam_seconds, 0);
+  EXPECT_GT(fresh.lbfgs_seconds, 0);
+  EXPECT_LE(fresh.adam_seconds + fresh.lbfgs_seconds + fresh.max_error_seconds,
+            fresh.seconds);
+
+  // The trained network again, with 50 Adam steps at a rate that throws it
+  // far from its optimum: no step beats the weights it started from.
+  v1::Genome genome = OneStage();
+  SetTraining(genome.mutable_training(), 1.0, 50, 0);
+  TrainJob job = Smooth1dJob(genome);
+  job.initial = Parent().parameters;
+  absl::StatusOr<TrainOutput> out = Train(job);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->stages.at(0).adam_steps, 50);
+  EXPECT_EQ(out->stages.at(0).adam_best_step, 0);
+  EXPECT_EQ(out->metrics.validation().max_abs_error(),
+            Parent().metrics.validation().max_abs_error());
+}
+
 TEST(StagedTrainTest, SecondStageImprovesMaxErrorTenfold) {
   v1::Genome genome = OneStage();
   AddSineStage(genome, 1000, 300);

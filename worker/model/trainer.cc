@@ -895,16 +895,22 @@ class Training {
     // The starting weights compete too: an inherited network is never made
     // worse on the validation rows.
     Select();
+    auto phase_start = Clock::now();
     EVONAS_RETURN_IF_ERROR(RunAdam(gen));
     report_.after_adam = best_error_;
+    report_.adam_seconds = Seconds(Clock::now() - phase_start);
+    phase_start = Clock::now();
     if (!limit_.reached()) {
-      EVONAS_RETURN_IF_ERROR(RunLbfgs(steps_.lbfgs, 2, 1.0, nullptr,
-                                      "lbfgs iteration",
-                                      report_.lbfgs_iterations));
+      EVONAS_RETURN_IF_ERROR(
+          RunLbfgs(steps_.lbfgs, 2, 1.0, nullptr, "lbfgs iteration",
+                   report_.lbfgs_iterations, report_.lbfgs_best_iteration));
     }
     report_.after_lbfgs = best_error_;
+    report_.lbfgs_seconds = Seconds(Clock::now() - phase_start);
+    phase_start = Clock::now();
     if (!limit_.reached()) EVONAS_RETURN_IF_ERROR(RunMaxError());
     report_.after_max_error = best_error_;
+    report_.max_error_seconds = Seconds(Clock::now() - phase_start);
     report_.time_limited = limit_.reached();
     Restore();
     return absl::OkStatus();
@@ -934,7 +940,7 @@ class Training {
       }
       if (!timed.Fits()) {
         // The steps since the last selection count too.
-        if (step > last_selection) Select();
+        if (step > last_selection && Select()) report_.adam_best_step = step;
         break;
       }
       const Scalar* xb = x_.data();
@@ -972,7 +978,10 @@ class Training {
       timed.Done();
       if ((step + 1) % kSelectEverySteps == 0 || step + 1 == steps) {
         last_selection = step + 1;
-        if (Select()) last_improvement = step + 1;
+        if (Select()) {
+          last_improvement = step + 1;
+          report_.adam_best_step = step + 1;
+        }
         // Early stopping on the validation maximum, not the training loss.
         if (steps_.patience > 0 &&
             step + 1 - last_improvement >= steps_.patience) {
@@ -1021,11 +1030,14 @@ class Training {
       }
       const int iterations = steps_.max_error * (round + 1) / rounds -
                              steps_.max_error * round / rounds;
-      int done = 0;
+      int done = 0, best = 0;
       EVONAS_RETURN_IF_ERROR(
           RunLbfgs(iterations, steps_.power, largest,
                    row_weights.empty() ? nullptr : row_weights.data(),
-                   "max-error iteration", done));
+                   "max-error iteration", done, best));
+      if (best > 0) {
+        report_.max_error_best_iteration = report_.max_error_iterations + best;
+      }
       report_.max_error_iterations += done;
     }
     return absl::OkStatus();
@@ -1037,9 +1049,11 @@ class Training {
   // polled and the validation error evaluated; a chunk without progress
   // restarts L-BFGS with an empty history, up to kLbfgsRestarts times. An
   // evaluation of the loss that the time limit refuses ends the phase.
+  // `best_iteration`: the iteration after which the best weights were found,
+  // if any were.
   absl::Status RunLbfgs(int iterations, int power, double scale,
                         const double* row_weights, const char* phase,
-                        int& done_iterations) {
+                        int& done_iterations, int& best_iteration) {
     if (iterations == 0) return absl::OkStatus();
     Restore();
     torch::optim::LBFGSOptions opts(1.0);
@@ -1087,14 +1101,14 @@ class Training {
       } catch (const OutOfTime&) {
         // Mid-step weights, perhaps mid line search: they compete, and
         // Restore() brings back the best.
-        Select();
+        if (Select()) best_iteration = done + 1;
         break;
       }
       done += chunk;
       done_iterations = done;
       const double loss = Loss(power, scale, row_weights);
       if (!std::isfinite(loss)) return Diverged(loss, phase, done);
-      Select();
+      if (Select()) best_iteration = done;
       if (loss == previous) {  // no progress: restart, or give up
         if (restarts++ == kLbfgsRestarts) break;
         lbfgs = std::make_unique<torch::optim::LBFGS>(

@@ -116,6 +116,20 @@ struct StageReport {
   double after_adam = 0;
   double after_lbfgs = 0;
   double after_max_error = 0;
+  // The step (Adam) or iteration (L-BFGS, max-error; counted over all
+  // rounds) of the phase after which the weights that were best when it
+  // ended were found; 0 when the phase found nothing better than the
+  // weights it started from (one past lbfgs_iterations or
+  // max_error_iterations when the time limit cut an iteration short and its
+  // weights were best). What ran after it bought nothing on the selection
+  // rows.
+  int adam_best_step = 0;
+  int lbfgs_best_iteration = 0;
+  int max_error_best_iteration = 0;
+  // Wall-clock seconds of each phase.
+  double adam_seconds = 0;
+  double lbfgs_seconds = 0;
+  double max_error_seconds = 0;
 };
 
 struct TrainOutput {
