@@ -157,9 +157,9 @@ def print_phases(results, stages):
             for name, steps, best, seconds in PHASES:
                 ran = [s for s in mine
                        if s["inherited"] == who and int(s[steps]) > 0]
-                if not ran:
-                    continue
                 spent = sum(float(s[seconds]) for s in ran)
+                if not spent:
+                    continue
                 after = sum(float(s[seconds]) *
                             max(0, int(s[steps]) - int(s[best])) /
                             int(s[steps]) for s in ran)
