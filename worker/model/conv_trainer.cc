@@ -701,7 +701,6 @@ absl::StatusOr<MlpParameters> TrainConvStage(
   }
   torch::Tensor perm;
   int64_t pos = n;  // forces a shuffle before the first mini-batch
-  int last_improvement = 0;
   int last_selection = 0;
   TimeLimit::Steps timed(limit);
   const auto adam_start = std::chrono::steady_clock::now();
@@ -752,11 +751,9 @@ absl::StatusOr<MlpParameters> TrainConvStage(
     timed.Done();
     if ((step + 1) % kSelectEverySteps == 0 || step + 1 == steps.adam) {
       last_selection = step + 1;
-      if (select_now()) {
-        last_improvement = step + 1;
-        report.adam_best_step = step + 1;
-      }
-      if (steps.patience > 0 && step + 1 - last_improvement >= steps.patience) {
+      if (select_now()) report.adam_best_step = step + 1;
+      if (steps.patience > 0 &&
+          step + 1 - report.adam_best_step >= steps.patience) {
         break;
       }
     }

@@ -930,7 +930,6 @@ class Training {
     std::vector<Scalar> batch_x(batch * inputs), batch_y(batch * outputs);
     torch::Tensor perm;
     int64_t pos = n;  // forces a shuffle before the first mini-batch
-    int last_improvement = 0;
     int last_selection = 0;
     TimeLimit::Steps timed(limit_);
     for (int step = 0; step < steps; ++step) {
@@ -978,13 +977,10 @@ class Training {
       timed.Done();
       if ((step + 1) % kSelectEverySteps == 0 || step + 1 == steps) {
         last_selection = step + 1;
-        if (Select()) {
-          last_improvement = step + 1;
-          report_.adam_best_step = step + 1;
-        }
+        if (Select()) report_.adam_best_step = step + 1;
         // Early stopping on the validation maximum, not the training loss.
         if (steps_.patience > 0 &&
-            step + 1 - last_improvement >= steps_.patience) {
+            step + 1 - report_.adam_best_step >= steps_.patience) {
           break;
         }
       }
