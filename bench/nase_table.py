@@ -162,63 +162,71 @@ def main():
                   f"{100 * np.mean(err <= 1e-6):.1f}% | {m.parameter_count:,} "
                   f"| {m.model_bytes / 1e6:.3f} | {m.training_seconds:.0f} | "
                   f"{'feasible' if cand.feasible else '; '.join(cand.violations)} |")
-        print_verdicts(cluster, experiment, x, y,
+        candidates, holdout = search_holdout_errors(cluster, experiment, x, y)
+        print_verdicts(candidates, holdout, types_pb2,
                        task["requirements"]["max_abs_error"])
         if args.lineage:
-            print_lineage(cluster, experiment, x, y)
+            print_lineage(candidates, holdout, types_pb2)
 
 
-def print_lineage(cluster, experiment, x, y):
+def search_holdout_errors(cluster, experiment, x, y):
+    """The experiment's candidates, and the holdout max abs error of each
+    trained search candidate (succeeded, neither a duplicate nor a refit) by
+    id."""
+    from evonas.v1 import evonas_service_pb2 as service_pb2
+    types_pb2 = cluster.types
+    candidates = cluster.client.stub.ListCandidates(
+        service_pb2.ListCandidatesRequest(experiment_id=experiment.id)
+    ).candidates
+    holdout = {}
+    for c in candidates:
+        if (c.state != types_pb2.CANDIDATE_STATE_SUCCEEDED or c.duplicate_of
+                or c.refit_of):
+            continue
+        path = os.path.join(cluster.work, c.id + ".pt")
+        cluster.client.download_model(c.id, path)
+        holdout[c.id] = np.abs(
+            torch.jit.load(path)(x).detach().numpy() - y).max()
+    return candidates, holdout
+
+
+def print_lineage(candidates, holdout, types_pb2):
     """Every search candidate in proposal order: where it came from (its
     parent and morphism, or "scratch"), the max abs error the search judged
     it by, and its holdout max abs error."""
-    from evonas.v1 import evonas_service_pb2 as service_pb2
-    types_pb2 = cluster.types
-    listed = cluster.client.stub.ListCandidates(
-        service_pb2.ListCandidatesRequest(experiment_id=experiment.id))
     print("\n| candidate | from | architecture | judged max | holdout max "
           "| parameters | training s |")
     print("|---|---|---|---|---|---|---|")
-    for c in sorted(listed.candidates, key=lambda c: c.sequence):
+    for c in sorted(candidates, key=lambda c: c.sequence):
         if c.refit_of:
             continue
         origin = "scratch"
         if c.parent_id:
             kind = types_pb2.MorphismKind.Name(c.morphism.kind)[14:].lower()
             origin = f"{kind} of {c.parent_id[-6:]}"
-        if c.state != types_pb2.CANDIDATE_STATE_SUCCEEDED or c.duplicate_of:
+        if c.id not in holdout:
             state = (f"duplicate of {c.duplicate_of[-6:]}" if c.duplicate_of
                      else types_pb2.CandidateState.Name(c.state)[16:].lower())
             print(f"| {c.id[-6:]} | {origin} | "
                   f"{describe(c.genome, types_pb2)} | {state} | | | |")
             continue
-        path = os.path.join(cluster.work, c.id + ".pt")
-        cluster.client.download_model(c.id, path)
-        holdout = np.abs(torch.jit.load(path)(x).detach().numpy() - y).max()
         m = c.metrics
         judged = (m.judging if m.HasField("judging") else m.validation)
         print(f"| {c.id[-6:]} | {origin} | {describe(c.genome, types_pb2)} | "
-              f"{judged.max_abs_error:.2e} | {holdout:.2e} | "
+              f"{judged.max_abs_error:.2e} | {holdout[c.id]:.2e} | "
               f"{m.parameter_count:,} | {m.training_seconds:.0f} |")
 
 
-def print_verdicts(cluster, experiment, x, y, limit):
+def print_verdicts(candidates, holdout, types_pb2, limit):
     """How the rows the search judged by predicted the holdout file."""
-    from evonas.v1 import evonas_service_pb2 as service_pb2
-    types_pb2 = cluster.types
-    listed = cluster.client.stub.ListCandidates(
-        service_pb2.ListCandidatesRequest(experiment_id=experiment.id))
     rows = []  # (validation, judging or None, holdout) max abs errors
-    for c in listed.candidates:
-        if (c.state != types_pb2.CANDIDATE_STATE_SUCCEEDED or c.duplicate_of
-                or c.refit_of):
+    for c in candidates:
+        if c.id not in holdout:
             continue
-        path = os.path.join(cluster.work, c.id + ".pt")
-        cluster.client.download_model(c.id, path)
-        holdout = np.abs(torch.jit.load(path)(x).detach().numpy() - y).max()
         judging = (c.metrics.judging.max_abs_error
                    if c.metrics.HasField("judging") else None)
-        rows.append((c.metrics.validation.max_abs_error, judging, holdout))
+        rows.append((c.metrics.validation.max_abs_error, judging,
+                     holdout[c.id]))
     if not rows:
         return
     print(f"\nOver the {len(rows)} trained search candidates: holdout max "
