@@ -349,6 +349,60 @@ TEST(ConvTrainerTest, FoldedBatchNormMatchesTheEvalModeModules) {
   EXPECT_LT(MaxRelativeDifference(file->data, reference), 1e-4);
 }
 
+// AdamW decays the kernels and weight matrices only. With every hidden
+// neuron of the dense layer dead (ReLU of a bias of -1000), no gradient
+// reaches any parameter but the output bias, so Adam moves nothing else and
+// what changes is decay alone: each kernel and weight matrix is scaled by the
+// schedule's product of (1 - lr * weight_decay), and the biases and the batch
+// normalisation's scales and shifts keep their values to the bit.
+TEST(ConvTrainerTest, WeightDecayShrinksKernelsAndWeightsOnly) {
+  TrainJob shaped = BarsJob(BarsGenome());
+  shaped.class_count = 0;  // regression on the label: one output
+  shaped.genome.mutable_training()->set_adam_steps(20);
+  absl::StatusOr<TrainOutput> start = Train(shaped);
+  ASSERT_TRUE(start.ok()) << start.status();
+  NetworkParameters initial = start->parameters;
+  MlpParameters& before = initial.stages.at(0);
+  ASSERT_EQ(before.layers.size(), 2u);
+  std::fill(before.layers[0].bias.begin(), before.layers[0].bias.end(), -1e3);
+  before.layers[1].bias = {5.0};  // far off: the trained weights win
+
+  TrainJob job = shaped;
+  job.initial = initial;
+  v1::TrainingConfig* t = job.genome.mutable_training();
+  t->set_adam_steps(60);
+  t->set_weight_decay(0.1);
+  absl::StatusOr<TrainOutput> out = Train(job);
+  ASSERT_TRUE(out.ok()) << out.status();
+  const MlpParameters& after = out->parameters.stages.at(0);
+
+  const double shrink =
+      after.conv_layers[0].weight[0] / before.conv_layers[0].weight[0];
+  EXPECT_LT(shrink, 0.99);
+  EXPECT_GT(shrink, 0.5);
+  auto expect_shrunk = [&](const std::vector<double>& a,
+                           const std::vector<double>& b, const char* what) {
+    ASSERT_EQ(a.size(), b.size()) << what;
+    for (size_t i = 0; i < a.size(); ++i) {
+      // float32 rounding of each step's product
+      EXPECT_NEAR(a[i], b[i] * shrink, 1e-5 * std::abs(b[i]) + 1e-30)
+          << what << " " << i;
+    }
+  };
+  for (size_t l = 0; l < before.conv_layers.size(); ++l) {
+    const ConvParameters& b = before.conv_layers[l];
+    const ConvParameters& a = after.conv_layers[l];
+    expect_shrunk(a.weight, b.weight, "conv weight");
+    EXPECT_EQ(a.bias, b.bias) << l;
+    EXPECT_EQ(a.bn_scale, b.bn_scale) << l;
+    EXPECT_EQ(a.bn_shift, b.bn_shift) << l;
+  }
+  expect_shrunk(after.layers[0].weight, before.layers[0].weight, "dense");
+  expect_shrunk(after.layers[1].weight, before.layers[1].weight, "output");
+  EXPECT_EQ(after.layers[0].bias, before.layers[0].bias);
+  EXPECT_LT(after.layers[1].bias[0], 5.0);  // Adam moved the one live one
+}
+
 TEST(ConvTrainerTest, SameJobSameWeights) {
   v1::Genome genome = BarsGenome();
   genome.mutable_training()->set_adam_steps(30);
