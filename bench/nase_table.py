@@ -44,6 +44,9 @@ def main():
     parser.add_argument("--max-stages", type=int, default=0,
                         help="most residual stages after the first")
     parser.add_argument("--allow-residual", action="store_true")
+    parser.add_argument("--grow-stages", action="store_true",
+                        help="SearchSpace.grow_stages: start single-stage, "
+                        "add full-size stages by ADD_STAGE")
     parser.add_argument("--allow-layer-norm", action="store_true",
                         help="dense layers may be layer-normalised")
     parser.add_argument("--seed", type=int, default=1)
@@ -96,6 +99,7 @@ def main():
         s.lbfgs_steps = args.lbfgs_steps
         s.max_residual_stages = args.max_stages
         s.allow_residual = args.allow_residual
+        s.grow_stages = args.grow_stages
         s.allow_layer_norm = args.allow_layer_norm
         s.search_training_extras = args.training_extras
         for name in filter(None, args.activations.split(",")):

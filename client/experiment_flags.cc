@@ -463,6 +463,7 @@ absl::StatusOr<v1::ExperimentSpec> BuildExperimentSpec(
   }
   space.set_allow_residual(flags.allow_residual);
   space.set_allow_layer_norm(flags.allow_layer_norm);
+  space.set_grow_stages(flags.grow_stages);
   space.set_search_training_extras(flags.search_training_extras);
   return spec;
 }

@@ -87,6 +87,7 @@ struct ExperimentFlags {
   std::vector<std::string> precisions;
   bool allow_residual = false;
   bool allow_layer_norm = false;
+  bool grow_stages = false;
   bool search_training_extras = false;
 };
 

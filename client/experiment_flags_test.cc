@@ -275,6 +275,7 @@ TEST(BuildExperimentSpecTest, SearchSpaceFlags) {
   flags.max_stages = 2;
   flags.allow_residual = true;
   flags.allow_layer_norm = true;
+  flags.grow_stages = true;
   flags.search_training_extras = true;
   absl::StatusOr<v1::ExperimentSpec> spec = BuildExperimentSpec(flags);
   ASSERT_TRUE(spec.ok()) << spec.status();
@@ -295,6 +296,7 @@ TEST(BuildExperimentSpecTest, SearchSpaceFlags) {
   EXPECT_EQ(space.max_residual_stages(), 2);
   EXPECT_TRUE(space.allow_residual());
   EXPECT_TRUE(space.allow_layer_norm());
+  EXPECT_TRUE(space.grow_stages());
   EXPECT_TRUE(space.search_training_extras());
 
   // Unset bounds stay 0: the controller fills its defaults.

@@ -413,6 +413,12 @@ void AddExperimentCreate(CLI::App* experiment, GlobalFlags* globals,
               "multi-stage networks, each fitting the residual of the ones "
               "before")
       ->group(kSpace);
+  create
+      ->add_flag("--grow-stages", flags->grow_stages,
+                 "Evolutionary strategies grow multi-stage networks one "
+                 "full-size stage at a time instead of sampling them whole "
+                 "(best with --inherit); needs --max-stages")
+      ->group(kSpace);
   create->add_flag("--allow-residual", flags->allow_residual,
                    "Hidden (and convolutional) layers may be residual (skip "
                    "connections)")

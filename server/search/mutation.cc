@@ -541,18 +541,26 @@ std::optional<Child> AddStage(const v1::Genome& genome,
   const v1::TrainingConfig last_training =
       MutableStageTraining(out, StageCount(out) - 1);
   v1::Stage* stage = out.add_residual_stages();
-  // Small: at most 32 wide, unless the space's narrowest is wider.
-  const int widest = std::max(space.min_width(), std::min(space.max_width(), 32));
+  // Small: at most 32 wide, unless the space's narrowest is wider; when the
+  // search grows its stages, as large as the space allows, since small
+  // stages bought almost nothing there (BENCHMARKS.md).
+  const bool grow = space.grow_stages();
+  const int widest =
+      grow ? space.max_width()
+           : std::max(space.min_width(), std::min(space.max_width(), 32));
   std::uniform_real_distribution<double> log_width(std::log(space.min_width()),
                                                    std::log(widest + 1.0));
   const int width = std::clamp(static_cast<int>(std::exp(log_width(rng))),
                                space.min_width(), widest);
   const v1::Activation activation =
       DrawActivation(StageActivations(space, StageCount(out) - 1), rng);
-  for (int i = 0; i < space.min_depth(); ++i) {
+  const int depth = grow ? std::clamp(2, space.min_depth(), space.max_depth())
+                         : space.min_depth();
+  for (int i = 0; i < depth; ++i) {
     v1::DenseLayer* layer = stage->add_hidden_layers();
     layer->set_width(width);
     layer->set_activation(activation);
+    layer->set_residual(grow && i > 0 && space.allow_residual());
   }
   *stage->mutable_training() = last_training;
   if (activation == v1::ACTIVATION_SINE &&
@@ -976,8 +984,20 @@ v1::Genome Crossover(const v1::Genome& a, const v1::Genome& b,
   return ClampToSpace(child, space);
 }
 
+// With SearchSpace.grow_stages, half of the children of a parent that can
+// take another stage get one.
+std::optional<Child> GrowByHalf(const v1::Genome& genome,
+                                const v1::SearchSpace& space,
+                                std::mt19937_64& rng) {
+  if (!space.grow_stages() || !Coin(rng)) return std::nullopt;
+  return AddStage(genome, space, rng);
+}
+
 Child Mutate(const v1::Genome& genome, const v1::SearchSpace& space,
              std::mt19937_64& rng) {
+  if (std::optional<Child> grown = GrowByHalf(genome, space, rng)) {
+    return *std::move(grown);
+  }
   std::vector<Operator> operators = {
       &AddLayer,         &RemoveLayer,         &Widen,
       &Narrow,           &ChangeActivation,    &PerturbLearningRate,
@@ -1008,6 +1028,9 @@ Child Mutate(const v1::Genome& genome, const v1::SearchSpace& space,
 std::optional<Child> MutateByMorphism(const v1::Genome& genome,
                                       const v1::SearchSpace& space,
                                       std::mt19937_64& rng) {
+  if (std::optional<Child> grown = GrowByHalf(genome, space, rng)) {
+    return grown;
+  }
   std::vector<Operator> operators = {&AddResidualLayer, &RemoveResidualLayer,
                                      &WidenByMorphism,  &Narrow,
                                      &AddStage,         &PerturbLearningRate,

@@ -139,8 +139,11 @@ std::optional<Child> ToggleLayerNorm(const v1::Genome& genome,
 // log-uniformly from [min_width, max(min_width, min(max_width, 32))] (a
 // small network: it fits the residual of the stages before it), with one
 // activation drawn from the space, trained as the last stage is (a sine
-// stage with siren_omega 0 gets kSearchSirenOmega). Morphism {ADD_STAGE,
-// new stage index, 0}. nullopt at max_residual_stages.
+// stage with siren_omega 0 gets kSearchSirenOmega). With grow_stages the
+// stage is as large as the space allows: its width drawn from [min_width,
+// max_width], two layers (clamped to min_depth..max_depth), the layers after
+// the first residual when the space allows residual layers. Morphism
+// {ADD_STAGE, new stage index, 0}. nullopt at max_residual_stages.
 std::optional<Child> AddStage(const v1::Genome& genome,
                               const v1::SearchSpace& space,
                               std::mt19937_64& rng);
@@ -311,6 +314,8 @@ v1::Genome Crossover(const v1::Genome& a, const v1::Genome& b,
 // further stages, perturb training extras when it searches them, change
 // precision when it has two or more, and the convolutional operators when
 // it has convolutional layers.
+// With grow_stages, AddStage is tried first for half of the calls (a coin
+// drawn first).
 // Returns the clamped genome unchanged (no morphism) only when the space
 // admits no other genome near it.
 Child Mutate(const v1::Genome& genome, const v1::SearchSpace& space,
@@ -326,7 +331,8 @@ Child Mutate(const v1::Genome& genome, const v1::SearchSpace& space,
 // pooling or another kernel); and change precision and toggle
 // layer normalisation (from scratch too; the front could otherwise never
 // reach the other precision or normalisation). Widen here leaves
-// layer-normalised layers alone.
+// layer-normalised layers alone. With grow_stages, AddStage first for half
+// of the calls, as in Mutate.
 // nullopt when none can change the genome.
 std::optional<Child> MutateByMorphism(const v1::Genome& genome,
                                       const v1::SearchSpace& space,

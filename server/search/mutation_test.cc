@@ -712,6 +712,67 @@ TEST(AddStageTest, AppendsASmallStageAndKeepsTheOthers) {
   EXPECT_GT(refused, 10);
 }
 
+// RichSpace whose strategies grow their stages one at a time.
+v1::SearchSpace GrowingSpace() {
+  v1::SearchSpace space = RichSpace();
+  space.set_grow_stages(true);
+  return NormalizeSearchSpace(space).value();
+}
+
+TEST(AddStageTest, GrowingSpacesGetFullSizeResidualStages) {
+  const v1::SearchSpace space = GrowingSpace();
+  RandomSearch random(space, 12);
+  std::mt19937_64 rng(7);
+  int wider_than_32 = 0;
+  for (int n = 0; n < 100; ++n) {
+    const v1::Genome parent = random.Sample(n);
+    ASSERT_EQ(parent.residual_stages_size(), 0);  // grown, never sampled
+    std::optional<Child> child = AddStage(parent, space, rng);
+    ASSERT_TRUE(child.has_value());
+    EXPECT_EQ(child->morphism.kind(), v1::MORPHISM_KIND_ADD_STAGE);
+    const Layers& added = child->genome.residual_stages(0).hidden_layers();
+    ASSERT_EQ(added.size(), 2);
+    EXPECT_FALSE(added[0].residual());
+    EXPECT_TRUE(added[1].residual());
+    EXPECT_EQ(added[0].width(), added[1].width());
+    EXPECT_GE(added[0].width(), space.min_width());
+    EXPECT_LE(added[0].width(), space.max_width());
+    wider_than_32 += added[0].width() > 32;
+  }
+  EXPECT_GT(wider_than_32, 20);  // log-uniform on 8..128: about half
+}
+
+TEST(GrowStagesTest, HalfTheChildrenOfAParentWithRoomAddAStage) {
+  const v1::SearchSpace space = GrowingSpace();
+  RandomSearch random(space, 14);
+  std::mt19937_64 rng(9);
+  for (bool by_morphism : {false, true}) {
+    int added = 0, full_added = 0;
+    const int n = 400;
+    for (int i = 0; i < n; ++i) {
+      v1::Genome parent = random.Sample(i);
+      std::optional<Child> child = by_morphism
+                                       ? MutateByMorphism(parent, space, rng)
+                                       : Mutate(parent, space, rng);
+      ASSERT_TRUE(child.has_value());
+      added += child->morphism.kind() == v1::MORPHISM_KIND_ADD_STAGE;
+      // A parent with every stage it may have gets none.
+      while (parent.residual_stages_size() < space.max_residual_stages()) {
+        parent = AddStage(parent, space, rng)->genome;
+      }
+      std::optional<Child> full = by_morphism
+                                      ? MutateByMorphism(parent, space, rng)
+                                      : Mutate(parent, space, rng);
+      ASSERT_TRUE(full.has_value());
+      full_added += full->morphism.kind() == v1::MORPHISM_KIND_ADD_STAGE;
+    }
+    // 1/2 by the coin, plus the uniform operator draw's share of the rest.
+    EXPECT_GT(added, 0.5 * n) << by_morphism;
+    EXPECT_LT(added, 0.7 * n) << by_morphism;
+    EXPECT_EQ(full_added, 0) << by_morphism;
+  }
+}
+
 TEST(TrainingGeneTest, ContinueChangesOneStagesTrainingOnly) {
   const v1::SearchSpace space = RichSpace();
   RandomSearch random(space, 13);

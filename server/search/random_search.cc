@@ -65,7 +65,7 @@ v1::Genome RandomSearch::Sample(int64_t sequence) const {
   sample_residuals(*genome.mutable_hidden_layers());
   if (space_.search_training_extras()) SampleTrainingExtras(*training, rng);
 
-  const int stages = space_.max_residual_stages() > 0
+  const int stages = space_.max_residual_stages() > 0 && !space_.grow_stages()
                          ? uniform_int(0, space_.max_residual_stages())
                          : 0;
   for (int s = 0; s < stages; ++s) {

@@ -138,6 +138,11 @@ absl::StatusOr<v1::SearchSpace> NormalizeSearchSpace(
         "search_space.residual_stage_activations needs max_residual_stages "
         "> 0: without stages after the first they would never be used"));
   }
+  if (space.grow_stages() && space.max_residual_stages() == 0) {
+    status.Update(absl::InvalidArgumentError(
+        "search_space.grow_stages needs max_residual_stages > 0: there is no "
+        "stage to grow"));
+  }
   if (!status.ok()) return status;
   return space;
 }
@@ -319,6 +324,13 @@ absl::StatusOr<std::unique_ptr<Strategy>> MakeStrategy(
           ? network_outputs
           : std::max<int64_t>(1, spec.output_columns_size());
   EVONAS_RETURN_IF_ERROR(ValidateObjectives(spec));
+  if (spec.search_space().grow_stages() &&
+      (spec.strategy() == v1::STRATEGY_UNSPECIFIED ||
+       spec.strategy() == v1::STRATEGY_RANDOM)) {
+    return absl::InvalidArgumentError(
+        "search_space.grow_stages needs an evolutionary strategy: random "
+        "search has no children to add stages to");
+  }
   EVONAS_RETURN_IF_ERROR(
       NormalizeInheritanceSettings(spec.inheritance()).status());
   EVONAS_ASSIGN_OR_RETURN(std::unique_ptr<Strategy> strategy,

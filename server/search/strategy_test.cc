@@ -46,6 +46,29 @@ TEST(NormalizeSearchSpaceTest, RejectsContradictions) {
   EXPECT_EQ(NormalizeSearchSpace(too_deep).status().code(),
             absl::StatusCode::kInvalidArgument);
 
+  v1::SearchSpace nothing_to_grow;
+  nothing_to_grow.set_grow_stages(true);
+  result = NormalizeSearchSpace(nothing_to_grow);
+  ASSERT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(result.status().message().find(
+                "grow_stages needs max_residual_stages > 0"),
+            std::string::npos)
+      << result.status();
+
+  // Random search has no children to grow stages on.
+  v1::SearchSpace growing;
+  growing.set_max_residual_stages(2);
+  growing.set_grow_stages(true);
+  v1::ExperimentSpec spec = SpecWithSeed(1);
+  *spec.mutable_search_space() = NormalizeSearchSpace(growing).value();
+  absl::StatusOr<std::unique_ptr<Strategy>> random = MakeStrategy(spec);
+  ASSERT_EQ(random.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(random.status().message().find("needs an evolutionary strategy"),
+            std::string::npos)
+      << random.status();
+  spec.set_strategy(v1::STRATEGY_REGULARIZED_EVOLUTION);
+  EXPECT_TRUE(MakeStrategy(spec).ok());
+
   v1::SearchSpace single_stage;
   single_stage.add_residual_stage_activations(v1::ACTIVATION_SINE);
   result = NormalizeSearchSpace(single_stage);
