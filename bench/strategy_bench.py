@@ -16,7 +16,8 @@ random search of its own seed.
 A config is a strategy with options: +inherit (Lamarckian inheritance),
 +mf (multi-fidelity: short runs of a quarter of the steps), +rows (the
 same, the short runs also on --short-row-fraction of the training rows),
-and for lemonade +random=F (a fraction F of the proposals random samples)
++grow (SearchSpace.grow_stages: single-stage samples, full-size stages
+added by ADD_STAGE; not for random), and for lemonade +random=F (a fraction F of the proposals random samples)
 and +initial=N (N random candidates before the front breeds).
 
 Hypervolume: of the succeeded candidates' points (log10 validation max abs
@@ -94,6 +95,7 @@ def run(cluster, task_dir, train, holdout, config, seed, args):
     s.lbfgs_steps = args.lbfgs_steps
     s.allow_residual = True
     s.max_residual_stages = args.max_stages
+    s.grow_stages = "grow" in options
     experiment = cluster.client.create_experiment(spec)
     experiment = cluster.client.wait(experiment.id, poll_seconds=5)
     candidates = cluster.client.stub.ListCandidates(
@@ -286,10 +288,13 @@ def main():
         strategy, options, values = parse_config(config)
         if strategy not in STRATEGIES:
             parser.error(f"unknown strategy in --config {config}")
-        if any(o not in ("inherit", "mf", "rows") for o in options):
+        if any(o not in ("inherit", "mf", "rows", "grow") for o in options):
             parser.error(f"unknown option in --config {config}: want "
-                         "strategy[+inherit][+mf][+rows][+random=F]"
+                         "strategy[+inherit][+mf][+rows][+grow][+random=F]"
                          "[+initial=N]")
+        if "grow" in options and strategy == "random":
+            parser.error(f"--config {config}: random search has no children "
+                         "to grow stages on")
         if values and strategy != "lemonade":
             parser.error(f"--config {config}: +random= and +initial= are "
                          "lemonade's")
