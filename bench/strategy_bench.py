@@ -17,8 +17,9 @@ A config is a strategy with options: +inherit (Lamarckian inheritance),
 +mf (multi-fidelity: short runs of a quarter of the steps), +rows (the
 same, the short runs also on --short-row-fraction of the training rows),
 +grow (SearchSpace.grow_stages: single-stage samples, full-size stages
-added by ADD_STAGE; not for random), and for lemonade +random=F (a fraction F of the proposals random samples)
-and +initial=N (N random candidates before the front breeds).
+added by ADD_STAGE; not for random), and for lemonade +random=F (a
+fraction F of the proposals random samples) and +initial=N (N random
+candidates before the front breeds).
 
 Hypervolume: of the succeeded candidates' points (log10 validation max abs
 error, log10 parameter count), both minimised, each divided by its range
