@@ -388,7 +388,8 @@ void AddExperimentCreate(CLI::App* experiment, GlobalFlags* globals,
   create
       ->add_option("--activations", flags->activations,
                    "Activations to choose from, comma-separated, of tanh, "
-                   "relu, silu, gelu, sine (default tanh,silu,gelu); with "
+                   "relu, silu, gelu, sine, gaussian (default "
+                   "tanh,silu,gelu); with "
                    "--stage-activations, of the first stage only")
       ->type_name("LIST")
       ->group(kSpace);

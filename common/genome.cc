@@ -561,6 +561,8 @@ std::string ActivationName(v1::Activation activation) {
       return "gelu";
     case v1::ACTIVATION_SINE:
       return "sine";
+    case v1::ACTIVATION_GAUSSIAN:
+      return "gaussian";
     case v1::ACTIVATION_UNSPECIFIED:
       return "unspecified";
     default:

@@ -633,6 +633,7 @@ TEST(ActivationNameTest, Names) {
   EXPECT_EQ(ActivationName(v1::ACTIVATION_RELU), "relu");
   EXPECT_EQ(ActivationName(v1::ACTIVATION_SILU), "silu");
   EXPECT_EQ(ActivationName(v1::ACTIVATION_GELU), "gelu");
+  EXPECT_EQ(ActivationName(v1::ACTIVATION_GAUSSIAN), "gaussian");
   EXPECT_EQ(ActivationName(v1::ACTIVATION_SINE), "sine");
   EXPECT_EQ(ActivationName(v1::ACTIVATION_UNSPECIFIED), "unspecified");
   EXPECT_EQ(ActivationName(static_cast<v1::Activation>(42)), "activation42");

@@ -286,7 +286,8 @@ v1::LatencyTable SimulatedLatencyTable() {
   table.set_hardware_class("simulated");
   for (v1::Activation activation :
        {v1::ACTIVATION_UNSPECIFIED, v1::ACTIVATION_TANH, v1::ACTIVATION_RELU,
-        v1::ACTIVATION_SILU, v1::ACTIVATION_GELU, v1::ACTIVATION_SINE}) {
+        v1::ACTIVATION_SILU, v1::ACTIVATION_GELU, v1::ACTIVATION_SINE,
+        v1::ACTIVATION_GAUSSIAN}) {
     // The simulator's latency does not depend on the precision.
     for (v1::LayerLatencyModel* model :
          {table.add_layers(), table.add_float32_layers()}) {

@@ -116,7 +116,7 @@ absl::StatusOr<v1::LatencyTable> CalibrateLatency(
        {v1::PRECISION_FLOAT64, v1::PRECISION_FLOAT32}) {
     for (v1::Activation activation :
          {v1::ACTIVATION_TANH, v1::ACTIVATION_RELU, v1::ACTIVATION_SILU,
-          v1::ACTIVATION_GELU, v1::ACTIVATION_SINE}) {
+          v1::ACTIVATION_GELU, v1::ACTIVATION_SINE, v1::ACTIVATION_GAUSSIAN}) {
       for (int depth : {1, 3}) {
         for (int width : {8, 64, 256}) {
           for (int outputs : {1, 8}) {
@@ -149,7 +149,7 @@ absl::StatusOr<v1::LatencyTable> CalibrateLatency(
   }
   const v1::Activation all[] = {v1::ACTIVATION_TANH, v1::ACTIVATION_RELU,
                                 v1::ACTIVATION_SILU, v1::ACTIVATION_GELU,
-                                v1::ACTIVATION_SINE};
+                                v1::ACTIVATION_SINE, v1::ACTIVATION_GAUSSIAN};
   for (v1::Activation activation : all) {
     for (int depth : {1, 2}) {
       for (int channels : {4, 16}) {

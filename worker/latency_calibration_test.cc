@@ -41,10 +41,10 @@ TEST(CalibrateLatencyTest, TableEstimatesAnUntimedNetworkAsMeasured) {
   ASSERT_TRUE(table.ok()) << table.status();
   EXPECT_TRUE(ValidateLatencyTable(*table).ok());
   EXPECT_EQ(table->hardware_class(), "Test CPU x1");
-  EXPECT_EQ(table->layers_size(), 6);  // five activations and the output
-  EXPECT_EQ(table->conv_layers_size(), 5);
-  EXPECT_EQ(table->float32_layers_size(), 6);
-  EXPECT_EQ(table->calibration_points(), 172);
+  EXPECT_EQ(table->layers_size(), 7);  // six activations and the output
+  EXPECT_EQ(table->conv_layers_size(), 6);
+  EXPECT_EQ(table->float32_layers_size(), 7);
+  EXPECT_EQ(table->calibration_points(), 204);
   EXPECT_TRUE(table->has_layer_norm_seconds_per_neuron());
 
   const v1::Genome genome = HeldOut();

@@ -345,6 +345,13 @@ std::optional<Child> ApplyFirstApplicable(std::vector<Operator> operators,
   return std::nullopt;
 }
 
+// The inserted layer of a DEEPEN morphism has zero weights and biases and
+// its input's activation f: it is the identity only if f(0) = 0, which
+// exp(-0^2) = 1 is not.
+bool ZeroIsFixedPoint(v1::Activation activation) {
+  return activation != v1::ACTIVATION_GAUSSIAN;
+}
+
 }  // namespace
 
 const google::protobuf::RepeatedField<int>& StageActivations(
@@ -401,9 +408,13 @@ std::optional<Child> AddResidualLayer(const v1::Genome& genome,
   const v1::Genome clamped = ClampToSpace(genome, space);
   std::vector<Location> positions;
   for (int s = 0; s < StageCount(clamped); ++s) {
-    const int depth = StageLayers(clamped, s).size();
-    if (depth >= space.max_depth()) continue;
-    for (int p = 1; p <= depth; ++p) positions.push_back({s, p});
+    const Layers& layers = StageLayers(clamped, s);
+    if (layers.size() >= space.max_depth()) continue;
+    for (int p = 1; p <= layers.size(); ++p) {
+      if (ZeroIsFixedPoint(layers[p - 1].activation())) {
+        positions.push_back({s, p});
+      }
+    }
   }
   if (positions.empty()) return std::nullopt;
   const Location where = PickOne(positions, rng);
@@ -755,7 +766,14 @@ std::optional<Child> AddResidualConvLayer(const v1::Genome& genome,
   const v1::Genome clamped = ClampToSpace(genome, space);
   const int count = clamped.conv_layers_size();
   if (count < 1 || count >= space.max_conv_layers()) return std::nullopt;
-  const int where = UniformInt(rng, 1, count);
+  std::vector<int> positions;
+  for (int p = 1; p <= count; ++p) {
+    if (ZeroIsFixedPoint(clamped.conv_layers(p - 1).activation())) {
+      positions.push_back(p);
+    }
+  }
+  if (positions.empty()) return std::nullopt;
+  const int where = PickOne(positions, rng);
   const v1::ConvLayer& before = clamped.conv_layers(where - 1);
   v1::ConvLayer inserted;
   inserted.set_channels(before.channels());

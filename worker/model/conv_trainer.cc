@@ -69,6 +69,7 @@ bool KnownActivation(v1::Activation a) {
     case v1::ACTIVATION_SILU:
     case v1::ACTIVATION_GELU:
     case v1::ACTIVATION_SINE:
+    case v1::ACTIVATION_GAUSSIAN:
       return true;
     default:
       return false;
@@ -342,6 +343,8 @@ torch::Tensor Activate(const torch::Tensor& h, v1::Activation a) {
       return torch::gelu(h);
     case v1::ACTIVATION_SINE:
       return torch::sin(h);
+    case v1::ACTIVATION_GAUSSIAN:
+      return torch::exp(-h * h);
     default:
       break;
   }

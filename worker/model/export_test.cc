@@ -84,11 +84,10 @@ MlpParameters RandomMlp(int64_t inputs, const Hidden& hidden, int64_t outputs,
 
 // Every activation, 3 inputs, 2 outputs.
 const Hidden& MixedHidden() {
-  static const Hidden* hidden = new Hidden{{16, v1::ACTIVATION_TANH},
-                                           {16, v1::ACTIVATION_SILU},
-                                           {12, v1::ACTIVATION_GELU},
-                                           {8, v1::ACTIVATION_SINE},
-                                           {8, v1::ACTIVATION_RELU}};
+  static const Hidden* hidden =
+      new Hidden{{16, v1::ACTIVATION_TANH}, {16, v1::ACTIVATION_SILU},
+                 {12, v1::ACTIVATION_GELU}, {8, v1::ACTIVATION_SINE},
+                 {8, v1::ACTIVATION_RELU},  {8, v1::ACTIVATION_GAUSSIAN}};
   return *hidden;
 }
 
@@ -357,6 +356,8 @@ TEST(ForwardTest, ActivationsMatchTheirDefinitions) {
            {v1::ACTIVATION_GELU, 1.0, 0.8413447460685429},  // Phi(1)
            {v1::ACTIVATION_GELU, -1.0, -0.15865525393145707},
            {v1::ACTIVATION_SINE, 0.5, 0.479425538604203},
+           {v1::ACTIVATION_GAUSSIAN, 0.5, 0.7788007830714049},  // e^-0.25
+           {v1::ACTIVATION_GAUSSIAN, -1.5, 0.10539922456186433},
        }) {
     const std::vector<double> y = Forward(SingleNeuron(c.activation), {c.x}, 1);
     ASSERT_EQ(y.size(), 1u);
@@ -634,7 +635,8 @@ d = sys.argv[1]
 net = json.load(open(f"{d}/net.json"))
 T = lambda v: torch.tensor(v, dtype=torch.float64)
 acts = {1: torch.tanh, 2: torch.relu, 3: F.silu,
-        4: lambda h: F.gelu(h), 5: torch.sin, 0: lambda h: h}
+        4: lambda h: F.gelu(h), 5: torch.sin,
+        6: lambda h: torch.exp(-h * h), 0: lambda h: h}
 H, W = net["image_height"], net["image_width"]
 x = torch.from_numpy(np.fromfile(f"{d}/x.bin", dtype="<f8")).reshape(-1, H * W)
 h = ((x - T(net["x_mean"])) / T(net["x_std"])).reshape(-1, 1, H, W)
@@ -887,6 +889,7 @@ TEST(OnnxExportTest, PassesTheCheckerWithTheDocumentedGraph) {
                                "Gemm", "Mul", "Mul", "Erf", "Add", "Mul",  //
                                "Gemm", "Sin",                              //
                                "Gemm", "Relu",                             //
+                               "Gemm", "Mul", "Neg", "Exp",                //
                                "Gemm",                                     //
                                "Mul", "Add"));
     for (const onnx::NodeProto& n : g.node()) {
@@ -997,6 +1000,8 @@ def interpret(model, x):
         elif op == "Sigmoid": r = 1.0 / (1.0 + np.exp(-a[0]))
         elif op == "Erf": r = erf(a[0])
         elif op == "Sin": r = np.sin(a[0])
+        elif op == "Neg": r = -a[0]
+        elif op == "Exp": r = np.exp(a[0])
         elif op == "ReduceMean":
             r = np.mean(a[0], axis=tuple(attribute(n, "axes", None)),
                         keepdims=bool(attribute(n, "keepdims", 1)))
@@ -1335,6 +1340,8 @@ def interpret(model, x):
         elif op == "Sigmoid": r = torch.sigmoid(a[0])
         elif op == "Erf": r = torch.erf(a[0])
         elif op == "Sin": r = torch.sin(a[0])
+        elif op == "Neg": r = -a[0]
+        elif op == "Exp": r = torch.exp(a[0])
         else:
             sys.exit(f"unexpected operator {op}")
         env[n.output[0]] = r
@@ -1849,7 +1856,8 @@ TEST(ModelCardTest, PythonParsesItAndReadsTheOutcomes) {
   EXPECT_THAT(log, HasSubstr("dataset " + std::string(64, 'c') + "\n"));
   EXPECT_THAT(log, HasSubstr("feasible False\n"));
   EXPECT_THAT(log, HasSubstr(absl::StrCat("parameters ", n, " ", n, "\n")));
-  EXPECT_THAT(log, HasSubstr("layers tanh silu gelu sine relu linear\n"));
+  EXPECT_THAT(log,
+              HasSubstr("layers tanh silu gelu sine relu gaussian linear\n"));
   EXPECT_THAT(log, HasSubstr("genome ACTIVATION_GELU\n"));
   EXPECT_THAT(log, HasSubstr("requirement max_abs_error 0.001 0.00025 True\n"
                              "requirement min_fraction_within 0.1 0.05 False\n"

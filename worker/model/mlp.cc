@@ -27,6 +27,7 @@ bool IsHiddenActivation(v1::Activation a) {
     case v1::ACTIVATION_SILU:
     case v1::ACTIVATION_GELU:
     case v1::ACTIVATION_SINE:
+    case v1::ACTIVATION_GAUSSIAN:
       return true;
     default:
       return false;
@@ -60,6 +61,9 @@ void Activate(v1::Activation a, std::vector<double>& h) {
       break;
     case v1::ACTIVATION_SINE:
       for (double& v : h) v = std::sin(v);
+      break;
+    case v1::ACTIVATION_GAUSSIAN:
+      for (double& v : h) v = std::exp(-v * v);
       break;
     default:
       break;

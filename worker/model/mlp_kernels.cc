@@ -72,7 +72,7 @@ constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 
 bool NeedsDerivativeBuffer(v1::Activation a) {
   return a == v1::ACTIVATION_SILU || a == v1::ACTIVATION_GELU ||
-         a == v1::ACTIVATION_SINE;
+         a == v1::ACTIVATION_SINE || a == v1::ACTIVATION_GAUSSIAN;
 }
 
 // h = activation(h) over n values; d = activation'(input) when the
@@ -137,6 +137,21 @@ EVONAS_VECTORISED void ActivateChunks(v1::Activation a, Scalar* __restrict h,
       }
 #pragma omp simd aligned(h : kAlignment)
       for (int64_t i = 0; i < n; ++i) h[i] = Sin(h[i]);
+      break;
+    case v1::ACTIVATION_GAUSSIAN:
+      // exp(-z^2); its derivative is -2 z exp(-z^2).
+      if (d == nullptr) {
+#pragma omp simd aligned(h : kAlignment)
+        for (int64_t i = 0; i < n; ++i) h[i] = Exp(-h[i] * h[i]);
+      } else {
+#pragma omp simd aligned(h, d : kAlignment)
+        for (int64_t i = 0; i < n; ++i) {
+          const Scalar z = h[i];
+          const Scalar e = Exp(-z * z);
+          h[i] = e;
+          d[i] = -(z + z) * e;
+        }
+      }
       break;
     default:
       break;
@@ -410,6 +425,7 @@ absl::StatusOr<BasicMlpKernels<Scalar>> BasicMlpKernels<Scalar>::Create(
       case v1::ACTIVATION_SILU:
       case v1::ACTIVATION_GELU:
       case v1::ACTIVATION_SINE:
+      case v1::ACTIVATION_GAUSSIAN:
         break;
       default:
         return absl::InvalidArgumentError(

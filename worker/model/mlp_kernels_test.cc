@@ -16,7 +16,7 @@ namespace {
 
 constexpr v1::Activation kActivations[] = {
     v1::ACTIVATION_TANH, v1::ACTIVATION_RELU, v1::ACTIVATION_SILU,
-    v1::ACTIVATION_GELU, v1::ACTIVATION_SINE};
+    v1::ACTIVATION_GELU, v1::ACTIVATION_SINE, v1::ACTIVATION_GAUSSIAN};
 
 std::vector<double> Random(int64_t n, double scale, uint64_t seed) {
   std::mt19937_64 rng(seed);

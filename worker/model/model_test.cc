@@ -331,7 +331,7 @@ TEST(TrainTest, EveryActivationTrainsWithMiniBatches) {
   }
   for (v1::Activation a :
        {v1::ACTIVATION_TANH, v1::ACTIVATION_RELU, v1::ACTIVATION_SILU,
-        v1::ACTIVATION_GELU, v1::ACTIVATION_SINE}) {
+        v1::ACTIVATION_GELU, v1::ACTIVATION_SINE, v1::ACTIVATION_GAUSSIAN}) {
     SCOPED_TRACE(ActivationName(a));
     TrainJob job;
     job.genome = MakeGenome({{16, a}, {8, a}}, 1e-2, 30, 5, /*batch_size=*/64);

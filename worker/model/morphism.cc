@@ -52,6 +52,12 @@ std::string Site(const v1::Morphism& m) {
                       m.layer());
 }
 
+// DEEPEN inserts a layer with zero weights and biases: x + f(0) is x only
+// where f(0) = 0.
+constexpr char kGaussianNotIdentity[] =
+    "the inserted layer cannot be gaussian: exp(-0^2) = 1, so a "
+    "zero-initialised residual layer of it is not the identity";
+
 // InvalidArgument "<site>: <what>".
 absl::Status Bad(const v1::Morphism& m, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(Site(m), ": ", what));
@@ -117,6 +123,9 @@ absl::Status CheckConvMorphism(const v1::Genome& parent,
           inserted.channels() != parent.conv_layers(l - 1).channels()) {
         return Bad(m, "the inserted layer must be residual, with its input's "
                       "channels, no batch normalisation and no pooling");
+      }
+      if (inserted.activation() == v1::ACTIVATION_GAUSSIAN) {
+        return Bad(m, kGaussianNotIdentity);
       }
       expected.insert(expected.begin() + l, inserted);
       break;
@@ -221,6 +230,9 @@ absl::StatusOr<std::vector<StageLayers>> Morph(
       const v1::DenseLayer& inserted = child[s][l];
       if (!inserted.residual()) {
         return Bad(m, "the inserted layer must be residual");
+      }
+      if (inserted.activation() == v1::ACTIVATION_GAUSSIAN) {
+        return Bad(m, kGaussianNotIdentity);
       }
       if (inserted.width() != parent[s][l - 1].width()) {
         return Bad(m, absl::StrCat("the inserted layer has width ",

@@ -618,6 +618,12 @@ TEST(MorphismTest, RejectsMorphismsTheGenomesDoNotShow) {
        "needs its input width 6"});
   cases.push_back({"deepen_nothing", Make(v1::MORPHISM_KIND_DEEPEN, 0, 3),
                    parent, "has no layer 3"});
+  cases.push_back({"deepen_gaussian", Make(v1::MORPHISM_KIND_DEEPEN, 0, 3),
+                   with([](v1::Genome& g) {
+                     *g.add_hidden_layers() =
+                         Layer(6, v1::ACTIVATION_GAUSSIAN, true);
+                   }),
+                   "cannot be gaussian"});
   cases.push_back(
       {"remove_plain_layer", Make(v1::MORPHISM_KIND_REMOVE_LAYER, 0, 2),
        with([](v1::Genome& g) { g.mutable_hidden_layers()->RemoveLast(); }),
@@ -1030,6 +1036,15 @@ TEST(MorphismTest, ConvolutionalMorphismsThatDoNotApplyAreRefused) {
   *pooled.mutable_conv_layers(1) = inserted;
   EXPECT_THAT(CheckMorphism(parent, pooled, deepen).message(),
               ::testing::HasSubstr("must be residual, with its input's"));
+  v1::Genome gaussian = parent;
+  v1::ConvLayer bump = parent.conv_layers(1);
+  bump.set_residual(true);
+  bump.set_activation(v1::ACTIVATION_GAUSSIAN);
+  *gaussian.mutable_conv_layers()->Add() = bump;
+  EXPECT_THAT(
+      CheckMorphism(parent, gaussian, ConvMorphism(v1::MORPHISM_KIND_DEEPEN, 2))
+          .message(),
+      ::testing::HasSubstr("cannot be gaussian"));
   v1::Genome shorter = parent;
   shorter.mutable_conv_layers()->RemoveLast();
   EXPECT_THAT(CheckMorphism(parent, shorter,

@@ -164,6 +164,12 @@ std::string AddActivation(GraphBuilder& b, v1::Activation activation,
     case v1::ACTIVATION_SINE:
       b.AddNode("Sin", {in}, out);
       break;
+    case v1::ACTIVATION_GAUSSIAN:
+      // exp(-(h * h)).
+      b.AddNode("Mul", {in, in}, out + "_square");
+      b.AddNode("Neg", {out + "_square"}, out + "_negated");
+      b.AddNode("Exp", {out + "_negated"}, out);
+      break;
     default:
       return in;  // the linear output layer
   }

@@ -23,6 +23,8 @@ inline double ReferenceActivation(v1::Activation a, double z) {
       return 0.5 * z * (1 + std::erf(z / std::sqrt(2.0)));
     case v1::ACTIVATION_SINE:
       return std::sin(z);
+    case v1::ACTIVATION_GAUSSIAN:
+      return std::exp(-z * z);
     default:
       return z;
   }

@@ -186,6 +186,7 @@ absl::Status CheckStage(const StageGenes& stage) {
       case v1::ACTIVATION_SILU:
       case v1::ACTIVATION_GELU:
       case v1::ACTIVATION_SINE:
+      case v1::ACTIVATION_GAUSSIAN:
         break;
       default:
         return absl::InvalidArgumentError(absl::StrCat(
@@ -530,6 +531,8 @@ std::string ScriptActivation(v1::Activation a, const std::string& arg) {
       return absl::StrCat("torch.gelu(", arg, ")");
     case v1::ACTIVATION_SINE:
       return absl::StrCat("torch.sin(", arg, ")");
+    case v1::ACTIVATION_GAUSSIAN:
+      return absl::StrCat("torch.exp(-torch.square(", arg, "))");
     default:
       break;
   }
@@ -585,7 +588,8 @@ std::vector<double> Uniform(int64_t n, double bound, at::Generator& gen) {
 // omega * U(-1/fan_in, 1/fan_in) with phases U(-pi, pi) (so that the
 // features are neither all odd nor all low-frequency), later ones
 // U(-sqrt(6/fan_in), sqrt(6/fan_in)) with U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-// biases.
+// biases. A Gaussian first layer gets biases U(-1, 1): with zero biases
+// every exp(-(w x)^2) is even in x, and so is the whole network.
 std::vector<double> InitialParameters(const Architecture& arch, bool siren,
                                       double omega, at::Generator& gen) {
   std::vector<double> params;
@@ -606,7 +610,11 @@ std::vector<double> InitialParameters(const Architecture& arch, bool siren,
               ? std::sqrt(6.0 / in)
               : std::sqrt(6.0 / static_cast<double>(fan_in + fan_out));
       weight = Uniform(fan_in * fan_out, bound, gen);
-      bias.assign(fan_out, 0.0);
+      if (i == 0 && a == v1::ACTIVATION_GAUSSIAN) {
+        bias = Uniform(fan_out, 1.0, gen);
+      } else {
+        bias.assign(fan_out, 0.0);
+      }
     }
     params.insert(params.end(), weight.begin(), weight.end());
     params.insert(params.end(), bias.begin(), bias.end());
