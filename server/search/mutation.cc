@@ -345,11 +345,13 @@ std::optional<Child> ApplyFirstApplicable(std::vector<Operator> operators,
   return std::nullopt;
 }
 
-// The inserted layer of a DEEPEN morphism has zero weights and biases and
-// its input's activation f: it is the identity only if f(0) = 0, which
-// exp(-0^2) = 1 is not.
-bool ZeroIsFixedPoint(v1::Activation activation) {
-  return activation != v1::ACTIVATION_GAUSSIAN;
+// The inserted layer of a DEEPEN morphism, x + f(W x + b) with W = 0 and
+// b = 0 and its input's activation f, is the identity only if f(0) = 0
+// (not the Gaussian's exp(0) = 1), and trains only if f'(0) != 0 (not
+// ReLU's: its weights would get no gradient and stay zero).
+bool StartsAsATrainableIdentity(v1::Activation activation) {
+  return activation != v1::ACTIVATION_GAUSSIAN &&
+         activation != v1::ACTIVATION_RELU;
 }
 
 }  // namespace
@@ -411,7 +413,7 @@ std::optional<Child> AddResidualLayer(const v1::Genome& genome,
     const Layers& layers = StageLayers(clamped, s);
     if (layers.size() >= space.max_depth()) continue;
     for (int p = 1; p <= layers.size(); ++p) {
-      if (ZeroIsFixedPoint(layers[p - 1].activation())) {
+      if (StartsAsATrainableIdentity(layers[p - 1].activation())) {
         positions.push_back({s, p});
       }
     }
@@ -768,7 +770,7 @@ std::optional<Child> AddResidualConvLayer(const v1::Genome& genome,
   if (count < 1 || count >= space.max_conv_layers()) return std::nullopt;
   std::vector<int> positions;
   for (int p = 1; p <= count; ++p) {
-    if (ZeroIsFixedPoint(clamped.conv_layers(p - 1).activation())) {
+    if (StartsAsATrainableIdentity(clamped.conv_layers(p - 1).activation())) {
       positions.push_back(p);
     }
   }

@@ -81,8 +81,10 @@ std::optional<Child> AddLayer(const v1::Genome& genome,
 // DEEPEN: inserts a residual layer at a random position of a random stage
 // below max_depth, never as the stage's first layer; it takes the width and
 // activation of the layer before it, so that with zero weights it computes
-// the identity. Morphism {DEEPEN, stage, position}. nullopt when the space
-// forbids residual layers or every stage is at max_depth.
+// the identity. Never after a Gaussian layer (exp(0) = 1: not the identity)
+// or a ReLU layer (no gradient at 0: it would never train). Morphism
+// {DEEPEN, stage, position}. nullopt when the space forbids residual
+// layers or no stage below max_depth has such a position.
 std::optional<Child> AddResidualLayer(const v1::Genome& genome,
                                       const v1::SearchSpace& space,
                                       std::mt19937_64& rng);
@@ -241,8 +243,9 @@ std::optional<Child> NarrowConvLayer(const v1::Genome& genome,
 // DEEPEN (conv): inserts a residual layer at a random position 1..depth of
 // a trunk below max_conv_layers, with the channels, kernel and activation
 // of the layer before it, no batch normalisation, pooling or dropout: with
-// zero weights it computes the identity. Morphism {DEEPEN, 0, position,
-// conv}. nullopt unless the space allows residual layers.
+// zero weights it computes the identity; not after Gaussian or ReLU layers,
+// as AddResidualLayer. Morphism {DEEPEN, 0, position, conv}. nullopt unless
+// the space allows residual layers and the trunk has such a position.
 std::optional<Child> AddResidualConvLayer(const v1::Genome& genome,
                                           const v1::SearchSpace& space,
                                           std::mt19937_64& rng);

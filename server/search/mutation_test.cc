@@ -596,24 +596,28 @@ TEST(AddResidualLayerTest, InsertsAnIdentityLayerNeverFirst) {
                    .has_value());
 }
 
-// exp(-0^2) = 1: a zero-initialised Gaussian layer is not the identity.
-TEST(AddResidualLayerTest, NeverInsertsAGaussianLayer) {
+// exp(0) = 1: a zero-initialised Gaussian layer is not the identity; ReLU's
+// gradient at 0 is 0: a zero-initialised ReLU layer would never train.
+TEST(AddResidualLayerTest, InsertsNoGaussianAndNoReluLayer) {
   v1::SearchSpace space = RichSpace();
   space.add_activations(v1::ACTIVATION_GAUSSIAN);
+  space.add_activations(v1::ACTIVATION_RELU);
   space = NormalizeSearchSpace(space).value();
   RandomSearch random(space, 8);
   std::mt19937_64 rng(5);
-  int deepened = 0, with_gaussian_parent = 0;
+  int deepened = 0, with_gaussian_parent = 0;  // or ReLU
   for (int n = 0; n < 200; ++n) {
     const v1::Genome parent = random.Sample(n);
     std::optional<Child> child = AddResidualLayer(parent, space, rng);
     if (!child) continue;
     ++deepened;
     const Layers& after = StageLayers(child->genome, child->morphism.stage());
-    EXPECT_NE(after[child->morphism.layer()].activation(),
-              v1::ACTIVATION_GAUSSIAN);
+    const v1::Activation inserted = after[child->morphism.layer()].activation();
+    EXPECT_NE(inserted, v1::ACTIVATION_GAUSSIAN);
+    EXPECT_NE(inserted, v1::ACTIVATION_RELU);
     for (const v1::DenseLayer& layer : parent.hidden_layers()) {
-      if (layer.activation() == v1::ACTIVATION_GAUSSIAN) {
+      if (layer.activation() == v1::ACTIVATION_GAUSSIAN ||
+          layer.activation() == v1::ACTIVATION_RELU) {
         ++with_gaussian_parent;
         break;
       }
@@ -621,12 +625,13 @@ TEST(AddResidualLayerTest, NeverInsertsAGaussianLayer) {
   }
   EXPECT_GT(deepened, 50);
   EXPECT_GT(with_gaussian_parent, 10);
-  // A stage of Gaussian layers has nowhere to be deepened.
+  // A stage of Gaussian and ReLU layers has nowhere to be deepened.
   v1::Genome bumps;
-  for (int i = 0; i < 2; ++i) {
+  for (v1::Activation activation :
+       {v1::ACTIVATION_GAUSSIAN, v1::ACTIVATION_RELU}) {
     v1::DenseLayer* layer = bumps.add_hidden_layers();
     layer->set_width(8);
-    layer->set_activation(v1::ACTIVATION_GAUSSIAN);
+    layer->set_activation(activation);
   }
   EXPECT_FALSE(AddResidualLayer(bumps, space, rng).has_value());
 }
@@ -1230,13 +1235,13 @@ TEST(ConvSpaceTest, WidenNarrowAndDeepenTheTrunkAreMorphisms) {
   EXPECT_GT(deepened, 30);
 }
 
-TEST(ConvSpaceTest, NoResidualLayerIsInsertedAfterAGaussianLayer) {
+TEST(ConvSpaceTest, NoResidualLayerIsInsertedAfterAGaussianOrReluLayer) {
   v1::SearchSpace space = ConvSpace();
   space.add_activations(v1::ACTIVATION_GAUSSIAN);
   space = NormalizeSearchSpace(space, kImage).value();
   v1::Genome genome;
   for (v1::Activation activation :
-       {v1::ACTIVATION_RELU, v1::ACTIVATION_GAUSSIAN}) {
+       {v1::ACTIVATION_GELU, v1::ACTIVATION_GAUSSIAN, v1::ACTIVATION_RELU}) {
     v1::ConvLayer* layer = genome.add_conv_layers();
     layer->set_channels(4);
     layer->set_kernel_size(3);
@@ -1248,12 +1253,13 @@ TEST(ConvSpaceTest, NoResidualLayerIsInsertedAfterAGaussianLayer) {
   // Inside the space, so that the child is reported as a morphism.
   genome = ClampToSpace(genome, space);
   ASSERT_EQ(genome.conv_layers(1).activation(), v1::ACTIVATION_GAUSSIAN);
+  ASSERT_EQ(genome.conv_layers(2).activation(), v1::ACTIVATION_RELU);
   std::mt19937_64 rng(3);
   for (int n = 0; n < 20; ++n) {
     std::optional<Child> child = AddResidualConvLayer(genome, space, rng);
     ASSERT_TRUE(child.has_value());
     EXPECT_EQ(child->morphism.kind(), v1::MORPHISM_KIND_DEEPEN);
-    EXPECT_EQ(child->morphism.layer(), 1);  // after the ReLU layer only
+    EXPECT_EQ(child->morphism.layer(), 1);  // after the GELU layer only
   }
   genome.mutable_conv_layers()->DeleteSubrange(0, 1);
   EXPECT_FALSE(AddResidualConvLayer(genome, space, rng).has_value());
