@@ -73,8 +73,15 @@ class Residual(torch.nn.Module):
         return x + self.act(self.lin(x))
 
 
+class Gauss(torch.nn.Module):
+    """exp(-x^2): the Gaussian activation of coordinate MLPs (Ramasinghe &
+    Lucey, 2022), a bump instead of a wave."""
+    def forward(self, x):
+        return torch.exp(-x * x)
+
+
 ACT = {'tanh': torch.nn.Tanh, 'silu': torch.nn.SiLU, 'gelu': torch.nn.GELU,
-       'sine': Sine}
+       'sine': Sine, 'gauss': Gauss}
 
 
 def build(spec, seed):
@@ -91,6 +98,14 @@ def build(spec, seed):
                 else:
                     b = math.sqrt(6 / d)
                     lin.weight.uniform_(-b, b)
+        elif spec['act'] == 'gauss':  # Glorot-uniform times omega, bumps spread over the inputs
+            torch.nn.init.xavier_uniform_(lin.weight)
+            with torch.no_grad():
+                if i == 0:
+                    lin.weight.mul_(spec['omega'])
+                    lin.bias.uniform_(-spec['omega'], spec['omega'])
+                else:
+                    lin.bias.zero_()
         else:  # Glorot-uniform, zero bias, as the trainer
             torch.nn.init.xavier_uniform_(lin.weight)
             torch.nn.init.zeros_(lin.bias)
@@ -225,7 +240,28 @@ for l2 in (0, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5):
         note='stage 1 SiLU; stage 2 as base+sine96_omega5 with an L2 penalty '
         '%g * sum(W^2) in every phase (Adam, L-BFGS, max-error)' % l2)
 
-def run(name, data, cache, final=False):
+for w in (1, 3):
+    cfg('silu+gauss96_omega%g' % w, S1_SILU, dict(SHORT2, act='gauss', omega=w),
+        note='stage 1 SiLU; stage 2 as base+sine96_omega5 but exp(-x^2) units, first layer '
+        'Glorot times %g with biases U(-%g, %g)' % (w, w, w))
+cfg('silu64x3', S1_SILU, note='stage 1 alone: 64x3 SiLU')
+S1_GAUSS = dict(S1_BASE, act='gauss', omega=1)
+cfg('gauss64x3', S1_GAUSS,
+    note='stage 1 alone with exp(-x^2) units (Glorot weights, first-layer biases U(-1, 1))')
+cfg('gauss+sine96_omega5', S1_GAUSS, dict(SHORT2, omega=5),
+    note='stage 1 gauss64x3; stage 2 as base+sine96_omega5')
+cfg('gauss+gauss96_omega1', S1_GAUSS, dict(SHORT2, act='gauss', omega=1),
+    note='stage 1 gauss64x3; stage 2 as silu+gauss96_omega1')
+
+
+def inside_mask(x, margin):
+    """Holdout rows at least margin (a fraction of each input's range) away
+    from every face of the box, as bench/ensemble.py --margins."""
+    lo, hi = x.min(0).values, x.max(0).values
+    return (torch.minimum(x - lo, hi - x) / (hi - lo)).min(1).values >= margin
+
+
+def run(name, data, cache, final=False, margin=0.0):
     stages, note = CONFIGS[name]
     xtr, ytr = data['all' if final else 'train']
     xv, yv = data['val']
@@ -258,12 +294,13 @@ def run(name, data, cache, final=False):
             pred_v = pred_v + net(z(xv)).squeeze(-1) * scale
             pred_h = pred_h + net(z(xh)).squeeze(-1) * scale
         eh = (pred_h - yh).abs()
+        inner = eh[inside_mask(xh, margin)].max().item() if margin else math.nan
         rows.append((name + (' [final]' if final else ''), k + 1, total_params,
                      eh.max().item(), (eh < 1e-5).double().mean().item(),
                      (eh < 1e-6).double().mean().item(),
                      eh.pow(2).mean().sqrt().item(),
                      (pred_v - yv).abs().max().item(),
-                     (pred_tr - ytr).abs().max().item(), cpu))
+                     (pred_tr - ytr).abs().max().item(), cpu, inner))
     return rows, note
 
 
@@ -298,6 +335,9 @@ def main():
                     help='also retrain on training+validation rows')
     ap.add_argument('--task', default=TASK)
     ap.add_argument('--cache', default='/tmp/precision_study')
+    ap.add_argument('--margin', type=float, default=0.0,
+                    help='also the holdout max over the rows at least this far '
+                    '(a fraction of each input range) from the faces')
     a = ap.parse_args()
     if a.list:
         for n, (_, note) in CONFIGS.items():
@@ -305,19 +345,22 @@ def main():
         return
     os.makedirs(a.cache, exist_ok=True)
     data = load(a.task)
-    print('| configuration | stages | parameters | holdout max abs error | within 1e-5 | within 1e-6 | holdout RMSE | validation max | training max | CPU s |')
-    print('|---|---|---|---|---|---|---|---|---|---|')
+    extra = ' holdout max >= %g from the faces |' % a.margin if a.margin else ''
+    print('| configuration | stages | parameters | holdout max abs error | within 1e-5 | within 1e-6 | holdout RMSE | validation max | training max | CPU s |' + extra)
+    print('|---|---|---|---|---|---|---|---|---|---|' + ('---|' if a.margin else ''))
     if not a.names or 'kernel' in a.names:
         for rows in ('train', 'all'):
             r = kernel_reference(data, rows)
             print('| %s | - | %s coefficients | %.2e | %.1f%% | %.2f%% | %.1e | - | - | %.0f |' % (
-                r[0], f'{r[2]:,}', r[3], 100 * r[4], 100 * r[5], r[6], r[9]), flush=True)
+                r[0], f'{r[2]:,}', r[3], 100 * r[4], 100 * r[5], r[6], r[9])
+                + (' - |' if a.margin else ''), flush=True)
     for n in [n for n in a.names if n != 'kernel'] or list(CONFIGS):
         for final in ([False, True] if a.final else [False]):
-            rows, _ = run(n, data, a.cache, final)
+            rows, _ = run(n, data, a.cache, final, a.margin)
             for r in rows:
                 print('| %s | %d | %s | %.2e | %.1f%% | %.2f%% | %.1e | %.2e | %.2e | %.0f |' % (
-                    r[0], r[1], f'{r[2]:,}', r[3], 100 * r[4], 100 * r[5], r[6], r[7], r[8], r[9]),
+                    r[0], r[1], f'{r[2]:,}', r[3], 100 * r[4], 100 * r[5], r[6], r[7], r[8], r[9])
+                    + (' %.2e |' % r[10] if a.margin else ''),
                     flush=True)
 
 
