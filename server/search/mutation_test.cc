@@ -605,7 +605,7 @@ TEST(AddResidualLayerTest, InsertsNoGaussianAndNoReluLayer) {
   space = NormalizeSearchSpace(space).value();
   RandomSearch random(space, 8);
   std::mt19937_64 rng(5);
-  int deepened = 0, with_gaussian_parent = 0;  // or ReLU
+  int deepened = 0, parents_with_either = 0;
   for (int n = 0; n < 200; ++n) {
     const v1::Genome parent = random.Sample(n);
     std::optional<Child> child = AddResidualLayer(parent, space, rng);
@@ -618,13 +618,13 @@ TEST(AddResidualLayerTest, InsertsNoGaussianAndNoReluLayer) {
     for (const v1::DenseLayer& layer : parent.hidden_layers()) {
       if (layer.activation() == v1::ACTIVATION_GAUSSIAN ||
           layer.activation() == v1::ACTIVATION_RELU) {
-        ++with_gaussian_parent;
+        ++parents_with_either;
         break;
       }
     }
   }
   EXPECT_GT(deepened, 50);
-  EXPECT_GT(with_gaussian_parent, 10);
+  EXPECT_GT(parents_with_either, 10);
   // A stage of Gaussian and ReLU layers has nowhere to be deepened.
   v1::Genome bumps;
   for (v1::Activation activation :
