@@ -19,7 +19,9 @@
 #include "common/genome.h"
 #include "common/metrics.h"
 #include "common/status_macros.h"
+#include "worker/model/initialisation.h"
 #include "worker/model/mlp_kernels.h"
+#include "worker/model/tensors.h"
 
 namespace evonas::model {
 
@@ -311,12 +313,6 @@ torch::Tensor FloatTensor(const std::vector<double>& v,
       .to(torch::kFloat32);
 }
 
-std::vector<double> Values(const torch::Tensor& t) {
-  torch::Tensor c = t.detach().to(torch::kFloat64).contiguous();
-  const double* p = c.data_ptr<double>();
-  return std::vector<double>(p, p + c.numel());
-}
-
 // Standardised images [rows, 1, height, width] in float32; the subtraction
 // and division in float64, as the exported model does them.
 torch::Tensor Images(const Matrix& x, const MlpParameters& stage) {
@@ -471,22 +467,10 @@ std::vector<double> EvalLogits(ConvNet& net, const torch::Tensor& images) {
   return out;
 }
 
-// Uniform values in [-bound, bound] from `gen`.
-std::vector<double> Uniform(int64_t n, double bound, at::Generator& gen) {
-  const auto opts = torch::TensorOptions().dtype(torch::kFloat64);
-  return Values((torch::rand({n}, gen, opts) * 2 - 1) * bound);
-}
-
-// Glorot-uniform bound, or He-uniform before ReLU (as the MLP trainer).
-double InitBound(v1::Activation a, int64_t fan_in, int64_t fan_out) {
-  return a == v1::ACTIVATION_RELU
-             ? std::sqrt(6.0 / static_cast<double>(fan_in))
-             : std::sqrt(6.0 / static_cast<double>(fan_in + fan_out));
-}
-
-// A fresh network for `job`: random weights from `gen`, zero biases,
-// identity batch normalisation, one global mean and deviation over all
-// training pixels (repeated per input) and logits as outputs.
+// A fresh network for `job`: weights and biases from `gen` as
+// initialisation.h says, identity batch normalisation, one global mean and
+// deviation over all training pixels (repeated per input) and logits as
+// outputs.
 absl::StatusOr<MlpParameters> FreshStage(const TrainJob& job,
                                          at::Generator& gen) {
   MlpParameters p;
@@ -547,10 +531,11 @@ absl::StatusOr<MlpParameters> FreshStage(const TrainJob& job,
     c.dropout = layer.dropout();
     c.batch_norm = layer.batch_norm();
     const int64_t area = c.kernel_size * c.kernel_size;
-    c.weight =
-        Uniform(c.out_channels * in * area,
-                InitBound(c.activation, in * area, c.out_channels * area), gen);
-    c.bias.assign(c.out_channels, 0.0);
+    const InitialRanges ranges =
+        FreshLayerRanges(c.activation, in * area, c.out_channels * area,
+                         /*reads_inputs=*/p.conv_layers.empty(), std::nullopt);
+    c.weight = Uniform(c.out_channels * in * area, ranges.weight, gen);
+    c.bias = Uniform(c.out_channels, ranges.bias, gen);
     if (c.batch_norm) {
       c.bn_scale.assign(c.out_channels, 1.0);
       c.bn_shift.assign(c.out_channels, 0.0);
@@ -577,9 +562,11 @@ absl::StatusOr<MlpParameters> FreshStage(const TrainJob& job,
     } else {
       d.outputs = job.class_count > 0 ? job.class_count : job.training.y.cols;
     }
-    d.weight = Uniform(d.inputs * d.outputs,
-                       InitBound(d.activation, d.inputs, d.outputs), gen);
-    d.bias.assign(d.outputs, 0.0);
+    const InitialRanges ranges = FreshLayerRanges(
+        d.activation, d.inputs, d.outputs,
+        /*reads_inputs=*/i == 0 && p.conv_layers.empty(), std::nullopt);
+    d.weight = Uniform(d.inputs * d.outputs, ranges.weight, gen);
+    d.bias = Uniform(d.outputs, ranges.bias, gen);
     inputs = d.outputs;
     p.layers.push_back(std::move(d));
   }

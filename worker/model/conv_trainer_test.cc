@@ -434,6 +434,33 @@ TEST(ConvTrainerTest, SameJobSameWeights) {
             pa.conv_layers[0].weight);
 }
 
+TEST(ConvTrainerTest, AGaussianLayerReadingTheImageStartsWithBiases) {
+  // As in the MLP trainer (initialisation.h): biases U(-1, 1) where a
+  // Gaussian layer reads the standardised pixels, zero after it. One step at
+  // a negligible rate leaves them where they started.
+  v1::Genome genome;
+  AddConv(genome, 16, 3, v1::ACTIVATION_GAUSSIAN, v1::POOLING_MAX);
+  AddConv(genome, 16, 3, v1::ACTIVATION_GAUSSIAN, v1::POOLING_NONE);
+  v1::DenseLayer* dense = genome.add_hidden_layers();
+  dense->set_width(16);
+  dense->set_activation(v1::ACTIVATION_GAUSSIAN);
+  genome.mutable_training()->set_learning_rate(1e-12);
+  genome.mutable_training()->set_adam_steps(1);
+  genome.mutable_training()->set_batch_size(32);
+  absl::StatusOr<TrainOutput> out = Train(BarsJob(genome));
+  ASSERT_TRUE(out.ok()) << out.status();
+  const MlpParameters& stage = out->parameters.stages.at(0);
+  auto largest = [](const std::vector<double>& values) {
+    double m = 0;
+    for (double v : values) m = std::max(m, std::fabs(v));
+    return m;
+  };
+  EXPECT_LE(largest(stage.conv_layers[0].bias), 1.0 + 1e-6);
+  EXPECT_GT(largest(stage.conv_layers[0].bias), 0.5);
+  EXPECT_LT(largest(stage.conv_layers[1].bias), 1e-6);
+  EXPECT_LT(largest(stage.layers[0].bias), 1e-6);
+}
+
 TEST(ConvTrainerTest, ContinueStartsFromTheParent) {
   const TrainOutput& parent = BarsResult();
   // No Adam step: the child is its parent, to the bit.

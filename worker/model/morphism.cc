@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <string>
 #include <utility>
@@ -14,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/genome.h"
 #include "common/status_macros.h"
+#include "worker/model/initialisation.h"
 
 namespace evonas::model {
 namespace {
@@ -271,13 +273,14 @@ absl::StatusOr<std::vector<StageLayers>> Morph(
   return expected;
 }
 
-
-// Half-width of the uniform distribution the trainer draws initial weights
-// from: Glorot, or He for ReLU layers.
-double InitBound(int64_t fan_in, int64_t fan_out, v1::Activation activation) {
-  return activation == v1::ACTIVATION_RELU
-             ? std::sqrt(6.0 / static_cast<double>(fan_in))
-             : std::sqrt(6.0 / static_cast<double>(fan_in + fan_out));
+// `n` values uniform in [-bound, bound] from `rng`, appended to `values`;
+// zeros, drawing nothing, when `bound` is 0.
+void AppendUniform(std::vector<double>& values, int64_t n, double bound,
+                   std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
+  for (int64_t i = 0; i < n; ++i) {
+    values.push_back(bound == 0 ? 0.0 : bound * uniform(rng));
+  }
 }
 
 // Gives `layer` the layer normalisation the trainer starts from: scale 1,
@@ -287,20 +290,21 @@ void StartLayerNorm(DenseParameters& layer) {
   layer.ln_shift.assign(static_cast<size_t>(layer.outputs), 0.0);
 }
 
-// A layer with fresh random weights and zero biases.
+// A fresh layer, initialised as the trainer would (initialisation.h);
+// `reads_inputs` and `siren_omega` as for FreshLayerRanges.
 DenseParameters RandomLayer(int64_t inputs, const v1::DenseLayer& genome,
+                            bool reads_inputs,
+                            std::optional<double> siren_omega,
                             std::mt19937_64& rng) {
   DenseParameters layer;
   layer.inputs = inputs;
   layer.outputs = genome.width();
   layer.activation = genome.activation();
   layer.residual = genome.residual();
-  std::uniform_real_distribution<double> uniform(
-      -1.0, 1.0);
-  const double bound = InitBound(inputs, layer.outputs, layer.activation);
-  layer.weight.resize(static_cast<size_t>(layer.outputs * inputs));
-  for (double& w : layer.weight) w = bound * uniform(rng);
-  layer.bias.assign(static_cast<size_t>(layer.outputs), 0.0);
+  const InitialRanges ranges = FreshLayerRanges(
+      layer.activation, inputs, layer.outputs, reads_inputs, siren_omega);
+  AppendUniform(layer.weight, layer.outputs * inputs, ranges.weight, rng);
+  AppendUniform(layer.bias, layer.outputs, ranges.bias, rng);
   if (genome.layer_norm()) StartLayerNorm(layer);
   return layer;
 }
@@ -330,19 +334,21 @@ absl::Status CheckSample(const Samples& sample, const NetworkParameters& net,
   return absl::OkStatus();
 }
 
-// Net2Wider: layer `l` of `stage` grows to `width` neurons with random
-// incoming and zero outgoing weights.
+// Net2Wider: layer `l` of `stage` grows to `width` neurons with incoming
+// weights and biases drawn as for a fresh layer (`siren_omega` as for
+// FreshLayerRanges) and zero outgoing weights.
 void Widen(MlpParameters& stage, size_t l, int64_t width,
-           std::mt19937_64& rng) {
+           std::optional<double> siren_omega, std::mt19937_64& rng) {
   DenseParameters& layer = stage.layers[l];
   DenseParameters& next = stage.layers[l + 1];
   const int64_t old_width = layer.outputs;
-  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
-  const double bound = InitBound(layer.inputs, width, layer.activation);
-  for (int64_t i = 0; i < (width - old_width) * layer.inputs; ++i) {
-    layer.weight.push_back(bound * uniform(rng));  // rows are contiguous
-  }
-  layer.bias.resize(static_cast<size_t>(width), 0.0);
+  const InitialRanges ranges = FreshLayerRanges(
+      layer.activation, layer.inputs, width,
+      /*reads_inputs=*/l == 0 && stage.conv_layers.empty(), siren_omega);
+  // Rows are contiguous: the new neurons' rows append.
+  AppendUniform(layer.weight, (width - old_width) * layer.inputs, ranges.weight,
+                rng);
+  AppendUniform(layer.bias, width - old_width, ranges.bias, rng);
   layer.outputs = width;
   std::vector<double> weight(static_cast<size_t>(next.outputs * width), 0.0);
   for (int64_t o = 0; o < next.outputs; ++o) {
@@ -353,24 +359,23 @@ void Widen(MlpParameters& stage, size_t l, int64_t width,
 }
 
 // Net2Wider for convolutional layer `l` of `stage`: it grows to `channels`
-// output channels with random kernels, zero biases and identity batch
-// normalisation; the next convolutional layer (or, after the last, the first
-// dense layer, whose inputs are the flattened channels, channel-major) gets
-// zero weights from them.
+// output channels with kernels and biases drawn as for a fresh layer and
+// identity batch normalisation; the next convolutional layer (or, after the
+// last, the first dense layer, whose inputs are the flattened channels,
+// channel-major) gets zero weights from them.
 void WidenConv(MlpParameters& stage, size_t l, int64_t channels,
                std::mt19937_64& rng) {
   ConvParameters& layer = stage.conv_layers[l];
   const int64_t old_channels = layer.out_channels;
   const int64_t extra = channels - old_channels;
   const int64_t window = layer.kernel_size * layer.kernel_size;
-  std::uniform_real_distribution<double> uniform(-1.0, 1.0);
-  const double bound = InitBound(layer.in_channels * window,
-                                 channels * window, layer.activation);
+  const InitialRanges ranges = FreshLayerRanges(
+      layer.activation, layer.in_channels * window, channels * window,
+      /*reads_inputs=*/l == 0, std::nullopt);
   // Output channels are the outermost index: new kernels append.
-  for (int64_t i = 0; i < extra * layer.in_channels * window; ++i) {
-    layer.weight.push_back(bound * uniform(rng));
-  }
-  layer.bias.resize(static_cast<size_t>(channels), 0.0);
+  AppendUniform(layer.weight, extra * layer.in_channels * window, ranges.weight,
+                rng);
+  AppendUniform(layer.bias, extra, ranges.bias, rng);
   if (layer.batch_norm) {
     layer.bn_scale.resize(static_cast<size_t>(channels), 1.0);
     layer.bn_shift.resize(static_cast<size_t>(channels), 0.0);
@@ -764,7 +769,8 @@ absl::Status RemoveConvResidual(MlpParameters& stage, size_t l,
   return absl::OkStatus();
 }
 
-// A new last stage for `genome`'s hidden layers: random hidden layers, a
+// A new last stage for `genome`'s hidden layers: hidden layers initialised
+// as the trainer initialises a fresh later stage (SIREN sine layers), a
 // zero output layer, the first stage's input standardisation, y_mean 0 and
 // y_std the root mean square of the residual of `parent` on `sample` (1
 // where it is 0).
@@ -802,7 +808,9 @@ absl::StatusOr<MlpParameters> NewStage(const NetworkParameters& parent,
   }
   int64_t inputs = first.layers.front().inputs;
   for (const v1::DenseLayer& layer : genome.hidden_layers()) {
-    stage.layers.push_back(RandomLayer(inputs, layer, rng));
+    stage.layers.push_back(RandomLayer(inputs, layer,
+                                       /*reads_inputs=*/stage.layers.empty(),
+                                       SirenOmega(genome.training()), rng));
     inputs = layer.width();
   }
   DenseParameters output;
@@ -992,7 +1000,11 @@ absl::StatusOr<NetworkParameters> ApplyMorphism(
     case v1::MORPHISM_KIND_CONTINUE:
       break;
     case v1::MORPHISM_KIND_WIDEN:
-      Widen(child.stages[s], l, child_arch[s][l].width(), rng);
+      Widen(child.stages[s], l, child_arch[s][l].width(),
+            s > 0 ? std::optional<double>(SirenOmega(
+                        child_genome.residual_stages(s - 1).training()))
+                  : std::nullopt,
+            rng);
       break;
     case v1::MORPHISM_KIND_NARROW:
       EVONAS_RETURN_IF_ERROR(CheckSample(sample, parent, false));

@@ -54,15 +54,17 @@ absl::Status CheckNetworkMatchesGenome(const NetworkParameters& network,
 // `child_genome`):
 //   CONTINUE      a copy.
 //   WIDEN         Net2Wider, exactly function-preserving: new neurons get
-//                 random incoming weights (the trainer's Glorot/He uniform
-//                 bounds), zero biases and zero outgoing weights.
+//                 incoming weights and biases drawn as for a fresh layer
+//                 (initialisation.h) and zero outgoing weights.
 //   DEEPEN        a residual layer with zero weights and biases: the
 //                 identity, since every activation is 0 at 0.
-//   ADD_STAGE     a new last stage: random hidden layers, a zero output
-//                 layer; inputs standardised as in the first stage, y_mean 0
-//                 and y_std the root mean square of the parent's residual
-//                 (targets - outputs) on `sample` (1 where it is 0), the
-//                 scale the trainer trains a later stage at (trainer.h).
+//   ADD_STAGE     a new last stage: hidden layers drawn as the trainer
+//                 draws a fresh later stage's (initialisation.h: SIREN
+//                 sine layers), a zero output layer; inputs standardised as in
+//                 the first stage, y_mean 0 and y_std the root mean square of
+//                 the parent's residual (targets - outputs) on `sample` (1
+//                 where it is 0), the scale the trainer trains a later stage at
+//                 (trainer.h).
 //   NARROW        keeps the layer's highest-scoring neurons in their order;
 //                 score = mean |activation| on `sample` (at most 1024 evenly
 //                 spaced rows of it) x the Euclidean norm

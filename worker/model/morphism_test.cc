@@ -21,6 +21,7 @@ using ::testing::HasSubstr;
 
 constexpr int64_t kInputs = 3;
 constexpr int64_t kOutputs = 2;
+constexpr double kPi = 3.14159265358979323846;
 
 v1::DenseLayer Layer(int width, v1::Activation activation,
                      bool residual = false) {
@@ -368,6 +369,74 @@ TEST(MorphismTest, AddStageScalesTheNewStageToTheResidual) {
   EXPECT_EQ(stage.layers.back().weight, std::vector<double>(4 * kOutputs, 0.0));
   EXPECT_NE(stage.layers.front().weight,
             std::vector<double>(kInputs * 4, 0.0));
+}
+
+// The largest |value| of `values`.
+double Largest(const std::vector<double>& values) {
+  double largest = 0;
+  for (double v : values) largest = std::max(largest, std::fabs(v));
+  return largest;
+}
+
+TEST(MorphismTest, AddStageStartsSineLayersAsTheTrainerDoes) {
+  // SIREN, as the trainer starts a fresh later stage: the first sine
+  // layer's weights U(-omega/3, omega/3) with phases U(-pi, pi), the second
+  // U(-sqrt(6/12), sqrt(6/12)) with biases U(-1/sqrt(12), 1/sqrt(12)). 36
+  // and 144 draws span nearly all of each range; Glorot's bounds
+  // (sqrt(6/15) = 0.63 and sqrt(6/24) = 0.5) and zero biases would not.
+  const v1::Genome parent_genome = ParentGenome();
+  const NetworkParameters parent = RandomNetwork(parent_genome, 13);
+  v1::Genome child_genome = parent_genome;
+  v1::Stage* added = child_genome.add_residual_stages();
+  *added->add_hidden_layers() = Layer(12, v1::ACTIVATION_SINE);
+  *added->add_hidden_layers() = Layer(12, v1::ACTIVATION_SINE);
+  added->mutable_training()->set_siren_omega(6);
+  const Samples sample = RandomSamples(50, 4);
+  auto child = ApplyMorphism(parent_genome, parent,
+                             Make(v1::MORPHISM_KIND_ADD_STAGE, 2, 0),
+                             child_genome, 1, sample);
+  ASSERT_TRUE(child.ok()) << child.status();
+  const DenseParameters& first = child->stages[2].layers[0];
+  const DenseParameters& second = child->stages[2].layers[1];
+  EXPECT_LE(Largest(first.weight), 2.0);
+  EXPECT_GT(Largest(first.weight), 1.6);
+  EXPECT_LE(Largest(first.bias), kPi);
+  EXPECT_GT(Largest(first.bias), 2.0);
+  EXPECT_LE(Largest(second.weight), std::sqrt(0.5));
+  EXPECT_GT(Largest(second.weight), 0.6);
+  EXPECT_LE(Largest(second.bias), 1 / std::sqrt(12.0));
+  EXPECT_GT(Largest(second.bias), 0.1);
+  // Still exactly the parent's function: the output layer is zero.
+  EXPECT_EQ(MaxOutputChange(parent, *child), 0.0);
+}
+
+TEST(MorphismTest, WidenGivesNewGaussianNeuronsReadingTheInputsBiases) {
+  // A Gaussian first layer's fresh neurons get biases U(-1, 1), as the
+  // trainer's: with zero biases each would be even in the inputs.
+  v1::Genome parent_genome;
+  *parent_genome.add_hidden_layers() = Layer(4, v1::ACTIVATION_GAUSSIAN);
+  *parent_genome.add_hidden_layers() = Layer(4, v1::ACTIVATION_GAUSSIAN);
+  parent_genome.mutable_training()->set_learning_rate(1e-3);
+  const NetworkParameters parent = RandomNetwork(parent_genome, 3);
+  const Samples sample = RandomSamples(8, 1);
+  for (int layer : {0, 1}) {
+    v1::Genome child_genome = parent_genome;
+    child_genome.mutable_hidden_layers(layer)->set_width(40);
+    auto child = ApplyMorphism(parent_genome, parent,
+                               Make(v1::MORPHISM_KIND_WIDEN, 0, layer),
+                               child_genome, 1, sample);
+    ASSERT_TRUE(child.ok()) << child.status();
+    const std::vector<double>& bias = child->stages[0].layers[layer].bias;
+    ASSERT_EQ(bias.size(), 40u);
+    const std::vector<double> fresh(bias.begin() + 4, bias.end());
+    if (layer == 0) {
+      EXPECT_LE(Largest(fresh), 1.0);
+      EXPECT_GT(Largest(fresh), 0.5);
+    } else {
+      EXPECT_EQ(Largest(fresh), 0.0);
+    }
+    EXPECT_LT(MaxOutputChange(parent, *child), 1e-12);
+  }
 }
 
 // One hidden layer of four ReLU neurons with known activations on a

@@ -26,8 +26,10 @@
 #include "common/status_macros.h"
 #include "google/protobuf/repeated_field.h"
 #include "worker/model/conv_trainer.h"
+#include "worker/model/initialisation.h"
 #include "worker/model/mlp_kernels.h"
 #include "worker/model/quantize.h"
+#include "worker/model/tensors.h"
 #include "worker/model/time_limit.h"
 
 namespace evonas::model {
@@ -47,12 +49,6 @@ constexpr int kLbfgsHistory = 50;
 // Times L-BFGS starts again with an empty history when a chunk made no
 // progress, before the phase gives up.
 constexpr int kLbfgsRestarts = 2;
-// SIREN's first-layer frequency factor omega_0 (Sitzmann et al. 2020 use 30
-// for inputs in [-1, 1]); the inputs here are standardised, spanning about
-// [-1.7, 1.7], and a data set of a few thousand rows in 3 dimensions samples
-// a wavelength of 2 pi / 10 with about ten rows.
-// TrainingConfig.siren_omega overrides it per stage.
-constexpr double kSirenOmega0 = 10.0;
 // Adam's learning rate decays along a cosine to this fraction of the initial
 // rate.
 constexpr double kFinalLrFraction = 0.01;
@@ -63,7 +59,6 @@ constexpr int kLatencyRuns = 50;
 // Metrics.inference_latency_batch_seconds.
 constexpr int64_t kLatencyBatchRows = 1024;
 constexpr int kLatencyBatchRuns = 11;
-constexpr double kPi = 3.14159265358979323846;
 // Rows per forward call when Predict runs an image network (one with
 // convolutional layers): its activations take channels x pixels values per
 // row, and Fashion-MNIST's 12,000 validation images at once would need
@@ -563,59 +558,29 @@ Architecture ArchitectureOf(const Layers& layers, int64_t inputs,
   return arch;
 }
 
-// Copies a float64 tensor's values.
-std::vector<double> Values(const torch::Tensor& t) {
-  torch::Tensor c = t.detach().to(torch::kFloat64).contiguous();
-  const double* p = c.data_ptr<double>();
-  return std::vector<double>(p, p + c.numel());
-}
-
 torch::Tensor ToTensor(const std::vector<double>& v,
                        std::vector<int64_t> shape) {
   return torch::from_blob(const_cast<double*>(v.data()), shape, torch::kFloat64)
       .clone();
 }
 
-// Uniform values in [-bound, bound] from `gen`.
-std::vector<double> Uniform(int64_t n, double bound, at::Generator& gen) {
-  const auto opts = torch::TensorOptions().dtype(torch::kFloat64);
-  return Values((torch::rand({n}, gen, opts) * 2 - 1) * bound);
-}
-
-// Glorot-uniform weights (He-uniform before ReLU) and zero biases, drawn
-// from `gen`, in MlpKernels' flat layout [W_0, b_0, W_1, b_1, ...]. With
-// `siren`, sine layers get SIREN's initialisation instead: the first layer
-// omega * U(-1/fan_in, 1/fan_in) with phases U(-pi, pi) (so that the
-// features are neither all odd nor all low-frequency), later ones
-// U(-sqrt(6/fan_in), sqrt(6/fan_in)) with U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-// biases. A Gaussian first layer gets biases U(-1, 1): with zero biases
-// every exp(-(w x)^2) is even in x, and so is the whole network.
-std::vector<double> InitialParameters(const Architecture& arch, bool siren,
-                                      double omega, at::Generator& gen) {
+// A fresh stage's parameters (initialisation.h) drawn from `gen`, in
+// MlpKernels' flat layout [W_0, b_0, W_1, b_1, ...]; `siren_omega` as for
+// FreshLayerRanges.
+std::vector<double> InitialParameters(const Architecture& arch,
+                                      std::optional<double> siren_omega,
+                                      at::Generator& gen) {
   std::vector<double> params;
   for (size_t i = 0; i + 1 < arch.sizes.size(); ++i) {
     const int64_t fan_in = arch.sizes[i], fan_out = arch.sizes[i + 1];
     const bool hidden = i < arch.activations.size();
     const v1::Activation a =
         hidden ? arch.activations[i] : v1::ACTIVATION_UNSPECIFIED;
-    const double in = static_cast<double>(fan_in);
-    std::vector<double> weight, bias;
-    if (siren && a == v1::ACTIVATION_SINE) {
-      weight = Uniform(fan_in * fan_out,
-                       i == 0 ? omega / in : std::sqrt(6.0 / in), gen);
-      bias = Uniform(fan_out, i == 0 ? kPi : 1.0 / std::sqrt(in), gen);
-    } else {
-      const double bound =
-          a == v1::ACTIVATION_RELU
-              ? std::sqrt(6.0 / in)
-              : std::sqrt(6.0 / static_cast<double>(fan_in + fan_out));
-      weight = Uniform(fan_in * fan_out, bound, gen);
-      if (i == 0 && a == v1::ACTIVATION_GAUSSIAN) {
-        bias = Uniform(fan_out, 1.0, gen);
-      } else {
-        bias.assign(fan_out, 0.0);
-      }
-    }
+    const InitialRanges ranges = FreshLayerRanges(
+        a, fan_in, fan_out, /*reads_inputs=*/i == 0, siren_omega);
+    const std::vector<double> weight =
+        Uniform(fan_in * fan_out, ranges.weight, gen);
+    const std::vector<double> bias = Uniform(fan_out, ranges.bias, gen);
     params.insert(params.end(), weight.begin(), weight.end());
     params.insert(params.end(), bias.begin(), bias.end());
     if (hidden && arch.layer_norm[i]) {
@@ -1459,9 +1424,11 @@ absl::StatusOr<MlpParameters> TrainStage(
   if (job.initial.has_value()) {
     params = FlatParameters(job.initial->stages[k]);
   } else {
-    const double omega = genes.training->siren_omega();
-    params = InitialParameters(arch, /*siren=*/k > 0,
-                               omega > 0 ? omega : kSirenOmega0, gen);
+    params = InitialParameters(
+        arch,
+        k > 0 ? std::optional<double>(SirenOmega(*genes.training))
+              : std::nullopt,
+        gen);
   }
 
   if (limit.reached()) {
