@@ -90,7 +90,10 @@ def build(spec, seed):
     layers, d = [], 3
     for i in range(spec['depth']):
         lin = torch.nn.Linear(d, spec['width'])
-        if spec['act'] == 'sine':  # SIREN initialisation, omega_0 = omega
+        if spec['act'] == 'sine' and spec.get('glorot'):  # as the gauss/tanh layers below
+            torch.nn.init.xavier_uniform_(lin.weight)
+            torch.nn.init.zeros_(lin.bias)
+        elif spec['act'] == 'sine':  # SIREN initialisation, omega_0 = omega
             with torch.no_grad():
                 if i == 0:
                     lin.weight.uniform_(-spec['omega'] / d, spec['omega'] / d)
@@ -250,6 +253,9 @@ cfg('gauss64x3', S1_GAUSS,
     note='stage 1 alone with exp(-x^2) units (Glorot weights, first-layer biases U(-1, 1))')
 cfg('gauss+sine96_omega5', S1_GAUSS, dict(SHORT2, omega=5),
     note='stage 1 gauss64x3; stage 2 as base+sine96_omega5')
+cfg('gauss+sine96_glorot', S1_GAUSS, dict(SHORT2, glorot=True),
+    note='stage 1 gauss64x3; stage 2 as base+sine96_omega5 but started with Glorot weights and '
+    'zero biases (how the ADD_STAGE morphism started a sine stage until 2026-12-07)')
 cfg('gauss+gauss96_omega1', S1_GAUSS, dict(SHORT2, act='gauss', omega=1),
     note='stage 1 gauss64x3; stage 2 as silu+gauss96_omega1')
 

@@ -2,8 +2,8 @@
 #define EVONAS_WORKER_MODEL_INITIALISATION_H_
 
 // How a fresh layer starts: one rule for the MLP trainer, the convolutional
-// trainer and the morphisms that add neurons or stages, so that a network a
-// morphism grows starts like one the trainer builds from scratch.
+// trainer and the morphisms that add neurons or stages. The morphisms ask for
+// no SIREN start (morphism.cc, NewStage, says why).
 
 #include <cstdint>
 #include <optional>

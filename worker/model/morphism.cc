@@ -290,19 +290,17 @@ void StartLayerNorm(DenseParameters& layer) {
   layer.ln_shift.assign(static_cast<size_t>(layer.outputs), 0.0);
 }
 
-// A fresh layer, initialised as the trainer would (initialisation.h);
-// `reads_inputs` and `siren_omega` as for FreshLayerRanges.
+// A fresh layer (initialisation.h, no SIREN); `reads_inputs` as for
+// FreshLayerRanges.
 DenseParameters RandomLayer(int64_t inputs, const v1::DenseLayer& genome,
-                            bool reads_inputs,
-                            std::optional<double> siren_omega,
-                            std::mt19937_64& rng) {
+                            bool reads_inputs, std::mt19937_64& rng) {
   DenseParameters layer;
   layer.inputs = inputs;
   layer.outputs = genome.width();
   layer.activation = genome.activation();
   layer.residual = genome.residual();
   const InitialRanges ranges = FreshLayerRanges(
-      layer.activation, inputs, layer.outputs, reads_inputs, siren_omega);
+      layer.activation, inputs, layer.outputs, reads_inputs, std::nullopt);
   AppendUniform(layer.weight, layer.outputs * inputs, ranges.weight, rng);
   AppendUniform(layer.bias, layer.outputs, ranges.bias, rng);
   if (genome.layer_norm()) StartLayerNorm(layer);
@@ -335,16 +333,16 @@ absl::Status CheckSample(const Samples& sample, const NetworkParameters& net,
 }
 
 // Net2Wider: layer `l` of `stage` grows to `width` neurons with incoming
-// weights and biases drawn as for a fresh layer (`siren_omega` as for
-// FreshLayerRanges) and zero outgoing weights.
+// weights and biases drawn as for a fresh layer (no SIREN, as NewStage) and
+// zero outgoing weights.
 void Widen(MlpParameters& stage, size_t l, int64_t width,
-           std::optional<double> siren_omega, std::mt19937_64& rng) {
+           std::mt19937_64& rng) {
   DenseParameters& layer = stage.layers[l];
   DenseParameters& next = stage.layers[l + 1];
   const int64_t old_width = layer.outputs;
   const InitialRanges ranges = FreshLayerRanges(
       layer.activation, layer.inputs, width,
-      /*reads_inputs=*/l == 0 && stage.conv_layers.empty(), siren_omega);
+      /*reads_inputs=*/l == 0 && stage.conv_layers.empty(), std::nullopt);
   // Rows are contiguous: the new neurons' rows append.
   AppendUniform(layer.weight, (width - old_width) * layer.inputs, ranges.weight,
                 rng);
@@ -769,11 +767,13 @@ absl::Status RemoveConvResidual(MlpParameters& stage, size_t l,
   return absl::OkStatus();
 }
 
-// A new last stage for `genome`'s hidden layers: hidden layers initialised
-// as the trainer initialises a fresh later stage (SIREN sine layers), a
-// zero output layer, the first stage's input standardisation, y_mean 0 and
-// y_std the root mean square of the residual of `parent` on `sample` (1
-// where it is 0).
+// A new last stage for `genome`'s hidden layers: fresh hidden layers
+// (initialisation.h) without SIREN's start — in the grown hartmann3 searches
+// SIREN-started stages (omega_0 from the stage's genes) did worse on the
+// holdout file in all three seeds (BENCHMARKS.md, "How ADD_STAGE starts its
+// stage") — a zero output layer, the first stage's input standardisation,
+// y_mean 0 and y_std the root mean square of the residual of `parent` on
+// `sample` (1 where it is 0).
 absl::StatusOr<MlpParameters> NewStage(const NetworkParameters& parent,
                                        const v1::Stage& genome,
                                        const Samples& sample,
@@ -808,9 +808,8 @@ absl::StatusOr<MlpParameters> NewStage(const NetworkParameters& parent,
   }
   int64_t inputs = first.layers.front().inputs;
   for (const v1::DenseLayer& layer : genome.hidden_layers()) {
-    stage.layers.push_back(RandomLayer(inputs, layer,
-                                       /*reads_inputs=*/stage.layers.empty(),
-                                       SirenOmega(genome.training()), rng));
+    stage.layers.push_back(
+        RandomLayer(inputs, layer, /*reads_inputs=*/stage.layers.empty(), rng));
     inputs = layer.width();
   }
   DenseParameters output;
@@ -1000,11 +999,7 @@ absl::StatusOr<NetworkParameters> ApplyMorphism(
     case v1::MORPHISM_KIND_CONTINUE:
       break;
     case v1::MORPHISM_KIND_WIDEN:
-      Widen(child.stages[s], l, child_arch[s][l].width(),
-            s > 0 ? std::optional<double>(SirenOmega(
-                        child_genome.residual_stages(s - 1).training()))
-                  : std::nullopt,
-            rng);
+      Widen(child.stages[s], l, child_arch[s][l].width(), rng);
       break;
     case v1::MORPHISM_KIND_NARROW:
       EVONAS_RETURN_IF_ERROR(CheckSample(sample, parent, false));

@@ -58,9 +58,9 @@ absl::Status CheckNetworkMatchesGenome(const NetworkParameters& network,
 //                 (initialisation.h) and zero outgoing weights.
 //   DEEPEN        a residual layer with zero weights and biases: the
 //                 identity, since every activation is 0 at 0.
-//   ADD_STAGE     a new last stage: hidden layers drawn as the trainer
-//                 draws a fresh later stage's (initialisation.h: SIREN
-//                 sine layers), a zero output layer; inputs standardised as in
+//   ADD_STAGE     a new last stage: fresh hidden layers (initialisation.h;
+//                 sine layers without SIREN's start, measured better in the
+//                 search), a zero output layer; inputs standardised as in
 //                 the first stage, y_mean 0 and y_std the root mean square of
 //                 the parent's residual (targets - outputs) on `sample` (1
 //                 where it is 0), the scale the trainer trains a later stage at

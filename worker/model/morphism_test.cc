@@ -21,7 +21,6 @@ using ::testing::HasSubstr;
 
 constexpr int64_t kInputs = 3;
 constexpr int64_t kOutputs = 2;
-constexpr double kPi = 3.14159265358979323846;
 
 v1::DenseLayer Layer(int width, v1::Activation activation,
                      bool residual = false) {
@@ -378,36 +377,39 @@ double Largest(const std::vector<double>& values) {
   return largest;
 }
 
-TEST(MorphismTest, AddStageStartsSineLayersAsTheTrainerDoes) {
-  // SIREN, as the trainer starts a fresh later stage: the first sine
-  // layer's weights U(-omega/3, omega/3) with phases U(-pi, pi), the second
-  // U(-sqrt(6/12), sqrt(6/12)) with biases U(-1/sqrt(12), 1/sqrt(12)). 36
-  // and 144 draws span nearly all of each range; Glorot's bounds
-  // (sqrt(6/15) = 0.63 and sqrt(6/24) = 0.5) and zero biases would not.
+TEST(MorphismTest, AddStageStartsItsLayersFreshWithoutSiren) {
+  // Glorot weights and zero biases for sine layers, whatever the stage's
+  // siren_omega (morphism.cc, NewStage); a Gaussian layer reading the inputs
+  // gets biases U(-1, 1). 36 and 144 draws span nearly all of each range.
   const v1::Genome parent_genome = ParentGenome();
   const NetworkParameters parent = RandomNetwork(parent_genome, 13);
-  v1::Genome child_genome = parent_genome;
-  v1::Stage* added = child_genome.add_residual_stages();
-  *added->add_hidden_layers() = Layer(12, v1::ACTIVATION_SINE);
-  *added->add_hidden_layers() = Layer(12, v1::ACTIVATION_SINE);
-  added->mutable_training()->set_siren_omega(6);
-  const Samples sample = RandomSamples(50, 4);
-  auto child = ApplyMorphism(parent_genome, parent,
-                             Make(v1::MORPHISM_KIND_ADD_STAGE, 2, 0),
-                             child_genome, 1, sample);
-  ASSERT_TRUE(child.ok()) << child.status();
-  const DenseParameters& first = child->stages[2].layers[0];
-  const DenseParameters& second = child->stages[2].layers[1];
-  EXPECT_LE(Largest(first.weight), 2.0);
-  EXPECT_GT(Largest(first.weight), 1.6);
-  EXPECT_LE(Largest(first.bias), kPi);
-  EXPECT_GT(Largest(first.bias), 2.0);
-  EXPECT_LE(Largest(second.weight), std::sqrt(0.5));
-  EXPECT_GT(Largest(second.weight), 0.6);
-  EXPECT_LE(Largest(second.bias), 1 / std::sqrt(12.0));
-  EXPECT_GT(Largest(second.bias), 0.1);
-  // Still exactly the parent's function: the output layer is zero.
-  EXPECT_EQ(MaxOutputChange(parent, *child), 0.0);
+  for (v1::Activation first : {v1::ACTIVATION_SINE, v1::ACTIVATION_GAUSSIAN}) {
+    v1::Genome child_genome = parent_genome;
+    v1::Stage* added = child_genome.add_residual_stages();
+    *added->add_hidden_layers() = Layer(12, first);
+    *added->add_hidden_layers() = Layer(12, v1::ACTIVATION_SINE);
+    added->mutable_training()->set_siren_omega(20);
+    const Samples sample = RandomSamples(50, 4);
+    auto child = ApplyMorphism(parent_genome, parent,
+                               Make(v1::MORPHISM_KIND_ADD_STAGE, 2, 0),
+                               child_genome, 1, sample);
+    ASSERT_TRUE(child.ok()) << child.status();
+    const DenseParameters& a = child->stages[2].layers[0];
+    const DenseParameters& b = child->stages[2].layers[1];
+    EXPECT_LE(Largest(a.weight), std::sqrt(6.0 / 15));
+    EXPECT_GT(Largest(a.weight), 0.5);
+    if (first == v1::ACTIVATION_GAUSSIAN) {
+      EXPECT_LE(Largest(a.bias), 1.0);
+      EXPECT_GT(Largest(a.bias), 0.5);
+    } else {
+      EXPECT_EQ(Largest(a.bias), 0.0);
+    }
+    EXPECT_LE(Largest(b.weight), 0.5);
+    EXPECT_GT(Largest(b.weight), 0.4);
+    EXPECT_EQ(Largest(b.bias), 0.0);
+    // Still exactly the parent's function: the output layer is zero.
+    EXPECT_EQ(MaxOutputChange(parent, *child), 0.0);
+  }
 }
 
 TEST(MorphismTest, WidenGivesNewGaussianNeuronsReadingTheInputsBiases) {
