@@ -123,9 +123,11 @@ std::optional<Child> Widen(const v1::Genome& genome,
 std::optional<Child> Narrow(const v1::Genome& genome,
                             const v1::SearchSpace& space, std::mt19937_64& rng);
 
-// Gives one random layer another activation from the space, drawn
-// uniformly. Not a morphism. nullopt when the space has a single
-// activation.
+// Picks a random layer and, with probability 1/2, its whole stage, and gives
+// the layer (or every layer of the stage) one activation from the stage's
+// list (StageActivations), drawn uniformly among those that change at least
+// one of them. Not a morphism. nullopt when nothing can change (a single
+// activation for that stage).
 std::optional<Child> ChangeActivation(const v1::Genome& genome,
                                       const v1::SearchSpace& space,
                                       std::mt19937_64& rng);

@@ -296,25 +296,43 @@ TEST(NarrowTest, ShrinksOneLayerAtMostTwofold) {
   EXPECT_FALSE(Narrow(narrowest, TightSpace(), rng).has_value());
 }
 
-TEST(ChangeActivationTest, ChangesOneLayerWithinTheSpace) {
+TEST(ChangeActivationTest, ChangesOneLayerOrAWholeStageWithinTheSpace) {
   for (const v1::SearchSpace& space : {DefaultSpace(), TightSpace()}) {
     int nullopts = 0;
     auto pairs = Apply(ChangeActivation, space, &nullopts);
     EXPECT_EQ(nullopts, 0);
-    std::set<int> positions;
+    std::set<int> positions;  // of the layers changed alone
+    int whole_stages = 0;     // more than one layer changed
+    int mixed = 0;            // one layer changed in a pure stage
     for (const auto& [parent, child] : pairs) {
       Diff d = Compare(parent, child);
-      EXPECT_EQ(d.activations, 1);
+      EXPECT_GE(d.activations, 1);
       EXPECT_EQ(d.widths, 0);
       EXPECT_FALSE(d.learning_rate || d.adam_steps || d.other_training);
+      std::set<int> child_activations, parent_activations;
+      for (int i = 0; i < child.hidden_layers_size(); ++i) {
+        child_activations.insert(child.hidden_layers(i).activation());
+        parent_activations.insert(parent.hidden_layers(i).activation());
+      }
+      if (d.activations > 1) {
+        // Only the whole-stage move changes several layers, all to one.
+        EXPECT_EQ(child_activations.size(), 1u) << DescribeGenome(child);
+        ++whole_stages;
+        continue;
+      }
       for (int i = 0; i < child.hidden_layers_size(); ++i) {
         if (child.hidden_layers(i).activation() !=
             parent.hidden_layers(i).activation()) {
           positions.insert(i);
         }
       }
+      if (parent_activations.size() == 1 && child_activations.size() == 2) {
+        ++mixed;
+      }
     }
-    EXPECT_GE(positions.size(), 2u);  // per layer, not the whole network
+    EXPECT_GT(whole_stages, 20);
+    EXPECT_GT(mixed, 20);
+    EXPECT_GE(positions.size(), 2u);  // any layer, not only the first
   }
   v1::SearchSpace single = DefaultSpace();
   single.clear_activations();

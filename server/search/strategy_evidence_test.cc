@@ -16,11 +16,13 @@
 //   kEvaluations candidates with the same seed. Inheriting children cost a
 //   quarter of a from-scratch run, so LEMONADE trains several times as many
 //   candidates in that budget; that is the point of inheritance.
-// * NSGA-II (population 20) against random search at equal evaluations.
+// * NSGA-II (population 20) against random search at equal evaluations,
+//   over 40 seeds (its runs are cheap, and its margin is small).
 //
 // The tables printed below show the margins; the assertions ask for the
-// larger mean hypervolume and a win on at least 6 of 8 seeds. Measured
-// (seeds 1-8, mean hypervolume against random search's 5.24):
+// larger mean hypervolume and a win on at least 6 of 8 seeds (LEMONADE) or
+// 24 of 40 (NSGA-II). Measured (seeds 1-8, mean hypervolume against random
+// search's 5.24):
 //   LEMONADE, defaults (16 children, initial population 10), inheritance:
 //     5.62, wins 6 of 8 (at the threshold: seeds 3 and 8 lose, their best
 //     error stays 3-5x above random search's)
@@ -28,7 +30,10 @@
 //     wins 5 of 8: at equal compute the advantage is inheritance's
 //   4 children per proposal: 5.66, 7 of 8; initial population 40: 5.83,
 //     8 of 8 (not asserted: the defaults are)
-//   NSGA-II at equal evaluations (population 20): 5.42, wins 7 of 8.
+//   NSGA-II at equal evaluations (population 20), seeds 1-40: 5.37 against
+//   5.27, wins 26 of 40 (5 of seeds 1-8). Before ChangeActivation could
+//   switch a whole stage: 5.38, 27 of 40 (7 of seeds 1-8). A win rate of
+//   about 65% is what eight seeds cannot tell from chance.
 // The simulator's inheritance model (common/simulated_evaluator.h) decides
 // how much an inheriting child gains; on real training the benchmark in
 // BENCHMARKS.md is the evidence that counts.
@@ -137,6 +142,12 @@ SearchResult Search(const v1::ExperimentSpec& spec, int max_evaluations,
 
 const std::vector<uint64_t> kSeeds = {1, 2, 3, 4, 5, 6, 7, 8};
 
+std::vector<uint64_t> Seeds(uint64_t count) {
+  std::vector<uint64_t> seeds;
+  for (uint64_t seed = 1; seed <= count; ++seed) seeds.push_back(seed);
+  return seeds;
+}
+
 TEST(StrategyEvidenceTest, LemonadeWithInheritanceBeatsRandomAtEqualCompute) {
   double lemonade_sum = 0, random_sum = 0;
   int wins = 0;
@@ -176,7 +187,8 @@ TEST(StrategyEvidenceTest, Nsga2BeatsRandomAtEqualEvaluations) {
   double nsga_sum = 0, random_sum = 0;
   int wins = 0;
   std::printf("seed   hv nsga2 / random   best error nsga2 / random\n");
-  for (uint64_t seed : kSeeds) {
+  const std::vector<uint64_t> seeds = Seeds(40);
+  for (uint64_t seed : seeds) {
     const SearchResult baseline =
         Search(Spec(v1::STRATEGY_RANDOM, seed), kEvaluations, INFINITY);
     const SearchResult nsga =
@@ -188,12 +200,12 @@ TEST(StrategyEvidenceTest, Nsga2BeatsRandomAtEqualEvaluations) {
     random_sum += baseline.hypervolume;
     wins += nsga.hypervolume > baseline.hypervolume;
   }
-  const double n = static_cast<double>(kSeeds.size());
+  const double n = static_cast<double>(seeds.size());
   std::printf("mean   %8.4f / %-8.4f (NSGA-II wins on %d of %d seeds)\n",
               nsga_sum / n, random_sum / n, wins,
-              static_cast<int>(kSeeds.size()));
+              static_cast<int>(seeds.size()));
   EXPECT_GT(nsga_sum, random_sum);
-  EXPECT_GE(wins, 6);
+  EXPECT_GE(wins, 24);
 }
 
 TEST(StrategyEvidenceTest, RunsAreReproducible) {
