@@ -515,6 +515,13 @@ std::optional<Child> ChangeActivation(const v1::Genome& genome,
       Eligible(out, [](const Layers&, int) { return true; });
   const Location where = PickOne(all, rng);
   Layers& layers = MutableStageLayers(out, where.stage);
+  // ClampToSpace left every layer in the stage's list: with one activation
+  // there is nothing to change, and no coin is drawn.
+  const auto& list = StageActivations(space, where.stage);
+  if (std::all_of(list.begin(), list.end(),
+                  [&](int a) { return a == list[0]; })) {
+    return std::nullopt;
+  }
   // The whole stage or the one layer: a stage's activation can switch in
   // one step instead of through a mixed stage per layer (mixed stages
   // trained worse than either pure one, BENCHMARKS.md), and mixed stages
@@ -524,7 +531,7 @@ std::optional<Child> ChangeActivation(const v1::Genome& genome,
   const int last = whole_stage ? layers.size() - 1 : where.layer;
   // Activations that change at least one of the layers.
   std::vector<v1::Activation> others;
-  for (int a : StageActivations(space, where.stage)) {
+  for (int a : list) {
     const auto activation = static_cast<v1::Activation>(a);
     bool changes = false;
     for (int i = first; i <= last; ++i) {

@@ -126,8 +126,9 @@ std::optional<Child> Narrow(const v1::Genome& genome,
 // Picks a random layer and, with probability 1/2, its whole stage, and gives
 // the layer (or every layer of the stage) one activation from the stage's
 // list (StageActivations), drawn uniformly among those that change at least
-// one of them. Not a morphism. nullopt when nothing can change (a single
-// activation for that stage).
+// one of them. Not a morphism. nullopt when the stage has a single
+// activation; then it has drawn only the layer, as before it could change
+// whole stages, so that such spaces keep their random streams.
 std::optional<Child> ChangeActivation(const v1::Genome& genome,
                                       const v1::SearchSpace& space,
                                       std::mt19937_64& rng);

@@ -3,13 +3,14 @@
 #include <algorithm>
 #include <functional>
 #include <map>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "common/genome.h"
-#include "google/protobuf/util/message_differencer.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "server/search/random_search.h"
 #include "server/search/strategy.h"
@@ -502,9 +503,14 @@ TEST(StageActivationsTest, LaterStagesDrawFromTheirOwnList) {
   EXPECT_EQ(clamped.residual_stages(0).hidden_layers(0).activation(),
             v1::ACTIVATION_SINE);
 
-  // With one activation per stage there is nothing to change to.
+  // With one activation per stage there is nothing to change to, and the
+  // operator draws only the layer it looks at (as it did before it could
+  // change whole stages), so that such spaces keep their random streams.
   std::mt19937_64 again(1);
+  std::mt19937_64 one_draw = again;
   EXPECT_FALSE(ChangeActivation(clamped, space, again).has_value());
+  std::uniform_int_distribution<int>(0, 1)(one_draw);  // of the two layers
+  EXPECT_EQ(again, one_draw);
 }
 
 TEST(MutateTest, DeterministicForTheSameRngState) {
