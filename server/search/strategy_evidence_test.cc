@@ -140,13 +140,14 @@ SearchResult Search(const v1::ExperimentSpec& spec, int max_evaluations,
   return run;
 }
 
-const std::vector<uint64_t> kSeeds = {1, 2, 3, 4, 5, 6, 7, 8};
-
+// Seeds 1..count.
 std::vector<uint64_t> Seeds(uint64_t count) {
   std::vector<uint64_t> seeds;
   for (uint64_t seed = 1; seed <= count; ++seed) seeds.push_back(seed);
   return seeds;
 }
+
+const std::vector<uint64_t> kSeeds = Seeds(8);
 
 TEST(StrategyEvidenceTest, LemonadeWithInheritanceBeatsRandomAtEqualCompute) {
   double lemonade_sum = 0, random_sum = 0;
